@@ -1,0 +1,1 @@
+return LaPerm.Cli.CommandLine.Run(args);

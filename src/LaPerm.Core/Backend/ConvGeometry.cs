@@ -1,0 +1,55 @@
+namespace LaPerm.Core.Backend;
+
+/// <summary>
+/// One 2-D convolution, NCHW activations and OIHW kernels ([cout, cin, kh, kw], so each
+/// output filter is one contiguous LaPerm row of cin*kh*kw weights).
+/// Padding is explicit and may be asymmetric: TensorFlow's "same" with stride 2 pads
+/// the extra row/column at the bottom/right, and the published models use it.
+/// </summary>
+public sealed record ConvGeometry(
+    int Batch, int InChannels, int InHeight, int InWidth,
+    int OutChannels, int KernelHeight, int KernelWidth,
+    int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth)
+{
+    /// <summary>TensorFlow/Keras semantics for "same" and "valid".</summary>
+    public static ConvGeometry Create(int batch, int inC, int inH, int inW, int outC, int kh, int kw, int stride, bool samePadding)
+    {
+        if (stride <= 0) throw new ArgumentOutOfRangeException(nameof(stride), $"stride must be positive, got {stride}");
+        int outH, outW, padTop, padLeft;
+        if (samePadding)
+        {
+            outH = (inH + stride - 1) / stride;
+            outW = (inW + stride - 1) / stride;
+            int padH = Math.Max((outH - 1) * stride + kh - inH, 0);
+            int padW = Math.Max((outW - 1) * stride + kw - inW, 0);
+            padTop = padH / 2;
+            padLeft = padW / 2;
+        }
+        else
+        {
+            outH = (inH - kh) / stride + 1;
+            outW = (inW - kw) / stride + 1;
+            padTop = padLeft = 0;
+        }
+        if (outH <= 0 || outW <= 0)
+            throw new ArgumentException($"a {kh}x{kw} kernel does not fit a {inH}x{inW} input with 'valid' padding");
+        return new ConvGeometry(batch, inC, inH, inW, outC, kh, kw, stride, padTop, padLeft, outH, outW);
+    }
+
+    public ConvGeometry WithBatch(int batch) => this with { Batch = batch };
+    public int InputLength => Batch * InChannels * InHeight * InWidth;
+    public int OutputLength => Batch * OutChannels * OutHeight * OutWidth;
+    public int WeightLength => OutChannels * InChannels * KernelHeight * KernelWidth;
+}
+
+/// <summary>2-D pooling window over NCHW input; padding is always "valid" (as Keras' default).</summary>
+public sealed record PoolGeometry(int Batch, int Channels, int InHeight, int InWidth, int Window, int Stride, int OutHeight, int OutWidth)
+{
+    public static PoolGeometry Create(int batch, int channels, int inH, int inW, int window, int stride)
+    {
+        int outH = (inH - window) / stride + 1, outW = (inW - window) / stride + 1;
+        if (outH <= 0 || outW <= 0) throw new ArgumentException($"a {window}x{window} pool does not fit a {inH}x{inW} input");
+        return new PoolGeometry(batch, channels, inH, inW, window, stride, outH, outW);
+    }
+    public PoolGeometry WithBatch(int batch) => this with { Batch = batch };
+}

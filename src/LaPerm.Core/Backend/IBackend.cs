@@ -1,0 +1,194 @@
+namespace LaPerm.Core.Backend;
+
+/// <summary>
+/// The op-level contract every device implements (<c>cpu</c>, <c>cuda</c>, <c>emu</c>).
+/// The model, the LaPerm schedule and the training loop are written once against it.
+///
+/// Conventions, shared by every implementation and checked backend against backend:
+/// <list type="bullet">
+/// <item>All tensors are dense row-major; activations are NCHW (dense activations are [N, C]).</item>
+/// <item>Ops are enqueued in order on the backend's one stream; only <see cref="Download{T}"/>
+/// and <see cref="Synchronize"/> wait for them. Scalars that come back (loss, correct count)
+/// are written into tensors, so a step never has to wait on the host.</item>
+/// <item>"Channel" ops (bias, batch-norm) view a tensor as [N, C, S] with S = product of the
+/// dimensions after the channel axis (1 for dense activations).</item>
+/// <item>Gradient outputs are overwritten unless an op says it accumulates.</item>
+/// </list>
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>"cpu", "cuda" or "emu".</summary>
+    string Name { get; }
+
+    /// <summary>One line describing the device (CPU model and threads, GPU name, ...).</summary>
+    string Description { get; }
+
+    // ---- memory -------------------------------------------------------------------------
+
+    /// <summary>A new tensor; contents are zero.</summary>
+    Tensor<T> Allocate<T>(Shape shape) where T : unmanaged;
+
+    void Upload<T>(ReadOnlySpan<T> source, Tensor<T> destination) where T : unmanaged;
+
+    /// <summary>Copies device to host; waits for every op enqueued before it.</summary>
+    void Download<T>(Tensor<T> source, Span<T> destination) where T : unmanaged;
+
+    void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged;
+
+    void Fill(Tensor<float> destination, float value);
+
+    /// <summary>Waits until every enqueued op has finished.</summary>
+    void Synchronize();
+
+    // ---- linear algebra -----------------------------------------------------------------
+
+    /// <summary>
+    /// Row-major C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, op = transpose when the
+    /// flag is set (A is stored [k,m] when transposeA). With beta = 0, C is not read.
+    /// </summary>
+    void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+              Tensor<float> a, Tensor<float> b, float beta, Tensor<float> c);
+
+    /// <summary>y[n,c,s] += bias[c] for the [N, C, S] view of y.</summary>
+    void AddBias(Tensor<float> y, Tensor<float> bias, int channels);
+
+    /// <summary>dBias[c] = sum over n, s of dy[n,c,s] (overwrites).</summary>
+    void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels);
+
+    /// <summary>y = x + alpha * y, elementwise over y's length (residual add, L2 gradient).</summary>
+    void Axpy(float alpha, Tensor<float> x, Tensor<float> y);
+
+    // ---- convolution (NCHW, OIHW) --------------------------------------------------------
+
+    /// <summary>y = conv(x, w); no bias.</summary>
+    void ConvForward(ConvGeometry g, Tensor<float> x, Tensor<float> w, Tensor<float> y);
+
+    /// <summary>dx = conv_transpose(dy, w) (overwrites dx).</summary>
+    void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx);
+
+    /// <summary>dw = correlation of x and dy summed over the batch (overwrites dw).</summary>
+    void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw);
+
+    // ---- pooling ------------------------------------------------------------------------
+
+    /// <summary>Max pool; argmax[i] holds the flat input index chosen for output i (first max wins).</summary>
+    void MaxPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<int> argmax);
+
+    /// <summary>dx = 0, then dx[argmax[i]] += dy[i].</summary>
+    void MaxPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx);
+
+    void AvgPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y);
+
+    void AvgPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<float> dx);
+
+    /// <summary>y[n,c] = mean over s of x[n,c,s].</summary>
+    void GlobalAvgPoolForward(int batch, int channels, int spatial, Tensor<float> x, Tensor<float> y);
+
+    void GlobalAvgPoolBackward(int batch, int channels, int spatial, Tensor<float> dy, Tensor<float> dx);
+
+    // ---- normalisation --------------------------------------------------------------------
+
+    /// <summary>
+    /// Training-mode batch-norm over the [N, C, S] view: per channel mean and biased variance
+    /// of the batch; y = gamma * (x - mean) * invStd + beta, invStd = 1/sqrt(var + eps).
+    /// Saves mean and invStd for the backward pass and updates running statistics Keras-style:
+    /// running = momentum * running + (1 - momentum) * batch (running variance uses the
+    /// unbiased batch variance).
+    /// </summary>
+    void BatchNormForwardTraining(int batch, int channels, int spatial, float epsilon, float momentum,
+        Tensor<float> x, Tensor<float> gamma, Tensor<float> beta,
+        Tensor<float> runningMean, Tensor<float> runningVariance,
+        Tensor<float> savedMean, Tensor<float> savedInvStd, Tensor<float> y);
+
+    /// <summary>y = gamma * (x - runningMean) / sqrt(runningVariance + eps) + beta.</summary>
+    void BatchNormForwardInference(int batch, int channels, int spatial, float epsilon,
+        Tensor<float> x, Tensor<float> gamma, Tensor<float> beta,
+        Tensor<float> runningMean, Tensor<float> runningVariance, Tensor<float> y);
+
+    /// <summary>Gradients of the training-mode forward (overwrites dx, dGamma, dBeta).</summary>
+    void BatchNormBackward(int batch, int channels, int spatial,
+        Tensor<float> x, Tensor<float> dy, Tensor<float> gamma,
+        Tensor<float> savedMean, Tensor<float> savedInvStd,
+        Tensor<float> dx, Tensor<float> dGamma, Tensor<float> dBeta);
+
+    // ---- activations, dropout ---------------------------------------------------------------
+
+    /// <summary>y = max(x, 0); x and y may be the same tensor.</summary>
+    void ReluForward(Tensor<float> x, Tensor<float> y);
+
+    /// <summary>dx = y &gt; 0 ? dy : 0, with y the forward output; dy and dx may be the same tensor.</summary>
+    void ReluBackward(Tensor<float> y, Tensor<float> dy, Tensor<float> dx);
+
+    /// <summary>
+    /// Inverted dropout: keep element i when its counter-based uniform
+    /// <see cref="DropoutRandom.Uniform(ulong, ulong, uint)"/>(seed, step, i) &gt;= rate;
+    /// kept elements are scaled by 1/(1-rate). mask[i] = 1 for kept, 0 for dropped.
+    /// The same (seed, step) gives the same mask on every backend.
+    /// </summary>
+    void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask);
+
+    void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx);
+
+    // ---- loss --------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Softmax cross-entropy over logits [N, classes] against integer labels.
+    /// Writes dLogits = (softmax - onehot) / N (mean reduction), and
+    /// lossAndCorrect[0] += sum of per-example losses, lossAndCorrect[1] += number of
+    /// examples whose arg-max (first max wins) equals the label. Accumulating lets a run sum
+    /// over many steps without a host round trip.
+    /// </summary>
+    void SoftmaxCrossEntropy(int batch, int classes, Tensor<float> logits, Tensor<int> labels,
+        Tensor<float> dLogits, Tensor<float> lossAndCorrect);
+
+    // ---- optimizers ----------------------------------------------------------------------------
+
+    /// <summary>
+    /// One Adam step (Keras form): lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t);
+    /// m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2; w -= lr_t * m / (sqrt(v) + eps).
+    /// </summary>
+    void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v);
+
+    /// <summary>Momentum SGD (Keras form): vel = momentum * vel - lr * g; w += vel (Nesterov off).</summary>
+    void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity);
+
+    // ---- LaPerm ----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Prepares reconnection for a fixed set of tensors: computes and stores every row's
+    /// sorted initial values from the tensors' current contents (call it right after
+    /// initialisation), plus whatever tables the device needs. Built once per run.
+    /// </summary>
+    IReconnectPlan PrepareReconnect(IReadOnlyList<ReconnectTarget> targets);
+
+    /// <summary>
+    /// Rewrites every row of every target: w[order[i]] = sorted0[i], order = stable argsort
+    /// of the row under <see cref="Reconnection.OrderKey(float)"/>. Exact on every backend.
+    /// </summary>
+    void Reconnect(IReconnectPlan plan);
+}
+
+/// <summary>Adam hyper-parameters for one step (t counts from 1 and is never reset by a sync).</summary>
+public readonly record struct AdamStep(float LearningRate, float Beta1, float Beta2, float Epsilon, long T)
+{
+    public static AdamStep Keras(float learningRate, long t) => new(learningRate, 0.9f, 0.999f, 1e-7f, t);
+}
+
+/// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>
+public sealed record ReconnectTarget(string Name, Tensor<float> Weights, int Rows, int RowLength)
+{
+    public void Validate()
+    {
+        if ((long)Rows * RowLength != Weights.Length)
+            throw new ArgumentException($"reconnect target '{Name}': {Rows} rows x {RowLength} != {Weights.Length} elements");
+    }
+}
+
+/// <summary>A prepared reconnection (sorted initial rows resident on the device).</summary>
+public interface IReconnectPlan : IDisposable
+{
+    IReadOnlyList<ReconnectTarget> Targets { get; }
+
+    /// <summary>Downloads target <paramref name="index"/>'s sorted initial rows (checkpoints, tests).</summary>
+    void DownloadSortedInitial(int index, Span<float> destination);
+}
