@@ -1,0 +1,251 @@
+using System.Runtime.InteropServices;
+
+namespace LaPerm.Cuda.Interop;
+
+/// <summary>cudnnConvolutionFwdAlgoPerf_t / BwdData / BwdFilter (identical layout): algo, status, time, memory, determinism, mathType, reserved[3].</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CudnnAlgorithmPerformance
+{
+    public int Algorithm;
+    public int Status;
+    public float Milliseconds;
+    public nuint MemoryBytes;
+    public int Determinism;
+    public int MathType;
+    private int _reserved0, _reserved1, _reserved2;
+}
+
+/// <summary>The three convolution directions (each has its own algorithm enum and calls).</summary>
+public enum ConvolutionDirection { Forward, BackwardData, BackwardFilter }
+
+/// <summary>
+/// cuDNN 9 (libcudnn.so.9), legacy convolution API. Every export is probed with TryGetExport
+/// when loading: if one is missing, <see cref="TryLoad"/> returns null with the missing name,
+/// so cuDNN is an accelerator that can be absent, never a crash.
+/// </summary>
+public sealed unsafe class Cudnn
+{
+    // cudnnTensorFormat_t / cudnnDataType_t / cudnnConvolutionMode_t / cudnnMathType_t.
+    public const int TensorNchw = 0;
+    public const int DataFloat = 0;
+    public const int CrossCorrelation = 1;
+    public const int DefaultMath = 0;
+    public const int FmaMath = 3;
+
+    private readonly delegate* unmanaged<nint*, int> _create;
+    private readonly delegate* unmanaged<nint, int> _destroy;
+    private readonly delegate* unmanaged<nint, nint, int> _setStream;
+    private readonly delegate* unmanaged<nuint> _getVersion;
+    private readonly delegate* unmanaged<int, byte*> _getErrorString;
+    private readonly delegate* unmanaged<byte*, nuint, void> _getLastErrorString;
+    private readonly delegate* unmanaged<nint*, int> _createTensor;
+    private readonly delegate* unmanaged<nint, int, int, int, int, int, int, int> _setTensor4d;
+    private readonly delegate* unmanaged<nint, int> _destroyTensor;
+    private readonly delegate* unmanaged<nint*, int> _createFilter;
+    private readonly delegate* unmanaged<nint, int, int, int, int, int, int, int> _setFilter4d;
+    private readonly delegate* unmanaged<nint, int> _destroyFilter;
+    private readonly delegate* unmanaged<nint*, int> _createConvolution;
+    private readonly delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int> _setConvolution2d;
+    private readonly delegate* unmanaged<nint, int, int> _setConvolutionMathType;
+    private readonly delegate* unmanaged<nint, int> _destroyConvolution;
+    private readonly delegate* unmanaged<nint, nint, nint, int*, int*, int*, int*, int> _getForwardOutputDim;
+    private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionForward;
+    private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionBackwardData;
+    private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionBackwardFilter;
+    private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>[] _getAlgorithm;
+    private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>[] _findAlgorithm;
+    private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, nuint*, int>[] _workspaceSize;
+
+    private Cudnn(LibraryLoadResult library)
+    {
+        Library = library;
+        nint h = library.Handle;
+        _create = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreate");
+        _destroy = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroy");
+        _setStream = (delegate* unmanaged<nint, nint, int>)Export(h, "cudnnSetStream");
+        _getVersion = (delegate* unmanaged<nuint>)Export(h, "cudnnGetVersion");
+        _getErrorString = (delegate* unmanaged<int, byte*>)Export(h, "cudnnGetErrorString");
+        NativeLibrary.TryGetExport(h, "cudnnGetLastErrorString", out nint last);
+        _getLastErrorString = (delegate* unmanaged<byte*, nuint, void>)last;
+        _createTensor = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreateTensorDescriptor");
+        _setTensor4d = (delegate* unmanaged<nint, int, int, int, int, int, int, int>)Export(h, "cudnnSetTensor4dDescriptor");
+        _destroyTensor = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroyTensorDescriptor");
+        _createFilter = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreateFilterDescriptor");
+        _setFilter4d = (delegate* unmanaged<nint, int, int, int, int, int, int, int>)Export(h, "cudnnSetFilter4dDescriptor");
+        _destroyFilter = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroyFilterDescriptor");
+        _createConvolution = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreateConvolutionDescriptor");
+        _setConvolution2d = (delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int>)Export(h, "cudnnSetConvolution2dDescriptor");
+        _setConvolutionMathType = (delegate* unmanaged<nint, int, int>)Export(h, "cudnnSetConvolutionMathType");
+        _destroyConvolution = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroyConvolutionDescriptor");
+        _getForwardOutputDim = (delegate* unmanaged<nint, nint, nint, int*, int*, int*, int*, int>)Export(h, "cudnnGetConvolution2dForwardOutputDim");
+        _convolutionForward = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionForward");
+        _convolutionBackwardData = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardData");
+        _convolutionBackwardFilter = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardFilter");
+        _getAlgorithm =
+        [
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnGetConvolutionForwardAlgorithm_v7"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnGetConvolutionBackwardDataAlgorithm_v7"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnGetConvolutionBackwardFilterAlgorithm_v7"),
+        ];
+        _findAlgorithm =
+        [
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnFindConvolutionForwardAlgorithm"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnFindConvolutionBackwardDataAlgorithm"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnFindConvolutionBackwardFilterAlgorithm"),
+        ];
+        _workspaceSize =
+        [
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, nuint*, int>)Export(h, "cudnnGetConvolutionForwardWorkspaceSize"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, nuint*, int>)Export(h, "cudnnGetConvolutionBackwardDataWorkspaceSize"),
+            (delegate* unmanaged<nint, nint, nint, nint, nint, int, nuint*, int>)Export(h, "cudnnGetConvolutionBackwardFilterWorkspaceSize"),
+        ];
+    }
+
+    public LibraryLoadResult Library { get; }
+
+    /// <summary>
+    /// Loads libcudnn.so.9 and probes every export used. The cuDNN 9 shim dlopens its
+    /// sub-libraries by soname at run time, so those in the same folder are loaded first.
+    /// </summary>
+    public static Cudnn? TryLoad(out string? failureReason)
+    {
+        var directories = NativeLibrarySearch.CandidateDirectories();
+        string? folder = directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "libcudnn.so.9")));
+        foreach (string part in new[] { "graph", "engines_precompiled", "engines_runtime_compiled", "heuristic", "ops", "cnn", "adv" })
+            NativeLibrarySearch.PreloadFrom(folder, $"libcudnn_{part}.so.9");
+        LibraryLoadResult library = NativeLibrarySearch.Load("cuDNN", ["libcudnn.so.9"], directories);
+        if (!library.Loaded)
+        {
+            failureReason = library.FailureReason;
+            return null;
+        }
+        try
+        {
+            failureReason = null;
+            return new Cudnn(library);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            failureReason = $"{library.Path} lacks {e.Message}, so cuDNN is disabled";
+            return null;
+        }
+    }
+
+    private static nint Export(nint library, string name) =>
+        NativeLibrary.TryGetExport(library, name, out nint address) ? address : throw new EntryPointNotFoundException(name);
+
+    /// <summary>cudnnGetVersion: major*10000 + minor*100 + patch for cuDNN 9 (e.g. 90100).</summary>
+    public long Version() => (long)_getVersion();
+
+    public string StatusName(int status)
+    {
+        byte* p = _getErrorString(status);
+        return p == null ? $"cudnnStatus {status}" : Marshal.PtrToStringUTF8((nint)p) ?? $"cudnnStatus {status}";
+    }
+
+    /// <summary>cuDNN 9's detailed message of the last failure on this thread, when the export exists.</summary>
+    public string LastErrorText()
+    {
+        if (_getLastErrorString == null) return "no details";
+        byte* buffer = stackalloc byte[1024];
+        buffer[0] = 0;
+        _getLastErrorString(buffer, 1024);
+        string text = (Marshal.PtrToStringUTF8((nint)buffer) ?? "").Trim();
+        return text.Length == 0 ? "no details" : text;
+    }
+
+    private void Check(int status, string api)
+    {
+        if (status != 0) throw new CudaException(api, status, StatusName(status), LastErrorText());
+    }
+
+    public nint Create()
+    {
+        nint handle;
+        Check(_create(&handle), "cudnnCreate");
+        return handle;
+    }
+
+    public void Destroy(nint handle) => Check(_destroy(handle), "cudnnDestroy");
+
+    public void SetStream(nint handle, nint stream) => Check(_setStream(handle, stream), "cudnnSetStream");
+
+    public nint CreateTensor4d(int n, int c, int h, int w)
+    {
+        nint desc;
+        Check(_createTensor(&desc), "cudnnCreateTensorDescriptor");
+        Check(_setTensor4d(desc, TensorNchw, DataFloat, n, c, h, w), "cudnnSetTensor4dDescriptor");
+        return desc;
+    }
+
+    public void DestroyTensor(nint desc) => Check(_destroyTensor(desc), "cudnnDestroyTensorDescriptor");
+
+    public nint CreateFilter4d(int k, int c, int h, int w)
+    {
+        nint desc;
+        Check(_createFilter(&desc), "cudnnCreateFilterDescriptor");
+        Check(_setFilter4d(desc, DataFloat, TensorNchw, k, c, h, w), "cudnnSetFilter4dDescriptor");
+        return desc;
+    }
+
+    public void DestroyFilter(nint desc) => Check(_destroyFilter(desc), "cudnnDestroyFilterDescriptor");
+
+    /// <summary>Symmetric padding only (cuDNN's limit); asymmetric 'same' padding needs a padded input or another path.</summary>
+    public nint CreateConvolution2d(int padH, int padW, int strideH, int strideW, int mathType = FmaMath)
+    {
+        nint desc;
+        Check(_createConvolution(&desc), "cudnnCreateConvolutionDescriptor");
+        Check(_setConvolution2d(desc, padH, padW, strideH, strideW, 1, 1, CrossCorrelation, DataFloat), "cudnnSetConvolution2dDescriptor");
+        Check(_setConvolutionMathType(desc, mathType), "cudnnSetConvolutionMathType");
+        return desc;
+    }
+
+    public void DestroyConvolution(nint desc) => Check(_destroyConvolution(desc), "cudnnDestroyConvolutionDescriptor");
+
+    public (int N, int C, int H, int W) ForwardOutputDim(nint convolution, nint input, nint filter)
+    {
+        int n, c, h, w;
+        Check(_getForwardOutputDim(convolution, input, filter, &n, &c, &h, &w), "cudnnGetConvolution2dForwardOutputDim");
+        return (n, c, h, w);
+    }
+
+    /// <summary>
+    /// The descriptors in cuDNN's order for <paramref name="direction"/>: forward (x, w, conv, y),
+    /// backward data (w, dy, conv, dx), backward filter (x, dy, conv, dw).
+    /// </summary>
+    public int GetAlgorithms(ConvolutionDirection direction, nint handle, nint first, nint second, nint convolution, nint result, Span<CudnnAlgorithmPerformance> results)
+    {
+        int returned;
+        fixed (CudnnAlgorithmPerformance* p = results)
+            Check(_getAlgorithm[(int)direction](handle, first, second, convolution, result, results.Length, &returned, p), $"cudnnGetConvolution{direction}Algorithm_v7");
+        return returned;
+    }
+
+    /// <summary>Benchmarks the algorithms on the device (allocates its own scratch); same descriptor order as <see cref="GetAlgorithms"/>.</summary>
+    public int FindAlgorithms(ConvolutionDirection direction, nint handle, nint first, nint second, nint convolution, nint result, Span<CudnnAlgorithmPerformance> results)
+    {
+        int returned;
+        fixed (CudnnAlgorithmPerformance* p = results)
+            Check(_findAlgorithm[(int)direction](handle, first, second, convolution, result, results.Length, &returned, p), $"cudnnFindConvolution{direction}Algorithm");
+        return returned;
+    }
+
+    public long WorkspaceSize(ConvolutionDirection direction, nint handle, nint first, nint second, nint convolution, nint result, int algorithm)
+    {
+        nuint bytes;
+        Check(_workspaceSize[(int)direction](handle, first, second, convolution, result, algorithm, &bytes), $"cudnnGetConvolution{direction}WorkspaceSize");
+        return (long)bytes;
+    }
+
+    public void ConvolutionForward(nint handle, float alpha, nint xDesc, ulong x, nint wDesc, ulong w, nint convolution, int algorithm,
+        ulong workspace, long workspaceBytes, float beta, nint yDesc, ulong y) =>
+        Check(_convolutionForward(handle, &alpha, xDesc, x, wDesc, w, convolution, algorithm, workspace, (nuint)workspaceBytes, &beta, yDesc, y), "cudnnConvolutionForward");
+
+    public void ConvolutionBackwardData(nint handle, float alpha, nint wDesc, ulong w, nint dyDesc, ulong dy, nint convolution, int algorithm,
+        ulong workspace, long workspaceBytes, float beta, nint dxDesc, ulong dx) =>
+        Check(_convolutionBackwardData(handle, &alpha, wDesc, w, dyDesc, dy, convolution, algorithm, workspace, (nuint)workspaceBytes, &beta, dxDesc, dx), "cudnnConvolutionBackwardData");
+
+    public void ConvolutionBackwardFilter(nint handle, float alpha, nint xDesc, ulong x, nint dyDesc, ulong dy, nint convolution, int algorithm,
+        ulong workspace, long workspaceBytes, float beta, nint dwDesc, ulong dw) =>
+        Check(_convolutionBackwardFilter(handle, &alpha, xDesc, x, dyDesc, dy, convolution, algorithm, workspace, (nuint)workspaceBytes, &beta, dwDesc, dw), "cudnnConvolutionBackwardFilter");
+}

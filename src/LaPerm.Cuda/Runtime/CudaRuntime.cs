@@ -1,0 +1,149 @@
+using LaPerm.Cuda.Interop;
+
+namespace LaPerm.Cuda.Runtime;
+
+/// <summary>
+/// The real GPU through the driver API, on the device's primary context (which cuBLAS and
+/// cuDNN share, since they use the runtime API). Work is enqueued asynchronously on streams.
+/// </summary>
+internal sealed unsafe class CudaRuntime : IDeviceRuntime
+{
+    private const uint StreamNonBlocking = 1;
+    private const int CaptureModeThreadLocal = 1;
+    private const long CublasWorkspaceBytes = 32L << 20;
+
+    private readonly CudaDriver _driver;
+    private readonly int _device;
+    private readonly nint _context;
+    private readonly Cublas? _cublas;
+    private readonly string? _cublasFailure;
+    private nint _cublasHandle;
+    private ulong _cublasWorkspace;
+    private bool _disposed;
+
+    public CudaRuntime(int ordinal)
+    {
+        _driver = CudaDriver.TryLoad(out string? reason)
+            ?? throw new InvalidOperationException($"CUDA unavailable: {reason}.");
+        _driver.Init();
+        int count = _driver.DeviceCount();
+        if (ordinal < 0 || ordinal >= count)
+            throw new ArgumentOutOfRangeException(nameof(ordinal), $"GPU {ordinal} requested, the driver reports {count} GPU(s)");
+        _device = _driver.DeviceGet(ordinal);
+        _context = _driver.PrimaryContextRetain(_device);
+        _driver.ContextSetCurrent(_context);
+        Name = _driver.DeviceName(_device);
+        _cublas = Cublas.TryLoad(out _cublasFailure);
+    }
+
+    public string Kind => "cuda";
+    public string Name { get; }
+    public CudaDriver Driver => _driver;
+    public int DeviceHandle => _device;
+
+    public void MakeCurrent() => _driver.ContextSetCurrent(_context);
+
+    public ulong Allocate(long bytes) => _driver.MemAlloc(Math.Max(bytes, 1));
+    public void Free(ulong pointer, long bytes) => _driver.MemFree(pointer);
+
+    public nint CreateStream() => _driver.StreamCreate(StreamNonBlocking);
+    public void DestroyStream(nint stream) => _driver.StreamDestroy(stream);
+    public void SynchronizeStream(nint stream) => _driver.StreamSynchronize(stream);
+
+    // From pageable host memory the driver stages the data before returning, so the caller's
+    // span may be reused at once; device-to-host waits for the stream (callers rely on it).
+    public void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream) =>
+        _driver.MemcpyHtoDAsync(destination, source, bytes, stream);
+
+    public void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream)
+    {
+        _driver.MemcpyDtoHAsync(destination, source, bytes, stream);
+        _driver.StreamSynchronize(stream);
+    }
+
+    public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream) =>
+        _driver.MemcpyDtoDAsync(destination, source, bytes, stream);
+
+    public void Memset32(ulong destination, uint value, long count, nint stream) =>
+        _driver.MemsetD32Async(destination, value, count, stream);
+
+    public nint CreateEvent() => _driver.EventCreate(0);
+    public void DestroyEvent(nint handle) => _driver.EventDestroy(handle);
+    public void RecordEvent(nint handle, nint stream) => _driver.EventRecord(handle, stream);
+    public void SynchronizeEvent(nint handle) => _driver.EventSynchronize(handle);
+    public float ElapsedMilliseconds(nint start, nint end) => _driver.EventElapsedMilliseconds(start, end);
+
+    public nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames)
+    {
+        if (ptx.IsEmpty)
+            throw new InvalidOperationException($"no PTX embedded for {fileName}: the native build did not compile it (see `laperm info`)");
+        return _driver.ModuleLoadData(ptx, fileName, out _);
+    }
+
+    public void UnloadModule(nint module) => _driver.ModuleUnload(module);
+    public nint GetFunction(nint module, string kernelName) => _driver.ModuleGetFunction(module, kernelName);
+
+    public void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName) =>
+        _driver.FuncSetMaxDynamicSharedBytes(function, bytes, kernelName);
+
+    public void Launch(nint function, byte* nameUtf8, string name, Dim3 grid, Dim3 block, uint sharedBytes, nint stream,
+        void** args, int* argSizes, int argCount)
+    {
+        int result = _driver.LaunchKernelRaw(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, stream, args);
+        if (result != CudaDriver.Success) throw _driver.Error(result, "cuLaunchKernel", $"kernel {name}");
+    }
+
+    public void BeginCapture(nint stream) => _driver.StreamBeginCapture(stream, CaptureModeThreadLocal);
+    public nint EndCapture(nint stream) => _driver.StreamEndCapture(stream);
+    public nint Instantiate(nint graph) => _driver.GraphInstantiate(graph);
+    public void LaunchGraph(nint exec, nint stream) => _driver.GraphLaunch(exec, stream);
+    public bool UpdateGraph(nint exec, nint graph) => _driver.GraphExecUpdate(exec, graph);
+    public void DestroyGraph(nint graph) => _driver.GraphDestroy(graph);
+    public void DestroyGraphExec(nint exec) => _driver.GraphExecDestroy(exec);
+
+    public (long Free, long Total) MemoryInfo() => _driver.MemGetInfo();
+
+    /// <summary>The cuBLAS handle with an explicit workspace (capture-safe once created), made on first use.</summary>
+    private nint CublasHandle()
+    {
+        if (_cublasHandle != 0) return _cublasHandle;
+        if (_cublas is null) throw new InvalidOperationException($"cuBLAS unavailable: {_cublasFailure}.");
+        nint handle = _cublas.Create();
+        _cublasWorkspace = _driver.MemAlloc(CublasWorkspaceBytes);
+        _cublas.SetWorkspace(handle, _cublasWorkspace, CublasWorkspaceBytes);
+        // Default math keeps FP32 (no TF32 unless NVIDIA_TF32_OVERRIDE forces it).
+        _cublas.SetMathMode(handle, CublasMath.Default);
+        _cublasHandle = handle;
+        return handle;
+    }
+
+    public void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount)
+    {
+        nint handle = CublasHandle();
+        _cublas!.SetStream(handle, stream);
+        // cuBLAS is column-major: a row-major C[m,n] is a column-major C^T[n,m], and
+        // C^T = op(B)^T op(A)^T, so swap the operands and keep each one's own transpose flag.
+        var opA = transposeA ? CublasOperation.Transpose : CublasOperation.None;
+        var opB = transposeB ? CublasOperation.Transpose : CublasOperation.None;
+        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
+        if (batchCount == 1)
+            _cublas.Sgemm(handle, opB, opA, n, m, k, alpha, b, ldb, a, lda, beta, c, n);
+        else
+            _cublas.SgemmStridedBatched(handle, opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batchCount);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _driver.ContextSetCurrent(_context);
+        if (_cublasHandle != 0)
+        {
+            _driver.ContextSynchronize();
+            _cublas!.Destroy(_cublasHandle);
+            _driver.MemFree(_cublasWorkspace);
+        }
+        _driver.PrimaryContextRelease(_device);
+    }
+}

@@ -1,0 +1,280 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using LaPerm.Cuda.Interop;
+
+namespace LaPerm.Cuda.Runtime;
+
+/// <summary>
+/// The host emulator: "device memory" is host memory aligned to 256 bytes and registered with
+/// the emulator (so it can bounds-check kernel accesses), kernels run to completion inside
+/// laperm_emu_launch, and library calls (GEMM) run in C#. Every stream is executed in order at
+/// enqueue time, which is one valid schedule of CUDA's stream semantics. While a stream is
+/// being captured, its work is recorded instead and replayed by the graph.
+/// </summary>
+internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
+{
+    private const int Alignment = 256;
+
+    private readonly EmulatorLibrary _emulator;
+    private readonly Dictionary<string, int> _kernelIndex;
+    private readonly Dictionary<nint, List<RecordedOperation>?> _streams = [];
+    private readonly Dictionary<nint, List<RecordedOperation>> _graphs = [];
+    private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
+    private readonly Dictionary<nint, long> _events = [];
+    private readonly HashSet<ulong> _allocations = [];
+    private nint _nextHandle = 1;
+    private bool _disposed;
+
+    public EmulatorRuntime()
+    {
+        _emulator = EmulatorLibrary.TryLoad(out string? reason)
+            ?? throw new InvalidOperationException($"emulator unavailable: {reason}.");
+        _kernelIndex = _emulator.KernelNames.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
+        _streams[0] = null;
+    }
+
+    public string Kind => "emu";
+    public string Name => $"host emulator ({_emulator.KernelNames.Count} kernels)";
+    public EmulatorLibrary Library => _emulator;
+
+    public void MakeCurrent() { }
+
+    private nint NewHandle() => _nextHandle++;
+
+    public ulong Allocate(long bytes)
+    {
+        nuint size = (nuint)Math.Max(bytes, 1);
+        void* memory = NativeMemory.AlignedAlloc(size, Alignment);
+        // Fresh device memory is not zeroed on a GPU either; filling it with 0xFF (NaN for
+        // floats, -1 for ints) makes reads of never-written memory visible in tests.
+        NativeMemory.Fill(memory, size, 0xFF);
+        _emulator.RegisterBuffer(memory, (long)size);
+        _allocations.Add((ulong)memory);
+        return (ulong)memory;
+    }
+
+    public void Free(ulong pointer, long bytes)
+    {
+        if (!_allocations.Remove(pointer))
+            throw new InvalidOperationException($"emulator: free of 0x{pointer:x}, which is not a live allocation");
+        _emulator.UnregisterBuffer((void*)pointer);
+        NativeMemory.AlignedFree((void*)pointer);
+    }
+
+    public nint CreateStream()
+    {
+        nint handle = NewHandle();
+        _streams[handle] = null;
+        return handle;
+    }
+
+    public void DestroyStream(nint stream)
+    {
+        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: a stream cannot be destroyed while it is being captured");
+        _streams.Remove(stream);
+    }
+
+    public void SynchronizeStream(nint stream)
+    {
+        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: cannot synchronise a stream that is being captured");
+    }
+
+    private List<RecordedOperation>? Capture(nint stream) =>
+        _streams.TryGetValue(stream, out var capture) ? capture : throw new InvalidOperationException($"emulator: unknown stream {stream}");
+
+    private void NotCapturing(nint stream, string operation)
+    {
+        if (Capture(stream) is not null)
+            throw new InvalidOperationException($"emulator: {operation} cannot be captured into a graph (only kernels, device-to-device copies, memsets and GEMMs can)");
+    }
+
+    public void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream)
+    {
+        NotCapturing(stream, "a host-to-device copy");
+        Buffer.MemoryCopy(source, (void*)destination, bytes, bytes);
+    }
+
+    public void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream)
+    {
+        NotCapturing(stream, "a device-to-host copy");
+        Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
+    }
+
+    // Each operation runs now, or is recorded when its stream is capturing. The recording
+    // closures live in separate methods so the direct path allocates nothing.
+    public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream)
+    {
+        var capture = Capture(stream);
+        if (capture is null) Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes);
+        else capture.Add(RecordCopy(destination, source, bytes));
+    }
+
+    private static RecordedOperation RecordCopy(ulong destination, ulong source, long bytes) =>
+        new("memcpy", () => Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes));
+
+    public void Memset32(ulong destination, uint value, long count, nint stream)
+    {
+        var capture = Capture(stream);
+        if (capture is null) Fill32(destination, value, count);
+        else capture.Add(RecordFill(destination, value, count));
+    }
+
+    private static void Fill32(ulong destination, uint value, long count)
+    {
+        for (long done = 0; done < count; done += int.MaxValue)
+            new Span<uint>((uint*)destination + done, (int)Math.Min(count - done, int.MaxValue)).Fill(value);
+    }
+
+    private static RecordedOperation RecordFill(ulong destination, uint value, long count) =>
+        new("memset", () => Fill32(destination, value, count));
+
+    public nint CreateEvent()
+    {
+        nint handle = NewHandle();
+        _events[handle] = 0;
+        return handle;
+    }
+
+    public void DestroyEvent(nint handle) => _events.Remove(handle);
+
+    public void RecordEvent(nint handle, nint stream)
+    {
+        NotCapturing(stream, "an event record");
+        // Work is already complete when enqueued, so "now" is when the stream reaches the event.
+        _events[handle] = Stopwatch.GetTimestamp();
+    }
+
+    public void SynchronizeEvent(nint handle) { }
+
+    public float ElapsedMilliseconds(nint start, nint end) =>
+        (float)Stopwatch.GetElapsedTime(_events[start], _events[end]).TotalMilliseconds;
+
+    public nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames)
+    {
+        foreach (string kernel in kernelNames)
+            if (!_kernelIndex.ContainsKey(kernel))
+                throw new CudaException("laperm_emu_kernel_name", 500, "CUDA_ERROR_NOT_FOUND",
+                    $"kernel {kernel} of {fileName} is not built into {EmulatorLibrary.FileName}", fileName);
+        return NewHandle();
+    }
+
+    public void UnloadModule(nint module) { }
+
+    public nint GetFunction(nint module, string kernelName) =>
+        _kernelIndex.TryGetValue(kernelName, out int index)
+            ? index + 1
+            : throw new CudaException("laperm_emu_kernel_name", 500, "CUDA_ERROR_NOT_FOUND",
+                $"kernel {kernelName} is not built into {EmulatorLibrary.FileName} (it has: {string.Join(", ", _emulator.KernelNames)})", $"kernel {kernelName}");
+
+    public void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName) { }
+
+    public void Launch(nint function, byte* nameUtf8, string name, Dim3 grid, Dim3 block, uint sharedBytes, nint stream,
+        void** args, int* argSizes, int argCount)
+    {
+        var capture = Capture(stream);
+        if (capture is null)
+            _emulator.Launch(nameUtf8, name, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, args);
+        else
+            capture.Add(RecordLaunch(_emulator, name, grid, block, sharedBytes, args, argSizes, argCount));
+    }
+
+    private static RecordedOperation RecordLaunch(EmulatorLibrary emulator, string name, Dim3 grid, Dim3 block, uint sharedBytes,
+        void** args, int* argSizes, int argCount)
+    {
+        // Capture copies the argument values now, as cuLaunchKernel does into a graph node.
+        var offsets = new int[argCount];
+        int total = 0;
+        for (int i = 0; i < argCount; i++)
+        {
+            offsets[i] = total;
+            total += (argSizes[i] + 7) & ~7;
+        }
+        byte[] values = new byte[Math.Max(total, 1)];
+        for (int i = 0; i < argCount; i++)
+            new ReadOnlySpan<byte>(args[i], argSizes[i]).CopyTo(values.AsSpan(offsets[i]));
+        byte[] nameBytes = CudaDriver.NulTerminated(name);
+        return new RecordedOperation($"kernel {name}", () =>
+        {
+            fixed (byte* v = values)
+            fixed (byte* n = nameBytes)
+            {
+                void** pointers = stackalloc void*[Math.Max(offsets.Length, 1)];
+                for (int i = 0; i < offsets.Length; i++) pointers[i] = v + offsets[i];
+                emulator.Launch(n, name, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, pointers);
+            }
+        });
+    }
+
+    public void BeginCapture(nint stream)
+    {
+        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: the stream is already being captured");
+        _streams[stream] = [];
+    }
+
+    public nint EndCapture(nint stream)
+    {
+        var capture = Capture(stream) ?? throw new InvalidOperationException("emulator: the stream is not being captured");
+        _streams[stream] = null;
+        nint graph = NewHandle();
+        _graphs[graph] = capture;
+        return graph;
+    }
+
+    public nint Instantiate(nint graph)
+    {
+        nint exec = NewHandle();
+        _executables[exec] = [.. _graphs[graph]];
+        return exec;
+    }
+
+    public void LaunchGraph(nint exec, nint stream)
+    {
+        NotCapturing(stream, "a graph launch");
+        foreach (var operation in _executables[exec]) operation.Execute();
+    }
+
+    /// <summary>Like cuGraphExecUpdate: succeeds only when the same operations come in the same order.</summary>
+    public bool UpdateGraph(nint exec, nint graph)
+    {
+        var current = _executables[exec];
+        var next = _graphs[graph];
+        if (current.Count != next.Count) return false;
+        for (int i = 0; i < next.Count; i++)
+            if (current[i].Description != next[i].Description) return false;
+        _executables[exec] = [.. next];
+        return true;
+    }
+
+    public void DestroyGraph(nint graph) => _graphs.Remove(graph);
+    public void DestroyGraphExec(nint exec) => _executables.Remove(exec);
+
+    public void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount)
+    {
+        var capture = Capture(stream);
+        if (capture is null)
+            HostGemm.Run(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount);
+        else
+            capture.Add(RecordGemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+    }
+
+    private static RecordedOperation RecordGemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount) =>
+        new("gemm", () => HostGemm.Run(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+
+    public (long Free, long Total) MemoryInfo()
+    {
+        long total = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return (total, total);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        // Buffers are owned by their DeviceBuffer objects; any left are leaks we still release.
+        foreach (ulong pointer in _allocations.ToArray()) Free(pointer, 0);
+    }
+
+    private sealed record RecordedOperation(string Description, Action Execute);
+}

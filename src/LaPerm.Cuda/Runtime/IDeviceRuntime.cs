@@ -1,0 +1,66 @@
+namespace LaPerm.Cuda.Runtime;
+
+/// <summary>
+/// What a device kind implements: the real driver (<see cref="CudaRuntime"/>) or the host
+/// emulator (<see cref="EmulatorRuntime"/>). The public types (Device, DeviceStream,
+/// DeviceBuffer, Kernel, DeviceGraph, ...) are written once on top of it, so orchestration
+/// code cannot tell the two apart. Handles are opaque integers; in emu device pointers are
+/// host addresses.
+/// </summary>
+internal unsafe interface IDeviceRuntime : IDisposable
+{
+    string Kind { get; }
+    string Name { get; }
+
+    /// <summary>Makes the device's context current on the calling thread (no-op in emu).</summary>
+    void MakeCurrent();
+
+    ulong Allocate(long bytes);
+    void Free(ulong pointer, long bytes);
+
+    nint CreateStream();
+    void DestroyStream(nint stream);
+    void SynchronizeStream(nint stream);
+
+    void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream);
+    void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream);
+    void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream);
+    void Memset32(ulong destination, uint value, long count, nint stream);
+
+    nint CreateEvent();
+    void DestroyEvent(nint handle);
+    void RecordEvent(nint handle, nint stream);
+    void SynchronizeEvent(nint handle);
+    float ElapsedMilliseconds(nint start, nint end);
+
+    nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames);
+    void UnloadModule(nint module);
+    nint GetFunction(nint module, string kernelName);
+    void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName);
+
+    /// <summary>args[i] points at the i-th value (argSizes[i] bytes), as cuLaunchKernel's kernelParams.</summary>
+    void Launch(nint function, byte* nameUtf8, string name, Dim3 grid, Dim3 block, uint sharedBytes, nint stream,
+        void** args, int* argSizes, int argCount);
+
+    void BeginCapture(nint stream);
+    nint EndCapture(nint stream);
+    nint Instantiate(nint graph);
+    void LaunchGraph(nint exec, nint stream);
+    bool UpdateGraph(nint exec, nint graph);
+    void DestroyGraph(nint graph);
+    void DestroyGraphExec(nint exec);
+
+    /// <summary>Row-major C[m,n] = alpha op(A) op(B) + beta C (IBackend.Gemm's semantics), batched by stride.</summary>
+    void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount);
+
+    (long Free, long Total) MemoryInfo();
+}
+
+/// <summary>Grid or block dimensions.</summary>
+public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+{
+    public static implicit operator Dim3(uint x) => new(x);
+    public static implicit operator Dim3(int x) => new(checked((uint)x));
+    public ulong Count => (ulong)X * Y * Z;
+}

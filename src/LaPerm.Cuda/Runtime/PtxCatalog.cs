@@ -1,0 +1,102 @@
+using System.Reflection;
+using System.Text.Json;
+
+namespace LaPerm.Cuda.Runtime;
+
+/// <summary>One embedded PTX file: its kernels and the compiler that produced it.</summary>
+public sealed record PtxFile(string FileName, IReadOnlyList<string> Kernels, string Compiler);
+
+/// <summary>
+/// The PTX embedded in this assembly by the native build: resources named
+/// "LaPerm.Cuda.Ptx.&lt;file&gt;.ptx" plus the generated "LaPerm.Cuda.Ptx.manifest.json" that lists
+/// each file, its kernels and its compiler. Empty when the build had no CUDA compiler.
+/// </summary>
+public sealed class PtxCatalog
+{
+    private const string Prefix = "LaPerm.Cuda.Ptx.";
+    private const string ManifestResource = Prefix + "manifest.json";
+
+    private readonly Assembly _assembly;
+
+    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem)
+    {
+        _assembly = assembly;
+        Files = files;
+        Problem = problem;
+    }
+
+    /// <summary>The catalog of this assembly (read once; the resources never change).</summary>
+    public static PtxCatalog Embedded { get; } = Load(typeof(PtxCatalog).Assembly);
+
+    public IReadOnlyList<PtxFile> Files { get; }
+
+    /// <summary>Why the catalog is empty or incomplete, in one sentence; null when all is well.</summary>
+    public string? Problem { get; }
+
+    public PtxFile? Find(string fileName) => Files.FirstOrDefault(f => f.FileName == fileName);
+
+    public byte[] ReadPtx(string fileName)
+    {
+        using var stream = _assembly.GetManifestResourceStream(Prefix + fileName)
+            ?? throw new FileNotFoundException($"PTX resource {Prefix + fileName} is not embedded in {_assembly.GetName().Name}");
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    internal static PtxCatalog Load(Assembly assembly)
+    {
+        string[] resources = assembly.GetManifestResourceNames();
+        using var manifest = assembly.GetManifestResourceStream(ManifestResource);
+        if (manifest is null)
+        {
+            int ptxCount = resources.Count(r => r.StartsWith(Prefix, StringComparison.Ordinal) && r.EndsWith(".ptx", StringComparison.Ordinal));
+            return new PtxCatalog(assembly, [], ptxCount == 0
+                ? "no PTX is embedded: the native build found no CUDA compiler (nvcc or clang)"
+                : $"{ptxCount} PTX file(s) are embedded but {ManifestResource} is missing");
+        }
+        try
+        {
+            return new PtxCatalog(assembly, Parse(JsonDocument.Parse(manifest).RootElement), null);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            return new PtxCatalog(assembly, [], $"{ManifestResource} is not valid: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Accepts {"files": [...]} or a bare array; each entry has "file" (or "name"/"ptx"),
+    /// "kernels" (names) and "compiler" (text).
+    /// </summary>
+    internal static IReadOnlyList<PtxFile> Parse(JsonElement root)
+    {
+        JsonElement list = root.ValueKind == JsonValueKind.Array ? root : root.GetProperty("files");
+        string? sharedCompiler = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("compiler", out var c) ? Describe(c) : null;
+        var files = new List<PtxFile>();
+        foreach (JsonElement entry in list.EnumerateArray())
+        {
+            string file = (First(entry, "file", "name", "ptx") ?? throw new InvalidOperationException("an entry has no \"file\"")).GetString()!;
+            var kernels = entry.TryGetProperty("kernels", out var k)
+                ? k.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetProperty("name").GetString()!).ToList()
+                : [];
+            string compiler = First(entry, "compiler") is { } ce ? Describe(ce) : sharedCompiler ?? "unknown compiler";
+            files.Add(new PtxFile(Path.GetFileName(file), kernels, compiler));
+        }
+        return files;
+    }
+
+    private static JsonElement? First(JsonElement entry, params string[] names)
+    {
+        foreach (string name in names)
+            if (entry.TryGetProperty(name, out var value)) return value;
+        return null;
+    }
+
+    private static string Describe(JsonElement compiler) => compiler.ValueKind switch
+    {
+        JsonValueKind.String => compiler.GetString()!,
+        JsonValueKind.Object => string.Join(" ", compiler.EnumerateObject().Select(p => p.Value.ToString())),
+        _ => compiler.ToString(),
+    };
+}

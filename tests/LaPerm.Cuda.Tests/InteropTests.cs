@@ -1,0 +1,326 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Tests;
+
+public sealed class CudaExceptionTests
+{
+    [Fact]
+    public void MessageNamesApiErrorNameCodeAndText()
+    {
+        var e = new CudaException("cuMemAlloc_v2", 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory", "1048576 bytes");
+        Assert.Equal("cuMemAlloc_v2 failed (1048576 bytes): CUDA_ERROR_OUT_OF_MEMORY (2): out of memory", e.Message);
+        Assert.Equal("cuMemAlloc_v2", e.ApiName);
+        Assert.Equal(2, e.ErrorCode);
+        Assert.Equal("CUDA_ERROR_OUT_OF_MEMORY", e.ErrorName);
+        Assert.Equal("out of memory", e.ErrorText);
+        Assert.Equal("1048576 bytes", e.Context);
+    }
+
+    [Fact]
+    public void MessageWithoutContextHasNoEmptyParentheses()
+    {
+        var e = new CudaException("cublasSgemm_v2", 7, "CUBLAS_STATUS_INVALID_VALUE", "an invalid numeric value was used as an argument");
+        Assert.Equal("cublasSgemm_v2 failed: CUBLAS_STATUS_INVALID_VALUE (7): an invalid numeric value was used as an argument", e.Message);
+        Assert.Null(e.Context);
+    }
+}
+
+public sealed class LibraryDiscoveryTests
+{
+    private static bool DriverInstalled => NativeLibrary.TryLoad("libcuda.so.1", out _);
+
+    [Fact]
+    public void MissingLibraryReportsWhatWasSearched()
+    {
+        var result = NativeLibrarySearch.Load("nothing", ["liblaperm_does_not_exist.so.7"], []);
+        Assert.False(result.Loaded);
+        Assert.Null(result.Path);
+        Assert.Contains("liblaperm_does_not_exist.so.7 not found", result.FailureReason);
+    }
+
+    [Fact]
+    public void PipWheelLibraryFoldersAreDiscoveredByGlobbing()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "laperm-site-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string cublas = Directory.CreateDirectory(Path.Combine(root, "nvidia", "cublas", "lib")).FullName;
+            string cudnn = Directory.CreateDirectory(Path.Combine(root, "nvidia", "cudnn", "lib")).FullName;
+            Directory.CreateDirectory(Path.Combine(root, "nvidia", "no_lib_here", "include"));
+            var found = NativeLibrarySearch.NvidiaWheelLibraryDirectories(root).ToList();
+            Assert.Equal([cublas, cudnn], found);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void CandidateDirectoriesExistAndAreDistinct()
+    {
+        var directories = NativeLibrarySearch.CandidateDirectories();
+        Assert.All(directories, d => Assert.True(Directory.Exists(d), d));
+        Assert.Equal(directories.Count, directories.Distinct().Count());
+    }
+
+    [Fact]
+    public void WithoutDriverTheReportSaysWhyInOneSentence()
+    {
+        if (DriverInstalled) Assert.Skip("an NVIDIA driver is installed here; this test covers machines without one");
+        CudaInfoReport report = CudaInfo.Collect();
+        Assert.False(report.CudaAvailable);
+        Assert.Empty(report.Gpus);
+        Assert.Null(report.DriverVersion);
+        Assert.StartsWith("CUDA unavailable: libcuda.so.1 not found", report.CudaUnavailableReason);
+        Assert.EndsWith("(no NVIDIA driver installed).", report.CudaUnavailableReason);
+        // One sentence: exactly one full stop, at the end.
+        Assert.Single(report.CudaUnavailableReason!.Split(". "));
+        string text = CudaInfo.Describe();
+        Assert.StartsWith(report.CudaUnavailableReason, text);
+        Assert.DoesNotContain("GPU 0", text);
+    }
+
+    [Fact]
+    public void OpeningCudaWithoutDriverFailsWithTheSameSentence()
+    {
+        if (DriverInstalled) Assert.Skip("an NVIDIA driver is installed here; this test covers machines without one");
+        var e = Assert.Throws<InvalidOperationException>(() => Device.Open("cuda"));
+        Assert.Equal(CudaInfo.Collect().CudaUnavailableReason, e.Message);
+    }
+
+    [Fact]
+    public void UnknownDeviceKindIsRejectedWithTheExpectedValues()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Device.Open("opencl"));
+        Assert.Contains("'opencl'", e.Message);
+        Assert.Contains("\"emu\"", e.Message);
+    }
+
+    [Fact]
+    public void ReportTextListsGpusLibrariesAndKernels()
+    {
+        var report = new CudaInfoReport(null, "13.0", "libcuda.so.1",
+            [new GpuInfo(0, "NVIDIA H100 80GB HBM3", 132, 85_520_809_984, 9, 0)],
+            new LibraryInfo("cuBLAS", "/x/libcublas.so.13", "13.0.2", null),
+            new LibraryInfo("cuDNN", null, null, "libcudnn.so.9 not found"),
+            [new PtxFile("axpy.ptx", ["axpy_v1"], "clang 14.0.6")], null,
+            new LibraryInfo("Emulator", "/x/liblaperm_emu.so", null, null), ["axpy_v1"], false);
+        string text = report.ToText();
+        Assert.Contains("CUDA driver 13.0", text);
+        Assert.Contains("GPU 0: NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB, compute capability 9.0", text);
+        Assert.Contains("cuBLAS 13.0.2 (/x/libcublas.so.13)", text);
+        Assert.Contains("cuDNN: not found: libcudnn.so.9 not found", text);
+        Assert.Contains("axpy.ptx [clang 14.0.6]: axpy_v1", text);
+        Assert.DoesNotContain("CUDA unavailable", text);
+    }
+
+    [Theory]
+    [InlineData(13000, "13.0")]
+    [InlineData(12080, "12.8")]
+    [InlineData(12040, "12.4")]
+    public void DriverVersionFormatting(int version, string expected) => Assert.Equal(expected, CudaInfo.FormatDriverVersion(version));
+
+    [Theory]
+    [InlineData(90100L, "9.1.0")]
+    [InlineData(91002L, "9.10.2")]
+    [InlineData(130001L, "13.0.1")]
+    public void LibraryVersionFormatting(long version, string expected) => Assert.Equal(expected, CudaInfo.FormatLibraryVersion(version));
+}
+
+public sealed class PtxCatalogTests
+{
+    [Fact]
+    public void ParsesFilesKernelsAndCompiler()
+    {
+        var json = JsonDocument.Parse("""
+            { "compiler": "clang 14.0.6",
+              "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"] },
+                         { "file": "ptx/scan.ptx", "kernels": ["scan_v1"], "compiler": "nvcc 13.0" } ] }
+            """);
+        var files = PtxCatalog.Parse(json.RootElement);
+        Assert.Equal(2, files.Count);
+        Assert.Equal(new[] { "axpy_v1", "axpy_v2" }, files[0].Kernels);
+        Assert.Equal("clang 14.0.6", files[0].Compiler);
+        Assert.Equal("scan.ptx", files[1].FileName);
+        Assert.Equal("nvcc 13.0", files[1].Compiler);
+    }
+
+    [Fact]
+    public void EmbeddedCatalogIsConsistent()
+    {
+        PtxCatalog catalog = PtxCatalog.Embedded;
+        if (catalog.Files.Count == 0)
+        {
+            Assert.False(string.IsNullOrWhiteSpace(catalog.Problem));
+            return;
+        }
+        foreach (PtxFile file in catalog.Files)
+        {
+            byte[] ptx = catalog.ReadPtx(file.FileName);
+            string text = System.Text.Encoding.UTF8.GetString(ptx);
+            Assert.Contains(".version", text);
+            foreach (string kernel in file.Kernels)
+                Assert.Contains($".entry {kernel}", text);
+        }
+    }
+}
+
+public sealed class ProfileStepsTests
+{
+    [Fact]
+    public void ParsesInclusiveRange()
+    {
+        var steps = ProfileSteps.Parse("10:20");
+        Assert.Equal(new ProfileSteps(10, 20), steps);
+        Assert.True(steps.Contains(10));
+        Assert.True(steps.Contains(20));
+        Assert.False(steps.Contains(21));
+    }
+
+    [Theory]
+    [InlineData("10")]
+    [InlineData("20:10")]
+    [InlineData("0:3")]
+    [InlineData("a:b")]
+    [InlineData("1:2:3")]
+    public void RejectsBadRangesNamingTheOption(string text)
+    {
+        var e = Assert.Throws<FormatException>(() => ProfileSteps.Parse(text));
+        Assert.Contains("--profile-steps", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+    }
+}
+
+public sealed unsafe class NvtxTests
+{
+    [Fact]
+    public void WithoutProfilerRangesAreAllocationFreeNoOps()
+    {
+        if (Environment.GetEnvironmentVariable("NVTX_INJECTION64_PATH") is { Length: > 0 })
+            Assert.Skip("a profiler is attached");
+        Assert.False(Nvtx.Enabled);
+        using (Nvtx.Range("warm-up")) { }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            using var range = Nvtx.Range("forward");
+            Nvtx.Mark("step");
+        }
+        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+    }
+
+    // A stand-in for a profiler's injection library, written against the NVTX v3 protocol:
+    // it asks for the export tables, checks the CORE table's size and fills the range slots.
+    private static int s_pushes, s_pops;
+    private static string? s_lastMessage;
+    private static uint s_coreSize;
+
+    [UnmanagedCallersOnly]
+    private static int FakeInitializeInjection(delegate* unmanaged<uint, void*> getExportTable)
+    {
+        nint* callbacks = (nint*)getExportTable(1);
+        nint* version = (nint*)getExportTable(3);
+        if (callbacks == null || version == null || getExportTable(2) != null) return 0;
+        if (callbacks[0] != 2 * sizeof(nint) || *(uint*)&version[1] != 3) return 0;
+        var getModule = (delegate* unmanaged<int, nint**, uint*, int>)callbacks[1];
+        nint* table;
+        uint size;
+        if (getModule(1, &table, &size) != 1) return 0;
+        if (getModule(99, &table, &size) != 0) return 0;
+        getModule(1, &table, &size);
+        s_coreSize = size;
+        if (table[0] != 0 || table[size] != 0) return 0;
+        *(nint*)table[9] = (nint)(delegate* unmanaged<byte*, int>)&FakePush;
+        *(nint*)table[11] = (nint)(delegate* unmanaged<int>)&FakePop;
+        return 1;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int FakePush(byte* message)
+    {
+        s_pushes++;
+        s_lastMessage = Marshal.PtrToStringUTF8((nint)message);
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int FakePop()
+    {
+        s_pops++;
+        return 0;
+    }
+
+    [Fact]
+    public void HandshakeFillsCoreSlotsThatRangesThenCall()
+    {
+        var injection = NvtxInjection.Attach(&FakeInitializeInjection, out string? failure);
+        Assert.Null(failure);
+        Assert.NotNull(injection);
+        Assert.Equal(16u, s_coreSize);
+        Assert.True(injection.RangesSupported);
+        byte* text = stackalloc byte[] { (byte)'f', (byte)'w', (byte)'d', 0 };
+        injection.RangePush(text);
+        injection.RangePop();
+        injection.Mark(text);   // slot not filled by the tool: must be a no-op
+        Assert.Equal(1, s_pushes);
+        Assert.Equal(1, s_pops);
+        Assert.Equal("fwd", s_lastMessage);
+    }
+}
+
+public sealed unsafe class HostGemmTests
+{
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void MatchesDoublePrecisionReferenceWithinRounding(bool transposeA, bool transposeB)
+    {
+        const int m = 7, n = 5, k = 9, batch = 3;
+        var random = new Random(1234 + (transposeA ? 1 : 0) + (transposeB ? 2 : 0));
+        float[] a = RandomArray(random, m * k * batch), b = RandomArray(random, k * n * batch), c = RandomArray(random, m * n * batch);
+        float[] c0 = (float[])c.Clone();
+        const float alpha = 0.75f, beta = -0.5f;
+        fixed (float* pa = a, pb = b, pc = c)
+            HostGemm.Run(transposeA, transposeB, m, n, k, alpha, (ulong)pa, m * k, (ulong)pb, k * n, beta, (ulong)pc, m * n, batch);
+        for (int s = 0; s < batch; s++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = 0, magnitude = 0;
+                    for (int p = 0; p < k; p++)
+                    {
+                        double av = transposeA ? a[s * m * k + p * m + i] : a[s * m * k + i * k + p];
+                        double bv = transposeB ? b[s * k * n + j * k + p] : b[s * k * n + p * n + j];
+                        sum += av * bv;
+                        magnitude += Math.Abs(av * bv);
+                    }
+                    double expected = alpha * sum + beta * c0[s * m * n + i * n + j];
+                    // FP32 accumulation of k products: error <= k * eps * sum|a*b| (plus the two scalings).
+                    double bound = (k + 2) * 1.2e-7 * (Math.Abs(alpha) * magnitude + Math.Abs(beta * c0[s * m * n + i * n + j])) + 1e-30;
+                    Assert.True(Math.Abs(c[s * m * n + i * n + j] - expected) <= bound, $"C[{s},{i},{j}] = {c[s * m * n + i * n + j]}, expected {expected} +- {bound}");
+                }
+    }
+
+    [Fact]
+    public void BetaZeroDoesNotReadPoisonedOutput()
+    {
+        float[] a = [1, 2, 3, 4], b = [5, 6, 7, 8], c = [float.NaN, float.NaN, float.NaN, float.NaN];
+        fixed (float* pa = a, pb = b, pc = c)
+            HostGemm.Run(false, false, 2, 2, 2, 1f, (ulong)pa, 4, (ulong)pb, 4, 0f, (ulong)pc, 4, 1);
+        Assert.Equal([19f, 22f, 43f, 50f], c);
+    }
+
+    internal static float[] RandomArray(Random random, int length)
+    {
+        var result = new float[length];
+        for (int i = 0; i < length; i++) result[i] = (float)(random.NextDouble() * 2 - 1);
+        return result;
+    }
+}
