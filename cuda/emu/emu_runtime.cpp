@@ -1,0 +1,763 @@
+// emu_runtime.cpp: executes a kernel launch on the CPU with CUDA semantics.
+//
+// Design (details in cuda/emu/README.md):
+//  - Blocks run one after another on the calling OS thread (deterministic). Optionally
+//    LAPERM_EMU_THREADS=N spreads blocks over N OS threads (results of float atomics may
+//    then depend on timing, as on a GPU).
+//  - The threads of a block are fibers with small pooled stacks. A fiber runs until it
+//    reaches a barrier, a warp-synchronous operation or its end, then yields to the block
+//    scheduler, which resumes runnable fibers round-robin in thread order. No preemption,
+//    so the interleaving is a pure function of the kernel and its inputs.
+//  - __syncthreads releases when every thread of the block has arrived. A warp operation
+//    completes when every lane named by the mask has arrived at the same operation with the
+//    same mask; results are computed for all of them at once (PTX shfl.sync semantics).
+//  - When no fiber can run and not all have finished, the launch fails with a message
+//    naming the kernel, the block and what the threads wait for.
+#include "laperm_emu.h"
+#include "emu_registry.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+namespace lp_emu {
+
+LP_EMU_API thread_local const ThreadView* tls_current_thread = nullptr;
+
+namespace {
+
+constexpr unsigned kDefaultDynamicSharedLimit = 48u * 1024u;  // CUDA default without opt-in
+constexpr unsigned kMaxDynamicSharedOptIn = 227u * 1024u;     // sm_90 per-block maximum
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+constexpr std::size_t kDefaultStackBytes = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------
+// Context switch. x86-64: a hand-written switch of the callee-saved registers (no signal
+// mask syscall, unlike swapcontext). Elsewhere: ucontext.
+// ---------------------------------------------------------------------------------------
+#if defined(__x86_64__)
+extern "C" void lp_emu_switch_context(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl lp_emu_switch_context
+    .hidden lp_emu_switch_context
+    .type lp_emu_switch_context,@function
+lp_emu_switch_context:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size lp_emu_switch_context, .-lp_emu_switch_context
+)");
+
+struct Context {
+    void* sp = nullptr;
+};
+inline void switch_context(Context& save, Context& load) { lp_emu_switch_context(&save.sp, load.sp); }
+void prepare_context(Context& ctx, void* stack_base, std::size_t stack_bytes, void (*entry)()) {
+    auto top = (reinterpret_cast<std::uintptr_t>(stack_base) + stack_bytes) & ~std::uintptr_t{15};
+    auto* sp = reinterpret_cast<std::uint64_t*>(top);
+    *--sp = 0;                                        // fake return address of `entry` (it never returns)
+    *--sp = reinterpret_cast<std::uint64_t>(entry);   // popped by `ret`; leaves rsp = 8 mod 16 at entry
+    for (int i = 0; i < 6; ++i) *--sp = 0;            // rbp rbx r12 r13 r14 r15
+    std::uint32_t mxcsr;
+    std::uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    *--sp = (std::uint64_t{fpucw} << 32) | mxcsr;
+    ctx.sp = sp;
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void switch_context(Context& save, Context& load) { swapcontext(&save.uc, &load.uc); }
+void prepare_context(Context& ctx, void* stack_base, std::size_t stack_bytes, void (*entry)()) {
+    getcontext(&ctx.uc);
+    ctx.uc.uc_stack.ss_sp = stack_base;
+    ctx.uc.uc_stack.ss_size = stack_bytes;
+    ctx.uc.uc_link = nullptr;
+    makecontext(&ctx.uc, entry, 0);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Kernel registry (filled by static initialisers of the generated kernel units).
+// ---------------------------------------------------------------------------------------
+struct KernelEntry {
+    KernelInfo info;
+    std::atomic<unsigned> max_dynamic_shared{kDefaultDynamicSharedLimit};
+};
+
+struct Registry {
+    std::vector<std::unique_ptr<KernelEntry>> kernels;  // sorted by name once queried
+    std::unordered_map<std::string_view, KernelEntry*> by_name;
+    bool sorted = false;
+    std::mutex sort_mutex;
+
+    const std::vector<std::unique_ptr<KernelEntry>>& sorted_kernels() {
+        std::lock_guard lock(sort_mutex);
+        if (!sorted) {
+            std::sort(kernels.begin(), kernels.end(),
+                      [](const auto& a, const auto& b) { return std::strcmp(a->info.name, b->info.name) < 0; });
+            sorted = true;
+        }
+        return kernels;
+    }
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+KernelEntry* find_kernel(const char* name) {
+    if (name == nullptr) return nullptr;
+    auto& by_name = registry().by_name;
+    auto it = by_name.find(std::string_view(name));
+    return it == by_name.end() ? nullptr : it->second;
+}
+
+// ---------------------------------------------------------------------------------------
+// Registered device buffers.
+// ---------------------------------------------------------------------------------------
+struct BufferTable {
+    std::mutex mutex;
+    std::map<std::uintptr_t, std::size_t> buffers;  // base -> bytes
+
+    bool contains(const void* p) {
+        auto a = reinterpret_cast<std::uintptr_t>(p);
+        std::lock_guard lock(mutex);
+        auto it = buffers.upper_bound(a);
+        if (it == buffers.begin()) return false;
+        --it;
+        return a <= it->first + it->second;  // one past the end is a valid (empty) position
+    }
+};
+
+BufferTable& buffer_table() {
+    static BufferTable t;
+    return t;
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors.
+// ---------------------------------------------------------------------------------------
+thread_local std::string tls_last_error;
+
+template <class... A>
+std::string format(const char* fmt, A... args) {
+    int n = std::snprintf(nullptr, 0, fmt, args...);
+    std::string s(static_cast<std::size_t>(n > 0 ? n : 0), '\0');
+    std::snprintf(s.data(), s.size() + 1, fmt, args...);
+    return s;
+}
+
+int fail_call(std::string message) {
+    tls_last_error = std::move(message);
+    return 1;
+}
+
+const char* warp_op_name(WarpOp op) {
+    switch (op) {
+        case WarpOp::Sync: return "__syncwarp";
+        case WarpOp::ShflIdx: return "__shfl_sync";
+        case WarpOp::ShflUp: return "__shfl_up_sync";
+        case WarpOp::ShflDown: return "__shfl_down_sync";
+        case WarpOp::ShflXor: return "__shfl_xor_sync";
+        case WarpOp::Ballot: return "__ballot_sync";
+        case WarpOp::Any: return "__any_sync";
+        case WarpOp::All: return "__all_sync";
+    }
+    return "warp operation";
+}
+
+const char* barrier_op_name(BarrierOp op) {
+    switch (op) {
+        case BarrierOp::Plain: return "__syncthreads";
+        case BarrierOp::Count: return "__syncthreads_count";
+        case BarrierOp::And: return "__syncthreads_and";
+        case BarrierOp::Or: return "__syncthreads_or";
+    }
+    return "barrier";
+}
+
+// ---------------------------------------------------------------------------------------
+// Fibers, blocks, workers.
+// ---------------------------------------------------------------------------------------
+enum class State : std::uint8_t { Ready, AtBarrier, AtWarp, Done, Aborted };
+
+struct Thread {
+    ThreadView view{};
+    State state = State::Ready;
+    Context context;
+    // Pending warp operation (valid while state == AtWarp) and its result.
+    WarpOp op = WarpOp::Sync;
+    unsigned mask = 0;
+    std::uint64_t value = 0;
+    int b = 0;
+    int c = 0;
+    std::uint64_t result = 0;
+    int barrier_result = 0;
+};
+
+struct Launch {
+    const KernelEntry* kernel;
+    void** args;
+    dim3 grid;
+    dim3 block;
+    unsigned threads_per_block;
+    unsigned dynamic_shared_bytes;
+};
+
+struct Block {
+    const Launch* launch = nullptr;
+    uint3 index{};
+    unsigned threads = 0;
+    unsigned at_barrier = 0;
+    BarrierOp barrier_op = BarrierOp::Plain;
+    int barrier_accumulator = 0;
+    unsigned done = 0;
+    std::string error;  // set by a fiber that hit a usage error; ends the launch
+};
+
+struct Stack {
+    void* mapping = nullptr;
+    std::size_t mapping_bytes = 0;
+    void* base = nullptr;  // above the guard page
+    std::size_t bytes = 0;
+};
+
+std::size_t stack_bytes_setting() {
+    const char* kb = std::getenv("LAPERM_EMU_STACK_KB");
+    if (kb != nullptr) {
+        long v = std::strtol(kb, nullptr, 10);
+        if (v >= 16 && v <= 8192) return static_cast<std::size_t>(v) * 1024;
+    }
+    return kDefaultStackBytes;
+}
+
+// Everything one OS thread needs to run blocks: a fiber stack per thread of the block
+// (mapped once, with a guard page below so an overflow faults instead of corrupting),
+// the thread records and the block's dynamic shared memory.
+struct Worker {
+    std::vector<Stack> stacks;
+    std::vector<Thread> threads;
+    Context scheduler;
+    Thread* running = nullptr;
+    Block* block = nullptr;
+    unsigned char* dynamic_shared = nullptr;
+    std::size_t dynamic_shared_capacity = 0;
+
+    Worker() = default;
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    ~Worker() {
+        for (auto& s : stacks) munmap(s.mapping, s.mapping_bytes);
+        std::free(dynamic_shared);
+    }
+
+    void ensure_stacks(unsigned n) {
+        if (stacks.size() >= n) return;
+        const std::size_t bytes = stack_bytes_setting();
+        const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        while (stacks.size() < n) {
+            const std::size_t total = bytes + page;
+            void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (m == MAP_FAILED) throw std::bad_alloc();
+            mprotect(m, page, PROT_NONE);
+            stacks.push_back(Stack{m, total, static_cast<unsigned char*>(m) + page, bytes});
+        }
+    }
+
+    void ensure_dynamic_shared(std::size_t bytes) {
+        if (bytes <= dynamic_shared_capacity) return;
+        std::free(dynamic_shared);
+        dynamic_shared = nullptr;
+        dynamic_shared_capacity = 0;
+        std::size_t rounded = (bytes + 255) & ~std::size_t{255};
+        dynamic_shared = static_cast<unsigned char*>(std::aligned_alloc(256, rounded));
+        if (dynamic_shared == nullptr) throw std::bad_alloc();
+        dynamic_shared_capacity = rounded;
+    }
+};
+
+Worker& worker() {
+    thread_local Worker w;
+    return w;
+}
+
+std::string block_prefix(const Block& b) {
+    return format("kernel '%s': block (%u,%u,%u): ", b.launch->kernel->info.name, b.index.x, b.index.y, b.index.z);
+}
+
+std::string thread_name(const ThreadView& v) {
+    return format("thread (%u,%u,%u)", v.thread_idx.x, v.thread_idx.y, v.thread_idx.z);
+}
+
+// Hands control back to the scheduler; returns when the scheduler resumes this fiber.
+void yield_to_scheduler(Worker& w, Thread& t) { switch_context(t.context, w.scheduler); }
+
+// A usage error inside a kernel: record it and never run this fiber again.
+[[noreturn]] void abort_thread(Worker& w, Thread& t, std::string message) {
+    w.block->error = block_prefix(*w.block) + message;
+    t.state = State::Aborted;
+    yield_to_scheduler(w, t);
+    std::abort();  // unreachable: an aborted fiber is never resumed
+}
+
+[[noreturn]] void fiber_main() {
+    Worker& w = worker();
+    Thread& t = *w.running;
+    const Launch& launch = *w.block->launch;
+    launch.kernel->info.invoke(launch.args);
+    t.state = State::Done;
+    ++w.block->done;
+    yield_to_scheduler(w, t);
+    std::abort();  // unreachable: a finished fiber is never resumed
+}
+
+std::string describe_lane_state(const Thread& t) {
+    switch (t.state) {
+        case State::Done: return "it exited";
+        case State::AtBarrier: return "it waits at __syncthreads()";
+        case State::AtWarp:
+            return format("it waits at %s with mask 0x%08x", warp_op_name(t.op), t.mask);
+        default: return "it is still running";
+    }
+}
+
+std::string diagnose_deadlock(Worker& w, const Block& b) {
+    unsigned at_barrier = 0, done = 0;
+    const Thread* first_done = nullptr;
+    const Thread* first_warp = nullptr;
+    for (unsigned i = 0; i < b.threads; ++i) {
+        const Thread& t = w.threads[i];
+        if (t.state == State::AtBarrier) ++at_barrier;
+        if (t.state == State::Done) {
+            ++done;
+            if (first_done == nullptr) first_done = &t;
+        }
+        if (t.state == State::AtWarp && first_warp == nullptr) first_warp = &t;
+    }
+    if (first_warp != nullptr) {
+        const unsigned base = first_warp->view.linear & ~31u;
+        for (unsigned lane = 0; lane < 32; ++lane) {
+            if (!(first_warp->mask & (1u << lane))) continue;
+            const Thread& o = w.threads[base + lane];
+            if (o.state == State::AtWarp && o.mask == first_warp->mask && o.op == first_warp->op) continue;
+            return block_prefix(b) + format("%s(mask 0x%08x) by %s (warp %u) never completes: lane %u, named by the mask, never joins (%s)",
+                                            warp_op_name(first_warp->op), first_warp->mask,
+                                            thread_name(first_warp->view).c_str(), base / 32, lane,
+                                            describe_lane_state(o).c_str());
+        }
+    }
+    if (at_barrier > 0 && first_done != nullptr) {
+        return block_prefix(b) + format("%s() not reached by all threads of the block: %u thread(s) wait at it while %u exited without reaching it (first exited: %s)",
+                                        barrier_op_name(b.barrier_op), at_barrier, done,
+                                        thread_name(first_done->view).c_str());
+    }
+    return block_prefix(b) + format("deadlock: no thread can make progress (%u at a barrier, %u exited of %u)", at_barrier, done, b.threads);
+}
+
+// Runs one block to completion on this OS thread. Returns an empty string or the error.
+std::string run_block(Worker& w, const Launch& launch, uint3 index) {
+    const unsigned n = launch.threads_per_block;
+    w.ensure_stacks(n);
+    if (w.threads.size() < n) w.threads.resize(n);
+    if (launch.dynamic_shared_bytes > 0) {
+        w.ensure_dynamic_shared(launch.dynamic_shared_bytes);
+        // Poison: shared memory is not initialised on a GPU either; all-ones is NaN / -1.
+        std::memset(w.dynamic_shared, 0xFF, launch.dynamic_shared_bytes);
+    }
+
+    Block block;
+    block.launch = &launch;
+    block.index = index;
+    block.threads = n;
+    const dim3 bd = launch.block;
+    for (unsigned i = 0; i < n; ++i) {
+        Thread& t = w.threads[i];
+        t.view.thread_idx = uint3{i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y)};
+        t.view.block_idx = index;
+        t.view.block_dim = bd;
+        t.view.grid_dim = launch.grid;
+        t.view.linear = i;
+        t.state = State::Ready;
+        prepare_context(t.context, w.stacks[i].base, w.stacks[i].bytes, &fiber_main);
+    }
+
+    w.block = &block;
+    std::string error;
+    for (;;) {
+        bool ran = false;
+        for (unsigned i = 0; i < n; ++i) {
+            Thread& t = w.threads[i];
+            if (t.state != State::Ready) continue;
+            ran = true;
+            w.running = &t;
+            tls_current_thread = &t.view;
+            switch_context(w.scheduler, t.context);
+            if (!block.error.empty()) break;
+        }
+        if (!block.error.empty()) {
+            error = std::move(block.error);
+            break;
+        }
+        if (block.done == n) break;
+        if (!ran) {
+            error = diagnose_deadlock(w, block);
+            break;
+        }
+    }
+    tls_current_thread = nullptr;
+    w.running = nullptr;
+    w.block = nullptr;
+    return error;
+}
+
+unsigned worker_threads_setting(std::uint64_t blocks) {
+    const char* s = std::getenv("LAPERM_EMU_THREADS");
+    long v = s != nullptr ? std::strtol(s, nullptr, 10) : 1;
+    if (v < 1) v = 1;
+    if (v > 256) v = 256;
+    return static_cast<unsigned>(std::min<std::uint64_t>(static_cast<std::uint64_t>(v), blocks));
+}
+
+uint3 block_index(const dim3& grid, std::uint64_t linear) {
+    return uint3{static_cast<unsigned>(linear % grid.x),
+                 static_cast<unsigned>((linear / grid.x) % grid.y),
+                 static_cast<unsigned>(linear / (std::uint64_t{grid.x} * grid.y))};
+}
+
+// Runs all blocks; the error of the lowest-numbered failing block wins, so the message
+// does not depend on timing even when several OS threads run blocks.
+std::string run_grid(const Launch& launch) {
+    const std::uint64_t blocks = std::uint64_t{launch.grid.x} * launch.grid.y * launch.grid.z;
+    const unsigned workers = worker_threads_setting(blocks);
+    if (workers <= 1) {
+        Worker& w = worker();
+        for (std::uint64_t b = 0; b < blocks; ++b) {
+            std::string e = run_block(w, launch, block_index(launch.grid, b));
+            if (!e.empty()) return e;
+        }
+        return {};
+    }
+    std::atomic<std::uint64_t> next{0};
+    std::atomic<bool> stop{false};
+    std::mutex error_mutex;
+    std::uint64_t error_block = blocks;
+    std::string error;
+    auto body = [&] {
+        try {
+            Worker& w = worker();
+            for (;;) {
+                if (stop.load(std::memory_order_relaxed)) return;
+                std::uint64_t b = next.fetch_add(1, std::memory_order_relaxed);
+                if (b >= blocks) return;
+                std::string e = run_block(w, launch, block_index(launch.grid, b));
+                if (!e.empty()) {
+                    std::lock_guard lock(error_mutex);
+                    if (b < error_block) {
+                        error_block = b;
+                        error = std::move(e);
+                    }
+                    stop.store(true, std::memory_order_relaxed);
+                    return;
+                }
+            }
+        } catch (const std::exception& ex) {
+            std::lock_guard lock(error_mutex);
+            error_block = 0;
+            error = format("kernel '%s': %s", launch.kernel->info.name, ex.what());
+            stop.store(true);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < workers; ++i) pool.emplace_back(body);
+    body();
+    for (auto& t : pool) t.join();
+    return error;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Device-side runtime entry points (called from laperm/device.cuh in emulator builds).
+// ---------------------------------------------------------------------------------------
+LP_EMU_API bool register_kernel(const KernelInfo& info) {
+    Registry& r = registry();
+    if (r.by_name.count(std::string_view(info.name)) != 0) {
+        std::fprintf(stderr, "laperm_emu: kernel '%s' is defined twice\n", info.name);
+        std::abort();
+    }
+    auto entry = std::make_unique<KernelEntry>();
+    entry->info = info;
+    r.by_name.emplace(std::string_view(info.name), entry.get());
+    r.kernels.push_back(std::move(entry));
+    return true;
+}
+
+LP_EMU_API int barrier(BarrierOp op, int predicate) {
+    Worker& w = worker();
+    Thread& t = *w.running;
+    Block& b = *w.block;
+    if (b.at_barrier == 0) {
+        b.barrier_op = op;
+        b.barrier_accumulator = op == BarrierOp::And ? 1 : 0;
+    } else if (op != b.barrier_op) {
+        abort_thread(w, t, format("%s calls %s() while other threads of the block wait at %s()",
+                                  thread_name(t.view).c_str(), barrier_op_name(op), barrier_op_name(b.barrier_op)));
+    }
+    const int p = predicate != 0 ? 1 : 0;
+    switch (op) {
+        case BarrierOp::Plain: break;
+        case BarrierOp::Count: b.barrier_accumulator += p; break;
+        case BarrierOp::And: b.barrier_accumulator &= p; break;
+        case BarrierOp::Or: b.barrier_accumulator |= p; break;
+    }
+    t.state = State::AtBarrier;
+    if (++b.at_barrier == b.threads) {
+        // Last to arrive: release everyone (including itself) and go on without yielding.
+        for (unsigned i = 0; i < b.threads; ++i) {
+            Thread& o = w.threads[i];
+            if (o.state == State::AtBarrier) {
+                o.state = State::Ready;
+                o.barrier_result = b.barrier_accumulator;
+            }
+        }
+        b.at_barrier = 0;
+        return t.barrier_result;
+    }
+    yield_to_scheduler(w, t);
+    return t.barrier_result;
+}
+
+namespace {
+// PTX shfl.sync: c = ((32 - width) << 8) | clamp; an out-of-segment source reads the lane's own
+// value; a source lane outside the mask reads garbage on a GPU, so here it reads all-ones
+// (NaN / -1), which makes such a bug visible in results.
+std::uint64_t shuffle_result(const Thread* lanes, unsigned mask, unsigned lane) {
+    const Thread& t = lanes[lane];
+    const int l = static_cast<int>(lane);
+    const int segmask = (t.c >> 8) & 31;
+    const int clamp = t.c & 31;
+    const int min_lane = l & segmask;
+    const int max_lane = min_lane | (clamp & ~segmask);
+    int j = l;
+    bool in_range = true;
+    switch (t.op) {
+        case WarpOp::ShflIdx: j = min_lane | (t.b & 31 & ~segmask); in_range = j <= max_lane; break;
+        case WarpOp::ShflUp: j = l - t.b; in_range = j >= max_lane; break;
+        case WarpOp::ShflDown: j = l + t.b; in_range = j <= max_lane; break;
+        case WarpOp::ShflXor: j = l ^ t.b; in_range = j <= max_lane; break;
+        default: break;
+    }
+    if (!in_range) j = l;
+    if (j < 0 || j > 31 || !(mask & (1u << j))) return ~std::uint64_t{0};
+    return lanes[j].value;
+}
+}  // namespace
+
+LP_EMU_API std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int b, int c) {
+    Worker& w = worker();
+    Thread& t = *w.running;
+    Block& blk = *w.block;
+    const unsigned lane = t.view.linear & 31u;
+    const unsigned base = t.view.linear & ~31u;
+    const unsigned lanes_in_warp = std::min(32u, blk.threads - base);
+    const unsigned existing = lanes_in_warp == 32 ? ~0u : ((1u << lanes_in_warp) - 1u);
+    if (!(mask & (1u << lane))) {
+        abort_thread(w, t, format("%s (lane %u of warp %u) calls %s with mask 0x%08x, which does not include its own lane",
+                                  thread_name(t.view).c_str(), lane, base / 32, warp_op_name(op), mask));
+    }
+    if (mask & ~existing) {
+        abort_thread(w, t, format("%s calls %s with mask 0x%08x, but warp %u has only %u lane(s) in this block",
+                                  thread_name(t.view).c_str(), warp_op_name(op), mask, base / 32, lanes_in_warp));
+    }
+    t.op = op;
+    t.mask = mask;
+    t.value = value;
+    t.b = b;
+    t.c = c;
+    t.state = State::AtWarp;
+
+    Thread* lanes = &w.threads[base];
+    for (unsigned l = 0; l < 32; ++l) {
+        if (!(mask & (1u << l))) continue;
+        const Thread& o = lanes[l];
+        if (o.state != State::AtWarp || o.mask != mask || o.op != op) {
+            yield_to_scheduler(w, t);  // a later lane completes the operation for us
+            return t.result;
+        }
+    }
+    // Every lane of the mask is here: compute all results, release the others, go on.
+    unsigned ballot = 0;
+    for (unsigned l = 0; l < 32; ++l)
+        if ((mask & (1u << l)) && lanes[l].value != 0) ballot |= 1u << l;
+    for (unsigned l = 0; l < 32; ++l) {
+        if (!(mask & (1u << l))) continue;
+        Thread& o = lanes[l];
+        switch (op) {
+            case WarpOp::Sync: o.result = 0; break;
+            case WarpOp::Ballot: o.result = ballot; break;
+            case WarpOp::Any: o.result = ballot != 0; break;
+            case WarpOp::All: o.result = ballot == mask; break;
+            default: o.result = shuffle_result(lanes, mask, l); break;
+        }
+    }
+    for (unsigned l = 0; l < 32; ++l)
+        if (mask & (1u << l)) lanes[l].state = State::Ready;
+    return t.result;
+}
+
+LP_EMU_API unsigned char* dynamic_shared() { return worker().dynamic_shared; }
+
+}  // namespace lp_emu
+
+// ---------------------------------------------------------------------------------------
+// C ABI
+// ---------------------------------------------------------------------------------------
+using namespace lp_emu;
+
+extern "C" {
+
+LAPERM_EMU_EXPORT const char* laperm_emu_last_error(void) { return tls_last_error.c_str(); }
+
+LAPERM_EMU_EXPORT int laperm_emu_kernel_count(void) { return static_cast<int>(registry().kernels.size()); }
+
+LAPERM_EMU_EXPORT const char* laperm_emu_kernel_name(int index) {
+    const auto& k = registry().sorted_kernels();
+    if (index < 0 || static_cast<std::size_t>(index) >= k.size()) {
+        fail_call(format("kernel index %d is out of range: the emulator has %zu kernels", index, k.size()));
+        return nullptr;
+    }
+    return k[static_cast<std::size_t>(index)]->info.name;
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_count(const char* kernel) {
+    const KernelEntry* k = find_kernel(kernel);
+    if (k == nullptr) {
+        fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+        return -1;
+    }
+    return static_cast<int>(k->info.arg_count);
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsigned bytes) {
+    KernelEntry* k = find_kernel(kernel);
+    if (k == nullptr) return fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+    if (bytes > kMaxDynamicSharedOptIn)
+        return fail_call(format("kernel '%s': %u bytes of dynamic shared memory requested, at most %u are possible per block",
+                                k->info.name, bytes, kMaxDynamicSharedOptIn));
+    k->max_dynamic_shared.store(bytes);
+    return 0;
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsigned gridY, unsigned gridZ,
+                                        unsigned blockX, unsigned blockY, unsigned blockZ,
+                                        unsigned dynamicSharedBytes, void** args) {
+    try {
+        const KernelEntry* k = find_kernel(kernel);
+        if (k == nullptr) return fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+        const char* name = k->info.name;
+        if (gridX == 0 || gridY == 0 || gridZ == 0 || blockX == 0 || blockY == 0 || blockZ == 0)
+            return fail_call(format("kernel '%s': grid (%u,%u,%u) and block (%u,%u,%u) must be at least 1 in every dimension",
+                                    name, gridX, gridY, gridZ, blockX, blockY, blockZ));
+        const std::uint64_t threads = std::uint64_t{blockX} * blockY * blockZ;
+        if (threads > kMaxThreadsPerBlock || blockZ > 64)
+            return fail_call(format("kernel '%s': block (%u,%u,%u) has %llu threads; at most 1024 per block and 64 in z",
+                                    name, blockX, blockY, blockZ, static_cast<unsigned long long>(threads)));
+        if (gridX > 0x7fffffffu || gridY > 65535u || gridZ > 65535u)
+            return fail_call(format("kernel '%s': grid (%u,%u,%u) exceeds the CUDA limits (2^31-1, 65535, 65535)",
+                                    name, gridX, gridY, gridZ));
+        const unsigned limit = k->max_dynamic_shared.load();
+        if (dynamicSharedBytes > limit)
+            return fail_call(format("kernel '%s': %u bytes of dynamic shared memory exceed the kernel's limit of %u bytes "
+                                    "(raise it with laperm_emu_set_max_dynamic_shared, as cuFuncSetAttribute does, up to %u)",
+                                    name, dynamicSharedBytes, limit, kMaxDynamicSharedOptIn));
+        if (k->info.arg_count > 0 && args == nullptr)
+            return fail_call(format("kernel '%s': takes %u arguments but args is null", name, k->info.arg_count));
+        for (unsigned i = 0; i < k->info.arg_count; ++i) {
+            if (args[i] == nullptr)
+                return fail_call(format("kernel '%s': args[%u] is null (it must point to the argument value)", name, i));
+            if (!(k->info.pointer_args & (std::uint64_t{1} << i))) continue;
+            const void* p = *static_cast<void* const*>(args[i]);
+            if (p != nullptr && !buffer_table().contains(p))
+                return fail_call(format("kernel '%s': pointer argument %u (%p) does not point into any registered device buffer",
+                                        name, i, p));
+        }
+        Launch launch{k, args, dim3{gridX, gridY, gridZ}, dim3{blockX, blockY, blockZ},
+                      static_cast<unsigned>(threads), dynamicSharedBytes};
+        std::string error = run_grid(launch);
+        if (!error.empty()) return fail_call(std::move(error));
+        return 0;
+    } catch (const std::exception& e) {
+        return fail_call(format("kernel '%s': %s", kernel ? kernel : "(null)", e.what()));
+    }
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes) {
+    if (base == nullptr) return fail_call("laperm_emu_register_buffer: base is null");
+    auto& t = buffer_table();
+    const auto a = reinterpret_cast<std::uintptr_t>(base);
+    std::lock_guard lock(t.mutex);
+    auto next = t.buffers.lower_bound(a);
+    if (next != t.buffers.end() && (next->first == a || a + bytes > next->first))
+        return fail_call(format("laperm_emu_register_buffer: [%p, +%zu) overlaps the registered buffer at %p",
+                                base, bytes, reinterpret_cast<void*>(next->first)));
+    if (next != t.buffers.begin()) {
+        auto prev = std::prev(next);
+        if (prev->first + prev->second > a)
+            return fail_call(format("laperm_emu_register_buffer: [%p, +%zu) overlaps the registered buffer at %p",
+                                    base, bytes, reinterpret_cast<void*>(prev->first)));
+    }
+    t.buffers.emplace(a, bytes);
+    return 0;
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base) {
+    auto& t = buffer_table();
+    std::lock_guard lock(t.mutex);
+    if (t.buffers.erase(reinterpret_cast<std::uintptr_t>(base)) == 0)
+        return fail_call(format("laperm_emu_unregister_buffer: %p is not the base of a registered buffer", base));
+    return 0;
+}
+
+}  // extern "C"

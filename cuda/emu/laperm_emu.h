@@ -1,0 +1,56 @@
+/* laperm_emu.h: C ABI of the CUDA host emulator (liblaperm_emu.so).
+ *
+ * The library contains every kernel of cuda/kernels compiled as C++ against
+ * laperm/device.cuh, plus the runtime in cuda/emu that executes a launch with CUDA
+ * semantics on the CPU. "Device memory" is host memory: device pointers are plain
+ * host pointers, which the caller registers so that kernel arguments can be checked.
+ *
+ * Every function returns 0 on success and non-zero on error; on error the message
+ * (naming the kernel) is readable with laperm_emu_last_error() (thread-local, valid
+ * until the next call on the same thread).
+ */
+#ifndef LAPERM_EMU_H
+#define LAPERM_EMU_H
+
+#include <stddef.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LAPERM_EMU_EXPORT __attribute__((visibility("default")))
+#else
+#define LAPERM_EMU_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+LAPERM_EMU_EXPORT const char* laperm_emu_last_error(void);
+
+/* The registered kernels (extern "C" names, as in the PTX), sorted by name. */
+LAPERM_EMU_EXPORT int laperm_emu_kernel_count(void);
+LAPERM_EMU_EXPORT const char* laperm_emu_kernel_name(int index);
+
+/* Number of parameters of a kernel, or -1 (and an error message) if there is no such kernel. */
+LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_count(const char* kernel);
+
+/* Runs one launch to completion (synchronously). args[i] points to the i-th argument
+ * value, as cuLaunchKernel's kernelParams. Pointer arguments must be null or point into
+ * a registered buffer. */
+LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel,
+                                        unsigned gridX, unsigned gridY, unsigned gridZ,
+                                        unsigned blockX, unsigned blockY, unsigned blockZ,
+                                        unsigned dynamicSharedBytes, void** args);
+
+/* The emulator's cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES):
+ * dynamic shared memory above 48 KiB must be opted into per kernel, up to 227 KiB. */
+LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsigned bytes);
+
+/* Device buffers: [base, base + bytes). Overlapping registrations are refused. */
+LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes);
+LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAPERM_EMU_H */

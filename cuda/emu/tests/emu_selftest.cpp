@@ -1,0 +1,309 @@
+// emu_selftest.cpp: the emulator's own semantics: barriers with divergent warps, shuffle and
+// vote results against the PTX definitions, ids, atomics, dynamic shared memory, and the
+// errors it must report (deadlocks naming the kernel, shared memory over the limit, bad
+// masks, pointers outside registered buffers).
+#include "emu_registry.h"
+#include "test_kernels.cu"
+#include "test_support.h"
+
+LP_EMU_REGISTER(test_divergent_barrier)
+LP_EMU_REGISTER(test_barrier_loop)
+LP_EMU_REGISTER(test_shuffles)
+LP_EMU_REGISTER(test_warp_sum_2d)
+LP_EMU_REGISTER(test_ids)
+LP_EMU_REGISTER(test_atomics)
+LP_EMU_REGISTER(test_syncthreads_reductions)
+LP_EMU_REGISTER(test_dynamic_shared)
+LP_EMU_REGISTER(test_bits_math)
+LP_EMU_REGISTER(test_bad_early_exit)
+LP_EMU_REGISTER(test_bad_shuffle_exit)
+LP_EMU_REGISTER(test_bad_mask)
+LP_EMU_REGISTER(test_bad_barrier_vs_warp)
+
+using namespace lp_test;
+
+namespace {
+
+std::mt19937 rng(12345);
+
+void divergent_barrier() {
+    for (unsigned block : {32u, 64u, 96u, 256u}) {
+        const unsigned blocks = 3;
+        const int seed = static_cast<int>(rng() % 1000) + 1;
+        DeviceBuffer<int> out(block * blocks);
+        if (!launch_ok("test_divergent_barrier", blocks, block, 0, seed, out.ptr())) continue;
+        for (unsigned b = 0; b < blocks; ++b)
+            for (unsigned t = 0; t < block; ++t) {
+                unsigned src = t % 2 == 0 ? block - 1 - t : (t + 1) % block;
+                int expected = seed * 1000 + static_cast<int>(src) + static_cast<int>(b) * 7;
+                LP_CHECK(out[b * block + t] == expected, "block size %u, block %u, thread %u: %d != %d", block, b, t,
+                         out[b * block + t], expected);
+            }
+    }
+}
+
+void barrier_loop() {
+    for (unsigned block : {1u, 2u, 64u, 512u, 1024u}) {
+        DeviceBuffer<int> out(2);
+        if (!launch_ok("test_barrier_loop", 2, block, 0, out.ptr())) continue;
+        int expected = static_cast<int>(block * (block + 1) / 2);
+        LP_CHECK(out[0] == expected && out[1] == expected, "block %u: %d %d != %d", block, out[0], out[1], expected);
+    }
+}
+
+// Reference shuffle: PTX shfl.sync with c = ((32 - width) << 8) | clamp.
+int ref_shfl(const int* v, int lane, int mode, int b, int width) {
+    int segmask = 32 - width, clamp = mode == 1 ? 0 : 31;
+    int min_lane = lane & segmask, max_lane = min_lane | (clamp & ~segmask);
+    int j = lane;
+    bool ok = true;
+    switch (mode) {
+        case 0: j = min_lane | (b & 31 & ~segmask); ok = j <= max_lane; break;
+        case 1: j = lane - b; ok = j >= max_lane; break;
+        case 2: j = lane + b; ok = j <= max_lane; break;
+        case 3: j = lane ^ b; ok = j <= max_lane; break;
+    }
+    return v[ok ? j : lane];
+}
+
+void shuffles() {
+    DeviceBuffer<int> in(32), out(14 * 32);
+    for (int i = 0; i < 32; ++i) in[i] = static_cast<int>(rng() % 1000) + 1;
+    in[17] = in[17];
+    if (!launch_ok("test_shuffles", 1, 32, 0, in.ptr(), out.ptr())) return;
+    const int* v = in.ptr();
+    unsigned ballot = 0;
+    bool all_positive = true;
+    for (int l = 0; l < 32; ++l) {
+        if (v[l] % 3 == 0) ballot |= 1u << l;
+        all_positive &= v[l] > 0;
+    }
+    for (int l = 0; l < 32; ++l) {
+        int exp[14] = {
+            v[(l * 7) % 32],
+            ref_shfl(v, l, 1, 3, 32),
+            ref_shfl(v, l, 2, 5, 32),
+            ref_shfl(v, l, 3, 9, 32),
+            ref_shfl(v, l, 0, 3, 8),
+            ref_shfl(v, l, 1, 2, 8),
+            ref_shfl(v, l, 2, 2, 8),
+            ref_shfl(v, l, 3, 4, 8),
+            static_cast<int>(ballot),
+            1,
+            all_positive ? 1 : 0,
+            l + 1 < 32 ? v[l + 1] : v[l],
+            v[l ^ 1] + (l ^ 1) * 1000000,
+            l < 16 ? v[(l + 1) % 16] : v[16 + (l + 1) % 16],
+        };
+        for (int row = 0; row < 14; ++row)
+            LP_CHECK(out[row * 32 + l] == exp[row], "shuffle row %d lane %d: %d != %d", row, l, out[row * 32 + l], exp[row]);
+    }
+    // Spot checks of the reference itself against the CUDA documentation's wording.
+    LP_CHECK(ref_shfl(v, 1, 1, 3, 32) == v[1], "up: lanes below delta keep their value");
+    LP_CHECK(ref_shfl(v, 30, 2, 5, 32) == v[30], "down: lanes near the top keep their value");
+    LP_CHECK(ref_shfl(v, 9, 0, 3, 8) == v[11], "idx width 8: lane 9 reads lane 8 + 3");
+}
+
+void warp_sum_2d() {
+    // Block 16 x 4 = 64 threads = 2 warps; warp w covers rows 2w and 2w+1.
+    DeviceBuffer<float> in(64), out(2);
+    for (int i = 0; i < 64; ++i) in[i] = static_cast<float>(static_cast<int>(rng() % 200) - 100);
+    int rc = launch("test_warp_sum_2d", 1, 1, 1, 16, 4, 1, 0, in.ptr(), out.ptr());
+    LP_CHECK(rc == 0, "%s", laperm_emu_last_error());
+    for (int w = 0; w < 2; ++w) {
+        float s = 0;
+        for (int i = 0; i < 32; ++i) s += in[w * 32 + i];
+        LP_CHECK(out[w] == s, "warp %d: %g != %g", w, out[w], s);
+    }
+}
+
+void ids() {
+    const unsigned bx = 4, by = 3, bz = 2, gx = 3, gy = 2, gz = 2;
+    DeviceBuffer<unsigned> out(bx * by * bz * gx * gy * gz);
+    int rc = launch("test_ids", gx, gy, gz, bx, by, bz, 0, out.ptr());
+    LP_CHECK(rc == 0, "%s", laperm_emu_last_error());
+    for (unsigned z = 0; z < gz; ++z)
+        for (unsigned y = 0; y < gy; ++y)
+            for (unsigned x = 0; x < gx; ++x)
+                for (unsigned tz = 0; tz < bz; ++tz)
+                    for (unsigned ty = 0; ty < by; ++ty)
+                        for (unsigned tx = 0; tx < bx; ++tx) {
+                            unsigned block = x + gx * (y + gy * z), thread = tx + bx * (ty + by * tz);
+                            unsigned e = tx | (ty << 4) | (tz << 8) | (x << 12) | (y << 16) | (z << 20);
+                            unsigned got = out[block * bx * by * bz + thread];
+                            LP_CHECK(got == e, "block (%u,%u,%u) thread (%u,%u,%u): %x != %x", x, y, z, tx, ty, tz, got, e);
+                        }
+}
+
+void atomics() {
+    const int n = 1000;
+    DeviceBuffer<int> in(n), counters(6);
+    DeviceBuffer<float> fsum(1);
+    DeviceBuffer<unsigned> umax(1);
+    long long sum = 0;
+    int mx = -1, mn = 1 << 30;
+    float fs = 0;
+    for (int i = 0; i < n; ++i) {
+        in[i] = static_cast<int>(rng() % 100000);
+        sum += in[i];
+        mx = std::max(mx, in[i]);
+        mn = std::min(mn, in[i]);
+        fs += static_cast<float>(in[i] % 100);
+    }
+    counters[0] = counters[1] = counters[4] = counters[5] = 0;
+    counters[2] = -1;
+    counters[3] = 1 << 30;
+    fsum[0] = 0;
+    umax[0] = 0;
+    if (!launch_ok("test_atomics", (n + 127) / 128, 128, 0, in.ptr(), n, counters.ptr(), fsum.ptr(), umax.ptr())) return;
+    LP_CHECK(counters[0] == n, "count %d", counters[0]);
+    LP_CHECK(counters[1] == sum, "sum %d != %lld", counters[1], sum);
+    LP_CHECK(counters[2] == mx && counters[3] == mn, "max %d/%d min %d/%d", counters[2], mx, counters[3], mn);
+    LP_CHECK(fsum[0] == fs, "float sum %g != %g (integers below 2^24 add exactly)", fsum[0], fs);
+    LP_CHECK(umax[0] == static_cast<unsigned>(mx) * 3u, "unsigned max %u", umax[0]);
+    LP_CHECK(counters[4] >= 1 && counters[4] <= n && counters[5] == counters[4], "CAS winner %d, exch %d", counters[4], counters[5]);
+}
+
+void syncthreads_reductions() {
+    DeviceBuffer<int> in(128), out(3);
+    int count = 0;
+    for (int i = 0; i < 128; ++i) {
+        in[i] = static_cast<int>(rng() % 40) - 10;
+        count += in[i] > 10;
+    }
+    in[77] = 12345;
+    count = 0;
+    for (int i = 0; i < 128; ++i) count += in[i] > 10;
+    if (!launch_ok("test_syncthreads_reductions", 1, 128, 0, in.ptr(), out.ptr())) return;
+    LP_CHECK(out[0] == count && out[1] == 1 && out[2] == 1, "count %d/%d and %d or %d", out[0], count, out[1], out[2]);
+}
+
+void dynamic_shared_and_limits() {
+    const unsigned block = 128;
+    DeviceBuffer<float> in(block * 2), out(block * 2);
+    for (unsigned i = 0; i < block * 2; ++i) in[i] = static_cast<float>(rng() % 1000);
+    if (launch_ok("test_dynamic_shared", 2, block, block * sizeof(float), in.ptr(), out.ptr()))
+        for (unsigned b = 0; b < 2; ++b)
+            for (unsigned t = 0; t < block; ++t)
+                LP_CHECK(out[b * block + t] == in[b * block + block - 1 - t], "reverse %u %u", b, t);
+
+    // Over the default 48 KiB: refused with the kernel's name.
+    int rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 48 * 1024 + 4, in.ptr(), out.ptr());
+    std::string e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared") && contains(e, "shared"), "over-limit launch: rc %d, '%s'", rc, e.c_str());
+    // Opt in (as cuFuncSetAttribute), then it runs; beyond 227 KiB the opt-in itself is refused.
+    LP_CHECK(laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 100 * 1024) == 0, "%s", laperm_emu_last_error());
+    rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 100 * 1024, in.ptr(), out.ptr());
+    LP_CHECK(rc == 0, "after opt-in: %s", laperm_emu_last_error());
+    rc = laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 228 * 1024);
+    e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared"), "opt-in over 227 KiB: rc %d '%s'", rc, e.c_str());
+    laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 48 * 1024);
+}
+
+void bits_math() {
+    const unsigned n = 64;
+    DeviceBuffer<float> x(n), math(n * 8);
+    DeviceBuffer<unsigned> bits(n * 6);
+    std::uniform_real_distribution<float> d(-20.0f, 20.0f);
+    for (unsigned i = 0; i < n; ++i) x[i] = d(rng);
+    x[0] = 0.0f;
+    x[1] = -0.0f;
+    x[2] = std::nanf("");
+    if (!launch_ok("test_bits_math", 1, n, 0, x.ptr(), bits.ptr(), math.ptr())) return;
+    for (unsigned t = 0; t < n; ++t) {
+        unsigned u;
+        std::memcpy(&u, &x[t], 4);
+        unsigned rev = 0;
+        for (int i = 0; i < 32; ++i)
+            if (u & (1u << i)) rev |= 1u << (31 - i);
+        unsigned clz = u == 0 ? 32 : static_cast<unsigned>(__builtin_clz(u));
+        unsigned ffs = static_cast<unsigned>(__builtin_ffs(static_cast<int>(u)));
+        unsigned e[6] = {u, clz, static_cast<unsigned>(__builtin_popcount(u)), rev, ffs, u};
+        for (int k = 0; k < 6; ++k) LP_CHECK(bits[t * 6 + k] == e[k], "bits %u/%d: %x != %x", t, k, bits[t * 6 + k], e[k]);
+        float v = x[t];
+        if (std::isnan(v)) continue;
+        float m[8] = {std::sqrt(std::fabs(v)), std::fmin(v, 0.5f) + std::fmax(v, -0.5f),
+                      std::floor(v) + std::ceil(v) + std::trunc(v) + std::rint(v), std::fma(v, 3.0f, 1.0f),
+                      std::exp(std::fmin(v, 10.0f)), std::log(std::fabs(v) + 1.0f), 1.0f / std::sqrt(std::fabs(v) + 1.0f),
+                      static_cast<float>(std::min<int>(t, 5) + std::max<int>(t, 5))};
+        for (int k = 0; k < 8; ++k)
+            LP_CHECK(std::fabs(math[t * 8 + k] - m[k]) <= 1e-6f * std::fabs(m[k]), "math %u/%d: %g != %g", t, k, math[t * 8 + k], m[k]);
+    }
+}
+
+void expect_failure(const char* kernel, int rc, std::initializer_list<const char*> words) {
+    std::string e = laperm_emu_last_error();
+    LP_CHECK(rc != 0, "%s should fail", kernel);
+    LP_CHECK(contains(e, kernel), "message does not name the kernel: '%s'", e.c_str());
+    for (const char* w : words) LP_CHECK(contains(e, w), "message lacks '%s': '%s'", w, e.c_str());
+}
+
+void errors() {
+    DeviceBuffer<int> out(64);
+    expect_failure("test_bad_early_exit", launch("test_bad_early_exit", 2, 1, 1, 64, 1, 1, 0, 40, out.ptr()),
+                   {"__syncthreads", "block (0,0,0)", "40 thread(s) wait", "24 exited", "thread (40,0,0)"});
+    // Same kernel, every thread reaches the barrier: fine.
+    LP_CHECK(launch("test_bad_early_exit", 2, 1, 1, 64, 1, 1, 0, 64, out.ptr()) == 0, "%s", laperm_emu_last_error());
+    expect_failure("test_bad_shuffle_exit", launch("test_bad_shuffle_exit", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
+                   {"__shfl_down_sync", "lane 5", "exited"});
+    expect_failure("test_bad_mask", launch("test_bad_mask", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
+                   {"mask 0x00000001", "does not include its own lane"});
+    expect_failure("test_bad_barrier_vs_warp", launch("test_bad_barrier_vs_warp", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
+                   {"__shfl_sync", "waits at __syncthreads"});
+    // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
+    expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
+
+    // Pointer arguments outside registered buffers; null is allowed.
+    std::vector<int> unregistered(64);
+    int* stray = unregistered.data();
+    expect_failure("test_barrier_loop", launch("test_barrier_loop", 1, 1, 1, 32, 1, 1, 0, stray),
+                   {"pointer argument 0", "registered"});
+    // Launch shape errors.
+    expect_failure("test_barrier_loop", launch("test_barrier_loop", 1, 1, 1, 2048, 1, 1, 0, out.ptr()), {"1024"});
+    expect_failure("test_barrier_loop", launch("test_barrier_loop", 0, 1, 1, 32, 1, 1, 0, out.ptr()), {"at least 1"});
+    int rc = launch("no_such_kernel", 1, 1, 1, 1, 1, 1, 0, out.ptr());
+    LP_CHECK(rc != 0 && contains(laperm_emu_last_error(), "no_such_kernel"), "unknown kernel");
+    // The emulator keeps working after errors.
+    barrier_loop();
+}
+
+void registry_and_buffers() {
+    const int count = laperm_emu_kernel_count();
+    LP_CHECK(count >= 13, "kernel count %d", count);
+    bool found_axpy = false;
+    std::string previous;
+    for (int i = 0; i < count; ++i) {
+        std::string name = laperm_emu_kernel_name(i);
+        LP_CHECK(name > previous, "names sorted: '%s' after '%s'", name.c_str(), previous.c_str());
+        previous = name;
+        found_axpy |= name == "axpy_v1";
+    }
+    LP_CHECK(found_axpy, "axpy_v1 registered");
+    LP_CHECK(laperm_emu_kernel_name(count) == nullptr, "index out of range");
+    LP_CHECK(laperm_emu_kernel_arg_count("test_atomics") == 5, "arg count");
+    LP_CHECK(laperm_emu_kernel_arg_count("nope") == -1, "arg count of unknown kernel");
+    std::vector<char> a(1024);
+    LP_CHECK(laperm_emu_register_buffer(a.data(), 512) == 0, "register");
+    LP_CHECK(laperm_emu_register_buffer(a.data() + 256, 16) != 0, "overlap refused");
+    LP_CHECK(laperm_emu_register_buffer(a.data() + 512, 512) == 0, "adjacent accepted");
+    LP_CHECK(laperm_emu_unregister_buffer(a.data()) == 0 && laperm_emu_unregister_buffer(a.data() + 512) == 0, "unregister");
+    LP_CHECK(laperm_emu_unregister_buffer(a.data()) != 0, "double unregister refused");
+}
+
+}  // namespace
+
+int main() {
+    registry_and_buffers();
+    divergent_barrier();
+    barrier_loop();
+    shuffles();
+    warp_sum_2d();
+    ids();
+    atomics();
+    syncthreads_reductions();
+    dynamic_shared_and_limits();
+    bits_math();
+    errors();
+    return finish("emu_selftest");
+}
