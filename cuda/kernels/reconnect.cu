@@ -34,6 +34,13 @@ struct ReconnectTensor
 };
 
 #define RC_FULL_MASK 0xffffffffu
+// Unrolling keeps the warp kernels' register arrays in registers; the emulator's C++
+// compiler does not know the pragma.
+#if defined(__CUDACC__) || defined(__CUDA__)
+#define RC_UNROLL _Pragma("unroll")
+#else
+#define RC_UNROLL
+#endif
 #define RC_SENTINEL 0xffffffffffffffffull
 
 __device__ __forceinline__ unsigned rc_order_key(float value)
@@ -92,23 +99,23 @@ __device__ __forceinline__ void rc_warp_rows(const ReconnectTensor* table, int t
     const float* s0 = t->sorted0 + rowStart;
 
     unsigned long long v[K];
-#pragma unroll
+RC_UNROLL
     for (int k = 0; k < K; k++)
     {
         int i = k * 32 + lane;
         v[k] = i < n ? rc_composite(w[i], i) : RC_SENTINEL;
     }
 
-#pragma unroll
+RC_UNROLL
     for (int size = 2; size <= 32 * K; size <<= 1)
     {
-#pragma unroll
+RC_UNROLL
         for (int stride = size >> 1; stride > 0; stride >>= 1)
         {
             if (stride >= 32)
             {
                 const int slotStride = stride >> 5;
-#pragma unroll
+RC_UNROLL
                 for (int k = 0; k < K; k++)
                 {
                     if ((k & slotStride) != 0) continue;
@@ -120,7 +127,7 @@ __device__ __forceinline__ void rc_warp_rows(const ReconnectTensor* table, int t
             }
             else
             {
-#pragma unroll
+RC_UNROLL
                 for (int k = 0; k < K; k++)
                 {
                     const int i = k * 32 + lane;
@@ -136,7 +143,7 @@ __device__ __forceinline__ void rc_warp_rows(const ReconnectTensor* table, int t
     }
 
     // Every lane loaded its w values before the network, so scattering into w is safe.
-#pragma unroll
+RC_UNROLL
     for (int k = 0; k < K; k++)
     {
         int i = k * 32 + lane;
@@ -208,7 +215,7 @@ __device__ void rc_block_bitonic_sort(unsigned long long* keys, int n)
 // ---------------------------------------------------------------------------------------
 extern "C" __global__ void reconnect_block_bitonic(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
-    LAPERM_DYNAMIC_SHARED(unsigned long long, rc_bitonic_smem);
+    LP_DYNAMIC_SHARED(unsigned long long, rc_bitonic_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
     const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
@@ -240,7 +247,7 @@ extern "C" __global__ void reconnect_block_bitonic(const ReconnectTensor* table,
 __device__ __forceinline__ unsigned rc_peers_with_digit(unsigned digit, bool valid)
 {
     unsigned peers = __ballot_sync(RC_FULL_MASK, valid);
-#pragma unroll
+RC_UNROLL
     for (int b = 0; b < 8; b++)
     {
         const bool bit = ((digit >> b) & 1u) != 0;
@@ -260,7 +267,7 @@ __device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* war
     unsigned sum = 0;
     for (int i = 0; i < per; i++) sum += mine[i];
     unsigned inclusive = sum;
-#pragma unroll
+RC_UNROLL
     for (int d = 1; d < 32; d <<= 1)
     {
         unsigned up = __shfl_up_sync(RC_FULL_MASK, inclusive, d);
@@ -273,7 +280,7 @@ __device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* war
         const int warps = blockDim.x >> 5;
         unsigned total = lane < warps ? warpTotals[lane] : 0u;
         unsigned scanned = total;
-#pragma unroll
+RC_UNROLL
         for (int d = 1; d < 32; d <<= 1)
         {
             unsigned up = __shfl_up_sync(RC_FULL_MASK, scanned, d);
@@ -293,7 +300,7 @@ __device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* war
 
 extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
-    LAPERM_DYNAMIC_SHARED(unsigned, rc_radix_smem);
+    LP_DYNAMIC_SHARED(unsigned, rc_radix_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
     const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
@@ -378,7 +385,7 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
 extern "C" __global__ void reconnect_chunk_sort(const ReconnectTensor* table, int tensorCount, int totalChunks,
                                                 int chunk, unsigned long long* scratch)
 {
-    LAPERM_DYNAMIC_SHARED(unsigned long long, rc_chunk_smem);
+    LP_DYNAMIC_SHARED(unsigned long long, rc_chunk_smem);
     const int item = blockIdx.x;
     if (item >= totalChunks) return;
     const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, item, true);
@@ -448,7 +455,7 @@ extern "C" __global__ void reconnect_chunk_merge(const ReconnectTensor* table, i
 extern "C" __global__ void reconnect_argsort_rows(const ReconnectTensor* table, int tensorCount, int totalRows,
                                                   unsigned long long* scratch)
 {
-    LAPERM_DYNAMIC_SHARED(unsigned long long, rc_argsort_smem);
+    LP_DYNAMIC_SHARED(unsigned long long, rc_argsort_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
     const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);

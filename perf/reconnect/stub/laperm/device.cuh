@@ -16,4 +16,4 @@ static __device__ __forceinline__ unsigned __ballot_sync(unsigned m, bool p) { r
 static __device__ __forceinline__ int __popc(unsigned x) { return __builtin_popcount(x); }
 static __device__ __forceinline__ int min(int a, int b) { return a < b ? a : b; }
 #endif
-#define LAPERM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define LP_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
