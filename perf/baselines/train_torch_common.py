@@ -233,8 +233,10 @@ def machine_description() -> dict:
                     break
     except OSError:
         pass
+    # The load average tells whether other work competed for the cores while we measured.
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}
+            "torch": torch.__version__, "platform": platform.platform(),
+            "load_average_1_5_15": list(os.getloadavg())}
 
 
 def write_json(path: str, payload: dict) -> None:
