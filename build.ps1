@@ -1,0 +1,413 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    The one entry point of LaPerm.Native: build, test, bench, ptx, gpu-package.
+
+.DESCRIPTION
+    Runs under PowerShell 7 on Linux through the local tool manifest:
+        dotnet tool restore
+        dotnet pwsh ./build.ps1 [build|test|bench|ptx|gpu-package]
+
+    build        dotnet build -c Release (the native CMake build runs inside it).
+    test         build, dotnet test over the solution, then the GPU check script's
+                 self-test; ends with one plain line "N passed, N failed, N skipped"
+                 and a non-zero exit code when anything failed.
+    bench        the BenchmarkDotNet suite (perf/LaPerm.Benchmarks), `laperm bench
+                 train` for f2, lenet300 and conv7, and the PyTorch CPU baseline.
+    ptx          only the native part (CMake): builds the PTX and lists it.
+    gpu-package  a self-contained folder for a GPU machine without network or .NET
+                 (see perf/gpu/README.md); fails when it exceeds -MaxPackageMiB.
+
+    Every step reports on its own: a missing piece (no benchmark project, no CLI verb,
+    no CMakeLists.txt, no PyTorch) is reported as "not available" and skipped.
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('build', 'test', 'bench', 'ptx', 'gpu-package')]
+    [string] $Task = 'build',
+    [string] $Configuration = 'Release',
+    # gpu-package: output folder, relative to the repository root.
+    [string] $PackageDir = '.pkg/laperm-gpu',
+    [int] $MaxPackageMiB = 60,
+    # bench: models for `laperm bench train` and the PyTorch baseline.
+    [string[]] $Models = @('f2', 'lenet300', 'conv7'),
+    # bench: extra arguments for BenchmarkDotNet (default: every benchmark).
+    [string[]] $BenchmarkArgs = @('--filter', '*'),
+    # test: skip the GPU check script's self-test.
+    [switch] $NoScriptSelfTest
+)
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+# Native tools report through their exit codes, which each step checks itself.
+$PSNativeCommandUseErrorActionPreference = $false
+
+$RepoRoot = $PSScriptRoot
+Set-Location $RepoRoot
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+
+function Write-Step([string] $Message) {
+    Write-Host "==> $Message"
+}
+
+function Invoke-Native {
+    # Runs a native command, echoing it; returns its exit code (never throws on it).
+    param([Parameter(Mandatory)] [string] $File, [string[]] $Arguments = @())
+    Write-Host "> $File $($Arguments -join ' ')"
+    & $File @Arguments | Out-Host
+    return $LASTEXITCODE
+}
+
+function Invoke-Build {
+    Write-Step "dotnet build -c $Configuration"
+    return (Invoke-Native 'dotnet' @('build', 'LaPerm.Native.sln', '-c', $Configuration, '-nologo'))
+}
+
+# ---------------------------------------------------------------- test
+
+function Get-TestRunSummary {
+    <#
+      Sums the Microsoft Testing Platform summaries in `dotnet test` output. Each run
+      prints a block "Test run summary: ..." followed by "total: N", "failed: N",
+      "succeeded: N", "skipped: N" (and "error: N" when an assembly crashed), ended by
+      "duration: ...". Only lines inside such a block count, so a test that prints
+      "total: 3" cannot skew the numbers.
+    #>
+    param([string[]] $Lines)
+    $sum = [ordered]@{ Runs = 0; Total = 0; Failed = 0; Succeeded = 0; Skipped = 0; Errors = 0 }
+    $inSummary = $false
+    foreach ($raw in $Lines) {
+        # Strip ANSI escapes in case a terminal forced them on.
+        $line = ($raw -replace "`e\[[0-9;]*[A-Za-z]", '').Trim()
+        if ($line -match '^Test run summary\b') { $inSummary = $true; $sum.Runs++; continue }
+        if (-not $inSummary) { continue }
+        if ($line -match '^total:\s*(\d+)$') { $sum.Total += [int]$Matches[1] }
+        elseif ($line -match '^failed:\s*(\d+)$') { $sum.Failed += [int]$Matches[1] }
+        elseif ($line -match '^succeeded:\s*(\d+)$') { $sum.Succeeded += [int]$Matches[1] }
+        elseif ($line -match '^skipped:\s*(\d+)$') { $sum.Skipped += [int]$Matches[1] }
+        elseif ($line -match '^errors?:\s*(\d+)$') { $sum.Errors += [int]$Matches[1] }
+        elseif ($line -match '^duration:') { $inSummary = $false }
+    }
+    return [pscustomobject]$sum
+}
+
+function Invoke-ScriptSelfTest {
+    # perf/gpu/check.sh --self-test runs the GPU check end to end without a GPU (its
+    # GPU-only parts must say "not available") and checks the report it wrote.
+    $script = Join-Path $RepoRoot 'perf/gpu/check.sh'
+    if (-not (Test-Path $script)) {
+        Write-Host 'check.sh self-test: not available (perf/gpu/check.sh is absent)'
+        return $null
+    }
+    if (-not (Get-Command bash -ErrorAction SilentlyContinue)) {
+        Write-Host 'check.sh self-test: not available (no bash on PATH)'
+        return $null
+    }
+    Write-Step 'bash perf/gpu/check.sh --self-test'
+    $code = Invoke-Native 'bash' @($script, '--self-test')
+    return ($code -eq 0)
+}
+
+function Invoke-Test {
+    $passed = 0; $failed = 0; $skipped = 0
+
+    $buildCode = Invoke-Build
+    if ($buildCode -ne 0) {
+        Write-Host "build failed (exit code $buildCode): no tests ran"
+        Write-Host '0 passed, 1 failed, 0 skipped'
+        return 1
+    }
+
+    Write-Step "dotnet test -c $Configuration"
+    $testArgs = @('test', '--solution', 'LaPerm.Native.sln', '-c', $Configuration, '--no-build',
+                  '--no-ansi', '--no-progress')
+    Write-Host "> dotnet $($testArgs -join ' ')"
+    $output = [System.Collections.Generic.List[string]]::new()
+    & dotnet @testArgs 2>&1 | ForEach-Object {
+        $text = "$_"
+        $output.Add($text)
+        Write-Host $text
+    }
+    $testCode = $LASTEXITCODE
+    $summary = Get-TestRunSummary -Lines $output
+    $passed += $summary.Succeeded
+    $failed += $summary.Failed + $summary.Errors
+    $skipped += $summary.Skipped
+    if ($summary.Runs -eq 0) {
+        Write-Host "dotnet test printed no test run summary (exit code $testCode): counted as one failure"
+        $failed += 1
+    }
+    elseif ($testCode -ne 0 -and ($summary.Failed + $summary.Errors) -eq 0) {
+        # E.g. a test host that crashed after the summary, or "zero tests ran" (exit 8).
+        Write-Host "dotnet test exited with code $testCode although no test failed: counted as one failure"
+        $failed += 1
+    }
+
+    if (-not $NoScriptSelfTest) {
+        $selfTest = Invoke-ScriptSelfTest
+        if ($selfTest -eq $true) { $passed += 1 }
+        elseif ($selfTest -eq $false) { $failed += 1; Write-Host 'check.sh self-test: FAILED' }
+    }
+
+    # The last line is the one CI reads.
+    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    return ($(if ($failed -gt 0) { 1 } else { 0 }))
+}
+
+# ---------------------------------------------------------------- bench
+
+function Find-TorchPython {
+    # First python on PATH that imports torch (Debian's python3-torch lives in the
+    # system interpreter, which a version manager's shim may hide).
+    $candidates = @(Get-Command python3, python -CommandType Application -All -ErrorAction SilentlyContinue |
+                    ForEach-Object Source | Select-Object -Unique)
+    foreach ($python in $candidates) {
+        & $python -c 'import torch' 2>$null
+        if ($LASTEXITCODE -eq 0) { return $python }
+    }
+    return $null
+}
+
+function Get-LapermExecutable {
+    $dll = Join-Path $RepoRoot "src/LaPerm.Cli/bin/$Configuration/net10.0/laperm.dll"
+    if (Test-Path $dll) { return $dll }
+    return $null
+}
+
+function Invoke-Bench {
+    $failures = 0
+    $buildCode = Invoke-Build
+    if ($buildCode -ne 0) { Write-Host "build failed (exit code $buildCode)"; return 1 }
+
+    $benchProject = Join-Path $RepoRoot 'perf/LaPerm.Benchmarks/LaPerm.Benchmarks.csproj'
+    if (Test-Path $benchProject) {
+        Write-Step 'BenchmarkDotNet: perf/LaPerm.Benchmarks'
+        $code = Invoke-Native 'dotnet' (@('run', '-c', $Configuration, '--project', $benchProject, '--') + $BenchmarkArgs)
+        if ($code -ne 0) { $failures++; Write-Host "BenchmarkDotNet: FAILED (exit code $code)" }
+    }
+    else {
+        Write-Host 'BenchmarkDotNet: not available (perf/LaPerm.Benchmarks is absent)'
+    }
+
+    $laperm = Get-LapermExecutable
+    $help = if ($laperm) { (& dotnet $laperm bench train --help 2>&1) -join "`n" } else { '' }
+    if (-not $laperm) {
+        Write-Host 'laperm bench train: not available (the CLI is not built)'
+    }
+    elseif ($LASTEXITCODE -ne 0) {
+        Write-Host "laperm bench train: not available (``laperm bench train --help`` exited with $LASTEXITCODE)"
+    }
+    else {
+        foreach ($model in $Models) {
+            Write-Step "laperm bench train --model $model --batch 128"
+            $code = Invoke-Native 'dotnet' @($laperm, 'bench', 'train', '--model', $model, '--batch', '128')
+            if ($code -ne 0) { $failures++; Write-Host "laperm bench train ($model): FAILED (exit code $code)" }
+        }
+    }
+
+    $baseline = Join-Path $RepoRoot 'perf/baselines/train_torch_cpu.py'
+    $python = Find-TorchPython
+    if (-not (Test-Path $baseline)) { Write-Host 'PyTorch CPU baseline: not available (script absent)' }
+    elseif (-not $python) { Write-Host 'PyTorch CPU baseline: not available (no python with torch on PATH)' }
+    else {
+        Write-Step "PyTorch CPU baseline ($python)"
+        $json = Join-Path $RepoRoot 'BenchmarkDotNet.Artifacts/train_torch_cpu.json'
+        $code = Invoke-Native $python @($baseline, '--models', ($Models -join ','), '--json', $json)
+        if ($code -ne 0) { $failures++; Write-Host "PyTorch CPU baseline: FAILED (exit code $code)" }
+    }
+    return ($(if ($failures -gt 0) { 1 } else { 0 }))
+}
+
+# ---------------------------------------------------------------- ptx
+
+function Invoke-Ptx {
+    if (-not (Test-Path (Join-Path $RepoRoot 'CMakeLists.txt'))) {
+        Write-Host 'ptx: not available (no CMakeLists.txt in the repository root)'
+        return 0
+    }
+    if (-not (Get-Command cmake -ErrorAction SilentlyContinue)) {
+        Write-Host 'ptx: FAILED (cmake is not on PATH)'
+        return 1
+    }
+    $binary = Join-Path $RepoRoot 'build/native'
+    Write-Step "cmake configure + build ($binary)"
+    $code = Invoke-Native 'cmake' @('-S', $RepoRoot, '-B', $binary, "-DCMAKE_BUILD_TYPE=$Configuration")
+    if ($code -eq 0) { $code = Invoke-Native 'cmake' @('--build', $binary, '--parallel') }
+    if ($code -ne 0) { Write-Host "ptx: FAILED (cmake exit code $code)"; return $code }
+    $ptx = @(Get-ChildItem -Path $binary -Recurse -File -Filter '*.ptx' | Sort-Object FullName)
+    Write-Host "PTX files ($($ptx.Count)):"
+    foreach ($file in $ptx) {
+        $kernels = @(Select-String -Path $file.FullName -Pattern '^\s*\.(visible\s+)?\.entry\s+([A-Za-z0-9_]+)' |
+                     ForEach-Object { $_.Matches[0].Groups[2].Value })
+        Write-Host ("  {0,-60} {1,9:N0} bytes  {2} kernel(s): {3}" -f
+            [System.IO.Path]::GetRelativePath($RepoRoot, $file.FullName), $file.Length, $kernels.Count, ($kernels -join ', '))
+    }
+    return 0
+}
+
+# ---------------------------------------------------------------- gpu-package
+
+function Get-DotnetRuntime {
+    # The newest Microsoft.NETCore.App of the major version we target, and its root.
+    $major = 10
+    $found = foreach ($line in (& dotnet --list-runtimes)) {
+        if ($line -match '^Microsoft\.NETCore\.App\s+(\S+)\s+\[(.+)\]\s*$') {
+            $version = $Matches[1]; $shared = $Matches[2]
+            $parsed = $null
+            if ([System.Management.Automation.SemanticVersion]::TryParse($version, [ref]$parsed) -and $parsed.Major -eq $major) {
+                [pscustomobject]@{ Version = $version; Parsed = $parsed; Root = (Split-Path (Split-Path $shared -Parent) -Parent) }
+            }
+        }
+    }
+    return @($found | Sort-Object Parsed -Descending | Select-Object -First 1)
+}
+
+function New-RuntimeArchive([string] $Destination, [string] $CacheDir) {
+    $runtime = Get-DotnetRuntime
+    if (-not $runtime) { throw "gpu-package: no Microsoft.NETCore.App 10.x in ``dotnet --list-runtimes``." }
+    $root = $runtime.Root
+    $fxr = @(Get-ChildItem (Join-Path $root 'host/fxr') -Directory | Sort-Object { [version]($_.Name -replace '-.*$', '') } -Descending)[0]
+    $muxer = Join-Path $root 'dotnet'
+    foreach ($required in @($muxer, (Join-Path $root "shared/Microsoft.NETCore.App/$($runtime.Version)"), $fxr.FullName)) {
+        if (-not (Test-Path $required)) { throw "gpu-package: the .NET runtime is incomplete: $required is missing." }
+    }
+    $name = "dotnet-runtime-$($runtime.Version)-fxr$($fxr.Name)-linux-$([System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant()).tar.xz"
+    $cached = Join-Path $CacheDir $name
+    if (-not (Test-Path $cached)) {
+        Write-Step "compressing the .NET runtime $($runtime.Version) (host fxr $($fxr.Name)); cached as $name"
+        New-Item -ItemType Directory -Force -Path $CacheDir | Out-Null
+        $temp = "$cached.tmp"
+        $env:XZ_OPT = '-9 -T0'
+        $code = Invoke-Native 'tar' @('-C', $root, '-cJf', $temp, 'dotnet', "host/fxr/$($fxr.Name)",
+                                      "shared/Microsoft.NETCore.App/$($runtime.Version)")
+        Remove-Item Env:XZ_OPT
+        if ($code -ne 0) { throw "gpu-package: tar failed with exit code $code." }
+        Move-Item -Force $temp $cached
+    }
+    Copy-Item $cached (Join-Path $Destination 'dotnet-runtime.tar.xz')
+    return $runtime.Version
+}
+
+function Copy-MergedOutput([string] $Source, [string] $Destination, [string] $Owner, [hashtable] $Origins) {
+    <#
+      Framework-dependent outputs share most files (LaPerm.*.dll, package dlls); one
+      folder holds them all once, keeping the bundle small. Each executable keeps its
+      own <name>.deps.json / <name>.runtimeconfig.json. A file that two outputs carry
+      with different content would silently break one of them, so that fails here.
+    #>
+    foreach ($file in Get-ChildItem -Path $Source -Recurse -File) {
+        $relative = [System.IO.Path]::GetRelativePath($Source, $file.FullName)
+        if ($relative -like '*.pdb' -or $relative -like 'TestResults*') { continue }
+        $target = Join-Path $Destination $relative
+        if (Test-Path $target) {
+            if ((Get-FileHash $target).Hash -ne (Get-FileHash $file.FullName).Hash) {
+                throw "gpu-package: '$relative' differs between $($Origins[$relative]) and $Owner; they cannot share one folder."
+            }
+            continue
+        }
+        New-Item -ItemType Directory -Force -Path (Split-Path $target -Parent) | Out-Null
+        Copy-Item $file.FullName $target
+        # Keep the execute bits of the apphosts explicit, whatever Copy-Item does.
+        [System.IO.File]::SetUnixFileMode($target, $file.UnixFileMode)
+        $Origins[$relative] = $Owner
+    }
+}
+
+function Invoke-GpuPackage {
+    $buildCode = Invoke-Build
+    if ($buildCode -ne 0) { Write-Host "gpu-package: FAILED (build exit code $buildCode)"; return 1 }
+
+    $package = Join-Path $RepoRoot $PackageDir
+    if (Test-Path $package) { Remove-Item -Recurse -Force $package }
+    $app = Join-Path $package 'app'
+    New-Item -ItemType Directory -Force -Path $app | Out-Null
+    $origins = @{}
+    $contents = [System.Collections.Generic.List[string]]::new()
+
+    $cli = Join-Path $RepoRoot 'src/LaPerm.Cli/LaPerm.Cli.csproj'
+    $publish = Join-Path $RepoRoot "artifacts/gpu-package/laperm"
+    if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
+    Write-Step 'dotnet publish src/LaPerm.Cli (framework-dependent)'
+    $code = Invoke-Native 'dotnet' @('publish', $cli, '-c', $Configuration, '--self-contained', 'false',
+                                     '-p:PublishSingleFile=false', '-p:PublishTrimmed=false', '-o', $publish, '-nologo')
+    if ($code -ne 0) { Write-Host "gpu-package: FAILED (publish exit code $code)"; return 1 }
+    Copy-MergedOutput $publish $app 'laperm' $origins
+    $contents.Add('app/laperm (CLI, framework-dependent publish)')
+
+    foreach ($project in Get-ChildItem (Join-Path $RepoRoot 'tests') -Recurse -Filter '*.Tests.csproj') {
+        $output = Join-Path $project.DirectoryName "bin/$Configuration/net10.0"
+        if (-not (Test-Path (Join-Path $output $project.BaseName))) {
+            Write-Host "gpu-package: FAILED ($($project.BaseName) has no executable in $output)"
+            return 1
+        }
+        Copy-MergedOutput $output $app $project.BaseName $origins
+        $contents.Add("app/$($project.BaseName) (xunit v3 test executable)")
+    }
+
+    # PTX copies for inspection (the CLI embeds its own) and the host emulator.
+    $ptxDir = Join-Path $package 'ptx'
+    New-Item -ItemType Directory -Force -Path $ptxDir | Out-Null
+    $searchRoots = @('build', 'artifacts', 'cuda', 'src') | ForEach-Object { Join-Path $RepoRoot $_ } | Where-Object { Test-Path $_ }
+    $ptx = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter '*.ptx' } |
+             Where-Object { $_.FullName -notlike "$package*" } | Sort-Object LastWriteTimeUtc -Descending)
+    foreach ($file in $ptx) {
+        $target = Join-Path $ptxDir $file.Name
+        if (-not (Test-Path $target)) { Copy-Item $file.FullName $target }
+    }
+    $contents.Add("ptx/ ($(@(Get-ChildItem $ptxDir).Count) PTX files)")
+    $emu = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter 'liblaperm_emu.so' } |
+             Sort-Object LastWriteTimeUtc -Descending)
+    if ($emu.Count -gt 0) {
+        if (-not (Test-Path (Join-Path $app 'liblaperm_emu.so'))) { Copy-Item $emu[0].FullName $app }
+        $contents.Add('app/liblaperm_emu.so (host emulator)')
+    }
+    else {
+        Write-Host 'gpu-package: liblaperm_emu.so not found (native part absent): the bundle has no emulator'
+    }
+
+    $runtimeVersion = New-RuntimeArchive $package (Join-Path $RepoRoot 'artifacts/cache')
+    $contents.Add("dotnet-runtime.tar.xz (Microsoft.NETCore.App $runtimeVersion + host/fxr + dotnet)")
+
+    foreach ($folder in @('perf/gpu', 'perf/baselines')) {
+        $source = Join-Path $RepoRoot $folder
+        if (Test-Path $source) {
+            New-Item -ItemType Directory -Force -Path (Join-Path $package $folder) | Out-Null
+            Get-ChildItem $source -File | Where-Object { $_.Extension -in '.sh', '.py', '.md' } |
+                ForEach-Object { Copy-Item $_.FullName (Join-Path $package $folder) }
+            $contents.Add("$folder/")
+        }
+    }
+
+    $commit = (& git -C $RepoRoot rev-parse --short HEAD 2>$null)
+    $dirty = if ((& git -C $RepoRoot status --porcelain 2>$null)) { ' (with uncommitted changes)' } else { '' }
+    $manifest = @(
+        "LaPerm.Native GPU bundle"
+        "commit: $commit$dirty"
+        "built (UTC): $([DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ'))"
+        "run: bash perf/gpu/check.sh [OUTPUT_DIR]   (from this folder; see perf/gpu/README.md)"
+        ""
+        "contents:"
+    ) + ($contents | ForEach-Object { "  $_" })
+    Set-Content -Path (Join-Path $package 'MANIFEST.txt') -Value $manifest
+
+    $bytes = (Get-ChildItem $package -Recurse -File | Measure-Object Length -Sum).Sum
+    $mib = $bytes / 1MB
+    Write-Host ("bundle: {0} = {1:N1} MiB ({2:N0} bytes, {3} files)" -f $PackageDir, $mib, $bytes,
+                @(Get-ChildItem $package -Recurse -File).Count)
+    if ($mib -gt $MaxPackageMiB) {
+        Write-Host ("gpu-package: FAILED: {0:N1} MiB is over the {1} MiB limit" -f $mib, $MaxPackageMiB)
+        return 1
+    }
+    return 0
+}
+
+$exitCode = switch ($Task) {
+    'build' { Invoke-Build }
+    'test' { Invoke-Test }
+    'bench' { Invoke-Bench }
+    'ptx' { Invoke-Ptx }
+    'gpu-package' { Invoke-GpuPackage }
+}
+exit [int]$exitCode

@@ -1,0 +1,256 @@
+"""Shared pieces of the PyTorch training-throughput baselines.
+
+train_torch_cpu.py and train_torch_gpu.py both import this module, so the CPU
+and the GPU baseline train exactly the same models with exactly the same
+LaPerm synchronisation; only the device and the timing clock differ.
+
+What is measured, per (model, threads, sync on/off):
+  * step time: one Adam step (forward, loss, backward, update) at batch B on
+    random MNIST-shaped data, median over timed windows after a warm-up;
+  * sync time: one full LaPerm synchronisation of every tensor of the model
+    (per-row stable argsort, then scatter of the sorted initial row), median
+    over repeated syncs;
+  * images/s without sync = B / step time;
+  * images/s with sync    = B * k / (k * step time + sync time), i.e. the
+    authors' schedule (one sync every k steps) amortised exactly. A timed
+    window of a few hundred steps would otherwise contain zero or one sync
+    depending on where it starts, which makes a median meaningless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 128
+# Published k for f2 (250) and conv7 (1200); lenet300 has no published LaPerm
+# setup, it uses the MNIST dense-network value 250.
+DEFAULT_K = {"f2": 250, "lenet300": 250, "conv7": 1200}
+MODELS = ("f2", "lenet300", "conv7")
+
+
+class TfSamePad(nn.Module):
+    """TensorFlow 'same' padding for a stride-s conv: the odd pixel goes bottom/right."""
+
+    def __init__(self, kernel: int, stride: int, size: int) -> None:
+        super().__init__()
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        before = total // 2
+        self.pad = (before, total - before, before, total - before)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad)
+
+
+def build_model(name: str) -> nn.Module:
+    if name == "f2":
+        # 784-128-64-10, ReLU, no bias (LAPERM.md, F2).
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, 128, bias=False), nn.ReLU(),
+            nn.Linear(128, 64, bias=False), nn.ReLU(),
+            nn.Linear(64, 10, bias=False))
+    if name == "lenet300":
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, 300), nn.ReLU(),
+            nn.Linear(300, 100), nn.ReLU(),
+            nn.Linear(100, 10))
+    if name == "conv7":
+        # 28x28x1 NCHW; 'valid' unless noted; ReLU after every conv; 325,578 params.
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(),                                # 26
+            nn.Conv2d(32, 32, 3), nn.ReLU(),                               # 24
+            TfSamePad(5, 2, 24), nn.Conv2d(32, 32, 5, stride=2), nn.ReLU(),  # 12
+            nn.Dropout(0.4),
+            nn.Conv2d(32, 64, 3), nn.ReLU(),                               # 10
+            nn.Conv2d(64, 64, 3), nn.ReLU(),                               # 8
+            TfSamePad(5, 2, 8), nn.Conv2d(64, 64, 5, stride=2), nn.ReLU(),   # 4
+            nn.Dropout(0.4),
+            nn.Conv2d(64, 128, 4), nn.ReLU(),                              # 1
+            nn.Flatten(),
+            nn.Dropout(0.4),
+            nn.Linear(128, 10))
+    raise ValueError(f"unknown model '{name}': expected one of {', '.join(MODELS)}")
+
+
+def he_uniform_(model: nn.Module) -> None:
+    """He-uniform U(-sqrt(6/fan_in), +sqrt(6/fan_in)) for kernels and biases, as LaPerm does."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            fan_in = module.weight[0].numel()
+            bound = (6.0 / fan_in) ** 0.5
+            nn.init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                nn.init.uniform_(module.bias, -bound, bound)
+
+
+def l2_params(model: nn.Module, name: str) -> list[torch.Tensor]:
+    """F2 has L2 1e-4 on its first two kernels; the other models none."""
+    if name != "f2":
+        return []
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return [linears[0].weight, linears[1].weight]
+
+
+class Reconnector:
+    """LaPerm synchronisation: every row (per output neuron / filter; 1-D tensors
+    are one row) is refilled with its sorted initial values in the rank order of
+    the current weights. Sorted initial rows are computed once."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tensors = [p for p in model.parameters()]
+        self.sorted0 = [torch.sort(self._rows(p.detach()), dim=1, stable=True).values.clone()
+                        for p in self.tensors]
+
+    @staticmethod
+    def _rows(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(1, -1) if t.dim() == 1 else t.reshape(t.shape[0], -1)
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        for p, sorted0 in zip(self.tensors, self.sorted0):
+            rows = self._rows(p.data)
+            order = torch.sort(rows, dim=1, stable=True).indices
+            rows.scatter_(1, order, sorted0)
+
+
+@dataclass
+class Result:
+    model: str
+    device: str
+    threads: int
+    batch: int
+    sync: bool
+    k: int
+    step_ms: float
+    sync_ms: float | None
+    images_per_second: float
+    windows: int
+    steps_per_window: int
+
+
+class Trainer:
+    def __init__(self, name: str, device: torch.device, batch: int, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.name = name
+        self.device = device
+        self.batch = batch
+        self.model = build_model(name).to(device)
+        he_uniform_(self.model)
+        self.model.train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3,
+                                          betas=(0.9, 0.999), eps=1e-7)
+        self.l2 = l2_params(self.model, name)
+        self.reconnector = Reconnector(self.model)
+        # A pool of random batches shaped like MNIST, cycled through.
+        pool = 16
+        generator = torch.Generator().manual_seed(seed + 1)
+        self.images = torch.rand(pool, batch, 1, 28, 28, generator=generator).to(device)
+        self.labels = torch.randint(0, 10, (pool, batch), generator=generator).to(device)
+        self.cursor = 0
+
+    def step(self) -> None:
+        i = self.cursor % self.images.shape[0]
+        self.cursor += 1
+        logits = self.model(self.images[i])
+        loss = F.cross_entropy(logits, self.labels[i])
+        if self.l2:
+            loss = loss + 1e-4 * sum((w * w).sum() for w in self.l2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+def median_seconds(action: Callable[[], None], repeats: int, windows: int,
+                   synchronize: Callable[[], None]) -> float:
+    """Median over `windows` timed windows of `repeats` calls; seconds per call."""
+    samples = []
+    for _ in range(windows):
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            action()
+        synchronize()
+        samples.append((time.perf_counter() - start) / repeats)
+    return statistics.median(samples)
+
+
+def measure(name: str, device: torch.device, threads: int, batch: int, k: int,
+            warmup_seconds: float, window_seconds: float, windows: int, seed: int,
+            synchronize: Callable[[], None]) -> list[Result]:
+    trainer = Trainer(name, device, batch, seed)
+    # Warm-up: allocator, kernels/JIT, caches; also sizes the timed windows.
+    start = time.perf_counter()
+    warm_steps = 0
+    while warm_steps < 3 or time.perf_counter() - start < warmup_seconds:
+        trainer.step()
+        warm_steps += 1
+    synchronize()
+    per_step = (time.perf_counter() - start) / warm_steps
+    steps_per_window = max(3, int(window_seconds / per_step))
+    step_s = median_seconds(trainer.step, steps_per_window, windows, synchronize)
+
+    trainer.reconnector.sync()
+    synchronize()
+    sync_repeats = max(1, min(20, int(0.5 / max(step_s, 1e-6))))
+    sync_s = median_seconds(trainer.reconnector.sync, sync_repeats, windows, synchronize)
+
+    common = dict(model=name, device=device.type, threads=threads, batch=batch, k=k,
+                  windows=windows, steps_per_window=steps_per_window)
+    without = Result(sync=False, step_ms=step_s * 1e3, sync_ms=None,
+                     images_per_second=batch / step_s, **common)
+    with_sync = Result(sync=True, step_ms=step_s * 1e3, sync_ms=sync_s * 1e3,
+                       images_per_second=batch * k / (k * step_s + sync_s), **common)
+    return [with_sync, without]
+
+
+def describe(result: Result) -> str:
+    sync = f"sync=on k={result.k} sync_ms={result.sync_ms:.3f}" if result.sync else "sync=off"
+    return (f"model={result.model} device={result.device} threads={result.threads} "
+            f"batch={result.batch} {sync} step_ms={result.step_ms:.3f} "
+            f"images_per_s={result.images_per_second:.1f}")
+
+
+def machine_description() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    # The load average tells whether other work competed for the cores while we measured.
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform(),
+            "load_average_1_5_15": list(os.getloadavg())}
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Atomic write: temp file in the same folder, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(temp, path)
+
+
+def results_payload(results: list[Result], extra: dict) -> dict:
+    return {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_description(), **extra,
+            "results": [asdict(r) for r in results]}

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""PyTorch CUDA (eager) training throughput of f2, lenet300 and conv7 at batch 128
+(Adam), with and without LaPerm synchronisation: the GPU counterpart of
+train_torch_cpu.py, run by perf/gpu/check.sh on a GPU machine.
+
+Exits 0 with a "not available" line (and a JSON saying so) when CUDA is absent.
+
+    python3 perf/baselines/train_torch_gpu.py [--models ...] [--json train_torch_gpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+import train_torch_common as common
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(common.MODELS))
+    parser.add_argument("--batch", type=int, default=common.BATCH)
+    parser.add_argument("--k", type=int, default=None,
+                        help="sync period; default the published k of each model")
+    parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument("--window-seconds", type=float, default=1.0)
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--allow-tf32", action="store_true",
+                        help="let cuBLAS/cuDNN use TF32 (default: strict FP32, like our trainer)")
+    parser.add_argument("--json", default="train_torch_gpu.json", help="output JSON file")
+    args = parser.parse_args()
+
+    if not torch.cuda.is_available():
+        print("train_torch_gpu: not available (torch.cuda.is_available() is False)")
+        common.write_json(args.json, common.results_payload([], {
+            "script": "train_torch_gpu.py", "status": "not available",
+            "reason": "torch.cuda.is_available() is False"}))
+        return 0
+
+    torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
+    torch.backends.cudnn.allow_tf32 = args.allow_tf32
+    torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda")
+    results = []
+    for name in args.models.split(","):
+        k = args.k or common.DEFAULT_K[name]
+        for result in common.measure(name, device, 1, args.batch, k, args.warmup_seconds,
+                                     args.window_seconds, args.windows, args.seed,
+                                     synchronize=torch.cuda.synchronize):
+            print(common.describe(result), flush=True)
+            results.append(result)
+    common.write_json(args.json, common.results_payload(results, {
+        "script": "train_torch_gpu.py", "status": "ok",
+        "gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(), "tf32": args.allow_tf32}))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,597 @@
+#!/usr/bin/env bash
+# LaPerm.Native GPU check: one script for a GPU machine that has no network and
+# probably no .NET. Run it from the bundle that `build.ps1 gpu-package` makes
+# (or from a built repository):
+#
+#   bash perf/gpu/check.sh [OUTPUT_DIR]     OUTPUT_DIR defaults to $OUT, else ./gpu-report
+#   bash perf/gpu/check.sh --emu [DIR]      behave as on a machine without a GPU
+#   bash perf/gpu/check.sh --self-test      run --emu end to end into a temp folder and
+#                                           check the report (what CI runs)
+#
+# Every part runs in its own function with its own time limit and its own status
+# (pass | fail | not available | skipped), so one failure hides nothing. Parts that
+# cannot run here (no GPU, a CLI verb or script that does not exist yet) say
+# "not available". The exit code is non-zero only when a part that could run failed.
+#
+# Output (at most 3 files, so it fits a device call's 8 returned files):
+#   report.md    the human report, ending in a one-screen summary table
+#   report.json  every part's status, key numbers and raw JSON
+#   check.log    the complete output of every command
+set -u
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+TOTAL_BUDGET_S=${CHECK_TOTAL_BUDGET_S:-450}   # 7.5 minutes: the whole check must end within 8
+START_S=$(date +%s)
+FORCE_EMU=0
+QUICK=${CHECK_QUICK:-0}
+OUTDIR=""
+
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+# ------------------------------------------------------------------ helpers
+
+now_s() { date +%s; }
+
+# Seconds left for the current part: its own limit, capped by the whole check's budget.
+part_seconds_left() {
+  local now; now=$(now_s)
+  local part=$(( PART_DEADLINE - now ))
+  local total=$(( START_S + TOTAL_BUDGET_S - now ))
+  local left=$(( part < total ? part : total ))
+  (( left < 1 )) && left=1
+  echo "$left"
+}
+
+# Runs a command under the part's remaining time; output goes to the part log.
+# Returns the command's exit code (124/137 when it ran out of time).
+run_limited() {
+  local limit; limit=$(part_seconds_left)
+  echo "\$ $* (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@"
+}
+
+json_escape() {
+  # JSON string body: backslash, quote, control characters.
+  local s=${1-}
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
+  printf '%s' "$s" | tr -d '\000-\010\013\014\016-\037'
+}
+
+# A part reports through files in its work folder:
+#   status   one line: pass | fail | not available | skipped
+#   summary  one line of key numbers (or the reason it did not run)
+#   body.md  its section of report.md
+#   raw.json optional raw JSON (must be valid JSON)
+set_status() { printf '%s\n' "$1" > "$PART_DIR/status"; printf '%s\n' "${2-}" > "$PART_DIR/summary"; }
+add_md() { printf '%s\n' "$@" >> "$PART_DIR/body.md"; }
+add_md_block() {
+  # A fenced block of the last lines of a file (the full text is in check.log).
+  local file=$1 lines=${2:-40}
+  { echo '```'; tail -n "$lines" "$file"; echo '```'; } >> "$PART_DIR/body.md"
+}
+
+PARTS=()
+run_part() {
+  # run_part NAME LIMIT_SECONDS FUNCTION TITLE
+  local name=$1 limit=$2 fn=$3 title=$4
+  PARTS+=("$name")
+  PART_DIR="$WORK/parts/$name"
+  mkdir -p "$PART_DIR"
+  printf '%s\n' "$title" > "$PART_DIR/title"
+  local started; started=$(now_s)
+  PART_DEADLINE=$(( started + limit ))
+  echo "==> [$name] $title (limit ${limit}s)" | tee -a "$LOG"
+  if (( started >= START_S + TOTAL_BUDGET_S )); then
+    set_status "skipped" "the check's ${TOTAL_BUDGET_S}s budget was used up before this part"
+  else
+    # A subshell: a part that exits or breaks its own state cannot take the others down.
+    ( "$fn" ) >> "$PART_DIR/log" 2>&1
+    local rc=$?
+    if [[ ! -s "$PART_DIR/status" ]]; then
+      set_status "fail" "the part ended (exit code $rc) without reporting a status"
+    fi
+  fi
+  echo $(( $(now_s) - started )) > "$PART_DIR/seconds"
+  cat "$PART_DIR/log" >> "$LOG" 2>/dev/null
+  echo "<== [$name] $(cat "$PART_DIR/status"): $(cat "$PART_DIR/summary") ($(cat "$PART_DIR/seconds")s)" | tee -a "$LOG"
+}
+
+# ------------------------------------------------------------------ environment
+
+find_python_with_torch() {
+  # The first python on PATH that imports torch (a version manager's shim can hide
+  # the system interpreter that has it).
+  local candidate
+  for candidate in $(type -ap python3 python 2>/dev/null | awk '!seen[$0]++'); do
+    if "$candidate" -c 'import torch' >/dev/null 2>&1; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+setup_dotnet() {
+  # The bundle carries the runtime compressed; unpack it once per version to /tmp.
+  local archive="$ROOT/dotnet-runtime.tar.xz"
+  if [[ -f "$archive" ]]; then
+    local key; key=$(cksum < "$archive" | cut -d' ' -f1)
+    DOTNET_ROOT="${TMPDIR:-/tmp}/laperm-dotnet-$key"
+    if [[ ! -x "$DOTNET_ROOT/dotnet" ]]; then
+      rm -rf "$DOTNET_ROOT.partial" && mkdir -p "$DOTNET_ROOT.partial" &&
+        tar -xJf "$archive" -C "$DOTNET_ROOT.partial" && rm -rf "$DOTNET_ROOT" &&
+        mv "$DOTNET_ROOT.partial" "$DOTNET_ROOT" ||
+        { DOTNET_SETUP="failed to unpack $archive"; return 1; }
+    fi
+    export DOTNET_ROOT PATH="$DOTNET_ROOT:$PATH"
+    DOTNET_SETUP="bundled runtime unpacked to $DOTNET_ROOT"
+  elif command -v dotnet >/dev/null 2>&1; then
+    if [[ -z "${DOTNET_ROOT:-}" ]]; then
+      DOTNET_ROOT=$(dirname "$(readlink -f "$(command -v dotnet)")")
+      export DOTNET_ROOT
+    fi
+    DOTNET_SETUP="installed .NET at $DOTNET_ROOT"
+  else
+    DOTNET_SETUP="no .NET: neither $archive nor dotnet on PATH"
+    return 1
+  fi
+  export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+}
+
+find_laperm() {
+  local candidate
+  for candidate in "$ROOT/app/laperm" "$ROOT/src/LaPerm.Cli/bin/Release/net10.0/laperm"; do
+    [[ -x "$candidate" && -f "$candidate.dll" ]] && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+find_test_executables() {
+  # Bundle: app/<Name>.Tests next to app/<Name>.Tests.dll. Repository: the Release
+  # build output of every tests/<Name>.Tests project.
+  local exe
+  for exe in "$ROOT"/app/*.Tests "$ROOT"/tests/*.Tests/bin/Release/net10.0/*.Tests; do
+    [[ -x "$exe" && -f "$exe.dll" ]] && echo "$exe"
+  done
+}
+
+detect_gpu() {
+  HAS_GPU=0
+  GPU_REASON=""
+  if (( FORCE_EMU )); then GPU_REASON="--emu: treated as a machine without a GPU"; return; fi
+  if ! command -v nvidia-smi >/dev/null 2>&1; then GPU_REASON="no nvidia-smi on PATH (no NVIDIA driver)"; return; fi
+  if ! timeout 30 nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then GPU_REASON="nvidia-smi lists no GPU"; return; fi
+  HAS_GPU=1
+}
+
+# ------------------------------------------------------------------ parts
+
+part_gpu_versions() {
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  local query="name,driver_version,memory.total,compute_cap,clocks.max.sm,power.limit,pci.bus_id"
+  run_limited nvidia-smi --query-gpu="$query" --format=csv,noheader > "$PART_DIR/smi.csv" 2>&1
+  run_limited nvidia-smi > "$PART_DIR/smi.txt" 2>&1
+  local cuda_driver; cuda_driver=$(grep -o 'CUDA Version: [0-9.]*' "$PART_DIR/smi.txt" | head -1 | cut -d' ' -f3)
+  add_md "nvidia-smi (${query}):" '```' "$(cat "$PART_DIR/smi.csv")" '```'
+  add_md "Driver's CUDA version: ${cuda_driver:-unknown}"
+  local libs
+  libs=$( { ldconfig -p 2>/dev/null | grep -oE 'lib(cuda|cublas|cublasLt|cudnn|nvrtc)\.so\.[0-9.]+' ; } | sort -u | tr '\n' ' ')
+  add_md "" "Libraries known to the loader: ${libs:-none}"
+  if [[ -n "$PYTHON" ]]; then
+    run_limited "$PYTHON" - > "$PART_DIR/torch.json" 2>"$PART_DIR/torch.err" <<'EOF'
+import json, torch
+try:
+    from importlib import metadata
+    wheels = {d.metadata["Name"]: d.version for d in metadata.distributions()
+              if (d.metadata["Name"] or "").lower().startswith("nvidia-")}
+except Exception as exc:  # metadata is informative only
+    wheels = {"error": str(exc)}
+info = {"torch": torch.__version__, "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cuda_available": torch.cuda.is_available(), "nvidia_wheels": wheels}
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    info.update(gpu=p.name, sms=p.multi_processor_count, memory_gib=round(p.total_memory / 2**30, 1),
+                capability=f"{p.major}.{p.minor}")
+print(json.dumps(info))
+EOF
+    if [[ -s "$PART_DIR/torch.json" ]]; then
+      cp "$PART_DIR/torch.json" "$PART_DIR/raw.json"
+      add_md "" "PyTorch: \`$(cat "$PART_DIR/torch.json")\`"
+    else
+      add_md "" "PyTorch version query failed:" && add_md_block "$PART_DIR/torch.err" 10
+    fi
+  else
+    add_md "" "PyTorch: not available (no python with torch on PATH)"
+  fi
+  if [[ -s "$PART_DIR/smi.csv" ]] && ! grep -qi 'error\|failed' "$PART_DIR/smi.csv"; then
+    set_status "pass" "$(head -1 "$PART_DIR/smi.csv" | cut -d, -f1-4 | tr -s ' '); CUDA ${cuda_driver:-?}"
+  else
+    set_status "fail" "nvidia-smi query failed"
+  fi
+}
+
+part_laperm_info() {
+  if [[ -z "$LAPERM" ]]; then set_status "not available" "laperm is not built (no app/laperm or src/LaPerm.Cli/bin/Release)"; return; fi
+  if [[ -z "$DOTNET_OK" ]]; then set_status "fail" "$DOTNET_SETUP"; return; fi
+  if ! laperm_has_verb info; then set_status "not available" "no \`laperm info\` verb in this build"; return; fi
+  run_limited "$LAPERM" info > "$PART_DIR/info.txt" 2>&1
+  local rc=$?
+  add_md "\`laperm info\` (exit code $rc):"
+  add_md_block "$PART_DIR/info.txt" 60
+  if (( rc == 0 )); then
+    set_status "pass" "$(grep -m1 -iE 'gpu|cuda|device' "$PART_DIR/info.txt" | cut -c1-100)"
+  else
+    set_status "fail" "laperm info exited with code $rc: $(head -1 "$PART_DIR/info.txt" | cut -c1-100)"
+  fi
+}
+
+part_device_rates() {
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if [[ -z "$PYTHON" ]]; then set_status "not available" "no python with torch on PATH"; return; fi
+  # PyTorch with CUDA events: device-to-device copy bandwidth (read + write bytes),
+  # pinned host<->device copies, and SGEMM in strict FP32 and with TF32.
+  run_limited "$PYTHON" - > "$PART_DIR/rates.json" 2> "$PART_DIR/rates.err" <<'EOF'
+import json, torch
+assert torch.cuda.is_available(), "torch.cuda.is_available() is False"
+dev = torch.device("cuda")
+
+def timed_ms(fn, iters):
+    fn(); torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(5):
+        start.record()
+        for _ in range(iters):
+            fn()
+        end.record(); torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / iters)
+    return sorted(samples)[len(samples) // 2]
+
+out = {"gpu": torch.cuda.get_device_name(0)}
+n = 1 << 28                                   # 1 GiB of float32
+a = torch.empty(n, dtype=torch.float32, device=dev).uniform_()
+b = torch.empty_like(a)
+ms = timed_ms(lambda: b.copy_(a), 10)
+out["d2d_copy_gbps"] = round(2 * a.numel() * 4 / (ms * 1e-3) / 1e9, 1)
+del a, b
+h = torch.empty(1 << 26, dtype=torch.float32).pin_memory()   # 256 MiB
+d = torch.empty(1 << 26, dtype=torch.float32, device=dev)
+out["h2d_pinned_gbps"] = round(h.numel() * 4 / (timed_ms(lambda: d.copy_(h, non_blocking=True), 5) * 1e-3) / 1e9, 1)
+out["d2h_pinned_gbps"] = round(h.numel() * 4 / (timed_ms(lambda: h.copy_(d, non_blocking=True), 5) * 1e-3) / 1e9, 1)
+del h, d
+m = 8192
+x = torch.randn(m, m, device=dev); y = torch.randn(m, m, device=dev); z = torch.empty(m, m, device=dev)
+for tf32 in (False, True):
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    ms = timed_ms(lambda: torch.mm(x, y, out=z), 5)
+    out["sgemm_tf32_tflops" if tf32 else "sgemm_fp32_tflops"] = round(2 * m ** 3 / (ms * 1e-3) / 1e12, 1)
+out["sgemm_size"] = m
+print(json.dumps(out))
+EOF
+  local rc=$?
+  if (( rc == 0 )) && [[ -s "$PART_DIR/rates.json" ]]; then
+    cp "$PART_DIR/rates.json" "$PART_DIR/raw.json"
+    add_md "Measured with PyTorch and CUDA events (median of 5 windows):" '```' "$(cat "$PART_DIR/rates.json")" '```'
+    local summary
+    summary=$("$PYTHON" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"copy {r[\"d2d_copy_gbps\"]} GB/s d2d, {r[\"h2d_pinned_gbps\"]}/{r[\"d2h_pinned_gbps\"]} GB/s h2d/d2h; SGEMM {r[\"sgemm_fp32_tflops\"]} TFLOP/s fp32, {r[\"sgemm_tf32_tflops\"]} tf32")' "$PART_DIR/rates.json" 2>&1)
+    set_status "pass" "$summary"
+  else
+    add_md "Failed (exit code $rc):"; add_md_block "$PART_DIR/rates.err" 20
+    set_status "fail" "measurement script exited with code $rc"
+  fi
+}
+
+# Runs one test executable's Gpu-trait tests; prints "total failed passed skipped" or nothing.
+run_gpu_tests_of() {
+  local exe=$1 log=$2 fail_skips=$3
+  local help mode args=()
+  help=$("$exe" --help 2>&1)
+  if grep -q -- '--filter-trait' <<< "$help"; then
+    mode=mtp
+    args=(--filter-trait Category=Gpu --no-ansi)
+    (( fail_skips )) && args+=(--fail-skips on)
+  else
+    mode=xunit
+    args=(-trait Category=Gpu -noColor -noLogo)
+    (( fail_skips )) && args+=(-failSkips)
+  fi
+  run_limited "$exe" "${args[@]}" > "$log" 2>&1
+  local rc=$?
+  local total failed passed skipped
+  if [[ $mode == mtp ]]; then
+    total=$(grep -oE '^\s*total: [0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+    failed=$(grep -oE '^\s*failed: [0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+    passed=$(grep -oE '^\s*succeeded: [0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+    skipped=$(grep -oE '^\s*skipped: [0-9]+' "$log" | grep -oE '[0-9]+' | tail -1)
+    # MTP exits 8 when zero tests ran: a project without Gpu tests, not a failure.
+    (( rc == 8 )) && rc=0
+  else
+    # "   Name  Total: 3, Errors: 0, Failed: 0, Skipped: 0, Not Run: 0, Time: 0.1s" or "Total: 0"
+    local line; line=$(grep -E 'Total: [0-9]+' "$log" | tail -1)
+    total=$(grep -oE 'Total: [0-9]+' <<< "$line" | grep -oE '[0-9]+')
+    failed=$(( $(grep -oE 'Failed: [0-9]+' <<< "$line" | grep -oE '[0-9]+' || echo 0) + $(grep -oE 'Errors: [0-9]+' <<< "$line" | grep -oE '[0-9]+' || echo 0) ))
+    skipped=$(grep -oE 'Skipped: [0-9]+' <<< "$line" | grep -oE '[0-9]+' || echo 0)
+    [[ -n "$total" ]] && passed=$(( total - failed - skipped ))
+  fi
+  echo "$mode ${rc} ${total:-?} ${failed:-?} ${passed:-?} ${skipped:-?}"
+}
+
+part_gpu_tests() {
+  local executables; executables=$(find_test_executables)
+  if [[ -z "$executables" ]]; then set_status "not available" "no built test executables found"; return; fi
+  if [[ -z "$DOTNET_OK" ]]; then set_status "fail" "$DOTNET_SETUP"; return; fi
+  # With a GPU every skip is a failure (--fail-skips on): an all-skipped run cannot pass.
+  # Without one the same tests still run, to prove the plumbing; they must skip.
+  local fail_skips=$HAS_GPU
+  local sum_total=0 sum_failed=0 sum_passed=0 sum_skipped=0 broken=0
+  add_md "| test executable | runner | exit | total | failed | passed | skipped |" "|---|---|---|---|---|---|---|"
+  local exe name result mode rc total failed passed skipped
+  while IFS= read -r exe; do
+    name=$(basename "$exe")
+    result=$(run_gpu_tests_of "$exe" "$PART_DIR/$name.log" "$fail_skips")
+    read -r mode rc total failed passed skipped <<< "$result"
+    echo "$name: runner=$mode exit=$rc total=$total failed=$failed passed=$passed skipped=$skipped"
+    cat "$PART_DIR/$name.log"
+    add_md "| $name | $mode | $rc | $total | $failed | $passed | $skipped |"
+    if [[ "$total" == "?" ]]; then broken=$((broken + 1)); continue; fi
+    (( rc != 0 && failed == 0 )) && failed=1
+    sum_total=$((sum_total + total)); sum_failed=$((sum_failed + failed))
+    sum_passed=$((sum_passed + passed)); sum_skipped=$((sum_skipped + skipped))
+  done <<< "$executables"
+  for exe in "$PART_DIR"/*.log; do
+    [[ "$exe" == "$PART_DIR/log" ]] && continue
+    if grep -qE '\[(FAIL|SKIP)\]|failed [A-Za-z]|skipped [A-Za-z]' "$exe"; then
+      add_md "" "$(basename "$exe" .log), failing or skipped tests:" && {
+        echo '```'; grep -E -A6 '\[(FAIL|SKIP)\]|^\s*(failed|skipped) ' "$exe" | head -60; echo '```'; } >> "$PART_DIR/body.md"
+    fi
+  done
+  printf '{"total":%d,"failed":%d,"passed":%d,"skipped":%d,"unparsed_executables":%d,"skips_fail":%s}\n' \
+    "$sum_total" "$sum_failed" "$sum_passed" "$sum_skipped" "$broken" \
+    "$( (( fail_skips )) && echo true || echo false)" > "$PART_DIR/raw.json"
+  local counts="$sum_total Gpu tests: $sum_passed passed, $sum_failed failed, $sum_skipped skipped"
+  if (( broken > 0 )); then
+    set_status "fail" "$counts; $broken executable(s) printed no test summary"
+  elif (( sum_failed > 0 )); then
+    set_status "fail" "$counts"
+  elif (( ! HAS_GPU )); then
+    local note="as expected"
+    (( sum_passed > 0 )) && note="$sum_passed passed without a GPU: do they really need one?"
+    set_status "not available" "$GPU_REASON ($counts, $note)"
+  elif (( sum_total == 0 )); then
+    set_status "fail" "no test carries the trait Category=Gpu"
+  else
+    set_status "pass" "$counts (skips count as failures)"
+  fi
+}
+
+laperm_has_verb() {
+  # laperm_has_verb bench reconnect: true when `laperm bench reconnect --help` succeeds.
+  [[ -n "$LAPERM" && -n "$DOTNET_OK" ]] || return 1
+  timeout 60 "$LAPERM" "$@" --help > "$PART_DIR/help-$(IFS=-; echo "$*").txt" 2>&1
+}
+
+part_bench_reconnect() {
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if ! laperm_has_verb bench reconnect; then set_status "not available" "no \`laperm bench reconnect\` verb in this build"; return; fi
+  local json="$PART_DIR/bench-reconnect.json"
+  local args=(bench reconnect --variant all --shapes conv7,resnet50c,conv13,resnet50-imagenet --device cuda)
+  grep -q -- '--json' "$PART_DIR/help-bench-reconnect.txt" && args+=(--json "$json")
+  run_limited "$LAPERM" "${args[@]}" > "$PART_DIR/out.txt" 2>&1
+  local rc=$?
+  add_md "\`laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 60
+  [[ -s "$json" ]] && cp "$json" "$PART_DIR/raw.json"
+  if (( rc == 0 )); then set_status "pass" "$(tail -1 "$PART_DIR/out.txt" | cut -c1-110)"
+  else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
+}
+
+# Runs a PyTorch baseline script from perf/baselines in its own folder; any JSON it
+# writes there becomes this part's raw JSON.
+run_torch_script() {
+  local script=$1; shift
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if [[ ! -f "$ROOT/perf/baselines/$script" ]]; then set_status "not available" "perf/baselines/$script is absent"; return; fi
+  if [[ -z "$PYTHON" ]]; then set_status "not available" "no python with torch on PATH"; return; fi
+  local run_dir="$PART_DIR/run"; mkdir -p "$run_dir"
+  ( cd "$run_dir" && export PYTHONUNBUFFERED=1 && run_limited "$PYTHON" "$ROOT/perf/baselines/$script" "$@" ) > "$PART_DIR/out.txt" 2>&1
+  local rc=$?
+  add_md "\`python3 perf/baselines/$script $*\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 40
+  local files=("$run_dir"/*.json)
+  if [[ -f "${files[0]}" ]]; then
+    { echo '{'; local first=1 f
+      for f in "${files[@]}"; do
+        (( first )) || echo ','; first=0
+        printf '"%s": ' "$(json_escape "$(basename "$f")")"; cat "$f"
+      done; echo '}'; } > "$PART_DIR/raw.json"
+  fi
+  if (( rc == 0 )); then set_status "pass" "$(grep -v '^wrote ' "$PART_DIR/out.txt" | tail -1 | cut -c1-110)"
+  else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
+}
+
+part_torch_reconnect() { run_torch_script reconnect_torch.py; }
+part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
+
+bench_train() {
+  local device=$1
+  if [[ "$device" == cuda ]] && (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if ! laperm_has_verb bench train; then set_status "not available" "no \`laperm bench train\` verb in this build"; return; fi
+  local help="$PART_DIR/help-bench-train.txt"
+  if ! grep -q -- '--device' "$help"; then
+    if [[ "$device" == cuda ]]; then set_status "not available" "\`laperm bench train\` has no --device option"; return; fi
+  fi
+  local model rc failures=0 summary=()
+  for model in f2 lenet300 conv7; do
+    local args=(bench train --model "$model" --batch 128)
+    grep -q -- '--device' "$help" && args+=(--device "$device")
+    run_limited "$LAPERM" "${args[@]}" > "$PART_DIR/$model.txt" 2>&1
+    rc=$?
+    add_md "\`laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/$model.txt" 15
+    if (( rc == 0 )); then
+      summary+=("$model: $(grep -oiE '[0-9][0-9,.]* *(images|img)/s' "$PART_DIR/$model.txt" | tail -1)")
+    else
+      failures=$((failures + 1)); summary+=("$model: exit $rc")
+    fi
+  done
+  if (( failures == 0 )); then set_status "pass" "$(IFS=';'; echo "${summary[*]}")"
+  else set_status "fail" "$(IFS=';'; echo "${summary[*]}")"; fi
+}
+
+part_bench_train_cpu() {
+  if (( QUICK )); then set_status "skipped" "quick mode (self-test): CPU training benchmark not run"; return; fi
+  bench_train cpu
+}
+part_bench_train_cuda() { bench_train cuda; }
+
+# ------------------------------------------------------------------ report
+
+write_report() {
+  local report="$OUTDIR/report.md" json="$OUTDIR/report.json" name dir status
+  local tmp_md="$WORK/report.md" tmp_json="$WORK/report.json"
+  {
+    echo "# LaPerm.Native GPU check"
+    echo
+    echo "- date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "- machine: $(uname -srm); CPU: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') x $(nproc 2>/dev/null)"
+    echo "- GPU: $( ((HAS_GPU)) && echo present || echo "none ($GPU_REASON)")"
+    echo "- bundle: $ROOT$( [[ -f "$ROOT/MANIFEST.txt" ]] && echo "; $(grep -m1 '^commit:' "$ROOT/MANIFEST.txt")")"
+    echo "- .NET: $DOTNET_SETUP"
+    echo "- python with torch: ${PYTHON:-none}"
+    echo "- total time: $(( $(now_s) - START_S ))s (budget ${TOTAL_BUDGET_S}s)"
+    for name in "${PARTS[@]}"; do
+      dir="$WORK/parts/$name"
+      echo
+      echo "## $name: $(cat "$dir/title")"
+      echo
+      echo "Status: **$(cat "$dir/status")** ($(cat "$dir/seconds")s). $(cat "$dir/summary")"
+      if [[ -s "$dir/body.md" ]]; then echo; cat "$dir/body.md"; fi
+    done
+    echo
+    echo "## Summary"
+    echo
+    echo "| part | status | seconds | key numbers |"
+    echo "|---|---|---|---|"
+    for name in "${PARTS[@]}"; do
+      dir="$WORK/parts/$name"
+      echo "| $name | $(cat "$dir/status") | $(cat "$dir/seconds") | $(cut -c1-150 "$dir/summary" | tr '|' '/') |"
+    done
+  } > "$tmp_md"
+  {
+    printf '{\n  "date_utc": "%s",\n  "gpu_present": %s,\n  "gpu_reason": "%s",\n  "dotnet": "%s",\n  "python": "%s",\n  "seconds": %d,\n  "parts": [\n' \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$( ((HAS_GPU)) && echo true || echo false)" "$(json_escape "$GPU_REASON")" \
+      "$(json_escape "$DOTNET_SETUP")" "$(json_escape "${PYTHON:-}")" "$(( $(now_s) - START_S ))"
+    local first=1
+    for name in "${PARTS[@]}"; do
+      dir="$WORK/parts/$name"
+      (( first )) || printf ',\n'; first=0
+      printf '    {"name": "%s", "title": "%s", "status": "%s", "seconds": %s, "summary": "%s", "raw": ' \
+        "$name" "$(json_escape "$(cat "$dir/title")")" "$(cat "$dir/status")" "$(cat "$dir/seconds")" \
+        "$(json_escape "$(cat "$dir/summary")")"
+      if [[ -s "$dir/raw.json" ]] && { [[ -z "$PYTHON_ANY" ]] || "$PYTHON_ANY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$dir/raw.json" 2>/dev/null; }; then
+        cat "$dir/raw.json"
+      else
+        printf 'null'
+      fi
+      printf '}'
+    done
+    printf '\n  ]\n}\n'
+  } > "$tmp_json"
+  # Atomic: temp file, then rename into place.
+  mv -f "$tmp_md" "$report.tmp" && mv -f "$report.tmp" "$report"
+  mv -f "$tmp_json" "$json.tmp" && mv -f "$json.tmp" "$json"
+  # The summary also goes to the terminal.
+  sed -n '/^## Summary/,$p' "$report"
+}
+
+# ------------------------------------------------------------------ self-test
+
+self_test() {
+  # What CI runs: the whole check without a GPU, into a temp folder; then the report
+  # must exist, end with the summary, and show every GPU-only part as "not available".
+  local tmp; tmp=$(mktemp -d)
+  local problems=()
+  CHECK_QUICK=1 bash "${BASH_SOURCE[0]}" --emu "$tmp/report" > "$tmp/run.log" 2>&1
+  local rc=$?
+  (( rc == 0 )) || problems+=("check.sh --emu exited with code $rc")
+  local report="$tmp/report/report.md"
+  if [[ ! -s "$report" ]]; then
+    problems+=("report.md was not written")
+  else
+    grep -q '^## Summary' "$report" || problems+=("report.md has no summary table")
+    local part
+    for part in gpu-versions device-rates gpu-tests bench-reconnect-cuda torch-reconnect torch-train-gpu bench-train-cuda; do
+      grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
+    done
+    grep -qE '^\| [a-z-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
+  fi
+  [[ -s "$tmp/report/check.log" ]] || problems+=("check.log was not written")
+  if [[ ! -s "$tmp/report/report.json" ]]; then
+    problems+=("report.json was not written")
+  elif [[ -n "$PYTHON_ANY" ]] && ! "$PYTHON_ANY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["parts"]) >= 8' "$tmp/report/report.json" 2>>"$tmp/run.log"; then
+    problems+=("report.json is not valid JSON with every part")
+  fi
+  if (( ${#problems[@]} == 0 )); then
+    echo "check.sh self-test: passed ($(( $(grep -cE '^\| [a-z-]+ \| ' "$report") - 1 )) parts reported; GPU-only parts not available)"
+    rm -rf "$tmp"
+    return 0
+  fi
+  echo "check.sh self-test: FAILED"
+  printf '  - %s\n' "${problems[@]}"
+  echo "--- output of check.sh --emu (last 60 lines):"
+  tail -n 60 "$tmp/run.log"
+  [[ -s "$report" ]] && { echo "--- report.md summary:"; sed -n '/^## Summary/,$p' "$report"; }
+  rm -rf "$tmp"
+  return 1
+}
+
+# ------------------------------------------------------------------ main
+
+PYTHON_ANY=$(type -ap python3 2>/dev/null | head -1)
+
+main() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      --emu) FORCE_EMU=1 ;;
+      --self-test) self_test; exit $? ;;
+      -h|--help) usage; exit 0 ;;
+      -*) echo "check.sh: unknown option '$arg'; expected --emu, --self-test or an output folder." >&2; exit 2 ;;
+      *) OUTDIR=$arg ;;
+    esac
+  done
+  OUTDIR=${OUTDIR:-${OUT:-./gpu-report}}
+  mkdir -p "$OUTDIR" || { echo "check.sh: cannot create the output folder '$OUTDIR'." >&2; exit 2; }
+  OUTDIR=$(cd "$OUTDIR" && pwd)
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/laperm-check.XXXXXX")
+  LOG="$WORK/check.log"
+  : > "$LOG"
+
+  detect_gpu
+  DOTNET_SETUP=""; DOTNET_OK=""
+  setup_dotnet && DOTNET_OK=1
+  LAPERM=$(find_laperm || true)
+  PYTHON=$(find_python_with_torch || true)
+  {
+    echo "check.sh: root $ROOT; output $OUTDIR; GPU $( ((HAS_GPU)) && echo present || echo "absent: $GPU_REASON")"
+    echo ".NET: $DOTNET_SETUP"; echo "laperm: ${LAPERM:-not built}"; echo "python with torch: ${PYTHON:-none}"
+  } | tee -a "$LOG"
+
+  #        name                  limit  function               title
+  run_part gpu-versions          45  part_gpu_versions      "Card, driver, CUDA, cuBLAS, cuDNN, PyTorch versions"
+  run_part laperm-info           30  part_laperm_info       "laperm info"
+  run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
+  run_part gpu-tests             150 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
+  run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
+  run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
+  run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
+  run_part bench-train-cuda      45  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7)"
+  run_part bench-train-cpu       45  part_bench_train_cpu   "laperm bench train on CPU, for reference"
+
+  write_report
+  cp "$LOG" "$OUTDIR/check.log"
+  rm -rf "$WORK"
+  local failed=0
+  if grep -qE '^\| [a-z-]+ \| fail \|' "$OUTDIR/report.md"; then failed=1; fi
+  echo "report: $OUTDIR/report.md (raw: report.json, log: check.log)"
+  exit $failed
+}
+
+main "$@"
