@@ -33,6 +33,6 @@ public static class Evaluation
         }
         var result = new float[2];
         backend.Download(sums, result);
-        return (result[0] / count, result[1] / count);
+        return ((double)result[0] / count, (double)result[1] / count);
     }
 }

@@ -100,8 +100,8 @@ public sealed class Trainer
             var sums = new float[2];
             _backend.Download(lossAndCorrect, sums);
             _backend.Fill(lossAndCorrect, 0f);
-            double trainLoss = imagesSinceEval > 0 ? sums[0] / imagesSinceEval : double.NaN;
-            double trainAccuracy = imagesSinceEval > 0 ? sums[1] / imagesSinceEval : double.NaN;
+            double trainLoss = imagesSinceEval > 0 ? (double)sums[0] / imagesSinceEval : double.NaN;
+            double trainAccuracy = imagesSinceEval > 0 ? (double)sums[1] / imagesSinceEval : double.NaN;
             imagesSinceEval = 0;
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
                 ? Evaluation.Run(network, train, o.Batch, Math.Min(o.TrainEvalSize, train.Count), o.Threads) : null;
