@@ -1,6 +1,6 @@
 // emu_runtime.cpp: executes a kernel launch on the CPU with CUDA semantics.
 //
-// Design (details in cuda/emu/README.md):
+// Design (details in cuda/README.md, "The emulator"):
 //  - Blocks run one after another on the calling OS thread (deterministic). Optionally
 //    LAPERM_EMU_THREADS=N spreads blocks over N OS threads (results of float atomics may
 //    then depend on timing, as on a GPU).
@@ -35,7 +35,9 @@
 #include <unordered_map>
 #include <vector>
 
-#if !defined(__x86_64__)
+#if defined(__x86_64__) && !defined(LAPERM_EMU_UCONTEXT)
+#define LAPERM_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -56,7 +58,7 @@ constexpr std::size_t kDefaultStackBytes = 64 * 1024;
 // word) is not switched: kernels never change it, and fldcw costs more than the rest of the
 // switch together. Elsewhere: ucontext.
 // ---------------------------------------------------------------------------------------
-#if defined(__x86_64__)
+#if defined(LAPERM_EMU_ASM_SWITCH)
 extern "C" void lp_emu_switch_context(void** save_sp, void* load_sp);
 asm(R"(
     .text
