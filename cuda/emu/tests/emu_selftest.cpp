@@ -198,7 +198,24 @@ void dynamic_shared_and_limits() {
     rc = laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 228 * 1024);
     e = laperm_emu_last_error();
     LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared"), "opt-in over 227 KiB: rc %d '%s'", rc, e.c_str());
-    laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 48 * 1024);
+    LP_CHECK(laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 0) == 0, "reset the opt-in");
+    rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 100 * 1024, in.ptr(), out.ptr());
+    LP_CHECK(rc != 0, "without opt-in 100 KiB are refused again");
+
+    // Static + dynamic: reduce_sum_v1 declares 4 KiB of static shared memory (known from its PTX).
+    const int static_bytes = laperm_emu_kernel_static_shared("reduce_sum_v1");
+#if LAPERM_TEST_PTX_BUILT
+    LP_CHECK(static_bytes == 4096, "static shared of reduce_sum_v1 from the PTX: %d", static_bytes);
+#endif
+    if (static_bytes > 0) {
+        DeviceBuffer<float> x(64), partial(1);
+        int n = 64;
+        rc = launch("reduce_sum_v1", 1, 1, 1, 64, 1, 1, 48 * 1024 - static_bytes + 4, n, x.ptr(), partial.ptr());
+        e = laperm_emu_last_error();
+        LP_CHECK(rc != 0 && contains(e, "reduce_sum_v1") && contains(e, "static"), "static + dynamic over 48 KiB: '%s'", e.c_str());
+        rc = launch("reduce_sum_v1", 1, 1, 1, 64, 1, 1, 48 * 1024 - static_bytes, n, x.ptr(), partial.ptr());
+        LP_CHECK(rc == 0, "static + dynamic at exactly 48 KiB: %s", laperm_emu_last_error());
+    }
 }
 
 void bits_math() {
