@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 using LaPerm.Cuda.Kernels;
 using LaPerm.Cuda.Runtime;
@@ -65,6 +66,39 @@ public sealed class EmulatorKernelTests
     {
         using var device = TestDevices.OpenEmulator();
         KernelChecks.Gemm(device, transposeA, transposeB, 61);
+    }
+
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, false, 0.25f)]
+    [InlineData(false, true, 0f)]
+    [InlineData(true, true, -1f)]
+    public void BatchedGemmIsTheCpuBackendsBitForBit(bool transposeA, bool transposeB, float beta)
+    {
+        using var device = TestDevices.OpenEmulator();
+        LibraryChecks.GemmAgainstCpu(device, transposeA, transposeB, beta, 62, exact: true);
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 9, 4, 3, 1, true)]
+    [InlineData(3, 2, 8, 8, 5, 3, 2, true)]    // TF 'same' with stride 2: asymmetric padding
+    [InlineData(2, 4, 7, 6, 3, 2, 1, false)]
+    public void ConvolutionsAreTheCpuBackendsBitForBit(int batch, int inC, int h, int w, int outC, int kernel, int stride, bool same)
+    {
+        using var device = TestDevices.OpenEmulator();
+        LibraryChecks.Convolutions(device, ConvGeometry.Create(batch, inC, h, w, outC, kernel, kernel, stride, same), 63, exact: true);
+    }
+
+    [Fact]
+    public void ConvolutionOperandsAreLengthChecked()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var g = ConvGeometry.Create(2, 3, 8, 8, 4, 3, 3, 1, true);
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength - 1);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<ArgumentException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains($"operand w has {g.WeightLength - 1} elements, expected at least {g.WeightLength}", e.Message);
     }
 }
 

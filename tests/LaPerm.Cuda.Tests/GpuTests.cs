@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 using LaPerm.Cuda.Runtime;
 
@@ -57,6 +58,39 @@ public sealed class GpuKernelTests
     {
         using var device = TestDevices.OpenGpuOrSkip();
         KernelChecks.Gemm(device, transposeA, transposeB, 61);
+    }
+
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, true, -1f)]
+    public void CublasBatchedGemmMatchesCpuBackend(bool transposeA, bool transposeB, float beta)
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        LibraryChecks.GemmAgainstCpu(device, transposeA, transposeB, beta, 62, exact: false);
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 9, 4, 3, 1, true)]
+    [InlineData(4, 16, 32, 32, 32, 3, 1, true)]
+    [InlineData(2, 4, 7, 6, 3, 2, 1, false)]
+    public void CudnnConvolutionsMatchCpuBackend(int batch, int inC, int h, int w, int outC, int kernel, int stride, bool same)
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        if (Cudnn.TryLoad(out string? reason) is null) Assert.Skip($"cuDNN not installed: {reason}");
+        LibraryChecks.Convolutions(device, ConvGeometry.Create(batch, inC, h, w, outC, kernel, kernel, stride, same), 63, exact: false);
+    }
+
+    [Fact]
+    public void CudnnRefusesAsymmetricPaddingWithAReason()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        if (Cudnn.TryLoad(out string? reason) is null) Assert.Skip($"cuDNN not installed: {reason}");
+        var g = ConvGeometry.Create(1, 2, 8, 8, 2, 3, 3, 2, true);   // pads 0 top, 1 bottom
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<NotSupportedException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains("symmetrically", e.Message);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 
 namespace LaPerm.Cuda.Runtime;
@@ -19,6 +20,8 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private readonly string? _cublasFailure;
     private nint _cublasHandle;
     private ulong _cublasWorkspace;
+    private CudnnConvolutions? _convolutions;
+    private string? _cudnnFailure;
     private bool _disposed;
 
     public CudaRuntime(int ordinal)
@@ -133,11 +136,29 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             _cublas.SgemmStridedBatched(handle, opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batchCount);
     }
 
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    {
+        if (_convolutions is null)
+        {
+            // cuDNN is loaded on first use: it is large, and many runs never convolve.
+            if (_cudnnFailure is not null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+            Cudnn? cudnn = Cudnn.TryLoad(out _cudnnFailure);
+            if (cudnn is null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+            _convolutions = new CudnnConvolutions(_driver, cudnn);
+        }
+        _convolutions.Run(stream, direction, g, first, second, output);
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         _driver.ContextSetCurrent(_context);
+        if (_convolutions is not null)
+        {
+            _driver.ContextSynchronize();
+            _convolutions.Dispose();
+        }
         if (_cublasHandle != 0)
         {
             _driver.ContextSynchronize();
