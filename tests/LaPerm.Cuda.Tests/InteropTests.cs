@@ -76,8 +76,7 @@ public sealed class LibraryDiscoveryTests
         Assert.False(report.CudaAvailable);
         Assert.Empty(report.Gpus);
         Assert.Null(report.DriverVersion);
-        Assert.StartsWith("CUDA unavailable: libcuda.so.1 not found", report.CudaUnavailableReason);
-        Assert.EndsWith("(no NVIDIA driver installed).", report.CudaUnavailableReason);
+        Assert.Equal("CUDA unavailable: libcuda.so.1 not found (no NVIDIA driver installed).", report.CudaUnavailableReason);
         // One sentence: exactly one full stop, at the end.
         Assert.Single(report.CudaUnavailableReason!.Split(". "));
         string text = CudaInfo.Describe();
@@ -138,14 +137,14 @@ public sealed class PtxCatalogTests
     public void ParsesFilesKernelsAndCompiler()
     {
         var json = JsonDocument.Parse("""
-            { "compiler": "clang 14.0.6",
+            { "available": true, "compiler": "clang", "compilerVersion": "clang 14.0.6", "arch": "sm_80",
               "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"] },
                          { "file": "ptx/scan.ptx", "kernels": ["scan_v1"], "compiler": "nvcc 13.0" } ] }
             """);
         var files = PtxCatalog.Parse(json.RootElement);
         Assert.Equal(2, files.Count);
         Assert.Equal(new[] { "axpy_v1", "axpy_v2" }, files[0].Kernels);
-        Assert.Equal("clang 14.0.6", files[0].Compiler);
+        Assert.Equal("clang 14.0.6, sm_80", files[0].Compiler);
         Assert.Equal("scan.ptx", files[1].FileName);
         Assert.Equal("nvcc 13.0", files[1].Compiler);
     }

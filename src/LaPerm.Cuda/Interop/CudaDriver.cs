@@ -156,7 +156,7 @@ public sealed unsafe class CudaDriver
         LibraryLoadResult library = NativeLibrarySearch.Load("CUDA driver", ["libcuda.so.1"]);
         if (!library.Loaded)
         {
-            failureReason = $"{library.FailureReason} (no NVIDIA driver installed)";
+            failureReason = "libcuda.so.1 not found (no NVIDIA driver installed)";
             return null;
         }
         try

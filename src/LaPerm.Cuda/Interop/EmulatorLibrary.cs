@@ -17,6 +17,8 @@ public sealed unsafe class EmulatorLibrary
     private readonly delegate* unmanaged<byte*, uint, uint, uint, uint, uint, uint, uint, void**, int> _launch;
     private readonly delegate* unmanaged<void*, nuint, int> _registerBuffer;
     private readonly delegate* unmanaged<void*, int> _unregisterBuffer;
+    private readonly delegate* unmanaged<byte*, int> _kernelArgCount;          // optional
+    private readonly delegate* unmanaged<byte*, uint, int> _setMaxDynamicShared; // optional
 
     private EmulatorLibrary(LibraryLoadResult library)
     {
@@ -28,6 +30,10 @@ public sealed unsafe class EmulatorLibrary
         _launch = (delegate* unmanaged<byte*, uint, uint, uint, uint, uint, uint, uint, void**, int>)Export(h, "laperm_emu_launch");
         _registerBuffer = (delegate* unmanaged<void*, nuint, int>)Export(h, "laperm_emu_register_buffer");
         _unregisterBuffer = (delegate* unmanaged<void*, int>)Export(h, "laperm_emu_unregister_buffer");
+        NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_count", out nint argCount);
+        NativeLibrary.TryGetExport(h, "laperm_emu_set_max_dynamic_shared", out nint setShared);
+        _kernelArgCount = (delegate* unmanaged<byte*, int>)argCount;
+        _setMaxDynamicShared = (delegate* unmanaged<byte*, uint, int>)setShared;
         var names = new List<string>();
         for (int i = 0, n = _kernelCount(); i < n; i++)
             names.Add(Marshal.PtrToStringUTF8((nint)_kernelName(i)) ?? "");
@@ -86,6 +92,18 @@ public sealed unsafe class EmulatorLibrary
         int result = _launch(kernelNameUtf8, gx, gy, gz, bx, by, bz, sharedBytes, args);
         if (result != 0)
             throw new CudaException("laperm_emu_launch", result, "LAPERM_EMU_LAUNCH_FAILED", LastError(), $"kernel {kernelName}");
+    }
+
+    /// <summary>The kernel's parameter count, or -1 when the emulator cannot say.</summary>
+    public int KernelArgCount(byte* kernelNameUtf8) => _kernelArgCount == null ? -1 : _kernelArgCount(kernelNameUtf8);
+
+    /// <summary>The emulator's cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES), when it has one.</summary>
+    public void SetMaxDynamicShared(byte* kernelNameUtf8, string kernelName, uint bytes)
+    {
+        if (_setMaxDynamicShared == null) return;
+        int result = _setMaxDynamicShared(kernelNameUtf8, bytes);
+        if (result != 0)
+            throw new CudaException("laperm_emu_set_max_dynamic_shared", result, "LAPERM_EMU_ERROR", LastError(), $"kernel {kernelName}");
     }
 
     public void RegisterBuffer(void* basePointer, long bytes)

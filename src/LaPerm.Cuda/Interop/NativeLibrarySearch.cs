@@ -110,7 +110,7 @@ public static class NativeLibrarySearch
 
         string names = string.Join(" or ", sonames);
         return new LibraryLoadResult(library, 0, null,
-            $"{names} not found (searched the loader path and {directories.Count} folder(s): LD_LIBRARY_PATH, the CUDA toolkit, Python nvidia/*/lib)");
+            $"{names} not found (searched the loader path, LD_LIBRARY_PATH, the CUDA toolkit and Python nvidia/*/lib folders)");
     }
 
     /// <summary>Loads <paramref name="soname"/> from <paramref name="directory"/> if it is there, best effort.</summary>

@@ -17,6 +17,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     private readonly EmulatorLibrary _emulator;
     private readonly Dictionary<string, int> _kernelIndex;
+    private readonly int[] _argCounts;          // per kernel, -1 when unknown
     private readonly Dictionary<nint, List<RecordedOperation>?> _streams = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _graphs = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
@@ -30,6 +31,12 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         _emulator = EmulatorLibrary.TryLoad(out string? reason)
             ?? throw new InvalidOperationException($"emulator unavailable: {reason}.");
         _kernelIndex = _emulator.KernelNames.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
+        _argCounts = new int[_emulator.KernelNames.Count];
+        for (int i = 0; i < _argCounts.Length; i++)
+        {
+            byte[] name = CudaDriver.NulTerminated(_emulator.KernelNames[i]);
+            fixed (byte* p = name) _argCounts[i] = _emulator.KernelArgCount(p);
+        }
         _streams[0] = null;
     }
 
@@ -166,11 +173,20 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
             : throw new CudaException("laperm_emu_kernel_name", 500, "CUDA_ERROR_NOT_FOUND",
                 $"kernel {kernelName} is not built into {EmulatorLibrary.FileName} (it has: {string.Join(", ", _emulator.KernelNames)})", $"kernel {kernelName}");
 
-    public void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName) { }
+    public void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName)
+    {
+        byte[] name = CudaDriver.NulTerminated(kernelName);
+        fixed (byte* p = name) _emulator.SetMaxDynamicShared(p, kernelName, checked((uint)bytes));
+    }
 
     public void Launch(nint function, byte* nameUtf8, string name, Dim3 grid, Dim3 block, uint sharedBytes, nint stream,
         void** args, int* argSizes, int argCount)
     {
+        // The GPU cannot tell a wrong argument count; the emulator can, so it says so.
+        int expected = _argCounts[function - 1];
+        if (expected >= 0 && expected != argCount)
+            throw new CudaException("laperm_emu_launch", 1, "CUDA_ERROR_INVALID_VALUE",
+                $"kernel {name} takes {expected} argument(s), the launch passed {argCount}", $"kernel {name}");
         var capture = Capture(stream);
         if (capture is null)
             _emulator.Launch(nameUtf8, name, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, args);

@@ -57,7 +57,13 @@ public sealed class PtxCatalog
         }
         try
         {
-            return new PtxCatalog(assembly, Parse(JsonDocument.Parse(manifest).RootElement), null);
+            JsonElement root = JsonDocument.Parse(manifest).RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("available", out var available) && available.ValueKind == JsonValueKind.False)
+            {
+                string reason = root.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : "the native build compiled no PTX";
+                return new PtxCatalog(assembly, [], reason.TrimEnd('.'));
+            }
+            return new PtxCatalog(assembly, Parse(root), null);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
         {
@@ -66,13 +72,13 @@ public sealed class PtxCatalog
     }
 
     /// <summary>
-    /// Accepts {"files": [...]} or a bare array; each entry has "file" (or "name"/"ptx"),
-    /// "kernels" (names) and "compiler" (text).
+    /// The native build's manifest: {"compiler", "compilerVersion", "arch", "files": [{"file",
+    /// "kernels": [names]}]}; a per-file "compiler" overrides the shared one.
     /// </summary>
     internal static IReadOnlyList<PtxFile> Parse(JsonElement root)
     {
         JsonElement list = root.ValueKind == JsonValueKind.Array ? root : root.GetProperty("files");
-        string? sharedCompiler = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("compiler", out var c) ? Describe(c) : null;
+        string? sharedCompiler = root.ValueKind == JsonValueKind.Object ? SharedCompiler(root) : null;
         var files = new List<PtxFile>();
         foreach (JsonElement entry in list.EnumerateArray())
         {
@@ -84,6 +90,15 @@ public sealed class PtxCatalog
             files.Add(new PtxFile(Path.GetFileName(file), kernels, compiler));
         }
         return files;
+    }
+
+    /// <summary>"Debian clang version 14.0.6, sm_80" from compiler / compilerVersion / arch.</summary>
+    private static string? SharedCompiler(JsonElement root)
+    {
+        string? Text(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        string? compiler = Text("compilerVersion") ?? Text("compiler");
+        string? arch = Text("arch");
+        return compiler is null ? null : arch is null ? compiler : $"{compiler}, {arch}";
     }
 
     private static JsonElement? First(JsonElement entry, params string[] names)

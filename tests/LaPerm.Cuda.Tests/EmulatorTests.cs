@@ -1,0 +1,242 @@
+using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Kernels;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Tests;
+
+/// <summary>The first kernels and the runtime on the host emulator (runs everywhere).</summary>
+public sealed class EmulatorKernelTests
+{
+    [Theory]
+    [InlineData(1, 1, 11)]
+    [InlineData(1000, 1, 12)]
+    [InlineData(4099, 2, 13)]
+    [InlineData(300_000, 2, 14)]
+    public void Axpy(int n, int variant, int seed)
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.Axpy(device, n, variant, seed);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 21)]
+    [InlineData(255, 1, 22)]
+    [InlineData(70_001, 1, 23)]
+    [InlineData(1, 2, 24)]
+    [InlineData(1000, 2, 25)]
+    [InlineData(70_001, 2, 26)]
+    public void Sum(int n, int variant, int seed)
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.Sum(device, n, variant, seed);
+    }
+
+    [Theory]
+    [InlineData(1, 31)]
+    [InlineData(256, 32)]
+    [InlineData(257, 33)]
+    [InlineData(10_000, 34)]
+    public void Scan(int n, int seed)
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.Scan(device, n, seed);
+    }
+
+    [Theory]
+    [InlineData(1, 41)]
+    [InlineData(5000, 42)]
+    public void Adam(int n, int seed)
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.Adam(device, n, seed);
+    }
+
+    [Fact]
+    public void GraphReplayEqualsDirectLaunches()
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.GraphReplay(device, 51);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void Gemm(bool transposeA, bool transposeB)
+    {
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.Gemm(device, transposeA, transposeB, 61);
+    }
+}
+
+/// <summary>Runtime behaviour on the emulator: checks, errors and lifetimes.</summary>
+public sealed class EmulatorRuntimeTests
+{
+    [Fact]
+    public void BuffersAreAlignedTo256BytesAndPoisoned()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var a = device.Allocate<float>(3);
+        using var b = device.Allocate<int>(1000);
+        Assert.Equal(0UL, a.Pointer % 256);
+        Assert.Equal(0UL, b.Pointer % 256);
+        Assert.All(a.ToArray(), v => Assert.True(float.IsNaN(v)));
+        Assert.All(b.ToArray(), v => Assert.Equal(-1, v));
+    }
+
+    [Fact]
+    public void CopiesRoundTripAndFillSetsEveryElement()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var random = new Random(71);
+        float[] data = TestDevices.RandomFloats(random, 1000);
+        using var a = TestDevices.Upload(device, data);
+        using var b = TestDevices.Poisoned(device, 1000);
+        a.CopyTo(b, 600, sourceOffset: 100, destinationOffset: 400);
+        float[] result = b.ToArray();
+        Assert.All(result[..400], v => Assert.True(float.IsNaN(v)));
+        Assert.Equal(data[100..700], result[400..]);
+        b.Fill(3.25f);
+        Assert.All(b.ToArray(), v => Assert.Equal(3.25f, v));
+        using var ints = device.Allocate<int>(17);
+        ints.Fill(-123456);
+        Assert.All(ints.ToArray(), v => Assert.Equal(-123456, v));
+    }
+
+    [Fact]
+    public void CopiesCheckLengthsAndSayWhatDidNotFit()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var a = device.Allocate<float>(10);
+        using var b = device.Allocate<float>(5);
+        var up = Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyFrom(new float[11]));
+        Assert.Contains("11 element(s) at offset 0 does not fit a buffer of 10 Single elements", up.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyFrom(new float[5], 6));
+        Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(new float[11]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 6));
+        Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 5, sourceOffset: 6));
+        Assert.Throws<ArgumentOutOfRangeException>(() => a.PointerAt(11));
+        Assert.Throws<NotSupportedException>(() => device.Allocate<double>(2).Fill(1.0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => device.Allocate<float>(-1));
+    }
+
+    [Fact]
+    public void DisposedBufferRefusesUse()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var a = device.Allocate<float>(4);
+        a.Dispose();
+        a.Dispose();   // idempotent
+        Assert.Throws<ObjectDisposedException>(() => a.CopyFrom(new float[4]));
+        Assert.Throws<ObjectDisposedException>(() => _ = a.Pointer);
+    }
+
+    [Fact]
+    public void WrongArgumentCountIsAnExceptionNamingTheKernel()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        Kernel axpy = module.GetKernel("axpy_v1");
+        using var x = device.Allocate<float>(4);
+        var e = Assert.Throws<CudaException>(() => axpy.Launch(1, 32, 0, device.Stream, 4, 2f, x.Pointer));
+        Assert.Contains("axpy_v1", e.Message);
+        Assert.Equal("laperm_emu_launch", e.ApiName);
+    }
+
+    [Fact]
+    public unsafe void PointerOutsideDeviceMemoryIsAnExceptionNamingTheKernel()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        Kernel axpy = module.GetKernel("axpy_v1");
+        using var x = device.Allocate<float>(8);
+        float[] host = new float[8];
+        fixed (float* notDeviceMemory = host)
+        {
+            // A host pointer passed as a device pointer: the emulator's argument check must catch it.
+            ulong hostAddress = (ulong)notDeviceMemory;
+            var e = Assert.Throws<CudaException>(() => axpy.Launch(1, 8, 0, device.Stream, 8, 2f, x.Pointer, hostAddress));
+            Assert.Contains("axpy_v1", e.Message);
+            Assert.Equal("laperm_emu_launch", e.ApiName);
+        }
+    }
+
+    [Fact]
+    public void UnknownKernelIsAnExceptionListingWhatExists()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        var e = Assert.Throws<CudaException>(() => module.GetKernel("axpy_v99"));
+        Assert.Contains("axpy_v99", e.Message);
+        Assert.Contains("axpy_v1", e.Message);
+    }
+
+    [Fact]
+    public void LaunchDoesNotAllocate()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        Kernel axpy = module.GetKernel("axpy_v1");
+        using var x = device.Allocate<float>(64);
+        using var y = device.Allocate<float>(64);
+        x.Fill(1f);
+        y.Fill(0f);
+        DeviceStream stream = device.Stream;
+        axpy.Launch(1, 64, 0, stream, 64, 2f, x.Pointer, y.Pointer);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++) axpy.Launch(1, 64, 0, stream, 64, 2f, x.Pointer, y.Pointer);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+        Assert.All(y.ToArray(), v => Assert.Equal(202f, v));
+    }
+
+    [Fact]
+    public void HostCopiesCannotBeCapturedAndSaySo()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var stream = device.CreateStream();
+        using var a = device.Allocate<float>(4);
+        stream.BeginCapture();
+        var e = Assert.Throws<InvalidOperationException>(() => a.CopyFrom(new float[4], stream));
+        Assert.Contains("cannot be captured", e.Message);
+        stream.EndCapture().Dispose();
+    }
+
+    [Fact]
+    public void EventsMeasureElapsedTime()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var start = device.CreateEvent();
+        using var end = device.CreateEvent();
+        start.Record(device.Stream);
+        using var kernels = new PrimitiveKernels(device);
+        using var x = TestDevices.Upload(device, TestDevices.RandomFloats(new Random(81), 100_000));
+        using var y = TestDevices.Upload(device, TestDevices.RandomFloats(new Random(82), 100_000));
+        kernels.Axpy(device.Stream, 100_000, 1f, x, y);
+        end.Record(device.Stream);
+        float ms = end.ElapsedMillisecondsSince(start);
+        Assert.True(ms > 0 && ms < 60_000, $"elapsed {ms} ms");
+    }
+
+    [Fact]
+    public void InfoListsTheEmulatorKernels()
+    {
+        CudaInfoReport report = CudaInfo.Collect();
+        Assert.True(report.Emulator.Found, report.Emulator.Problem);
+        Assert.Contains("axpy_v1", report.EmulatorKernels);
+        Assert.Contains("Emulator: ", report.ToText());
+    }
+
+    [Fact]
+    public void StepProfilerIsANoOpOnTheEmulator()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var profiler = new StepProfiler(device, ProfileSteps.Parse("2:3"));
+        for (long step = 1; step <= 4; step++)
+        {
+            profiler.BeginStep(step);
+            Assert.Equal(step is 2 or 3, profiler.Active);
+            profiler.EndStep(step);
+        }
+        Assert.False(profiler.Active);
+    }
+}
