@@ -130,8 +130,8 @@ public sealed class ReconnectPlannerTests
     [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(6, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(7, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("6"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("7"));
     }
 }
