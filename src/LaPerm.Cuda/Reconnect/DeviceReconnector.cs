@@ -24,9 +24,10 @@ public sealed class ReconnectKernels : IDisposable
         ScatterRows = _module.GetKernel("reconnect_scatter_rows");
         ChunkSort = _module.GetKernel("reconnect_chunk_sort");
         ChunkMerge = _module.GetKernel("reconnect_chunk_merge");
+        Bucket = [.. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => _module.GetKernel($"reconnect_bucket_i{items}"))];
         // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
         if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
-            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort })
+            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket))
                 k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
     }
 
@@ -42,11 +43,14 @@ public sealed class ReconnectKernels : IDisposable
     internal Kernel ChunkSort { get; }
     internal Kernel ChunkMerge { get; }
 
+    /// <summary>reconnect_bucket_i1 .. _i32, indexed by log2 of the elements per thread.</summary>
+    internal Kernel[] Bucket { get; }
+
     public void Dispose() => _module.Dispose();
 }
 
 /// <summary>A synchronised tensor on the device: <paramref name="Rows"/> contiguous rows of <paramref name="RowLength"/> floats starting at element <paramref name="Offset"/> of <paramref name="Weights"/>.</summary>
-public sealed record ReconnectTarget(string Name, DeviceBuffer<float> Weights, long Offset, int Rows, int RowLength)
+public sealed record DeviceReconnectTarget(string Name, DeviceBuffer<float> Weights, long Offset, int Rows, int RowLength)
 {
     public long Elements => (long)Rows * RowLength;
 }
@@ -64,16 +68,18 @@ public sealed class DeviceReconnector : IDisposable
     private readonly DeviceBuffer<float> _sorted0;
     private readonly DeviceBuffer<ReconnectTensor> _table;
     private readonly DeviceBuffer<ulong> _scratch;
+    private readonly DeviceReconnectTarget[] _targets;
+    private readonly long[] _sortedOffset;
 
     /// <param name="sortedInitialRows">Every target's rows sorted by <see cref="Reconnection.SortRow"/>, concatenated in target order.</param>
-    public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant,
+    public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant,
         ReadOnlySpan<float> sortedInitialRows)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(targets);
         _kernels = kernels;
         long total = 0;
-        foreach (ReconnectTarget t in targets)
+        foreach (DeviceReconnectTarget t in targets)
         {
             if (t.Weights.Device != kernels.Device)
                 throw new ArgumentException($"tensor '{t.Name}' lives on another device than the reconnection kernels");
@@ -91,6 +97,8 @@ public sealed class DeviceReconnector : IDisposable
         _sorted0.CopyFrom(sortedInitialRows);
         var sortedOffset = new long[targets.Count];
         for (int i = 1; i < targets.Count; i++) sortedOffset[i] = sortedOffset[i - 1] + targets[i - 1].Elements;
+        _targets = [.. targets];
+        _sortedOffset = sortedOffset;
 
         var table = new ReconnectTensor[Plan.Table.Count];
         for (int k = 0; k < table.Length; k++)
@@ -106,12 +114,12 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>
-    public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant)
+    public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant)
     {
         ArgumentNullException.ThrowIfNull(targets);
         var sorted = new float[targets.Sum(t => t.Elements)];
         long at = 0;
-        foreach (ReconnectTarget t in targets)
+        foreach (DeviceReconnectTarget t in targets)
         {
             var initial = new float[t.Elements];
             t.Weights.CopyTo(t.Offset, initial);
@@ -123,6 +131,17 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     public ReconnectPlan Plan { get; }
+
+    public IReadOnlyList<DeviceReconnectTarget> Targets => _targets;
+
+    /// <summary>Downloads target <paramref name="index"/>'s sorted initial rows (checkpoints, tests).</summary>
+    public void DownloadSortedInitial(int index, Span<float> destination)
+    {
+        if ((uint)index >= (uint)_targets.Length) throw new ArgumentOutOfRangeException(nameof(index), $"target {index} does not exist; there are {_targets.Length}");
+        if (destination.Length != _targets[index].Elements)
+            throw new ArgumentException($"destination has {destination.Length} elements, target '{_targets[index].Name}' holds {_targets[index].Elements}");
+        _sorted0.CopyTo(_sortedOffset[index], destination);
+    }
 
     public long Elements { get; }
 
@@ -149,6 +168,10 @@ public sealed class DeviceReconnector : IDisposable
                     break;
                 case ReconnectPath.BlockRadix:
                     _kernels.BlockRadix.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.BlockBucket:
+                    _kernels.Bucket[System.Numerics.BitOperations.Log2((uint)ReconnectPlanner.BucketItems(l.MaxRowLength))]
+                        .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.TwoPass:
                     _kernels.ArgsortRows.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);

@@ -22,10 +22,12 @@ public enum ReconnectVariant
     BlockRadix = 4,
     /// <summary>Chunk sort (block per chunk) then a merge-rank pass: any row length.</summary>
     Chunked = 5,
+    /// <summary>Block per row up to 8192 elements, bucket rank (linear value buckets, exact rank inside a bucket); crowded rows fall back to radix in the same block.</summary>
+    BlockBucket = 6,
 }
 
 /// <summary>Which kernel(s) reconnect a row.</summary>
-public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, TwoPass, Chunked }
+public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, TwoPass, Chunked }
 
 /// <summary>What the planner needs to know about the device: the dynamic shared memory one block may use.</summary>
 public sealed record ReconnectLimits(int MaxSharedBytesPerBlock)
@@ -80,6 +82,9 @@ public static class ReconnectPlanner
     /// <summary>Threads of the warp-per-row kernels' blocks (8 rows per block).</summary>
     public const int WarpKernelThreads = 256;
 
+    /// <summary>Threads of the bucket kernels' blocks (RC_BUCKET_THREADS).</summary>
+    public const int BucketThreads = 256;
+
     /// <summary>Threads of the scatter and merge kernels' blocks.</summary>
     public const int RowPassThreads = 256;
 
@@ -100,6 +105,19 @@ public static class ReconnectPlanner
 
     public static bool RadixFits(int n, ReconnectLimits limits) => n <= 65535 && RadixSharedBytes(n, 256) <= limits.MaxSharedBytesPerBlock;
 
+    /// <summary>Elements per thread of the bucket kernel (256 threads): 1, 2, 4, ... 32.</summary>
+    public static int BucketItems(int rowLength) => NextPowerOfTwo((rowLength + 255) / 256);
+
+    /// <summary>Counters, scan slots and the placed composites, or the radix fallback's needs if larger.</summary>
+    public static int BucketSharedBytes(int rowLength)
+    {
+        int items = BucketItems(rowLength), buckets = items == 1 ? 256 : 128 * items;
+        return Math.Max(4 * (buckets + 64) + 8 * rowLength, RadixSharedBytes(rowLength, 256));
+    }
+
+    public static bool BucketFits(int n, ReconnectLimits limits) =>
+        n <= 8192 && RadixFits(n, limits) && BucketSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
+
     public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
 
     public static bool ArgsortFits(int n, ReconnectLimits limits) => 8L * n <= limits.MaxSharedBytesPerBlock;
@@ -115,7 +133,8 @@ public static class ReconnectPlanner
             ReconnectVariant.BlockBitonic => BitonicFits(rowLength, limits) ? ReconnectPath.BlockBitonic : ReconnectPath.Chunked,
             ReconnectVariant.BlockRadix => RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
             ReconnectVariant.Chunked => ReconnectPath.Chunked,
-            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..5"),
+            ReconnectVariant.BlockBucket => BucketFits(rowLength, limits) ? ReconnectPath.BlockBucket : AutoPath(rowLength, limits),
+            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..6"),
         };
     }
 
@@ -180,6 +199,7 @@ public static class ReconnectPlanner
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => (WarpKernelThreads, 0),
                 ReconnectPath.BlockBitonic => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 12 * maxLength),
                 ReconnectPath.BlockRadix => (RadixThreads(maxLength), RadixSharedBytes(maxLength, RadixThreads(maxLength))),
+                ReconnectPath.BlockBucket => (BucketThreads, BucketSharedBytes(maxLength)),
                 ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
                 _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
             };
