@@ -196,14 +196,19 @@ function Invoke-Bench {
     if (-not $laperm) {
         Write-Host 'laperm bench train: not available (the CLI is not built)'
     }
-    elseif ($LASTEXITCODE -ne 0) {
-        Write-Host "laperm bench train: not available (``laperm bench train --help`` exited with $LASTEXITCODE)"
+    elseif ($LASTEXITCODE -ne 0 -or $help -notmatch 'laperm bench train') {
+        Write-Host 'laperm bench train: not available (this build of laperm has no `bench train` verb)'
     }
     else {
         foreach ($model in $Models) {
             Write-Step "laperm bench train --model $model --batch 128"
             $code = Invoke-Native 'dotnet' @($laperm, 'bench', 'train', '--model', $model, '--batch', '128')
             if ($code -ne 0) { $failures++; Write-Host "laperm bench train ($model): FAILED (exit code $code)" }
+        }
+        if ($help -match 'laperm bench sync') {
+            Write-Step 'laperm bench sync --model conv7'
+            $code = Invoke-Native 'dotnet' @($laperm, 'bench', 'sync', '--model', 'conv7')
+            if ($code -ne 0) { $failures++; Write-Host "laperm bench sync: FAILED (exit code $code)" }
         }
     }
 
@@ -355,6 +360,11 @@ function Invoke-GpuPackage {
     foreach ($file in $ptx) {
         $target = Join-Path $ptxDir $file.Name
         if (-not (Test-Path $target)) { Copy-Item $file.FullName $target }
+    }
+    if ($ptx.Count -gt 0) {
+        # The native build writes manifest.json (files, kernels, compiler) beside its PTX.
+        $manifestJson = Join-Path $ptx[0].DirectoryName 'manifest.json'
+        if (Test-Path $manifestJson) { Copy-Item $manifestJson (Join-Path $ptxDir 'manifest.json') }
     }
     $contents.Add("ptx/ ($(@(Get-ChildItem $ptxDir).Count) PTX files)")
     $emu = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter 'liblaperm_emu.so' } |
