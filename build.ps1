@@ -380,14 +380,19 @@ function Invoke-GpuPackage {
     $runtimeVersion = New-RuntimeArchive $package (Join-Path $RepoRoot 'artifacts/cache')
     $contents.Add("dotnet-runtime.tar.xz (Microsoft.NETCore.App $runtimeVersion + host/fxr + dotnet)")
 
-    foreach ($folder in @('perf/gpu', 'perf/baselines')) {
+    # Scripts and what they read: the check script, the PyTorch baselines, the reconnection
+    # harness (its shapes.json; its nvcc build needs cuda/include).
+    foreach ($folder in @('perf/gpu', 'perf/baselines', 'perf/reconnect', 'cuda/include')) {
         $source = Join-Path $RepoRoot $folder
-        if (Test-Path $source) {
-            New-Item -ItemType Directory -Force -Path (Join-Path $package $folder) | Out-Null
-            Get-ChildItem $source -File | Where-Object { $_.Extension -in '.sh', '.py', '.md' } |
-                ForEach-Object { Copy-Item $_.FullName (Join-Path $package $folder) }
-            $contents.Add("$folder/")
+        if (-not (Test-Path $source)) { continue }
+        $files = @(Get-ChildItem $source -Recurse -File |
+                   Where-Object { $_.Extension -in '.sh', '.py', '.md', '.json', '.cu', '.cuh', '.h' -and $_.Length -lt 1MB })
+        foreach ($file in $files) {
+            $target = Join-Path $package ([System.IO.Path]::GetRelativePath($RepoRoot, $file.FullName))
+            New-Item -ItemType Directory -Force -Path (Split-Path $target -Parent) | Out-Null
+            Copy-Item $file.FullName $target
         }
+        $contents.Add("$folder/ ($($files.Count) files)")
     }
 
     $commit = (& git -C $RepoRoot rev-parse --short HEAD 2>$null)

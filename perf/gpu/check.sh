@@ -413,6 +413,21 @@ run_torch_script() {
   else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
 }
 
+part_reconnect_harness() {
+  # The reconnection kernels' standalone nvcc harness, when the bundle carries it.
+  local script="$ROOT/perf/reconnect/gpu_check.sh"
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if [[ ! -f "$script" ]]; then set_status "not available" "perf/reconnect/gpu_check.sh is absent"; return; fi
+  if ! command -v nvcc >/dev/null 2>&1; then set_status "not available" "no nvcc on PATH"; return; fi
+  local out_dir="$PART_DIR/out"; mkdir -p "$out_dir"
+  ( cd "$ROOT" && run_limited bash "$script" "$out_dir" ) > "$PART_DIR/out.txt" 2>&1
+  local rc=$?
+  add_md "\`bash perf/reconnect/gpu_check.sh\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 50
+  if [[ -s "$out_dir/harness.json" ]]; then cp "$out_dir/harness.json" "$PART_DIR/raw.json"; fi
+  if (( rc == 0 )); then set_status "pass" "$(grep -v '^\s*$' "$PART_DIR/out.txt" | tail -1 | cut -c1-110)"
+  else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
+}
+
 part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
@@ -533,7 +548,7 @@ self_test() {
   else
     grep -q '^## Summary' "$report" || problems+=("report.md has no summary table")
     local part
-    for part in gpu-versions device-rates gpu-tests bench-reconnect-cuda torch-reconnect torch-train-gpu bench-train-cuda; do
+    for part in gpu-versions device-rates gpu-tests bench-reconnect-cuda reconnect-harness torch-reconnect torch-train-gpu bench-train-cuda; do
       grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
     done
     grep -qE '^\| [a-z-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
@@ -600,6 +615,9 @@ main() {
   run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
   run_part bench-train-cuda      45  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU, for reference"
+  # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
+  # measure, so it only gets the budget that is left.
+  run_part reconnect-harness     90  part_reconnect_harness "Reconnection kernels' nvcc harness (perf/reconnect/gpu_check.sh)"
 
   write_report
   cp "$LOG" "$OUTDIR/check.log"
