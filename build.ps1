@@ -196,14 +196,19 @@ function Invoke-Bench {
     if (-not $laperm) {
         Write-Host 'laperm bench train: not available (the CLI is not built)'
     }
-    elseif ($LASTEXITCODE -ne 0) {
-        Write-Host "laperm bench train: not available (``laperm bench train --help`` exited with $LASTEXITCODE)"
+    elseif ($LASTEXITCODE -ne 0 -or $help -notmatch 'laperm bench train') {
+        Write-Host 'laperm bench train: not available (this build of laperm has no `bench train` verb)'
     }
     else {
         foreach ($model in $Models) {
             Write-Step "laperm bench train --model $model --batch 128"
             $code = Invoke-Native 'dotnet' @($laperm, 'bench', 'train', '--model', $model, '--batch', '128')
             if ($code -ne 0) { $failures++; Write-Host "laperm bench train ($model): FAILED (exit code $code)" }
+        }
+        if ($help -match 'laperm bench sync') {
+            Write-Step 'laperm bench sync --model conv7'
+            $code = Invoke-Native 'dotnet' @($laperm, 'bench', 'sync', '--model', 'conv7')
+            if ($code -ne 0) { $failures++; Write-Host "laperm bench sync: FAILED (exit code $code)" }
         }
     }
 
@@ -356,6 +361,11 @@ function Invoke-GpuPackage {
         $target = Join-Path $ptxDir $file.Name
         if (-not (Test-Path $target)) { Copy-Item $file.FullName $target }
     }
+    if ($ptx.Count -gt 0) {
+        # The native build writes manifest.json (files, kernels, compiler) beside its PTX.
+        $manifestJson = Join-Path $ptx[0].DirectoryName 'manifest.json'
+        if (Test-Path $manifestJson) { Copy-Item $manifestJson (Join-Path $ptxDir 'manifest.json') }
+    }
     $contents.Add("ptx/ ($(@(Get-ChildItem $ptxDir).Count) PTX files)")
     $emu = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter 'liblaperm_emu.so' } |
              Sort-Object LastWriteTimeUtc -Descending)
@@ -370,14 +380,19 @@ function Invoke-GpuPackage {
     $runtimeVersion = New-RuntimeArchive $package (Join-Path $RepoRoot 'artifacts/cache')
     $contents.Add("dotnet-runtime.tar.xz (Microsoft.NETCore.App $runtimeVersion + host/fxr + dotnet)")
 
-    foreach ($folder in @('perf/gpu', 'perf/baselines')) {
+    # Scripts and what they read: the check script, the PyTorch baselines, the reconnection
+    # harness (its shapes.json; its nvcc build needs cuda/include).
+    foreach ($folder in @('perf/gpu', 'perf/baselines', 'perf/reconnect', 'cuda/include')) {
         $source = Join-Path $RepoRoot $folder
-        if (Test-Path $source) {
-            New-Item -ItemType Directory -Force -Path (Join-Path $package $folder) | Out-Null
-            Get-ChildItem $source -File | Where-Object { $_.Extension -in '.sh', '.py', '.md' } |
-                ForEach-Object { Copy-Item $_.FullName (Join-Path $package $folder) }
-            $contents.Add("$folder/")
+        if (-not (Test-Path $source)) { continue }
+        $files = @(Get-ChildItem $source -Recurse -File |
+                   Where-Object { $_.Extension -in '.sh', '.py', '.md', '.json', '.cu', '.cuh', '.h' -and $_.Length -lt 1MB })
+        foreach ($file in $files) {
+            $target = Join-Path $package ([System.IO.Path]::GetRelativePath($RepoRoot, $file.FullName))
+            New-Item -ItemType Directory -Force -Path (Split-Path $target -Parent) | Out-Null
+            Copy-Item $file.FullName $target
         }
+        $contents.Add("$folder/ ($($files.Count) files)")
     }
 
     $commit = (& git -C $RepoRoot rev-parse --short HEAD 2>$null)

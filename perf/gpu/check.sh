@@ -365,10 +365,15 @@ part_gpu_tests() {
 }
 
 laperm_has_verb() {
-  # laperm_has_verb bench reconnect: true when `laperm bench reconnect --help` succeeds.
+  # laperm_has_verb bench reconnect: true when `laperm bench reconnect --help` succeeds
+  # and its help names "laperm bench reconnect" (a parent verb may print its own help).
   [[ -n "$LAPERM" && -n "$DOTNET_OK" ]] || return 1
-  timeout 60 "$LAPERM" "$@" --help > "$PART_DIR/help-$(IFS=-; echo "$*").txt" 2>&1
+  local help="$PART_DIR/help-$(IFS=-; echo "$*").txt"
+  timeout 60 "$LAPERM" "$@" --help > "$help" 2>&1 && grep -q "laperm $*" "$help"
 }
+
+# A verb that ran but says the device does not exist in this build is "not available".
+device_missing() { grep -qiE 'not available|unknown device|not supported|no cuda|expected cpu' "$1"; }
 
 part_bench_reconnect() {
   if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
@@ -381,6 +386,7 @@ part_bench_reconnect() {
   add_md "\`laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 60
   [[ -s "$json" ]] && cp "$json" "$PART_DIR/raw.json"
   if (( rc == 0 )); then set_status "pass" "$(tail -1 "$PART_DIR/out.txt" | cut -c1-110)"
+  elif device_missing "$PART_DIR/out.txt"; then set_status "not available" "$(tail -1 "$PART_DIR/out.txt" | cut -c1-110)"
   else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
 }
 
@@ -407,7 +413,22 @@ run_torch_script() {
   else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
 }
 
-part_torch_reconnect() { run_torch_script reconnect_torch.py; }
+part_reconnect_harness() {
+  # The reconnection kernels' standalone nvcc harness, when the bundle carries it.
+  local script="$ROOT/perf/reconnect/gpu_check.sh"
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if [[ ! -f "$script" ]]; then set_status "not available" "perf/reconnect/gpu_check.sh is absent"; return; fi
+  if ! command -v nvcc >/dev/null 2>&1; then set_status "not available" "no nvcc on PATH"; return; fi
+  local out_dir="$PART_DIR/out"; mkdir -p "$out_dir"
+  ( cd "$ROOT" && run_limited bash "$script" "$out_dir" ) > "$PART_DIR/out.txt" 2>&1
+  local rc=$?
+  add_md "\`bash perf/reconnect/gpu_check.sh\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 50
+  if [[ -s "$out_dir/harness.json" ]]; then cp "$out_dir/harness.json" "$PART_DIR/raw.json"; fi
+  if (( rc == 0 )); then set_status "pass" "$(grep -v '^\s*$' "$PART_DIR/out.txt" | tail -1 | cut -c1-110)"
+  else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
+}
+
+part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
 bench_train() {
@@ -418,20 +439,30 @@ bench_train() {
   if ! grep -q -- '--device' "$help"; then
     if [[ "$device" == cuda ]]; then set_status "not available" "\`laperm bench train\` has no --device option"; return; fi
   fi
-  local model rc failures=0 summary=()
-  for model in f2 lenet300 conv7; do
+  local model rc failures=0 missing=0 summary=()
+  for model in f2 lenet300 conv7 sync-conv7; do
     local args=(bench train --model "$model" --batch 128)
+    if [[ $model == sync-conv7 ]]; then
+      # The time of one full sync of conv7, when this build has `laperm bench sync`.
+      laperm_has_verb bench sync || continue
+      args=(bench sync --model conv7)
+    fi
     grep -q -- '--device' "$help" && args+=(--device "$device")
+    # Three windows instead of the default five keep the part inside its time limit.
+    [[ ${args[1]} == train ]] && grep -q -- '--windows' "$help" && args+=(--windows 3)
     run_limited "$LAPERM" "${args[@]}" > "$PART_DIR/$model.txt" 2>&1
     rc=$?
     add_md "\`laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/$model.txt" 15
     if (( rc == 0 )); then
-      summary+=("$model: $(grep -oiE '[0-9][0-9,.]* *(images|img)/s' "$PART_DIR/$model.txt" | tail -1)")
+      summary+=("$model: $(grep -oiE '[0-9][0-9,.]* *(images/s|img/s|ms per full sync)' "$PART_DIR/$model.txt" | tail -1)")
+    elif device_missing "$PART_DIR/$model.txt"; then
+      missing=$((missing + 1)); summary+=("$model: $(tail -1 "$PART_DIR/$model.txt" | cut -c1-80)")
     else
       failures=$((failures + 1)); summary+=("$model: exit $rc")
     fi
   done
-  if (( failures == 0 )); then set_status "pass" "$(IFS=';'; echo "${summary[*]}")"
+  if (( failures == 0 && missing > 0 )); then set_status "not available" "$(IFS=';'; echo "${summary[*]}")"
+  elif (( failures == 0 )); then set_status "pass" "$(IFS=';'; echo "${summary[*]}")"
   else set_status "fail" "$(IFS=';'; echo "${summary[*]}")"; fi
 }
 
@@ -517,7 +548,7 @@ self_test() {
   else
     grep -q '^## Summary' "$report" || problems+=("report.md has no summary table")
     local part
-    for part in gpu-versions device-rates gpu-tests bench-reconnect-cuda torch-reconnect torch-train-gpu bench-train-cuda; do
+    for part in gpu-versions device-rates gpu-tests bench-reconnect-cuda reconnect-harness torch-reconnect torch-train-gpu bench-train-cuda; do
       grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
     done
     grep -qE '^\| [a-z-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
@@ -583,7 +614,10 @@ main() {
   run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
   run_part bench-train-cuda      45  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7)"
-  run_part bench-train-cpu       45  part_bench_train_cpu   "laperm bench train on CPU, for reference"
+  run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU, for reference"
+  # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
+  # measure, so it only gets the budget that is left.
+  run_part reconnect-harness     90  part_reconnect_harness "Reconnection kernels' nvcc harness (perf/reconnect/gpu_check.sh)"
 
   write_report
   cp "$LOG" "$OUTDIR/check.log"
