@@ -76,10 +76,6 @@ internal static class TrainCommand
         {
             summary = trainer.Run();
         }
-        catch (ArgumentException e) when (e.StackTrace?.Contains("Initializer", StringComparison.Ordinal) == true)
-        {
-            throw new UsageException(e.Message);
-        }
         finally
         {
             trainer.Network?.Dispose();
