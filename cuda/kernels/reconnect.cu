@@ -1,0 +1,486 @@
+// Reconnection on the device: for every row of every synchronised tensor,
+//     w[order[i]] = sorted0[i],   order = stable argsort of the row,
+// bit-identical to LaPerm.Core.Backend.Reconnection.SyncRow.
+//
+// Total order: a float maps to an unsigned key (sign set ? ~bits : bits | 0x80000000), so
+// -NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < +NaN; ties keep column order. Sorting the
+// 64-bit composite (key << 32 | column) gives the same result as a stable sort of the keys,
+// because the composites are unique.
+//
+// Work comes from a device-resident descriptor table (ReconnectTensor, 40 bytes, mirrored by
+// LaPerm.Cuda.Reconnect.ReconnectTensor). One launch covers a contiguous range of the table;
+// blocks find their tensor by binary search over firstRow / firstChunk. Nothing allocates or
+// synchronises with the host, so every launch can be captured in a CUDA graph.
+//
+// Kernels (variant numbers as in --reconnect-variant):
+//   reconnect_argsort_rows + reconnect_scatter_rows variant 1 (two-pass baseline: argsort
+//                                                  into a global index buffer, then scatter)
+//   reconnect_chunk_sort + reconnect_chunk_merge   variant 5 (rows longer than a block holds;
+//                                                  also the fallback of every other variant)
+//   reconnect_warp32 / _warp64 / _warp128          variant 2 (warp per row, registers + shuffles)
+//   reconnect_block_bitonic                        variant 3 (block per row, shared-memory bitonic)
+//   reconnect_block_radix                          variant 4 (block per row, shared-memory LSD radix)
+#include <laperm/device.cuh>
+
+struct ReconnectTensor
+{
+    float* w;                  // row r starts at w + r * rowLength
+    const float* sorted0;      // the sorted initial rows, same layout
+    long long scratchOffset;   // first element of this tensor in the chunk kernels' scratch buffer
+    int rows;
+    int rowLength;
+    int firstRow;              // prefix sum of rows over the launch's table range
+    int firstChunk;            // prefix sum of chunks (chunk kernels only)
+};
+
+#define RC_FULL_MASK 0xffffffffu
+// Unrolling keeps the warp kernels' register arrays in registers; the emulator's C++
+// compiler does not know the pragma.
+#if defined(__CUDACC__) || defined(__CUDA__)
+#define RC_UNROLL _Pragma("unroll")
+#else
+#define RC_UNROLL
+#endif
+#define RC_SENTINEL 0xffffffffffffffffull
+
+__device__ __forceinline__ unsigned rc_order_key(float value)
+{
+    unsigned bits = __float_as_uint(value);
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+__device__ __forceinline__ unsigned long long rc_composite(float value, int column)
+{
+    return ((unsigned long long)rc_order_key(value) << 32) | (unsigned)column;
+}
+
+// Largest table index whose first item is <= item (tables are short: one entry per tensor).
+__device__ __forceinline__ int rc_find_tensor(const ReconnectTensor* table, int tensorCount, int item, bool byChunk)
+{
+    int lo = 0, hi = tensorCount - 1;
+    while (lo < hi)
+    {
+        int mid = (lo + hi + 1) >> 1;
+        int first = byChunk ? table[mid].firstChunk : table[mid].firstRow;
+        if (first <= item) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+__device__ __forceinline__ unsigned long long rc_shfl_xor64(unsigned long long v, int laneMask)
+{
+    unsigned lo = __shfl_xor_sync(RC_FULL_MASK, (unsigned)v, laneMask);
+    unsigned hi = __shfl_xor_sync(RC_FULL_MASK, (unsigned)(v >> 32), laneMask);
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+__device__ __forceinline__ int rc_next_pow2(int n)
+{
+    int p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 2: one warp per row, the row's composites in registers (K per lane, element
+// index i = k * 32 + lane), bitonic network over 32*K slots padded with sentinels.
+// Strides >= 32 swap registers, strides < 32 exchange through shuffles.
+// ---------------------------------------------------------------------------------------
+template <int K>
+__device__ __forceinline__ void rc_warp_rows(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    const int lane = threadIdx.x & 31;
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= totalRows) return; // uniform per warp: every lane of a warp has the same row
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+
+    unsigned long long v[K];
+RC_UNROLL
+    for (int k = 0; k < K; k++)
+    {
+        int i = k * 32 + lane;
+        v[k] = i < n ? rc_composite(w[i], i) : RC_SENTINEL;
+    }
+
+RC_UNROLL
+    for (int size = 2; size <= 32 * K; size <<= 1)
+    {
+RC_UNROLL
+        for (int stride = size >> 1; stride > 0; stride >>= 1)
+        {
+            if (stride >= 32)
+            {
+                const int slotStride = stride >> 5;
+RC_UNROLL
+                for (int k = 0; k < K; k++)
+                {
+                    if ((k & slotStride) != 0) continue;
+                    const int k2 = k | slotStride;
+                    const bool ascending = ((k * 32) & size) == 0;
+                    unsigned long long a = v[k], b = v[k2];
+                    if ((a > b) == ascending) { v[k] = b; v[k2] = a; }
+                }
+            }
+            else
+            {
+RC_UNROLL
+                for (int k = 0; k < K; k++)
+                {
+                    const int i = k * 32 + lane;
+                    const bool ascending = (i & size) == 0;
+                    const bool lower = (lane & stride) == 0;
+                    unsigned long long other = rc_shfl_xor64(v[k], stride);
+                    unsigned long long lo = v[k] < other ? v[k] : other;
+                    unsigned long long hi = v[k] < other ? other : v[k];
+                    v[k] = (lower == ascending) ? lo : hi;
+                }
+            }
+        }
+    }
+
+    // Every lane loaded its w values before the network, so scattering into w is safe.
+RC_UNROLL
+    for (int k = 0; k < K; k++)
+    {
+        int i = k * 32 + lane;
+        if (i < n) w[(unsigned)v[k]] = s0[i];
+    }
+}
+
+extern "C" __global__ void reconnect_warp32(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    rc_warp_rows<1>(table, tensorCount, totalRows);
+}
+
+extern "C" __global__ void reconnect_warp64(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    rc_warp_rows<2>(table, tensorCount, totalRows);
+}
+
+extern "C" __global__ void reconnect_warp128(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    rc_warp_rows<4>(table, tensorCount, totalRows);
+}
+
+// ---------------------------------------------------------------------------------------
+// Block bitonic sort of n composites in shared memory, ascending only ("flip" form: the
+// first step of each merge compares i with the mirror element, the rest are half-cleaners).
+// Every comparator puts the minimum at the lower index, so the virtual +inf padding beyond n
+// never moves: comparators touching an index >= n are no-ops and are skipped. Storage is n,
+// not the next power of two.
+// ---------------------------------------------------------------------------------------
+__device__ __forceinline__ void rc_compare_exchange(unsigned long long* keys, int lo, int hi)
+{
+    unsigned long long a = keys[lo], b = keys[hi];
+    if (a > b) { keys[lo] = b; keys[hi] = a; }
+}
+
+__device__ void rc_block_bitonic_sort(unsigned long long* keys, int n)
+{
+    const int tid = threadIdx.x, threads = blockDim.x;
+    const int padded = rc_next_pow2(n);
+    const int pairs = padded >> 1;
+    for (int size = 2; size <= padded; size <<= 1)
+    {
+        const int half = size >> 1;
+        for (int p = tid; p < pairs; p += threads)
+        {
+            const int blockStart = (p & ~(half - 1)) << 1;
+            const int offset = p & (half - 1);
+            const int hi = blockStart + size - 1 - offset;
+            if (hi < n) rc_compare_exchange(keys, blockStart + offset, hi);
+        }
+        __syncthreads();
+        for (int stride = half >> 1; stride > 0; stride >>= 1)
+        {
+            for (int p = tid; p < pairs; p += threads)
+            {
+                const int lo = ((p & ~(stride - 1)) << 1) | (p & (stride - 1));
+                const int hi = lo + stride;
+                if (hi < n) rc_compare_exchange(keys, lo, hi);
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 3: block per row. Shared memory: n composites (8 B each), then n floats.
+// After the sort, vals[column_i] = sorted0[i] in shared memory, then a coalesced w write:
+// global traffic is exactly one read of w, one read of sorted0, one write of w.
+// ---------------------------------------------------------------------------------------
+extern "C" __global__ void reconnect_block_bitonic(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned long long, rc_bitonic_smem);
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    unsigned long long* keys = rc_bitonic_smem;
+    float* vals = (float*)(keys + n);
+    const int tid = threadIdx.x, threads = blockDim.x;
+
+    for (int i = tid; i < n; i += threads) keys[i] = rc_composite(w[i], i);
+    __syncthreads();
+    rc_block_bitonic_sort(keys, n);
+    for (int i = tid; i < n; i += threads) vals[(unsigned)keys[i]] = s0[i];
+    __syncthreads();
+    for (int i = tid; i < n; i += threads) w[i] = vals[i];
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 4: block per row, LSD radix sort of the 32-bit keys (4 passes of 8 bits), stable
+// by construction, carrying 16-bit columns (rows <= 65535). Each warp owns a contiguous
+// segment of the row and walks it in 32-element tiles; lanes with equal digits find each
+// other with 8 ballots, so ranks within a tile keep column order. Per-(digit, warp)
+// counters, scanned digit-major, give every warp its stable base per digit.
+// Shared memory: counters[256 * warps] + 32 scan slots, keysA[n], keysB[n] (u32),
+// colsA[n], colsB[n] (u16); the placed values reuse keysB.
+// ---------------------------------------------------------------------------------------
+__device__ __forceinline__ unsigned rc_peers_with_digit(unsigned digit, bool valid)
+{
+    unsigned peers = __ballot_sync(RC_FULL_MASK, valid);
+RC_UNROLL
+    for (int b = 0; b < 8; b++)
+    {
+        const bool bit = ((digit >> b) & 1u) != 0;
+        const unsigned set = __ballot_sync(RC_FULL_MASK, bit);
+        peers &= bit ? set : ~set;
+    }
+    return peers;
+}
+
+// Exclusive prefix sum, in place, of count entries (count a multiple of blockDim.x).
+// warpTotals holds 32 entries. Callers synchronise before and after.
+__device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* warpTotals)
+{
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int per = count / blockDim.x;
+    unsigned* mine = data + tid * per;
+    unsigned sum = 0;
+    for (int i = 0; i < per; i++) sum += mine[i];
+    unsigned inclusive = sum;
+RC_UNROLL
+    for (int d = 1; d < 32; d <<= 1)
+    {
+        unsigned up = __shfl_up_sync(RC_FULL_MASK, inclusive, d);
+        if (lane >= d) inclusive += up;
+    }
+    if (lane == 31) warpTotals[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0)
+    {
+        const int warps = blockDim.x >> 5;
+        unsigned total = lane < warps ? warpTotals[lane] : 0u;
+        unsigned scanned = total;
+RC_UNROLL
+        for (int d = 1; d < 32; d <<= 1)
+        {
+            unsigned up = __shfl_up_sync(RC_FULL_MASK, scanned, d);
+            if (lane >= d) scanned += up;
+        }
+        if (lane < warps) warpTotals[lane] = scanned - total;
+    }
+    __syncthreads();
+    unsigned running = warpTotals[warp] + inclusive - sum;
+    for (int i = 0; i < per; i++)
+    {
+        unsigned c = mine[i];
+        mine[i] = running;
+        running += c;
+    }
+}
+
+extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_radix_smem);
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+
+    const int tid = threadIdx.x, threads = blockDim.x, lane = tid & 31, warp = tid >> 5, warps = threads >> 5;
+    unsigned* counters = rc_radix_smem;               // [digit][warp]
+    unsigned* warpTotals = counters + 256 * warps;    // 32 scan slots
+    unsigned* keysA = warpTotals + 32;
+    unsigned* keysB = keysA + n;
+    unsigned short* colsA = (unsigned short*)(keysB + n);
+    unsigned short* colsB = colsA + n;
+
+    for (int i = tid; i < n; i += threads)
+    {
+        keysA[i] = rc_order_key(w[i]);
+        colsA[i] = (unsigned short)i;
+    }
+    const int segment = (((n + warps - 1) / warps) + 31) & ~31;
+    const int segBegin = min(n, warp * segment);
+    const int segEnd = min(n, segBegin + segment);
+    const unsigned lanesBelow = (1u << lane) - 1u;
+    __syncthreads();
+
+    for (int shift = 0; shift < 32; shift += 8)
+    {
+        for (int i = tid; i < 256 * warps; i += threads) counters[i] = 0;
+        __syncthreads();
+        for (int base = segBegin; base < segEnd; base += 32)
+        {
+            const int i = base + lane;
+            const bool valid = i < segEnd;
+            const unsigned digit = valid ? (keysA[i] >> shift) & 255u : 0u;
+            const unsigned peers = rc_peers_with_digit(digit, valid);
+            if (valid && (peers & lanesBelow) == 0) counters[digit * warps + warp] += __popc(peers);
+            __syncwarp(RC_FULL_MASK);
+        }
+        __syncthreads();
+        rc_block_exclusive_scan(counters, 256 * warps, warpTotals);
+        __syncthreads();
+        for (int base = segBegin; base < segEnd; base += 32)
+        {
+            const int i = base + lane;
+            const bool valid = i < segEnd;
+            const unsigned key = valid ? keysA[i] : 0u;
+            const unsigned digit = (key >> shift) & 255u;
+            const unsigned peers = rc_peers_with_digit(digit, valid);
+            if (valid)
+            {
+                const unsigned position = counters[digit * warps + warp] + __popc(peers & lanesBelow);
+                keysB[position] = key;
+                colsB[position] = colsA[i];
+            }
+            __syncwarp(RC_FULL_MASK);
+            if (valid && (peers & lanesBelow) == 0) counters[digit * warps + warp] += __popc(peers);
+            __syncwarp(RC_FULL_MASK);
+        }
+        __syncthreads();
+        unsigned* tk = keysA; keysA = keysB; keysB = tk;
+        unsigned short* tc = colsA; colsA = colsB; colsB = tc;
+    }
+
+    // Four passes: the sorted row is back in the first buffers; the second key buffer is free.
+    float* vals = (float*)keysB;
+    for (int i = tid; i < n; i += threads) vals[colsA[i]] = s0[i];
+    __syncthreads();
+    for (int i = tid; i < n; i += threads) w[i] = vals[i];
+}
+
+// ---------------------------------------------------------------------------------------
+// Variants 1 and 5: chunked two-pass.
+// reconnect_chunk_sort: block per (row, chunk); sorts the chunk's composites in shared
+//   memory and writes them, sorted, to scratch (same element layout as w).
+// reconnect_chunk_merge: block per row. One chunk: the sorted composites are the argsort,
+//   w[column_i] = sorted0[i]. Several chunks: rank(j) = sum over chunks of the number of
+//   composites below composite(w[j]) (binary search; composites are unique, so this is the
+//   stable rank), w[j] = sorted0[rank(j)].
+// ---------------------------------------------------------------------------------------
+extern "C" __global__ void reconnect_chunk_sort(const ReconnectTensor* table, int tensorCount, int totalChunks,
+                                                int chunk, unsigned long long* scratch)
+{
+    LP_DYNAMIC_SHARED(unsigned long long, rc_chunk_smem);
+    const int item = blockIdx.x;
+    if (item >= totalChunks) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, item, true);
+    const int n = t->rowLength;
+    const int chunksPerRow = (n + chunk - 1) / chunk;
+    const int local = item - t->firstChunk;
+    const int row = local / chunksPerRow;
+    const int start = (local - row * chunksPerRow) * chunk;
+    const int length = min(chunk, n - start);
+    const long long rowStart = (long long)row * n;
+    const float* w = t->w + rowStart + start;
+    unsigned long long* out = scratch + t->scratchOffset + rowStart + start;
+    const int tid = threadIdx.x, threads = blockDim.x;
+
+    for (int i = tid; i < length; i += threads) rc_chunk_smem[i] = rc_composite(w[i], start + i);
+    __syncthreads();
+    rc_block_bitonic_sort(rc_chunk_smem, length);
+    for (int i = tid; i < length; i += threads) out[i] = rc_chunk_smem[i];
+}
+
+// Number of entries of sorted[0, length) below key.
+__device__ __forceinline__ int rc_count_below(const unsigned long long* sorted, int length, unsigned long long key)
+{
+    int lo = 0, hi = length;
+    while (lo < hi)
+    {
+        int mid = (lo + hi) >> 1;
+        if (sorted[mid] < key) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+extern "C" __global__ void reconnect_chunk_merge(const ReconnectTensor* table, int tensorCount, int totalRows,
+                                                 int chunk, const unsigned long long* scratch)
+{
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    const unsigned long long* sorted = scratch + t->scratchOffset + rowStart;
+    const int tid = threadIdx.x, threads = blockDim.x;
+
+    if (n <= chunk)
+    {
+        for (int i = tid; i < n; i += threads) w[(unsigned)sorted[i]] = s0[i];
+        return;
+    }
+    for (int j = tid; j < n; j += threads)
+    {
+        const unsigned long long key = rc_composite(w[j], j);
+        int rank = 0;
+        for (int start = 0; start < n; start += chunk)
+            rank += rc_count_below(sorted + start, min(chunk, n - start), key);
+        w[j] = s0[rank];
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 1: two-pass baseline. reconnect_argsort_rows sorts each row's composites in
+// shared memory (block bitonic) and writes the argsort (columns) to a global index buffer;
+// reconnect_scatter_rows then does w[order[i]] = sorted0[i]. The index buffer costs an
+// extra write and read of 4 B per element over the fused variants.
+// ---------------------------------------------------------------------------------------
+extern "C" __global__ void reconnect_argsort_rows(const ReconnectTensor* table, int tensorCount, int totalRows,
+                                                  unsigned long long* scratch)
+{
+    LP_DYNAMIC_SHARED(unsigned long long, rc_argsort_smem);
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    const float* w = t->w + rowStart;
+    unsigned* order = (unsigned*)(scratch + t->scratchOffset) + rowStart;
+    const int tid = threadIdx.x, threads = blockDim.x;
+
+    for (int i = tid; i < n; i += threads) rc_argsort_smem[i] = rc_composite(w[i], i);
+    __syncthreads();
+    rc_block_bitonic_sort(rc_argsort_smem, n);
+    for (int i = tid; i < n; i += threads) order[i] = (unsigned)rc_argsort_smem[i];
+}
+
+extern "C" __global__ void reconnect_scatter_rows(const ReconnectTensor* table, int tensorCount, int totalRows,
+                                                  const unsigned long long* scratch)
+{
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    const unsigned* order = (const unsigned*)(scratch + t->scratchOffset) + rowStart;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) w[order[i]] = s0[i];
+}

@@ -1,0 +1,171 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Reconnect;
+
+/// <summary>The reconnection kernels of one device (cuda/kernels/reconnect.cu), loaded once and shared by reconnectors.</summary>
+public sealed class ReconnectKernels : IDisposable
+{
+    private readonly DeviceModule _module;
+
+    public ReconnectKernels(Device device, ReconnectLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(limits);
+        Device = device;
+        Limits = limits;
+        _module = device.LoadModule("reconnect.ptx");
+        Warp32 = _module.GetKernel("reconnect_warp32");
+        Warp64 = _module.GetKernel("reconnect_warp64");
+        Warp128 = _module.GetKernel("reconnect_warp128");
+        BlockBitonic = _module.GetKernel("reconnect_block_bitonic");
+        BlockRadix = _module.GetKernel("reconnect_block_radix");
+        ArgsortRows = _module.GetKernel("reconnect_argsort_rows");
+        ScatterRows = _module.GetKernel("reconnect_scatter_rows");
+        ChunkSort = _module.GetKernel("reconnect_chunk_sort");
+        ChunkMerge = _module.GetKernel("reconnect_chunk_merge");
+        // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
+        if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
+            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort })
+                k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
+    }
+
+    public Device Device { get; }
+    public ReconnectLimits Limits { get; }
+    internal Kernel Warp32 { get; }
+    internal Kernel Warp64 { get; }
+    internal Kernel Warp128 { get; }
+    internal Kernel BlockBitonic { get; }
+    internal Kernel BlockRadix { get; }
+    internal Kernel ArgsortRows { get; }
+    internal Kernel ScatterRows { get; }
+    internal Kernel ChunkSort { get; }
+    internal Kernel ChunkMerge { get; }
+
+    public void Dispose() => _module.Dispose();
+}
+
+/// <summary>A synchronised tensor on the device: <paramref name="Rows"/> contiguous rows of <paramref name="RowLength"/> floats starting at element <paramref name="Offset"/> of <paramref name="Weights"/>.</summary>
+public sealed record ReconnectTarget(string Name, DeviceBuffer<float> Weights, long Offset, int Rows, int RowLength)
+{
+    public long Elements => (long)Rows * RowLength;
+}
+
+/// <summary>
+/// Reconnects every row of a fixed set of device tensors: w[order[i]] = sorted0[i] with order
+/// the stable argsort of the row under <see cref="Reconnection.OrderKey"/>, bit-identical to
+/// <see cref="Reconnection.SyncRow"/>. Built once per run: the sorted initial rows, the
+/// descriptor table and the scratch are uploaded/allocated here; <see cref="Enqueue"/> then
+/// only launches kernels (one per size class), so it can be captured in a CUDA graph.
+/// </summary>
+public sealed class DeviceReconnector : IDisposable
+{
+    private readonly ReconnectKernels _kernels;
+    private readonly DeviceBuffer<float> _sorted0;
+    private readonly DeviceBuffer<ReconnectTensor> _table;
+    private readonly DeviceBuffer<ulong> _scratch;
+
+    /// <param name="sortedInitialRows">Every target's rows sorted by <see cref="Reconnection.SortRow"/>, concatenated in target order.</param>
+    public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant,
+        ReadOnlySpan<float> sortedInitialRows)
+    {
+        ArgumentNullException.ThrowIfNull(kernels);
+        ArgumentNullException.ThrowIfNull(targets);
+        _kernels = kernels;
+        long total = 0;
+        foreach (ReconnectTarget t in targets)
+        {
+            if (t.Weights.Device != kernels.Device)
+                throw new ArgumentException($"tensor '{t.Name}' lives on another device than the reconnection kernels");
+            if (t.Rows < 1 || t.RowLength < 1 || t.Offset < 0 || t.Offset + t.Elements > t.Weights.Length)
+                throw new ArgumentException(
+                    $"tensor '{t.Name}': {t.Rows} rows of {t.RowLength} at offset {t.Offset} do not fit its buffer of {t.Weights.Length} elements");
+            total += t.Elements;
+        }
+        if (sortedInitialRows.Length != total)
+            throw new ArgumentException($"sortedInitialRows has {sortedInitialRows.Length} elements, the targets hold {total}");
+
+        Plan = ReconnectPlanner.Plan(variant, [.. targets.Select(t => new ReconnectShape(t.Name, t.Rows, t.RowLength))], kernels.Limits);
+        Elements = total;
+        _sorted0 = kernels.Device.Allocate<float>(Math.Max(total, 1));
+        _sorted0.CopyFrom(sortedInitialRows);
+        var sortedOffset = new long[targets.Count];
+        for (int i = 1; i < targets.Count; i++) sortedOffset[i] = sortedOffset[i - 1] + targets[i - 1].Elements;
+
+        var table = new ReconnectTensor[Plan.Table.Count];
+        for (int k = 0; k < table.Length; k++)
+        {
+            int target = Plan.TableOrder[k];
+            table[k] = Plan.Table[k];
+            table[k].Weights = targets[target].Weights.PointerAt(targets[target].Offset);
+            table[k].Sorted0 = _sorted0.PointerAt(sortedOffset[target]);
+        }
+        _table = kernels.Device.Allocate<ReconnectTensor>(Math.Max(table.Length, 1));
+        _table.CopyFrom(table);
+        _scratch = kernels.Device.Allocate<ulong>(Math.Max(Plan.ScratchElements, 1));
+    }
+
+    /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>
+    public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        var sorted = new float[targets.Sum(t => t.Elements)];
+        long at = 0;
+        foreach (ReconnectTarget t in targets)
+        {
+            var initial = new float[t.Elements];
+            t.Weights.CopyTo(t.Offset, initial);
+            for (int r = 0; r < t.Rows; r++)
+                Reconnection.SortRow(initial.AsSpan(r * t.RowLength, t.RowLength), sorted.AsSpan((int)(at + (long)r * t.RowLength), t.RowLength));
+            at += t.Elements;
+        }
+        return new DeviceReconnector(kernels, targets, variant, sorted);
+    }
+
+    public ReconnectPlan Plan { get; }
+
+    public long Elements { get; }
+
+    /// <summary>Enqueues the reconnection of every target on <paramref name="stream"/>: kernel launches only, no allocation, no host wait.</summary>
+    public void Enqueue(DeviceStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ulong scratch = _scratch.Pointer;
+        foreach (ReconnectLaunch l in Plan.Launches)
+        {
+            ulong table = _table.PointerAt(l.TableStart);
+            int n = l.TensorCount;
+            switch (l.Path)
+            {
+                case ReconnectPath.Warp32:
+                case ReconnectPath.Warp64:
+                case ReconnectPath.Warp128:
+                    Kernel warp = l.Path == ReconnectPath.Warp32 ? _kernels.Warp32 : l.Path == ReconnectPath.Warp64 ? _kernels.Warp64 : _kernels.Warp128;
+                    int rowsPerBlock = ReconnectPlanner.WarpKernelThreads / 32;
+                    warp.Launch((l.Rows + rowsPerBlock - 1) / rowsPerBlock, ReconnectPlanner.WarpKernelThreads, 0, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.BlockBitonic:
+                    _kernels.BlockBitonic.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.BlockRadix:
+                    _kernels.BlockRadix.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.TwoPass:
+                    _kernels.ArgsortRows.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);
+                    _kernels.ScatterRows.Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, scratch);
+                    break;
+                case ReconnectPath.Chunked:
+                    _kernels.ChunkSort.Launch(l.Chunks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Chunks, l.Chunk, scratch);
+                    _kernels.ChunkMerge.Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, l.Chunk, scratch);
+                    break;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _scratch.Dispose();
+        _table.Dispose();
+        _sorted0.Dispose();
+    }
+}

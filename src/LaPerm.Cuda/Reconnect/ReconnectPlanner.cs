@@ -1,0 +1,191 @@
+using System.Runtime.InteropServices;
+using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Reconnect;
+
+/// <summary>
+/// The selectable implementations (<c>--reconnect-variant N</c>). A forced variant handles the
+/// rows it supports; rows it cannot hold in shared memory go to the chunked path (5).
+/// </summary>
+public enum ReconnectVariant
+{
+    /// <summary>The dispatcher: warp per row up to 128 elements, block radix while a row fits a block, chunked beyond.</summary>
+    Auto = 0,
+    /// <summary>Two-pass baseline: block bitonic argsort into a global index buffer, then a scatter kernel.</summary>
+    TwoPass = 1,
+    /// <summary>Warp per row (up to 128 elements, registers + shuffles); longer rows as <see cref="Auto"/>.</summary>
+    Warp = 2,
+    /// <summary>Block per row, bitonic sort of (key, column) composites in shared memory.</summary>
+    BlockBitonic = 3,
+    /// <summary>Block per row, LSD radix sort of the 32-bit ordered keys in shared memory.</summary>
+    BlockRadix = 4,
+    /// <summary>Chunk sort (block per chunk) then a merge-rank pass: any row length.</summary>
+    Chunked = 5,
+}
+
+/// <summary>Which kernel(s) reconnect a row.</summary>
+public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, TwoPass, Chunked }
+
+/// <summary>What the planner needs to know about the device: the dynamic shared memory one block may use.</summary>
+public sealed record ReconnectLimits(int MaxSharedBytesPerBlock)
+{
+    /// <summary>48 KB: what every CUDA device gives a block without opting in (also used for emu).</summary>
+    public static ReconnectLimits Default { get; } = new(48 * 1024);
+
+    /// <summary>The device's opt-in limit on cuda (227 KB on Hopper), <see cref="Default"/> on emu.</summary>
+    public static ReconnectLimits For(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return device.Runtime is CudaRuntime cuda
+            ? new ReconnectLimits(cuda.Driver.DeviceAttribute(cuda.DeviceHandle, CuDeviceAttribute.MaxSharedMemoryPerBlockOptin))
+            : Default;
+    }
+}
+
+/// <summary>
+/// One entry of the device-resident descriptor table; mirrors <c>struct ReconnectTensor</c>
+/// in cuda/kernels/reconnect.cu (40 bytes).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct ReconnectTensor
+{
+    public ulong Weights;
+    public ulong Sorted0;
+    public long ScratchOffset;
+    public int Rows;
+    public int RowLength;
+    public int FirstRow;
+    public int FirstChunk;
+}
+
+/// <summary>One launch (or launch pair) over a contiguous range of the table: a size class.</summary>
+public sealed record ReconnectLaunch(ReconnectPath Path, int TableStart, int TensorCount, int Rows, int Chunks, int MaxRowLength,
+    int Threads, int SharedBytes, int Chunk);
+
+/// <summary>
+/// The plan for one set of tensors: table order (TableOrder[k] = index of the input shape in
+/// table slot k), the descriptor entries without pointers, the launches, and the scratch the
+/// two-pass and chunked paths need (8 bytes per element of the tensors they handle).
+/// </summary>
+public sealed record ReconnectPlan(ReconnectVariant Variant, IReadOnlyList<int> TableOrder, IReadOnlyList<ReconnectTensor> Table,
+    IReadOnlyList<ReconnectLaunch> Launches, long ScratchElements);
+
+/// <summary>
+/// Chooses a path per row length and groups tensors into size classes (path, next power of two
+/// of the row length), one launch per class. Pure: no device needed.
+/// </summary>
+public static class ReconnectPlanner
+{
+    /// <summary>Threads of the warp-per-row kernels' blocks (8 rows per block).</summary>
+    public const int WarpKernelThreads = 256;
+
+    /// <summary>Threads of the scatter and merge kernels' blocks.</summary>
+    public const int RowPassThreads = 256;
+
+    public static int NextPowerOfTwo(int n)
+    {
+        int p = 1;
+        while (p < n) p <<= 1;
+        return p;
+    }
+
+    public static int RadixThreads(int rowLength) => Math.Clamp(((rowLength + 15) / 16 + 31) / 32 * 32, 32, 256);
+
+    /// <summary>Counters (256 per warp) + 32 scan slots + two key buffers (u32) + two column buffers (u16).</summary>
+    public static int RadixSharedBytes(int rowLength, int threads) => 4 * (256 * (threads / 32) + 32) + 12 * rowLength;
+
+    /// <summary>The chunked path's chunk: as many 8-byte composites as one block's shared memory holds, a multiple of 256.</summary>
+    public static int ChunkLength(ReconnectLimits limits) => limits.MaxSharedBytesPerBlock / 8 / 256 * 256;
+
+    public static bool RadixFits(int n, ReconnectLimits limits) => n <= 65535 && RadixSharedBytes(n, 256) <= limits.MaxSharedBytesPerBlock;
+
+    public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
+
+    public static bool ArgsortFits(int n, ReconnectLimits limits) => 8L * n <= limits.MaxSharedBytesPerBlock;
+
+    public static ReconnectPath ChoosePath(ReconnectVariant variant, int rowLength, ReconnectLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        if (rowLength < 1) throw new ArgumentOutOfRangeException(nameof(rowLength), $"row length must be at least 1, got {rowLength}");
+        return variant switch
+        {
+            ReconnectVariant.Auto or ReconnectVariant.Warp => AutoPath(rowLength, limits),
+            ReconnectVariant.TwoPass => ArgsortFits(rowLength, limits) ? ReconnectPath.TwoPass : ReconnectPath.Chunked,
+            ReconnectVariant.BlockBitonic => BitonicFits(rowLength, limits) ? ReconnectPath.BlockBitonic : ReconnectPath.Chunked,
+            ReconnectVariant.BlockRadix => RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
+            ReconnectVariant.Chunked => ReconnectPath.Chunked,
+            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..5"),
+        };
+    }
+
+    // Reasoned, then measured (perf/results): on an H200 the block radix beat bitonic and the
+    // two-pass/chunked paths on every model set with rows over 128; warps win below.
+    private static ReconnectPath AutoPath(int n, ReconnectLimits limits) =>
+        n <= 32 ? ReconnectPath.Warp32
+        : n <= 64 ? ReconnectPath.Warp64
+        : n <= 128 ? ReconnectPath.Warp128
+        : RadixFits(n, limits) ? ReconnectPath.BlockRadix
+        : ReconnectPath.Chunked;
+
+    public static ReconnectPlan Plan(ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(shapes);
+        ArgumentNullException.ThrowIfNull(limits);
+        int chunk = ChunkLength(limits);
+        if (chunk < 256) throw new ArgumentException($"reconnection needs at least 2 KB of shared memory per block, the limit is {limits.MaxSharedBytesPerBlock} bytes");
+        var items = new List<(int Shape, ReconnectPath Path, int Bucket)>(shapes.Count);
+        for (int i = 0; i < shapes.Count; i++)
+        {
+            ReconnectShape s = shapes[i];
+            if (s.Rows < 1 || s.RowLength < 1)
+                throw new ArgumentException($"tensor '{s.Name}' has {s.Rows} rows of {s.RowLength}; both must be at least 1");
+            ReconnectPath path = ChoosePath(variant, s.RowLength, limits);
+            int bucket = path is ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 ? 0
+                : NextPowerOfTwo(path == ReconnectPath.Chunked ? Math.Min(s.RowLength, chunk) : s.RowLength);
+            items.Add((i, path, bucket));
+        }
+        // Stable: tensors of one class keep their model order.
+        var ordered = items.Select((item, index) => (item, index))
+            .OrderBy(x => x.item.Path).ThenBy(x => x.item.Bucket).ThenBy(x => x.index).Select(x => x.item).ToList();
+
+        var order = new List<int>(ordered.Count);
+        var table = new List<ReconnectTensor>(ordered.Count);
+        var launches = new List<ReconnectLaunch>();
+        long scratch = 0;
+        int start = 0;
+        while (start < ordered.Count)
+        {
+            ReconnectPath path = ordered[start].Path;
+            int bucket = ordered[start].Bucket;
+            int end = start, rows = 0, chunks = 0, maxLength = 0;
+            while (end < ordered.Count && ordered[end].Path == path && ordered[end].Bucket == bucket)
+            {
+                ReconnectShape s = shapes[ordered[end].Shape];
+                bool needsScratch = path is ReconnectPath.TwoPass or ReconnectPath.Chunked;
+                table.Add(new ReconnectTensor
+                {
+                    Rows = s.Rows, RowLength = s.RowLength, FirstRow = rows, FirstChunk = chunks,
+                    ScratchOffset = needsScratch ? scratch : 0,
+                });
+                if (needsScratch) scratch += s.Elements;
+                order.Add(ordered[end].Shape);
+                rows = checked(rows + s.Rows);
+                chunks = checked(chunks + s.Rows * ((s.RowLength + chunk - 1) / chunk));
+                maxLength = Math.Max(maxLength, s.RowLength);
+                end++;
+            }
+            (int threads, int shared) = path switch
+            {
+                ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => (WarpKernelThreads, 0),
+                ReconnectPath.BlockBitonic => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 12 * maxLength),
+                ReconnectPath.BlockRadix => (RadixThreads(maxLength), RadixSharedBytes(maxLength, RadixThreads(maxLength))),
+                ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
+                _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
+            };
+            launches.Add(new ReconnectLaunch(path, start, end - start, rows, chunks, maxLength, threads, shared, chunk));
+            start = end;
+        }
+        return new ReconnectPlan(variant, order, table, launches, scratch);
+    }
+}
