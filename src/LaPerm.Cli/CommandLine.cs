@@ -1,10 +1,74 @@
+using LaPerm.Core.Data;
+using LaPerm.Core.IO;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+
 namespace LaPerm.Cli;
 
+/// <summary>
+/// `laperm`: train, eval, models, info, bench. User errors (bad flags, bad data or model files)
+/// print one sentence and exit with 2; a broken LaPerm invariant exits with 3.
+/// </summary>
 public static class CommandLine
 {
-    public static int Run(string[] args)
+    public const int UserError = 2;
+    public const int InvariantBroken = 3;
+
+    public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        Console.Error.WriteLine("laperm: not implemented yet");
-        return 2;
+        ArgumentNullException.ThrowIfNull(args);
+        try
+        {
+            if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+            {
+                stdout.Write(Usage);
+                return 0;
+            }
+            var rest = args[1..];
+            bool help = rest.Contains("--help") || rest.Contains("-h");
+            return args[0] switch
+            {
+                "train" => help ? PrintHelp(stdout, TrainCommand.Help) : TrainCommand.Run(rest, stdout, ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected),
+                "eval" => help ? PrintHelp(stdout, EvalCommand.Help) : EvalCommand.Run(rest, stdout),
+                "models" => help ? PrintHelp(stdout, ModelsCommand.Help) : ModelsCommand.Run(rest, stdout),
+                "info" => help ? PrintHelp(stdout, InfoCommand.Help) : InfoCommand.Run(rest, stdout),
+                "bench" => help ? PrintHelp(stdout, BenchCommand.Help) : BenchCommand.Run(rest, stdout),
+                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info or bench."),
+            };
+        }
+        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException)
+        {
+            stderr.WriteLine($"laperm: {OneLine(e.Message)}");
+            return UserError;
+        }
+        catch (InvariantViolationException e)
+        {
+            stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
+            return InvariantBroken;
+        }
     }
+
+    private static int PrintHelp(TextWriter stdout, string text)
+    {
+        stdout.Write(text);
+        return 0;
+    }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+
+    private const string Usage = """
+        laperm: train neural networks by reconnecting their initial weights (LaPerm).
+
+        Commands:
+          laperm train [options]      train a model (default: lenet300 on the embedded MNIST, 2 epochs)
+          laperm eval --weights FILE  evaluate saved weights on a test set
+          laperm models [FILE.json]   list the built-in models (or describe a model file)
+          laperm info                 show the devices this build can use
+          laperm bench train|sync     measure training throughput / the time of one sync
+
+        'laperm COMMAND --help' lists a command's options.
+
+        """;
 }

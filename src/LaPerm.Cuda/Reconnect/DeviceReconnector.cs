@@ -46,7 +46,7 @@ public sealed class ReconnectKernels : IDisposable
 }
 
 /// <summary>A synchronised tensor on the device: <paramref name="Rows"/> contiguous rows of <paramref name="RowLength"/> floats starting at element <paramref name="Offset"/> of <paramref name="Weights"/>.</summary>
-public sealed record ReconnectTarget(string Name, DeviceBuffer<float> Weights, long Offset, int Rows, int RowLength)
+public sealed record DeviceReconnectTarget(string Name, DeviceBuffer<float> Weights, long Offset, int Rows, int RowLength)
 {
     public long Elements => (long)Rows * RowLength;
 }
@@ -64,16 +64,18 @@ public sealed class DeviceReconnector : IDisposable
     private readonly DeviceBuffer<float> _sorted0;
     private readonly DeviceBuffer<ReconnectTensor> _table;
     private readonly DeviceBuffer<ulong> _scratch;
+    private readonly DeviceReconnectTarget[] _targets;
+    private readonly long[] _sortedOffset;
 
     /// <param name="sortedInitialRows">Every target's rows sorted by <see cref="Reconnection.SortRow"/>, concatenated in target order.</param>
-    public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant,
+    public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant,
         ReadOnlySpan<float> sortedInitialRows)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(targets);
         _kernels = kernels;
         long total = 0;
-        foreach (ReconnectTarget t in targets)
+        foreach (DeviceReconnectTarget t in targets)
         {
             if (t.Weights.Device != kernels.Device)
                 throw new ArgumentException($"tensor '{t.Name}' lives on another device than the reconnection kernels");
@@ -91,6 +93,8 @@ public sealed class DeviceReconnector : IDisposable
         _sorted0.CopyFrom(sortedInitialRows);
         var sortedOffset = new long[targets.Count];
         for (int i = 1; i < targets.Count; i++) sortedOffset[i] = sortedOffset[i - 1] + targets[i - 1].Elements;
+        _targets = [.. targets];
+        _sortedOffset = sortedOffset;
 
         var table = new ReconnectTensor[Plan.Table.Count];
         for (int k = 0; k < table.Length; k++)
@@ -106,12 +110,12 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>
-    public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<ReconnectTarget> targets, ReconnectVariant variant)
+    public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant)
     {
         ArgumentNullException.ThrowIfNull(targets);
         var sorted = new float[targets.Sum(t => t.Elements)];
         long at = 0;
-        foreach (ReconnectTarget t in targets)
+        foreach (DeviceReconnectTarget t in targets)
         {
             var initial = new float[t.Elements];
             t.Weights.CopyTo(t.Offset, initial);
@@ -123,6 +127,17 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     public ReconnectPlan Plan { get; }
+
+    public IReadOnlyList<DeviceReconnectTarget> Targets => _targets;
+
+    /// <summary>Downloads target <paramref name="index"/>'s sorted initial rows (checkpoints, tests).</summary>
+    public void DownloadSortedInitial(int index, Span<float> destination)
+    {
+        if ((uint)index >= (uint)_targets.Length) throw new ArgumentOutOfRangeException(nameof(index), $"target {index} does not exist; there are {_targets.Length}");
+        if (destination.Length != _targets[index].Elements)
+            throw new ArgumentException($"destination has {destination.Length} elements, target '{_targets[index].Name}' holds {_targets[index].Elements}");
+        _sorted0.CopyTo(_sortedOffset[index], destination);
+    }
 
     public long Elements { get; }
 

@@ -190,13 +190,13 @@ internal sealed class BenchInputs
     public float[] Expected { get; }
     public long Elements => Current.LongLength;
 
-    public List<ReconnectTarget> Targets(DeviceBuffer<float> weights)
+    public List<DeviceReconnectTarget> Targets(DeviceBuffer<float> weights)
     {
-        var targets = new List<ReconnectTarget>(Shapes.Count);
+        var targets = new List<DeviceReconnectTarget>(Shapes.Count);
         long offset = 0;
         foreach (ReconnectShape s in Shapes)
         {
-            targets.Add(new ReconnectTarget(s.Name, weights, offset, s.Rows, s.RowLength));
+            targets.Add(new DeviceReconnectTarget(s.Name, weights, offset, s.Rows, s.RowLength));
             offset += s.Elements;
         }
         return targets;

@@ -1,0 +1,101 @@
+using System.Globalization;
+
+namespace LaPerm.Cli;
+
+/// <summary>A mistake in how laperm was called; printed as one sentence, exit code 2.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>
+/// "--name value" and "--switch" arguments of one sub-command, checked against the flags it knows.
+/// Values are read in command-line order; a repeated flag keeps the last value.
+/// </summary>
+internal sealed class Arguments
+{
+    private readonly List<(string Name, string? Value)> _items = [];
+    private readonly HashSet<string> _used = [];
+
+    public Arguments(IEnumerable<string> args, IReadOnlySet<string> valueFlags, IReadOnlySet<string> switches, string command)
+    {
+        var list = args.ToList();
+        for (int i = 0; i < list.Count; i++)
+        {
+            string a = list[i];
+            string name = a, inline = "";
+            bool hasInline = false;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = a[..eq];
+                inline = a[(eq + 1)..];
+                hasInline = true;
+            }
+            if (valueFlags.Contains(name))
+            {
+                if (hasInline) _items.Add((name, inline));
+                else if (i + 1 < list.Count) _items.Add((name, list[++i]));
+                else throw new UsageException($"{name} needs a value (see 'laperm {command} --help').");
+            }
+            else if (switches.Contains(name) && !hasInline)
+            {
+                _items.Add((name, null));
+            }
+            else
+            {
+                throw new UsageException(a.StartsWith('-')
+                    ? $"'{a}' is not an option of 'laperm {command}' (see 'laperm {command} --help')."
+                    : $"unexpected argument '{a}' for 'laperm {command}' (options start with --).");
+            }
+        }
+    }
+
+    public bool Has(string name) => _items.Any(i => i.Name == name);
+
+    public string? String(string name)
+    {
+        string? value = null;
+        foreach (var (n, v) in _items)
+            if (n == name) value = v;
+        return value;
+    }
+
+    public int? Int(string name, int min = int.MinValue)
+    {
+        var s = String(name);
+        if (s is null) return null;
+        if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) || v < min)
+            throw new UsageException($"{name} expects an integer{(min > int.MinValue ? $" of at least {min}" : "")}, got '{s}'.");
+        return v;
+    }
+
+    public ulong? ULong(string name)
+    {
+        var s = String(name);
+        if (s is null) return null;
+        if (!ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v))
+            throw new UsageException($"{name} expects a non-negative integer, got '{s}'.");
+        return v;
+    }
+
+    public double? Double(string name, double min, double max)
+    {
+        var s = String(name);
+        if (s is null) return null;
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !(v >= min && v <= max))
+            throw new UsageException($"{name} expects a number in [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}], got '{s}'.");
+        return v;
+    }
+
+    /// <summary>"4/7" or "0.25" -> probability.</summary>
+    public static double Fraction(string text, string flag)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        int slash = text.IndexOf('/', StringComparison.Ordinal);
+        double value = double.NaN;
+        if (slash > 0 && double.TryParse(text[..slash], NumberStyles.Float, inv, out double a) && double.TryParse(text[(slash + 1)..], NumberStyles.Float, inv, out double b) && b != 0)
+            value = a / b;
+        else if (slash < 0 && double.TryParse(text, NumberStyles.Float, inv, out double v))
+            value = v;
+        if (!(value >= 0 && value <= 1)) throw new UsageException($"{flag} expects probabilities like 4/7 or 0.25 between 0 and 1, got '{text}'.");
+        return value;
+    }
+}

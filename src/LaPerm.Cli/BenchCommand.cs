@@ -1,0 +1,55 @@
+using System.Globalization;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Cli;
+
+internal static class BenchCommand
+{
+    public const string Help = """
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu]
+            training images/s of full steps (upload, forward, loss, backward, Adam) on synthetic data:
+            warm-up, then the median of W windows of N steps. Without --model: f2, lenet300 and conv7.
+        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu]
+            time of one full LaPerm sync of every tensor (median of R).
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        if (args.Length == 0 || args[0] is not ("train" or "sync"))
+            throw new UsageException("laperm bench expects 'train' or 'sync' (see 'laperm bench --help').");
+        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device" }, new HashSet<string>(), "bench");
+        int threads = Backends.Threads(a);
+        string device = a.String("--device") ?? "cpu";
+        var inv = CultureInfo.InvariantCulture;
+        if (args[0] == "train")
+        {
+            int batch = a.Int("--batch", 1) ?? 128;
+            int windows = a.Int("--windows", 1) ?? 5;
+            string[] models = a.String("--model") is { } m ? [m] : ["f2", "lenet300", "conv7"];
+            foreach (var name in models)
+            {
+                var model = new ModelDefinition(Backends.ResolveModel(name));
+                using var backend = Backends.Create(device, threads);
+                using var bench = new TrainStepBench(model, backend, batch);
+                // Aim for windows of about a second: the default step count follows the model size.
+                int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
+                var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);
+                stdout.WriteLine(string.Create(inv,
+                    $"bench train {model.Name,-10} batch {batch} threads {threads} {backend.Name}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
+            }
+        }
+        else
+        {
+            var model = new ModelDefinition(Backends.ResolveModel(a.String("--model") ?? "conv7"));
+            int repeat = a.Int("--repeat", 1) ?? 21;
+            using var backend = Backends.Create(device, threads);
+            using var bench = new SyncBench(model, backend);
+            var (median, samples) = bench.Measure(3, repeat);
+            stdout.WriteLine(string.Create(inv,
+                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) threads {threads} {backend.Name}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
+        }
+        return 0;
+    }
+}

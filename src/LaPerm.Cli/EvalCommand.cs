@@ -1,0 +1,42 @@
+using System.Globalization;
+using LaPerm.Core.Data;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Cli;
+
+internal static class EvalCommand
+{
+    public const string Help = """
+        laperm eval --weights FILE [--model M] [--data D] [--batch B] [--limit-test N] [--threads N] [--device cpu]
+
+        Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
+        The model defaults to the one recorded in the file; the data to mnist.
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--data", "--batch", "--limit-test", "--threads", "--device" }, new HashSet<string>(), "eval");
+        string weights = a.String("--weights") ?? throw new UsageException("laperm eval needs --weights FILE.");
+        if (!File.Exists(weights)) throw new UsageException($"weights file '{weights}' does not exist.");
+        ModelSpec spec;
+        if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
+        else if (Checkpoint.StoredModelSpec(weights) is { } json)
+            spec = System.Text.Json.JsonSerializer.Deserialize<ModelSpec>(json, ModelDefinition.JsonOptions)
+                   ?? throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+        else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+        var model = new ModelDefinition(spec);
+        var data = DataSource.Load(a.String("--data") ?? "mnist", null, a.Int("--limit-test", 1));
+        data.Test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
+        int threads = Backends.Threads(a);
+        using var backend = Backends.Create(a.String("--device") ?? "cpu", threads);
+        using var network = new Network(model, backend);
+        Checkpoint.Load(network, weights);
+        int batch = a.Int("--batch", 1) ?? 128;
+        var (loss, accuracy) = Evaluation.Run(network, data.Test, batch, data.Test.Count, threads);
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{model.Name} on {data.Test.Name} test ({data.Test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * data.Test.Count):F0} correct), loss {loss:F4}"));
+        return 0;
+    }
+}

@@ -1,0 +1,188 @@
+using System.Globalization;
+using LaPerm.Core.Data;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Cli;
+
+internal static class TrainCommand
+{
+    private static readonly HashSet<string> ValueFlags =
+    [
+        "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
+        "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size",
+        "--limit-train", "--limit-test", "--out", "--device",
+    ];
+
+    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet"];
+
+    public const string Help = """
+        laperm train [options]
+
+        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 128, Adam lr 1e-3, sync every 250 steps.
+        --preset NAME          a published setup: conv7-mnist, f1-mnist, f2-mnist, conv2-cifar10, conv4-cifar10,
+                               conv13-cifar10, resnet50c-cifar10 (every other flag overrides it, wherever it stands)
+        --model M              f1, f2, lenet300, conv7, conv2, conv4, conv13, resnet20, resnet50c, resnetD or FILE.json
+        --data D               mnist (embedded), fashion-mnist, cifar10, NAME:DIR or DIR
+        --epochs E  --batch B
+        --k K                  sync every K steps; or per epoch: 0:100,5:400 (from epoch 0 K=100, from epoch 5 K=400)
+        --lr L                 base learning rate (default 1e-3)
+        --lr-schedule S        constant | exp:0.95 (x0.95 per epoch) | step:0.6/10 (x0.6 every 10 epochs)
+                               | piecewise:80=0.1,120=0.01 (factor from that epoch on)
+        --optimizer adam|sgd   Adam (0.9, 0.999, 1e-7) or momentum SGD (--momentum, default 0.9)
+        --init he-uniform|shared:V   He-uniform kernels and biases, or every weight = V (weight-agnostic)
+        --keep a/b[,a/b...]    with shared:V, keep probability per kernel tensor (one value = all), else 0
+        --prune P              random sparse: drop kernel weights with probability P (first layer keeps >= 80%)
+        --skip-bias --skip-bn  leave biases / batch-norm parameters to the inner optimizer only
+        --no-reconnect         train with the inner optimizer alone (the baseline)
+        --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
+        --augment none|mnist|cifar
+        --seed N  --threads N  (same seed and threads: bit-identical results)
+        --eval-every N         evaluate every N steps (default: after every sync; every epoch with --no-reconnect)
+        --train-eval-size N    also evaluate on the first N training images
+        --limit-train N  --limit-test N
+        --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
+        --device cpu           (cuda and emu are not in this build)
+        --quiet                no progress output
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, bool terminal)
+    {
+        var a = new Arguments(args, ValueFlags, Switches, "train");
+        var o = Parse(a);
+        var spec = Backends.ResolveModel(o.Model);
+        var model = new ModelDefinition(spec);
+        var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
+        using var backend = Backends.Create(o.Device, o.Threads);
+        bool quiet = a.Has("--quiet");
+        stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {data.Train.Name} " +
+                         $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
+        stdout.WriteLine($"  {o.Epochs} epochs, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
+                         $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
+        var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
+        Trainer trainer;
+        try
+        {
+            trainer = new Trainer(o, model, data, backend, observer);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        TrainingSummary summary;
+        try
+        {
+            summary = trainer.Run();
+        }
+        catch (ArgumentException e) when (e.StackTrace?.Contains("Initializer", StringComparison.Ordinal) == true)
+        {
+            throw new UsageException(e.Message);
+        }
+        finally
+        {
+            trainer.Network?.Dispose();
+        }
+        observer?.Finish();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"done: best test accuracy {summary.BestTestAccuracy * 100:F2}% (step {summary.BestStep}), final {summary.FinalTestAccuracy * 100:F2}%, " +
+            $"{summary.Syncs} syncs, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+        return 0;
+    }
+
+    public static TrainingOptions Parse(Arguments a)
+    {
+        var o = new TrainingOptions();
+        if (a.String("--preset") is { } preset)
+            o = Presets.TryGet(preset) ?? throw new UsageException($"unknown preset '{preset}'; expected one of {string.Join(", ", Presets.Names)}.");
+        if (a.String("--model") is { } m) o = o with { Model = m };
+        if (a.String("--data") is { } d) o = o with { Data = d };
+        if (a.Int("--epochs", 1) is { } e) o = o with { Epochs = e };
+        if (a.Int("--batch", 1) is { } b) o = o with { Batch = b };
+        if (a.String("--k") is { } k) o = o with { K = SyncSchedule.Parse(k) };
+        if (a.Double("--lr", double.Epsilon, 10) is { } lr) o = o with { LearningRate = (float)lr };
+        if (a.String("--lr-schedule") is { } s) o = o with { LearningRateSchedule = LearningRateSchedule.Parse(s) };
+        if (a.String("--optimizer") is { } opt)
+            o = o with { Optimizer = opt switch { "adam" => OptimizerKind.Adam, "sgd" => OptimizerKind.Sgd, _ => throw new UsageException($"--optimizer expects adam or sgd, got '{opt}'.") } };
+        if (a.Double("--momentum", 0, 0.999999) is { } mom) o = o with { Momentum = (float)mom };
+        if (a.String("--init") is { } init)
+        {
+            if (init is "he-uniform" or "he") o = o with { Init = o.Init with { SharedValue = null } };
+            else if (init.StartsWith("shared:", StringComparison.Ordinal) && float.TryParse(init.AsSpan(7), NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v))
+                o = o with { Init = o.Init with { SharedValue = v } };
+            else throw new UsageException($"--init expects he-uniform or shared:V (e.g. shared:0.08), got '{init}'.");
+        }
+        if (a.String("--keep") is { } keep)
+            o = o with { Init = o.Init with { Keep = [.. keep.Split(',').Select(x => Arguments.Fraction(x.Trim(), "--keep"))] } };
+        if (o.Init.Keep is not null && o.Init.SharedValue is null)
+            throw new UsageException("--keep applies to --init shared:V only.");
+        if (a.Double("--prune", 0, 0.999) is { } prune) o = o with { Init = o.Init with { Prune = prune } };
+        if (a.Has("--skip-bias")) o = o with { SkipBias = true };
+        if (a.Has("--skip-bn")) o = o with { SkipBatchNorm = true };
+        if (a.Has("--no-reconnect")) o = o with { Reconnect = false };
+        if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
+        if (a.String("--augment") is { } aug)
+        {
+            try
+            {
+                o = o with { Augment = AugmentationPreset.Parse(aug).Name };
+            }
+            catch (ArgumentException)
+            {
+                throw new UsageException($"--augment expects none, mnist or cifar, got '{aug}'.");
+            }
+        }
+        if (a.ULong("--seed") is { } seed) o = o with { Seed = seed };
+        o = o with { Threads = Backends.Threads(a) };
+        if (a.Int("--eval-every", 0) is { } ee) o = o with { EvalEvery = ee };
+        if (a.Int("--train-eval-size", 0) is { } tes) o = o with { TrainEvalSize = tes };
+        if (a.Int("--limit-train", 1) is { } lt) o = o with { LimitTrain = lt };
+        if (a.Int("--limit-test", 1) is { } lte) o = o with { LimitTest = lte };
+        if (a.String("--device") is { } dev)
+        {
+            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda or emu, got '{dev}'.");
+            o = o with { Device = dev };
+        }
+        string model = Path.GetFileNameWithoutExtension(o.Model);
+        o = o with { Out = a.String("--out") ?? Path.Combine("runs", $"{model}-{DateTime.UtcNow:yyyyMMdd-HHmmss}") };
+        return o;
+    }
+}
+
+/// <summary>A one-line progress bar on a terminal; plain per-evaluation lines otherwise.</summary>
+internal sealed class ConsoleProgress(TextWriter stdout, bool terminal) : ITrainingObserver
+{
+    private bool _barShown;
+
+    public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy)
+    {
+        if (!terminal) return;
+        const int width = 30;
+        int filled = (int)(width * step / Math.Max(1, totalSteps));
+        stdout.Write(string.Create(CultureInfo.InvariantCulture,
+            $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1} loss {runningLoss:F4} acc {runningAccuracy * 100:F2}%   "));
+        _barShown = true;
+    }
+
+    public void OnEvaluation(EvaluationRecord r)
+    {
+        if (_barShown)
+        {
+            stdout.Write('\r' + new string(' ', 100) + '\r');
+            _barShown = false;
+        }
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {r.LearningRate:G3} syncs {r.Syncs,4}{(r.Synchronized ? " " : "*")} " +
+            $"train loss {r.TrainLoss:F4} acc {r.TrainAccuracy * 100:F2}%  test loss {r.TestLoss:F4} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
+    }
+
+    public void OnSync(long step, int syncs, double seconds)
+    {
+    }
+
+    public void Finish()
+    {
+        if (_barShown) stdout.WriteLine();
+    }
+}

@@ -1,0 +1,204 @@
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Core.Data;
+
+/// <summary>
+/// The ranges of the random affine augmentation, as Keras' ImageDataGenerator takes them
+/// (the published LaPerm code uses that generator): every parameter is drawn uniformly from
+/// [-range, +range] around the identity.
+/// </summary>
+/// <param name="Name">none, mnist or cifar.</param>
+/// <param name="RotationDegrees">Rotation drawn from [-r, r] degrees (positive: counter-clockwise as displayed).</param>
+/// <param name="ZoomRange">Scale of the content drawn from [1 - z, 1 + z], independently for x and y (as Keras).</param>
+/// <param name="ShiftFraction">Shift drawn from [-f, f] times the width (x) and height (y), in continuous pixels.</param>
+/// <param name="HorizontalFlip">Mirror left-right with probability 0.5.</param>
+public sealed record AugmentationPreset(string Name, float RotationDegrees, float ZoomRange, float ShiftFraction, bool HorizontalFlip)
+{
+    /// <summary>No augmentation: batches are the normalised images unchanged.</summary>
+    public static AugmentationPreset None { get; } = new("none", 0f, 0f, 0f, false);
+
+    /// <summary>The MNIST setup: rotate ±10°, zoom ±10 %, shift ±10 %.</summary>
+    public static AugmentationPreset Mnist { get; } = new("mnist", 10f, 0.1f, 0.1f, false);
+
+    /// <summary>The CIFAR setup: rotate ±15°, shift ±10 %, horizontal flip.</summary>
+    public static AugmentationPreset Cifar { get; } = new("cifar", 15f, 0f, 0.1f, true);
+
+    public bool IsIdentity => RotationDegrees == 0f && ZoomRange == 0f && ShiftFraction == 0f && !HorizontalFlip;
+
+    /// <summary>The preset named by --augment: none, mnist or cifar.</summary>
+    /// <exception cref="ArgumentException">The name is none of those.</exception>
+    public static AugmentationPreset Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "none" => None,
+        "mnist" => Mnist,
+        "cifar" or "cifar10" => Cifar,
+        _ => throw new ArgumentException($"Unknown augmentation '{name}'; expected none, mnist or cifar.", nameof(name)),
+    };
+}
+
+/// <summary>
+/// One image's transform, defined input to output: first (optionally) mirror left-right, then
+/// scale by (ZoomX, ZoomY) and rotate by RotationDegrees about the image centre
+/// ((W-1)/2, (H-1)/2), then shift by (ShiftX, ShiftY) pixels (positive: right, down).
+/// </summary>
+public readonly record struct AffineTransform(float RotationDegrees, float ZoomX, float ZoomY, float ShiftX, float ShiftY, bool FlipHorizontal)
+{
+    public static AffineTransform Identity => new(0f, 1f, 1f, 0f, 0f, false);
+
+    /// <summary>
+    /// The inverse map that sampling uses: for output pixel (x, y) the input position is
+    /// (A*x + B*y + C, D*x + E*y + F). Coefficients are computed in double, then rounded once,
+    /// so a pure integer shift samples exact pixel centres.
+    /// </summary>
+    public SamplingMap ToSamplingMap(int height, int width)
+    {
+        double radians = RotationDegrees * (Math.PI / 180.0);
+        double cos = Math.Cos(radians), sin = Math.Sin(radians);
+        double cx = (width - 1) / 2.0, cy = (height - 1) / 2.0;
+        // Output q, input p: p - c = Z^-1 R(-theta) (q - c - s), with R(theta) = [[cos, sin], [-sin, cos]]
+        // in y-down image coordinates (counter-clockwise as displayed).
+        double a = cos / ZoomX, b = -sin / ZoomX;
+        double d = sin / ZoomY, e = cos / ZoomY;
+        double ox = cx + ShiftX, oy = cy + ShiftY;
+        double c = cx - a * ox - b * oy;
+        double f = cy - d * ox - e * oy;
+        if (FlipHorizontal)
+        {
+            // The mirror is applied to the input first, so its inverse is applied last: x_in = (W-1) - x.
+            a = -a;
+            b = -b;
+            c = (width - 1) - c;
+        }
+        return new SamplingMap((float)a, (float)b, (float)c, (float)d, (float)e, (float)f);
+    }
+}
+
+/// <summary>Output pixel (x, y) samples the input at (A*x + B*y + C, D*x + E*y + F).</summary>
+public readonly record struct SamplingMap(float A, float B, float C, float D, float E, float F);
+
+/// <summary>
+/// Pixel work shared by the plain and the augmented batch: byte to float normalisation and
+/// the affine warp. The GPU kernel must do the same arithmetic in the same order.
+/// </summary>
+public static class ImageWarp
+{
+    /// <summary>dst[i] = src[i] / 255.</summary>
+    public static void Normalise(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        for (int i = 0; i < source.Length; i++)
+            destination[i] = source[i] / 255f;
+    }
+
+    /// <summary>
+    /// Warps a C x H x W byte image into normalised floats (x / 255) by <paramref name="map"/>,
+    /// with bilinear sampling and Keras' default fill_mode='nearest': a position outside the
+    /// image takes the nearest edge pixel, so no black borders appear. Interpolation runs on
+    /// the 0..255 values and is clamped to that range before dividing by 255, so a sample at an
+    /// exact pixel centre equals <see cref="Normalise"/> of that pixel bit for bit.
+    /// </summary>
+    public static void Warp(ReadOnlySpan<byte> source, int channels, int height, int width, SamplingMap map, Span<float> destination)
+    {
+        int plane = height * width;
+        if (source.Length < channels * plane || destination.Length < channels * plane)
+            throw new ArgumentException($"Warp needs {channels * plane} source bytes and destination floats; got {source.Length} and {destination.Length}.");
+        float maxX = width - 1, maxY = height - 1;
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                // Clamping to one pixel beyond the edge changes nothing under 'nearest' fill and
+                // keeps the integer conversion safe for any transform.
+                float sx = Math.Clamp(map.A * x + map.B * y + map.C, -1f, width);
+                float sy = Math.Clamp(map.D * x + map.E * y + map.F, -1f, height);
+                float fx0 = MathF.Floor(sx), fy0 = MathF.Floor(sy);
+                float fx = sx - fx0, fy = sy - fy0;
+                int x0 = (int)Math.Clamp(fx0, 0f, maxX), x1 = (int)Math.Clamp(fx0 + 1f, 0f, maxX);
+                int y0 = (int)Math.Clamp(fy0, 0f, maxY), y1 = (int)Math.Clamp(fy0 + 1f, 0f, maxY);
+                int i00 = y0 * width + x0, i01 = y0 * width + x1, i10 = y1 * width + x0, i11 = y1 * width + x1;
+                int o = y * width + x;
+                for (int ch = 0, p = 0; ch < channels; ch++, p += plane)
+                {
+                    float p00 = source[p + i00], p01 = source[p + i01], p10 = source[p + i10], p11 = source[p + i11];
+                    float top = p00 + fx * (p01 - p00);
+                    float bottom = p10 + fx * (p11 - p10);
+                    float value = top + fy * (bottom - top);
+                    destination[p + o] = Math.Clamp(value, 0f, 255f) / 255f;
+                }
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Draws each image's transform from a counter-based hash of (seed, epoch, record index):
+/// no generator state, so results do not depend on thread scheduling, batch order or batch
+/// size, a resumed run needs only (seed, epoch), and a GPU kernel can draw the same numbers.
+/// </summary>
+public sealed class Augmenter
+{
+    // Keeps augmentation's random stream apart from dropout's when both use the run seed.
+    private const ulong StreamSalt = 0xA0C3_E1B5_7F29_4D61UL;
+
+    // Random draws per image: rotation, zoom x, zoom y, shift x, shift y, flip.
+    private const uint DrawsPerImage = 8;
+
+    public Augmenter(AugmentationPreset preset, ulong seed)
+    {
+        Preset = preset;
+        Seed = seed;
+    }
+
+    public AugmentationPreset Preset { get; }
+    public ulong Seed { get; }
+
+    /// <summary>The transform of record <paramref name="recordIndex"/> in <paramref name="epoch"/> for an image of <paramref name="height"/> x <paramref name="width"/>.</summary>
+    public AffineTransform Draw(int epoch, int recordIndex, int height, int width)
+    {
+        if (Preset.IsIdentity)
+            return AffineTransform.Identity;
+        ulong stream = Seed ^ StreamSalt;
+        uint first = (uint)recordIndex * DrawsPerImage;
+        float Symmetric(uint k, float range) =>
+            range == 0f ? 0f : (2f * DropoutRandom.Uniform(stream, (ulong)epoch, first + k) - 1f) * range;
+        return new AffineTransform(
+            RotationDegrees: Symmetric(0, Preset.RotationDegrees),
+            ZoomX: 1f + Symmetric(1, Preset.ZoomRange),
+            ZoomY: 1f + Symmetric(2, Preset.ZoomRange),
+            ShiftX: Symmetric(3, Preset.ShiftFraction * width),
+            ShiftY: Symmetric(4, Preset.ShiftFraction * height),
+            FlipHorizontal: Preset.HorizontalFlip && DropoutRandom.Uniform(stream, (ulong)epoch, first + 5) < 0.5f);
+    }
+
+    /// <summary>Warps one record of <paramref name="data"/> into <paramref name="destination"/> (C x H x W floats).</summary>
+    public void Augment(Dataset data, int recordIndex, int epoch, Span<float> destination)
+    {
+        var map = Draw(epoch, recordIndex, data.Height, data.Width).ToSamplingMap(data.Height, data.Width);
+        ImageWarp.Warp(data.Image(recordIndex), data.Channels, data.Height, data.Width, map, destination);
+    }
+
+    internal unsafe void AugmentBatch(Dataset data, ReadOnlySpan<int> indices, Span<float> images, int epoch, int maxDegreeOfParallelism)
+    {
+        int sampleSize = data.SampleSize;
+        int count = indices.Length;
+        // Below a few images the thread hand-off costs more than the warp itself.
+        if (maxDegreeOfParallelism == 1 || count < 4)
+        {
+            for (int i = 0; i < count; i++)
+                Augment(data, indices[i], epoch, images.Slice(i * sampleSize, sampleSize));
+            return;
+        }
+
+        fixed (int* indexPointer = indices)
+        fixed (float* imagePointer = images)
+        {
+            nint indexAddress = (nint)indexPointer, imageAddress = (nint)imagePointer;
+            // Each image is written by exactly one iteration from its own random draws, so the
+            // result is the same for any partition of the batch among threads.
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism }, i =>
+            {
+                int record = ((int*)indexAddress)[i];
+                Augment(data, record, epoch, new Span<float>((float*)imageAddress + (long)i * sampleSize, sampleSize));
+            });
+        }
+    }
+}

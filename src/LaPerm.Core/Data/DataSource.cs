@@ -1,0 +1,180 @@
+using System.Reflection;
+
+namespace LaPerm.Core.Data;
+
+/// <summary>A data set's training and test splits.</summary>
+public sealed record DataSplit(Dataset Train, Dataset Test);
+
+/// <summary>
+/// Resolves the --data argument to a training and a test <see cref="Dataset"/>:
+/// <list type="bullet">
+/// <item><c>mnist</c>: the MNIST files embedded in this assembly (data/mnist in the repository).</item>
+/// <item><c>fashion-mnist</c>: the IDX files where Debian's dataset-fashion-mnist installs them
+/// (<see cref="FashionMnistDirectory"/>).</item>
+/// <item><c>cifar10</c>: the official binaries in <see cref="DefaultCifar10Directory"/>.</item>
+/// <item><c>NAME:DIR</c> (NAME one of mnist, fashion-mnist, cifar10): that data set's files in DIR.</item>
+/// <item><c>DIR</c>: a directory holding MNIST-style IDX files (train-images-idx3-ubyte[.gz],
+/// train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; the
+/// names with a '.' before idx are accepted too) or the CIFAR-10 binaries (data_batch_1..5.bin,
+/// test_batch.bin, directly or in a cifar-10-batches-bin subdirectory).</item>
+/// </list>
+/// IDX data sets are taken to have 10 classes, like MNIST and Fashion-MNIST.
+/// </summary>
+public static class DataSource
+{
+    public const int IdxClasses = 10;
+
+    /// <summary>Where Debian's dataset-fashion-mnist package installs the IDX files.</summary>
+    public const string FashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
+
+    private const string EmbeddedPrefix = "LaPerm.Core.Data.mnist.";
+    private const string TrainImages = "train-images-idx3-ubyte";
+    private const string TrainLabels = "train-labels-idx1-ubyte";
+    private const string TestImages = "t10k-images-idx3-ubyte";
+    private const string TestLabels = "t10k-labels-idx1-ubyte";
+
+    /// <summary>
+    /// Where the bare name <c>cifar10</c> looks for the binaries (there is no offline copy to
+    /// embed): $XDG_DATA_HOME/laperm/cifar10, or ~/.local/share/laperm/cifar10 when
+    /// XDG_DATA_HOME is not set. The files may also sit in a cifar-10-batches-bin subdirectory,
+    /// as the official archive unpacks.
+    /// </summary>
+    public static string DefaultCifar10Directory
+    {
+        get
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+            string root = string.IsNullOrEmpty(xdg)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share")
+                : xdg;
+            return Path.Combine(root, "laperm", "cifar10");
+        }
+    }
+
+    /// <summary>Loads the data set named by <paramref name="spec"/> (see the class summary).</summary>
+    /// <param name="limitTrain">Keep only the first N training records in file order (null: all).</param>
+    /// <param name="limitTest">Keep only the first N test records in file order (null: all).</param>
+    /// <exception cref="DataFormatException">The data set is unknown, missing or malformed.</exception>
+    public static DataSplit Load(string spec, int? limitTrain = null, int? limitTest = null)
+    {
+        var split = LoadAll(spec.Trim());
+        return new DataSplit(
+            limitTrain is int nTrain ? split.Train.Take(nTrain) : split.Train,
+            limitTest is int nTest ? split.Test.Take(nTest) : split.Test);
+    }
+
+    /// <summary>The embedded MNIST (60,000 training and 10,000 test images of 28 x 28).</summary>
+    public static DataSplit LoadEmbeddedMnist()
+    {
+        var assembly = typeof(DataSource).Assembly;
+        return new DataSplit(
+            ReadIdxPair("mnist train", TrainImages + ".gz", TrainLabels + ".gz", name => OpenResource(assembly, name)),
+            ReadIdxPair("mnist test", TestImages + ".gz", TestLabels + ".gz", name => OpenResource(assembly, name)));
+    }
+
+    /// <summary>Reads an MNIST-style IDX directory (files raw or gzip, see the class summary).</summary>
+    public static DataSplit LoadIdxDirectory(string directory, string name)
+    {
+        return new DataSplit(
+            ReadIdxPair($"{name} train", FindIdxFile(directory, TrainImages), FindIdxFile(directory, TrainLabels), OpenPath),
+            ReadIdxPair($"{name} test", FindIdxFile(directory, TestImages), FindIdxFile(directory, TestLabels), OpenPath));
+    }
+
+    /// <summary>Reads a directory of the CIFAR-10 binaries (or its cifar-10-batches-bin subdirectory).</summary>
+    public static DataSplit LoadCifar10Directory(string directory, string name = "cifar10")
+    {
+        string nested = Path.Combine(directory, "cifar-10-batches-bin");
+        if (!Cifar10Reader.IsCifar10Directory(directory) && Cifar10Reader.IsCifar10Directory(nested))
+            directory = nested;
+        if (!Directory.Exists(directory))
+            throw new DataFormatException($"{directory} does not exist; expected a directory holding the CIFAR-10 binaries data_batch_1..5.bin and test_batch.bin.");
+        var (train, test) = Cifar10Reader.ReadDirectory(directory, name);
+        return new DataSplit(train, test);
+    }
+
+    private static DataSplit LoadAll(string spec)
+    {
+        int colon = spec.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0)
+        {
+            string name = spec[..colon].ToLowerInvariant();
+            string directory = spec[(colon + 1)..];
+            switch (name)
+            {
+                case "mnist":
+                case "fashion-mnist":
+                    RequireDirectory(directory, "MNIST-style IDX files");
+                    return LoadIdxDirectory(directory, name);
+                case "cifar10":
+                    return LoadCifar10Directory(directory);
+            }
+        }
+
+        switch (spec.ToLowerInvariant())
+        {
+            case "mnist":
+                return LoadEmbeddedMnist();
+            case "fashion-mnist":
+                if (!Directory.Exists(FashionMnistDirectory))
+                    throw new DataFormatException($"Fashion-MNIST was not found in {FashionMnistDirectory}; install the Debian package dataset-fashion-mnist or pass --data fashion-mnist:DIR with a directory holding its IDX files.");
+                return LoadIdxDirectory(FashionMnistDirectory, "fashion-mnist");
+            case "cifar10":
+                string cifar = DefaultCifar10Directory;
+                if (!Cifar10Reader.IsCifar10Directory(cifar) && !Cifar10Reader.IsCifar10Directory(Path.Combine(cifar, "cifar-10-batches-bin")))
+                    throw new DataFormatException($"CIFAR-10 was not found in {cifar}; put the official binaries (data_batch_1..5.bin, test_batch.bin) there or pass --data cifar10:DIR.");
+                return LoadCifar10Directory(cifar);
+        }
+
+        if (!Directory.Exists(spec))
+            throw new DataFormatException($"Unknown data set '{spec}'; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
+        string displayName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(spec)));
+        if (Cifar10Reader.IsCifar10Directory(spec) || Cifar10Reader.IsCifar10Directory(Path.Combine(spec, "cifar-10-batches-bin")))
+            return LoadCifar10Directory(spec, displayName);
+        if (TryFindIdxFile(spec, TrainImages) is not null || TryFindIdxFile(spec, TestImages) is not null)
+            return LoadIdxDirectory(spec, displayName);
+        throw new DataFormatException($"{spec} holds neither MNIST-style IDX files ({TrainImages}[.gz] ...) nor the CIFAR-10 binaries (data_batch_1.bin ...).");
+    }
+
+    private static Dataset ReadIdxPair(string name, string imagesSource, string labelsSource, Func<string, Stream> open)
+    {
+        IdxImages images;
+        using (var stream = open(imagesSource))
+            images = IdxReader.ReadImages(stream, imagesSource);
+        byte[] labels;
+        using (var stream = open(labelsSource))
+            labels = IdxReader.ReadLabels(stream, labelsSource);
+        if (images.Count != labels.Length)
+            throw new DataFormatException($"{labelsSource} holds {labels.Length} labels but {imagesSource} holds {images.Count} images; expected one label per image.");
+        Dataset.EnsureLabelsInRange(labels, IdxClasses, labelsSource);
+        return new Dataset(name, images.Pixels, labels, 1, images.Rows, images.Columns, IdxClasses);
+    }
+
+    private static Stream OpenResource(Assembly assembly, string file) =>
+        assembly.GetManifestResourceStream(EmbeddedPrefix + file)
+        ?? throw new InvalidOperationException($"The embedded resource {EmbeddedPrefix + file} is missing from {assembly.GetName().Name}; the build did not embed data/mnist.");
+
+    private static Stream OpenPath(string path) => IdxReader.OpenFile(path, "an IDX file");
+
+    private static void RequireDirectory(string directory, string what)
+    {
+        if (!Directory.Exists(directory))
+            throw new DataFormatException($"{directory} does not exist; expected a directory holding {what}.");
+    }
+
+    private static string FindIdxFile(string directory, string baseName) =>
+        TryFindIdxFile(directory, baseName)
+        ?? throw new DataFormatException($"{directory} has no {baseName} (or {baseName}.gz); expected the four MNIST-style IDX files there.");
+
+    private static string? TryFindIdxFile(string directory, string baseName)
+    {
+        // Some mirrors name the files train-images.idx3-ubyte: accept both spellings.
+        string dotted = baseName.Replace("-idx", ".idx", StringComparison.Ordinal);
+        foreach (string candidate in (string[])[baseName, baseName + ".gz", dotted, dotted + ".gz"])
+        {
+            string path = Path.Combine(directory, candidate);
+            if (File.Exists(path))
+                return path;
+        }
+        return null;
+    }
+}

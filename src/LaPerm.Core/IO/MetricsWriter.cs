@@ -1,0 +1,30 @@
+using System.Text;
+using System.Text.Json;
+
+namespace LaPerm.Core.IO;
+
+/// <summary>DIR/metrics.jsonl: one JSON object per line, flushed per line so a crashed run keeps its history.</summary>
+public sealed class MetricsWriter : IDisposable
+{
+    private readonly StreamWriter _writer;
+
+    public MetricsWriter(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".");
+        _writer = new StreamWriter(path, append: false, new UTF8Encoding(false));
+    }
+
+    public void Write(IReadOnlyDictionary<string, object?> record)
+    {
+        _writer.WriteLine(JsonSerializer.Serialize(record, Json.Compact));
+        _writer.Flush();
+    }
+
+    public void Dispose() => _writer.Dispose();
+}
+
+internal static class Json
+{
+    public static JsonSerializerOptions Compact { get; } = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    public static JsonSerializerOptions Indented { get; } = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+}

@@ -1,0 +1,124 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace LaPerm.Core.IO;
+
+/// <summary>A float32 tensor as stored in a safetensors file.</summary>
+public sealed record NamedArray(string Name, IReadOnlyList<int> Shape, float[] Values);
+
+/// <summary>A malformed or unexpected weights file; the message names the file and what was expected.</summary>
+public sealed class WeightsFormatException(string message) : Exception(message);
+
+/// <summary>
+/// The safetensors format (as the Hugging Face library writes it): an 8-byte little-endian
+/// header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, ...,
+/// "__metadata__": {string: string}}, padded with spaces so the data starts 8-byte aligned,
+/// then the raw little-endian tensor bytes. Only F32 is written and read here.
+/// </summary>
+public static class SafeTensors
+{
+    public static void Write(string path, IReadOnlyList<NamedArray> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        foreach (var t in tensors)
+        {
+            long bytes = (long)t.Values.Length * sizeof(float);
+            long expected = t.Shape.Aggregate(1L, (a, d) => a * d);
+            if (expected != t.Values.Length) throw new ArgumentException($"tensor '{t.Name}': shape holds {expected} values, got {t.Values.Length}");
+            header[t.Name] = new JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new JsonArray([.. t.Shape.Select(d => (JsonNode)d)]),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (headerBytes.Length + 7) / 8 * 8;
+        AtomicFile.Write(path, stream =>
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+            stream.Write(length);
+            stream.Write(headerBytes);
+            for (int i = headerBytes.Length; i < padded; i++) stream.WriteByte((byte)' ');
+            foreach (var t in tensors)
+            {
+                if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors writing needs a little-endian machine");
+                stream.Write(MemoryMarshal.AsBytes(t.Values.AsSpan()));
+            }
+        });
+    }
+
+    /// <summary>Reads every F32 tensor and the metadata; throws <see cref="WeightsFormatException"/> on a malformed file.</summary>
+    public static (IReadOnlyList<NamedArray> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
+    {
+        byte[] file;
+        try
+        {
+            file = File.ReadAllBytes(path);
+        }
+        catch (IOException e)
+        {
+            throw new WeightsFormatException($"weights file '{path}' cannot be read: {e.Message}");
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new WeightsFormatException($"weights file '{path}' cannot be read: {e.Message}");
+        }
+        if (file.Length < 8) throw new WeightsFormatException($"weights file '{path}' is {file.Length} bytes; a safetensors file starts with an 8-byte header length");
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file);
+        if (headerLength > (ulong)(file.Length - 8)) throw new WeightsFormatException($"weights file '{path}' declares a {headerLength}-byte header but holds only {file.Length - 8} bytes after the length");
+        int dataStart = 8 + (int)headerLength;
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(file.AsSpan(8, (int)headerLength))?.AsObject() ?? throw new WeightsFormatException($"weights file '{path}' has an empty header");
+        }
+        catch (JsonException e)
+        {
+            throw new WeightsFormatException($"weights file '{path}' has a header that is not JSON ({e.Message})");
+        }
+        var metadata = new Dictionary<string, string>();
+        var tensors = new List<NamedArray>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__")
+            {
+                if (node is JsonObject meta)
+                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+                continue;
+            }
+            try
+            {
+                var entry = node!.AsObject();
+                string dtype = entry["dtype"]!.GetValue<string>();
+                if (dtype != "F32") throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has dtype {dtype}, expected F32");
+                int[] shape = [.. entry["shape"]!.AsArray().Select(d => d!.GetValue<int>())];
+                var offsets = entry["data_offsets"]!.AsArray();
+                long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
+                long count = shape.Aggregate(1L, (a, d) => a * d);
+                if (begin < 0 || end < begin || end - begin != count * 4 || dataStart + end > file.Length)
+                    throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({string.Join(", ", shape)}) or the file");
+                var values = new float[count];
+                MemoryMarshal.Cast<byte, float>(file.AsSpan(dataStart + (int)begin, (int)(end - begin))).CopyTo(values);
+                tensors.Add(new NamedArray(name, shape, values));
+            }
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or JsonException)
+            {
+                throw new WeightsFormatException($"weights file '{path}': the header entry for '{name}' must have dtype, shape and data_offsets");
+            }
+        }
+        return (tensors, metadata);
+    }
+}

@@ -1,0 +1,39 @@
+using LaPerm.Core.IO;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Training;
+
+/// <summary>Saves and loads a network's parameters and state as safetensors (name -> F32 tensor).</summary>
+public static class Checkpoint
+{
+    public static void Save(Network network, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var arrays = new List<NamedArray>();
+        foreach (var (name, shape, tensor) in network.CheckpointTensors())
+        {
+            var values = new float[tensor.Length];
+            network.Backend.Download(tensor, values);
+            arrays.Add(new NamedArray(name, [.. shape.Dims], values));
+        }
+        SafeTensors.Write(path, arrays, metadata);
+    }
+
+    /// <summary>Uploads every tensor of the file into the network; every network tensor must be present with its shape.</summary>
+    public static void Load(Network network, string path)
+    {
+        var (tensors, _) = SafeTensors.Read(path);
+        var byName = tensors.ToDictionary(t => t.Name);
+        foreach (var (name, shape, tensor) in network.CheckpointTensors())
+        {
+            if (!byName.TryGetValue(name, out var array))
+                throw new WeightsFormatException($"weights file '{path}' has no tensor '{name}' that model '{network.Definition.Name}' needs");
+            if (!array.Shape.SequenceEqual(shape.Dims))
+                throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has shape ({string.Join(", ", array.Shape)}), model '{network.Definition.Name}' expects {shape}");
+            network.Backend.Upload<float>(array.Values, tensor);
+        }
+    }
+
+    /// <summary>The model description stored in a checkpoint's metadata, if any.</summary>
+    public static string? StoredModelSpec(string path) =>
+        SafeTensors.Read(path).Metadata.TryGetValue("model_spec", out var json) ? json : null;
+}

@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using LaPerm.Core.Backend;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Training;
+
+/// <summary>
+/// The measurements behind `laperm bench` and perf/LaPerm.Benchmarks: one full training step
+/// (upload of a batch, forward, loss, backward, Adam) on synthetic images, and one full LaPerm
+/// sync of every tensor. Synthetic data keeps the data loader out of the number.
+/// </summary>
+public sealed class TrainStepBench : IDisposable
+{
+    private readonly Network _network;
+    private readonly Optimizer _optimizer;
+    private readonly Network.Pass _pass;
+    private readonly Tensor<float> _sums;
+    private readonly float[] _images;
+    private readonly int[] _labels;
+    private long _step;
+
+    public TrainStepBench(ModelDefinition model, IBackend backend, int batch, ulong seed = 1)
+    {
+        Batch = batch;
+        _network = new Network(model, backend);
+        Initializer.Apply(_network, InitOptions.HeUniform, seed);
+        _optimizer = new Optimizer(_network, OptimizerKind.Adam);
+        _pass = _network.GetPass(batch);
+        _sums = backend.Allocate<float>(new Shape(2));
+        var rng = new SeededRandom(seed);
+        _images = new float[_pass.Input.Length];
+        for (int i = 0; i < _images.Length; i++) _images[i] = (float)rng.NextDouble();
+        _labels = new int[batch];
+        for (int i = 0; i < batch; i++) _labels[i] = rng.Next(model.Classes);
+    }
+
+    public int Batch { get; }
+    public Network Network => _network;
+
+    public void Step()
+    {
+        var backend = _network.Backend;
+        backend.Upload<float>(_images, _pass.Input);
+        backend.Upload<int>(_labels, _pass.Labels);
+        _pass.Forward(new ForwardMode(true, (ulong)++_step, 1));
+        _pass.Loss(_sums);
+        _pass.Backward();
+        _optimizer.Step(1e-3f);
+        backend.Synchronize();
+    }
+
+    /// <summary>Warm-up, then the median images/s over <paramref name="windows"/> windows of <paramref name="stepsPerWindow"/> steps.</summary>
+    public (double Median, double[] Windows) Measure(int warmupSteps, int windows, int stepsPerWindow)
+    {
+        for (int i = 0; i < warmupSteps; i++) Step();
+        var rates = new double[windows];
+        for (int w = 0; w < windows; w++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < stepsPerWindow; i++) Step();
+            rates[w] = stepsPerWindow * (double)Batch / sw.Elapsed.TotalSeconds;
+        }
+        var sorted = rates.Order().ToArray();
+        return (sorted[windows / 2], rates);
+    }
+
+    public void Dispose()
+    {
+        _sums.Dispose();
+        _optimizer.Dispose();
+        _network.Dispose();
+    }
+}
+
+/// <summary>One full sync of every kernel, bias and batch-norm tensor of a model, on weights scrambled before each sync.</summary>
+public sealed class SyncBench : IDisposable
+{
+    private readonly Network _network;
+    private readonly Reconnector _reconnector;
+    private readonly Dictionary<string, float[]> _scrambled = [];
+
+    public SyncBench(ModelDefinition model, IBackend backend, ulong seed = 1)
+    {
+        _network = new Network(model, backend);
+        Initializer.Apply(_network, InitOptions.HeUniform, seed);
+        _reconnector = new Reconnector(_network, new ReconnectOptions());
+        var rng = new SeededRandom(seed + 1);
+        foreach (var p in _network.Parameters)
+        {
+            var values = new float[p.Value.Length];
+            for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() - 0.5);
+            _scrambled[p.Name] = values;
+        }
+    }
+
+    public long Weights => _reconnector.Targets.Sum(t => (long)t.Weights.Length);
+    public int Rows => _reconnector.Targets.Sum(t => t.Rows);
+
+    /// <summary>Puts unsorted values back so the next sync does real work (not timed).</summary>
+    public void Scramble()
+    {
+        foreach (var p in _network.Parameters) _network.Backend.Upload<float>(_scrambled[p.Name], p.Value);
+        _network.Backend.Synchronize();
+    }
+
+    public void Sync()
+    {
+        _reconnector.Sync();
+        _network.Backend.Synchronize();
+    }
+
+    /// <summary>Median seconds of one sync over <paramref name="repetitions"/> timed syncs after a warm-up.</summary>
+    public (double Median, double[] Samples) Measure(int warmup, int repetitions)
+    {
+        for (int i = 0; i < warmup; i++)
+        {
+            Scramble();
+            Sync();
+        }
+        var samples = new double[repetitions];
+        for (int r = 0; r < repetitions; r++)
+        {
+            Scramble();
+            var sw = Stopwatch.StartNew();
+            Sync();
+            samples[r] = sw.Elapsed.TotalSeconds;
+        }
+        return (samples.Order().ElementAt(repetitions / 2), samples);
+    }
+
+    public void Dispose()
+    {
+        _reconnector.Dispose();
+        _network.Dispose();
+    }
+}

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Globalization;
+using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
+using LaPerm.Core.IO;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Training;
+
+/// <summary>One evaluation of the model during a run.</summary>
+public sealed record EvaluationRecord(long Step, int Epoch, double EpochProgress, float LearningRate, int K, int Syncs, bool Synchronized,
+    double TrainLoss, double TrainAccuracy, double? TrainEvalLoss, double? TrainEvalAccuracy,
+    double TestLoss, double TestAccuracy, double WallSeconds);
+
+/// <summary>What summary.json holds.</summary>
+public sealed record TrainingSummary(string Model, string Data, string Device, string? Preset, ulong Seed, int Threads,
+    long Steps, int Epochs, int Syncs, double BestTestAccuracy, long BestStep, double FinalTestAccuracy, double FinalTestLoss,
+    double TrainImagesPerSecond, double WallSeconds, long Parameters, int Batch, string K, float LearningRate, string LearningRateSchedule,
+    string Optimizer, string Init, bool Reconnect, bool SkipBias, bool SkipBatchNorm, string Augment, int TrainSize, int TestSize,
+    IReadOnlyList<string> ReconnectedTensors);
+
+/// <summary>Receives progress; the CLI draws a bar or prints lines.</summary>
+public interface ITrainingObserver
+{
+    void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy);
+    void OnEvaluation(EvaluationRecord record);
+    void OnSync(long step, int syncs, double seconds);
+}
+
+/// <summary>
+/// The training loop, written once against <see cref="IBackend"/>: shuffled batches, forward,
+/// softmax cross-entropy, backward, inner optimizer step, and every k steps a LaPerm sync.
+/// At the end, when reconnecting and the last step was not a sync, one final sync makes the
+/// final weights an exact permutation of the initial ones (the model LaPerm defines).
+/// </summary>
+public sealed class Trainer
+{
+    private readonly TrainingOptions _options;
+    private readonly ModelDefinition _model;
+    private readonly DataSplit _data;
+    private readonly IBackend _backend;
+    private readonly ITrainingObserver? _observer;
+
+    public Trainer(TrainingOptions options, ModelDefinition model, DataSplit data, IBackend backend, ITrainingObserver? observer = null)
+    {
+        _options = options;
+        _model = model;
+        _data = data;
+        _backend = backend;
+        _observer = observer;
+        var input = model.Input;
+        data.Train.EnsureShape(input.Channels, input.Height, input.Width, model.Name);
+        data.Test.EnsureShape(input.Channels, input.Height, input.Width, model.Name);
+        data.Train.EnsureClasses(model.Classes, model.Name);
+        if (options.Epochs <= 0) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
+        if (options.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
+        if (options.EvalEvery < 0) throw new ArgumentException($"--eval-every must be 0 or positive, got {options.EvalEvery}");
+        if (options.TrainEvalSize < 0) throw new ArgumentException($"--train-eval-size must be 0 or positive, got {options.TrainEvalSize}");
+        if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
+    }
+
+    /// <summary>The network after <see cref="Run"/> (final weights), for tests and `eval`.</summary>
+    public Network? Network { get; private set; }
+
+    public TrainingSummary Run()
+    {
+        var wall = Stopwatch.StartNew();
+        var o = _options;
+        var train = _data.Train;
+        var test = _data.Test;
+        string? outDir = o.Out;
+        if (outDir is not null) Directory.CreateDirectory(outDir);
+        using var metrics = outDir is null ? null : new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"));
+
+        var network = new Network(_model, _backend);
+        Network = network;
+        Initializer.Apply(network, o.Init, o.Seed);
+        using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
+        using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum);
+        using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
+        var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
+
+        int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
+        long totalSteps = (long)stepsPerEpoch * o.Epochs;
+        long step = 0;
+        double trainSeconds = 0;
+        long trainImages = 0;
+        double bestAccuracy = -1;
+        long bestStep = 0;
+        EvaluationRecord? last = null;
+        long lastSyncStep = -1;
+        long imagesSinceEval = 0;
+        var hostImages = new Dictionary<int, float[]>();
+        var hostLabels = new Dictionary<int, int[]>();
+        var syncWatch = new Stopwatch();
+
+        void Evaluate(int epoch, double epochProgress, float lr)
+        {
+            var sums = new float[2];
+            _backend.Download(lossAndCorrect, sums);
+            _backend.Fill(lossAndCorrect, 0f);
+            double trainLoss = imagesSinceEval > 0 ? (double)sums[0] / imagesSinceEval : double.NaN;
+            double trainAccuracy = imagesSinceEval > 0 ? (double)sums[1] / imagesSinceEval : double.NaN;
+            imagesSinceEval = 0;
+            (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
+                ? Evaluation.Run(network, train, o.Batch, Math.Min(o.TrainEvalSize, train.Count), o.Threads) : null;
+            var (testLoss, testAccuracy) = Evaluation.Run(network, test, o.Batch, test.Count, o.Threads);
+            bool synchronized = reconnector is null || lastSyncStep == step;
+            var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
+                trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wall.Elapsed.TotalSeconds);
+            last = record;
+            metrics?.Write(new Dictionary<string, object?>
+            {
+                ["event"] = "eval", ["step"] = step, ["epoch"] = Math.Round(epoch + epochProgress, 4), ["lr"] = lr, ["k"] = record.K,
+                ["syncs"] = record.Syncs, ["synchronized"] = synchronized,
+                ["train_loss"] = Finite(trainLoss), ["train_accuracy"] = Finite(trainAccuracy),
+                ["train_eval_loss"] = trainEval?.Loss, ["train_eval_accuracy"] = trainEval?.Accuracy,
+                ["test_loss"] = Finite(testLoss), ["test_accuracy"] = testAccuracy, ["wall_seconds"] = Math.Round(record.WallSeconds, 3),
+            });
+            if (testAccuracy > bestAccuracy)
+            {
+                bestAccuracy = testAccuracy;
+                bestStep = step;
+                if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "best.safetensors"), Metadata(step));
+            }
+            _observer?.OnEvaluation(record);
+        }
+
+        void Sync(int epoch)
+        {
+            syncWatch.Restart();
+            reconnector!.Sync();
+            if (o.VerifyInvariants) reconnector.VerifyInvariants();
+            _backend.Synchronize();
+            syncWatch.Stop();
+            lastSyncStep = step;
+            metrics?.Write(new Dictionary<string, object?>
+            {
+                ["event"] = "sync", ["step"] = step, ["epoch"] = epoch, ["syncs"] = reconnector.Syncs,
+                ["seconds"] = Math.Round(syncWatch.Elapsed.TotalSeconds, 6), ["verified"] = o.VerifyInvariants,
+            });
+            _observer?.OnSync(step, reconnector.Syncs, syncWatch.Elapsed.TotalSeconds);
+        }
+
+        int epochIndex = 0;
+        float learningRate = o.LearningRate;
+        for (; epochIndex < o.Epochs; epochIndex++)
+        {
+            learningRate = o.LearningRateSchedule.At(o.LearningRate, epochIndex);
+            int[] order = EpochShuffler.Permutation(o.Seed, epochIndex, train.Count);
+            for (int b = 0; b < stepsPerEpoch; b++)
+            {
+                var stepWatch = Stopwatch.StartNew();
+                int start = b * o.Batch, size = Math.Min(o.Batch, train.Count - start);
+                var pass = network.GetPass(size);
+                if (!hostImages.TryGetValue(size, out var images))
+                {
+                    hostImages[size] = images = new float[pass.Input.Length];
+                    hostLabels[size] = new int[size];
+                }
+                var labels = hostLabels[size];
+                train.FillBatch(order.AsSpan(start, size), images, labels, augmenter, epochIndex, o.Threads);
+                _backend.Upload<float>(images, pass.Input);
+                _backend.Upload<int>(labels, pass.Labels);
+                step++;
+                pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
+                pass.Loss(lossAndCorrect);
+                pass.Backward();
+                optimizer.Step(learningRate);
+                bool synced = false;
+                if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
+                {
+                    Sync(epochIndex);
+                    synced = true;
+                }
+                _backend.Synchronize();
+                trainSeconds += stepWatch.Elapsed.TotalSeconds;
+                trainImages += size;
+                imagesSinceEval += size;
+                double progress = (b + 1.0) / stepsPerEpoch;
+                if (_observer is not null && (step % 10 == 0 || step == totalSteps))
+                {
+                    var sums = new float[2];
+                    _backend.Download(lossAndCorrect, sums);
+                    _observer.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
+                }
+                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced;
+                if (evaluate && step != totalSteps) Evaluate(epochIndex, progress, learningRate);
+            }
+            if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
+        }
+        int lastEpoch = o.Epochs - 1;
+        if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
+        Evaluate(lastEpoch, 1.0, learningRate);
+        if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));
+
+        var summary = new TrainingSummary(_model.Name, o.Data, _backend.Name, o.Preset, o.Seed, o.Threads, step, o.Epochs,
+            reconnector?.Syncs ?? 0, bestAccuracy, bestStep, last!.TestAccuracy, last.TestLoss,
+            trainSeconds > 0 ? trainImages / trainSeconds : 0, wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
+            o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
+            o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
+            reconnector?.Targets.Select(t => t.Name).ToList() ?? []);
+        if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
+        return summary;
+
+        Dictionary<string, string> Metadata(long atStep) => new()
+        {
+            ["model"] = _model.Name,
+            ["model_spec"] = ModelDefinition.ToJson(_model.Spec),
+            ["step"] = atStep.ToString(CultureInfo.InvariantCulture),
+            ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
+        };
+    }
+
+    private static double? Finite(double value) => double.IsFinite(value) ? value : null;
+
+    public static string SummaryJson(TrainingSummary s) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
+        ["steps"] = s.Steps, ["epochs"] = s.Epochs, ["syncs"] = s.Syncs,
+        ["best_test_accuracy"] = s.BestTestAccuracy, ["best_step"] = s.BestStep,
+        ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
+        ["train_images_per_second"] = Math.Round(s.TrainImagesPerSecond, 1), ["wall_seconds"] = Math.Round(s.WallSeconds, 3),
+        ["parameters"] = s.Parameters, ["batch"] = s.Batch, ["k"] = s.K, ["lr"] = s.LearningRate, ["lr_schedule"] = s.LearningRateSchedule,
+        ["optimizer"] = s.Optimizer, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
+        ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
+    }, Json.Indented);
+}

@@ -1,0 +1,46 @@
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Training;
+
+/// <summary>Everything a training run is configured by (what `laperm train` flags and presets set).</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Built-in model name or a JSON model file.</summary>
+    public string Model { get; init; } = "lenet300";
+
+    /// <summary>mnist | fashion-mnist | cifar10 | DIR (see DataSource).</summary>
+    public string Data { get; init; } = "mnist";
+    public int Epochs { get; init; } = 2;
+    public int Batch { get; init; } = 128;
+    public SyncSchedule K { get; init; } = SyncSchedule.Constant(250);
+    public float LearningRate { get; init; } = 1e-3f;
+    public LearningRateSchedule LearningRateSchedule { get; init; } = LearningRateSchedule.Constant;
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
+    public float Momentum { get; init; } = 0.9f;
+    public InitOptions Init { get; init; } = InitOptions.HeUniform;
+    public bool SkipBias { get; init; }
+    public bool SkipBatchNorm { get; init; }
+
+    /// <summary>none | mnist | cifar.</summary>
+    public string Augment { get; init; } = "none";
+    public ulong Seed { get; init; } = 1;
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Evaluate every N steps; 0 = after every sync when reconnecting, else at the end of every epoch.</summary>
+    public int EvalEvery { get; init; }
+
+    /// <summary>Also evaluate (inference mode) on the first N training images at each evaluation; 0 = off.</summary>
+    public int TrainEvalSize { get; init; }
+    public int? LimitTrain { get; init; }
+    public int? LimitTest { get; init; }
+    public string? Out { get; init; }
+
+    /// <summary>False = the inner optimizer alone (the baseline LaPerm is compared against).</summary>
+    public bool Reconnect { get; init; } = true;
+    public bool VerifyInvariants { get; init; }
+    public string Device { get; init; } = "cpu";
+    public string? Preset { get; init; }
+
+    public ReconnectOptions ReconnectOptions => new(SkipBias, SkipBatchNorm);
+}

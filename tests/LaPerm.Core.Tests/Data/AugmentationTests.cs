@@ -1,0 +1,174 @@
+using LaPerm.Core.Data;
+
+namespace LaPerm.Core.Tests.Data;
+
+public sealed class AugmentationTests
+{
+    private static Dataset RandomDataset(int seed, int count, int channels, int height, int width)
+    {
+        var rng = new Random(seed);
+        return new Dataset("random", DataFiles.RandomBytes(rng, count * channels * height * width), DataFiles.RandomBytes(rng, count, 10),
+            channels, height, width, 10);
+    }
+
+    private static float[] Batch(Dataset data, int[] indices, Augmenter? augmenter, int epoch, int threads = -1)
+    {
+        var images = new float[indices.Length * data.SampleSize];
+        Array.Fill(images, float.NaN);
+        data.FillBatch(indices, images, new int[indices.Length], augmenter, epoch, threads);
+        return images;
+    }
+
+    [Theory]
+    [InlineData("mnist", 1, 28, 28)]
+    [InlineData("cifar", 3, 32, 32)]
+    public void SameSeedGivesIdenticalBatchesAndOtherSeedsOrEpochsDiffer(string preset, int channels, int height, int width)
+    {
+        var data = RandomDataset(41, 40, channels, height, width);
+        int[] indices = [.. Enumerable.Range(0, 40).Reverse()];
+        var p = AugmentationPreset.Parse(preset);
+        var a = Batch(data, indices, new Augmenter(p, 5), epoch: 2);
+        var b = Batch(data, indices, new Augmenter(p, 5), epoch: 2);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, Batch(data, indices, new Augmenter(p, 6), epoch: 2));
+        Assert.NotEqual(a, Batch(data, indices, new Augmenter(p, 5), epoch: 3));
+        Assert.NotEqual(a, Batch(data, indices, null, epoch: 2));
+    }
+
+    [Fact]
+    public void ResultDoesNotDependOnThreadsOrBatchComposition()
+    {
+        var data = RandomDataset(42, 64, 1, 28, 28);
+        var augmenter = new Augmenter(AugmentationPreset.Mnist, 9);
+        int[] indices = [.. EpochShuffler.Permutation(1, 0, 64)];
+        var parallel = Batch(data, indices, augmenter, 1, threads: -1);
+        var serial = Batch(data, indices, augmenter, 1, threads: 1);
+        Assert.Equal(serial, parallel);
+        // Record 17 alone gives the same image as inside the big batch.
+        int position = Array.IndexOf(indices, 17);
+        var alone = Batch(data, [17], augmenter, 1);
+        Assert.Equal(parallel.AsSpan(position * 784, 784).ToArray(), alone);
+    }
+
+    [Fact]
+    public void NonePresetIsTheIdentity()
+    {
+        var data = RandomDataset(43, 10, 3, 8, 8);
+        int[] indices = [3, 1, 4, 1, 5];
+        Assert.Equal(Batch(data, indices, null, 0), Batch(data, indices, new Augmenter(AugmentationPreset.None, 77), 4));
+        Assert.Equal(AffineTransform.Identity, new Augmenter(AugmentationPreset.None, 77).Draw(4, 2, 8, 8));
+    }
+
+    [Fact]
+    public void IdentityWarpEqualsPlainNormalisation()
+    {
+        var rng = new Random(44);
+        var image = DataFiles.RandomBytes(rng, 3 * 9 * 7);
+        var warped = new float[image.Length];
+        var plain = new float[image.Length];
+        Array.Fill(warped, float.NaN);
+        Array.Fill(plain, float.NaN);
+        ImageWarp.Warp(image, 3, 9, 7, AffineTransform.Identity.ToSamplingMap(9, 7), warped);
+        ImageWarp.Normalise(image, plain);
+        Assert.Equal(plain, warped);
+    }
+
+    [Fact]
+    public void IntegerShiftMovesEveryPixelByTheShift()
+    {
+        var rng = new Random(45);
+        const int h = 12, w = 10, dx = 3, dy = -2;
+        var image = DataFiles.RandomBytes(rng, 2 * h * w, maxExclusive: 255);
+        var output = new float[image.Length];
+        Array.Fill(output, float.NaN);
+        ImageWarp.Warp(image, 2, h, w, new AffineTransform(0f, 1f, 1f, dx, dy, false).ToSamplingMap(h, w), output);
+        for (int c = 0; c < 2; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    // 'nearest' fill: a position shifted in from outside takes the edge pixel.
+                    int sx = Math.Clamp(x - dx, 0, w - 1), sy = Math.Clamp(y - dy, 0, h - 1);
+                    Assert.Equal(image[c * h * w + sy * w + sx] / 255f, output[c * h * w + y * w + x]);
+                }
+    }
+
+    [Fact]
+    public void HalfPixelShiftAveragesNeighbours()
+    {
+        byte[] image = [0, 100, 200, 50];
+        var output = new float[4];
+        ImageWarp.Warp(image, 1, 1, 4, new AffineTransform(0f, 1f, 1f, 0.5f, 0f, false).ToSamplingMap(1, 4), output);
+        Assert.Equal([0f, 50f / 255f, 150f / 255f, 125f / 255f], output, (a, b) => Math.Abs(a - b) < 1e-6f);
+    }
+
+    [Fact]
+    public void FlipMirrorsEachRow()
+    {
+        var rng = new Random(46);
+        const int h = 5, w = 8;
+        var image = DataFiles.RandomBytes(rng, 3 * h * w);
+        var output = new float[image.Length];
+        Array.Fill(output, float.NaN);
+        ImageWarp.Warp(image, 3, h, w, new AffineTransform(0f, 1f, 1f, 0f, 0f, true).ToSamplingMap(h, w), output);
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    Assert.Equal(image[c * h * w + y * w + (w - 1 - x)] / 255f, output[c * h * w + y * w + x]);
+    }
+
+    [Fact]
+    public void QuarterTurnRotatesCounterClockwise()
+    {
+        var rng = new Random(47);
+        const int n = 6;
+        var image = DataFiles.RandomBytes(rng, n * n);
+        var output = new float[n * n];
+        ImageWarp.Warp(image, 1, n, n, new AffineTransform(90f, 1f, 1f, 0f, 0f, false).ToSamplingMap(n, n), output);
+        // Counter-clockwise as displayed (y down): the top row's right end moves to the left column's top.
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                Assert.Equal(image[x * n + (n - 1 - y)] / 255f, output[y * n + x], 1e-5f);
+    }
+
+    [Theory]
+    [InlineData("mnist")]
+    [InlineData("cifar")]
+    public void AugmentedPixelsStayInTheUnitInterval(string preset)
+    {
+        var data = RandomDataset(48, 50, 3, 16, 16);
+        var images = Batch(data, [.. Enumerable.Range(0, 50)], new Augmenter(AugmentationPreset.Parse(preset), 3), 0);
+        Assert.All(images, v => Assert.InRange(v, 0f, 1f));
+    }
+
+    [Fact]
+    public void DrawnParametersStayWithinThePresetRanges()
+    {
+        var mnist = new Augmenter(AugmentationPreset.Mnist, 11);
+        var cifar = new Augmenter(AugmentationPreset.Cifar, 11);
+        int flips = 0;
+        for (int i = 0; i < 2000; i++)
+        {
+            var m = mnist.Draw(0, i, 28, 28);
+            Assert.InRange(m.RotationDegrees, -10f, 10f);
+            Assert.InRange(m.ZoomX, 0.9f, 1.1f);
+            Assert.InRange(m.ZoomY, 0.9f, 1.1f);
+            Assert.InRange(m.ShiftX, -2.8f, 2.8f);
+            Assert.InRange(m.ShiftY, -2.8f, 2.8f);
+            Assert.False(m.FlipHorizontal);
+            var c = cifar.Draw(0, i, 32, 32);
+            Assert.InRange(c.RotationDegrees, -15f, 15f);
+            Assert.Equal((1f, 1f), (c.ZoomX, c.ZoomY));
+            Assert.InRange(c.ShiftX, -3.2f, 3.2f);
+            flips += c.FlipHorizontal ? 1 : 0;
+        }
+        Assert.InRange(flips, 900, 1100);
+    }
+
+    [Fact]
+    public void ParseRejectsUnknownNames()
+    {
+        Assert.Same(AugmentationPreset.Mnist, AugmentationPreset.Parse("MNIST"));
+        var e = Assert.Throws<ArgumentException>(() => AugmentationPreset.Parse("rotate"));
+        Assert.Contains("expected none, mnist or cifar", e.Message);
+    }
+}

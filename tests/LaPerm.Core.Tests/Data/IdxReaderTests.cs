@@ -1,0 +1,130 @@
+using LaPerm.Core.Data;
+
+namespace LaPerm.Core.Tests.Data;
+
+public sealed class IdxReaderTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ReadsImagesAndLabelsRawOrGzip(bool gzip)
+    {
+        var rng = new Random(gzip ? 11 : 12);
+        using var dir = new TempDirectory();
+        var pixels = DataFiles.RandomBytes(rng, 7 * 5 * 3);
+        var labels = DataFiles.RandomBytes(rng, 7, 10);
+        string imagesPath = dir.Write("images", DataFiles.IdxImages(pixels, 7, 5, 3), gzip);
+        string labelsPath = dir.Write("labels", DataFiles.IdxLabels(labels), gzip);
+
+        var images = IdxReader.ReadImages(imagesPath);
+        Assert.Equal((7, 5, 3), (images.Count, images.Rows, images.Columns));
+        Assert.Equal(pixels, images.Pixels);
+        Assert.Equal(labels, IdxReader.ReadLabels(labelsPath));
+    }
+
+    [Fact]
+    public void DetectsCompressionByContentNotByName()
+    {
+        var rng = new Random(13);
+        using var dir = new TempDirectory();
+        var pixels = DataFiles.RandomBytes(rng, 4 * 2 * 2);
+        // A raw file called .gz and a gzip file without the extension both read correctly.
+        string rawNamedGz = dir.Write("raw.gz", DataFiles.IdxImages(pixels, 4, 2, 2));
+        string gzipNamedRaw = dir.Write("compressed-idx3-ubyte", DataFiles.IdxImages(pixels, 4, 2, 2), gzip: true);
+        Assert.Equal(pixels, IdxReader.ReadImages(rawNamedGz).Pixels);
+        Assert.Equal(pixels, IdxReader.ReadImages(gzipNamedRaw).Pixels);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WrongImageMagicNamesFileExpectedAndFound(bool gzip)
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Write("images.idx", DataFiles.IdxImages(DataFiles.RandomBytes(new Random(1), 4), 1, 2, 2, magic: 0x00000801), gzip);
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("expected 0x00000803", e.Message);
+        Assert.Contains("found 0x00000801", e.Message);
+    }
+
+    [Fact]
+    public void WrongLabelMagicNamesFileExpectedAndFound()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Write("labels.idx", DataFiles.IdxLabels([1, 2, 3], magic: 0x12345678));
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadLabels(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("expected 0x00000801", e.Message);
+        Assert.Contains("found 0x12345678", e.Message);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TruncatedBodyGivesExpectedAndFoundByteCounts(bool gzip)
+    {
+        var rng = new Random(14);
+        using var dir = new TempDirectory();
+        var full = DataFiles.IdxImages(DataFiles.RandomBytes(rng, 10 * 4 * 4), 10, 4, 4);
+        string path = dir.Write("truncated-images", full[..(full.Length - 37)], gzip);
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains($"expected {full.Length} bytes", e.Message);
+        Assert.Contains($"found {full.Length - 37}", e.Message);
+    }
+
+    [Fact]
+    public void TruncatedHeaderIsReported()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Write("short", DataFiles.IdxImages([], 1, 1, 1)[..10]);
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("header of 16 bytes, found 10", e.Message);
+    }
+
+    [Fact]
+    public void TrailingBytesBeyondTheHeaderCountAreRejected()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Write("long", DataFiles.IdxLabels([1, 2, 3, 4], declaredCount: 3));
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadLabels(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("expected 11 bytes", e.Message);
+    }
+
+    [Fact]
+    public void CorruptGzipNamesTheFile()
+    {
+        using var dir = new TempDirectory();
+        var gz = DataFiles.Gzip(DataFiles.IdxImages(DataFiles.RandomBytes(new Random(15), 3 * 8 * 8), 3, 8, 8));
+        // Keep the gzip magic, destroy the deflate stream.
+        for (int i = 12; i < gz.Length; i++)
+            gz[i] = 0xFF;
+        string path = dir.Write("corrupt.gz", gz);
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void ZeroDimensionIsRejected()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Write("zero", DataFiles.IdxImages([], 5, 0, 3));
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("row count is 0", e.Message);
+    }
+
+    [Fact]
+    public void MissingFileIsAUserError()
+    {
+        using var dir = new TempDirectory();
+        string path = Path.Combine(dir.Path, "absent-idx3-ubyte");
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("does not exist", e.Message);
+    }
+}

@@ -1,0 +1,149 @@
+using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+using LaPerm.Cpu;
+
+namespace LaPerm.Core.Tests.LaPerm;
+
+public sealed class ReconnectorTests
+{
+    private static readonly Lazy<DataSplit> Mnist = new(() => DataSource.Load("mnist", 512, 128));
+
+    private static ModelSpec SmallModel() => new("small", [1, 28, 28],
+    [
+        new Conv2dSpec(4, 5, Stride: 2), new ReluSpec(), new BatchNormSpec(),
+        new FlattenSpec(), new DenseSpec(16), new ReluSpec(), new DenseSpec(10, Bias: false),
+    ]);
+
+    private static Dictionary<string, float[]> Download(Network n)
+    {
+        var result = new Dictionary<string, float[]>();
+        foreach (var p in n.Parameters)
+        {
+            var v = new float[p.Value.Length];
+            n.Backend.Download(p.Value, v);
+            result[p.Name] = v;
+        }
+        return result;
+    }
+
+    private static bool RowsArePermutations(ParameterInfo p, float[] current, float[] initial)
+    {
+        for (int r = 0; r < p.Rows; r++)
+        {
+            var sorted = new float[p.RowLength];
+            Reconnection.SortRow(initial.AsSpan(r * p.RowLength, p.RowLength), sorted);
+            if (!Reconnection.IsPermutationOf(current.AsSpan(r * p.RowLength, p.RowLength), sorted)) return false;
+        }
+        return true;
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void AfterARealShortRunEverySynchronisedRowIsItsInitialRowPermutedAndSkippedTensorsAreNot(bool skipBias, bool skipBn)
+    {
+        var options = new TrainingOptions
+        {
+            Model = "small", Epochs = 1, Batch = 32, K = SyncSchedule.Constant(4), Seed = 8, Threads = 2,
+            SkipBias = skipBias, SkipBatchNorm = skipBn, VerifyInvariants = true,
+        };
+        var model = new ModelDefinition(SmallModel());
+        var initial = Initializer.Compute(model, options.Init, options.Seed);
+        using var backend = new CpuBackend(2);
+        var trainer = new Trainer(options, model, Mnist.Value, backend);
+        var summary = trainer.Run();
+        using var network = trainer.Network!;
+        Assert.Equal(16, summary.Steps);
+        Assert.Equal(4, summary.Syncs);
+        var final = Download(network);
+        foreach (var p in model.Parameters)
+        {
+            bool skipped = (p.Kind == ParameterKind.Bias && skipBias) || (p.Kind == ParameterKind.BatchNorm && skipBn);
+            Assert.Equal(!skipped, summary.ReconnectedTensors.Contains(p.Name));
+            // Training moved every skipped tensor and every large synchronised one (a 4-value row may keep its order).
+            if (skipped || p.Shape.Length > 100) Assert.NotEqual(initial[p.Name], final[p.Name]);
+            Assert.True(RowsArePermutations(p, final[p.Name], initial[p.Name]) == !skipped,
+                $"{p.Name}: {(skipped ? "a skipped tensor is still a permutation" : "a synchronised tensor is not a permutation")} of its initial values");
+        }
+    }
+
+    [Fact]
+    public void ASyncPutsEachInitialValueAtTheOptimizersRankAndKeepsOptimizerState()
+    {
+        var model = new ModelDefinition(SmallModel());
+        using var backend = new CpuBackend(2);
+        using var network = new Network(model, backend);
+        Initializer.Apply(network, InitOptions.HeUniform, 3);
+        var initial = Download(network);
+        using var reconnector = new Reconnector(network, new ReconnectOptions());
+        using var optimizer = new Optimizer(network, OptimizerKind.Adam);
+        var pass = network.GetPass(8);
+        var data = Mnist.Value.Train;
+        var images = new float[pass.Input.Length];
+        var labels = new int[8];
+        data.FillBatch([0, 1, 2, 3, 4, 5, 6, 7], images, labels);
+        backend.Upload<float>(images, pass.Input);
+        backend.Upload<int>(labels, pass.Labels);
+        using var sums = backend.Allocate<float>(new Shape(2));
+        for (int s = 0; s < 3; s++)
+        {
+            pass.Forward(new ForwardMode(true, (ulong)s + 1, 1));
+            pass.Loss(sums);
+            pass.Backward();
+            optimizer.Step(1e-2f);
+        }
+        var before = Download(network);
+        reconnector.Sync();
+        var after = Download(network);
+        foreach (var p in model.Parameters)
+        {
+            var expected = before[p.Name].ToArray();
+            for (int r = 0; r < p.Rows; r++)
+            {
+                var sorted0 = new float[p.RowLength];
+                Reconnection.SortRow(initial[p.Name].AsSpan(r * p.RowLength, p.RowLength), sorted0);
+                Reconnection.SyncRowBruteForce(expected.AsSpan(r * p.RowLength, p.RowLength), sorted0);
+            }
+            Assert.Equal(expected.Select(BitConverter.SingleToUInt32Bits), after[p.Name].Select(BitConverter.SingleToUInt32Bits));
+        }
+        Assert.Equal(3, optimizer.Steps); // a sync does not touch the optimizer
+    }
+
+    [Fact]
+    public void VerifyInvariantsNamesTheTensorAndRowThatIsNoLongerAPermutation()
+    {
+        var model = new ModelDefinition(SmallModel());
+        using var backend = new CpuBackend(1);
+        using var network = new Network(model, backend);
+        Initializer.Apply(network, InitOptions.HeUniform, 3);
+        using var reconnector = new Reconnector(network, new ReconnectOptions());
+        reconnector.Sync();
+        reconnector.VerifyInvariants();
+        var dense = network.Parameters.Single(p => p.Name == "dense1/kernel");
+        var w = new float[dense.Value.Length];
+        backend.Download(dense.Value, w);
+        w[3 * dense.Info.RowLength + 7] = BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(w[3 * dense.Info.RowLength + 7]) ^ 1);
+        backend.Upload<float>(w, dense.Value);
+        var e = Assert.Throws<InvariantViolationException>(reconnector.VerifyInvariants);
+        Assert.Contains("row 3 of 'dense1/kernel'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SyncScheduleParsesConstantAndPerEpochForms()
+    {
+        var constant = SyncSchedule.Parse("250");
+        Assert.True(constant.IsSyncStep(500, 3));
+        Assert.False(constant.IsSyncStep(499, 3));
+        var perEpoch = SyncSchedule.Parse("0:100,5:400");
+        Assert.Equal(100, perEpoch.KAt(4));
+        Assert.Equal(400, perEpoch.KAt(5));
+        Assert.True(perEpoch.IsSyncStep(300, 0));
+        Assert.False(perEpoch.IsSyncStep(300, 6));
+        Assert.Equal("0:100,5:400", perEpoch.ToString());
+        foreach (var bad in new[] { "0", "-5", "x", "3:100", "0:100,0:200", "" })
+            Assert.Throws<FormatException>(() => SyncSchedule.Parse(bad));
+    }
+}

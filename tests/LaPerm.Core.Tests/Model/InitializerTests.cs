@@ -1,0 +1,77 @@
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Tests.Model;
+
+public sealed class InitializerTests
+{
+    [Fact]
+    public void HeUniformKernelsAndBiasesStayWithinTheirFanInBoundAndFillIt()
+    {
+        var d = new ModelDefinition(BuiltInModels.LeNet300());
+        var values = Initializer.Compute(d, InitOptions.HeUniform, 3);
+        foreach (var p in d.Parameters)
+        {
+            double limit = Math.Sqrt(6.0 / p.FanIn);
+            var v = values[p.Name];
+            Assert.All(v, x => Assert.InRange(x, -limit, limit));
+            // Uniform on [-l, l] (large tensors): the extremes come within 5 % of the bound; the mean is near 0.
+            if (v.Length < 1000) continue;
+            Assert.True(v.Max() > 0.95 * limit && v.Min() < -0.95 * limit, p.Name);
+            Assert.InRange(v.Average(), -0.1 * limit, 0.1 * limit);
+        }
+        Assert.Equal(Math.Sqrt(6.0 / 784), Math.Sqrt(6.0 / d.Parameters.Single(p => p.Name == "dense1/bias").FanIn), 12);
+    }
+
+    [Fact]
+    public void SameSeedGivesIdenticalValuesAndAnotherSeedDoesNot()
+    {
+        var d = new ModelDefinition(BuiltInModels.Conv7());
+        var a = Initializer.Compute(d, InitOptions.HeUniform, 42);
+        var b = Initializer.Compute(d, InitOptions.HeUniform, 42);
+        var c = Initializer.Compute(d, InitOptions.HeUniform, 43);
+        foreach (var p in d.Parameters)
+        {
+            Assert.Equal(a[p.Name], b[p.Name]);
+            Assert.NotEqual(a[p.Name], c[p.Name]);
+        }
+    }
+
+    [Fact]
+    public void SharedInitKeepsEachTensorWithItsOwnProbability()
+    {
+        var d = new ModelDefinition(BuiltInModels.F2());
+        var values = Initializer.Compute(d, new InitOptions(0.03f, [1.0 / 15, 1.0 / 7, 1.0 / 3]), 9);
+        double[] expected = [1.0 / 15, 1.0 / 7, 1.0 / 3];
+        var kernels = d.Parameters.Where(p => p.Kind == ParameterKind.Kernel).ToList();
+        for (int i = 0; i < kernels.Count; i++)
+        {
+            var v = values[kernels[i].Name];
+            Assert.All(v, x => Assert.True(x == 0f || x == 0.03f));
+            double kept = v.Count(x => x != 0f) / (double)v.Length;
+            double sigma = Math.Sqrt(expected[i] * (1 - expected[i]) / v.Length);
+            Assert.InRange(kept, expected[i] - 5 * sigma, expected[i] + 5 * sigma);
+        }
+    }
+
+    [Fact]
+    public void PruningKeepsQOnKernelsAtLeast80PercentOnTheInputLayerAndNeverTouchesOneDimensionalTensors()
+    {
+        var d = new ModelDefinition(BuiltInModels.Conv7());
+        var values = Initializer.Compute(d, new InitOptions(Prune: 0.7), 5);
+        foreach (var p in d.Parameters)
+        {
+            var v = values[p.Name];
+            double kept = v.Count(x => x != 0f) / (double)v.Length;
+            if (p.Kind != ParameterKind.Kernel) Assert.Equal(1.0, kept);
+            else if (p.InInputLayer) Assert.InRange(kept, 0.8 - 0.1, 0.8 + 0.1); // 288 weights: 0.8 +- 4 sigma
+            else Assert.InRange(kept, 0.3 - 0.05, 0.3 + 0.05);
+        }
+    }
+
+    [Fact]
+    public void KeepListMustMatchTheKernelCount()
+    {
+        var d = new ModelDefinition(BuiltInModels.F2());
+        Assert.Throws<ArgumentException>(() => Initializer.Compute(d, new InitOptions(0.03f, [0.5, 0.5]), 1));
+    }
+}

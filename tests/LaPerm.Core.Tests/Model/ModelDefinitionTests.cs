@@ -1,0 +1,115 @@
+using LaPerm.Core.Backend;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Tests.Model;
+
+public sealed class ModelDefinitionTests
+{
+    [Fact]
+    public void Conv7HasThePublishedParameterCount() =>
+        Assert.Equal(325_578, new ModelDefinition(BuiltInModels.Conv7()).ParameterCount);
+
+    [Theory]
+    [InlineData("f1", 784 * 10)]
+    [InlineData("f2", 784 * 128 + 128 * 64 + 64 * 10)]
+    [InlineData("lenet300", 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10)]
+    // Keras' CIFAR ResNet v1 example reports 273,066 trainable parameters for depth 20.
+    [InlineData("resnet20", 273_066)]
+    public void BuiltInModelsCountTheirParameters(string name, long expected) =>
+        Assert.Equal(expected, new ModelDefinition(BuiltInModels.TryGet(name)!).ParameterCount);
+
+    [Fact]
+    public void ResNet50cIsTheRoughly076MParameterNetworkOfThePaper()
+    {
+        var d = new ModelDefinition(BuiltInModels.TryGet("resnet50c")!);
+        Assert.InRange(d.ParameterCount, 740_000, 780_000);
+        // 1 stem + 3 stacks x 8 blocks x 2 convs + 2 projections + 1 dense.
+        Assert.Equal(1 + 48 + 2 + 1, d.Parameters.Count(p => p.Kind == ParameterKind.Kernel));
+    }
+
+    [Fact]
+    public void EveryKernelRowIsOneOutputNeuronOrFilterAndOneDimensionalTensorsAreOneRow()
+    {
+        foreach (var name in BuiltInModels.Names)
+        {
+            var d = new ModelDefinition(BuiltInModels.TryGet(name)!);
+            Assert.Equal(d.Parameters.Count, d.Parameters.Select(p => p.Name).Distinct().Count());
+            foreach (var p in d.Parameters)
+            {
+                Assert.Equal(p.Shape.Length, p.Rows * p.RowLength);
+                if (p.Kind == ParameterKind.Kernel) Assert.Equal(p.Shape[0], p.Rows);
+                else Assert.Equal(1, p.Rows);
+            }
+        }
+        var conv7 = new ModelDefinition(BuiltInModels.Conv7());
+        var conv3 = conv7.Parameters.Single(p => p.Name == "conv3/kernel");
+        Assert.Equal((32, 32 * 5 * 5), (conv3.Rows, conv3.RowLength));
+        Assert.True(conv7.Parameters.Single(p => p.Name == "conv1/kernel").InInputLayer);
+        Assert.False(conv3.InInputLayer);
+        Assert.Equal(new FeatureShape(128, 1, 1), conv7.Layers.Single(l => l.Name == "conv7").Output);
+    }
+
+    [Fact]
+    public void JsonModelFilesRoundTripEveryBuiltInModel()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            foreach (var name in BuiltInModels.Names)
+            {
+                var spec = BuiltInModels.TryGet(name)!;
+                var path = Path.Combine(dir.FullName, name + ".json");
+                File.WriteAllText(path, ModelDefinition.ToJson(spec));
+                var a = new ModelDefinition(spec);
+                var b = new ModelDefinition(ModelDefinition.LoadSpec(path));
+                Assert.Equal(a.Parameters.Select(p => (p.Name, p.Shape, p.L2, p.Kind)), b.Parameters.Select(p => (p.Name, p.Shape, p.L2, p.Kind)));
+                Assert.Equal(a.Layers.Select(l => l.Describe()), b.Layers.Select(l => l.Describe()));
+            }
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"bogus":1}]}""", "bogus")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"warp"}]}""", "warp")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"conv2d","filters":4,"kernel":3,"padding":"full"},{"type":"dense","units":10}]}""", "padding")]
+    [InlineData("""{"name":"x","input":[1,4,4],"layers":[{"type":"conv2d","filters":4,"kernel":5},{"type":"dense","units":10}]}""", "does not fit")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"relu"}]}""", "logits")]
+    public void BadModelFilesGiveOneSentenceNamingTheProblem(string json, string expected)
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, json);
+            var e = Assert.Throws<ModelSpecException>(() => new ModelDefinition(ModelDefinition.LoadSpec(path)));
+            Assert.Contains(expected, e.Message, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain('\n', e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void ResidualShapesMustMatch()
+    {
+        var spec = new ModelSpec("bad", [3, 8, 8],
+        [
+            new ResidualSpec([new Conv2dSpec(8, 3, 2, "same")]),
+            new FlattenSpec(), new DenseSpec(10),
+        ]);
+        Assert.Contains("shortcut", Assert.Throws<ModelSpecException>(() => new ModelDefinition(spec)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ConvGeometryOfSameStrideTwoPadsLikeTensorFlow()
+    {
+        // 24x24 input, 5x5 kernel, stride 2, same: out 12, total pad (11*2+5-24)=3 -> top 1, bottom 2.
+        var g = ConvGeometry.Create(1, 32, 24, 24, 32, 5, 5, 2, true);
+        Assert.Equal((12, 12, 1, 1), (g.OutHeight, g.OutWidth, g.PadTop, g.PadLeft));
+    }
+}

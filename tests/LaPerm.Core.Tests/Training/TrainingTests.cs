@@ -1,0 +1,133 @@
+using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
+using LaPerm.Core.IO;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+using LaPerm.Cpu;
+
+namespace LaPerm.Core.Tests.Training;
+
+public sealed class TrainingTests
+{
+    [Fact]
+    public void PresetsCarryThePublishedSetups()
+    {
+        var conv7 = Presets.TryGet("conv7-mnist")!;
+        Assert.Equal(("conv7", 50, 45, "1200", "exp:0.95", "mnist", false, false), (conv7.Model, conv7.Batch, conv7.Epochs, conv7.K.ToString(), conv7.LearningRateSchedule.ToString(), conv7.Augment, conv7.SkipBias, conv7.SkipBatchNorm));
+        var f1 = Presets.TryGet("f1-mnist")!;
+        Assert.Equal(("f1", 128, 10, "250", 0.08f), (f1.Model, f1.Batch, f1.Epochs, f1.K.ToString(), f1.Init.SharedValue));
+        Assert.Equal([4.0 / 7], f1.Init.Keep!);
+        var f2 = Presets.TryGet("f2-mnist")!;
+        Assert.Equal(("f2", 128, 25, "250", 0.03f), (f2.Model, f2.Batch, f2.Epochs, f2.K.ToString(), f2.Init.SharedValue));
+        Assert.Equal([1.0 / 15, 1.0 / 7, 1.0 / 3], f2.Init.Keep!);
+        var f2Model = new ModelDefinition(BuiltInModels.F2());
+        Assert.Equal([1e-4f, 1e-4f, 0f], f2Model.Parameters.Select(p => p.L2));
+        foreach (var (name, model) in new[] { ("conv2-cifar10", "conv2"), ("conv4-cifar10", "conv4"), ("conv13-cifar10", "conv13") })
+        {
+            var c = Presets.TryGet(name)!;
+            Assert.Equal((model, "cifar10", 50, 125, "1000", "step:0.6/10", "cifar", true, true), (c.Model, c.Data, c.Batch, c.Epochs, c.K.ToString(), c.LearningRateSchedule.ToString(), c.Augment, c.SkipBias, c.SkipBatchNorm));
+            Assert.All(new ModelDefinition(BuiltInModels.TryGet(model)!).Parameters.Where(p => p.Kind == ParameterKind.Kernel), p => Assert.Equal(1e-4f, p.L2));
+        }
+        var resnet = Presets.TryGet("resnet50c-cifar10")!;
+        Assert.Equal(("resnet50c", 50, 200, "400", true, true), (resnet.Model, resnet.Batch, resnet.Epochs, resnet.K.ToString(), resnet.SkipBias, resnet.SkipBatchNorm));
+        Assert.All(Presets.Names, n => Assert.Equal(1e-3f, Presets.TryGet(n)!.LearningRate));
+        Assert.All(Presets.Names, n => Assert.NotNull(BuiltInModels.TryGet(Presets.TryGet(n)!.Model)));
+    }
+
+    [Theory]
+    [InlineData("constant", 0, 1e-3)]
+    [InlineData("constant", 30, 1e-3)]
+    [InlineData("exp:0.95", 2, 1e-3 * 0.95 * 0.95)]
+    [InlineData("step:0.6/10", 9, 1e-3)]
+    [InlineData("step:0.6/10", 10, 6e-4)]
+    [InlineData("step:0.6/10", 25, 1e-3 * 0.36)]
+    [InlineData("piecewise:80=0.1,120=0.01", 79, 1e-3)]
+    [InlineData("piecewise:80=0.1,120=0.01", 80, 1e-4)]
+    [InlineData("piecewise:80=0.1,120=0.01", 150, 1e-5)]
+    public void LearningRateSchedulesFollowTheirFormulas(string text, int epoch, double expected) =>
+        Assert.Equal(expected, LearningRateSchedule.Parse(text).At(1e-3f, epoch), 1e-9);
+
+    [Fact]
+    public void OptimizerAddsTheL2GradientTwoLambdaW()
+    {
+        // One dense layer with L2 0.5: plain SGD (momentum 0) must give w - lr (g + 2 * 0.5 * w).
+        var model = new ModelDefinition(new ModelSpec("l2", [1, 1, 3], [new DenseSpec(2, Bias: false, L2: 0.5f)]));
+        using var backend = new CpuBackend(1);
+        using var network = new Network(model, backend);
+        var p = network.Parameters[0];
+        float[] w = [0.3f, -1.2f, 2.5f, 0.7f, -0.1f, 1.9f], g = [0.05f, 0.4f, -0.3f, 1.1f, -0.6f, 0.2f];
+        backend.Upload<float>(w, p.Value);
+        backend.Upload<float>(g, p.Gradient);
+        using var optimizer = new Optimizer(network, OptimizerKind.Sgd, momentum: 0f);
+        optimizer.Step(0.1f);
+        var result = new float[6];
+        backend.Download(p.Value, result);
+        for (int i = 0; i < 6; i++) Assert.Equal(w[i] - 0.1 * (g[i] + w[i]), result[i], 5e-6);
+    }
+
+    [Fact]
+    public void SameSeedAndThreadsGiveBitIdenticalWeightsAndAnotherSeedDoesNot()
+    {
+        var data = DataSource.Load("mnist", 256, 64);
+        var spec = new ModelSpec("det", [1, 28, 28],
+        [
+            new Conv2dSpec(4, 3, Stride: 2), new ReluSpec(), new BatchNormSpec(), new DropoutSpec(0.3f),
+            new FlattenSpec(), new DenseSpec(10),
+        ]);
+        float[] Run(ulong seed)
+        {
+            var options = new TrainingOptions { Epochs = 1, Batch = 32, K = Core.LaPerm.SyncSchedule.Constant(3), Seed = seed, Threads = 2, Augment = "mnist" };
+            using var backend = new CpuBackend(2);
+            var trainer = new Trainer(options, new ModelDefinition(spec), data, backend);
+            trainer.Run();
+            using var network = trainer.Network!;
+            return [.. network.CheckpointTensors().SelectMany(t =>
+            {
+                var v = new float[t.Tensor.Length];
+                backend.Download(t.Tensor, v);
+                return v;
+            })];
+        }
+        var a = Run(4);
+        var b = Run(4);
+        var c = Run(5);
+        Assert.Equal(a.Select(BitConverter.SingleToUInt32Bits), b.Select(BitConverter.SingleToUInt32Bits));
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void SafeTensorsRoundTripWithAnAlignedHeaderAndRejectBadFiles()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"laperm-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var rng = new Random(1);
+            NamedArray[] arrays =
+            [
+                new("a/kernel", [3, 2, 2], [.. Enumerable.Range(0, 12).Select(_ => (float)rng.NextDouble())]),
+                new("a/bias", [3], [-0.0f, float.Epsilon, -7f]),
+            ];
+            SafeTensors.Write(path, arrays, new Dictionary<string, string> { ["model"] = "x" });
+            var bytes = File.ReadAllBytes(path);
+            long header = BitConverter.ToInt64(bytes, 0);
+            Assert.Equal(0, (8 + header) % 8);
+            Assert.Equal(8 + header + 15 * 4, bytes.Length);
+            var (read, meta) = SafeTensors.Read(path);
+            Assert.Equal("x", meta["model"]);
+            Assert.Equal(arrays.Select(a => a.Name), read.Select(a => a.Name));
+            for (int i = 0; i < arrays.Length; i++)
+            {
+                Assert.Equal(arrays[i].Shape, read[i].Shape);
+                Assert.Equal(arrays[i].Values.Select(BitConverter.SingleToUInt32Bits), read[i].Values.Select(BitConverter.SingleToUInt32Bits));
+            }
+            File.WriteAllBytes(path, bytes[..(bytes.Length - 4)]);
+            Assert.Contains("a/bias", Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path)).Message, StringComparison.Ordinal);
+            File.WriteAllBytes(path, [1, 2, 3]);
+            Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

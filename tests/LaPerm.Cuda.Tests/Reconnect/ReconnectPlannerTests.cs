@@ -1,0 +1,137 @@
+using System.Text.Json;
+using LaPerm.Cuda.Reconnect;
+
+namespace LaPerm.Cuda.Tests.Reconnect;
+
+public sealed class ReconnectPlannerTests
+{
+    private static readonly ReconnectLimits Hopper = new(232448);
+
+    [Theory]
+    [InlineData(1, ReconnectPath.Warp32)]
+    [InlineData(32, ReconnectPath.Warp32)]
+    [InlineData(33, ReconnectPath.Warp64)]
+    [InlineData(64, ReconnectPath.Warp64)]
+    [InlineData(65, ReconnectPath.Warp128)]
+    [InlineData(128, ReconnectPath.Warp128)]
+    [InlineData(129, ReconnectPath.BlockRadix)]
+    [InlineData(4608, ReconnectPath.BlockRadix)]
+    [InlineData(18000, ReconnectPath.BlockRadix)]
+    [InlineData(30000, ReconnectPath.Chunked)]
+    public void DispatcherChoosesByRowLength(int length, ReconnectPath expected) =>
+        Assert.Equal(expected, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, length, Hopper));
+
+    [Fact]
+    public void ForcedVariantsFallBackToChunkedBeyondSharedMemory()
+    {
+        var small = ReconnectLimits.Default;
+        Assert.Equal(ReconnectPath.BlockBitonic, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBitonic, 4096, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBitonic, 4097, small));
+        Assert.Equal(ReconnectPath.TwoPass, ReconnectPlanner.ChoosePath(ReconnectVariant.TwoPass, 6144, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.TwoPass, 6145, small));
+        Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockRadix, 3, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Chunked, 1, small));
+        // Every path's shared memory fits the limit it was chosen under.
+        foreach (ReconnectVariant v in Enum.GetValues<ReconnectVariant>())
+            foreach (int n in new[] { 1, 7, 129, 1000, 3402, 3403, 4096, 6144, 6145, 30000 })
+            {
+                ReconnectPlan plan = ReconnectPlanner.Plan(v, [new ReconnectShape("t", 2, n)], small);
+                Assert.All(plan.Launches, l => Assert.InRange(l.SharedBytes, 0, small.MaxSharedBytesPerBlock));
+            }
+    }
+
+    [Fact]
+    public void PlanGroupsSizeClassesIntoContiguousTableRanges()
+    {
+        ReconnectShape[] shapes = [new("a", 3, 9), new("b", 5, 300), new("c", 2, 40), new("d", 7, 500), new("e", 1, 20000), new("f", 4, 10)];
+        ReconnectPlan plan = ReconnectPlanner.Plan(ReconnectVariant.Auto, shapes, Hopper);
+        Assert.Equal(shapes.Length, plan.Table.Count);
+        Assert.Equal(Enumerable.Range(0, shapes.Length), plan.TableOrder.Order());
+        int covered = 0;
+        foreach (ReconnectLaunch launch in plan.Launches)
+        {
+            Assert.Equal(covered, launch.TableStart);
+            int rows = 0;
+            for (int k = launch.TableStart; k < launch.TableStart + launch.TensorCount; k++)
+            {
+                ReconnectShape s = shapes[plan.TableOrder[k]];
+                Assert.Equal(rows, plan.Table[k].FirstRow);
+                Assert.Equal(s.Rows, plan.Table[k].Rows);
+                Assert.Equal(s.RowLength, plan.Table[k].RowLength);
+                Assert.Equal(launch.Path, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, s.RowLength, Hopper));
+                rows += s.Rows;
+            }
+            Assert.Equal(rows, launch.Rows);
+            covered += launch.TensorCount;
+        }
+        Assert.Equal(shapes.Length, covered);
+        // a and f (9 and 10 long) share the warp32 launch; 300 and 500 share the 512 radix class.
+        Assert.Equal(4, plan.Launches.Count);
+    }
+
+    [Fact]
+    public void ChunkedPlanAssignsDisjointScratchAndChunkPrefixes()
+    {
+        var limits = new ReconnectLimits(4096); // chunks of 512
+        ReconnectShape[] shapes = [new("a", 3, 1300), new("b", 2, 512), new("c", 4, 700)];
+        ReconnectPlan plan = ReconnectPlanner.Plan(ReconnectVariant.Chunked, shapes, limits);
+        Assert.Equal(512, plan.Launches[0].Chunk);
+        long scratch = 0;
+        var byLaunch = plan.Launches.ToDictionary(l => l.TableStart);
+        foreach (ReconnectLaunch l in plan.Launches)
+        {
+            int chunks = 0;
+            for (int k = l.TableStart; k < l.TableStart + l.TensorCount; k++)
+            {
+                Assert.Equal(scratch, plan.Table[k].ScratchOffset);
+                Assert.Equal(chunks, plan.Table[k].FirstChunk);
+                scratch += (long)plan.Table[k].Rows * plan.Table[k].RowLength;
+                chunks += plan.Table[k].Rows * ((plan.Table[k].RowLength + 511) / 512);
+            }
+            Assert.Equal(chunks, l.Chunks);
+        }
+        Assert.Equal(scratch, plan.ScratchElements);
+    }
+
+    [Fact]
+    public void ModelShapeSetsHaveThePublishedParameterCounts()
+    {
+        Assert.Equal(325_578, ReconnectShapes.Conv7().Sum(s => s.Elements));
+        Assert.Equal(25_557_032, ReconnectShapes.ResNet50ImageNet().Sum(s => s.Elements));
+        Assert.Equal(161, ReconnectShapes.ResNet50ImageNet().Count);
+        Assert.InRange(ReconnectShapes.ResNetCifar(8).Sum(s => s.Elements), 700_000, 770_000); // ~0.76 M with BN/bias (skipped)
+    }
+
+    [Fact]
+    public void ShapesJsonForTheBaselinesMatchesTheCSharpSets()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "perf", "reconnect", "shapes.json"))) dir = Path.GetDirectoryName(dir);
+        if (dir is null) Assert.Skip("perf/reconnect/shapes.json is not above the test binaries (tests run outside the repository)");
+        using JsonDocument json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "perf", "reconnect", "shapes.json")));
+        foreach (string name in ReconnectShapes.Names)
+        {
+            var fromJson = json.RootElement.GetProperty(name).EnumerateArray()
+                .Select(e => new ReconnectShape(e[0].GetString()!, e[1].GetInt32(), e[2].GetInt32())).ToList();
+            Assert.Equal(ReconnectShapes.Parse(name), fromJson);
+        }
+    }
+
+    [Theory]
+    [InlineData("3:0")]
+    [InlineData("x")]
+    [InlineData("2:3,4")]
+    public void BadShapeSpecsAreRejectedWithTheExpectedForm(string spec)
+    {
+        var e = Assert.Throws<ArgumentException>(() => ReconnectShapes.Parse(spec));
+        Assert.Contains("ROWS:LENGTH", e.Message);
+    }
+
+    [Fact]
+    public void VariantSpecsParse()
+    {
+        Assert.Equal(6, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("6"));
+    }
+}
