@@ -1,0 +1,29 @@
+// conv.cu: layout moves around the convolution GEMMs. A group of `count` images is computed
+// as one GEMM whose output (or output gradient) is the [cout, count * P] matrix; activations
+// are NCHW = [count, cout, P]. These two kernels convert between the two (pure copies, exact).
+//
+//   conv_gather_output_v1    [n0 + count images of NCHW] -> [cout, count * P]   (dy for the GEMMs)
+//   conv_scatter_output_v1   [cout, count * P] -> images [n0, n0 + count) of NCHW  (y)
+#include "laperm/device.cuh"
+
+extern "C" __global__ void conv_gather_output_v1(int n0, int count, int channels, int plane, const float* __restrict__ nchw,
+                                                 float* __restrict__ matrix) {
+    const long long total = (long long)count * channels * plane;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
+        const int p = (int)(idx % plane);
+        const int c = (int)((idx / plane) % channels);
+        const int image = (int)(idx / ((long long)plane * channels));
+        matrix[((long long)c * count + image) * plane + p] = nchw[((long long)(n0 + image) * channels + c) * plane + p];
+    }
+}
+
+extern "C" __global__ void conv_scatter_output_v1(int n0, int count, int channels, int plane, const float* __restrict__ matrix,
+                                                  float* __restrict__ nchw) {
+    const long long total = (long long)count * channels * plane;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
+        const int p = (int)(idx % plane);
+        const int c = (int)((idx / plane) % channels);
+        const int image = (int)(idx / ((long long)plane * channels));
+        nchw[((long long)(n0 + image) * channels + c) * plane + p] = matrix[((long long)c * count + image) * plane + p];
+    }
+}

@@ -1,0 +1,98 @@
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Backend;
+
+/// <summary>
+/// Every kernel the backend launches, loaded once per device from cuda/kernels/*.cu
+/// (PTX on <c>cuda</c>, the emulator library on <c>emu</c>).
+/// </summary>
+internal sealed class BackendKernels : IDisposable
+{
+    private readonly List<DeviceModule> _modules = [];
+
+    public BackendKernels(Device device)
+    {
+        DeviceModule elementwise = Load(device, "elementwise.ptx");
+        ScaleAdd = elementwise.GetKernel("scale_add_v1");
+
+        DeviceModule activation = Load(device, "activation.ptx");
+        ReluForward = activation.GetKernel("relu_forward_v1");
+        ReluBackward = activation.GetKernel("relu_backward_v1");
+
+        DeviceModule dropout = Load(device, "dropout.ptx");
+        DropoutForward = dropout.GetKernel("dropout_forward_v1");
+        DropoutBackward = dropout.GetKernel("dropout_backward_v1");
+
+        DeviceModule bias = Load(device, "bias.ptx");
+        BiasAdd = bias.GetKernel("bias_add_v1");
+        BiasGradient = bias.GetKernel("bias_gradient_v1");
+
+        DeviceModule loss = Load(device, "loss.ptx");
+        SoftmaxRows = loss.GetKernel("softmax_xent_rows_v1");
+        SoftmaxTotal = loss.GetKernel("softmax_xent_total_v1");
+
+        DeviceModule pool = Load(device, "pool.ptx");
+        MaxPoolForward = pool.GetKernel("maxpool_forward_v1");
+        MaxPoolBackward = pool.GetKernel("maxpool_backward_v1");
+        AvgPoolForward = pool.GetKernel("avgpool_forward_v1");
+        AvgPoolBackward = pool.GetKernel("avgpool_backward_v1");
+        GlobalAvgPoolForward = pool.GetKernel("global_avgpool_forward_v1");
+        GlobalAvgPoolBackward = pool.GetKernel("global_avgpool_backward_v1");
+
+        DeviceModule norm = Load(device, "batchnorm.ptx");
+        BatchNormTraining = norm.GetKernel("batchnorm_forward_training_v1");
+        BatchNormInference = norm.GetKernel("batchnorm_forward_inference_v1");
+        BatchNormBackward = norm.GetKernel("batchnorm_backward_v1");
+
+        DeviceModule im2col = Load(device, "im2col.ptx");
+        Im2Col = im2col.GetKernel("im2col_v1");
+        Col2Im = im2col.GetKernel("col2im_v1");
+
+        DeviceModule conv = Load(device, "conv.ptx");
+        ConvGatherOutput = conv.GetKernel("conv_gather_output_v1");
+        ConvScatterOutput = conv.GetKernel("conv_scatter_output_v1");
+
+        DeviceModule optimizer = Load(device, "optimizer.ptx");
+        SgdMomentum = optimizer.GetKernel("sgd_momentum_v1");
+
+        DeviceModule adam = Load(device, "adam.ptx");
+        Adam = adam.GetKernel("adam_v1");
+    }
+
+    private DeviceModule Load(Device device, string file)
+    {
+        DeviceModule module = device.LoadModule(file);
+        _modules.Add(module);
+        return module;
+    }
+
+    public Kernel ScaleAdd { get; }
+    public Kernel ReluForward { get; }
+    public Kernel ReluBackward { get; }
+    public Kernel DropoutForward { get; }
+    public Kernel DropoutBackward { get; }
+    public Kernel BiasAdd { get; }
+    public Kernel BiasGradient { get; }
+    public Kernel SoftmaxRows { get; }
+    public Kernel SoftmaxTotal { get; }
+    public Kernel MaxPoolForward { get; }
+    public Kernel MaxPoolBackward { get; }
+    public Kernel AvgPoolForward { get; }
+    public Kernel AvgPoolBackward { get; }
+    public Kernel GlobalAvgPoolForward { get; }
+    public Kernel GlobalAvgPoolBackward { get; }
+    public Kernel BatchNormTraining { get; }
+    public Kernel BatchNormInference { get; }
+    public Kernel BatchNormBackward { get; }
+    public Kernel Im2Col { get; }
+    public Kernel Col2Im { get; }
+    public Kernel ConvGatherOutput { get; }
+    public Kernel ConvScatterOutput { get; }
+    public Kernel SgdMomentum { get; }
+    public Kernel Adam { get; }
+
+    public void Dispose()
+    {
+        foreach (DeviceModule module in _modules) module.Dispose();
+    }
+}

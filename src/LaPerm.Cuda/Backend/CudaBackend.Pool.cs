@@ -1,0 +1,81 @@
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Cuda.Backend;
+
+// Pooling (pool.cu): forward one thread per output, backward one thread per input (gather).
+public sealed partial class CudaBackend
+{
+    private static void CheckGeometry(PoolGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        if (g.Batch <= 0 || g.Channels <= 0 || g.Window <= 0 || g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 ||
+            (g.OutHeight - 1) * g.Stride + g.Window > g.InHeight || (g.OutWidth - 1) * g.Stride + g.Window > g.InWidth)
+            throw new ArgumentException($"invalid pooling geometry {g}");
+    }
+
+    private static (long Inputs, long Outputs) Extents(PoolGeometry g)
+    {
+        long planes = (long)g.Batch * g.Channels;
+        return (planes * g.InHeight * g.InWidth, planes * g.OutHeight * g.OutWidth);
+    }
+
+    public void MaxPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<int> argmax)
+    {
+        Begin();
+        CheckGeometry(g);
+        var (inputs, outputs) = Extents(g);
+        ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs), pArgmax = Pointer(argmax, nameof(argmax), outputs);
+        _kernels.MaxPoolForward.Launch(Grid(outputs), BlockSize, 0, Stream, PoolShape.From(g), pX, pY, pArgmax);
+    }
+
+    public void MaxPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
+    {
+        Begin();
+        CheckGeometry(g);
+        var (inputs, outputs) = Extents(g);
+        ulong pDy = Pointer(dy, nameof(dy), outputs), pArgmax = Pointer(argmax, nameof(argmax), outputs), pDx = Pointer(dx, nameof(dx), inputs);
+        _kernels.MaxPoolBackward.Launch(Grid(inputs), BlockSize, 0, Stream, PoolShape.From(g), pDy, pArgmax, pDx);
+    }
+
+    public void AvgPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y)
+    {
+        Begin();
+        CheckGeometry(g);
+        var (inputs, outputs) = Extents(g);
+        ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs);
+        _kernels.AvgPoolForward.Launch(Grid(outputs), BlockSize, 0, Stream, PoolShape.From(g), pX, pY);
+    }
+
+    public void AvgPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<float> dx)
+    {
+        Begin();
+        CheckGeometry(g);
+        var (inputs, outputs) = Extents(g);
+        ulong pDy = Pointer(dy, nameof(dy), outputs), pDx = Pointer(dx, nameof(dx), inputs);
+        _kernels.AvgPoolBackward.Launch(Grid(inputs), BlockSize, 0, Stream, PoolShape.From(g), pDy, pDx);
+    }
+
+    public void GlobalAvgPoolForward(int batch, int channels, int spatial, Tensor<float> x, Tensor<float> y)
+    {
+        Begin();
+        CheckSizes(batch, channels, spatial);
+        int planes = batch * channels;
+        ulong pX = Pointer(x, nameof(x), (long)planes * spatial), pY = Pointer(y, nameof(y), planes);
+        _kernels.GlobalAvgPoolForward.Launch(Grid(planes), BlockSize, 0, Stream, planes, spatial, pX, pY);
+    }
+
+    public void GlobalAvgPoolBackward(int batch, int channels, int spatial, Tensor<float> dy, Tensor<float> dx)
+    {
+        Begin();
+        CheckSizes(batch, channels, spatial);
+        int planes = batch * channels;
+        ulong pDy = Pointer(dy, nameof(dy), planes), pDx = Pointer(dx, nameof(dx), (long)planes * spatial);
+        _kernels.GlobalAvgPoolBackward.Launch(Grid((long)planes * spatial), BlockSize, 0, Stream, planes, spatial, pDy, pDx);
+    }
+
+    private static void CheckSizes(int batch, int channels, int spatial)
+    {
+        if (batch <= 0 || channels <= 0 || spatial <= 0)
+            throw new ArgumentException($"batch, channels and spatial must be positive, got {batch}, {channels}, {spatial}");
+    }
+}

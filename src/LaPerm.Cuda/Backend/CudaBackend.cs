@@ -1,0 +1,297 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Reconnect;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Backend;
+
+/// <summary>
+/// <see cref="IBackend"/> on a <see cref="Device"/>: the real GPU (<c>cuda</c>) or the host
+/// emulator (<c>emu</c>), through the same code. Every op is enqueued on the device's default
+/// stream; only <see cref="Download{T}"/> and <see cref="Synchronize"/> wait.
+///
+/// Where each op runs: GEMM on cuBLAS (pedantic FP32 unless <see cref="GemmMath.Tf32"/>; the host
+/// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
+/// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
+/// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu); reconnection is
+/// <see cref="DeviceReconnector"/> (reconnect.cu).
+///
+/// Like the device, the backend is one stream: call it from one thread at a time. On cuda every
+/// entry point makes the device's context current, so that thread may change between calls.
+/// </summary>
+public sealed partial class CudaBackend : IBackend
+{
+    internal const int BlockSize = 256;
+    /// <summary>Grid-stride kernels use at most this many blocks (enough to fill any current GPU).</summary>
+    private const long MaxGrid = 8192;
+
+    private readonly Device _device;
+    private readonly bool _ownsDevice;
+    private readonly BackendKernels _kernels;
+    private readonly DeviceGemm _gemm;
+    private ReconnectKernels? _reconnectKernels;
+    private DeviceBuffer<float>? _columns;
+    private DeviceBuffer<float>? _product;
+    private DeviceBuffer<float>? _perExample;
+    private bool _disposed;
+
+    /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
+    /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
+    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic)
+    {
+        Device device = Device.Open(kind);
+        try
+        {
+            return new CudaBackend(device, ownsDevice: true, math);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
+    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic) : this(device, ownsDevice: false, math)
+    {
+    }
+
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        _device = device;
+        _ownsDevice = ownsDevice;
+        device.MakeCurrent();
+        _kernels = new BackendKernels(device);
+        try
+        {
+            _gemm = new DeviceGemm(device, math);
+        }
+        catch
+        {
+            _kernels.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>"cuda" or "emu".</summary>
+    public string Name => _device.Kind;
+
+    public string Description => $"{_device.Name}, {_gemm.Description}";
+
+    /// <summary>The device the backend runs on (its default stream carries every op).</summary>
+    public Device Device => _device;
+
+    public GemmMath GemmMath => _gemm.Math;
+
+    /// <summary>
+    /// Upper bound on one convolution group's column matrix, in floats (default 16 Mi = 64 MiB).
+    /// Group sizes follow from it and the geometry only; tests lower it to exercise several groups.
+    /// </summary>
+    internal long ColumnBudget { get; set; } = 16L << 20;
+
+    private DeviceStream Stream => _device.Stream;
+
+    /// <summary>Every op starts here: the backend is alive and its context current on this thread.</summary>
+    private void Begin()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _device.MakeCurrent();
+    }
+
+    private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor is DeviceTensor<T> device && ReferenceEquals(device.Backend, this)) return device;
+        throw new ArgumentException($"{name} {tensor} belongs to backend '{tensor.Backend.Name}', not to this {Name} backend", name);
+    }
+
+    private ulong Pointer<T>(Tensor<T> tensor, string name, long expectedLength) where T : unmanaged
+    {
+        var device = Own(tensor, name);
+        BackendGuard.Length(tensor, expectedLength, name);
+        return device.Pointer;
+    }
+
+    private ulong PointerAtLeast<T>(Tensor<T> tensor, string name, long minimumLength) where T : unmanaged
+    {
+        var device = Own(tensor, name);
+        BackendGuard.AtLeast(tensor, minimumLength, name);
+        return device.Pointer;
+    }
+
+    /// <summary>Blocks for a grid-stride kernel over <paramref name="n"/> elements.</summary>
+    private static uint Grid(long n) => (uint)Math.Clamp((n + BlockSize - 1) / BlockSize, 1, MaxGrid);
+
+    // ---- memory -----------------------------------------------------------------------------
+
+    public Tensor<T> Allocate<T>(Shape shape) where T : unmanaged
+    {
+        Begin();
+        // Pad to whole 32-bit words so one memset zeroes the tensor (byte masks).
+        int size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        long bytes = ((long)shape.Length * size + 3) / 4 * 4;
+        DeviceBuffer<T> buffer = AllocateBuffer<T>((bytes + size - 1) / size);
+        _device.Runtime.Memset32(buffer.Pointer, 0, buffer.ByteLength / 4, Stream.Handle);
+        return new DeviceTensor<T>(this, shape, buffer);
+    }
+
+    /// <summary>A device allocation; running out of memory becomes a <see cref="DeviceMemoryException"/> with the sizes.</summary>
+    private DeviceBuffer<T> AllocateBuffer<T>(long length) where T : unmanaged
+    {
+        try
+        {
+            return _device.Allocate<T>(length);
+        }
+        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY")
+        {
+            var (free, total) = _device.MemoryInfo();
+            throw new DeviceMemoryException(_device.Name, length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), free, total, e);
+        }
+    }
+
+    /// <summary>A scratch buffer of at least <paramref name="length"/> floats, grown (never shrunk) on demand.</summary>
+    private DeviceBuffer<float> Scratch(ref DeviceBuffer<float>? buffer, long length)
+    {
+        if (buffer is not null && buffer.Length >= length) return buffer;
+        if (buffer is not null)
+        {
+            // Work already enqueued may still read the old buffer.
+            _device.Synchronize();
+            buffer.Dispose();
+            buffer = null;
+        }
+        buffer = AllocateBuffer<float>(Math.Max(length, 1));
+        return buffer;
+    }
+
+    public void Upload<T>(ReadOnlySpan<T> source, Tensor<T> destination) where T : unmanaged
+    {
+        Begin();
+        var dst = Own(destination, nameof(destination));
+        if (source.Length != destination.Length)
+            throw new ArgumentException($"source has {source.Length} elements, destination {destination} has {destination.Length}", nameof(source));
+        dst.Buffer.CopyFrom(source, Stream);
+    }
+
+    public void Download<T>(Tensor<T> source, Span<T> destination) where T : unmanaged
+    {
+        Begin();
+        var src = Own(source, nameof(source));
+        if (destination.Length != source.Length)
+            throw new ArgumentException($"destination has {destination.Length} elements, source {source} has {source.Length}", nameof(destination));
+        src.Buffer.CopyTo(destination, Stream);
+    }
+
+    public void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged
+    {
+        Begin();
+        var src = Own(source, nameof(source));
+        var dst = Own(destination, nameof(destination));
+        BackendGuard.Length(destination, source.Length, nameof(destination));
+        src.Buffer.CopyTo(dst.Buffer, source.Length, stream: Stream);
+    }
+
+    public void Fill(Tensor<float> destination, float value)
+    {
+        Begin();
+        Own(destination, nameof(destination)).Buffer.Fill(value, Stream);
+    }
+
+    public void Synchronize()
+    {
+        Begin();
+        _device.Synchronize();
+    }
+
+    // ---- linear algebra ----------------------------------------------------------------------
+
+    public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        Tensor<float> a, Tensor<float> b, float beta, Tensor<float> c)
+    {
+        Begin();
+        if (m <= 0 || n <= 0 || k < 0) throw new ArgumentException($"gemm sizes must be positive, got m={m}, n={n}, k={k}");
+        ulong pa = PointerAtLeast(a, nameof(a), (long)m * k);
+        ulong pb = PointerAtLeast(b, nameof(b), (long)k * n);
+        ulong pc = PointerAtLeast(c, nameof(c), (long)m * n);
+        _gemm.Run(Stream, transposeA, transposeB, m, n, k, alpha, pa, pb, beta, pc);
+    }
+
+    public void AddBias(Tensor<float> y, Tensor<float> bias, int channels)
+    {
+        Begin();
+        ulong pBias = Pointer(bias, nameof(bias), channels);
+        ulong pY = Own(y, nameof(y)).Pointer;
+        int spatial = SpatialOf(y, channels, nameof(y));
+        _kernels.BiasAdd.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, channels, spatial, pY, pBias);
+    }
+
+    public void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels)
+    {
+        Begin();
+        ulong pDy = Own(dy, nameof(dy)).Pointer;
+        ulong pBias = Pointer(dBias, nameof(dBias), channels);
+        int spatial = SpatialOf(dy, channels, nameof(dy));
+        int batch = dy.Length / (spatial * channels);
+        _kernels.BiasGradient.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, pDy, pBias);
+    }
+
+    private static int SpatialOf(Tensor<float> t, int channels, string name)
+    {
+        if (channels <= 0) throw new ArgumentException($"channels must be positive, got {channels}");
+        if (t.Shape.Rank < 2 || t.Shape[1] != channels)
+            throw new ArgumentException($"{name} {t} must have {channels} channels on axis 1");
+        return t.Length / (t.Shape[0] * channels);
+    }
+
+    public void Axpy(float alpha, Tensor<float> x, Tensor<float> y)
+    {
+        Begin();
+        ulong pY = Own(y, nameof(y)).Pointer;
+        ulong pX = Pointer(x, nameof(x), y.Length);
+        _kernels.ScaleAdd.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, alpha, pX, pY);
+    }
+
+    // ---- LaPerm ------------------------------------------------------------------------------
+
+    public IReconnectPlan PrepareReconnect(IReadOnlyList<ReconnectTarget> targets)
+    {
+        Begin();
+        ArgumentNullException.ThrowIfNull(targets);
+        var deviceTargets = new DeviceReconnectTarget[targets.Count];
+        for (int t = 0; t < targets.Count; t++)
+        {
+            targets[t].Validate();
+            var weights = Own(targets[t].Weights, $"reconnect target '{targets[t].Name}'");
+            deviceTargets[t] = new DeviceReconnectTarget(targets[t].Name, weights.Buffer, 0, targets[t].Rows, targets[t].RowLength);
+        }
+        _reconnectKernels ??= new ReconnectKernels(_device, ReconnectLimits.For(_device));
+        var reconnector = DeviceReconnector.FromInitialWeights(_reconnectKernels, deviceTargets, ReconnectVariant.Auto);
+        return new DeviceReconnectPlan(this, [.. targets], reconnector);
+    }
+
+    public void Reconnect(IReconnectPlan plan)
+    {
+        Begin();
+        if (plan is not DeviceReconnectPlan devicePlan || !ReferenceEquals(devicePlan.Backend, this))
+            throw new ArgumentException($"the reconnect plan was not prepared by this {Name} backend", nameof(plan));
+        devicePlan.Reconnector.Enqueue(Stream);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _device.MakeCurrent();
+        _device.Synchronize();
+        _disposed = true;
+        _perExample?.Dispose();
+        _product?.Dispose();
+        _columns?.Dispose();
+        _reconnectKernels?.Dispose();
+        _gemm.Dispose();
+        _kernels.Dispose();
+        if (_ownsDevice) _device.Dispose();
+    }
+
+    public override string ToString() => $"{Name}: {Description}";
+}

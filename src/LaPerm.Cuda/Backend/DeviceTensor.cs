@@ -1,0 +1,44 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Backend;
+
+/// <summary>
+/// A tensor in device memory (host memory on <c>emu</c>), owned by one <see cref="CudaBackend"/>.
+/// The buffer may be a few elements longer than <see cref="Tensor{T}.Length"/>: byte tensors are
+/// padded to whole 32-bit words so they can be zeroed with one memset.
+/// </summary>
+public sealed class DeviceTensor<T> : Tensor<T> where T : unmanaged
+{
+    private readonly CudaBackend _backend;
+    private readonly DeviceBuffer<T> _buffer;
+    private bool _disposed;
+
+    internal DeviceTensor(CudaBackend backend, Shape shape, DeviceBuffer<T> buffer) : base(shape)
+    {
+        _backend = backend;
+        _buffer = buffer;
+    }
+
+    public override IBackend Backend => _backend;
+
+    /// <summary>The device allocation behind the tensor (its first <see cref="Tensor{T}.Length"/> elements).</summary>
+    public DeviceBuffer<T> Buffer
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _buffer;
+        }
+    }
+
+    /// <summary>The device address of the first element (a kernel argument).</summary>
+    public ulong Pointer => Buffer.Pointer;
+
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _buffer.Dispose();
+    }
+}

@@ -1,0 +1,497 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cpu;
+using LaPerm.Cuda.Backend;
+using static LaPerm.Cuda.Tests.Backend.Compare;
+
+namespace LaPerm.Cuda.Tests.Backend;
+
+/// <summary>
+/// Every op of <see cref="CudaBackend"/> against <see cref="CpuBackend"/> (the reference) on random
+/// inputs, outputs poisoned first. Exact (bit for bit) where both do the same float operations in
+/// the same order: copies, fill, bias add, axpy, ReLU, dropout (mask and values), pooling (values
+/// and argmax), global pooling, batch-norm inference, SGD and Adam updates, correct counts and
+/// reconnection. Tolerance-bounded where the summation order differs (each bound says why):
+/// GEMM and convolution (forward error bound of a dot product), double-accumulated reductions
+/// (bias gradient, batch-norm statistics, loss totals), and the softmax (__expf/__logf).
+/// The derived classes run the same checks on the emulator (CI) and on a real GPU.
+/// </summary>
+public abstract class BackendOpTests
+{
+    /// <summary>The backend under test; skips when the device is missing.</summary>
+    protected abstract CudaBackend Open();
+
+    private static CpuBackend Cpu() => new(2);
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void GemmAgreesWithinTheDotProductBound(bool transposeA, bool transposeB)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(11 + (transposeA ? 1 : 0) + (transposeB ? 2 : 0));
+        const int m = 37, n = 29, k = 53;
+        var a = Random(rng, m * k);
+        var b = Random(rng, k * n);
+        var c0 = Random(rng, m * n);
+        foreach (float beta in new[] { 0f, 0.5f })
+        {
+            float[] Run(IBackend backend, float[] aa, float[] bb, bool poison)
+            {
+                using var ta = Put(backend, aa, m * k);
+                using var tb = Put(backend, bb, k * n);
+                using var tc = poison ? Poisoned(backend, m * n) : Put(backend, c0, m * n);
+                backend.Gemm(transposeA, transposeB, m, n, k, 1.5f, ta, tb, beta, tc);
+                return Get(backend, tc);
+            }
+            bool poison = beta == 0f;   // beta = 0: C must not be read
+            var expected = Run(cpu, a, b, poison);
+            var magnitude = Run(cpu, [.. a.Select(Math.Abs)], [.. b.Select(Math.Abs)], poison);
+            Within(expected, Run(device, a, b, poison), i => DotBound(k + 1, magnitude[i] + Math.Abs(beta * c0[i])), $"gemm beta={beta}");
+        }
+    }
+
+    [Fact]
+    public void MemoryOpsRoundTripExactlyAndNewTensorsAreZero()
+    {
+        using var device = Open();
+        var rng = new Random(3);
+        using var zeros = device.Allocate<byte>(new Shape(13));
+        Equal(new byte[13], Get(device, zeros), "fresh byte tensor");
+        using var zeroFloats = device.Allocate<float>(new Shape(5, 3));
+        BitEqual(new float[15], Get(device, zeroFloats), "fresh float tensor");
+
+        float[] values = [.. Random(rng, 97), -0.0f, float.NaN, float.PositiveInfinity];
+        using var a = Put(device, values, values.Length);
+        using var b = Poisoned(device, values.Length);
+        device.Copy(a, b);
+        BitEqual(values, Get(device, b), "copy");
+        device.Fill(b, -2.5f);
+        BitEqual(Enumerable.Repeat(-2.5f, values.Length).ToArray(), Get(device, b), "fill");
+
+        int[] ints = [.. Enumerable.Range(0, 31).Select(_ => rng.Next(int.MinValue, int.MaxValue))];
+        using var ti = Put(device, ints, ints.Length);
+        Equal(ints, Get(device, ti), "int round trip");
+        byte[] bytes = [.. Enumerable.Range(0, 7).Select(_ => (byte)rng.Next(256))];
+        using var tb = Put(device, bytes, bytes.Length);
+        Equal(bytes, Get(device, tb), "byte round trip");
+
+        using var cpu = Cpu();
+        using var foreign = cpu.Allocate<float>(new Shape(values.Length));
+        Assert.Contains("belongs to backend 'cpu'", Assert.Throws<ArgumentException>(() => device.Copy(a, foreign)).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { 6, 10 }, 10)]          // dense activations [N, C]
+    [InlineData(new[] { 3, 5, 4, 7 }, 5)]      // NCHW
+    public void BiasAddIsExactAndBiasGradientWithinOneRounding(int[] shape, int channels)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(5 + shape.Length);
+        int length = shape.Aggregate(1, (x, y) => x * y);
+        var y = Random(rng, length);
+        var bias = Random(rng, channels);
+        float[] Add(IBackend backend)
+        {
+            using var ty = Put(backend, y, shape);
+            using var tb = Put(backend, bias, channels);
+            backend.AddBias(ty, tb, channels);
+            return Get(backend, ty);
+        }
+        BitEqual(Add(cpu), Add(device), "bias add");
+
+        float[] Gradient(IBackend backend, float[] dy)
+        {
+            using var tdy = Put(backend, dy, shape);
+            using var tg = Poisoned(backend, channels);
+            backend.BiasGradient(tdy, tg, channels);
+            return Get(backend, tg);
+        }
+        var dyValues = Random(rng, length, 3f);
+        var sumAbs = Gradient(cpu, [.. dyValues.Select(Math.Abs)]);
+        // Both sum in double and round once; only the order of the double additions differs.
+        Within(Gradient(cpu, dyValues), Gradient(device, dyValues), i => Math.Pow(2, -23) * sumAbs[i], "bias gradient");
+    }
+
+    [Fact]
+    public void AxpyReluAndOptimizerUpdatesAreBitExact()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(7);
+        const int n = 1000;
+        float[] x = Random(rng, n), y = Random(rng, n);
+        x[3] = float.NaN;
+        x[4] = -0.0f;
+        x[5] = 0.0f;
+        float[] Axpy(IBackend backend)
+        {
+            using var tx = Put(backend, x, n);
+            using var ty = Put(backend, y, n);
+            backend.Axpy(-0.3f, tx, ty);
+            return Get(backend, ty);
+        }
+        BitEqual(Axpy(cpu), Axpy(device), "axpy");
+
+        (float[] Forward, float[] InPlace, float[] Backward) Relu(IBackend backend)
+        {
+            using var tx = Put(backend, x, n);
+            using var ty = Poisoned(backend, n);
+            backend.ReluForward(tx, ty);
+            using var inPlace = Put(backend, x, n);
+            backend.ReluForward(inPlace, inPlace);
+            using var dy = Put(backend, y, n);
+            using var dx = Poisoned(backend, n);
+            backend.ReluBackward(ty, dy, dx);
+            return (Get(backend, ty), Get(backend, inPlace), Get(backend, dx));
+        }
+        var (f0, i0, b0) = Relu(cpu);
+        var (f1, i1, b1) = Relu(device);
+        BitEqual(f0, f1, "relu forward");
+        BitEqual(i0, i1, "relu forward in place");
+        BitEqual(b0, b1, "relu backward");
+
+        var w = Random(rng, n);
+        var g = Random(rng, n, 0.1f);
+        var m = Random(rng, n, 0.01f);
+        var v = Random(rng, n, 0.001f).Select(Math.Abs).ToArray();
+        float[][] Update(IBackend backend)
+        {
+            using var tw = Put(backend, w, n);
+            using var tg = Put(backend, g, n);
+            using var tm = Put(backend, m, n);
+            using var tv = Put(backend, v, n);
+            backend.AdamUpdate(AdamStep.Keras(1e-3f, 7), tw, tg, tm, tv);
+            backend.AdamUpdate(AdamStep.Keras(1e-3f, 8), tw, tg, tm, tv);
+            using var sw = Put(backend, w, n);
+            using var velocity = Put(backend, m, n);
+            backend.SgdMomentumUpdate(0.05f, 0.9f, sw, tg, velocity);
+            return [Get(backend, tw), Get(backend, tm), Get(backend, tv), Get(backend, sw), Get(backend, velocity)];
+        }
+        var expected = Update(cpu);
+        var actual = Update(device);
+        string[] names = ["adam w", "adam m", "adam v", "sgd w", "sgd velocity"];
+        for (int i = 0; i < names.Length; i++) BitEqual(expected[i], actual[i], names[i]);
+    }
+
+    [Theory]
+    [InlineData(0.5f, 7UL, 3UL)]
+    [InlineData(0.1f, 123456789UL, 0UL)]
+    public void DropoutMasksAndValuesAreBitExact(float rate, ulong seed, ulong step)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random((int)seed);
+        const int n = 4099;
+        var x = Random(rng, n);
+        var dy = Random(rng, n);
+        (float[] Y, byte[] Mask, float[] Dx) Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, n);
+            using var ty = Poisoned(backend, n);
+            using var mask = PoisonedBytes(backend, n);
+            backend.DropoutForward(rate, seed, step, tx, ty, mask);
+            using var tdy = Put(backend, dy, n);
+            using var tdx = Poisoned(backend, n);
+            backend.DropoutBackward(rate, tdy, mask, tdx);
+            return (Get(backend, ty), Get(backend, mask), Get(backend, tdx));
+        }
+        var expected = Run(cpu);
+        var actual = Run(device);
+        Equal(expected.Mask, actual.Mask, "dropout mask");
+        BitEqual(expected.Y, actual.Y, "dropout forward");
+        BitEqual(expected.Dx, actual.Dx, "dropout backward");
+        int kept = actual.Mask.Count(b => b == 1);
+        Assert.InRange(kept, (int)(n * (1 - rate) * 0.9), (int)(n * (1 - rate) * 1.1));
+    }
+
+    [Theory]
+    [InlineData(37, 10)]
+    [InlineData(300, 7)]
+    public void SoftmaxCrossEntropyCountsExactlyAndAgreesWithinExpTolerance(int batch, int classes)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(batch);
+        var logits = Random(rng, batch * classes, 6f);
+        for (int i = 0; i < batch; i += 5) logits[i * classes + 2] = logits[i * classes + 4] = 9f;   // ties: the first max wins
+        var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(classes)).ToArray();
+        for (int i = 0; i < batch; i += 5) labels[i] = rng.Next(2) == 0 ? 2 : 4;
+        (float[] Gradient, float[] Totals) Run(IBackend backend)
+        {
+            using var tl = Put(backend, logits, batch, classes);
+            using var tlab = Put(backend, labels, batch);
+            using var grad = Poisoned(backend, batch, classes);
+            using var totals = Put(backend, new[] { 0.25f, 2f }, 2);   // accumulates onto what is there
+            backend.SoftmaxCrossEntropy(batch, classes, tl, tlab, grad, totals);
+            backend.SoftmaxCrossEntropy(batch, classes, tl, tlab, grad, totals);
+            return (Get(backend, grad), Get(backend, totals));
+        }
+        var expected = Run(cpu);
+        var actual = Run(device);
+        // dLogits = (p - onehot) / N with p from __expf (GPU: ex2.approx, a few 1e-7 relative) vs double exp.
+        Close(expected.Gradient, actual.Gradient, 0, 1e-5 / batch, "softmax gradient");
+        Assert.Equal(expected.Totals[1], actual.Totals[1]);   // correct count: exact
+        Assert.Equal(expected.Totals[0], actual.Totals[0], 1e-5 * Math.Abs(expected.Totals[0]) + 1e-5 * batch);
+    }
+
+    public static TheoryData<int, int, int, int, int> PoolShapes => new()
+    {
+        { 2, 3, 6, 2, 2 },    // non-overlapping windows
+        { 3, 2, 9, 3, 2 },    // overlapping windows: an input feeds up to four outputs
+        { 1, 4, 7, 3, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(PoolShapes))]
+    public void PoolingIsBitExactIncludingArgmaxAndTies(int batch, int channels, int size, int window, int stride)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var g = PoolGeometry.Create(batch, channels, size, size, window, stride);
+        var rng = new Random(size * 31 + window);
+        int inputs = batch * channels * size * size, outputs = batch * channels * g.OutHeight * g.OutWidth;
+        var x = RandomIntegers(rng, inputs, 3);   // many ties
+        var dy = Random(rng, outputs);
+        int[] xShape = [batch, channels, size, size], yShape = [batch, channels, g.OutHeight, g.OutWidth];
+        (float[] Y, int[] Argmax, float[] Dx, float[] AvgY, float[] AvgDx) Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, xShape);
+            using var ty = Poisoned(backend, yShape);
+            using var argmax = PoisonedInts(backend, yShape);
+            backend.MaxPoolForward(g, tx, ty, argmax);
+            using var tdy = Put(backend, dy, yShape);
+            using var tdx = Poisoned(backend, xShape);
+            backend.MaxPoolBackward(g, tdy, argmax, tdx);
+            using var avg = Poisoned(backend, yShape);
+            backend.AvgPoolForward(g, tx, avg);
+            using var avgDx = Poisoned(backend, xShape);
+            backend.AvgPoolBackward(g, tdy, avgDx);
+            return (Get(backend, ty), Get(backend, argmax), Get(backend, tdx), Get(backend, avg), Get(backend, avgDx));
+        }
+        var e = Run(cpu);
+        var a = Run(device);
+        BitEqual(e.Y, a.Y, "max pool forward");
+        Equal(e.Argmax, a.Argmax, "max pool argmax");
+        BitEqual(e.Dx, a.Dx, "max pool backward");
+        BitEqual(e.AvgY, a.AvgY, "avg pool forward");
+        BitEqual(e.AvgDx, a.AvgDx, "avg pool backward");
+    }
+
+    [Fact]
+    public void GlobalAveragePoolingIsBitExact()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(17);
+        const int batch = 3, channels = 5, spatial = 49;
+        var x = Random(rng, batch * channels * spatial);
+        var dy = Random(rng, batch * channels);
+        (float[], float[]) Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, batch, channels, 7, 7);
+            using var ty = Poisoned(backend, batch, channels);
+            backend.GlobalAvgPoolForward(batch, channels, spatial, tx, ty);
+            using var tdy = Put(backend, dy, batch, channels);
+            using var tdx = Poisoned(backend, batch, channels, 7, 7);
+            backend.GlobalAvgPoolBackward(batch, channels, spatial, tdy, tdx);
+            return (Get(backend, ty), Get(backend, tdx));
+        }
+        var (y0, dx0) = Run(cpu);
+        var (y1, dx1) = Run(device);
+        BitEqual(y0, y1, "global average pool forward");
+        BitEqual(dx0, dx1, "global average pool backward");
+    }
+
+    [Theory]
+    [InlineData(4, 6, 9)]      // conv activations
+    [InlineData(300, 5, 1)]    // dense activations: more elements per channel than threads in a block
+    public void BatchNormMatchesTheDoublePrecisionReference(int batch, int channels, int spatial)
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(batch + channels);
+        int length = batch * channels * spatial;
+        var x = Random(rng, length, 2f).Select(v => v + 0.7f).ToArray();
+        var dy = Random(rng, length);
+        var gamma = Random(rng, channels);
+        var beta = Random(rng, channels);
+        var runningMean = Random(rng, channels, 0.1f);
+        var runningVariance = Random(rng, channels).Select(v => 1 + Math.Abs(v)).ToArray();
+        const float epsilon = 1e-3f, momentum = 0.99f;
+        int[] shape = [batch, channels, spatial];
+        float[][] Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, shape);
+            using var tg = Put(backend, gamma, channels);
+            using var tb = Put(backend, beta, channels);
+            using var rm = Put(backend, runningMean, channels);
+            using var rv = Put(backend, runningVariance, channels);
+            using var sm = Poisoned(backend, channels);
+            using var sis = Poisoned(backend, channels);
+            using var ty = Poisoned(backend, shape);
+            backend.BatchNormForwardTraining(batch, channels, spatial, epsilon, momentum, tx, tg, tb, rm, rv, sm, sis, ty);
+            using var tdy = Put(backend, dy, shape);
+            using var tdx = Poisoned(backend, shape);
+            using var dg = Poisoned(backend, channels);
+            using var db = Poisoned(backend, channels);
+            backend.BatchNormBackward(batch, channels, spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
+            using var inference = Poisoned(backend, shape);
+            backend.BatchNormForwardInference(batch, channels, spatial, epsilon, tx, tg, tb, rm, rv, inference);
+            return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
+                    Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, inference)];
+        }
+        var e = Run(cpu);
+        var a = Run(device);
+        // Statistics: double sums in another order and a Newton-refined 1/sqrt, rounded once to
+        // float: equal or one float ulp apart. Outputs inherit at most that relative difference.
+        const double ulp = 1.2e-7;
+        Close(e[1], a[1], ulp, 1e-9, "saved mean");
+        Close(e[2], a[2], ulp, 0, "saved inverse deviation");
+        Close(e[0], a[0], 8 * ulp, 1e-6, "batch-norm forward");
+        Close(e[3], a[3], 2 * ulp, 1e-9, "running mean");
+        Close(e[4], a[4], 2 * ulp, 0, "running variance");
+        Close(e[5], a[5], 8 * ulp, 1e-6, "batch-norm dx");
+        Close(e[6], a[6], 2 * ulp, 1e-6, "batch-norm dgamma");
+        Close(e[7], a[7], 2 * ulp, 1e-6, "batch-norm dbeta");
+        // Inference reads the running statistics, which may differ by the ulp above.
+        Close(e[8], a[8], 8 * ulp, 1e-6, "batch-norm inference");
+    }
+
+    [Fact]
+    public void BatchNormInferenceIsBitExactOnTheSameStatistics()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(23);
+        const int batch = 3, channels = 4, spatial = 10;
+        var x = Random(rng, batch * channels * spatial);
+        var gamma = Random(rng, channels);
+        var beta = Random(rng, channels);
+        var mean = Random(rng, channels);
+        var variance = Random(rng, channels).Select(v => 0.5f + Math.Abs(v)).ToArray();
+        float[] Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, batch, channels, spatial);
+            using var tg = Put(backend, gamma, channels);
+            using var tb = Put(backend, beta, channels);
+            using var tm = Put(backend, mean, channels);
+            using var tv = Put(backend, variance, channels);
+            using var ty = Poisoned(backend, batch, channels, spatial);
+            backend.BatchNormForwardInference(batch, channels, spatial, 1e-3f, tx, tg, tb, tm, tv, ty);
+            return Get(backend, ty);
+        }
+        BitEqual(Run(cpu), Run(device), "batch-norm inference");
+    }
+
+    public static TheoryData<int, int, int, int, int, bool, long> ConvShapes => new()
+    {
+        // batch, cin, size, cout, kernel, same padding, column budget (floats; small = several groups)
+        { 3, 2, 7, 4, 3, true, 1L << 24 },      // stride 1 'same'
+        { 4, 3, 8, 5, 3, true, 200 },           // one image per group
+        { 5, 2, 9, 3, 5, false, 700 },          // 'valid', groups of two
+    };
+
+    [Theory]
+    [MemberData(nameof(ConvShapes))]
+    public void ConvolutionAgreesWithinTheDotProductBound(int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget)
+    {
+        foreach (int stride in new[] { 1, 2 })
+        {
+            var g = ConvGeometry.Create(batch, cin, size, size, cout, kernel, kernel, stride, same);
+            using var device = Open();
+            device.ColumnBudget = columnBudget;
+            using var cpu = Cpu();
+            var rng = new Random(batch * 100 + stride);
+            var x = Random(rng, g.InputLength);
+            var w = Random(rng, g.WeightLength);
+            var dy = Random(rng, g.OutputLength);
+            int[] xShape = [batch, cin, size, size], yShape = [batch, cout, g.OutHeight, g.OutWidth], wShape = [cout, cin, kernel, kernel];
+            (float[] Y, float[] Dx, float[] Dw) Run(IBackend backend, float[] xv, float[] wv, float[] dyv)
+            {
+                using var tx = Put(backend, xv, xShape);
+                using var tw = Put(backend, wv, wShape);
+                using var ty = Poisoned(backend, yShape);
+                backend.ConvForward(g, tx, tw, ty);
+                using var tdy = Put(backend, dyv, yShape);
+                using var tdx = Poisoned(backend, xShape);
+                backend.ConvBackwardData(g, tdy, tw, tdx);
+                using var tdw = Poisoned(backend, wShape);
+                backend.ConvBackwardFilter(g, tx, tdy, tdw);
+                return (Get(backend, ty), Get(backend, tdx), Get(backend, tdw));
+            }
+            var e = Run(cpu, x, w, dy);
+            var a = Run(device, x, w, dy);
+            // The same convolutions of absolute values give sum |a_i b_i| for each output's dot product.
+            var mag = Run(cpu, [.. x.Select(Math.Abs)], [.. w.Select(Math.Abs)], [.. dy.Select(Math.Abs)]);
+            string where = $"stride {stride}, {g}";
+            Within(e.Y, a.Y, i => DotBound(cin * kernel * kernel, mag.Y[i]), $"conv forward ({where})");
+            Within(e.Dx, a.Dx, i => DotBound(cout * kernel * kernel, mag.Dx[i]), $"conv backward data ({where})");
+            Within(e.Dw, a.Dw, i => DotBound(batch * g.OutHeight * g.OutWidth, mag.Dw[i]), $"conv backward filter ({where})");
+        }
+    }
+
+    [Fact]
+    public void ReconnectionIsBitIdenticalToTheCpuBackend()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(29);
+        (string Name, int Rows, int RowLength)[] shapes = [("dense", 7, 33), ("conv", 5, 2 * 9), ("long", 2, 700), ("single", 3, 1)];
+        float[] pool = [.. Random(rng, 6), 0.0f, -0.0f, float.PositiveInfinity, float.NegativeInfinity];
+        float[] Values(int length) => [.. Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? (float)rng.NextDouble() : pool[rng.Next(pool.Length)])];
+        var initial = shapes.Select(s => Values(s.Rows * s.RowLength)).ToArray();
+        var trained = shapes.Select(s => Values(s.Rows * s.RowLength)).ToArray();
+        (float[][] Weights, float[][] Sorted) Run(IBackend backend)
+        {
+            var tensors = shapes.Select((s, i) => Put(backend, initial[i], s.Rows, s.RowLength)).ToArray();
+            try
+            {
+                var targets = shapes.Select((s, i) => new ReconnectTarget(s.Name, tensors[i], s.Rows, s.RowLength)).ToList();
+                using var plan = backend.PrepareReconnect(targets);
+                for (int i = 0; i < shapes.Length; i++) backend.Upload<float>(trained[i], tensors[i]);
+                backend.Reconnect(plan);
+                backend.Reconnect(plan);   // idempotent on reconnected rows
+                var sorted = shapes.Select((s, i) =>
+                {
+                    var values = new float[s.Rows * s.RowLength];
+                    plan.DownloadSortedInitial(i, values);
+                    return values;
+                }).ToArray();
+                return ([.. tensors.Select(t => Get(backend, t))], sorted);
+            }
+            finally
+            {
+                foreach (var t in tensors) t.Dispose();
+            }
+        }
+        var e = Run(cpu);
+        var a = Run(device);
+        for (int i = 0; i < shapes.Length; i++)
+        {
+            BitEqual(e.Sorted[i], a.Sorted[i], $"sorted initial rows of {shapes[i].Name}");
+            BitEqual(e.Weights[i], a.Weights[i], $"reconnected {shapes[i].Name}");
+        }
+    }
+}
+
+/// <summary>The checks on the host emulator: the real kernel sources and orchestration, in CI.</summary>
+public sealed class EmuBackendOpTests : BackendOpTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu");
+}
+
+/// <summary>The same checks on a real GPU (cuBLAS pedantic FP32); skipped where there is none.</summary>
+[Trait("Category", "Gpu")]
+public sealed class GpuBackendOpTests : BackendOpTests
+{
+    protected override CudaBackend Open()
+    {
+        var report = CudaInfo.Collect();
+        if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
+        return CudaBackend.Open("cuda");
+    }
+}

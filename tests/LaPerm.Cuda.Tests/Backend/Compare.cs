@@ -1,0 +1,89 @@
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Cuda.Tests.Backend;
+
+/// <summary>Moving test data in and out of a backend, and the comparisons the equivalence tests use.</summary>
+internal static class Compare
+{
+    public static Tensor<T> Put<T>(IBackend backend, T[] values, params int[] shape) where T : unmanaged
+    {
+        var tensor = backend.Allocate<T>(new Shape(shape));
+        backend.Upload<T>(values, tensor);
+        return tensor;
+    }
+
+    /// <summary>A float tensor filled with NaN, so an op that leaves an element unwritten fails the comparison.</summary>
+    public static Tensor<float> Poisoned(IBackend backend, params int[] shape)
+    {
+        var tensor = backend.Allocate<float>(new Shape(shape));
+        backend.Fill(tensor, float.NaN);
+        return tensor;
+    }
+
+    public static Tensor<int> PoisonedInts(IBackend backend, params int[] shape) =>
+        Put(backend, Enumerable.Repeat(int.MinValue, new Shape(shape).Length).ToArray(), shape);
+
+    public static Tensor<byte> PoisonedBytes(IBackend backend, params int[] shape) =>
+        Put(backend, Enumerable.Repeat((byte)0xCD, new Shape(shape).Length).ToArray(), shape);
+
+    public static T[] Get<T>(IBackend backend, Tensor<T> tensor) where T : unmanaged
+    {
+        var result = new T[tensor.Length];
+        backend.Download(tensor, result);
+        return result;
+    }
+
+    /// <summary>Uniform in [-scale, scale); never exactly zero in practice.</summary>
+    public static float[] Random(Random rng, int length, float scale = 1f)
+    {
+        var result = new float[length];
+        for (int i = 0; i < length; i++) result[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+        return result;
+    }
+
+    /// <summary>Small integers as floats: many exact ties (pooling's "first max wins").</summary>
+    public static float[] RandomIntegers(Random rng, int length, int limit)
+    {
+        var result = new float[length];
+        for (int i = 0; i < length; i++) result[i] = rng.Next(-limit, limit + 1);
+        return result;
+    }
+
+    public static void BitEqual(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToUInt32Bits(expected[i]) != BitConverter.SingleToUInt32Bits(actual[i]))
+                Assert.Fail($"{what}[{i}]: expected {expected[i]:R} (0x{BitConverter.SingleToUInt32Bits(expected[i]):x8}), got {actual[i]:R} (0x{BitConverter.SingleToUInt32Bits(actual[i]):x8})");
+    }
+
+    public static void Equal<T>(T[] expected, T[] actual, string what) where T : IEquatable<T>
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!expected[i].Equals(actual[i])) Assert.Fail($"{what}[{i}]: expected {expected[i]}, got {actual[i]}");
+    }
+
+    /// <summary>|expected - actual| &lt;= bound[i] elementwise; NaN never passes.</summary>
+    public static void Within(float[] expected, float[] actual, Func<int, double> bound, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double difference = Math.Abs((double)expected[i] - actual[i]);
+            if (!(difference <= bound(i)))
+                Assert.Fail($"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R}, difference {difference:G3} exceeds {bound(i):G3}");
+        }
+    }
+
+    /// <summary>Relative tolerance with an absolute floor.</summary>
+    public static void Close(float[] expected, float[] actual, double relative, double absolute, string what) =>
+        Within(expected, actual, i => absolute + relative * Math.Abs(expected[i]), what);
+
+    /// <summary>
+    /// Bound for a float dot product of length k computed in any summation order (with or without
+    /// FMA): each of two results is within k * 2^-24 * sum|a_i b_i| of the exact value (standard
+    /// forward error bound, first order), so two of them differ by at most twice that.
+    /// </summary>
+    public static double DotBound(int k, double sumOfAbsoluteProducts) => 2.0 * (k + 2) * Math.Pow(2, -24) * sumOfAbsoluteProducts + 1e-30;
+}
