@@ -149,7 +149,8 @@ public sealed class EmulatorRuntimeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 5, sourceOffset: 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.PointerAt(11));
-        Assert.Throws<NotSupportedException>(() => device.Allocate<double>(2).Fill(1.0));
+        using var doubles = device.Allocate<double>(2);
+        Assert.Throws<NotSupportedException>(() => doubles.Fill(1.0));
         Assert.Throws<ArgumentOutOfRangeException>(() => device.Allocate<float>(-1));
     }
 

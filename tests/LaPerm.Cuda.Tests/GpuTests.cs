@@ -129,6 +129,39 @@ public sealed class GpuKernelTests
     }
 
     [Fact]
+    public void ProfilerStartStopAndNvtxRangesWorkWithoutAProfiler()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var profiler = new StepProfiler(device, ProfileSteps.Parse("1:2"));
+        using var buffer = device.Allocate<float>(1024);
+        for (long step = 1; step <= 3; step++)
+        {
+            profiler.BeginStep(step);
+            using (Nvtx.Range(NvtxPhase.Step)) buffer.Fill(step);
+            profiler.EndStep(step);
+        }
+        Assert.False(profiler.Active);
+        Assert.All(buffer.ToArray(), v => Assert.Equal(3f, v));
+    }
+
+    [Fact]
+    public void BuffersCanBeDisposedFromAnotherThread()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var buffer = device.Allocate<float>(256);
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { buffer.Dispose(); }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Null(failure);
+        Assert.Throws<ObjectDisposedException>(() => _ = buffer.Pointer);
+    }
+
+    [Fact]
     public void EventsTimeGpuWork()
     {
         using var device = TestDevices.OpenGpuOrSkip();
