@@ -53,6 +53,15 @@ public sealed class EmulatorKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        // adam.cu's struct AdamTensor is 40 bytes: four pointers, then a 64-bit length.
+        Assert.Equal(40, System.Runtime.CompilerServices.Unsafe.SizeOf<AdamTensorRecord>());
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenEmulator();

@@ -43,6 +43,13 @@ public sealed class GpuKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenGpuOrSkip();
