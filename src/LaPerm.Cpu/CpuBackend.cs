@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -23,6 +24,7 @@ public sealed partial class CpuBackend : IBackend
     private readonly GemmWorkspace[] _gemmWorkspaces;
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
+    private readonly ScratchBuffer _flipped = new();
     private bool _disposed;
 
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
@@ -137,27 +139,32 @@ public sealed partial class CpuBackend : IBackend
         GemmParallel(transposeA, transposeB, m, n, k, alpha, aData, 0, bData, 0, beta, cData, 0);
     }
 
-    private readonly record struct GemmCall(bool TransposeA, bool TransposeB, int M, int N, int K, float Alpha,
-        float[] A, int AOffset, float[] B, int BOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
+    private readonly record struct GemmCall(bool TransposeA, int M, int N, int K, float Alpha,
+        float[] A, int AOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
 
     /// <summary>C (at an offset) = alpha op(A) op(B) + beta C, split over workers by output tiles (rows or columns of C).</summary>
-    private void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset)
+    private unsafe void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) =>
+        GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset);
+
+    /// <summary>As above with op(B) from a panel source (implicit im2col for convolutions).</summary>
+    private void GemmParallel<TPanels>(bool transposeA, int m, int n, int k, float alpha,
+        float[] a, int aOffset, TPanels panels, float beta, float[] c, int cOffset) where TPanels : struct, IPanelSource
     {
         bool splitColumns = n >= m;
         int blocks = splitColumns ? (n + Sgemm.NR - 1) / Sgemm.NR : (m + Sgemm.MR - 1) / Sgemm.MR;
         // Below ~0.25 MFLOP a second thread costs more than it saves.
         int chunks = (long)m * n * Math.Max(k, 1) < (1 << 17) ? 1 : Math.Min(Threads, blocks);
-        var call = new GemmCall(transposeA, transposeB, m, n, k, alpha, a, aOffset, b, bOffset, beta, c, cOffset, splitColumns, blocks, chunks);
+        var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks);
         if (chunks == 1)
         {
-            GemmChunk(call, 0);
+            GemmChunk(call, panels, 0);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, chunk));
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, panels, chunk));
     }
 
-    private unsafe void GemmChunk(in GemmCall g, int chunk)
+    private unsafe void GemmChunk<TPanels>(in GemmCall g, in TPanels panels, int chunk) where TPanels : struct, IPanelSource
     {
         int i0 = 0, i1 = g.M, j0 = 0, j1 = g.N;
         int b0 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk), b1 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk + 1);
@@ -171,14 +178,15 @@ public sealed partial class CpuBackend : IBackend
             i0 = b0 * Sgemm.MR;
             i1 = Math.Min(g.M, b1 * Sgemm.MR);
         }
-        fixed (float* a = g.A)
-        fixed (float* b = g.B)
-        fixed (float* c = g.C)
-        {
-            Sgemm.ComputeBlock(g.TransposeA, g.TransposeB, g.M, g.N, g.K, g.Alpha, a + g.AOffset, b + g.BOffset,
-                g.Beta, c + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
-        }
+        Sgemm.ComputeBlock(g.TransposeA, g.M, g.N, g.K, g.Alpha, Address(g.A) + g.AOffset, panels,
+            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
     }
+
+    /// <summary>
+    /// The address of element 0 of an array allocated on the pinned object heap (every tensor
+    /// and scratch array of this backend is), so it never moves.
+    /// </summary>
+    private static unsafe float* Address(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
 
     public void AddBias(Tensor<float> y, Tensor<float> bias, int channels)
     {

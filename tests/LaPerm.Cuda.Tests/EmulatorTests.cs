@@ -53,6 +53,15 @@ public sealed class EmulatorKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        // adam.cu's struct AdamTensor is 40 bytes: four pointers, then a 64-bit length.
+        Assert.Equal(40, System.Runtime.CompilerServices.Unsafe.SizeOf<AdamTensorRecord>());
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenEmulator();
@@ -149,7 +158,8 @@ public sealed class EmulatorRuntimeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 5, sourceOffset: 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.PointerAt(11));
-        Assert.Throws<NotSupportedException>(() => device.Allocate<double>(2).Fill(1.0));
+        using var doubles = device.Allocate<double>(2);
+        Assert.Throws<NotSupportedException>(() => doubles.Fill(1.0));
         Assert.Throws<ArgumentOutOfRangeException>(() => device.Allocate<float>(-1));
     }
 

@@ -43,6 +43,13 @@ public sealed class GpuKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenGpuOrSkip();
@@ -126,6 +133,39 @@ public sealed class GpuKernelTests
             driver.ModuleLoadData(".version 7.5\n.target sm_80\n.address_size 64\n.visible .entry broken() { bogus; }\n"u8, "broken.ptx", out _));
         Assert.Equal("cuModuleLoadDataEx", e.ApiName);
         Assert.Equal("broken.ptx", e.Context);
+    }
+
+    [Fact]
+    public void ProfilerStartStopAndNvtxRangesWorkWithoutAProfiler()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var profiler = new StepProfiler(device, ProfileSteps.Parse("1:2"));
+        using var buffer = device.Allocate<float>(1024);
+        for (long step = 1; step <= 3; step++)
+        {
+            profiler.BeginStep(step);
+            using (Nvtx.Range(NvtxPhase.Step)) buffer.Fill(step);
+            profiler.EndStep(step);
+        }
+        Assert.False(profiler.Active);
+        Assert.All(buffer.ToArray(), v => Assert.Equal(3f, v));
+    }
+
+    [Fact]
+    public void BuffersCanBeDisposedFromAnotherThread()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var buffer = device.Allocate<float>(256);
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { buffer.Dispose(); }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Null(failure);
+        Assert.Throws<ObjectDisposedException>(() => _ = buffer.Pointer);
     }
 
     [Fact]

@@ -107,6 +107,53 @@ internal static class KernelChecks
         }
     }
 
+    /// <summary>The multi-tensor Adam over tensors of different lengths equals per-tensor references.</summary>
+    public static void AdamMulti(Device device, int seed)
+    {
+        var random = new Random(seed);
+        int[] lengths = [1, 300, 4097, 64];
+        var step = new AdamStep(2e-3f, 0.9f, 0.999f, 1e-7f, random.Next(1, 100));
+        using var kernels = new PrimitiveKernels(device);
+        var host = new List<float[][]>();
+        var buffers = new List<DeviceBuffer<float>>();
+        var records = new AdamTensorRecord[lengths.Length];
+        try
+        {
+            for (int t = 0; t < lengths.Length; t++)
+            {
+                float[] w = TestDevices.RandomFloats(random, lengths[t]), g = TestDevices.RandomFloats(random, lengths[t], 0.1f);
+                float[] m = TestDevices.RandomFloats(random, lengths[t], 0.01f), v = TestDevices.RandomFloats(random, lengths[t], 0.001f);
+                for (int i = 0; i < v.Length; i++) v[i] = Math.Abs(v[i]);
+                host.Add([w, g, m, v]);
+                var d = new[] { w, g, m, v }.Select(a => TestDevices.Upload(device, a)).ToArray();
+                buffers.AddRange(d);
+                records[t] = new AdamTensorRecord(d[0].Pointer, d[1].Pointer, d[2].Pointer, d[3].Pointer, lengths[t]);
+            }
+            using var table = device.Allocate<AdamTensorRecord>(records.Length);
+            table.CopyFrom(records);
+            kernels.AdamMulti(device.Stream, step, table, records.Length, blocksPerTensor: 4);
+            float lrT = PrimitiveKernels.AdamLearningRate(step);
+            for (int t = 0; t < lengths.Length; t++)
+            {
+                float[] w1 = buffers[4 * t].ToArray(), m1 = buffers[4 * t + 2].ToArray(), v1 = buffers[4 * t + 3].ToArray();
+                float[] w = host[t][0], g = host[t][1], m = host[t][2], v = host[t][3];
+                for (int i = 0; i < lengths[t]; i++)
+                {
+                    float mi = step.Beta1 * m[i] + (1f - step.Beta1) * g[i];
+                    float vi = step.Beta2 * v[i] + (1f - step.Beta2) * g[i] * g[i];
+                    float wi = w[i] - lrT * mi / (MathF.Sqrt(vi) + step.Epsilon);
+                    AssertBits(mi, m1[i], $"tensor {t} m", i);
+                    AssertBits(vi, v1[i], $"tensor {t} v", i);
+                    AssertBits(wi, w1[i], $"tensor {t} w", i);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var buffer in buffers) buffer.Dispose();
+        }
+    }
+
     private static void AssertBits(float expected, float actual, string name, int i) =>
         Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
             $"adam_v1 {name}[{i}] = {actual:R}, expected {expected:R} (bit-exact; {Math.Abs(BitConverter.SingleToInt32Bits(expected) - BitConverter.SingleToInt32Bits(actual))} ulp apart)");
