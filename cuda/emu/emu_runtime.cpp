@@ -237,6 +237,8 @@ struct Thread {
     int c = 0;
     std::uint64_t result = 0;
     int barrier_result = 0;
+    const char* barrier_file = nullptr;  // source place of the barrier this thread waits at
+    int barrier_line = 0;
     int stack = -1;  // index into Worker::stacks while the fiber has started and not finished
 };
 
@@ -561,10 +563,35 @@ LP_EMU_API bool register_kernel(const KernelInfo& info) {
     return true;
 }
 
-LP_EMU_API int barrier(BarrierOp op, int predicate) {
+namespace {
+const char* base_name(const char* path) {
+    const char* slash = std::strrchr(path, '/');
+    return slash != nullptr ? slash + 1 : path;
+}
+}  // namespace
+
+LP_EMU_API int barrier(BarrierOp op, int predicate, const char* file, int line) {
     Worker& w = worker();
     Thread& t = *w.running;
     Block& b = *w.block;
+    // A warp reaches a barrier together: every lane of t's warp already waiting must wait at
+    // the same source place (bar.sync is .aligned on the GPU; divergence there hangs it).
+    const unsigned base = t.view.linear & ~31u;
+    const unsigned end = std::min(base + 32u, b.threads);
+    for (unsigned i = base; i < end; ++i) {
+        const Thread& o = w.threads[i];
+        if (o.state != State::AtBarrier) continue;
+        if (o.barrier_line != line || std::strcmp(o.barrier_file, file) != 0) {
+            abort_thread(w, t, format("%s (lane %u of warp %u) reaches %s() at %s:%d while lane %u of the same warp waits at "
+                                      "%s:%d: the lanes of a warp must reach a barrier at the same place (on the GPU it is an "
+                                      "aligned bar.sync, and a lane-divergent one hangs)",
+                                      thread_name(t.view).c_str(), t.view.linear & 31u, base / 32, barrier_op_name(op),
+                                      base_name(file), line, i & 31u, base_name(o.barrier_file), o.barrier_line));
+        }
+        break;
+    }
+    t.barrier_file = file;
+    t.barrier_line = line;
     if (b.at_barrier == 0) {
         b.barrier_op = op;
         b.barrier_accumulator = op == BarrierOp::And ? 1 : 0;
