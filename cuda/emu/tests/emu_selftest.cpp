@@ -19,6 +19,8 @@ LP_EMU_REGISTER(test_bad_early_exit)
 LP_EMU_REGISTER(test_bad_shuffle_exit)
 LP_EMU_REGISTER(test_bad_mask)
 LP_EMU_REGISTER(test_bad_barrier_vs_warp)
+LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
+LP_EMU_REGISTER(test_bad_stack_overflow)
 
 using namespace lp_test;
 
@@ -34,7 +36,7 @@ void divergent_barrier() {
         if (!launch_ok("test_divergent_barrier", blocks, block, 0, seed, out.ptr())) continue;
         for (unsigned b = 0; b < blocks; ++b)
             for (unsigned t = 0; t < block; ++t) {
-                unsigned src = t % 2 == 0 ? block - 1 - t : (t + 1) % block;
+                unsigned src = (t / 32) % 2 == 0 ? block - 1 - t : (t + 1) % block;
                 int expected = seed * 1000 + static_cast<int>(src) + static_cast<int>(b) * 7;
                 LP_CHECK(out[b * block + t] == expected, "block size %u, block %u, thread %u: %d != %d", block, b, t,
                          out[b * block + t], expected);
@@ -268,6 +270,11 @@ void errors() {
                    {"mask 0x00000001", "does not include its own lane"});
     expect_failure("test_bad_barrier_vs_warp", launch("test_bad_barrier_vs_warp", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
                    {"__shfl_sync", "waits at __syncthreads"});
+    expect_failure("test_bad_lane_divergent_barrier",
+                   launch("test_bad_lane_divergent_barrier", 1, 1, 1, 64, 1, 1, 0, out.ptr()),
+                   {"lane 1 of warp 0", "test_kernels.cu", "same place"});
+    expect_failure("test_bad_stack_overflow", launch("test_bad_stack_overflow", 1, 1, 1, 1, 1, 1, 0, 24 * 1024, out.ptr()),
+                   {"overflowed", "LAPERM_EMU_STACK_KB"});
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
     expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
 
@@ -287,7 +294,7 @@ void errors() {
 
 void registry_and_buffers() {
     const int count = laperm_emu_kernel_count();
-    LP_CHECK(count >= 13, "kernel count %d", count);
+    LP_CHECK(count >= 15, "kernel count %d", count);
     bool found_axpy = false;
     std::string previous;
     for (int i = 0; i < count; ++i) {
