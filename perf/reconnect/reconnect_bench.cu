@@ -56,14 +56,13 @@ static bool radix_fits(int n, const Limits& l) { return n <= 65535 && radix_shar
 static bool bitonic_fits(int n, const Limits& l) { return 12LL * n <= l.maxSharedBytes; }
 static bool argsort_fits(int n, const Limits& l) { return 8LL * n <= l.maxSharedBytes; }
 
-static int bucket_class(int n) { return std::max(256, next_pow2(n)); }
-static int bucket_threads(int n) { return bucket_class(n) <= 2048 ? 256 : 512; }
+static int bucket_items(int n) { return next_pow2((n + 255) / 256); }
 static int bucket_shared_bytes(int n)
 {
-    int buckets = std::max(bucket_threads(n), bucket_class(n) / 2);
-    return std::max(4 * (buckets + 64) + 12 * n, radix_shared_bytes(n, bucket_threads(n)));
+    int items = bucket_items(n), buckets = items == 1 ? 256 : 128 * items;
+    return std::max(4 * (buckets + 64) + 8 * n, radix_shared_bytes(n, 256));
 }
-static bool bucket_fits(int n, const Limits& l) { return n <= 8192 && bucket_shared_bytes(n) <= l.maxSharedBytes; }
+static bool bucket_fits(int n, const Limits& l) { return n <= 8192 && radix_fits(n, l) && bucket_shared_bytes(n) <= l.maxSharedBytes; }
 
 static Path auto_path(int n, const Limits& l)
 {
@@ -112,7 +111,6 @@ static Plan make_plan(int variant, const std::vector<Shape>& shapes, const Limit
     for (int i = 0; i < (int)shapes.size(); i++) {
         Path p = choose_path(variant, shapes[i].length, l);
         int bucket = (p == Path::Warp32 || p == Path::Warp64 || p == Path::Warp128) ? 0
-                   : p == Path::BlockBucket ? bucket_class(shapes[i].length)
                    : next_pow2(p == Path::Chunked ? std::min(shapes[i].length, chunk) : shapes[i].length);
         items.push_back({i, p, bucket});
     }
@@ -141,7 +139,7 @@ static Plan make_plan(int variant, const std::vector<Shape>& shapes, const Limit
             case Path::Warp32: case Path::Warp64: case Path::Warp128: L.threads = 256; break;
             case Path::BlockBitonic: L.threads = std::min(512, std::max(32, next_pow2(L.maxLength) / 2)); L.sharedBytes = 12 * L.maxLength; break;
             case Path::BlockRadix: L.threads = radix_threads(L.maxLength); L.sharedBytes = radix_shared_bytes(L.maxLength, L.threads); break;
-            case Path::BlockBucket: L.threads = bucket_threads(L.maxLength); L.sharedBytes = bucket_shared_bytes(L.maxLength); break;
+            case Path::BlockBucket: L.threads = 256; L.sharedBytes = bucket_shared_bytes(L.maxLength); break;
             case Path::TwoPass: L.threads = std::min(512, std::max(32, next_pow2(L.maxLength) / 2)); L.sharedBytes = 8 * L.maxLength; break;
             case Path::Chunked: { int c = std::min(L.maxLength, chunk); L.threads = std::min(1024, std::max(32, next_pow2(c) / 2)); L.sharedBytes = 8 * c; break; }
         }
@@ -162,13 +160,13 @@ static void enqueue(const Plan& plan, const ReconnectTensor* deviceTable, unsign
             case Path::BlockBitonic: reconnect_block_bitonic<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
             case Path::BlockRadix: reconnect_block_radix<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
             case Path::BlockBucket:
-                switch (bucket_class(L.maxLength)) {
-                    case 256: reconnect_bucket_256<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
-                    case 512: reconnect_bucket_512<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
-                    case 1024: reconnect_bucket_1024<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
-                    case 2048: reconnect_bucket_2048<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
-                    case 4096: reconnect_bucket_4096<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
-                    default: reconnect_bucket_8192<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                switch (bucket_items(L.maxLength)) {
+                    case 1: reconnect_bucket_i1<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 2: reconnect_bucket_i2<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 4: reconnect_bucket_i4<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 8: reconnect_bucket_i8<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 16: reconnect_bucket_i16<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    default: reconnect_bucket_i32<<<L.rows, 256, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
                 }
                 break;
             case Path::TwoPass:
@@ -248,8 +246,8 @@ int main(int argc, char** argv)
     Limits limits{(int)prop.sharedMemPerBlockOptin};
     for (const void* f : {(const void*)reconnect_block_bitonic, (const void*)reconnect_block_radix,
                           (const void*)reconnect_argsort_rows, (const void*)reconnect_chunk_sort,
-                          (const void*)reconnect_bucket_256, (const void*)reconnect_bucket_512, (const void*)reconnect_bucket_1024,
-                          (const void*)reconnect_bucket_2048, (const void*)reconnect_bucket_4096, (const void*)reconnect_bucket_8192})
+                          (const void*)reconnect_bucket_i1, (const void*)reconnect_bucket_i2, (const void*)reconnect_bucket_i4,
+                          (const void*)reconnect_bucket_i8, (const void*)reconnect_bucket_i16, (const void*)reconnect_bucket_i32})
         CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, limits.maxSharedBytes));
 
     std::vector<std::string> specs; { std::stringstream ss(shapesSpec); std::string p; while (std::getline(ss, p, ';')) specs.push_back(p); }

@@ -82,6 +82,9 @@ public static class ReconnectPlanner
     /// <summary>Threads of the warp-per-row kernels' blocks (8 rows per block).</summary>
     public const int WarpKernelThreads = 256;
 
+    /// <summary>Threads of the bucket kernels' blocks (RC_BUCKET_THREADS).</summary>
+    public const int BucketThreads = 256;
+
     /// <summary>Threads of the scatter and merge kernels' blocks.</summary>
     public const int RowPassThreads = 256;
 
@@ -102,21 +105,18 @@ public static class ReconnectPlanner
 
     public static bool RadixFits(int n, ReconnectLimits limits) => n <= 65535 && RadixSharedBytes(n, 256) <= limits.MaxSharedBytesPerBlock;
 
-    /// <summary>The bucket kernel's row-length class: reconnect_bucket_{class} handles rows up to class elements.</summary>
-    public static int BucketClass(int rowLength) => Math.Max(256, NextPowerOfTwo(rowLength));
+    /// <summary>Elements per thread of the bucket kernel (256 threads): 1, 2, 4, ... 32.</summary>
+    public static int BucketItems(int rowLength) => NextPowerOfTwo((rowLength + 255) / 256);
 
-    /// <summary>Threads of a bucket class's blocks: 256 up to 2048 elements, 512 above.</summary>
-    public static int BucketThreads(int rowLength) => BucketClass(rowLength) <= 2048 ? 256 : 512;
-
-    /// <summary>Buckets of a class (RC bucket kernel): half the class, at least one per thread.</summary>
-    public static int BucketCount(int rowLength) => Math.Max(BucketThreads(rowLength), BucketClass(rowLength) / 2);
-
-    /// <summary>Counters, scan slots, the placed composites and the staged sorted0, or the radix fallback's needs if larger.</summary>
-    public static int BucketSharedBytes(int rowLength) =>
-        Math.Max(4 * (BucketCount(rowLength) + 64) + 12 * rowLength, RadixSharedBytes(rowLength, BucketThreads(rowLength)));
+    /// <summary>Counters, scan slots and the placed composites, or the radix fallback's needs if larger.</summary>
+    public static int BucketSharedBytes(int rowLength)
+    {
+        int items = BucketItems(rowLength), buckets = items == 1 ? 256 : 128 * items;
+        return Math.Max(4 * (buckets + 64) + 8 * rowLength, RadixSharedBytes(rowLength, 256));
+    }
 
     public static bool BucketFits(int n, ReconnectLimits limits) =>
-        n <= 8192 && n <= 65535 && BucketSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
+        n <= 8192 && RadixFits(n, limits) && BucketSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
 
     public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
 
@@ -168,7 +168,6 @@ public static class ReconnectPlanner
             int bucket = path switch
             {
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
-                ReconnectPath.BlockBucket => BucketClass(s.RowLength),
                 ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(s.RowLength, chunk)),
                 _ => NextPowerOfTwo(s.RowLength),
             };
@@ -209,7 +208,7 @@ public static class ReconnectPlanner
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => (WarpKernelThreads, 0),
                 ReconnectPath.BlockBitonic => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 12 * maxLength),
                 ReconnectPath.BlockRadix => (RadixThreads(maxLength), RadixSharedBytes(maxLength, RadixThreads(maxLength))),
-                ReconnectPath.BlockBucket => (BucketThreads(maxLength), BucketSharedBytes(maxLength)),
+                ReconnectPath.BlockBucket => (BucketThreads, BucketSharedBytes(maxLength)),
                 ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
                 _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
             };

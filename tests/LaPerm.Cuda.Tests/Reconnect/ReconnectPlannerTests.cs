@@ -34,7 +34,8 @@ public sealed class ReconnectPlannerTests
         Assert.Equal(ReconnectPath.Warp128, ReconnectPlanner.ChoosePath(ReconnectVariant.Warp, 128, small));
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucket, 7, small));
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 2000, small));
-        Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3000, small));
+        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3402, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3403, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Chunked, 1, small));
         // Every path's shared memory fits the limit it was chosen under.
         foreach (ReconnectVariant v in Enum.GetValues<ReconnectVariant>())
@@ -70,7 +71,7 @@ public sealed class ReconnectPlannerTests
             covered += launch.TensorCount;
         }
         Assert.Equal(shapes.Length, covered);
-        // a and f (9 and 10 long) share the warp32 launch; 40, 300 and 500 are bucket classes 256, 512, 512.
+        // a and f (9 and 10 long) share the warp32 launch; 40 is bucket class 64, 300 and 500 share class 512.
         Assert.Equal(4, plan.Launches.Count);
         Assert.Equal([ReconnectPath.Warp32, ReconnectPath.BlockBucket, ReconnectPath.BlockBucket, ReconnectPath.Chunked], plan.Launches.Select(l => l.Path));
     }
