@@ -1,0 +1,214 @@
+using System.Runtime.Intrinsics;
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Cpu;
+
+// Elementwise ops: the vector and scalar paths perform the same IEEE operations in the same
+// order (no fused multiply-add), so a result never depends on where a chunk boundary falls.
+public sealed partial class CpuBackend
+{
+    public void ReluForward(Tensor<float> x, Tensor<float> y)
+    {
+        var yData = Own(y, nameof(y)).Data;
+        var xData = Data(x, nameof(x), y.Length);
+        _partition.For(yData.Length, ElementwiseChunk, (xData, yData), static (s, _, start, end) =>
+        {
+            var xs = s.xData.AsSpan(start, end - start);
+            var ys = s.yData.AsSpan(start, end - start);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= ys.Length - 8; i += 8)
+                {
+                    var v = Vector256.Create(xs.Slice(i, 8));
+                    Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, Vector256<float>.Zero).CopyTo(ys.Slice(i, 8));
+                }
+            }
+            for (; i < ys.Length; i++) ys[i] = xs[i] > 0f ? xs[i] : 0f;
+        });
+    }
+
+    public void ReluBackward(Tensor<float> y, Tensor<float> dy, Tensor<float> dx)
+    {
+        var dxData = Own(dx, nameof(dx)).Data;
+        var yData = Data(y, nameof(y), dx.Length);
+        var dyData = Data(dy, nameof(dy), dx.Length);
+        _partition.For(dxData.Length, ElementwiseChunk, (yData, dyData, dxData), static (s, _, start, end) =>
+        {
+            var ys = s.yData.AsSpan(start, end - start);
+            var dys = s.dyData.AsSpan(start, end - start);
+            var dxs = s.dxData.AsSpan(start, end - start);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i <= dxs.Length - 8; i += 8)
+                {
+                    var keep = Vector256.GreaterThan(Vector256.Create(ys.Slice(i, 8)), Vector256<float>.Zero);
+                    Vector256.ConditionalSelect(keep, Vector256.Create(dys.Slice(i, 8)), Vector256<float>.Zero).CopyTo(dxs.Slice(i, 8));
+                }
+            }
+            for (; i < dxs.Length; i++) dxs[i] = ys[i] > 0f ? dys[i] : 0f;
+        });
+    }
+
+    public void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask)
+    {
+        CheckRate(rate);
+        var yData = Own(y, nameof(y)).Data;
+        var xData = Data(x, nameof(x), y.Length);
+        var maskData = Data(mask, nameof(mask), y.Length);
+        float scale = 1f / (1f - rate);
+        _partition.For(yData.Length, 8192, (xData, yData, maskData, rate, scale, seed, step), static (s, _, start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                bool keep = DropoutRandom.Uniform(s.seed, s.step, (uint)i) >= s.rate;
+                s.maskData[i] = keep ? (byte)1 : (byte)0;
+                s.yData[i] = keep ? s.xData[i] * s.scale : 0f;
+            }
+        });
+    }
+
+    public void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx)
+    {
+        CheckRate(rate);
+        var dxData = Own(dx, nameof(dx)).Data;
+        var dyData = Data(dy, nameof(dy), dx.Length);
+        var maskData = Data(mask, nameof(mask), dx.Length);
+        float scale = 1f / (1f - rate);
+        _partition.For(dxData.Length, ElementwiseChunk, (dyData, maskData, dxData, scale), static (s, _, start, end) =>
+        {
+            for (int i = start; i < end; i++) s.dxData[i] = s.maskData[i] != 0 ? s.dyData[i] * s.scale : 0f;
+        });
+    }
+
+    private static void CheckRate(float rate)
+    {
+        if (!(rate >= 0f && rate < 1f)) throw new ArgumentOutOfRangeException(nameof(rate), $"dropout rate must be in [0, 1), got {rate}");
+    }
+
+    public void SoftmaxCrossEntropy(int batch, int classes, Tensor<float> logits, Tensor<int> labels,
+        Tensor<float> dLogits, Tensor<float> lossAndCorrect)
+    {
+        if (batch <= 0 || classes <= 0) throw new ArgumentException($"batch and classes must be positive, got {batch}, {classes}");
+        var logitData = Data(logits, nameof(logits), (long)batch * classes);
+        var labelData = DataAtLeast(labels, nameof(labels), batch);
+        var gradientData = Data(dLogits, nameof(dLogits), (long)batch * classes);
+        var totals = DataAtLeast(lossAndCorrect, nameof(lossAndCorrect), 2);
+        for (int n = 0; n < batch; n++)
+            if ((uint)labelData[n] >= (uint)classes)
+                throw new ArgumentException($"labels[{n}] = {labelData[n]} is outside [0, {classes})", nameof(labels));
+        // Per-example loss (slot 2n) and hit (slot 2n+1), summed afterwards in example order.
+        var perExample = _gathered.Get(2 * batch);
+        _partition.For(batch, 16, (logitData, labelData, gradientData, perExample, batch, classes), static (s, _, start, end) =>
+        {
+            for (int n = start; n < end; n++)
+            {
+                var row = s.logitData.AsSpan(n * s.classes, s.classes);
+                var gradient = s.gradientData.AsSpan(n * s.classes, s.classes);
+                int best = 0;
+                for (int j = 1; j < row.Length; j++)
+                    if (row[j] > row[best]) best = j;
+                double max = row[best], sum = 0;
+                for (int j = 0; j < row.Length; j++) sum += Math.Exp(row[j] - max);
+                int label = s.labelData[n];
+                for (int j = 0; j < row.Length; j++)
+                    gradient[j] = (float)((Math.Exp(row[j] - max) / sum - (j == label ? 1.0 : 0.0)) / s.batch);
+                s.perExample[2 * n] = (float)(Math.Log(sum) + max - row[label]);
+                s.perExample[2 * n + 1] = best == label ? 1f : 0f;
+            }
+        });
+        double loss = 0, correct = 0;
+        for (int n = 0; n < batch; n++)
+        {
+            loss += perExample[2 * n];
+            correct += perExample[2 * n + 1];
+        }
+        totals[0] += (float)loss;
+        totals[1] += (float)correct;
+    }
+
+    public void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
+    {
+        if (step.T < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam step t must be at least 1, got {step.T}");
+        var wData = Own(w, nameof(w)).Data;
+        var gData = Data(g, nameof(g), w.Length);
+        var mData = Data(m, nameof(m), w.Length);
+        var vData = Data(v, nameof(v), w.Length);
+        // lr_t in double from the float hyper-parameters, rounded once to float.
+        float learningRateT = (float)(step.LearningRate * Math.Sqrt(1.0 - Math.Pow(step.Beta2, step.T)) / (1.0 - Math.Pow(step.Beta1, step.T)));
+        var state = new AdamState(wData, gData, mData, vData, learningRateT, step.Beta1, step.Beta2, step.Epsilon);
+        _partition.For(wData.Length, ElementwiseChunk, state, static (s, _, start, end) => AdamRange(s, start, end));
+    }
+
+    private sealed record AdamState(float[] W, float[] G, float[] M, float[] V, float LearningRateT, float Beta1, float Beta2, float Epsilon);
+
+    private static void AdamRange(AdamState s, int start, int end)
+    {
+        float oneMinusBeta1 = 1f - s.Beta1, oneMinusBeta2 = 1f - s.Beta2;
+        var w = s.W.AsSpan(start, end - start);
+        var g = s.G.AsSpan(start, end - start);
+        var m = s.M.AsSpan(start, end - start);
+        var v = s.V.AsSpan(start, end - start);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var b1 = Vector256.Create(s.Beta1);
+            var b2 = Vector256.Create(s.Beta2);
+            var c1 = Vector256.Create(oneMinusBeta1);
+            var c2 = Vector256.Create(oneMinusBeta2);
+            var lr = Vector256.Create(s.LearningRateT);
+            var eps = Vector256.Create(s.Epsilon);
+            for (; i <= w.Length - 8; i += 8)
+            {
+                var gv = Vector256.Create(g.Slice(i, 8));
+                var mv = b1 * Vector256.Create(m.Slice(i, 8)) + c1 * gv;
+                var vv = b2 * Vector256.Create(v.Slice(i, 8)) + c2 * gv * gv;
+                var wv = Vector256.Create(w.Slice(i, 8)) - lr * mv / (Vector256.Sqrt(vv) + eps);
+                mv.CopyTo(m.Slice(i, 8));
+                vv.CopyTo(v.Slice(i, 8));
+                wv.CopyTo(w.Slice(i, 8));
+            }
+        }
+        for (; i < w.Length; i++)
+        {
+            float gi = g[i];
+            float mi = s.Beta1 * m[i] + oneMinusBeta1 * gi;
+            float vi = s.Beta2 * v[i] + oneMinusBeta2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = w[i] - s.LearningRateT * mi / (MathF.Sqrt(vi) + s.Epsilon);
+        }
+    }
+
+    public void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
+    {
+        var wData = Own(w, nameof(w)).Data;
+        var gData = Data(g, nameof(g), w.Length);
+        var velocityData = Data(velocity, nameof(velocity), w.Length);
+        _partition.For(wData.Length, ElementwiseChunk, (wData, gData, velocityData, learningRate, momentum), static (s, _, start, end) =>
+        {
+            var w = s.wData.AsSpan(start, end - start);
+            var g = s.gData.AsSpan(start, end - start);
+            var vel = s.velocityData.AsSpan(start, end - start);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var mu = Vector256.Create(s.momentum);
+                var lr = Vector256.Create(s.learningRate);
+                for (; i <= w.Length - 8; i += 8)
+                {
+                    var vv = mu * Vector256.Create(vel.Slice(i, 8)) - lr * Vector256.Create(g.Slice(i, 8));
+                    vv.CopyTo(vel.Slice(i, 8));
+                    (Vector256.Create(w.Slice(i, 8)) + vv).CopyTo(w.Slice(i, 8));
+                }
+            }
+            for (; i < w.Length; i++)
+            {
+                float vi = s.momentum * vel[i] - s.learningRate * g[i];
+                vel[i] = vi;
+                w[i] += vi;
+            }
+        });
+    }
+}

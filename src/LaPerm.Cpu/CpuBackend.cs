@@ -1,0 +1,283 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Cpu;
+
+/// <summary>
+/// The CPU backend: every op runs synchronously on the calling thread, split over a fixed
+/// number of worker threads with static partitions (see <see cref="StaticPartition"/>).
+///
+/// Determinism: with the same inputs and thread count every op is bit-for-bit repeatable.
+/// Beyond that, every op's result is independent of the thread count: each output element
+/// is computed by exactly one worker in an order that does not depend on the split
+/// (GEMM tiles run the same micro-kernel with the same k blocking; reductions run per
+/// channel / per row in index order; conv groups of images are sized from the geometry only).
+///
+/// The backend is one "stream": it is not safe to call ops on it from several threads at once.
+/// </summary>
+public sealed partial class CpuBackend : IBackend
+{
+    private readonly StaticPartition _partition;
+    private readonly GemmWorkspace[] _gemmWorkspaces;
+    private readonly ScratchBuffer _columns = new();
+    private readonly ScratchBuffer _gathered = new();
+    private readonly ScratchBuffer _flipped = new();
+    private bool _disposed;
+
+    /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
+    public CpuBackend(int threads)
+    {
+        _partition = new StaticPartition(threads);
+        _gemmWorkspaces = new GemmWorkspace[threads];
+        for (int i = 0; i < threads; i++) _gemmWorkspaces[i] = new GemmWorkspace();
+    }
+
+    public string Name => "cpu";
+
+    public int Threads => _partition.Threads;
+
+    public string Description =>
+        $"{CpuModel()} ({Environment.ProcessorCount} logical cores), {Threads} thread{(Threads == 1 ? "" : "s")}, " +
+        (Sgemm.UsesFma ? "AVX2+FMA" : "scalar") + " GEMM";
+
+    private static string CpuModel()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                    if (line.StartsWith("model name", StringComparison.Ordinal))
+                        return line[(line.IndexOf(':') + 1)..].Trim();
+            }
+        }
+        catch (IOException)
+        {
+            // Fall through to the architecture name.
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Fall through to the architecture name.
+        }
+        return RuntimeInformation.ProcessArchitecture.ToString();
+    }
+
+    public void Dispose() => _disposed = true;
+
+    // ---- ownership ------------------------------------------------------------------------
+
+    private CpuTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor is CpuTensor<T> cpu && ReferenceEquals(cpu.Backend, this)) return cpu;
+        throw new ArgumentException($"{name} {tensor} belongs to backend '{tensor.Backend.Name}', not to this cpu backend", name);
+    }
+
+    private T[] Data<T>(Tensor<T> tensor, string name, long expectedLength) where T : unmanaged
+    {
+        var cpu = Own(tensor, name);
+        BackendGuard.Length(tensor, expectedLength, name);
+        return cpu.Data;
+    }
+
+    private T[] DataAtLeast<T>(Tensor<T> tensor, string name, long minimumLength) where T : unmanaged
+    {
+        var cpu = Own(tensor, name);
+        BackendGuard.AtLeast(tensor, minimumLength, name);
+        return cpu.Data;
+    }
+
+    // ---- memory -----------------------------------------------------------------------------
+
+    public Tensor<T> Allocate<T>(Shape shape) where T : unmanaged
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new CpuTensor<T>(this, shape);
+    }
+
+    public void Upload<T>(ReadOnlySpan<T> source, Tensor<T> destination) where T : unmanaged
+    {
+        var dst = Own(destination, nameof(destination));
+        if (source.Length != destination.Length)
+            throw new ArgumentException($"source has {source.Length} elements, destination {destination} has {destination.Length}", nameof(source));
+        source.CopyTo(dst.Data);
+    }
+
+    public void Download<T>(Tensor<T> source, Span<T> destination) where T : unmanaged
+    {
+        var src = Own(source, nameof(source));
+        if (destination.Length != source.Length)
+            throw new ArgumentException($"destination has {destination.Length} elements, source {source} has {source.Length}", nameof(destination));
+        src.Data.AsSpan().CopyTo(destination);
+    }
+
+    public void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged
+    {
+        var src = Own(source, nameof(source));
+        var dst = Data(destination, nameof(destination), source.Length);
+        src.Data.AsSpan().CopyTo(dst);
+    }
+
+    public void Fill(Tensor<float> destination, float value) => Own(destination, nameof(destination)).Data.AsSpan().Fill(value);
+
+    /// <summary>Ops run synchronously, so there is nothing to wait for.</summary>
+    public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    // ---- linear algebra ----------------------------------------------------------------------
+
+    public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        Tensor<float> a, Tensor<float> b, float beta, Tensor<float> c)
+    {
+        if (m <= 0 || n <= 0 || k < 0) throw new ArgumentException($"gemm sizes must be positive, got m={m}, n={n}, k={k}");
+        var aData = DataAtLeast(a, nameof(a), (long)m * k);
+        var bData = DataAtLeast(b, nameof(b), (long)k * n);
+        var cData = DataAtLeast(c, nameof(c), (long)m * n);
+        GemmParallel(transposeA, transposeB, m, n, k, alpha, aData, 0, bData, 0, beta, cData, 0);
+    }
+
+    private readonly record struct GemmCall(bool TransposeA, int M, int N, int K, float Alpha,
+        float[] A, int AOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
+
+    /// <summary>C (at an offset) = alpha op(A) op(B) + beta C, split over workers by output tiles (rows or columns of C).</summary>
+    private unsafe void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) =>
+        GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset);
+
+    /// <summary>As above with op(B) from a panel source (implicit im2col for convolutions).</summary>
+    private void GemmParallel<TPanels>(bool transposeA, int m, int n, int k, float alpha,
+        float[] a, int aOffset, TPanels panels, float beta, float[] c, int cOffset) where TPanels : struct, IPanelSource
+    {
+        bool splitColumns = n >= m;
+        int blocks = splitColumns ? (n + Sgemm.NR - 1) / Sgemm.NR : (m + Sgemm.MR - 1) / Sgemm.MR;
+        // Below ~0.25 MFLOP a second thread costs more than it saves.
+        int chunks = (long)m * n * Math.Max(k, 1) < (1 << 17) ? 1 : Math.Min(Threads, blocks);
+        var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks);
+        if (chunks == 1)
+        {
+            GemmChunk(call, panels, 0);
+            return;
+        }
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, panels, chunk));
+    }
+
+    private unsafe void GemmChunk<TPanels>(in GemmCall g, in TPanels panels, int chunk) where TPanels : struct, IPanelSource
+    {
+        int i0 = 0, i1 = g.M, j0 = 0, j1 = g.N;
+        int b0 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk), b1 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk + 1);
+        if (g.SplitColumns)
+        {
+            j0 = b0 * Sgemm.NR;
+            j1 = Math.Min(g.N, b1 * Sgemm.NR);
+        }
+        else
+        {
+            i0 = b0 * Sgemm.MR;
+            i1 = Math.Min(g.M, b1 * Sgemm.MR);
+        }
+        Sgemm.ComputeBlock(g.TransposeA, g.M, g.N, g.K, g.Alpha, Address(g.A) + g.AOffset, panels,
+            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
+    }
+
+    /// <summary>
+    /// The address of element 0 of an array allocated on the pinned object heap (every tensor
+    /// and scratch array of this backend is), so it never moves.
+    /// </summary>
+    private static unsafe float* Address(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+
+    public void AddBias(Tensor<float> y, Tensor<float> bias, int channels)
+    {
+        var biasData = Data(bias, nameof(bias), channels);
+        var yData = Own(y, nameof(y)).Data;
+        int spatial = SpatialOf(y, channels, nameof(y));
+        int planes = y.Length / spatial;
+        _partition.For(planes, Math.Max(1, 16384 / spatial), (yData, biasData, channels, spatial), static (s, _, start, end) =>
+        {
+            for (int plane = start; plane < end; plane++)
+            {
+                float value = s.biasData[plane % s.channels];
+                var row = s.yData.AsSpan(plane * s.spatial, s.spatial);
+                if (s.spatial == 1) row[0] += value;
+                else AddScalar(row, value);
+            }
+        });
+    }
+
+    public void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels)
+    {
+        var dyData = Own(dy, nameof(dy)).Data;
+        var dBiasData = Data(dBias, nameof(dBias), channels);
+        int spatial = SpatialOf(dy, channels, nameof(dy));
+        int batch = dy.Length / (spatial * channels);
+        // Per channel, sum over n then s in index order (double accumulator): one worker per channel.
+        _partition.For(channels, 8, (dyData, dBiasData, channels, spatial, batch), static (s, _, start, end) =>
+        {
+            for (int ch = start; ch < end; ch++)
+            {
+                double sum = 0;
+                for (int n = 0; n < s.batch; n++)
+                {
+                    int offset = (n * s.channels + ch) * s.spatial;
+                    for (int i = 0; i < s.spatial; i++) sum += s.dyData[offset + i];
+                }
+                s.dBiasData[ch] = (float)sum;
+            }
+        });
+    }
+
+    private static int SpatialOf(Tensor<float> t, int channels, string name)
+    {
+        if (channels <= 0) throw new ArgumentException($"channels must be positive, got {channels}");
+        if (t.Shape.Rank < 2 || t.Shape[1] != channels)
+            throw new ArgumentException($"{name} {t} must have {channels} channels on axis 1");
+        return t.Length / (t.Shape[0] * channels);
+    }
+
+    public void Axpy(float alpha, Tensor<float> x, Tensor<float> y)
+    {
+        var yData = Own(y, nameof(y)).Data;
+        var xData = Data(x, nameof(x), y.Length);
+        _partition.For(yData.Length, ElementwiseChunk, (xData, yData, alpha), static (s, _, start, end) =>
+        {
+            var xs = s.xData.AsSpan(start, end - start);
+            var ys = s.yData.AsSpan(start, end - start);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var va = Vector256.Create(s.alpha);
+                for (; i <= ys.Length - 8; i += 8)
+                    (Vector256.Create(xs.Slice(i, 8)) + va * Vector256.Create(ys.Slice(i, 8))).CopyTo(ys.Slice(i, 8));
+            }
+            for (; i < ys.Length; i++) ys[i] = xs[i] + s.alpha * ys[i];
+        });
+    }
+
+    /// <summary>Elementwise ops split only above this many elements per worker.</summary>
+    private const int ElementwiseChunk = 32768;
+
+    private static void AddScalar(Span<float> row, float value)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var v = Vector256.Create(value);
+            for (; i <= row.Length - 8; i += 8) (Vector256.Create(row.Slice(i, 8)) + v).CopyTo(row.Slice(i, 8));
+        }
+        for (; i < row.Length; i++) row[i] += value;
+    }
+}
+
+/// <summary>A grow-only pinned float buffer held by the backend, so hot paths do not allocate.</summary>
+internal sealed class ScratchBuffer
+{
+    private float[] _data = [];
+
+    public float[] Get(int length)
+    {
+        if (_data.Length < length) _data = GC.AllocateArray<float>(length, pinned: true);
+        return _data;
+    }
+}
