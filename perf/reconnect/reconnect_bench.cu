@@ -1,6 +1,6 @@
 // Standalone GPU harness for the reconnection kernels (cuda/kernels/reconnect.cu), built with
 // nvcc on a GPU machine, independent of the C# runtime:
-//   nvcc -O3 -std=c++17 -arch=sm_90 -I cuda/include perf/reconnect/reconnect_bench.cu -o reconnect_bench
+//   nvcc -O3 -std=c++17 -arch=sm_90 -I cuda/include perf/reconnect/reconnect_bench.cu -o reconnect_bench  (from the repo root)
 //   ./reconnect_bench --shapes resnet50-imagenet --variant all [--shapes-file perf/reconnect/shapes.json]
 // Its planner mirrors LaPerm.Cuda.Reconnect.ReconnectPlanner (same path choice, size classes,
 // launch shapes); the C# bench (laperm bench reconnect) is the product, this is the probe.
