@@ -616,7 +616,7 @@ main() {
   run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part gpu-tests             150 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
-  run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
+  run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
   run_part bench-train-cuda      45  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU, for reference"
