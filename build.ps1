@@ -357,6 +357,9 @@ function Invoke-GpuPackage {
     $searchRoots = @('build', 'artifacts', 'cuda', 'src') | ForEach-Object { Join-Path $RepoRoot $_ } | Where-Object { Test-Path $_ }
     $ptx = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter '*.ptx' } |
              Where-Object { $_.FullName -notlike "$package*" } | Sort-Object LastWriteTimeUtc -Descending)
+    # The product PTX sits in a folder named ptx (the native build's test kernels elsewhere).
+    $productPtx = @($ptx | Where-Object { $_.Directory.Name -eq 'ptx' })
+    if ($productPtx.Count -gt 0) { $ptx = $productPtx }
     foreach ($file in $ptx) {
         $target = Join-Path $ptxDir $file.Name
         if (-not (Test-Path $target)) { Copy-Item $file.FullName $target }
@@ -366,7 +369,7 @@ function Invoke-GpuPackage {
         $manifestJson = Join-Path $ptx[0].DirectoryName 'manifest.json'
         if (Test-Path $manifestJson) { Copy-Item $manifestJson (Join-Path $ptxDir 'manifest.json') }
     }
-    $contents.Add("ptx/ ($(@(Get-ChildItem $ptxDir).Count) PTX files)")
+    $contents.Add("ptx/ ($(@(Get-ChildItem $ptxDir -Filter *.ptx).Count) PTX files)")
     $emu = @($searchRoots | ForEach-Object { Get-ChildItem $_ -Recurse -File -Filter 'liblaperm_emu.so' } |
              Sort-Object LastWriteTimeUtc -Descending)
     if ($emu.Count -gt 0) {

@@ -143,6 +143,7 @@ class Result:
     steps_per_window: int
     # Median process CPU time of one step (all threads together).
     process_cpu_ms_per_step: float
+    process_cpu_ms_per_sync: float
 
 
 class Trainer:
@@ -213,12 +214,13 @@ def measure(name: str, device: torch.device, threads: int, batch: int, k: int,
     trainer.reconnector.sync()
     synchronize()
     sync_repeats = max(1, min(20, int(0.5 / max(step_s, 1e-6))))
-    sync_windows, _ = time_windows(trainer.reconnector.sync, sync_repeats, windows, synchronize)
+    sync_windows, sync_cpu = time_windows(trainer.reconnector.sync, sync_repeats, windows, synchronize)
     sync_s, best_sync_s = statistics.median(sync_windows), min(sync_windows)
 
     common = dict(model=name, device=device.type, threads=threads, batch=batch, k=k,
                   windows=windows, steps_per_window=steps_per_window,
-                  process_cpu_ms_per_step=statistics.median(step_cpu) * 1e3)
+                  process_cpu_ms_per_step=statistics.median(step_cpu) * 1e3,
+                  process_cpu_ms_per_sync=statistics.median(sync_cpu) * 1e3)
     without = Result(sync=False, step_ms=step_s * 1e3, sync_ms=None,
                      images_per_second=batch / step_s,
                      best_window_images_per_second=batch / best_step_s, **common)
@@ -230,7 +232,8 @@ def measure(name: str, device: torch.device, threads: int, batch: int, k: int,
 
 
 def describe(result: Result) -> str:
-    sync = f"sync=on k={result.k} sync_ms={result.sync_ms:.3f}" if result.sync else "sync=off"
+    sync = (f"sync=on k={result.k} sync_ms={result.sync_ms:.3f} cpu_ms_per_sync={result.process_cpu_ms_per_sync:.3f}"
+            if result.sync else "sync=off")
     return (f"model={result.model} device={result.device} threads={result.threads} "
             f"batch={result.batch} {sync} step_ms={result.step_ms:.3f} "
             f"cpu_ms_per_step={result.process_cpu_ms_per_step:.3f} "

@@ -47,7 +47,8 @@ part_seconds_left() {
 # Returns the command's exit code (124/137 when it ran out of time).
 run_limited() {
   local limit; limit=$(part_seconds_left)
-  echo "\$ $* (limit ${limit}s)"
+  # Into the part's log, never into the command's own (possibly redirected) output.
+  echo "\$ $* (limit ${limit}s)" >> "$PART_DIR/log"
   timeout --kill-after=10 "$limit" "$@"
 }
 
@@ -266,6 +267,8 @@ for tf32 in (False, True):
     ms = timed_ms(lambda: torch.mm(x, y, out=z), 5)
     out["sgemm_tf32_tflops" if tf32 else "sgemm_fp32_tflops"] = round(2 * m ** 3 / (ms * 1e-3) / 1e12, 1)
 out["sgemm_size"] = m
+out["summary"] = (f"copy {out['d2d_copy_gbps']} GB/s d2d, {out['h2d_pinned_gbps']}/{out['d2h_pinned_gbps']} GB/s h2d/d2h; "
+                  f"SGEMM {m}^3 {out['sgemm_fp32_tflops']} TFLOP/s fp32, {out['sgemm_tf32_tflops']} tf32")
 print(json.dumps(out))
 EOF
   local rc=$?
@@ -273,7 +276,7 @@ EOF
     cp "$PART_DIR/rates.json" "$PART_DIR/raw.json"
     add_md "Measured with PyTorch and CUDA events (median of 5 windows):" '```' "$(cat "$PART_DIR/rates.json")" '```'
     local summary
-    summary=$("$PYTHON" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"copy {r[\"d2d_copy_gbps\"]} GB/s d2d, {r[\"h2d_pinned_gbps\"]}/{r[\"d2h_pinned_gbps\"]} GB/s h2d/d2h; SGEMM {r[\"sgemm_fp32_tflops\"]} TFLOP/s fp32, {r[\"sgemm_tf32_tflops\"]} tf32")' "$PART_DIR/rates.json" 2>&1)
+    summary=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"])' "$PART_DIR/rates.json" 2>&1)
     set_status "pass" "$summary"
   else
     add_md "Failed (exit code $rc):"; add_md_block "$PART_DIR/rates.err" 20
@@ -409,7 +412,9 @@ run_torch_script() {
         printf '"%s": ' "$(json_escape "$(basename "$f")")"; cat "$f"
       done; echo '}'; } > "$PART_DIR/raw.json"
   fi
-  if (( rc == 0 )); then set_status "pass" "$(grep -v '^wrote ' "$PART_DIR/out.txt" | tail -1 | cut -c1-110)"
+  if (( rc == 0 )) && grep -q ': not available' "$PART_DIR/out.txt"; then
+    set_status "not available" "$(grep -m1 ': not available' "$PART_DIR/out.txt" | cut -c1-110)"
+  elif (( rc == 0 )); then set_status "pass" "$(grep -v '^wrote ' "$PART_DIR/out.txt" | tail -1 | cut -c1-110)"
   else set_status "fail" "exit code $rc$( ((rc == 124)) && echo ' (time limit)')"; fi
 }
 
@@ -611,7 +616,7 @@ main() {
   run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part gpu-tests             150 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
-  run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
+  run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
   run_part bench-train-cuda      45  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU, for reference"
