@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
@@ -161,31 +163,42 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>dx[n] = 0, then adds the columns of image slot back, kernel position by kernel position (fixed order).</summary>
-    private static void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
     {
         int p = g.OutHeight * g.OutWidth, rowStride = groupCount * p;
         int inPlane = g.InHeight * g.InWidth;
-        var dx = dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane);
-        dx.Clear();
+        dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane).Clear();
+        float* dx = Address(dxData) + (long)n * g.InChannels * inPlane;
+        float* image = Address(columns) + (long)slot * p;
         int row = 0;
         for (int ci = 0; ci < g.InChannels; ci++)
         {
-            var plane = dx.Slice(ci * inPlane, inPlane);
+            float* plane = dx + (long)ci * inPlane;
             for (int ky = 0; ky < g.KernelHeight; ky++)
             {
                 var (oyLo, oyHi) = ValidRange(g.OutHeight, g.InHeight, g.Stride, g.PadTop, ky);
                 for (int kx = 0; kx < g.KernelWidth; kx++, row++)
                 {
                     var (oxLo, oxHi) = ValidRange(g.OutWidth, g.InWidth, g.Stride, g.PadLeft, kx);
-                    if (oxLo >= oxHi) continue;
-                    var src = columns.AsSpan(row * rowStride + slot * p, p);
+                    int count = oxHi - oxLo;
+                    if (count <= 0) continue;
+                    float* source = image + (long)row * rowStride;
                     for (int oy = oyLo; oy < oyHi; oy++)
                     {
-                        int iy = oy * g.Stride - g.PadTop + ky;
-                        var inRow = plane.Slice(iy * g.InWidth, g.InWidth);
-                        var colRow = src.Slice(oy * g.OutWidth, g.OutWidth);
-                        for (int ox = oxLo, ix = oxLo * g.Stride - g.PadLeft + kx; ox < oxHi; ox++, ix += g.Stride)
-                            inRow[ix] += colRow[ox];
+                        float* target = plane + (oy * g.Stride - g.PadTop + ky) * g.InWidth + oxLo * g.Stride - g.PadLeft + kx;
+                        float* values = source + oy * g.OutWidth + oxLo;
+                        if (g.Stride == 1)
+                        {
+                            // Each dx element still receives its contributions in (ci, ky, kx, oy) order.
+                            int t = 0;
+                            for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(target + t) + Vector256.Load(values + t), target + t);
+                            for (; t < count; t++) target[t] += values[t];
+                        }
+                        else
+                        {
+                            for (int t = 0; t < count; t++) target[t * g.Stride] += values[t];
+                        }
                     }
                 }
             }
