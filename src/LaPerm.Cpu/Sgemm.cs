@@ -29,12 +29,15 @@ internal sealed unsafe class GemmWorkspace
 
 /// <summary>
 /// Single-precision GEMM, row-major, all transpose combinations, in the BLIS structure:
-/// B is packed into KC x NR micro-panels, A into MR x KC micro-panels, and an MR x NR
-/// register-tiled micro-kernel (AVX2 + FMA, scalar fallback) accumulates over KC.
+/// B is packed into KC x NR micro-panels (or generated into them, see <see cref="IPanelSource"/>),
+/// A into MR x KC micro-panels, and a 6 x 16 register-tiled micro-kernel (AVX2 + FMA; a scalar
+/// kernel of the same structure where FMA is missing) accumulates over each k block.
 ///
 /// Determinism: every element of C goes through the same micro-kernel with the same k
-/// order and the same KC blocking whatever part of C a call covers (edge tiles run on
-/// zero-padded panels), so a result never depends on how C is split between threads.
+/// order and the same k blocking (k cut into equal blocks of at most KC, from k alone)
+/// whatever part of C a call covers (edge tiles run on zero-padded panels and are staged in
+/// the workspace; a stackalloc there measured ~3x slower), so a result never depends on how
+/// C is split between threads.
 /// Rounding: per KC block, c = alpha * acc + beta' * c with beta' = beta for the first
 /// block and 1 afterwards (multiply and add, never fused, identical in the vector and
 /// scalar paths). With beta = 0 the old C is never read.
