@@ -24,7 +24,6 @@ public sealed partial class CpuBackend : IBackend
     private readonly GemmWorkspace[] _gemmWorkspaces;
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
-    private readonly ScratchBuffer _flipped = new();
     private bool _disposed;
 
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
@@ -193,17 +192,28 @@ public sealed partial class CpuBackend : IBackend
         var biasData = Data(bias, nameof(bias), channels);
         var yData = Own(y, nameof(y)).Data;
         int spatial = SpatialOf(y, channels, nameof(y));
+        if (spatial == 1)
+        {
+            // Dense activations [N, C]: add the bias vector to each row.
+            _partition.For(y.Length / channels, Math.Max(1, 16384 / channels), (yData, biasData, channels), static (s, _, start, end) =>
+            {
+                for (int n = start; n < end; n++) AddVector(s.yData.AsSpan(n * s.channels, s.channels), s.biasData);
+            });
+            return;
+        }
         int planes = y.Length / spatial;
         _partition.For(planes, Math.Max(1, 16384 / spatial), (yData, biasData, channels, spatial), static (s, _, start, end) =>
         {
-            for (int plane = start; plane < end; plane++)
-            {
-                float value = s.biasData[plane % s.channels];
-                var row = s.yData.AsSpan(plane * s.spatial, s.spatial);
-                if (s.spatial == 1) row[0] += value;
-                else AddScalar(row, value);
-            }
+            for (int plane = start; plane < end; plane++) AddScalar(s.yData.AsSpan(plane * s.spatial, s.spatial), s.biasData[plane % s.channels]);
         });
+    }
+
+    private static void AddVector(Span<float> row, ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= row.Length - 8; i += 8) (Vector256.Create(row.Slice(i, 8)) + Vector256.Create(values.Slice(i, 8))).CopyTo(row.Slice(i, 8));
+        for (; i < row.Length; i++) row[i] += values[i];
     }
 
     public void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels)
@@ -212,20 +222,38 @@ public sealed partial class CpuBackend : IBackend
         var dBiasData = Data(dBias, nameof(dBias), channels);
         int spatial = SpatialOf(dy, channels, nameof(dy));
         int batch = dy.Length / (spatial * channels);
-        // Per channel, sum over n then s in index order (double accumulator): one worker per channel.
+        // One worker per channel; per channel, each (n, c) plane is summed in float (SIMD lanes in a
+        // fixed order) and the plane sums are added in n order in double: independent of the split.
         _partition.For(channels, 8, (dyData, dBiasData, channels, spatial, batch), static (s, _, start, end) =>
         {
             for (int ch = start; ch < end; ch++)
             {
                 double sum = 0;
-                for (int n = 0; n < s.batch; n++)
-                {
-                    int offset = (n * s.channels + ch) * s.spatial;
-                    for (int i = 0; i < s.spatial; i++) sum += s.dyData[offset + i];
-                }
+                for (int n = 0; n < s.batch; n++) sum += PlaneSum(s.dyData.AsSpan((n * s.channels + ch) * s.spatial, s.spatial));
                 s.dBiasData[ch] = (float)sum;
             }
         });
+    }
+
+    /// <summary>Sum of a span: four 8-lane float accumulators over blocks of 32, then the tail; a fixed order for a given length.</summary>
+    private static float PlaneSum(ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        float total = 0f;
+        if (Vector256.IsHardwareAccelerated && values.Length >= 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= values.Length - 32; i += 32)
+            {
+                a0 += Vector256.Create(values.Slice(i, 8));
+                a1 += Vector256.Create(values.Slice(i + 8, 8));
+                a2 += Vector256.Create(values.Slice(i + 16, 8));
+                a3 += Vector256.Create(values.Slice(i + 24, 8));
+            }
+            total = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < values.Length; i++) total += values[i];
+        return total;
     }
 
     private static int SpatialOf(Tensor<float> t, int channels, string name)

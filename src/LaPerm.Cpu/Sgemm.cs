@@ -29,12 +29,15 @@ internal sealed unsafe class GemmWorkspace
 
 /// <summary>
 /// Single-precision GEMM, row-major, all transpose combinations, in the BLIS structure:
-/// B is packed into KC x NR micro-panels, A into MR x KC micro-panels, and an MR x NR
-/// register-tiled micro-kernel (AVX2 + FMA, scalar fallback) accumulates over KC.
+/// B is packed into KC x NR micro-panels (or generated into them, see <see cref="IPanelSource"/>),
+/// A into MR x KC micro-panels, and a 6 x 16 register-tiled micro-kernel (AVX2 + FMA; a scalar
+/// kernel of the same structure where FMA is missing) accumulates over each k block.
 ///
 /// Determinism: every element of C goes through the same micro-kernel with the same k
-/// order and the same KC blocking whatever part of C a call covers (edge tiles run on
-/// zero-padded panels), so a result never depends on how C is split between threads.
+/// order and the same k blocking (k cut into equal blocks of at most KC, from k alone)
+/// whatever part of C a call covers (edge tiles run on zero-padded panels and are staged in
+/// the workspace; a stackalloc there measured ~3x slower), so a result never depends on how
+/// C is split between threads.
 /// Rounding: per KC block, c = alpha * acc + beta' * c with beta' = beta for the first
 /// block and 1 afterwards (multiply and add, never fused, identical in the vector and
 /// scalar paths). With beta = 0 the old C is never read.
@@ -57,6 +60,7 @@ internal static unsafe class Sgemm
     /// As above with op(B) supplied by a panel source, so B can be generated on the fly
     /// (implicit im2col) instead of being read from a materialised matrix.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and on-stack replacement
     public static void ComputeBlock<TPanels>(bool transposeA, int m, int n, int k, float alpha,
         float* a, in TPanels b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace)
         where TPanels : struct, IPanelSource
@@ -151,6 +155,7 @@ internal static unsafe class Sgemm
         return beta == 0f ? scaled : scaled + Vector256.Create(beta) * Vector256.Load(c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelFma(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta, float* tile)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -252,6 +257,7 @@ internal readonly unsafe struct DensePanels : IPanelSource
     }
 
     /// <summary>Packs k-range [pc, pc+kc) x columns [jc, jc+nc) of op(B) into Sgemm.NR-column micro-panels, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int pc, int kc, int jc, int nc, float* dest)
     {
         for (int jr = 0; jr < nc; jr += Sgemm.NR)
