@@ -20,7 +20,7 @@ internal static class TrainCommand
     public const string Help = """
         laperm train [options]
 
-        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 128, Adam lr 1e-3, sync every 250 steps.
+        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 32, Adam lr 1e-3 x0.5 per epoch, sync every 50 steps.
         --preset NAME          a published setup: conv7-mnist, f1-mnist, f2-mnist, conv2-cifar10, conv4-cifar10,
                                conv13-cifar10, resnet50c-cifar10 (every other flag overrides it, wherever it stands)
         --model M              f1, f2, lenet300, conv7, conv2, conv4, conv13, resnet20, resnet50c, resnetD or FILE.json
