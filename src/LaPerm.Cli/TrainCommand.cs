@@ -39,7 +39,8 @@ internal static class TrainCommand
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
         --augment none|mnist|cifar
         --seed N  --threads N  (same seed and threads: bit-identical results)
-        --eval-every N         evaluate every N steps (default: after every sync; every epoch with --no-reconnect)
+        --eval-every N         evaluate every N steps (default: right after a sync, at most ~4 times an epoch;
+                               every epoch with --no-reconnect)
         --train-eval-size N    also evaluate on the first N training images
         --limit-train N  --limit-test N
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)

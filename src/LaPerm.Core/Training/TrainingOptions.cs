@@ -31,7 +31,7 @@ public sealed record TrainingOptions
     public ulong Seed { get; init; } = 1;
     public int Threads { get; init; } = Environment.ProcessorCount;
 
-    /// <summary>Evaluate every N steps; 0 = after every sync when reconnecting, else at the end of every epoch.</summary>
+    /// <summary>Evaluate every N steps; 0 = right after a sync once a quarter epoch has passed since the last evaluation when reconnecting, else at the end of every epoch.</summary>
     public int EvalEvery { get; init; }
 
     /// <summary>Also evaluate (inference mode) on the first N training images at each evaluation; 0 = off.</summary>
