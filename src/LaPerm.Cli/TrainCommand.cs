@@ -58,7 +58,7 @@ internal static class TrainCommand
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         using var backend = Backends.Create(o.Device, o.Threads);
         bool quiet = a.Has("--quiet");
-        stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {data.Train.Name} " +
+        stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
         stdout.WriteLine($"  {o.Epochs} epochs, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
