@@ -1,20 +1,55 @@
 using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 using LaPerm.Cpu;
+using LaPerm.Cuda;
+using LaPerm.Cuda.Backend;
 
 namespace LaPerm.Cli;
 
-/// <summary>Creates the backend named by --device. Only cpu exists in this build; cuda and emu plug in here.</summary>
+/// <summary>
+/// Creates the backend named by --device: cpu, cuda (the GPU), emu (the GPU kernels on the host
+/// emulator) or auto (cuda when a usable GPU is found, else cpu).
+/// </summary>
 internal static class Backends
 {
-    public static readonly string[] Known = ["cpu", "cuda", "emu"];
+    public static readonly string[] Known = ["cpu", "cuda", "emu", "auto"];
 
     public static IBackend Create(string device, int threads) => device switch
     {
         "cpu" => new CpuBackend(threads),
-        "cuda" or "emu" => throw new UsageException($"--device {device} is not available in this build; use --device cpu."),
-        _ => throw new UsageException($"--device expects cpu, cuda or emu, got '{device}'."),
+        "cuda" or "emu" => OpenDevice(device),
+        "auto" => Auto(threads),
+        _ => throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{device}'."),
     };
+
+    /// <summary>cuda when the driver finds a GPU and the backend opens on it (kernels, cuBLAS), else cpu.</summary>
+    private static IBackend Auto(int threads)
+    {
+        if (CudaInfo.Collect().CudaAvailable)
+        {
+            try
+            {
+                return CudaBackend.Open("cuda");
+            }
+            catch (InvalidOperationException)
+            {
+                // A GPU without a usable CUDA stack (e.g. no cuBLAS): train on the CPU instead.
+            }
+        }
+        return new CpuBackend(threads);
+    }
+
+    private static CudaBackend OpenDevice(string kind)
+    {
+        try
+        {
+            return CudaBackend.Open(kind);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new UsageException($"--device {kind} is unavailable here: {e.Message}");
+        }
+    }
 
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
 

@@ -7,10 +7,10 @@ namespace LaPerm.Cli;
 internal static class BenchCommand
 {
     public const string Help = """
-        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu]
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto]
             training images/s of full steps (upload, forward, loss, backward, Adam) on synthetic data:
             warm-up, then the median of W windows of N steps. Without --model: f2, lenet300 and conv7.
-        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu]
+        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto]
             time of one full LaPerm sync of every tensor (median of R).
 
         """;

@@ -43,7 +43,7 @@ internal static class TrainCommand
         --train-eval-size N    also evaluate on the first N training images
         --limit-train N  --limit-test N
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
-        --device cpu           (cuda and emu are not in this build)
+        --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
         --quiet                no progress output
 
         """;
@@ -141,7 +141,7 @@ internal static class TrainCommand
         if (a.Int("--limit-test", 1) is { } lte) o = o with { LimitTest = lte };
         if (a.String("--device") is { } dev)
         {
-            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda or emu, got '{dev}'.");
+            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{dev}'.");
             o = o with { Device = dev };
         }
         string model = Path.GetFileNameWithoutExtension(o.Model);
