@@ -26,6 +26,14 @@ struct KernelInfo {
 
 LP_EMU_API bool register_kernel(const KernelInfo& info);
 
+// Static shared memory of each kernel as the PTX compiler allocated it (generated; ends with
+// a null name; empty when no PTX was built).
+struct StaticSharedSize {
+    const char* kernel;
+    unsigned bytes;
+};
+extern const StaticSharedSize static_shared_sizes[];
+
 template <auto Fn> struct KernelBinding;
 
 template <class... A, void (*Fn)(A...)>

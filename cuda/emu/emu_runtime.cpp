@@ -1,6 +1,6 @@
 // emu_runtime.cpp: executes a kernel launch on the CPU with CUDA semantics.
 //
-// Design (details in cuda/emu/README.md):
+// Design (details in cuda/README.md, "The emulator"):
 //  - Blocks run one after another on the calling OS thread (deterministic). Optionally
 //    LAPERM_EMU_THREADS=N spreads blocks over N OS threads (results of float atomics may
 //    then depend on timing, as on a GPU).
@@ -35,7 +35,9 @@
 #include <unordered_map>
 #include <vector>
 
-#if !defined(__x86_64__)
+#if defined(__x86_64__) && !defined(LAPERM_EMU_UCONTEXT)
+#define LAPERM_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -45,16 +47,18 @@ LP_EMU_API thread_local const ThreadView* tls_current_thread = nullptr;
 
 namespace {
 
-constexpr unsigned kDefaultDynamicSharedLimit = 48u * 1024u;  // CUDA default without opt-in
-constexpr unsigned kMaxDynamicSharedOptIn = 227u * 1024u;     // sm_90 per-block maximum
+constexpr unsigned kDefaultSharedLimit = 48u * 1024u;  // static + dynamic per block without opt-in
+constexpr unsigned kMaxSharedOptIn = 227u * 1024u;     // sm_90 per-block maximum with opt-in
 constexpr unsigned kMaxThreadsPerBlock = 1024;
 constexpr std::size_t kDefaultStackBytes = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // Context switch. x86-64: a hand-written switch of the callee-saved registers (no signal
-// mask syscall, unlike swapcontext). Elsewhere: ucontext.
+// mask syscall, unlike swapcontext). The floating-point control state (MXCSR, x87 control
+// word) is not switched: kernels never change it, and fldcw costs more than the rest of the
+// switch together. Elsewhere: ucontext.
 // ---------------------------------------------------------------------------------------
-#if defined(__x86_64__)
+#if defined(LAPERM_EMU_ASM_SWITCH)
 extern "C" void lp_emu_switch_context(void** save_sp, void* load_sp);
 asm(R"(
     .text
@@ -68,14 +72,8 @@ lp_emu_switch_context:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -96,11 +94,6 @@ void prepare_context(Context& ctx, void* stack_base, std::size_t stack_bytes, vo
     *--sp = 0;                                        // fake return address of `entry` (it never returns)
     *--sp = reinterpret_cast<std::uint64_t>(entry);   // popped by `ret`; leaves rsp = 8 mod 16 at entry
     for (int i = 0; i < 6; ++i) *--sp = 0;            // rbp rbx r12 r13 r14 r15
-    std::uint32_t mxcsr;
-    std::uint16_t fpucw;
-    asm volatile("stmxcsr %0" : "=m"(mxcsr));
-    asm volatile("fnstcw %0" : "=m"(fpucw));
-    *--sp = (std::uint64_t{fpucw} << 32) | mxcsr;
     ctx.sp = sp;
 }
 #else
@@ -122,7 +115,8 @@ void prepare_context(Context& ctx, void* stack_base, std::size_t stack_bytes, vo
 // ---------------------------------------------------------------------------------------
 struct KernelEntry {
     KernelInfo info;
-    std::atomic<unsigned> max_dynamic_shared{kDefaultDynamicSharedLimit};
+    int static_shared = -1;                // bytes, from the PTX; -1 when unknown
+    std::atomic<unsigned> max_dynamic_shared{0};  // 0: not opted in (static + dynamic <= 48 KiB)
 };
 
 struct Registry {
@@ -149,6 +143,14 @@ Registry& registry() {
 
 KernelEntry* find_kernel(const char* name) {
     if (name == nullptr) return nullptr;
+    static const bool static_shared_known = [] {
+        for (const StaticSharedSize* s = static_shared_sizes; s->kernel != nullptr; ++s) {
+            auto it = registry().by_name.find(std::string_view(s->kernel));
+            if (it != registry().by_name.end()) it->second->static_shared = static_cast<int>(s->bytes);
+        }
+        return true;
+    }();
+    (void)static_shared_known;
     auto& by_name = registry().by_name;
     auto it = by_name.find(std::string_view(name));
     return it == by_name.end() ? nullptr : it->second;
@@ -235,6 +237,9 @@ struct Thread {
     int c = 0;
     std::uint64_t result = 0;
     int barrier_result = 0;
+    const char* barrier_file = nullptr;  // source place of the barrier this thread waits at
+    int barrier_line = 0;
+    int stack = -1;  // index into Worker::stacks while the fiber has started and not finished
 };
 
 struct Launch {
@@ -278,6 +283,7 @@ std::size_t stack_bytes_setting() {
 // the thread records and the block's dynamic shared memory.
 struct Worker {
     std::vector<Stack> stacks;
+    std::vector<int> free_stacks;  // a thread gets a stack when it first runs and returns it at its end
     std::vector<Thread> threads;
     Context scheduler;
     Thread* running = nullptr;
@@ -293,7 +299,14 @@ struct Worker {
         std::free(dynamic_shared);
     }
 
-    void ensure_stacks(unsigned n) {
+    int take_stack() {
+        if (free_stacks.empty()) add_stacks(static_cast<unsigned>(stacks.size()) + 1);
+        int s = free_stacks.back();
+        free_stacks.pop_back();
+        return s;
+    }
+
+    void add_stacks(unsigned n) {
         if (stacks.size() >= n) return;
         const std::size_t bytes = stack_bytes_setting();
         const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -302,6 +315,7 @@ struct Worker {
             void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (m == MAP_FAILED) throw std::bad_alloc();
             mprotect(m, page, PROT_NONE);
+            free_stacks.push_back(static_cast<int>(stacks.size()));
             stacks.push_back(Stack{m, total, static_cast<unsigned char*>(m) + page, bytes});
         }
     }
@@ -399,7 +413,6 @@ std::string diagnose_deadlock(Worker& w, const Block& b) {
 // Runs one block to completion on this OS thread. Returns an empty string or the error.
 std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     const unsigned n = launch.threads_per_block;
-    w.ensure_stacks(n);
     if (w.threads.size() < n) w.threads.resize(n);
     if (launch.dynamic_shared_bytes > 0) {
         w.ensure_dynamic_shared(launch.dynamic_shared_bytes);
@@ -420,7 +433,14 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
         t.view.grid_dim = launch.grid;
         t.view.linear = i;
         t.state = State::Ready;
-        prepare_context(t.context, w.stacks[i].base, w.stacks[i].bytes, &fiber_main);
+        t.stack = -1;
+    }
+    // Stacks are handed out when a thread first runs and taken back when it ends, so a kernel
+    // without barriers runs every thread on the same (cache-hot) stack. A block that ended in
+    // an error left fibers holding stacks: take them all back.
+    if (w.free_stacks.size() != w.stacks.size()) {
+        w.free_stacks.clear();
+        for (int s = static_cast<int>(w.stacks.size()) - 1; s >= 0; --s) w.free_stacks.push_back(s);
     }
 
     w.block = &block;
@@ -431,9 +451,18 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
             Thread& t = w.threads[i];
             if (t.state != State::Ready) continue;
             ran = true;
+            if (t.stack < 0) {
+                t.stack = w.take_stack();
+                const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
+                prepare_context(t.context, st.base, st.bytes, &fiber_main);
+            }
             w.running = &t;
             tls_current_thread = &t.view;
             switch_context(w.scheduler, t.context);
+            if (t.state == State::Done) {
+                w.free_stacks.push_back(t.stack);
+                t.stack = -1;
+            }
             if (!block.error.empty()) break;
         }
         if (!block.error.empty()) {
@@ -534,10 +563,35 @@ LP_EMU_API bool register_kernel(const KernelInfo& info) {
     return true;
 }
 
-LP_EMU_API int barrier(BarrierOp op, int predicate) {
+namespace {
+const char* base_name(const char* path) {
+    const char* slash = std::strrchr(path, '/');
+    return slash != nullptr ? slash + 1 : path;
+}
+}  // namespace
+
+LP_EMU_API int barrier(BarrierOp op, int predicate, const char* file, int line) {
     Worker& w = worker();
     Thread& t = *w.running;
     Block& b = *w.block;
+    // A warp reaches a barrier together: every lane of t's warp already waiting must wait at
+    // the same source place (bar.sync is .aligned on the GPU; divergence there hangs it).
+    const unsigned base = t.view.linear & ~31u;
+    const unsigned end = std::min(base + 32u, b.threads);
+    for (unsigned i = base; i < end; ++i) {
+        const Thread& o = w.threads[i];
+        if (o.state != State::AtBarrier) continue;
+        if (o.barrier_line != line || std::strcmp(o.barrier_file, file) != 0) {
+            abort_thread(w, t, format("%s (lane %u of warp %u) reaches %s() at %s:%d while lane %u of the same warp waits at "
+                                      "%s:%d: the lanes of a warp must reach a barrier at the same place (on the GPU it is an "
+                                      "aligned bar.sync, and a lane-divergent one hangs)",
+                                      thread_name(t.view).c_str(), t.view.linear & 31u, base / 32, barrier_op_name(op),
+                                      base_name(file), line, i & 31u, base_name(o.barrier_file), o.barrier_line));
+        }
+        break;
+    }
+    t.barrier_file = file;
+    t.barrier_line = line;
     if (b.at_barrier == 0) {
         b.barrier_op = op;
         b.barrier_accumulator = op == BarrierOp::And ? 1 : 0;
@@ -683,11 +737,22 @@ LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_count(const char* kernel) {
 LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsigned bytes) {
     KernelEntry* k = find_kernel(kernel);
     if (k == nullptr) return fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
-    if (bytes > kMaxDynamicSharedOptIn)
-        return fail_call(format("kernel '%s': %u bytes of dynamic shared memory requested, at most %u are possible per block",
-                                k->info.name, bytes, kMaxDynamicSharedOptIn));
+    const unsigned static_bytes = k->static_shared > 0 ? static_cast<unsigned>(k->static_shared) : 0u;
+    if (std::uint64_t{bytes} + static_bytes > kMaxSharedOptIn)
+        return fail_call(format("kernel '%s': %u bytes of dynamic shared memory requested on top of %u static, "
+                                "at most %u are possible per block",
+                                k->info.name, bytes, static_bytes, kMaxSharedOptIn));
     k->max_dynamic_shared.store(bytes);
     return 0;
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel) {
+    const KernelEntry* k = find_kernel(kernel);
+    if (k == nullptr) {
+        fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+        return -1;
+    }
+    return k->static_shared;
 }
 
 LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsigned gridY, unsigned gridZ,
@@ -707,11 +772,16 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
         if (gridX > 0x7fffffffu || gridY > 65535u || gridZ > 65535u)
             return fail_call(format("kernel '%s': grid (%u,%u,%u) exceeds the CUDA limits (2^31-1, 65535, 65535)",
                                     name, gridX, gridY, gridZ));
-        const unsigned limit = k->max_dynamic_shared.load();
-        if (dynamicSharedBytes > limit)
-            return fail_call(format("kernel '%s': %u bytes of dynamic shared memory exceed the kernel's limit of %u bytes "
-                                    "(raise it with laperm_emu_set_max_dynamic_shared, as cuFuncSetAttribute does, up to %u)",
-                                    name, dynamicSharedBytes, limit, kMaxDynamicSharedOptIn));
+        const unsigned static_bytes = k->static_shared > 0 ? static_cast<unsigned>(k->static_shared) : 0u;
+        const unsigned opted_in = k->max_dynamic_shared.load();
+        if (opted_in == 0 && std::uint64_t{static_bytes} + dynamicSharedBytes > kDefaultSharedLimit)
+            return fail_call(format("kernel '%s': %u bytes of static and %u bytes of dynamic shared memory exceed the %u bytes "
+                                    "a block gets without opt-in (raise the dynamic limit with laperm_emu_set_max_dynamic_shared, "
+                                    "as cuFuncSetAttribute does)",
+                                    name, static_bytes, dynamicSharedBytes, kDefaultSharedLimit));
+        if (opted_in != 0 && dynamicSharedBytes > opted_in)
+            return fail_call(format("kernel '%s': %u bytes of dynamic shared memory exceed the kernel's opted-in limit of %u bytes",
+                                    name, dynamicSharedBytes, opted_in));
         if (k->info.arg_count > 0 && args == nullptr)
             return fail_call(format("kernel '%s': takes %u arguments but args is null", name, k->info.arg_count));
         for (unsigned i = 0; i < k->info.arg_count; ++i) {

@@ -41,9 +41,14 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel,
                                         unsigned blockX, unsigned blockY, unsigned blockZ,
                                         unsigned dynamicSharedBytes, void** args);
 
-/* The emulator's cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES):
- * dynamic shared memory above 48 KiB must be opted into per kernel, up to 227 KiB. */
+/* The emulator's cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES).
+ * As on the GPU: without it, static + dynamic shared memory of a block must fit in 48 KiB;
+ * with it, dynamic shared memory may reach `bytes`, and static + bytes must fit in 227 KiB. */
 LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsigned bytes);
+
+/* Static shared memory of a kernel in bytes, as the PTX compiler allocated it; -1 when
+ * unknown (no PTX was built on this machine: only dynamic shared memory is checked then). */
+LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel);
 
 /* Device buffers: [base, base + bytes). Overlapping registrations are refused. */
 LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes);

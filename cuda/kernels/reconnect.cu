@@ -20,6 +20,7 @@
 //   reconnect_warp32 / _warp64 / _warp128          variant 2 (warp per row, registers + shuffles)
 //   reconnect_block_bitonic                        variant 3 (block per row, shared-memory bitonic)
 //   reconnect_block_radix                          variant 4 (block per row, shared-memory LSD radix)
+//   reconnect_bucket_i1 .. _i32                    variant 6 (block per row, bucket rank, registers)
 #include <laperm/device.cuh>
 
 struct ReconnectTensor
@@ -298,17 +299,9 @@ RC_UNROLL
     }
 }
 
-extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, int tensorCount, int totalRows)
+// One row by the whole block; smem holds rc_radix_shared_words(n, warps) words.
+__device__ void rc_block_radix_row(float* w, const float* s0, int n, unsigned* rc_radix_smem)
 {
-    LP_DYNAMIC_SHARED(unsigned, rc_radix_smem);
-    const int row = blockIdx.x;
-    if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
-
     const int tid = threadIdx.x, threads = blockDim.x, lane = tid & 31, warp = tid >> 5, warps = threads >> 5;
     unsigned* counters = rc_radix_smem;               // [digit][warp]
     unsigned* warpTotals = counters + 256 * warps;    // 32 scan slots
@@ -371,6 +364,168 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
     for (int i = tid; i < n; i += threads) vals[colsA[i]] = s0[i];
     __syncthreads();
     for (int i = tid; i < n; i += threads) w[i] = vals[i];
+}
+
+extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_radix_smem);
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    rc_block_radix_row(t->w + rowStart, t->sorted0 + rowStart, n, rc_radix_smem);
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 6: block per row, bucket rank. 256 threads, ITEMS elements per thread in
+// registers (n <= 256 * ITEMS). Values are bucketed linearly between the row's finite
+// min and max (B buckets; -NaN/-inf to the first, +inf/+NaN to the last): the bucket index
+// is monotone in the total order, because v - min and the scaling are monotone under
+// round-to-nearest. A shared-memory histogram (atomics) and a scan give each bucket its
+// range; the composites are placed there (in any order), then each element's rank is its
+// bucket's start plus the number of composites below its own in the bucket (exact: the
+// composites are unique). w[j] = sorted0[rank(j)]: w is read once and written once,
+// coalesced; sorted0 is gathered within the row. Rows with a bucket over RC_BUCKET_LIMIT
+// elements (heavy ties, skewed values) take the radix path in the same block instead.
+// Shared memory: max(bucket: 4*B + 128 + 8n + 16, radix fallback) bytes.
+// ---------------------------------------------------------------------------------------
+#define RC_BUCKET_THREADS 256
+#define RC_BUCKET_LIMIT 96
+
+template <int ITEMS>
+__device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
+{
+    const int buckets = ITEMS == 1 ? RC_BUCKET_THREADS : 128 * ITEMS; // a multiple of the block size
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+    unsigned* counts = smem;                       // [buckets]
+    unsigned* warpTotals = counts + buckets;       // [32]
+    float* range = (float*)(warpTotals + 32);      // [2 * 8] per-warp min, max
+    unsigned long long* placed = (unsigned long long*)(range + 16 + 16); // [n], 8-byte aligned
+
+    float v[ITEMS];
+    float lo = INFINITY, hi = -INFINITY;
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * RC_BUCKET_THREADS;
+        v[k] = j < n ? w[j] : 0.0f;
+        if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
+    }
+    for (int i = tid; i < buckets; i += RC_BUCKET_THREADS) counts[i] = 0;
+RC_UNROLL
+    for (int d = 16; d > 0; d >>= 1)
+    {
+        lo = fminf(lo, __shfl_xor_sync(RC_FULL_MASK, lo, d));
+        hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
+    }
+    if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
+    __syncthreads();
+    lo = range[0]; hi = range[16];
+    for (int i = 1; i < RC_BUCKET_THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    const float span = hi - lo;
+    const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
+
+    int bucket[ITEMS];
+    unsigned slot[ITEMS];
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * RC_BUCKET_THREADS;
+        bucket[k] = 0;
+        slot[k] = 0;
+        if (j < n)
+        {
+            int b;
+            if (isfinite(v[k]))
+            {
+                const float f = (v[k] - lo) * scale;          // >= 0; inf or NaN only when span overflowed
+                b = f < (float)buckets ? (int)f : buckets - 1;
+            }
+            else
+            {
+                b = (__float_as_uint(v[k]) & 0x80000000u) ? 0 : buckets - 1;
+            }
+            bucket[k] = b;
+            slot[k] = atomicAdd(&counts[b], 1u);
+        }
+    }
+    __syncthreads();
+    int crowded = 0;
+    for (int i = tid; i < buckets; i += RC_BUCKET_THREADS) crowded |= counts[i] > RC_BUCKET_LIMIT;
+    if (__syncthreads_or(crowded))
+    {
+        rc_block_radix_row(w, s0, n, smem); // w is untouched so far
+        return;
+    }
+    rc_block_exclusive_scan(counts, buckets, warpTotals);
+    __syncthreads();
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * RC_BUCKET_THREADS;
+        if (j < n) placed[counts[bucket[k]] + slot[k]] = rc_composite(v[k], j);
+    }
+    __syncthreads();
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * RC_BUCKET_THREADS;
+        if (j < n)
+        {
+            const unsigned long long c = rc_composite(v[k], j);
+            const int b = bucket[k];
+            const int begin = (int)counts[b];
+            const int end = b + 1 < buckets ? (int)counts[b + 1] : n;
+            int rank = begin;
+            for (int i = begin; i < end; i++) rank += placed[i] < c;
+            w[j] = s0[rank];
+        }
+    }
+}
+
+extern "C" __global__ void reconnect_bucket_i1(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<1>(table, tensorCount, totalRows, rc_bucket_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_i2(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<2>(table, tensorCount, totalRows, rc_bucket_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_i4(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<4>(table, tensorCount, totalRows, rc_bucket_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_i8(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<8>(table, tensorCount, totalRows, rc_bucket_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_i16(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<16>(table, tensorCount, totalRows, rc_bucket_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_i32(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
+    rc_bucket_rows<32>(table, tensorCount, totalRows, rc_bucket_smem);
 }
 
 // ---------------------------------------------------------------------------------------

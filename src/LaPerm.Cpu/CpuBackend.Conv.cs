@@ -2,16 +2,19 @@ using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as im2col + GEMM. Images are processed in groups whose size depends only on
-// the geometry (never on the thread count): a group's columns form one [K, G*P] matrix
-// (K = cin*kh*kw, P = outH*outW), so one GEMM covers G images even when P is tiny
-// (the last conv7 layer has P = 1). im2col/col2im run in parallel over the images of a
-// group; the GEMMs run in parallel over output tiles.
+// Convolution as GEMM over the whole batch. The column matrix [K = cin*kh*kw, N*P]
+// (P = outH*outW) is never materialised for the forward pass and the filter gradient: the
+// GEMM packs its B panels straight from the images (implicit im2col, see ConvPanels), so
+// the only memory traffic besides the GEMM is one [cout, N*P] -> NCHW reshuffle.
+// The data gradient of a stride-1 convolution is itself a stride-1 convolution of dy with
+// the flipped, transposed kernel and goes the same way; strided convolutions use
+// GEMM + col2im over groups of images whose size depends on the geometry only.
 public sealed partial class CpuBackend
 {
     /// <summary>
-    /// Upper bound on one group's column matrix, in floats (default 4 Mi = 16 MiB). Group sizes
-    /// follow from it and the geometry only; tests lower it to exercise multi-group batches.
+    /// Upper bound on one group's column matrix in the strided data gradient, in floats (default
+    /// 4 Mi = 16 MiB). Group sizes follow from it and the geometry only; tests lower it to
+    /// exercise multi-group batches.
     /// </summary>
     internal int ColumnBudget { get; set; } = 4 << 20;
 
@@ -29,33 +32,43 @@ public sealed partial class CpuBackend
         return (int)Math.Clamp(ColumnBudget / Math.Max(perImage, 1), 1, g.Batch);
     }
 
+    private static ConvShape ShapeOf(ConvGeometry g) =>
+        new(g.InChannels, g.InHeight, g.InWidth, g.KernelHeight, g.KernelWidth, g.Stride, g.PadTop, g.PadLeft, g.OutHeight, g.OutWidth);
+
     public void ConvForward(ConvGeometry g, Tensor<float> x, Tensor<float> w, Tensor<float> y)
     {
         CheckGeometry(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var yData = Data(y, nameof(y), g.OutputLength);
-        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        int group = GroupSize(g);
-        var columns = _columns.Get(k * group * p);
-        for (int n0 = 0; n0 < g.Batch; n0 += group)
-        {
-            int count = Math.Min(group, g.Batch - n0);
-            int width = count * p;
-            Im2ColGroup(g, xData, n0, count, columns);
-            if (count == 1)
-            {
-                GemmParallel(false, false, g.OutChannels, width, k, 1f, wData, 0, columns, 0, 0f, yData, n0 * g.OutChannels * p);
-                continue;
-            }
-            var product = _gathered.Get(g.OutChannels * width);
-            GemmParallel(false, false, g.OutChannels, width, k, 1f, wData, 0, columns, 0, 0f, product, 0);
-            // [cout, G*P] -> G images of [cout, P].
-            for (int i = 0; i < count; i++)
-                for (int co = 0; co < g.OutChannels; co++)
-                    product.AsSpan(co * width + i * p, p).CopyTo(yData.AsSpan(((n0 + i) * g.OutChannels + co) * p, p));
-        }
+        ConvForwardCore(g, xData, wData, yData);
     }
+
+    private unsafe void ConvForwardCore(ConvGeometry g, float[] xData, float[] wData, float[] yData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, width = g.Batch * p;
+        var panels = new Im2ColPanels(Address(xData), ShapeOf(g));
+        if (g.Batch == 1)
+        {
+            GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, yData, 0);
+            return;
+        }
+        var product = _gathered.Get(g.OutChannels * width);
+        GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, product, 0);
+        // [cout, N*P] -> N images of [cout, P].
+        _partition.For(g.Batch, 8, (g, product, yData, width, p), static (s, _, start, end) =>
+        {
+            for (int n = start; n < end; n++)
+                for (int co = 0; co < s.g.OutChannels; co++)
+                    s.product.AsSpan(co * s.width + n * s.p, s.p).CopyTo(s.yData.AsSpan((n * s.g.OutChannels + co) * s.p, s.p));
+        });
+    }
+
+    /// <summary>
+    /// The flipped-kernel convolution does IH*IW / (OH*OW) times the multiply-adds of GEMM + col2im
+    /// (it also multiplies the zero padding): worth it only while that ratio is small.
+    /// </summary>
+    internal double FlippedConvolutionMaxGrowth { get; set; } = 1.3;
 
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
     {
@@ -63,6 +76,25 @@ public sealed partial class CpuBackend
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var dxData = Data(dx, nameof(dx), g.InputLength);
+        if (g.Stride == 1 && g.InHeight * g.InWidth <= FlippedConvolutionMaxGrowth * g.OutHeight * g.OutWidth)
+        {
+            // dx[ci, iy, ix] = sum dy[co, iy + padTop - ky, ix + padLeft - kx] w[co, ci, ky, kx]: a stride-1
+            // convolution of dy (cout channels) with w'[ci, co, ky', kx'] = w[co, ci, kh-1-ky', kw-1-kx'] and
+            // padding kh-1-padTop / kw-1-padLeft (out-of-range taps read 0, so any bottom/right padding is implied).
+            var flipped = _flipped.Get(g.WeightLength);
+            int area = g.KernelHeight * g.KernelWidth;
+            for (int co = 0; co < g.OutChannels; co++)
+                for (int ci = 0; ci < g.InChannels; ci++)
+                {
+                    var source = wData.AsSpan((co * g.InChannels + ci) * area, area);
+                    var target = flipped.AsSpan((ci * g.OutChannels + co) * area, area);
+                    for (int t = 0; t < area; t++) target[area - 1 - t] = source[t];
+                }
+            var transposed = new ConvGeometry(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth, g.InChannels, g.KernelHeight, g.KernelWidth,
+                1, g.KernelHeight - 1 - g.PadTop, g.KernelWidth - 1 - g.PadLeft, g.InHeight, g.InWidth);
+            ConvForwardCore(transposed, dyData, flipped, dxData);
+            return;
+        }
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         int group = GroupSize(g);
         var columns = _columns.Get(k * group * p);
@@ -77,24 +109,17 @@ public sealed partial class CpuBackend
         }
     }
 
-    public void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
+    public unsafe void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
     {
         CheckGeometry(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var dwData = Data(dw, nameof(dw), g.WeightLength);
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        int group = GroupSize(g);
-        var columns = _columns.Get(k * group * p);
-        for (int n0 = 0; n0 < g.Batch; n0 += group)
-        {
-            int count = Math.Min(group, g.Batch - n0);
-            int width = count * p;
-            Im2ColGroup(g, xData, n0, count, columns);
-            float[] gradient = GatherOutputGroup(g, dyData, n0, count, out int gradientOffset);
-            // dW[cout, K] (+)= dy[cout, G*P] * col[K, G*P]^T.
-            GemmParallel(false, true, g.OutChannels, k, width, 1f, gradient, gradientOffset, columns, 0, n0 == 0 ? 0f : 1f, dwData, 0);
-        }
+        float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, out int gradientOffset);
+        // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
+        GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
+            new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
     }
 
     /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix (a view of dy itself for one image).</summary>
@@ -115,14 +140,6 @@ public sealed partial class CpuBackend
         return gathered;
     }
 
-    private void Im2ColGroup(ConvGeometry g, float[] xData, int n0, int count, float[] columns)
-    {
-        _partition.For(count, 1, (g, xData, n0, count, columns), static (s, _, start, end) =>
-        {
-            for (int i = start; i < end; i++) Im2Col(s.g, s.xData, s.n0 + i, s.columns, s.count, i);
-        });
-    }
-
     private void Col2ImGroup(ConvGeometry g, float[] columns, int n0, int count, float[] dxData)
     {
         _partition.For(count, 1, (g, columns, n0, count, dxData), static (s, _, start, end) =>
@@ -141,50 +158,6 @@ public sealed partial class CpuBackend
         int lo = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
         int hi = inSize - shift <= 0 ? 0 : Math.Min(outSize, (inSize - shift + stride - 1) / stride);
         return (lo, Math.Max(lo, hi));
-    }
-
-    /// <summary>Writes image n's columns into rows of the [K, groupCount*P] matrix at column offset slot*P.</summary>
-    private static void Im2Col(ConvGeometry g, float[] xData, int n, float[] columns, int groupCount, int slot)
-    {
-        int p = g.OutHeight * g.OutWidth, rowStride = groupCount * p;
-        int inPlane = g.InHeight * g.InWidth;
-        var x = xData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane);
-        int row = 0;
-        for (int ci = 0; ci < g.InChannels; ci++)
-        {
-            var plane = x.Slice(ci * inPlane, inPlane);
-            for (int ky = 0; ky < g.KernelHeight; ky++)
-            {
-                var (oyLo, oyHi) = ValidRange(g.OutHeight, g.InHeight, g.Stride, g.PadTop, ky);
-                for (int kx = 0; kx < g.KernelWidth; kx++, row++)
-                {
-                    var (oxLo, oxHi) = ValidRange(g.OutWidth, g.InWidth, g.Stride, g.PadLeft, kx);
-                    var dest = columns.AsSpan(row * rowStride + slot * p, p);
-                    for (int oy = 0; oy < g.OutHeight; oy++)
-                    {
-                        var outRow = dest.Slice(oy * g.OutWidth, g.OutWidth);
-                        if (oy < oyLo || oy >= oyHi || oxLo >= oxHi)
-                        {
-                            outRow.Clear();
-                            continue;
-                        }
-                        int iy = oy * g.Stride - g.PadTop + ky;
-                        var inRow = plane.Slice(iy * g.InWidth, g.InWidth);
-                        outRow[..oxLo].Clear();
-                        outRow[oxHi..].Clear();
-                        int ix0 = oxLo * g.Stride - g.PadLeft + kx;
-                        if (g.Stride == 1)
-                        {
-                            inRow.Slice(ix0, oxHi - oxLo).CopyTo(outRow[oxLo..oxHi]);
-                        }
-                        else
-                        {
-                            for (int ox = oxLo, ix = ix0; ox < oxHi; ox++, ix += g.Stride) outRow[ox] = inRow[ix];
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// <summary>dx[n] = 0, then adds the columns of image slot back, kernel position by kernel position (fixed order).</summary>

@@ -64,7 +64,7 @@ public sealed record CudaInfoReport(
 
     private static string Line(LibraryInfo library) => library.Found
         ? $"{library.Name} {library.Version} ({library.Path})"
-        : $"{library.Name}: not found: {library.Problem}";
+        : $"{library.Name}: unavailable: {library.Problem}";
 }
 
 /// <summary>Library discovery and the device report for `laperm info`.</summary>

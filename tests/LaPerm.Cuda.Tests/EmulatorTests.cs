@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 using LaPerm.Cuda.Kernels;
 using LaPerm.Cuda.Runtime;
@@ -52,6 +53,15 @@ public sealed class EmulatorKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        // adam.cu's struct AdamTensor is 40 bytes: four pointers, then a 64-bit length.
+        Assert.Equal(40, System.Runtime.CompilerServices.Unsafe.SizeOf<AdamTensorRecord>());
+        using var device = TestDevices.OpenEmulator();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenEmulator();
@@ -65,6 +75,39 @@ public sealed class EmulatorKernelTests
     {
         using var device = TestDevices.OpenEmulator();
         KernelChecks.Gemm(device, transposeA, transposeB, 61);
+    }
+
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, false, 0.25f)]
+    [InlineData(false, true, 0f)]
+    [InlineData(true, true, -1f)]
+    public void BatchedGemmIsTheCpuBackendsBitForBit(bool transposeA, bool transposeB, float beta)
+    {
+        using var device = TestDevices.OpenEmulator();
+        LibraryChecks.GemmAgainstCpu(device, transposeA, transposeB, beta, 62, exact: true);
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 9, 4, 3, 1, true)]
+    [InlineData(3, 2, 8, 8, 5, 3, 2, true)]    // TF 'same' with stride 2: asymmetric padding
+    [InlineData(2, 4, 7, 6, 3, 2, 1, false)]
+    public void ConvolutionsAreTheCpuBackendsBitForBit(int batch, int inC, int h, int w, int outC, int kernel, int stride, bool same)
+    {
+        using var device = TestDevices.OpenEmulator();
+        LibraryChecks.Convolutions(device, ConvGeometry.Create(batch, inC, h, w, outC, kernel, kernel, stride, same), 63, exact: true);
+    }
+
+    [Fact]
+    public void ConvolutionOperandsAreLengthChecked()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var g = ConvGeometry.Create(2, 3, 8, 8, 4, 3, 3, 1, true);
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength - 1);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<ArgumentException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains($"operand w has {g.WeightLength - 1} elements, expected at least {g.WeightLength}", e.Message);
     }
 }
 
@@ -115,7 +158,8 @@ public sealed class EmulatorRuntimeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.CopyTo(b, 5, sourceOffset: 6));
         Assert.Throws<ArgumentOutOfRangeException>(() => a.PointerAt(11));
-        Assert.Throws<NotSupportedException>(() => device.Allocate<double>(2).Fill(1.0));
+        using var doubles = device.Allocate<double>(2);
+        Assert.Throws<NotSupportedException>(() => doubles.Fill(1.0));
         Assert.Throws<ArgumentOutOfRangeException>(() => device.Allocate<float>(-1));
     }
 

@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 using LaPerm.Cuda.Runtime;
 
@@ -42,6 +43,13 @@ public sealed class GpuKernelTests
     }
 
     [Fact]
+    public void AdamMultiTensor()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        KernelChecks.AdamMulti(device, 43);
+    }
+
+    [Fact]
     public void GraphReplayEqualsDirectLaunches()
     {
         using var device = TestDevices.OpenGpuOrSkip();
@@ -57,6 +65,39 @@ public sealed class GpuKernelTests
     {
         using var device = TestDevices.OpenGpuOrSkip();
         KernelChecks.Gemm(device, transposeA, transposeB, 61);
+    }
+
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, true, -1f)]
+    public void CublasBatchedGemmMatchesCpuBackend(bool transposeA, bool transposeB, float beta)
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        LibraryChecks.GemmAgainstCpu(device, transposeA, transposeB, beta, 62, exact: false);
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 9, 4, 3, 1, true)]
+    [InlineData(4, 16, 32, 32, 32, 3, 1, true)]
+    [InlineData(2, 4, 7, 6, 3, 2, 1, false)]
+    public void CudnnConvolutionsMatchCpuBackend(int batch, int inC, int h, int w, int outC, int kernel, int stride, bool same)
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        if (Cudnn.TryLoad(out string? reason) is null) Assert.Skip($"cuDNN not installed: {reason}");
+        LibraryChecks.Convolutions(device, ConvGeometry.Create(batch, inC, h, w, outC, kernel, kernel, stride, same), 63, exact: false);
+    }
+
+    [Fact]
+    public void CudnnRefusesAsymmetricPaddingWithAReason()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        if (Cudnn.TryLoad(out string? reason) is null) Assert.Skip($"cuDNN not installed: {reason}");
+        var g = ConvGeometry.Create(1, 2, 8, 8, 2, 3, 3, 2, true);   // pads 0 top, 1 bottom
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<NotSupportedException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains("symmetrically", e.Message);
     }
 
     [Fact]
@@ -92,6 +133,39 @@ public sealed class GpuKernelTests
             driver.ModuleLoadData(".version 7.5\n.target sm_80\n.address_size 64\n.visible .entry broken() { bogus; }\n"u8, "broken.ptx", out _));
         Assert.Equal("cuModuleLoadDataEx", e.ApiName);
         Assert.Equal("broken.ptx", e.Context);
+    }
+
+    [Fact]
+    public void ProfilerStartStopAndNvtxRangesWorkWithoutAProfiler()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var profiler = new StepProfiler(device, ProfileSteps.Parse("1:2"));
+        using var buffer = device.Allocate<float>(1024);
+        for (long step = 1; step <= 3; step++)
+        {
+            profiler.BeginStep(step);
+            using (Nvtx.Range(NvtxPhase.Step)) buffer.Fill(step);
+            profiler.EndStep(step);
+        }
+        Assert.False(profiler.Active);
+        Assert.All(buffer.ToArray(), v => Assert.Equal(3f, v));
+    }
+
+    [Fact]
+    public void BuffersCanBeDisposedFromAnotherThread()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        var buffer = device.Allocate<float>(256);
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { buffer.Dispose(); }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Null(failure);
+        Assert.Throws<ObjectDisposedException>(() => _ = buffer.Pointer);
     }
 
     [Fact]

@@ -107,6 +107,53 @@ internal static class KernelChecks
         }
     }
 
+    /// <summary>The multi-tensor Adam over tensors of different lengths equals per-tensor references.</summary>
+    public static void AdamMulti(Device device, int seed)
+    {
+        var random = new Random(seed);
+        int[] lengths = [1, 300, 4097, 64];
+        var step = new AdamStep(2e-3f, 0.9f, 0.999f, 1e-7f, random.Next(1, 100));
+        using var kernels = new PrimitiveKernels(device);
+        var host = new List<float[][]>();
+        var buffers = new List<DeviceBuffer<float>>();
+        var records = new AdamTensorRecord[lengths.Length];
+        try
+        {
+            for (int t = 0; t < lengths.Length; t++)
+            {
+                float[] w = TestDevices.RandomFloats(random, lengths[t]), g = TestDevices.RandomFloats(random, lengths[t], 0.1f);
+                float[] m = TestDevices.RandomFloats(random, lengths[t], 0.01f), v = TestDevices.RandomFloats(random, lengths[t], 0.001f);
+                for (int i = 0; i < v.Length; i++) v[i] = Math.Abs(v[i]);
+                host.Add([w, g, m, v]);
+                var d = new[] { w, g, m, v }.Select(a => TestDevices.Upload(device, a)).ToArray();
+                buffers.AddRange(d);
+                records[t] = new AdamTensorRecord(d[0].Pointer, d[1].Pointer, d[2].Pointer, d[3].Pointer, lengths[t]);
+            }
+            using var table = device.Allocate<AdamTensorRecord>(records.Length);
+            table.CopyFrom(records);
+            kernels.AdamMulti(device.Stream, step, table, records.Length, blocksPerTensor: 4);
+            float lrT = PrimitiveKernels.AdamLearningRate(step);
+            for (int t = 0; t < lengths.Length; t++)
+            {
+                float[] w1 = buffers[4 * t].ToArray(), m1 = buffers[4 * t + 2].ToArray(), v1 = buffers[4 * t + 3].ToArray();
+                float[] w = host[t][0], g = host[t][1], m = host[t][2], v = host[t][3];
+                for (int i = 0; i < lengths[t]; i++)
+                {
+                    float mi = step.Beta1 * m[i] + (1f - step.Beta1) * g[i];
+                    float vi = step.Beta2 * v[i] + (1f - step.Beta2) * g[i] * g[i];
+                    float wi = w[i] - lrT * mi / (MathF.Sqrt(vi) + step.Epsilon);
+                    AssertBits(mi, m1[i], $"tensor {t} m", i);
+                    AssertBits(vi, v1[i], $"tensor {t} v", i);
+                    AssertBits(wi, w1[i], $"tensor {t} w", i);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var buffer in buffers) buffer.Dispose();
+        }
+    }
+
     private static void AssertBits(float expected, float actual, string name, int i) =>
         Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
             $"adam_v1 {name}[{i}] = {actual:R}, expected {expected:R} (bit-exact; {Math.Abs(BitConverter.SingleToInt32Bits(expected) - BitConverter.SingleToInt32Bits(actual))} ulp apart)");
@@ -190,5 +237,95 @@ internal static class KernelChecks
                 double bound = (k + 1) * Math.Pow(2, -24) * 1.5 * magnitude;
                 Assert.True(Math.Abs(c[i * n + j] - 1.5 * sum) <= bound, $"C[{i},{j}] = {c[i * n + j]}, expected {1.5 * sum} +- {bound}");
             }
+    }
+}
+
+/// <summary>Device library calls (GEMM, convolutions) against the CPU backend, the reference.</summary>
+internal static class LibraryChecks
+{
+    /// <summary>
+    /// Runs forward, backward data and backward filter on the device and on the CPU backend.
+    /// <paramref name="exact"/> demands bit-identity (emu runs the CPU code); on a GPU cuDNN
+    /// sums in another order, so the comparison is bounded (see Compare).
+    /// </summary>
+    public static void Convolutions(Device device, ConvGeometry g, int seed, bool exact)
+    {
+        var random = new Random(seed);
+        float[] x = TestDevices.RandomFloats(random, g.InputLength), w = TestDevices.RandomFloats(random, g.WeightLength);
+        float[] dy = TestDevices.RandomFloats(random, g.OutputLength);
+        using var cpu = new LaPerm.Cpu.CpuBackend(2);
+        float[] Cpu(Action<Tensor<float>, Tensor<float>, Tensor<float>> op, float[] first, float[] second, int outputLength)
+        {
+            using var a = cpu.Allocate<float>(new Shape(first.Length));
+            using var b = cpu.Allocate<float>(new Shape(second.Length));
+            using var c = cpu.Allocate<float>(new Shape(outputLength));
+            cpu.Upload<float>(first, a);
+            cpu.Upload<float>(second, b);
+            op(a, b, c);
+            var result = new float[outputLength];
+            cpu.Download(c, result);
+            return result;
+        }
+        float[] expectedY = Cpu((a, b, c) => cpu.ConvForward(g, a, b, c), x, w, g.OutputLength);
+        float[] expectedDx = Cpu((a, b, c) => cpu.ConvBackwardData(g, a, b, c), dy, w, g.InputLength);
+        float[] expectedDw = Cpu((a, b, c) => cpu.ConvBackwardFilter(g, a, b, c), x, dy, g.WeightLength);
+
+        using var dx = TestDevices.Upload(device, x);
+        using var dw = TestDevices.Upload(device, w);
+        using var ddy = TestDevices.Upload(device, dy);
+        using var y = TestDevices.Poisoned(device, g.OutputLength);
+        using var gx = TestDevices.Poisoned(device, g.InputLength);
+        using var gw = TestDevices.Poisoned(device, g.WeightLength);
+        device.ConvForward(device.Stream, g, dx, dw, y);
+        device.ConvBackwardData(device.Stream, g, ddy, dw, gx);
+        device.ConvBackwardFilter(device.Stream, g, dx, ddy, gw);
+        Compare("y", expectedY, y.ToArray(), x, w, g.InChannels * g.KernelHeight * g.KernelWidth, exact);
+        Compare("dx", expectedDx, gx.ToArray(), dy, w, g.OutChannels * g.KernelHeight * g.KernelWidth, exact);
+        Compare("dw", expectedDw, gw.ToArray(), x, dy, g.Batch * g.OutHeight * g.OutWidth, exact);
+    }
+
+    private static void Compare(string name, float[] expected, float[] actual, float[] first, float[] second, int terms, bool exact)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        // Every output sums at most `terms` products, each at most P = max|first| * max|second|;
+        // float summation in any order errs by <= terms * 2^-24 * (terms * P) per side, so two
+        // differently ordered results differ by <= 2 * terms * 2^-24 * terms * P.
+        double bound = exact ? 0 : 2.0 * terms * Math.Pow(2, -24) * MaxAbs(first) * MaxAbs(second) * terms;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            bool ok = exact
+                ? BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i])
+                : Math.Abs(expected[i] - actual[i]) <= bound;
+            Assert.True(ok, $"{name}[{i}] = {actual[i]:R}, CPU backend {expected[i]:R} ({(exact ? "bit-exact" : $"bound {bound:E2}")})");
+        }
+    }
+
+    private static double MaxAbs(float[] values) => values.Max(v => Math.Abs((double)v));
+
+    /// <summary>Batched GEMM on the device against the CPU backend's GEMM of each matrix.</summary>
+    public static void GemmAgainstCpu(Device device, bool transposeA, bool transposeB, float beta, int seed, bool exact)
+    {
+        const int m = 19, n = 23, k = 300, batch = 3;
+        var random = new Random(seed);
+        float[] a = TestDevices.RandomFloats(random, m * k * batch), b = TestDevices.RandomFloats(random, k * n * batch);
+        float[] c = TestDevices.RandomFloats(random, m * n * batch);
+        using var cpu = new LaPerm.Cpu.CpuBackend(2);
+        var expected = new float[m * n * batch];
+        for (int s = 0; s < batch; s++)
+        {
+            using var ta = cpu.Allocate<float>(new Shape(m * k));
+            using var tb = cpu.Allocate<float>(new Shape(k * n));
+            using var tc = cpu.Allocate<float>(new Shape(m * n));
+            cpu.Upload<float>(a.AsSpan(s * m * k, m * k), ta);
+            cpu.Upload<float>(b.AsSpan(s * k * n, k * n), tb);
+            cpu.Upload<float>(c.AsSpan(s * m * n, m * n), tc);
+            cpu.Gemm(transposeA, transposeB, m, n, k, 0.5f, ta, tb, beta, tc);
+            cpu.Download(tc, expected.AsSpan(s * m * n, m * n));
+        }
+        using var da = TestDevices.Upload(device, a);
+        using var db = TestDevices.Upload(device, b);
+        using var dc = beta == 0f ? TestDevices.Poisoned(device, c.Length) : TestDevices.Upload(device, c);
+        device.GemmStridedBatched(device.Stream, transposeA, transposeB, m, n, k, 0.5f, da, m * k, db, k * n, beta, dc, m * n, batch);
+        Compare("C", expected, dc.ToArray(), a, b, k, exact);
     }
 }

@@ -19,6 +19,7 @@ LP_EMU_REGISTER(test_bad_early_exit)
 LP_EMU_REGISTER(test_bad_shuffle_exit)
 LP_EMU_REGISTER(test_bad_mask)
 LP_EMU_REGISTER(test_bad_barrier_vs_warp)
+LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
 
 using namespace lp_test;
 
@@ -34,7 +35,7 @@ void divergent_barrier() {
         if (!launch_ok("test_divergent_barrier", blocks, block, 0, seed, out.ptr())) continue;
         for (unsigned b = 0; b < blocks; ++b)
             for (unsigned t = 0; t < block; ++t) {
-                unsigned src = t % 2 == 0 ? block - 1 - t : (t + 1) % block;
+                unsigned src = (t / 32) % 2 == 0 ? block - 1 - t : (t + 1) % block;
                 int expected = seed * 1000 + static_cast<int>(src) + static_cast<int>(b) * 7;
                 LP_CHECK(out[b * block + t] == expected, "block size %u, block %u, thread %u: %d != %d", block, b, t,
                          out[b * block + t], expected);
@@ -198,7 +199,24 @@ void dynamic_shared_and_limits() {
     rc = laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 228 * 1024);
     e = laperm_emu_last_error();
     LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared"), "opt-in over 227 KiB: rc %d '%s'", rc, e.c_str());
-    laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 48 * 1024);
+    LP_CHECK(laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 0) == 0, "reset the opt-in");
+    rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 100 * 1024, in.ptr(), out.ptr());
+    LP_CHECK(rc != 0, "without opt-in 100 KiB are refused again");
+
+    // Static + dynamic: reduce_sum_v1 declares 4 KiB of static shared memory (known from its PTX).
+    const int static_bytes = laperm_emu_kernel_static_shared("reduce_sum_v1");
+#if LAPERM_TEST_PTX_BUILT
+    LP_CHECK(static_bytes == 4096, "static shared of reduce_sum_v1 from the PTX: %d", static_bytes);
+#endif
+    if (static_bytes > 0) {
+        DeviceBuffer<float> x(64), partial(1);
+        int n = 64;
+        rc = launch("reduce_sum_v1", 1, 1, 1, 64, 1, 1, 48 * 1024 - static_bytes + 4, n, x.ptr(), partial.ptr());
+        e = laperm_emu_last_error();
+        LP_CHECK(rc != 0 && contains(e, "reduce_sum_v1") && contains(e, "static"), "static + dynamic over 48 KiB: '%s'", e.c_str());
+        rc = launch("reduce_sum_v1", 1, 1, 1, 64, 1, 1, 48 * 1024 - static_bytes, n, x.ptr(), partial.ptr());
+        LP_CHECK(rc == 0, "static + dynamic at exactly 48 KiB: %s", laperm_emu_last_error());
+    }
 }
 
 void bits_math() {
@@ -251,6 +269,9 @@ void errors() {
                    {"mask 0x00000001", "does not include its own lane"});
     expect_failure("test_bad_barrier_vs_warp", launch("test_bad_barrier_vs_warp", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
                    {"__shfl_sync", "waits at __syncthreads"});
+    expect_failure("test_bad_lane_divergent_barrier",
+                   launch("test_bad_lane_divergent_barrier", 1, 1, 1, 64, 1, 1, 0, out.ptr()),
+                   {"lane 1 of warp 0", "test_kernels.cu", "same place"});
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
     expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
 
@@ -270,7 +291,7 @@ void errors() {
 
 void registry_and_buffers() {
     const int count = laperm_emu_kernel_count();
-    LP_CHECK(count >= 13, "kernel count %d", count);
+    LP_CHECK(count >= 14, "kernel count %d", count);
     bool found_axpy = false;
     std::string previous;
     for (int i = 0; i < count; ++i) {

@@ -2,17 +2,17 @@
 // emu_selftest.cpp on the emulator and compiled to PTX by CMake (checked, not embedded).
 #include "laperm/device.cuh"
 
-// Barrier with divergent warps: even and odd threads reach __syncthreads at different
-// call sites, and some warps loop longer before it. Every thread then reads a value
-// another thread wrote before the barrier.
+// Barrier with divergent warps: even and odd warps reach __syncthreads at different call
+// sites (allowed: each warp is uniform), and later warps do more work before it. Every thread
+// then reads a value another thread, usually of another warp, wrote before the barrier.
 extern "C" __global__ void test_divergent_barrier(int seed, int* out) {
     __shared__ int values[256];
     const int t = threadIdx.x;
     const int n = blockDim.x;
-    int spin = 0;
-    for (int k = 0; k < (t / 32) * 3; ++k) spin += k;  // warps arrive after different amounts of work
-    values[t] = seed * 1000 + t + blockIdx.x * 7 + (spin & 0);
-    if (t % 2 == 0) {
+    int work = 0;
+    for (int k = 0; k < (t / 32) * 3; ++k) work += k;  // warps arrive after different amounts of work
+    values[t] = seed * 1000 + t + blockIdx.x * 7 + (work < 0 ? 1 : 0);
+    if ((t / 32) % 2 == 0) {
         __syncthreads();
         out[blockIdx.x * n + t] = values[n - 1 - t];
     } else {
@@ -158,6 +158,17 @@ extern "C" __global__ void test_bad_shuffle_exit(int* out) {
 // A warp operation whose mask does not include the calling lane.
 extern "C" __global__ void test_bad_mask(int* out) {
     out[threadIdx.x] = __shfl_sync(0x1u, (int)threadIdx.x, 0);
+}
+
+// Lanes of one warp at two different __syncthreads (hangs a real GPU: never run it there).
+extern "C" __global__ void test_bad_lane_divergent_barrier(int* out) {
+    if (threadIdx.x % 2 == 0) {
+        __syncthreads();
+        out[threadIdx.x] = 0;
+    } else {
+        __syncthreads();
+        out[threadIdx.x] = 1;
+    }
 }
 
 // Half of the block at __syncthreads, the other half in a full-warp shuffle with it.

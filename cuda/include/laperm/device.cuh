@@ -48,7 +48,10 @@
 // Kernel rules: every launchable kernel is `extern "C" __global__ void name(...)` so PTX entry
 // names and emulator names agree; arguments are plain values or pointers (device buffers);
 // a kernel that uses __syncthreads must let every thread of the block reach it (no early
-// `return` before a barrier): the emulator reports that as an error naming the kernel.
+// `return` before a barrier), and the lanes of one warp must reach it at the same place in the
+// source (it is the .aligned bar.sync: a lane-divergent __syncthreads hangs a real GPU); the
+// emulator reports both as errors naming the kernel. Different warps may use different
+// __syncthreads() call sites.
 #pragma once
 
 #define LP_WARP_SIZE 32
@@ -288,7 +291,7 @@ enum class WarpOp : int { Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any,
 enum class BarrierOp : int { Plain, Count, And, Or };
 
 // Implemented in cuda/emu (never inlined: each may switch fibers).
-LP_EMU_API int barrier(BarrierOp op, int predicate);
+LP_EMU_API int barrier(BarrierOp op, int predicate, const char* file, int line);
 LP_EMU_API std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int b, int c);
 LP_EMU_API unsigned char* dynamic_shared();
 
@@ -317,10 +320,12 @@ inline unsigned lp_lane_id() { return ::lp_emu::tls_current_thread->linear & 31u
 inline unsigned lp_warp_id() { return ::lp_emu::tls_current_thread->linear / 32u; }
 
 // ---- barriers ----
-inline void __syncthreads() { ::lp_emu::barrier(::lp_emu::BarrierOp::Plain, 0); }
-inline int __syncthreads_count(int p) { return ::lp_emu::barrier(::lp_emu::BarrierOp::Count, p); }
-inline int __syncthreads_and(int p) { return ::lp_emu::barrier(::lp_emu::BarrierOp::And, p); }
-inline int __syncthreads_or(int p) { return ::lp_emu::barrier(::lp_emu::BarrierOp::Or, p); }
+// Macros, so the emulator knows each barrier's place in the source: on the GPU __syncthreads is
+// `bar.sync` (.aligned), which all lanes of a warp must reach together at the same instruction.
+#define __syncthreads() ::lp_emu::barrier(::lp_emu::BarrierOp::Plain, 0, __FILE__, __LINE__)
+#define __syncthreads_count(p) ::lp_emu::barrier(::lp_emu::BarrierOp::Count, (p), __FILE__, __LINE__)
+#define __syncthreads_and(p) ::lp_emu::barrier(::lp_emu::BarrierOp::And, (p), __FILE__, __LINE__)
+#define __syncthreads_or(p) ::lp_emu::barrier(::lp_emu::BarrierOp::Or, (p), __FILE__, __LINE__)
 inline void __syncwarp(unsigned mask = LP_FULL_MASK) { ::lp_emu::warp_op(::lp_emu::WarpOp::Sync, mask, 0, 0, 0); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }

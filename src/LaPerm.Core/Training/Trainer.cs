@@ -57,6 +57,7 @@ public sealed class Trainer
         if (options.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
         if (options.EvalEvery < 0) throw new ArgumentException($"--eval-every must be 0 or positive, got {options.EvalEvery}");
         if (options.TrainEvalSize < 0) throw new ArgumentException($"--train-eval-size must be 0 or positive, got {options.TrainEvalSize}");
+        Initializer.Validate(model, options.Init);
         if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
     }
 
@@ -91,6 +92,9 @@ public sealed class Trainer
         EvaluationRecord? last = null;
         long lastSyncStep = -1;
         long imagesSinceEval = 0;
+        long lastEvalStep = 0;
+        // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
+        long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
         var hostImages = new Dictionary<int, float[]>();
         var hostLabels = new Dictionary<int, int[]>();
         var syncWatch = new Stopwatch();
@@ -103,6 +107,7 @@ public sealed class Trainer
             double trainLoss = imagesSinceEval > 0 ? (double)sums[0] / imagesSinceEval : double.NaN;
             double trainAccuracy = imagesSinceEval > 0 ? (double)sums[1] / imagesSinceEval : double.NaN;
             imagesSinceEval = 0;
+            lastEvalStep = step;
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
                 ? Evaluation.Run(network, train, o.Batch, Math.Min(o.TrainEvalSize, train.Count), o.Threads) : null;
             var (testLoss, testAccuracy) = Evaluation.Run(network, test, o.Batch, test.Count, o.Threads);
@@ -185,7 +190,7 @@ public sealed class Trainer
                     _backend.Download(lossAndCorrect, sums);
                     _observer.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
                 }
-                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced;
+                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
                 if (evaluate && step != totalSteps) Evaluate(epochIndex, progress, learningRate);
             }
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);

@@ -82,7 +82,7 @@ public sealed unsafe class Cublas
                 return null;
             }
         }
-        failureReason = "libcublas.so.13 or libcublas.so.12 not found";
+        failureReason = "libcublas.so.13 or libcublas.so.12 not found (searched the loader path, LD_LIBRARY_PATH, the CUDA toolkit and Python nvidia/*/lib folders)";
         return null;
     }
 

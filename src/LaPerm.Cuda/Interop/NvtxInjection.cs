@@ -207,6 +207,17 @@ public static class Nvtx
     }
 }
 
+/// <summary>The range names of the training loop's phases, so profiles read like the loop.</summary>
+public static class NvtxPhase
+{
+    public const string Forward = "forward";
+    public const string Backward = "backward";
+    public const string Optimizer = "optimizer";
+    public const string Reconnect = "reconnect";
+    public const string Evaluate = "eval";
+    public const string Step = "step";
+}
+
 /// <summary>An open NVTX range; disposing pops it. Default (no profiler) does nothing.</summary>
 public readonly struct NvtxRange : IDisposable
 {

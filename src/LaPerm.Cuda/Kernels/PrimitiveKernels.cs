@@ -1,7 +1,13 @@
 using LaPerm.Core.Backend;
 using LaPerm.Cuda.Runtime;
 
+using System.Runtime.InteropServices;
+
 namespace LaPerm.Cuda.Kernels;
+
+/// <summary>One entry of adam_multi_v1's table (struct AdamTensor in adam.cu: four pointers, then a 64-bit length).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct AdamTensorRecord(ulong Weights, ulong Gradients, ulong FirstMoments, ulong SecondMoments, long Length);
 
 /// <summary>
 /// The first kernels (axpy, block reduction, warp-shuffle scan, Adam) with their launch
@@ -17,7 +23,7 @@ public sealed class PrimitiveKernels : IDisposable
 
     private readonly DeviceModule _axpyModule, _reduceModule, _scanModule, _adamModule;
     private readonly Kernel[] _axpy, _reduce;
-    private readonly Kernel _scan, _scanAddOffsets, _adam;
+    private readonly Kernel _scan, _scanAddOffsets, _adam, _adamMulti;
 
     public PrimitiveKernels(Device device)
     {
@@ -30,6 +36,7 @@ public sealed class PrimitiveKernels : IDisposable
         _scan = _scanModule.GetKernel("scan_inclusive_v1");
         _scanAddOffsets = _scanModule.GetKernel("scan_add_offsets_v1");
         _adam = _adamModule.GetKernel("adam_v1");
+        _adamMulti = _adamModule.GetKernel("adam_multi_v1");
     }
 
     private static uint Blocks(long n, int block) => (uint)Math.Max(1, (n + block - 1) / block);
@@ -93,6 +100,19 @@ public sealed class PrimitiveKernels : IDisposable
         float learningRateT = AdamLearningRate(step);
         uint grid = Math.Min(Blocks(n, BlockSize), 4096u);
         _adam.Launch(grid, BlockSize, 0, stream, n, learningRateT, step.Beta1, step.Beta2, step.Epsilon, w.Pointer, g.Pointer, m.Pointer, v.Pointer);
+    }
+
+    /// <summary>
+    /// One Adam step over every tensor listed in <paramref name="table"/> (device-resident,
+    /// <paramref name="tensorCount"/> records) with one launch: blockIdx.y picks the tensor.
+    /// </summary>
+    public void AdamMulti(DeviceStream stream, AdamStep step, DeviceBuffer<AdamTensorRecord> table, int tensorCount, uint blocksPerTensor = 64)
+    {
+        BackendLength(table, tensorCount, "table");
+        if (tensorCount <= 0 || tensorCount > 65535)
+            throw new ArgumentOutOfRangeException(nameof(tensorCount), $"tensor count must be 1..65535 (grid y), got {tensorCount}");
+        _adamMulti.Launch(new Dim3(blocksPerTensor, (uint)tensorCount), BlockSize, 0, stream,
+            tensorCount, AdamLearningRate(step), step.Beta1, step.Beta2, step.Epsilon, table.Pointer);
     }
 
     /// <summary>lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), computed in double and rounded once.</summary>

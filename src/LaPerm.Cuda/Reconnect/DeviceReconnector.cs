@@ -24,9 +24,10 @@ public sealed class ReconnectKernels : IDisposable
         ScatterRows = _module.GetKernel("reconnect_scatter_rows");
         ChunkSort = _module.GetKernel("reconnect_chunk_sort");
         ChunkMerge = _module.GetKernel("reconnect_chunk_merge");
+        Bucket = [.. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => _module.GetKernel($"reconnect_bucket_i{items}"))];
         // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
         if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
-            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort })
+            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket))
                 k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
     }
 
@@ -41,6 +42,9 @@ public sealed class ReconnectKernels : IDisposable
     internal Kernel ScatterRows { get; }
     internal Kernel ChunkSort { get; }
     internal Kernel ChunkMerge { get; }
+
+    /// <summary>reconnect_bucket_i1 .. _i32, indexed by log2 of the elements per thread.</summary>
+    internal Kernel[] Bucket { get; }
 
     public void Dispose() => _module.Dispose();
 }
@@ -164,6 +168,10 @@ public sealed class DeviceReconnector : IDisposable
                     break;
                 case ReconnectPath.BlockRadix:
                     _kernels.BlockRadix.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.BlockBucket:
+                    _kernels.Bucket[System.Numerics.BitOperations.Log2((uint)ReconnectPlanner.BucketItems(l.MaxRowLength))]
+                        .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.TwoPass:
                     _kernels.ArgsortRows.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);

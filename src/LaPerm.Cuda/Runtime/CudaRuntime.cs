@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 
 namespace LaPerm.Cuda.Runtime;
@@ -19,6 +20,8 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private readonly string? _cublasFailure;
     private nint _cublasHandle;
     private ulong _cublasWorkspace;
+    private CudnnConvolutions? _convolutions;
+    private string? _cudnnFailure;
     private bool _disposed;
 
     public CudaRuntime(int ordinal)
@@ -43,11 +46,31 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
 
     public void MakeCurrent() => _driver.ContextSetCurrent(_context);
 
-    public ulong Allocate(long bytes) => _driver.MemAlloc(Math.Max(bytes, 1));
-    public void Free(ulong pointer, long bytes) => _driver.MemFree(pointer);
+    // Setup and teardown calls make the context current first (cheap), so objects may be
+    // created or disposed from any thread; the hot path (launches, copies) does not.
+    public ulong Allocate(long bytes)
+    {
+        MakeCurrent();
+        return _driver.MemAlloc(Math.Max(bytes, 1));
+    }
 
-    public nint CreateStream() => _driver.StreamCreate(StreamNonBlocking);
-    public void DestroyStream(nint stream) => _driver.StreamDestroy(stream);
+    public void Free(ulong pointer, long bytes)
+    {
+        MakeCurrent();
+        _driver.MemFree(pointer);
+    }
+
+    public nint CreateStream()
+    {
+        MakeCurrent();
+        return _driver.StreamCreate(StreamNonBlocking);
+    }
+
+    public void DestroyStream(nint stream)
+    {
+        MakeCurrent();
+        _driver.StreamDestroy(stream);
+    }
     public void SynchronizeStream(nint stream) => _driver.StreamSynchronize(stream);
 
     // From pageable host memory the driver stages the data before returning, so the caller's
@@ -67,8 +90,17 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void Memset32(ulong destination, uint value, long count, nint stream) =>
         _driver.MemsetD32Async(destination, value, count, stream);
 
-    public nint CreateEvent() => _driver.EventCreate(0);
-    public void DestroyEvent(nint handle) => _driver.EventDestroy(handle);
+    public nint CreateEvent()
+    {
+        MakeCurrent();
+        return _driver.EventCreate(0);
+    }
+
+    public void DestroyEvent(nint handle)
+    {
+        MakeCurrent();
+        _driver.EventDestroy(handle);
+    }
     public void RecordEvent(nint handle, nint stream) => _driver.EventRecord(handle, stream);
     public void SynchronizeEvent(nint handle) => _driver.EventSynchronize(handle);
     public float ElapsedMilliseconds(nint start, nint end) => _driver.EventElapsedMilliseconds(start, end);
@@ -77,10 +109,15 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     {
         if (ptx.IsEmpty)
             throw new InvalidOperationException($"no PTX embedded for {fileName}: the native build did not compile it (see `laperm info`)");
+        MakeCurrent();
         return _driver.ModuleLoadData(ptx, fileName, out _);
     }
 
-    public void UnloadModule(nint module) => _driver.ModuleUnload(module);
+    public void UnloadModule(nint module)
+    {
+        MakeCurrent();
+        _driver.ModuleUnload(module);
+    }
     public nint GetFunction(nint module, string kernelName) => _driver.ModuleGetFunction(module, kernelName);
 
     public void SetMaxDynamicSharedBytes(nint function, int bytes, string kernelName) =>
@@ -133,11 +170,29 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             _cublas.SgemmStridedBatched(handle, opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batchCount);
     }
 
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    {
+        if (_convolutions is null)
+        {
+            // cuDNN is loaded on first use: it is large, and many runs never convolve.
+            if (_cudnnFailure is not null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+            Cudnn? cudnn = Cudnn.TryLoad(out _cudnnFailure);
+            if (cudnn is null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+            _convolutions = new CudnnConvolutions(_driver, cudnn);
+        }
+        _convolutions.Run(stream, direction, g, first, second, output);
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         _driver.ContextSetCurrent(_context);
+        if (_convolutions is not null)
+        {
+            _driver.ContextSynchronize();
+            _convolutions.Dispose();
+        }
         if (_cublasHandle != 0)
         {
             _driver.ContextSynchronize();

@@ -1,3 +1,4 @@
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 
 namespace LaPerm.Cuda.Runtime;
@@ -96,6 +97,34 @@ public sealed class Device : IDisposable
         RequireExtent(c, strideC, (long)m * n, batchCount, "C");
         Runtime.Gemm(stream.Handle, transposeA, transposeB, m, n, k, alpha,
             a.Pointer, strideA, b.Pointer, strideB, beta, c.Pointer, strideC, batchCount);
+    }
+
+    /// <summary>y = conv(x, w) (NCHW, OIHW, no bias; overwrites y): cuDNN on <c>cuda</c>, the CPU backend on <c>emu</c>.</summary>
+    public void ConvForward(DeviceStream stream, ConvGeometry g, DeviceBuffer<float> x, DeviceBuffer<float> w, DeviceBuffer<float> y) =>
+        Convolution(stream, ConvolutionDirection.Forward, g, (x, g.InputLength, "x"), (w, g.WeightLength, "w"), (y, g.OutputLength, "y"));
+
+    /// <summary>dx = conv_transpose(dy, w) (overwrites dx).</summary>
+    public void ConvBackwardData(DeviceStream stream, ConvGeometry g, DeviceBuffer<float> dy, DeviceBuffer<float> w, DeviceBuffer<float> dx) =>
+        Convolution(stream, ConvolutionDirection.BackwardData, g, (dy, g.OutputLength, "dy"), (w, g.WeightLength, "w"), (dx, g.InputLength, "dx"));
+
+    /// <summary>dw = correlation of x and dy summed over the batch (overwrites dw).</summary>
+    public void ConvBackwardFilter(DeviceStream stream, ConvGeometry g, DeviceBuffer<float> x, DeviceBuffer<float> dy, DeviceBuffer<float> dw) =>
+        Convolution(stream, ConvolutionDirection.BackwardFilter, g, (x, g.InputLength, "x"), (dy, g.OutputLength, "dy"), (dw, g.WeightLength, "dw"));
+
+    private void Convolution(DeviceStream stream, ConvolutionDirection direction, ConvGeometry g,
+        (DeviceBuffer<float> Buffer, int Length, string Name) first, (DeviceBuffer<float> Buffer, int Length, string Name) second,
+        (DeviceBuffer<float> Buffer, int Length, string Name) output)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        static void Require((DeviceBuffer<float> Buffer, int Length, string Name) operand, ConvGeometry g)
+        {
+            if (operand.Buffer.Length < operand.Length)
+                throw new ArgumentException($"convolution operand {operand.Name} has {operand.Buffer.Length} elements, expected at least {operand.Length} for {g}");
+        }
+        Require(first, g);
+        Require(second, g);
+        Require(output, g);
+        Runtime.Convolution(stream.Handle, direction, g, first.Buffer.Pointer, second.Buffer.Pointer, output.Buffer.Pointer);
     }
 
     private static void RequireExtent(DeviceBuffer<float> buffer, long stride, long matrix, int batchCount, string name)

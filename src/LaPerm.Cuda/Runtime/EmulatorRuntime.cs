@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using LaPerm.Core.Backend;
 using LaPerm.Cuda.Interop;
 
 namespace LaPerm.Cuda.Runtime;
@@ -7,7 +8,7 @@ namespace LaPerm.Cuda.Runtime;
 /// <summary>
 /// The host emulator: "device memory" is host memory aligned to 256 bytes and registered with
 /// the emulator (so it can bounds-check kernel accesses), kernels run to completion inside
-/// laperm_emu_launch, and library calls (GEMM) run in C#. Every stream is executed in order at
+/// laperm_emu_launch, and library calls (GEMM, convolutions) run on the CPU backend. Every stream is executed in order at
 /// enqueue time, which is one valid schedule of CUDA's stream semantics. While a stream is
 /// being captured, its work is recorded instead and replayed by the graph.
 /// </summary>
@@ -23,6 +24,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
     private readonly Dictionary<nint, long> _events = [];
     private readonly HashSet<ulong> _allocations = [];
+    private readonly HostLibraryOps _library = new();
     private nint _nextHandle = 1;
     private bool _disposed;
 
@@ -269,14 +271,25 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     {
         var capture = Capture(stream);
         if (capture is null)
-            HostGemm.Run(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount);
+            _library.Gemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount);
         else
-            capture.Add(RecordGemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+            capture.Add(RecordGemm(_library, transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
     }
 
-    private static RecordedOperation RecordGemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+    private static RecordedOperation RecordGemm(HostLibraryOps library, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount) =>
-        new("gemm", () => HostGemm.Run(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+        new("gemm", () => library.Gemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    {
+        var capture = Capture(stream);
+        if (capture is null) _library.Convolution(direction, g, first, second, output);
+        else capture.Add(RecordConvolution(_library, direction, g, first, second, output));
+    }
+
+    private static RecordedOperation RecordConvolution(HostLibraryOps library, ConvolutionDirection direction, ConvGeometry g,
+        ulong first, ulong second, ulong output) =>
+        new($"conv {direction}", () => library.Convolution(direction, g, first, second, output));
 
     public (long Free, long Total) MemoryInfo()
     {
@@ -290,6 +303,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         _disposed = true;
         // Buffers are owned by their DeviceBuffer objects; any left are leaks we still release.
         foreach (ulong pointer in _allocations.ToArray()) Free(pointer, 0);
+        _library.Dispose();
     }
 
     private sealed record RecordedOperation(string Description, Action Execute);

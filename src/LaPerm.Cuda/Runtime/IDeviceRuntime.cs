@@ -1,3 +1,6 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Interop;
+
 namespace LaPerm.Cuda.Runtime;
 
 /// <summary>
@@ -53,6 +56,12 @@ internal unsafe interface IDeviceRuntime : IDisposable
     /// <summary>Row-major C[m,n] = alpha op(A) op(B) + beta C (IBackend.Gemm's semantics), batched by stride.</summary>
     void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount);
+
+    /// <summary>
+    /// NCHW/OIHW cross-correlation (IBackend's conv semantics), output overwritten: forward
+    /// (x, w -> y), backward data (dy, w -> dx), backward filter (x, dy -> dw).
+    /// </summary>
+    void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output);
 
     (long Free, long Total) MemoryInfo();
 }

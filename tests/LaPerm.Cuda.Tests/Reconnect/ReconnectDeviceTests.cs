@@ -36,7 +36,8 @@ internal static class ReconnectCheck
     /// Places the tensors one after another (with a gap of poison between them, which must stay
     /// untouched) in one buffer, reconnects them with the variant, and checks every element.
     /// </summary>
-    public static void Run(Device device, ReconnectLimits limits, ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, int seed, int syncs = 1)
+    public static void Run(Device device, ReconnectLimits limits, ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, int seed,
+        int syncs = 1, Func<Random, float>? draw = null)
     {
         var rng = new Random(seed);
         const int gap = 3;
@@ -53,11 +54,11 @@ internal static class ReconnectCheck
             var scratch = new ulong[s.RowLength];
             for (int r = 0; r < s.Rows; r++)
             {
-                var initial = Enumerable.Range(0, s.RowLength).Select(_ => Value(rng, pool)).ToArray();
+                var initial = Enumerable.Range(0, s.RowLength).Select(_ => draw is null ? Value(rng, pool) : draw(rng)).ToArray();
                 var sorted0 = new float[s.RowLength];
                 Reconnection.SortRow(initial, sorted0);
                 sorted.AddRange(sorted0);
-                var current = Enumerable.Range(0, s.RowLength).Select(_ => Value(rng, pool)).ToArray();
+                var current = Enumerable.Range(0, s.RowLength).Select(_ => draw is null ? Value(rng, pool) : draw(rng)).ToArray();
                 current.CopyTo(host, at + (long)r * s.RowLength);
                 for (int k = 0; k < syncs; k++) Reconnection.SyncRow(current, sorted0, scratch);
                 current.CopyTo(expected, at + (long)r * s.RowLength);
@@ -127,6 +128,38 @@ public sealed class ReconnectEmulatorTests
         var rng = new Random(300 + variant);
         var shapes = Enumerable.Range(0, 6).Select(i => new ReconnectShape($"r{i}", 1 + rng.Next(6), 1 + rng.Next(rng.Next(2) == 0 ? 140 : 3000))).ToList();
         ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, shapes, seed: 400 + variant, syncs: 2);
+    }
+
+    /// <summary>Mostly distinct values (the bucket path proper, not its radix fallback) with rare specials.</summary>
+    private static float Spread(Random rng) => rng.Next(300) switch
+    {
+        0 => -0.0f,
+        1 => 0.0f,
+        2 => float.NaN,
+        3 => float.NegativeInfinity,
+        4 => float.PositiveInfinity,
+        5 => BitConverter.UInt32BitsToSingle(0xFFC00003u),
+        6 => 1e-42f, // subnormal
+        _ => (float)(rng.NextDouble() * 2 - 1) * 0.1f,
+    };
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(6)]
+    public void BucketPathMatchesSyncRowOnSpreadValuesWithSpecials(int variant)
+    {
+        using Device device = ReconnectCheck.OpenOrSkip("emu");
+        ReconnectShape[] shapes = [new("a", 3, 200), new("b", 2, 257), new("c", 2, 1000), new("d", 1, 2100), new("e", 1, 3000)];
+        ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, shapes, seed: 600 + variant, draw: Spread);
+        // Values near the float range: the bucket span overflows to infinity and must stay monotone.
+        ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, [new("huge", 2, 700)], seed: 700 + variant,
+            draw: rng => rng.Next(2) == 0 ? (float)(rng.NextDouble() * 2 - 1) * 3e38f : Spread(rng));
+        // The 512-thread classes up to 8192 (Hopper-sized shared memory; the emulator has no limit).
+        ReconnectCheck.Run(device, new ReconnectLimits(232448), (ReconnectVariant)variant, [new("c4096", 1, 4096), new("c8192", 1, 8192), new("c5000", 1, 5000)],
+            seed: 900 + variant, draw: Spread);
+        // Only non-finite values and one finite value.
+        ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, [new("nonfinite", 2, 300)], seed: 800 + variant,
+            draw: rng => rng.Next(4) switch { 0 => float.NaN, 1 => float.NegativeInfinity, 2 => float.PositiveInfinity, _ => 1.5f });
     }
 
     [Fact]
@@ -210,10 +243,10 @@ public sealed class ReconnectEmulatorTests
     {
         using (ReconnectCheck.OpenOrSkip("emu")) { }
         var output = new StringWriter();
-        int code = ReconnectBench.Run(new ReconnectBenchOptions("all", "4:7,3:130,2:1100", "emu"), output);
+        int code = ReconnectBench.Run(new ReconnectBenchOptions("all", "4:7,3:130,2:1100,2:2500", "emu"), output);
         string text = output.ToString();
         Assert.True(code == 0, text);
-        Assert.Equal(6, text.Split('\n').Count(l => l.Contains("mismatches 0", StringComparison.Ordinal)));
+        Assert.Equal(Enum.GetValues<ReconnectVariant>().Length, text.Split('\n').Count(l => l.Contains("mismatches 0", StringComparison.Ordinal)));
     }
 
     [Fact]

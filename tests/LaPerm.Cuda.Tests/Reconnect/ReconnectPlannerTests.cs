@@ -10,12 +10,12 @@ public sealed class ReconnectPlannerTests
     [Theory]
     [InlineData(1, ReconnectPath.Warp32)]
     [InlineData(32, ReconnectPath.Warp32)]
-    [InlineData(33, ReconnectPath.Warp64)]
-    [InlineData(64, ReconnectPath.Warp64)]
-    [InlineData(65, ReconnectPath.Warp128)]
-    [InlineData(128, ReconnectPath.Warp128)]
-    [InlineData(129, ReconnectPath.BlockRadix)]
-    [InlineData(4608, ReconnectPath.BlockRadix)]
+    [InlineData(33, ReconnectPath.BlockBucket)]
+    [InlineData(128, ReconnectPath.BlockBucket)]
+    [InlineData(129, ReconnectPath.BlockBucket)]
+    [InlineData(4608, ReconnectPath.BlockBucket)]
+    [InlineData(8192, ReconnectPath.BlockBucket)]
+    [InlineData(8193, ReconnectPath.BlockRadix)]
     [InlineData(18000, ReconnectPath.BlockRadix)]
     [InlineData(30000, ReconnectPath.Chunked)]
     public void DispatcherChoosesByRowLength(int length, ReconnectPath expected) =>
@@ -30,6 +30,12 @@ public sealed class ReconnectPlannerTests
         Assert.Equal(ReconnectPath.TwoPass, ReconnectPlanner.ChoosePath(ReconnectVariant.TwoPass, 6144, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.TwoPass, 6145, small));
         Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockRadix, 3, small));
+        Assert.Equal(ReconnectPath.Warp64, ReconnectPlanner.ChoosePath(ReconnectVariant.Warp, 40, small));
+        Assert.Equal(ReconnectPath.Warp128, ReconnectPlanner.ChoosePath(ReconnectVariant.Warp, 128, small));
+        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucket, 7, small));
+        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 2000, small));
+        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3402, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3403, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Chunked, 1, small));
         // Every path's shared memory fits the limit it was chosen under.
         foreach (ReconnectVariant v in Enum.GetValues<ReconnectVariant>())
@@ -65,8 +71,9 @@ public sealed class ReconnectPlannerTests
             covered += launch.TensorCount;
         }
         Assert.Equal(shapes.Length, covered);
-        // a and f (9 and 10 long) share the warp32 launch; 300 and 500 share the 512 radix class.
+        // a and f (9 and 10 long) share the warp32 launch; 40 is bucket class 64, 300 and 500 share class 512.
         Assert.Equal(4, plan.Launches.Count);
+        Assert.Equal([ReconnectPath.Warp32, ReconnectPath.BlockBucket, ReconnectPath.BlockBucket, ReconnectPath.Chunked], plan.Launches.Select(l => l.Path));
     }
 
     [Fact]
@@ -130,8 +137,8 @@ public sealed class ReconnectPlannerTests
     [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(6, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(7, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("6"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("7"));
     }
 }

@@ -1,0 +1,324 @@
+// gpu_crosscheck.cpp: runs the same launches on a real GPU (the PTX built by CMake, through the
+// CUDA driver API loaded at run time: no CUDA SDK needed to build this) and on the emulator,
+// and compares every output buffer. Kernels whose order of operations is fixed by the launch
+// shape (everything here but the fast-math row) must agree bit for bit; that checks the
+// emulator's barrier, shuffle and vote semantics and the no-contraction numerics on hardware.
+//
+//   laperm_gpu_crosscheck <dir with axpy.ptx, reduce.ptx, scan.ptx, adam.ptx> [dir with test_kernels.ptx]
+// Exit code 0: all equal; 1: a mismatch or error; 77: no GPU / driver (skipped).
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "emu_registry.h"
+#include "test_kernels.cu"
+#include "test_support.h"
+
+LP_EMU_REGISTER(test_divergent_barrier)
+LP_EMU_REGISTER(test_barrier_loop)
+LP_EMU_REGISTER(test_shuffles)
+LP_EMU_REGISTER(test_warp_sum_2d)
+LP_EMU_REGISTER(test_ids)
+LP_EMU_REGISTER(test_syncthreads_reductions)
+LP_EMU_REGISTER(test_dynamic_shared)
+LP_EMU_REGISTER(test_bits_math)
+
+namespace {
+
+using CUresult = int;
+using CUdeviceptr = unsigned long long;
+
+struct Driver {
+    CUresult (*cuInit)(unsigned);
+    CUresult (*cuDriverGetVersion)(int*);
+    CUresult (*cuDeviceGet)(int*, int);
+    CUresult (*cuDeviceGetName)(char*, int, int);
+    CUresult (*cuDeviceGetAttribute)(int*, int, int);
+    CUresult (*cuDevicePrimaryCtxRetain)(void**, int);
+    CUresult (*cuCtxSetCurrent)(void*);
+    CUresult (*cuModuleLoadDataEx)(void**, const void*, unsigned, int*, void**);
+    CUresult (*cuModuleGetFunction)(void**, void*, const char*);
+    CUresult (*cuMemAlloc_v2)(CUdeviceptr*, size_t);
+    CUresult (*cuMemFree_v2)(CUdeviceptr);
+    CUresult (*cuMemcpyHtoD_v2)(CUdeviceptr, const void*, size_t);
+    CUresult (*cuMemcpyDtoH_v2)(void*, CUdeviceptr, size_t);
+    CUresult (*cuLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void**, void**);
+    CUresult (*cuCtxSynchronize)();
+    CUresult (*cuGetErrorString)(CUresult, const char**);
+};
+
+Driver drv;
+std::map<std::string, void*> modules;
+std::string ptx_dir;
+std::string test_ptx_dir;
+
+std::string error_text(CUresult r) {
+    const char* s = nullptr;
+    if (drv.cuGetErrorString) drv.cuGetErrorString(r, &s);
+    return std::to_string(r) + " " + (s ? s : "?");
+}
+
+#define CU(call)                                                                        \
+    do {                                                                                \
+        CUresult r_ = (call);                                                           \
+        if (r_ != 0) throw std::runtime_error(std::string(#call) + ": " + error_text(r_)); \
+    } while (0)
+
+template <class F>
+void bind(void* lib, F& f, const char* name) {
+    f = reinterpret_cast<F>(dlsym(lib, name));
+    if (!f) throw std::runtime_error(std::string("libcuda.so.1 lacks ") + name);
+}
+
+bool load_driver() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW);
+    if (!lib) return false;
+    bind(lib, drv.cuInit, "cuInit");
+    bind(lib, drv.cuDriverGetVersion, "cuDriverGetVersion");
+    bind(lib, drv.cuDeviceGet, "cuDeviceGet");
+    bind(lib, drv.cuDeviceGetName, "cuDeviceGetName");
+    bind(lib, drv.cuDeviceGetAttribute, "cuDeviceGetAttribute");
+    bind(lib, drv.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    bind(lib, drv.cuCtxSetCurrent, "cuCtxSetCurrent");
+    bind(lib, drv.cuModuleLoadDataEx, "cuModuleLoadDataEx");
+    bind(lib, drv.cuModuleGetFunction, "cuModuleGetFunction");
+    bind(lib, drv.cuMemAlloc_v2, "cuMemAlloc_v2");
+    bind(lib, drv.cuMemFree_v2, "cuMemFree_v2");
+    bind(lib, drv.cuMemcpyHtoD_v2, "cuMemcpyHtoD_v2");
+    bind(lib, drv.cuMemcpyDtoH_v2, "cuMemcpyDtoH_v2");
+    bind(lib, drv.cuLaunchKernel, "cuLaunchKernel");
+    bind(lib, drv.cuCtxSynchronize, "cuCtxSynchronize");
+    bind(lib, drv.cuGetErrorString, "cuGetErrorString");
+    return true;
+}
+
+void* function(const std::string& file, const char* kernel) {
+    auto it = modules.find(file);
+    if (it == modules.end()) {
+        const std::string path = (file == "test_kernels.ptx" ? test_ptx_dir : ptx_dir) + "/" + file;
+        std::ifstream in(path);
+        if (!in) throw std::runtime_error("cannot read " + path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string text = ss.str();
+        static char log[16384];
+        int options[2] = {5, 6};  // CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
+        void* values[2] = {log, reinterpret_cast<void*>(sizeof log)};
+        void* mod = nullptr;
+        CUresult r = drv.cuModuleLoadDataEx(&mod, text.c_str(), 2, options, values);
+        if (r != 0) throw std::runtime_error("cuModuleLoadDataEx(" + file + "): " + error_text(r) + ": " + log);
+        it = modules.emplace(file, mod).first;
+    }
+    void* f = nullptr;
+    CU(drv.cuModuleGetFunction(&f, it->second, kernel));
+    return f;
+}
+
+// A launch described once, run on both devices.
+struct Arg {
+    enum Kind { Buffer, Int, Float } kind;
+    int buffer = -1;
+    int i = 0;
+    float f = 0;
+};
+struct Case {
+    std::string ptx;
+    const char* kernel;
+    unsigned grid[3];
+    unsigned block[3];
+    unsigned dynamic_shared;
+    std::vector<std::vector<unsigned char>> buffers;  // initial contents
+    std::vector<Arg> args;
+    std::vector<bool> approximate;  // per buffer: compare as floats with a tolerance (fast-math rows)
+};
+
+Arg buf(int b) { return Arg{Arg::Buffer, b}; }
+Arg i32(int v) { return Arg{Arg::Int, -1, v}; }
+Arg f32(float v) { return Arg{Arg::Float, -1, 0, v}; }
+
+template <class T>
+std::vector<unsigned char> bytes(const std::vector<T>& v) {
+    std::vector<unsigned char> b(v.size() * sizeof(T));
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+}
+
+std::mt19937 rng(7);
+std::vector<float> floats(std::size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+std::vector<int> ints(std::size_t n, int lo, int hi) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<int> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+std::vector<unsigned char> poison(std::size_t n_bytes) { return std::vector<unsigned char>(n_bytes, 0xFF); }
+
+std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
+    std::vector<std::vector<unsigned char>> b = c.buffers;
+    for (auto& x : b) laperm_emu_register_buffer(x.data(), x.size());
+    std::vector<void*> ptrs(c.args.size());
+    std::vector<void*> args(c.args.size());
+    for (std::size_t i = 0; i < c.args.size(); ++i) {
+        const Arg& a = c.args[i];
+        if (a.kind == Arg::Buffer) {
+            ptrs[i] = b[a.buffer].data();
+            args[i] = &ptrs[i];
+        } else if (a.kind == Arg::Int) {
+            args[i] = const_cast<int*>(&a.i);
+        } else {
+            args[i] = const_cast<float*>(&a.f);
+        }
+    }
+    int rc = laperm_emu_launch(c.kernel, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1], c.block[2], c.dynamic_shared,
+                               args.data());
+    for (auto& x : b) laperm_emu_unregister_buffer(x.data());
+    if (rc != 0) throw std::runtime_error(std::string("emulator: ") + laperm_emu_last_error());
+    return b;
+}
+
+std::vector<std::vector<unsigned char>> run_gpu(const Case& c) {
+    void* f = function(c.ptx, c.kernel);
+    std::vector<CUdeviceptr> d(c.buffers.size());
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        CU(drv.cuMemAlloc_v2(&d[i], c.buffers[i].size()));
+        CU(drv.cuMemcpyHtoD_v2(d[i], c.buffers[i].data(), c.buffers[i].size()));
+    }
+    std::vector<CUdeviceptr> ptrs(c.args.size());
+    std::vector<void*> args(c.args.size());
+    for (std::size_t i = 0; i < c.args.size(); ++i) {
+        const Arg& a = c.args[i];
+        if (a.kind == Arg::Buffer) {
+            ptrs[i] = d[a.buffer];
+            args[i] = &ptrs[i];
+        } else if (a.kind == Arg::Int) {
+            args[i] = const_cast<int*>(&a.i);
+        } else {
+            args[i] = const_cast<float*>(&a.f);
+        }
+    }
+    CU(drv.cuLaunchKernel(f, c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1], c.block[2], c.dynamic_shared, nullptr,
+                          args.data(), nullptr));
+    CU(drv.cuCtxSynchronize());
+    std::vector<std::vector<unsigned char>> out(c.buffers.size());
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        out[i].resize(c.buffers[i].size());
+        CU(drv.cuMemcpyDtoH_v2(out[i].data(), d[i], out[i].size()));
+        drv.cuMemFree_v2(d[i]);
+    }
+    return out;
+}
+
+int compare(const Case& c) {
+    auto emu = run_emu(c);
+    auto gpu = run_gpu(c);
+    int mismatches = 0;
+    for (std::size_t b = 0; b < emu.size(); ++b) {
+        const bool approx = b < c.approximate.size() && c.approximate[b];
+        const std::size_t words = emu[b].size() / 4;
+        for (std::size_t i = 0; i < words; ++i) {
+            std::uint32_t e, g;
+            std::memcpy(&e, &emu[b][i * 4], 4);
+            std::memcpy(&g, &gpu[b][i * 4], 4);
+            if (e == g) continue;
+            if (approx) {
+                float fe, fg;
+                std::memcpy(&fe, &e, 4);
+                std::memcpy(&fg, &g, 4);
+                if (std::fabs(fe - fg) <= 2e-6f * std::fabs(fe) + 1e-30f || (std::isnan(fe) && std::isnan(fg))) continue;
+                if (std::fabs(fe - fg) <= 1e-4f * std::fabs(fe)) continue;  // __expf/__logf/rsqrtf approximations
+            }
+            if (mismatches++ < 5) {
+                float fe, fg;
+                std::memcpy(&fe, &e, 4);
+                std::memcpy(&fg, &g, 4);
+                std::printf("  %s buffer %zu word %zu: emu 0x%08x (%g) gpu 0x%08x (%g)\n", c.kernel, b, i, e, fe, g, fg);
+            }
+        }
+    }
+    std::printf("%-28s %s\n", c.kernel, mismatches == 0 ? "identical" : "MISMATCH");
+    return mismatches;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    ptx_dir = argc > 1 ? argv[1] : ".";
+    test_ptx_dir = argc > 2 ? argv[2] : ptx_dir;
+    try {
+        if (!load_driver()) {
+            std::printf("no libcuda.so.1: skipped\n");
+            return 77;
+        }
+        if (drv.cuInit(0) != 0) {
+            std::printf("cuInit failed: skipped\n");
+            return 77;
+        }
+        int version = 0, dev = 0, major = 0, minor = 0;
+        char name[256] = {};
+        CU(drv.cuDriverGetVersion(&version));
+        CU(drv.cuDeviceGet(&dev, 0));
+        CU(drv.cuDeviceGetName(name, sizeof name, dev));
+        CU(drv.cuDeviceGetAttribute(&major, 75, dev));
+        CU(drv.cuDeviceGetAttribute(&minor, 76, dev));
+        std::printf("device: %s (sm_%d%d), driver %d\n", name, major, minor, version);
+        void* ctx = nullptr;
+        CU(drv.cuDevicePrimaryCtxRetain(&ctx, dev));
+        CU(drv.cuCtxSetCurrent(ctx));
+
+        std::vector<Case> cases;
+        {
+            const int n = 100003;
+            cases.push_back({"axpy.ptx", "axpy_v1", {(n + 255) / 256, 1, 1}, {256, 1, 1}, 0,
+                             {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(1.37f), buf(0), buf(1)}, {}});
+            cases.push_back({"axpy.ptx", "axpy_v2", {7, 1, 1}, {128, 1, 1}, 0,
+                             {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(-0.71f), buf(0), buf(1)}, {}});
+            for (const char* k : {"reduce_sum_v1", "reduce_sum_v2"})
+                cases.push_back({"reduce.ptx", k, {13, 1, 1}, {256, 1, 1}, 0, {bytes(floats(n, -1, 1)), poison(13 * 4)},
+                                 {i32(n), buf(0), buf(1)}, {}});
+            cases.push_back({"scan.ptx", "scan_inclusive_v1", {(n + 511) / 512, 1, 1}, {512, 1, 1}, 0,
+                             {bytes(floats(n, -1, 1)), poison(n * 4), poison(((n + 511) / 512) * 4)},
+                             {i32(n), buf(0), buf(1), buf(2)}, {}});
+            auto v = floats(n, 0, 0.001f);
+            cases.push_back({"adam.ptx", "adam_v1", {40, 1, 1}, {256, 1, 1}, 0,
+                             {bytes(floats(n, -1, 1)), bytes(floats(n, -0.1f, 0.1f)), bytes(floats(n, -0.01f, 0.01f)), bytes(v)},
+                             {i32(n), f32(0.00123f), f32(0.9f), f32(0.999f), f32(1e-7f), buf(0), buf(1), buf(2), buf(3)}, {}});
+        }
+        const std::string t = "test_kernels.ptx";
+        cases.push_back({t, "test_divergent_barrier", {3, 1, 1}, {256, 1, 1}, 0, {poison(3 * 256 * 4)}, {i32(17), buf(0)}, {}});
+        cases.push_back({t, "test_barrier_loop", {2, 1, 1}, {1024, 1, 1}, 0, {poison(8)}, {buf(0)}, {}});
+        cases.push_back({t, "test_shuffles", {1, 1, 1}, {32, 1, 1}, 0, {bytes(ints(32, 1, 1000)), poison(14 * 32 * 4)},
+                         {buf(0), buf(1)}, {}});
+        cases.push_back({t, "test_warp_sum_2d", {1, 1, 1}, {16, 4, 1}, 0, {bytes(floats(64, -1, 1)), poison(8)}, {buf(0), buf(1)}, {}});
+        cases.push_back({t, "test_ids", {3, 2, 2}, {4, 3, 2}, 0, {poison(3 * 2 * 2 * 4 * 3 * 2 * 4)}, {buf(0)}, {}});
+        cases.push_back({t, "test_syncthreads_reductions", {1, 1, 1}, {128, 1, 1}, 0, {bytes(ints(128, -10, 30)), poison(12)},
+                         {buf(0), buf(1)}, {}});
+        cases.push_back({t, "test_dynamic_shared", {2, 1, 1}, {128, 1, 1}, 128 * 4, {bytes(floats(256, -5, 5)), poison(256 * 4)},
+                         {buf(0), buf(1)}, {}});
+        cases.push_back({t, "test_bits_math", {1, 1, 1}, {64, 1, 1}, 0, {bytes(floats(64, -20, 20)), poison(64 * 6 * 4), poison(64 * 8 * 4)},
+                         {buf(0), buf(1), buf(2)}, {false, false, true}});
+
+        int failed = 0;
+        for (const Case& c : cases) {
+            try {
+                failed += compare(c) != 0;
+            } catch (const std::exception& e) {
+                std::printf("%-28s ERROR %s\n", c.kernel, e.what());
+                ++failed;
+            }
+        }
+        std::printf("%d of %zu launches differ or failed\n", failed, cases.size());
+        return failed == 0 ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::printf("error: %s\n", e.what());
+        return 1;
+    }
+}
