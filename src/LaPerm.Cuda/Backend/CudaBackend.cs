@@ -37,12 +37,12 @@ public sealed partial class CudaBackend : IBackend
 
     /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
     /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
-    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic)
+    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
     {
         Device device = Device.Open(kind);
         try
         {
-            return new CudaBackend(device, ownsDevice: true, math);
+            return new CudaBackend(device, ownsDevice: true, math, convolutions);
         }
         catch
         {
@@ -52,15 +52,17 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
-    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic) : this(device, ownsDevice: false, math)
+    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
+        : this(device, ownsDevice: false, math, convolutions)
     {
     }
 
-    private CudaBackend(Device device, bool ownsDevice, GemmMath math)
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math, ConvolutionEngine convolutions)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         _ownsDevice = ownsDevice;
+        _cudnnActive = convolutions == ConvolutionEngine.Cudnn && device.Kind == "cuda";
         device.MakeCurrent();
         _kernels = new BackendKernels(device);
         try
@@ -77,7 +79,7 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}";
+    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}";
 
     /// <summary>The device the backend runs on (its default stream carries every op).</summary>
     public Device Device => _device;

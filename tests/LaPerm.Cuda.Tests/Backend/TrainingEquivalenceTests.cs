@@ -16,8 +16,10 @@ namespace LaPerm.Cuda.Tests.Backend;
 /// Documented tolerances:
 /// <list type="bullet">
 /// <item>Without reconnection (inner optimizer only), every weight agrees within
-/// <see cref="WeightTolerance"/> absolute after the steps (Adam steps are ~1e-3, so this says the
-/// two runs take the same steps; a wrong op would differ by the step size itself).</item>
+/// <see cref="WeightTolerance"/> absolute after the steps: a quarter of one Adam step (lr 1e-3), so
+/// the two runs take the same steps; a wrong op moves weights by whole steps. (Adam divides by
+/// sqrt(v): a weight whose gradient is ~1e-7 or less amplifies rounding differences, which is
+/// why this is not tighter.)</item>
 /// <item>With reconnection, every synchronised row is bit for bit a permutation of its initial row
 /// on both backends (checked after every sync by --verify-invariants), and almost all weights are
 /// bit-identical: a position can differ only where two trained values of a row were within the
@@ -28,7 +30,7 @@ namespace LaPerm.Cuda.Tests.Backend;
 /// </summary>
 public abstract class TrainingEquivalenceTests
 {
-    public const double WeightTolerance = 1e-4;   // measured on emu: f2 2.6e-7, lenet300 3.0e-8, tinyconv 2.4e-5
+    public const double WeightTolerance = 2.5e-4;   // measured on emu: f2 1.6e-7, lenet300 1.5e-8, tinyconv 5.0e-5
     public const double SwappedFraction = 0.02;   // measured on emu: f2 0, lenet300 0, tinyconv 6 of 836 (0.7 %)
     public const double LossTolerance = 1e-3;
 
