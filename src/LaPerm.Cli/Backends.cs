@@ -14,22 +14,22 @@ internal static class Backends
 {
     public static readonly string[] Known = ["cpu", "cuda", "emu", "auto"];
 
-    public static IBackend Create(string device, int threads) => device switch
+    public static IBackend Create(string device, int threads, GpuOptions? gpu = null) => device switch
     {
         "cpu" => new CpuBackend(threads),
-        "cuda" or "emu" => OpenDevice(device),
-        "auto" => Auto(threads),
+        "cuda" or "emu" => OpenDevice(device, gpu ?? GpuOptions.Default),
+        "auto" => Auto(threads, gpu ?? GpuOptions.Default),
         _ => throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{device}'."),
     };
 
     /// <summary>cuda when the driver finds a GPU and the backend opens on it (kernels, cuBLAS), else cpu.</summary>
-    private static IBackend Auto(int threads)
+    private static IBackend Auto(int threads, GpuOptions gpu)
     {
         if (CudaInfo.Collect().CudaAvailable)
         {
             try
             {
-                return CudaBackend.Open("cuda");
+                return CudaBackend.Open("cuda", gpu.Math, gpu.Convolutions);
             }
             catch (InvalidOperationException)
             {
@@ -39,17 +39,32 @@ internal static class Backends
         return new CpuBackend(threads);
     }
 
-    private static CudaBackend OpenDevice(string kind)
+    private static CudaBackend OpenDevice(string kind, GpuOptions gpu)
     {
         try
         {
-            return CudaBackend.Open(kind);
+            return CudaBackend.Open(kind, gpu.Math, gpu.Convolutions);
         }
         catch (InvalidOperationException e)
         {
             throw new UsageException($"--device {kind} is unavailable here: {e.Message}");
         }
     }
+
+    /// <summary>--math fp32|tf32 and --conv kernels|cudnn (GPU backends only).</summary>
+    public static GpuOptions Gpu(Arguments a) => new(
+        a.String("--math") switch
+        {
+            null or "fp32" => GemmMath.Pedantic,
+            "tf32" => GemmMath.Tf32,
+            var m => throw new UsageException($"--math expects fp32 or tf32, got '{m}'."),
+        },
+        a.String("--conv") switch
+        {
+            null or "kernels" => ConvolutionEngine.Kernels,
+            "cudnn" => ConvolutionEngine.Cudnn,
+            var c => throw new UsageException($"--conv expects kernels or cudnn, got '{c}'."),
+        });
 
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
 
@@ -63,4 +78,10 @@ internal static class Backends
         return BuiltInModels.TryGet(name)
             ?? throw new UsageException($"unknown model '{name}'; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2) or a JSON model file.");
     }
+}
+
+/// <summary>How the GPU backend computes GEMMs and convolutions (ignored by cpu).</summary>
+internal sealed record GpuOptions(GemmMath Math, ConvolutionEngine Convolutions)
+{
+    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, ConvolutionEngine.Kernels);
 }
