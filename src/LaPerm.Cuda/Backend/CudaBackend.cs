@@ -145,8 +145,9 @@ public sealed partial class CudaBackend : IBackend
         {
             return _device.Allocate<T>(length);
         }
-        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY")
+        catch (Exception e) when (e is CudaException { ErrorName: "CUDA_ERROR_OUT_OF_MEMORY" } or OutOfMemoryException)
         {
+            // OutOfMemoryException: the emulator's host allocation failed.
             var (free, total) = _device.MemoryInfo();
             throw new DeviceMemoryException(_device.Name, length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), free, total, e);
         }

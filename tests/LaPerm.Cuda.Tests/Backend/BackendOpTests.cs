@@ -485,6 +485,19 @@ public abstract class BackendOpTests
     }
 }
 
+public sealed class DeviceMemoryExceptionTests
+{
+    [Fact]
+    public void TheMessageNamesTheRequestTheFreeMemoryAndTheRemedy()
+    {
+        var e = new DeviceMemoryException("NVIDIA H200", 3_000_000_000, 1_250_000, 150_000_000_000);
+        Assert.Contains("3,000,000,000 bytes requested", e.Message, StringComparison.Ordinal);
+        Assert.Contains("1,250,000 of 150,000,000,000 bytes free", e.Message, StringComparison.Ordinal);
+        Assert.Contains("smaller --batch", e.Message, StringComparison.Ordinal);
+        Assert.Contains("NVIDIA H200", e.Message, StringComparison.Ordinal);
+    }
+}
+
 /// <summary>The checks on the host emulator: the real kernel sources and orchestration, in CI.</summary>
 public sealed class EmuBackendOpTests : BackendOpTests
 {
