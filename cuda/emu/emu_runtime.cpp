@@ -263,11 +263,31 @@ struct Block {
 };
 
 struct Stack {
-    void* mapping = nullptr;
-    std::size_t mapping_bytes = 0;
-    void* base = nullptr;  // above the guard page
+    void* base = nullptr;  // lowest address; the stack grows down towards it
     std::size_t bytes = 0;
 };
+
+// Stacks come in chunks of kStacksPerChunk in one mapping with one guard page below, so a
+// thread of 1024-thread blocks costs few memory mappings (the kernel limits their number per
+// process, and every OS thread that launches keeps its own stacks). The lowest bytes of each
+// stack hold a canary, written when a thread gets the stack and checked when it ends: an
+// overflow becomes an error naming the kernel (the overflowing thread writes into the stack
+// below, which is free or another thread's; the lowest stack of a chunk hits the guard page
+// and crashes). Threads take the highest free stack first.
+constexpr unsigned kStacksPerChunk = 32;
+constexpr std::size_t kCanaryWords = 8;
+constexpr std::uint64_t kCanary = 0x5a17c0dedeadbeefull;
+
+void write_canary(const Stack& s) {
+    auto* w = static_cast<std::uint64_t*>(s.base);
+    for (std::size_t i = 0; i < kCanaryWords; ++i) w[i] = kCanary;
+}
+bool canary_intact(const Stack& s) {
+    const auto* w = static_cast<const std::uint64_t*>(s.base);
+    for (std::size_t i = 0; i < kCanaryWords; ++i)
+        if (w[i] != kCanary) return false;
+    return true;
+}
 
 std::size_t stack_bytes_setting() {
     const char* kb = std::getenv("LAPERM_EMU_STACK_KB");
@@ -294,8 +314,10 @@ struct Worker {
     Worker() = default;
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
+    std::vector<std::pair<void*, std::size_t>> chunks;  // mappings holding the stacks
+
     ~Worker() {
-        for (auto& s : stacks) munmap(s.mapping, s.mapping_bytes);
+        for (auto& c : chunks) munmap(c.first, c.second);
         std::free(dynamic_shared);
     }
 
@@ -308,15 +330,20 @@ struct Worker {
 
     void add_stacks(unsigned n) {
         if (stacks.size() >= n) return;
-        const std::size_t bytes = stack_bytes_setting();
         const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        const std::size_t bytes = (stack_bytes_setting() + page - 1) / page * page;
         while (stacks.size() < n) {
-            const std::size_t total = bytes + page;
+            const std::size_t total = page + bytes * kStacksPerChunk;
             void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (m == MAP_FAILED) throw std::bad_alloc();
             mprotect(m, page, PROT_NONE);
-            free_stacks.push_back(static_cast<int>(stacks.size()));
-            stacks.push_back(Stack{m, total, static_cast<unsigned char*>(m) + page, bytes});
+            chunks.emplace_back(m, total);
+            for (unsigned i = 0; i < kStacksPerChunk; ++i) {
+                Stack st{static_cast<unsigned char*>(m) + page + i * bytes, bytes};
+                write_canary(st);
+                free_stacks.push_back(static_cast<int>(stacks.size()));
+                stacks.push_back(st);
+            }
         }
     }
 
@@ -440,7 +467,7 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     // an error left fibers holding stacks: take them all back.
     if (w.free_stacks.size() != w.stacks.size()) {
         w.free_stacks.clear();
-        for (int s = static_cast<int>(w.stacks.size()) - 1; s >= 0; --s) w.free_stacks.push_back(s);
+        for (int s = 0; s < static_cast<int>(w.stacks.size()); ++s) w.free_stacks.push_back(s);
     }
 
     w.block = &block;
@@ -454,17 +481,26 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
             if (t.stack < 0) {
                 t.stack = w.take_stack();
                 const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
+                write_canary(st);  // a neighbour's overflow may have hit it while it was free
                 prepare_context(t.context, st.base, st.bytes, &fiber_main);
             }
             w.running = &t;
             tls_current_thread = &t.view;
             switch_context(w.scheduler, t.context);
             if (t.state == State::Done) {
+                const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
+                if (!canary_intact(st)) {
+                    error = block_prefix(block) + format("%s overflowed its %zu-byte emulator stack (large local arrays? "
+                                                         "raise LAPERM_EMU_STACK_KB)", thread_name(t.view).c_str(), st.bytes);
+                    write_canary(st);
+                    break;
+                }
                 w.free_stacks.push_back(t.stack);
                 t.stack = -1;
             }
             if (!block.error.empty()) break;
         }
+        if (!error.empty()) break;
         if (!block.error.empty()) {
             error = std::move(block.error);
             break;

@@ -21,6 +21,7 @@
 //   reconnect_block_bitonic                        variant 3 (block per row, shared-memory bitonic)
 //   reconnect_block_radix                          variant 4 (block per row, shared-memory LSD radix)
 //   reconnect_bucket_i1 .. _i32                    variant 6 (block per row, bucket rank, registers)
+//   reconnect_bucket_staged_256 .. _8192           variant 7 (variant 6, 512 threads above 2048, sorted0 in smem)
 #include <laperm/device.cuh>
 
 struct ReconnectTensor
@@ -527,6 +528,157 @@ extern "C" __global__ void reconnect_bucket_i32(const ReconnectTensor* table, in
     LP_DYNAMIC_SHARED(unsigned, rc_bucket_smem);
     rc_bucket_rows<32>(table, tensorCount, totalRows, rc_bucket_smem);
 }
+
+// ---------------------------------------------------------------------------------------
+// Variant 7: variant 6 with wider blocks and sorted0 staged. THREADS threads, ITEMS elements per thread in
+// registers (n <= THREADS * ITEMS). Values are bucketed linearly between the row's finite
+// min and max (B = max(THREADS, THREADS*ITEMS/2) buckets; -NaN/-inf to the first,
+// +inf/+NaN to the last): the bucket index is monotone in the total order, because v - min
+// and the scaling are monotone under round-to-nearest. A shared-memory histogram (atomics)
+// and a scan give each bucket its range; the composites are placed there (in any order),
+// then each element's rank is its bucket's start plus the number of composites below its
+// own in the bucket (exact: the composites are unique). sorted0 is staged in shared memory
+// (coalesced), so w[j] = sorted0[rank(j)] reads shared memory and global traffic is one
+// coalesced read of w and sorted0 and one coalesced write of w. Rows with a bucket over
+// RC_BUCKET_LIMIT elements (heavy ties, skewed values) take the radix path in the same
+// block instead (w is untouched until then).
+// Shared memory: max(4*(B + 64) + 12n, radix fallback with THREADS threads) bytes.
+// ---------------------------------------------------------------------------------------
+template <int THREADS, int ITEMS>
+__device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
+{
+    const int buckets = THREADS * ITEMS / 2 > THREADS ? THREADS * ITEMS / 2 : THREADS; // a multiple of THREADS
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+    unsigned* counts = smem;                       // [buckets]
+    unsigned* warpTotals = counts + buckets;       // [32]
+    float* range = (float*)(warpTotals + 32);      // [32]: per-warp min (0..15), max (16..31)
+    unsigned long long* placed = (unsigned long long*)(range + 32); // [n], 8-byte aligned
+    float* vals = (float*)(placed + n);            // [n] sorted0 of the row
+
+    float v[ITEMS];
+    float lo = INFINITY, hi = -INFINITY;
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
+        v[k] = j < n ? w[j] : 0.0f;
+        if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
+    }
+    for (int i = tid; i < buckets; i += THREADS) counts[i] = 0;
+RC_UNROLL
+    for (int d = 16; d > 0; d >>= 1)
+    {
+        lo = fminf(lo, __shfl_xor_sync(RC_FULL_MASK, lo, d));
+        hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
+    }
+    if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
+    __syncthreads();
+    lo = range[0]; hi = range[16];
+    for (int i = 1; i < THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    const float span = hi - lo;
+    const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
+
+    unsigned where[ITEMS]; // bucket << 16 | slot (both < 65536)
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
+        where[k] = 0;
+        if (j < n)
+        {
+            int b;
+            if (isfinite(v[k]))
+            {
+                const float f = (v[k] - lo) * scale;          // >= 0; inf or NaN only when span overflowed
+                b = f < (float)buckets ? (int)f : buckets - 1;
+            }
+            else
+            {
+                b = (__float_as_uint(v[k]) & 0x80000000u) ? 0 : buckets - 1;
+            }
+            where[k] = ((unsigned)b << 16) | atomicAdd(&counts[b], 1u);
+        }
+    }
+    __syncthreads();
+    int crowded = 0;
+    for (int i = tid; i < buckets; i += THREADS) crowded |= counts[i] > RC_BUCKET_LIMIT;
+    if (__syncthreads_or(crowded))
+    {
+        rc_block_radix_row(w, s0, n, smem);
+        return;
+    }
+    rc_block_exclusive_scan(counts, buckets, warpTotals);
+    for (int i = tid; i < n; i += THREADS) vals[i] = s0[i];
+    __syncthreads();
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
+        if (j < n) placed[counts[where[k] >> 16] + (where[k] & 0xffffu)] = rc_composite(v[k], j);
+    }
+    __syncthreads();
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
+        if (j < n)
+        {
+            const unsigned long long c = rc_composite(v[k], j);
+            const int b = (int)(where[k] >> 16);
+            const int begin = (int)counts[b];
+            const int end = b + 1 < buckets ? (int)counts[b + 1] : n;
+            int rank = begin;
+            for (int i = begin; i < end; i++) rank += placed[i] < c;
+            w[j] = vals[rank];
+        }
+    }
+}
+
+// Row length classes: <= 256, 512, 1024, 2048 (256 threads), <= 4096, 8192 (512 threads).
+extern "C" __global__ void reconnect_bucket_staged_256(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<256, 1>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_staged_512(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<256, 2>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_staged_1024(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<256, 4>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_staged_2048(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<256, 8>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_staged_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<512, 8>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
+extern "C" __global__ void reconnect_bucket_staged_8192(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
+    rc_bucket_staged_rows<512, 16>(table, tensorCount, totalRows, rc_staged_smem);
+}
+
 
 // ---------------------------------------------------------------------------------------
 // Variants 1 and 5: chunked two-pass.

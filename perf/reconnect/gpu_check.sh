@@ -7,7 +7,7 @@ out=${1:-/tmp/reconnect-check}
 mkdir -p "$out" /tmp/rcb
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader
 nvcc --version | tail -1
-inc=cuda/include; [ -f cuda/include/laperm/device.cuh ] || inc=perf/reconnect/stub
+inc=cuda/include
 nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -Xptxas -v -I "$inc" perf/reconnect/reconnect_bench.cu -o /tmp/rcb/reconnect_bench > /tmp/rcb/build.log 2>&1 || { cat /tmp/rcb/build.log; exit 1; }
 grep -E "Compiling entry|registers|spill" /tmp/rcb/build.log | sed 's/ptxas info *: //' | paste - - - | sed 's/\s\+/ /g'
 /tmp/rcb/reconnect_bench --shapes "1:1,7:5,33:31,20:33,100:64,50:100,40:128,30:129,50:1000,9:2049,10:4608,4:18000,3:30000" --variant all --samples 3

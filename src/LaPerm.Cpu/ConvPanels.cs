@@ -30,6 +30,7 @@ internal readonly unsafe struct Im2ColPanels : IPanelSource
         _s = shape;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int pc, int kc, int jc, int nc, float* dest)
     {
         const int nr = Sgemm.NR;
@@ -145,6 +146,7 @@ internal readonly unsafe struct Im2ColTransposedPanels : IPanelSource
         _s = shape;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int pc, int kc, int jc, int nc, float* dest)
     {
         const int nr = Sgemm.NR;

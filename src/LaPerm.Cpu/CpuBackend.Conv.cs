@@ -1,22 +1,25 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as GEMM over the whole batch. The column matrix [K = cin*kh*kw, N*P]
-// (P = outH*outW) is never materialised for the forward pass and the filter gradient: the
-// GEMM packs its B panels straight from the images (implicit im2col, see ConvPanels), so
-// the only memory traffic besides the GEMM is one [cout, N*P] -> NCHW reshuffle.
-// The data gradient of a stride-1 convolution is itself a stride-1 convolution of dy with
-// the flipped, transposed kernel and goes the same way; strided convolutions use
-// GEMM + col2im over groups of images whose size depends on the geometry only.
+// Convolution as GEMM. The forward pass and the filter gradient run one GEMM over the whole
+// batch whose B panels are packed straight from the images (implicit im2col, see
+// ConvPanels): the column matrix [K = cin*kh*kw, N*P] (P = outH*outW) is never written, and
+// the only extra traffic is one [cout, N*P] <-> NCHW reshuffle. The data gradient computes
+// column gradients with a GEMM and scatters them back (col2im) in groups of images small
+// enough to stay in cache (measured: 16 MiB groups made these passes ~2x slower than 512 KiB
+// groups). A flipped-kernel convolution for stride-1 data gradients was tried and measured
+// slower than GEMM + cached col2im, so there is one path.
 public sealed partial class CpuBackend
 {
     /// <summary>
-    /// Upper bound on one group's column matrix in the strided data gradient, in floats (default
-    /// 4 Mi = 16 MiB). Group sizes follow from it and the geometry only; tests lower it to
-    /// exercise multi-group batches.
+    /// Upper bound on one group's column-gradient matrix in the data gradient, in floats (default
+    /// 128 Ki = 512 KiB, so it stays in L2 between the GEMM and col2im). Group sizes follow from
+    /// it and the geometry only, never from the thread count.
     /// </summary>
-    internal int ColumnBudget { get; set; } = 4 << 20;
+    internal int ColumnBudget { get; set; } = 1 << 17;
 
     private static void CheckGeometry(ConvGeometry g)
     {
@@ -64,37 +67,12 @@ public sealed partial class CpuBackend
         });
     }
 
-    /// <summary>
-    /// The flipped-kernel convolution does IH*IW / (OH*OW) times the multiply-adds of GEMM + col2im
-    /// (it also multiplies the zero padding): worth it only while that ratio is small.
-    /// </summary>
-    internal double FlippedConvolutionMaxGrowth { get; set; } = 1.3;
-
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
     {
         CheckGeometry(g);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var dxData = Data(dx, nameof(dx), g.InputLength);
-        if (g.Stride == 1 && g.InHeight * g.InWidth <= FlippedConvolutionMaxGrowth * g.OutHeight * g.OutWidth)
-        {
-            // dx[ci, iy, ix] = sum dy[co, iy + padTop - ky, ix + padLeft - kx] w[co, ci, ky, kx]: a stride-1
-            // convolution of dy (cout channels) with w'[ci, co, ky', kx'] = w[co, ci, kh-1-ky', kw-1-kx'] and
-            // padding kh-1-padTop / kw-1-padLeft (out-of-range taps read 0, so any bottom/right padding is implied).
-            var flipped = _flipped.Get(g.WeightLength);
-            int area = g.KernelHeight * g.KernelWidth;
-            for (int co = 0; co < g.OutChannels; co++)
-                for (int ci = 0; ci < g.InChannels; ci++)
-                {
-                    var source = wData.AsSpan((co * g.InChannels + ci) * area, area);
-                    var target = flipped.AsSpan((ci * g.OutChannels + co) * area, area);
-                    for (int t = 0; t < area; t++) target[area - 1 - t] = source[t];
-                }
-            var transposed = new ConvGeometry(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth, g.InChannels, g.KernelHeight, g.KernelWidth,
-                1, g.KernelHeight - 1 - g.PadTop, g.KernelWidth - 1 - g.PadLeft, g.InHeight, g.InWidth);
-            ConvForwardCore(transposed, dyData, flipped, dxData);
-            return;
-        }
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         int group = GroupSize(g);
         var columns = _columns.Get(k * group * p);
@@ -161,31 +139,42 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>dx[n] = 0, then adds the columns of image slot back, kernel position by kernel position (fixed order).</summary>
-    private static void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
     {
         int p = g.OutHeight * g.OutWidth, rowStride = groupCount * p;
         int inPlane = g.InHeight * g.InWidth;
-        var dx = dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane);
-        dx.Clear();
+        dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane).Clear();
+        float* dx = Address(dxData) + (long)n * g.InChannels * inPlane;
+        float* image = Address(columns) + (long)slot * p;
         int row = 0;
         for (int ci = 0; ci < g.InChannels; ci++)
         {
-            var plane = dx.Slice(ci * inPlane, inPlane);
+            float* plane = dx + (long)ci * inPlane;
             for (int ky = 0; ky < g.KernelHeight; ky++)
             {
                 var (oyLo, oyHi) = ValidRange(g.OutHeight, g.InHeight, g.Stride, g.PadTop, ky);
                 for (int kx = 0; kx < g.KernelWidth; kx++, row++)
                 {
                     var (oxLo, oxHi) = ValidRange(g.OutWidth, g.InWidth, g.Stride, g.PadLeft, kx);
-                    if (oxLo >= oxHi) continue;
-                    var src = columns.AsSpan(row * rowStride + slot * p, p);
+                    int count = oxHi - oxLo;
+                    if (count <= 0) continue;
+                    float* source = image + (long)row * rowStride;
                     for (int oy = oyLo; oy < oyHi; oy++)
                     {
-                        int iy = oy * g.Stride - g.PadTop + ky;
-                        var inRow = plane.Slice(iy * g.InWidth, g.InWidth);
-                        var colRow = src.Slice(oy * g.OutWidth, g.OutWidth);
-                        for (int ox = oxLo, ix = oxLo * g.Stride - g.PadLeft + kx; ox < oxHi; ox++, ix += g.Stride)
-                            inRow[ix] += colRow[ox];
+                        float* target = plane + (oy * g.Stride - g.PadTop + ky) * g.InWidth + oxLo * g.Stride - g.PadLeft + kx;
+                        float* values = source + oy * g.OutWidth + oxLo;
+                        if (g.Stride == 1)
+                        {
+                            // Each dx element still receives its contributions in (ci, ky, kx, oy) order.
+                            int t = 0;
+                            for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(target + t) + Vector256.Load(values + t), target + t);
+                            for (; t < count; t++) target[t] += values[t];
+                        }
+                        else
+                        {
+                            for (int t = 0; t < count; t++) target[t * g.Stride] += values[t];
+                        }
                     }
                 }
             }

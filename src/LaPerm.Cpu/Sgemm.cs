@@ -57,6 +57,7 @@ internal static unsafe class Sgemm
     /// As above with op(B) supplied by a panel source, so B can be generated on the fly
     /// (implicit im2col) instead of being read from a materialised matrix.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and on-stack replacement
     public static void ComputeBlock<TPanels>(bool transposeA, int m, int n, int k, float alpha,
         float* a, in TPanels b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace)
         where TPanels : struct, IPanelSource
@@ -151,6 +152,7 @@ internal static unsafe class Sgemm
         return beta == 0f ? scaled : scaled + Vector256.Create(beta) * Vector256.Load(c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelFma(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta, float* tile)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -252,6 +254,7 @@ internal readonly unsafe struct DensePanels : IPanelSource
     }
 
     /// <summary>Packs k-range [pc, pc+kc) x columns [jc, jc+nc) of op(B) into Sgemm.NR-column micro-panels, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Pack(int pc, int kc, int jc, int nc, float* dest)
     {
         for (int jr = 0; jr < nc; jr += Sgemm.NR)

@@ -20,6 +20,7 @@ LP_EMU_REGISTER(test_bad_shuffle_exit)
 LP_EMU_REGISTER(test_bad_mask)
 LP_EMU_REGISTER(test_bad_barrier_vs_warp)
 LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
+LP_EMU_REGISTER(test_bad_stack_overflow)
 
 using namespace lp_test;
 
@@ -272,6 +273,8 @@ void errors() {
     expect_failure("test_bad_lane_divergent_barrier",
                    launch("test_bad_lane_divergent_barrier", 1, 1, 1, 64, 1, 1, 0, out.ptr()),
                    {"lane 1 of warp 0", "test_kernels.cu", "same place"});
+    expect_failure("test_bad_stack_overflow", launch("test_bad_stack_overflow", 1, 1, 1, 1, 1, 1, 0, 24 * 1024, out.ptr()),
+                   {"overflowed", "LAPERM_EMU_STACK_KB"});
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
     expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
 
@@ -291,7 +294,7 @@ void errors() {
 
 void registry_and_buffers() {
     const int count = laperm_emu_kernel_count();
-    LP_CHECK(count >= 14, "kernel count %d", count);
+    LP_CHECK(count >= 15, "kernel count %d", count);
     bool found_axpy = false;
     std::string previous;
     for (int i = 0; i < count; ++i) {

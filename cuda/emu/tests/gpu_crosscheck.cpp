@@ -251,6 +251,7 @@ int compare(const Case& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a launch that hangs the GPU still shows which one
     ptx_dir = argc > 1 ? argv[1] : ".";
     test_ptx_dir = argc > 2 ? argv[2] : ptx_dir;
     try {

@@ -171,6 +171,13 @@ extern "C" __global__ void test_bad_lane_divergent_barrier(int* out) {
     }
 }
 
+// 96 KiB of locals: more than an emulator fiber stack (64 KiB by default).
+extern "C" __global__ void test_bad_stack_overflow(int n, int* out) {
+    volatile int big[24 * 1024];
+    for (int i = 0; i < n; ++i) big[i] = i;
+    out[threadIdx.x] = big[n - 1];
+}
+
 // Half of the block at __syncthreads, the other half in a full-warp shuffle with it.
 extern "C" __global__ void test_bad_barrier_vs_warp(int* out) {
     const unsigned lane = lp_lane_id();

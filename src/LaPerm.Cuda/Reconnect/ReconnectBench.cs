@@ -6,7 +6,7 @@ using LaPerm.Cuda.Runtime;
 namespace LaPerm.Cuda.Reconnect;
 
 /// <summary>
-/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..6.
+/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..7.
 /// <paramref name="Shapes"/>: a set name (conv7, resnet50c, conv13, resnet50-imagenet) or
 /// ROWS:LENGTH[,ROWS:LENGTH...]; several separated by ';'. <paramref name="Device"/>: cuda or emu.
 /// </summary>
@@ -49,7 +49,7 @@ public sealed class ReconnectBench
         if (spec == "all") return Enum.GetValues<ReconnectVariant>();
         if (int.TryParse(spec, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && Enum.IsDefined((ReconnectVariant)v))
             return [(ReconnectVariant)v];
-        throw new ArgumentException($"--variant: '{spec}' is not a variant; expected \"all\" or a number from 0 to 6");
+        throw new ArgumentException($"--variant: '{spec}' is not a variant; expected \"all\" or a number from 0 to 7");
     }
 
     public IReadOnlyList<ReconnectBenchResult> Measure(ReconnectBenchOptions options, TextWriter output)

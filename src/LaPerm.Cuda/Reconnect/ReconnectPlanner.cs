@@ -24,10 +24,12 @@ public enum ReconnectVariant
     Chunked = 5,
     /// <summary>Block per row up to 8192 elements, bucket rank (linear value buckets, exact rank inside a bucket); crowded rows fall back to radix in the same block.</summary>
     BlockBucket = 6,
+    /// <summary>As <see cref="BlockBucket"/> with 512-thread blocks above 2048 elements and sorted0 staged in shared memory (not yet measured on a GPU).</summary>
+    BlockBucketStaged = 7,
 }
 
 /// <summary>Which kernel(s) reconnect a row.</summary>
-public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, TwoPass, Chunked }
+public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockBucketStaged, TwoPass, Chunked }
 
 /// <summary>What the planner needs to know about the device: the dynamic shared memory one block may use.</summary>
 public sealed record ReconnectLimits(int MaxSharedBytesPerBlock)
@@ -118,6 +120,21 @@ public static class ReconnectPlanner
     public static bool BucketFits(int n, ReconnectLimits limits) =>
         n <= 8192 && RadixFits(n, limits) && BucketSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
 
+    /// <summary>The staged bucket kernel's row-length class: reconnect_bucket_staged_{class} handles rows up to class elements.</summary>
+    public static int StagedClass(int rowLength) => Math.Max(256, NextPowerOfTwo(rowLength));
+
+    /// <summary>Threads of a staged class's blocks: 256 up to 2048 elements, 512 above.</summary>
+    public static int StagedThreads(int rowLength) => StagedClass(rowLength) <= 2048 ? 256 : 512;
+
+    /// <summary>Counters, scan slots, placed composites and staged sorted0, or the radix fallback's needs if larger.</summary>
+    public static int StagedSharedBytes(int rowLength)
+    {
+        int buckets = Math.Max(StagedThreads(rowLength), StagedClass(rowLength) / 2);
+        return Math.Max(4 * (buckets + 64) + 12 * rowLength, RadixSharedBytes(rowLength, StagedThreads(rowLength)));
+    }
+
+    public static bool StagedFits(int n, ReconnectLimits limits) => n <= 8192 && StagedSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
+
     public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
 
     public static bool ArgsortFits(int n, ReconnectLimits limits) => 8L * n <= limits.MaxSharedBytesPerBlock;
@@ -137,7 +154,9 @@ public static class ReconnectPlanner
             ReconnectVariant.Chunked => ReconnectPath.Chunked,
             ReconnectVariant.BlockBucket => BucketFits(rowLength, limits) ? ReconnectPath.BlockBucket
                 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
-            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..6"),
+            ReconnectVariant.BlockBucketStaged => StagedFits(rowLength, limits) ? ReconnectPath.BlockBucketStaged
+                : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
+            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..7"),
         };
     }
 
@@ -169,6 +188,7 @@ public static class ReconnectPlanner
             {
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
                 ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(s.RowLength, chunk)),
+                ReconnectPath.BlockBucketStaged => StagedClass(s.RowLength),
                 _ => NextPowerOfTwo(s.RowLength),
             };
             items.Add((i, path, bucket));
@@ -209,6 +229,7 @@ public static class ReconnectPlanner
                 ReconnectPath.BlockBitonic => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 12 * maxLength),
                 ReconnectPath.BlockRadix => (RadixThreads(maxLength), RadixSharedBytes(maxLength, RadixThreads(maxLength))),
                 ReconnectPath.BlockBucket => (BucketThreads, BucketSharedBytes(maxLength)),
+                ReconnectPath.BlockBucketStaged => (StagedThreads(maxLength), StagedSharedBytes(maxLength)),
                 ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
                 _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
             };

@@ -146,6 +146,7 @@ public sealed class ReconnectEmulatorTests
     [Theory]
     [InlineData(0)]
     [InlineData(6)]
+    [InlineData(7)]
     public void BucketPathMatchesSyncRowOnSpreadValuesWithSpecials(int variant)
     {
         using Device device = ReconnectCheck.OpenOrSkip("emu");

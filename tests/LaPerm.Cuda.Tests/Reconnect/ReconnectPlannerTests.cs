@@ -36,6 +36,8 @@ public sealed class ReconnectPlannerTests
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 2000, small));
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3402, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3403, small));
+        Assert.Equal(ReconnectPath.BlockBucketStaged, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketStaged, 2048, small));
+        Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketStaged, 3000, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Chunked, 1, small));
         // Every path's shared memory fits the limit it was chosen under.
         foreach (ReconnectVariant v in Enum.GetValues<ReconnectVariant>())
@@ -137,8 +139,8 @@ public sealed class ReconnectPlannerTests
     [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(7, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(8, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("7"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("8"));
     }
 }
