@@ -14,7 +14,8 @@ namespace LaPerm.Cuda.Backend;
 /// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
 /// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
 /// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu); reconnection is
-/// <see cref="DeviceReconnector"/> (reconnect.cu).
+/// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
+/// multi-tensor launch (see <see cref="AdamUpdate"/>).
 ///
 /// Like the device, the backend is one stream: call it from one thread at a time. On cuda every
 /// entry point makes the device's context current, so that thread may change between calls.
@@ -94,11 +95,28 @@ public sealed partial class CudaBackend : IBackend
 
     private DeviceStream Stream => _device.Stream;
 
-    /// <summary>Every op starts here: the backend is alive and its context current on this thread.</summary>
+    /// <summary>
+    /// Every op starts here: the backend is alive, its context current on this thread, and batched
+    /// Adam updates recorded before this op are launched first (stream order = call order).
+    /// </summary>
     private void Begin()
+    {
+        BeginWithoutFlush();
+        FlushAdam();
+    }
+
+    private void BeginWithoutFlush()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _device.MakeCurrent();
+    }
+
+    /// <summary>Called by a tensor before it frees its memory: a batched update may still refer to it.</summary>
+    internal void BeforeFree()
+    {
+        if (_disposed) return;
+        _device.MakeCurrent();
+        FlushAdam();
     }
 
     private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged
@@ -285,8 +303,10 @@ public sealed partial class CudaBackend : IBackend
     {
         if (_disposed) return;
         _device.MakeCurrent();
+        FlushAdam();
         _device.Synchronize();
         _disposed = true;
+        _adamTable?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();

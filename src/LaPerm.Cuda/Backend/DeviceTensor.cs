@@ -39,6 +39,7 @@ public sealed class DeviceTensor<T> : Tensor<T> where T : unmanaged
     {
         if (_disposed) return;
         _disposed = true;
+        _backend.BeforeFree();
         _buffer.Dispose();
     }
 }

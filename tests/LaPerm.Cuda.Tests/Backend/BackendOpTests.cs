@@ -177,6 +177,46 @@ public abstract class BackendOpTests
         for (int i = 0; i < names.Length; i++) BitEqual(expected[i], actual[i], names[i]);
     }
 
+    [Fact]
+    public void BatchedAdamOverManyTensorsIsBitExactStepAfterStep()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(43);
+        int[] lengths = [1, 10, 300, 2357, 70_001];
+        var initial = lengths.Select(n => (W: Random(rng, n), M: Random(rng, n, 0.01f), V: Random(rng, n, 0.001f).Select(Math.Abs).ToArray())).ToArray();
+        var gradients = Enumerable.Range(0, 3).Select(_ => lengths.Select(n => Random(rng, n, 0.1f)).ToArray()).ToArray();
+        float[][] Run(IBackend backend)
+        {
+            var tensors = lengths.Select((n, i) => (W: Put(backend, initial[i].W, n), G: backend.Allocate<float>(new Shape(n)),
+                M: Put(backend, initial[i].M, n), V: Put(backend, initial[i].V, n))).ToArray();
+            try
+            {
+                for (int t = 1; t <= 3; t++)
+                {
+                    for (int i = 0; i < lengths.Length; i++) backend.Upload<float>(gradients[t - 1][i], tensors[i].G);
+                    // The last step updates only some tensors: the batch's table changes.
+                    foreach (int i in t == 3 ? new[] { 4, 1 } : Enumerable.Range(0, lengths.Length))
+                        backend.AdamUpdate(AdamStep.Keras(2e-3f, t), tensors[i].W, tensors[i].G, tensors[i].M, tensors[i].V);
+                }
+                return [.. tensors.SelectMany(x => new[] { Get(backend, x.W), Get(backend, x.M), Get(backend, x.V) })];
+            }
+            finally
+            {
+                foreach (var (w, g, m, v) in tensors)
+                {
+                    w.Dispose();
+                    g.Dispose();
+                    m.Dispose();
+                    v.Dispose();
+                }
+            }
+        }
+        var expected = Run(cpu);
+        var actual = Run(device);
+        for (int i = 0; i < expected.Length; i++) BitEqual(expected[i], actual[i], $"tensor {i / 3} {"wmv"[i % 3]}");
+    }
+
     [Theory]
     [InlineData(0.5f, 7UL, 3UL)]
     [InlineData(0.1f, 123456789UL, 0UL)]
