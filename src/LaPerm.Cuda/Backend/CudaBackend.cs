@@ -111,10 +111,11 @@ public sealed partial class CudaBackend : IBackend
         _device.MakeCurrent();
     }
 
+    internal bool IsDisposed => _disposed;
+
     /// <summary>Called by a tensor before it frees its memory: a batched update may still refer to it.</summary>
     internal void BeforeFree()
     {
-        if (_disposed) return;
         _device.MakeCurrent();
         FlushAdam();
     }

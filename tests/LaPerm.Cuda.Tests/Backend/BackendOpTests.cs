@@ -81,6 +81,12 @@ public abstract class BackendOpTests
         using var cpu = Cpu();
         using var foreign = cpu.Allocate<float>(new Shape(values.Length));
         Assert.Contains("belongs to backend 'cpu'", Assert.Throws<ArgumentException>(() => device.Copy(a, foreign)).Message, StringComparison.Ordinal);
+
+        // A tensor that outlives its backend can still be disposed (the device freed it already).
+        var orphan = device.Allocate<float>(new Shape(4));
+        device.Dispose();
+        orphan.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => device.Fill(b, 1f));
     }
 
     [Theory]
