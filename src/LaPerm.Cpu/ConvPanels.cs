@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LaPerm.Cpu;
 
@@ -42,6 +43,7 @@ internal readonly unsafe struct Im2ColPanels : IPanelSource
         int* runRow = stackalloc int[nr];
         int* runColumn = stackalloc int[nr];
         long* runImage = stackalloc long[nr];
+        var strided = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * s.Stride;   // gather offsets of 8 taps of a strided run
         for (int jr = 0; jr < nc; jr += nr)
         {
             int width = Math.Min(nr, nc - jr), runs = 0;
@@ -79,7 +81,10 @@ internal readonly unsafe struct Im2ColPanels : IPanelSource
                     }
                     else if (ix >= 0 && ix + (length - 1) * s.Stride < s.Width)
                     {
-                        for (int t = 0, at = ix; t < length; t++, at += s.Stride) target[t] = row[at];
+                        int t = 0;
+                        if (Avx2.IsSupported)
+                            for (; t <= length - 8; t += 8) Vector256.Store(Avx2.GatherVector256(row + ix + t * s.Stride, strided, 4), target + t);
+                        for (int at = ix + t * s.Stride; t < length; t++, at += s.Stride) target[t] = row[at];
                     }
                     else
                     {
@@ -175,12 +180,23 @@ internal readonly unsafe struct Im2ColTransposedPanels : IPanelSource
             }
             int image = pc / s.Pixels, pixel = pc - image * s.Pixels, oy = pixel / s.OutWidth, ox = pixel - oy * s.OutWidth;
             float* panel = dest + (long)jr * kc;
+            bool useGather = Avx2.IsSupported && width == nr && tapOffset[nr - 1] <= int.MaxValue;
+            var gatherLow = Vector256.Create((int)tapOffset[0], (int)tapOffset[1], (int)tapOffset[2], (int)tapOffset[3],
+                (int)tapOffset[4], (int)tapOffset[5], (int)tapOffset[6], (int)tapOffset[7]);
+            var gatherHigh = Vector256.Create((int)tapOffset[8], (int)tapOffset[9], (int)tapOffset[10], (int)tapOffset[11],
+                (int)tapOffset[12], (int)tapOffset[13], (int)tapOffset[14], (int)tapOffset[15]);
             for (int p = 0; p < kc; p++)
             {
                 float* d = panel + p * nr;
                 int y0 = oy * s.Stride - s.PadTop, x0 = ox * s.Stride - s.PadLeft;
                 float* origin = _x + (long)image * s.ImageSize + (long)y0 * s.Width + x0;
-                if (y0 >= 0 && y0 + s.KernelHeight <= s.Height && x0 >= 0 && x0 + s.KernelWidth <= s.Width)
+                if (useGather && y0 >= 0 && y0 + s.KernelHeight <= s.Height && x0 >= 0 && x0 + s.KernelWidth <= s.Width)
+                {
+                    // Every tap inside the image and all 16 taps real: two hardware gathers.
+                    Vector256.Store(Avx2.GatherVector256(origin, gatherLow, 4), d);
+                    Vector256.Store(Avx2.GatherVector256(origin, gatherHigh, 4), d + 8);
+                }
+                else if (y0 >= 0 && y0 + s.KernelHeight <= s.Height && x0 >= 0 && x0 + s.KernelWidth <= s.Width)
                 {
                     // Every tap of this pixel is inside the image ('valid' convolutions: always).
                     int jj = 0;
