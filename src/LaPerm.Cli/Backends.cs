@@ -1,20 +1,70 @@
 using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 using LaPerm.Cpu;
+using LaPerm.Cuda;
+using LaPerm.Cuda.Backend;
 
 namespace LaPerm.Cli;
 
-/// <summary>Creates the backend named by --device. Only cpu exists in this build; cuda and emu plug in here.</summary>
+/// <summary>
+/// Creates the backend named by --device: cpu, cuda (the GPU), emu (the GPU kernels on the host
+/// emulator) or auto (cuda when a usable GPU is found, else cpu).
+/// </summary>
 internal static class Backends
 {
-    public static readonly string[] Known = ["cpu", "cuda", "emu"];
+    public static readonly string[] Known = ["cpu", "cuda", "emu", "auto"];
 
-    public static IBackend Create(string device, int threads) => device switch
+    public static IBackend Create(string device, int threads, GpuOptions? gpu = null) => device switch
     {
         "cpu" => new CpuBackend(threads),
-        "cuda" or "emu" => throw new UsageException($"--device {device} is not available in this build; use --device cpu."),
-        _ => throw new UsageException($"--device expects cpu, cuda or emu, got '{device}'."),
+        "cuda" or "emu" => OpenDevice(device, gpu ?? GpuOptions.Default),
+        "auto" => Auto(threads, gpu ?? GpuOptions.Default),
+        _ => throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{device}'."),
     };
+
+    /// <summary>cuda when the driver finds a GPU and the backend opens on it (kernels, cuBLAS), else cpu.</summary>
+    private static IBackend Auto(int threads, GpuOptions gpu)
+    {
+        if (CudaInfo.Collect().CudaAvailable)
+        {
+            try
+            {
+                return CudaBackend.Open("cuda", gpu.Math, gpu.Convolutions);
+            }
+            catch (InvalidOperationException)
+            {
+                // A GPU without a usable CUDA stack (e.g. no cuBLAS): train on the CPU instead.
+            }
+        }
+        return new CpuBackend(threads);
+    }
+
+    private static CudaBackend OpenDevice(string kind, GpuOptions gpu)
+    {
+        try
+        {
+            return CudaBackend.Open(kind, gpu.Math, gpu.Convolutions);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new UsageException($"--device {kind} is unavailable here: {e.Message}");
+        }
+    }
+
+    /// <summary>--math fp32|tf32 and --conv kernels|cudnn (GPU backends only).</summary>
+    public static GpuOptions Gpu(Arguments a) => new(
+        a.String("--math") switch
+        {
+            null or "fp32" => GemmMath.Pedantic,
+            "tf32" => GemmMath.Tf32,
+            var m => throw new UsageException($"--math expects fp32 or tf32, got '{m}'."),
+        },
+        a.String("--conv") switch
+        {
+            null or "kernels" => ConvolutionEngine.Kernels,
+            "cudnn" => ConvolutionEngine.Cudnn,
+            var c => throw new UsageException($"--conv expects kernels or cudnn, got '{c}'."),
+        });
 
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
 
@@ -28,4 +78,10 @@ internal static class Backends
         return BuiltInModels.TryGet(name)
             ?? throw new UsageException($"unknown model '{name}'; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2) or a JSON model file.");
     }
+}
+
+/// <summary>How the GPU backend computes GEMMs and convolutions (ignored by cpu).</summary>
+internal sealed record GpuOptions(GemmMath Math, ConvolutionEngine Convolutions)
+{
+    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, ConvolutionEngine.Kernels);
 }

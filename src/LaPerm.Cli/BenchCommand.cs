@@ -7,10 +7,10 @@ namespace LaPerm.Cli;
 internal static class BenchCommand
 {
     public const string Help = """
-        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu]
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
             training images/s of full steps (upload, forward, loss, backward, Adam) on synthetic data:
             warm-up, then the median of W windows of N steps. Without --model: f2, lenet300 and conv7.
-        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu]
+        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
             time of one full LaPerm sync of every tensor (median of R).
 
         """;
@@ -19,7 +19,7 @@ internal static class BenchCommand
     {
         if (args.Length == 0 || args[0] is not ("train" or "sync"))
             throw new UsageException("laperm bench expects 'train' or 'sync' (see 'laperm bench --help').");
-        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device" }, new HashSet<string>(), "bench");
+        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--conv" }, new HashSet<string>(), "bench");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;
@@ -31,7 +31,7 @@ internal static class BenchCommand
             foreach (var name in models)
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
-                using var backend = Backends.Create(device, threads);
+                using var backend = Backends.Create(device, threads, Backends.Gpu(a));
                 using var bench = new TrainStepBench(model, backend, batch);
                 // Aim for windows of about a second: the default step count follows the model size.
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
@@ -44,7 +44,7 @@ internal static class BenchCommand
         {
             var model = new ModelDefinition(Backends.ResolveModel(a.String("--model") ?? "conv7"));
             int repeat = a.Int("--repeat", 1) ?? 21;
-            using var backend = Backends.Create(device, threads);
+            using var backend = Backends.Create(device, threads, Backends.Gpu(a));
             using var bench = new SyncBench(model, backend);
             var (median, samples) = bench.Measure(3, repeat);
             stdout.WriteLine(string.Create(inv,

@@ -38,7 +38,8 @@ public static class CommandLine
                 _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info or bench."),
             };
         }
-        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException)
+        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException
+                                   or LaPerm.Cuda.Backend.DeviceMemoryException)
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return UserError;

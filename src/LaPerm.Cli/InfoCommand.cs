@@ -17,7 +17,7 @@ internal static class InfoCommand
         using var cpu = new CpuBackend(Environment.ProcessorCount);
         stdout.WriteLine($"cpu:  {cpu.Description}");
         stdout.WriteLine($"      .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
-        stdout.WriteLine("cuda: the CUDA backend is not available in this build.");
+        stdout.WriteLine(LaPerm.Cuda.CudaInfo.Describe());
         return 0;
     }
 }

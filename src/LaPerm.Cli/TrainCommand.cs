@@ -12,7 +12,7 @@ internal static class TrainCommand
     [
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size",
-        "--limit-train", "--limit-test", "--out", "--device",
+        "--limit-train", "--limit-test", "--out", "--device", "--math", "--conv",
     ];
 
     private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet"];
@@ -44,7 +44,9 @@ internal static class TrainCommand
         --train-eval-size N    also evaluate on the first N training images
         --limit-train N  --limit-test N
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
-        --device cpu           (cuda and emu are not in this build)
+        --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
+        --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
+        --conv kernels|cudnn   GPU convolutions: our kernels (default) or cuDNN where it can
         --quiet                no progress output
 
         """;
@@ -56,7 +58,7 @@ internal static class TrainCommand
         var spec = Backends.ResolveModel(o.Model);
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
-        using var backend = Backends.Create(o.Device, o.Threads);
+        using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a));
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
@@ -138,7 +140,7 @@ internal static class TrainCommand
         if (a.Int("--limit-test", 1) is { } lte) o = o with { LimitTest = lte };
         if (a.String("--device") is { } dev)
         {
-            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda or emu, got '{dev}'.");
+            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{dev}'.");
             o = o with { Device = dev };
         }
         string model = Path.GetFileNameWithoutExtension(o.Model);

@@ -56,7 +56,7 @@ internal sealed class BackendKernels : IDisposable
         SgdMomentum = optimizer.GetKernel("sgd_momentum_v1");
 
         DeviceModule adam = Load(device, "adam.ptx");
-        Adam = adam.GetKernel("adam_v1");
+        AdamMulti = adam.GetKernel("adam_multi_v1");
     }
 
     private DeviceModule Load(Device device, string file)
@@ -89,7 +89,7 @@ internal sealed class BackendKernels : IDisposable
     public Kernel ConvGatherOutput { get; }
     public Kernel ConvScatterOutput { get; }
     public Kernel SgdMomentum { get; }
-    public Kernel Adam { get; }
+    public Kernel AdamMulti { get; }
 
     public void Dispose()
     {

@@ -1,9 +1,9 @@
 using LaPerm.Core.Backend;
-using LaPerm.Cuda.Kernels;
 
 namespace LaPerm.Cuda.Backend;
 
-// Activations, dropout, loss and optimizer updates: one kernel launch each (two for the loss).
+// Activations, dropout, loss and momentum SGD: one kernel launch each (two for the loss).
+// Adam is batched across tensors: CudaBackend.Adam.cs.
 public sealed partial class CudaBackend
 {
     public void ReluForward(Tensor<float> x, Tensor<float> y)
@@ -67,18 +67,6 @@ public sealed partial class CudaBackend
         _kernels.SoftmaxRows.Launch((uint)((batch + BlockSize - 1) / BlockSize), BlockSize, 0, Stream,
             batch, classes, pLogits, pLabels, pGradient, perExample.Pointer);
         _kernels.SoftmaxTotal.Launch(1, BlockSize, 0, Stream, batch, perExample.Pointer, pTotals);
-    }
-
-    public void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
-    {
-        Begin();
-        if (step.T < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam step t must be at least 1, got {step.T}");
-        ulong pW = Own(w, nameof(w)).Pointer;
-        ulong pG = Pointer(g, nameof(g), w.Length);
-        ulong pM = Pointer(m, nameof(m), w.Length);
-        ulong pV = Pointer(v, nameof(v), w.Length);
-        float learningRateT = PrimitiveKernels.AdamLearningRate(step);   // double, rounded once: as the CPU backend
-        _kernels.Adam.Launch(Grid(w.Length), BlockSize, 0, Stream, w.Length, learningRateT, step.Beta1, step.Beta2, step.Epsilon, pW, pG, pM, pV);
     }
 
     public void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)

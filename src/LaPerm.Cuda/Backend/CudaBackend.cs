@@ -14,7 +14,8 @@ namespace LaPerm.Cuda.Backend;
 /// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
 /// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
 /// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu); reconnection is
-/// <see cref="DeviceReconnector"/> (reconnect.cu).
+/// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
+/// multi-tensor launch (see <see cref="AdamUpdate"/>).
 ///
 /// Like the device, the backend is one stream: call it from one thread at a time. On cuda every
 /// entry point makes the device's context current, so that thread may change between calls.
@@ -37,12 +38,12 @@ public sealed partial class CudaBackend : IBackend
 
     /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
     /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
-    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic)
+    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
     {
         Device device = Device.Open(kind);
         try
         {
-            return new CudaBackend(device, ownsDevice: true, math);
+            return new CudaBackend(device, ownsDevice: true, math, convolutions);
         }
         catch
         {
@@ -52,15 +53,17 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
-    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic) : this(device, ownsDevice: false, math)
+    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
+        : this(device, ownsDevice: false, math, convolutions)
     {
     }
 
-    private CudaBackend(Device device, bool ownsDevice, GemmMath math)
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math, ConvolutionEngine convolutions)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         _ownsDevice = ownsDevice;
+        _cudnnActive = convolutions == ConvolutionEngine.Cudnn && device.Kind == "cuda";
         device.MakeCurrent();
         _kernels = new BackendKernels(device);
         try
@@ -77,7 +80,7 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}";
+    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}";
 
     /// <summary>The device the backend runs on (its default stream carries every op).</summary>
     public Device Device => _device;
@@ -92,11 +95,29 @@ public sealed partial class CudaBackend : IBackend
 
     private DeviceStream Stream => _device.Stream;
 
-    /// <summary>Every op starts here: the backend is alive and its context current on this thread.</summary>
+    /// <summary>
+    /// Every op starts here: the backend is alive, its context current on this thread, and batched
+    /// Adam updates recorded before this op are launched first (stream order = call order).
+    /// </summary>
     private void Begin()
+    {
+        BeginWithoutFlush();
+        FlushAdam();
+    }
+
+    private void BeginWithoutFlush()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _device.MakeCurrent();
+    }
+
+    internal bool IsDisposed => _disposed;
+
+    /// <summary>Called by a tensor before it frees its memory: a batched update may still refer to it.</summary>
+    internal void BeforeFree()
+    {
+        _device.MakeCurrent();
+        FlushAdam();
     }
 
     private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged
@@ -143,8 +164,9 @@ public sealed partial class CudaBackend : IBackend
         {
             return _device.Allocate<T>(length);
         }
-        catch (CudaException e) when (e.ErrorName == "CUDA_ERROR_OUT_OF_MEMORY")
+        catch (Exception e) when (e is CudaException { ErrorName: "CUDA_ERROR_OUT_OF_MEMORY" } or OutOfMemoryException)
         {
+            // OutOfMemoryException: the emulator's host allocation failed.
             var (free, total) = _device.MemoryInfo();
             throw new DeviceMemoryException(_device.Name, length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), free, total, e);
         }
@@ -282,8 +304,10 @@ public sealed partial class CudaBackend : IBackend
     {
         if (_disposed) return;
         _device.MakeCurrent();
+        FlushAdam();
         _device.Synchronize();
         _disposed = true;
+        _adamTable?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();

@@ -1,0 +1,71 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Kernels;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Backend;
+
+// Adam as one multi-tensor launch per step. The optimizer calls AdamUpdate once per parameter
+// tensor; each call only records the tensor. The next op of any kind (or a download, a
+// synchronize, a tensor's disposal) launches adam_multi_v1 over every recorded tensor at once,
+// so stream order is still call order. The device table of the batch is uploaded only when the
+// set of tensors changes (the first step), so from the second step on the launch needs no host
+// copy and can be captured into a graph. Same per-element arithmetic as adam_v1: bit-identical
+// to the CPU backend.
+public sealed partial class CudaBackend
+{
+    /// <summary>Most blocks per tensor (grid-stride beyond).</summary>
+    private const long AdamBlocksPerTensor = 512;
+
+    private readonly List<AdamTensorRecord> _pendingAdam = [];
+    private AdamStep _pendingAdamStep;
+    private AdamTensorRecord[] _adamTableContents = [];
+    private DeviceBuffer<AdamTensorRecord>? _adamTable;
+
+    /// <remarks>
+    /// Batched: the update is launched, together with the other tensors of the same step, before
+    /// the next op. Call <see cref="Synchronize"/> before capturing a graph by hand, so no update
+    /// recorded earlier is launched inside the capture.
+    /// </remarks>
+    public void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
+    {
+        BeginWithoutFlush();
+        if (step.T < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam step t must be at least 1, got {step.T}");
+        ulong pW = Own(w, nameof(w)).Pointer;
+        ulong pG = Pointer(g, nameof(g), w.Length);
+        ulong pM = Pointer(m, nameof(m), w.Length);
+        ulong pV = Pointer(v, nameof(v), w.Length);
+        // Another step's hyper-parameters, or the same tensor twice, start a new batch.
+        if (_pendingAdam.Count > 0 && (_pendingAdamStep != step || _pendingAdam.Exists(r => r.Weights == pW)))
+            FlushAdam();
+        _pendingAdamStep = step;
+        _pendingAdam.Add(new AdamTensorRecord(pW, pG, pM, pV, w.Length));
+    }
+
+    private void FlushAdam()
+    {
+        if (_pendingAdam.Count == 0) return;
+        if (!_pendingAdam.SequenceEqual(_adamTableContents))
+        {
+            if (_adamTable is null || _adamTable.Length < _pendingAdam.Count)
+            {
+                if (_adamTable is not null)
+                {
+                    _device.Synchronize();   // an earlier launch may still read the old table
+                    _adamTable.Dispose();
+                    _adamTable = null;
+                }
+                _adamTable = AllocateBuffer<AdamTensorRecord>(_pendingAdam.Count);
+            }
+            _adamTableContents = [.. _pendingAdam];
+            _adamTable.CopyFrom(_adamTableContents, Stream);
+        }
+        long longest = _pendingAdam.Max(r => r.Length);
+        uint blocks = (uint)Math.Clamp((longest + BlockSize - 1) / BlockSize, 1, AdamBlocksPerTensor);
+        AdamStep step = _pendingAdamStep;
+        float learningRateT = PrimitiveKernels.AdamLearningRate(step);   // in double, rounded once: as the CPU backend
+        int count = _pendingAdam.Count;
+        _pendingAdam.Clear();
+        _kernels.AdamMulti.Launch(new Dim3(blocks, (uint)count), BlockSize, 0, Stream,
+            count, learningRateT, step.Beta1, step.Beta2, step.Epsilon, _adamTable!.Pointer);
+    }
+}
