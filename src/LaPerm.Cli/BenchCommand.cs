@@ -12,13 +12,20 @@ internal static class BenchCommand
             warm-up, then the median of W windows of N steps. Without --model: f2, lenet300 and conv7.
         laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
             time of one full LaPerm sync of every tensor (median of R).
+        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device cuda|emu] [--samples N] [--json FILE]
+            the reconnection kernels, one line per variant and shape set: median time (device events,
+            inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
+            copy bandwidth, mismatches against the CPU reference (must be 0; exit code 1 otherwise).
+            S: conv7, resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones form one set).
+            On emu it verifies only (keep the shapes small).
 
         """;
 
     public static int Run(string[] args, TextWriter stdout)
     {
-        if (args.Length == 0 || args[0] is not ("train" or "sync"))
-            throw new UsageException("laperm bench expects 'train' or 'sync' (see 'laperm bench --help').");
+        if (args.Length == 0 || args[0] is not ("train" or "sync" or "reconnect"))
+            throw new UsageException("laperm bench expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
+        if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
         var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--conv" }, new HashSet<string>(), "bench");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
@@ -51,5 +58,47 @@ internal static class BenchCommand
                 $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) threads {threads} {backend.Name}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
         }
         return 0;
+    }
+
+    private static int RunReconnect(string[] args, TextWriter stdout)
+    {
+        var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string>(), "bench reconnect");
+        string device = a.String("--device") ?? "cuda";
+        if (device is not ("cuda" or "emu"))
+            throw new UsageException($"laperm bench reconnect: --device expects cuda or emu, got '{device}'.");
+        var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
+            Variant: a.String("--variant") ?? "all",
+            Shapes: ShapeSets(a.String("--shapes") ?? "conv7"),
+            Device: device,
+            Samples: a.Int("--samples", 1) ?? 15,
+            JsonPath: a.String("--json"));
+        try
+        {
+            return LaPerm.Cuda.Reconnect.ReconnectBench.Run(options, stdout);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // A missing driver/GPU (InvalidOperationException) or a bad --variant/--shapes.
+            throw new UsageException($"bench reconnect --device {device}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// "conv7,resnet50c,10:300,4:77" -> "conv7;resnet50c;10:300,4:77": named sets stand alone,
+    /// consecutive ROWS:LENGTH items form one custom set (the bench's own ';'-separated form).
+    /// </summary>
+    internal static string ShapeSets(string spec)
+    {
+        var sets = new List<string>();
+        var custom = new List<string>();
+        foreach (var item in spec.Split([',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (item.Contains(':', StringComparison.Ordinal)) { custom.Add(item); continue; }
+            if (custom.Count > 0) { sets.Add(string.Join(',', custom)); custom.Clear(); }
+            sets.Add(item);
+        }
+        if (custom.Count > 0) sets.Add(string.Join(',', custom));
+        if (sets.Count == 0) throw new UsageException("laperm bench reconnect: --shapes is empty.");
+        return string.Join(';', sets);
     }
 }

@@ -67,7 +67,7 @@ public static class CommandLine
           laperm eval --weights FILE  evaluate saved weights on a test set
           laperm models [FILE.json]   list the built-in models (or describe a model file)
           laperm info                 show the devices this build can use
-          laperm bench train|sync     measure training throughput / the time of one sync
+          laperm bench train|sync|reconnect   training throughput, one sync, the reconnection kernels
 
         'laperm COMMAND --help' lists a command's options.
 
