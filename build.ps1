@@ -9,9 +9,11 @@
         dotnet pwsh ./build.ps1 [build|test|bench|ptx|gpu-package]
 
     build        dotnet build -c Release (the native CMake build runs inside it).
-    test         build, dotnet test over the solution, then the GPU check script's
-                 self-test; ends with one plain line "N passed, N failed, N skipped"
-                 and a non-zero exit code when anything failed.
+    test         build, dotnet test over the solution, the emulator's C++ tests (ctest
+                 in the native build folder), then the GPU check script's self-test;
+                 ends with one plain line "N passed, N failed, N skipped" (every xunit
+                 test, every ctest test, the self-test) and a non-zero exit code when
+                 anything failed.
     bench        the BenchmarkDotNet suite (perf/LaPerm.Benchmarks), `laperm bench
                  train` for f2, lenet300 and conv7, and the PyTorch CPU baseline.
     ptx          only the native part (CMake): builds the PTX and lists it.
@@ -34,7 +36,9 @@ param(
     # bench: extra arguments for BenchmarkDotNet (default: every benchmark).
     [string[]] $BenchmarkArgs = @('--filter', '*'),
     # test: skip the GPU check script's self-test.
-    [switch] $NoScriptSelfTest
+    [switch] $NoScriptSelfTest,
+    # test: skip the emulator's ctest tests.
+    [switch] $NoCTest
 )
 
 Set-StrictMode -Version Latest
@@ -110,6 +114,62 @@ function Invoke-ScriptSelfTest {
     return ($code -eq 0)
 }
 
+# The CMake build folder of the native part: src/LaPerm.Cuda/Native.targets builds there
+# during `dotnet build` (LapermNativeDir).
+$NativeBuildDir = Join-Path $RepoRoot 'src/LaPerm.Cuda/obj/native'
+
+function Get-CTestSummary {
+    <#
+      Reads ctest's own summary: "X% tests passed, N tests failed out of M" and, under
+      "The following tests did not run:", one line "  K - name (Skipped)" per skipped test
+      (a test exiting with its SKIP_RETURN_CODE, e.g. the GPU cross-check without a GPU).
+      ctest counts a skipped test in M but not in N, so passed = M - N - skipped.
+    #>
+    param([string[]] $Lines)
+    $total = $null; $failed = 0; $skipped = 0
+    foreach ($line in $Lines) {
+        if ($line -match '^\s*\d+% tests passed, (\d+) tests? failed out of (\d+)') {
+            $failed = [int]$Matches[1]; $total = [int]$Matches[2]
+        }
+        elseif ($line -match '^\s*\d+ - \S+ \(Skipped\)\s*$') { $skipped++ }
+    }
+    if ($null -eq $total) { return $null }
+    return [pscustomobject]@{ Total = $total; Failed = $failed; Skipped = $skipped; Passed = $total - $failed - $skipped }
+}
+
+function Invoke-CTest {
+    # The emulator's C++ tests (cuda/emu/tests): built by the native CMake build inside
+    # `dotnet build`, run here. Returns $null when they are not available.
+    if (-not (Test-Path (Join-Path $NativeBuildDir 'CTestTestfile.cmake'))) {
+        Write-Host "ctest: not available (no CTestTestfile.cmake in $([System.IO.Path]::GetRelativePath($RepoRoot, $NativeBuildDir)): the native part was not built or has no tests)"
+        return $null
+    }
+    if (-not (Get-Command ctest -ErrorAction SilentlyContinue)) {
+        Write-Host 'ctest: not available (ctest is not on PATH)'
+        return $null
+    }
+    Write-Step 'ctest (emulator C++ tests)'
+    $ctestArgs = @('--test-dir', $NativeBuildDir, '--output-on-failure', '--timeout', '300')
+    Write-Host "> ctest $($ctestArgs -join ' ')"
+    $output = [System.Collections.Generic.List[string]]::new()
+    & ctest @ctestArgs 2>&1 | ForEach-Object {
+        $text = "$_"
+        $output.Add($text)
+        Write-Host $text
+    }
+    $code = $LASTEXITCODE
+    $summary = Get-CTestSummary -Lines $output
+    if ($null -eq $summary) {
+        Write-Host "ctest printed no summary (exit code $code): counted as one failure"
+        return [pscustomobject]@{ Total = 1; Failed = 1; Skipped = 0; Passed = 0 }
+    }
+    if ($code -ne 0 -and $summary.Failed -eq 0) {
+        Write-Host "ctest exited with code $code although no test failed: counted as one failure"
+        $summary.Failed = 1
+    }
+    return $summary
+}
+
 function Invoke-Test {
     $passed = 0; $failed = 0; $skipped = 0
 
@@ -143,6 +203,13 @@ function Invoke-Test {
         # E.g. a test host that crashed after the summary, or "zero tests ran" (exit 8).
         Write-Host "dotnet test exited with code $testCode although no test failed: counted as one failure"
         $failed += 1
+    }
+
+    if (-not $NoCTest) {
+        $ctest = Invoke-CTest
+        if ($null -ne $ctest) {
+            $passed += $ctest.Passed; $failed += $ctest.Failed; $skipped += $ctest.Skipped
+        }
     }
 
     if (-not $NoScriptSelfTest) {
@@ -380,16 +447,35 @@ function Invoke-GpuPackage {
         Write-Host 'gpu-package: liblaperm_emu.so not found (native part absent): the bundle has no emulator'
     }
 
+    # The emulator-vs-GPU cross-check (every kernel launch on the GPU and in the emulator,
+    # compared word for word): cuda/emu/tests/make_gpu_bundle.sh is its one builder; it
+    # reuses the native build folder of `dotnet build`. It lands in build/gpucheck, as in
+    # the repository, so its run.sh finds cuda/ two folders up when it must recompile.
+    $crossCheckScript = Join-Path $RepoRoot 'cuda/emu/tests/make_gpu_bundle.sh'
+    if (-not (Test-Path $crossCheckScript)) {
+        Write-Host 'gpu-package: cuda/emu/tests/make_gpu_bundle.sh is absent: the bundle has no emulator cross-check'
+    }
+    elseif (-not (Test-Path (Join-Path $NativeBuildDir 'CMakeCache.txt'))) {
+        Write-Host 'gpu-package: the native part was not built (no CMake cache): the bundle has no emulator cross-check'
+    }
+    else {
+        Write-Step 'emulator cross-check bundle (cuda/emu/tests/make_gpu_bundle.sh)'
+        $code = Invoke-Native 'sh' @($crossCheckScript, $NativeBuildDir, (Join-Path $package 'build/gpucheck'))
+        if ($code -ne 0) { Write-Host "gpu-package: FAILED (make_gpu_bundle.sh exit code $code)"; return 1 }
+        $contents.Add('build/gpucheck/ (emulator-vs-GPU cross-check: run.sh, binary, PTX, generated units)')
+    }
+
     $runtimeVersion = New-RuntimeArchive $package (Join-Path $RepoRoot 'artifacts/cache')
     $contents.Add("dotnet-runtime.tar.xz (Microsoft.NETCore.App $runtimeVersion + host/fxr + dotnet)")
 
     # Scripts and what they read: the check script, the PyTorch baselines, the reconnection
-    # harness (its shapes.json; its nvcc build needs cuda/include).
-    foreach ($folder in @('perf/gpu', 'perf/baselines', 'perf/reconnect', 'cuda/include')) {
+    # harness (its shapes.json; its nvcc build needs cuda/include), and the kernel and
+    # emulator sources the cross-check's run.sh recompiles from when its binary cannot start.
+    foreach ($folder in @('perf/gpu', 'perf/baselines', 'perf/reconnect', 'cuda/include', 'cuda/kernels', 'cuda/emu')) {
         $source = Join-Path $RepoRoot $folder
         if (-not (Test-Path $source)) { continue }
         $files = @(Get-ChildItem $source -Recurse -File |
-                   Where-Object { $_.Extension -in '.sh', '.py', '.md', '.json', '.cu', '.cuh', '.h' -and $_.Length -lt 1MB })
+                   Where-Object { $_.Extension -in '.sh', '.py', '.md', '.json', '.cu', '.cuh', '.h', '.cpp' -and $_.Length -lt 1MB })
         foreach ($file in $files) {
             $target = Join-Path $package ([System.IO.Path]::GetRelativePath($RepoRoot, $file.FullName))
             New-Item -ItemType Directory -Force -Path (Split-Path $target -Parent) | Out-Null

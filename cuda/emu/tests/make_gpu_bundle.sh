@@ -5,7 +5,8 @@
 # emulator units so run.sh can recompile there from the repository sources if the binary
 # cannot start.
 #   sh cuda/emu/tests/make_gpu_bundle.sh [build dir, default build/native] [bundle dir, default build/gpucheck]
-# then, on the GPU machine, from the repository root: sh build/gpucheck/run.sh
+# `build.ps1 gpu-package` calls this into the GPU bundle's build/gpucheck; on the GPU machine
+# perf/gpu/check.sh runs its run.sh (the part emu-crosscheck) and reports the result.
 set -e
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=${1:-$ROOT/build/native}
