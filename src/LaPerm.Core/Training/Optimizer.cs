@@ -10,6 +10,27 @@ public enum OptimizerKind
 }
 
 /// <summary>
+/// How a batch's per-example losses form the loss the optimizer descends. The backward pass
+/// always produces the gradient of the mean; <see cref="Sum"/> scales it (and the L2 term)
+/// by the batch size before the optimizer sees it.
+/// </summary>
+public enum LossReduction
+{
+    /// <summary>(1/N) sum of per-example losses + L2 (Keras fit/compile).</summary>
+    Mean,
+
+    /// <summary>
+    /// Sum of per-example losses + N x L2: what the LaPerm authors' custom training loop
+    /// descends (it takes the gradient of the per-example loss vector, to which the L2 term is
+    /// added once per example, so the gradient is summed over the batch). Under Adam this
+    /// differs from <see cref="Mean"/> only through epsilon, which becomes N times smaller
+    /// relative to the gradient; that matters where gradients are tiny (the weight-agnostic
+    /// F1/F2 setups, whose values are 0.08 and 0.03).
+    /// </summary>
+    Sum,
+}
+
+/// <summary>
 /// The inner optimizer: Adam (Keras: beta1 0.9, beta2 0.999, eps 1e-7) or momentum SGD.
 /// Its state (m, v or velocity, and Adam's step count) lives for the whole run and is not
 /// reset by a LaPerm sync. L2 kernel regularisation (Keras: loss += l2 * sum(w^2)) enters
@@ -22,27 +43,39 @@ public sealed class Optimizer : IDisposable
     private readonly Tensor<float>[] _first;
     private readonly Tensor<float>?[] _second;
     private readonly Tensor<float>?[] _regularised;
+    private readonly Tensor<float>?[] _zeros;
 
-    public Optimizer(Network network, OptimizerKind kind, float momentum = 0.9f)
+    public Optimizer(Network network, OptimizerKind kind, float momentum = 0.9f, LossReduction reduction = LossReduction.Mean)
     {
         _network = network;
         _backend = network.Backend;
         Kind = kind;
         Momentum = momentum;
+        Reduction = reduction;
         var ps = network.Parameters;
         _first = [.. ps.Select(p => _backend.Allocate<float>(p.Info.Shape))];
         _second = [.. ps.Select(p => kind == OptimizerKind.Adam ? _backend.Allocate<float>(p.Info.Shape) : null)];
         _regularised = [.. ps.Select(p => p.Info.L2 > 0 ? _backend.Allocate<float>(p.Info.Shape) : null)];
+        // Sum scales a gradient in place with Axpy(n, zeros, g) = 0 + n * g (one rounding; exact for powers of two).
+        _zeros = [.. ps.Select(p => reduction == LossReduction.Sum ? _backend.Allocate<float>(p.Info.Shape) : null)];
+        foreach (var z in _zeros)
+            if (z is not null) _backend.Fill(z, 0f);
     }
 
     public OptimizerKind Kind { get; }
     public float Momentum { get; }
+    public LossReduction Reduction { get; }
 
     /// <summary>Steps taken so far (Adam's t after the next step is Steps + 1).</summary>
     public long Steps { get; private set; }
 
-    public void Step(float learningRate)
+    /// <summary>
+    /// One step on the gradients the backward pass left in the parameters (those of the mean
+    /// loss over <paramref name="batchSize"/> examples; the size matters only for <see cref="LossReduction.Sum"/>).
+    /// </summary>
+    public void Step(float learningRate, int batchSize = 1)
     {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"batch size must be at least 1, got {batchSize}");
         Steps++;
         var ps = _network.Parameters;
         for (int i = 0; i < ps.Count; i++)
@@ -54,6 +87,11 @@ public sealed class Optimizer : IDisposable
                 _backend.Copy(p.Value, scratch);
                 _backend.Axpy(2f * p.Info.L2, g, scratch); // scratch = g + 2 l2 w
                 g = scratch;
+            }
+            if (_zeros[i] is { } zeros && batchSize > 1)
+            {
+                // The backward pass overwrites the gradient every step, so scaling it in place is safe.
+                _backend.Axpy(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
             }
             if (Kind == OptimizerKind.Adam)
                 _backend.AdamUpdate(AdamStep.Keras(learningRate, Steps), p.Value, g, _first[i], _second[i]!);
@@ -67,5 +105,6 @@ public sealed class Optimizer : IDisposable
         foreach (var t in _first) t.Dispose();
         foreach (var t in _second) t?.Dispose();
         foreach (var t in _regularised) t?.Dispose();
+        foreach (var t in _zeros) t?.Dispose();
     }
 }

@@ -17,7 +17,7 @@ public sealed record EvaluationRecord(long Step, int Epoch, double EpochProgress
 public sealed record TrainingSummary(string Model, string Data, string Device, string? Preset, ulong Seed, int Threads,
     long Steps, int Epochs, int Syncs, double BestTestAccuracy, long BestStep, double FinalTestAccuracy, double FinalTestLoss,
     double TrainImagesPerSecond, double WallSeconds, long Parameters, int Batch, string K, float LearningRate, string LearningRateSchedule,
-    string Optimizer, string Init, bool Reconnect, bool SkipBias, bool SkipBatchNorm, string Augment, int TrainSize, int TestSize,
+    string Optimizer, string LossReduction, string Init, bool Reconnect, bool SkipBias, bool SkipBatchNorm, string Augment, int TrainSize, int TestSize,
     IReadOnlyList<string> ReconnectedTensors);
 
 /// <summary>Receives progress; the CLI draws a bar or prints lines.</summary>
@@ -78,7 +78,7 @@ public sealed class Trainer
         Network = network;
         Initializer.Apply(network, o.Init, o.Seed);
         using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
-        using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum);
+        using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
 
@@ -172,7 +172,7 @@ public sealed class Trainer
                 pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
                 pass.Loss(lossAndCorrect);
                 pass.Backward();
-                optimizer.Step(learningRate);
+                optimizer.Step(learningRate, size);
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
                 {
@@ -204,7 +204,7 @@ public sealed class Trainer
             reconnector?.Syncs ?? 0, bestAccuracy, bestStep, last!.TestAccuracy, last.TestLoss,
             trainSeconds > 0 ? trainImages / trainSeconds : 0, wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
-            o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
+            o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []);
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
         return summary;
@@ -228,7 +228,7 @@ public sealed class Trainer
         ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
         ["train_images_per_second"] = Math.Round(s.TrainImagesPerSecond, 1), ["wall_seconds"] = Math.Round(s.WallSeconds, 3),
         ["parameters"] = s.Parameters, ["batch"] = s.Batch, ["k"] = s.K, ["lr"] = s.LearningRate, ["lr_schedule"] = s.LearningRateSchedule,
-        ["optimizer"] = s.Optimizer, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
+        ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
     }, Json.Indented);
 }

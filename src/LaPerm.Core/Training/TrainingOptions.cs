@@ -22,6 +22,9 @@ public sealed record TrainingOptions
     public LearningRateSchedule LearningRateSchedule { get; init; } = LearningRateSchedule.Parse("exp:0.5");
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
     public float Momentum { get; init; } = 0.9f;
+
+    /// <summary>Mean (Keras fit) or Sum over the batch (the authors' LaPerm loop; see <see cref="Training.LossReduction"/>).</summary>
+    public LossReduction LossReduction { get; init; } = LossReduction.Mean;
     public InitOptions Init { get; init; } = InitOptions.HeUniform;
     public bool SkipBias { get; init; }
     public bool SkipBatchNorm { get; init; }

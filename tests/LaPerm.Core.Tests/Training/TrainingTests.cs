@@ -15,10 +15,11 @@ public sealed class TrainingTests
         var conv7 = Presets.TryGet("conv7-mnist")!;
         Assert.Equal(("conv7", 50, 45, "1200", "exp:0.95", "mnist", false, false), (conv7.Model, conv7.Batch, conv7.Epochs, conv7.K.ToString(), conv7.LearningRateSchedule.ToString(), conv7.Augment, conv7.SkipBias, conv7.SkipBatchNorm));
         var f1 = Presets.TryGet("f1-mnist")!;
-        Assert.Equal(("f1", 128, 10, "250", 0.08f, "constant", "none", 0.0), (f1.Model, f1.Batch, f1.Epochs, f1.K.ToString(), f1.Init.SharedValue, f1.LearningRateSchedule.ToString(), f1.Augment, f1.Init.Prune));
+        // F1/F2 follow the authors' notebook: lr 1e-3 * 0.95^epoch and the loss summed over the batch.
+        Assert.Equal(("f1", 128, 10, "250", 0.08f, "exp:0.95", "none", 0.0, LossReduction.Sum), (f1.Model, f1.Batch, f1.Epochs, f1.K.ToString(), f1.Init.SharedValue, f1.LearningRateSchedule.ToString(), f1.Augment, f1.Init.Prune, f1.LossReduction));
         Assert.Equal([4.0 / 7], f1.Init.Keep!);
         var f2 = Presets.TryGet("f2-mnist")!;
-        Assert.Equal(("f2", 128, 25, "250", 0.03f, "constant", "none"), (f2.Model, f2.Batch, f2.Epochs, f2.K.ToString(), f2.Init.SharedValue, f2.LearningRateSchedule.ToString(), f2.Augment));
+        Assert.Equal(("f2", 128, 25, "250", 0.03f, "exp:0.95", "none", LossReduction.Sum), (f2.Model, f2.Batch, f2.Epochs, f2.K.ToString(), f2.Init.SharedValue, f2.LearningRateSchedule.ToString(), f2.Augment, f2.LossReduction));
         Assert.Equal([1.0 / 15, 1.0 / 7, 1.0 / 3], f2.Init.Keep!);
         var f2Model = new ModelDefinition(BuiltInModels.F2());
         Assert.Equal([1e-4f, 1e-4f, 0f], f2Model.Parameters.Select(p => p.L2));
@@ -65,6 +66,54 @@ public sealed class TrainingTests
         var result = new float[6];
         backend.Download(p.Value, result);
         for (int i = 0; i < 6; i++) Assert.Equal(w[i] - 0.1 * (g[i] + w[i]), result[i], 5e-6);
+    }
+
+    [Theory]
+    [InlineData(LossReduction.Mean)]
+    [InlineData(LossReduction.Sum)]
+    public void AdamStepsOnTheGradientOfTheChosenLossReduction(LossReduction reduction)
+    {
+        // Gradients near Adam's epsilon (as in the weight-agnostic F1/F2 setups), where mean and sum
+        // differ: Sum must step on n * (g + 2 l2 w), Mean on g + 2 l2 w, both with epsilon 1e-7.
+        const int n = 96;
+        const float lr = 1e-3f, l2 = 1e-4f;
+        var model = new ModelDefinition(new ModelSpec("red", [1, 1, 4], [new DenseSpec(3, L2: l2)]));
+        using var backend = new CpuBackend(1);
+        using var network = new Network(model, backend);
+        using var optimizer = new Optimizer(network, OptimizerKind.Adam, reduction: reduction);
+        var rng = new SeededRandom(17);
+        var ps = network.Parameters;
+        var w = ps.Select(p => Enumerable.Range(0, p.Info.Shape.Length).Select(_ => (float)(rng.NextDouble() * 0.06 - 0.03)).ToArray()).ToArray();
+        var m = ps.Select(p => new double[p.Info.Shape.Length]).ToArray();
+        var v = ps.Select(p => new double[p.Info.Shape.Length]).ToArray();
+        var expected = w.Select(a => a.Select(x => (double)x).ToArray()).ToArray();
+        for (int i = 0; i < ps.Count; i++) backend.Upload<float>(w[i], ps[i].Value);
+        for (int t = 1; t <= 3; t++)
+        {
+            for (int i = 0; i < ps.Count; i++)
+            {
+                var g = Enumerable.Range(0, w[i].Length).Select(_ => (float)((rng.NextDouble() * 2 - 1) * 2e-7)).ToArray();
+                backend.Upload<float>(g, ps[i].Gradient);
+                double scale = reduction == LossReduction.Sum ? n : 1;
+                double lrT = lr * Math.Sqrt(1 - Math.Pow(0.999, t)) / (1 - Math.Pow(0.9, t));
+                for (int j = 0; j < g.Length; j++)
+                {
+                    double gj = scale * (g[j] + 2.0 * ps[i].Info.L2 * expected[i][j]);
+                    m[i][j] = 0.9 * m[i][j] + 0.1 * gj;
+                    v[i][j] = 0.999 * v[i][j] + 0.001 * gj * gj;
+                    expected[i][j] -= lrT * m[i][j] / (Math.Sqrt(v[i][j]) + 1e-7);
+                }
+            }
+            optimizer.Step(lr, n);
+        }
+        for (int i = 0; i < ps.Count; i++)
+        {
+            var actual = new float[w[i].Length];
+            Array.Fill(actual, float.NaN);
+            backend.Download(ps[i].Value, actual);
+            for (int j = 0; j < actual.Length; j++)
+                Assert.Equal(expected[i][j], actual[j], 2e-8 + 1e-5 * Math.Abs(expected[i][j] - w[i][j]));
+        }
     }
 
     [Fact]
