@@ -50,6 +50,11 @@ public sealed partial class CpuBackend
     private unsafe void ConvForwardCore(ConvGeometry g, float[] xData, float[] wData, float[] yData)
     {
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, width = g.Batch * p;
+        if (DirectConv.Applies(g))
+        {
+            ConvForwardDirect(g, xData, wData, yData);
+            return;
+        }
         var panels = new Im2ColPanels(Address(xData), ShapeOf(g));
         if (g.Batch == 1)
         {
@@ -65,6 +70,18 @@ public sealed partial class CpuBackend
                 for (int co = 0; co < s.g.OutChannels; co++)
                     s.product.AsSpan(co * s.width + n * s.p, s.p).CopyTo(s.yData.AsSpan((n * s.g.OutChannels + co) * s.p, s.p));
         });
+    }
+
+    private unsafe void ConvForwardDirect(ConvGeometry g, float[] xData, float[] wData, float[] yData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth;
+        var packed = _packedWeights.Get(DirectConv.PackedWeightsLength(g.OutChannels, k));
+        DirectConv.PackWeights(Address(wData), g.OutChannels, k, Address(packed));
+        var (taps, segmentInput, segmentOutput) = DirectConv.Layout(ShapeOf(g));
+        _partition.For(g.Batch, 1, (g, xData, packed, yData, k, taps, segmentInput, segmentOutput), static (s, _, start, end) =>
+            DirectConv.Forward(Address(s.xData), Address(s.packed), Address(s.yData), s.g.OutChannels, s.k,
+                s.g.InChannels * s.g.InHeight * s.g.InWidth, s.g.OutHeight * s.g.OutWidth,
+                s.taps, s.segmentInput, s.segmentOutput, start, end));
     }
 
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)

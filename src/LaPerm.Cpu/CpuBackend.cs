@@ -24,6 +24,7 @@ public sealed partial class CpuBackend : IBackend
     private readonly GemmWorkspace[] _gemmWorkspaces;
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
+    private readonly ScratchBuffer _packedWeights = new();
     private bool _disposed;
 
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>

@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LaPerm.Cpu;
+
+/// <summary>
+/// Forward convolution without packing the image side (a direct implicit GEMM). A C tile is
+/// 6 output channels x two segments of 8 consecutive output pixels of one output row each;
+/// for a 'valid' stride-1 convolution the 8 inputs of a segment for one kernel tap are 8
+/// consecutive floats of one input row, so the micro-kernel loads B straight from the image
+/// (tap k at segment base + tapOffset[k]) and writes its results straight into the NCHW
+/// output. This removes the B packing (the im2col gather), which cost as much as the FMAs
+/// for the 32-channel layers, and the [cout, N*P] -> NCHW reshuffle.
+///
+/// An output row of width W is covered by segments starting at 0, 8, ... and, when W is not
+/// a multiple of 8, one more at W - 8 that overlaps its neighbour; overlapping segments
+/// compute the same values with the same arithmetic, so which one is stored last does not
+/// matter.
+///
+/// Rounding is the GEMM's exactly (see <see cref="Sgemm"/>): the same 6 x 16 FMA chain per
+/// element, k cut into the same equal blocks of at most KC, the first block stored, later
+/// blocks added to the stored value. The results are bit-identical to the GEMM path and do
+/// not depend on how images are split between threads.
+/// </summary>
+internal static unsafe class DirectConv
+{
+    private const int MR = Sgemm.MR, Segment = 8;
+
+    /// <summary>
+    /// Whether the direct path applies and pays: stride 1, no padding, and rows wide enough
+    /// that the overlapping last segment wastes at most a quarter of the work.
+    /// </summary>
+    public static bool Applies(LaPerm.Core.Backend.ConvGeometry g)
+    {
+        if (!Fma.IsSupported || g.Stride != 1 || g.PadTop != 0 || g.PadLeft != 0 || g.OutWidth < Segment) return false;
+        // Every tap of every output inside the image (no padding anywhere).
+        if (g.OutHeight - 1 + g.KernelHeight > g.InHeight || g.OutWidth - 1 + g.KernelWidth > g.InWidth) return false;
+        int segmentsPerRow = (g.OutWidth + Segment - 1) / Segment;
+        return 3 * segmentsPerRow * Segment <= 4 * g.OutWidth;
+    }
+
+    /// <summary>Number of floats <see cref="PackWeights"/> writes for a [cout, k] kernel.</summary>
+    public static int PackedWeightsLength(int cout, int k) => (cout + MR - 1) / MR * MR * k;
+
+    /// <summary>Packs W [cout, k] into MR-row panels [tile][k][MR], rows past cout zero.</summary>
+    public static void PackWeights(float* w, int cout, int k, float* dest)
+    {
+        for (int tile = 0; tile * MR < cout; tile++)
+        {
+            float* panel = dest + (long)tile * k * MR;
+            for (int r = 0; r < MR; r++)
+            {
+                int row = tile * MR + r;
+                if (row < cout)
+                {
+                    float* source = w + (long)row * k;
+                    for (int p = 0; p < k; p++) panel[p * MR + r] = source[p];
+                }
+                else
+                {
+                    for (int p = 0; p < k; p++) panel[p * MR + r] = 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Image offsets of every tap (ci, ky, kx), in the GEMM's k order, and the (input, output)
+    /// offsets of every 8-pixel segment of an image, in tile order.
+    /// </summary>
+    public static (int[] Taps, int[] SegmentInput, int[] SegmentOutput) Layout(ConvShape s)
+    {
+        var taps = new int[s.Channels * s.KernelArea];
+        int t = 0;
+        for (int ci = 0; ci < s.Channels; ci++)
+            for (int ky = 0; ky < s.KernelHeight; ky++)
+                for (int kx = 0; kx < s.KernelWidth; kx++)
+                    taps[t++] = ci * s.Plane + ky * s.Width + kx;
+        int perRow = (s.OutWidth + Segment - 1) / Segment;
+        int count = perRow * s.OutHeight;
+        count += count & 1;   // an odd count repeats the last segment (same values, stored twice)
+        var input = new int[count];
+        var output = new int[count];
+        int i = 0;
+        for (int oy = 0; oy < s.OutHeight; oy++)
+            for (int j = 0; j < perRow; j++, i++)
+            {
+                int ox = Math.Min(j * Segment, s.OutWidth - Segment);
+                input[i] = oy * s.Width + ox;
+                output[i] = oy * s.OutWidth + ox;
+            }
+        if (i < count)
+        {
+            input[i] = input[i - 1];
+            output[i] = output[i - 1];
+        }
+        return (taps, input, output);
+    }
+
+    /// <summary>y[n] for images [start, end): every 6-channel tile, every pair of segments.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward(float* x, float* packedW, float* y, int cout, int k, int imageSize, int outPixels,
+        int[] taps, int[] segmentInput, int[] segmentOutput, int start, int end)
+    {
+        int kBlocks = (k + Sgemm.KC - 1) / Sgemm.KC, kStep = (k + kBlocks - 1) / kBlocks;
+        fixed (int* tapOffsets = taps)
+        fixed (int* inputs = segmentInput)
+        fixed (int* outputs = segmentOutput)
+        {
+            for (int n = start; n < end; n++)
+            {
+                float* image = x + (long)n * imageSize;
+                float* output = y + (long)n * cout * outPixels;
+                for (int tile = 0; tile * MR < cout; tile++)
+                {
+                    int mr = Math.Min(MR, cout - tile * MR);
+                    float* a = packedW + (long)tile * k * MR;
+                    float* c = output + (long)tile * MR * outPixels;
+                    for (int sIndex = 0; sIndex < segmentInput.Length; sIndex += 2)
+                    {
+                        for (int pc = 0; pc < k; pc += kStep)
+                        {
+                            int kc = Math.Min(kStep, k - pc);
+                            Kernel(kc, a + (long)pc * MR, tapOffsets + pc, image + inputs[sIndex], image + inputs[sIndex + 1],
+                                c + outputs[sIndex], c + outputs[sIndex + 1], outPixels, mr, pc == 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel(int kc, float* a, int* taps, float* b0Base, float* b1Base, float* c0, float* c1, int ldc, int mr, bool first)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            int offset = taps[p];
+            Vector256<float> b0 = Vector256.Load(b0Base + offset), b1 = Vector256.Load(b1Base + offset);
+            Vector256<float> v = Vector256.Create(a[0]);
+            c00 = Fma.MultiplyAdd(v, b0, c00); c01 = Fma.MultiplyAdd(v, b1, c01);
+            v = Vector256.Create(a[1]);
+            c10 = Fma.MultiplyAdd(v, b0, c10); c11 = Fma.MultiplyAdd(v, b1, c11);
+            v = Vector256.Create(a[2]);
+            c20 = Fma.MultiplyAdd(v, b0, c20); c21 = Fma.MultiplyAdd(v, b1, c21);
+            v = Vector256.Create(a[3]);
+            c30 = Fma.MultiplyAdd(v, b0, c30); c31 = Fma.MultiplyAdd(v, b1, c31);
+            v = Vector256.Create(a[4]);
+            c40 = Fma.MultiplyAdd(v, b0, c40); c41 = Fma.MultiplyAdd(v, b1, c41);
+            v = Vector256.Create(a[5]);
+            c50 = Fma.MultiplyAdd(v, b0, c50); c51 = Fma.MultiplyAdd(v, b1, c51);
+            a += MR;
+        }
+        Store(c00, c01, c0, c1, first);
+        if (mr > 1) Store(c10, c11, c0 + ldc, c1 + ldc, first);
+        if (mr > 2) Store(c20, c21, c0 + 2 * ldc, c1 + 2 * ldc, first);
+        if (mr > 3) Store(c30, c31, c0 + 3 * ldc, c1 + 3 * ldc, first);
+        if (mr > 4) Store(c40, c41, c0 + 4 * ldc, c1 + 4 * ldc, first);
+        if (mr > 5) Store(c50, c51, c0 + 5 * ldc, c1 + 5 * ldc, first);
+    }
+
+    /// <summary>
+    /// The GEMM's combine with alpha 1 (acc * 1 is exact): the first k block stores, later
+    /// blocks add. Both segments are read before either is written, as they may overlap.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> acc0, Vector256<float> acc1, float* c0, float* c1, bool first)
+    {
+        if (!first)
+        {
+            var old0 = Vector256.Load(c0);
+            var old1 = Vector256.Load(c1);
+            acc0 += old0;
+            acc1 += old1;
+        }
+        Vector256.Store(acc0, c0);
+        Vector256.Store(acc1, c1);
+    }
+}
