@@ -110,11 +110,77 @@ public sealed partial class CpuBackend
         var xData = Data(x, nameof(x), g.InputLength);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var dwData = Data(dw, nameof(dw), g.WeightLength);
+        if (DirectFilterGradient.Applies && ConvBackwardFilterDirect(g, xData, dyData, dwData)) return;
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, out int gradientOffset);
         // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
         GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
             new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
+    }
+
+    /// <summary>The filter gradient by <see cref="DirectFilterGradient"/>; false (nothing done) when its int offsets would overflow.</summary>
+    private unsafe bool ConvBackwardFilterDirect(ConvGeometry g, float[] xData, float[] dyData, float[] dwData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
+        int paddedHeight = (g.OutHeight - 1) * g.Stride + g.KernelHeight, paddedWidth = (g.OutWidth - 1) * g.Stride + g.KernelWidth;
+        bool pad = g.PadTop > 0 || g.PadLeft > 0 || paddedHeight > g.InHeight || paddedWidth > g.InWidth;
+        int height = pad ? paddedHeight : g.InHeight, width = pad ? paddedWidth : g.InWidth;
+        long imageSize = (long)g.InChannels * height * width;
+        if (imageSize * g.Batch >= int.MaxValue || (long)g.Batch * p * Sgemm.NR * ((g.OutChannels + Sgemm.NR - 1) / Sgemm.NR) >= int.MaxValue)
+            return false;
+        float[] source = xData;
+        if (pad)
+        {
+            source = _paddedInput.Get((int)(imageSize * g.Batch));
+            _partition.For(g.Batch, 1, (g, xData, source, height, width), static (s, _, start, end) =>
+                PadImages(s.g, s.xData, s.source, s.height, s.width, start, end));
+        }
+        var taps = _tapOffsets.Get(k);
+        for (int ci = 0, t = 0; ci < g.InChannels; ci++)
+            for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int kx = 0; kx < g.KernelWidth; kx++)
+                    taps[t++] = (ci * height + ky) * width + kx;
+        int columns = g.Batch * p;
+        var pixels = _pixelOffsets.Get(columns);
+        for (int n = 0, j = 0; n < g.Batch; n++)
+            for (int oy = 0; oy < g.OutHeight; oy++)
+                for (int ox = 0; ox < g.OutWidth; ox++)
+                    pixels[j++] = (int)(n * imageSize) + oy * g.Stride * width + ox * g.Stride;
+        int panels = (g.OutChannels + Sgemm.NR - 1) / Sgemm.NR, tapTiles = (k + Sgemm.MR - 1) / Sgemm.MR, ldc = panels * Sgemm.NR;
+        var transposed = _gathered.Get(panels * columns * Sgemm.NR);
+        _partition.For(g.Batch, 8, (g, dyData, transposed, p), static (s, _, start, end) =>
+            DirectFilterGradient.TransposeOutputGradient(Address(s.dyData), Address(s.transposed), s.g.OutChannels, s.p, s.g.Batch, start, end));
+        var product = _columns.Get(tapTiles * Sgemm.MR * ldc);
+        _partition.For(tapTiles * panels, 1, (source, pixels, taps, k, transposed, columns, panels, product), static (s, _, start, end) =>
+        {
+            fixed (int* pixelOffsets = s.pixels)
+            fixed (int* tapOffsets = s.taps)
+                DirectFilterGradient.Compute(Address(s.source), pixelOffsets, tapOffsets, s.k, Address(s.transposed), s.columns, s.panels,
+                    Address(s.product), start, end);
+        });
+        for (int co = 0; co < g.OutChannels; co++)
+            for (int t = 0; t < k; t++)
+                dwData[co * k + t] = product[t * ldc + co];
+        return true;
+    }
+
+    /// <summary>Images [start, end) of x into [N, C, height, width] with the convolution's zero padding around them.</summary>
+    private static void PadImages(ConvGeometry g, float[] xData, float[] padded, int height, int width, int start, int end)
+    {
+        for (int n = start; n < end; n++)
+            for (int ci = 0; ci < g.InChannels; ci++)
+            {
+                var plane = xData.AsSpan(((n * g.InChannels) + ci) * g.InHeight * g.InWidth, g.InHeight * g.InWidth);
+                var target = padded.AsSpan(((n * g.InChannels) + ci) * height * width, height * width);
+                target.Clear();
+                for (int r = 0; r < height; r++)
+                {
+                    int iy = r - g.PadTop;
+                    if ((uint)iy >= (uint)g.InHeight) continue;
+                    int from = Math.Max(0, g.PadLeft), to = Math.Min(width, g.InWidth + g.PadLeft);   // target columns with an input column
+                    if (to > from) plane.Slice(iy * g.InWidth + from - g.PadLeft, to - from).CopyTo(target.Slice(r * width + from, to - from));
+                }
+            }
     }
 
     /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix (a view of dy itself for one image).</summary>

@@ -25,6 +25,9 @@ public sealed partial class CpuBackend : IBackend
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
     private readonly ScratchBuffer _packedWeights = new();
+    private readonly ScratchBuffer _paddedInput = new();
+    private readonly IntScratchBuffer _tapOffsets = new();
+    private readonly IntScratchBuffer _pixelOffsets = new();
     private bool _disposed;
 
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
@@ -307,6 +310,18 @@ internal sealed class ScratchBuffer
     public float[] Get(int length)
     {
         if (_data.Length < length) _data = GC.AllocateArray<float>(length, pinned: true);
+        return _data;
+    }
+}
+
+/// <summary>A grow-only int buffer held by the backend (offset tables of the direct convolutions).</summary>
+internal sealed class IntScratchBuffer
+{
+    private int[] _data = [];
+
+    public int[] Get(int length)
+    {
+        if (_data.Length < length) _data = new int[length];
         return _data;
     }
 }

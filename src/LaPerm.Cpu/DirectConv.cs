@@ -180,3 +180,119 @@ internal static unsafe class DirectConv
         Vector256.Store(acc1, c1);
     }
 }
+
+/// <summary>
+/// The filter gradient without packing the image side: dW^T[K, cout] = columns[K, N*P] *
+/// dy^T[N*P, cout], a C tile being 6 kernel taps x 16 output channels. Per output pixel the
+/// micro-kernel broadcasts the 6 taps' inputs straight from the image (tap offset + pixel
+/// offset) and loads 16 channels of dy from a transposed copy [channel panel][N*P][16] made
+/// once per call. Padded or strided convolutions read a zero-padded copy of the input, so no
+/// tap needs a bounds check.
+///
+/// Every dW element is the GEMM's dot product over the N*P pixels in the same order, with
+/// the same k blocking over N*P and the same combine (first block stored, later blocks added);
+/// x * dy and dy * x round alike, so the results are bit-identical to the GEMM formulation,
+/// and a worker owns whole C tiles, so they do not depend on the thread count.
+/// </summary>
+internal static unsafe class DirectFilterGradient
+{
+    private const int MR = Sgemm.MR, NR = Sgemm.NR;
+
+    public static bool Applies => Fma.IsSupported;
+
+    /// <summary>Writes dy [N, cout, P] as [ceil(cout/16)][N*P][16] (channels past cout zero) for images [start, end).</summary>
+    public static void TransposeOutputGradient(float* dy, float* dest, int cout, int pixels, int batch, int start, int end)
+    {
+        int panels = (cout + NR - 1) / NR;
+        long width = (long)batch * pixels;
+        for (int n = start; n < end; n++)
+            for (int panel = 0; panel < panels; panel++)
+            {
+                float* target = dest + panel * width * NR + (long)n * pixels * NR;
+                for (int j = 0; j < NR; j++)
+                {
+                    int co = panel * NR + j;
+                    if (co < cout)
+                    {
+                        float* source = dy + ((long)n * cout + co) * pixels;
+                        for (int p = 0; p < pixels; p++) target[p * NR + j] = source[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < pixels; p++) target[p * NR + j] = 0f;
+                    }
+                }
+            }
+    }
+
+    /// <summary>
+    /// C tiles [first, last) (tile = tapTile * panels + panel) of dW^T [ceil(K/6)*6, panels*16]
+    /// over all pixels: x at <paramref name="x"/> + pixelOffsets[pixel] + taps[tap].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Compute(float* x, int* pixelOffsets, int* taps, int k, float* dyT, int width, int panels,
+        float* c, int first, int last)
+    {
+        int kBlocks = (width + Sgemm.KC - 1) / Sgemm.KC, kStep = (width + kBlocks - 1) / kBlocks;
+        int ldc = panels * NR;
+        for (int pc = 0; pc < width; pc += kStep)
+        {
+            int kc = Math.Min(kStep, width - pc);
+            for (int tile = first; tile < last; tile++)
+            {
+                int tapTile = tile / panels, panel = tile - tapTile * panels;
+                int t0 = tapTile * MR;
+                int* tapRow = taps + t0;
+                // Taps past k (a partial last tile) read tap 0 of the tile; their rows are never copied out.
+                int o0 = tapRow[0], o1 = t0 + 1 < k ? tapRow[1] : o0, o2 = t0 + 2 < k ? tapRow[2] : o0;
+                int o3 = t0 + 3 < k ? tapRow[3] : o0, o4 = t0 + 4 < k ? tapRow[4] : o0, o5 = t0 + 5 < k ? tapRow[5] : o0;
+                Kernel(kc, x, pixelOffsets + pc, o0, o1, o2, o3, o4, o5, dyT + (long)panel * width * NR + (long)pc * NR,
+                    c + (long)t0 * ldc + panel * NR, ldc, pc == 0);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel(int kc, float* x, int* pixelOffsets, int o0, int o1, int o2, int o3, int o4, int o5,
+        float* b, float* c, int ldc, bool first)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            float* origin = x + pixelOffsets[p];
+            Vector256<float> b0 = Vector256.Load(b), b1 = Vector256.Load(b + 8);
+            Vector256<float> v = Vector256.Create(origin[o0]);
+            c00 = Fma.MultiplyAdd(v, b0, c00); c01 = Fma.MultiplyAdd(v, b1, c01);
+            v = Vector256.Create(origin[o1]);
+            c10 = Fma.MultiplyAdd(v, b0, c10); c11 = Fma.MultiplyAdd(v, b1, c11);
+            v = Vector256.Create(origin[o2]);
+            c20 = Fma.MultiplyAdd(v, b0, c20); c21 = Fma.MultiplyAdd(v, b1, c21);
+            v = Vector256.Create(origin[o3]);
+            c30 = Fma.MultiplyAdd(v, b0, c30); c31 = Fma.MultiplyAdd(v, b1, c31);
+            v = Vector256.Create(origin[o4]);
+            c40 = Fma.MultiplyAdd(v, b0, c40); c41 = Fma.MultiplyAdd(v, b1, c41);
+            v = Vector256.Create(origin[o5]);
+            c50 = Fma.MultiplyAdd(v, b0, c50); c51 = Fma.MultiplyAdd(v, b1, c51);
+            b += NR;
+        }
+        Store(c00, c01, c, first);
+        Store(c10, c11, c + ldc, first);
+        Store(c20, c21, c + 2 * ldc, first);
+        Store(c30, c31, c + 3 * ldc, first);
+        Store(c40, c41, c + 4 * ldc, first);
+        Store(c50, c51, c + 5 * ldc, first);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> acc0, Vector256<float> acc1, float* c, bool first)
+    {
+        if (!first)
+        {
+            acc0 += Vector256.Load(c);
+            acc1 += Vector256.Load(c + 8);
+        }
+        Vector256.Store(acc0, c);
+        Vector256.Store(acc1, c + 8);
+    }
+}
