@@ -50,7 +50,7 @@ public sealed partial class CpuBackend
     private unsafe void ConvForwardCore(ConvGeometry g, float[] xData, float[] wData, float[] yData)
     {
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, width = g.Batch * p;
-        if (DirectConv.Applies(g))
+        if (DirectConv.Applies(g) && (long)g.Batch * g.InChannels * DirectConv.PhaseSplit.Of(g).Plane < int.MaxValue)
         {
             ConvForwardDirect(g, xData, wData, yData);
             return;
@@ -77,11 +77,19 @@ public sealed partial class CpuBackend
         int k = g.InChannels * g.KernelHeight * g.KernelWidth;
         var packed = _packedWeights.Get(DirectConv.PackedWeightsLength(g.OutChannels, k));
         DirectConv.PackWeights(Address(wData), g.OutChannels, k, Address(packed));
-        var (taps, segmentInput, segmentOutput) = DirectConv.Layout(ShapeOf(g));
-        _partition.For(g.Batch, 1, (g, xData, packed, yData, k, taps, segmentInput, segmentOutput), static (s, _, start, end) =>
-            DirectConv.Forward(Address(s.xData), Address(s.packed), Address(s.yData), s.g.OutChannels, s.k,
-                s.g.InChannels * s.g.InHeight * s.g.InWidth, s.g.OutHeight * s.g.OutWidth,
-                s.taps, s.segmentInput, s.segmentOutput, start, end));
+        var split = DirectConv.PhaseSplit.Of(g);
+        float[] source = xData;
+        if (!DirectConv.ReadsInPlace(g))
+        {
+            source = _paddedInput.Get(g.Batch * g.InChannels * split.Plane);
+            _partition.For(g.Batch, 1, (g, split, xData, source), static (s, _, start, end) =>
+                DirectConv.Split(s.g, s.split, Address(s.xData), Address(s.source), start, end));
+        }
+        var (taps, segmentInput, segmentOutput) = DirectConv.Layout(g, split);
+        _partition.For(g.Batch, 1, (g, source, packed, yData, k, taps, segmentInput, segmentOutput, imageSize: g.InChannels * split.Plane),
+            static (s, _, start, end) =>
+                DirectConv.Forward(Address(s.source), Address(s.packed), Address(s.yData), s.g.OutChannels, s.k,
+                    s.imageSize, s.g.OutHeight * s.g.OutWidth, s.taps, s.segmentInput, s.segmentOutput, start, end));
     }
 
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)

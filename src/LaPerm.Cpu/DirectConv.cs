@@ -28,16 +28,66 @@ internal static unsafe class DirectConv
     private const int MR = Sgemm.MR, Segment = 8;
 
     /// <summary>
-    /// Whether the direct path applies and pays: stride 1, no padding, and rows wide enough
-    /// that the overlapping last segment wastes at most a quarter of the work.
+    /// Whether the direct path applies and pays: FMA present, and output rows wide enough that
+    /// the overlapping last segment wastes at most a quarter of the work.
     /// </summary>
     public static bool Applies(LaPerm.Core.Backend.ConvGeometry g)
     {
-        if (!Fma.IsSupported || g.Stride != 1 || g.PadTop != 0 || g.PadLeft != 0 || g.OutWidth < Segment) return false;
-        // Every tap of every output inside the image (no padding anywhere).
-        if (g.OutHeight - 1 + g.KernelHeight > g.InHeight || g.OutWidth - 1 + g.KernelWidth > g.InWidth) return false;
+        if (!Fma.IsSupported || g.OutWidth < Segment) return false;
         int segmentsPerRow = (g.OutWidth + Segment - 1) / Segment;
         return 3 * segmentsPerRow * Segment <= 4 * g.OutWidth;
+    }
+
+    /// <summary>
+    /// Whether the input can be read in place: stride 1 and every tap of every output inside
+    /// the image. Otherwise the direct path reads a <see cref="PhaseSplit"/> copy.
+    /// </summary>
+    public static bool ReadsInPlace(LaPerm.Core.Backend.ConvGeometry g) =>
+        g.Stride == 1 && g.PadTop == 0 && g.PadLeft == 0 &&
+        g.OutHeight - 1 + g.KernelHeight <= g.InHeight && g.OutWidth - 1 + g.KernelWidth <= g.InWidth;
+
+    /// <summary>
+    /// The layout the direct path reads: [C][rows][stride phases][phase length], where padded
+    /// row r is input row r - padTop and element t of phase q is input column t*stride + q -
+    /// padLeft (zero outside the image). The 8 inputs of a segment for tap (ky, kx) are then
+    /// consecutive: row oy*stride + ky, phase kx % stride, from ox + kx / stride. For an
+    /// in-place read this is the image itself (1 phase, rows and length of the image).
+    /// </summary>
+    public readonly record struct PhaseSplit(int Rows, int Phases, int Length)
+    {
+        public int Plane => Rows * Phases * Length;
+
+        public static PhaseSplit Of(LaPerm.Core.Backend.ConvGeometry g) => ReadsInPlace(g)
+            ? new PhaseSplit(g.InHeight, 1, g.InWidth)
+            : new PhaseSplit((g.OutHeight - 1) * g.Stride + g.KernelHeight, g.Stride, g.OutWidth + (g.KernelWidth - 1) / g.Stride);
+    }
+
+    /// <summary>Writes images [start, end) of x in the <paramref name="split"/> layout.</summary>
+    public static void Split(LaPerm.Core.Backend.ConvGeometry g, PhaseSplit split, float* x, float* dest, int start, int end)
+    {
+        int inPlane = g.InHeight * g.InWidth;
+        for (int n = start; n < end; n++)
+            for (int ci = 0; ci < g.InChannels; ci++)
+            {
+                float* plane = x + ((long)n * g.InChannels + ci) * inPlane;
+                float* target = dest + ((long)n * g.InChannels + ci) * split.Plane;
+                for (int r = 0; r < split.Rows; r++)
+                {
+                    int iy = r - g.PadTop;
+                    for (int q = 0; q < split.Phases; q++)
+                    {
+                        float* row = target + ((long)r * split.Phases + q) * split.Length;
+                        if ((uint)iy >= (uint)g.InHeight)
+                        {
+                            for (int t = 0; t < split.Length; t++) row[t] = 0f;
+                            continue;
+                        }
+                        float* source = plane + iy * g.InWidth;
+                        for (int t = 0, ix = q - g.PadLeft; t < split.Length; t++, ix += g.Stride)
+                            row[t] = (uint)ix < (uint)g.InWidth ? source[ix] : 0f;
+                    }
+                }
+            }
     }
 
     /// <summary>Number of floats <see cref="PackWeights"/> writes for a [cout, k] kernel.</summary>
@@ -66,29 +116,30 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
-    /// Image offsets of every tap (ci, ky, kx), in the GEMM's k order, and the (input, output)
-    /// offsets of every 8-pixel segment of an image, in tile order.
+    /// Offsets in the <paramref name="split"/> layout of every tap (ci, ky, kx), in the GEMM's
+    /// k order, and the (input, output) offsets of every 8-pixel segment of an image, in tile order.
     /// </summary>
-    public static (int[] Taps, int[] SegmentInput, int[] SegmentOutput) Layout(ConvShape s)
+    public static (int[] Taps, int[] SegmentInput, int[] SegmentOutput) Layout(LaPerm.Core.Backend.ConvGeometry g, PhaseSplit split)
     {
-        var taps = new int[s.Channels * s.KernelArea];
+        int stride = g.Stride, rowSize = split.Phases * split.Length;
+        var taps = new int[g.InChannels * g.KernelHeight * g.KernelWidth];
         int t = 0;
-        for (int ci = 0; ci < s.Channels; ci++)
-            for (int ky = 0; ky < s.KernelHeight; ky++)
-                for (int kx = 0; kx < s.KernelWidth; kx++)
-                    taps[t++] = ci * s.Plane + ky * s.Width + kx;
-        int perRow = (s.OutWidth + Segment - 1) / Segment;
-        int count = perRow * s.OutHeight;
+        for (int ci = 0; ci < g.InChannels; ci++)
+            for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int kx = 0; kx < g.KernelWidth; kx++)
+                    taps[t++] = ci * split.Plane + ky * rowSize + kx % stride * split.Length + kx / stride;
+        int perRow = (g.OutWidth + Segment - 1) / Segment;
+        int count = perRow * g.OutHeight;
         count += count & 1;   // an odd count repeats the last segment (same values, stored twice)
         var input = new int[count];
         var output = new int[count];
         int i = 0;
-        for (int oy = 0; oy < s.OutHeight; oy++)
+        for (int oy = 0; oy < g.OutHeight; oy++)
             for (int j = 0; j < perRow; j++, i++)
             {
-                int ox = Math.Min(j * Segment, s.OutWidth - Segment);
-                input[i] = oy * s.Width + ox;
-                output[i] = oy * s.OutWidth + ox;
+                int ox = Math.Min(j * Segment, g.OutWidth - Segment);
+                input[i] = oy * stride * rowSize + ox;
+                output[i] = oy * g.OutWidth + ox;
             }
         if (i < count)
         {

@@ -21,6 +21,9 @@ public sealed class ConvPathTests
         { 2, 3, 12, 5, 3, 1, false },    // rows of 10: the packed GEMM path
         { 2, 4, 12, 6, 5, 2, true },     // strided, padded
         { 2, 2, 20, 3, 3, 1, true },     // stride 1, padded
+        { 2, 3, 24, 5, 5, 2, true },     // conv7's strided 'same' layers: rows of 12, pads 1 top/left, 2 bottom/right
+        { 2, 2, 33, 3, 3, 2, false },    // strided 'valid'
+        { 2, 2, 32, 3, 4, 2, true },     // even kernel, stride 2
     };
 
     [Theory]
