@@ -4,14 +4,18 @@ using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as GEMM. The forward pass and the filter gradient run one GEMM over the whole
-// batch whose B panels are packed straight from the images (implicit im2col, see
-// ConvPanels): the column matrix [K = cin*kh*kw, N*P] (P = outH*outW) is never written, and
-// the only extra traffic is one [cout, N*P] <-> NCHW reshuffle. The data gradient computes
-// column gradients with a GEMM and scatters them back (col2im) in groups of images small
-// enough to stay in cache (measured: 16 MiB groups made these passes ~2x slower than 512 KiB
-// groups). A flipped-kernel convolution for stride-1 data gradients was tried and measured
-// slower than GEMM + cached col2im, so there is one path.
+// Convolution as GEMM. The forward pass uses DirectConv where output rows hold at least 8
+// pixels (the micro-kernel reads the image, or a zero-padded phase-split copy of it, in place
+// and writes NCHW output); otherwise one GEMM over the whole batch whose B panels are packed
+// straight from the images (implicit im2col, see ConvPanels) plus one [cout, N*P] -> NCHW
+// reshuffle. The filter gradient uses DirectFilterGradient (taps broadcast from the image, dy
+// transposed once). Both give exactly the GEMM formulation's results (ConvPathTests).
+// The data gradient computes column gradients with a GEMM (W^T packed once per call) and
+// scatters them back (col2im) in groups of images small enough to stay in cache (measured:
+// 16 MiB groups made these passes ~2x slower than 512 KiB groups). Tried and measured no
+// faster, so not kept: a flipped-kernel convolution for stride-1 data gradients, a direct
+// kernel adding column-gradient tiles straight into dx, a phase-split vectorised col2im for
+// strided layers, and larger groups.
 public sealed partial class CpuBackend
 {
     /// <summary>
