@@ -260,13 +260,19 @@ internal static unsafe class DirectFilterGradient
             for (int panel = 0; panel < panels; panel++)
             {
                 float* target = dest + panel * width * NR + (long)n * pixels * NR;
+                int vectorPixels = Avx.IsSupported && panel * NR + NR <= cout ? pixels / 8 * 8 : 0;
+                for (int half = 0; half < NR && vectorPixels > 0; half += 8)
+                {
+                    float* source = dy + ((long)n * cout + panel * NR + half) * pixels;
+                    for (int p = 0; p < vectorPixels; p += 8) Transpose8x8(source + p, pixels, target + (long)p * NR + half, NR);
+                }
                 for (int j = 0; j < NR; j++)
                 {
                     int co = panel * NR + j;
                     if (co < cout)
                     {
                         float* source = dy + ((long)n * cout + co) * pixels;
-                        for (int p = 0; p < pixels; p++) target[p * NR + j] = source[p];
+                        for (int p = vectorPixels; p < pixels; p++) target[p * NR + j] = source[p];
                     }
                     else
                     {
@@ -274,6 +280,36 @@ internal static unsafe class DirectFilterGradient
                     }
                 }
             }
+    }
+
+    /// <summary>8 rows of 8 floats (row stride <paramref name="sourceStride"/>) to 8 columns (row stride <paramref name="targetStride"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* source, int sourceStride, float* target, int targetStride)
+    {
+        var r0 = Avx.LoadVector256(source);
+        var r1 = Avx.LoadVector256(source + sourceStride);
+        var r2 = Avx.LoadVector256(source + 2 * sourceStride);
+        var r3 = Avx.LoadVector256(source + 3 * sourceStride);
+        var r4 = Avx.LoadVector256(source + 4 * sourceStride);
+        var r5 = Avx.LoadVector256(source + 5 * sourceStride);
+        var r6 = Avx.LoadVector256(source + 6 * sourceStride);
+        var r7 = Avx.LoadVector256(source + 7 * sourceStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(target, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(target + targetStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(target + 2 * targetStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(target + 3 * targetStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(target + 4 * targetStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(target + 5 * targetStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(target + 6 * targetStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(target + 7 * targetStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>

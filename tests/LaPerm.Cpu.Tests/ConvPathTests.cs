@@ -18,6 +18,7 @@ public sealed class ConvPathTests
         { 2, 30, 26, 7, 3, 1, false },   // K = 270: two k blocks; cout 7: a 1-row channel tile
         { 3, 2, 25, 3, 3, 1, false },    // 23 x 23 outputs: an odd number of 8-pixel segments
         { 2, 3, 10, 13, 3, 1, false },   // rows of exactly 8
+        { 2, 3, 12, 17, 3, 1, false },   // cout 17: a full 16-channel panel (vector transpose of dy, 100 pixels: 4 left over) and a partial one
         { 2, 3, 12, 5, 3, 1, false },    // rows of 10: the packed GEMM path
         { 2, 4, 12, 6, 5, 2, true },     // strided, padded
         { 2, 2, 20, 3, 3, 1, true },     // stride 1, padded
