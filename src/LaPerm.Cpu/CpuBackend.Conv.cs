@@ -4,14 +4,18 @@ using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as GEMM. The forward pass and the filter gradient run one GEMM over the whole
-// batch whose B panels are packed straight from the images (implicit im2col, see
-// ConvPanels): the column matrix [K = cin*kh*kw, N*P] (P = outH*outW) is never written, and
-// the only extra traffic is one [cout, N*P] <-> NCHW reshuffle. The data gradient computes
-// column gradients with a GEMM and scatters them back (col2im) in groups of images small
-// enough to stay in cache (measured: 16 MiB groups made these passes ~2x slower than 512 KiB
-// groups). A flipped-kernel convolution for stride-1 data gradients was tried and measured
-// slower than GEMM + cached col2im, so there is one path.
+// Convolution as GEMM. The forward pass uses DirectConv where output rows hold at least 8
+// pixels (the micro-kernel reads the image, or a zero-padded phase-split copy of it, in place
+// and writes NCHW output); otherwise one GEMM over the whole batch whose B panels are packed
+// straight from the images (implicit im2col, see ConvPanels) plus one [cout, N*P] -> NCHW
+// reshuffle. The filter gradient uses DirectFilterGradient (taps broadcast from the image, dy
+// transposed once). Both give exactly the GEMM formulation's results (ConvPathTests).
+// The data gradient computes column gradients with a GEMM (W^T packed once per call) and
+// scatters them back (col2im) in groups of images small enough to stay in cache (measured:
+// 16 MiB groups made these passes ~2x slower than 512 KiB groups). Tried and measured no
+// faster, so not kept: a flipped-kernel convolution for stride-1 data gradients, a direct
+// kernel adding column-gradient tiles straight into dx, a phase-split vectorised col2im for
+// strided layers, and larger groups.
 public sealed partial class CpuBackend
 {
     /// <summary>
@@ -50,6 +54,11 @@ public sealed partial class CpuBackend
     private unsafe void ConvForwardCore(ConvGeometry g, float[] xData, float[] wData, float[] yData)
     {
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, width = g.Batch * p;
+        if (DirectConv.Applies(g) && (long)g.Batch * g.InChannels * DirectConv.PhaseSplit.Of(g).Plane < int.MaxValue)
+        {
+            ConvForwardDirect(g, xData, wData, yData);
+            return;
+        }
         var panels = new Im2ColPanels(Address(xData), ShapeOf(g));
         if (g.Batch == 1)
         {
@@ -67,7 +76,27 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
+    private unsafe void ConvForwardDirect(ConvGeometry g, float[] xData, float[] wData, float[] yData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth;
+        var packed = _packedWeights.Get(DirectConv.PackedWeightsLength(g.OutChannels, k));
+        DirectConv.PackWeights(Address(wData), g.OutChannels, k, Address(packed));
+        var split = DirectConv.PhaseSplit.Of(g);
+        float[] source = xData;
+        if (!DirectConv.ReadsInPlace(g))
+        {
+            source = _paddedInput.Get(g.Batch * g.InChannels * split.Plane);
+            _partition.For(g.Batch, 1, (g, split, xData, source), static (s, _, start, end) =>
+                DirectConv.Split(s.g, s.split, Address(s.xData), Address(s.source), start, end));
+        }
+        var (taps, segmentInput, segmentOutput) = DirectConv.Layout(g, split);
+        _partition.For(g.Batch, 1, (g, source, packed, yData, k, taps, segmentInput, segmentOutput, imageSize: g.InChannels * split.Plane),
+            static (s, _, start, end) =>
+                DirectConv.Forward(Address(s.source), Address(s.packed), Address(s.yData), s.g.OutChannels, s.k,
+                    s.imageSize, s.g.OutHeight * s.g.OutWidth, s.taps, s.segmentInput, s.segmentOutput, start, end));
+    }
+
+    public unsafe void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
     {
         CheckGeometry(g);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
@@ -76,13 +105,21 @@ public sealed partial class CpuBackend
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         int group = GroupSize(g);
         var columns = _columns.Get(k * group * p);
+        // W^T is the A of every group's GEMM: packed once (for conv3 packing it per image cost ~30 % of the GEMM).
+        long prepackedLength = Sgemm.PrepackedALength(k, g.OutChannels);
+        float[]? prepacked = null;
+        if (g.Batch > group && prepackedLength < int.MaxValue)
+        {
+            prepacked = _packedWeights.Get((int)prepackedLength);
+            Sgemm.PrepackA(true, Address(wData), k, g.OutChannels, Address(prepacked));
+        }
         for (int n0 = 0; n0 < g.Batch; n0 += group)
         {
             int count = Math.Min(group, g.Batch - n0);
             int width = count * p;
             float[] gradient = GatherOutputGroup(g, dyData, n0, count, out int gradientOffset);
             // dcol[K, G*P] = W^T[K, cout] * dy[cout, G*P]; W is stored [cout, K].
-            GemmParallel(true, false, k, width, g.OutChannels, 1f, wData, 0, gradient, gradientOffset, 0f, columns, 0);
+            GemmParallel(true, false, k, width, g.OutChannels, 1f, wData, 0, gradient, gradientOffset, 0f, columns, 0, prepacked);
             Col2ImGroup(g, columns, n0, count, dxData);
         }
     }
@@ -93,11 +130,77 @@ public sealed partial class CpuBackend
         var xData = Data(x, nameof(x), g.InputLength);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var dwData = Data(dw, nameof(dw), g.WeightLength);
+        if (DirectFilterGradient.Applies && ConvBackwardFilterDirect(g, xData, dyData, dwData)) return;
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, out int gradientOffset);
         // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
         GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
             new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
+    }
+
+    /// <summary>The filter gradient by <see cref="DirectFilterGradient"/>; false (nothing done) when its int offsets would overflow.</summary>
+    private unsafe bool ConvBackwardFilterDirect(ConvGeometry g, float[] xData, float[] dyData, float[] dwData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
+        int paddedHeight = (g.OutHeight - 1) * g.Stride + g.KernelHeight, paddedWidth = (g.OutWidth - 1) * g.Stride + g.KernelWidth;
+        bool pad = g.PadTop > 0 || g.PadLeft > 0 || paddedHeight > g.InHeight || paddedWidth > g.InWidth;
+        int height = pad ? paddedHeight : g.InHeight, width = pad ? paddedWidth : g.InWidth;
+        long imageSize = (long)g.InChannels * height * width;
+        if (imageSize * g.Batch >= int.MaxValue || (long)g.Batch * p * Sgemm.NR * ((g.OutChannels + Sgemm.NR - 1) / Sgemm.NR) >= int.MaxValue)
+            return false;
+        float[] source = xData;
+        if (pad)
+        {
+            source = _paddedInput.Get((int)(imageSize * g.Batch));
+            _partition.For(g.Batch, 1, (g, xData, source, height, width), static (s, _, start, end) =>
+                PadImages(s.g, s.xData, s.source, s.height, s.width, start, end));
+        }
+        var taps = _tapOffsets.Get(k);
+        for (int ci = 0, t = 0; ci < g.InChannels; ci++)
+            for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int kx = 0; kx < g.KernelWidth; kx++)
+                    taps[t++] = (ci * height + ky) * width + kx;
+        int columns = g.Batch * p;
+        var pixels = _pixelOffsets.Get(columns);
+        for (int n = 0, j = 0; n < g.Batch; n++)
+            for (int oy = 0; oy < g.OutHeight; oy++)
+                for (int ox = 0; ox < g.OutWidth; ox++)
+                    pixels[j++] = (int)(n * imageSize) + oy * g.Stride * width + ox * g.Stride;
+        int panels = (g.OutChannels + Sgemm.NR - 1) / Sgemm.NR, tapTiles = (k + Sgemm.MR - 1) / Sgemm.MR, ldc = panels * Sgemm.NR;
+        var transposed = _gathered.Get(panels * columns * Sgemm.NR);
+        _partition.For(g.Batch, 8, (g, dyData, transposed, p), static (s, _, start, end) =>
+            DirectFilterGradient.TransposeOutputGradient(Address(s.dyData), Address(s.transposed), s.g.OutChannels, s.p, s.g.Batch, start, end));
+        var product = _columns.Get(tapTiles * Sgemm.MR * ldc);
+        _partition.For(tapTiles * panels, 1, (source, pixels, taps, k, transposed, columns, panels, product), static (s, _, start, end) =>
+        {
+            fixed (int* pixelOffsets = s.pixels)
+            fixed (int* tapOffsets = s.taps)
+                DirectFilterGradient.Compute(Address(s.source), pixelOffsets, tapOffsets, s.k, Address(s.transposed), s.columns, s.panels,
+                    Address(s.product), start, end);
+        });
+        for (int co = 0; co < g.OutChannels; co++)
+            for (int t = 0; t < k; t++)
+                dwData[co * k + t] = product[t * ldc + co];
+        return true;
+    }
+
+    /// <summary>Images [start, end) of x into [N, C, height, width] with the convolution's zero padding around them.</summary>
+    private static void PadImages(ConvGeometry g, float[] xData, float[] padded, int height, int width, int start, int end)
+    {
+        for (int n = start; n < end; n++)
+            for (int ci = 0; ci < g.InChannels; ci++)
+            {
+                var plane = xData.AsSpan(((n * g.InChannels) + ci) * g.InHeight * g.InWidth, g.InHeight * g.InWidth);
+                var target = padded.AsSpan(((n * g.InChannels) + ci) * height * width, height * width);
+                target.Clear();
+                for (int r = 0; r < height; r++)
+                {
+                    int iy = r - g.PadTop;
+                    if ((uint)iy >= (uint)g.InHeight) continue;
+                    int from = Math.Max(0, g.PadLeft), to = Math.Min(width, g.InWidth + g.PadLeft);   // target columns with an input column
+                    if (to > from) plane.Slice(iy * g.InWidth + from - g.PadLeft, to - from).CopyTo(target.Slice(r * width + from, to - from));
+                }
+            }
     }
 
     /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix (a view of dy itself for one image).</summary>

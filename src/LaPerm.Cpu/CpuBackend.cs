@@ -24,6 +24,10 @@ public sealed partial class CpuBackend : IBackend
     private readonly GemmWorkspace[] _gemmWorkspaces;
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
+    private readonly ScratchBuffer _packedWeights = new();
+    private readonly ScratchBuffer _paddedInput = new();
+    private readonly IntScratchBuffer _tapOffsets = new();
+    private readonly IntScratchBuffer _pixelOffsets = new();
     private bool _disposed;
 
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
@@ -139,22 +143,22 @@ public sealed partial class CpuBackend : IBackend
     }
 
     private readonly record struct GemmCall(bool TransposeA, int M, int N, int K, float Alpha,
-        float[] A, int AOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
+        float[] A, int AOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks, float[]? PrepackedA);
 
     /// <summary>C (at an offset) = alpha op(A) op(B) + beta C, split over workers by output tiles (rows or columns of C).</summary>
     private unsafe void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) =>
-        GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset);
+        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset, float[]? prepackedA = null) =>
+        GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset, prepackedA);
 
     /// <summary>As above with op(B) from a panel source (implicit im2col for convolutions).</summary>
     private void GemmParallel<TPanels>(bool transposeA, int m, int n, int k, float alpha,
-        float[] a, int aOffset, TPanels panels, float beta, float[] c, int cOffset) where TPanels : struct, IPanelSource
+        float[] a, int aOffset, TPanels panels, float beta, float[] c, int cOffset, float[]? prepackedA = null) where TPanels : struct, IPanelSource
     {
         bool splitColumns = n >= m;
         int blocks = splitColumns ? (n + Sgemm.NR - 1) / Sgemm.NR : (m + Sgemm.MR - 1) / Sgemm.MR;
         // Below ~0.25 MFLOP a second thread costs more than it saves.
         int chunks = (long)m * n * Math.Max(k, 1) < (1 << 17) ? 1 : Math.Min(Threads, blocks);
-        var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks);
+        var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks, prepackedA);
         if (chunks == 1)
         {
             GemmChunk(call, panels, 0);
@@ -178,7 +182,7 @@ public sealed partial class CpuBackend : IBackend
             i1 = Math.Min(g.M, b1 * Sgemm.MR);
         }
         Sgemm.ComputeBlock(g.TransposeA, g.M, g.N, g.K, g.Alpha, Address(g.A) + g.AOffset, panels,
-            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
+            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk], g.PrepackedA is null ? null : Address(g.PrepackedA));
     }
 
     /// <summary>
@@ -306,6 +310,18 @@ internal sealed class ScratchBuffer
     public float[] Get(int length)
     {
         if (_data.Length < length) _data = GC.AllocateArray<float>(length, pinned: true);
+        return _data;
+    }
+}
+
+/// <summary>A grow-only int buffer held by the backend (offset tables of the direct convolutions).</summary>
+internal sealed class IntScratchBuffer
+{
+    private int[] _data = [];
+
+    public int[] Get(int length)
+    {
+        if (_data.Length < length) _data = new int[length];
         return _data;
     }
 }

@@ -62,7 +62,8 @@ internal static unsafe class Sgemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and on-stack replacement
     public static void ComputeBlock<TPanels>(bool transposeA, int m, int n, int k, float alpha,
-        float* a, in TPanels b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace)
+        float* a, in TPanels b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace,
+        float* prepackedA = null)
         where TPanels : struct, IPanelSource
     {
         if (i0 >= i1 || j0 >= j1) return;
@@ -91,7 +92,9 @@ internal static unsafe class Sgemm
                     for (int ic = i0; ic < i1; ic += MC)
                     {
                         int mc = Math.Min(MC, i1 - ic);
-                        PackA(transposeA, a, m, k, ic, mc, pc, kc, packedA);
+                        float* aBlock = packedA;
+                        if (prepackedA != null) aBlock = prepackedA + (long)pc * PaddedRows(m) + (long)ic * kc;
+                        else PackA(transposeA, a, m, k, ic, mc, pc, kc, packedA);
                         for (int jr = 0; jr < nc; jr += NR)
                         {
                             int nr = Math.Min(NR, nc - jr);
@@ -101,15 +104,32 @@ internal static unsafe class Sgemm
                                 int mr = Math.Min(MR, mc - ir);
                                 float* cTile = c + (long)(ic + ir) * n + jc + jr;
                                 if (Fma.IsSupported)
-                                    KernelFma(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
+                                    KernelFma(kc, aBlock + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
                                 else
-                                    KernelScalar(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
+                                    KernelScalar(kc, aBlock + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    private static int PaddedRows(int m) => (m + MR - 1) / MR * MR;
+
+    /// <summary>Floats <see cref="PrepackA"/> writes: every row of op(A) (padded to MR) for every k.</summary>
+    public static long PrepackedALength(int m, int k) => (long)PaddedRows(m) * k;
+
+    /// <summary>
+    /// Packs all of op(A) once, in the panels <see cref="ComputeBlock{TPanels}"/> would pack for
+    /// every block (k block pc at pc * paddedRows, row block ic at ic * kc within it), for a
+    /// caller that multiplies the same A with many B: same panels, same results.
+    /// </summary>
+    public static void PrepackA(bool transposeA, float* a, int m, int k, float* dest)
+    {
+        int kBlocks = (k + KC - 1) / KC, kStep = (k + kBlocks - 1) / kBlocks;
+        for (int pc = 0; pc < k; pc += kStep)
+            PackA(transposeA, a, m, k, 0, m, pc, Math.Min(kStep, k - pc), dest + (long)pc * PaddedRows(m));
     }
 
     /// <summary>Packs rows [ic, ic+mc) x k-range [pc, pc+kc) of op(A) into MR-row micro-panels, zero-padded.</summary>
