@@ -268,7 +268,7 @@ public sealed partial class CpuBackend : IBackend
         return t.Length / (t.Shape[0] * channels);
     }
 
-    public void Axpy(float alpha, Tensor<float> x, Tensor<float> y)
+    public void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y)
     {
         var yData = Own(y, nameof(y)).Data;
         var xData = Data(x, nameof(x), y.Length);

@@ -285,7 +285,7 @@ public sealed class GradientTests
     [Theory]
     [InlineData(1f)]       // residual add
     [InlineData(-0.3f)]
-    public void AxpyFollowsTheContractLiterally(float alpha)
+    public void ScaleAddFollowsTheContractLiterally(float alpha)
     {
         // IBackend documents y = x + alpha * y (for alpha = 1, the residual add y = x + y).
         const int length = 77;
@@ -294,7 +294,7 @@ public sealed class GradientTests
         var x = Data.Uniform(rng, length);
         var y = Data.Uniform(rng, length);
         var ty = rig.Input(y, length);
-        rig.Backend.Axpy(alpha, rig.Input(x, length), ty);
+        rig.Backend.ScaleAdd(alpha, rig.Input(x, length), ty);
         var expected = x.Select((v, i) => v + (double)alpha * y[i]).ToArray();
         Check.Close(rig.Get(ty), expected, ForwardTolerance, "y");
         // The residual add's backward sends dy to both branches: d(x + y)/dx = d(x + y)/dy = 1.

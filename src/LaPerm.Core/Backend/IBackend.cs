@@ -55,8 +55,11 @@ public interface IBackend : IDisposable
     /// <summary>dBias[c] = sum over n, s of dy[n,c,s] (overwrites).</summary>
     void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels);
 
-    /// <summary>y = x + alpha * y, elementwise over y's length (residual add, L2 gradient).</summary>
-    void Axpy(float alpha, Tensor<float> x, Tensor<float> y);
+    /// <summary>
+    /// y = x + alpha * y, elementwise over y's length (residual add with alpha 1; the L2
+    /// gradient g + 2 l2 w with y holding w). Not BLAS axpy, which scales x instead.
+    /// </summary>
+    void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y);
 
     // ---- convolution (NCHW, OIHW) --------------------------------------------------------
 

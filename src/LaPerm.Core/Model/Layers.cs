@@ -427,7 +427,7 @@ public sealed class ResidualLayer : Layer
             var shortcut = x;
             foreach (var n in _shortcut) shortcut = n.Forward(shortcut, mode);
             Backend.Copy(main, _y);
-            Backend.Axpy(1f, shortcut, _y); // y = shortcut + 1 * main
+            Backend.ScaleAdd(1f, shortcut, _y); // y = shortcut + 1 * main
             return _y;
         }
 
@@ -439,7 +439,7 @@ public sealed class ResidualLayer : Layer
             for (int i = _shortcut.Length - 1; i >= 0; i--) dShortcut = _shortcut[i].Backward(dShortcut)!;
             _dx ??= AllocateActivation(_layer.Input);
             Backend.Copy(dMain, _dx);
-            Backend.Axpy(1f, dShortcut, _dx);
+            Backend.ScaleAdd(1f, dShortcut, _dx);
             return _dx;
         }
 

@@ -34,7 +34,7 @@ public enum LossReduction
 /// The inner optimizer: Adam (Keras: beta1 0.9, beta2 0.999, eps 1e-7) or momentum SGD.
 /// Its state (m, v or velocity, and Adam's step count) lives for the whole run and is not
 /// reset by a LaPerm sync. L2 kernel regularisation (Keras: loss += l2 * sum(w^2)) enters
-/// as g + 2 * l2 * w, formed in a scratch buffer with Axpy.
+/// as g + 2 * l2 * w, formed in a scratch buffer with ScaleAdd.
 /// </summary>
 public sealed class Optimizer : IDisposable
 {
@@ -56,7 +56,7 @@ public sealed class Optimizer : IDisposable
         _first = [.. ps.Select(p => _backend.Allocate<float>(p.Info.Shape))];
         _second = [.. ps.Select(p => kind == OptimizerKind.Adam ? _backend.Allocate<float>(p.Info.Shape) : null)];
         _regularised = [.. ps.Select(p => p.Info.L2 > 0 ? _backend.Allocate<float>(p.Info.Shape) : null)];
-        // Sum scales a gradient in place with Axpy(n, zeros, g) = 0 + n * g (one rounding; exact for powers of two).
+        // Sum scales a gradient in place with ScaleAdd(n, zeros, g) = 0 + n * g (one rounding; exact for powers of two).
         _zeros = [.. ps.Select(p => reduction == LossReduction.Sum ? _backend.Allocate<float>(p.Info.Shape) : null)];
         foreach (var z in _zeros)
             if (z is not null) _backend.Fill(z, 0f);
@@ -85,13 +85,13 @@ public sealed class Optimizer : IDisposable
             if (_regularised[i] is { } scratch)
             {
                 _backend.Copy(p.Value, scratch);
-                _backend.Axpy(2f * p.Info.L2, g, scratch); // scratch = g + 2 l2 w
+                _backend.ScaleAdd(2f * p.Info.L2, g, scratch); // scratch = g + 2 l2 w
                 g = scratch;
             }
             if (_zeros[i] is { } zeros && batchSize > 1)
             {
                 // The backward pass overwrites the gradient every step, so scaling it in place is safe.
-                _backend.Axpy(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
+                _backend.ScaleAdd(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
             }
             if (Kind == OptimizerKind.Adam)
                 _backend.AdamUpdate(AdamStep.Keras(learningRate, Steps), p.Value, g, _first[i], _second[i]!);

@@ -266,7 +266,7 @@ public sealed partial class CudaBackend : IBackend
         return t.Length / (t.Shape[0] * channels);
     }
 
-    public void Axpy(float alpha, Tensor<float> x, Tensor<float> y)
+    public void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y)
     {
         Begin();
         ulong pY = Own(y, nameof(y)).Pointer;

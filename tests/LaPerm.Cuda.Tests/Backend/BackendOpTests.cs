@@ -123,7 +123,7 @@ public abstract class BackendOpTests
     }
 
     [Fact]
-    public void AxpyReluAndOptimizerUpdatesAreBitExact()
+    public void ScaleAddReluAndOptimizerUpdatesAreBitExact()
     {
         using var device = Open();
         using var cpu = Cpu();
@@ -133,14 +133,14 @@ public abstract class BackendOpTests
         x[3] = float.NaN;
         x[4] = -0.0f;
         x[5] = 0.0f;
-        float[] Axpy(IBackend backend)
+        float[] ScaleAdd(IBackend backend)
         {
             using var tx = Put(backend, x, n);
             using var ty = Put(backend, y, n);
-            backend.Axpy(-0.3f, tx, ty);
+            backend.ScaleAdd(-0.3f, tx, ty);
             return Get(backend, ty);
         }
-        BitEqual(Axpy(cpu), Axpy(device), "axpy");
+        BitEqual(ScaleAdd(cpu), ScaleAdd(device), "scale-add");
 
         (float[] Forward, float[] InPlace, float[] Backward) Relu(IBackend backend)
         {
