@@ -1,3 +1,4 @@
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.Data;
 using LaPerm.Core.IO;
 using LaPerm.Core.LaPerm;
@@ -13,6 +14,12 @@ public static class CommandLine
 {
     public const int UserError = 2;
     public const int InvariantBroken = 3;
+
+    /// <summary>The loss, a gradient or a weight became NaN/Inf (with --on-nan stop).</summary>
+    public const int NonFinite = 4;
+
+    /// <summary>The output directory cannot be written (before training, or at a checkpoint).</summary>
+    public const int StorageFailed = 5;
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
@@ -38,7 +45,7 @@ public static class CommandLine
                 _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info or bench."),
             };
         }
-        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException)
+        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException or ResumeException)
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return UserError;
@@ -47,6 +54,16 @@ public static class CommandLine
         {
             stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
             return InvariantBroken;
+        }
+        catch (NonFiniteException e)
+        {
+            stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
+            return NonFinite;
+        }
+        catch (RunStorageException e)
+        {
+            stderr.WriteLine($"laperm: {OneLine(e.Message)}");
+            return StorageFailed;
         }
     }
 
