@@ -89,10 +89,6 @@ internal static class TrainCommand
         {
             summary = trainer.Run();
         }
-        catch (ArgumentException e) when (e.StackTrace?.Contains("Initializer", StringComparison.Ordinal) == true)
-        {
-            throw new UsageException(e.Message);
-        }
         catch (LaPerm.Core.Checkpoints.TrainingStoppedException e)
         {
             observer?.Finish();

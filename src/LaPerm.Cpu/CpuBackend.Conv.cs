@@ -9,8 +9,11 @@ namespace LaPerm.Cpu;
 // group; the GEMMs run in parallel over output tiles.
 public sealed partial class CpuBackend
 {
-    /// <summary>Upper bound on one group's column matrix (floats): 16 MiB.</summary>
-    private const int ColumnBudget = 4 << 20;
+    /// <summary>
+    /// Upper bound on one group's column matrix, in floats (default 4 Mi = 16 MiB). Group sizes
+    /// follow from it and the geometry only; tests lower it to exercise multi-group batches.
+    /// </summary>
+    internal int ColumnBudget { get; set; } = 4 << 20;
 
     private static void CheckGeometry(ConvGeometry g)
     {
@@ -20,7 +23,7 @@ public sealed partial class CpuBackend
             throw new ArgumentException($"invalid convolution geometry {g}");
     }
 
-    private static int GroupSize(ConvGeometry g)
+    private int GroupSize(ConvGeometry g)
     {
         long perImage = (long)g.InChannels * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
         return (int)Math.Clamp(ColumnBudget / Math.Max(perImage, 1), 1, g.Batch);

@@ -1,14 +1,30 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace LaPerm.Cpu;
 
 /// <summary>Packing buffers for one worker's share of a GEMM (reused across calls).</summary>
-internal sealed class GemmWorkspace
+internal sealed unsafe class GemmWorkspace
 {
-    public readonly float[] PackedA = GC.AllocateArray<float>(Sgemm.MC * Sgemm.KC, pinned: true);
-    public readonly float[] PackedB = GC.AllocateArray<float>(Sgemm.KC * Sgemm.NC, pinned: true);
+    // Pinned (pinned object heap) and over-allocated so each buffer can start on a 64-byte
+    // cache line: the micro-kernel's 32-byte loads then never straddle two lines.
+    private readonly float[] _packedA = GC.AllocateArray<float>(Sgemm.MC * Sgemm.KC + 16, pinned: true);
+    private readonly float[] _packedB = GC.AllocateArray<float>(Sgemm.KC * Sgemm.NC + 16, pinned: true);
+    private readonly float[] _tile = GC.AllocateArray<float>(Sgemm.MR * Sgemm.NR + 16, pinned: true);
+
+    public float* PackedA => Align(_packedA);
+    public float* PackedB => Align(_packedB);
+
+    /// <summary>An MR x NR staging tile for edge tiles of C.</summary>
+    public float* Tile => Align(_tile);
+
+    private static float* Align(float[] pinned)
+    {
+        nuint address = (nuint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+        return (float*)((address + 63) & ~(nuint)63);
+    }
 }
 
 /// <summary>
@@ -46,8 +62,7 @@ internal static unsafe class Sgemm
             }
             return;
         }
-        fixed (float* packedA = workspace.PackedA)
-        fixed (float* packedB = workspace.PackedB)
+        float* packedA = workspace.PackedA, packedB = workspace.PackedB, tile = workspace.Tile;
         {
             for (int jc = j0; jc < j1; jc += NC)
             {
@@ -70,9 +85,9 @@ internal static unsafe class Sgemm
                                 int mr = Math.Min(MR, mc - ir);
                                 float* cTile = c + (long)(ic + ir) * n + jc + jr;
                                 if (Fma.IsSupported)
-                                    KernelFma(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta);
+                                    KernelFma(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
                                 else
-                                    KernelScalar(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta);
+                                    KernelScalar(kc, packedA + (long)ir * kc, bPanel, cTile, n, mr, nr, alpha, blockBeta, tile);
                             }
                         }
                     }
@@ -168,7 +183,7 @@ internal static unsafe class Sgemm
         return beta == 0f ? scaled : scaled + Vector256.Create(beta) * Vector256.Load(c);
     }
 
-    private static void KernelFma(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    private static void KernelFma(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta, float* tile)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -202,7 +217,6 @@ internal static unsafe class Sgemm
             Vector256.Store(Combine(c50, va, beta, r5), r5); Vector256.Store(Combine(c51, va, beta, r5 + 8), r5 + 8);
             return;
         }
-        float* tile = stackalloc float[MR * NR];
         Vector256.Store(c00, tile); Vector256.Store(c01, tile + 8);
         Vector256.Store(c10, tile + 16); Vector256.Store(c11, tile + 24);
         Vector256.Store(c20, tile + 32); Vector256.Store(c21, tile + 40);
@@ -212,9 +226,8 @@ internal static unsafe class Sgemm
         StorePartial(tile, c, ldc, mr, nr, alpha, beta);
     }
 
-    private static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    private static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta, float* tile)
     {
-        float* tile = stackalloc float[MR * NR];
         for (int i = 0; i < MR * NR; i++) tile[i] = 0f;
         for (int p = 0; p < kc; p++)
         {

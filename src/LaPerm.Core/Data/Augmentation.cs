@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using LaPerm.Core.Backend;
 
 namespace LaPerm.Core.Data;
@@ -78,14 +81,35 @@ public readonly record struct SamplingMap(float A, float B, float C, float D, fl
 
 /// <summary>
 /// Pixel work shared by the plain and the augmented batch: byte to float normalisation and
-/// the affine warp. The GPU kernel must do the same arithmetic in the same order.
+/// the affine warp. A GPU kernel that must match bit for bit does the same arithmetic in the
+/// same order without contracting multiply-adds into FMAs (__fmul_rn / __fadd_rn).
 /// </summary>
 public static class ImageWarp
 {
-    /// <summary>dst[i] = src[i] / 255.</summary>
+    /// <summary>dst[i] = src[i] / 255 (a correctly rounded division, so SIMD and scalar agree).</summary>
     public static void Normalise(ReadOnlySpan<byte> source, Span<float> destination)
     {
-        for (int i = 0; i < source.Length; i++)
+        if (destination.Length < source.Length)
+            throw new ArgumentException($"Normalise needs {source.Length} destination floats; got {destination.Length}.", nameof(destination));
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && source.Length >= Vector256<byte>.Count)
+        {
+            var scale = Vector256.Create(255f);
+            ref byte src = ref MemoryMarshal.GetReference(source);
+            ref float dst = ref MemoryMarshal.GetReference(destination);
+            for (; i <= source.Length - Vector256<byte>.Count; i += Vector256<byte>.Count)
+            {
+                var bytes = Vector256.LoadUnsafe(ref src, (nuint)i);
+                var (lo16, hi16) = Vector256.Widen(bytes);
+                var (a, b) = Vector256.Widen(lo16);
+                var (c, d) = Vector256.Widen(hi16);
+                (Vector256.ConvertToSingle(a.AsInt32()) / scale).StoreUnsafe(ref dst, (nuint)i);
+                (Vector256.ConvertToSingle(b.AsInt32()) / scale).StoreUnsafe(ref dst, (nuint)(i + 8));
+                (Vector256.ConvertToSingle(c.AsInt32()) / scale).StoreUnsafe(ref dst, (nuint)(i + 16));
+                (Vector256.ConvertToSingle(d.AsInt32()) / scale).StoreUnsafe(ref dst, (nuint)(i + 24));
+            }
+        }
+        for (; i < source.Length; i++)
             destination[i] = source[i] / 255f;
     }
 
@@ -101,7 +125,10 @@ public static class ImageWarp
         int plane = height * width;
         if (source.Length < channels * plane || destination.Length < channels * plane)
             throw new ArgumentException($"Warp needs {channels * plane} source bytes and destination floats; got {source.Length} and {destination.Length}.");
-        float maxX = width - 1, maxY = height - 1;
+        // Lengths are checked above, so the loop reads through references without bounds checks.
+        ref byte src = ref MemoryMarshal.GetReference(source);
+        ref float dst = ref MemoryMarshal.GetReference(destination);
+        int lastX = width - 1, lastY = height - 1;
         for (int y = 0; y < height; y++)
         {
             for (int x = 0; x < width; x++)
@@ -110,19 +137,20 @@ public static class ImageWarp
                 // keeps the integer conversion safe for any transform.
                 float sx = Math.Clamp(map.A * x + map.B * y + map.C, -1f, width);
                 float sy = Math.Clamp(map.D * x + map.E * y + map.F, -1f, height);
-                float fx0 = MathF.Floor(sx), fy0 = MathF.Floor(sy);
-                float fx = sx - fx0, fy = sy - fy0;
-                int x0 = (int)Math.Clamp(fx0, 0f, maxX), x1 = (int)Math.Clamp(fx0 + 1f, 0f, maxX);
-                int y0 = (int)Math.Clamp(fy0, 0f, maxY), y1 = (int)Math.Clamp(fy0 + 1f, 0f, maxY);
-                int i00 = y0 * width + x0, i01 = y0 * width + x1, i10 = y1 * width + x0, i11 = y1 * width + x1;
+                float floorX = MathF.Floor(sx), floorY = MathF.Floor(sy);
+                float fx = sx - floorX, fy = sy - floorY;
+                int ix = (int)floorX, iy = (int)floorY;
+                int x0 = Math.Clamp(ix, 0, lastX), x1 = Math.Clamp(ix + 1, 0, lastX);
+                int y0 = Math.Clamp(iy, 0, lastY) * width, y1 = Math.Clamp(iy + 1, 0, lastY) * width;
                 int o = y * width + x;
-                for (int ch = 0, p = 0; ch < channels; ch++, p += plane)
+                for (int p = 0; p < channels * plane; p += plane)
                 {
-                    float p00 = source[p + i00], p01 = source[p + i01], p10 = source[p + i10], p11 = source[p + i11];
+                    float p00 = Unsafe.Add(ref src, p + y0 + x0), p01 = Unsafe.Add(ref src, p + y0 + x1);
+                    float p10 = Unsafe.Add(ref src, p + y1 + x0), p11 = Unsafe.Add(ref src, p + y1 + x1);
                     float top = p00 + fx * (p01 - p00);
                     float bottom = p10 + fx * (p11 - p10);
                     float value = top + fy * (bottom - top);
-                    destination[p + o] = Math.Clamp(value, 0f, 255f) / 255f;
+                    Unsafe.Add(ref dst, p + o) = Math.Clamp(value, 0f, 255f) / 255f;
                 }
             }
         }

@@ -51,14 +51,7 @@ public static class Initializer
     /// <summary>Computes every parameter's initial values on the host (seeded, deterministic).</summary>
     public static Dictionary<string, float[]> Compute(ModelDefinition model, InitOptions options, ulong seed)
     {
-        if (options.Prune is < 0 or >= 1) throw new ArgumentException($"--prune must be in [0, 1), got {options.Prune}");
-        var kernels = model.Parameters.Where(p => p.Kind == ParameterKind.Kernel).ToList();
-        if (options.Keep is { } keep)
-        {
-            if (keep.Count != 1 && keep.Count != kernels.Count)
-                throw new ArgumentException($"--keep has {keep.Count} entries but model '{model.Name}' has {kernels.Count} kernel tensors; give one entry or one per kernel");
-            if (keep.Any(k => k is < 0 or > 1 || double.IsNaN(k))) throw new ArgumentException("--keep probabilities must be in [0, 1]");
-        }
+        Validate(model, options);
         var result = new Dictionary<string, float[]>();
         int kernelIndex = -1;
         for (int index = 0; index < model.Parameters.Count; index++)
@@ -94,6 +87,19 @@ public static class Initializer
             result[p.Name] = values;
         }
         return result;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> when the options do not fit the model.</summary>
+    public static void Validate(ModelDefinition model, InitOptions options)
+    {
+        if (options.Prune is < 0 or >= 1) throw new ArgumentException($"--prune must be in [0, 1), got {options.Prune}");
+        var kernels = model.Parameters.Where(p => p.Kind == ParameterKind.Kernel).ToList();
+        if (options.Keep is { } keep)
+        {
+            if (keep.Count != 1 && keep.Count != kernels.Count)
+                throw new ArgumentException($"--keep has {keep.Count} entries but model '{model.Name}' has {kernels.Count} kernel tensors; give one entry or one per kernel");
+            if (keep.Any(k => k is < 0 or > 1 || double.IsNaN(k))) throw new ArgumentException("--keep probabilities must be in [0, 1]");
+        }
     }
 
     /// <summary>Computes and uploads the initial values into a network.</summary>

@@ -62,6 +62,7 @@ public sealed class Trainer
         if (options.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
         if (options.EvalEvery < 0) throw new ArgumentException($"--eval-every must be 0 or positive, got {options.EvalEvery}");
         if (options.TrainEvalSize < 0) throw new ArgumentException($"--train-eval-size must be 0 or positive, got {options.TrainEvalSize}");
+        Initializer.Validate(model, options.Init);
         if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
     }
 

@@ -130,6 +130,20 @@ public sealed class AugmentationTests
                 Assert.Equal(image[x * n + (n - 1 - y)] / 255f, output[y * n + x], 1e-5f);
     }
 
+    [Fact]
+    public void ZoomScalesAboutTheCentre()
+    {
+        var rng = new Random(49);
+        const int n = 9; // odd, so the centre (4, 4) is a pixel and a 2x zoom samples pixel centres
+        var image = DataFiles.RandomBytes(rng, n * n);
+        var output = new float[n * n];
+        Array.Fill(output, float.NaN);
+        ImageWarp.Warp(image, 1, n, n, new AffineTransform(0f, 2f, 2f, 0f, 0f, false).ToSamplingMap(n, n), output);
+        for (int y = 0; y < n; y += 2)
+            for (int x = 0; x < n; x += 2)
+                Assert.Equal(image[(4 + (y - 4) / 2) * n + 4 + (x - 4) / 2] / 255f, output[y * n + x]);
+    }
+
     [Theory]
     [InlineData("mnist")]
     [InlineData("cifar")]

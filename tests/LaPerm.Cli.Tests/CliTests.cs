@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text.Json;
+using LaPerm.Cli;
+using LaPerm.Core.IO;
+
+namespace LaPerm.Cli.Tests;
+
+public sealed class CliTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("laperm-cli-");
+
+    public void Dispose() => _dir.Delete(true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public void TrainOnAnMnistSliceWritesMetricsSummaryAndWeightsThatEvalReproduces()
+    {
+        string outDir = Path.Combine(_dir.FullName, "run");
+        var (code, stdout, stderr) = Run("train", "--model", "lenet300", "--limit-train", "512", "--limit-test", "256", "--epochs", "1",
+            "--batch", "32", "--k", "5", "--verify-invariants", "--train-eval-size", "64", "--seed", "3", "--threads", "2", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("done: best test accuracy", stdout, StringComparison.Ordinal);
+
+        var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl"));
+        var records = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var syncs = records.Where(r => r.GetProperty("event").GetString() == "sync").ToList();
+        var evals = records.Where(r => r.GetProperty("event").GetString() == "eval").ToList();
+        Assert.Equal(16 / 5 + 1, syncs.Count); // 16 steps: syncs at 5, 10, 15, and the final one at 16
+        Assert.Equal(syncs.Count, evals.Count); // evaluated after every sync by default
+        Assert.All(evals, e => Assert.True(e.GetProperty("synchronized").GetBoolean()));
+        Assert.All(evals, e => Assert.InRange(e.GetProperty("test_accuracy").GetDouble(), 0.0, 1.0));
+        Assert.All(evals, e => Assert.InRange(e.GetProperty("train_eval_accuracy").GetDouble(), 0.0, 1.0));
+
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        foreach (var field in new[] { "model", "data", "device", "seed", "threads", "steps", "epochs", "syncs", "best_test_accuracy",
+                     "best_step", "final_test_accuracy", "train_images_per_second", "wall_seconds" })
+            Assert.True(summary.TryGetProperty(field, out _), $"summary.json lacks {field}");
+        Assert.Equal("lenet300", summary.GetProperty("model").GetString());
+        Assert.Equal("cpu", summary.GetProperty("device").GetString());
+        Assert.Equal(16, summary.GetProperty("steps").GetInt64());
+        Assert.Equal(4, summary.GetProperty("syncs").GetInt32());
+        double final = summary.GetProperty("final_test_accuracy").GetDouble();
+        double best = summary.GetProperty("best_test_accuracy").GetDouble();
+        Assert.Equal(evals[^1].GetProperty("test_accuracy").GetDouble(), final);
+        Assert.Equal(evals.Max(e => e.GetProperty("test_accuracy").GetDouble()), best);
+        Assert.True(final > 0.3, $"final accuracy {final} after 16 steps is no better than chance"); // chance is 0.1
+        Assert.True(summary.GetProperty("train_images_per_second").GetDouble() > 0);
+
+        var (tensors, metadata) = SafeTensors.Read(Path.Combine(outDir, "final.safetensors"));
+        Assert.Equal("lenet300", metadata["model"]);
+        Assert.Equal(["dense1/kernel", "dense1/bias", "dense2/kernel", "dense2/bias", "dense3/kernel", "dense3/bias"], tensors.Select(t => t.Name));
+        Assert.Equal([300, 784], tensors[0].Shape);
+        Assert.True(File.Exists(Path.Combine(outDir, "best.safetensors")));
+
+        var (evalCode, evalOut, evalErr) = Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--model", "lenet300",
+            "--data", "mnist", "--limit-test", "256", "--threads", "2");
+        Assert.True(evalCode == 0, evalErr);
+        long correct = (long)Math.Round(final * 256);
+        Assert.Contains($"({correct.ToString(CultureInfo.InvariantCulture)} correct)", evalOut, StringComparison.Ordinal);
+        // The model recorded in the file is enough.
+        Assert.Contains($"({correct.ToString(CultureInfo.InvariantCulture)} correct)",
+            Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--limit-test", "256").Out, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("train", "--bogus")]
+    [InlineData("train", "--epochs", "zero")]
+    [InlineData("train", "--k", "0")]
+    [InlineData("train", "--preset", "nope")]
+    [InlineData("train", "--model", "nope")]
+    [InlineData("train", "--lr-schedule", "cosine")]
+    [InlineData("train", "--augment", "sideways")]
+    [InlineData("train", "--device", "tpu")]
+    [InlineData("train", "--device", "cuda", "--limit-train", "10", "--limit-test", "10")]
+    [InlineData("train", "--keep", "4/7")]
+    [InlineData("train", "--init", "shared:0.1", "--keep", "1/2,1/3", "--limit-train", "10", "--limit-test", "10")]
+    [InlineData("train", "--model", "conv2", "--limit-train", "10", "--limit-test", "10")]
+    [InlineData("eval", "--weights", "missing.safetensors")]
+    [InlineData("frobnicate")]
+    public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
+    {
+        var (code, stdout, stderr) = Run(args);
+        Assert.Equal(CommandLine.UserError, code);
+        var line = stderr.TrimEnd('\n', '\r');
+        Assert.StartsWith("laperm: ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', line);
+        Assert.DoesNotContain("   at ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("done:", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ABadDataFileIsAUserErrorNamingTheFile()
+    {
+        var dir = Path.Combine(_dir.FullName, "bad");
+        Directory.CreateDirectory(dir);
+        // Wrong magic number in the training images; the other three files are plausible.
+        File.WriteAllBytes(Path.Combine(dir, "train-images-idx3-ubyte"), [0, 0, 9, 9, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28, .. new byte[784]]);
+        File.WriteAllBytes(Path.Combine(dir, "train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 3]);
+        File.WriteAllBytes(Path.Combine(dir, "t10k-images-idx3-ubyte"), [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28, .. new byte[784]]);
+        File.WriteAllBytes(Path.Combine(dir, "t10k-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 1, 3]);
+        var (code, _, stderr) = Run("train", "--data", dir, "--out", Path.Combine(_dir.FullName, "o"));
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("train-images-idx3-ubyte", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void ModelsListsConv7WithItsPublishedParameterCount()
+    {
+        var (code, stdout, _) = Run("models");
+        Assert.Equal(0, code);
+        Assert.Contains(stdout.Split('\n'), l => l.StartsWith("conv7", StringComparison.Ordinal) && l.Contains("325,578", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PresetFlagsCanBeOverriddenByLaterFlags()
+    {
+        var a = new Arguments(["--preset", "conv7-mnist", "--epochs", "3", "--k", "0:100,2:400"],
+            new HashSet<string> { "--preset", "--epochs", "--k" }, new HashSet<string>(), "train");
+        var o = TrainCommand.Parse(a);
+        Assert.Equal(("conv7", 3, 50, "0:100,2:400", "mnist"), (o.Model, o.Epochs, o.Batch, o.K.ToString(), o.Augment));
+    }
+}

@@ -1,0 +1,137 @@
+using LaPerm.Core.Backend;
+
+namespace LaPerm.Cpu.Tests;
+
+public sealed class OpTests
+{
+    [Fact]
+    public void DropoutMaskFollowsTheCounterBasedUniformAndHasTheRightRate()
+    {
+        const int length = 200_000;
+        const float rate = 0.3f;
+        var rng = new Random(31);
+        using var rig = new TestRig();
+        var x = Data.Uniform(rng, length);
+        var tx = rig.Input(x, length);
+        var ty = rig.Poisoned(length);
+        var mask = rig.PoisonedByte(length);
+        rig.Backend.DropoutForward(rate, 99, 5, tx, ty, mask);
+        var maskBytes = rig.Get(mask);
+        var y = rig.Get(ty);
+        float scale = 1f / (1f - rate);
+        int kept = 0;
+        for (int i = 0; i < length; i++)
+        {
+            bool keep = DropoutRandom.Uniform(99, 5, (uint)i) >= rate;
+            Assert.Equal(keep ? (byte)1 : (byte)0, maskBytes[i]);
+            Assert.Equal(keep ? x[i] * scale : 0f, y[i]);
+            kept += maskBytes[i];
+        }
+        // Binomial(n, 0.7): within 5 standard deviations.
+        double sigma = Math.Sqrt(length * 0.7 * 0.3);
+        Assert.InRange(kept, length * 0.7 - 5 * sigma, length * 0.7 + 5 * sigma);
+
+        // Same (seed, step): same mask on any thread count; another step: an independent mask.
+        using var other = new TestRig(3);
+        var mask2 = other.PoisonedByte(length);
+        other.Backend.DropoutForward(rate, 99, 5, other.Input(x, length), other.Poisoned(length), mask2);
+        Assert.Equal(maskBytes, other.Get(mask2));
+        var mask3 = other.PoisonedByte(length);
+        other.Backend.DropoutForward(rate, 99, 6, other.Input(x, length), other.Poisoned(length), mask3);
+        int differing = maskBytes.Zip(other.Get(mask3)).Count(p => p.First != p.Second);
+        double expectedDiffering = length * 2 * 0.7 * 0.3, sigmaDiffering = Math.Sqrt(length * 0.42 * 0.58);
+        Assert.InRange(differing, expectedDiffering - 5 * sigmaDiffering, expectedDiffering + 5 * sigmaDiffering);
+    }
+
+    [Fact]
+    public void DropoutRateZeroKeepsEverything()
+    {
+        var x = Data.Uniform(new Random(2), 100);
+        using var rig = new TestRig();
+        var ty = rig.Poisoned(100);
+        var mask = rig.PoisonedByte(100);
+        rig.Backend.DropoutForward(0f, 1, 1, rig.Input(x, 100), ty, mask);
+        Assert.Equal(x, rig.Get(ty));
+        Assert.All(rig.Get(mask), b => Assert.Equal(1, b));
+    }
+
+    [Fact]
+    public void BatchNormUpdatesRunningStatisticsKerasStyleAndInferenceUsesThem()
+    {
+        const int batch = 6, channels = 3, spatial = 5;
+        const float epsilon = 1e-3f, momentum = 0.9f;
+        var rng = new Random(41);
+        using var rig = new TestRig();
+        var x = Data.Uniform(rng, batch * channels * spatial, -1f, 4f);
+        var gamma = Data.Uniform(rng, channels, 0.5f, 1.5f);
+        var beta = Data.Uniform(rng, channels);
+        var runningMean0 = Data.Uniform(rng, channels);
+        var runningVariance0 = Data.Uniform(rng, channels, 0.5f, 2f);
+        var runningMean = rig.Input(runningMean0, channels);
+        var runningVariance = rig.Input(runningVariance0, channels);
+        var tx = rig.Input(x, batch, channels, spatial);
+        var tGamma = rig.Input(gamma, channels);
+        var tBeta = rig.Input(beta, channels);
+        rig.Backend.BatchNormForwardTraining(batch, channels, spatial, epsilon, momentum, tx, tGamma, tBeta,
+            runningMean, runningVariance, rig.Poisoned(channels), rig.Poisoned(channels), rig.Poisoned(batch, channels, spatial));
+        var (_, mean, variance) = Reference.BatchNormTraining(batch, channels, spatial, epsilon, Data.ToDouble(x), Data.ToDouble(gamma), Data.ToDouble(beta));
+        int count = batch * spatial;
+        var expectedMean = mean.Select((m, c) => momentum * (double)runningMean0[c] + (1 - momentum) * m).ToArray();
+        var expectedVariance = variance.Select((v, c) => momentum * (double)runningVariance0[c] + (1 - momentum) * v * count / (count - 1)).ToArray();
+        var gotMean = rig.Get(runningMean);
+        var gotVariance = rig.Get(runningVariance);
+        Check.Close(gotMean, expectedMean, GradientTests.ForwardTolerance, "running mean");
+        Check.Close(gotVariance, expectedVariance, GradientTests.ForwardTolerance, "running variance");
+
+        var ty = rig.Poisoned(batch, channels, spatial);
+        rig.Backend.BatchNormForwardInference(batch, channels, spatial, epsilon, tx, tGamma, tBeta, runningMean, runningVariance, ty);
+        var expectedY = Reference.BatchNormInference(batch, channels, spatial, epsilon, Data.ToDouble(x), Data.ToDouble(gamma), Data.ToDouble(beta),
+            Data.ToDouble(gotMean), Data.ToDouble(gotVariance));
+        Check.Close(rig.Get(ty), expectedY, GradientTests.ForwardTolerance, "inference y");
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropyCountsFirstMaximumAndRejectsBadLabels()
+    {
+        using var rig = new TestRig();
+        // Row 0 ties classes 1 and 2 (first max = 1, label 1: correct); row 1 ties 0 and 2 (first = 0, label 2: wrong).
+        var logits = rig.Input([0.1f, 0.9f, 0.9f, 0.7f, 0.2f, 0.7f], 2, 3);
+        var totals = rig.Input([0f, 0f], 2);
+        rig.Backend.SoftmaxCrossEntropy(2, 3, logits, rig.Input([1, 2], 2), rig.Poisoned(2, 3), totals);
+        Assert.Equal(1f, rig.Get(totals)[1]);
+        var ex = Assert.Throws<ArgumentException>(() => rig.Backend.SoftmaxCrossEntropy(2, 3, logits, rig.Input([1, 3], 2), rig.Poisoned(2, 3), totals));
+        Assert.Contains("labels[1] = 3", ex.Message);
+    }
+
+    [Fact]
+    public void BiasOpsUseTheChannelAxis()
+    {
+        const int batch = 2, channels = 3, spatial = 4;
+        var rng = new Random(3);
+        using var rig = new TestRig();
+        var y = Data.Uniform(rng, batch * channels * spatial);
+        var bias = Data.Uniform(rng, channels);
+        var ty = rig.Input(y, batch, channels, 2, 2);
+        rig.Backend.AddBias(ty, rig.Input(bias, channels), channels);
+        var expected = y.Select((v, i) => v + (double)bias[i / spatial % channels]).ToArray();
+        Check.Close(rig.Get(ty), expected, GradientTests.ForwardTolerance, "y + bias");
+    }
+
+    [Fact]
+    public void MemoryOpsRoundTripAndRejectMismatches()
+    {
+        using var rig = new TestRig();
+        using var another = new TestRig();
+        var data = Data.Uniform(new Random(4), 10);
+        var t = rig.Input(data, 2, 5);
+        Assert.Equal(data, ((CpuTensor<float>)t).Span.ToArray());
+        var copy = rig.Poisoned(10);
+        rig.Backend.Copy(t, copy);
+        Assert.Equal(data, rig.Get(copy));
+        var fresh = rig.Backend.Allocate<float>(new Shape(3));
+        Assert.Equal(new float[3], rig.Get(fresh));
+        Assert.Throws<ArgumentException>(() => rig.Backend.Upload<float>(new float[9], t));
+        var foreign = Assert.Throws<ArgumentException>(() => rig.Backend.ReluForward(another.Input(data, 10), copy));
+        Assert.Contains("not to this cpu backend", foreign.Message);
+    }
+}
