@@ -10,8 +10,8 @@ namespace LaPerm.Core.Checkpoints;
 /// <see cref="NonFinitePolicy.Stop"/> it reads the accumulated loss after each step's forward
 /// pass (2 floats) and stops naming the step and the first non-finite tensor. With
 /// <see cref="NonFinitePolicy.SkipStep"/> it also reads every gradient after the backward pass and,
-/// when anything is not finite, leaves that step's update out (weights, optimizer state and the
-/// running loss untouched) and records a "skipped_step" line in metrics.jsonl.
+/// when anything is not finite, leaves that step out (weights, optimizer state, batch-norm running
+/// statistics and the running loss as before it) and records a "skipped_step" line in metrics.jsonl.
 /// </summary>
 public sealed class NonFiniteGuard(Network network, Tensor<float> lossAndCorrect, NonFinitePolicy policy, MetricsWriter? metrics,
     Func<string> lastCheckpoint)
@@ -19,13 +19,19 @@ public sealed class NonFiniteGuard(Network network, Tensor<float> lossAndCorrect
     private readonly float[] _before = new float[2];
     private readonly float[] _after = new float[2];
 
+    // skip-step: the batch-norm running statistics before the forward pass, put back when the step is skipped.
+    private readonly Tensor<float>[] _stateBackup = policy == NonFinitePolicy.SkipStep
+        ? [.. network.State.Select(s => network.Backend.Allocate<float>(s.Value.Shape))] : [];
+
     public NonFinitePolicy Policy { get; } = policy;
     public long SkippedSteps { get; set; }
 
-    /// <summary>Call before the step's loss is accumulated (skip-step needs the sums to put back).</summary>
-    public void BeforeLoss()
+    /// <summary>Call before the step's forward pass (skip-step keeps what it would have to put back).</summary>
+    public void BeforeStep()
     {
-        if (Policy == NonFinitePolicy.SkipStep) network.Backend.Download(lossAndCorrect, _before);
+        if (Policy != NonFinitePolicy.SkipStep) return;
+        network.Backend.Download(lossAndCorrect, _before);
+        for (int i = 0; i < _stateBackup.Length; i++) network.Backend.Copy(network.State[i].Value, _stateBackup[i]);
     }
 
     /// <summary>After the loss: true when the step may go on to backward.</summary>
@@ -58,6 +64,7 @@ public sealed class NonFiniteGuard(Network network, Tensor<float> lossAndCorrect
     private void Skip(long step, string what, string? tensor)
     {
         network.Backend.Upload<float>(_before, lossAndCorrect);
+        for (int i = 0; i < _stateBackup.Length; i++) network.Backend.Copy(_stateBackup[i], network.State[i].Value);
         SkippedSteps++;
         metrics?.Write(new Dictionary<string, object?> { ["event"] = "skipped_step", ["step"] = step, ["non_finite"] = what, ["tensor"] = tensor });
     }

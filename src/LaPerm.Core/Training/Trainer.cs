@@ -79,7 +79,6 @@ public sealed class Trainer
         var train = _data.Train;
         var test = _data.Test;
         string? outDir = o.Out;
-        if (outDir is not null) Directory.CreateDirectory(outDir);
         var session = RunSession.Open(o, _model, Warnings); // [runs] write probe; finds the checkpoint to resume from
         using var metrics = outDir is null ? null : new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: session.Resumed);
 
@@ -194,8 +193,8 @@ public sealed class Trainer
                 _backend.Upload<float>(images, pass.Input);
                 _backend.Upload<int>(labels, pass.Labels);
                 step++;
+                guard.BeforeStep();
                 pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
-                guard.BeforeLoss();
                 pass.Loss(lossAndCorrect);
                 if (guard.AfterLoss(step)) // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
                 {
