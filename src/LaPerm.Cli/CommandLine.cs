@@ -7,7 +7,7 @@ using LaPerm.Core.Model;
 namespace LaPerm.Cli;
 
 /// <summary>
-/// `laperm`: train, eval, models, info, bench. User errors (bad flags, bad data or model files)
+/// `laperm`: train, eval, models, info, bench, plot, profile-weights, trace. User errors (bad flags, bad data or model files)
 /// print one sentence and exit with 2; a broken LaPerm invariant exits with 3.
 /// </summary>
 public static class CommandLine
@@ -42,10 +42,13 @@ public static class CommandLine
                 "models" => help ? PrintHelp(stdout, ModelsCommand.Help) : ModelsCommand.Run(rest, stdout),
                 "info" => help ? PrintHelp(stdout, InfoCommand.Help) : InfoCommand.Run(rest, stdout),
                 "bench" => help ? PrintHelp(stdout, BenchCommand.Help) : BenchCommand.Run(rest, stdout),
-                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info or bench."),
+                "plot" => help ? PrintHelp(stdout, PlotCommand.Help) : PlotCommand.Run(rest, stdout),
+                "profile-weights" => help ? PrintHelp(stdout, ProfileWeightsCommand.Help) : ProfileWeightsCommand.Run(rest, stdout),
+                "trace" => help ? PrintHelp(stdout, TraceCommand.Help) : TraceCommand.Run(rest, stdout),
+                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info, bench, plot, profile-weights or trace."),
             };
         }
-        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException or ResumeException)
+        catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException or ResumeException or LaPerm.Plots.MetricsFormatException)
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return UserError;
@@ -84,6 +87,9 @@ public static class CommandLine
           laperm models [FILE.json]   list the built-in models (or describe a model file)
           laperm info                 show the devices this build can use
           laperm bench train|sync     measure training throughput / the time of one sync
+          laperm plot DIR             accuracy and loss of a run against steps (PNG + SVG)
+          laperm profile-weights --weights FILE   the paper's weight-profile figure, initial vs trained
+          laperm trace DIR --layer NAME           reconnection traffic of one tensor over a run
 
         'laperm COMMAND --help' lists a command's options.
 
