@@ -36,7 +36,7 @@ internal static class EvalCommand
         int batch = a.Int("--batch", 1) ?? 128;
         var (loss, accuracy) = Evaluation.Run(network, data.Test, batch, data.Test.Count, threads);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model.Name} on {data.Test.Name} test ({data.Test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * data.Test.Count):F0} correct), loss {loss:F4}"));
+            $"{model.Name} on {data.Test.Name} ({data.Test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * data.Test.Count):F0} correct), loss {loss:F4}"));
         return 0;
     }
 }

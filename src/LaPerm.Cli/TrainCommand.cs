@@ -21,7 +21,7 @@ internal static class TrainCommand
     public const string Help = """
         laperm train [options]
 
-        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 128, Adam lr 1e-3, sync every 250 steps.
+        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 32, Adam lr 1e-3 x0.5 per epoch, sync every 50 steps.
         --preset NAME          a published setup: conv7-mnist, f1-mnist, f2-mnist, conv2-cifar10, conv4-cifar10,
                                conv13-cifar10, resnet50c-cifar10 (every other flag overrides it, wherever it stands)
         --model M              f1, f2, lenet300, conv7, conv2, conv4, conv13, resnet20, resnet50c, resnetD or FILE.json
@@ -40,7 +40,8 @@ internal static class TrainCommand
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
         --augment none|mnist|cifar
         --seed N  --threads N  (same seed and threads: bit-identical results)
-        --eval-every N         evaluate every N steps (default: after every sync; every epoch with --no-reconnect)
+        --eval-every N         evaluate every N steps (default: right after a sync, at most ~4 times an epoch;
+                               every epoch with --no-reconnect)
         --train-eval-size N    also evaluate on the first N training images
         --limit-train N  --limit-test N
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
@@ -70,7 +71,7 @@ internal static class TrainCommand
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         using var backend = Backends.Create(o.Device, o.Threads);
         bool quiet = a.Has("--quiet");
-        stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {data.Train.Name} " +
+        stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
         stdout.WriteLine($"  {o.Epochs} epochs, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");

@@ -127,4 +127,39 @@ public sealed class CliTests : IDisposable
         var o = TrainCommand.Parse(a);
         Assert.Equal(("conv7", 3, 50, "0:100,2:400", "mnist"), (o.Model, o.Epochs, o.Batch, o.K.ToString(), o.Augment));
     }
+
+    [Fact]
+    public void AJsonModelFileTrainsAndDescribesItself()
+    {
+        string path = Path.Combine(_dir.FullName, "tiny.json");
+        File.WriteAllText(path, """
+            {"name": "tiny", "input": [1, 28, 28], "layers": [
+              {"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"}, {"type": "relu"}, {"type": "batchnorm"},
+              {"type": "residual", "main": [{"type": "conv2d", "filters": 4, "kernel": 3, "padding": "same"}, {"type": "relu"}]},
+              {"type": "maxpool", "pool": 2}, {"type": "flatten"}, {"type": "dropout", "rate": 0.1}, {"type": "dense", "units": 10}]}
+            """);
+        var (code, stdout, stderr) = Run("models", path);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("tiny", stdout, StringComparison.Ordinal);
+        Assert.Contains("res1", stdout, StringComparison.Ordinal);
+        string outDir = Path.Combine(_dir.FullName, "tiny-run");
+        (code, _, stderr) = Run("train", "--model", path, "--limit-train", "128", "--limit-test", "64", "--epochs", "1", "--batch", "32",
+            "--k", "2", "--skip-bn", "--verify-invariants", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        Assert.Equal("tiny", summary.GetProperty("model").GetString());
+        Assert.DoesNotContain("bn1/gamma", summary.GetProperty("reconnected_tensors").EnumerateArray().Select(e => e.GetString()));
+        Assert.Contains("conv2/kernel", summary.GetProperty("reconnected_tensors").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public void BenchCommandsReportThroughputAndSyncTime()
+    {
+        var (code, stdout, stderr) = Run("bench", "train", "--model", "f1", "--batch", "16", "--steps", "2", "--windows", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"bench train f1 .* images/s", stdout);
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "3");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\).* ms per full sync", stdout);
+    }
 }

@@ -32,6 +32,7 @@ public sealed record RunState
     public int K { get; init; }
     public int Syncs { get; init; }
     public long LastSyncStep { get; init; } = -1;
+    public long LastEvalStep { get; init; }
     public long OptimizerSteps { get; init; }
     public long SkippedSteps { get; init; }
 

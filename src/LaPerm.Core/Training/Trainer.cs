@@ -104,6 +104,9 @@ public sealed class Trainer
         long lastSyncStep = -1;
         long imagesSinceEval = 0;
         double wallOffset = 0;
+        long lastEvalStep = 0;
+        // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
+        long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
         var hostImages = new Dictionary<int, float[]>();
         var hostLabels = new Dictionary<int, int[]>();
         var syncWatch = new Stopwatch();
@@ -116,6 +119,7 @@ public sealed class Trainer
             double trainLoss = imagesSinceEval > 0 ? (double)sums[0] / imagesSinceEval : double.NaN;
             double trainAccuracy = imagesSinceEval > 0 ? (double)sums[1] / imagesSinceEval : double.NaN;
             imagesSinceEval = 0;
+            lastEvalStep = step;
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
                 ? Evaluation.Run(network, train, o.Batch, Math.Min(o.TrainEvalSize, train.Count), o.Threads) : null;
             var (testLoss, testAccuracy) = Evaluation.Run(network, test, o.Batch, test.Count, o.Threads);
@@ -165,13 +169,13 @@ public sealed class Trainer
         {
             (step, epochIndex, firstBatch, learningRate) = (resumed.Step, resumed.Epoch, resumed.BatchInEpoch, resumed.LearningRate);
             (trainSeconds, trainImages, bestAccuracy, bestStep) = (resumed.TrainSeconds, resumed.TrainImages, resumed.BestTestAccuracy, resumed.BestStep);
-            (lastSyncStep, imagesSinceEval, wallOffset) = (resumed.LastSyncStep, resumed.ImagesSinceEval, resumed.WallSeconds);
+            (lastSyncStep, lastEvalStep, imagesSinceEval, wallOffset) = (resumed.LastSyncStep, resumed.LastEvalStep, resumed.ImagesSinceEval, resumed.WallSeconds);
         }
         RunState State(int nextEpoch, int nextBatch) => new()
         {
             Step = step, Epoch = nextEpoch, BatchInEpoch = nextBatch, StepsPerEpoch = stepsPerEpoch,
             LearningRateBits = BitConverter.SingleToUInt32Bits(learningRate), K = o.K.KAt(Math.Min(epochIndex, o.Epochs - 1)),
-            LastSyncStep = lastSyncStep, BestTestAccuracy = bestAccuracy, BestStep = bestStep, ImagesSinceEval = imagesSinceEval,
+            LastSyncStep = lastSyncStep, LastEvalStep = lastEvalStep, BestTestAccuracy = bestAccuracy, BestStep = bestStep, ImagesSinceEval = imagesSinceEval,
             TrainSeconds = trainSeconds, TrainImages = trainImages, WallSeconds = wallOffset + wall.Elapsed.TotalSeconds,
         };
         for (; epochIndex < o.Epochs; epochIndex++)
@@ -218,7 +222,7 @@ public sealed class Trainer
                     _backend.Download(lossAndCorrect, sums);
                     _observer.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
                 }
-                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced;
+                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
                 if (evaluate && step != totalSteps) Evaluate(epochIndex, progress, learningRate);
                 if (session.IsDue(step) && b + 1 < stepsPerEpoch) session.Write(State(epochIndex, b + 1)); // [runs]
             }
