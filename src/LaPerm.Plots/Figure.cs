@@ -11,6 +11,9 @@ public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnly
 {
     /// <summary>Draw every line in one colour (a weight profile's overlaid rows).</summary>
     public string? SingleColor { get; init; }
+
+    /// <summary>Legend in the upper right corner (falling curves) instead of the lower right (rising ones).</summary>
+    public bool LegendAtTop { get; init; }
 }
 
 /// <summary>A grid of panels saved as PNG and SVG.</summary>
@@ -77,7 +80,8 @@ public static class FigureRenderer
                     scatter.LineWidth = 2;
                 }
             }
-            if (panel.Legend && color is null && panel.Lines.Count > 0) plot.ShowLegend();
+            if (panel.Legend && color is null && panel.Lines.Count > 0)
+                plot.ShowLegend(panel.LegendAtTop ? Alignment.UpperRight : Alignment.LowerRight);
         }
         return multiplot;
     }

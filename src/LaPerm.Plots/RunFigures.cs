@@ -70,7 +70,7 @@ public static class RunFigures
         return new Figure(
         [
             new Panel("Accuracy" + syncNote, "step", "accuracy (%)", accuracy, syncs),
-            new Panel("Loss" + syncNote, "step", "cross-entropy loss", loss, syncs),
+            new Panel("Loss" + syncNote, "step", "cross-entropy loss", loss, syncs) { LegendAtTop = true },
         ], Columns: 2);
     }
 

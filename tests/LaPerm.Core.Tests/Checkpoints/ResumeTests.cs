@@ -8,19 +8,20 @@ namespace LaPerm.Core.Tests.Checkpoints;
 public sealed class ResumeTests
 {
     [Theory]
-    [InlineData(OptimizerKind.Adam, 11, 0)] // mid-epoch, between syncs, default evaluation (after syncs, spaced)
-    [InlineData(OptimizerKind.Sgd, 16, 3)] // an epoch end, evaluation every 3 steps
-    public void StoppingAndResumingIsBitIdenticalToAnUninterruptedRun(OptimizerKind optimizer, long stopAfter, int evalEvery)
+    [InlineData(OptimizerKind.Adam, 10, 0, 1)] // mid-epoch; default evaluation after syncs, spaced: the eval gap carries over
+    [InlineData(OptimizerKind.Adam, 11, 3, 5)] // mid-epoch, between syncs
+    [InlineData(OptimizerKind.Sgd, 16, 3, 5)] // an epoch end
+    public void StoppingAndResumingIsBitIdenticalToAnUninterruptedRun(OptimizerKind optimizer, long stopAfter, int evalEvery, int k)
     {
         using var fx = new RunFixture();
         string straight = fx.Dir("straight"), split = fx.Dir("split");
-        var a = RunFixture.Train((RunFixture.Options(straight, optimizer) with { EvalEvery = evalEvery }));
+        var a = RunFixture.Train((RunFixture.Options(straight, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k) }));
         var stopped = Assert.Throws<TrainingStoppedException>(() =>
-            RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, Checkpoints = RunFixture.Options(split).Checkpoints with { StopAfterStep = stopAfter } }));
+            RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k), Checkpoints = RunFixture.Options(split).Checkpoints with { StopAfterStep = stopAfter } }));
         Assert.Equal(stopAfter, stopped.Step);
         Assert.False(File.Exists(Path.Combine(split, "final.safetensors")));
         var log = new StringWriter();
-        var b = RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, Checkpoints = RunFixture.Options(split).Checkpoints with { Resume = true } }, log);
+        var b = RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k), Checkpoints = RunFixture.Options(split).Checkpoints with { Resume = true } }, log);
         Assert.Contains(CheckpointStore.NameOf(stopAfter), log.ToString(), StringComparison.Ordinal);
 
         Assert.Equal(24, b.Steps);
