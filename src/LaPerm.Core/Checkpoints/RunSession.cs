@@ -88,6 +88,13 @@ public sealed class RunSession
                 TrimMetrics(session.MetricsPath, session._resume.State.MetricsBytes, log);
             }
         }
+        else if (store.Checkpoints() is { Count: > 0 } stale)
+        {
+            // A new run in a used directory: the old run's checkpoints would otherwise outrank (and outlive) this run's.
+            log?.WriteLine($"laperm: warning: '{options.Out}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
+            foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
+            File.Delete(store.LatestPointer);
+        }
         store.RemoveLeftovers();
         RunConfiguration.Write(Path.Combine(options.Out, RunConfigFile), options with { Checkpoints = options.Checkpoints with { Resume = false } }, model.Spec);
         return session;

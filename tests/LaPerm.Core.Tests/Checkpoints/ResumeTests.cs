@@ -78,6 +78,21 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public void ANewRunInAUsedDirectoryRemovesTheEarlierRunsCheckpoints()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 2 });
+        Assert.Equal(4, new CheckpointStore(dir).Checkpoints().Count);
+        var log = new StringWriter();
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1, Seed = 12, Checkpoints = new CheckpointOptions() }, log);
+        Assert.Contains("holds 4 checkpoints of an earlier run", log.ToString(), StringComparison.Ordinal);
+        var only = Assert.Single(new CheckpointStore(dir).Checkpoints());
+        Assert.Equal(8L, only.Step);
+        Assert.Equal(12UL, RunState.FromJson(File.ReadAllText(Path.Combine(only.Path, "state.json")), "state.json").Seed);
+    }
+
+    [Fact]
     public void WeightsFileIsPlainSafetensorsWithLayerNamesAndShapes()
     {
         // Parsed here by hand, as numpy or PyTorch's safetensors would: u64 header length, JSON, raw little-endian F32.
