@@ -53,7 +53,8 @@ public sealed class KillAndResumeTests : IDisposable
             bool exited = child.WaitForExit(delay);
             if (!exited) child.Kill(entireProcessTree: true); // SIGKILL on Linux
             await child.WaitForExitAsync(ct);
-            log.Add($"attempt {attempt}: {(configured ? "resume" : "start")}, {(exited ? "finished" : $"killed after {delay} ms")}: {await stdout} {await stderr}");
+            var reached = new CheckpointStore(killed).Checkpoints().Select(c => c.Step).DefaultIfEmpty(0).Max();
+            log.Add($"attempt {attempt}: {(configured ? "resume" : "start")}, {(exited ? "finished" : $"killed after {delay} ms")}, newest checkpoint step {reached}: {await stdout} {await stderr}");
         }
 
         using (var final = Start(File.Exists(Path.Combine(killed, RunSession.RunConfigFile)) ? ["train", "--resume", killed, "--quiet"] : TrainArgs(killed)))
@@ -65,6 +66,7 @@ public sealed class KillAndResumeTests : IDisposable
             Assert.True(final.ExitCode == 0, string.Join("\n", log));
         }
 
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", log));
         var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(straight, "summary.json")))!;
         var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(killed, "summary.json")))!;
         Assert.True(expected["final_weights_sha256"]!.GetValue<string>() == actual["final_weights_sha256"]!.GetValue<string>(), string.Join("\n", log));
