@@ -68,6 +68,12 @@ public static class CommandLine
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return StorageFailed;
         }
+        catch (IOException e)
+        {
+            // E.g. metrics.jsonl on a disk that filled up; checkpoints report their own failures above.
+            stderr.WriteLine($"laperm: I/O error: {OneLine(e.Message)}");
+            return StorageFailed;
+        }
     }
 
     private static int PrintHelp(TextWriter stdout, string text)

@@ -53,7 +53,29 @@ public sealed class CheckpointStore(string runDirectory)
         string final = Path.Combine(Directory, name);
         System.IO.Directory.CreateDirectory(Directory);
         if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, recursive: true);
-        System.IO.Directory.CreateDirectory(temp);
+        try
+        {
+            System.IO.Directory.CreateDirectory(temp);
+            Fill(temp, step, files);
+        }
+        catch
+        {
+            // Give the space back (a full disk is the usual cause); the previous checkpoints are untouched.
+            if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, recursive: true);
+            throw;
+        }
+        if (System.IO.Directory.Exists(final)) Remove(final);
+        System.IO.Directory.Move(temp, final);
+        DirectorySync.Flush(Directory);
+        AtomicFile.WriteAllText(LatestPointer, name + "\n");
+        DirectorySync.Flush(Directory);
+        foreach (var old in Checkpoints().Skip(Math.Max(1, keep)))
+            Remove(old.Path);
+        return final;
+    }
+
+    private static void Fill(string temp, long step, IReadOnlyList<(string File, Action<string> Write)> files)
+    {
         var manifest = new JsonObject { ["format"] = "laperm-checkpoint", ["version"] = 1, ["step"] = step };
         var entries = new JsonObject();
         foreach (var (file, write) in files)
@@ -66,14 +88,6 @@ public sealed class CheckpointStore(string runDirectory)
         manifest["files"] = entries;
         AtomicFile.WriteAllText(Path.Combine(temp, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         DirectorySync.Flush(temp);
-        if (System.IO.Directory.Exists(final)) Remove(final);
-        System.IO.Directory.Move(temp, final);
-        DirectorySync.Flush(Directory);
-        AtomicFile.WriteAllText(LatestPointer, name + "\n");
-        DirectorySync.Flush(Directory);
-        foreach (var old in Checkpoints().Skip(Math.Max(1, keep)))
-            Remove(old.Path);
-        return final;
     }
 
     /// <summary>Every step-NNNNNNNN directory, newest first.</summary>

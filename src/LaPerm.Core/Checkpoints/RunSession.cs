@@ -119,6 +119,30 @@ public sealed class RunSession
         {
             throw new RunStorageException($"output directory '{dir}' cannot be written ({e.Message}); choose another --out or free space before training", e);
         }
+        long needed = RequiredBytes();
+        long free;
+        try
+        {
+            free = new DriveInfo(Path.GetFullPath(dir)).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return; // the file system does not say; a full disk is then caught at the write
+        }
+        if (free < needed)
+            throw new RunStorageException(string.Create(CultureInfo.InvariantCulture,
+                $"output directory '{dir}' has {free / 1048576.0:F1} MiB free, but this run's files need about {needed / 1048576.0:F1} MiB ({Options.Keep} checkpoints kept + 1 being written, initial/best/final weights); free space, lower --keep-checkpoints or choose another --out"));
+    }
+
+    /// <summary>About how many bytes the run directory needs at its peak: K + 1 checkpoints plus initial, best and final weights.</summary>
+    private long RequiredBytes()
+    {
+        long weights = 4L * (_model.ParameterCount + _model.StateCount);
+        long parameters = 4L * _model.ParameterCount;
+        long optimizer = _options.Optimizer == OptimizerKind.Adam ? 2 * parameters : parameters;
+        long traced = _options.Checkpoints.TraceReconnectionFor(_options.Device) ? 2 * parameters : 0;
+        long checkpoint = weights + parameters + optimizer + traced + 64 * 1024;
+        return checkpoint * (Math.Max(1, Options.Keep) + 1) + 3 * weights;
     }
 
     /// <summary>Right after initialisation: capture traffic baselines, save initial.safetensors, and on resume put the stored sorted initial rows in place so the reconnection plan is built from them.</summary>
