@@ -1,19 +1,25 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as im2col + GEMM. Images are processed in groups whose size depends only on
-// the geometry (never on the thread count): a group's columns form one [K, G*P] matrix
-// (K = cin*kh*kw, P = outH*outW), so one GEMM covers G images even when P is tiny
-// (the last conv7 layer has P = 1). im2col/col2im run in parallel over the images of a
-// group; the GEMMs run in parallel over output tiles.
+// Convolution as GEMM. The forward pass and the filter gradient run one GEMM over the whole
+// batch whose B panels are packed straight from the images (implicit im2col, see
+// ConvPanels): the column matrix [K = cin*kh*kw, N*P] (P = outH*outW) is never written, and
+// the only extra traffic is one [cout, N*P] <-> NCHW reshuffle. The data gradient computes
+// column gradients with a GEMM and scatters them back (col2im) in groups of images small
+// enough to stay in cache (measured: 16 MiB groups made these passes ~2x slower than 512 KiB
+// groups). A flipped-kernel convolution for stride-1 data gradients was tried and measured
+// slower than GEMM + cached col2im, so there is one path.
 public sealed partial class CpuBackend
 {
     /// <summary>
-    /// Upper bound on one group's column matrix, in floats (default 4 Mi = 16 MiB). Group sizes
-    /// follow from it and the geometry only; tests lower it to exercise multi-group batches.
+    /// Upper bound on one group's column-gradient matrix in the data gradient, in floats (default
+    /// 128 Ki = 512 KiB, so it stays in L2 between the GEMM and col2im). Group sizes follow from
+    /// it and the geometry only, never from the thread count.
     /// </summary>
-    internal int ColumnBudget { get; set; } = 4 << 20;
+    internal int ColumnBudget { get; set; } = 1 << 17;
 
     private static void CheckGeometry(ConvGeometry g)
     {
@@ -29,32 +35,36 @@ public sealed partial class CpuBackend
         return (int)Math.Clamp(ColumnBudget / Math.Max(perImage, 1), 1, g.Batch);
     }
 
+    private static ConvShape ShapeOf(ConvGeometry g) =>
+        new(g.InChannels, g.InHeight, g.InWidth, g.KernelHeight, g.KernelWidth, g.Stride, g.PadTop, g.PadLeft, g.OutHeight, g.OutWidth);
+
     public void ConvForward(ConvGeometry g, Tensor<float> x, Tensor<float> w, Tensor<float> y)
     {
         CheckGeometry(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var yData = Data(y, nameof(y), g.OutputLength);
-        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        int group = GroupSize(g);
-        var columns = _columns.Get(k * group * p);
-        for (int n0 = 0; n0 < g.Batch; n0 += group)
+        ConvForwardCore(g, xData, wData, yData);
+    }
+
+    private unsafe void ConvForwardCore(ConvGeometry g, float[] xData, float[] wData, float[] yData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, width = g.Batch * p;
+        var panels = new Im2ColPanels(Address(xData), ShapeOf(g));
+        if (g.Batch == 1)
         {
-            int count = Math.Min(group, g.Batch - n0);
-            int width = count * p;
-            Im2ColGroup(g, xData, n0, count, columns);
-            if (count == 1)
-            {
-                GemmParallel(false, false, g.OutChannels, width, k, 1f, wData, 0, columns, 0, 0f, yData, n0 * g.OutChannels * p);
-                continue;
-            }
-            var product = _gathered.Get(g.OutChannels * width);
-            GemmParallel(false, false, g.OutChannels, width, k, 1f, wData, 0, columns, 0, 0f, product, 0);
-            // [cout, G*P] -> G images of [cout, P].
-            for (int i = 0; i < count; i++)
-                for (int co = 0; co < g.OutChannels; co++)
-                    product.AsSpan(co * width + i * p, p).CopyTo(yData.AsSpan(((n0 + i) * g.OutChannels + co) * p, p));
+            GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, yData, 0);
+            return;
         }
+        var product = _gathered.Get(g.OutChannels * width);
+        GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, product, 0);
+        // [cout, N*P] -> N images of [cout, P].
+        _partition.For(g.Batch, 8, (g, product, yData, width, p), static (s, _, start, end) =>
+        {
+            for (int n = start; n < end; n++)
+                for (int co = 0; co < s.g.OutChannels; co++)
+                    s.product.AsSpan(co * s.width + n * s.p, s.p).CopyTo(s.yData.AsSpan((n * s.g.OutChannels + co) * s.p, s.p));
+        });
     }
 
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
@@ -77,24 +87,17 @@ public sealed partial class CpuBackend
         }
     }
 
-    public void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
+    public unsafe void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
     {
         CheckGeometry(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var dwData = Data(dw, nameof(dw), g.WeightLength);
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        int group = GroupSize(g);
-        var columns = _columns.Get(k * group * p);
-        for (int n0 = 0; n0 < g.Batch; n0 += group)
-        {
-            int count = Math.Min(group, g.Batch - n0);
-            int width = count * p;
-            Im2ColGroup(g, xData, n0, count, columns);
-            float[] gradient = GatherOutputGroup(g, dyData, n0, count, out int gradientOffset);
-            // dW[cout, K] (+)= dy[cout, G*P] * col[K, G*P]^T.
-            GemmParallel(false, true, g.OutChannels, k, width, 1f, gradient, gradientOffset, columns, 0, n0 == 0 ? 0f : 1f, dwData, 0);
-        }
+        float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, out int gradientOffset);
+        // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
+        GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
+            new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
     }
 
     /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix (a view of dy itself for one image).</summary>
@@ -113,14 +116,6 @@ public sealed partial class CpuBackend
                 dyData.AsSpan(((n0 + i) * g.OutChannels + co) * p, p).CopyTo(gathered.AsSpan(co * width + i * p, p));
         offset = 0;
         return gathered;
-    }
-
-    private void Im2ColGroup(ConvGeometry g, float[] xData, int n0, int count, float[] columns)
-    {
-        _partition.For(count, 1, (g, xData, n0, count, columns), static (s, _, start, end) =>
-        {
-            for (int i = start; i < end; i++) Im2Col(s.g, s.xData, s.n0 + i, s.columns, s.count, i);
-        });
     }
 
     private void Col2ImGroup(ConvGeometry g, float[] columns, int n0, int count, float[] dxData)
@@ -143,76 +138,43 @@ public sealed partial class CpuBackend
         return (lo, Math.Max(lo, hi));
     }
 
-    /// <summary>Writes image n's columns into rows of the [K, groupCount*P] matrix at column offset slot*P.</summary>
-    private static void Im2Col(ConvGeometry g, float[] xData, int n, float[] columns, int groupCount, int slot)
+    /// <summary>dx[n] = 0, then adds the columns of image slot back, kernel position by kernel position (fixed order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
     {
         int p = g.OutHeight * g.OutWidth, rowStride = groupCount * p;
         int inPlane = g.InHeight * g.InWidth;
-        var x = xData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane);
+        dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane).Clear();
+        float* dx = Address(dxData) + (long)n * g.InChannels * inPlane;
+        float* image = Address(columns) + (long)slot * p;
         int row = 0;
         for (int ci = 0; ci < g.InChannels; ci++)
         {
-            var plane = x.Slice(ci * inPlane, inPlane);
+            float* plane = dx + (long)ci * inPlane;
             for (int ky = 0; ky < g.KernelHeight; ky++)
             {
                 var (oyLo, oyHi) = ValidRange(g.OutHeight, g.InHeight, g.Stride, g.PadTop, ky);
                 for (int kx = 0; kx < g.KernelWidth; kx++, row++)
                 {
                     var (oxLo, oxHi) = ValidRange(g.OutWidth, g.InWidth, g.Stride, g.PadLeft, kx);
-                    var dest = columns.AsSpan(row * rowStride + slot * p, p);
-                    for (int oy = 0; oy < g.OutHeight; oy++)
+                    int count = oxHi - oxLo;
+                    if (count <= 0) continue;
+                    float* source = image + (long)row * rowStride;
+                    for (int oy = oyLo; oy < oyHi; oy++)
                     {
-                        var outRow = dest.Slice(oy * g.OutWidth, g.OutWidth);
-                        if (oy < oyLo || oy >= oyHi || oxLo >= oxHi)
-                        {
-                            outRow.Clear();
-                            continue;
-                        }
-                        int iy = oy * g.Stride - g.PadTop + ky;
-                        var inRow = plane.Slice(iy * g.InWidth, g.InWidth);
-                        outRow[..oxLo].Clear();
-                        outRow[oxHi..].Clear();
-                        int ix0 = oxLo * g.Stride - g.PadLeft + kx;
+                        float* target = plane + (oy * g.Stride - g.PadTop + ky) * g.InWidth + oxLo * g.Stride - g.PadLeft + kx;
+                        float* values = source + oy * g.OutWidth + oxLo;
                         if (g.Stride == 1)
                         {
-                            inRow.Slice(ix0, oxHi - oxLo).CopyTo(outRow[oxLo..oxHi]);
+                            // Each dx element still receives its contributions in (ci, ky, kx, oy) order.
+                            int t = 0;
+                            for (; t <= count - 8; t += 8) Vector256.Store(Vector256.Load(target + t) + Vector256.Load(values + t), target + t);
+                            for (; t < count; t++) target[t] += values[t];
                         }
                         else
                         {
-                            for (int ox = oxLo, ix = ix0; ox < oxHi; ox++, ix += g.Stride) outRow[ox] = inRow[ix];
+                            for (int t = 0; t < count; t++) target[t * g.Stride] += values[t];
                         }
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>dx[n] = 0, then adds the columns of image slot back, kernel position by kernel position (fixed order).</summary>
-    private static void Col2Im(ConvGeometry g, float[] columns, int groupCount, int slot, float[] dxData, int n)
-    {
-        int p = g.OutHeight * g.OutWidth, rowStride = groupCount * p;
-        int inPlane = g.InHeight * g.InWidth;
-        var dx = dxData.AsSpan(n * g.InChannels * inPlane, g.InChannels * inPlane);
-        dx.Clear();
-        int row = 0;
-        for (int ci = 0; ci < g.InChannels; ci++)
-        {
-            var plane = dx.Slice(ci * inPlane, inPlane);
-            for (int ky = 0; ky < g.KernelHeight; ky++)
-            {
-                var (oyLo, oyHi) = ValidRange(g.OutHeight, g.InHeight, g.Stride, g.PadTop, ky);
-                for (int kx = 0; kx < g.KernelWidth; kx++, row++)
-                {
-                    var (oxLo, oxHi) = ValidRange(g.OutWidth, g.InWidth, g.Stride, g.PadLeft, kx);
-                    if (oxLo >= oxHi) continue;
-                    var src = columns.AsSpan(row * rowStride + slot * p, p);
-                    for (int oy = oyLo; oy < oyHi; oy++)
-                    {
-                        int iy = oy * g.Stride - g.PadTop + ky;
-                        var inRow = plane.Slice(iy * g.InWidth, g.InWidth);
-                        var colRow = src.Slice(oy * g.OutWidth, g.OutWidth);
-                        for (int ox = oxLo, ix = oxLo * g.Stride - g.PadLeft + kx; ox < oxHi; ox++, ix += g.Stride)
-                            inRow[ix] += colRow[ox];
                     }
                 }
             }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using LaPerm.Core.Backend;
 
@@ -58,16 +59,26 @@ public sealed partial class CpuBackend
         var xData = Data(x, nameof(x), y.Length);
         var maskData = Data(mask, nameof(mask), y.Length);
         float scale = 1f / (1f - rate);
-        _partition.For(yData.Length, 8192, (xData, yData, maskData, rate, scale, seed, step), static (s, _, start, end) =>
+        // DropoutRandom.Uniform(seed, step, i) with its per-call stream hoisted out of the loop
+        // (the tests check the mask against DropoutRandom.Uniform element by element).
+        ulong stream = DropoutRandom.Mix(seed ^ (step * Golden));
+        _partition.For(yData.Length, 8192, (xData, yData, maskData, rate, scale, stream), static (s, _, start, end) =>
         {
             for (int i = start; i < end; i++)
             {
-                bool keep = DropoutRandom.Uniform(s.seed, s.step, (uint)i) >= s.rate;
-                s.maskData[i] = keep ? (byte)1 : (byte)0;
-                s.yData[i] = keep ? s.xData[i] * s.scale : 0f;
+                float uniform = (DropoutRandom.Mix(s.stream + ((uint)i + 1UL) * Golden) >> 40) * (1.0f / 16777216.0f);
+                int keep = uniform >= s.rate ? 1 : 0;   // a flag, not a branch: the mask is random
+                s.maskData[i] = (byte)keep;
+                s.yData[i] = KeepOrZero(s.xData[i] * s.scale, keep);
             }
         });
     }
+
+    private const ulong Golden = 0x9E3779B97F4A7C15UL;
+
+    /// <summary>value when keep is 1, +0.0 when keep is 0, without a branch (random masks defeat branch prediction).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float KeepOrZero(float value, int keep) => BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(value) & -keep);
 
     public void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx)
     {
@@ -78,7 +89,10 @@ public sealed partial class CpuBackend
         float scale = 1f / (1f - rate);
         _partition.For(dxData.Length, ElementwiseChunk, (dyData, maskData, dxData, scale), static (s, _, start, end) =>
         {
-            for (int i = start; i < end; i++) s.dxData[i] = s.maskData[i] != 0 ? s.dyData[i] * s.scale : 0f;
+            var dx = s.dxData.AsSpan(start, end - start);
+            var dy = s.dyData.AsSpan(start, end - start);
+            var mask = s.maskData.AsSpan(start, end - start);
+            for (int i = 0; i < dx.Length; i++) dx[i] = KeepOrZero(dy[i] * s.scale, mask[i]);
         });
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -137,27 +138,32 @@ public sealed partial class CpuBackend : IBackend
         GemmParallel(transposeA, transposeB, m, n, k, alpha, aData, 0, bData, 0, beta, cData, 0);
     }
 
-    private readonly record struct GemmCall(bool TransposeA, bool TransposeB, int M, int N, int K, float Alpha,
-        float[] A, int AOffset, float[] B, int BOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
+    private readonly record struct GemmCall(bool TransposeA, int M, int N, int K, float Alpha,
+        float[] A, int AOffset, float Beta, float[] C, int COffset, bool SplitColumns, int Blocks, int Chunks);
 
     /// <summary>C (at an offset) = alpha op(A) op(B) + beta C, split over workers by output tiles (rows or columns of C).</summary>
-    private void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset)
+    private unsafe void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
+        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset) =>
+        GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset);
+
+    /// <summary>As above with op(B) from a panel source (implicit im2col for convolutions).</summary>
+    private void GemmParallel<TPanels>(bool transposeA, int m, int n, int k, float alpha,
+        float[] a, int aOffset, TPanels panels, float beta, float[] c, int cOffset) where TPanels : struct, IPanelSource
     {
         bool splitColumns = n >= m;
         int blocks = splitColumns ? (n + Sgemm.NR - 1) / Sgemm.NR : (m + Sgemm.MR - 1) / Sgemm.MR;
         // Below ~0.25 MFLOP a second thread costs more than it saves.
         int chunks = (long)m * n * Math.Max(k, 1) < (1 << 17) ? 1 : Math.Min(Threads, blocks);
-        var call = new GemmCall(transposeA, transposeB, m, n, k, alpha, a, aOffset, b, bOffset, beta, c, cOffset, splitColumns, blocks, chunks);
+        var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks);
         if (chunks == 1)
         {
-            GemmChunk(call, 0);
+            GemmChunk(call, panels, 0);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, chunk));
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, panels, chunk));
     }
 
-    private unsafe void GemmChunk(in GemmCall g, int chunk)
+    private unsafe void GemmChunk<TPanels>(in GemmCall g, in TPanels panels, int chunk) where TPanels : struct, IPanelSource
     {
         int i0 = 0, i1 = g.M, j0 = 0, j1 = g.N;
         int b0 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk), b1 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk + 1);
@@ -171,31 +177,43 @@ public sealed partial class CpuBackend : IBackend
             i0 = b0 * Sgemm.MR;
             i1 = Math.Min(g.M, b1 * Sgemm.MR);
         }
-        fixed (float* a = g.A)
-        fixed (float* b = g.B)
-        fixed (float* c = g.C)
-        {
-            Sgemm.ComputeBlock(g.TransposeA, g.TransposeB, g.M, g.N, g.K, g.Alpha, a + g.AOffset, b + g.BOffset,
-                g.Beta, c + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
-        }
+        Sgemm.ComputeBlock(g.TransposeA, g.M, g.N, g.K, g.Alpha, Address(g.A) + g.AOffset, panels,
+            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk]);
     }
+
+    /// <summary>
+    /// The address of element 0 of an array allocated on the pinned object heap (every tensor
+    /// and scratch array of this backend is), so it never moves.
+    /// </summary>
+    private static unsafe float* Address(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
 
     public void AddBias(Tensor<float> y, Tensor<float> bias, int channels)
     {
         var biasData = Data(bias, nameof(bias), channels);
         var yData = Own(y, nameof(y)).Data;
         int spatial = SpatialOf(y, channels, nameof(y));
+        if (spatial == 1)
+        {
+            // Dense activations [N, C]: add the bias vector to each row.
+            _partition.For(y.Length / channels, Math.Max(1, 16384 / channels), (yData, biasData, channels), static (s, _, start, end) =>
+            {
+                for (int n = start; n < end; n++) AddVector(s.yData.AsSpan(n * s.channels, s.channels), s.biasData);
+            });
+            return;
+        }
         int planes = y.Length / spatial;
         _partition.For(planes, Math.Max(1, 16384 / spatial), (yData, biasData, channels, spatial), static (s, _, start, end) =>
         {
-            for (int plane = start; plane < end; plane++)
-            {
-                float value = s.biasData[plane % s.channels];
-                var row = s.yData.AsSpan(plane * s.spatial, s.spatial);
-                if (s.spatial == 1) row[0] += value;
-                else AddScalar(row, value);
-            }
+            for (int plane = start; plane < end; plane++) AddScalar(s.yData.AsSpan(plane * s.spatial, s.spatial), s.biasData[plane % s.channels]);
         });
+    }
+
+    private static void AddVector(Span<float> row, ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= row.Length - 8; i += 8) (Vector256.Create(row.Slice(i, 8)) + Vector256.Create(values.Slice(i, 8))).CopyTo(row.Slice(i, 8));
+        for (; i < row.Length; i++) row[i] += values[i];
     }
 
     public void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels)
@@ -204,20 +222,38 @@ public sealed partial class CpuBackend : IBackend
         var dBiasData = Data(dBias, nameof(dBias), channels);
         int spatial = SpatialOf(dy, channels, nameof(dy));
         int batch = dy.Length / (spatial * channels);
-        // Per channel, sum over n then s in index order (double accumulator): one worker per channel.
+        // One worker per channel; per channel, each (n, c) plane is summed in float (SIMD lanes in a
+        // fixed order) and the plane sums are added in n order in double: independent of the split.
         _partition.For(channels, 8, (dyData, dBiasData, channels, spatial, batch), static (s, _, start, end) =>
         {
             for (int ch = start; ch < end; ch++)
             {
                 double sum = 0;
-                for (int n = 0; n < s.batch; n++)
-                {
-                    int offset = (n * s.channels + ch) * s.spatial;
-                    for (int i = 0; i < s.spatial; i++) sum += s.dyData[offset + i];
-                }
+                for (int n = 0; n < s.batch; n++) sum += PlaneSum(s.dyData.AsSpan((n * s.channels + ch) * s.spatial, s.spatial));
                 s.dBiasData[ch] = (float)sum;
             }
         });
+    }
+
+    /// <summary>Sum of a span: four 8-lane float accumulators over blocks of 32, then the tail; a fixed order for a given length.</summary>
+    private static float PlaneSum(ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        float total = 0f;
+        if (Vector256.IsHardwareAccelerated && values.Length >= 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= values.Length - 32; i += 32)
+            {
+                a0 += Vector256.Create(values.Slice(i, 8));
+                a1 += Vector256.Create(values.Slice(i + 8, 8));
+                a2 += Vector256.Create(values.Slice(i + 16, 8));
+                a3 += Vector256.Create(values.Slice(i + 24, 8));
+            }
+            total = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < values.Length; i++) total += values[i];
+        return total;
     }
 
     private static int SpatialOf(Tensor<float> t, int channels, string name)

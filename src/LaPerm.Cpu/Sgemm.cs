@@ -50,7 +50,17 @@ internal static unsafe class Sgemm
     /// A stored [m, k] (or [k, m] when transposed) and B stored [k, n] (or [n, k]).
     /// </summary>
     public static void ComputeBlock(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        float* a, float* b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace)
+        float* a, float* b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace) =>
+        ComputeBlock(transposeA, m, n, k, alpha, a, new DensePanels(transposeB, b, n, k), beta, c, i0, i1, j0, j1, workspace);
+
+    /// <summary>
+    /// As above with op(B) supplied by a panel source, so B can be generated on the fly
+    /// (implicit im2col) instead of being read from a materialised matrix.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot loops: skip tier-0 and on-stack replacement
+    public static void ComputeBlock<TPanels>(bool transposeA, int m, int n, int k, float alpha,
+        float* a, in TPanels b, float beta, float* c, int i0, int i1, int j0, int j1, GemmWorkspace workspace)
+        where TPanels : struct, IPanelSource
     {
         if (i0 >= i1 || j0 >= j1) return;
         if (k == 0 || alpha == 0f)
@@ -67,10 +77,13 @@ internal static unsafe class Sgemm
             for (int jc = j0; jc < j1; jc += NC)
             {
                 int nc = Math.Min(NC, j1 - jc);
-                for (int pc = 0; pc < k; pc += KC)
+                // k is cut into equal blocks of at most KC (288 -> 144 + 144, not 256 + 32): short
+                // blocks pay the C load/store and packing for little work. Depends on k only.
+                int kBlocks = (k + KC - 1) / KC, kStep = (k + kBlocks - 1) / kBlocks;
+                for (int pc = 0; pc < k; pc += kStep)
                 {
-                    int kc = Math.Min(KC, k - pc);
-                    PackB(transposeB, b, n, k, pc, kc, jc, nc, packedB);
+                    int kc = Math.Min(kStep, k - pc);
+                    b.Pack(pc, kc, jc, nc, packedB);
                     float blockBeta = pc == 0 ? beta : 1f;
                     for (int ic = i0; ic < i1; ic += MC)
                     {
@@ -132,50 +145,6 @@ internal static unsafe class Sgemm
         }
     }
 
-    /// <summary>Packs k-range [pc, pc+kc) x columns [jc, jc+nc) of op(B) into NR-column micro-panels, zero-padded.</summary>
-    private static void PackB(bool transposeB, float* b, int n, int k, int pc, int kc, int jc, int nc, float* dest)
-    {
-        for (int jr = 0; jr < nc; jr += NR)
-        {
-            int nr = Math.Min(NR, nc - jr);
-            float* panel = dest + (long)jr * kc;
-            if (!transposeB)
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    float* src = b + (long)(pc + p) * n + jc + jr;
-                    float* d = panel + p * NR;
-                    if (nr == NR && Vector256.IsHardwareAccelerated)
-                    {
-                        Vector256.Store(Vector256.Load(src), d);
-                        Vector256.Store(Vector256.Load(src + 8), d + 8);
-                    }
-                    else
-                    {
-                        int j = 0;
-                        for (; j < nr; j++) d[j] = src[j];
-                        for (; j < NR; j++) d[j] = 0f;
-                    }
-                }
-            }
-            else
-            {
-                for (int j = 0; j < NR; j++)
-                {
-                    if (j < nr)
-                    {
-                        float* src = b + (long)(jc + jr + j) * k + pc;
-                        for (int p = 0; p < kc; p++) panel[p * NR + j] = src[p];
-                    }
-                    else
-                    {
-                        for (int p = 0; p < kc; p++) panel[p * NR + j] = 0f;
-                    }
-                }
-            }
-        }
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Combine(Vector256<float> acc, Vector256<float> alpha, float beta, float* c)
     {
@@ -183,6 +152,7 @@ internal static unsafe class Sgemm
         return beta == 0f ? scaled : scaled + Vector256.Create(beta) * Vector256.Load(c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelFma(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta, float* tile)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -256,4 +226,76 @@ internal static unsafe class Sgemm
             }
         }
     }
+}
+
+/// <summary>Supplies op(B) to <see cref="Sgemm"/> as packed micro-panels.</summary>
+internal unsafe interface IPanelSource
+{
+    /// <summary>
+    /// Writes rows [pc, pc+kc) x columns [jc, jc+nc) of op(B) to dest as consecutive
+    /// micro-panels of NR columns (dest[panel * NR * kc + p * NR + j]), zero-padding columns past nc.
+    /// </summary>
+    void Pack(int pc, int kc, int jc, int nc, float* dest);
+}
+
+/// <summary>op(B) read from a row-major matrix stored [k, n], or [n, k] when transposed.</summary>
+internal readonly unsafe struct DensePanels : IPanelSource
+{
+    private readonly bool _transpose;
+    private readonly float* _b;
+    private readonly int _n, _k;
+
+    public DensePanels(bool transpose, float* b, int n, int k)
+    {
+        _transpose = transpose;
+        _b = b;
+        _n = n;
+        _k = k;
+    }
+
+    /// <summary>Packs k-range [pc, pc+kc) x columns [jc, jc+nc) of op(B) into Sgemm.NR-column micro-panels, zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Pack(int pc, int kc, int jc, int nc, float* dest)
+    {
+        for (int jr = 0; jr < nc; jr += Sgemm.NR)
+        {
+            int nr = Math.Min(Sgemm.NR, nc - jr);
+            float* panel = dest + (long)jr * kc;
+            if (!_transpose)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = _b + (long)(pc + p) * _n + jc + jr;
+                    float* d = panel + p * Sgemm.NR;
+                    if (nr == Sgemm.NR && Vector256.IsHardwareAccelerated)
+                    {
+                        Vector256.Store(Vector256.Load(src), d);
+                        Vector256.Store(Vector256.Load(src + 8), d + 8);
+                    }
+                    else
+                    {
+                        int j = 0;
+                        for (; j < nr; j++) d[j] = src[j];
+                        for (; j < Sgemm.NR; j++) d[j] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                for (int j = 0; j < Sgemm.NR; j++)
+                {
+                    if (j < nr)
+                    {
+                        float* src = _b + (long)(jc + jr + j) * _k + pc;
+                        for (int p = 0; p < kc; p++) panel[p * Sgemm.NR + j] = src[p];
+                    }
+                    else
+                    {
+                        for (int p = 0; p < kc; p++) panel[p * Sgemm.NR + j] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
 }

@@ -58,6 +58,9 @@ public sealed class GradientTests
         { 3, 2, 7, 2, 4, 2, 0, true },    // even kernel, odd input: asymmetric padding
         { 2, 3, 9, 2, 3, 2, 0, false },
         { 3, 1, 5, 5, 5, 1, 0, false },   // output 1x1 (conv7's last layer shape)
+        { 2, 2, 20, 3, 3, 1, 0, true },   // rows of >= 16 outputs: the contiguous implicit-im2col path, at and off the edges
+        { 1, 2, 21, 2, 5, 1, 0, false },
+        { 2, 1, 18, 2, 4, 1, 0, true },   // even kernel, stride 1: pads 1 top/left, 2 bottom/right
     };
 
     [Theory]
