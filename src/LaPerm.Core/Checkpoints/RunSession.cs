@@ -343,6 +343,8 @@ public sealed class RunSession
             : [(OptimizerName(0, p.Name), p.Shape)]);
         var optimizer = ReadExpecting(optimizerPath, optimizerExpected);
         var optimizerMetadata = SafeTensors.Read(optimizerPath).Metadata;
+        if (!optimizerMetadata.TryGetValue("t", out var t) || t != state.OptimizerSteps.ToString(CultureInfo.InvariantCulture))
+            throw new ResumeException($"'{optimizerPath}' records optimizer step t = {t ?? "nothing"}, its state.json says {state.OptimizerSteps}");
         Dictionary<string, NamedArray>? traffic = null;
         if (traced && reconnected.Count > 0)
             traffic = ReadExpecting(Path.Combine(path, TrafficFile),
