@@ -200,10 +200,12 @@ public sealed class Trainer
                 guard.BeforeStep();
                 pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
                 pass.Loss(lossAndCorrect);
-                if (guard.AfterLoss(step)) // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
+                bool applied = guard.AfterLoss(step); // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
+                if (applied)
                 {
                     pass.Backward();
-                    if (guard.AfterBackward(step)) optimizer.Step(learningRate);
+                    applied = guard.AfterBackward(step);
+                    if (applied) optimizer.Step(learningRate);
                 }
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
@@ -214,7 +216,7 @@ public sealed class Trainer
                 _backend.Synchronize();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;
-                imagesSinceEval += size;
+                if (applied) imagesSinceEval += size; // a skipped step's loss was taken back out of the running sums
                 double progress = (b + 1.0) / stepsPerEpoch;
                 if (_observer is not null && (step % 10 == 0 || step == totalSteps))
                 {
