@@ -1,3 +1,4 @@
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.Data;
 using LaPerm.Core.IO;
 using LaPerm.Core.LaPerm;
@@ -6,13 +7,19 @@ using LaPerm.Core.Model;
 namespace LaPerm.Cli;
 
 /// <summary>
-/// `laperm`: train, eval, models, info, bench. User errors (bad flags, bad data or model files)
+/// `laperm`: train, eval, models, info, bench, plot, profile-weights, trace. User errors (bad flags, bad data or model files)
 /// print one sentence and exit with 2; a broken LaPerm invariant exits with 3.
 /// </summary>
 public static class CommandLine
 {
     public const int UserError = 2;
     public const int InvariantBroken = 3;
+
+    /// <summary>The loss, a gradient or a weight became NaN/Inf (with --on-nan stop).</summary>
+    public const int NonFinite = 4;
+
+    /// <summary>The output directory cannot be written (before training, or at a checkpoint).</summary>
+    public const int StorageFailed = 5;
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
@@ -35,11 +42,14 @@ public static class CommandLine
                 "models" => help ? PrintHelp(stdout, ModelsCommand.Help) : ModelsCommand.Run(rest, stdout),
                 "info" => help ? PrintHelp(stdout, InfoCommand.Help) : InfoCommand.Run(rest, stdout),
                 "bench" => help ? PrintHelp(stdout, BenchCommand.Help) : BenchCommand.Run(rest, stdout),
-                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info or bench."),
+                "plot" => help ? PrintHelp(stdout, PlotCommand.Help) : PlotCommand.Run(rest, stdout),
+                "profile-weights" => help ? PrintHelp(stdout, ProfileWeightsCommand.Help) : ProfileWeightsCommand.Run(rest, stdout),
+                "trace" => help ? PrintHelp(stdout, TraceCommand.Help) : TraceCommand.Run(rest, stdout),
+                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info, bench, plot, profile-weights or trace."),
             };
         }
         catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException
-                                   or LaPerm.Cuda.Backend.DeviceMemoryException)
+                                   or ResumeException or LaPerm.Plots.MetricsFormatException or LaPerm.Cuda.Backend.DeviceMemoryException)
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return UserError;
@@ -48,6 +58,22 @@ public static class CommandLine
         {
             stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
             return InvariantBroken;
+        }
+        catch (NonFiniteException e)
+        {
+            stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
+            return NonFinite;
+        }
+        catch (RunStorageException e)
+        {
+            stderr.WriteLine($"laperm: {OneLine(e.Message)}");
+            return StorageFailed;
+        }
+        catch (IOException e)
+        {
+            // E.g. metrics.jsonl on a disk that filled up; checkpoints report their own failures above.
+            stderr.WriteLine($"laperm: I/O error: {OneLine(e.Message)}");
+            return StorageFailed;
         }
     }
 
@@ -68,6 +94,9 @@ public static class CommandLine
           laperm models [FILE.json]   list the built-in models (or describe a model file)
           laperm info                 show the devices this build can use
           laperm bench train|sync|reconnect   training throughput, one sync, the reconnection kernels
+          laperm plot DIR             accuracy and loss of a run against steps (PNG + SVG)
+          laperm profile-weights --weights FILE   the paper's weight-profile figure, initial vs trained
+          laperm trace DIR --layer NAME           reconnection traffic of one tensor over a run
 
         'laperm COMMAND --help' lists a command's options.
 

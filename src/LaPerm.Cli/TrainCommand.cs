@@ -13,6 +13,7 @@ internal static class TrainCommand
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size",
         "--limit-train", "--limit-test", "--out", "--device", "--math", "--conv",
+        "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
     private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet"];
@@ -48,14 +49,26 @@ internal static class TrainCommand
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
         --conv kernels|cudnn   GPU convolutions: our kernels (default) or cuDNN where it can
         --quiet                no progress output
+        --checkpoint-every N   also checkpoint every N steps (always: at every epoch end) in DIR/checkpoints/step-NNNNNNNN
+        --keep-checkpoints K   keep the newest K checkpoints (default 3)
+        --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
+                               uninterrupted run); its configuration comes from DIR (--threads may be given)
+        --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or
+                               leave that step's update out
+        --stop-after N         checkpoint after step N and stop (continue later with --resume)
+        --trace-reconnection on|off  record per tensor the fraction of positions changed at each sync in
+                               metrics.jsonl (default: on for cpu, off for cuda: it copies every tensor to the host)
 
         """;
 
     public static int Run(string[] args, TextWriter stdout, bool terminal)
     {
         var a = new Arguments(args, ValueFlags, Switches, "train");
-        var o = Parse(a);
-        var spec = Backends.ResolveModel(o.Model);
+        TrainingOptions o;
+        ModelSpec spec;
+        if (a.Has("--resume")) (o, spec) = ResumeArguments.Load(a, args);
+        else (o, spec) = (Parse(a), null!);
+        spec ??= Backends.ResolveModel(o.Model);
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a));
@@ -68,7 +81,7 @@ internal static class TrainCommand
         Trainer trainer;
         try
         {
-            trainer = new Trainer(o, model, data, backend, observer);
+            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout };
         }
         catch (ArgumentException e)
         {
@@ -78,6 +91,12 @@ internal static class TrainCommand
         try
         {
             summary = trainer.Run();
+        }
+        catch (LaPerm.Core.Checkpoints.TrainingStoppedException e)
+        {
+            observer?.Finish();
+            stdout.WriteLine($"stopped after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
+            return 0;
         }
         finally
         {
@@ -145,6 +164,7 @@ internal static class TrainCommand
         }
         string model = Path.GetFileNameWithoutExtension(o.Model);
         o = o with { Out = a.String("--out") ?? Path.Combine("runs", $"{model}-{DateTime.UtcNow:yyyyMMdd-HHmmss}") };
+        o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) };
         return o;
     }
 }

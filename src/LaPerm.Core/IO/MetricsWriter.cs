@@ -8,10 +8,11 @@ public sealed class MetricsWriter : IDisposable
 {
     private readonly StreamWriter _writer;
 
-    public MetricsWriter(string path)
+    /// <param name="append">Continue an existing file (a resumed run) instead of starting it over.</param>
+    public MetricsWriter(string path, bool append = false)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".");
-        _writer = new StreamWriter(path, append: false, new UTF8Encoding(false));
+        _writer = new StreamWriter(path, append, new UTF8Encoding(false));
     }
 
     public void Write(IReadOnlyDictionary<string, object?> record)

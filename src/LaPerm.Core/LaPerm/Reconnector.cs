@@ -71,5 +71,10 @@ public sealed class Reconnector : IDisposable
         }
     }
 
+    // ---- checkpoints (see Checkpoints/RunSession) ----
+    internal void RestoreSyncs(int syncs) => Syncs = syncs;
+
+    internal void DownloadSortedInitial(int index, Span<float> destination) => _plan.DownloadSortedInitial(index, destination);
+
     public void Dispose() => _plan.Dispose();
 }

@@ -100,6 +100,15 @@ public sealed class Optimizer : IDisposable
         }
     }
 
+    // ---- checkpoints (see Checkpoints/RunSession) ----
+    /// <summary>Per parameter: Adam's m, or SGD's velocity.</summary>
+    internal IReadOnlyList<Tensor<float>> FirstMoments => _first;
+
+    /// <summary>Per parameter: Adam's v (null for SGD).</summary>
+    internal IReadOnlyList<Tensor<float>?> SecondMoments => _second;
+
+    internal void RestoreSteps(long steps) => Steps = steps;
+
     public void Dispose()
     {
         foreach (var t in _first) t.Dispose();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using LaPerm.Core.Backend;
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.Data;
 using LaPerm.Core.IO;
 using LaPerm.Core.LaPerm;
@@ -18,7 +19,11 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     long Steps, int Epochs, int Syncs, double BestTestAccuracy, long BestStep, double FinalTestAccuracy, double FinalTestLoss,
     double TrainImagesPerSecond, double WallSeconds, long Parameters, int Batch, string K, float LearningRate, string LearningRateSchedule,
     string Optimizer, string LossReduction, string Init, bool Reconnect, bool SkipBias, bool SkipBatchNorm, string Augment, int TrainSize, int TestSize,
-    IReadOnlyList<string> ReconnectedTensors);
+    IReadOnlyList<string> ReconnectedTensors)
+{
+    /// <summary>SHA-256 of DIR/final.safetensors (null without an output directory).</summary>
+    public string? FinalWeightsSha256 { get; init; }
+}
 
 /// <summary>Receives progress; the CLI draws a bar or prints lines.</summary>
 public interface ITrainingObserver
@@ -61,6 +66,9 @@ public sealed class Trainer
         if (!(options.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {options.LearningRate}");
     }
 
+    /// <summary>Where warnings go (a skipped corrupt checkpoint, a resume); null = nowhere.</summary>
+    public TextWriter? Warnings { get; set; }
+
     /// <summary>The network after <see cref="Run"/> (final weights), for tests and `eval`.</summary>
     public Network? Network { get; private set; }
 
@@ -71,16 +79,19 @@ public sealed class Trainer
         var train = _data.Train;
         var test = _data.Test;
         string? outDir = o.Out;
-        if (outDir is not null) Directory.CreateDirectory(outDir);
-        using var metrics = outDir is null ? null : new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"));
+        var session = RunSession.Open(o, _model, Warnings); // [runs] write probe; finds the checkpoint to resume from
+        using var metrics = outDir is null ? null : new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: session.Resumed);
 
         var network = new Network(_model, _backend);
         Network = network;
         Initializer.Apply(network, o.Init, o.Seed);
+        session.OnInitialized(network); // [runs] on resume: the stored sorted initial rows become the plan's
         using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
+        var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
+        var guard = session.Guard!;
 
         int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
         long totalSteps = (long)stepsPerEpoch * o.Epochs;
@@ -92,6 +103,7 @@ public sealed class Trainer
         EvaluationRecord? last = null;
         long lastSyncStep = -1;
         long imagesSinceEval = 0;
+        double wallOffset = 0;
         long lastEvalStep = 0;
         // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
         long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
@@ -113,7 +125,7 @@ public sealed class Trainer
             var (testLoss, testAccuracy) = Evaluation.Run(network, test, o.Batch, test.Count, o.Threads);
             bool synchronized = reconnector is null || lastSyncStep == step;
             var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
-                trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wall.Elapsed.TotalSeconds);
+                trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wallOffset + wall.Elapsed.TotalSeconds);
             last = record;
             metrics?.Write(new Dictionary<string, object?>
             {
@@ -140,21 +152,37 @@ public sealed class Trainer
             _backend.Synchronize();
             syncWatch.Stop();
             lastSyncStep = step;
+            var traffic = session.MeasureTraffic(); // [runs] reconnection traffic
             metrics?.Write(new Dictionary<string, object?>
             {
                 ["event"] = "sync", ["step"] = step, ["epoch"] = epoch, ["syncs"] = reconnector.Syncs,
                 ["seconds"] = Math.Round(syncWatch.Elapsed.TotalSeconds, 6), ["verified"] = o.VerifyInvariants,
+                ["changed_since_previous_sync"] = traffic?.SincePreviousSync, ["changed_since_init"] = traffic?.SinceInit,
             });
             _observer?.OnSync(step, reconnector.Syncs, syncWatch.Elapsed.TotalSeconds);
         }
 
         int epochIndex = 0;
         float learningRate = o.LearningRate;
+        int firstBatch = 0;
+        if (resumed is not null) // [runs] continue from the checkpoint's position and counters
+        {
+            (step, epochIndex, firstBatch, learningRate) = (resumed.Step, resumed.Epoch, resumed.BatchInEpoch, resumed.LearningRate);
+            (trainSeconds, trainImages, bestAccuracy, bestStep) = (resumed.TrainSeconds, resumed.TrainImages, resumed.BestTestAccuracy, resumed.BestStep);
+            (lastSyncStep, lastEvalStep, imagesSinceEval, wallOffset) = (resumed.LastSyncStep, resumed.LastEvalStep, resumed.ImagesSinceEval, resumed.WallSeconds);
+        }
+        RunState State(int nextEpoch, int nextBatch) => new()
+        {
+            Step = step, Epoch = nextEpoch, BatchInEpoch = nextBatch, StepsPerEpoch = stepsPerEpoch,
+            LearningRateBits = BitConverter.SingleToUInt32Bits(learningRate), K = o.K.KAt(Math.Min(epochIndex, o.Epochs - 1)),
+            LastSyncStep = lastSyncStep, LastEvalStep = lastEvalStep, BestTestAccuracy = bestAccuracy, BestStep = bestStep, ImagesSinceEval = imagesSinceEval,
+            TrainSeconds = trainSeconds, TrainImages = trainImages, WallSeconds = wallOffset + wall.Elapsed.TotalSeconds,
+        };
         for (; epochIndex < o.Epochs; epochIndex++)
         {
             learningRate = o.LearningRateSchedule.At(o.LearningRate, epochIndex);
             int[] order = EpochShuffler.Permutation(o.Seed, epochIndex, train.Count);
-            for (int b = 0; b < stepsPerEpoch; b++)
+            for (int b = firstBatch; b < stepsPerEpoch; b++)
             {
                 var stepWatch = Stopwatch.StartNew();
                 int start = b * o.Batch, size = Math.Min(o.Batch, train.Count - start);
@@ -169,10 +197,16 @@ public sealed class Trainer
                 _backend.Upload<float>(images, pass.Input);
                 _backend.Upload<int>(labels, pass.Labels);
                 step++;
+                guard.BeforeStep();
                 pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
                 pass.Loss(lossAndCorrect);
-                pass.Backward();
-                optimizer.Step(learningRate, size);
+                bool applied = guard.AfterLoss(step); // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
+                if (applied)
+                {
+                    pass.Backward();
+                    applied = guard.AfterBackward(step);
+                    if (applied) optimizer.Step(learningRate, size);
+                }
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
                 {
@@ -182,7 +216,7 @@ public sealed class Trainer
                 _backend.Synchronize();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;
-                imagesSinceEval += size;
+                if (applied) imagesSinceEval += size; // a skipped step's loss was taken back out of the running sums
                 double progress = (b + 1.0) / stepsPerEpoch;
                 if (_observer is not null && (step % 10 == 0 || step == totalSteps))
                 {
@@ -192,20 +226,24 @@ public sealed class Trainer
                 }
                 bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
                 if (evaluate && step != totalSteps) Evaluate(epochIndex, progress, learningRate);
+                if (session.IsDue(step) && b + 1 < stepsPerEpoch) session.Write(State(epochIndex, b + 1)); // [runs]
             }
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
+            firstBatch = 0;
+            session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
         }
         int lastEpoch = o.Epochs - 1;
         if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
         Evaluate(lastEpoch, 1.0, learningRate);
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));
+        string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, "final.safetensors")); // [runs]
 
         var summary = new TrainingSummary(_model.Name, o.Data, _backend.Name, o.Preset, o.Seed, o.Threads, step, o.Epochs,
             reconnector?.Syncs ?? 0, bestAccuracy, bestStep, last!.TestAccuracy, last.TestLoss,
-            trainSeconds > 0 ? trainImages / trainSeconds : 0, wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
+            trainSeconds > 0 ? trainImages / trainSeconds : 0, wallOffset + wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
-            reconnector?.Targets.Select(t => t.Name).ToList() ?? []);
+            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
         return summary;
 
@@ -230,5 +268,6 @@ public sealed class Trainer
         ["parameters"] = s.Parameters, ["batch"] = s.Batch, ["k"] = s.K, ["lr"] = s.LearningRate, ["lr_schedule"] = s.LearningRateSchedule,
         ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
+        ["final_weights_sha256"] = s.FinalWeightsSha256,
     }, Json.Indented);
 }

@@ -1,3 +1,4 @@
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
 
@@ -48,6 +49,9 @@ public sealed record TrainingOptions
     public bool VerifyInvariants { get; init; }
     public string Device { get; init; } = "cpu";
     public string? Preset { get; init; }
+
+    /// <summary>Checkpoints, resume, the non-finite policy and reconnection tracing (see Checkpoints/).</summary>
+    public CheckpointOptions Checkpoints { get; init; } = CheckpointOptions.Default;
 
     public ReconnectOptions ReconnectOptions => new(SkipBias, SkipBatchNorm);
 }

@@ -1,0 +1,34 @@
+using LaPerm.Plots;
+
+namespace LaPerm.Cli;
+
+internal static class PlotCommand
+{
+    public const string Help = """
+        laperm plot DIR [--out PATH]
+
+        Draws train/test accuracy and loss against steps from DIR/metrics.jsonl, LaPerm syncs
+        dashed, as PATH.png and PATH.svg (default DIR/training).
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var (dir, rest) = RunDirectory(args, "plot");
+        var a = new Arguments(rest, new HashSet<string> { "--out" }, new HashSet<string>(), "plot");
+        var metrics = RunMetrics.Load(dir);
+        var figure = RunFigures.Training(metrics);
+        var (png, svg) = FigureRenderer.Save(figure, a.String("--out") ?? Path.Combine(dir, "training"));
+        stdout.WriteLine($"wrote {png} and {svg}");
+        return 0;
+    }
+
+    /// <summary>The leading DIR argument of plot and trace.</summary>
+    public static (string Dir, string[] Others) RunDirectory(string[] args, string command)
+    {
+        if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
+            throw new UsageException($"laperm {command} expects a run directory first (see 'laperm {command} --help').");
+        if (!Directory.Exists(args[0])) throw new UsageException($"run directory '{args[0]}' does not exist.");
+        return (args[0], args[1..]);
+    }
+}

@@ -1,0 +1,48 @@
+using LaPerm.Core.Model;
+using LaPerm.Plots;
+
+namespace LaPerm.Cli;
+
+internal static class ProfileWeightsCommand
+{
+    public const string Help = """
+        laperm profile-weights --weights FILE [--model M] [--initial FILE] [--out PATH]
+
+        The paper's weight-profile figure: for every kernel, each row sorted on its own and drawn
+        as value against rank, all rows overlaid (at most 64 rows per panel); the initial weights
+        left, the trained ones right. --initial defaults to initial.safetensors next to FILE (every
+        run writes one). --model defaults to the model recorded in FILE. Writes PATH.png and
+        PATH.svg (default: FILE without extension + .profile) and prints per layer: mean and std,
+        the mean |difference| between sorted trained and sorted initial rows, and how many rows
+        are exact permutations of their initial row.
+
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--initial", "--out" }, new HashSet<string>(), "profile-weights");
+        string weights = a.String("--weights") ?? throw new UsageException("laperm profile-weights needs --weights FILE.");
+        if (!File.Exists(weights)) throw new UsageException($"weights file '{weights}' does not exist.");
+        ModelSpec spec;
+        if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
+        else if (LaPerm.Core.Training.Checkpoint.StoredModelSpec(weights) is { } json)
+            spec = System.Text.Json.JsonSerializer.Deserialize<ModelSpec>(json, ModelDefinition.JsonOptions)
+                ?? throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+        else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+        var model = new ModelDefinition(spec);
+        string? initial = a.String("--initial");
+        if (initial is null)
+        {
+            string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", "initial.safetensors");
+            if (File.Exists(beside) && Path.GetFullPath(beside) != Path.GetFullPath(weights)) initial = beside;
+        }
+        else if (!File.Exists(initial)) throw new UsageException($"initial weights file '{initial}' does not exist.");
+        var (figure, summary) = WeightProfile.Build(model, weights, initial);
+        string output = a.String("--out") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile");
+        var (png, svg) = FigureRenderer.Save(figure, output);
+        stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is null ? " (no initial weights found; trained only)" : $" against {initial}"));
+        stdout.Write(WeightProfile.Describe(summary));
+        stdout.WriteLine($"wrote {png} and {svg}");
+        return 0;
+    }
+}

@@ -1,0 +1,70 @@
+using LaPerm.Core.Checkpoints;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Cli;
+
+/// <summary>
+/// `laperm train --resume DIR`: the run's configuration comes from DIR (the newest checkpoint's
+/// config.json that parses, else DIR/run-config.json written when the run started); only flags
+/// that cannot change the results may be given with it.
+/// </summary>
+internal static class ResumeArguments
+{
+    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants"];
+
+    public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given)
+    {
+        string dir = a.String("--resume")!;
+        var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).ToList();
+        if (extra.Count > 0)
+            throw new UsageException($"--resume takes the run's configuration from '{dir}'; '{extra[0]}' cannot be changed (allowed with it: {string.Join(", ", Allowed.Skip(1))}).");
+        if (!Directory.Exists(dir)) throw new UsageException($"--resume: run directory '{dir}' does not exist.");
+        var store = new CheckpointStore(dir);
+        var sources = store.Checkpoints().Select(c => Path.Combine(c.Path, RunSession.ConfigFile)).Append(Path.Combine(dir, RunSession.RunConfigFile));
+        ResumeException? first = null;
+        foreach (var path in sources)
+        {
+            if (!File.Exists(path)) continue;
+            try
+            {
+                var (options, model) = RunConfiguration.FromJson(File.ReadAllText(path), path, dir);
+                return (Apply(a, options), model);
+            }
+            catch (ResumeException e)
+            {
+                first ??= e;
+            }
+        }
+        throw first ?? new ResumeException($"--resume: '{dir}' holds no run configuration ({RunSession.RunConfigFile} or a checkpoint); it is not a laperm run directory.");
+    }
+
+    private static TrainingOptions Apply(Arguments a, TrainingOptions o)
+    {
+        if (a.Int("--threads", 1) is { } threads) o = o with { Threads = threads };
+        if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
+        return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true } };
+    }
+
+    /// <summary>--checkpoint-every, --keep-checkpoints, --on-nan, --stop-after, --trace-reconnection.</summary>
+    public static CheckpointOptions CheckpointFlags(Arguments a, CheckpointOptions c)
+    {
+        if (a.Int("--checkpoint-every", 0) is { } every) c = c with { Every = every };
+        if (a.Int("--keep-checkpoints", 1) is { } keep) c = c with { Keep = keep };
+        if (a.String("--on-nan") is { } onNan)
+        {
+            try
+            {
+                c = c with { OnNonFinite = CheckpointOptions.ParsePolicy(onNan) };
+            }
+            catch (FormatException e)
+            {
+                throw new UsageException(e.Message + ".");
+            }
+        }
+        if (a.Int("--stop-after", 1) is { } stop) c = c with { StopAfterStep = stop };
+        if (a.String("--trace-reconnection") is { } trace)
+            c = c with { TraceReconnection = trace switch { "on" => true, "off" => false, _ => throw new UsageException($"--trace-reconnection expects on or off, got '{trace}'.") } };
+        return c;
+    }
+}

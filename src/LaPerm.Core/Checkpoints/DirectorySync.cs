@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+
+namespace LaPerm.Core.Checkpoints;
+
+/// <summary>
+/// fsync of a directory, so that a rename or a new file inside it survives a power loss. .NET has
+/// no API for it; on Linux it is open(O_RDONLY) + fsync + close from libc. Elsewhere it does
+/// nothing (Windows commits directory entries with the file metadata).
+/// </summary>
+internal static partial class DirectorySync
+{
+    public static void Flush(string directory)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        int fd = Open(directory, 0);
+        if (fd < 0) throw new IOException($"cannot open directory '{directory}' to flush it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (Fsync(fd) != 0) throw new IOException($"cannot flush directory '{directory}' to disk (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}

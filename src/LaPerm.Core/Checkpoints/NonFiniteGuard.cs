@@ -1,0 +1,92 @@
+using System.Globalization;
+using LaPerm.Core.Backend;
+using LaPerm.Core.IO;
+using LaPerm.Core.Model;
+
+namespace LaPerm.Core.Checkpoints;
+
+/// <summary>
+/// Watches every step for a loss, gradient or weight that is NaN or infinite. With
+/// <see cref="NonFinitePolicy.Stop"/> it reads the accumulated loss after each step's forward
+/// pass (2 floats) and stops naming the step and the first non-finite tensor. With
+/// <see cref="NonFinitePolicy.SkipStep"/> it also reads every gradient after the backward pass and,
+/// when anything is not finite, leaves that step out (weights, optimizer state, batch-norm running
+/// statistics and the running loss as before it) and records a "skipped_step" line in metrics.jsonl.
+/// </summary>
+public sealed class NonFiniteGuard(Network network, Tensor<float> lossAndCorrect, NonFinitePolicy policy, MetricsWriter? metrics,
+    Func<string> lastCheckpoint)
+{
+    private readonly float[] _before = new float[2];
+    private readonly float[] _after = new float[2];
+
+    // skip-step: the batch-norm running statistics before the forward pass, put back when the step is skipped.
+    private readonly Tensor<float>[] _stateBackup = policy == NonFinitePolicy.SkipStep
+        ? [.. network.State.Select(s => network.Backend.Allocate<float>(s.Value.Shape))] : [];
+
+    public NonFinitePolicy Policy { get; } = policy;
+    public long SkippedSteps { get; set; }
+
+    /// <summary>Call before the step's forward pass (skip-step keeps what it would have to put back).</summary>
+    public void BeforeStep()
+    {
+        if (Policy != NonFinitePolicy.SkipStep) return;
+        network.Backend.Download(lossAndCorrect, _before);
+        for (int i = 0; i < _stateBackup.Length; i++) network.Backend.Copy(network.State[i].Value, _stateBackup[i]);
+    }
+
+    /// <summary>After the loss: true when the step may go on to backward.</summary>
+    public bool AfterLoss(long step)
+    {
+        network.Backend.Download(lossAndCorrect, _after);
+        if (float.IsFinite(_after[0])) return true;
+        if (Policy == NonFinitePolicy.Stop)
+        {
+            var (tensor, count, length) = FirstNonFinite(network.Parameters.Select(p => (p.Name, p.Value)));
+            string where = tensor is null ? "every weight is finite, so the forward pass overflowed"
+                : string.Create(CultureInfo.InvariantCulture, $"first non-finite weight tensor '{tensor}' ({count} of {length} values)");
+            throw new NonFiniteException(string.Create(CultureInfo.InvariantCulture,
+                $"the training loss is {_after[0]} at step {step}; {where}. {lastCheckpoint()}"));
+        }
+        Skip(step, "loss", null);
+        return false;
+    }
+
+    /// <summary>After backward: true when the optimizer may apply the step.</summary>
+    public bool AfterBackward(long step)
+    {
+        if (Policy != NonFinitePolicy.SkipStep) return true;
+        var (tensor, _, _) = FirstNonFinite(network.Parameters.Select(p => (p.Name, p.Gradient)));
+        if (tensor is null) return true;
+        Skip(step, "gradient", tensor);
+        return false;
+    }
+
+    private void Skip(long step, string what, string? tensor)
+    {
+        network.Backend.Upload<float>(_before, lossAndCorrect);
+        for (int i = 0; i < _stateBackup.Length; i++) network.Backend.Copy(_stateBackup[i], network.State[i].Value);
+        SkippedSteps++;
+        metrics?.Write(new Dictionary<string, object?> { ["event"] = "skipped_step", ["step"] = step, ["non_finite"] = what, ["tensor"] = tensor });
+    }
+
+    /// <summary>The first tensor holding NaN or an infinity, how many such values it has and its length.</summary>
+    public (string? Name, long Count, long Length) FirstNonFinite(IEnumerable<(string Name, Tensor<float> Tensor)> tensors)
+    {
+        foreach (var (name, tensor) in tensors)
+        {
+            var values = new float[tensor.Length];
+            network.Backend.Download(tensor, values);
+            long bad = CountNonFinite(values);
+            if (bad > 0) return (name, bad, values.Length);
+        }
+        return (null, 0, 0);
+    }
+
+    public static long CountNonFinite(ReadOnlySpan<float> values)
+    {
+        long bad = 0;
+        foreach (float v in values)
+            if (!float.IsFinite(v)) bad++;
+        return bad;
+    }
+}

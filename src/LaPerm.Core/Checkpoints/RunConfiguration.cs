@@ -1,0 +1,148 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LaPerm.Core.IO;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Core.Checkpoints;
+
+/// <summary>
+/// The full configuration of a run as JSON (config.json in every checkpoint, run-config.json in
+/// the run directory): every training option in its command-line text form, plus the model's
+/// description, so a resumed run needs neither the original flags nor the original model file.
+/// </summary>
+public static class RunConfiguration
+{
+    public const int FormatVersion = 1;
+
+    public static string ToJson(TrainingOptions o, ModelSpec model)
+    {
+        var c = o.Checkpoints;
+        var json = new JsonObject
+        {
+            ["format"] = "laperm-run-config",
+            ["version"] = FormatVersion,
+            ["model"] = o.Model,
+            ["model_spec"] = JsonNode.Parse(ModelDefinition.ToJson(model)),
+            ["data"] = o.Data,
+            ["epochs"] = o.Epochs,
+            ["batch"] = o.Batch,
+            ["k"] = o.K.ToString(),
+            ["lr"] = o.LearningRate,
+            ["lr_schedule"] = o.LearningRateSchedule.ToString(),
+            ["optimizer"] = o.Optimizer == OptimizerKind.Adam ? "adam" : "sgd",
+            ["momentum"] = o.Momentum,
+            ["loss_reduction"] = o.LossReduction == LossReduction.Sum ? "sum" : "mean",
+            ["init_shared_value"] = o.Init.SharedValue,
+            ["init_keep"] = o.Init.Keep is null ? null : new JsonArray([.. o.Init.Keep.Select(k => (JsonNode)k)]),
+            ["init_prune"] = o.Init.Prune,
+            ["skip_bias"] = o.SkipBias,
+            ["skip_bn"] = o.SkipBatchNorm,
+            ["augment"] = o.Augment,
+            ["seed"] = o.Seed,
+            ["threads"] = o.Threads,
+            ["eval_every"] = o.EvalEvery,
+            ["train_eval_size"] = o.TrainEvalSize,
+            ["limit_train"] = o.LimitTrain,
+            ["limit_test"] = o.LimitTest,
+            ["reconnect"] = o.Reconnect,
+            ["verify_invariants"] = o.VerifyInvariants,
+            ["device"] = o.Device,
+            ["preset"] = o.Preset,
+            ["checkpoint_every"] = c.Every,
+            ["keep_checkpoints"] = c.Keep,
+            ["on_nan"] = CheckpointOptions.Describe(c.OnNonFinite),
+            ["trace_reconnection"] = c.TraceReconnectionFor(o.Device),
+        };
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// Reads a configuration written by <see cref="ToJson"/>; <paramref name="outDir"/> becomes the
+    /// output directory (the run may have been moved). Throws <see cref="ResumeException"/> naming
+    /// the file and field on anything unexpected.
+    /// </summary>
+    public static (TrainingOptions Options, ModelSpec Model) FromJson(string text, string path, string outDir)
+    {
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(text)?.AsObject() ?? throw new ResumeException($"run configuration '{path}' is empty");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new ResumeException($"run configuration '{path}' is not a JSON object ({e.Message})");
+        }
+        T Get<T>(string field)
+        {
+            try
+            {
+                var node = json[field];
+                if (node is null) throw new ResumeException($"run configuration '{path}' has no field '{field}'");
+                return node.GetValue<T>();
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                throw new ResumeException($"run configuration '{path}': field '{field}' must be a {typeof(T).Name}");
+            }
+        }
+        T? Optional<T>(string field) where T : struct => json[field] is null ? null : Get<T>(field);
+        if (json["format"]?.GetValue<string>() != "laperm-run-config" || Get<int>("version") != FormatVersion)
+            throw new ResumeException($"run configuration '{path}' must have format 'laperm-run-config' and version {FormatVersion}");
+        try
+        {
+            var spec = JsonSerializer.Deserialize<ModelSpec>(json["model_spec"]?.ToJsonString() ?? "null", ModelDefinition.JsonOptions)
+                ?? throw new ResumeException($"run configuration '{path}' has no field 'model_spec'");
+            var keep = json["init_keep"] is JsonArray k ? k.Select(x => x!.GetValue<double>()).ToList() : null;
+            var options = new TrainingOptions
+            {
+                Model = Get<string>("model"),
+                Data = Get<string>("data"),
+                Epochs = Get<int>("epochs"),
+                Batch = Get<int>("batch"),
+                K = SyncSchedule.Parse(Get<string>("k")),
+                LearningRate = Get<float>("lr"),
+                LearningRateSchedule = LearningRateSchedule.Parse(Get<string>("lr_schedule")),
+                Optimizer = Get<string>("optimizer") == "sgd" ? OptimizerKind.Sgd : OptimizerKind.Adam,
+                Momentum = Get<float>("momentum"),
+                LossReduction = Get<string>("loss_reduction") switch
+                {
+                    "sum" => LossReduction.Sum,
+                    "mean" => LossReduction.Mean,
+                    var other => throw new ResumeException($"run configuration '{path}': field 'loss_reduction' is '{other}', expected 'mean' or 'sum'"),
+                },
+                Init = new InitOptions(Optional<float>("init_shared_value"), keep, Get<double>("init_prune")),
+                SkipBias = Get<bool>("skip_bias"),
+                SkipBatchNorm = Get<bool>("skip_bn"),
+                Augment = Get<string>("augment"),
+                Seed = Get<ulong>("seed"),
+                Threads = Get<int>("threads"),
+                EvalEvery = Get<int>("eval_every"),
+                TrainEvalSize = Get<int>("train_eval_size"),
+                LimitTrain = Optional<int>("limit_train"),
+                LimitTest = Optional<int>("limit_test"),
+                Reconnect = Get<bool>("reconnect"),
+                VerifyInvariants = Get<bool>("verify_invariants"),
+                Device = Get<string>("device"),
+                Preset = json["preset"]?.GetValue<string>(),
+                Out = outDir,
+                Checkpoints = new CheckpointOptions
+                {
+                    Every = Get<int>("checkpoint_every"),
+                    Keep = Get<int>("keep_checkpoints"),
+                    OnNonFinite = CheckpointOptions.ParsePolicy(Get<string>("on_nan")),
+                    TraceReconnection = Get<bool>("trace_reconnection"),
+                    Resume = true,
+                },
+            };
+            return (options, spec);
+        }
+        catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)
+        {
+            throw new ResumeException($"run configuration '{path}' holds an invalid value ({e.Message})");
+        }
+    }
+
+    public static void Write(string path, TrainingOptions o, ModelSpec model) => AtomicFile.WriteAllText(path, ToJson(o, model));
+}

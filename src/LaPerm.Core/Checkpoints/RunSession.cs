@@ -1,0 +1,415 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LaPerm.Core.Backend;
+using LaPerm.Core.IO;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Core.Checkpoints;
+
+/// <summary>
+/// Everything a training run does to survive: the write probe before training, checkpoints
+/// (<see cref="CheckpointStore"/>), resuming from the latest valid one, reconnection traffic and
+/// the non-finite guard. The trainer calls it at a few fixed points of its loop:
+/// <see cref="Open"/> before anything, <see cref="OnInitialized"/> right after initialisation,
+/// <see cref="Restore"/> once optimizer and reconnector exist, <see cref="IsDue"/>/<see cref="Write"/>
+/// after steps and at epoch ends, <see cref="MeasureTraffic"/> at syncs.
+/// A session without an output directory writes nothing and restores nothing.
+/// </summary>
+public sealed class RunSession
+{
+    public const string WeightsFile = "weights.safetensors";
+    public const string SortedInitialFile = "sorted_initial.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string TrafficFile = "traffic.safetensors";
+    public const string StateFile = "state.json";
+    public const string ConfigFile = "config.json";
+    public const string RunConfigFile = "run-config.json";
+    public const string InitialWeightsFile = "initial.safetensors";
+
+    private readonly TrainingOptions _options;
+    private readonly ModelDefinition _model;
+    private readonly TextWriter? _log;
+    private readonly CheckpointStore? _store;
+    private readonly string _configJson;
+    private Loaded? _resume;
+    private Network? _network;
+    private Optimizer? _optimizer;
+    private Reconnector? _reconnector;
+    private Tensor<float>? _lossAndCorrect;
+    private string? _lastCheckpoint;
+
+    private sealed record Loaded(string Path, RunState State, Dictionary<string, NamedArray> Weights, Dictionary<string, NamedArray> SortedInitial,
+        Dictionary<string, NamedArray> Optimizer, IReadOnlyDictionary<string, string> OptimizerMetadata, Dictionary<string, NamedArray>? Traffic);
+
+    private RunSession(TrainingOptions options, ModelDefinition model, TextWriter? log)
+    {
+        _options = options;
+        _model = model;
+        _log = log;
+        _configJson = RunConfiguration.ToJson(options, model.Spec);
+        if (options.Out is not null) _store = new CheckpointStore(options.Out);
+    }
+
+    public CheckpointOptions Options => _options.Checkpoints;
+
+    /// <summary>True when a checkpoint was loaded: metrics.jsonl is appended to, not started over.</summary>
+    public bool Resumed => _resume is not null;
+
+    public string MetricsPath => Path.Combine(_options.Out ?? ".", "metrics.jsonl");
+
+    public ReconnectionTraffic? Traffic { get; private set; }
+    public NonFiniteGuard? Guard { get; private set; }
+
+    /// <summary>
+    /// Probes that the output directory can be written (throws <see cref="RunStorageException"/>
+    /// before any training otherwise), and with <see cref="CheckpointOptions.Resume"/> finds and
+    /// reads the newest valid checkpoint, skipping broken ones with a warning on <paramref name="log"/>.
+    /// </summary>
+    public static RunSession Open(TrainingOptions options, ModelDefinition model, TextWriter? log)
+    {
+        var session = new RunSession(options, model, log);
+        if (options.Out is null) return session;
+        session.ProbeWritable();
+        var store = session._store!;
+        if (options.Checkpoints.Resume)
+        {
+            session._resume = session.FindLatestValid();
+            if (session._resume is null)
+            {
+                log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
+                File.Delete(session.MetricsPath);
+            }
+            else
+            {
+                session._lastCheckpoint = session._resume.Path;
+                log?.WriteLine($"laperm: resuming from '{session._resume.Path}' (step {session._resume.State.Step}).");
+                TrimMetrics(session.MetricsPath, session._resume.State.MetricsBytes, log);
+            }
+        }
+        else if (store.Checkpoints() is { Count: > 0 } stale)
+        {
+            // A new run in a used directory: the old run's checkpoints would otherwise outrank (and outlive) this run's.
+            log?.WriteLine($"laperm: warning: '{options.Out}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
+            foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
+            File.Delete(store.LatestPointer);
+        }
+        store.RemoveLeftovers();
+        RunConfiguration.Write(Path.Combine(options.Out, RunConfigFile), options with { Checkpoints = options.Checkpoints with { Resume = false } }, model.Spec);
+        return session;
+    }
+
+    private void ProbeWritable()
+    {
+        string dir = _options.Out!;
+        try
+        {
+            Directory.CreateDirectory(dir);
+            Directory.CreateDirectory(_store!.Directory);
+            string probe = Path.Combine(_store.Directory, $".write-probe-{Environment.ProcessId}");
+            using (var s = new FileStream(probe, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                s.Write(new byte[4096]);
+                s.Flush(flushToDisk: true);
+            }
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RunStorageException($"output directory '{dir}' cannot be written ({e.Message}); choose another --out or free space before training", e);
+        }
+        long needed = RequiredBytes();
+        long free;
+        try
+        {
+            free = new DriveInfo(Path.GetFullPath(dir)).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return; // the file system does not say; a full disk is then caught at the write
+        }
+        if (free < needed)
+            throw new RunStorageException(string.Create(CultureInfo.InvariantCulture,
+                $"output directory '{dir}' has {free / 1048576.0:F1} MiB free, but this run's files need about {needed / 1048576.0:F1} MiB ({Options.Keep} checkpoints kept + 1 being written, initial/best/final weights); free space, lower --keep-checkpoints or choose another --out"));
+    }
+
+    /// <summary>About how many bytes the run directory needs at its peak: K + 1 checkpoints plus initial, best and final weights.</summary>
+    private long RequiredBytes()
+    {
+        long weights = 4L * (_model.ParameterCount + _model.StateCount);
+        long parameters = 4L * _model.ParameterCount;
+        long optimizer = _options.Optimizer == OptimizerKind.Adam ? 2 * parameters : parameters;
+        long traced = _options.Checkpoints.TraceReconnectionFor(_options.Device) ? 2 * parameters : 0;
+        long checkpoint = weights + parameters + optimizer + traced + 64 * 1024;
+        return checkpoint * (Math.Max(1, Options.Keep) + 1) + 3 * weights;
+    }
+
+    /// <summary>Right after initialisation: capture traffic baselines, save initial.safetensors, and on resume put the stored sorted initial rows in place so the reconnection plan is built from them.</summary>
+    public void OnInitialized(Network network)
+    {
+        _network = network;
+        var reconnected = _options.Reconnect ? network.Parameters.Where(p => _options.ReconnectOptions.Includes(p.Info)).ToList() : [];
+        if (_options.Checkpoints.TraceReconnectionFor(_options.Device) && reconnected.Count > 0)
+            Traffic = new ReconnectionTraffic(network, reconnected);
+        if (_options.Out is not null && _resume is null)
+            Checkpoint.Save(network, Path.Combine(_options.Out, InitialWeightsFile), Metadata(0));
+        if (_resume is not null)
+            foreach (var p in reconnected)
+                network.Backend.Upload<float>(_resume.SortedInitial[p.Name].Values, p.Value);
+    }
+
+    /// <summary>Loads the checkpoint's tensors and counters into the run; null when starting fresh.</summary>
+    public RunState? Restore(Optimizer optimizer, Reconnector? reconnector, Tensor<float> lossAndCorrect, MetricsWriter? metrics)
+    {
+        var network = _network ?? throw new InvalidOperationException("OnInitialized first");
+        _optimizer = optimizer;
+        _reconnector = reconnector;
+        _lossAndCorrect = lossAndCorrect;
+        Guard = new NonFiniteGuard(network, lossAndCorrect, _options.Checkpoints.OnNonFinite, metrics, LastCheckpointSentence);
+        if (_resume is not { } r) return null;
+        var backend = network.Backend;
+        foreach (var (name, _, tensor) in network.CheckpointTensors())
+            backend.Upload<float>(r.Weights[name].Values, tensor);
+        for (int i = 0; i < network.Parameters.Count; i++)
+        {
+            var p = network.Parameters[i];
+            backend.Upload<float>(r.Optimizer[OptimizerName(0, p.Name)].Values, optimizer.FirstMoments[i]);
+            if (optimizer.SecondMoments[i] is { } second) backend.Upload<float>(r.Optimizer[OptimizerName(1, p.Name)].Values, second);
+        }
+        optimizer.RestoreSteps(r.State.OptimizerSteps);
+        reconnector?.RestoreSyncs(r.State.Syncs);
+        backend.Upload<float>([BitConverter.UInt32BitsToSingle(r.State.TrainLossSumBits), BitConverter.UInt32BitsToSingle(r.State.TrainCorrectSumBits)], lossAndCorrect);
+        if (Traffic is not null && r.Traffic is not null) Traffic.Import(r.Traffic);
+        Guard.SkippedSteps = r.State.SkippedSteps;
+        var state = r.State;
+        _resume = r with { Weights = [], Optimizer = [], SortedInitial = [], Traffic = null };
+        return state;
+    }
+
+    /// <summary>The traffic of the sync that just happened, as the two objects a metrics sync line gains (null when not traced).</summary>
+    public (Dictionary<string, double> SincePreviousSync, Dictionary<string, double> SinceInit)? MeasureTraffic() => Traffic?.Measure();
+
+    /// <summary>True when a checkpoint is due after <paramref name="step"/> (besides the one at every epoch end).</summary>
+    public bool IsDue(long step) =>
+        _store is not null && ((Options.Every > 0 && step % Options.Every == 0) || Options.StopAfterStep == step);
+
+    /// <summary>
+    /// Writes a checkpoint of the run at <paramref name="state"/> (counters from the trainer; this
+    /// adds the optimizer, reconnector and metrics file positions). Refuses to write non-finite
+    /// weights. Throws <see cref="TrainingStoppedException"/> afterwards when this is the step to stop at.
+    /// </summary>
+    public void Write(RunState state)
+    {
+        if (_store is null) return;
+        var network = _network!;
+        var backend = network.Backend;
+        var weights = network.CheckpointTensors().Select(t => Download(backend, t.Name, t.Shape, t.Tensor)).ToList();
+        foreach (var w in weights)
+        {
+            long bad = NonFiniteGuard.CountNonFinite(w.Values);
+            if (bad > 0)
+                throw new NonFiniteException(string.Create(CultureInfo.InvariantCulture,
+                    $"weight tensor '{w.Name}' holds {bad} non-finite values at step {state.Step}; no checkpoint written. {LastCheckpointSentence()}"));
+        }
+        var sums = new float[2];
+        backend.Download(_lossAndCorrect!, sums);
+        var optimizerArrays = new List<NamedArray>();
+        for (int i = 0; i < network.Parameters.Count; i++)
+        {
+            var p = network.Parameters[i];
+            optimizerArrays.Add(Download(backend, OptimizerName(0, p.Name), p.Info.Shape, _optimizer!.FirstMoments[i]));
+            if (_optimizer.SecondMoments[i] is { } second) optimizerArrays.Add(Download(backend, OptimizerName(1, p.Name), p.Info.Shape, second));
+        }
+        var sorted = new List<NamedArray>();
+        if (_reconnector is not null)
+        {
+            var targets = _reconnector.Targets;
+            for (int i = 0; i < targets.Count; i++)
+            {
+                var values = new float[targets[i].Weights.Length];
+                _reconnector.DownloadSortedInitial(i, values);
+                sorted.Add(new NamedArray(targets[i].Name, [.. targets[i].Weights.Shape.Dims], values));
+            }
+        }
+        var full = state with
+        {
+            Seed = _options.Seed,
+            Syncs = _reconnector?.Syncs ?? 0,
+            OptimizerSteps = _optimizer!.Steps,
+            SkippedSteps = Guard?.SkippedSteps ?? 0,
+            TrainLossSumBits = BitConverter.SingleToUInt32Bits(sums[0]),
+            TrainCorrectSumBits = BitConverter.SingleToUInt32Bits(sums[1]),
+            MetricsBytes = File.Exists(MetricsPath) ? new FileInfo(MetricsPath).Length : 0,
+        };
+        var optimizerMetadata = new Dictionary<string, string>
+        {
+            ["optimizer"] = _optimizer.Kind == OptimizerKind.Adam ? "adam" : "sgd",
+            ["t"] = _optimizer.Steps.ToString(CultureInfo.InvariantCulture),
+            ["momentum"] = _optimizer.Momentum.ToString("R", CultureInfo.InvariantCulture),
+        };
+        var files = new List<(string, Action<string>)>
+        {
+            (WeightsFile, path => SafeTensors.Write(path, weights, Metadata(state.Step))),
+            (SortedInitialFile, path => SafeTensors.Write(path, sorted, new Dictionary<string, string> { ["layout"] = "each row of each reconnected tensor sorted ascending (LaPerm's sorted0)" })),
+            (OptimizerFile, path => SafeTensors.Write(path, optimizerArrays, optimizerMetadata)),
+            (StateFile, path => AtomicFile.WriteAllText(path, full.ToJson())),
+            (ConfigFile, path => AtomicFile.WriteAllText(path, _configJson)),
+        };
+        if (Traffic is not null) files.Add((TrafficFile, path => SafeTensors.Write(path, Traffic.Export())));
+        string previous = LastCheckpointSentence();
+        try
+        {
+            _lastCheckpoint = _store.Write(state.Step, files, Options.Keep);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RunStorageException($"cannot write checkpoint {CheckpointStore.NameOf(state.Step)} in '{_store.Directory}' ({e.Message}). {previous}", e);
+        }
+        if (Options.StopAfterStep == state.Step) throw new TrainingStoppedException(state.Step, _lastCheckpoint);
+    }
+
+    private string LastCheckpointSentence() => _lastCheckpoint is null
+        ? "No checkpoint was written yet."
+        : $"The last good checkpoint '{_lastCheckpoint}' is intact.";
+
+    private Dictionary<string, string> Metadata(long step) => new()
+    {
+        ["model"] = _model.Name,
+        ["model_spec"] = ModelDefinition.ToJson(_model.Spec),
+        ["step"] = step.ToString(CultureInfo.InvariantCulture),
+        ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
+    };
+
+    private string OptimizerName(int moment, string parameter) =>
+        _options.Optimizer == OptimizerKind.Adam ? (moment == 0 ? "adam/m/" : "adam/v/") + parameter : "sgd/velocity/" + parameter;
+
+    private static NamedArray Download(IBackend backend, string name, Shape shape, Tensor<float> tensor)
+    {
+        var values = new float[tensor.Length];
+        backend.Download(tensor, values);
+        return new NamedArray(name, [.. shape.Dims], values);
+    }
+
+    // ---- resume ---------------------------------------------------------------------------------
+
+    private Loaded? FindLatestValid()
+    {
+        var store = _store!;
+        var candidates = store.Checkpoints();
+        foreach (var (step, path) in candidates)
+        {
+            try
+            {
+                var loaded = Load(path);
+                if (loaded.State.Step != step) throw new ResumeException($"its state.json says step {loaded.State.Step}");
+                return loaded;
+            }
+            catch (Exception e) when (e is ResumeException or WeightsFormatException or IOException or UnauthorizedAccessException)
+            {
+                _log?.WriteLine($"laperm: warning: skipping checkpoint '{path}': {e.Message.TrimEnd('.')}.");
+                store.Reject(path);
+            }
+        }
+        return null;
+    }
+
+    private Loaded Load(string path)
+    {
+        var required = new List<string> { WeightsFile, SortedInitialFile, OptimizerFile, StateFile, ConfigFile };
+        bool traced = _options.Checkpoints.TraceReconnectionFor(_options.Device);
+        if (traced && _options.Reconnect) required.Add(TrafficFile);
+        if (CheckpointStore.Verify(path, required) is { } problem) throw new ResumeException(problem);
+        string configPath = Path.Combine(path, ConfigFile);
+        string? mismatch = ConfigMismatch(File.ReadAllText(configPath), _configJson);
+        if (mismatch is not null) throw new ResumeException($"it was written by a run configured differently ({mismatch} in '{configPath}')");
+        var state = RunState.FromJson(File.ReadAllText(Path.Combine(path, StateFile)), Path.Combine(path, StateFile));
+
+        var weights = ReadExpecting(Path.Combine(path, WeightsFile), _model.Parameters.Select(p => (p.Name, p.Shape)).Concat(_model.State.Select(s => (s.Name, new Shape(s.Length)))));
+        var reconnected = _options.Reconnect ? _model.Parameters.Where(p => _options.ReconnectOptions.Includes(p)).ToList() : [];
+        var sorted = ReadExpecting(Path.Combine(path, SortedInitialFile), reconnected.Select(p => (p.Name, p.Shape)));
+        foreach (var p in reconnected)
+        {
+            var row = sorted[p.Name].Values;
+            for (int i = 1; i < row.Length; i++)
+                if (i % p.RowLength != 0 && Reconnection.OrderKey(row[i - 1]) > Reconnection.OrderKey(row[i]))
+                    throw new ResumeException($"'{Path.Combine(path, SortedInitialFile)}': a row of '{p.Name}' is not sorted");
+            if (NonFiniteGuard.CountNonFinite(weights[p.Name].Values) > 0)
+                throw new ResumeException($"'{Path.Combine(path, WeightsFile)}': tensor '{p.Name}' holds non-finite values");
+        }
+        var optimizerPath = Path.Combine(path, OptimizerFile);
+        var optimizerExpected = _model.Parameters.SelectMany(p => _options.Optimizer == OptimizerKind.Adam
+            ? new[] { (OptimizerName(0, p.Name), p.Shape), (OptimizerName(1, p.Name), p.Shape) }
+            : [(OptimizerName(0, p.Name), p.Shape)]);
+        var optimizer = ReadExpecting(optimizerPath, optimizerExpected);
+        var optimizerMetadata = SafeTensors.Read(optimizerPath).Metadata;
+        if (!optimizerMetadata.TryGetValue("t", out var t) || t != state.OptimizerSteps.ToString(CultureInfo.InvariantCulture))
+            throw new ResumeException($"'{optimizerPath}' records optimizer step t = {t ?? "nothing"}, its state.json says {state.OptimizerSteps}");
+        Dictionary<string, NamedArray>? traffic = null;
+        if (traced && reconnected.Count > 0)
+            traffic = ReadExpecting(Path.Combine(path, TrafficFile),
+                reconnected.SelectMany(p => new[] { ("initial/" + p.Name, p.Shape), ("previous_sync/" + p.Name, p.Shape) }));
+        return new Loaded(path, state, weights, sorted, optimizer, optimizerMetadata, traffic);
+    }
+
+    /// <summary>Reads a safetensors file and checks it holds exactly the expected names with the expected shapes.</summary>
+    private static Dictionary<string, NamedArray> ReadExpecting(string path, IEnumerable<(string Name, Shape Shape)> expected)
+    {
+        var arrays = SafeTensors.Read(path).Tensors.ToDictionary(t => t.Name);
+        var wanted = expected.ToList();
+        foreach (var (name, shape) in wanted)
+        {
+            if (!arrays.TryGetValue(name, out var array)) throw new ResumeException($"'{path}' has no tensor '{name}'");
+            if (!array.Shape.SequenceEqual(shape.Dims))
+                throw new ResumeException($"'{path}': tensor '{name}' has shape ({string.Join(", ", array.Shape)}), expected {shape}");
+        }
+        if (arrays.Count != wanted.Count)
+            throw new ResumeException($"'{path}' holds {arrays.Count} tensors, expected {wanted.Count}");
+        return arrays;
+    }
+
+    // Fields that may differ between the interrupted and the resumed run without changing its results.
+    private static readonly string[] FreeFields = ["threads", "checkpoint_every", "keep_checkpoints", "on_nan", "verify_invariants"];
+
+    private static string? ConfigMismatch(string stored, string current)
+    {
+        JsonObject a, b;
+        try
+        {
+            a = JsonNode.Parse(stored)!.AsObject();
+            b = JsonNode.Parse(current)!.AsObject();
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException)
+        {
+            return "config.json is not a JSON object";
+        }
+        foreach (var (key, value) in b)
+        {
+            if (FreeFields.Contains(key)) continue;
+            if (!JsonNode.DeepEquals(a[key], value)) return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"}, this run has {value?.ToJsonString() ?? "null"}";
+        }
+        return null;
+    }
+
+    /// <summary>Cuts metrics.jsonl back to what it held at the checkpoint, so resumed lines follow on exactly.</summary>
+    private static void TrimMetrics(string path, long bytes, TextWriter? log)
+    {
+        if (!File.Exists(path))
+        {
+            if (bytes > 0) log?.WriteLine($"laperm: warning: '{path}' is missing; the resumed run's metrics start at the checkpoint.");
+            return;
+        }
+        long length = new FileInfo(path).Length;
+        if (length < bytes)
+        {
+            log?.WriteLine($"laperm: warning: '{path}' is shorter than at the checkpoint ({length} < {bytes} bytes); keeping it as it is.");
+            return;
+        }
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
+        stream.SetLength(bytes);
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>SHA-256 of a file (summary.json's final_weights_sha256).</summary>
+    public static string Sha256(string path) => CheckpointStore.Hash(path).Sha256;
+}

@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace LaPerm.Plots;
+
+/// <summary>A metrics.jsonl that cannot be plotted; the message names the file and line.</summary>
+public sealed class MetricsFormatException(string message) : Exception(message);
+
+/// <summary>The lines of a run's metrics.jsonl, read once.</summary>
+public sealed class RunMetrics
+{
+    private RunMetrics(string path, IReadOnlyList<JsonObject> lines)
+    {
+        Path = path;
+        Lines = lines;
+    }
+
+    public string Path { get; }
+    public IReadOnlyList<JsonObject> Lines { get; }
+
+    public IEnumerable<JsonObject> Events(string kind) => Lines.Where(l => l["event"]?.GetValue<string>() == kind);
+
+    /// <summary>Reads DIR/metrics.jsonl. A torn last line (a killed run) is ignored; any other bad line is an error naming it.</summary>
+    public static RunMetrics Load(string runDirectory)
+    {
+        string path = System.IO.Path.Combine(runDirectory, "metrics.jsonl");
+        if (!File.Exists(path)) throw new MetricsFormatException($"'{path}' does not exist; is '{runDirectory}' a laperm run directory (laperm train --out DIR)?");
+        var text = File.ReadAllLines(path);
+        var lines = new List<JsonObject>();
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (text[i].Length == 0) continue;
+            try
+            {
+                lines.Add(JsonNode.Parse(text[i])?.AsObject() ?? throw new JsonException("null"));
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
+            {
+                if (i == text.Length - 1) break;
+                throw new MetricsFormatException($"'{path}' line {i + 1} is not a JSON object ({e.Message})");
+            }
+        }
+        return new RunMetrics(path, lines);
+    }
+
+    internal static double? Number(JsonObject line, string field) =>
+        line[field] is JsonValue v && v.TryGetValue<double>(out double d) && double.IsFinite(d) ? d : null;
+}
+
+/// <summary>The figures of `laperm plot` and `laperm trace`, built from metrics.jsonl.</summary>
+public static class RunFigures
+{
+    /// <summary>Accuracy and loss (train running average, train-eval if recorded, test) against steps; syncs marked.</summary>
+    public static Figure Training(RunMetrics metrics)
+    {
+        var evals = metrics.Events("eval").ToList();
+        if (evals.Count == 0) throw new MetricsFormatException($"'{metrics.Path}' has no evaluation lines to plot");
+        var syncs = metrics.Events("sync").Select(s => RunMetrics.Number(s, "step") ?? 0).ToList();
+        Series Line(string name, string field, double scale)
+        {
+            var points = evals.Select(e => (X: RunMetrics.Number(e, "step"), Y: RunMetrics.Number(e, field)))
+                .Where(p => p.X is not null && p.Y is not null).ToList();
+            return new Series(name, [.. points.Select(p => p.X!.Value)], [.. points.Select(p => p.Y!.Value * scale)]);
+        }
+        static IReadOnlyList<Series> NonEmpty(params Series[] s) => [.. s.Where(x => x.X.Length > 0)];
+        var accuracy = NonEmpty(Line("train (running)", "train_accuracy", 100), Line("train (eval)", "train_eval_accuracy", 100), Line("test", "test_accuracy", 100));
+        var loss = NonEmpty(Line("train (running)", "train_loss", 1), Line("train (eval)", "train_eval_loss", 1), Line("test", "test_loss", 1));
+        string syncNote = syncs.Count > 0 ? $" ({syncs.Count} syncs dashed)" : "";
+        return new Figure(
+        [
+            new Panel("Accuracy" + syncNote, "step", "accuracy (%)", accuracy, syncs),
+            new Panel("Loss" + syncNote, "step", "cross-entropy loss", loss, syncs) { LegendAtTop = true },
+        ], Columns: 2);
+    }
+
+    /// <summary>Layers whose reconnection traffic the run recorded.</summary>
+    public static IReadOnlyList<string> TracedLayers(RunMetrics metrics) =>
+        [.. metrics.Events("sync").SelectMany(s => s["changed_since_init"] is JsonObject o ? o.Select(kv => kv.Key) : []).Distinct()];
+
+    /// <summary>Per sync, the fraction of <paramref name="layer"/>'s positions changed since the previous sync and since initialisation.</summary>
+    public static Figure Trace(RunMetrics metrics, string layer)
+    {
+        var layers = TracedLayers(metrics);
+        if (layers.Count == 0)
+            throw new MetricsFormatException($"'{metrics.Path}' has no reconnection traffic (train with --trace-reconnection on)");
+        if (!layers.Contains(layer))
+            throw new MetricsFormatException($"'{metrics.Path}' has no traffic for layer '{layer}'; it has {string.Join(", ", layers)}");
+        Series Line(string name, string field)
+        {
+            var points = metrics.Events("sync")
+                .Select(s => (X: RunMetrics.Number(s, "step"), Y: s[field] is JsonObject o && o[layer] is JsonValue v && v.TryGetValue<double>(out double d) ? d : (double?)null))
+                .Where(p => p.X is not null && p.Y is not null).ToList();
+            return new Series(name, [.. points.Select(p => p.X!.Value)], [.. points.Select(p => p.Y!.Value * 100)]);
+        }
+        return new Figure(
+        [
+            new Panel($"Reconnection traffic of {layer}", "step (at each sync)", "positions whose value changed (%)",
+                [Line("since the previous sync", "changed_since_previous_sync"), Line("since initialisation", "changed_since_init")], []),
+        ], Columns: 1, PanelWidth: 760, PanelHeight: 420);
+    }
+
+    /// <summary>A layer name made safe for a file name (dense1/kernel -> dense1-kernel).</summary>
+    public static string FileSafe(string name) =>
+        string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '-'));
+
+    internal static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

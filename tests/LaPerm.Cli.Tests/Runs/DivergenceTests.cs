@@ -1,0 +1,36 @@
+using LaPerm.Cli;
+using LaPerm.Core.Checkpoints;
+
+namespace LaPerm.Cli.Tests.Runs;
+
+public sealed class DivergenceTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-diverge-{Guid.NewGuid():N}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+
+    [Fact]
+    public void ADivergingRunStopsWithExitCodeFourNamingTheStepAndKeepsItsLastCheckpoint()
+    {
+        // Momentum SGD at lr 10 blows the logits up within a few steps: a real divergence, nothing injected.
+        string dir = Path.Combine(_root, "run");
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(["train", "--model", "lenet300", "--limit-train", "2000", "--limit-test", "100", "--epochs", "1", "--batch", "32",
+            "--optimizer", "sgd", "--lr", "10", "--momentum", "0.99", "--no-reconnect", "--checkpoint-every", "2", "--threads", "2", "--quiet", "--out", dir],
+            TextWriter.Null, stderr);
+        Assert.Equal(CommandLine.NonFinite, code);
+        string message = stderr.ToString();
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"the training loss is (NaN|-?Infinity|∞|-∞) at step (\d+)");
+        Assert.True(match.Success, message);
+        long step = long.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var store = new CheckpointStore(dir);
+        var newest = store.Checkpoints()[0];
+        Assert.True(newest.Step < step && newest.Step >= step - 2, $"newest checkpoint {newest.Step}, stopped at {step}");
+        Assert.Contains($"'{newest.Path}' is intact", message, StringComparison.Ordinal);
+        Assert.Null(CheckpointStore.Verify(newest.Path, [RunSession.WeightsFile]));
+        Assert.False(File.Exists(Path.Combine(dir, "summary.json")));
+    }
+}

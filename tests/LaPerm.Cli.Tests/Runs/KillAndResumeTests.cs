@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using LaPerm.Cli;
+using LaPerm.Core.Checkpoints;
+
+namespace LaPerm.Cli.Tests.Runs;
+
+public sealed class KillAndResumeTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-kill-{Guid.NewGuid():N}");
+
+    public KillAndResumeTests() => Directory.CreateDirectory(_root);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+
+    private static string[] TrainArgs(string dir) =>
+        ["train", "--model", "f1", "--limit-train", "2000", "--limit-test", "200", "--epochs", "4", "--batch", "20", "--k", "7",
+         "--checkpoint-every", "3", "--keep-checkpoints", "2", "--threads", "1", "--seed", "3", "--quiet", "--out", dir];
+
+    /// <summary>Starts the built laperm (laperm.dll next to this test assembly) as a child process.</summary>
+    private static Process Start(IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "laperm.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        return Process.Start(info)!;
+    }
+
+    [Fact]
+    public async Task KillNineAtRandomMomentsLeavesARunThatResumesToTheUninterruptedResult()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string straight = Path.Combine(_root, "straight"), killed = Path.Combine(_root, "killed");
+        Assert.Equal(0, CommandLine.Run(TrainArgs(straight), TextWriter.Null, TextWriter.Null));
+
+        var rng = new Random(Environment.TickCount);
+        var log = new List<string>();
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            bool configured = File.Exists(Path.Combine(killed, RunSession.RunConfigFile));
+            using var child = Start(configured ? ["train", "--resume", killed, "--quiet"] : TrainArgs(killed));
+            var stdout = child.StandardOutput.ReadToEndAsync(ct);
+            var stderr = child.StandardError.ReadToEndAsync(ct);
+            int delay = rng.Next(300, 2500);
+            bool exited = child.WaitForExit(delay);
+            if (!exited) child.Kill(entireProcessTree: true); // SIGKILL on Linux
+            await child.WaitForExitAsync(ct);
+            var reached = new CheckpointStore(killed).Checkpoints().Select(c => c.Step).DefaultIfEmpty(0).Max();
+            log.Add($"attempt {attempt}: {(configured ? "resume" : "start")}, {(exited ? "finished" : $"killed after {delay} ms")}, newest checkpoint step {reached}: {await stdout} {await stderr}");
+        }
+
+        using (var final = Start(File.Exists(Path.Combine(killed, RunSession.RunConfigFile)) ? ["train", "--resume", killed, "--quiet"] : TrainArgs(killed)))
+        {
+            var stdout = final.StandardOutput.ReadToEndAsync(ct);
+            var stderr = final.StandardError.ReadToEndAsync(ct);
+            await final.WaitForExitAsync(ct);
+            log.Add($"final: {await stdout} {await stderr}");
+            Assert.True(final.ExitCode == 0, string.Join("\n", log));
+        }
+
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", log));
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(straight, "summary.json")))!;
+        var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(killed, "summary.json")))!;
+        Assert.True(expected["final_weights_sha256"]!.GetValue<string>() == actual["final_weights_sha256"]!.GetValue<string>(), string.Join("\n", log));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(killed, "final.safetensors")));
+        Assert.Equal(MetricsWithoutClock(straight), MetricsWithoutClock(killed));
+        var store = new CheckpointStore(killed);
+        Assert.Equal(2, store.Checkpoints().Count);
+        Assert.All(store.Checkpoints(), c => Assert.Null(CheckpointStore.Verify(c.Path, [RunSession.WeightsFile, RunSession.StateFile])));
+        Assert.Equal(CheckpointStore.NameOf(400), File.ReadAllText(store.LatestPointer).Trim());
+    }
+
+    [Theory]
+    [InlineData("--model", "--model")]
+    [InlineData("--epochs", "--epochs")]
+    public void ResumeRefusesFlagsThatWouldChangeTheRun(string flag, string expected)
+    {
+        string dir = Path.Combine(_root, "run");
+        Assert.Equal(0, CommandLine.Run([.. TrainArgs(dir).Select(a => a == "4" ? "1" : a), "--stop-after", "5"], TextWriter.Null, TextWriter.Null));
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", dir, flag, "2"], TextWriter.Null, stderr));
+        Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("cannot be changed", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StopAfterThenResumeThroughTheCommandLineFinishesTheRun()
+    {
+        string dir = Path.Combine(_root, "run");
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run([.. TrainArgs(dir).Select(a => a == "4" ? "1" : a), "--stop-after", "50"], stdout, TextWriter.Null));
+        Assert.Contains("stopped after step 50", stdout.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "summary.json")));
+        stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--quiet"], stdout, TextWriter.Null));
+        Assert.Contains("resuming from", stdout.ToString(), StringComparison.Ordinal);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
+        Assert.Equal(100, summary["steps"]!.GetValue<long>());
+    }
+
+    [Theory]
+    [InlineData("--on-nan", "maybe", "--on-nan expects stop or skip-step")]
+    [InlineData("--trace-reconnection", "yes", "--trace-reconnection expects on or off")]
+    [InlineData("--keep-checkpoints", "0", "--keep-checkpoints expects an integer of at least 1")]
+    public void BadRunFlagsAreOneSentence(string flag, string value, string expected)
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", flag, value, "--out", Path.Combine(_root, "x")], TextWriter.Null, stderr));
+        Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnUnwritableOutputDirectoryExitsWithTheStorageCodeBeforeTraining()
+    {
+        string file = Path.Combine(_root, "file");
+        File.WriteAllText(file, "x");
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.StorageFailed, CommandLine.Run([.. TrainArgs(Path.Combine(file, "run"))], TextWriter.Null, stderr));
+        Assert.Contains("cannot be written", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    internal static List<string> MetricsWithoutClock(string dir) =>
+        [.. File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(line =>
+        {
+            var o = JsonNode.Parse(line)!.AsObject();
+            o.Remove("wall_seconds");
+            o.Remove("seconds");
+            return o.ToJsonString();
+        })];
+}

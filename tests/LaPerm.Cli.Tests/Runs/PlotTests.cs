@@ -1,0 +1,147 @@
+using System.Buffers.Binary;
+using System.Xml.Linq;
+using LaPerm.Cli;
+using LaPerm.Core.Model;
+using LaPerm.Plots;
+
+namespace LaPerm.Cli.Tests.Runs;
+
+/// <summary>One short reconnecting run and one baseline run, shared by the plot tests.</summary>
+public sealed class PlottedRuns : IDisposable
+{
+    public PlottedRuns()
+    {
+        Directory.CreateDirectory(Root);
+        string[] common = ["train", "--model", "f2", "--limit-train", "1500", "--limit-test", "300", "--epochs", "2", "--batch", "50", "--threads", "2", "--quiet"];
+        if (CommandLine.Run([.. common, "--k", "10", "--out", LaPerm], TextWriter.Null, Console.Error) != 0) throw new InvalidOperationException("training failed");
+        if (CommandLine.Run([.. common, "--no-reconnect", "--eval-every", "10", "--out", Baseline], TextWriter.Null, Console.Error) != 0) throw new InvalidOperationException("training failed");
+    }
+
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), $"laperm-plots-{Guid.NewGuid():N}");
+    public string LaPerm => Path.Combine(Root, "laperm");
+    public string Baseline => Path.Combine(Root, "baseline");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true);
+    }
+}
+
+public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
+{
+    private static (int Width, int Height) Png(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A], bytes[..8]);
+        Assert.Equal("IHDR", System.Text.Encoding.ASCII.GetString(bytes, 12, 4));
+        return (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)), BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)));
+    }
+
+    private static XDocument Svg(string path, int width, int height)
+    {
+        var doc = XDocument.Load(path);
+        Assert.Equal("svg", doc.Root!.Name.LocalName);
+        Assert.Equal(width.ToString(System.Globalization.CultureInfo.InvariantCulture), doc.Root.Attribute("width")!.Value);
+        Assert.Equal(height.ToString(System.Globalization.CultureInfo.InvariantCulture), doc.Root.Attribute("height")!.Value);
+        return doc;
+    }
+
+    private static int Paths(XDocument doc) => doc.Descendants().Count(e => e.Name.LocalName == "path");
+
+    [Fact]
+    public void PlotWritesAccuracyAndLossAgainstStepsWithSyncsMarked()
+    {
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["plot", runs.LaPerm], stdout, TextWriter.Null));
+        string png = Path.Combine(runs.LaPerm, "training.png"), svg = Path.Combine(runs.LaPerm, "training.svg");
+        Assert.Contains(png, stdout.ToString(), StringComparison.Ordinal);
+        var figure = RunFigures.Training(RunMetrics.Load(runs.LaPerm));
+        Assert.Equal((figure.Width, figure.Height), Png(png));
+        var doc = Svg(svg, figure.Width, figure.Height);
+
+        // 60 steps, k = 10: syncs (and evaluations) at 10, 20, ..., 60.
+        var expectedSteps = Enumerable.Range(1, 6).Select(i => i * 10.0).ToArray();
+        Assert.Equal(["Accuracy (6 syncs dashed)", "Loss (6 syncs dashed)"], figure.Panels.Select(p => p.Title));
+        foreach (var panel in figure.Panels)
+        {
+            Assert.Equal(expectedSteps, panel.Markers);
+            Assert.Equal(["train (running)", "test"], panel.Lines.Select(l => l.Name));
+            Assert.All(panel.Lines, l => Assert.Equal(expectedSteps, l.X));
+        }
+        var test = figure.Panels[0].Lines[1].Y;
+        Assert.All(test, v => Assert.InRange(v, 0, 100));
+        Assert.True(test[^1] > 50, $"f2 should learn something in 60 steps, test accuracy {test[^1]}%");
+        // At least one drawn path per line and per sync marker.
+        Assert.True(Paths(doc) >= 2 * (2 + 6), $"{Paths(doc)} paths");
+    }
+
+    [Fact]
+    public void ProfileWeightsDrawsInitialAndTrainedRowsAndSummarises()
+    {
+        var stdout = new StringWriter();
+        string weights = Path.Combine(runs.Baseline, "final.safetensors");
+        Assert.Equal(0, CommandLine.Run(["profile-weights", "--weights", weights, "--model", "f2"], stdout, TextWriter.Null));
+        string text = stdout.ToString();
+        Assert.Contains("against " + Path.Combine(runs.Baseline, "initial.safetensors"), text, StringComparison.Ordinal);
+        foreach (var layer in new[] { "dense1/kernel", "dense2/kernel", "dense3/kernel" }) Assert.Contains(layer, text, StringComparison.Ordinal);
+
+        var model = new ModelDefinition(BuiltInModels.F2());
+        var (figure, summary) = WeightProfile.Build(model, weights, Path.Combine(runs.Baseline, "initial.safetensors"));
+        Assert.Equal(6, figure.Panels.Count);
+        Assert.Equal(["dense1/kernel initial (64 of 128 rows)", "dense1/kernel trained (64 of 128 rows)"], figure.Panels.Take(2).Select(p => p.Title));
+        Assert.Equal(10, figure.Panels[^1].Lines.Count);
+        // Every drawn line is a sorted row: non-decreasing values against increasing ranks.
+        Assert.All(figure.Panels.SelectMany(p => p.Lines), l =>
+        {
+            for (int i = 1; i < l.Y.Length; i++) Assert.True(l.Y[i] >= l.Y[i - 1] && l.X[i] > l.X[i - 1]);
+        });
+        // The baseline's Adam moves values, so no row stays a permutation of its initial row; the profiles stay close.
+        Assert.All(summary, l => Assert.Equal(0, l.PermutedRows));
+        Assert.All(summary, l => Assert.InRange(l.MeanProfileDistance!.Value, 1e-6, 0.05));
+
+        string png = Path.Combine(runs.Baseline, "final.profile.png");
+        Assert.Equal((figure.Width, figure.Height), Png(png));
+        var doc = Svg(Path.ChangeExtension(png, ".svg"), figure.Width, figure.Height);
+        Assert.True(Paths(doc) >= 2 * (64 + 64 + 10), $"{Paths(doc)} paths");
+    }
+
+    [Fact]
+    public void AfterReconnectionEveryRowIsAPermutationOfItsInitialRow()
+    {
+        var (_, summary) = WeightProfile.Build(new ModelDefinition(BuiltInModels.F2()), Path.Combine(runs.LaPerm, "final.safetensors"), Path.Combine(runs.LaPerm, "initial.safetensors"));
+        Assert.All(summary, l => Assert.Equal(l.Rows, l.PermutedRows));
+        Assert.All(summary, l => Assert.Equal(0, l.MeanProfileDistance));
+    }
+
+    [Fact]
+    public void TracePlotsTheTrafficOfOneLayer()
+    {
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["trace", runs.LaPerm, "--layer", "dense2/kernel"], stdout, TextWriter.Null));
+        var figure = RunFigures.Trace(RunMetrics.Load(runs.LaPerm), "dense2/kernel");
+        var lines = figure.Panels.Single().Lines;
+        Assert.Equal(["since the previous sync", "since initialisation"], lines.Select(l => l.Name));
+        Assert.All(lines, l => Assert.Equal(Enumerable.Range(1, 6).Select(i => i * 10.0), l.X));
+        Assert.All(lines, l => Assert.All(l.Y, v => Assert.InRange(v, 0, 100)));
+        Assert.Equal(lines[0].Y[0], lines[1].Y[0]); // at the first sync, previous = initial
+        Assert.True(lines[1].Y.Max() > 0);
+        string png = Path.Combine(runs.LaPerm, "trace-dense2-kernel.png");
+        Assert.Equal((figure.Width, figure.Height), Png(png));
+        Svg(Path.ChangeExtension(png, ".svg"), figure.Width, figure.Height);
+
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", runs.LaPerm, "--layer", "nope"], TextWriter.Null, stderr));
+        Assert.Contains("dense1/kernel", stderr.ToString(), StringComparison.Ordinal);
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", runs.Baseline, "--layer", "dense1/kernel"], TextWriter.Null, stderr));
+        Assert.Contains("no reconnection traffic", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void PlottingSomethingThatIsNotARunIsOneSentence()
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", runs.Root], TextWriter.Null, stderr));
+        Assert.Contains("metrics.jsonl", stderr.ToString(), StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,189 @@
+using System.Text.Json.Nodes;
+using LaPerm.Core.Checkpoints;
+using LaPerm.Core.IO;
+
+namespace LaPerm.Core.Tests.Checkpoints;
+
+public sealed class FailureTests
+{
+    public enum Damage
+    {
+        Truncated,
+        BadJsonHeader,
+        WrongShapeWithMatchingChecksum,
+        ChecksumMismatch,
+        MissingManifest,
+    }
+
+    private static void Inflict(string checkpoint, Damage damage)
+    {
+        string weights = Path.Combine(checkpoint, RunSession.WeightsFile);
+        byte[] bytes = File.ReadAllBytes(weights);
+        switch (damage)
+        {
+            case Damage.Truncated:
+                File.WriteAllBytes(weights, bytes[..(bytes.Length / 2)]);
+                break;
+            case Damage.BadJsonHeader:
+                bytes[8] = (byte)'#'; // the header's opening brace
+                File.WriteAllBytes(weights, bytes);
+                break;
+            case Damage.WrongShapeWithMatchingChecksum:
+                // A well-formed file whose dense kernel has the wrong shape, with a manifest made to agree:
+                // the checksum cannot catch it, the shape check must.
+                var (tensors, meta) = SafeTensors.Read(weights);
+                var changed = tensors.Select(t => t.Name == "dense1/kernel" ? t with { Shape = [676, 10] } : t).ToList();
+                SafeTensors.Write(weights, changed, meta);
+                var manifestPath = Path.Combine(checkpoint, CheckpointStore.ManifestFile);
+                var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
+                var (size, sha) = CheckpointStore.Hash(weights);
+                manifest["files"]![RunSession.WeightsFile] = new JsonObject { ["bytes"] = size, ["sha256"] = sha };
+                File.WriteAllText(manifestPath, manifest.ToJsonString());
+                break;
+            case Damage.ChecksumMismatch:
+                bytes[^3] ^= 0x40; // one bit of the last weight
+                File.WriteAllBytes(weights, bytes);
+                break;
+            case Damage.MissingManifest:
+                File.Delete(Path.Combine(checkpoint, CheckpointStore.ManifestFile));
+                break;
+        }
+    }
+
+    [Theory]
+    [InlineData(Damage.Truncated, "bytes")]
+    [InlineData(Damage.BadJsonHeader, "SHA-256")]
+    [InlineData(Damage.WrongShapeWithMatchingChecksum, "shape")]
+    [InlineData(Damage.ChecksumMismatch, "SHA-256")]
+    [InlineData(Damage.MissingManifest, "manifest")]
+    public void ADamagedNewestCheckpointIsSkippedWithAWarningAndThePreviousOneIsUsed(Damage damage, string reason)
+    {
+        using var fx = new RunFixture();
+        string straight = fx.Dir("straight"), split = fx.Dir("split");
+        var a = RunFixture.Train(RunFixture.Options(straight));
+        var options = RunFixture.Options(split);
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 13 } }));
+        var store = new CheckpointStore(split);
+        Assert.Equal([13L, 12L, 8L, 4L], store.Checkpoints().Select(c => c.Step));
+        string newest = store.Checkpoints()[0].Path;
+        Inflict(newest, damage);
+
+        var log = new StringWriter();
+        var b = RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log);
+        string text = log.ToString();
+        Assert.Contains($"skipping checkpoint '{newest}'", text, StringComparison.Ordinal);
+        Assert.Contains(reason, text, StringComparison.Ordinal);
+        Assert.Contains("resuming from", text, StringComparison.Ordinal);
+        Assert.Contains(CheckpointStore.NameOf(12), text, StringComparison.Ordinal);
+        // Resuming from step 12 still reproduces the uninterrupted run exactly.
+        Assert.Equal(a.FinalWeightsSha256, b.FinalWeightsSha256);
+        Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(split));
+        Assert.True(Directory.Exists(Path.Combine(store.Directory, "rejected-" + CheckpointStore.NameOf(13))));
+    }
+
+    [Fact]
+    public void WithEveryCheckpointDamagedTheRunStartsOverAndSaysSo()
+    {
+        using var fx = new RunFixture();
+        string straight = fx.Dir("straight"), split = fx.Dir("split");
+        var a = RunFixture.Train(RunFixture.Options(straight) with { Epochs = 1 });
+        var options = RunFixture.Options(split) with { Epochs = 1 };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 5 } }));
+        foreach (var (_, path) in new CheckpointStore(split).Checkpoints()) Inflict(path, Damage.ChecksumMismatch);
+        var log = new StringWriter();
+        var b = RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log);
+        Assert.Contains("no valid checkpoint", log.ToString(), StringComparison.Ordinal);
+        Assert.Equal(a.FinalWeightsSha256, b.FinalWeightsSha256);
+        Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(split));
+    }
+
+    [Fact]
+    public void ANaNWeightStopsTheRunNamingStepAndTensorAndLeavesTheLastCheckpointIntact()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("nan");
+        var e = Assert.Throws<NonFiniteException>(() => RunFixture.Train(RunFixture.Options(dir), makeObserver: trainer => new StepHook(step =>
+        {
+            if (step != 10) return;
+            var p = trainer.Network!.Parameters.Single(x => x.Name == "dense1/kernel");
+            var values = new float[p.Value.Length];
+            trainer.Network.Backend.Download(p.Value, values);
+            values[123] = float.NaN;
+            trainer.Network.Backend.Upload<float>(values, p.Value);
+        })));
+        Assert.Contains("step 11", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'dense1/kernel' (1 of 6760 values)", e.Message, StringComparison.Ordinal);
+        Assert.Contains(CheckpointStore.NameOf(8), e.Message, StringComparison.Ordinal);
+        var store = new CheckpointStore(dir);
+        Assert.Equal(8L, store.Checkpoints()[0].Step);
+        Assert.Null(CheckpointStore.Verify(store.Checkpoints()[0].Path, [RunSession.WeightsFile]));
+        Assert.All(SafeTensors.Read(Path.Combine(store.Checkpoints()[0].Path, RunSession.WeightsFile)).Tensors, t => Assert.All(t.Values, v => Assert.True(float.IsFinite(v))));
+    }
+
+    [Fact]
+    public void SkipStepLeavesNonFiniteStepsOutAndRecordsThem()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("skip");
+        float[]? saved = null;
+        // One epoch of 32 steps, so no checkpoint (which refuses non-finite weights in any mode) falls inside the poisoned steps.
+        // k = 25 keeps syncs out of steps 11..20 too (a sync would re-fill the poisoned row with initial values).
+        var options = RunFixture.Options(dir) with { Epochs = 1, Batch = 8, K = Core.LaPerm.SyncSchedule.Constant(25), Checkpoints = new CheckpointOptions { OnNonFinite = NonFinitePolicy.SkipStep } };
+        var summary = RunFixture.Train(options, makeObserver: trainer => new StepHook(step =>
+        {
+            var p = trainer.Network!.Parameters.Single(x => x.Name == "conv1/kernel");
+            if (step == 10)
+            {
+                saved = new float[p.Value.Length];
+                trainer.Network.Backend.Download(p.Value, saved);
+                var poisoned = (float[])saved.Clone();
+                poisoned[0] = float.PositiveInfinity;
+                trainer.Network.Backend.Upload<float>(poisoned, p.Value);
+            }
+            else if (step == 20)
+            {
+                trainer.Network.Backend.Upload<float>(saved!, p.Value);
+            }
+        }));
+        var skipped = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Where(n => n["event"]!.GetValue<string>() == "skipped_step").Select(n => n["step"]!.GetValue<long>()).ToList();
+        // Steps 11..20 see the infinite weight (its loss is not finite); the hook at step 20 puts the weight back after that step.
+        Assert.Equal(Enumerable.Range(11, 10).Select(s => (long)s), skipped);
+        Assert.Equal(32, summary.Steps);
+        // Evaluations every 3 steps: the one at step 15 follows three skipped steps, so it has no training images to average.
+        var at15 = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Single(n => n["event"]!.GetValue<string>() == "eval" && n["step"]!.GetValue<long>() == 15);
+        Assert.Null(at15["train_loss"]);
+        Assert.Null(at15["train_accuracy"]);
+        Assert.True(double.IsFinite(summary.FinalTestLoss));
+    }
+
+    [Fact]
+    public void AnUnwritableOutputDirectoryFailsBeforeTraining()
+    {
+        using var fx = new RunFixture();
+        string file = fx.Dir("a-file");
+        File.WriteAllText(file, "not a directory");
+        var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(Path.Combine(file, "run"))));
+        Assert.Contains("cannot be written", e.Message, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(file, "run"), e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFailedCheckpointWriteStopsTheRunAndKeepsThePreviousCheckpoint()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("full");
+        var store = new CheckpointStore(dir);
+        // After step 10, a plain file takes the name the step-12 checkpoint is built under, so creating it fails as a full disk would.
+        var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(dir), observer: new StepHook(step =>
+        {
+            if (step == 10) File.WriteAllText(Path.Combine(store.Directory, ".tmp-" + CheckpointStore.NameOf(12)), "in the way");
+        })));
+        Assert.Contains("cannot write checkpoint step-00000012", e.Message, StringComparison.Ordinal);
+        Assert.Contains("step-00000008' is intact", e.Message, StringComparison.Ordinal);
+        Assert.Equal(8L, store.Checkpoints()[0].Step);
+        Assert.Null(CheckpointStore.Verify(store.Checkpoints()[0].Path, [RunSession.WeightsFile]));
+        Assert.Equal("step-00000008", File.ReadAllText(store.LatestPointer).Trim());
+    }
+}

@@ -1,0 +1,122 @@
+using System.Text.Json.Nodes;
+using LaPerm.Core.Checkpoints;
+using LaPerm.Core.IO;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Core.Tests.Checkpoints;
+
+public sealed class ResumeTests
+{
+    [Theory]
+    [InlineData(OptimizerKind.Adam, 10, 0, 1)] // mid-epoch; default evaluation after syncs, spaced: the eval gap carries over
+    [InlineData(OptimizerKind.Adam, 11, 3, 5)] // mid-epoch, between syncs
+    [InlineData(OptimizerKind.Sgd, 16, 3, 5)] // an epoch end
+    public void StoppingAndResumingIsBitIdenticalToAnUninterruptedRun(OptimizerKind optimizer, long stopAfter, int evalEvery, int k)
+    {
+        using var fx = new RunFixture();
+        string straight = fx.Dir("straight"), split = fx.Dir("split");
+        var a = RunFixture.Train((RunFixture.Options(straight, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k) }));
+        var stopped = Assert.Throws<TrainingStoppedException>(() =>
+            RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k), Checkpoints = RunFixture.Options(split).Checkpoints with { StopAfterStep = stopAfter } }));
+        Assert.Equal(stopAfter, stopped.Step);
+        Assert.False(File.Exists(Path.Combine(split, "final.safetensors")));
+        var log = new StringWriter();
+        var b = RunFixture.Train(RunFixture.Options(split, optimizer) with { EvalEvery = evalEvery, K = Core.LaPerm.SyncSchedule.Constant(k), Checkpoints = RunFixture.Options(split).Checkpoints with { Resume = true } }, log);
+        Assert.Contains(CheckpointStore.NameOf(stopAfter), log.ToString(), StringComparison.Ordinal);
+
+        Assert.Equal(24, b.Steps);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(split, "final.safetensors")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "best.safetensors")), File.ReadAllBytes(Path.Combine(split, "best.safetensors")));
+        Assert.Matches("^[0-9a-f]{64}$", a.FinalWeightsSha256!);
+        Assert.Equal(a.FinalWeightsSha256, b.FinalWeightsSha256);
+        Assert.Equal((a.Syncs, a.BestStep, a.BestTestAccuracy, a.FinalTestAccuracy, a.FinalTestLoss), (b.Syncs, b.BestStep, b.BestTestAccuracy, b.FinalTestAccuracy, b.FinalTestLoss));
+        Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(split));
+        Assert.Contains(a.FinalWeightsSha256!, File.ReadAllText(Path.Combine(split, "summary.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ACheckpointHoldsEveryFileWithItsChecksumAndTheNewestKAreKept()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Checkpoints = new CheckpointOptions { Every = 4, Keep = 2 } });
+        var store = new CheckpointStore(dir);
+        // Steps 4, 8 (epoch end), 12, 16 (epoch end), 20, 24 (epoch end): the newest two remain.
+        Assert.Equal([24L, 20L], store.Checkpoints().Select(c => c.Step));
+        Assert.Equal("step-00000024", File.ReadAllText(store.LatestPointer).Trim());
+        Assert.Empty(Directory.GetDirectories(store.Directory, ".*"));
+        string newest = store.Checkpoints()[0].Path;
+        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(newest, "manifest.json")))!["files"]!.AsObject();
+        Assert.Equal(
+            new[] { "config.json", "optimizer.safetensors", "sorted_initial.safetensors", "state.json", "traffic.safetensors", "weights.safetensors" },
+            manifest.Select(kv => kv.Key).Order());
+        foreach (var (file, entry) in manifest)
+            Assert.Equal(CheckpointStore.Hash(Path.Combine(newest, file)).Sha256, entry!["sha256"]!.GetValue<string>());
+        Assert.Null(CheckpointStore.Verify(newest, ["weights.safetensors"]));
+
+        var state = RunState.FromJson(File.ReadAllText(Path.Combine(newest, "state.json")), "state.json");
+        Assert.Equal((24L, 3, 0, 8), (state.Step, state.Epoch, state.BatchInEpoch, state.StepsPerEpoch));
+        Assert.Equal(24L, state.OptimizerSteps);
+        Assert.Equal(4, state.Syncs); // steps 5, 10, 15, 20; the final sync comes after the last checkpoint
+        Assert.Equal(11UL, state.Seed);
+
+        // Optimizer state: Adam m and v for every parameter, with t.
+        var (optimizerArrays, optimizerMeta) = SafeTensors.Read(Path.Combine(newest, "optimizer.safetensors"));
+        Assert.Equal("adam", optimizerMeta["optimizer"]);
+        Assert.Equal("24", optimizerMeta["t"]);
+        Assert.Contains(optimizerArrays, t => t.Name == "adam/v/dense1/kernel");
+        // Sorted initial rows: each row ascending, and the rows of initial.safetensors sorted.
+        var sorted = SafeTensors.Read(Path.Combine(newest, "sorted_initial.safetensors")).Tensors.Single(t => t.Name == "conv1/kernel");
+        var initial = SafeTensors.Read(Path.Combine(dir, "initial.safetensors")).Tensors.Single(t => t.Name == "conv1/kernel");
+        int rowLength = sorted.Values.Length / sorted.Shape[0];
+        for (int r = 0; r < sorted.Shape[0]; r++)
+        {
+            var expected = initial.Values.AsSpan(r * rowLength, rowLength).ToArray();
+            Array.Sort(expected, (x, y) => Backend.Reconnection.OrderKey(x).CompareTo(Backend.Reconnection.OrderKey(y)));
+            Assert.Equal(expected, sorted.Values.AsSpan(r * rowLength, rowLength).ToArray());
+        }
+    }
+
+    [Fact]
+    public void ANewRunInAUsedDirectoryRemovesTheEarlierRunsCheckpoints()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 2 });
+        Assert.Equal(4, new CheckpointStore(dir).Checkpoints().Count);
+        var log = new StringWriter();
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1, Seed = 12, Checkpoints = new CheckpointOptions() }, log);
+        Assert.Contains("holds 4 checkpoints of an earlier run", log.ToString(), StringComparison.Ordinal);
+        var only = Assert.Single(new CheckpointStore(dir).Checkpoints());
+        Assert.Equal(8L, only.Step);
+        Assert.Equal(12UL, RunState.FromJson(File.ReadAllText(Path.Combine(only.Path, "state.json")), "state.json").Seed);
+    }
+
+    [Fact]
+    public void WeightsFileIsPlainSafetensorsWithLayerNamesAndShapes()
+    {
+        // Parsed here by hand, as numpy or PyTorch's safetensors would: u64 header length, JSON, raw little-endian F32.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1 });
+        string path = Path.Combine(new CheckpointStore(dir).Checkpoints()[0].Path, "weights.safetensors");
+        byte[] bytes = File.ReadAllBytes(path);
+        long n = BitConverter.ToInt64(bytes, 0);
+        var header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, (int)n))!.AsObject();
+        var expected = new Dictionary<string, int[]>
+        {
+            ["conv1/kernel"] = [4, 1, 3, 3], ["conv1/bias"] = [4], ["bn1/gamma"] = [4], ["bn1/beta"] = [4],
+            ["bn1/moving_mean"] = [4], ["bn1/moving_variance"] = [4], ["dense1/kernel"] = [10, 676], ["dense1/bias"] = [10],
+        };
+        var names = header.Where(kv => kv.Key != "__metadata__").Select(kv => kv.Key).ToHashSet();
+        Assert.Equal(expected.Keys.Order(), names.Order());
+        foreach (var (name, shape) in expected)
+        {
+            var entry = header[name]!;
+            Assert.Equal("F32", entry["dtype"]!.GetValue<string>());
+            Assert.Equal(shape, entry["shape"]!.AsArray().Select(d => d!.GetValue<int>()));
+            var offsets = entry["data_offsets"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
+            Assert.Equal(shape.Aggregate(1L, (a, d) => a * d) * 4, offsets[1] - offsets[0]);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using LaPerm.Core.Checkpoints;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+
+namespace LaPerm.Core.Tests.Checkpoints;
+
+public sealed class RunConfigurationTests
+{
+    [Fact]
+    public void EveryOptionSurvivesTheRoundTrip()
+    {
+        var o = new TrainingOptions
+        {
+            Model = "conv7", Data = "fashion-mnist", Epochs = 7, Batch = 33, K = SyncSchedule.Parse("0:100,5:400"), LearningRate = 0.0123456789f,
+            LearningRateSchedule = LearningRateSchedule.Parse("piecewise:80=0.1,120=0.01"), Optimizer = OptimizerKind.Sgd, Momentum = 0.8f, LossReduction = LossReduction.Sum,
+            Init = new InitOptions(0.08f, [4.0 / 7, 1.0 / 3], 0.25), SkipBias = true, SkipBatchNorm = true, Augment = "mnist", Seed = ulong.MaxValue,
+            Threads = 3, EvalEvery = 17, TrainEvalSize = 99, LimitTrain = 1000, LimitTest = null, Reconnect = false, VerifyInvariants = true,
+            Device = "cpu", Preset = "conv7-mnist", Out = "ignored",
+            Checkpoints = new CheckpointOptions { Every = 9, Keep = 4, OnNonFinite = NonFinitePolicy.SkipStep, TraceReconnection = false },
+        };
+        var spec = BuiltInModels.Conv7();
+        var (back, backSpec) = RunConfiguration.FromJson(RunConfiguration.ToJson(o, spec), "config.json", "moved");
+        Assert.Equal(ModelDefinition.ToJson(spec), ModelDefinition.ToJson(backSpec));
+        Assert.Equal("moved", back.Out);
+        Assert.True(back.Checkpoints.Resume);
+        Assert.Equal(o.Init.Keep, back.Init.Keep);
+        Assert.Equal(LossReduction.Sum, back.LossReduction); // the F1/F2 presets' batch-summed loss must survive a resume
+        Assert.Equal(RunConfiguration.ToJson(o, spec), RunConfiguration.ToJson(back with { Init = o.Init }, backSpec));
+        Assert.Equal(BitConverter.SingleToUInt32Bits(o.LearningRate), BitConverter.SingleToUInt32Bits(back.LearningRate));
+    }
+
+    [Theory]
+    [InlineData("{}", "format")]
+    [InlineData("[1]", "JSON object")]
+    [InlineData("{\"format\":\"laperm-run-config\",\"version\":1}", "model_spec")]
+    public void ABadConfigurationNamesTheFileAndField(string text, string expected)
+    {
+        var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(text, "dir/config.json", "dir"));
+        Assert.Contains("dir/config.json", e.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ChangedFractionComparesBitPatterns()
+    {
+        Assert.Equal(0.5, ReconnectionTraffic.ChangedFraction([1f, -0f, 3f, float.NaN], [1f, 0f, 4f, float.NaN]));
+        Assert.Equal(0, ReconnectionTraffic.ChangedFraction([], []));
+    }
+}
