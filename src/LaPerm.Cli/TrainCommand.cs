@@ -3,6 +3,9 @@ using LaPerm.Core.Data;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Backend;
+using LaPerm.Cuda.Runtime;
 
 namespace LaPerm.Cli;
 
@@ -13,6 +16,7 @@ internal static class TrainCommand
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size",
         "--limit-train", "--limit-test", "--out", "--device", "--math", "--conv",
+        "--profile-steps",
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
@@ -37,6 +41,8 @@ internal static class TrainCommand
         --prune P              random sparse: drop kernel weights with probability P (first layer keeps >= 80%)
         --skip-bias --skip-bn  leave biases / batch-norm parameters to the inner optimizer only
         --no-reconnect         train with the inner optimizer alone (the baseline)
+        --profile-steps A:B    cuProfilerStart before step A, cuProfilerStop after step B (GPU; for an
+                               Nsight capture range); NVTX ranges name every step and phase
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
         --augment none|mnist|cifar
         --seed N  --threads N  (same seed and threads: bit-identical results)
@@ -61,6 +67,19 @@ internal static class TrainCommand
 
         """;
 
+    /// <summary>
+    /// NVTX ranges per step and phase (no-ops unless Nsight is attached) and, with
+    /// --profile-steps A:B, cuProfilerStart/Stop around those steps on the GPU.
+    /// </summary>
+    private static NvtxStepTracer Tracer(Arguments a, IBackend backend)
+    {
+        ProfileSteps? steps = a.String("--profile-steps") is { } text ? ProfileSteps.Parse(text) : null;
+        var device = (backend as CudaBackend)?.Device;
+        if (steps is not null && device is null)
+            throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+        return new NvtxStepTracer(new StepProfiler(device, steps));
+    }
+
     public static int Run(string[] args, TextWriter stdout, bool terminal)
     {
         var a = new Arguments(args, ValueFlags, Switches, "train");
@@ -81,7 +100,7 @@ internal static class TrainCommand
         Trainer trainer;
         try
         {
-            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout };
+            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout, Tracer = Tracer(a, backend) };
         }
         catch (ArgumentException e)
         {

@@ -30,3 +30,18 @@ public sealed class BenchReconnectTests
         Assert.Contains("variant", stderr.ToString(), StringComparison.OrdinalIgnoreCase);
     }
 }
+
+public sealed class ProfileStepsFlagTests
+{
+    [Theory]
+    [InlineData("--device", "cpu", "--profile-steps", "2:3", "needs --device cuda")]
+    [InlineData("--device", "emu", "--profile-steps", "3:1", "A:B")]
+    public void ProfileStepsIsCheckedBeforeTraining(string f1, string v1, string f2, string v2, string expected)
+    {
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(["train", "--model", "f2", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet",
+            "--out", Path.Combine(Path.GetTempPath(), "laperm-profile-" + Guid.NewGuid().ToString("N")), f1, v1, f2, v2], TextWriter.Null, stderr);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+    }
+}

@@ -69,6 +69,9 @@ public sealed class Trainer
     /// <summary>Where warnings go (a skipped corrupt checkpoint, a resume); null = nowhere.</summary>
     public TextWriter? Warnings { get; set; }
 
+    /// <summary>Receives the step and phase boundaries (NVTX ranges, profiler capture range); optional.</summary>
+    public IStepTracer? Tracer { get; init; }
+
     /// <summary>The network after <see cref="Run"/> (final weights), for tests and `eval`.</summary>
     public Network? Network { get; private set; }
 
@@ -113,6 +116,13 @@ public sealed class Trainer
 
         void Evaluate(int epoch, double epochProgress, float lr)
         {
+            Tracer?.Push(TrainingPhase.Evaluate);
+            try { EvaluateCore(epoch, epochProgress, lr); }
+            finally { Tracer?.Pop(); }
+        }
+
+        void EvaluateCore(int epoch, double epochProgress, float lr)
+        {
             var sums = new float[2];
             _backend.Download(lossAndCorrect, sums);
             _backend.Fill(lossAndCorrect, 0f);
@@ -147,7 +157,9 @@ public sealed class Trainer
         void Sync(int epoch)
         {
             syncWatch.Restart();
+            Tracer?.Push(TrainingPhase.Reconnect);
             reconnector!.Sync();
+            Tracer?.Pop();
             if (o.VerifyInvariants) reconnector.VerifyInvariants();
             _backend.Synchronize();
             syncWatch.Stop();
@@ -193,19 +205,31 @@ public sealed class Trainer
                     hostLabels[size] = new int[size];
                 }
                 var labels = hostLabels[size];
+                Tracer?.BeginStep(step + 1);
+                Tracer?.Push(TrainingPhase.Data);
                 train.FillBatch(order.AsSpan(start, size), images, labels, augmenter, epochIndex, o.Threads);
                 _backend.Upload<float>(images, pass.Input);
                 _backend.Upload<int>(labels, pass.Labels);
+                Tracer?.Pop();
                 step++;
                 guard.BeforeStep();
+                Tracer?.Push(TrainingPhase.Forward);
                 pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
                 pass.Loss(lossAndCorrect);
+                Tracer?.Pop();
                 bool applied = guard.AfterLoss(step); // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
                 if (applied)
                 {
+                    Tracer?.Push(TrainingPhase.Backward);
                     pass.Backward();
+                    Tracer?.Pop();
                     applied = guard.AfterBackward(step);
-                    if (applied) optimizer.Step(learningRate, size);
+                    if (applied)
+                    {
+                        Tracer?.Push(TrainingPhase.Optimizer);
+                        optimizer.Step(learningRate, size);
+                        Tracer?.Pop();
+                    }
                 }
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
@@ -213,6 +237,7 @@ public sealed class Trainer
                     Sync(epochIndex);
                     synced = true;
                 }
+                Tracer?.EndStep(step);
                 _backend.Synchronize();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;

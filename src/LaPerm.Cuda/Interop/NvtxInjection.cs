@@ -177,6 +177,16 @@ public static class Nvtx
         return new NvtxRange(injection);
     }
 
+    /// <summary>Opens a range without a handle (for callers that pair it with <see cref="Pop"/>).</summary>
+    public static void Push(string name)
+    {
+        NvtxInjection? injection = Injection;
+        if (injection is null) return;
+        Push(injection, name);
+    }
+
+    public static void Pop() => Injection?.RangePop();
+
     public static void Mark(string name)
     {
         NvtxInjection? injection = Injection;

@@ -29,10 +29,11 @@ public sealed class StepProfiler
     private readonly ProfileSteps? _steps;
     private readonly CudaDriver? _driver;
 
-    public StepProfiler(Device device, ProfileSteps? steps)
+    /// <param name="device">The device whose driver starts the profiler; null (cpu) or emu: nothing to start.</param>
+    public StepProfiler(Device? device, ProfileSteps? steps)
     {
         _steps = steps;
-        _driver = (device.Runtime as CudaRuntime)?.Driver;
+        _driver = (device?.Runtime as CudaRuntime)?.Driver;
     }
 
     /// <summary>True between the start of step First and the end of step Last.</summary>
@@ -53,4 +54,28 @@ public sealed class StepProfiler
         _driver?.ProfilerStop();
         Active = false;
     }
+}
+
+/// <summary>
+/// The trainer's <see cref="LaPerm.Core.Training.IStepTracer"/> for Nsight: one NVTX range per
+/// step with the phases nested inside (no-ops without a profiler attached), and the
+/// <c>--profile-steps</c> capture range.
+/// </summary>
+public sealed class NvtxStepTracer(StepProfiler profiler) : LaPerm.Core.Training.IStepTracer
+{
+    public void BeginStep(long step)
+    {
+        profiler.BeginStep(step);
+        Nvtx.Push(NvtxPhase.Step);
+    }
+
+    public void EndStep(long step)
+    {
+        Nvtx.Pop();
+        profiler.EndStep(step);
+    }
+
+    public void Push(string phase) => Nvtx.Push(phase);
+
+    public void Pop() => Nvtx.Pop();
 }
