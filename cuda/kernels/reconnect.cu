@@ -394,6 +394,36 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
 #define RC_BUCKET_THREADS 256
 #define RC_BUCKET_LIMIT 96
 
+// Loads a row into registers (ITEMS per thread, strided by THREADS; padding reads as 0.0f)
+// and reduces the min and max of its finite values over the block: the value range the
+// bucket kernels divide into buckets. Also zeroes the bucket counts. range: 32 floats of
+// shared memory (per-warp min in 0..15, max in 16..31).
+template <int THREADS, int ITEMS>
+__device__ __forceinline__ void rc_load_row_range(const float* w, int n, int buckets, unsigned* counts, float* range,
+                                                  float (&v)[ITEMS], float& lo, float& hi)
+{
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    lo = INFINITY; hi = -INFINITY;
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
+        v[k] = j < n ? w[j] : 0.0f;
+        if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
+    }
+    for (int i = tid; i < buckets; i += THREADS) counts[i] = 0;
+RC_UNROLL
+    for (int d = 16; d > 0; d >>= 1)
+    {
+        lo = fminf(lo, __shfl_xor_sync(RC_FULL_MASK, lo, d));
+        hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
+    }
+    if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
+    __syncthreads();
+    lo = range[0]; hi = range[16];
+    for (int i = 1; i < THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+}
+
 template <int ITEMS>
 __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
 {
@@ -405,7 +435,7 @@ __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int
     const long long rowStart = (long long)(row - t->firstRow) * n;
     float* w = t->w + rowStart;
     const float* s0 = t->sorted0 + rowStart;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x;
 
     unsigned* counts = smem;                       // [buckets]
     unsigned* warpTotals = counts + buckets;       // [32]
@@ -413,25 +443,8 @@ __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int
     unsigned long long* placed = (unsigned long long*)(range + 16 + 16); // [n], 8-byte aligned
 
     float v[ITEMS];
-    float lo = INFINITY, hi = -INFINITY;
-RC_UNROLL
-    for (int k = 0; k < ITEMS; k++)
-    {
-        const int j = tid + k * RC_BUCKET_THREADS;
-        v[k] = j < n ? w[j] : 0.0f;
-        if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
-    }
-    for (int i = tid; i < buckets; i += RC_BUCKET_THREADS) counts[i] = 0;
-RC_UNROLL
-    for (int d = 16; d > 0; d >>= 1)
-    {
-        lo = fminf(lo, __shfl_xor_sync(RC_FULL_MASK, lo, d));
-        hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
-    }
-    if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
-    __syncthreads();
-    lo = range[0]; hi = range[16];
-    for (int i = 1; i < RC_BUCKET_THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    float lo, hi;
+    rc_load_row_range<RC_BUCKET_THREADS, ITEMS>(w, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
@@ -555,7 +568,7 @@ __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* tab
     const long long rowStart = (long long)(row - t->firstRow) * n;
     float* w = t->w + rowStart;
     const float* s0 = t->sorted0 + rowStart;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x;
 
     unsigned* counts = smem;                       // [buckets]
     unsigned* warpTotals = counts + buckets;       // [32]
@@ -564,25 +577,8 @@ __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* tab
     float* vals = (float*)(placed + n);            // [n] sorted0 of the row
 
     float v[ITEMS];
-    float lo = INFINITY, hi = -INFINITY;
-RC_UNROLL
-    for (int k = 0; k < ITEMS; k++)
-    {
-        const int j = tid + k * THREADS;
-        v[k] = j < n ? w[j] : 0.0f;
-        if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
-    }
-    for (int i = tid; i < buckets; i += THREADS) counts[i] = 0;
-RC_UNROLL
-    for (int d = 16; d > 0; d >>= 1)
-    {
-        lo = fminf(lo, __shfl_xor_sync(RC_FULL_MASK, lo, d));
-        hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
-    }
-    if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
-    __syncthreads();
-    lo = range[0]; hi = range[16];
-    for (int i = 1; i < THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    float lo, hi;
+    rc_load_row_range<THREADS, ITEMS>(w, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
