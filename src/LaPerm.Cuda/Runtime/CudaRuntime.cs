@@ -22,6 +22,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private ulong _cublasWorkspace;
     private CudnnConvolutions? _convolutions;
     private string? _cudnnFailure;
+    private readonly LaunchJournal _journal = new();
     private bool _disposed;
 
     public CudaRuntime(int ordinal)
@@ -71,7 +72,17 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         MakeCurrent();
         _driver.StreamDestroy(stream);
     }
-    public void SynchronizeStream(nint stream) => _driver.StreamSynchronize(stream);
+    public void SynchronizeStream(nint stream)
+    {
+        try { _driver.StreamSynchronize(stream); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
+        _journal.Clear();
+    }
+
+    // A kernel fault surfaces at the next synchronising call, not at the launch that caused it:
+    // the message names the kernels launched since the last good synchronisation instead.
+    private CudaException NameSuspects(CudaException fault) =>
+        new(fault.ApiName, fault.ErrorCode, fault.ErrorName, fault.ErrorText, _journal.DescribeSuspects());
 
     // From pageable host memory the driver stages the data before returning, so the caller's
     // span may be reused at once; device-to-host waits for the stream (callers rely on it).
@@ -80,8 +91,9 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
 
     public void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream)
     {
-        _driver.MemcpyDtoHAsync(destination, source, bytes, stream);
-        _driver.StreamSynchronize(stream);
+        try { _driver.MemcpyDtoHAsync(destination, source, bytes, stream); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
+        SynchronizeStream(stream);
     }
 
     public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream) =>
@@ -102,7 +114,12 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         _driver.EventDestroy(handle);
     }
     public void RecordEvent(nint handle, nint stream) => _driver.EventRecord(handle, stream);
-    public void SynchronizeEvent(nint handle) => _driver.EventSynchronize(handle);
+    public void SynchronizeEvent(nint handle)
+    {
+        // Not a full synchronisation (other streams may still run), so the journal stays.
+        try { _driver.EventSynchronize(handle); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
+    }
     public float ElapsedMilliseconds(nint start, nint end) => _driver.EventElapsedMilliseconds(start, end);
 
     public nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames)
@@ -127,13 +144,24 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         void** args, int* argSizes, int argCount)
     {
         int result = _driver.LaunchKernelRaw(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, stream, args);
-        if (result != CudaDriver.Success) throw _driver.Error(result, "cuLaunchKernel", $"kernel {name}");
+        if (result != CudaDriver.Success)
+        {
+            // Under CUDA_LAUNCH_BLOCKING=1 a fault of this very kernel comes back here.
+            string context = LaunchJournal.Describe(name, grid, block, sharedBytes);
+            if (LaunchJournal.IsKernelFault(result) && _journal.Count > 0) context += "; " + _journal.DescribeSuspects();
+            throw _driver.Error(result, "cuLaunchKernel", context);
+        }
+        _journal.RecordKernel(name, grid, block, sharedBytes);
     }
 
     public void BeginCapture(nint stream) => _driver.StreamBeginCapture(stream, CaptureModeThreadLocal);
     public nint EndCapture(nint stream) => _driver.StreamEndCapture(stream);
     public nint Instantiate(nint graph) => _driver.GraphInstantiate(graph);
-    public void LaunchGraph(nint exec, nint stream) => _driver.GraphLaunch(exec, stream);
+    public void LaunchGraph(nint exec, nint stream)
+    {
+        _driver.GraphLaunch(exec, stream);
+        _journal.RecordGraph();
+    }
     public bool UpdateGraph(nint exec, nint graph) => _driver.GraphExecUpdate(exec, graph);
     public void DestroyGraph(nint graph) => _driver.GraphDestroy(graph);
     public void DestroyGraphExec(nint exec) => _driver.GraphExecDestroy(exec);
