@@ -33,10 +33,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BATCH = 128
-# Published k for f2 (250) and conv7 (1200); lenet300 has no published LaPerm
-# setup, it uses the MNIST dense-network value 250.
-DEFAULT_K = {"f2": 250, "lenet300": 250, "conv7": 1200}
-MODELS = ("f2", "lenet300", "conv7")
+# Published k for f2 (250), conv7 (1200) and the dense ResNet (400); lenet300 has
+# no published LaPerm setup, it uses the MNIST dense-network value 250.
+DEFAULT_K = {"f2": 250, "lenet300": 250, "conv7": 1200, "resnet50c": 400}
+MODELS = ("f2", "lenet300", "conv7")            # the CPU baseline's default
+KNOWN_MODELS = MODELS + ("resnet50c",)
+# (channels, height, width) of each model's input.
+INPUT_SHAPE = {"f2": (1, 28, 28), "lenet300": (1, 28, 28), "conv7": (1, 28, 28), "resnet50c": (3, 32, 32)}
+# The CIFAR setups reconnect kernels only (skip_bias, skip_bn in LAPERM.md).
+RECONNECT_1D = {"f2": True, "lenet300": True, "conv7": True, "resnet50c": False}
 
 
 class TfSamePad(nn.Module):
@@ -51,6 +56,39 @@ class TfSamePad(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x, self.pad)
+
+
+class ResidualBlock(nn.Module):
+    """Keras ResNet v1 block: [conv3 BN relu conv3 BN] + shortcut (1x1 stride-2 conv with
+    bias, no BN, when downsampling), then relu. Batch-norm as Keras: momentum 0.99, eps 1e-3."""
+
+    def __init__(self, cin: int, cout: int, stride: int, size: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            TfSamePad(3, stride, size), nn.Conv2d(cin, cout, 3, stride=stride), keras_bn(cout), nn.ReLU(),
+            TfSamePad(3, 1, -(-size // stride)), nn.Conv2d(cout, cout, 3), keras_bn(cout))
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride) if stride != 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.main(x) + self.shortcut(x))
+
+
+def keras_bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+def resnet_v1(blocks_per_stack: int) -> nn.Module:
+    """CIFAR ResNet v1 of depth 6n+2 as our BuiltInModels.ResNet (n=8: resnet50c)."""
+    layers: list[nn.Module] = [TfSamePad(3, 1, 32), nn.Conv2d(3, 16, 3), keras_bn(16), nn.ReLU()]
+    cin, size = 16, 32
+    for stack in range(3):
+        cout = 16 << stack
+        for block in range(blocks_per_stack):
+            stride = 2 if stack > 0 and block == 0 else 1
+            layers.append(ResidualBlock(cin, cout, stride, size))
+            cin, size = cout, -(-size // stride)
+    layers += [nn.AvgPool2d(8), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
 
 
 def build_model(name: str) -> nn.Module:
@@ -82,7 +120,9 @@ def build_model(name: str) -> nn.Module:
             nn.Flatten(),
             nn.Dropout(0.4),
             nn.Linear(128, 10))
-    raise ValueError(f"unknown model '{name}': expected one of {', '.join(MODELS)}")
+    if name == "resnet50c":
+        return resnet_v1(8)
+    raise ValueError(f"unknown model '{name}': expected one of {', '.join(KNOWN_MODELS)}")
 
 
 def he_uniform_(model: nn.Module) -> None:
@@ -97,7 +137,9 @@ def he_uniform_(model: nn.Module) -> None:
 
 
 def l2_params(model: nn.Module, name: str) -> list[torch.Tensor]:
-    """F2 has L2 1e-4 on its first two kernels; the other models none."""
+    """F2 has L2 1e-4 on its first two kernels, the ResNet on every conv kernel; the others none."""
+    if name == "resnet50c":
+        return [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
     if name != "f2":
         return []
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -109,8 +151,8 @@ class Reconnector:
     are one row) is refilled with its sorted initial values in the rank order of
     the current weights. Sorted initial rows are computed once."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.tensors = [p for p in model.parameters()]
+    def __init__(self, model: nn.Module, reconnect_1d: bool = True) -> None:
+        self.tensors = [p for p in model.parameters() if reconnect_1d or p.dim() > 1]
         self.sorted0 = [torch.sort(self._rows(p.detach()), dim=1, stable=True).values.clone()
                         for p in self.tensors]
 
@@ -158,11 +200,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3,
                                           betas=(0.9, 0.999), eps=1e-7)
         self.l2 = l2_params(self.model, name)
-        self.reconnector = Reconnector(self.model)
-        # A pool of random batches shaped like MNIST, cycled through.
+        self.reconnector = Reconnector(self.model, RECONNECT_1D[name])
+        # A pool of random batches shaped like the model's data set, cycled through.
         pool = 16
         generator = torch.Generator().manual_seed(seed + 1)
-        self.images = torch.rand(pool, batch, 1, 28, 28, generator=generator).to(device)
+        self.images = torch.rand(pool, batch, *INPUT_SHAPE[name], generator=generator).to(device)
         self.labels = torch.randint(0, 10, (pool, batch), generator=generator).to(device)
         self.cursor = 0
 

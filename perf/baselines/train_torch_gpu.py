@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch CUDA (eager) training throughput of f2, lenet300 and conv7 at batch 128
-(Adam), with and without LaPerm synchronisation: the GPU counterpart of
-train_torch_cpu.py, run by perf/gpu/check.sh on a GPU machine.
+"""PyTorch CUDA (eager) training throughput of the GPU targets (f2, lenet300, conv7 at
+batch 128, conv7 at batch 50, resnet50c at batch 128; Adam), with and without LaPerm
+synchronisation: the GPU counterpart of train_torch_cpu.py, run by perf/gpu/check.sh
+on a GPU machine.
 
 Exits 0 with a "not available" line (and a JSON saying so) when CUDA is absent.
 
@@ -20,8 +21,8 @@ import train_torch_common as common
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(common.MODELS))
-    parser.add_argument("--batch", type=int, default=common.BATCH)
+    parser.add_argument("--configs", default="f2:128,lenet300:128,conv7:128,conv7:50,resnet50c:128",
+                        help="MODEL:BATCH[,MODEL:BATCH...]; models: " + ", ".join(common.KNOWN_MODELS))
     parser.add_argument("--k", type=int, default=None,
                         help="sync period; default the published k of each model")
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
@@ -45,9 +46,12 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True
     device = torch.device("cuda")
     results = []
-    for name in args.models.split(","):
+    for config in args.configs.split(","):
+        name, _, batch = config.partition(":")
+        if name not in common.KNOWN_MODELS or not batch.isdigit():
+            parser.error(f"--configs: '{config}' is not MODEL:BATCH with MODEL one of {', '.join(common.KNOWN_MODELS)}")
         k = args.k or common.DEFAULT_K[name]
-        for result in common.measure(name, device, 1, args.batch, k, args.warmup_seconds,
+        for result in common.measure(name, device, 1, int(batch), k, args.warmup_seconds,
                                      args.window_seconds, args.windows, args.seed,
                                      synchronize=torch.cuda.synchronize):
             print(common.describe(result), flush=True)

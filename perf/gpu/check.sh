@@ -485,10 +485,11 @@ part_reconnect_harness() {
 part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
-# What bench-train-* measure: MODEL:BATCH; sync-conv7 is `laperm bench sync --model conv7`.
-# f2 and lenet300 at batch 128 and conv7 at 128 match train_torch_gpu.py; conv7 at batch 50
-# is the published conv7 setup (the issue's target).
-BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 sync-conv7"
+# What bench-train-* measure: MODEL:BATCH[:eager]; sync-conv7 is `laperm bench sync --model conv7`.
+# The configurations match train_torch_gpu.py's (the targets: f2 and lenet300 at batch 128,
+# conv7 at 50, resnet50c at 128); ":eager" runs the same step with --no-graphs, to show what
+# the captured step gains.
+BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 resnet50c:128 f2:128:eager conv7:50:eager sync-conv7"
 BENCH_TRAIN_CPU="f2:128 lenet300:128 conv7:50 sync-conv7"
 
 bench_train() {
@@ -501,8 +502,13 @@ bench_train() {
   fi
   local config model batch name rc failures=0 missing=0 summary=()
   for config in $configs; do
-    model=${config%%:*}; batch=${config#*:}; name=${config/:/-b}
+    local fields; IFS=: read -ra fields <<< "$config"
+    model=${fields[0]}; batch=${fields[1]:-}; name=$model-b$batch
     local args=(bench train --model "$model" --batch "$batch")
+    if [[ ${fields[2]:-} == eager ]]; then
+      grep -q -- '--no-graphs' "$help" || continue
+      args+=(--no-graphs); name+=-eager
+    fi
     if [[ $model == sync-conv7 ]]; then
       # The time of one full sync of conv7, when this build has `laperm bench sync`.
       laperm_has_verb bench sync || continue
@@ -741,8 +747,8 @@ main() {
   run_part emu-crosscheck        130 part_emu_crosscheck    "Every kernel launch on the GPU and in the emulator, compared word for word (build/gpucheck/run.sh)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
-  run_part torch-train-gpu       60  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
-  run_part bench-train-cuda      60  part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; bench sync)"
+  run_part torch-train-gpu       90  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
+  run_part bench-train-cuda      120 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; eager f2 and conv7; bench sync)"
   run_part train-cuda            90  part_train_cuda        "A short real training on CUDA (f2, 8192 images, 1 epoch, k 16), then on CPU"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU with every core, for reference"
   # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
