@@ -1,3 +1,5 @@
+using LaPerm.Core.Data;
+
 namespace LaPerm.Core.Backend;
 
 /// <summary>
@@ -169,6 +171,20 @@ public interface IBackend : IDisposable
     /// of the row under <see cref="Reconnection.OrderKey(float)"/>. Exact on every backend.
     /// </summary>
     void Reconnect(IReconnectPlan plan);
+
+    // ---- data ------------------------------------------------------------------------------------
+
+    /// <summary>Puts <paramref name="data"/>'s bytes on the device, once per run.</summary>
+    IDeviceDataset UploadDataset(Dataset data);
+
+    /// <summary>
+    /// Writes one training batch without a host round trip: for i &lt; batch.BatchSize, record
+    /// r = <see cref="EpochShuffler.IndexAt"/>(batch.ShuffleSeed, batch.Epoch, count, batch.BatchStart + i);
+    /// images[i] = r's image normalised to x / 255, or warped by batch.Augmenter's draw for
+    /// (epoch, r) as <see cref="Augmenter.Augment"/> does; labels[i] = r's label. Bit-identical on
+    /// every backend. images holds BatchSize x C x H x W floats, labels BatchSize ints.
+    /// </summary>
+    void GatherBatch(IDeviceDataset data, in BatchGather batch, Tensor<float> images, Tensor<int> labels);
 }
 
 /// <summary>Adam hyper-parameters for one step (t counts from 1 and is never reset by a sync).</summary>

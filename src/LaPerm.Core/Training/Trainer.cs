@@ -93,6 +93,7 @@ public sealed class Trainer
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
+        using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
         var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
         var guard = session.Guard!;
 
@@ -110,8 +111,6 @@ public sealed class Trainer
         long lastEvalStep = 0;
         // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
         long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
-        var hostImages = new Dictionary<int, float[]>();
-        var hostLabels = new Dictionary<int, int[]>();
         var syncWatch = new Stopwatch();
 
         void Evaluate(int epoch, double epochProgress, float lr)
@@ -193,23 +192,14 @@ public sealed class Trainer
         for (; epochIndex < o.Epochs; epochIndex++)
         {
             learningRate = o.LearningRateSchedule.At(o.LearningRate, epochIndex);
-            int[] order = EpochShuffler.Permutation(o.Seed, epochIndex, train.Count);
             for (int b = firstBatch; b < stepsPerEpoch; b++)
             {
                 var stepWatch = Stopwatch.StartNew();
                 int start = b * o.Batch, size = Math.Min(o.Batch, train.Count - start);
                 var pass = network.GetPass(size);
-                if (!hostImages.TryGetValue(size, out var images))
-                {
-                    hostImages[size] = images = new float[pass.Input.Length];
-                    hostLabels[size] = new int[size];
-                }
-                var labels = hostLabels[size];
                 Tracer?.BeginStep(step + 1);
                 Tracer?.Push(TrainingPhase.Data);
-                train.FillBatch(order.AsSpan(start, size), images, labels, augmenter, epochIndex, o.Threads);
-                _backend.Upload<float>(images, pass.Input);
-                _backend.Upload<int>(labels, pass.Labels);
+                _backend.GatherBatch(deviceTrain, new BatchGather(o.Seed, epochIndex, start, size, augmenter), pass.Input, pass.Labels);
                 Tracer?.Pop();
                 step++;
                 guard.BeforeStep();

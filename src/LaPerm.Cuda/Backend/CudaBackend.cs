@@ -312,6 +312,7 @@ public sealed partial class CudaBackend : IBackend
         _product?.Dispose();
         _columns?.Dispose();
         _reconnectKernels?.Dispose();
+        _dataKernels?.Dispose();
         _gemm.Dispose();
         _kernels.Dispose();
         if (_ownsDevice) _device.Dispose();

@@ -1,0 +1,120 @@
+using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
+using LaPerm.Cpu;
+using LaPerm.Cuda.Backend;
+
+namespace LaPerm.Cuda.Tests.Backend;
+
+/// <summary>
+/// <see cref="IBackend.GatherBatch"/> on the device (gather_batch_v1 in cuda/kernels/data.cu)
+/// against the CPU backend, bit for bit: the epoch order, the labels, the normalisation and the
+/// augmentation warp (random parameters, double-precision sampling map, bilinear float
+/// interpolation) are the same integer and IEEE operations on both sides. Inputs are random
+/// bytes; outputs are poisoned before each gather.
+/// </summary>
+public abstract class DataGatherTests
+{
+    protected abstract CudaBackend Open();
+
+    private static Dataset RandomDataset(int seed, int count, int channels, int height, int width)
+    {
+        var rng = new Random(seed);
+        var images = new byte[count * channels * height * width];
+        rng.NextBytes(images);
+        var labels = new byte[count];
+        for (int i = 0; i < count; i++) labels[i] = (byte)rng.Next(10);
+        return new Dataset("random", images, labels, channels, height, width, 10);
+    }
+
+    private static (float[] Images, int[] Labels) Gather(IBackend backend, Dataset data, BatchGather batch)
+    {
+        using var device = backend.UploadDataset(data);
+        using var images = Compare.Poisoned(backend, batch.BatchSize, data.Channels, data.Height, data.Width);
+        using var labels = Compare.PoisonedInts(backend, batch.BatchSize);
+        backend.GatherBatch(device, batch, images, labels);
+        return (Compare.Get(backend, images), Compare.Get(backend, labels));
+    }
+
+    [Theory]
+    [InlineData(1, 28, 28, "none")]
+    [InlineData(1, 28, 28, "mnist")]
+    [InlineData(3, 32, 32, "none")]
+    [InlineData(3, 32, 32, "cifar")]
+    [InlineData(3, 32, 32, "mnist")]   // zoom on three channels
+    public void GatheredBatchesAreBitIdenticalToTheCpuBackend(int channels, int height, int width, string preset)
+    {
+        var data = RandomDataset(channels * 100 + height, 203, channels, height, width);
+        var augmenter = preset == "none" ? null : new Augmenter(AugmentationPreset.Parse(preset), 17);
+        using var device = Open();
+        using var cpu = new CpuBackend(2);
+        foreach (var (epoch, start, size) in new[] { (0, 0, 40), (3, 150, 53) })
+        {
+            var batch = new BatchGather(9, epoch, start, size, augmenter);
+            var expected = Gather(cpu, data, batch);
+            var actual = Gather(device, data, batch);
+            Compare.Equal(expected.Labels, actual.Labels, $"{preset} labels, epoch {epoch}");
+            Compare.BitEqual(expected.Images, actual.Images, $"{preset} {channels}x{height}x{width} images, epoch {epoch}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(31)]
+    [InlineData(257)]
+    [InlineData(1031)]
+    public void TheDeviceEpochOrderIsEpochShufflersPermutation(int count)
+    {
+        // Each record's 1 x 1 x 4 image holds its index in three bytes, so the gathered
+        // (unaugmented) batch of the whole epoch spells out the order the kernel computed.
+        var images = new byte[count * 4];
+        var labels = new byte[count];
+        var rng = new Random(count);
+        for (int i = 0; i < count; i++)
+        {
+            images[4 * i] = (byte)i;
+            images[4 * i + 1] = (byte)(i >> 8);
+            images[4 * i + 2] = (byte)(i >> 16);
+            images[4 * i + 3] = (byte)rng.Next(256);
+            labels[i] = (byte)rng.Next(10);
+        }
+        var data = new Dataset("indices", images, labels, 1, 1, 4, 10);
+        using var device = Open();
+        foreach (var (seed, epoch) in new[] { (1UL, 0), (1UL, 5), (12345UL, 2) })
+        {
+            var (gathered, gatheredLabels) = Gather(device, data, new BatchGather(seed, epoch, 0, count, null));
+            var order = new int[count];
+            for (int p = 0; p < count; p++)
+                order[p] = (int)Math.Round(gathered[4 * p] * 255f) | (int)Math.Round(gathered[4 * p + 1] * 255f) << 8 | (int)Math.Round(gathered[4 * p + 2] * 255f) << 16;
+            Compare.Equal(EpochShuffler.Permutation(seed, epoch, count), order, $"order of {count}, seed {seed}, epoch {epoch}");
+            Compare.Equal([.. order.Select(r => (int)labels[r])], gatheredLabels, $"labels of {count}");
+        }
+    }
+
+    [Fact]
+    public void AForeignDataSetOrABatchBeyondTheEpochIsRejected()
+    {
+        var data = RandomDataset(5, 20, 1, 4, 4);
+        using var device = Open();
+        using var cpu = new CpuBackend(1);
+        using var onCpu = cpu.UploadDataset(data);
+        using var onDevice = device.UploadDataset(data);
+        using var images = device.Allocate<float>(new Shape(8, 1, 4, 4));
+        using var labels = device.Allocate<int>(new Shape(8));
+        Assert.Throws<ArgumentException>(() => device.GatherBatch(onCpu, new BatchGather(1, 0, 0, 8, null), images, labels));
+        Assert.Throws<ArgumentOutOfRangeException>(() => device.GatherBatch(onDevice, new BatchGather(1, 0, 13, 8, null), images, labels));
+        Assert.Throws<ArgumentException>(() => device.GatherBatch(onDevice, new BatchGather(1, 0, 0, 7, null), images, labels));
+    }
+}
+
+public sealed class EmuDataGatherTests : DataGatherTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu");
+}
+
+[Trait("Category", "Gpu")]
+public sealed class GpuDataGatherTests : DataGatherTests
+{
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+}
