@@ -1,4 +1,5 @@
 using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
 
 namespace LaPerm.Cpu.Tests;
 
@@ -72,6 +73,18 @@ public sealed class DeterminismTests
         b.Reconnect(plan);
         foreach (var t in new[] { h1, n1, d1, h2, p, logits, totals, dLogits, dp, dh2, dw2, dd1, dh1, dGamma, dBeta, dw1, db1, w2, w1 })
             outputs.Add(rig.Get(t));
+
+        // A gathered batch with every kind of augmentation (the images are warped in parallel).
+        var pixels = new byte[40 * 2 * 9 * 11];
+        rng.NextBytes(pixels);
+        var data = new Dataset("random", pixels, [.. Enumerable.Range(0, 40).Select(i => (byte)(i % 7))], 2, 9, 11, 7);
+        using var onBackend = b.UploadDataset(data);
+        var images = rig.Poisoned(30, 2, 9, 11);
+        var labels = rig.PoisonedInt(30);
+        var augmenter = new Augmenter(new AugmentationPreset("all", 20f, 0.2f, 0.15f, true), 8);
+        b.GatherBatch(onBackend, new BatchGather(4, 2, 5, 30, augmenter), images, labels);
+        outputs.Add(rig.Get(images));
+        outputs.Add([.. rig.Get(labels).Select(l => (float)l)]);
         return outputs;
     }
 

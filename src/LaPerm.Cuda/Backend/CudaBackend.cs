@@ -13,7 +13,8 @@ namespace LaPerm.Cuda.Backend;
 /// Where each op runs: GEMM on cuBLAS (pedantic FP32 unless <see cref="GemmMath.Tf32"/>; the host
 /// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
 /// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
-/// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu); reconnection is
+/// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu; the batch gather with its shuffle
+/// and augmentation, data.cu); reconnection is
 /// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
 /// multi-tensor launch (see <see cref="AdamUpdate"/>).
 ///
