@@ -130,6 +130,15 @@ public sealed partial class CpuBackend : IBackend
     /// <summary>Ops run synchronously, so there is nothing to wait for.</summary>
     public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    /// <summary>The values of the last <see cref="BeginStep"/>, read by dropout and the optimizers.</summary>
+    private StepScalars _step;
+
+    public void BeginStep(in StepScalars scalars)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _step = scalars;
+    }
+
     // ---- linear algebra ----------------------------------------------------------------------
 
     public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,

@@ -42,6 +42,18 @@ public interface IBackend : IDisposable
     /// <summary>Waits until every enqueued op has finished.</summary>
     void Synchronize();
 
+    // ---- the step --------------------------------------------------------------------------
+
+    /// <summary>
+    /// Sets the per-step scalars every step-dependent op reads (the dropout stream, the
+    /// optimizers' learning rate and Adam's t). Enqueued once per step, before the step's ops
+    /// and outside any captured graph: on a device it is one tiny kernel that writes the values
+    /// (passed by value) into a device-resident block, so it never waits on the host, and a
+    /// graph captured once replays correctly at every step. The CPU backend keeps the values.
+    /// Ops enqueued before the next BeginStep see these values.
+    /// </summary>
+    void BeginStep(in StepScalars scalars);
+
     // ---- linear algebra -----------------------------------------------------------------
 
     /// <summary>
@@ -126,11 +138,12 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Inverted dropout: keep element i when its counter-based uniform
-    /// <see cref="DropoutRandom.Uniform(ulong, ulong, uint)"/>(seed, step, i) &gt;= rate;
+    /// <see cref="DropoutRandom.Uniform(ulong, ulong, uint)"/>(seed, step, i) &gt;= rate, with
+    /// step = <see cref="StepScalars.Step"/> of the last <see cref="BeginStep"/>;
     /// kept elements are scaled by 1/(1-rate). mask[i] = 1 for kept, 0 for dropped.
     /// The same (seed, step) gives the same mask on every backend.
     /// </summary>
-    void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask);
+    void DropoutForward(float rate, ulong seed, Tensor<float> x, Tensor<float> y, Tensor<byte> mask);
 
     void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx);
 
@@ -149,13 +162,18 @@ public interface IBackend : IDisposable
     // ---- optimizers ----------------------------------------------------------------------------
 
     /// <summary>
-    /// One Adam step (Keras form): lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t);
-    /// m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2; w -= lr_t * m / (sqrt(v) + eps).
+    /// One Adam step (Keras form): lr_t = <see cref="AdamParameters.LearningRateAt"/>(lr, t) with lr
+    /// = <see cref="StepScalars.LearningRate"/> and t = <see cref="StepScalars.AdamT"/> of the last
+    /// <see cref="BeginStep"/>; m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2;
+    /// w -= lr_t * m / (sqrt(v) + eps).
     /// </summary>
-    void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v);
+    void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v);
 
-    /// <summary>Momentum SGD (Keras form): vel = momentum * vel - lr * g; w += vel (Nesterov off).</summary>
-    void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity);
+    /// <summary>
+    /// Momentum SGD (Keras form): vel = momentum * vel - lr * g; w += vel (Nesterov off), with
+    /// lr = <see cref="StepScalars.LearningRate"/> of the last <see cref="BeginStep"/>.
+    /// </summary>
+    void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity);
 
     // ---- LaPerm ----------------------------------------------------------------------------------
 
@@ -187,10 +205,48 @@ public interface IBackend : IDisposable
     void GatherBatch(IDeviceDataset data, in BatchGather batch, Tensor<float> images, Tensor<int> labels);
 }
 
-/// <summary>Adam hyper-parameters for one step (t counts from 1 and is never reset by a sync).</summary>
-public readonly record struct AdamStep(float LearningRate, float Beta1, float Beta2, float Epsilon, long T)
+/// <summary>
+/// The values of one training step that step-dependent ops read (<see cref="IBackend.BeginStep"/>).
+/// The field order and sizes are the C struct StepScalars of cuda/include/laperm/step.cuh
+/// (32 bytes: step at 0, epoch 8, batch start 12, batch size 16, learning rate 20, Adam t 24);
+/// a test checks that they agree.
+/// </summary>
+/// <param name="Step">Global training step, counting from 1 (the dropout stream).</param>
+/// <param name="Epoch">Epoch, counting from 0.</param>
+/// <param name="BatchStart">Index of the batch's first example in the epoch's order.</param>
+/// <param name="BatchSize">Examples in the batch.</param>
+/// <param name="LearningRate">The learning rate of this step (Adam, SGD).</param>
+/// <param name="AdamT">Adam's t for this step: optimizer steps applied so far + 1 (never reset by a sync).</param>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+public readonly record struct StepScalars(long Step, int Epoch, int BatchStart, int BatchSize, float LearningRate, long AdamT);
+
+/// <summary>Adam's constant hyper-parameters (the per-step learning rate and t come from <see cref="StepScalars"/>).</summary>
+public readonly record struct AdamParameters(float Beta1, float Beta2, float Epsilon)
 {
-    public static AdamStep Keras(float learningRate, long t) => new(learningRate, 0.9f, 0.999f, 1e-7f, t);
+    public static AdamParameters Keras => new(0.9f, 0.999f, 1e-7f);
+
+    /// <summary>
+    /// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), in double and rounded once to float; the
+    /// powers by <see cref="Power"/>, so every backend (adam.cu included) gets the same bits.
+    /// </summary>
+    public float LearningRateAt(float learningRate, long t) =>
+        (float)(learningRate * Math.Sqrt(1.0 - Power(Beta2, t)) / (1.0 - Power(Beta1, t)));
+
+    /// <summary>
+    /// value^exponent by binary exponentiation in double: a fixed sequence of IEEE multiplies that
+    /// a kernel repeats exactly (Math.Pow's result may differ in the last bit between libraries).
+    /// </summary>
+    public static double Power(double value, long exponent)
+    {
+        double result = 1.0;
+        while (exponent > 0)
+        {
+            if ((exponent & 1) != 0) result *= value;
+            value *= value;
+            exponent >>= 1;
+        }
+        return result;
+    }
 }
 
 /// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>

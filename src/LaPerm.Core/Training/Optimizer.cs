@@ -70,13 +70,33 @@ public sealed class Optimizer : IDisposable
     public long Steps { get; private set; }
 
     /// <summary>
-    /// One step on the gradients the backward pass left in the parameters (those of the mean
-    /// loss over <paramref name="batchSize"/> examples; the size matters only for <see cref="LossReduction.Sum"/>).
+    /// The scalars of the next step (Adam's t = <see cref="Steps"/> + 1), for
+    /// <see cref="IBackend.BeginStep"/>: the update reads the learning rate and t from there.
     /// </summary>
-    public void Step(float learningRate, int batchSize = 1)
+    public StepScalars NextStep(long step, int epoch, int batchStart, int batchSize, float learningRate) =>
+        new(step, epoch, batchStart, batchSize, learningRate, Steps + 1);
+
+    /// <summary>
+    /// One step on the gradients the backward pass left in the parameters (those of the mean
+    /// loss over <paramref name="batchSize"/> examples; the size matters only for <see cref="LossReduction.Sum"/>),
+    /// with the learning rate and t of the backend's current step (<see cref="NextStep"/>).
+    /// </summary>
+    public void Step(int batchSize = 1)
+    {
+        EnqueueUpdate(batchSize);
+        Steps++;
+    }
+
+    /// <summary>
+    /// Records a step whose update was enqueued earlier and ran again (a replayed graph that holds
+    /// <see cref="EnqueueUpdate"/>'s ops): only the count advances.
+    /// </summary>
+    internal void CountReplayedStep() => Steps++;
+
+    /// <summary>Enqueues the update ops without counting the step (for capture into a graph).</summary>
+    internal void EnqueueUpdate(int batchSize)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"batch size must be at least 1, got {batchSize}");
-        Steps++;
         var ps = _network.Parameters;
         for (int i = 0; i < ps.Count; i++)
         {
@@ -94,9 +114,9 @@ public sealed class Optimizer : IDisposable
                 _backend.ScaleAdd(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
             }
             if (Kind == OptimizerKind.Adam)
-                _backend.AdamUpdate(AdamStep.Keras(learningRate, Steps), p.Value, g, _first[i], _second[i]!);
+                _backend.AdamUpdate(AdamParameters.Keras, p.Value, g, _first[i], _second[i]!);
             else
-                _backend.SgdMomentumUpdate(learningRate, Momentum, p.Value, g, _first[i]);
+                _backend.SgdMomentumUpdate(Momentum, p.Value, g, _first[i]);
         }
     }
 

@@ -43,10 +43,11 @@ public sealed class TrainStepBench : IDisposable
         var backend = _network.Backend;
         backend.Upload<float>(_images, _pass.Input);
         backend.Upload<int>(_labels, _pass.Labels);
-        _pass.Forward(new ForwardMode(true, (ulong)++_step, 1));
+        backend.BeginStep(_optimizer.NextStep(++_step, 0, 0, Batch, 1e-3f));
+        _pass.Forward(new ForwardMode(true, 1));
         _pass.Loss(_sums);
         _pass.Backward();
-        _optimizer.Step(1e-3f);
+        _optimizer.Step();
         backend.Synchronize();
     }
 

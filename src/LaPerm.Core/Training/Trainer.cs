@@ -203,8 +203,9 @@ public sealed class Trainer
                 Tracer?.Pop();
                 step++;
                 guard.BeforeStep();
+                _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
                 Tracer?.Push(TrainingPhase.Forward);
-                pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
+                pass.Forward(new ForwardMode(true, o.Seed));
                 pass.Loss(lossAndCorrect);
                 Tracer?.Pop();
                 bool applied = guard.AfterLoss(step); // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
@@ -217,7 +218,7 @@ public sealed class Trainer
                     if (applied)
                     {
                         Tracer?.Push(TrainingPhase.Optimizer);
-                        optimizer.Step(learningRate, size);
+                        optimizer.Step(size);
                         Tracer?.Pop();
                     }
                 }

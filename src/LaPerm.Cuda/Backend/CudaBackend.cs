@@ -16,7 +16,10 @@ namespace LaPerm.Cuda.Backend;
 /// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu; the batch gather with its shuffle
 /// and augmentation, data.cu); reconnection is
 /// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
-/// multi-tensor launch (see <see cref="AdamUpdate"/>).
+/// multi-tensor launch (see <see cref="AdamUpdate"/>). Step-dependent values (dropout step,
+/// learning rate, Adam's t) are read by the kernels from a device block that
+/// <see cref="BeginStep"/> writes (CudaBackend.Step.cs), so no op waits on the host and a captured
+/// step replays correctly.
 ///
 /// Like the device, the backend is one stream: call it from one thread at a time. On cuda every
 /// entry point makes the device's context current, so that thread may change between calls.
@@ -70,9 +73,11 @@ public sealed partial class CudaBackend : IBackend
         try
         {
             _gemm = new DeviceGemm(device, math);
+            AllocateStepBlock();
         }
         catch
         {
+            _stepBlock?.Dispose();
             _kernels.Dispose();
             throw;
         }
@@ -309,6 +314,7 @@ public sealed partial class CudaBackend : IBackend
         _device.Synchronize();
         _disposed = true;
         _adamTable?.Dispose();
+        _stepBlock?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
