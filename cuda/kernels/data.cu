@@ -14,6 +14,7 @@
 // -ffp-contract=off), and IEEE +, -, *, / and float<->double conversions round the same on the
 // GPU, in the emulator and in .NET, which does not contract either.
 #include "laperm/device.cuh"
+#include "laperm/step.cuh"
 
 // The data set on the device, written once by the upload (48 bytes: pointers first).
 struct DataSetRecord {
@@ -133,13 +134,15 @@ static __device__ __forceinline__ int data_clampi(int v, int lo, int hi) { retur
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
-// v1: one block per batch image (grid.x = batch size); thread 0 finds the record and its sampling
+// v1: one block per batch image (grid.x = batch size); the epoch and the batch's first position come
+// from the per-step block (laperm/step.cuh) that BeginStep writes, so a launch captured into a graph
+// gathers the right batch at every replayed step. Thread 0 finds the record and its sampling
 // map, then the block's threads write the pixels (C x H x W floats) as ImageWarp.Warp or
 // ImageWarp.Normalise. Augmentation is off when every range is 0 and flipping is off
 // (AugmentationPreset.IsIdentity). The stream is Augmenter.RandomStream; shift ranges are
 // ShiftFraction * width and * height, in float, as Augmenter.Draw computes them.
 extern "C" __global__ void gather_batch_v1(const DataSetRecord* __restrict__ data, unsigned long long shuffle_seed,
-                                           int epoch, int batch_start,
+                                           const StepScalars* __restrict__ scalars,
                                            unsigned long long augment_stream, float rotation_range, float zoom_range,
                                            float shift_range_x, float shift_range_y, int flip_enabled,
                                            float* __restrict__ images, int* __restrict__ labels) {
@@ -148,12 +151,18 @@ extern "C" __global__ void gather_batch_v1(const DataSetRecord* __restrict__ dat
     const int count = data->count, channels = data->channels, height = data->height, width = data->width;
     const bool augment = rotation_range != 0.0f || zoom_range != 0.0f || shift_range_x != 0.0f || shift_range_y != 0.0f
                          || flip_enabled != 0;
+    const int epoch = scalars->epoch;
     const int image = blockIdx.x;
+    const long long position = (long long)scalars->batch_start + image;
     if (threadIdx.x == 0) {
-        const int record = epoch_order_index(shuffle_seed, epoch, count, batch_start + image);
+        // The host checks the batch against the values it gave BeginStep; a position outside the
+        // epoch here (a block written by something else) must not walk forever: it gives NaN
+        // pixels and label -1, which make the loss NaN.
+        const bool inside = position >= 0 && position < count;
+        const int record = inside ? epoch_order_index(shuffle_seed, epoch, count, (int)position) : -1;
         s_record = record;
-        labels[image] = (int)data->labels[record];
-        if (augment)
+        labels[image] = inside ? (int)data->labels[record] : -1;
+        if (augment && inside)
             augment_map(augment_stream, epoch, record, height, width, rotation_range, zoom_range,
                         shift_range_x, shift_range_y, flip_enabled, s_map);
     }
@@ -161,8 +170,12 @@ extern "C" __global__ void gather_batch_v1(const DataSetRecord* __restrict__ dat
 
     const int plane = height * width;
     const long long sample = (long long)channels * plane;
-    const unsigned char* src = data->images + (long long)s_record * sample;
     float* dst = images + (long long)image * sample;
+    if (s_record < 0) {
+        for (long long i = threadIdx.x; i < sample; i += blockDim.x) dst[i] = NAN;
+        return;
+    }
+    const unsigned char* src = data->images + (long long)s_record * sample;
     if (!augment) {
         for (long long i = threadIdx.x; i < sample; i += blockDim.x) dst[i] = (float)src[i] / 255.0f;
         return;

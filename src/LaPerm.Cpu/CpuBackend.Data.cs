@@ -4,7 +4,8 @@ using LaPerm.Core.Data;
 namespace LaPerm.Cpu;
 
 // The data ops: the reference every device gather is compared with. The "device" data set is the
-// host one (no copy), and a batch is Dataset.FillBatch over the epoch order's positions.
+// host one (no copy), and a batch is Dataset.FillBatch over the epoch order's positions that the
+// last BeginStep names.
 public sealed partial class CpuBackend
 {
     private readonly IntScratchBuffer _batchRecords = new();
@@ -16,18 +17,19 @@ public sealed partial class CpuBackend
         return new CpuDataset(this, data);
     }
 
-    public void GatherBatch(IDeviceDataset data, in BatchGather batch, Tensor<float> images, Tensor<int> labels)
+    public void GatherBatch(IDeviceDataset data, ulong shuffleSeed, Augmenter? augmenter, Tensor<float> images, Tensor<int> labels)
     {
         Dataset source = OwnDataset(data).Source;
-        batch.Validate(source);
+        StepScalars step = _step;
+        GatherGuard.Validate(source, step);
         var imageData = Own(images, nameof(images));
         var labelData = Own(labels, nameof(labels));
-        BackendGuard.Length(images, (long)batch.BatchSize * source.SampleSize, nameof(images));
-        BackendGuard.Length(labels, batch.BatchSize, nameof(labels));
-        var records = _batchRecords.Get(batch.BatchSize).AsSpan(0, batch.BatchSize);
-        EpochShuffler.Fill(batch.ShuffleSeed, batch.Epoch, source.Count, batch.BatchStart, records);
+        BackendGuard.Length(images, (long)step.BatchSize * source.SampleSize, nameof(images));
+        BackendGuard.Length(labels, step.BatchSize, nameof(labels));
+        var records = _batchRecords.Get(step.BatchSize).AsSpan(0, step.BatchSize);
+        EpochShuffler.Fill(shuffleSeed, step.Epoch, source.Count, step.BatchStart, records);
         // Every image is computed by one thread from its own draws: the result does not depend on Threads.
-        source.FillBatch(records, imageData.Span, labelData.Span, batch.Augmenter, batch.Epoch, Threads);
+        source.FillBatch(records, imageData.Span, labelData.Span, augmenter, step.Epoch, Threads);
     }
 
     private CpuDataset OwnDataset(IDeviceDataset data)

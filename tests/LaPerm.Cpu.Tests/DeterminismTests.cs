@@ -85,7 +85,8 @@ public sealed class DeterminismTests
         var images = rig.Poisoned(30, 2, 9, 11);
         var labels = rig.PoisonedInt(30);
         var augmenter = new Augmenter(new AugmentationPreset("all", 20f, 0.2f, 0.15f, true), 8);
-        b.GatherBatch(onBackend, new BatchGather(4, 2, 5, 30, augmenter), images, labels);
+        b.BeginStep(new StepScalars(1, 2, 5, 30, 1e-3f, 1));
+        b.GatherBatch(onBackend, 4, augmenter, images, labels);
         outputs.Add(rig.Get(images));
         outputs.Add([.. rig.Get(labels).Select(l => (float)l)]);
         return outputs;

@@ -13,21 +13,18 @@ public interface IDeviceDataset : IDisposable
     Dataset Source { get; }
 }
 
-/// <summary>
-/// One training batch for <see cref="IBackend.GatherBatch"/>: positions
-/// [<paramref name="BatchStart"/>, BatchStart + <paramref name="BatchSize"/>) of epoch
-/// <paramref name="Epoch"/>'s order (<see cref="EpochShuffler"/> with <paramref name="ShuffleSeed"/>),
-/// each image warped by <paramref name="Augmenter"/>'s draw for (epoch, record) when there is one.
-/// </summary>
-public readonly record struct BatchGather(ulong ShuffleSeed, int Epoch, int BatchStart, int BatchSize, Augmenter? Augmenter)
+/// <summary>The checks every backend's <see cref="IBackend.GatherBatch"/> makes on the host.</summary>
+public static class GatherGuard
 {
-    /// <summary>Throws unless the batch lies inside an epoch over <paramref name="data"/>.</summary>
-    public void Validate(Dataset data)
+    /// <summary>Throws unless <paramref name="step"/>'s batch lies inside an epoch over <paramref name="data"/>.</summary>
+    public static void Validate(Dataset data, in StepScalars step)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (Epoch < 0)
-            throw new ArgumentOutOfRangeException(nameof(Epoch), $"The epoch must be 0 or positive; got {Epoch}.");
-        if (BatchSize < 1 || BatchStart < 0 || (long)BatchStart + BatchSize > data.Count)
-            throw new ArgumentOutOfRangeException(nameof(BatchStart), $"Batch positions {BatchStart}..{(long)BatchStart + BatchSize - 1} are outside an epoch of {data.Name}'s {data.Count} records.");
+        if (step.Epoch < 0)
+            throw new ArgumentOutOfRangeException(nameof(step), $"The step's epoch must be 0 or positive; got {step.Epoch}.");
+        if (step.BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(step), $"The step's batch size is {step.BatchSize}; call BeginStep with the batch's epoch, start and size before GatherBatch.");
+        if (step.BatchStart < 0 || (long)step.BatchStart + step.BatchSize > data.Count)
+            throw new ArgumentOutOfRangeException(nameof(step), $"Batch positions {step.BatchStart}..{(long)step.BatchStart + step.BatchSize - 1} are outside an epoch of {data.Name}'s {data.Count} records.");
     }
 }

@@ -196,13 +196,16 @@ public interface IBackend : IDisposable
     IDeviceDataset UploadDataset(Dataset data);
 
     /// <summary>
-    /// Writes one training batch without a host round trip: for i &lt; batch.BatchSize, record
-    /// r = <see cref="EpochShuffler.IndexAt"/>(batch.ShuffleSeed, batch.Epoch, count, batch.BatchStart + i);
-    /// images[i] = r's image normalised to x / 255, or warped by batch.Augmenter's draw for
-    /// (epoch, r) as <see cref="Augmenter.Augment"/> does; labels[i] = r's label. Bit-identical on
+    /// Writes one training batch without a host round trip. The batch is positions
+    /// [BatchStart, BatchStart + BatchSize) of epoch Epoch's order, all three from the
+    /// <see cref="StepScalars"/> of the last <see cref="BeginStep"/> (on a device the kernel reads
+    /// them from the step block, so a captured gather replays at every step): for i &lt; BatchSize,
+    /// record r = <see cref="EpochShuffler.IndexAt"/>(shuffleSeed, Epoch, count, BatchStart + i);
+    /// images[i] = r's image normalised to x / 255, or warped by <paramref name="augmenter"/>'s draw
+    /// for (Epoch, r) as <see cref="Augmenter.Augment"/> does; labels[i] = r's label. Bit-identical on
     /// every backend. images holds BatchSize x C x H x W floats, labels BatchSize ints.
     /// </summary>
-    void GatherBatch(IDeviceDataset data, in BatchGather batch, Tensor<float> images, Tensor<int> labels);
+    void GatherBatch(IDeviceDataset data, ulong shuffleSeed, Augmenter? augmenter, Tensor<float> images, Tensor<int> labels);
 }
 
 /// <summary>

@@ -198,12 +198,13 @@ public sealed class Trainer
                 int start = b * o.Batch, size = Math.Min(o.Batch, train.Count - start);
                 var pass = network.GetPass(size);
                 Tracer?.BeginStep(step + 1);
-                Tracer?.Push(TrainingPhase.Data);
-                _backend.GatherBatch(deviceTrain, new BatchGather(o.Seed, epochIndex, start, size, augmenter), pass.Input, pass.Labels);
-                Tracer?.Pop();
                 step++;
                 guard.BeforeStep();
                 _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
+                Tracer?.Push(TrainingPhase.Data);
+                // The gather reads the epoch and batch position from the step block just set.
+                _backend.GatherBatch(deviceTrain, o.Seed, augmenter, pass.Input, pass.Labels);
+                Tracer?.Pop();
                 Tracer?.Push(TrainingPhase.Forward);
                 pass.Forward(new ForwardMode(true, o.Seed));
                 pass.Loss(lossAndCorrect);

@@ -7,7 +7,8 @@ namespace LaPerm.Cuda.Backend;
 
 // The data ops: the training set's raw bytes live on the device for the whole run, and each batch
 // is one launch of gather_batch_v1 (cuda/kernels/data.cu), which computes the epoch order, the
-// augmentation draw and the warp exactly as the CPU backend's Dataset.FillBatch does.
+// augmentation draw and the warp exactly as the CPU backend's Dataset.FillBatch does. Epoch and
+// batch start come from the step block (laperm/step.cuh), so a captured gather replays correctly.
 public sealed partial class CudaBackend
 {
     private DataKernels? _dataKernels;
@@ -20,23 +21,26 @@ public sealed partial class CudaBackend
         return DeviceDataset.Upload(this, data);
     }
 
-    public void GatherBatch(IDeviceDataset data, in BatchGather batch, Tensor<float> images, Tensor<int> labels)
+    public void GatherBatch(IDeviceDataset data, ulong shuffleSeed, Augmenter? augmenter, Tensor<float> images, Tensor<int> labels)
     {
         Begin();
         var dataset = OwnDataset(data);
         Dataset source = dataset.Source;
-        batch.Validate(source);
-        ulong pImages = Pointer(images, nameof(images), (long)batch.BatchSize * source.SampleSize);
-        ulong pLabels = Pointer(labels, nameof(labels), batch.BatchSize);
-        AugmentationPreset preset = batch.Augmenter?.Preset ?? AugmentationPreset.None;
-        ulong stream = batch.Augmenter?.RandomStream ?? 0;
+        // The kernel reads epoch and batch start from the step block; the host copy of what the
+        // last BeginStep wrote sizes the launch and checks the tensors.
+        StepScalars step = _stepScalars;
+        GatherGuard.Validate(source, step);
+        ulong pImages = Pointer(images, nameof(images), (long)step.BatchSize * source.SampleSize);
+        ulong pLabels = Pointer(labels, nameof(labels), step.BatchSize);
+        AugmentationPreset preset = augmenter?.Preset ?? AugmentationPreset.None;
+        ulong stream = augmenter?.RandomStream ?? 0;
         // The shift ranges in float, as Augmenter.Draw computes them.
         float shiftX = preset.ShiftFraction * source.Width, shiftY = preset.ShiftFraction * source.Height;
-        int sample = source.SampleSize;
+        int plane = source.Height * source.Width;
         // Small images (tests) need fewer threads than a block's 256; a block is whole warps.
-        uint threads = (uint)Math.Min(BlockSize, (Math.Max(sample / source.Channels, 1) + 31) / 32 * 32);
-        _dataKernels!.GatherBatch.Launch((uint)batch.BatchSize, threads, 0, Stream,
-            dataset.Record.Pointer, batch.ShuffleSeed, batch.Epoch, batch.BatchStart,
+        uint threads = (uint)Math.Min(BlockSize, (plane + 31) / 32 * 32);
+        _dataKernels!.GatherBatch.Launch((uint)step.BatchSize, threads, 0, Stream,
+            dataset.Record.Pointer, shuffleSeed, StepBlock.Pointer,
             stream, preset.RotationDegrees, preset.ZoomRange, shiftX, shiftY, preset.HorizontalFlip ? 1 : 0,
             pImages, pLabels);
     }

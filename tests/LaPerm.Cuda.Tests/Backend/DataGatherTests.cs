@@ -26,12 +26,13 @@ public abstract class DataGatherTests
         return new Dataset("random", images, labels, channels, height, width, 10);
     }
 
-    private static (float[] Images, int[] Labels) Gather(IBackend backend, Dataset data, BatchGather batch)
+    private static (float[] Images, int[] Labels) Gather(IBackend backend, Dataset data, ulong seed, int epoch, int start, int size, Augmenter? augmenter)
     {
         using var device = backend.UploadDataset(data);
-        using var images = Compare.Poisoned(backend, batch.BatchSize, data.Channels, data.Height, data.Width);
-        using var labels = Compare.PoisonedInts(backend, batch.BatchSize);
-        backend.GatherBatch(device, batch, images, labels);
+        using var images = Compare.Poisoned(backend, size, data.Channels, data.Height, data.Width);
+        using var labels = Compare.PoisonedInts(backend, size);
+        backend.BeginStep(new StepScalars(1, epoch, start, size, 1e-3f, 1));
+        backend.GatherBatch(device, seed, augmenter, images, labels);
         return (Compare.Get(backend, images), Compare.Get(backend, labels));
     }
 
@@ -49,9 +50,8 @@ public abstract class DataGatherTests
         using var cpu = new CpuBackend(2);
         foreach (var (epoch, start, size) in new[] { (0, 0, 40), (3, 150, 53) })
         {
-            var batch = new BatchGather(9, epoch, start, size, augmenter);
-            var expected = Gather(cpu, data, batch);
-            var actual = Gather(device, data, batch);
+            var expected = Gather(cpu, data, 9, epoch, start, size, augmenter);
+            var actual = Gather(device, data, 9, epoch, start, size, augmenter);
             Compare.Equal(expected.Labels, actual.Labels, $"{preset} labels, epoch {epoch}");
             Compare.BitEqual(expected.Images, actual.Images, $"{preset} {channels}x{height}x{width} images, epoch {epoch}");
         }
@@ -83,7 +83,7 @@ public abstract class DataGatherTests
         using var device = Open();
         foreach (var (seed, epoch) in new[] { (1UL, 0), (1UL, 5), (12345UL, 2) })
         {
-            var (gathered, gatheredLabels) = Gather(device, data, new BatchGather(seed, epoch, 0, count, null));
+            var (gathered, gatheredLabels) = Gather(device, data, seed, epoch, 0, count, null);
             var order = new int[count];
             for (int p = 0; p < count; p++)
                 order[p] = (int)Math.Round(gathered[4 * p] * 255f) | (int)Math.Round(gathered[4 * p + 1] * 255f) << 8 | (int)Math.Round(gathered[4 * p + 2] * 255f) << 16;
@@ -102,9 +102,41 @@ public abstract class DataGatherTests
         using var onDevice = device.UploadDataset(data);
         using var images = device.Allocate<float>(new Shape(8, 1, 4, 4));
         using var labels = device.Allocate<int>(new Shape(8));
-        Assert.Throws<ArgumentException>(() => device.GatherBatch(onCpu, new BatchGather(1, 0, 0, 8, null), images, labels));
-        Assert.Throws<ArgumentOutOfRangeException>(() => device.GatherBatch(onDevice, new BatchGather(1, 0, 13, 8, null), images, labels));
-        Assert.Throws<ArgumentException>(() => device.GatherBatch(onDevice, new BatchGather(1, 0, 0, 7, null), images, labels));
+        device.BeginStep(new StepScalars(1, 0, 0, 8, 1e-3f, 1));
+        Assert.Throws<ArgumentException>(() => device.GatherBatch(onCpu, 1, null, images, labels));
+        device.BeginStep(new StepScalars(1, 0, 13, 8, 1e-3f, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => device.GatherBatch(onDevice, 1, null, images, labels));
+        device.BeginStep(new StepScalars(1, 0, 0, 7, 1e-3f, 1));
+        Assert.Throws<ArgumentException>(() => device.GatherBatch(onDevice, 1, null, images, labels));
+    }
+
+    [Fact]
+    public void ACapturedGatherReadsEachStepsEpochAndPosition()
+    {
+        // Captured once at (epoch 0, start 0), replayed after BeginStep(epoch 2, start 60): the
+        // replay must gather the second batch, because the kernel reads both from the step block.
+        var data = RandomDataset(7, 150, 1, 28, 28);
+        var augmenter = new Augmenter(AugmentationPreset.Mnist, 3);
+        const int size = 24;
+        using var device = Open();
+        using var cpu = new CpuBackend(2);
+        var expected = Gather(cpu, data, 11, 2, 60, size, augmenter);
+
+        using var onDevice = device.UploadDataset(data);
+        using var images = Compare.Poisoned(device, size, 1, 28, 28);
+        using var labels = Compare.PoisonedInts(device, size);
+        device.BeginStep(new StepScalars(1, 0, 0, size, 1e-3f, 1));
+        var stream = device.Device.Stream;
+        stream.BeginCapture();
+        device.GatherBatch(onDevice, 11, augmenter, images, labels);
+        using var graph = stream.EndCapture();
+        using var executable = graph.Instantiate();
+        device.Fill(images, float.NaN);
+        device.BeginStep(new StepScalars(2, 2, 60, size, 1e-3f, 2));
+        executable.Launch(stream);
+        device.Synchronize();
+        Compare.Equal(expected.Labels, Compare.Get(device, labels), "replayed labels");
+        Compare.BitEqual(expected.Images, Compare.Get(device, images), "replayed images");
     }
 }
 
