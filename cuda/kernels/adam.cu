@@ -78,10 +78,12 @@ static __device__ __forceinline__ float adam_learning_rate(float lr, float beta1
 // per-step block (laperm/step.cuh) instead of by-value arguments, so one captured launch is
 // right at every step. Each thread computes lr_t itself (two short loops in double) before its
 // grid-stride loop: cheaper than a second launch or a block-wide broadcast.
+// A step after a recorded non-finite loss (*nonfinite_step != 0, see step_guard_loss_v1 in
+// step.cu) updates nothing.
 extern "C" __global__ void adam_multi_v2(int tensor_count, float beta1, float beta2, float eps,
-                                         const StepScalars* __restrict__ scalars,
+                                         const StepScalars* __restrict__ scalars, const long long* __restrict__ nonfinite_step,
                                          const AdamTensor* __restrict__ tensors) {
-    if ((int)blockIdx.y >= tensor_count) {
+    if ((int)blockIdx.y >= tensor_count || *nonfinite_step != 0) {
         return;
     }
     const float lr_t = adam_learning_rate(scalars->learning_rate, beta1, beta2, scalars->adam_t);

@@ -146,6 +146,7 @@ public sealed partial class CpuBackend
     public void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
     {
         if (_step.AdamT < 1) throw new InvalidOperationException($"Adam step t must be at least 1, got {_step.AdamT} (call BeginStep first)");
+        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);
         var mData = Data(m, nameof(m), w.Length);
@@ -197,6 +198,7 @@ public sealed partial class CpuBackend
 
     public void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
     {
+        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
         float learningRate = _step.LearningRate;
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);

@@ -54,6 +54,35 @@ public interface IBackend : IDisposable
     /// </summary>
     void BeginStep(in StepScalars scalars);
 
+    /// <summary>
+    /// The non-finite-loss guard, enqueued after a step's loss: when lossAndCorrect[0] (the
+    /// accumulated training loss) is NaN or infinite and no step is recorded yet, records
+    /// <see cref="StepScalars.Step"/>. While a step is recorded, <see cref="AdamUpdate"/> and
+    /// <see cref="SgdMomentumUpdate"/> change nothing, so the weights stay as they were before the
+    /// first bad step until the host looks (<see cref="TakeNonFiniteStep"/>), without a host
+    /// round trip per step.
+    /// </summary>
+    void GuardLoss(Tensor<float> lossAndCorrect);
+
+    /// <summary>The step the guard recorded (0 = none), then clears it; waits for every enqueued op.</summary>
+    long TakeNonFiniteStep();
+
+    /// <summary>
+    /// Whether <see cref="BeginCapture"/> works: the backend can record a sequence of its ops and
+    /// replay it with one launch (CUDA graphs on cuda and emu; not on cpu).
+    /// </summary>
+    bool CanCapture { get; }
+
+    /// <summary>
+    /// Starts recording instead of running: the ops enqueued until <see cref="EndCapture"/> are
+    /// captured, not executed. Run the same ops once before (a warm-up): scratch buffers and
+    /// library handles must not be created while capturing, and no op may wait on the host.
+    /// </summary>
+    void BeginCapture();
+
+    /// <summary>Stops recording; the result replays the captured ops.</summary>
+    ICapturedOps EndCapture();
+
     // ---- linear algebra -----------------------------------------------------------------
 
     /// <summary>
@@ -250,6 +279,19 @@ public readonly record struct AdamParameters(float Beta1, float Beta2, float Eps
         }
         return result;
     }
+}
+
+/// <summary>Ops recorded by <see cref="IBackend.BeginCapture"/>, replayed with one launch.</summary>
+public interface ICapturedOps : IDisposable
+{
+    /// <summary>
+    /// False once the backend has replaced a buffer the ops refer to (a scratch buffer grown for
+    /// a larger op): capture again, after a warm-up.
+    /// </summary>
+    bool IsValid { get; }
+
+    /// <summary>Enqueues the captured ops again, with the arguments they had when captured.</summary>
+    void Replay();
 }
 
 /// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>

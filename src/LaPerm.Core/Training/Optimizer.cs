@@ -84,20 +84,25 @@ public sealed class Optimizer : IDisposable
     public void Step(int batchSize = 1)
     {
         EnqueueUpdate(batchSize);
-        Steps++;
+        CountStep();
     }
 
     /// <summary>
-    /// Records a step whose update was enqueued earlier and ran again (a replayed graph that holds
-    /// <see cref="EnqueueUpdate"/>'s ops): only the count advances.
+    /// Counts a step whose update was enqueued, directly or by replaying captured ops that hold
+    /// <see cref="EnqueueUpdate"/>'s ops (those read t from the step block, so only the count advances here).
     /// </summary>
-    internal void CountReplayedStep() => Steps++;
+    internal void CountStep() => Steps++;
 
-    /// <summary>Enqueues the update ops without counting the step (for capture into a graph).</summary>
+    /// <summary>Enqueues the update ops without counting the step (what a captured step holds).</summary>
     internal void EnqueueUpdate(int batchSize)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"batch size must be at least 1, got {batchSize}");
         var ps = _network.Parameters;
+        // First every gradient the update needs (L2 term, batch-sum scaling), then every update:
+        // the updates follow each other with no other op between them, so the CUDA backend batches
+        // all of Adam's into one launch over a table that stays the same from step to step (and so
+        // can be captured into a graph).
+        var gradients = new Tensor<float>[ps.Count];
         for (int i = 0; i < ps.Count; i++)
         {
             var p = ps[i];
@@ -113,10 +118,15 @@ public sealed class Optimizer : IDisposable
                 // The backward pass overwrites the gradient every step, so scaling it in place is safe.
                 _backend.ScaleAdd(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
             }
+            gradients[i] = g;
+        }
+        for (int i = 0; i < ps.Count; i++)
+        {
+            var p = ps[i];
             if (Kind == OptimizerKind.Adam)
-                _backend.AdamUpdate(AdamParameters.Keras, p.Value, g, _first[i], _second[i]!);
+                _backend.AdamUpdate(AdamParameters.Keras, p.Value, gradients[i], _first[i], _second[i]!);
             else
-                _backend.SgdMomentumUpdate(Momentum, p.Value, g, _first[i]);
+                _backend.SgdMomentumUpdate(Momentum, p.Value, gradients[i], _first[i]);
         }
     }
 

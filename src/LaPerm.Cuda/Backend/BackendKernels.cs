@@ -60,6 +60,7 @@ internal sealed class BackendKernels : IDisposable
 
         DeviceModule step = Load(device, "step.ptx");
         StepBegin = step.GetKernel("step_begin_v1");
+        StepGuardLoss = step.GetKernel("step_guard_loss_v1");
     }
 
     private DeviceModule Load(Device device, string file)
@@ -94,6 +95,7 @@ internal sealed class BackendKernels : IDisposable
     public Kernel SgdMomentum { get; }
     public Kernel AdamMulti { get; }
     public Kernel StepBegin { get; }
+    public Kernel StepGuardLoss { get; }
 
     public void Dispose()
     {

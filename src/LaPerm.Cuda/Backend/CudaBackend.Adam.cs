@@ -53,10 +53,14 @@ public sealed partial class CudaBackend
                 {
                     _device.Synchronize();   // an earlier launch may still read the old table
                     _adamTable.Dispose();
+                    _bufferGeneration++;     // a captured launch may refer to the old table
                     _adamTable = null;
                 }
                 _adamTable = AllocateBuffer<AdamTensorRecord>(_pendingAdam.Count);
             }
+            // A host-to-device copy from pageable memory cannot be captured: a graph's first step
+            // must use the table of the warm-up step before it.
+            if (_capturing) throw new InvalidOperationException("the set of Adam tensors changed while capturing a graph; run the same step once before capturing it");
             _adamTableContents = [.. _pendingAdam];
             _adamTable.CopyFrom(_adamTableContents, Stream);
         }
@@ -66,6 +70,6 @@ public sealed partial class CudaBackend
         int count = _pendingAdam.Count;
         _pendingAdam.Clear();
         _kernels.AdamMulti.Launch(new Dim3(blocks, (uint)count), BlockSize, 0, Stream,
-            count, p.Beta1, p.Beta2, p.Epsilon, StepBlock.Pointer, _adamTable!.Pointer);
+            count, p.Beta1, p.Beta2, p.Epsilon, StepBlock.Pointer, NonFiniteStep.Pointer, _adamTable!.Pointer);
     }
 }

@@ -78,6 +78,7 @@ public sealed partial class CudaBackend : IBackend
         catch
         {
             _stepBlock?.Dispose();
+            _nonFiniteStep?.Dispose();
             _kernels.Dispose();
             throw;
         }
@@ -188,6 +189,7 @@ public sealed partial class CudaBackend : IBackend
             _device.Synchronize();
             buffer.Dispose();
             buffer = null;
+            _bufferGeneration++;   // captured ops that refer to the old buffer are stale
         }
         buffer = AllocateBuffer<float>(Math.Max(length, 1));
         return buffer;
@@ -315,6 +317,7 @@ public sealed partial class CudaBackend : IBackend
         _disposed = true;
         _adamTable?.Dispose();
         _stepBlock?.Dispose();
+        _nonFiniteStep?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
