@@ -138,6 +138,37 @@ public abstract class DataGatherTests
         Compare.Equal(expected.Labels, Compare.Get(device, labels), "replayed labels");
         Compare.BitEqual(expected.Images, Compare.Get(device, images), "replayed images");
     }
+
+    [Fact]
+    public void AReplayedGatherPastTheEpochGivesNaNPixelsAndLabelMinusOne()
+    {
+        // The host checks only eager calls; a graph replayed after a BeginStep naming positions
+        // beyond the data set must not hang walking the order, and must poison the loss.
+        var data = RandomDataset(8, 30, 1, 6, 6);
+        using var device = Open();
+        using var onDevice = device.UploadDataset(data);
+        using var images = Compare.Poisoned(device, 8, 1, 6, 6);
+        using var labels = Compare.PoisonedInts(device, 8);
+        device.BeginStep(new StepScalars(1, 0, 0, 8, 1e-3f, 1));
+        var stream = device.Device.Stream;
+        stream.BeginCapture();
+        device.GatherBatch(onDevice, 5, null, images, labels);
+        using var graph = stream.EndCapture();
+        using var executable = graph.Instantiate();
+        device.BeginStep(new StepScalars(2, 0, 26, 8, 1e-3f, 2));   // positions 26..33 of 30
+        executable.Launch(stream);
+        device.Synchronize();
+        var gotLabels = Compare.Get(device, labels);
+        var gotImages = Compare.Get(device, images);
+        var expected = EpochShuffler.Permutation(5, 0, 30);
+        for (int i = 0; i < 8; i++)
+        {
+            bool inside = 26 + i < 30;
+            Assert.Equal(inside ? data.Labels[expected[26 + i]] : -1, gotLabels[i]);
+            for (int p = 0; p < 36; p++)
+                Assert.Equal(inside ? data.Image(expected[26 + i])[p] / 255f : float.NaN, gotImages[i * 36 + p]);
+        }
+    }
 }
 
 public sealed class EmuDataGatherTests : DataGatherTests
