@@ -113,7 +113,8 @@ public sealed class Trainer
         guard.Reset();
         // skip-step reads the loss and gradients back inside the step: such a step cannot be captured.
         bool useGraphs = o.Graphs && _backend.CanCapture && !guard.ChecksEveryStep;
-        using var graphs = new StepGraphs();
+        using var graphs = new StepGraphs(_backend, useGraphs, Tracer);
+        const int ReconnectKey = 0; // steps are keyed by their batch size (>= 1)
         var mode = new ForwardMode(true, o.Seed);
 
         int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
@@ -178,24 +179,12 @@ public sealed class Trainer
             guard.Check(); // before the rows are rewritten, so a stop names the non-finite weights
             syncWatch.Restart();
             Tracer?.Push(TrainingPhase.Reconnect);
-            if (useGraphs && graphs.ReconnectWarm)
+            graphs.Run(ReconnectKey, () =>
             {
-                if (graphs.Reconnect is not { IsValid: true })
-                {
-                    graphs.Reconnect?.Dispose();
-                    graphs.Reconnect = null;
-                    _backend.BeginCapture();
-                    try { reconnector!.EnqueueSync(); }
-                    finally { graphs.Reconnect = _backend.EndCapture(); }
-                }
-                graphs.Reconnect.Replay();
-            }
-            else
-            {
-                reconnector!.EnqueueSync(); // the first sync runs eagerly: the warm-up of its capture
-                graphs.ReconnectWarm = true;
-            }
-            reconnector.CountSync();
+                reconnector!.EnqueueSync();
+                return true;
+            });
+            reconnector!.CountSync();
             Tracer?.Pop();
             if (o.VerifyInvariants) reconnector.VerifyInvariants();
             _backend.Synchronize();
@@ -263,27 +252,9 @@ public sealed class Trainer
                 step++;
                 guard.BeforeStep();
                 _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
-                bool applied;
-                if (useGraphs && graphs.Warm.Contains(size))
-                {
-                    if (!graphs.Steady.TryGetValue(size, out var captured) || !captured.IsValid)
-                    {
-                        captured?.Dispose();
-                        graphs.Steady.Remove(size);
-                        _backend.BeginCapture();
-                        try { StepOps(pass, size); }
-                        finally { graphs.Steady[size] = captured = _backend.EndCapture(); }
-                    }
-                    Tracer?.Push(TrainingPhase.Graph);
-                    captured.Replay();
-                    Tracer?.Pop();
-                    applied = true; // the stop policy's guard runs inside the graph; skip-step never captures
-                }
-                else
-                {
-                    applied = StepOps(pass, size);
-                    graphs.Warm.Add(size);
-                }
+                // Eager, or a replay of this batch size's captured step (the stop policy's guard runs
+                // inside it; skip-step, which reads back within the step, never captures).
+                bool applied = graphs.Run(size, () => StepOps(pass, size));
                 if (applied) optimizer.CountStep();
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
@@ -356,23 +327,4 @@ public sealed class Trainer
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
     }, Json.Indented);
-
-    /// <summary>The captured steps of a run: one steady-state step per batch size and the reconnection.</summary>
-    private sealed class StepGraphs : IDisposable
-    {
-        /// <summary>Batch sizes whose step ran once eagerly (the warm-up before a capture).</summary>
-        public HashSet<int> Warm { get; } = [];
-
-        public Dictionary<int, ICapturedOps> Steady { get; } = [];
-
-        public bool ReconnectWarm { get; set; }
-
-        public ICapturedOps? Reconnect { get; set; }
-
-        public void Dispose()
-        {
-            foreach (var g in Steady.Values) g.Dispose();
-            Reconnect?.Dispose();
-        }
-    }
 }

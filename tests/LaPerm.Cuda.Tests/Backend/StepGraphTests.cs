@@ -68,6 +68,50 @@ public abstract class StepGraphTests
     }
 
     [Fact]
+    public void AStepRunsEagerlyOnceIsCapturedOnceAndReplayedAndIsCapturedAgainWhenStale()
+    {
+        using var backend = Open();
+        var rng = new Random(5);
+        float[] x = Compare.Random(rng, 64), y0 = Compare.Random(rng, 64);
+        using var tx = backend.Allocate<float>(new Shape(64));
+        using var ty = backend.Allocate<float>(new Shape(64));
+        backend.Upload<float>(x, tx);
+        backend.Upload<float>(y0, ty);
+        // A step that also uses a backend scratch buffer (the loss's per-example values).
+        const int classes = 4;
+        using var logits = backend.Allocate<float>(new Shape(16, classes));
+        using var labels = backend.Allocate<int>(new Shape(16));
+        using var dLogits = backend.Allocate<float>(new Shape(16, classes));
+        using var totals = backend.Allocate<float>(new Shape(2));
+        using var smallLogits = backend.Allocate<float>(new Shape(2, classes));
+        using var smallDLogits = backend.Allocate<float>(new Shape(2, classes));
+        backend.Upload<float>(Compare.Random(rng, 2 * classes), smallLogits);
+        backend.Upload<float>(Compare.Random(rng, 16 * classes), logits);
+        backend.Upload<int>([.. Enumerable.Range(0, 16).Select(i => i % classes)], labels);
+        int enqueued = 0;
+        using var graphs = new StepGraphs(backend, enabled: true);
+        bool Step()
+        {
+            enqueued++;
+            backend.ScaleAdd(0.5f, tx, ty);   // y = x + 0.5 y
+            backend.SoftmaxCrossEntropy(2, classes, smallLogits, labels, smallDLogits, totals);
+            return true;
+        }
+        for (int i = 0; i < 4; i++) Assert.True(graphs.Run(7, Step));
+        Assert.Equal(2, enqueued);            // the warm-up and the capture
+        Assert.Equal(1, graphs.Captures);
+        // A larger loss grows the scratch buffer: the capture is stale and is made again.
+        backend.SoftmaxCrossEntropy(16, classes, logits, labels, dLogits, totals);
+        for (int i = 0; i < 2; i++) Assert.True(graphs.Run(7, Step));
+        Assert.Equal(3, enqueued);
+        Assert.Equal(2, graphs.Captures);
+        var expected = (float[])y0.Clone();
+        for (int step = 0; step < 6; step++)
+            for (int i = 0; i < expected.Length; i++) expected[i] = x[i] + 0.5f * expected[i];
+        Compare.BitEqual(expected, Compare.Get(backend, ty), "y after six steps, four of them replayed");
+    }
+
+    [Fact]
     public void ANonFiniteLossInAReplayedStepStopsAtTheNextReadbackNamingItsStepAndTheWeight()
     {
         using var backend = Open();
