@@ -7,6 +7,7 @@
 // Evaluation order and roundings match the CPU backend operation by operation (no
 // contraction, IEEE sqrt and division), so w, m and v are bit-identical to it.
 #include "laperm/device.cuh"
+#include "laperm/step.cuh"
 
 static __device__ __forceinline__ void adam_element(float lr_t, float beta1, float beta2, float eps,
                                                     float* w, const float* g, float* m, float* v) {
@@ -45,6 +46,47 @@ extern "C" __global__ void adam_multi_v1(int tensor_count, float lr_t, float bet
     if ((int)blockIdx.y >= tensor_count) {
         return;
     }
+    const AdamTensor t = tensors[blockIdx.y];
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < t.length;
+         i += (long long)gridDim.x * blockDim.x) {
+        adam_element(lr_t, beta1, beta2, eps, t.w + i, t.g + i, t.m + i, t.v + i);
+    }
+}
+
+// beta^t by binary exponentiation in double: the same multiplications in the same order as
+// LaPerm.Core.Backend.AdamParameters.Power, so the result is bit-identical on every backend
+// (IEEE double multiply, no contraction, no libm pow).
+static __device__ __forceinline__ double adam_power(double base, long long exponent) {
+    double result = 1.0;
+    while (exponent > 0) {
+        if (exponent & 1) {
+            result *= base;
+        }
+        base *= base;
+        exponent >>= 1;
+    }
+    return result;
+}
+
+// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t) in double, rounded once to float
+// (LaPerm.Core.Backend.AdamParameters.LearningRateAt).
+static __device__ __forceinline__ float adam_learning_rate(float lr, float beta1, float beta2, long long t) {
+    return (float)((double)lr * lp_sqrt_rn(1.0 - adam_power((double)beta2, t)) / (1.0 - adam_power((double)beta1, t)));
+}
+
+// v2 (multi-tensor, step block): as adam_multi_v1, but the learning rate and t come from the
+// per-step block (laperm/step.cuh) instead of by-value arguments, so one captured launch is
+// right at every step. Each thread computes lr_t itself (two short loops in double) before its
+// grid-stride loop: cheaper than a second launch or a block-wide broadcast.
+// A step after a recorded non-finite loss (*nonfinite_step != 0, see step_guard_loss_v1 in
+// step.cu) updates nothing.
+extern "C" __global__ void adam_multi_v2(int tensor_count, float beta1, float beta2, float eps,
+                                         const StepScalars* __restrict__ scalars, const long long* __restrict__ nonfinite_step,
+                                         const AdamTensor* __restrict__ tensors) {
+    if ((int)blockIdx.y >= tensor_count || *nonfinite_step != 0) {
+        return;
+    }
+    const float lr_t = adam_learning_rate(scalars->learning_rate, beta1, beta2, scalars->adam_t);
     const AdamTensor t = tensors[blockIdx.y];
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < t.length;
          i += (long long)gridDim.x * blockDim.x) {

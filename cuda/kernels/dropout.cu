@@ -8,7 +8,10 @@
 //
 // An element is kept when uniform(i) >= rate; kept elements are scaled by `scale`
 // (= 1 / (1 - rate), computed once in float by the caller, as the CPU backend does).
+// The step comes from the per-step block (laperm/step.cuh), so a captured launch draws a new
+// mask at every replayed step.
 #include "laperm/device.cuh"
+#include "laperm/step.cuh"
 
 static __device__ __forceinline__ unsigned long long dropout_mix(unsigned long long z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -22,9 +25,11 @@ static __device__ __forceinline__ float dropout_uniform(unsigned long long strea
 }
 
 // v1: one element per thread iteration (grid-stride). mask[i] = 1 kept, 0 dropped.
-extern "C" __global__ void dropout_forward_v1(int n, float rate, float scale, unsigned long long seed, unsigned long long step,
+extern "C" __global__ void dropout_forward_v1(int n, float rate, float scale, unsigned long long seed,
+                                              const StepScalars* __restrict__ scalars,
                                               const float* __restrict__ x, float* __restrict__ y,
                                               unsigned char* __restrict__ mask) {
+    const unsigned long long step = (unsigned long long)scalars->step;
     const unsigned long long stream = dropout_mix(seed ^ (step * 0x9E3779B97F4A7C15ull));
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         const bool keep = dropout_uniform(stream, (unsigned)i) >= rate;

@@ -7,9 +7,11 @@ namespace LaPerm.Cli;
 internal static class BenchCommand
 {
     public const string Help = """
-        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn] [--no-graphs]
             training images/s of full steps (upload, forward, loss, backward, Adam) on synthetic data:
             warm-up, then the median of W windows of N steps. Without --model: f2, lenet300 and conv7.
+            On cuda/emu the step is captured once and replayed as a CUDA graph ("graphs" in the line);
+            --no-graphs runs its ops one by one.
         laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
             time of one full LaPerm sync of every tensor (median of R).
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device cuda|emu] [--samples N] [--json FILE]
@@ -26,7 +28,7 @@ internal static class BenchCommand
         if (args.Length == 0 || args[0] is not ("train" or "sync" or "reconnect"))
             throw new UsageException("laperm bench expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
         if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
-        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--conv" }, new HashSet<string>(), "bench");
+        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--conv" }, new HashSet<string> { "--no-graphs" }, "bench");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;
@@ -39,12 +41,12 @@ internal static class BenchCommand
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
                 using var backend = Backends.Create(device, threads, Backends.Gpu(a));
-                using var bench = new TrainStepBench(model, backend, batch);
+                using var bench = new TrainStepBench(model, backend, batch, graphs: !a.Has("--no-graphs"));
                 // Aim for windows of about a second: the default step count follows the model size.
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
                 var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);
                 stdout.WriteLine(string.Create(inv,
-                    $"bench train {model.Name,-10} batch {batch} threads {threads} {backend.Name}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
+                    $"bench train {model.Name,-10} batch {batch} threads {threads} {backend.Name}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
             }
         }
         else

@@ -11,7 +11,7 @@ namespace LaPerm.Cli;
 /// </summary>
 internal static class ResumeArguments
 {
-    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants"];
+    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs"];
 
     public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given)
     {
@@ -43,6 +43,7 @@ internal static class ResumeArguments
     {
         if (a.Int("--threads", 1) is { } threads) o = o with { Threads = threads };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
+        if (a.Has("--no-graphs")) o = o with { Graphs = false };
         return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true } };
     }
 

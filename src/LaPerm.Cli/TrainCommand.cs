@@ -20,7 +20,7 @@ internal static class TrainCommand
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
-    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet"];
+    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs"];
 
     public const string Help = """
         laperm train [options]
@@ -54,6 +54,8 @@ internal static class TrainCommand
         --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
         --conv kernels|cudnn   GPU convolutions: our kernels (default) or cuDNN where it can
+        --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
+                               captured as a CUDA graph (same results, bit for bit; for comparison)
         --quiet                no progress output
         --checkpoint-every N   also checkpoint every N steps (always: at every epoch end) in DIR/checkpoints/step-NNNNNNNN
         --keep-checkpoints K   keep the newest K checkpoints (default 3)
@@ -159,6 +161,7 @@ internal static class TrainCommand
         if (a.Has("--skip-bn")) o = o with { SkipBatchNorm = true };
         if (a.Has("--no-reconnect")) o = o with { Reconnect = false };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
+        if (a.Has("--no-graphs")) o = o with { Graphs = false };
         if (a.String("--augment") is { } aug)
         {
             try

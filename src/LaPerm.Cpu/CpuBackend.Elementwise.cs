@@ -52,9 +52,10 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask)
+    public void DropoutForward(float rate, ulong seed, Tensor<float> x, Tensor<float> y, Tensor<byte> mask)
     {
         CheckRate(rate);
+        ulong step = (ulong)_step.Step;
         var yData = Own(y, nameof(y)).Data;
         var xData = Data(x, nameof(x), y.Length);
         var maskData = Data(mask, nameof(mask), y.Length);
@@ -142,16 +143,16 @@ public sealed partial class CpuBackend
         totals[1] += (float)correct;
     }
 
-    public void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
+    public void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
     {
-        if (step.T < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam step t must be at least 1, got {step.T}");
+        if (_step.AdamT < 1) throw new InvalidOperationException($"Adam step t must be at least 1, got {_step.AdamT} (call BeginStep first)");
+        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);
         var mData = Data(m, nameof(m), w.Length);
         var vData = Data(v, nameof(v), w.Length);
-        // lr_t in double from the float hyper-parameters, rounded once to float.
-        float learningRateT = (float)(step.LearningRate * Math.Sqrt(1.0 - Math.Pow(step.Beta2, step.T)) / (1.0 - Math.Pow(step.Beta1, step.T)));
-        var state = new AdamState(wData, gData, mData, vData, learningRateT, step.Beta1, step.Beta2, step.Epsilon);
+        float learningRateT = parameters.LearningRateAt(_step.LearningRate, _step.AdamT);
+        var state = new AdamState(wData, gData, mData, vData, learningRateT, parameters.Beta1, parameters.Beta2, parameters.Epsilon);
         _partition.For(wData.Length, ElementwiseChunk, state, static (s, _, start, end) => AdamRange(s, start, end));
     }
 
@@ -195,8 +196,10 @@ public sealed partial class CpuBackend
         }
     }
 
-    public void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
+    public void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
     {
+        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
+        float learningRate = _step.LearningRate;
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);
         var velocityData = Data(velocity, nameof(velocity), w.Length);

@@ -130,6 +130,39 @@ public sealed partial class CpuBackend : IBackend
     /// <summary>Ops run synchronously, so there is nothing to wait for.</summary>
     public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    /// <summary>The values of the last <see cref="BeginStep"/>, read by dropout and the optimizers.</summary>
+    private StepScalars _step;
+
+    public void BeginStep(in StepScalars scalars)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _step = scalars;
+    }
+
+    /// <summary>The step <see cref="GuardLoss"/> recorded (0 = none); the optimizers do nothing while it is set.</summary>
+    private long _nonFiniteStep;
+
+    public void GuardLoss(Tensor<float> lossAndCorrect)
+    {
+        var totals = Data(lossAndCorrect, nameof(lossAndCorrect), 2);
+        if (!float.IsFinite(totals[0]) && _nonFiniteStep == 0) _nonFiniteStep = _step.Step;
+    }
+
+    public long TakeNonFiniteStep()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long step = _nonFiniteStep;
+        _nonFiniteStep = 0;
+        return step;
+    }
+
+    /// <summary>Ops run as they are called: nothing to capture.</summary>
+    public bool CanCapture => false;
+
+    public void BeginCapture() => throw new NotSupportedException("the cpu backend runs ops as they are called and cannot capture them");
+
+    public ICapturedOps EndCapture() => throw new NotSupportedException("the cpu backend runs ops as they are called and cannot capture them");
+
     // ---- linear algebra ----------------------------------------------------------------------
 
     public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,

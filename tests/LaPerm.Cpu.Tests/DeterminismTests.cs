@@ -1,4 +1,5 @@
 using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
 
 namespace LaPerm.Cpu.Tests;
 
@@ -35,7 +36,8 @@ public sealed class DeterminismTests
         b.ReluForward(n1, n1);
         var mask = rig.PoisonedByte(batch * 800);
         var d1 = rig.Poisoned(batch, 8, 10, 10);
-        b.DropoutForward(0.25f, 3, 4, n1, d1, mask);
+        b.BeginStep(new StepScalars(4, 0, 0, 1, 0.1f, 1));
+        b.DropoutForward(0.25f, 3, n1, d1, mask);
         var h2 = rig.Poisoned(batch, 6, 5, 5);
         b.ConvForward(c2, d1, w2, h2);
         var p = rig.Poisoned(batch, 6, 4, 4);
@@ -66,12 +68,27 @@ public sealed class DeterminismTests
         b.BiasGradient(dh1, db1, 8);
         var m = rig.Input(new float[c2.WeightLength], c2.WeightLength);
         var v = rig.Input(new float[c2.WeightLength], c2.WeightLength);
-        b.AdamUpdate(AdamStep.Keras(1e-3f, 1), w2, dw2, m, v);
+        b.BeginStep(new StepScalars(4, 0, 0, 1, 1e-3f, 1));
+        b.AdamUpdate(AdamParameters.Keras, w2, dw2, m, v);
         using var plan = b.PrepareReconnect([new ReconnectTarget("w1", w1, 8, 18)]);
-        b.SgdMomentumUpdate(0.1f, 0.9f, w1, dw1, rig.Input(new float[c1.WeightLength], c1.WeightLength));
+        b.BeginStep(new StepScalars(4, 0, 0, 1, 0.1f, 1));
+        b.SgdMomentumUpdate(0.9f, w1, dw1, rig.Input(new float[c1.WeightLength], c1.WeightLength));
         b.Reconnect(plan);
         foreach (var t in new[] { h1, n1, d1, h2, p, logits, totals, dLogits, dp, dh2, dw2, dd1, dh1, dGamma, dBeta, dw1, db1, w2, w1 })
             outputs.Add(rig.Get(t));
+
+        // A gathered batch with every kind of augmentation (the images are warped in parallel).
+        var pixels = new byte[40 * 2 * 9 * 11];
+        rng.NextBytes(pixels);
+        var data = new Dataset("random", pixels, [.. Enumerable.Range(0, 40).Select(i => (byte)(i % 7))], 2, 9, 11, 7);
+        using var onBackend = b.UploadDataset(data);
+        var images = rig.Poisoned(30, 2, 9, 11);
+        var labels = rig.PoisonedInt(30);
+        var augmenter = new Augmenter(new AugmentationPreset("all", 20f, 0.2f, 0.15f, true), 8);
+        b.BeginStep(new StepScalars(1, 2, 5, 30, 1e-3f, 1));
+        b.GatherBatch(onBackend, 4, augmenter, images, labels);
+        outputs.Add(rig.Get(images));
+        outputs.Add([.. rig.Get(labels).Select(l => (float)l)]);
         return outputs;
     }
 

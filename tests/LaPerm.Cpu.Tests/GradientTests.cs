@@ -250,7 +250,8 @@ public sealed class GradientTests
         var r = Data.Uniform(rng, length);
         var ty = rig.Poisoned(length);
         var mask = rig.PoisonedByte(length);
-        rig.Backend.DropoutForward(rate, 1234, 7, rig.Input(x, length), ty, mask);
+        rig.Backend.BeginStep(new StepScalars(7, 0, 0, 1, 1e-3f, 1));
+        rig.Backend.DropoutForward(rate, 1234, rig.Input(x, length), ty, mask);
         var maskBytes = rig.Get(mask);
         double scale = 1 / (1 - (double)rate);
         double[] Forward(double[] v) => v.Select((value, i) => maskBytes[i] == 1 ? value * scale : 0).ToArray();

@@ -15,7 +15,8 @@ public sealed class OpTests
         var tx = rig.Input(x, length);
         var ty = rig.Poisoned(length);
         var mask = rig.PoisonedByte(length);
-        rig.Backend.DropoutForward(rate, 99, 5, tx, ty, mask);
+        rig.Backend.BeginStep(new StepScalars(5, 0, 0, 1, 1e-3f, 1));
+        rig.Backend.DropoutForward(rate, 99, tx, ty, mask);
         var maskBytes = rig.Get(mask);
         var y = rig.Get(ty);
         float scale = 1f / (1f - rate);
@@ -34,10 +35,12 @@ public sealed class OpTests
         // Same (seed, step): same mask on any thread count; another step: an independent mask.
         using var other = new TestRig(3);
         var mask2 = other.PoisonedByte(length);
-        other.Backend.DropoutForward(rate, 99, 5, other.Input(x, length), other.Poisoned(length), mask2);
+        other.Backend.BeginStep(new StepScalars(5, 0, 0, 1, 1e-3f, 1));
+        other.Backend.DropoutForward(rate, 99, other.Input(x, length), other.Poisoned(length), mask2);
         Assert.Equal(maskBytes, other.Get(mask2));
         var mask3 = other.PoisonedByte(length);
-        other.Backend.DropoutForward(rate, 99, 6, other.Input(x, length), other.Poisoned(length), mask3);
+        other.Backend.BeginStep(new StepScalars(6, 0, 0, 1, 1e-3f, 1));
+        other.Backend.DropoutForward(rate, 99, other.Input(x, length), other.Poisoned(length), mask3);
         int differing = maskBytes.Zip(other.Get(mask3)).Count(p => p.First != p.Second);
         double expectedDiffering = length * 2 * 0.7 * 0.3, sigmaDiffering = Math.Sqrt(length * 0.42 * 0.58);
         Assert.InRange(differing, expectedDiffering - 5 * sigmaDiffering, expectedDiffering + 5 * sigmaDiffering);
@@ -50,7 +53,8 @@ public sealed class OpTests
         using var rig = new TestRig();
         var ty = rig.Poisoned(100);
         var mask = rig.PoisonedByte(100);
-        rig.Backend.DropoutForward(0f, 1, 1, rig.Input(x, 100), ty, mask);
+        rig.Backend.BeginStep(new StepScalars(1, 0, 0, 1, 1e-3f, 1));
+        rig.Backend.DropoutForward(0f, 1, rig.Input(x, 100), ty, mask);
         Assert.Equal(x, rig.Get(ty));
         Assert.All(rig.Get(mask), b => Assert.Equal(1, b));
     }

@@ -33,7 +33,8 @@ public sealed class OptimizerTests
         for (int t = 1; t <= 3; t++)
         {
             var g = Data.Uniform(rng, length, -2f, 2f);
-            rig.Backend.AdamUpdate(AdamStep.Keras(lr, t), tw, rig.Input(g, length), tm, tv);
+            rig.Backend.BeginStep(new StepScalars(t, 0, 0, 1, lr, t));
+            rig.Backend.AdamUpdate(AdamParameters.Keras, tw, rig.Input(g, length), tm, tv);
             double lrT = lr * Math.Sqrt(1 - Math.Pow(0.999f, t)) / (1 - Math.Pow(0.9f, t));
             var gotW = rig.Get(tw);
             var gotM = rig.Get(tm);
@@ -74,7 +75,8 @@ public sealed class OptimizerTests
         for (int step = 0; step < 3; step++)
         {
             var g = Data.Uniform(rng, length);
-            rig.Backend.SgdMomentumUpdate(lr, momentum, tw, rig.Input(g, length), tVelocity);
+            rig.Backend.BeginStep(new StepScalars(step + 1, 0, 0, 1, lr, step + 1));
+            rig.Backend.SgdMomentumUpdate(momentum, tw, rig.Input(g, length), tVelocity);
             var gotW = rig.Get(tw);
             var gotVelocity = rig.Get(tVelocity);
             for (int i = 0; i < length; i++)
@@ -95,6 +97,7 @@ public sealed class OptimizerTests
     {
         using var rig = new TestRig();
         var t = rig.Input(Data.Uniform(new Random(1), 4), 4);
-        Assert.Throws<ArgumentOutOfRangeException>(() => rig.Backend.AdamUpdate(AdamStep.Keras(1e-3f, 0), t, t, t, t));
+        rig.Backend.BeginStep(new StepScalars(1, 0, 0, 1, 1e-3f, 0));
+        Assert.Throws<InvalidOperationException>(() => rig.Backend.AdamUpdate(AdamParameters.Keras, t, t, t, t));
     }
 }

@@ -85,17 +85,19 @@ internal static class KernelChecks
         float[] w = TestDevices.RandomFloats(random, n), g = TestDevices.RandomFloats(random, n, 0.1f);
         float[] m = TestDevices.RandomFloats(random, n, 0.01f), v = TestDevices.RandomFloats(random, n, 0.001f);
         for (int i = 0; i < n; i++) v[i] = Math.Abs(v[i]);
-        var step = new AdamStep(1e-3f * (1 + random.Next(10)), 0.9f, 0.999f, 1e-7f, random.Next(1, 500));
+        var step = AdamParameters.Keras;
+        float lr = 1e-3f * (1 + random.Next(10));
+        long t = random.Next(1, 500);
         using var kernels = new PrimitiveKernels(device);
         using var dw = TestDevices.Upload(device, w);
         using var dg = TestDevices.Upload(device, g);
         using var dm = TestDevices.Upload(device, m);
         using var dv = TestDevices.Upload(device, v);
-        kernels.Adam(device.Stream, step, n, dw, dg, dm, dv);
+        kernels.Adam(device.Stream, step, lr, t, n, dw, dg, dm, dv);
         float[] w1 = dw.ToArray(), m1 = dm.ToArray(), v1 = dv.ToArray();
 
         // The IBackend contract, one float operation at a time in the kernel's order.
-        float lrT = PrimitiveKernels.AdamLearningRate(step);
+        float lrT = step.LearningRateAt(lr, t);
         for (int i = 0; i < n; i++)
         {
             float mi = step.Beta1 * m[i] + (1f - step.Beta1) * g[i];
@@ -112,7 +114,9 @@ internal static class KernelChecks
     {
         var random = new Random(seed);
         int[] lengths = [1, 300, 4097, 64];
-        var step = new AdamStep(2e-3f, 0.9f, 0.999f, 1e-7f, random.Next(1, 100));
+        var step = AdamParameters.Keras;
+        const float lr = 2e-3f;
+        long adamT = random.Next(1, 100);
         using var kernels = new PrimitiveKernels(device);
         var host = new List<float[][]>();
         var buffers = new List<DeviceBuffer<float>>();
@@ -131,8 +135,8 @@ internal static class KernelChecks
             }
             using var table = device.Allocate<AdamTensorRecord>(records.Length);
             table.CopyFrom(records);
-            kernels.AdamMulti(device.Stream, step, table, records.Length, blocksPerTensor: 4);
-            float lrT = PrimitiveKernels.AdamLearningRate(step);
+            kernels.AdamMulti(device.Stream, step, lr, adamT, table, records.Length, blocksPerTensor: 4);
+            float lrT = step.LearningRateAt(lr, adamT);
             for (int t = 0; t < lengths.Length; t++)
             {
                 float[] w1 = buffers[4 * t].ToArray(), m1 = buffers[4 * t + 2].ToArray(), v1 = buffers[4 * t + 3].ToArray();

@@ -29,7 +29,7 @@
 //   shared        static: `__shared__ float tile[256];` (inside or outside a kernel)
 //                 dynamic: `LP_DYNAMIC_SHARED(float, smem);` then smem[i] (16-byte aligned;
 //                 every kernel's dynamic shared memory starts at the same address).
-//   math          sqrtf (IEEE), rsqrtf, __expf, __logf, __exp2f, __log2f, __fdividef, __saturatef,
+//   math          sqrtf (IEEE), lp_sqrt_rn (double, IEEE), rsqrtf, __expf, __logf, __exp2f, __log2f, __fdividef, __saturatef,
 //                 fabsf, fminf, fmaxf, floorf, ceilf, truncf, rintf, fmaf, copysignf,
 //                 isnan/isinf/isfinite (float), min/max (int, unsigned, long long, float)
 //   bits          __float_as_uint, __uint_as_float, __float_as_int, __int_as_float,
@@ -81,6 +81,7 @@ __device__ __forceinline__ unsigned lp_lane_id() { unsigned r; asm volatile("mov
 __device__ __forceinline__ unsigned lp_warp_id() {
     return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) / 32u;
 }
+__device__ __forceinline__ double lp_sqrt_rn(double x) { return __dsqrt_rn(x); }
 
 // =====================================================================================
 // 2. clang CUDA (device only, -nocudainc -nocudalib)
@@ -194,6 +195,7 @@ LP_D float atomicExch(float* p, float v) {
 
 // ---- math (no libdevice: only what maps to a PTX instruction) ----
 LP_D float sqrtf(float x) { return __nvvm_sqrt_rn_f(x); }
+LP_D double lp_sqrt_rn(double x) { return __nvvm_sqrt_rn_d(x); }
 LP_D float rsqrtf(float x) { return __nvvm_rsqrt_approx_f(x); }
 LP_D float __expf(float x) { return __nvvm_ex2_approx_f(x * 1.4426950408889634f); }
 LP_D float __exp2f(float x) { return __nvvm_ex2_approx_f(x); }
@@ -392,6 +394,7 @@ inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
 // ---- math: sqrtf, fabsf, fminf, fmaxf, floorf, ceilf, truncf, rintf, fmaf, copysignf come
 //      from <cmath>; the GPU's fast approximations become exact libm calls here ----
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline double lp_sqrt_rn(double x) { return std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __exp2f(float x) { return std::exp2(x); }
 inline float __logf(float x) { return std::log(x); }

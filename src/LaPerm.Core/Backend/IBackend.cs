@@ -1,3 +1,5 @@
+using LaPerm.Core.Data;
+
 namespace LaPerm.Core.Backend;
 
 /// <summary>
@@ -39,6 +41,47 @@ public interface IBackend : IDisposable
 
     /// <summary>Waits until every enqueued op has finished.</summary>
     void Synchronize();
+
+    // ---- the step --------------------------------------------------------------------------
+
+    /// <summary>
+    /// Sets the per-step scalars every step-dependent op reads (the dropout stream, the
+    /// optimizers' learning rate and Adam's t). Enqueued once per step, before the step's ops
+    /// and outside any captured graph: on a device it is one tiny kernel that writes the values
+    /// (passed by value) into a device-resident block, so it never waits on the host, and a
+    /// graph captured once replays correctly at every step. The CPU backend keeps the values.
+    /// Ops enqueued before the next BeginStep see these values.
+    /// </summary>
+    void BeginStep(in StepScalars scalars);
+
+    /// <summary>
+    /// The non-finite-loss guard, enqueued after a step's loss: when lossAndCorrect[0] (the
+    /// accumulated training loss) is NaN or infinite and no step is recorded yet, records
+    /// <see cref="StepScalars.Step"/>. While a step is recorded, <see cref="AdamUpdate"/> and
+    /// <see cref="SgdMomentumUpdate"/> change nothing, so the weights stay as they were before the
+    /// first bad step until the host looks (<see cref="TakeNonFiniteStep"/>), without a host
+    /// round trip per step.
+    /// </summary>
+    void GuardLoss(Tensor<float> lossAndCorrect);
+
+    /// <summary>The step the guard recorded (0 = none), then clears it; waits for every enqueued op.</summary>
+    long TakeNonFiniteStep();
+
+    /// <summary>
+    /// Whether <see cref="BeginCapture"/> works: the backend can record a sequence of its ops and
+    /// replay it with one launch (CUDA graphs on cuda and emu; not on cpu).
+    /// </summary>
+    bool CanCapture { get; }
+
+    /// <summary>
+    /// Starts recording instead of running: the ops enqueued until <see cref="EndCapture"/> are
+    /// captured, not executed. Run the same ops once before (a warm-up): scratch buffers and
+    /// library handles must not be created while capturing, and no op may wait on the host.
+    /// </summary>
+    void BeginCapture();
+
+    /// <summary>Stops recording; the result replays the captured ops.</summary>
+    ICapturedOps EndCapture();
 
     // ---- linear algebra -----------------------------------------------------------------
 
@@ -124,11 +167,12 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Inverted dropout: keep element i when its counter-based uniform
-    /// <see cref="DropoutRandom.Uniform(ulong, ulong, uint)"/>(seed, step, i) &gt;= rate;
+    /// <see cref="DropoutRandom.Uniform(ulong, ulong, uint)"/>(seed, step, i) &gt;= rate, with
+    /// step = <see cref="StepScalars.Step"/> of the last <see cref="BeginStep"/>;
     /// kept elements are scaled by 1/(1-rate). mask[i] = 1 for kept, 0 for dropped.
     /// The same (seed, step) gives the same mask on every backend.
     /// </summary>
-    void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask);
+    void DropoutForward(float rate, ulong seed, Tensor<float> x, Tensor<float> y, Tensor<byte> mask);
 
     void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx);
 
@@ -147,13 +191,18 @@ public interface IBackend : IDisposable
     // ---- optimizers ----------------------------------------------------------------------------
 
     /// <summary>
-    /// One Adam step (Keras form): lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t);
-    /// m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2; w -= lr_t * m / (sqrt(v) + eps).
+    /// One Adam step (Keras form): lr_t = <see cref="AdamParameters.LearningRateAt"/>(lr, t) with lr
+    /// = <see cref="StepScalars.LearningRate"/> and t = <see cref="StepScalars.AdamT"/> of the last
+    /// <see cref="BeginStep"/>; m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2;
+    /// w -= lr_t * m / (sqrt(v) + eps).
     /// </summary>
-    void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v);
+    void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v);
 
-    /// <summary>Momentum SGD (Keras form): vel = momentum * vel - lr * g; w += vel (Nesterov off).</summary>
-    void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity);
+    /// <summary>
+    /// Momentum SGD (Keras form): vel = momentum * vel - lr * g; w += vel (Nesterov off), with
+    /// lr = <see cref="StepScalars.LearningRate"/> of the last <see cref="BeginStep"/>.
+    /// </summary>
+    void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity);
 
     // ---- LaPerm ----------------------------------------------------------------------------------
 
@@ -169,12 +218,80 @@ public interface IBackend : IDisposable
     /// of the row under <see cref="Reconnection.OrderKey(float)"/>. Exact on every backend.
     /// </summary>
     void Reconnect(IReconnectPlan plan);
+
+    // ---- data ------------------------------------------------------------------------------------
+
+    /// <summary>Puts <paramref name="data"/>'s bytes on the device, once per run.</summary>
+    IDeviceDataset UploadDataset(Dataset data);
+
+    /// <summary>
+    /// Writes one training batch without a host round trip. The batch is positions
+    /// [BatchStart, BatchStart + BatchSize) of epoch Epoch's order, all three from the
+    /// <see cref="StepScalars"/> of the last <see cref="BeginStep"/> (on a device the kernel reads
+    /// them from the step block, so a captured gather replays at every step): for i &lt; BatchSize,
+    /// record r = <see cref="EpochShuffler.IndexAt"/>(shuffleSeed, Epoch, count, BatchStart + i);
+    /// images[i] = r's image normalised to x / 255, or warped by <paramref name="augmenter"/>'s draw
+    /// for (Epoch, r) as <see cref="Augmenter.Augment"/> does; labels[i] = r's label. Bit-identical on
+    /// every backend. images holds BatchSize x C x H x W floats, labels BatchSize ints.
+    /// </summary>
+    void GatherBatch(IDeviceDataset data, ulong shuffleSeed, Augmenter? augmenter, Tensor<float> images, Tensor<int> labels);
 }
 
-/// <summary>Adam hyper-parameters for one step (t counts from 1 and is never reset by a sync).</summary>
-public readonly record struct AdamStep(float LearningRate, float Beta1, float Beta2, float Epsilon, long T)
+/// <summary>
+/// The values of one training step that step-dependent ops read (<see cref="IBackend.BeginStep"/>).
+/// The field order and sizes are the C struct StepScalars of cuda/include/laperm/step.cuh
+/// (32 bytes: step at 0, epoch 8, batch start 12, batch size 16, learning rate 20, Adam t 24);
+/// a test checks that they agree.
+/// </summary>
+/// <param name="Step">Global training step, counting from 1 (the dropout stream).</param>
+/// <param name="Epoch">Epoch, counting from 0.</param>
+/// <param name="BatchStart">Index of the batch's first example in the epoch's order.</param>
+/// <param name="BatchSize">Examples in the batch.</param>
+/// <param name="LearningRate">The learning rate of this step (Adam, SGD).</param>
+/// <param name="AdamT">Adam's t for this step: optimizer steps applied so far + 1 (never reset by a sync).</param>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+public readonly record struct StepScalars(long Step, int Epoch, int BatchStart, int BatchSize, float LearningRate, long AdamT);
+
+/// <summary>Adam's constant hyper-parameters (the per-step learning rate and t come from <see cref="StepScalars"/>).</summary>
+public readonly record struct AdamParameters(float Beta1, float Beta2, float Epsilon)
 {
-    public static AdamStep Keras(float learningRate, long t) => new(learningRate, 0.9f, 0.999f, 1e-7f, t);
+    public static AdamParameters Keras => new(0.9f, 0.999f, 1e-7f);
+
+    /// <summary>
+    /// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), in double and rounded once to float; the
+    /// powers by <see cref="Power"/>, so every backend (adam.cu included) gets the same bits.
+    /// </summary>
+    public float LearningRateAt(float learningRate, long t) =>
+        (float)(learningRate * Math.Sqrt(1.0 - Power(Beta2, t)) / (1.0 - Power(Beta1, t)));
+
+    /// <summary>
+    /// value^exponent by binary exponentiation in double: a fixed sequence of IEEE multiplies that
+    /// a kernel repeats exactly (Math.Pow's result may differ in the last bit between libraries).
+    /// </summary>
+    public static double Power(double value, long exponent)
+    {
+        double result = 1.0;
+        while (exponent > 0)
+        {
+            if ((exponent & 1) != 0) result *= value;
+            value *= value;
+            exponent >>= 1;
+        }
+        return result;
+    }
+}
+
+/// <summary>Ops recorded by <see cref="IBackend.BeginCapture"/>, replayed with one launch.</summary>
+public interface ICapturedOps : IDisposable
+{
+    /// <summary>
+    /// False once the backend has replaced a buffer the ops refer to (a scratch buffer grown for
+    /// a larger op): capture again, after a warm-up.
+    /// </summary>
+    bool IsValid { get; }
+
+    /// <summary>Enqueues the captured ops again, with the arguments they had when captured.</summary>
+    void Replay();
 }
 
 /// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>

@@ -3,9 +3,11 @@ namespace LaPerm.Core.Data;
 /// <summary>
 /// An image classification data set held as unsigned bytes, images in N x C x H x W order
 /// (one byte per pixel and channel), labels one byte each. Bytes rather than floats keep the
-/// full MNIST at 47 MB instead of 188 MB; the trainer asks for one normalised float batch at a
-/// time (<see cref="FillBatch"/>) and uploads it to whichever backend it uses. The GPU path can
-/// instead upload <see cref="Images"/> and <see cref="Labels"/> once and gather on the device.
+/// full MNIST at 47 MB instead of 188 MB. <see cref="FillBatch"/> writes one normalised float
+/// batch on the host (evaluation, and the CPU backend's gather); for training the trainer puts
+/// <see cref="Images"/> and <see cref="Labels"/> on its backend once
+/// (<see cref="Backend.IBackend.UploadDataset"/>) and gathers each batch there
+/// (<see cref="Backend.IBackend.GatherBatch"/>).
 /// </summary>
 public sealed class Dataset
 {

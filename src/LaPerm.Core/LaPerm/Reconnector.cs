@@ -42,9 +42,20 @@ public sealed class Reconnector : IDisposable
 
     public void Sync()
     {
-        if (Targets.Count == 0) return;
-        _backend.Reconnect(_plan);
-        Syncs++;
+        EnqueueSync();
+        CountSync();
+    }
+
+    /// <summary>Enqueues one reconnection without counting it (what a captured sync holds).</summary>
+    internal void EnqueueSync()
+    {
+        if (Targets.Count > 0) _backend.Reconnect(_plan);
+    }
+
+    /// <summary>Counts a sync whose reconnection was enqueued, directly or by replaying captured ops.</summary>
+    internal void CountSync()
+    {
+        if (Targets.Count > 0) Syncs++;
     }
 
     /// <summary>

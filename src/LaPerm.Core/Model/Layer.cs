@@ -10,10 +10,14 @@ public readonly record struct FeatureShape(int Channels, int Height, int Width)
     public override string ToString() => Height == 1 && Width == 1 ? $"{Channels}" : $"{Channels}x{Height}x{Width}";
 }
 
-/// <summary>How a forward pass runs: training mode (batch statistics, dropout) and the dropout stream.</summary>
-public readonly record struct ForwardMode(bool Training, ulong Step, ulong Seed)
+/// <summary>
+/// How a forward pass runs: training mode (batch statistics, dropout) and the run's dropout seed.
+/// The step that selects the dropout masks is the backend's (<see cref="IBackend.BeginStep"/>), so
+/// a captured forward pass draws new masks at every replayed step.
+/// </summary>
+public readonly record struct ForwardMode(bool Training, ulong Seed)
 {
-    public static ForwardMode Inference => new(false, 0, 0);
+    public static ForwardMode Inference => new(false, 0);
 }
 
 /// <summary>What a layer node needs to bind itself to buffers of one batch size.</summary>

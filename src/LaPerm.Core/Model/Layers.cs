@@ -329,7 +329,7 @@ public sealed class DropoutLayer : Layer
             _y ??= AllocateActivation(layer.Output);
             _mask ??= Own(Backend.Allocate<byte>(_y.Shape));
             ulong seed = DropoutRandom.Mix(mode.Seed + 0x5EED_0000UL + (ulong)layer.Ordinal);
-            Backend.DropoutForward(layer.Rate, seed, mode.Step, x, _y, _mask);
+            Backend.DropoutForward(layer.Rate, seed, x, _y, _mask);
             return _y;
         }
 

@@ -26,6 +26,9 @@ public static class TrainingPhase
     public const string Forward = "forward";
     public const string Backward = "backward";
     public const string Optimizer = "optimizer";
+
+    /// <summary>A replay of the captured step (forward, loss, backward and optimizer in one graph launch).</summary>
+    public const string Graph = "graph";
     public const string Reconnect = "reconnect";
     public const string Evaluate = "eval";
 }

@@ -70,14 +70,39 @@ public sealed class Optimizer : IDisposable
     public long Steps { get; private set; }
 
     /// <summary>
-    /// One step on the gradients the backward pass left in the parameters (those of the mean
-    /// loss over <paramref name="batchSize"/> examples; the size matters only for <see cref="LossReduction.Sum"/>).
+    /// The scalars of the next step (Adam's t = <see cref="Steps"/> + 1), for
+    /// <see cref="IBackend.BeginStep"/>: the update reads the learning rate and t from there.
     /// </summary>
-    public void Step(float learningRate, int batchSize = 1)
+    public StepScalars NextStep(long step, int epoch, int batchStart, int batchSize, float learningRate) =>
+        new(step, epoch, batchStart, batchSize, learningRate, Steps + 1);
+
+    /// <summary>
+    /// One step on the gradients the backward pass left in the parameters (those of the mean
+    /// loss over <paramref name="batchSize"/> examples; the size matters only for <see cref="LossReduction.Sum"/>),
+    /// with the learning rate and t of the backend's current step (<see cref="NextStep"/>).
+    /// </summary>
+    public void Step(int batchSize = 1)
+    {
+        EnqueueUpdate(batchSize);
+        CountStep();
+    }
+
+    /// <summary>
+    /// Counts a step whose update was enqueued, directly or by replaying captured ops that hold
+    /// <see cref="EnqueueUpdate"/>'s ops (those read t from the step block, so only the count advances here).
+    /// </summary>
+    internal void CountStep() => Steps++;
+
+    /// <summary>Enqueues the update ops without counting the step (what a captured step holds).</summary>
+    internal void EnqueueUpdate(int batchSize)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"batch size must be at least 1, got {batchSize}");
-        Steps++;
         var ps = _network.Parameters;
+        // First every gradient the update needs (L2 term, batch-sum scaling), then every update:
+        // the updates follow each other with no other op between them, so the CUDA backend batches
+        // all of Adam's into one launch over a table that stays the same from step to step (and so
+        // can be captured into a graph).
+        var gradients = new Tensor<float>[ps.Count];
         for (int i = 0; i < ps.Count; i++)
         {
             var p = ps[i];
@@ -93,10 +118,15 @@ public sealed class Optimizer : IDisposable
                 // The backward pass overwrites the gradient every step, so scaling it in place is safe.
                 _backend.ScaleAdd(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
             }
+            gradients[i] = g;
+        }
+        for (int i = 0; i < ps.Count; i++)
+        {
+            var p = ps[i];
             if (Kind == OptimizerKind.Adam)
-                _backend.AdamUpdate(AdamStep.Keras(learningRate, Steps), p.Value, g, _first[i], _second[i]!);
+                _backend.AdamUpdate(AdamParameters.Keras, p.Value, gradients[i], _first[i], _second[i]!);
             else
-                _backend.SgdMomentumUpdate(learningRate, Momentum, p.Value, g, _first[i]);
+                _backend.SgdMomentumUpdate(Momentum, p.Value, gradients[i], _first[i]);
         }
     }
 

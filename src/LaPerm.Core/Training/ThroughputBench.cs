@@ -8,7 +8,9 @@ namespace LaPerm.Core.Training;
 /// <summary>
 /// The measurements behind `laperm bench` and perf/LaPerm.Benchmarks: one full training step
 /// (upload of a batch, forward, loss, backward, Adam) on synthetic images, and one full LaPerm
-/// sync of every tensor. Synthetic data keeps the data loader out of the number.
+/// sync of every tensor. Synthetic data keeps the data loader out of the number. The step runs as
+/// the trainer runs it: captured and replayed (<see cref="StepGraphs"/>) where the backend can,
+/// unless graphs are off; a timed window waits for the device once, at its end.
 /// </summary>
 public sealed class TrainStepBench : IDisposable
 {
@@ -18,11 +20,13 @@ public sealed class TrainStepBench : IDisposable
     private readonly Tensor<float> _sums;
     private readonly float[] _images;
     private readonly int[] _labels;
+    private readonly StepGraphs _graphs;
     private long _step;
 
-    public TrainStepBench(ModelDefinition model, IBackend backend, int batch, ulong seed = 1)
+    public TrainStepBench(ModelDefinition model, IBackend backend, int batch, ulong seed = 1, bool graphs = true)
     {
         Batch = batch;
+        _graphs = new StepGraphs(backend, graphs);
         _network = new Network(model, backend);
         Initializer.Apply(_network, InitOptions.HeUniform, seed);
         _optimizer = new Optimizer(_network, OptimizerKind.Adam);
@@ -38,16 +42,31 @@ public sealed class TrainStepBench : IDisposable
     public int Batch { get; }
     public Network Network => _network;
 
+    /// <summary>Whether the steps run as captured graphs.</summary>
+    public bool Graphs => _graphs.Enabled;
+
+    /// <summary>One step, waited for.</summary>
     public void Step()
+    {
+        EnqueueStep();
+        _network.Backend.Synchronize();
+    }
+
+    private void EnqueueStep()
     {
         var backend = _network.Backend;
         backend.Upload<float>(_images, _pass.Input);
         backend.Upload<int>(_labels, _pass.Labels);
-        _pass.Forward(new ForwardMode(true, (ulong)++_step, 1));
-        _pass.Loss(_sums);
-        _pass.Backward();
-        _optimizer.Step(1e-3f);
-        backend.Synchronize();
+        backend.BeginStep(_optimizer.NextStep(++_step, 0, 0, Batch, 1e-3f));
+        _graphs.Run(Batch, () =>
+        {
+            _pass.Forward(new ForwardMode(true, 1));
+            _pass.Loss(_sums);
+            _pass.Backward();
+            _optimizer.EnqueueUpdate(Batch);
+            return true;
+        });
+        _optimizer.CountStep();
     }
 
     /// <summary>Warm-up, then the median images/s over <paramref name="windows"/> windows of <paramref name="stepsPerWindow"/> steps.</summary>
@@ -58,7 +77,8 @@ public sealed class TrainStepBench : IDisposable
         for (int w = 0; w < windows; w++)
         {
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < stepsPerWindow; i++) Step();
+            for (int i = 0; i < stepsPerWindow; i++) EnqueueStep();
+            _network.Backend.Synchronize();
             rates[w] = stepsPerWindow * (double)Batch / sw.Elapsed.TotalSeconds;
         }
         var sorted = rates.Order().ToArray();
@@ -67,6 +87,7 @@ public sealed class TrainStepBench : IDisposable
 
     public void Dispose()
     {
+        _graphs.Dispose();
         _sums.Dispose();
         _optimizer.Dispose();
         _network.Dispose();

@@ -23,6 +23,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
 {
     /// <summary>SHA-256 of DIR/final.safetensors (null without an output directory).</summary>
     public string? FinalWeightsSha256 { get; init; }
+
+    /// <summary>Whether the steps ran as captured graphs (see <see cref="TrainingOptions.Graphs"/>).</summary>
+    public bool Graphs { get; init; }
 }
 
 /// <summary>Receives progress; the CLI draws a bar or prints lines.</summary>
@@ -38,6 +41,17 @@ public interface ITrainingObserver
 /// softmax cross-entropy, backward, inner optimizer step, and every k steps a LaPerm sync.
 /// At the end, when reconnecting and the last step was not a sync, one final sync makes the
 /// final weights an exact permutation of the initial ones (the model LaPerm defines).
+///
+/// A step never waits on the host: its scalars go to the backend with
+/// <see cref="IBackend.BeginStep"/>, the loss and correct count accumulate on the device, and the
+/// non-finite guard is a device flag (<see cref="NonFiniteGuard"/>). The host reads back only at
+/// its readback points: the progress report (every 10 steps, with an observer), an evaluation, a
+/// checkpoint, a sync (to time it) and the end of an epoch. Where the backend can capture
+/// (<see cref="IBackend.CanCapture"/>) and <see cref="TrainingOptions.Graphs"/> is on, the
+/// steady-state step (forward, loss, guard, backward, optimizer) is captured once per batch size,
+/// after one eager warm-up step of that size, and replayed with one launch; a sync step replays it
+/// and then a captured reconnection. The batch gather is part of the graph (it reads the epoch
+/// and position from the step block); only <see cref="IBackend.BeginStep"/> runs outside.
 /// </summary>
 public sealed class Trainer
 {
@@ -93,8 +107,15 @@ public sealed class Trainer
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
+        using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
         var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
         var guard = session.Guard!;
+        guard.Reset();
+        // skip-step reads the loss and gradients back inside the step: such a step cannot be captured.
+        bool useGraphs = o.Graphs && _backend.CanCapture && !guard.ChecksEveryStep;
+        using var graphs = new StepGraphs(_backend, useGraphs, Tracer);
+        const int ReconnectKey = 0; // steps are keyed by their batch size (>= 1)
+        var mode = new ForwardMode(true, o.Seed);
 
         int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
         long totalSteps = (long)stepsPerEpoch * o.Epochs;
@@ -110,8 +131,6 @@ public sealed class Trainer
         long lastEvalStep = 0;
         // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
         long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
-        var hostImages = new Dictionary<int, float[]>();
-        var hostLabels = new Dictionary<int, int[]>();
         var syncWatch = new Stopwatch();
 
         void Evaluate(int epoch, double epochProgress, float lr)
@@ -123,6 +142,7 @@ public sealed class Trainer
 
         void EvaluateCore(int epoch, double epochProgress, float lr)
         {
+            guard.Check(); // a readback point
             var sums = new float[2];
             _backend.Download(lossAndCorrect, sums);
             _backend.Fill(lossAndCorrect, 0f);
@@ -156,9 +176,15 @@ public sealed class Trainer
 
         void Sync(int epoch)
         {
+            guard.Check(); // before the rows are rewritten, so a stop names the non-finite weights
             syncWatch.Restart();
             Tracer?.Push(TrainingPhase.Reconnect);
-            reconnector!.Sync();
+            graphs.Run(ReconnectKey, () =>
+            {
+                reconnector!.EnqueueSync();
+                return true;
+            });
+            reconnector!.CountSync();
             Tracer?.Pop();
             if (o.VerifyInvariants) reconnector.VerifyInvariants();
             _backend.Synchronize();
@@ -172,6 +198,30 @@ public sealed class Trainer
                 ["changed_since_previous_sync"] = traffic?.SincePreviousSync, ["changed_since_init"] = traffic?.SinceInit,
             });
             _observer?.OnSync(step, reconnector.Syncs, syncWatch.Elapsed.TotalSeconds);
+        }
+
+        // The ops of one step after its BeginStep: run eagerly, or recorded into a graph.
+        // False when skip-step left the step out.
+        bool StepOps(Network.Pass pass, int size)
+        {
+            Tracer?.Push(TrainingPhase.Data);
+            // The gather reads the epoch and batch position from the step block BeginStep set, so a
+            // captured gather fetches each replayed step's batch.
+            _backend.GatherBatch(deviceTrain, o.Seed, augmenter, pass.Input, pass.Labels);
+            Tracer?.Pop();
+            Tracer?.Push(TrainingPhase.Forward);
+            pass.Forward(mode);
+            pass.Loss(lossAndCorrect);
+            Tracer?.Pop();
+            if (!guard.AfterLoss(step)) return false; // [runs] NaN/Inf: a device flag (stop), or a readback (skip-step)
+            Tracer?.Push(TrainingPhase.Backward);
+            pass.Backward();
+            Tracer?.Pop();
+            if (!guard.AfterBackward(step)) return false;
+            Tracer?.Push(TrainingPhase.Optimizer);
+            optimizer.EnqueueUpdate(size);
+            Tracer?.Pop();
+            return true;
         }
 
         int epochIndex = 0;
@@ -193,44 +243,19 @@ public sealed class Trainer
         for (; epochIndex < o.Epochs; epochIndex++)
         {
             learningRate = o.LearningRateSchedule.At(o.LearningRate, epochIndex);
-            int[] order = EpochShuffler.Permutation(o.Seed, epochIndex, train.Count);
             for (int b = firstBatch; b < stepsPerEpoch; b++)
             {
                 var stepWatch = Stopwatch.StartNew();
                 int start = b * o.Batch, size = Math.Min(o.Batch, train.Count - start);
                 var pass = network.GetPass(size);
-                if (!hostImages.TryGetValue(size, out var images))
-                {
-                    hostImages[size] = images = new float[pass.Input.Length];
-                    hostLabels[size] = new int[size];
-                }
-                var labels = hostLabels[size];
                 Tracer?.BeginStep(step + 1);
-                Tracer?.Push(TrainingPhase.Data);
-                train.FillBatch(order.AsSpan(start, size), images, labels, augmenter, epochIndex, o.Threads);
-                _backend.Upload<float>(images, pass.Input);
-                _backend.Upload<int>(labels, pass.Labels);
-                Tracer?.Pop();
                 step++;
                 guard.BeforeStep();
-                Tracer?.Push(TrainingPhase.Forward);
-                pass.Forward(new ForwardMode(true, (ulong)step, o.Seed));
-                pass.Loss(lossAndCorrect);
-                Tracer?.Pop();
-                bool applied = guard.AfterLoss(step); // [runs] NaN/Inf: stop, or skip the update with --on-nan skip-step
-                if (applied)
-                {
-                    Tracer?.Push(TrainingPhase.Backward);
-                    pass.Backward();
-                    Tracer?.Pop();
-                    applied = guard.AfterBackward(step);
-                    if (applied)
-                    {
-                        Tracer?.Push(TrainingPhase.Optimizer);
-                        optimizer.Step(learningRate, size);
-                        Tracer?.Pop();
-                    }
-                }
+                _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
+                // Eager, or a replay of this batch size's captured step (the stop policy's guard runs
+                // inside it; skip-step, which reads back within the step, never captures).
+                bool applied = graphs.Run(size, () => StepOps(pass, size));
+                if (applied) optimizer.CountStep();
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
                 {
@@ -238,26 +263,33 @@ public sealed class Trainer
                     synced = true;
                 }
                 Tracer?.EndStep(step);
-                _backend.Synchronize();
+                bool report = _observer is not null && (step % 10 == 0 || step == totalSteps);
+                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
+                evaluate &= step != totalSteps;
+                bool checkpoint = session.IsDue(step) && b + 1 < stepsPerEpoch;
+                // A readback point ends a stretch of steps queued without waiting: wait for them here,
+                // inside the step's time, so train_images_per_second counts the device's work.
+                if (report || evaluate || checkpoint || b + 1 == stepsPerEpoch) guard.Check();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;
                 if (applied) imagesSinceEval += size; // a skipped step's loss was taken back out of the running sums
                 double progress = (b + 1.0) / stepsPerEpoch;
-                if (_observer is not null && (step % 10 == 0 || step == totalSteps))
+                if (report)
                 {
                     var sums = new float[2];
                     _backend.Download(lossAndCorrect, sums);
-                    _observer.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
+                    _observer!.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
                 }
-                bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
-                if (evaluate && step != totalSteps) Evaluate(epochIndex, progress, learningRate);
-                if (session.IsDue(step) && b + 1 < stepsPerEpoch) session.Write(State(epochIndex, b + 1)); // [runs]
+                if (evaluate) Evaluate(epochIndex, progress, learningRate);
+                if (checkpoint) session.Write(State(epochIndex, b + 1)); // [runs]
             }
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
             firstBatch = 0;
+            guard.Check();
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
         }
         int lastEpoch = o.Epochs - 1;
+        guard.Check();
         if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
         Evaluate(lastEpoch, 1.0, learningRate);
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));
@@ -268,7 +300,7 @@ public sealed class Trainer
             trainSeconds > 0 ? trainImages / trainSeconds : 0, wallOffset + wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
-            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha };
+            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha, Graphs = useGraphs };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
         return summary;
 
@@ -293,6 +325,6 @@ public sealed class Trainer
         ["parameters"] = s.Parameters, ["batch"] = s.Batch, ["k"] = s.K, ["lr"] = s.LearningRate, ["lr_schedule"] = s.LearningRateSchedule,
         ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
-        ["final_weights_sha256"] = s.FinalWeightsSha256,
+        ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
     }, Json.Indented);
 }

@@ -47,6 +47,13 @@ public sealed record TrainingOptions
     /// <summary>False = the inner optimizer alone (the baseline LaPerm is compared against).</summary>
     public bool Reconnect { get; init; } = true;
     public bool VerifyInvariants { get; init; }
+
+    /// <summary>
+    /// Capture the training step once per batch size and replay it (CUDA graphs) where the backend
+    /// can (<see cref="Backend.IBackend.CanCapture"/>); false = run the same ops one by one
+    /// (`--no-graphs`). Same results either way, bit for bit; not part of the stored run configuration.
+    /// </summary>
+    public bool Graphs { get; init; } = true;
     public string Device { get; init; } = "cpu";
     public string? Preset { get; init; }
 

@@ -56,7 +56,11 @@ internal sealed class BackendKernels : IDisposable
         SgdMomentum = optimizer.GetKernel("sgd_momentum_v1");
 
         DeviceModule adam = Load(device, "adam.ptx");
-        AdamMulti = adam.GetKernel("adam_multi_v1");
+        AdamMulti = adam.GetKernel("adam_multi_v2");
+
+        DeviceModule step = Load(device, "step.ptx");
+        StepBegin = step.GetKernel("step_begin_v1");
+        StepGuardLoss = step.GetKernel("step_guard_loss_v1");
     }
 
     private DeviceModule Load(Device device, string file)
@@ -90,6 +94,8 @@ internal sealed class BackendKernels : IDisposable
     public Kernel ConvScatterOutput { get; }
     public Kernel SgdMomentum { get; }
     public Kernel AdamMulti { get; }
+    public Kernel StepBegin { get; }
+    public Kernel StepGuardLoss { get; }
 
     public void Dispose()
     {

@@ -6,18 +6,19 @@ namespace LaPerm.Cuda.Backend;
 
 // Adam as one multi-tensor launch per step. The optimizer calls AdamUpdate once per parameter
 // tensor; each call only records the tensor. The next op of any kind (or a download, a
-// synchronize, a tensor's disposal) launches adam_multi_v1 over every recorded tensor at once,
+// synchronize, a tensor's disposal) launches adam_multi_v2 over every recorded tensor at once,
 // so stream order is still call order. The device table of the batch is uploaded only when the
 // set of tensors changes (the first step), so from the second step on the launch needs no host
-// copy and can be captured into a graph. Same per-element arithmetic as adam_v1: bit-identical
-// to the CPU backend.
+// copy and can be captured into a graph. The learning rate and t are read from the step block
+// (CudaBackend.Step.cs), so the captured launch is right at every replayed step. Same per-element
+// arithmetic and the same lr_t bits as the CPU backend: bit-identical to it.
 public sealed partial class CudaBackend
 {
     /// <summary>Most blocks per tensor (grid-stride beyond).</summary>
     private const long AdamBlocksPerTensor = 512;
 
     private readonly List<AdamTensorRecord> _pendingAdam = [];
-    private AdamStep _pendingAdamStep;
+    private AdamParameters _pendingAdamParameters;
     private AdamTensorRecord[] _adamTableContents = [];
     private DeviceBuffer<AdamTensorRecord>? _adamTable;
 
@@ -26,18 +27,18 @@ public sealed partial class CudaBackend
     /// the next op. Call <see cref="Synchronize"/> before capturing a graph by hand, so no update
     /// recorded earlier is launched inside the capture.
     /// </remarks>
-    public void AdamUpdate(AdamStep step, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
+    public void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
     {
         BeginWithoutFlush();
-        if (step.T < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam step t must be at least 1, got {step.T}");
+        if (_stepScalars.AdamT < 1) throw new InvalidOperationException($"Adam step t must be at least 1, got {_stepScalars.AdamT} (call BeginStep first)");
         ulong pW = Own(w, nameof(w)).Pointer;
         ulong pG = Pointer(g, nameof(g), w.Length);
         ulong pM = Pointer(m, nameof(m), w.Length);
         ulong pV = Pointer(v, nameof(v), w.Length);
-        // Another step's hyper-parameters, or the same tensor twice, start a new batch.
-        if (_pendingAdam.Count > 0 && (_pendingAdamStep != step || _pendingAdam.Exists(r => r.Weights == pW)))
+        // Other hyper-parameters, or the same tensor twice, start a new batch.
+        if (_pendingAdam.Count > 0 && (_pendingAdamParameters != parameters || _pendingAdam.Exists(r => r.Weights == pW)))
             FlushAdam();
-        _pendingAdamStep = step;
+        _pendingAdamParameters = parameters;
         _pendingAdam.Add(new AdamTensorRecord(pW, pG, pM, pV, w.Length));
     }
 
@@ -52,20 +53,23 @@ public sealed partial class CudaBackend
                 {
                     _device.Synchronize();   // an earlier launch may still read the old table
                     _adamTable.Dispose();
+                    _bufferGeneration++;     // a captured launch may refer to the old table
                     _adamTable = null;
                 }
                 _adamTable = AllocateBuffer<AdamTensorRecord>(_pendingAdam.Count);
             }
+            // A host-to-device copy from pageable memory cannot be captured: a graph's first step
+            // must use the table of the warm-up step before it.
+            if (_capturing) throw new InvalidOperationException("the set of Adam tensors changed while capturing a graph; run the same step once before capturing it");
             _adamTableContents = [.. _pendingAdam];
             _adamTable.CopyFrom(_adamTableContents, Stream);
         }
         long longest = _pendingAdam.Max(r => r.Length);
         uint blocks = (uint)Math.Clamp((longest + BlockSize - 1) / BlockSize, 1, AdamBlocksPerTensor);
-        AdamStep step = _pendingAdamStep;
-        float learningRateT = PrimitiveKernels.AdamLearningRate(step);   // in double, rounded once: as the CPU backend
+        AdamParameters p = _pendingAdamParameters;
         int count = _pendingAdam.Count;
         _pendingAdam.Clear();
         _kernels.AdamMulti.Launch(new Dim3(blocks, (uint)count), BlockSize, 0, Stream,
-            count, learningRateT, step.Beta1, step.Beta2, step.Epsilon, _adamTable!.Pointer);
+            count, p.Beta1, p.Beta2, p.Epsilon, StepBlock.Pointer, NonFiniteStep.Pointer, _adamTable!.Pointer);
     }
 }

@@ -23,7 +23,7 @@ public sealed partial class CudaBackend
         _kernels.ReluBackward.Launch(Grid(dx.Length), BlockSize, 0, Stream, (long)dx.Length, pY, pDy, pDx);
     }
 
-    public void DropoutForward(float rate, ulong seed, ulong step, Tensor<float> x, Tensor<float> y, Tensor<byte> mask)
+    public void DropoutForward(float rate, ulong seed, Tensor<float> x, Tensor<float> y, Tensor<byte> mask)
     {
         Begin();
         CheckRate(rate);
@@ -31,7 +31,7 @@ public sealed partial class CudaBackend
         ulong pX = Pointer(x, nameof(x), y.Length);
         ulong pMask = Pointer(mask, nameof(mask), y.Length);
         float scale = 1f / (1f - rate);   // in float, as the CPU backend
-        _kernels.DropoutForward.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, rate, scale, seed, step, pX, pY, pMask);
+        _kernels.DropoutForward.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, rate, scale, seed, StepBlock.Pointer, pX, pY, pMask);
     }
 
     public void DropoutBackward(float rate, Tensor<float> dy, Tensor<byte> mask, Tensor<float> dx)
@@ -69,12 +69,12 @@ public sealed partial class CudaBackend
         _kernels.SoftmaxTotal.Launch(1, BlockSize, 0, Stream, batch, perExample.Pointer, pTotals);
     }
 
-    public void SgdMomentumUpdate(float learningRate, float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
+    public void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
     {
         Begin();
         ulong pW = Own(w, nameof(w)).Pointer;
         ulong pG = Pointer(g, nameof(g), w.Length);
         ulong pVelocity = Pointer(velocity, nameof(velocity), w.Length);
-        _kernels.SgdMomentum.Launch(Grid(w.Length), BlockSize, 0, Stream, (long)w.Length, learningRate, momentum, pW, pG, pVelocity);
+        _kernels.SgdMomentum.Launch(Grid(w.Length), BlockSize, 0, Stream, (long)w.Length, StepBlock.Pointer, NonFiniteStep.Pointer, momentum, pW, pG, pVelocity);
     }
 }

@@ -13,9 +13,13 @@ namespace LaPerm.Cuda.Backend;
 /// Where each op runs: GEMM on cuBLAS (pedantic FP32 unless <see cref="GemmMath.Tf32"/>; the host
 /// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
 /// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
-/// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu); reconnection is
+/// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu; the batch gather with its shuffle
+/// and augmentation, data.cu); reconnection is
 /// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
-/// multi-tensor launch (see <see cref="AdamUpdate"/>).
+/// multi-tensor launch (see <see cref="AdamUpdate"/>). Step-dependent values (dropout step,
+/// learning rate, Adam's t) are read by the kernels from a device block that
+/// <see cref="BeginStep"/> writes (CudaBackend.Step.cs), so no op waits on the host and a captured
+/// step replays correctly.
 ///
 /// Like the device, the backend is one stream: call it from one thread at a time. On cuda every
 /// entry point makes the device's context current, so that thread may change between calls.
@@ -69,9 +73,12 @@ public sealed partial class CudaBackend : IBackend
         try
         {
             _gemm = new DeviceGemm(device, math);
+            AllocateStepBlock();
         }
         catch
         {
+            _stepBlock?.Dispose();
+            _nonFiniteStep?.Dispose();
             _kernels.Dispose();
             throw;
         }
@@ -182,6 +189,7 @@ public sealed partial class CudaBackend : IBackend
             _device.Synchronize();
             buffer.Dispose();
             buffer = null;
+            _bufferGeneration++;   // captured ops that refer to the old buffer are stale
         }
         buffer = AllocateBuffer<float>(Math.Max(length, 1));
         return buffer;
@@ -308,10 +316,13 @@ public sealed partial class CudaBackend : IBackend
         _device.Synchronize();
         _disposed = true;
         _adamTable?.Dispose();
+        _stepBlock?.Dispose();
+        _nonFiniteStep?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
         _reconnectKernels?.Dispose();
+        _dataKernels?.Dispose();
         _gemm.Dispose();
         _kernels.Dispose();
         if (_ownsDevice) _device.Dispose();

@@ -90,14 +90,14 @@ public sealed class PrimitiveKernels : IDisposable
         _scanAddOffsets.Launch(tiles, BlockSize, 0, stream, n, y.Pointer, tileTotals.Pointer);
     }
 
-    /// <summary>One Adam step (IBackend.AdamUpdate's Keras form) over n elements of w, g, m, v.</summary>
-    public void Adam(DeviceStream stream, AdamStep step, int n, DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v)
+    /// <summary>One Adam step (IBackend.AdamUpdate's Keras form, lr and t passed by value) over n elements of w, g, m, v.</summary>
+    public void Adam(DeviceStream stream, AdamParameters step, float learningRate, long t, int n, DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v)
     {
         BackendLength(w, n, "w");
         BackendLength(g, n, "g");
         BackendLength(m, n, "m");
         BackendLength(v, n, "v");
-        float learningRateT = AdamLearningRate(step);
+        float learningRateT = step.LearningRateAt(learningRate, t);
         uint grid = Math.Min(Blocks(n, BlockSize), 4096u);
         _adam.Launch(grid, BlockSize, 0, stream, n, learningRateT, step.Beta1, step.Beta2, step.Epsilon, w.Pointer, g.Pointer, m.Pointer, v.Pointer);
     }
@@ -106,18 +106,14 @@ public sealed class PrimitiveKernels : IDisposable
     /// One Adam step over every tensor listed in <paramref name="table"/> (device-resident,
     /// <paramref name="tensorCount"/> records) with one launch: blockIdx.y picks the tensor.
     /// </summary>
-    public void AdamMulti(DeviceStream stream, AdamStep step, DeviceBuffer<AdamTensorRecord> table, int tensorCount, uint blocksPerTensor = 64)
+    public void AdamMulti(DeviceStream stream, AdamParameters step, float learningRate, long t, DeviceBuffer<AdamTensorRecord> table, int tensorCount, uint blocksPerTensor = 64)
     {
         BackendLength(table, tensorCount, "table");
         if (tensorCount <= 0 || tensorCount > 65535)
             throw new ArgumentOutOfRangeException(nameof(tensorCount), $"tensor count must be 1..65535 (grid y), got {tensorCount}");
         _adamMulti.Launch(new Dim3(blocksPerTensor, (uint)tensorCount), BlockSize, 0, stream,
-            tensorCount, AdamLearningRate(step), step.Beta1, step.Beta2, step.Epsilon, table.Pointer);
+            tensorCount, step.LearningRateAt(learningRate, t), step.Beta1, step.Beta2, step.Epsilon, table.Pointer);
     }
-
-    /// <summary>lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), computed in double and rounded once.</summary>
-    public static float AdamLearningRate(AdamStep step) =>
-        (float)(step.LearningRate * Math.Sqrt(1 - Math.Pow(step.Beta2, step.T)) / (1 - Math.Pow(step.Beta1, step.T)));
 
     private static void BackendLength<T>(DeviceBuffer<T> buffer, long needed, string name) where T : unmanaged
     {

@@ -185,4 +185,36 @@ public sealed class AugmentationTests
         var e = Assert.Throws<ArgumentException>(() => AugmentationPreset.Parse("rotate"));
         Assert.Contains("expected none, mnist or cifar", e.Message);
     }
+
+    [Fact]
+    public void SinCosDegreesIsAccurateAndExactAtQuarterTurns()
+    {
+        var rng = new Random(51);
+        double worst = 0;
+        for (int i = 0; i < 20000; i++)
+        {
+            float degrees = (float)(rng.NextDouble() * 720 - 360);
+            var (sin, cos) = ImageWarp.SinCosDegrees(degrees);
+            // SinPi/CosPi reduce exactly in half-turns, so the reference does not lose the bits a
+            // large angle in radians does.
+            worst = Math.Max(worst, Math.Abs(sin - double.SinPi(degrees / 180.0)));
+            worst = Math.Max(worst, Math.Abs(cos - double.CosPi(degrees / 180.0)));
+        }
+        // 1e-15 absolute is ten million times finer than the float map it feeds.
+        TestContext.Current.TestOutputHelper?.WriteLine($"largest error {worst:E2}");
+        Assert.InRange(worst, 0, 1e-15);
+        Assert.Equal((1.0, 0.0), (ImageWarp.SinCosDegrees(90f).Sin, Math.Abs(ImageWarp.SinCosDegrees(90f).Cos)));
+        Assert.Equal((0.0, -1.0), (Math.Abs(ImageWarp.SinCosDegrees(180f).Sin), ImageWarp.SinCosDegrees(180f).Cos));
+        Assert.Equal(-1.0, ImageWarp.SinCosDegrees(-90f).Sin);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ImageWarp.SinCosDegrees(361f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ImageWarp.SinCosDegrees(float.NaN));
+    }
+
+    [Fact]
+    public void AugmenterRejectsRangesTheWarpCannotTake()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Augmenter(new AugmentationPreset("x", 400f, 0f, 0f, false), 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Augmenter(new AugmentationPreset("x", 10f, 1f, 0f, false), 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Augmenter(new AugmentationPreset("x", 10f, 0f, -0.1f, false), 1));
+    }
 }

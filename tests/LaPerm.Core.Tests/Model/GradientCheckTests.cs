@@ -63,7 +63,8 @@ public sealed class GradientCheckTests
         backend.Upload<float>([.. Enumerable.Range(0, pass.Input.Length).Select(_ => (float)(rng.NextDouble() * 2 - 1))], pass.Input);
         backend.Upload<int>([.. Enumerable.Range(0, Batch).Select(_ => rng.Next(model.Classes))], pass.Labels);
         using var sums = backend.Allocate<float>(new Shape(2));
-        var mode = new ForwardMode(true, 7, 3);
+        backend.BeginStep(new StepScalars(7, 0, 0, Batch, 1e-3f, 1));
+        var mode = new ForwardMode(true, 3);
 
         double Loss()
         {

@@ -62,7 +62,8 @@ public sealed class TrainingTests
         backend.Upload<float>(w, p.Value);
         backend.Upload<float>(g, p.Gradient);
         using var optimizer = new Optimizer(network, OptimizerKind.Sgd, momentum: 0f);
-        optimizer.Step(0.1f);
+        backend.BeginStep(optimizer.NextStep(1, 0, 0, 1, 0.1f));
+        optimizer.Step();
         var result = new float[6];
         backend.Download(p.Value, result);
         for (int i = 0; i < 6; i++) Assert.Equal(w[i] - 0.1 * (g[i] + w[i]), result[i], 5e-6);
@@ -104,7 +105,8 @@ public sealed class TrainingTests
                     expected[i][j] -= lrT * m[i][j] / (Math.Sqrt(v[i][j]) + 1e-7);
                 }
             }
-            optimizer.Step(lr, n);
+            backend.BeginStep(optimizer.NextStep(t, 0, 0, n, lr));
+            optimizer.Step(n);
         }
         for (int i = 0; i < ps.Count; i++)
         {

@@ -170,11 +170,14 @@ public abstract class BackendOpTests
             using var tg = Put(backend, g, n);
             using var tm = Put(backend, m, n);
             using var tv = Put(backend, v, n);
-            backend.AdamUpdate(AdamStep.Keras(1e-3f, 7), tw, tg, tm, tv);
-            backend.AdamUpdate(AdamStep.Keras(1e-3f, 8), tw, tg, tm, tv);
+            backend.BeginStep(new StepScalars(7, 0, 0, 1, 1e-3f, 7));
+            backend.AdamUpdate(AdamParameters.Keras, tw, tg, tm, tv);
+            backend.BeginStep(new StepScalars(8, 0, 0, 1, 1e-3f, 8));
+            backend.AdamUpdate(AdamParameters.Keras, tw, tg, tm, tv);
             using var sw = Put(backend, w, n);
             using var velocity = Put(backend, m, n);
-            backend.SgdMomentumUpdate(0.05f, 0.9f, sw, tg, velocity);
+            backend.BeginStep(new StepScalars(9, 0, 0, 1, 0.05f, 9));
+            backend.SgdMomentumUpdate(0.9f, sw, tg, velocity);
             return [Get(backend, tw), Get(backend, tm), Get(backend, tv), Get(backend, sw), Get(backend, velocity)];
         }
         var expected = Update(cpu);
@@ -201,9 +204,10 @@ public abstract class BackendOpTests
                 for (int t = 1; t <= 3; t++)
                 {
                     for (int i = 0; i < lengths.Length; i++) backend.Upload<float>(gradients[t - 1][i], tensors[i].G);
+                    backend.BeginStep(new StepScalars(t, 0, 0, 1, 2e-3f, t));
                     // The last step updates only some tensors: the batch's table changes.
                     foreach (int i in t == 3 ? new[] { 4, 1 } : Enumerable.Range(0, lengths.Length))
-                        backend.AdamUpdate(AdamStep.Keras(2e-3f, t), tensors[i].W, tensors[i].G, tensors[i].M, tensors[i].V);
+                        backend.AdamUpdate(AdamParameters.Keras, tensors[i].W, tensors[i].G, tensors[i].M, tensors[i].V);
                 }
                 return [.. tensors.SelectMany(x => new[] { Get(backend, x.W), Get(backend, x.M), Get(backend, x.V) })];
             }
@@ -239,7 +243,8 @@ public abstract class BackendOpTests
             using var tx = Put(backend, x, n);
             using var ty = Poisoned(backend, n);
             using var mask = PoisonedBytes(backend, n);
-            backend.DropoutForward(rate, seed, step, tx, ty, mask);
+            backend.BeginStep(new StepScalars((long)step, 0, 0, n, 1e-3f, 1));
+            backend.DropoutForward(rate, seed, tx, ty, mask);
             using var tdy = Put(backend, dy, n);
             using var tdx = Poisoned(backend, n);
             backend.DropoutBackward(rate, tdy, mask, tdx);

@@ -139,7 +139,8 @@ public abstract class GraphCaptureTests
         backend.Upload<float>(Compare.Random(rng, pass.Input.Length), pass.Input);
         backend.Upload<int>([.. Enumerable.Range(0, batch).Select(_ => rng.Next(10))], pass.Labels);
         using var totals = backend.Allocate<float>(new Shape(2));
-        var mode = new ForwardMode(true, 1, 3);
+        backend.BeginStep(new StepScalars(1, 0, 0, batch, 1e-3f, 1));
+        var mode = new ForwardMode(true, 3);
         void Step()
         {
             pass.Forward(mode);

@@ -1,0 +1,59 @@
+using LaPerm.Core.Backend;
+using LaPerm.Cuda.Runtime;
+
+namespace LaPerm.Cuda.Backend;
+
+// Capture: the backend's ops go onto one stream, so recording that stream (cuStreamBeginCapture
+// on cuda, the emulator's recorder on emu) records the ops, and one graph launch replays them.
+// Every op is capture-safe once warmed up (no host copy, allocation or wait inside a step); what
+// is not (a scratch buffer that must grow, a new Adam table) fails loudly during capture. A
+// buffer replaced after a capture makes the graph stale (IsValid), and the caller captures again.
+public sealed partial class CudaBackend
+{
+    private bool _capturing;
+
+    /// <summary>Counts replaced scratch buffers and Adam tables: graphs captured before a change refer to freed memory.</summary>
+    private long _bufferGeneration;
+
+    public bool CanCapture => true;
+
+    public void BeginCapture()
+    {
+        Begin();   // Adam updates recorded before the capture are launched before it, not inside
+        if (_capturing) throw new InvalidOperationException("the backend is already capturing");
+        Stream.BeginCapture();
+        _capturing = true;
+    }
+
+    public ICapturedOps EndCapture()
+    {
+        BeginWithoutFlush();
+        if (!_capturing) throw new InvalidOperationException("the backend is not capturing");
+        DeviceGraph graph;
+        try
+        {
+            FlushAdam();   // the step's batched Adam launch belongs inside the graph
+        }
+        finally
+        {
+            _capturing = false;
+            graph = Stream.EndCapture();
+        }
+        using (graph)
+            return new CapturedOps(this, graph.Instantiate(), _bufferGeneration);
+    }
+
+    private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation) : ICapturedOps
+    {
+        public bool IsValid => !backend.IsDisposed && backend._bufferGeneration == generation;
+
+        public void Replay()
+        {
+            if (!IsValid) throw new InvalidOperationException("the captured ops refer to a buffer the backend has replaced since; capture them again");
+            backend.Begin();
+            executable.Launch(backend.Stream);
+        }
+
+        public void Dispose() => executable.Dispose();
+    }
+}

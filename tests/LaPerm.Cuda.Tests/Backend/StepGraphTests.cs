@@ -1,0 +1,152 @@
+using LaPerm.Core.Backend;
+using LaPerm.Core.Checkpoints;
+using LaPerm.Core.Data;
+using LaPerm.Core.LaPerm;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
+using LaPerm.Cuda.Backend;
+
+namespace LaPerm.Cuda.Tests.Backend;
+
+/// <summary>
+/// The trainer's captured steps (one graph per batch size, a captured reconnection) give the same
+/// bits as the same ops run one by one (--no-graphs), across an epoch boundary (a new learning
+/// rate read from the step block), a short last batch (its own graph), dropout (a new mask per
+/// replayed step) and syncs; and the non-finite guard stops a run whose steps are replayed graphs.
+/// </summary>
+public abstract class StepGraphTests
+{
+    protected abstract CudaBackend Open();
+
+    private static readonly Lazy<DataSplit> Mnist = new(() => DataSource.Load("mnist", 128, 32));
+
+    private sealed class StepHook(Action<long> onStep) : ITrainingObserver
+    {
+        public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) => onStep(step);
+        public void OnEvaluation(EvaluationRecord record) { }
+        public void OnSync(long step, int syncs, double seconds) { }
+    }
+
+    private (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(bool graphs, OptimizerKind optimizer)
+    {
+        using var backend = Open();
+        var options = new TrainingOptions
+        {
+            Model = "tinyconv", Epochs = 2, Batch = 24, K = SyncSchedule.Constant(3), Seed = 9, Threads = 2,
+            Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Adam ? 1e-3f : 0.05f,
+            LearningRateSchedule = LearningRateSchedule.Parse("exp:0.5"), Augment = "mnist", Graphs = graphs,
+        };
+        var trainer = new Trainer(options, new ModelDefinition(TrainingEquivalenceTests.TinyConv()), Mnist.Value, backend);
+        var summary = trainer.Run();
+        using var network = trainer.Network!;
+        var weights = new Dictionary<string, float[]>();
+        foreach (var (name, _, tensor) in network.CheckpointTensors())
+        {
+            var values = new float[tensor.Length];
+            Array.Fill(values, float.NaN);
+            backend.Download(tensor, values);
+            weights[name] = values;
+        }
+        return (weights, summary);
+    }
+
+    [Theory]
+    [InlineData(OptimizerKind.Adam)]
+    [InlineData(OptimizerKind.Sgd)]
+    public void CapturedStepsAreBitIdenticalToEagerSteps(OptimizerKind optimizer)
+    {
+        var eager = Train(graphs: false, optimizer);
+        var captured = Train(graphs: true, optimizer);
+        Assert.False(eager.Summary.Graphs);
+        Assert.True(captured.Summary.Graphs);
+        // 128 images at batch 24: five full batches and one of 8 per epoch, a sync every 3 steps.
+        Assert.Equal(12, captured.Summary.Steps);
+        Assert.Equal(4, captured.Summary.Syncs);
+        Assert.Equal(eager.Weights.Keys, captured.Weights.Keys);
+        foreach (var (name, values) in eager.Weights) Compare.BitEqual(values, captured.Weights[name], $"{optimizer} {name}");
+        Assert.Equal(BitConverter.DoubleToInt64Bits(eager.Summary.FinalTestLoss), BitConverter.DoubleToInt64Bits(captured.Summary.FinalTestLoss));
+    }
+
+    [Fact]
+    public void AStepRunsEagerlyOnceIsCapturedOnceAndReplayedAndIsCapturedAgainWhenStale()
+    {
+        using var backend = Open();
+        var rng = new Random(5);
+        float[] x = Compare.Random(rng, 64), y0 = Compare.Random(rng, 64);
+        using var tx = backend.Allocate<float>(new Shape(64));
+        using var ty = backend.Allocate<float>(new Shape(64));
+        backend.Upload<float>(x, tx);
+        backend.Upload<float>(y0, ty);
+        // A step that also uses a backend scratch buffer (the loss's per-example values).
+        const int classes = 4;
+        using var logits = backend.Allocate<float>(new Shape(16, classes));
+        using var labels = backend.Allocate<int>(new Shape(16));
+        using var dLogits = backend.Allocate<float>(new Shape(16, classes));
+        using var totals = backend.Allocate<float>(new Shape(2));
+        using var smallLogits = backend.Allocate<float>(new Shape(2, classes));
+        using var smallDLogits = backend.Allocate<float>(new Shape(2, classes));
+        backend.Upload<float>(Compare.Random(rng, 2 * classes), smallLogits);
+        backend.Upload<float>(Compare.Random(rng, 16 * classes), logits);
+        backend.Upload<int>([.. Enumerable.Range(0, 16).Select(i => i % classes)], labels);
+        int enqueued = 0;
+        using var graphs = new StepGraphs(backend, enabled: true);
+        bool Step()
+        {
+            enqueued++;
+            backend.ScaleAdd(0.5f, tx, ty);   // y = x + 0.5 y
+            backend.SoftmaxCrossEntropy(2, classes, smallLogits, labels, smallDLogits, totals);
+            return true;
+        }
+        for (int i = 0; i < 4; i++) Assert.True(graphs.Run(7, Step));
+        Assert.Equal(2, enqueued);            // the warm-up and the capture
+        Assert.Equal(1, graphs.Captures);
+        // A larger loss grows the scratch buffer: the capture is stale and is made again.
+        backend.SoftmaxCrossEntropy(16, classes, logits, labels, dLogits, totals);
+        for (int i = 0; i < 2; i++) Assert.True(graphs.Run(7, Step));
+        Assert.Equal(3, enqueued);
+        Assert.Equal(2, graphs.Captures);
+        var expected = (float[])y0.Clone();
+        for (int step = 0; step < 6; step++)
+            for (int i = 0; i < expected.Length; i++) expected[i] = x[i] + 0.5f * expected[i];
+        Compare.BitEqual(expected, Compare.Get(backend, ty), "y after six steps, four of them replayed");
+    }
+
+    [Fact]
+    public void ANonFiniteLossInAReplayedStepStopsAtTheNextReadbackNamingItsStepAndTheWeight()
+    {
+        using var backend = Open();
+        var options = new TrainingOptions
+        {
+            Model = "lenet300", Epochs = 1, Batch = 8, K = SyncSchedule.Constant(5), Seed = 3, Threads = 2, Graphs = true,
+        };
+        Trainer? trainer = null;
+        var hook = new StepHook(step =>
+        {
+            if (step != 10) return;
+            var p = trainer!.Network!.Parameters.Single(x => x.Name == "dense3/kernel");
+            var values = new float[p.Value.Length];
+            backend.Download(p.Value, values);
+            values[7] = float.NaN;
+            backend.Upload<float>(values, p.Value);
+        });
+        trainer = new Trainer(options, new ModelDefinition(BuiltInModels.TryGet("lenet300")!), Mnist.Value, backend, hook);
+        var e = Assert.Throws<NonFiniteException>(() => trainer.Run());
+        // Step 11 is a replayed graph: its guard kernel records the step and the optimizer leaves the
+        // weights alone; the sync at step 15 is the next readback.
+        Assert.Contains("at step 11;", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'dense3/kernel' (1 of 1000 values)", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0L, backend.TakeNonFiniteStep());
+        trainer.Network?.Dispose();
+    }
+}
+
+public sealed class EmuStepGraphTests : StepGraphTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu");
+}
+
+[Trait("Category", "Gpu")]
+public sealed class GpuStepGraphTests : StepGraphTests
+{
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+}
