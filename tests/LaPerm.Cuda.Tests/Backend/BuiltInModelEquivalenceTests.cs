@@ -98,7 +98,8 @@ public abstract class BuiltInModelEquivalenceTests
         backend.Upload<float>([.. Enumerable.Range(0, pass.Input.Length).Select(_ => (float)rng.NextDouble())], pass.Input);
         backend.Upload<int>([.. Enumerable.Range(0, Batch).Select(_ => rng.Next(10))], pass.Labels);
         using var totals = backend.Allocate<float>(new Shape(2));
-        pass.Forward(new ForwardMode(true, 1, 11));
+        backend.BeginStep(new StepScalars(1, 0, 0, Batch, 1e-3f, 1));
+        pass.Forward(new ForwardMode(true, 11));
         pass.Loss(totals);
         pass.Backward();
         var gradients = network.Parameters.ToDictionary(p => p.Info.Name, p => Compare.Get(backend, p.Gradient));
