@@ -14,13 +14,13 @@ internal static class TrainCommand
     private static readonly HashSet<string> ValueFlags =
     [
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
-        "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size",
+        "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size", "--target-accuracy",
         "--limit-train", "--limit-test", "--out", "--device", "--math", "--conv",
         "--profile-steps",
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
-    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs"];
+    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs", "--stop-at-target"];
 
     public const string Help = """
         laperm train [options]
@@ -49,6 +49,9 @@ internal static class TrainCommand
         --eval-every N         evaluate every N steps (default: right after a sync, at most ~4 times an epoch;
                                every epoch with --no-reconnect)
         --train-eval-size N    also evaluate on the first N training images
+        --target-accuracy A    record when the test accuracy first reaches A (0.995 or 99.5%; synchronised
+                               evaluations only): step, training and wall seconds in summary.json
+        --stop-at-target       end the run there (final sync, evaluation and weights as usual)
         --limit-train N  --limit-test N
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
         --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
@@ -127,6 +130,10 @@ internal static class TrainCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: best test accuracy {summary.BestTestAccuracy * 100:F2}% (step {summary.BestStep}), final {summary.FinalTestAccuracy * 100:F2}%, " +
             $"{summary.Syncs} syncs, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+        if (o.TargetAccuracy is { } goal)
+            stdout.WriteLine(summary.Target is { } t
+                ? string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: reached {t.TestAccuracy * 100:F2}% at step {t.Step} (epoch {t.Epochs:F2}) after {t.TrainSeconds:F1} s of training, {t.WallSeconds:F1} s wall")
+                : string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: not reached (best {summary.BestTestAccuracy * 100:F2}%)"));
         return 0;
     }
 
@@ -177,6 +184,19 @@ internal static class TrainCommand
         o = o with { Threads = Backends.Threads(a) };
         if (a.Int("--eval-every", 0) is { } ee) o = o with { EvalEvery = ee };
         if (a.Int("--train-eval-size", 0) is { } tes) o = o with { TrainEvalSize = tes };
+        if (a.String("--target-accuracy") is { } goal)
+        {
+            bool percent = goal.EndsWith('%');
+            if (!double.TryParse(percent ? goal[..^1] : goal, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+                || !((percent ? value / 100 : value) is > 0 and <= 1))
+                throw new UsageException($"--target-accuracy expects a test accuracy like 0.995 or 99.5%, got '{goal}'.");
+            o = o with { TargetAccuracy = percent ? value / 100 : value };
+        }
+        if (a.Has("--stop-at-target"))
+        {
+            if (o.TargetAccuracy is null) throw new UsageException("--stop-at-target needs --target-accuracy A.");
+            o = o with { StopAtTarget = true };
+        }
         if (a.Int("--limit-train", 1) is { } lt) o = o with { LimitTrain = lt };
         if (a.Int("--limit-test", 1) is { } lte) o = o with { LimitTest = lte };
         if (a.String("--device") is { } dev)

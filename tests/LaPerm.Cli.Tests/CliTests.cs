@@ -69,6 +69,40 @@ public sealed class CliTests : IDisposable
             Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--limit-test", "256").Out, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void TheTargetAccuracyIsRecordedAtTheFirstSynchronisedEvaluationThatReachesItAndCanEndTheRun()
+    {
+        string[] common = ["train", "--model", "lenet300", "--limit-train", "1024", "--limit-test", "256", "--epochs", "2",
+            "--batch", "32", "--k", "4", "--seed", "2", "--threads", "2", "--quiet"];
+        string fullDir = Path.Combine(_dir.FullName, "full"), stopDir = Path.Combine(_dir.FullName, "stop");
+        var full = Run([.. common, "--out", fullDir]);
+        Assert.True(full.Code == 0, full.Err);
+        var evals = File.ReadAllLines(Path.Combine(fullDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "eval").ToList();
+        // A goal that the run reaches part-way: the accuracy of its third evaluation (the first one at that level).
+        double goal = evals[2].GetProperty("test_accuracy").GetDouble();
+        var first = evals.First(e => e.GetProperty("test_accuracy").GetDouble() >= goal);
+        long firstStep = first.GetProperty("step").GetInt64();
+        Assert.True(firstStep < evals[^1].GetProperty("step").GetInt64(), "the goal must be reached before the run's end for this test");
+
+        var stopped = Run([.. common, "--out", stopDir, "--target-accuracy", goal.ToString("R", CultureInfo.InvariantCulture), "--stop-at-target"]);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        Assert.Contains($"at step {firstStep} ", stopped.Out, StringComparison.Ordinal);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(stopDir, "summary.json"))).RootElement;
+        Assert.Equal(firstStep, summary.GetProperty("steps_to_target").GetInt64());
+        Assert.Equal(firstStep, summary.GetProperty("steps").GetInt64()); // stopped right there
+        Assert.Equal(goal, summary.GetProperty("target_accuracy").GetDouble());
+        Assert.InRange(summary.GetProperty("train_seconds_to_target").GetDouble(), 1e-6, summary.GetProperty("wall_seconds_to_target").GetDouble());
+        var target = File.ReadAllLines(Path.Combine(stopDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Single(r => r.GetProperty("event").GetString() == "target");
+        Assert.Equal(firstStep, target.GetProperty("step").GetInt64());
+
+        // Unreachable: recorded as not reached, and the run goes to its end.
+        var never = Run([.. common, "--out", Path.Combine(_dir.FullName, "never"), "--target-accuracy", "100%"]);
+        Assert.True(never.Code == 0, never.Err);
+        Assert.Contains("target 100.00%: not reached", never.Out, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("train", "--bogus")]
     [InlineData("train", "--epochs", "zero")]
@@ -82,6 +116,9 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--keep", "4/7")]
     [InlineData("train", "--init", "shared:0.1", "--keep", "1/2,1/3", "--limit-train", "10", "--limit-test", "10")]
     [InlineData("train", "--model", "conv2", "--limit-train", "10", "--limit-test", "10")]
+    [InlineData("train", "--target-accuracy", "101%")]
+    [InlineData("train", "--target-accuracy", "0")]
+    [InlineData("train", "--stop-at-target")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)

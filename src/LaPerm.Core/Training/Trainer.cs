@@ -26,7 +26,13 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
 
     /// <summary>Whether the steps ran as captured graphs (see <see cref="TrainingOptions.Graphs"/>).</summary>
     public bool Graphs { get; init; }
+
+    /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
+    public TargetReached? Target { get; init; }
 }
+
+/// <summary>The first evaluation at or above the target accuracy: its step, training seconds (steps only) and wall seconds.</summary>
+public sealed record TargetReached(double Accuracy, double TestAccuracy, long Step, double Epochs, double TrainSeconds, double WallSeconds);
 
 /// <summary>Receives progress; the CLI draws a bar or prints lines.</summary>
 public interface ITrainingObserver
@@ -132,6 +138,8 @@ public sealed class Trainer
         // Default evaluation: right after a sync (synchronised weights), at most about four times an epoch.
         long minimumEvalGap = Math.Max(1, stepsPerEpoch / 4);
         var syncWatch = new Stopwatch();
+        TargetReached? target = null;
+        bool stopAtTarget = false;
 
         void Evaluate(int epoch, double epochProgress, float lr)
         {
@@ -165,6 +173,16 @@ public sealed class Trainer
                 ["train_eval_loss"] = trainEval?.Loss, ["train_eval_accuracy"] = trainEval?.Accuracy,
                 ["test_loss"] = Finite(testLoss), ["test_accuracy"] = testAccuracy, ["wall_seconds"] = Math.Round(record.WallSeconds, 3),
             });
+            if (o.TargetAccuracy is { } goal && target is null && synchronized && testAccuracy >= goal)
+            {
+                target = new TargetReached(goal, testAccuracy, step, Math.Round(epoch + epochProgress, 4), trainSeconds, record.WallSeconds);
+                metrics?.Write(new Dictionary<string, object?>
+                {
+                    ["event"] = "target", ["target_accuracy"] = goal, ["test_accuracy"] = testAccuracy, ["step"] = step,
+                    ["epoch"] = target.Epochs, ["train_seconds"] = Math.Round(trainSeconds, 3), ["wall_seconds"] = Math.Round(record.WallSeconds, 3),
+                });
+                stopAtTarget = o.StopAtTarget;
+            }
             if (testAccuracy > bestAccuracy)
             {
                 bestAccuracy = testAccuracy;
@@ -282,7 +300,9 @@ public sealed class Trainer
                 }
                 if (evaluate) Evaluate(epochIndex, progress, learningRate);
                 if (checkpoint) session.Write(State(epochIndex, b + 1)); // [runs]
+                if (stopAtTarget) break;
             }
+            if (stopAtTarget) break;
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
             firstBatch = 0;
             guard.Check();
@@ -300,7 +320,7 @@ public sealed class Trainer
             trainSeconds > 0 ? trainImages / trainSeconds : 0, wallOffset + wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
-            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha, Graphs = useGraphs };
+            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha, Graphs = useGraphs, Target = target };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
         return summary;
 
@@ -326,5 +346,8 @@ public sealed class Trainer
         ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
+        ["target_accuracy"] = s.Target?.Accuracy, ["steps_to_target"] = s.Target?.Step, ["epochs_to_target"] = s.Target?.Epochs,
+        ["train_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.TrainSeconds, 3),
+        ["wall_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.WallSeconds, 3),
     }, Json.Indented);
 }

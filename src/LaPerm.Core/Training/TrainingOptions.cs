@@ -38,6 +38,16 @@ public sealed record TrainingOptions
     /// <summary>Evaluate every N steps; 0 = right after a sync once a quarter epoch has passed since the last evaluation when reconnecting, else at the end of every epoch.</summary>
     public int EvalEvery { get; init; }
 
+    /// <summary>
+    /// A test accuracy (fraction) whose first reaching is recorded: step, training seconds and wall
+    /// seconds (summary.json, metrics.jsonl). Only evaluations of synchronised weights count when
+    /// reconnecting, so the time is that of a LaPerm model. Null = none.
+    /// </summary>
+    public double? TargetAccuracy { get; init; }
+
+    /// <summary>End the run (final sync, evaluation and weights as usual) once <see cref="TargetAccuracy"/> is reached.</summary>
+    public bool StopAtTarget { get; init; }
+
     /// <summary>Also evaluate (inference mode) on the first N training images at each evaluation; 0 = off.</summary>
     public int TrainEvalSize { get; init; }
     public int? LimitTrain { get; init; }
