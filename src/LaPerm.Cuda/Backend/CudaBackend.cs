@@ -77,7 +77,7 @@ public sealed partial class CudaBackend : IBackend
         catch
         {
             _stepBlock?.Dispose();
-            _nonFiniteStep?.Dispose();
+            _guard?.Dispose();
             _kernels.Dispose();
             throw;
         }
@@ -316,7 +316,7 @@ public sealed partial class CudaBackend : IBackend
         _disposed = true;
         _adamTable?.Dispose();
         _stepBlock?.Dispose();
-        _nonFiniteStep?.Dispose();
+        _guard?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
