@@ -7,9 +7,11 @@ namespace LaPerm.Core.Backend;
 /// Conventions, shared by every implementation and checked backend against backend:
 /// <list type="bullet">
 /// <item>All tensors are dense row-major; activations are NCHW (dense activations are [N, C]).</item>
-/// <item>Ops are enqueued in order on the backend's one stream; only <see cref="Download{T}"/>
-/// and <see cref="Synchronize"/> wait for them. Scalars that come back (loss, correct count)
-/// are written into tensors, so a step never has to wait on the host.</item>
+/// <item>Ops are enqueued in order on the backend's one stream; only <see cref="Download{T}"/>,
+/// <see cref="Synchronize"/> and <see cref="TakeNonFinite"/> wait for them. Scalars that come back
+/// (loss, correct count, the non-finite guard's record) are written on the device, and values that
+/// change per step are read from the step block (<see cref="BeginStep"/>), so a step never has to
+/// wait on the host and can be captured once and replayed (<see cref="BeginCapture"/>).</item>
 /// <item>"Channel" ops (bias, batch-norm) view a tensor as [N, C, S] with S = product of the
 /// dimensions after the channel axis (1 for dense activations).</item>
 /// <item>Gradient outputs are overwritten unless an op says it accumulates.</item>
