@@ -112,6 +112,37 @@ public abstract class StepGraphTests
     }
 
     [Fact]
+    public void AStepThatCannotBeCapturedFailsWithItsOwnErrorAndLeavesTheBackendUsable()
+    {
+        using var backend = Open();
+        const int classes = 3;
+        var rng = new Random(8);
+        using var labels = Compare.Put(backend, Enumerable.Range(0, 64).Select(i => i % classes).ToArray(), 64);
+        using var totals = backend.Allocate<float>(new Shape(2));
+        var logits = new Dictionary<int, Tensor<float>> { [2] = Compare.Put(backend, Compare.Random(rng, 2 * classes), 2, classes), [64] = Compare.Put(backend, Compare.Random(rng, 64 * classes), 64, classes) };
+        var dLogits = new Dictionary<int, Tensor<float>> { [2] = backend.Allocate<float>(new Shape(2, classes)), [64] = backend.Allocate<float>(new Shape(64, classes)) };
+        using var graphs = new StepGraphs(backend, enabled: true);
+        int batch = 2;
+        bool Step()
+        {
+            backend.SoftmaxCrossEntropy(batch, classes, logits[batch], labels, dLogits[batch], totals);
+            return true;
+        }
+        graphs.Run(1, Step);   // the warm-up sizes the loss's scratch buffer for 2 examples
+        batch = 64;            // the capture would have to grow it, which waits on the stream
+        var e = Assert.ThrowsAny<InvalidOperationException>(() => graphs.Run(1, Step));
+        Assert.Contains("captur", e.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(0, graphs.Captures);
+        // The backend is out of capture mode: eager work runs (and grows the buffer now).
+        backend.Fill(totals, 0f);
+        Step();
+        var sums = Compare.Get(backend, totals);
+        Assert.True(float.IsFinite(sums[0]) && sums[0] > 0, $"loss {sums[0]}");
+        Assert.InRange(sums[1], 0f, 64f);
+        foreach (var t in logits.Values.Concat(dLogits.Values)) t.Dispose();
+    }
+
+    [Fact]
     public void ANonFiniteLossInAReplayedStepStopsAtTheNextReadbackNamingItsStepAndTheWeight()
     {
         using var backend = Open();
