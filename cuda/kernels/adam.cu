@@ -78,15 +78,15 @@ static __device__ __forceinline__ float adam_learning_rate(float lr, float beta1
 // per-step block (laperm/step.cuh) instead of by-value arguments, so one captured launch is
 // right at every step. Each thread computes lr_t itself (two short loops in double) before its
 // grid-stride loop: cheaper than a second launch or a block-wide broadcast.
-// A step after a recorded non-finite loss (*nonfinite_step != 0, see step_guard_loss_v1 in
-// step.cu) updates nothing.
+// A step the guard leaves out (lp_step_skipped, laperm/step.cuh) updates nothing, and the steps
+// skipped since the host last looked do not count in t.
 extern "C" __global__ void adam_multi_v2(int tensor_count, float beta1, float beta2, float eps,
-                                         const StepScalars* __restrict__ scalars, const long long* __restrict__ nonfinite_step,
+                                         const StepScalars* __restrict__ scalars, const StepGuard* __restrict__ guard,
                                          const AdamTensor* __restrict__ tensors) {
-    if ((int)blockIdx.y >= tensor_count || *nonfinite_step != 0) {
+    if ((int)blockIdx.y >= tensor_count || lp_step_skipped(guard)) {
         return;
     }
-    const float lr_t = adam_learning_rate(scalars->learning_rate, beta1, beta2, scalars->adam_t);
+    const float lr_t = adam_learning_rate(scalars->learning_rate, beta1, beta2, scalars->adam_t - guard->skipped);
     const AdamTensor t = tensors[blockIdx.y];
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < t.length;
          i += (long long)gridDim.x * blockDim.x) {

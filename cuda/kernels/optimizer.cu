@@ -2,15 +2,15 @@
 //   vel = momentum * vel - lr * g;   w = w + vel
 // Same operations and roundings as the CPU backend (no contraction): bit-identical.
 // lr is read from the per-step block (laperm/step.cuh), so a captured launch follows the schedule;
-// after a recorded non-finite loss (*nonfinite_step != 0, step_guard_loss_v1) nothing is updated.
+// a step the guard leaves out (lp_step_skipped, laperm/step.cuh) updates nothing.
 // Adam lives in adam.cu (adam_v1, and adam_multi_v1 for one launch over every tensor).
 #include "laperm/device.cuh"
 #include "laperm/step.cuh"
 
 extern "C" __global__ void sgd_momentum_v1(long long n, const StepScalars* __restrict__ scalars,
-                                           const long long* __restrict__ nonfinite_step, float momentum, float* __restrict__ w,
+                                           const StepGuard* __restrict__ guard, float momentum, float* __restrict__ w,
                                            const float* __restrict__ g, float* __restrict__ velocity) {
-    if (*nonfinite_step != 0) {
+    if (lp_step_skipped(guard)) {
         return;
     }
     const float lr = scalars->learning_rate;

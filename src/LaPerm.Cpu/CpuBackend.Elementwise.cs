@@ -146,12 +146,13 @@ public sealed partial class CpuBackend
     public void AdamUpdate(AdamParameters parameters, Tensor<float> w, Tensor<float> g, Tensor<float> m, Tensor<float> v)
     {
         if (_step.AdamT < 1) throw new InvalidOperationException($"Adam step t must be at least 1, got {_step.AdamT} (call BeginStep first)");
-        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
+        if (StepSkipped) return;   // the non-finite guard leaves this step out
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);
         var mData = Data(m, nameof(m), w.Length);
         var vData = Data(v, nameof(v), w.Length);
-        float learningRateT = parameters.LearningRateAt(_step.LearningRate, _step.AdamT);
+        // Steps skipped since the guard's record was last taken do not count in t.
+        float learningRateT = parameters.LearningRateAt(_step.LearningRate, _step.AdamT - _skipped.Count);
         var state = new AdamState(wData, gData, mData, vData, learningRateT, parameters.Beta1, parameters.Beta2, parameters.Epsilon);
         _partition.For(wData.Length, ElementwiseChunk, state, static (s, _, start, end) => AdamRange(s, start, end));
     }
@@ -198,7 +199,7 @@ public sealed partial class CpuBackend
 
     public void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
     {
-        if (_nonFiniteStep != 0) return;   // GuardLoss saw a non-finite loss: leave everything as it is
+        if (StepSkipped) return;   // the non-finite guard leaves this step out
         float learningRate = _step.LearningRate;
         var wData = Own(w, nameof(w)).Data;
         var gData = Data(g, nameof(g), w.Length);

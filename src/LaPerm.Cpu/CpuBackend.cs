@@ -137,23 +137,62 @@ public sealed partial class CpuBackend : IBackend
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _step = scalars;
+        _skip = 0;
+        _skipTensor = int.MaxValue;
     }
 
-    /// <summary>The step <see cref="GuardLoss"/> recorded (0 = none); the optimizers do nothing while it is set.</summary>
-    private long _nonFiniteStep;
+    // The non-finite guard's record, as the device keeps it (cuda/include/laperm/step.cuh).
+    private long _nonFiniteStep;   // stop: the first step whose loss was not finite (0 = none)
+    private int _skip;             // this step: 0 applied, 1 loss, 2 gradient
+    private int _skipTensor;
+    private readonly List<SkippedStep> _skipped = [];
 
-    public void GuardLoss(Tensor<float> lossAndCorrect)
+    /// <summary>The optimizers leave this step's update out.</summary>
+    private bool StepSkipped => _skip != 0 || _nonFiniteStep != 0;
+
+    public void GuardLoss(Tensor<float> lossAndCorrect, bool skipStep)
     {
         var totals = Data(lossAndCorrect, nameof(lossAndCorrect), 2);
-        if (!float.IsFinite(totals[0]) && _nonFiniteStep == 0) _nonFiniteStep = _step.Step;
+        if (float.IsFinite(totals[0])) return;
+        if (skipStep)
+        {
+            if (_skip == 0) _skip = 1;
+        }
+        else if (_nonFiniteStep == 0)
+        {
+            _nonFiniteStep = _step.Step;
+        }
     }
 
-    public long TakeNonFiniteStep()
+    public void GuardGradient(Tensor<float> gradient, int index)
+    {
+        var values = Own(gradient, nameof(gradient)).Data;
+        for (int i = 0; i < gradient.Length; i++)
+        {
+            if (float.IsFinite(values[i])) continue;
+            if (_skip == 0) _skip = 2;
+            _skipTensor = Math.Min(_skipTensor, index);
+            return;
+        }
+    }
+
+    public void RestoreIfSkipped(Tensor<float> backup, Tensor<float> destination)
+    {
+        if (_skip != 0) Copy(backup, destination);
+    }
+
+    public void CommitStepGuard()
+    {
+        if (_skip != 0) _skipped.Add(new SkippedStep(_step.Step, _skip == 2, _skip == 2 ? _skipTensor : -1, _step.BatchSize));
+    }
+
+    public NonFiniteReport TakeNonFinite()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        long step = _nonFiniteStep;
+        var report = _nonFiniteStep == 0 && _skipped.Count == 0 ? NonFiniteReport.None : new NonFiniteReport(_nonFiniteStep, [.. _skipped], 0);
         _nonFiniteStep = 0;
-        return step;
+        _skipped.Clear();
+        return report;
     }
 
     /// <summary>Ops run as they are called: nothing to capture.</summary>

@@ -44,6 +44,7 @@ public sealed class CliTests : IDisposable
             Assert.True(summary.TryGetProperty(field, out _), $"summary.json lacks {field}");
         Assert.Equal("lenet300", summary.GetProperty("model").GetString());
         Assert.Equal("cpu", summary.GetProperty("device").GetString());
+        Assert.False(summary.GetProperty("graphs").GetBoolean()); // the cpu backend runs ops as they come
         Assert.Equal(16, summary.GetProperty("steps").GetInt64());
         Assert.Equal(4, summary.GetProperty("syncs").GetInt32());
         double final = summary.GetProperty("final_test_accuracy").GetDouble();
@@ -187,6 +188,26 @@ public sealed class CliTests : IDisposable
         Assert.Equal("tiny", summary.GetProperty("model").GetString());
         Assert.DoesNotContain("bn1/gamma", summary.GetProperty("reconnected_tensors").EnumerateArray().Select(e => e.GetString()));
         Assert.Contains("conv2/kernel", summary.GetProperty("reconnected_tensors").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public void NoGraphsRunsTheSameStepsOneOpAtATimeWithTheSameFinalWeights()
+    {
+        string[] common = ["train", "--device", "emu", "--model", "f2", "--limit-train", "80", "--limit-test", "32", "--epochs", "1",
+            "--batch", "16", "--k", "2", "--seed", "4", "--threads", "2", "--quiet"];
+        JsonElement Summary(string name, params string[] extra)
+        {
+            string outDir = Path.Combine(_dir.FullName, name);
+            var (code, _, stderr) = Run([.. common, .. extra, "--out", outDir]);
+            Assert.True(code == 0, stderr);
+            return JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        }
+        var captured = Summary("graphs");
+        var eager = Summary("no-graphs", "--no-graphs");
+        Assert.True(captured.GetProperty("graphs").GetBoolean());
+        Assert.False(eager.GetProperty("graphs").GetBoolean());
+        Assert.Equal(5, captured.GetProperty("steps").GetInt64());
+        Assert.Equal(eager.GetProperty("final_weights_sha256").GetString(), captured.GetProperty("final_weights_sha256").GetString());
     }
 
     [Fact]

@@ -32,3 +32,50 @@ struct StepScalars {
 };
 
 static_assert(sizeof(StepScalars) == 32, "StepScalars must be 32 bytes (see the layout above)");
+
+// ---- the non-finite guard (IBackend.GuardLoss, GuardGradient, RestoreIfSkipped, CommitStepGuard) ----
+//
+// A second device record, separate from the step block, that lets the NaN/Inf policies work
+// without reading anything back per step (step.cu has the kernels):
+//   stop       the first step whose accumulated loss was not finite; from then on the optimizers
+//              update nothing, until the host takes the record at a readback point and stops.
+//   skip-step  per step: whether this step is left out (loss or gradient not finite); the
+//              optimizers skip it, the running loss and batch-norm statistics are restored from
+//              copies made before the step, and the step is appended to a log the host reads
+//              (and clears) at its readback points. Adam's t of a step is adam_t - skipped: the
+//              steps skipped since the host last looked do not count.
+//
+// Layout (C# LaPerm.Cuda.Backend.CudaBackend reads it; 24 + 24 * LP_SKIP_LOG bytes):
+//   offset  size  field
+//        0     8  first_nonfinite_step  stop: 0 = none
+//        8     4  skip                  this step: 0 applied, 1 loss not finite, 2 gradient not finite (reset by step_begin_v1)
+//       12     4  skip_tensor           first parameter with a non-finite gradient (INT_MAX = none; reset by step_begin_v1)
+//       16     4  skipped               steps appended to `log` since the host took it (may exceed LP_SKIP_LOG)
+//       20     4  (padding)
+//       24    24  log[i]                { step (8), what (4: 1 loss, 2 gradient), tensor (4: -1 none), batch_size (4), padding (4) }
+#define LP_SKIP_LOG 256
+
+struct SkippedStep {
+    long long step;
+    int what;
+    int tensor;
+    int batch_size;
+    int padding;
+};
+
+struct StepGuard {
+    long long first_nonfinite_step;
+    int skip;
+    int skip_tensor;
+    int skipped;
+    int padding;
+    SkippedStep log[LP_SKIP_LOG];
+};
+
+static_assert(sizeof(SkippedStep) == 24, "SkippedStep must be 24 bytes (see the layout above)");
+static_assert(sizeof(StepGuard) == 24 + 24 * LP_SKIP_LOG, "StepGuard layout (see above)");
+
+// True when the optimizers must leave this step's update out.
+static __device__ __forceinline__ bool lp_step_skipped(const StepGuard* guard) {
+    return guard->skip != 0 || guard->first_nonfinite_step != 0;
+}

@@ -9,9 +9,11 @@ namespace LaPerm.Core.Backend;
 /// Conventions, shared by every implementation and checked backend against backend:
 /// <list type="bullet">
 /// <item>All tensors are dense row-major; activations are NCHW (dense activations are [N, C]).</item>
-/// <item>Ops are enqueued in order on the backend's one stream; only <see cref="Download{T}"/>
-/// and <see cref="Synchronize"/> wait for them. Scalars that come back (loss, correct count)
-/// are written into tensors, so a step never has to wait on the host.</item>
+/// <item>Ops are enqueued in order on the backend's one stream; only <see cref="Download{T}"/>,
+/// <see cref="Synchronize"/> and <see cref="TakeNonFinite"/> wait for them. Scalars that come back
+/// (loss, correct count, the non-finite guard's record) are written on the device, and values that
+/// change per step are read from the step block (<see cref="BeginStep"/>), so a step never has to
+/// wait on the host and can be captured once and replayed (<see cref="BeginCapture"/>).</item>
 /// <item>"Channel" ops (bias, batch-norm) view a tensor as [N, C, S] with S = product of the
 /// dimensions after the channel axis (1 for dense activations).</item>
 /// <item>Gradient outputs are overwritten unless an op says it accumulates.</item>
@@ -54,18 +56,38 @@ public interface IBackend : IDisposable
     /// </summary>
     void BeginStep(in StepScalars scalars);
 
-    /// <summary>
-    /// The non-finite-loss guard, enqueued after a step's loss: when lossAndCorrect[0] (the
-    /// accumulated training loss) is NaN or infinite and no step is recorded yet, records
-    /// <see cref="StepScalars.Step"/>. While a step is recorded, <see cref="AdamUpdate"/> and
-    /// <see cref="SgdMomentumUpdate"/> change nothing, so the weights stay as they were before the
-    /// first bad step until the host looks (<see cref="TakeNonFiniteStep"/>), without a host
-    /// round trip per step.
-    /// </summary>
-    void GuardLoss(Tensor<float> lossAndCorrect);
+    // The non-finite guard: NaN/Inf policies without a host round trip per step. The backend keeps
+    // a record (on a device: a small device struct, cuda/include/laperm/step.cuh) that these ops
+    // update in stream order and the host reads only when it wants to (TakeNonFinite).
 
-    /// <summary>The step the guard recorded (0 = none), then clears it; waits for every enqueued op.</summary>
-    long TakeNonFiniteStep();
+    /// <summary>
+    /// Enqueued after a step's loss: when lossAndCorrect[0] (the accumulated training loss) is NaN
+    /// or infinite, either (<paramref name="skipStep"/> false, the stop policy) records
+    /// <see cref="StepScalars.Step"/> as the first non-finite step unless one is recorded, after
+    /// which the optimizers update nothing until the record is taken; or (skip-step) marks this
+    /// step as left out because of its loss.
+    /// </summary>
+    void GuardLoss(Tensor<float> lossAndCorrect, bool skipStep);
+
+    /// <summary>
+    /// Skip-step, after the backward pass, once per parameter in order: a NaN or infinite element
+    /// of <paramref name="gradient"/> marks the step as left out (unless its loss already did) and
+    /// names the first such parameter index.
+    /// </summary>
+    void GuardGradient(Tensor<float> gradient, int index);
+
+    /// <summary>destination = backup when this step is marked as left out (running loss, batch-norm statistics).</summary>
+    void RestoreIfSkipped(Tensor<float> backup, Tensor<float> destination);
+
+    /// <summary>
+    /// Skip-step, after the restores: a step marked as left out is logged for
+    /// <see cref="TakeNonFinite"/>. The optimizers skip a marked step, and Adam's t does not count
+    /// the logged steps (t = <see cref="StepScalars.AdamT"/> - steps logged since the last take).
+    /// </summary>
+    void CommitStepGuard();
+
+    /// <summary>What the guard recorded since the last take, then clears it; waits for every enqueued op.</summary>
+    NonFiniteReport TakeNonFinite();
 
     /// <summary>
     /// Whether <see cref="BeginCapture"/> works: the backend can record a sequence of its ops and
@@ -279,6 +301,22 @@ public readonly record struct AdamParameters(float Beta1, float Beta2, float Eps
         }
         return result;
     }
+}
+
+/// <summary>A step the skip-step guard left out: its loss (Tensor -1) or the gradient of parameter Tensor was not finite.</summary>
+public readonly record struct SkippedStep(long Step, bool Gradient, int Tensor, int BatchSize);
+
+/// <summary>
+/// What <see cref="IBackend.TakeNonFinite"/> returns: the first step whose loss was not finite
+/// (stop; 0 = none), and the steps left out (skip-step) in order; Lost counts those past the
+/// record's capacity (a device keeps <see cref="Capacity"/>), which are known only by number.
+/// </summary>
+public sealed record NonFiniteReport(long FirstNonFiniteStep, IReadOnlyList<SkippedStep> Skipped, int Lost)
+{
+    /// <summary>Skipped steps a device records between two takes.</summary>
+    public const int Capacity = 256;
+
+    public static NonFiniteReport None { get; } = new(0, [], 0);
 }
 
 /// <summary>Ops recorded by <see cref="IBackend.BeginCapture"/>, replayed with one launch.</summary>

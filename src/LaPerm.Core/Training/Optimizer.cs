@@ -93,6 +93,9 @@ public sealed class Optimizer : IDisposable
     /// </summary>
     internal void CountStep() => Steps++;
 
+    /// <summary>Takes back steps counted by <see cref="CountStep"/> that the non-finite guard left out.</summary>
+    internal void UncountSteps(long steps) => Steps -= steps;
+
     /// <summary>Enqueues the update ops without counting the step (what a captured step holds).</summary>
     internal void EnqueueUpdate(int batchSize)
     {

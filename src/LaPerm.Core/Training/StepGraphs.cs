@@ -41,10 +41,14 @@ public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? trac
             {
                 complete = enqueue();
             }
-            finally
+            catch
             {
-                graph = backend.EndCapture();
+                // End the broken capture, but report what broke it, not what ending it says.
+                try { backend.EndCapture().Dispose(); }
+                catch (Exception) { }
+                throw;
             }
+            graph = backend.EndCapture();
             _captured[key] = graph;
             Captures++;
             if (!complete) throw new InvalidOperationException("captured ops must not depend on a host check (run such steps with graphs off)");

@@ -62,6 +62,7 @@ public sealed class TrainStepBench : IDisposable
         {
             _pass.Forward(new ForwardMode(true, 1));
             _pass.Loss(_sums);
+            backend.GuardLoss(_sums, skipStep: false);   // as the trainer's default --on-nan stop
             _pass.Backward();
             _optimizer.EnqueueUpdate(Batch);
             return true;

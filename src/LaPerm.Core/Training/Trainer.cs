@@ -117,8 +117,7 @@ public sealed class Trainer
         var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
         var guard = session.Guard!;
         guard.Reset();
-        // skip-step reads the loss and gradients back inside the step: such a step cannot be captured.
-        bool useGraphs = o.Graphs && _backend.CanCapture && !guard.ChecksEveryStep;
+        bool useGraphs = o.Graphs && _backend.CanCapture;
         using var graphs = new StepGraphs(_backend, useGraphs, Tracer);
         const int ReconnectKey = 0; // steps are keyed by their batch size (>= 1)
         var mode = new ForwardMode(true, o.Seed);
@@ -150,7 +149,7 @@ public sealed class Trainer
 
         void EvaluateCore(int epoch, double epochProgress, float lr)
         {
-            guard.Check(); // a readback point
+            Readback();
             var sums = new float[2];
             _backend.Download(lossAndCorrect, sums);
             _backend.Fill(lossAndCorrect, 0f);
@@ -194,7 +193,7 @@ public sealed class Trainer
 
         void Sync(int epoch)
         {
-            guard.Check(); // before the rows are rewritten, so a stop names the non-finite weights
+            Readback(); // before the rows are rewritten, so a stop names the non-finite weights
             syncWatch.Restart();
             Tracer?.Push(TrainingPhase.Reconnect);
             graphs.Run(ReconnectKey, () =>
@@ -219,9 +218,10 @@ public sealed class Trainer
         }
 
         // The ops of one step after its BeginStep: run eagerly, or recorded into a graph.
-        // False when skip-step left the step out.
+        // Nothing in them waits on the host: the NaN/Inf guard only records (see NonFiniteGuard).
         bool StepOps(Network.Pass pass, int size)
         {
+            guard.BeforeStep(); // [runs] skip-step: device copies of the running loss and batch-norm statistics
             Tracer?.Push(TrainingPhase.Data);
             // The gather reads the epoch and batch position from the step block BeginStep set, so a
             // captured gather fetches each replayed step's batch.
@@ -231,15 +231,24 @@ public sealed class Trainer
             pass.Forward(mode);
             pass.Loss(lossAndCorrect);
             Tracer?.Pop();
-            if (!guard.AfterLoss(step)) return false; // [runs] NaN/Inf: a device flag (stop), or a readback (skip-step)
+            guard.AfterLoss();
             Tracer?.Push(TrainingPhase.Backward);
             pass.Backward();
             Tracer?.Pop();
-            if (!guard.AfterBackward(step)) return false;
+            guard.AfterBackward();
             Tracer?.Push(TrainingPhase.Optimizer);
             optimizer.EnqueueUpdate(size);
             Tracer?.Pop();
             return true;
+        }
+
+        // A readback point: waits for the queued steps, stops on a non-finite loss (stop policy),
+        // or takes the steps skip-step left out back out of the counts (their lines go to metrics.jsonl).
+        void Readback()
+        {
+            var (skippedSteps, skippedImages) = guard.Check(o.Batch);
+            imagesSinceEval -= skippedImages;
+            optimizer.UncountSteps(skippedSteps);
         }
 
         int epochIndex = 0;
@@ -268,12 +277,12 @@ public sealed class Trainer
                 var pass = network.GetPass(size);
                 Tracer?.BeginStep(step + 1);
                 step++;
-                guard.BeforeStep();
                 _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
-                // Eager, or a replay of this batch size's captured step (the stop policy's guard runs
-                // inside it; skip-step, which reads back within the step, never captures).
-                bool applied = graphs.Run(size, () => StepOps(pass, size));
-                if (applied) optimizer.CountStep();
+                // Eager, or a replay of this batch size's captured step. A step the guard leaves out
+                // is counted here and taken back out at the next readback point.
+                graphs.Run(size, () => StepOps(pass, size));
+                optimizer.CountStep();
+                imagesSinceEval += size;
                 bool synced = false;
                 if (reconnector is not null && o.K.IsSyncStep(step, epochIndex))
                 {
@@ -287,10 +296,9 @@ public sealed class Trainer
                 bool checkpoint = session.IsDue(step) && b + 1 < stepsPerEpoch;
                 // A readback point ends a stretch of steps queued without waiting: wait for them here,
                 // inside the step's time, so train_images_per_second counts the device's work.
-                if (report || evaluate || checkpoint || b + 1 == stepsPerEpoch) guard.Check();
+                if (report || evaluate || checkpoint || b + 1 == stepsPerEpoch) Readback();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;
-                if (applied) imagesSinceEval += size; // a skipped step's loss was taken back out of the running sums
                 double progress = (b + 1.0) / stepsPerEpoch;
                 if (report)
                 {
@@ -305,11 +313,11 @@ public sealed class Trainer
             if (stopAtTarget) break;
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
             firstBatch = 0;
-            guard.Check();
+            Readback();
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
         }
         int lastEpoch = o.Epochs - 1;
-        guard.Check();
+        Readback();
         if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
         Evaluate(lastEpoch, 1.0, learningRate);
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));

@@ -61,6 +61,9 @@ internal sealed class BackendKernels : IDisposable
         DeviceModule step = Load(device, "step.ptx");
         StepBegin = step.GetKernel("step_begin_v1");
         StepGuardLoss = step.GetKernel("step_guard_loss_v1");
+        StepGuardGradient = step.GetKernel("step_guard_gradient_v1");
+        StepGuardRestore = step.GetKernel("step_guard_restore_v1");
+        StepGuardCommit = step.GetKernel("step_guard_commit_v1");
     }
 
     private DeviceModule Load(Device device, string file)
@@ -96,6 +99,9 @@ internal sealed class BackendKernels : IDisposable
     public Kernel AdamMulti { get; }
     public Kernel StepBegin { get; }
     public Kernel StepGuardLoss { get; }
+    public Kernel StepGuardGradient { get; }
+    public Kernel StepGuardRestore { get; }
+    public Kernel StepGuardCommit { get; }
 
     public void Dispose()
     {

@@ -70,6 +70,6 @@ public sealed partial class CudaBackend
         int count = _pendingAdam.Count;
         _pendingAdam.Clear();
         _kernels.AdamMulti.Launch(new Dim3(blocks, (uint)count), BlockSize, 0, Stream,
-            count, p.Beta1, p.Beta2, p.Epsilon, StepBlock.Pointer, NonFiniteStep.Pointer, _adamTable!.Pointer);
+            count, p.Beta1, p.Beta2, p.Epsilon, StepBlock.Pointer, Guard.Pointer, _adamTable!.Pointer);
     }
 }

@@ -11,6 +11,9 @@ namespace LaPerm.Cuda.Backend;
 public sealed partial class CudaBackend
 {
     private readonly HashSet<ConvGeometry> _cudnnRejected = [];
+
+    /// <summary>Geometries and directions cuDNN has planned (a new plan may grow its workspace).</summary>
+    private readonly HashSet<(ConvolutionDirection, ConvGeometry)> _cudnnPlanned = [];
     private bool _cudnnActive;
 
     /// <summary>
@@ -21,6 +24,14 @@ public sealed partial class CudaBackend
     private bool TryCudnn(ConvolutionDirection direction, ConvGeometry g, Tensor<float> first, Tensor<float> second, Tensor<float> output)
     {
         if (!_cudnnActive || _cudnnRejected.Contains(g)) return false;
+        if (!_cudnnPlanned.Contains((direction, g)))
+        {
+            // Planning runs cuDNN's algorithm search and may replace its workspace: never inside a
+            // capture, and graphs captured before refer to the old workspace.
+            if (_capturing) throw new InvalidOperationException($"cuDNN meets convolution {g} ({direction}) for the first time while capturing; run the same step once before capturing it");
+            _cudnnPlanned.Add((direction, g));
+            _bufferGeneration++;
+        }
         var a = Own(first, nameof(first)).Buffer;
         var b = Own(second, nameof(second)).Buffer;
         var c = Own(output, nameof(output)).Buffer;

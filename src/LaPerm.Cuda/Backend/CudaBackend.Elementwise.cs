@@ -75,6 +75,6 @@ public sealed partial class CudaBackend
         ulong pW = Own(w, nameof(w)).Pointer;
         ulong pG = Pointer(g, nameof(g), w.Length);
         ulong pVelocity = Pointer(velocity, nameof(velocity), w.Length);
-        _kernels.SgdMomentum.Launch(Grid(w.Length), BlockSize, 0, Stream, (long)w.Length, StepBlock.Pointer, NonFiniteStep.Pointer, momentum, pW, pG, pVelocity);
+        _kernels.SgdMomentum.Launch(Grid(w.Length), BlockSize, 0, Stream, (long)w.Length, StepBlock.Pointer, Guard.Pointer, momentum, pW, pG, pVelocity);
     }
 }

@@ -29,18 +29,20 @@ public sealed partial class CudaBackend
     {
         BeginWithoutFlush();
         if (!_capturing) throw new InvalidOperationException("the backend is not capturing");
-        DeviceGraph graph;
         try
         {
             FlushAdam();   // the step's batched Adam launch belongs inside the graph
         }
-        finally
+        catch
         {
             _capturing = false;
-            graph = Stream.EndCapture();
+            try { Stream.EndCapture().Dispose(); }
+            catch (Exception e) when (e is Interop.CudaException or InvalidOperationException) { }   // broken anyway: report what broke it
+            throw;
         }
-        using (graph)
-            return new CapturedOps(this, graph.Instantiate(), _bufferGeneration);
+        _capturing = false;
+        using DeviceGraph graph = Stream.EndCapture();
+        return new CapturedOps(this, graph.Instantiate(), _bufferGeneration);
     }
 
     private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation) : ICapturedOps

@@ -8,13 +8,15 @@ namespace LaPerm.Cuda.Backend;
 // address instead of the step's values, so their launches are the same at every step and a
 // captured graph replays correctly. Writing the block with a kernel (not a host copy) keeps it in
 // stream order with the work around it: no host staging buffer that a later step could overwrite
-// before the copy ran, and no wait.
+// before the copy ran, and no wait. Beside it, the non-finite guard's record (struct StepGuard):
+// the guard kernels of step.cu update it in stream order, the optimizers read it, and the host
+// reads and clears it only in TakeNonFinite.
 public sealed partial class CudaBackend
 {
     private DeviceBuffer<StepScalars>? _stepBlock;
 
-    /// <summary>The guard's record: the first step whose loss was not finite, 0 = none (GuardLoss).</summary>
-    private DeviceBuffer<long>? _nonFiniteStep;
+    /// <summary>The non-finite guard's record: struct StepGuard of laperm/step.cuh, as 64-bit words.</summary>
+    private DeviceBuffer<long>? _guard;
 
     /// <summary>What the last BeginStep enqueued (host-side checks only; kernels read the block).</summary>
     private StepScalars _stepScalars;
@@ -22,38 +24,75 @@ public sealed partial class CudaBackend
     /// <summary>The block's device memory (allocated, zeroed, with the backend).</summary>
     internal DeviceBuffer<StepScalars> StepBlock => _stepBlock!;
 
-    internal DeviceBuffer<long> NonFiniteStep => _nonFiniteStep!;
+    internal DeviceBuffer<long> Guard => _guard!;
+
+    private const int GuardHeaderBytes = 24, SkippedStepBytes = 24;
 
     private void AllocateStepBlock()
     {
         _stepBlock = AllocateBuffer<StepScalars>(1);
         _device.Runtime.Memset32(_stepBlock.Pointer, 0, _stepBlock.ByteLength / 4, Stream.Handle);
-        _nonFiniteStep = AllocateBuffer<long>(1);
-        _device.Runtime.Memset32(_nonFiniteStep.Pointer, 0, _nonFiniteStep.ByteLength / 4, Stream.Handle);
-    }
-
-    public void GuardLoss(Tensor<float> lossAndCorrect)
-    {
-        Begin();
-        ulong pTotals = PointerAtLeast(lossAndCorrect, nameof(lossAndCorrect), 2);
-        _kernels.StepGuardLoss.Launch(1, 1, 0, Stream, pTotals, StepBlock.Pointer, NonFiniteStep.Pointer);
-    }
-
-    public long TakeNonFiniteStep()
-    {
-        Begin();
-        var step = new long[1];
-        NonFiniteStep.CopyTo(step, Stream);
-        if (step[0] != 0) _device.Runtime.Memset32(NonFiniteStep.Pointer, 0, NonFiniteStep.ByteLength / 4, Stream.Handle);
-        return step[0];
+        _guard = AllocateBuffer<long>((GuardHeaderBytes + SkippedStepBytes * NonFiniteReport.Capacity) / 8);
+        _device.Runtime.Memset32(_guard.Pointer, 0, _guard.ByteLength / 4, Stream.Handle);
     }
 
     public void BeginStep(in StepScalars scalars)
     {
         Begin();
         _stepScalars = scalars;
-        _kernels.StepBegin.Launch(1, 1, 0, Stream, StepBlock.Pointer,
+        _kernels.StepBegin.Launch(1, 1, 0, Stream, StepBlock.Pointer, Guard.Pointer,
             scalars.Step, scalars.Epoch, scalars.BatchStart, scalars.BatchSize, scalars.LearningRate, scalars.AdamT);
+    }
+
+    public void GuardLoss(Tensor<float> lossAndCorrect, bool skipStep)
+    {
+        Begin();
+        ulong pTotals = PointerAtLeast(lossAndCorrect, nameof(lossAndCorrect), 2);
+        _kernels.StepGuardLoss.Launch(1, 1, 0, Stream, pTotals, StepBlock.Pointer, Guard.Pointer, skipStep ? 1 : 0);
+    }
+
+    public void GuardGradient(Tensor<float> gradient, int index)
+    {
+        Begin();
+        ulong pGradient = Own(gradient, nameof(gradient)).Pointer;
+        _kernels.StepGuardGradient.Launch(Grid(gradient.Length), BlockSize, 0, Stream, (long)gradient.Length, pGradient, index, Guard.Pointer);
+    }
+
+    public void RestoreIfSkipped(Tensor<float> backup, Tensor<float> destination)
+    {
+        Begin();
+        ulong pDestination = Own(destination, nameof(destination)).Pointer;
+        ulong pBackup = Pointer(backup, nameof(backup), destination.Length);
+        _kernels.StepGuardRestore.Launch(Grid(destination.Length), BlockSize, 0, Stream, (long)destination.Length, pBackup, pDestination, Guard.Pointer);
+    }
+
+    public void CommitStepGuard()
+    {
+        Begin();
+        _kernels.StepGuardCommit.Launch(1, 1, 0, Stream, StepBlock.Pointer, Guard.Pointer);
+    }
+
+    public NonFiniteReport TakeNonFinite()
+    {
+        Begin();
+        var words = new long[Guard.Length];
+        Guard.CopyTo(words, Stream);
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(words.AsSpan());
+        long first = BitConverter.ToInt64(bytes[..8]);
+        int skipped = BitConverter.ToInt32(bytes[16..20]);
+        if (first == 0 && skipped == 0) return NonFiniteReport.None;
+        // Clear what was taken: first_nonfinite_step (bytes 0-7) and the log count (bytes 16-19).
+        _device.Runtime.Memset32(Guard.Pointer, 0, 2, Stream.Handle);
+        _device.Runtime.Memset32(Guard.Pointer + 16, 0, 1, Stream.Handle);
+        int kept = Math.Min(skipped, NonFiniteReport.Capacity);
+        var steps = new SkippedStep[kept];
+        for (int i = 0; i < kept; i++)
+        {
+            var entry = bytes.Slice(GuardHeaderBytes + i * SkippedStepBytes, SkippedStepBytes);
+            steps[i] = new SkippedStep(BitConverter.ToInt64(entry[..8]), BitConverter.ToInt32(entry[8..12]) == 2,
+                BitConverter.ToInt32(entry[12..16]), BitConverter.ToInt32(entry[16..20]));
+        }
+        return new NonFiniteReport(first, steps, skipped - kept);
     }
 
     /// <summary>The block's raw bytes as the kernels see them (waits for the stream; tests, diagnostics).</summary>

@@ -78,7 +78,7 @@ public sealed partial class CudaBackend : IBackend
         catch
         {
             _stepBlock?.Dispose();
-            _nonFiniteStep?.Dispose();
+            _guard?.Dispose();
             _kernels.Dispose();
             throw;
         }
@@ -317,7 +317,7 @@ public sealed partial class CudaBackend : IBackend
         _disposed = true;
         _adamTable?.Dispose();
         _stepBlock?.Dispose();
-        _nonFiniteStep?.Dispose();
+        _guard?.Dispose();
         _perExample?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();

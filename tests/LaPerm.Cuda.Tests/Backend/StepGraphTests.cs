@@ -112,6 +112,37 @@ public abstract class StepGraphTests
     }
 
     [Fact]
+    public void AStepThatCannotBeCapturedFailsWithItsOwnErrorAndLeavesTheBackendUsable()
+    {
+        using var backend = Open();
+        const int classes = 3;
+        var rng = new Random(8);
+        using var labels = Compare.Put(backend, Enumerable.Range(0, 64).Select(i => i % classes).ToArray(), 64);
+        using var totals = backend.Allocate<float>(new Shape(2));
+        var logits = new Dictionary<int, Tensor<float>> { [2] = Compare.Put(backend, Compare.Random(rng, 2 * classes), 2, classes), [64] = Compare.Put(backend, Compare.Random(rng, 64 * classes), 64, classes) };
+        var dLogits = new Dictionary<int, Tensor<float>> { [2] = backend.Allocate<float>(new Shape(2, classes)), [64] = backend.Allocate<float>(new Shape(64, classes)) };
+        using var graphs = new StepGraphs(backend, enabled: true);
+        int batch = 2;
+        bool Step()
+        {
+            backend.SoftmaxCrossEntropy(batch, classes, logits[batch], labels, dLogits[batch], totals);
+            return true;
+        }
+        graphs.Run(1, Step);   // the warm-up sizes the loss's scratch buffer for 2 examples
+        batch = 64;            // the capture would have to grow it, which waits on the stream
+        var e = Assert.ThrowsAny<InvalidOperationException>(() => graphs.Run(1, Step));
+        Assert.Contains("captur", e.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(0, graphs.Captures);
+        // The backend is out of capture mode: eager work runs (and grows the buffer now).
+        backend.Fill(totals, 0f);
+        Step();
+        var sums = Compare.Get(backend, totals);
+        Assert.True(float.IsFinite(sums[0]) && sums[0] > 0, $"loss {sums[0]}");
+        Assert.InRange(sums[1], 0f, 64f);
+        foreach (var t in logits.Values.Concat(dLogits.Values)) t.Dispose();
+    }
+
+    [Fact]
     public void ANonFiniteLossInAReplayedStepStopsAtTheNextReadbackNamingItsStepAndTheWeight()
     {
         using var backend = Open();
@@ -135,9 +166,90 @@ public abstract class StepGraphTests
         // weights alone; the sync at step 15 is the next readback.
         Assert.Contains("at step 11;", e.Message, StringComparison.Ordinal);
         Assert.Contains("'dense3/kernel' (1 of 1000 values)", e.Message, StringComparison.Ordinal);
-        Assert.Equal(0L, backend.TakeNonFiniteStep());
+        Assert.Equal(NonFiniteReport.None, backend.TakeNonFinite());
         trainer.Network?.Dispose();
     }
+}
+
+/// <summary>skip-step on a device: the checks, restores and the log are ops inside the captured step.</summary>
+public abstract class DeviceSkipStepTests
+{
+    protected abstract CudaBackend Open();
+
+    private sealed class StepHook(Action<long> onStep) : ITrainingObserver
+    {
+        public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) => onStep(step);
+        public void OnEvaluation(EvaluationRecord record) { }
+        public void OnSync(long step, int syncs, double seconds) { }
+    }
+
+    private (List<long> Skipped, List<string?> Tensors, float[] Weights, TrainingSummary Summary) Run(bool graphs, string dir)
+    {
+        using var backend = Open();
+        var options = new TrainingOptions
+        {
+            Model = "lenet300", Epochs = 1, Batch = 4, K = SyncSchedule.Constant(25), Seed = 3, Threads = 2, Graphs = graphs, EvalEvery = 3,
+            Out = dir, Checkpoints = new CheckpointOptions { OnNonFinite = NonFinitePolicy.SkipStep },
+        };
+        Trainer? trainer = null;
+        float[]? saved = null;
+        var hook = new StepHook(step =>
+        {
+            var p = trainer!.Network!.Parameters.Single(x => x.Name == "dense3/kernel");
+            if (step == 10)
+            {
+                saved = new float[p.Value.Length];
+                backend.Download(p.Value, saved);
+                var poisoned = (float[])saved.Clone();
+                poisoned[0] = float.PositiveInfinity;
+                backend.Upload<float>(poisoned, p.Value);
+            }
+            else if (step == 20)
+            {
+                backend.Upload<float>(saved!, p.Value);
+            }
+        });
+        trainer = new Trainer(options, new ModelDefinition(BuiltInModels.TryGet("lenet300")!), DataSource.Load("mnist", 128, 32), backend, hook);
+        var summary = trainer.Run();
+        using var network = trainer.Network!;
+        var lines = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
+            .Where(n => n["event"]!.GetValue<string>() == "skipped_step").ToList();
+        var weights = network.Parameters.SelectMany(p => Compare.Get(backend, p.Value)).ToArray();
+        return ([.. lines.Select(n => n["step"]!.GetValue<long>())], [.. lines.Select(n => n["tensor"]?.GetValue<string>())], weights, summary);
+    }
+
+    [Fact]
+    public void StepsWithANonFiniteLossAreLeftOutInsideTheGraphAsWithoutIt()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"laperm-skip-{Guid.NewGuid():N}");
+        try
+        {
+            var eager = Run(graphs: false, Path.Combine(root, "eager"));
+            var captured = Run(graphs: true, Path.Combine(root, "graphs"));
+            Assert.True(captured.Summary.Graphs);
+            // The infinite weight is in the logits layer, so steps 11..20 have a non-finite loss (tensor null).
+            Assert.Equal(Enumerable.Range(11, 10).Select(s => (long)s), captured.Skipped);
+            Assert.All(captured.Tensors, Assert.Null);
+            Assert.Equal(eager.Skipped, captured.Skipped);
+            Compare.BitEqual(eager.Weights, captured.Weights, "weights after a run with ten skipped steps");
+            Assert.True(double.IsFinite(captured.Summary.FinalTestLoss));
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+}
+
+public sealed class EmuDeviceSkipStepTests : DeviceSkipStepTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu");
+}
+
+[Trait("Category", "Gpu")]
+public sealed class GpuDeviceSkipStepTests : DeviceSkipStepTests
+{
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
 }
 
 public sealed class EmuStepGraphTests : StepGraphTests
