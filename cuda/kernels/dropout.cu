@@ -25,7 +25,7 @@ static __device__ __forceinline__ float dropout_uniform(unsigned long long strea
 }
 
 // v1: one element per thread iteration (grid-stride). mask[i] = 1 kept, 0 dropped.
-extern "C" __global__ void dropout_forward_v1(int n, float rate, float scale, unsigned long long seed,
+extern "C" __global__ void dropout_forward_v1(long long n, float rate, float scale, unsigned long long seed,
                                               const StepScalars* __restrict__ scalars,
                                               const float* __restrict__ x, float* __restrict__ y,
                                               unsigned char* __restrict__ mask) {
@@ -39,7 +39,7 @@ extern "C" __global__ void dropout_forward_v1(int n, float rate, float scale, un
 }
 
 // dx = mask ? dy * scale : 0 (dy and dx may be the same buffer).
-extern "C" __global__ void dropout_backward_v1(int n, float scale, const float* dy, const unsigned char* __restrict__ mask,
+extern "C" __global__ void dropout_backward_v1(long long n, float scale, const float* dy, const unsigned char* __restrict__ mask,
                                                float* dx) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         dx[i] = mask[i] != 0 ? dy[i] * scale : 0.0f;
