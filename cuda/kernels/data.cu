@@ -134,15 +134,17 @@ static __device__ __forceinline__ int data_clampi(int v, int lo, int hi) { retur
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
-// v1: one block per batch image (grid.x = batch size); the epoch and the batch's first position come
-// from the per-step block (laperm/step.cuh) that BeginStep writes, so a launch captured into a graph
-// gathers the right batch at every replayed step. Thread 0 finds the record and its sampling
+// v1: one block per batch image (grid.x = batch size). Training (stored_start < 0): the epoch and the
+// batch's first position come from the per-step block (laperm/step.cuh) that BeginStep writes, so a
+// launch captured into a graph gathers the right batch at every replayed step, and image i is the
+// epoch order's record at that position. Evaluation (stored_start >= 0, never captured): image i is
+// record stored_start + i in stored order, with every augmentation range 0 (the block is not read). Thread 0 finds the record and its sampling
 // map, then the block's threads write the pixels (C x H x W floats) as ImageWarp.Warp or
 // ImageWarp.Normalise. Augmentation is off when every range is 0 and flipping is off
 // (AugmentationPreset.IsIdentity). The stream is Augmenter.RandomStream; shift ranges are
 // ShiftFraction * width and * height, in float, as Augmenter.Draw computes them.
 extern "C" __global__ void gather_batch_v1(const DataSetRecord* __restrict__ data, unsigned long long shuffle_seed,
-                                           const StepScalars* __restrict__ scalars,
+                                           const StepScalars* __restrict__ scalars, int stored_start,
                                            unsigned long long augment_stream, float rotation_range, float zoom_range,
                                            float shift_range_x, float shift_range_y, int flip_enabled,
                                            float* __restrict__ images, int* __restrict__ labels) {
@@ -151,15 +153,16 @@ extern "C" __global__ void gather_batch_v1(const DataSetRecord* __restrict__ dat
     const int count = data->count, channels = data->channels, height = data->height, width = data->width;
     const bool augment = rotation_range != 0.0f || zoom_range != 0.0f || shift_range_x != 0.0f || shift_range_y != 0.0f
                          || flip_enabled != 0;
-    const int epoch = scalars->epoch;
+    const bool in_epoch_order = stored_start < 0;
+    const int epoch = in_epoch_order ? scalars->epoch : 0;
     const int image = blockIdx.x;
-    const long long position = (long long)scalars->batch_start + image;
+    const long long position = (in_epoch_order ? (long long)scalars->batch_start : (long long)stored_start) + image;
     if (threadIdx.x == 0) {
         // The host checks the batch against the values it gave BeginStep; a position outside the
         // epoch here (a block written by something else) must not walk forever: it gives NaN
         // pixels and label -1, which make the loss NaN.
         const bool inside = position >= 0 && position < count;
-        const int record = inside ? epoch_order_index(shuffle_seed, epoch, count, (int)position) : -1;
+        const int record = !inside ? -1 : in_epoch_order ? epoch_order_index(shuffle_seed, epoch, count, (int)position) : (int)position;
         s_record = record;
         labels[image] = inside ? (int)data->labels[record] : -1;
         if (augment && inside)

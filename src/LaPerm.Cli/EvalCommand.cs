@@ -34,7 +34,8 @@ internal static class EvalCommand
         using var network = new Network(model, backend);
         Checkpoint.Load(network, weights);
         int batch = a.Int("--batch", 1) ?? 128;
-        var (loss, accuracy) = Evaluation.Run(network, data.Test, batch, data.Test.Count, threads);
+        using var deviceTest = backend.UploadDataset(data.Test);
+        var (loss, accuracy) = Evaluation.Run(network, deviceTest, batch, data.Test.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{model.Name} on {data.Test.Name} ({data.Test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * data.Test.Count):F0} correct), loss {loss:F4}"));
         return 0;

@@ -5,7 +5,7 @@ namespace LaPerm.Cpu;
 
 // The data ops: the reference every device gather is compared with. The "device" data set is the
 // host one (no copy), and a batch is Dataset.FillBatch over the epoch order's positions that the
-// last BeginStep names.
+// last BeginStep names (training) or over consecutive stored records (evaluation).
 public sealed partial class CpuBackend
 {
     private readonly IntScratchBuffer _batchRecords = new();
@@ -22,14 +22,30 @@ public sealed partial class CpuBackend
         Dataset source = OwnDataset(data).Source;
         StepScalars step = _step;
         GatherGuard.Validate(source, step);
-        var imageData = Own(images, nameof(images));
-        var labelData = Own(labels, nameof(labels));
-        BackendGuard.Length(images, (long)step.BatchSize * source.SampleSize, nameof(images));
-        BackendGuard.Length(labels, step.BatchSize, nameof(labels));
         var records = _batchRecords.Get(step.BatchSize).AsSpan(0, step.BatchSize);
         EpochShuffler.Fill(shuffleSeed, step.Epoch, source.Count, step.BatchStart, records);
+        Fill(source, records, augmenter, step.Epoch, images, labels);
+    }
+
+    public void GatherRecords(IDeviceDataset data, int start, Tensor<float> images, Tensor<int> labels)
+    {
+        Dataset source = OwnDataset(data).Source;
+        ArgumentNullException.ThrowIfNull(labels);
+        int size = labels.Length;
+        GatherGuard.ValidateRecords(source, start, size);
+        var records = _batchRecords.Get(size).AsSpan(0, size);
+        for (int i = 0; i < size; i++) records[i] = start + i;
+        Fill(source, records, null, 0, images, labels);
+    }
+
+    private void Fill(Dataset source, ReadOnlySpan<int> records, Augmenter? augmenter, int epoch, Tensor<float> images, Tensor<int> labels)
+    {
+        var imageData = Own(images, nameof(images));
+        var labelData = Own(labels, nameof(labels));
+        BackendGuard.Length(images, (long)records.Length * source.SampleSize, nameof(images));
+        BackendGuard.Length(labels, records.Length, nameof(labels));
         // Every image is computed by one thread from its own draws: the result does not depend on Threads.
-        source.FillBatch(records, imageData.Span, labelData.Span, augmenter, step.Epoch, Threads);
+        source.FillBatch(records, imageData.Span, labelData.Span, augmenter, epoch, Threads);
     }
 
     private CpuDataset OwnDataset(IDeviceDataset data)

@@ -257,6 +257,16 @@ public interface IBackend : IDisposable
     /// every backend. images holds BatchSize x C x H x W floats, labels BatchSize ints.
     /// </summary>
     void GatherBatch(IDeviceDataset data, ulong shuffleSeed, Augmenter? augmenter, Tensor<float> images, Tensor<int> labels);
+
+    /// <summary>
+    /// Writes one evaluation batch without a host round trip: records [start, start + n) of
+    /// <paramref name="data"/> in stored order, n = labels.Length; images[i] = record start + i's
+    /// image normalised to x / 255 (no shuffle, no augmentation), labels[i] its label. Bit-identical
+    /// on every backend and to <see cref="Dataset.FillBatch"/> over those records. The start is a
+    /// value, not read from the step block: evaluation is not captured, and the step block keeps
+    /// the training step's values. images holds n x C x H x W floats.
+    /// </summary>
+    void GatherRecords(IDeviceDataset data, int start, Tensor<float> images, Tensor<int> labels);
 }
 
 /// <summary>

@@ -4,10 +4,11 @@ namespace LaPerm.Core.Data;
 /// An image classification data set held as unsigned bytes, images in N x C x H x W order
 /// (one byte per pixel and channel), labels one byte each. Bytes rather than floats keep the
 /// full MNIST at 47 MB instead of 188 MB. <see cref="FillBatch"/> writes one normalised float
-/// batch on the host (evaluation, and the CPU backend's gather); for training the trainer puts
+/// batch on the host (the CPU backend's gather); the trainer puts the training and test sets'
 /// <see cref="Images"/> and <see cref="Labels"/> on its backend once
-/// (<see cref="Backend.IBackend.UploadDataset"/>) and gathers each batch there
-/// (<see cref="Backend.IBackend.GatherBatch"/>).
+/// (<see cref="Backend.IBackend.UploadDataset"/>) and gathers each batch there: training batches by
+/// <see cref="Backend.IBackend.GatherBatch"/>, evaluation batches by
+/// <see cref="Backend.IBackend.GatherRecords"/>.
 /// </summary>
 public sealed class Dataset
 {

@@ -1,33 +1,31 @@
 using LaPerm.Core.Backend;
-using LaPerm.Core.Data;
 using LaPerm.Core.Model;
 
 namespace LaPerm.Core.Training;
 
-/// <summary>Inference-mode loss and accuracy over the first N records of a data set.</summary>
+/// <summary>
+/// Inference-mode loss and accuracy over the first N records of a data set resident on the
+/// network's backend (<see cref="IBackend.UploadDataset"/>, once per run): each batch is gathered
+/// there in stored order (<see cref="IBackend.GatherRecords"/>), the loss and correct count are
+/// summed there, and the two sums are read back once per evaluation.
+/// </summary>
 public static class Evaluation
 {
-    public static (double Loss, double Accuracy) Run(Network network, Dataset data, int batch, int count, int threads)
+    public static (double Loss, double Accuracy) Run(Network network, IDeviceDataset data, int batch, int count)
     {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         if (count <= 0) return (double.NaN, double.NaN);
+        if (count > data.Source.Count)
+            throw new ArgumentOutOfRangeException(nameof(count), $"Cannot evaluate {count} records of {data.Source.Name}, which holds {data.Source.Count}.");
         var backend = network.Backend;
         using var sums = backend.Allocate<float>(new Shape(2));
-        var indices = new int[batch];
-        float[]? images = null;
-        int[]? labels = null;
         for (int start = 0; start < count; start += batch)
         {
             int size = Math.Min(batch, count - start);
             var pass = network.GetPass(size);
-            if (images is null || images.Length != pass.Input.Length)
-            {
-                images = new float[pass.Input.Length];
-                labels = new int[size];
-            }
-            for (int i = 0; i < size; i++) indices[i] = start + i;
-            data.FillBatch(indices.AsSpan(0, size), images, labels, null, 0, threads);
-            backend.Upload<float>(images, pass.Input);
-            backend.Upload<int>(labels, pass.Labels);
+            backend.GatherRecords(data, start, pass.Input, pass.Labels);
             pass.Forward(ForwardMode.Inference);
             pass.Loss(sums);
         }

@@ -114,6 +114,7 @@ public sealed class Trainer
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
         using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
+        using var deviceTest = _backend.UploadDataset(test); // once per run; evaluation gathers its batches there too
         var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
         var guard = session.Guard!;
         guard.Reset();
@@ -158,8 +159,8 @@ public sealed class Trainer
             imagesSinceEval = 0;
             lastEvalStep = step;
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
-                ? Evaluation.Run(network, train, o.Batch, Math.Min(o.TrainEvalSize, train.Count), o.Threads) : null;
-            var (testLoss, testAccuracy) = Evaluation.Run(network, test, o.Batch, test.Count, o.Threads);
+                ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count)) : null;
+            var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count);
             bool synchronized = reconnector is null || lastSyncStep == step;
             var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
                 trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wallOffset + wall.Elapsed.TotalSeconds);

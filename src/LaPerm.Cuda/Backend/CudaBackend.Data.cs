@@ -9,6 +9,7 @@ namespace LaPerm.Cuda.Backend;
 // is one launch of gather_batch_v1 (cuda/kernels/data.cu), which computes the epoch order, the
 // augmentation draw and the warp exactly as the CPU backend's Dataset.FillBatch does. Epoch and
 // batch start come from the step block (laperm/step.cuh), so a captured gather replays correctly.
+// Evaluation batches are the same launch in stored order from a start passed by value (GatherRecords).
 public sealed partial class CudaBackend
 {
     private DataKernels? _dataKernels;
@@ -25,22 +26,38 @@ public sealed partial class CudaBackend
     {
         Begin();
         var dataset = OwnDataset(data);
-        Dataset source = dataset.Source;
         // The kernel reads epoch and batch start from the step block; the host copy of what the
         // last BeginStep wrote sizes the launch and checks the tensors.
         StepScalars step = _stepScalars;
-        GatherGuard.Validate(source, step);
-        ulong pImages = Pointer(images, nameof(images), (long)step.BatchSize * source.SampleSize);
-        ulong pLabels = Pointer(labels, nameof(labels), step.BatchSize);
-        AugmentationPreset preset = augmenter?.Preset ?? AugmentationPreset.None;
-        ulong stream = augmenter?.RandomStream ?? 0;
+        GatherGuard.Validate(dataset.Source, step);
+        LaunchGather(dataset, step.BatchSize, shuffleSeed, storedStart: -1, augmenter?.Preset ?? AugmentationPreset.None,
+            augmenter?.RandomStream ?? 0, images, labels);
+    }
+
+    public void GatherRecords(IDeviceDataset data, int start, Tensor<float> images, Tensor<int> labels)
+    {
+        Begin();
+        var dataset = OwnDataset(data);
+        ArgumentNullException.ThrowIfNull(labels);
+        int size = labels.Length;
+        GatherGuard.ValidateRecords(dataset.Source, start, size);
+        LaunchGather(dataset, size, shuffleSeed: 0, storedStart: start, AugmentationPreset.None, 0, images, labels);
+    }
+
+    /// <summary>One gather_batch_v1 launch: storedStart &lt; 0 gathers the step block's batch of the epoch order, else records storedStart.. in stored order.</summary>
+    private void LaunchGather(DeviceDataset dataset, int size, ulong shuffleSeed, int storedStart, AugmentationPreset preset, ulong stream,
+        Tensor<float> images, Tensor<int> labels)
+    {
+        Dataset source = dataset.Source;
+        ulong pImages = Pointer(images, nameof(images), (long)size * source.SampleSize);
+        ulong pLabels = Pointer(labels, nameof(labels), size);
         // The shift ranges in float, as Augmenter.Draw computes them.
         float shiftX = preset.ShiftFraction * source.Width, shiftY = preset.ShiftFraction * source.Height;
         int plane = source.Height * source.Width;
         // Small images (tests) need fewer threads than a block's 256; a block is whole warps.
         uint threads = (uint)Math.Min(BlockSize, (plane + 31) / 32 * 32);
-        _dataKernels!.GatherBatch.Launch((uint)step.BatchSize, threads, 0, Stream,
-            dataset.Record.Pointer, shuffleSeed, StepBlock.Pointer,
+        _dataKernels!.GatherBatch.Launch((uint)size, threads, 0, Stream,
+            dataset.Record.Pointer, shuffleSeed, StepBlock.Pointer, storedStart,
             stream, preset.RotationDegrees, preset.ZoomRange, shiftX, shiftY, preset.HorizontalFlip ? 1 : 0,
             pImages, pLabels);
     }

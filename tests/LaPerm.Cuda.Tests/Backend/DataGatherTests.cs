@@ -57,6 +57,63 @@ public abstract class DataGatherTests
         }
     }
 
+    private static (float[] Images, int[] Labels) GatherRecords(IBackend backend, Dataset data, int start, int size)
+    {
+        using var device = backend.UploadDataset(data);
+        using var images = Compare.Poisoned(backend, size, data.Channels, data.Height, data.Width);
+        using var labels = Compare.PoisonedInts(backend, size);
+        backend.GatherRecords(device, start, images, labels);
+        return (Compare.Get(backend, images), Compare.Get(backend, labels));
+    }
+
+    [Theory]
+    [InlineData(1, 28, 28)]
+    [InlineData(3, 32, 32)]
+    [InlineData(2, 5, 7)]
+    public void EvaluationBatchesInStoredOrderAreBitIdenticalToTheCpuBackendAndToFillBatch(int channels, int height, int width)
+    {
+        var data = RandomDataset(channels * 1000 + height * 10 + width, 211, channels, height, width);
+        using var device = Open();
+        using var cpu = new CpuBackend(2);
+        // A step block naming another batch must not matter: the start is the argument.
+        device.BeginStep(new StepScalars(4, 3, 100, 50, 1e-3f, 4));
+        cpu.BeginStep(new StepScalars(4, 3, 100, 50, 1e-3f, 4));
+        foreach (var (start, size) in new[] { (0, 64), (64, 64), (192, 19), (210, 1), (37, 101) })
+        {
+            var records = Enumerable.Range(start, size).ToArray();
+            var hostImages = new float[size * data.SampleSize];
+            var hostLabels = new int[size];
+            data.FillBatch(records, hostImages, hostLabels, null, 0, 1);
+            var expected = GatherRecords(cpu, data, start, size);
+            var actual = GatherRecords(device, data, start, size);
+            Compare.Equal(hostLabels, expected.Labels, $"cpu labels of records {start}..");
+            Compare.BitEqual(hostImages, expected.Images, $"cpu images of records {start}..");
+            Compare.Equal(expected.Labels, actual.Labels, $"labels of records {start}..");
+            Compare.BitEqual(expected.Images, actual.Images, $"{channels}x{height}x{width} images of records {start}..");
+        }
+    }
+
+    [Fact]
+    public void EvaluationRecordsBeyondTheDataSetOrAForeignDataSetAreRejected()
+    {
+        var data = RandomDataset(6, 20, 1, 4, 4);
+        using var device = Open();
+        using var cpu = new CpuBackend(1);
+        using var onCpu = cpu.UploadDataset(data);
+        using var onDevice = device.UploadDataset(data);
+        foreach (var (backend, own, foreign) in new (IBackend, IDeviceDataset, IDeviceDataset)[] { (device, onDevice, onCpu), (cpu, onCpu, onDevice) })
+        {
+            using var images = backend.Allocate<float>(new Shape(8, 1, 4, 4));
+            using var labels = backend.Allocate<int>(new Shape(8));
+            using var shortImages = backend.Allocate<float>(new Shape(7, 1, 4, 4));
+            Assert.Throws<ArgumentException>(() => backend.GatherRecords(foreign, 0, images, labels));
+            Assert.Throws<ArgumentOutOfRangeException>(() => backend.GatherRecords(own, 13, images, labels));
+            Assert.Throws<ArgumentOutOfRangeException>(() => backend.GatherRecords(own, -1, images, labels));
+            Assert.Throws<ArgumentException>(() => backend.GatherRecords(own, 0, shortImages, labels));
+            backend.GatherRecords(own, 12, images, labels);   // records 12..19: the last batch fits
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
