@@ -771,7 +771,7 @@ main() {
   # Most important first: a part that does not fit the budget left is skipped, not cut.
   run_part gpu-versions          45  part_gpu_versions      "Card, driver, CUDA, cuBLAS, cuDNN, PyTorch versions"
   run_part laperm-info           30  part_laperm_info       "laperm info"
-  run_part gpu-tests             150 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
+  run_part gpu-tests             200 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part torch-train-gpu       90  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
   run_part bench-train-cuda      120 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; eager f2 and conv7; bench sync)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
