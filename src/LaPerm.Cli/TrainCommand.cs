@@ -221,8 +221,10 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal) : ITrain
         if (!terminal) return;
         const int width = 30;
         int filled = (int)(width * step / Math.Max(1, totalSteps));
+        // NaN: no sums have come back from the device yet (they are read without waiting).
+        string running = double.IsNaN(runningLoss) ? "loss ... acc ..." : string.Create(CultureInfo.InvariantCulture, $"loss {runningLoss:F4} acc {runningAccuracy * 100:F2}%");
         stdout.Write(string.Create(CultureInfo.InvariantCulture,
-            $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1} loss {runningLoss:F4} acc {runningAccuracy * 100:F2}%   "));
+            $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1} {running}   "));
         _barShown = true;
     }
 

@@ -118,6 +118,32 @@ public sealed partial class CpuBackend : IBackend
         src.Data.AsSpan().CopyTo(destination);
     }
 
+    public IAsyncReadback<T> CreateReadback<T>(int length) where T : unmanaged => new Readback<T>(this, length);
+
+    // The CPU runs every op when it is called: a readback is complete when it starts.
+    private sealed class Readback<T>(CpuBackend backend, int length) : IAsyncReadback<T> where T : unmanaged
+    {
+        private readonly T[] _values = new T[length];
+        private bool _started;
+
+        public int Length => length;
+
+        public void Start(Tensor<T> source)
+        {
+            backend.Download(source, _values);
+            _started = true;
+        }
+
+        public bool TryGet(Span<T> destination)
+        {
+            if (!_started) return false;
+            _values.CopyTo(destination);
+            return true;
+        }
+
+        public void Dispose() { }
+    }
+
     public void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged
     {
         var src = Own(source, nameof(source));

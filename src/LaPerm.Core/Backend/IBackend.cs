@@ -37,6 +37,12 @@ public interface IBackend : IDisposable
     /// <summary>Copies device to host; waits for every op enqueued before it.</summary>
     void Download<T>(Tensor<T> source, Span<T> destination) where T : unmanaged;
 
+    /// <summary>
+    /// A reusable readback of <paramref name="length"/> elements that never makes the host wait
+    /// (page-locked memory and an event on cuda): for progress readouts while steps are queued.
+    /// </summary>
+    IAsyncReadback<T> CreateReadback<T>(int length) where T : unmanaged;
+
     void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged;
 
     void Fill(Tensor<float> destination, float value);
@@ -340,6 +346,21 @@ public interface ICapturedOps : IDisposable
 
     /// <summary>Enqueues the captured ops again, with the arguments they had when captured.</summary>
     void Replay();
+}
+
+/// <summary>
+/// A small tensor's values brought to the host without waiting: <see cref="Start"/> enqueues the
+/// copy after every op enqueued before it, <see cref="TryGet"/> hands the values over once the
+/// copy has completed. Starting again before that replaces the copy in flight.
+/// </summary>
+public interface IAsyncReadback<T> : IDisposable where T : unmanaged
+{
+    int Length { get; }
+
+    void Start(Tensor<T> source);
+
+    /// <summary>True, with the values of the last <see cref="Start"/> in <paramref name="destination"/>, once they are there; never waits.</summary>
+    bool TryGet(Span<T> destination);
 }
 
 /// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>

@@ -50,9 +50,10 @@ public interface ITrainingObserver
 ///
 /// A step never waits on the host: its scalars go to the backend with
 /// <see cref="IBackend.BeginStep"/>, the loss and correct count accumulate on the device, and the
-/// non-finite guard is a device flag (<see cref="NonFiniteGuard"/>). The host reads back only at
-/// its readback points: the progress report (every 10 steps, with an observer), an evaluation, a
-/// checkpoint, a sync (to time it) and the end of an epoch. Where the backend can capture
+/// non-finite guard is a device flag (<see cref="NonFiniteGuard"/>). The host waits only at its
+/// readback points: an evaluation, a checkpoint, a sync (to time it) and the end of an epoch. The
+/// progress report (every 10 steps, with an observer) reads back without waiting
+/// (<see cref="IAsyncReadback{T}"/>) and shows the latest sums that have arrived. Where the backend can capture
 /// (<see cref="IBackend.CanCapture"/>) and <see cref="TrainingOptions.Graphs"/> is on, the
 /// steady-state step (forward, loss, guard, backward, optimizer) is captured once per batch size,
 /// after one eager warm-up step of that size, and replayed with one launch; a sync step replays it
@@ -112,6 +113,12 @@ public sealed class Trainer
         using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
+        // The progress line's running loss and accuracy come back without a wait, never stalling
+        // the queued steps.
+        using var progress = _observer is null ? null : _backend.CreateReadback<float>(2);
+        var progressSums = new float[2];
+        long progressImages = 0;
+        (double Loss, double Accuracy) progressShown = (double.NaN, double.NaN);
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
         using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
         using var deviceTest = _backend.UploadDataset(test); // once per run; evaluation gathers its batches there too
@@ -297,17 +304,28 @@ public sealed class Trainer
                 bool checkpoint = session.IsDue(step) && b + 1 < stepsPerEpoch;
                 // A readback point ends a stretch of steps queued without waiting: wait for them here,
                 // inside the step's time, so train_images_per_second counts the device's work.
-                if (report || evaluate || checkpoint || b + 1 == stepsPerEpoch) Readback();
+                // (A progress report is not one: it reads back asynchronously.)
+                if (evaluate || checkpoint || b + 1 == stepsPerEpoch) Readback();
                 trainSeconds += stepWatch.Elapsed.TotalSeconds;
                 trainImages += size;
-                double progress = (b + 1.0) / stepsPerEpoch;
-                if (report)
+                double epochProgress = (b + 1.0) / stepsPerEpoch;
+                if (report && step == totalSteps)
                 {
-                    var sums = new float[2];
-                    _backend.Download(lossAndCorrect, sums);
-                    _observer!.OnStep(step, totalSteps, epochIndex, sums[0] / imagesSinceEval, sums[1] / imagesSinceEval);
+                    // The last line is exact: the run has just waited at the epoch's end anyway.
+                    _backend.Download(lossAndCorrect, progressSums);
+                    _observer!.OnStep(step, totalSteps, epochIndex, progressSums[0] / imagesSinceEval, progressSums[1] / imagesSinceEval);
                 }
-                if (evaluate) Evaluate(epochIndex, progress, learningRate);
+                else if (report)
+                {
+                    // The line shows the newest sums that have arrived: this step's where the backend
+                    // is done at once (cpu, emu), else those of an earlier report (cuda, still busy).
+                    if (progress!.TryGet(progressSums) && progressImages > 0) progressShown = (progressSums[0] / progressImages, progressSums[1] / progressImages);
+                    progress.Start(lossAndCorrect);
+                    progressImages = imagesSinceEval;
+                    if (progress.TryGet(progressSums) && progressImages > 0) progressShown = (progressSums[0] / progressImages, progressSums[1] / progressImages);
+                    _observer!.OnStep(step, totalSteps, epochIndex, progressShown.Loss, progressShown.Accuracy);
+                }
+                if (evaluate) Evaluate(epochIndex, epochProgress, learningRate);
                 if (checkpoint) session.Write(State(epochIndex, b + 1)); // [runs]
                 if (stopAtTarget) break;
             }

@@ -213,6 +213,56 @@ public sealed partial class CudaBackend : IBackend
         src.Buffer.CopyTo(destination, Stream);
     }
 
+    public IAsyncReadback<T> CreateReadback<T>(int length) where T : unmanaged
+    {
+        Begin();
+        return new Readback<T>(this, length);
+    }
+
+    // A page-locked host buffer and an event: Start enqueues the copy and records the event,
+    // TryGet asks the event (cuEventQuery) and never waits.
+    private sealed class Readback<T> : IAsyncReadback<T> where T : unmanaged
+    {
+        private readonly CudaBackend _backend;
+        private readonly HostBuffer<T> _host;
+        private readonly DeviceEvent _done;
+        private bool _started;
+
+        public Readback(CudaBackend backend, int length)
+        {
+            _backend = backend;
+            _host = backend._device.AllocateHost<T>(length);
+            _done = backend._device.CreateEvent();
+        }
+
+        public int Length => _host.Length;
+
+        public void Start(Tensor<T> source)
+        {
+            _backend.Begin();
+            if (_backend._capturing) throw new InvalidOperationException("a readback cannot be captured into a graph");
+            var src = _backend.Own(source, nameof(source));
+            if (source.Length != Length)
+                throw new ArgumentException($"the readback holds {Length} elements, source {source} has {source.Length}", nameof(source));
+            _host.CopyFromDeviceAsync(src.Pointer, _backend.Stream);
+            _done.Record(_backend.Stream);
+            _started = true;
+        }
+
+        public bool TryGet(Span<T> destination)
+        {
+            if (!_started || !_done.IsComplete) return false;
+            _host.Span.CopyTo(destination);
+            return true;
+        }
+
+        public void Dispose()
+        {
+            _done.Dispose();
+            _host.Dispose();
+        }
+    }
+
     public void Copy<T>(Tensor<T> source, Tensor<T> destination) where T : unmanaged
     {
         Begin();

@@ -65,6 +65,9 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<nint, int> _cuEventDestroy;
     private readonly delegate* unmanaged<nint, nint, int> _cuEventRecord;
     private readonly delegate* unmanaged<nint, int> _cuEventSynchronize;
+    private readonly delegate* unmanaged<nint, int> _cuEventQuery;
+    private readonly delegate* unmanaged<void**, nuint, uint, int> _cuMemHostAlloc;
+    private readonly delegate* unmanaged<void*, int> _cuMemFreeHost;
     private readonly delegate* unmanaged<float*, nint, nint, int> _cuEventElapsedTime;
     private readonly delegate* unmanaged<nint*, void*, uint, int*, void**, int> _cuModuleLoadDataEx;
     private readonly delegate* unmanaged<nint, int> _cuModuleUnload;
@@ -124,6 +127,9 @@ public sealed unsafe class CudaDriver
         _cuEventDestroy = (delegate* unmanaged<nint, int>)Export(h, "cuEventDestroy_v2");
         _cuEventRecord = (delegate* unmanaged<nint, nint, int>)Export(h, "cuEventRecord");
         _cuEventSynchronize = (delegate* unmanaged<nint, int>)Export(h, "cuEventSynchronize");
+        _cuEventQuery = (delegate* unmanaged<nint, int>)Export(h, "cuEventQuery");
+        _cuMemHostAlloc = (delegate* unmanaged<void**, nuint, uint, int>)Export(h, "cuMemHostAlloc");
+        _cuMemFreeHost = (delegate* unmanaged<void*, int>)Export(h, "cuMemFreeHost");
         _cuEventElapsedTime = (delegate* unmanaged<float*, nint, nint, int>)Export(h, "cuEventElapsedTime");
         _cuModuleLoadDataEx = (delegate* unmanaged<nint*, void*, uint, int*, void**, int>)Export(h, "cuModuleLoadDataEx");
         _cuModuleUnload = (delegate* unmanaged<nint, int>)Export(h, "cuModuleUnload");
@@ -330,6 +336,25 @@ public sealed unsafe class CudaDriver
     public void EventRecord(nint handle, nint stream) => Check(_cuEventRecord(handle, stream), "cuEventRecord");
 
     public void EventSynchronize(nint handle) => Check(_cuEventSynchronize(handle), "cuEventSynchronize");
+
+    /// <summary>cuEventQuery: true when the work before the event has completed, false while it has not (never waits).</summary>
+    public bool EventQuery(nint handle)
+    {
+        int result = _cuEventQuery(handle);
+        if (result == ErrorNotReady) return false;
+        Check(result, "cuEventQuery");
+        return true;
+    }
+
+    /// <summary>Page-locked host memory (cuMemHostAlloc, no flags): device copies to it run asynchronously.</summary>
+    public void* MemHostAlloc(long bytes)
+    {
+        void* pointer;
+        Check(_cuMemHostAlloc(&pointer, (nuint)Math.Max(bytes, 1), 0), "cuMemHostAlloc", $"{bytes} bytes");
+        return pointer;
+    }
+
+    public void MemFreeHost(void* pointer) => Check(_cuMemFreeHost(pointer), "cuMemFreeHost");
 
     public float EventElapsedMilliseconds(nint start, nint end)
     {

@@ -96,6 +96,24 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         SynchronizeStream(stream);
     }
 
+    public void CopyDeviceToHostAsync(void* destination, ulong source, long bytes, nint stream)
+    {
+        try { _driver.MemcpyDtoHAsync(destination, source, bytes, stream); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
+    }
+
+    public void* AllocateHost(long bytes)
+    {
+        MakeCurrent();
+        return _driver.MemHostAlloc(bytes);
+    }
+
+    public void FreeHost(void* pointer)
+    {
+        MakeCurrent();
+        _driver.MemFreeHost(pointer);
+    }
+
     public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream) =>
         _driver.MemcpyDtoDAsync(destination, source, bytes, stream);
 
@@ -120,6 +138,12 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         try { _driver.EventSynchronize(handle); }
         catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
     }
+    public bool QueryEvent(nint handle)
+    {
+        try { return _driver.EventQuery(handle); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { throw NameSuspects(e); }
+    }
+
     public float ElapsedMilliseconds(nint start, nint end) => _driver.EventElapsedMilliseconds(start, end);
 
     public nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames)

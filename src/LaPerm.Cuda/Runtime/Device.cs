@@ -60,6 +60,9 @@ public sealed class Device : IDisposable
 
     public DeviceEvent CreateEvent() => new(this, Runtime.CreateEvent());
 
+    /// <summary>Page-locked host memory for asynchronous readbacks.</summary>
+    public HostBuffer<T> AllocateHost<T>(int length) where T : unmanaged => new(this, length);
+
     /// <summary>
     /// Loads an embedded PTX file (e.g. "axpy.ptx") and the kernels it declares. On emu the
     /// kernels come from the emulator library, so no PTX is needed.

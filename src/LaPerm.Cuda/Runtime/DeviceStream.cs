@@ -68,6 +68,16 @@ public sealed class DeviceEvent : IDisposable
         _device.Runtime.SynchronizeEvent(_handle);
     }
 
+    /// <summary>True when the work recorded before this event has completed; never waits.</summary>
+    public bool IsComplete
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _device.Runtime.QueryEvent(_handle);
+        }
+    }
+
     /// <summary>Milliseconds from <paramref name="start"/> to this event; waits for this event first.</summary>
     public float ElapsedMillisecondsSince(DeviceEvent start)
     {

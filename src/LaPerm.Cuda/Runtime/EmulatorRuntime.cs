@@ -109,6 +109,17 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
     }
 
+    // The emulator runs work when it is enqueued, so an "asynchronous" copy is complete at once.
+    public void CopyDeviceToHostAsync(void* destination, ulong source, long bytes, nint stream)
+    {
+        NotCapturing(stream, "a device-to-host copy");
+        Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
+    }
+
+    public void* AllocateHost(long bytes) => NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+
+    public void FreeHost(void* pointer) => NativeMemory.AlignedFree(pointer);
+
     // Each operation runs now, or is recorded when its stream is capturing. The recording
     // closures live in separate methods so the direct path allocates nothing.
     public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream)
@@ -154,6 +165,8 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     }
 
     public void SynchronizeEvent(nint handle) { }
+
+    public bool QueryEvent(nint handle) => true;
 
     public float ElapsedMilliseconds(nint start, nint end) =>
         (float)Stopwatch.GetElapsedTime(_events[start], _events[end]).TotalMilliseconds;

@@ -26,7 +26,15 @@ internal unsafe interface IDeviceRuntime : IDisposable
     void SynchronizeStream(nint stream);
 
     void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream);
+    /// <summary>Device to host; waits for the stream.</summary>
     void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream);
+
+    /// <summary>Device to page-locked host memory (<see cref="AllocateHost"/>), without waiting: an event recorded after it says when it is there.</summary>
+    void CopyDeviceToHostAsync(void* destination, ulong source, long bytes, nint stream);
+
+    /// <summary>Page-locked host memory, which device copies reach asynchronously.</summary>
+    void* AllocateHost(long bytes);
+    void FreeHost(void* pointer);
     void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream);
     void Memset32(ulong destination, uint value, long count, nint stream);
 
@@ -34,6 +42,9 @@ internal unsafe interface IDeviceRuntime : IDisposable
     void DestroyEvent(nint handle);
     void RecordEvent(nint handle, nint stream);
     void SynchronizeEvent(nint handle);
+
+    /// <summary>True when the work before the event has completed; never waits.</summary>
+    bool QueryEvent(nint handle);
     float ElapsedMilliseconds(nint start, nint end);
 
     nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames);

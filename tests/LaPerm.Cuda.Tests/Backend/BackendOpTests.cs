@@ -186,6 +186,34 @@ public abstract class BackendOpTests
         for (int i = 0; i < names.Length; i++) BitEqual(expected[i], actual[i], names[i]);
     }
 
+    [Fact]
+    public void AnAsyncReadbackHandsOverTheValuesOfItsLastStartOnceTheyArrive()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        var rng = new Random(47);
+        foreach (IBackend backend in new IBackend[] { cpu, device })
+        {
+            var first = Random(rng, 3);
+            var second = Random(rng, 3);
+            using var tensor = Put(backend, first, 3);
+            using var readback = backend.CreateReadback<float>(3);
+            var got = new float[] { float.NaN, float.NaN, float.NaN };
+            Assert.False(readback.TryGet(got), $"{backend.Name}: nothing was started");
+            readback.Start(tensor);
+            backend.Upload<float>(second, tensor);   // after the start: must not show in the first readback
+            backend.Synchronize();
+            Assert.True(readback.TryGet(got), $"{backend.Name}: the copy has completed");
+            BitEqual(first, got, $"{backend.Name} first readback");
+            readback.Start(tensor);
+            backend.Synchronize();
+            Assert.True(readback.TryGet(got));
+            BitEqual(second, got, $"{backend.Name} second readback");
+            using var wrong = Put(backend, Random(rng, 4), 4);
+            Assert.Throws<ArgumentException>(() => readback.Start(wrong));
+        }
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
