@@ -95,7 +95,8 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}";
+    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}"
+        + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "");
 
     /// <summary>The device the backend runs on (its default stream carries every op).</summary>
     public Device Device => _device;
