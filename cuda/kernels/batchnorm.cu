@@ -235,6 +235,12 @@ extern "C" __global__ void batchnorm_forward_training_v2_statistics(int batch, i
     }
 }
 
+// Channel of element i of the [N, C, S] tensor. 32-bit division: the backend's tensors have an
+// int length, so i < 2^31, and a 64-bit division per element would cost several times more.
+static __device__ __forceinline__ int bn_channel_of(long long i, int channels, int spatial) {
+    return (int)(((unsigned)i / (unsigned)spatial) % (unsigned)channels);
+}
+
 // Grid-stride over all n = batch * channels * spatial elements: y with the saved statistics
 // (the float formula of v1 and the CPU).
 extern "C" __global__ void batchnorm_forward_training_v2_output(long long n, int channels, int spatial,
@@ -242,7 +248,7 @@ extern "C" __global__ void batchnorm_forward_training_v2_output(long long n, int
                                                                 const float* __restrict__ beta, const float* __restrict__ saved_mean,
                                                                 const float* __restrict__ saved_inv_std, float* __restrict__ y) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)((i / spatial) % channels);
+        const int c = bn_channel_of(i, channels, spatial);
         y[i] = gamma[c] * (x[i] - saved_mean[c]) * saved_inv_std[c] + beta[c];
     }
 }
@@ -299,7 +305,7 @@ extern "C" __global__ void batchnorm_backward_v2_dx(long long n, int channels, i
                                                     const float* __restrict__ saved_inv_std, const double* __restrict__ totals,
                                                     float* __restrict__ dx) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)((i / spatial) % channels);
+        const int c = bn_channel_of(i, channels, spatial);
         const double mean = saved_mean[c], inv_std = saved_inv_std[c];
         const double scale = gamma[c] * inv_std / count;
         const double xhat = (x[i] - mean) * inv_std;
