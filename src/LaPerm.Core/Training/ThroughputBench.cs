@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
 
@@ -7,10 +8,12 @@ namespace LaPerm.Core.Training;
 
 /// <summary>
 /// The measurements behind `laperm bench` and perf/LaPerm.Benchmarks: one full training step
-/// (upload of a batch, forward, loss, backward, Adam) on synthetic images, and one full LaPerm
-/// sync of every tensor. Synthetic data keeps the data loader out of the number. The step runs as
-/// the trainer runs it: captured and replayed (<see cref="StepGraphs"/>) where the backend can,
-/// unless graphs are off; a timed window waits for the device once, at its end.
+/// (the batch gathered from a data set resident on the backend, forward, loss, backward, Adam)
+/// on synthetic images, and one full LaPerm sync of every tensor. Synthetic data keeps the file
+/// loader out of the number. The step runs as the trainer runs it: the batch gathered on the
+/// backend (no augmentation, like the PyTorch baselines' resident batches), captured and replayed
+/// (<see cref="StepGraphs"/>) where the backend can, unless graphs are off; a timed window waits
+/// for the device once, at its end.
 /// </summary>
 public sealed class TrainStepBench : IDisposable
 {
@@ -18,10 +21,13 @@ public sealed class TrainStepBench : IDisposable
     private readonly Optimizer _optimizer;
     private readonly Network.Pass _pass;
     private readonly Tensor<float> _sums;
-    private readonly float[] _images;
-    private readonly int[] _labels;
+    private readonly IDeviceDataset _data;
     private readonly StepGraphs _graphs;
+    private readonly ulong _seed;
     private long _step;
+
+    /// <summary>Batches in the synthetic data set: the gather cycles through them, an epoch each round.</summary>
+    private const int BatchesPerEpoch = 16;
 
     public TrainStepBench(ModelDefinition model, IBackend backend, int batch, ulong seed = 1, bool graphs = true)
     {
@@ -32,11 +38,15 @@ public sealed class TrainStepBench : IDisposable
         _optimizer = new Optimizer(_network, OptimizerKind.Adam);
         _pass = _network.GetPass(batch);
         _sums = backend.Allocate<float>(new Shape(2));
+        _seed = seed;
         var rng = new SeededRandom(seed);
-        _images = new float[_pass.Input.Length];
-        for (int i = 0; i < _images.Length; i++) _images[i] = (float)rng.NextDouble();
-        _labels = new int[batch];
-        for (int i = 0; i < batch; i++) _labels[i] = rng.Next(model.Classes);
+        var input = model.Input;
+        int count = BatchesPerEpoch * batch;
+        var images = new byte[(long)count * input.Channels * input.Height * input.Width];
+        for (long i = 0; i < images.LongLength; i++) images[i] = (byte)rng.Next(256);
+        var labels = new byte[count];
+        for (int i = 0; i < count; i++) labels[i] = (byte)rng.Next(model.Classes);
+        _data = backend.UploadDataset(new Dataset("synthetic", images, labels, input.Channels, input.Height, input.Width, model.Classes));
     }
 
     public int Batch { get; }
@@ -55,11 +65,11 @@ public sealed class TrainStepBench : IDisposable
     private void EnqueueStep()
     {
         var backend = _network.Backend;
-        backend.Upload<float>(_images, _pass.Input);
-        backend.Upload<int>(_labels, _pass.Labels);
-        backend.BeginStep(_optimizer.NextStep(++_step, 0, 0, Batch, 1e-3f));
+        long position = _step++;
+        backend.BeginStep(_optimizer.NextStep(_step, (int)(position / BatchesPerEpoch), (int)(position % BatchesPerEpoch) * Batch, Batch, 1e-3f));
         _graphs.Run(Batch, () =>
         {
+            backend.GatherBatch(_data, _seed, null, _pass.Input, _pass.Labels);
             _pass.Forward(new ForwardMode(true, 1));
             _pass.Loss(_sums);
             backend.GuardLoss(_sums, skipStep: false);   // as the trainer's default --on-nan stop
@@ -89,6 +99,7 @@ public sealed class TrainStepBench : IDisposable
     public void Dispose()
     {
         _graphs.Dispose();
+        _data.Dispose();
         _sums.Dispose();
         _optimizer.Dispose();
         _network.Dispose();

@@ -62,7 +62,7 @@ internal sealed class BackendKernels : IDisposable
         ConvScatterOutput = conv.GetKernel("conv_scatter_output_v1");
 
         DeviceModule optimizer = Load(device, "optimizer.ptx");
-        SgdMomentum = optimizer.GetKernel("sgd_momentum_v1");
+        SgdMomentumMulti = optimizer.GetKernel("sgd_momentum_multi_v1");
 
         DeviceModule adam = Load(device, "adam.ptx");
         AdamMulti = adam.GetKernel("adam_multi_v2");
@@ -113,7 +113,7 @@ internal sealed class BackendKernels : IDisposable
     public Kernel Col2Im { get; }
     public Kernel ConvGatherOutput { get; }
     public Kernel ConvScatterOutput { get; }
-    public Kernel SgdMomentum { get; }
+    public Kernel SgdMomentumMulti { get; }
     public Kernel AdamMulti { get; }
     public Kernel StepBegin { get; }
     public Kernel StepGuardLoss { get; }

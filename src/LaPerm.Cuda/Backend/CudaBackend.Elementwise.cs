@@ -68,13 +68,4 @@ public sealed partial class CudaBackend
             batch, classes, pLogits, pLabels, pGradient, perExample.Pointer);
         _kernels.SoftmaxTotal.Launch(1, BlockSize, 0, Stream, batch, perExample.Pointer, pTotals);
     }
-
-    public void SgdMomentumUpdate(float momentum, Tensor<float> w, Tensor<float> g, Tensor<float> velocity)
-    {
-        Begin();
-        ulong pW = Own(w, nameof(w)).Pointer;
-        ulong pG = Pointer(g, nameof(g), w.Length);
-        ulong pVelocity = Pointer(velocity, nameof(velocity), w.Length);
-        _kernels.SgdMomentum.Launch(Grid(w.Length), BlockSize, 0, Stream, (long)w.Length, StepBlock.Pointer, Guard.Pointer, momentum, pW, pG, pVelocity);
-    }
 }

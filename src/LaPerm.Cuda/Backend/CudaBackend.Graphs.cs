@@ -31,7 +31,7 @@ public sealed partial class CudaBackend
         if (!_capturing) throw new InvalidOperationException("the backend is not capturing");
         try
         {
-            FlushAdam();   // the step's batched Adam launch belongs inside the graph
+            FlushUpdates();   // the step's batched optimizer launch belongs inside the graph
         }
         catch
         {

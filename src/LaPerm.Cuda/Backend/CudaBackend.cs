@@ -121,7 +121,7 @@ public sealed partial class CudaBackend : IBackend
     private void Begin()
     {
         BeginWithoutFlush();
-        FlushAdam();
+        FlushUpdates();
     }
 
     private void BeginWithoutFlush()
@@ -136,7 +136,7 @@ public sealed partial class CudaBackend : IBackend
     internal void BeforeFree()
     {
         _device.MakeCurrent();
-        FlushAdam();
+        FlushUpdates();
     }
 
     private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged
@@ -352,10 +352,11 @@ public sealed partial class CudaBackend : IBackend
     {
         if (_disposed) return;
         _device.MakeCurrent();
-        FlushAdam();
+        FlushUpdates();
         _device.Synchronize();
         _disposed = true;
-        _adamTable?.Dispose();
+        _adam.Table?.Dispose();
+        _sgd.Table?.Dispose();
         _stepBlock?.Dispose();
         _guard?.Dispose();
         _perExample?.Dispose();

@@ -9,6 +9,10 @@ namespace LaPerm.Cuda.Kernels;
 [StructLayout(LayoutKind.Sequential)]
 public readonly record struct AdamTensorRecord(ulong Weights, ulong Gradients, ulong FirstMoments, ulong SecondMoments, long Length);
 
+/// <summary>One tensor of a multi-tensor momentum-SGD launch (optimizer.cu's SgdTensor, 32 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly record struct SgdTensorRecord(ulong Weights, ulong Gradients, ulong Velocity, long Length);
+
 /// <summary>
 /// The first kernels (axpy, block reduction, warp-shuffle scan, Adam) with their launch
 /// shapes, written once for both devices. No call allocates: scratch buffers are the caller's.

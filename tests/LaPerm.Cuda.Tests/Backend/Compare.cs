@@ -1,4 +1,7 @@
 using LaPerm.Core.Backend;
+using LaPerm.Core.Data;
+using LaPerm.Core.Model;
+using LaPerm.Core.Training;
 
 namespace LaPerm.Cuda.Tests.Backend;
 
@@ -25,6 +28,39 @@ internal static class Compare
 
     public static Tensor<byte> PoisonedBytes(IBackend backend, params int[] shape) =>
         Put(backend, Enumerable.Repeat((byte)0xCD, new Shape(shape).Length).ToArray(), shape);
+
+    /// <summary>Trains <paramref name="spec"/> on <paramref name="backend"/>; returns every checkpoint tensor (weights and state) and the summary.</summary>
+    public static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, TrainingOptions options, ModelSpec spec, DataSplit data)
+    {
+        var trainer = new Trainer(options, new ModelDefinition(spec), data, backend);
+        var summary = trainer.Run();
+        using var network = trainer.Network!;
+        var weights = new Dictionary<string, float[]>();
+        foreach (var (name, _, tensor) in network.CheckpointTensors())
+        {
+            var values = new float[tensor.Length];
+            Array.Fill(values, float.NaN);
+            backend.Download(tensor, values);
+            weights[name] = values;
+        }
+        return (weights, summary);
+    }
+
+    /// <summary>How many values of two runs' tensors differ in their bits, of how many.</summary>
+    public static (long Differing, long Total) DifferingBits(Dictionary<string, float[]> expected, Dictionary<string, float[]> actual)
+    {
+        Assert.Equal(expected.Keys, actual.Keys);
+        long total = 0, differing = 0;
+        foreach (var (name, values) in expected)
+        {
+            var other = actual[name];
+            Assert.Equal(values.Length, other.Length);
+            total += values.Length;
+            for (int i = 0; i < values.Length; i++)
+                if (BitConverter.SingleToUInt32Bits(values[i]) != BitConverter.SingleToUInt32Bits(other[i])) differing++;
+        }
+        return (differing, total);
+    }
 
     public static T[] Get<T>(IBackend backend, Tensor<T> tensor) where T : unmanaged
     {

@@ -36,18 +36,7 @@ public abstract class StepGraphTests
             Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Adam ? 1e-3f : 0.05f,
             LearningRateSchedule = LearningRateSchedule.Parse("exp:0.5"), Augment = "mnist", Graphs = graphs,
         };
-        var trainer = new Trainer(options, new ModelDefinition(TrainingEquivalenceTests.TinyConv()), Mnist.Value, backend);
-        var summary = trainer.Run();
-        using var network = trainer.Network!;
-        var weights = new Dictionary<string, float[]>();
-        foreach (var (name, _, tensor) in network.CheckpointTensors())
-        {
-            var values = new float[tensor.Length];
-            Array.Fill(values, float.NaN);
-            backend.Download(tensor, values);
-            weights[name] = values;
-        }
-        return (weights, summary);
+        return Compare.Train(backend, options, TrainingEquivalenceTests.TinyConv(), Mnist.Value);
     }
 
     [Theory]

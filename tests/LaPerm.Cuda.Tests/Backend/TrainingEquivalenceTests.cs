@@ -56,17 +56,7 @@ public abstract class TrainingEquivalenceTests
             Reconnect = reconnect, VerifyInvariants = reconnect, Optimizer = optimizer, Augment = "mnist",
             LearningRate = optimizer == OptimizerKind.Adam ? 1e-3f : 0.05f,
         };
-        var trainer = new Trainer(options, new ModelDefinition(Model(model)), Mnist.Value, backend);
-        var summary = trainer.Run();
-        using var network = trainer.Network!;
-        var weights = new Dictionary<string, float[]>();
-        foreach (var (name, _, tensor) in network.CheckpointTensors())
-        {
-            var values = new float[tensor.Length];
-            backend.Download(tensor, values);
-            weights[name] = values;
-        }
-        return (weights, summary);
+        return Compare.Train(backend, options, Model(model), Mnist.Value);
     }
 
     [Theory]
@@ -100,14 +90,7 @@ public abstract class TrainingEquivalenceTests
         var actual = Train(device, model, reconnect: true, OptimizerKind.Adam);
         Assert.Equal(expected.Summary.Syncs, actual.Summary.Syncs);
         Assert.True(actual.Summary.Syncs >= 2, $"expected at least two syncs, got {actual.Summary.Syncs}");
-        long total = 0, differing = 0;
-        foreach (var (name, values) in expected.Weights)
-        {
-            var other = actual.Weights[name];
-            total += values.Length;
-            for (int i = 0; i < values.Length; i++)
-                if (BitConverter.SingleToUInt32Bits(values[i]) != BitConverter.SingleToUInt32Bits(other[i])) differing++;
-        }
+        var (differing, total) = Compare.DifferingBits(expected.Weights, actual.Weights);
         TestContext.Current.TestOutputHelper?.WriteLine($"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {expected.Summary.FinalTestLoss} vs {actual.Summary.FinalTestLoss}");
         Assert.True(differing <= SwappedFraction * total, $"{model}: {differing} of {total} weights differ after reconnection");
         Assert.Equal(expected.Summary.FinalTestLoss, actual.Summary.FinalTestLoss, LossTolerance * Math.Abs(expected.Summary.FinalTestLoss));
