@@ -26,6 +26,8 @@ internal sealed class BackendKernels : IDisposable
         DeviceModule bias = Load(device, "bias.ptx");
         BiasAdd = bias.GetKernel("bias_add_v1");
         BiasGradient = bias.GetKernel("bias_gradient_v1");
+        BiasGradientSums = bias.GetKernel("bias_gradient_v2_sums");
+        BiasGradientTotal = bias.GetKernel("bias_gradient_v2_total");
 
         DeviceModule loss = Load(device, "loss.ptx");
         SoftmaxRows = loss.GetKernel("softmax_xent_rows_v1");
@@ -43,6 +45,13 @@ internal sealed class BackendKernels : IDisposable
         BatchNormTraining = norm.GetKernel("batchnorm_forward_training_v1");
         BatchNormInference = norm.GetKernel("batchnorm_forward_inference_v1");
         BatchNormBackward = norm.GetKernel("batchnorm_backward_v1");
+        BatchNormTrainingSums = norm.GetKernel("batchnorm_forward_training_v2_sums");
+        BatchNormTrainingSquares = norm.GetKernel("batchnorm_forward_training_v2_squares");
+        BatchNormTrainingStatistics = norm.GetKernel("batchnorm_forward_training_v2_statistics");
+        BatchNormTrainingOutput = norm.GetKernel("batchnorm_forward_training_v2_output");
+        BatchNormBackwardSums = norm.GetKernel("batchnorm_backward_v2_sums");
+        BatchNormBackwardTotals = norm.GetKernel("batchnorm_backward_v2_totals");
+        BatchNormBackwardDx = norm.GetKernel("batchnorm_backward_v2_dx");
 
         DeviceModule im2col = Load(device, "im2col.ptx");
         Im2Col = im2col.GetKernel("im2col_v1");
@@ -80,6 +89,8 @@ internal sealed class BackendKernels : IDisposable
     public Kernel DropoutBackward { get; }
     public Kernel BiasAdd { get; }
     public Kernel BiasGradient { get; }
+    public Kernel BiasGradientSums { get; }
+    public Kernel BiasGradientTotal { get; }
     public Kernel SoftmaxRows { get; }
     public Kernel SoftmaxTotal { get; }
     public Kernel MaxPoolForward { get; }
@@ -91,6 +102,13 @@ internal sealed class BackendKernels : IDisposable
     public Kernel BatchNormTraining { get; }
     public Kernel BatchNormInference { get; }
     public Kernel BatchNormBackward { get; }
+    public Kernel BatchNormTrainingSums { get; }
+    public Kernel BatchNormTrainingSquares { get; }
+    public Kernel BatchNormTrainingStatistics { get; }
+    public Kernel BatchNormTrainingOutput { get; }
+    public Kernel BatchNormBackwardSums { get; }
+    public Kernel BatchNormBackwardTotals { get; }
+    public Kernel BatchNormBackwardDx { get; }
     public Kernel Im2Col { get; }
     public Kernel Col2Im { get; }
     public Kernel ConvGatherOutput { get; }

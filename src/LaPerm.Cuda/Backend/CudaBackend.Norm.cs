@@ -1,8 +1,13 @@
 using LaPerm.Core.Backend;
+using LaPerm.Cuda.Runtime;
 
 namespace LaPerm.Cuda.Backend;
 
-// Batch-norm (batchnorm.cu): training forward and backward one block per channel, inference elementwise.
+// Batch-norm (batchnorm.cu). Training forward and backward: by default (ChannelReduction.Chunked,
+// v2) each channel's elements are split into chunks (ChannelChunks, from the shape alone), one
+// block per (channel, chunk) writes double partials to _channelPartials, a fixed-order combine per
+// channel follows, and y / dx are a grid-stride pass over the tensor; ChannelReduction.PerChannel
+// keeps v1, one block per channel. Inference is elementwise either way.
 public sealed partial class CudaBackend
 {
     public void BatchNormForwardTraining(int batch, int channels, int spatial, float epsilon, float momentum,
@@ -13,11 +18,29 @@ public sealed partial class CudaBackend
         Begin();
         CheckSizes(batch, channels, spatial);
         long length = (long)batch * channels * spatial;
-        _kernels.BatchNormTraining.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, epsilon, momentum,
-            Pointer(x, nameof(x), length), Pointer(gamma, nameof(gamma), channels), Pointer(beta, nameof(beta), channels),
-            Pointer(runningMean, nameof(runningMean), channels), Pointer(runningVariance, nameof(runningVariance), channels),
-            Pointer(savedMean, nameof(savedMean), channels), Pointer(savedInvStd, nameof(savedInvStd), channels),
-            Pointer(y, nameof(y), length));
+        ulong pX = Pointer(x, nameof(x), length), pGamma = Pointer(gamma, nameof(gamma), channels), pBeta = Pointer(beta, nameof(beta), channels);
+        ulong pRunningMean = Pointer(runningMean, nameof(runningMean), channels);
+        ulong pRunningVariance = Pointer(runningVariance, nameof(runningVariance), channels);
+        ulong pSavedMean = Pointer(savedMean, nameof(savedMean), channels), pSavedInvStd = Pointer(savedInvStd, nameof(savedInvStd), channels);
+        ulong pY = Pointer(y, nameof(y), length);
+        if (_channelReduction == ChannelReduction.PerChannel)
+        {
+            _kernels.BatchNormTraining.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, epsilon, momentum,
+                pX, pGamma, pBeta, pRunningMean, pRunningVariance, pSavedMean, pSavedInvStd, pY);
+            return;
+        }
+        var (chunks, chunkLength) = ChannelChunks(channels, batch * spatial);
+        long partialCount = (long)channels * chunks;
+        ulong partialSum = Scratch(ref _channelPartials, 2 * partialCount).Pointer;
+        ulong partialSquares = partialSum + (ulong)(partialCount * sizeof(double));
+        var grid = new Dim3((uint)channels, (uint)chunks);
+        _kernels.BatchNormTrainingSums.Launch(grid, BlockSize, 0, Stream, batch, channels, spatial, chunkLength, pX, partialSum);
+        _kernels.BatchNormTrainingSquares.Launch(grid, BlockSize, 0, Stream, batch, channels, spatial, chunkLength,
+            pX, partialSum, partialSquares);
+        _kernels.BatchNormTrainingStatistics.Launch(channels, BlockSize, 0, Stream, batch, spatial, chunks, epsilon, momentum,
+            partialSum, partialSquares, pRunningMean, pRunningVariance, pSavedMean, pSavedInvStd);
+        _kernels.BatchNormTrainingOutput.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial,
+            pX, pGamma, pBeta, pSavedMean, pSavedInvStd, pY);
     }
 
     public void BatchNormForwardInference(int batch, int channels, int spatial, float epsilon,
@@ -41,9 +64,27 @@ public sealed partial class CudaBackend
         Begin();
         CheckSizes(batch, channels, spatial);
         long length = (long)batch * channels * spatial;
-        _kernels.BatchNormBackward.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial,
-            Pointer(x, nameof(x), length), Pointer(dy, nameof(dy), length), Pointer(gamma, nameof(gamma), channels),
-            Pointer(savedMean, nameof(savedMean), channels), Pointer(savedInvStd, nameof(savedInvStd), channels),
-            Pointer(dx, nameof(dx), length), Pointer(dGamma, nameof(dGamma), channels), Pointer(dBeta, nameof(dBeta), channels));
+        ulong pX = Pointer(x, nameof(x), length), pDy = Pointer(dy, nameof(dy), length), pGamma = Pointer(gamma, nameof(gamma), channels);
+        ulong pSavedMean = Pointer(savedMean, nameof(savedMean), channels), pSavedInvStd = Pointer(savedInvStd, nameof(savedInvStd), channels);
+        ulong pDx = Pointer(dx, nameof(dx), length), pDGamma = Pointer(dGamma, nameof(dGamma), channels), pDBeta = Pointer(dBeta, nameof(dBeta), channels);
+        if (_channelReduction == ChannelReduction.PerChannel)
+        {
+            _kernels.BatchNormBackward.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial,
+                pX, pDy, pGamma, pSavedMean, pSavedInvStd, pDx, pDGamma, pDBeta);
+            return;
+        }
+        int count = batch * spatial;
+        var (chunks, chunkLength) = ChannelChunks(channels, count);
+        long partialCount = (long)channels * chunks;
+        // [sum(dy) partials | sum(dy * xhat) partials | the two totals per channel], doubles.
+        ulong partialDy = Scratch(ref _channelPartials, 2 * partialCount + 2L * channels).Pointer;
+        ulong partialDyXhat = partialDy + (ulong)(partialCount * sizeof(double));
+        ulong totals = partialDyXhat + (ulong)(partialCount * sizeof(double));
+        _kernels.BatchNormBackwardSums.Launch(new Dim3((uint)channels, (uint)chunks), BlockSize, 0, Stream,
+            batch, channels, spatial, chunkLength, pX, pDy, pSavedMean, pSavedInvStd, partialDy, partialDyXhat);
+        _kernels.BatchNormBackwardTotals.Launch(channels, BlockSize, 0, Stream, channels, chunks,
+            partialDy, partialDyXhat, totals, pDGamma, pDBeta);
+        _kernels.BatchNormBackwardDx.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial, count,
+            pX, pDy, pGamma, pSavedMean, pSavedInvStd, totals, pDx);
     }
 }

@@ -38,16 +38,20 @@ public sealed partial class CudaBackend : IBackend
     private DeviceBuffer<float>? _columns;
     private DeviceBuffer<float>? _product;
     private DeviceBuffer<float>? _perExample;
+    /// <summary>Double partials and totals of the chunked per-channel reductions (batch-norm, bias gradient).</summary>
+    private DeviceBuffer<double>? _channelPartials;
+    private readonly ChannelReduction _channelReduction;
     private bool _disposed;
 
     /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
     /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
-    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
+    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels,
+        ChannelReduction channelReduction = ChannelReduction.Chunked)
     {
         Device device = Device.Open(kind);
         try
         {
-            return new CudaBackend(device, ownsDevice: true, math, convolutions);
+            return new CudaBackend(device, ownsDevice: true, math, convolutions, channelReduction);
         }
         catch
         {
@@ -57,16 +61,20 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
-    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels)
-        : this(device, ownsDevice: false, math, convolutions)
+    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels,
+        ChannelReduction channelReduction = ChannelReduction.Chunked)
+        : this(device, ownsDevice: false, math, convolutions, channelReduction)
     {
     }
 
-    private CudaBackend(Device device, bool ownsDevice, GemmMath math, ConvolutionEngine convolutions)
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math, ConvolutionEngine convolutions, ChannelReduction channelReduction)
     {
         ArgumentNullException.ThrowIfNull(device);
+        if (!Enum.IsDefined(channelReduction))
+            throw new ArgumentOutOfRangeException(nameof(channelReduction), channelReduction, "channel reduction must be Chunked or PerChannel");
         _device = device;
         _ownsDevice = ownsDevice;
+        _channelReduction = channelReduction;
         _cudnnActive = convolutions == ConvolutionEngine.Cudnn && device.Kind == "cuda";
         device.MakeCurrent();
         _kernels = new BackendKernels(device);
@@ -87,12 +95,16 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}";
+    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}"
+        + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "");
 
     /// <summary>The device the backend runs on (its default stream carries every op).</summary>
     public Device Device => _device;
 
     public GemmMath GemmMath => _gemm.Math;
+
+    /// <summary>How batch-norm statistics and bias gradients are reduced per channel (v2 chunked by default).</summary>
+    public ChannelReduction ChannelReduction => _channelReduction;
 
     /// <summary>
     /// Upper bound on one convolution group's column matrix, in floats (default 16 Mi = 64 MiB).
@@ -179,8 +191,8 @@ public sealed partial class CudaBackend : IBackend
         }
     }
 
-    /// <summary>A scratch buffer of at least <paramref name="length"/> floats, grown (never shrunk) on demand.</summary>
-    private DeviceBuffer<float> Scratch(ref DeviceBuffer<float>? buffer, long length)
+    /// <summary>A scratch buffer of at least <paramref name="length"/> elements, grown (never shrunk) on demand.</summary>
+    private DeviceBuffer<T> Scratch<T>(ref DeviceBuffer<T>? buffer, long length) where T : unmanaged
     {
         if (buffer is not null && buffer.Length >= length) return buffer;
         if (buffer is not null)
@@ -191,7 +203,7 @@ public sealed partial class CudaBackend : IBackend
             buffer = null;
             _bufferGeneration++;   // captured ops that refer to the old buffer are stale
         }
-        buffer = AllocateBuffer<float>(Math.Max(length, 1));
+        buffer = AllocateBuffer<T>(Math.Max(length, 1));
         return buffer;
     }
 
@@ -313,7 +325,35 @@ public sealed partial class CudaBackend : IBackend
         ulong pBias = Pointer(dBias, nameof(dBias), channels);
         int spatial = SpatialOf(dy, channels, nameof(dy));
         int batch = dy.Length / (spatial * channels);
-        _kernels.BiasGradient.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, pDy, pBias);
+        if (_channelReduction == ChannelReduction.PerChannel)
+        {
+            _kernels.BiasGradient.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, pDy, pBias);
+            return;
+        }
+        var (chunks, chunkLength) = ChannelChunks(channels, batch * spatial);
+        ulong partials = Scratch(ref _channelPartials, (long)channels * chunks).Pointer;
+        _kernels.BiasGradientSums.Launch(new Dim3((uint)channels, (uint)chunks), BlockSize, 0, Stream,
+            batch, channels, spatial, chunkLength, pDy, partials);
+        _kernels.BiasGradientTotal.Launch(channels, BlockSize, 0, Stream, chunks, partials, pBias);
+    }
+
+    /// <summary>Blocks that fill an H100/H200 (132 SMs) about four times over: the aim of a chunked per-channel reduction.</summary>
+    private const int ChannelReductionBlocks = 4 * 132;
+
+    /// <summary>A chunk is at least this many elements (four per thread), so small channels stay one block.</summary>
+    private const int MinimumChunk = 4 * BlockSize;
+
+    /// <summary>
+    /// How the chunked reductions split each channel's <paramref name="count"/> elements: enough
+    /// (channel, chunk) blocks to reach <see cref="ChannelReductionBlocks"/> where the channel is
+    /// big enough, no chunk empty. A function of the shape alone, so the order of the double
+    /// additions, hence the result, is the same on every run and every GPU.
+    /// </summary>
+    internal static (int Chunks, int ChunkLength) ChannelChunks(int channels, int count)
+    {
+        int wanted = Math.Max(1, Math.Min((ChannelReductionBlocks + channels - 1) / channels, (count + MinimumChunk - 1) / MinimumChunk));
+        int chunkLength = (count + wanted - 1) / wanted;
+        return ((count + chunkLength - 1) / chunkLength, chunkLength);
     }
 
     private static int SpatialOf(Tensor<float> t, int channels, string name)
@@ -370,6 +410,7 @@ public sealed partial class CudaBackend : IBackend
         _stepBlock?.Dispose();
         _guard?.Dispose();
         _perExample?.Dispose();
+        _channelPartials?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
         _reconnectKernels?.Dispose();
