@@ -485,11 +485,11 @@ part_reconnect_harness() {
 part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
-# What bench-train-* measure: MODEL:BATCH[:eager]; sync-conv7 is `laperm bench sync --model conv7`.
+# What bench-train-* measure: MODEL:BATCH[:eager|:per-channel]; sync-conv7 is `laperm bench sync --model conv7`.
 # The configurations match train_torch_gpu.py's (the targets: f2 and lenet300 at batch 128,
 # conv7 at 50, resnet50c at 128); ":eager" runs the same step with --no-graphs, to show what
-# the captured step gains.
-BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 resnet50c:128 f2:128:eager conv7:50:eager sync-conv7"
+# the captured step gains; ":per-channel" uses the v1 batch-norm/bias-gradient kernels.
+BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 resnet50c:128 f2:128:eager conv7:50:eager resnet50c:128:per-channel sync-conv7"
 BENCH_TRAIN_CPU="f2:128 lenet300:128 conv7:50 sync-conv7"
 
 bench_train() {
@@ -505,10 +505,10 @@ bench_train() {
     local fields; IFS=: read -ra fields <<< "$config"
     model=${fields[0]}; batch=${fields[1]:-}; name=$model-b$batch
     local args=(bench train --model "$model" --batch "$batch")
-    if [[ ${fields[2]:-} == eager ]]; then
-      grep -q -- '--no-graphs' "$help" || continue
-      args+=(--no-graphs); name+=-eager
-    fi
+    case ${fields[2]:-} in
+      eager) grep -q -- '--no-graphs' "$help" || continue; args+=(--no-graphs); name+=-eager ;;
+      per-channel) grep -q -- '--channel-reduction' "$help" || continue; args+=(--channel-reduction per-channel); name+=-per-channel ;;
+    esac
     if [[ $model == sync-conv7 ]]; then
       # The time of one full sync of conv7, when this build has `laperm bench sync`.
       laperm_has_verb bench sync || continue
@@ -773,7 +773,7 @@ main() {
   run_part laperm-info           30  part_laperm_info       "laperm info"
   run_part gpu-tests             200 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part torch-train-gpu       90  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
-  run_part bench-train-cuda      120 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; eager f2 and conv7; bench sync)"
+  run_part bench-train-cuda      120 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; eager f2 and conv7; v1 batch-norm resnet50c; bench sync)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part conv7-target          150 part_conv7_target      "conv7-mnist on CUDA until a synchronised model reaches 99.5 % test accuracy"

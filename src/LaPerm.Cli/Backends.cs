@@ -29,7 +29,7 @@ internal static class Backends
         {
             try
             {
-                return CudaBackend.Open("cuda", gpu.Math, gpu.Convolutions);
+                return CudaBackend.Open("cuda", gpu.Math, gpu.Convolutions, gpu.ChannelReduction);
             }
             catch (InvalidOperationException)
             {
@@ -43,7 +43,7 @@ internal static class Backends
     {
         try
         {
-            return CudaBackend.Open(kind, gpu.Math, gpu.Convolutions);
+            return CudaBackend.Open(kind, gpu.Math, gpu.Convolutions, gpu.ChannelReduction);
         }
         catch (InvalidOperationException e)
         {
@@ -51,7 +51,7 @@ internal static class Backends
         }
     }
 
-    /// <summary>--math fp32|tf32 and --conv kernels|cudnn (GPU backends only).</summary>
+    /// <summary>--math fp32|tf32, --conv kernels|cudnn and --channel-reduction chunked|per-channel (GPU backends only).</summary>
     public static GpuOptions Gpu(Arguments a) => new(
         a.String("--math") switch
         {
@@ -64,6 +64,12 @@ internal static class Backends
             null or "kernels" => ConvolutionEngine.Kernels,
             "cudnn" => ConvolutionEngine.Cudnn,
             var c => throw new UsageException($"--conv expects kernels or cudnn, got '{c}'."),
+        },
+        a.String("--channel-reduction") switch
+        {
+            null or "chunked" => ChannelReduction.Chunked,
+            "per-channel" => ChannelReduction.PerChannel,
+            var r => throw new UsageException($"--channel-reduction expects chunked or per-channel, got '{r}'."),
         });
 
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
@@ -80,8 +86,8 @@ internal static class Backends
     }
 }
 
-/// <summary>How the GPU backend computes GEMMs and convolutions (ignored by cpu).</summary>
-internal sealed record GpuOptions(GemmMath Math, ConvolutionEngine Convolutions)
+/// <summary>How the GPU backend computes GEMMs, convolutions and per-channel reductions (ignored by cpu).</summary>
+internal sealed record GpuOptions(GemmMath Math, ConvolutionEngine Convolutions, ChannelReduction ChannelReduction)
 {
-    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, ConvolutionEngine.Kernels);
+    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, ConvolutionEngine.Kernels, ChannelReduction.Chunked);
 }

@@ -120,6 +120,7 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--target-accuracy", "101%")]
     [InlineData("train", "--target-accuracy", "0")]
     [InlineData("train", "--stop-at-target")]
+    [InlineData("train", "--channel-reduction", "diagonal")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
