@@ -625,6 +625,12 @@ write_report() {
     echo "- .NET: $DOTNET_SETUP"
     echo "- python with torch: ${PYTHON:-none}"
     echo "- total time: $(( $(now_s) - START_S ))s (budget ${TOTAL_BUDGET_S}s)"
+    if [[ -n "$PYTHON_ANY" ]]; then
+      echo
+      echo "## Targets (the open issues' GPU goals, from the parts below)"
+      echo
+      "$PYTHON_ANY" "$SCRIPT_DIR/targets.py" "$WORK/parts" 2>&1
+    fi
     for name in "${PARTS[@]}"; do
       dir="$WORK/parts/$name"
       echo
@@ -692,6 +698,22 @@ self_test() {
     grep -qE '^\| [a-z0-9-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z0-9-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
   fi
   [[ -s "$tmp/report/check.log" ]] || problems+=("check.log was not written")
+  # The targets table from parts as a GPU run leaves them (a fixture with made-up numbers).
+  if [[ -n "$PYTHON_ANY" ]]; then
+    local fx="$tmp/fixture"
+    mkdir -p "$fx/bench-train-cuda" "$fx/torch-train-gpu" "$fx/bench-reconnect-cuda" "$fx/torch-reconnect" "$fx/conv7-target"
+    echo "bench train f2         batch 128 threads 16 cuda graphs:    400000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/f2-b128.txt"
+    echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
+    echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0}]' > "$fx/bench-reconnect-cuda/raw.json"
+    echo '{"reconnect_torch.json": [{"shapes": "resnet50-imagenet", "method": "argsort-scatter_", "median_us": 10060.0}]}' > "$fx/torch-reconnect/raw.json"
+    echo '{"steps_to_target": 9600, "epochs_to_target": 8.0, "train_seconds_to_target": 12.5, "wall_seconds_to_target": 20.1}' > "$fx/conv7-target/raw.json"
+    local targets; targets=$("$PYTHON_ANY" "$SCRIPT_DIR/targets.py" "$fx" 2>&1)
+    grep -q '| f2 batch 128.* 4.00x | >= 3.0x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: f2 400,000 vs 100,000 images/s is not 4.00x, met: $targets")
+    grep -q '| lenet300 batch 128.*| not measured |' <<< "$targets" || problems+=("targets.py: a missing number is not 'not measured'")
+    grep -q 'scatter_) | 467.0 | 10,060.0 | 21.5x | >= 10x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: reconnection speed-up is not 21.5x, met")
+    grep -q 'floor at the measured copy bandwidth | 6.24x |.*\*\*not met\*\*' <<< "$targets" || problems+=("targets.py: the floor ratio is not 6.24x, not met: $targets")
+    grep -q 'step 9600 (epoch 8.0), 12.5 s training' <<< "$targets" || problems+=("targets.py: conv7 time to 99.5 % not reported")
+  fi
   if [[ ! -s "$tmp/report/report.json" ]]; then
     problems+=("report.json was not written")
   elif [[ -n "$PYTHON_ANY" ]] && ! "$PYTHON_ANY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["parts"]) >= 13' "$tmp/report/report.json" 2>>"$tmp/run.log"; then
@@ -721,7 +743,7 @@ self_test() {
     fi
   fi
   if (( ${#problems[@]} == 0 )); then
-    echo "check.sh self-test: passed ($(( $(grep -cE '^\| [a-z0-9-]+ \| ' "$report") - 1 )) parts reported; GPU-only parts not available; $reconnect_note)"
+    echo "check.sh self-test: passed ($(( $(sed -n '/^## Summary/,$p' "$report" | grep -cE '^\| [a-z0-9-]+ \| ') - 1 )) parts reported; GPU-only parts not available; $reconnect_note)"
     rm -rf "$tmp"
     return 0
   fi
