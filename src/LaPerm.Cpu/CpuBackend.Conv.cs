@@ -20,8 +20,8 @@ public sealed partial class CpuBackend
 {
     /// <summary>
     /// Upper bound on one group's column-gradient matrix in the data gradient, in floats (default
-    /// 128 Ki = 512 KiB, so it stays in L2 between the GEMM and col2im). Group sizes follow from
-    /// it and the geometry only, never from the thread count.
+    /// 128 Ki = 512 KiB, so it stays in L2 between the GEMM and col2im; each thread has its own).
+    /// Group sizes follow from it and the geometry only, never from the thread count.
     /// </summary>
     internal int ColumnBudget { get; set; } = 1 << 17;
 
@@ -33,10 +33,15 @@ public sealed partial class CpuBackend
             throw new ArgumentException($"invalid convolution geometry {g}");
     }
 
+    /// <summary>
+    /// Images per data-gradient group: as many as <see cref="ColumnBudget"/> allows, but at most an
+    /// eighth of the batch, so that the threads have groups to share (the grouping never shows in
+    /// the results).
+    /// </summary>
     private int GroupSize(ConvGeometry g)
     {
         long perImage = (long)g.InChannels * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
-        return (int)Math.Clamp(ColumnBudget / Math.Max(perImage, 1), 1, g.Batch);
+        return (int)Math.Clamp(ColumnBudget / Math.Max(perImage, 1), 1, Math.Max(1, (g.Batch + 7) / 8));
     }
 
     private static ConvShape ShapeOf(ConvGeometry g) =>
@@ -82,18 +87,28 @@ public sealed partial class CpuBackend
         var packed = _packedWeights.Get(DirectConv.PackedWeightsLength(g.OutChannels, k));
         DirectConv.PackWeights(Address(wData), g.OutChannels, k, Address(packed));
         var split = DirectConv.PhaseSplit.Of(g);
-        float[] source = xData;
-        if (!DirectConv.ReadsInPlace(g))
-        {
-            source = _paddedInput.Get(g.Batch * g.InChannels * split.Plane);
-            _partition.For(g.Batch, 1, (g, split, xData, source), static (s, _, start, end) =>
-                DirectConv.Split(s.g, s.split, Address(s.xData), Address(s.source), start, end));
-        }
         var (taps, segmentInput, segmentOutput) = DirectConv.Layout(g, split);
-        _partition.For(g.Batch, 1, (g, source, packed, yData, k, taps, segmentInput, segmentOutput, imageSize: g.InChannels * split.Plane),
-            static (s, _, start, end) =>
-                DirectConv.Forward(Address(s.source), Address(s.packed), Address(s.yData), s.g.OutChannels, s.k,
-                    s.imageSize, s.g.OutHeight * s.g.OutWidth, s.taps, s.segmentInput, s.segmentOutput, start, end));
+        // Images are independent: the threads share them. An image the kernel cannot read in place is
+        // phase-split into the thread's own buffer right before its convolution, while it is in cache.
+        _partition.For(g.Batch, 1, (backend: this, g, split, xData, packed, yData, k, taps, segmentInput, segmentOutput),
+            static (s, slot, start, end) =>
+            {
+                var g = s.g;
+                int outPixels = g.OutHeight * g.OutWidth, inImage = g.InChannels * g.InHeight * g.InWidth;
+                if (DirectConv.ReadsInPlace(g))
+                {
+                    DirectConv.Forward(Address(s.xData), Address(s.packed), Address(s.yData), g.OutChannels, s.k,
+                        inImage, outPixels, s.taps, s.segmentInput, s.segmentOutput, start, end);
+                    return;
+                }
+                var image = s.backend._threadScratch[slot].Image.Get(g.InChannels * s.split.Plane);
+                for (int n = start; n < end; n++)
+                {
+                    DirectConv.Split(g, s.split, Address(s.xData) + (long)n * inImage, Address(image), 0, 1);
+                    DirectConv.Forward(Address(image), Address(s.packed), Address(s.yData) + (long)n * g.OutChannels * outPixels,
+                        g.OutChannels, s.k, 0, outPixels, s.taps, s.segmentInput, s.segmentOutput, 0, 1);
+                }
+            });
     }
 
     public unsafe void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
@@ -102,26 +117,34 @@ public sealed partial class CpuBackend
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var dxData = Data(dx, nameof(dx), g.InputLength);
-        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        int group = GroupSize(g);
-        var columns = _columns.Get(k * group * p);
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth;
+        int group = GroupSize(g), groups = (g.Batch + group - 1) / group;
         // W^T is the A of every group's GEMM: packed once (for conv3 packing it per image cost ~30 % of the GEMM).
         long prepackedLength = Sgemm.PrepackedALength(k, g.OutChannels);
         float[]? prepacked = null;
-        if (g.Batch > group && prepackedLength < int.MaxValue)
+        if (groups > 1 && prepackedLength < int.MaxValue)
         {
             prepacked = _packedWeights.Get((int)prepackedLength);
             Sgemm.PrepackA(true, Address(wData), k, g.OutChannels, Address(prepacked));
         }
-        for (int n0 = 0; n0 < g.Batch; n0 += group)
+        // A group's column gradients and dx images are its own, so the threads share whole groups,
+        // each with its own column buffer (sized to stay in that core's L2 between GEMM and col2im).
+        _partition.For(groups, 1, (backend: this, g, dyData, wData, dxData, prepacked, group, k), static (s, slot, start, end) =>
         {
-            int count = Math.Min(group, g.Batch - n0);
-            int width = count * p;
-            float[] gradient = GatherOutputGroup(g, dyData, n0, count, out int gradientOffset);
-            // dcol[K, G*P] = W^T[K, cout] * dy[cout, G*P]; W is stored [cout, K].
-            GemmParallel(true, false, k, width, g.OutChannels, 1f, wData, 0, gradient, gradientOffset, 0f, columns, 0, prepacked);
-            Col2ImGroup(g, columns, n0, count, dxData);
-        }
+            var scratch = s.backend._threadScratch[slot];
+            int p = s.g.OutHeight * s.g.OutWidth;
+            var columns = scratch.Columns.Get(s.k * s.group * p);
+            for (int index = start; index < end; index++)
+            {
+                int n0 = index * s.group, count = Math.Min(s.group, s.g.Batch - n0), width = count * p;
+                float[] gradient = GatherOutputGroup(s.g, s.dyData, n0, count, scratch.Gathered, out int gradientOffset);
+                // dcol[K, G*P] = W^T[K, cout] * dy[cout, G*P]; W is stored [cout, K].
+                Sgemm.ComputeBlock(true, s.k, width, s.g.OutChannels, 1f, Address(s.wData),
+                    new DensePanels(false, Address(gradient) + gradientOffset, width, s.g.OutChannels), 0f, Address(columns),
+                    0, s.k, 0, width, scratch.Gemm, s.prepacked is null ? null : Address(s.prepacked));
+                for (int i = 0; i < count; i++) Col2Im(s.g, columns, count, i, s.dxData, n0 + i);
+            }
+        });
     }
 
     public unsafe void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
@@ -132,7 +155,7 @@ public sealed partial class CpuBackend
         var dwData = Data(dw, nameof(dw), g.WeightLength);
         if (DirectFilterGradient.Applies && ConvBackwardFilterDirect(g, xData, dyData, dwData)) return;
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
-        float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, out int gradientOffset);
+        float[] gradient = GatherOutputGroup(g, dyData, 0, g.Batch, _gathered, out int gradientOffset);
         // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
         GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
             new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
@@ -203,8 +226,8 @@ public sealed partial class CpuBackend
             }
     }
 
-    /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix (a view of dy itself for one image).</summary>
-    private float[] GatherOutputGroup(ConvGeometry g, float[] dyData, int n0, int count, out int offset)
+    /// <summary>dy of images [n0, n0+count) as one [cout, count*P] matrix in <paramref name="buffer"/> (a view of dy itself for one image).</summary>
+    private static float[] GatherOutputGroup(ConvGeometry g, float[] dyData, int n0, int count, ScratchBuffer buffer, out int offset)
     {
         int p = g.OutHeight * g.OutWidth;
         if (count == 1)
@@ -213,20 +236,12 @@ public sealed partial class CpuBackend
             return dyData;
         }
         int width = count * p;
-        var gathered = _gathered.Get(g.OutChannels * width);
+        var gathered = buffer.Get(g.OutChannels * width);
         for (int i = 0; i < count; i++)
             for (int co = 0; co < g.OutChannels; co++)
                 dyData.AsSpan(((n0 + i) * g.OutChannels + co) * p, p).CopyTo(gathered.AsSpan(co * width + i * p, p));
         offset = 0;
         return gathered;
-    }
-
-    private void Col2ImGroup(ConvGeometry g, float[] columns, int n0, int count, float[] dxData)
-    {
-        _partition.For(count, 1, (g, columns, n0, count, dxData), static (s, _, start, end) =>
-        {
-            for (int i = start; i < end; i++) Col2Im(s.g, s.columns, s.count, i, s.dxData, s.n0 + i);
-        });
     }
 
     /// <summary>

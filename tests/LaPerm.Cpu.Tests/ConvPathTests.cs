@@ -75,6 +75,68 @@ public sealed class ConvPathTests
         }
     }
 
+    public static TheoryData<int, int, int, int, int, int, bool, int> DataGradientGeometries() => new()
+    {
+        // batch, cin, size, cout, kernel, stride, same, images per group (from ColumnBudget; capped at an eighth of the batch)
+        { 19, 3, 12, 5, 3, 1, false, 1 },    // one image per group: dy read in place
+        { 19, 3, 12, 5, 3, 1, false, 2 },    // groups of 2 (+ a last one of 1): dy gathered per group
+        { 17, 4, 12, 7, 5, 2, true, 3 },     // strided, asymmetric padding; groups of 2 (the cap) on 17 images
+        { 16, 30, 10, 6, 3, 1, true, 1 },    // K = 270 rows of column gradients, stride-1 padded
+        { 24, 8, 4, 13, 4, 1, false, 64 },   // 1x1 output (conv7's last layer): groups of 3 (the cap)
+    };
+
+    /// <summary>
+    /// The data gradient runs its groups of images on whichever thread claims them; dx must equal
+    /// the GEMM formulation dcol[K, P] = W^T * dy[n] followed by col2im (each dx element summing its
+    /// taps in (ci, ky, kx) order from zero) bit for bit, on 1, 2 and 3 threads.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DataGradientGeometries))]
+    public void DataGradientEqualsTheGemmFormulation(int batch, int cin, int size, int cout, int kernel, int stride, bool same, int groupImages)
+    {
+        var g = ConvGeometry.Create(batch, cin, size, size, cout, kernel, kernel, stride, same);
+        var rng = new Random(batch * 1000 + cin * 100 + size * 10 + kernel);
+        var w = Data.Uniform(rng, g.WeightLength);
+        var dy = Data.Uniform(rng, g.OutputLength);
+        int k = cin * kernel * kernel, p = g.OutHeight * g.OutWidth;
+
+        var expected = new float[g.InputLength];
+        using (var rig = new TestRig(1))
+        {
+            var tw = rig.Input(w, cout, k);
+            for (int n = 0; n < batch; n++)
+            {
+                var image = new float[cout * p];
+                Array.Copy(dy, n * cout * p, image, 0, cout * p);
+                var tcol = rig.Poisoned(k, p);
+                rig.Backend.Gemm(true, false, k, p, cout, 1f, tw, rig.Input(image, cout, p), 0f, tcol);
+                var col = rig.Get(tcol);
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < kernel; ky++)
+                        for (int kx = 0; kx < kernel; kx++)
+                        {
+                            int row = (ci * kernel + ky) * kernel + kx;
+                            for (int oy = 0; oy < g.OutHeight; oy++)
+                                for (int ox = 0; ox < g.OutWidth; ox++)
+                                {
+                                    int iy = oy * stride - g.PadTop + ky, ix = ox * stride - g.PadLeft + kx;
+                                    if (iy >= 0 && iy < size && ix >= 0 && ix < size)
+                                        expected[((n * cin + ci) * size + iy) * size + ix] += col[row * p + oy * g.OutWidth + ox];
+                                }
+                        }
+            }
+        }
+
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var rig = new TestRig(threads);
+            rig.Backend.ColumnBudget = groupImages * k * p;
+            var tdx = rig.Poisoned(batch, cin, size, size);
+            rig.Backend.ConvBackwardData(g, rig.Input(dy, batch, cout, g.OutHeight, g.OutWidth), rig.Input(w, cout, cin, kernel, kernel), tdx);
+            Check.BitIdentical(rig.Get(tdx), expected, $"dx ({threads} threads, groups of up to {groupImages})");
+        }
+    }
+
     /// <summary>The explicit column matrix [K = (ci, ky, kx), N*P = (n, oy, ox)], zeros for padding taps.</summary>
     private static float[] Columns(ConvGeometry g, float[] x)
     {
