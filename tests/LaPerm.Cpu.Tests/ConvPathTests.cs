@@ -82,6 +82,8 @@ public sealed class ConvPathTests
         { 19, 3, 12, 5, 3, 1, false, 2 },    // groups of 2 (+ a last one of 1): dy gathered per group
         { 17, 4, 12, 7, 5, 2, true, 3 },     // strided, asymmetric padding; groups of 2 (the cap) on 17 images
         { 16, 30, 10, 6, 3, 1, true, 1 },    // K = 270 rows of column gradients, stride-1 padded
+        { 9, 2, 24, 3, 5, 2, true, 1 },      // conv7's strided 'same' layers: rows of 12 (the vector stride-2 col2im and a scalar tail)
+        { 5, 2, 37, 3, 3, 2, false, 2 },     // strided 'valid', rows of 18: two vector steps
         { 24, 8, 4, 13, 4, 1, false, 64 },   // 1x1 output (conv7's last layer): groups of 3 (the cap)
     };
 
