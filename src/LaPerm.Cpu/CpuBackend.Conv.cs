@@ -5,12 +5,14 @@ using LaPerm.Core.Backend;
 
 namespace LaPerm.Cpu;
 
-// Convolution as GEMM. The forward pass uses DirectConv where output rows hold at least 8
-// pixels (the micro-kernel reads the image, or a zero-padded phase-split copy of it, in place
-// and writes NCHW output); otherwise one GEMM over the whole batch whose B panels are packed
-// straight from the images (implicit im2col, see ConvPanels) plus one [cout, N*P] -> NCHW
-// reshuffle. The filter gradient uses DirectFilterGradient (taps broadcast from the image, dy
-// transposed once). Both give exactly the GEMM formulation's results (ConvPathTests).
+// Convolution as GEMM. The forward pass uses DirectConv where output rows hold enough 8-pixel
+// segments (the micro-kernel reads the image, or a zero-padded phase-split copy of it, in place
+// and writes NCHW output); otherwise the tap-broadcast kernel (y^T = col^T W^T, inputs broadcast
+// from the image, see ConvForwardTapBroadcast); the GEMM whose B panels are packed straight
+// from the images (implicit im2col, see ConvPanels) plus one [cout, N*P] -> NCHW reshuffle is
+// the fallback when their int offsets would overflow. The filter gradient uses
+// DirectFilterGradient (taps broadcast from the image, dy transposed once). All of them give
+// exactly the GEMM formulation's results (ConvPathTests).
 // The data gradient computes column gradients with a GEMM (W^T packed once per call) and
 // scatters them back (col2im) in groups of images small enough to stay in cache (measured:
 // 16 MiB groups made these passes ~2x slower than 512 KiB groups); each thread runs whole
@@ -67,6 +69,7 @@ public sealed partial class CpuBackend
             ConvForwardDirect(g, xData, wData, yData);
             return;
         }
+        if (DirectFilterGradient.Applies && ConvForwardTapBroadcast(g, xData, wData, yData)) return;
         var panels = new Im2ColPanels(Address(xData), ShapeOf(g));
         if (g.Batch == 1)
         {
@@ -164,16 +167,22 @@ public sealed partial class CpuBackend
             new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
     }
 
-    /// <summary>The filter gradient by <see cref="DirectFilterGradient"/>; false (nothing done) when its int offsets would overflow.</summary>
-    private unsafe bool ConvBackwardFilterDirect(ConvGeometry g, float[] xData, float[] dyData, float[] dwData)
+    /// <summary>
+    /// What <see cref="DirectFilterGradient"/>'s kernel reads: x (or a zero-padded copy, so no tap
+    /// needs a bounds check), the offset of every tap (ci, ky, kx) in K order and of every output
+    /// pixel (n, oy, ox) in N*P order; null when the int offsets or a product of
+    /// <paramref name="productColumns"/> floats per row would overflow.
+    /// </summary>
+    private float[]? PrepareTapBroadcast(ConvGeometry g, float[] xData, long productColumns, out int[] taps, out int[] pixels)
     {
         int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         int paddedHeight = (g.OutHeight - 1) * g.Stride + g.KernelHeight, paddedWidth = (g.OutWidth - 1) * g.Stride + g.KernelWidth;
         bool pad = g.PadTop > 0 || g.PadLeft > 0 || paddedHeight > g.InHeight || paddedWidth > g.InWidth;
         int height = pad ? paddedHeight : g.InHeight, width = pad ? paddedWidth : g.InWidth;
         long imageSize = (long)g.InChannels * height * width;
-        if (imageSize * g.Batch >= int.MaxValue || (long)g.Batch * p * Sgemm.NR * ((g.OutChannels + Sgemm.NR - 1) / Sgemm.NR) >= int.MaxValue)
-            return false;
+        long rows = Math.Max((long)g.Batch * p, k) + Sgemm.MR;
+        taps = pixels = [];
+        if (imageSize * g.Batch >= int.MaxValue || rows * Math.Max(productColumns, Sgemm.NR) >= int.MaxValue) return null;
         float[] source = xData;
         if (pad)
         {
@@ -181,18 +190,71 @@ public sealed partial class CpuBackend
             _partition.For(g.Batch, 1, (g, xData, source, height, width), static (s, _, start, end) =>
                 PadImages(s.g, s.xData, s.source, s.height, s.width, start, end));
         }
-        var taps = _tapOffsets.Get(k);
+        taps = _tapOffsets.Get(k);
         for (int ci = 0, t = 0; ci < g.InChannels; ci++)
             for (int ky = 0; ky < g.KernelHeight; ky++)
                 for (int kx = 0; kx < g.KernelWidth; kx++)
                     taps[t++] = (ci * height + ky) * width + kx;
-        int columns = g.Batch * p;
-        var pixels = _pixelOffsets.Get(columns);
+        pixels = _pixelOffsets.Get(g.Batch * p);
         for (int n = 0, j = 0; n < g.Batch; n++)
             for (int oy = 0; oy < g.OutHeight; oy++)
                 for (int ox = 0; ox < g.OutWidth; ox++)
                     pixels[j++] = (int)(n * imageSize) + oy * g.Stride * width + ox * g.Stride;
+        return source;
+    }
+
+    /// <summary>
+    /// The forward pass for outputs too narrow for <see cref="DirectConv"/> (conv7's 10-, 4- and
+    /// 1-pixel rows), by <see cref="DirectFilterGradient"/>'s kernel with the roles swapped: a C tile
+    /// is 6 output pixels x 16 output channels, the 6 pixels' inputs for a tap are broadcast from
+    /// the image and 16 channels of W^T loaded, summed over the K taps with the GEMM's k blocks, so
+    /// y^T = col^T W^T equals the GEMM's y = W col bit for bit, without packing im2col panels (which
+    /// cost about as much as the FMAs for these layers). False (nothing done) when offsets would overflow.
+    /// </summary>
+    private unsafe bool ConvForwardTapBroadcast(ConvGeometry g, float[] xData, float[] wData, float[] yData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth, rows = g.Batch * p;
+        int panels = (g.OutChannels + Sgemm.NR - 1) / Sgemm.NR, ldc = panels * Sgemm.NR;
+        if ((long)panels * k * Sgemm.NR >= int.MaxValue) return false;
+        float[]? source = PrepareTapBroadcast(g, xData, ldc, out var taps, out var pixels);
+        if (source is null) return false;
+        var packed = _packedWeights.Get(panels * k * Sgemm.NR);   // W^T as [panel][K][16], channels past cout zero
+        for (int panel = 0; panel < panels; panel++)
+            for (int t = 0; t < k; t++)
+                for (int j = 0; j < Sgemm.NR; j++)
+                {
+                    int co = panel * Sgemm.NR + j;
+                    packed[(panel * k + t) * Sgemm.NR + j] = co < g.OutChannels ? wData[co * k + t] : 0f;
+                }
+        int rowTiles = (rows + Sgemm.MR - 1) / Sgemm.MR;
+        var product = _columns.Get(rowTiles * Sgemm.MR * ldc);   // y^T [N*P, ldc]
+        _partition.For(rowTiles * panels, 1, (source, taps, pixels, rows, packed, k, panels, product), static (s, _, start, end) =>
+        {
+            fixed (int* tapOffsets = s.taps)
+            fixed (int* pixelOffsets = s.pixels)
+                DirectFilterGradient.Compute(Address(s.source), tapOffsets, pixelOffsets, s.rows, Address(s.packed), s.k, s.panels,
+                    Address(s.product), start, end);
+        });
+        _partition.For(g.Batch, 8, (g, product, yData, ldc, p), static (s, _, start, end) =>
+        {
+            for (int n = start; n < end; n++)
+                for (int co = 0; co < s.g.OutChannels; co++)
+                {
+                    var target = s.yData.AsSpan((n * s.g.OutChannels + co) * s.p, s.p);
+                    for (int pix = 0; pix < s.p; pix++) target[pix] = s.product[(n * s.p + pix) * s.ldc + co];
+                }
+        });
+        return true;
+    }
+
+    /// <summary>The filter gradient by <see cref="DirectFilterGradient"/>; false (nothing done) when its int offsets would overflow.</summary>
+    private unsafe bool ConvBackwardFilterDirect(ConvGeometry g, float[] xData, float[] dyData, float[] dwData)
+    {
+        int k = g.InChannels * g.KernelHeight * g.KernelWidth, p = g.OutHeight * g.OutWidth;
         int panels = (g.OutChannels + Sgemm.NR - 1) / Sgemm.NR, tapTiles = (k + Sgemm.MR - 1) / Sgemm.MR, ldc = panels * Sgemm.NR;
+        float[]? source = PrepareTapBroadcast(g, xData, ldc, out var taps, out var pixels);
+        if (source is null) return false;
+        int columns = g.Batch * p;
         var transposed = _gathered.Get(panels * columns * Sgemm.NR);
         _partition.For(g.Batch, 8, (g, dyData, transposed, p), static (s, _, start, end) =>
             DirectFilterGradient.TransposeOutputGradient(Address(s.dyData), Address(s.transposed), s.g.OutChannels, s.p, s.g.Batch, start, end));

@@ -19,12 +19,15 @@ public sealed class ConvPathTests
         { 3, 2, 25, 3, 3, 1, false },    // 23 x 23 outputs: an odd number of 8-pixel segments
         { 2, 3, 10, 13, 3, 1, false },   // rows of exactly 8
         { 2, 3, 12, 17, 3, 1, false },   // cout 17: a full 16-channel panel (vector transpose of dy, 100 pixels: 4 left over) and a partial one
-        { 2, 3, 12, 5, 3, 1, false },    // rows of 10: the packed GEMM path
+        { 2, 3, 12, 5, 3, 1, false },    // rows of 10, K = 27: direct (the overlapping segment wastes little)
         { 2, 4, 12, 6, 5, 2, true },     // strided, padded
         { 2, 2, 20, 3, 3, 1, true },     // stride 1, padded
         { 2, 3, 24, 5, 5, 2, true },     // conv7's strided 'same' layers: rows of 12, pads 1 top/left, 2 bottom/right
         { 2, 2, 33, 3, 3, 2, false },    // strided 'valid'
         { 2, 2, 32, 3, 4, 2, true },     // even kernel, stride 2
+        { 2, 32, 12, 20, 3, 1, false },  // rows of 10, K = 288 (two k blocks): tap broadcast; cout 20: a partial second panel; 200 pixels: a partial last tile
+        { 3, 8, 4, 18, 4, 1, false },    // 1x1 output (conv7's last layer): tap broadcast
+        { 2, 40, 12, 5, 5, 2, true },    // rows of 6, K = 1000 (four k blocks), strided and padded: tap broadcast
     };
 
     [Theory]
