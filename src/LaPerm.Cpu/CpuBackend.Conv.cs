@@ -10,7 +10,7 @@ namespace LaPerm.Cpu;
 // and writes NCHW output); otherwise the tap-broadcast kernel (y^T = col^T W^T, inputs broadcast
 // from the image, see ConvForwardTapBroadcast); the GEMM whose B panels are packed straight
 // from the images (implicit im2col, see ConvPanels) plus one [cout, N*P] -> NCHW reshuffle is
-// the fallback when their int offsets would overflow. The filter gradient uses
+// the fallback (no FMA, or int offsets that would overflow). The filter gradient uses
 // DirectFilterGradient (taps broadcast from the image, dy transposed once). All of them give
 // exactly the GEMM formulation's results (ConvPathTests).
 // The data gradient computes column gradients with a GEMM (W^T packed once per call) and

@@ -248,7 +248,10 @@ internal static unsafe class DirectConv
 /// Every dW element is the GEMM's dot product over the N*P pixels in the same order, with
 /// the same k blocking over N*P and the same combine (first block stored, later blocks added);
 /// x * dy and dy * x round alike, so the results are bit-identical to the GEMM formulation,
-/// and a worker owns whole C tiles, so they do not depend on the thread count.
+/// and one thread computes each whole C tile, so they do not depend on the thread count.
+///
+/// The same kernel computes the forward pass of narrow outputs with the roles swapped: rows =
+/// output pixels, the reduction over the K taps, B = W^T (see CpuBackend.ConvForwardTapBroadcast).
 /// </summary>
 internal static unsafe class DirectFilterGradient
 {
