@@ -8,7 +8,7 @@ namespace LaPerm.Cpu;
 
 /// <summary>
 /// The CPU backend: every op runs synchronously on the calling thread, split over a fixed
-/// number of worker threads with static partitions (see <see cref="StaticPartition"/>).
+/// number of threads that share the blocks of each op (see <see cref="WorkSharing"/>).
 ///
 /// Determinism: with the same inputs and thread count every op is bit-for-bit repeatable.
 /// Beyond that, every op's result is independent of the thread count: each output element
@@ -20,8 +20,8 @@ namespace LaPerm.Cpu;
 /// </summary>
 public sealed partial class CpuBackend : IBackend
 {
-    private readonly StaticPartition _partition;
-    private readonly GemmWorkspace[] _gemmWorkspaces;
+    private readonly WorkSharing _partition;
+    private readonly ThreadScratch[] _threadScratch;
     private readonly ScratchBuffer _columns = new();
     private readonly ScratchBuffer _gathered = new();
     private readonly ScratchBuffer _packedWeights = new();
@@ -33,9 +33,9 @@ public sealed partial class CpuBackend : IBackend
     /// <param name="threads">Worker threads; 1 runs everything sequentially on the caller.</param>
     public CpuBackend(int threads)
     {
-        _partition = new StaticPartition(threads);
-        _gemmWorkspaces = new GemmWorkspace[threads];
-        for (int i = 0; i < threads; i++) _gemmWorkspaces[i] = new GemmWorkspace();
+        _partition = new WorkSharing(threads);
+        _threadScratch = new ThreadScratch[threads];
+        for (int i = 0; i < threads; i++) _threadScratch[i] = new ThreadScratch();
     }
 
     public string Name => "cpu";
@@ -68,7 +68,11 @@ public sealed partial class CpuBackend : IBackend
         return RuntimeInformation.ProcessArchitecture.ToString();
     }
 
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        _disposed = true;
+        _partition.Dispose();
+    }
 
     // ---- ownership ------------------------------------------------------------------------
 
@@ -257,18 +261,16 @@ public sealed partial class CpuBackend : IBackend
         // Below ~0.25 MFLOP a second thread costs more than it saves.
         int chunks = (long)m * n * Math.Max(k, 1) < (1 << 17) ? 1 : Math.Min(Threads, blocks);
         var call = new GemmCall(transposeA, m, n, k, alpha, a, aOffset, beta, c, cOffset, splitColumns, blocks, chunks, prepackedA);
-        if (chunks == 1)
+        _partition.For(chunks, 1, (backend: this, call, panels), static (s, slot, start, end) =>
         {
-            GemmChunk(call, panels, 0);
-            return;
-        }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, chunk => GemmChunk(call, panels, chunk));
+            for (int chunk = start; chunk < end; chunk++) s.backend.GemmChunk(s.call, s.panels, chunk, slot);
+        });
     }
 
-    private unsafe void GemmChunk<TPanels>(in GemmCall g, in TPanels panels, int chunk) where TPanels : struct, IPanelSource
+    private unsafe void GemmChunk<TPanels>(in GemmCall g, in TPanels panels, int chunk, int slot) where TPanels : struct, IPanelSource
     {
         int i0 = 0, i1 = g.M, j0 = 0, j1 = g.N;
-        int b0 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk), b1 = StaticPartition.ChunkStart(g.Blocks, g.Chunks, chunk + 1);
+        int b0 = WorkSharing.ChunkStart(g.Blocks, g.Chunks, chunk), b1 = WorkSharing.ChunkStart(g.Blocks, g.Chunks, chunk + 1);
         if (g.SplitColumns)
         {
             j0 = b0 * Sgemm.NR;
@@ -280,7 +282,7 @@ public sealed partial class CpuBackend : IBackend
             i1 = Math.Min(g.M, b1 * Sgemm.MR);
         }
         Sgemm.ComputeBlock(g.TransposeA, g.M, g.N, g.K, g.Alpha, Address(g.A) + g.AOffset, panels,
-            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _gemmWorkspaces[chunk], g.PrepackedA is null ? null : Address(g.PrepackedA));
+            g.Beta, Address(g.C) + g.COffset, i0, i1, j0, j1, _threadScratch[slot].Gemm, g.PrepackedA is null ? null : Address(g.PrepackedA));
     }
 
     /// <summary>
@@ -410,6 +412,21 @@ internal sealed class ScratchBuffer
         if (_data.Length < length) _data = GC.AllocateArray<float>(length, pinned: true);
         return _data;
     }
+}
+
+/// <summary>What one thread (a slot of <see cref="WorkSharing"/>) uses alone: GEMM packing buffers, convolution scratch.</summary>
+internal sealed class ThreadScratch
+{
+    public GemmWorkspace Gemm { get; } = new();
+
+    /// <summary>Column gradients of a group of images (data gradient).</summary>
+    public ScratchBuffer Columns { get; } = new();
+
+    /// <summary>dy of a group of images as one matrix (data gradient).</summary>
+    public ScratchBuffer Gathered { get; } = new();
+
+    /// <summary>One image in the direct convolution's phase-split layout (forward).</summary>
+    public ScratchBuffer Image { get; } = new();
 }
 
 /// <summary>A grow-only int buffer held by the backend (offset tables of the direct convolutions).</summary>
