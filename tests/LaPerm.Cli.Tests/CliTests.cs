@@ -94,9 +94,14 @@ public sealed class CliTests : IDisposable
         Assert.Equal(firstStep, summary.GetProperty("steps").GetInt64()); // stopped right there
         Assert.Equal(goal, summary.GetProperty("target_accuracy").GetDouble());
         Assert.InRange(summary.GetProperty("train_seconds_to_target").GetDouble(), 1e-6, summary.GetProperty("wall_seconds_to_target").GetDouble());
-        var target = File.ReadAllLines(Path.Combine(stopDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-            .Single(r => r.GetProperty("event").GetString() == "target");
+        var stoppedRecords = File.ReadAllLines(Path.Combine(stopDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var target = stoppedRecords.Single(r => r.GetProperty("event").GetString() == "target");
         Assert.Equal(firstStep, target.GetProperty("step").GetInt64());
+        // The evaluation that reached the target is the final one: not repeated, and in its own epoch.
+        var lastEval = stoppedRecords.Last(r => r.GetProperty("event").GetString() == "eval");
+        Assert.Single(stoppedRecords, r => r.GetProperty("event").GetString() == "eval" && r.GetProperty("step").GetInt64() == firstStep);
+        Assert.Equal(first.GetProperty("epoch").GetDouble(), lastEval.GetProperty("epoch").GetDouble());
+        Assert.Equal(first.GetProperty("test_accuracy").GetDouble(), summary.GetProperty("final_test_accuracy").GetDouble());
 
         // Unreachable: recorded as not reached, and the run goes to its end.
         var never = Run([.. common, "--out", Path.Combine(_dir.FullName, "never"), "--target-accuracy", "100%"]);

@@ -335,10 +335,12 @@ public sealed class Trainer
             Readback();
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
         }
-        int lastEpoch = o.Epochs - 1;
+        // Stopped at the target: the run ends in the epoch it reached it, right after that
+        // (synchronised) evaluation, which is the final one.
+        int lastEpoch = stopAtTarget ? epochIndex : o.Epochs - 1;
         Readback();
         if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
-        Evaluate(lastEpoch, 1.0, learningRate);
+        if (!(stopAtTarget && lastEvalStep == step)) Evaluate(lastEpoch, 1.0, learningRate);
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));
         string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, "final.safetensors")); // [runs]
 
