@@ -594,11 +594,11 @@ public sealed class GpuBackendOpTests : BackendOpTests
 {
     protected override CudaBackend Open() => OpenGpu(ConvolutionEngine.Kernels);
 
-    internal static CudaBackend OpenGpu(ConvolutionEngine convolutions)
+    internal static CudaBackend OpenGpu(ConvolutionEngine convolutions, ChannelReduction reduction = ChannelReduction.Chunked)
     {
         var report = CudaInfo.Collect();
         if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
-        return CudaBackend.Open("cuda", GemmMath.Pedantic, convolutions);
+        return CudaBackend.Open("cuda", GemmMath.Pedantic, convolutions, reduction);
     }
 
     /// <summary>

@@ -188,10 +188,5 @@ public sealed class EmuChannelReductionTests : ChannelReductionTests
 [Trait("Category", "Gpu")]
 public sealed class GpuChannelReductionTests : ChannelReductionTests
 {
-    protected override CudaBackend Open(ChannelReduction reduction)
-    {
-        var report = CudaInfo.Collect();
-        if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
-        return CudaBackend.Open("cuda", GemmMath.Pedantic, ConvolutionEngine.Kernels, reduction);
-    }
+    protected override CudaBackend Open(ChannelReduction reduction) => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels, reduction);
 }
