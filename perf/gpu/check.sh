@@ -485,11 +485,12 @@ part_reconnect_harness() {
 part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
-# What bench-train-* measure: MODEL:BATCH[:eager|:per-channel]; sync-conv7 is `laperm bench sync --model conv7`.
+# What bench-train-* measure: MODEL:BATCH[:eager|:per-channel|:cudnn]; sync-conv7 is `laperm bench sync --model conv7`.
 # The configurations match train_torch_gpu.py's (the targets: f2 and lenet300 at batch 128,
 # conv7 at 50, resnet50c at 128); ":eager" runs the same step with --no-graphs, to show what
-# the captured step gains; ":per-channel" uses the v1 batch-norm/bias-gradient kernels.
-BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 resnet50c:128 f2:128:eager conv7:50:eager resnet50c:128:per-channel sync-conv7"
+# the captured step gains; ":per-channel" uses the v1 batch-norm/bias-gradient kernels;
+# ":cudnn" runs convolution, pooling and batch-norm on cuDNN (--cudnn all) against our kernels.
+BENCH_TRAIN_CUDA="f2:128 lenet300:128 conv7:128 conv7:50 resnet50c:128 conv7:50:cudnn resnet50c:128:cudnn f2:128:eager conv7:50:eager resnet50c:128:per-channel sync-conv7"
 BENCH_TRAIN_CPU="f2:128 lenet300:128 conv7:50 sync-conv7"
 
 bench_train() {
@@ -508,6 +509,7 @@ bench_train() {
     case ${fields[2]:-} in
       eager) grep -q -- '--no-graphs' "$help" || continue; args+=(--no-graphs); name+=-eager ;;
       per-channel) grep -q -- '--channel-reduction' "$help" || continue; args+=(--channel-reduction per-channel); name+=-per-channel ;;
+      cudnn) grep -q -- '--cudnn' "$help" || continue; args+=(--cudnn all); name+=-cudnn ;;
     esac
     if [[ $model == sync-conv7 ]]; then
       # The time of one full sync of conv7, when this build has `laperm bench sync`.
@@ -703,13 +705,18 @@ self_test() {
     local fx="$tmp/fixture"
     mkdir -p "$fx/bench-train-cuda" "$fx/torch-train-gpu" "$fx/bench-reconnect-cuda" "$fx/torch-reconnect" "$fx/conv7-target"
     echo "bench train f2         batch 128 threads 16 cuda graphs:    400000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/f2-b128.txt"
-    echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
+    echo "bench train conv7      batch 50 threads 16 cuda graphs:    250000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50.txt"
+    echo "bench train conv7      batch 50 threads 16 cuda graphs:    500000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50-cudnn.txt"
+    echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}, {"model": "conv7", "batch": 50, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
     echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0}]' > "$fx/bench-reconnect-cuda/raw.json"
     echo '{"reconnect_torch.json": [{"shapes": "resnet50-imagenet", "method": "argsort-scatter_", "median_us": 10060.0}]}' > "$fx/torch-reconnect/raw.json"
     echo '{"steps_to_target": 9600, "epochs_to_target": 8.0, "train_seconds_to_target": 12.5, "wall_seconds_to_target": 20.1}' > "$fx/conv7-target/raw.json"
     local targets; targets=$("$PYTHON_ANY" "$SCRIPT_DIR/targets.py" "$fx" 2>&1)
     grep -q '| f2 batch 128.* 4.00x | >= 3.0x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: f2 400,000 vs 100,000 images/s is not 4.00x, met: $targets")
     grep -q '| lenet300 batch 128.*| not measured |' <<< "$targets" || problems+=("targets.py: a missing number is not 'not measured'")
+    grep -q '| conv7 batch 50: training images/s (captured steps vs eager) .* 2.50x | >= 3.0x | \*\*not met\*\* |' <<< "$targets" || problems+=("targets.py: conv7 250,000 vs 100,000 is not 2.50x, not met: $targets")
+    grep -q '| conv7 batch 50: training images/s (captured steps with --cudnn all vs eager) .* 5.00x | >= 3.0x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: the conv7 --cudnn all row is not 5.00x, met: $targets")
+    grep -q 'f2 batch 128: training images/s (captured steps with --cudnn all' <<< "$targets" && problems+=("targets.py: a --cudnn all row without a measurement")
     grep -q 'scatter_) | 467.0 | 10,060.0 | 21.5x | >= 10x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: reconnection speed-up is not 21.5x, met")
     grep -q 'floor at the measured copy bandwidth | 6.24x |.*\*\*not met\*\*' <<< "$targets" || problems+=("targets.py: the floor ratio is not 6.24x, not met: $targets")
     grep -q 'step 9600 (epoch 8.0), 12.5 s training' <<< "$targets" || problems+=("targets.py: conv7 time to 99.5 % not reported")
@@ -795,7 +802,7 @@ main() {
   run_part laperm-info           30  part_laperm_info       "laperm info"
   run_part gpu-tests             200 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part torch-train-gpu       90  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
-  run_part bench-train-cuda      120 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; eager f2 and conv7; v1 batch-norm resnet50c; bench sync)"
+  run_part bench-train-cuda      140 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; conv7 and resnet50c with cuDNN; eager f2 and conv7; v1 batch-norm resnet50c; bench sync)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part conv7-target          150 part_conv7_target      "conv7-mnist on CUDA until a synchronised model reaches 99.5 % test accuracy"

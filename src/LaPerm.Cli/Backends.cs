@@ -29,7 +29,7 @@ internal static class Backends
         {
             try
             {
-                return CudaBackend.Open("cuda", gpu.Math, gpu.Convolutions, gpu.ChannelReduction);
+                return CudaBackend.Open("cuda", gpu.Math, gpu.Cudnn, gpu.ChannelReduction);
             }
             catch (InvalidOperationException)
             {
@@ -43,7 +43,7 @@ internal static class Backends
     {
         try
         {
-            return CudaBackend.Open(kind, gpu.Math, gpu.Convolutions, gpu.ChannelReduction);
+            return CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction);
         }
         catch (InvalidOperationException e)
         {
@@ -51,7 +51,7 @@ internal static class Backends
         }
     }
 
-    /// <summary>--math fp32|tf32, --conv kernels|cudnn and --channel-reduction chunked|per-channel (GPU backends only).</summary>
+    /// <summary>--math fp32|tf32, --cudnn none|all|conv,pool,bn and --channel-reduction chunked|per-channel (GPU backends only).</summary>
     public static GpuOptions Gpu(Arguments a) => new(
         a.String("--math") switch
         {
@@ -59,18 +59,35 @@ internal static class Backends
             "tf32" => GemmMath.Tf32,
             var m => throw new UsageException($"--math expects fp32 or tf32, got '{m}'."),
         },
-        a.String("--conv") switch
-        {
-            null or "kernels" => ConvolutionEngine.Kernels,
-            "cudnn" => ConvolutionEngine.Cudnn,
-            var c => throw new UsageException($"--conv expects kernels or cudnn, got '{c}'."),
-        },
+        ParseCudnnScope(a.String("--cudnn")),
         a.String("--channel-reduction") switch
         {
             null or "chunked" => ChannelReduction.Chunked,
             "per-channel" => ChannelReduction.PerChannel,
             var r => throw new UsageException($"--channel-reduction expects chunked or per-channel, got '{r}'."),
         });
+
+    /// <summary>"none", "all" or a comma list of conv, pool, bn (each at most once).</summary>
+    public static CudnnScope ParseCudnnScope(string? value)
+    {
+        const string expected = "none, all or a comma list of conv, pool, bn";
+        if (value is null or "none") return CudnnScope.None;
+        if (value == "all") return CudnnScope.All;
+        var scope = CudnnScope.None;
+        foreach (string part in value.Split(','))
+        {
+            CudnnScope family = part.Trim() switch
+            {
+                "conv" => CudnnScope.Convolution,
+                "pool" => CudnnScope.Pooling,
+                "bn" => CudnnScope.BatchNorm,
+                _ => throw new UsageException($"--cudnn expects {expected}, got '{value}' ('{part}' is not one of them)."),
+            };
+            if ((scope & family) != 0) throw new UsageException($"--cudnn names '{part.Trim()}' twice in '{value}'.");
+            scope |= family;
+        }
+        return scope;
+    }
 
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
 
@@ -87,7 +104,7 @@ internal static class Backends
 }
 
 /// <summary>How the GPU backend computes GEMMs, convolutions and per-channel reductions (ignored by cpu).</summary>
-internal sealed record GpuOptions(GemmMath Math, ConvolutionEngine Convolutions, ChannelReduction ChannelReduction)
+internal sealed record GpuOptions(GemmMath Math, CudnnScope Cudnn, ChannelReduction ChannelReduction)
 {
-    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, ConvolutionEngine.Kernels, ChannelReduction.Chunked);
+    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, CudnnScope.None, ChannelReduction.Chunked);
 }

@@ -7,13 +7,13 @@ namespace LaPerm.Cli;
 internal static class BenchCommand
 {
     public const string Help = """
-        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn] [--channel-reduction chunked|per-channel] [--no-graphs]
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--channel-reduction chunked|per-channel] [--no-graphs]
             training images/s of full steps (batch gathered from a resident synthetic data set, forward,
             loss, backward, Adam): warm-up, then the median of W windows of N steps. Without --model:
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
-        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--conv kernels|cudnn]
+        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn]
             time of one full LaPerm sync of every tensor (median of R).
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device cuda|emu] [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
@@ -29,7 +29,7 @@ internal static class BenchCommand
         if (args.Length == 0 || args[0] is not ("train" or "sync" or "reconnect"))
             throw new UsageException("laperm bench expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
         if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
-        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--conv", "--channel-reduction" }, new HashSet<string> { "--no-graphs" }, "bench");
+        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" }, new HashSet<string> { "--no-graphs" }, "bench");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;

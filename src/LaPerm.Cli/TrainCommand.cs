@@ -15,7 +15,7 @@ internal static class TrainCommand
     [
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size", "--target-accuracy",
-        "--limit-train", "--limit-test", "--out", "--device", "--math", "--conv", "--channel-reduction",
+        "--limit-train", "--limit-test", "--out", "--device", "--math", "--cudnn", "--channel-reduction",
         "--profile-steps",
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
@@ -56,7 +56,8 @@ internal static class TrainCommand
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
         --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
-        --conv kernels|cudnn   GPU convolutions: our kernels (default) or cuDNN where it can
+        --cudnn none|all|conv,pool,bn  GPU op families that cuDNN runs where it can express them
+                               (convolution, pooling, batch-norm); the rest on our kernels (default: none)
         --channel-reduction chunked|per-channel  GPU batch-norm and bias gradient: chunked over the
                                whole GPU (v2, default) or one block per channel (v1, for comparison)
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step

@@ -54,7 +54,8 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void MaxPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
+    /// <summary>Reads argmax only (x and y are for library poolings).</summary>
+    public void MaxPoolBackward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
     {
         CheckGeometry(g);
         int planes = g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;

@@ -126,6 +126,9 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--target-accuracy", "0")]
     [InlineData("train", "--stop-at-target")]
     [InlineData("train", "--channel-reduction", "diagonal")]
+    [InlineData("train", "--cudnn", "yes")]
+    [InlineData("train", "--cudnn", "conv,conv")]
+    [InlineData("train", "--cudnn", "conv,")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
@@ -214,6 +217,26 @@ public sealed class CliTests : IDisposable
         Assert.False(eager.GetProperty("graphs").GetBoolean());
         Assert.Equal(5, captured.GetProperty("steps").GetInt64());
         Assert.Equal(eager.GetProperty("final_weights_sha256").GetString(), captured.GetProperty("final_weights_sha256").GetString());
+    }
+
+    [Fact]
+    public void CudnnNamesTheOpFamiliesTheLibraryRunsAndTrainsTheSame()
+    {
+        string[] common = ["train", "--device", "emu", "--model", "f2", "--limit-train", "48", "--limit-test", "16", "--epochs", "1",
+            "--batch", "16", "--k", "2", "--seed", "4", "--threads", "2", "--quiet"];
+        (string Stdout, JsonElement Summary) Train(string name, params string[] extra)
+        {
+            string outDir = Path.Combine(_dir.FullName, name);
+            var (code, stdout, stderr) = Run([.. common, .. extra, "--out", outDir]);
+            Assert.True(code == 0, stderr);
+            return (stdout, JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement);
+        }
+        var kernels = Train("kernels");
+        var library = Train("cudnn", "--cudnn", "pool,bn");
+        Assert.Contains("our kernels only", kernels.Stdout, StringComparison.Ordinal);
+        Assert.Contains("cuDNN for pooling, batch-norm (our kernels where it cannot)", library.Stdout, StringComparison.Ordinal);
+        // f2 has neither pooling nor batch-norm: the same ops, the same bits.
+        Assert.Equal(kernels.Summary.GetProperty("final_weights_sha256").GetString(), library.Summary.GetProperty("final_weights_sha256").GetString());
     }
 
     [Fact]

@@ -51,7 +51,7 @@ public sealed class DeterminismTests
         var dp = rig.Poisoned(batch, 6, 4, 4);
         b.GlobalAvgPoolBackward(batch, 6, 16, dLogits, dp);
         var dh2 = rig.Poisoned(batch, 6, 5, 5);
-        b.MaxPoolBackward(pool, dp, argmax, dh2);
+        b.MaxPoolBackward(pool, h2, p, dp, argmax, dh2);
         var dw2 = rig.Poisoned(6, 8, 5, 5);
         b.ConvBackwardFilter(c2, d1, dh2, dw2);
         var dd1 = rig.Poisoned(batch, 8, 10, 10);

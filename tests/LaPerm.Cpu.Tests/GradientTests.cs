@@ -125,7 +125,7 @@ public sealed class GradientTests
         Assert.Equal(expectedArgmax, rig.Get(argmax));
 
         var gx = rig.Poisoned(2, 3, 7, 7);
-        rig.Backend.MaxPoolBackward(g, rig.Input(r, outputs), argmax, gx);
+        rig.Backend.MaxPoolBackward(g, tx, ty, rig.Input(r, outputs), argmax, gx);
         var dr = Data.ToDouble(r);
         // Random inputs are distinct far beyond h, so the max never switches inside a difference.
         Check.Close(rig.Get(gx), Reference.NumericGradient(dx, v => Reference.Dot(dr, Reference.MaxPool(g, v).Y)), GradientTolerance, "dx");

@@ -90,12 +90,25 @@ public sealed class EmulatorKernelTests
 
     [Theory]
     [InlineData(2, 3, 9, 9, 4, 3, 1, true)]
-    [InlineData(3, 2, 8, 8, 5, 3, 2, true)]    // TF 'same' with stride 2: asymmetric padding
+    [InlineData(3, 2, 9, 9, 5, 3, 2, true)]    // TF 'same' with stride 2 on an odd size: symmetric padding
     [InlineData(2, 4, 7, 6, 3, 2, 1, false)]
     public void ConvolutionsAreTheCpuBackendsBitForBit(int batch, int inC, int h, int w, int outC, int kernel, int stride, bool same)
     {
         using var device = TestDevices.OpenEmulator();
         LibraryChecks.Convolutions(device, ConvGeometry.Create(batch, inC, h, w, outC, kernel, kernel, stride, same), 63, exact: true);
+    }
+
+    /// <summary>The emulator's stand-in refuses what cuDNN refuses, so the backend's fallback to our kernels runs in CI.</summary>
+    [Fact]
+    public void ConvolutionsRefuseAsymmetricPaddingAsCudnnDoes()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var g = ConvGeometry.Create(1, 2, 8, 8, 2, 3, 3, 2, true);   // pads 0 top, 1 bottom
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<NotSupportedException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains("symmetrically", e.Message);
     }
 
     [Fact]

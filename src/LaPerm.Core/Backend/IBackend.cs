@@ -148,8 +148,11 @@ public interface IBackend : IDisposable
     /// <summary>Max pool; argmax[i] holds the flat input index chosen for output i (first max wins).</summary>
     void MaxPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<int> argmax);
 
-    /// <summary>dx = 0, then dx[argmax[i]] += dy[i].</summary>
-    void MaxPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx);
+    /// <summary>
+    /// dx = 0, then dx[argmax[i]] += dy[i]. x and y are the forward's input and output: a
+    /// library pooling (cuDNN) finds the maxima again from them instead of reading argmax.
+    /// </summary>
+    void MaxPoolBackward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx);
 
     void AvgPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y);
 

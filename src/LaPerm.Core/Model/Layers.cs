@@ -176,6 +176,7 @@ public sealed class PoolLayer : Layer
         private readonly Tensor<float> _y;
         private readonly Tensor<int>? _argmax;
         private Tensor<float>? _dx;
+        private Tensor<float>? _x;
 
         public Node(PoolLayer layer, NodeContext context) : base(context)
         {
@@ -187,6 +188,7 @@ public sealed class PoolLayer : Layer
 
         public override Tensor<float> Forward(Tensor<float> x, ForwardMode mode)
         {
+            _x = x;
             if (_argmax is not null) Backend.MaxPoolForward(_g, x, _y, _argmax);
             else Backend.AvgPoolForward(_g, x, _y);
             return _y;
@@ -195,7 +197,11 @@ public sealed class PoolLayer : Layer
         public override Tensor<float>? Backward(Tensor<float> dy)
         {
             _dx ??= AllocateActivation(_layer.Input);
-            if (_argmax is not null) Backend.MaxPoolBackward(_g, dy, _argmax, _dx);
+            if (_argmax is not null)
+            {
+                var x = _x ?? throw new InvalidOperationException($"{_layer.Name}: backward before forward");
+                Backend.MaxPoolBackward(_g, x, _y, dy, _argmax, _dx);
+            }
             else Backend.AvgPoolBackward(_g, dy, _dx);
             return _dx;
         }

@@ -7,56 +7,9 @@ namespace LaPerm.Cuda.Backend;
 // depends on the geometry and ColumnBudget only; a group's columns form one [K, G*P] matrix
 // (K = cin*kh*kw, P = outH*outW), so one cuBLAS GEMM covers G images even when P is tiny.
 // The GEMM's [cout, G*P] result is moved to/from NCHW by conv.cu's gather/scatter kernels.
-// With ConvolutionEngine.Cudnn, cuDNN runs every geometry it can (see TryCudnn).
+// With CudnnScope.Convolution, cuDNN runs every geometry it can (CudaBackend.Cudnn.cs).
 public sealed partial class CudaBackend
 {
-    private readonly HashSet<ConvGeometry> _cudnnRejected = [];
-
-    /// <summary>Geometries and directions cuDNN has planned (a new plan may grow its workspace).</summary>
-    private readonly HashSet<(ConvolutionDirection, ConvGeometry)> _cudnnPlanned = [];
-    private bool _cudnnActive;
-
-    /// <summary>
-    /// Runs the convolution on cuDNN when that engine is chosen and can take the geometry; false
-    /// sends the caller to our kernels. A geometry cuDNN cannot express (asymmetric padding) is
-    /// remembered; a missing library turns cuDNN off for the backend's lifetime.
-    /// </summary>
-    private bool TryCudnn(ConvolutionDirection direction, ConvGeometry g, Tensor<float> first, Tensor<float> second, Tensor<float> output)
-    {
-        if (!_cudnnActive || _cudnnRejected.Contains(g)) return false;
-        if (!_cudnnPlanned.Contains((direction, g)))
-        {
-            // Planning runs cuDNN's algorithm search and may replace its workspace: never inside a
-            // capture, and graphs captured before refer to the old workspace.
-            if (_capturing) throw new InvalidOperationException($"cuDNN meets convolution {g} ({direction}) for the first time while capturing; run the same step once before capturing it");
-            _cudnnPlanned.Add((direction, g));
-            _bufferGeneration++;
-        }
-        var a = Own(first, nameof(first)).Buffer;
-        var b = Own(second, nameof(second)).Buffer;
-        var c = Own(output, nameof(output)).Buffer;
-        try
-        {
-            switch (direction)
-            {
-                case ConvolutionDirection.Forward: _device.ConvForward(Stream, g, a, b, c); break;
-                case ConvolutionDirection.BackwardData: _device.ConvBackwardData(Stream, g, a, b, c); break;
-                default: _device.ConvBackwardFilter(Stream, g, a, b, c); break;
-            }
-            return true;
-        }
-        catch (NotSupportedException)
-        {
-            _cudnnRejected.Add(g);
-            return false;
-        }
-        catch (InvalidOperationException)
-        {
-            _cudnnActive = false;
-            return false;
-        }
-    }
-
     private static void CheckGeometry(ConvGeometry g)
     {
         ArgumentNullException.ThrowIfNull(g);
@@ -78,7 +31,7 @@ public sealed partial class CudaBackend
         Begin();
         CheckGeometry(g);
         ulong pX = Pointer(x, nameof(x), g.InputLength), pW = Pointer(w, nameof(w), g.WeightLength), pY = Pointer(y, nameof(y), g.OutputLength);
-        if (TryCudnn(ConvolutionDirection.Forward, g, x, w, y)) return;
+        if (TryCudnnConvolution(ConvolutionDirection.Forward, g, x, w, y)) return;
         var (k, p) = Sizes(g);
         int group = GroupSize(g);
         ulong columns = Scratch(ref _columns, (long)k * group * p).Pointer;
@@ -100,7 +53,7 @@ public sealed partial class CudaBackend
         Begin();
         CheckGeometry(g);
         ulong pDy = Pointer(dy, nameof(dy), g.OutputLength), pW = Pointer(w, nameof(w), g.WeightLength), pDx = Pointer(dx, nameof(dx), g.InputLength);
-        if (TryCudnn(ConvolutionDirection.BackwardData, g, dy, w, dx)) return;
+        if (TryCudnnConvolution(ConvolutionDirection.BackwardData, g, dy, w, dx)) return;
         var (k, p) = Sizes(g);
         int group = GroupSize(g);
         ulong columns = Scratch(ref _columns, (long)k * group * p).Pointer;
@@ -123,7 +76,7 @@ public sealed partial class CudaBackend
         Begin();
         CheckGeometry(g);
         ulong pX = Pointer(x, nameof(x), g.InputLength), pDy = Pointer(dy, nameof(dy), g.OutputLength), pDw = Pointer(dw, nameof(dw), g.WeightLength);
-        if (TryCudnn(ConvolutionDirection.BackwardFilter, g, x, dy, dw)) return;
+        if (TryCudnnConvolution(ConvolutionDirection.BackwardFilter, g, x, dy, dw)) return;
         var (k, p) = Sizes(g);
         int group = GroupSize(g);
         ulong columns = Scratch(ref _columns, (long)k * group * p).Pointer;

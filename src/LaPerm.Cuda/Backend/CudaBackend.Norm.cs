@@ -7,7 +7,8 @@ namespace LaPerm.Cuda.Backend;
 // v2) each channel's elements are split into chunks (ChannelChunks, from the shape alone), one
 // block per (channel, chunk) writes double partials to _channelPartials, a fixed-order combine per
 // channel follows, and y / dx are a grid-stride pass over the tensor; ChannelReduction.PerChannel
-// keeps v1, one block per channel. Inference is elementwise either way.
+// keeps v1, one block per channel. Inference is elementwise either way. With CudnnScope.BatchNorm,
+// cuDNN's spatial batch-norm runs all three instead (where epsilon >= 1e-5).
 public sealed partial class CudaBackend
 {
     public void BatchNormForwardTraining(int batch, int channels, int spatial, float epsilon, float momentum,
@@ -23,6 +24,10 @@ public sealed partial class CudaBackend
         ulong pRunningVariance = Pointer(runningVariance, nameof(runningVariance), channels);
         ulong pSavedMean = Pointer(savedMean, nameof(savedMean), channels), pSavedInvStd = Pointer(savedInvStd, nameof(savedInvStd), channels);
         ulong pY = Pointer(y, nameof(y), length);
+        if (TryCudnnBatchNorm((new BatchNormShape(batch, channels, spatial), epsilon), "training", d => d.BatchNormForwardTraining(Stream,
+                new BatchNormShape(batch, channels, spatial), epsilon, momentum, Buffer(x), Buffer(gamma), Buffer(beta),
+                Buffer(runningMean), Buffer(runningVariance), Buffer(savedMean), Buffer(savedInvStd), Buffer(y))))
+            return;
         if (_channelReduction == ChannelReduction.PerChannel)
         {
             _kernels.BatchNormTraining.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, epsilon, momentum,
@@ -50,6 +55,10 @@ public sealed partial class CudaBackend
         Begin();
         CheckSizes(batch, channels, spatial);
         long length = (long)batch * channels * spatial;
+        if (TryCudnnBatchNorm((new BatchNormShape(batch, channels, spatial), epsilon), "inference", d => d.BatchNormForwardInference(Stream,
+                new BatchNormShape(batch, channels, spatial), epsilon, Buffer(x), Buffer(gamma), Buffer(beta),
+                Buffer(runningMean), Buffer(runningVariance), Buffer(y))))
+            return;
         _kernels.BatchNormInference.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial, epsilon,
             Pointer(x, nameof(x), length), Pointer(gamma, nameof(gamma), channels), Pointer(beta, nameof(beta), channels),
             Pointer(runningMean, nameof(runningMean), channels), Pointer(runningVariance, nameof(runningVariance), channels),
@@ -67,6 +76,12 @@ public sealed partial class CudaBackend
         ulong pX = Pointer(x, nameof(x), length), pDy = Pointer(dy, nameof(dy), length), pGamma = Pointer(gamma, nameof(gamma), channels);
         ulong pSavedMean = Pointer(savedMean, nameof(savedMean), channels), pSavedInvStd = Pointer(savedInvStd, nameof(savedInvStd), channels);
         ulong pDx = Pointer(dx, nameof(dx), length), pDGamma = Pointer(dGamma, nameof(dGamma), channels), pDBeta = Pointer(dBeta, nameof(dBeta), channels);
+        // The backward reads the saved mean and 1/sqrt(var + eps), which cuDNN and our forward
+        // define alike, so it does not depend on which of them ran the forward (nor on epsilon).
+        if (TryCudnnBatchNorm(new BatchNormShape(batch, channels, spatial), "backward", d => d.BatchNormBackward(Stream,
+                new BatchNormShape(batch, channels, spatial), Buffer(x), Buffer(dy), Buffer(gamma), Buffer(savedMean), Buffer(savedInvStd),
+                Buffer(dx), Buffer(dGamma), Buffer(dBeta))))
+            return;
         if (_channelReduction == ChannelReduction.PerChannel)
         {
             _kernels.BatchNormBackward.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial,
@@ -87,4 +102,7 @@ public sealed partial class CudaBackend
         _kernels.BatchNormBackwardDx.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial, count,
             pX, pDy, pGamma, pSavedMean, pSavedInvStd, totals, pDx);
     }
+
+    /// <summary>A tensor's buffer, for operands already checked by <see cref="Pointer{T}"/>.</summary>
+    private DeviceBuffer<float> Buffer(Tensor<float> tensor) => Own(tensor, nameof(tensor)).Buffer;
 }

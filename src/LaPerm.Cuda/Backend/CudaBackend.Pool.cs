@@ -1,8 +1,11 @@
 using LaPerm.Core.Backend;
+using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Runtime;
 
 namespace LaPerm.Cuda.Backend;
 
-// Pooling (pool.cu): forward one thread per output, backward one thread per input (gather).
+// Pooling (pool.cu): forward one thread per output, backward one thread per input (gather);
+// with CudnnScope.Pooling, cuDNN (which finds the maxima again from x and y, so argmax is unused).
 public sealed partial class CudaBackend
 {
     private static void CheckGeometry(PoolGeometry g)
@@ -25,15 +28,19 @@ public sealed partial class CudaBackend
         CheckGeometry(g);
         var (inputs, outputs) = Extents(g);
         ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs), pArgmax = Pointer(argmax, nameof(argmax), outputs);
+        if (TryCudnnPoolingForward(PoolingWindow.From(g, CudnnPoolingMode.MaxDeterministic), x, y)) return;
         _kernels.MaxPoolForward.Launch(Grid(outputs), BlockSize, 0, Stream, PoolShape.From(g), pX, pY, pArgmax);
     }
 
-    public void MaxPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
+    public void MaxPoolBackward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
     {
         Begin();
         CheckGeometry(g);
         var (inputs, outputs) = Extents(g);
+        Pointer(x, nameof(x), inputs);
+        Pointer(y, nameof(y), outputs);
         ulong pDy = Pointer(dy, nameof(dy), outputs), pArgmax = Pointer(argmax, nameof(argmax), outputs), pDx = Pointer(dx, nameof(dx), inputs);
+        if (TryCudnnPoolingBackward(PoolingWindow.From(g, CudnnPoolingMode.MaxDeterministic), x, y, dy, dx)) return;
         _kernels.MaxPoolBackward.Launch(Grid(inputs), BlockSize, 0, Stream, PoolShape.From(g), pDy, pArgmax, pDx);
     }
 
@@ -43,6 +50,7 @@ public sealed partial class CudaBackend
         CheckGeometry(g);
         var (inputs, outputs) = Extents(g);
         ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs);
+        if (TryCudnnPoolingForward(PoolingWindow.From(g, CudnnPoolingMode.Average), x, y)) return;
         _kernels.AvgPoolForward.Launch(Grid(outputs), BlockSize, 0, Stream, PoolShape.From(g), pX, pY);
     }
 
@@ -52,6 +60,8 @@ public sealed partial class CudaBackend
         CheckGeometry(g);
         var (inputs, outputs) = Extents(g);
         ulong pDy = Pointer(dy, nameof(dy), outputs), pDx = Pointer(dx, nameof(dx), inputs);
+        // An average's gradient depends on neither x nor y, which cuDNN's call still takes: dx and dy stand in.
+        if (TryCudnnPoolingBackward(PoolingWindow.From(g, CudnnPoolingMode.Average), dx, dy, dy, dx)) return;
         _kernels.AvgPoolBackward.Launch(Grid(inputs), BlockSize, 0, Stream, PoolShape.From(g), pDy, pDx);
     }
 
@@ -61,6 +71,7 @@ public sealed partial class CudaBackend
         CheckSizes(batch, channels, spatial);
         int planes = batch * channels;
         ulong pX = Pointer(x, nameof(x), (long)planes * spatial), pY = Pointer(y, nameof(y), planes);
+        if (TryCudnnPoolingForward(PoolingWindow.Global(batch, channels, spatial), x, y)) return;
         _kernels.GlobalAvgPoolForward.Launch(Grid(planes), BlockSize, 0, Stream, planes, spatial, pX, pY);
     }
 
@@ -70,6 +81,7 @@ public sealed partial class CudaBackend
         CheckSizes(batch, channels, spatial);
         int planes = batch * channels;
         ulong pDy = Pointer(dy, nameof(dy), planes), pDx = Pointer(dx, nameof(dx), (long)planes * spatial);
+        if (TryCudnnPoolingBackward(PoolingWindow.Global(batch, channels, spatial), dx, dy, dy, dx)) return;
         _kernels.GlobalAvgPoolBackward.Launch(Grid((long)planes * spatial), BlockSize, 0, Stream, planes, spatial, pDy, pDx);
     }
 

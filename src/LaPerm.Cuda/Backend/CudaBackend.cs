@@ -11,8 +11,9 @@ namespace LaPerm.Cuda.Backend;
 /// stream; only <see cref="Download{T}"/> and <see cref="Synchronize"/> wait.
 ///
 /// Where each op runs: GEMM on cuBLAS (pedantic FP32 unless <see cref="GemmMath.Tf32"/>; the host
-/// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images; every
-/// other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
+/// GEMM on emu); convolutions as im2col/col2im kernels plus one GEMM per group of images;
+/// convolution, pooling and batch-norm on cuDNN instead for the families in <see cref="CudnnScope"/>
+/// (CudaBackend.Cudnn.cs); every other op is one of our kernels in cuda/kernels (bias.cu, activation.cu, dropout.cu, loss.cu,
 /// pool.cu, batchnorm.cu, elementwise.cu, optimizer.cu, adam.cu; the batch gather with its shuffle
 /// and augmentation, data.cu); reconnection is
 /// <see cref="DeviceReconnector"/> (reconnect.cu). Adam updates of one step are batched into one
@@ -45,13 +46,13 @@ public sealed partial class CudaBackend : IBackend
 
     /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
     /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
-    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels,
+    public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, CudnnScope cudnn = CudnnScope.None,
         ChannelReduction channelReduction = ChannelReduction.Chunked)
     {
         Device device = Device.Open(kind);
         try
         {
-            return new CudaBackend(device, ownsDevice: true, math, convolutions, channelReduction);
+            return new CudaBackend(device, ownsDevice: true, math, cudnn, channelReduction);
         }
         catch
         {
@@ -61,13 +62,13 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
-    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, ConvolutionEngine convolutions = ConvolutionEngine.Kernels,
+    public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, CudnnScope cudnn = CudnnScope.None,
         ChannelReduction channelReduction = ChannelReduction.Chunked)
-        : this(device, ownsDevice: false, math, convolutions, channelReduction)
+        : this(device, ownsDevice: false, math, cudnn, channelReduction)
     {
     }
 
-    private CudaBackend(Device device, bool ownsDevice, GemmMath math, ConvolutionEngine convolutions, ChannelReduction channelReduction)
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math, CudnnScope cudnn, ChannelReduction channelReduction)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (!Enum.IsDefined(channelReduction))
@@ -75,7 +76,8 @@ public sealed partial class CudaBackend : IBackend
         _device = device;
         _ownsDevice = ownsDevice;
         _channelReduction = channelReduction;
-        _cudnnActive = convolutions == ConvolutionEngine.Cudnn && device.Kind == "cuda";
+        if ((cudnn & ~CudnnScope.All) != 0) throw new ArgumentOutOfRangeException(nameof(cudnn), cudnn, "unknown cuDNN op family");
+        _cudnnScope = cudnn;
         device.MakeCurrent();
         _kernels = new BackendKernels(device);
         try
@@ -95,8 +97,19 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}, convolutions on {(_cudnnActive ? "cuDNN (our kernels where it cannot)" : "our kernels")}"
+    public string Description => $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
         + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "");
+
+    /// <summary>"cuDNN for convolution, pooling (our kernels where it cannot)" or "our kernels only".</summary>
+    public static string DescribeCudnn(CudnnScope scope)
+    {
+        if (scope == CudnnScope.None) return "our kernels only";
+        var families = new List<string>();
+        if (scope.HasFlag(CudnnScope.Convolution)) families.Add("convolution");
+        if (scope.HasFlag(CudnnScope.Pooling)) families.Add("pooling");
+        if (scope.HasFlag(CudnnScope.BatchNorm)) families.Add("batch-norm");
+        return $"cuDNN for {string.Join(", ", families)} (our kernels where it cannot)";
+    }
 
     /// <summary>The device the backend runs on (its default stream carries every op).</summary>
     public Device Device => _device;

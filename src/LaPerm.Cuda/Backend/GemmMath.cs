@@ -10,16 +10,26 @@ public enum GemmMath
     Tf32,
 }
 
-/// <summary>Which implementation runs convolutions on <c>cuda</c> (emu always runs our kernels).</summary>
-public enum ConvolutionEngine
+/// <summary>
+/// Which op families cuDNN runs on <c>cuda</c> (and the emulator's stand-in for it on <c>emu</c>);
+/// the rest, and every case cuDNN cannot express, runs on our kernels. cuDNN pads symmetrically,
+/// so TensorFlow's asymmetric "same" padding at stride 2 stays on our kernels; its batch-norm
+/// needs epsilon >= 1e-5; a missing cuDNN library falls back as a whole.
+/// </summary>
+[Flags]
+public enum CudnnScope
 {
-    /// <summary>Our kernels: im2col / col2im (im2col.cu, conv.cu) around one cuBLAS GEMM per group of images.</summary>
-    Kernels,
+    /// <summary>Our kernels only (default until measurements on a GPU choose otherwise).</summary>
+    None = 0,
 
-    /// <summary>
-    /// cuDNN (FMA math, no TF32) where it can run the geometry, our kernels otherwise: cuDNN pads
-    /// symmetrically, so TensorFlow's asymmetric "same" padding at stride 2 stays on our kernels,
-    /// and a missing cuDNN library falls back as a whole.
-    /// </summary>
-    Cudnn,
+    /// <summary>Convolution forward, backward data and backward filter (FMA math, no TF32).</summary>
+    Convolution = 1,
+
+    /// <summary>Max (deterministic backward), average and global average pooling.</summary>
+    Pooling = 2,
+
+    /// <summary>Spatial batch-norm, training and inference, forward and backward.</summary>
+    BatchNorm = 4,
+
+    All = Convolution | Pooling | BatchNorm,
 }

@@ -18,8 +18,18 @@ public struct CudnnAlgorithmPerformance
 /// <summary>The three convolution directions (each has its own algorithm enum and calls).</summary>
 public enum ConvolutionDirection { Forward, BackwardData, BackwardFilter }
 
+/// <summary>cudnnPoolingMode_t values we use.</summary>
+public enum CudnnPoolingMode
+{
+    /// <summary>CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING (we never pad, so the plain window mean).</summary>
+    Average = 2,
+
+    /// <summary>CUDNN_POOLING_MAX_DETERMINISTIC: the backward pass is deterministic.</summary>
+    MaxDeterministic = 3,
+}
+
 /// <summary>
-/// cuDNN 9 (libcudnn.so.9), legacy convolution API. Every export is probed with TryGetExport
+/// cuDNN 9 (libcudnn.so.9), legacy convolution, pooling and batch-normalisation API. Every export is probed with TryGetExport
 /// when loading: if one is missing, <see cref="TryLoad"/> returns null with the missing name,
 /// so cuDNN is an accelerator that can be absent, never a crash.
 /// </summary>
@@ -31,6 +41,12 @@ public sealed unsafe class Cudnn
     public const int CrossCorrelation = 1;
     public const int DefaultMath = 0;
     public const int FmaMath = 3;
+    /// <summary>CUDNN_NOT_PROPAGATE_NAN (max pooling).</summary>
+    public const int NotPropagateNan = 0;
+    /// <summary>CUDNN_BATCHNORM_SPATIAL: statistics per channel over N, H, W (dense layers: H = W = 1).</summary>
+    public const int BatchNormSpatial = 1;
+    /// <summary>CUDNN_BN_MIN_EPSILON: cuDNN rejects a smaller epsilon.</summary>
+    public const double BatchNormMinEpsilon = 1e-5;
 
     private readonly delegate* unmanaged<nint*, int> _create;
     private readonly delegate* unmanaged<nint, int> _destroy;
@@ -52,6 +68,14 @@ public sealed unsafe class Cudnn
     private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionForward;
     private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionBackwardData;
     private readonly delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int> _convolutionBackwardFilter;
+    private readonly delegate* unmanaged<nint*, int> _createPooling;
+    private readonly delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int> _setPooling2d;
+    private readonly delegate* unmanaged<nint, int> _destroyPooling;
+    private readonly delegate* unmanaged<nint, nint, float*, nint, ulong, float*, nint, ulong, int> _poolingForward;
+    private readonly delegate* unmanaged<nint, nint, float*, nint, ulong, nint, ulong, nint, ulong, float*, nint, ulong, int> _poolingBackward;
+    private readonly delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, double, ulong, ulong, double, ulong, ulong, int> _batchNormTraining;
+    private readonly delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, ulong, double, int> _batchNormInference;
+    private readonly delegate* unmanaged<nint, int, float*, float*, float*, float*, nint, ulong, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, double, ulong, ulong, int> _batchNormBackward;
     private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>[] _getAlgorithm;
     private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>[] _findAlgorithm;
     private readonly delegate* unmanaged<nint, nint, nint, nint, nint, int, nuint*, int>[] _workspaceSize;
@@ -81,6 +105,17 @@ public sealed unsafe class Cudnn
         _convolutionForward = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionForward");
         _convolutionBackwardData = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardData");
         _convolutionBackwardFilter = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardFilter");
+        _createPooling = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreatePoolingDescriptor");
+        _setPooling2d = (delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int>)Export(h, "cudnnSetPooling2dDescriptor");
+        _destroyPooling = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroyPoolingDescriptor");
+        _poolingForward = (delegate* unmanaged<nint, nint, float*, nint, ulong, float*, nint, ulong, int>)Export(h, "cudnnPoolingForward");
+        _poolingBackward = (delegate* unmanaged<nint, nint, float*, nint, ulong, nint, ulong, nint, ulong, float*, nint, ulong, int>)Export(h, "cudnnPoolingBackward");
+        _batchNormTraining = (delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, double, ulong, ulong, double, ulong, ulong, int>)
+            Export(h, "cudnnBatchNormalizationForwardTraining");
+        _batchNormInference = (delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, ulong, double, int>)
+            Export(h, "cudnnBatchNormalizationForwardInference");
+        _batchNormBackward = (delegate* unmanaged<nint, int, float*, float*, float*, float*, nint, ulong, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, double, ulong, ulong, int>)
+            Export(h, "cudnnBatchNormalizationBackward");
         _getAlgorithm =
         [
             (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnGetConvolutionForwardAlgorithm_v7"),
@@ -248,4 +283,58 @@ public sealed unsafe class Cudnn
     public void ConvolutionBackwardFilter(nint handle, float alpha, nint xDesc, ulong x, nint dyDesc, ulong dy, nint convolution, int algorithm,
         ulong workspace, long workspaceBytes, float beta, nint dwDesc, ulong dw) =>
         Check(_convolutionBackwardFilter(handle, &alpha, xDesc, x, dyDesc, dy, convolution, algorithm, workspace, (nuint)workspaceBytes, &beta, dwDesc, dw), "cudnnConvolutionBackwardFilter");
+
+    public nint CreatePooling2d(CudnnPoolingMode mode, int windowH, int windowW, int strideH, int strideW)
+    {
+        nint desc;
+        Check(_createPooling(&desc), "cudnnCreatePoolingDescriptor");
+        Check(_setPooling2d(desc, (int)mode, NotPropagateNan, windowH, windowW, 0, 0, strideH, strideW), "cudnnSetPooling2dDescriptor");
+        return desc;
+    }
+
+    public void DestroyPooling(nint desc) => Check(_destroyPooling(desc), "cudnnDestroyPoolingDescriptor");
+
+    /// <summary>y = pool(x) (alpha 1, beta 0: y overwritten).</summary>
+    public void PoolingForward(nint handle, nint pooling, nint xDesc, ulong x, nint yDesc, ulong y)
+    {
+        float alpha = 1f, beta = 0f;
+        Check(_poolingForward(handle, pooling, &alpha, xDesc, x, &beta, yDesc, y), "cudnnPoolingForward");
+    }
+
+    /// <summary>dx from x, the forward output y and dy (alpha 1, beta 0: dx overwritten).</summary>
+    public void PoolingBackward(nint handle, nint pooling, nint yDesc, ulong y, ulong dy, nint xDesc, ulong x, ulong dx)
+    {
+        float alpha = 1f, beta = 0f;
+        Check(_poolingBackward(handle, pooling, &alpha, yDesc, y, yDesc, dy, xDesc, x, &beta, xDesc, dx), "cudnnPoolingBackward");
+    }
+
+    /// <summary>
+    /// Spatial batch-norm, training: y overwritten; running = (1 - factor) running + factor batch
+    /// (cuDNN applies Bessel's correction to the running variance); saves mean and 1/sqrt(var + eps).
+    /// </summary>
+    public void BatchNormForwardTraining(nint handle, nint xDesc, ulong x, ulong y, nint channelDesc, ulong gamma, ulong beta,
+        double averageFactor, ulong runningMean, ulong runningVariance, double epsilon, ulong savedMean, ulong savedInvStd)
+    {
+        float alpha = 1f, blend = 0f;
+        Check(_batchNormTraining(handle, BatchNormSpatial, &alpha, &blend, xDesc, x, xDesc, y, channelDesc, gamma, beta,
+            averageFactor, runningMean, runningVariance, epsilon, savedMean, savedInvStd), "cudnnBatchNormalizationForwardTraining");
+    }
+
+    /// <summary>y = gamma (x - mean) / sqrt(variance + eps) + beta, y overwritten.</summary>
+    public void BatchNormForwardInference(nint handle, nint xDesc, ulong x, ulong y, nint channelDesc, ulong gamma, ulong beta,
+        ulong mean, ulong variance, double epsilon)
+    {
+        float alpha = 1f, blend = 0f;
+        Check(_batchNormInference(handle, BatchNormSpatial, &alpha, &blend, xDesc, x, xDesc, y, channelDesc, gamma, beta, mean, variance, epsilon),
+            "cudnnBatchNormalizationForwardInference");
+    }
+
+    /// <summary>dx, dGamma, dBeta overwritten, from the mean and 1/sqrt(var + eps) saved by the training forward.</summary>
+    public void BatchNormBackward(nint handle, nint xDesc, ulong x, ulong dy, ulong dx, nint channelDesc, ulong gamma,
+        ulong dGamma, ulong dBeta, double epsilon, ulong savedMean, ulong savedInvStd)
+    {
+        float one = 1f, zero = 0f;
+        Check(_batchNormBackward(handle, BatchNormSpatial, &one, &zero, &one, &zero, xDesc, x, xDesc, dy, xDesc, dx,
+            channelDesc, gamma, dGamma, dBeta, epsilon, savedMean, savedInvStd), "cudnnBatchNormalizationBackward");
+    }
 }

@@ -20,7 +20,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private readonly string? _cublasFailure;
     private nint _cublasHandle;
     private ulong _cublasWorkspace;
-    private CudnnConvolutions? _convolutions;
+    private CudnnOperations? _cudnn;
     private string? _cudnnFailure;
     private readonly LaunchJournal _journal = new();
     private bool _disposed;
@@ -222,28 +222,45 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             _cublas.SgemmStridedBatched(handle, opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batchCount);
     }
 
-    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    /// <summary>cuDNN, loaded on first use: it is large, and many runs never need it.</summary>
+    private CudnnOperations Dnn()
     {
-        if (_convolutions is null)
-        {
-            // cuDNN is loaded on first use: it is large, and many runs never convolve.
-            if (_cudnnFailure is not null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
-            Cudnn? cudnn = Cudnn.TryLoad(out _cudnnFailure);
-            if (cudnn is null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
-            _convolutions = new CudnnConvolutions(_driver, cudnn);
-        }
-        _convolutions.Run(stream, direction, g, first, second, output);
+        if (_cudnn is not null) return _cudnn;
+        if (_cudnnFailure is not null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+        Cudnn? cudnn = Cudnn.TryLoad(out _cudnnFailure);
+        if (cudnn is null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
+        return _cudnn = new CudnnOperations(_driver, cudnn);
     }
+
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output) =>
+        Dnn().Convolution(stream, direction, g, first, second, output);
+
+    public void PoolingForward(nint stream, PoolingWindow window, ulong x, ulong y) => Dnn().PoolingForward(stream, window, x, y);
+
+    public void PoolingBackward(nint stream, PoolingWindow window, ulong x, ulong y, ulong dy, ulong dx) =>
+        Dnn().PoolingBackward(stream, window, x, y, dy, dx);
+
+    public void BatchNormForwardTraining(nint stream, BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
+        ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y) =>
+        Dnn().BatchNormForwardTraining(stream, shape, epsilon, momentum, x, gamma, beta, runningMean, runningVariance, savedMean, savedInvStd, y);
+
+    public void BatchNormForwardInference(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta,
+        ulong mean, ulong variance, ulong y) =>
+        Dnn().BatchNormForwardInference(stream, shape, epsilon, x, gamma, beta, mean, variance, y);
+
+    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+        ulong dx, ulong dGamma, ulong dBeta) =>
+        Dnn().BatchNormBackward(stream, shape, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta);
 
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         _driver.ContextSetCurrent(_context);
-        if (_convolutions is not null)
+        if (_cudnn is not null)
         {
             _driver.ContextSynchronize();
-            _convolutions.Dispose();
+            _cudnn.Dispose();
         }
         if (_cublasHandle != 0)
         {

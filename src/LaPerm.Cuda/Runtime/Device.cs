@@ -130,6 +130,75 @@ public sealed class Device : IDisposable
         Runtime.Convolution(stream.Handle, direction, g, first.Buffer.Pointer, second.Buffer.Pointer, output.Buffer.Pointer);
     }
 
+    /// <summary>y = pool(x), overwritten: cuDNN on <c>cuda</c>, the CPU backend on <c>emu</c>.</summary>
+    public void PoolingForward(DeviceStream stream, PoolingWindow window, DeviceBuffer<float> x, DeviceBuffer<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        Require(x, window.InputLength, "pooling operand x");
+        Require(y, window.OutputLength, "pooling operand y");
+        Runtime.PoolingForward(stream.Handle, window, x.Pointer, y.Pointer);
+    }
+
+    /// <summary>dx from the forward's x, y and dy (overwritten).</summary>
+    public void PoolingBackward(DeviceStream stream, PoolingWindow window, DeviceBuffer<float> x, DeviceBuffer<float> y,
+        DeviceBuffer<float> dy, DeviceBuffer<float> dx)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        Require(x, window.InputLength, "pooling operand x");
+        Require(y, window.OutputLength, "pooling operand y");
+        Require(dy, window.OutputLength, "pooling operand dy");
+        Require(dx, window.InputLength, "pooling operand dx");
+        Runtime.PoolingBackward(stream.Handle, window, x.Pointer, y.Pointer, dy.Pointer, dx.Pointer);
+    }
+
+    /// <summary>Training batch-norm with IBackend's semantics: cuDNN on <c>cuda</c>, the CPU backend on <c>emu</c>.</summary>
+    public void BatchNormForwardTraining(DeviceStream stream, BatchNormShape shape, float epsilon, float momentum,
+        DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> runningMean,
+        DeviceBuffer<float> runningVariance, DeviceBuffer<float> savedMean, DeviceBuffer<float> savedInvStd, DeviceBuffer<float> y)
+    {
+        Require(x, shape.Length, "batch-norm operand x");
+        Require(y, shape.Length, "batch-norm operand y");
+        RequireChannels(shape, gamma, beta, runningMean, runningVariance, savedMean, savedInvStd);
+        Runtime.BatchNormForwardTraining(stream.Handle, shape, epsilon, momentum, x.Pointer, gamma.Pointer, beta.Pointer,
+            runningMean.Pointer, runningVariance.Pointer, savedMean.Pointer, savedInvStd.Pointer, y.Pointer);
+    }
+
+    public void BatchNormForwardInference(DeviceStream stream, BatchNormShape shape, float epsilon,
+        DeviceBuffer<float> x, DeviceBuffer<float> gamma, DeviceBuffer<float> beta, DeviceBuffer<float> mean,
+        DeviceBuffer<float> variance, DeviceBuffer<float> y)
+    {
+        Require(x, shape.Length, "batch-norm operand x");
+        Require(y, shape.Length, "batch-norm operand y");
+        RequireChannels(shape, gamma, beta, mean, variance);
+        Runtime.BatchNormForwardInference(stream.Handle, shape, epsilon, x.Pointer, gamma.Pointer, beta.Pointer, mean.Pointer, variance.Pointer, y.Pointer);
+    }
+
+    public void BatchNormBackward(DeviceStream stream, BatchNormShape shape, DeviceBuffer<float> x, DeviceBuffer<float> dy,
+        DeviceBuffer<float> gamma, DeviceBuffer<float> savedMean, DeviceBuffer<float> savedInvStd,
+        DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta)
+    {
+        Require(x, shape.Length, "batch-norm operand x");
+        Require(dy, shape.Length, "batch-norm operand dy");
+        Require(dx, shape.Length, "batch-norm operand dx");
+        RequireChannels(shape, gamma, savedMean, savedInvStd, dGamma, dBeta);
+        Runtime.BatchNormBackward(stream.Handle, shape, x.Pointer, dy.Pointer, gamma.Pointer, savedMean.Pointer, savedInvStd.Pointer,
+            dx.Pointer, dGamma.Pointer, dBeta.Pointer);
+    }
+
+    private static void RequireChannels(BatchNormShape shape, params ReadOnlySpan<DeviceBuffer<float>> perChannel)
+    {
+        if (shape.Batch <= 0 || shape.Channels <= 0 || shape.Spatial <= 0)
+            throw new ArgumentException($"batch-norm sizes must be positive, got {shape}");
+        foreach (var buffer in perChannel) Require(buffer, shape.Channels, "batch-norm per-channel operand");
+    }
+
+    private static void Require(DeviceBuffer<float> buffer, long length, string name)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        if (buffer.Length < length)
+            throw new ArgumentException($"{name} has {buffer.Length} elements, expected at least {length}");
+    }
+
     private static void RequireExtent(DeviceBuffer<float> buffer, long stride, long matrix, int batchCount, string name)
     {
         long needed = stride * (batchCount - 1) + matrix;

@@ -8,7 +8,7 @@ namespace LaPerm.Cuda.Runtime;
 /// <summary>
 /// The host emulator: "device memory" is host memory aligned to 256 bytes and registered with
 /// the emulator (so it can bounds-check kernel accesses), kernels run to completion inside
-/// laperm_emu_launch, and library calls (GEMM, convolutions) run on the CPU backend. Every stream is executed in order at
+/// laperm_emu_launch, and library calls (cuBLAS's GEMM; cuDNN's convolution, pooling and batch-norm) run on the CPU backend. Every stream is executed in order at
 /// enqueue time, which is one valid schedule of CUDA's stream semantics. While a stream is
 /// being captured, its work is recorded instead and replayed by the graph.
 /// </summary>
@@ -94,7 +94,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private void NotCapturing(nint stream, string operation)
     {
         if (Capture(stream) is not null)
-            throw new InvalidOperationException($"emulator: {operation} cannot be captured into a graph (only kernels, device-to-device copies, memsets and GEMMs can)");
+            throw new InvalidOperationException($"emulator: {operation} cannot be captured into a graph (only kernels, device-to-device copies, memsets and library calls can)");
     }
 
     public void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream)
@@ -280,29 +280,38 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     public void DestroyGraphExec(nint exec) => _executables.Remove(exec);
 
     public void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount)
-    {
-        var capture = Capture(stream);
-        if (capture is null)
-            _library.Gemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount);
-        else
-            capture.Add(RecordGemm(_library, transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
-    }
-
-    private static RecordedOperation RecordGemm(HostLibraryOps library, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
         ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount) =>
-        new("gemm", () => library.Gemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
+        RunOrRecord(stream, "gemm", () => _library.Gemm(transposeA, transposeB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batchCount));
 
-    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output) =>
+        RunOrRecord(stream, $"conv {direction}", () => _library.Convolution(direction, g, first, second, output));
+
+    public void PoolingForward(nint stream, PoolingWindow window, ulong x, ulong y) =>
+        RunOrRecord(stream, "pooling forward", () => _library.PoolingForward(window, x, y));
+
+    public void PoolingBackward(nint stream, PoolingWindow window, ulong x, ulong y, ulong dy, ulong dx) =>
+        RunOrRecord(stream, "pooling backward", () => _library.PoolingBackward(window, x, dy, dx));
+
+    public void BatchNormForwardTraining(nint stream, BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
+        ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y) =>
+        RunOrRecord(stream, "batch-norm forward (training)", () =>
+            _library.BatchNormForwardTraining(shape, epsilon, momentum, x, gamma, beta, runningMean, runningVariance, savedMean, savedInvStd, y));
+
+    public void BatchNormForwardInference(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta,
+        ulong mean, ulong variance, ulong y) =>
+        RunOrRecord(stream, "batch-norm forward (inference)", () => _library.BatchNormForwardInference(shape, epsilon, x, gamma, beta, mean, variance, y));
+
+    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+        ulong dx, ulong dGamma, ulong dBeta) =>
+        RunOrRecord(stream, "batch-norm backward", () => _library.BatchNormBackward(shape, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta));
+
+    /// <summary>A library call runs now, or is recorded while its stream is being captured.</summary>
+    private void RunOrRecord(nint stream, string description, Action call)
     {
         var capture = Capture(stream);
-        if (capture is null) _library.Convolution(direction, g, first, second, output);
-        else capture.Add(RecordConvolution(_library, direction, g, first, second, output));
+        if (capture is null) call();
+        else capture.Add(new RecordedOperation(description, call));
     }
-
-    private static RecordedOperation RecordConvolution(HostLibraryOps library, ConvolutionDirection direction, ConvGeometry g,
-        ulong first, ulong second, ulong output) =>
-        new($"conv {direction}", () => library.Convolution(direction, g, first, second, output));
 
     public (long Free, long Total) MemoryInfo()
     {

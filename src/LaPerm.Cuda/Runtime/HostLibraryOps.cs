@@ -29,9 +29,18 @@ internal sealed unsafe class HostLibraryOps : IDisposable
         }
     }
 
-    /// <summary>Forward (x, w -> y), backward data (dy, w -> dx), backward filter (x, dy -> dw); outputs overwritten.</summary>
+    /// <summary>
+    /// Forward (x, w -> y), backward data (dy, w -> dx), backward filter (x, dy -> dw); outputs
+    /// overwritten. Geometries that cuDNN cannot express are refused as cuDNN refuses them, so
+    /// the backend's fallback to our kernels runs in CI too.
+    /// </summary>
     public void Convolution(ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
     {
+        // cuDNN pads symmetrically (PadTop on both sides of H, PadLeft on both sides of W).
+        int outH = (g.InHeight + 2 * g.PadTop - g.KernelHeight) / g.Stride + 1, outW = (g.InWidth + 2 * g.PadLeft - g.KernelWidth) / g.Stride + 1;
+        if (outH != g.OutHeight || outW != g.OutWidth)
+            throw new NotSupportedException(
+                $"cuDNN pads symmetrically, so it cannot run {g}: it would produce {outH}x{outW} outputs instead of {g.OutHeight}x{g.OutWidth} (emulated)");
         switch (direction)
         {
             case ConvolutionDirection.Forward:
@@ -64,6 +73,103 @@ internal sealed unsafe class HostLibraryOps : IDisposable
             default:
                 throw new ArgumentOutOfRangeException(nameof(direction), direction, "unknown convolution direction");
         }
+    }
+
+    public void PoolingForward(PoolingWindow window, ulong x, ulong y)
+    {
+        using var tx = StageIn(x, window.InputLength);
+        using var ty = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)window.OutputLength)));
+        if (window.IsGlobal)
+            _cpu.GlobalAvgPoolForward(window.Batch, window.Channels, window.InWidth, tx, ty);
+        else if (window.Mode == CudnnPoolingMode.Average)
+            _cpu.AvgPoolForward(window.ToGeometry(), tx, ty);
+        else
+        {
+            using var argmax = _cpu.Allocate<int>(new Shape(checked((int)window.OutputLength)));
+            _cpu.MaxPoolForward(window.ToGeometry(), tx, ty, argmax);
+        }
+        StageOut(ty, y);
+    }
+
+    /// <summary>As cuDNN: max pooling takes its maxima from x again (the CPU's first-max rule), y is not needed here.</summary>
+    public void PoolingBackward(PoolingWindow window, ulong x, ulong dy, ulong dx)
+    {
+        using var tdy = StageIn(dy, window.OutputLength);
+        using var tdx = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)window.InputLength)));
+        if (window.IsGlobal)
+            _cpu.GlobalAvgPoolBackward(window.Batch, window.Channels, window.InWidth, tdy, tdx);
+        else if (window.Mode == CudnnPoolingMode.Average)
+            _cpu.AvgPoolBackward(window.ToGeometry(), tdy, tdx);
+        else
+        {
+            var g = window.ToGeometry();
+            using var tx = StageIn(x, window.InputLength);
+            using var ty = _cpu.Allocate<float>(new Shape(checked((int)window.OutputLength)));
+            using var argmax = _cpu.Allocate<int>(new Shape(checked((int)window.OutputLength)));
+            _cpu.MaxPoolForward(g, tx, ty, argmax);
+            _cpu.MaxPoolBackward(g, tx, ty, tdy, argmax, tdx);
+        }
+        StageOut(tdx, dx);
+    }
+
+    public void BatchNormForwardTraining(BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
+        ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y)
+    {
+        RequireCudnnEpsilon(epsilon);
+        int c = shape.Channels;
+        using var tx = StageIn(x, shape.Length);
+        using var tGamma = StageIn(gamma, c);
+        using var tBeta = StageIn(beta, c);
+        using var tMean = StageIn(runningMean, c);
+        using var tVariance = StageIn(runningVariance, c);
+        using var tSavedMean = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
+        using var tSavedInvStd = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
+        using var ty = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)shape.Length)));
+        _cpu.BatchNormForwardTraining(shape.Batch, c, shape.Spatial, epsilon, momentum, tx, tGamma, tBeta, tMean, tVariance, tSavedMean, tSavedInvStd, ty);
+        StageOut(ty, y);
+        StageOut(tMean, runningMean);
+        StageOut(tVariance, runningVariance);
+        StageOut(tSavedMean, savedMean);
+        StageOut(tSavedInvStd, savedInvStd);
+    }
+
+    public void BatchNormForwardInference(BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta, ulong mean, ulong variance, ulong y)
+    {
+        RequireCudnnEpsilon(epsilon);
+        int c = shape.Channels;
+        using var tx = StageIn(x, shape.Length);
+        using var tGamma = StageIn(gamma, c);
+        using var tBeta = StageIn(beta, c);
+        using var tMean = StageIn(mean, c);
+        using var tVariance = StageIn(variance, c);
+        using var ty = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)shape.Length)));
+        _cpu.BatchNormForwardInference(shape.Batch, c, shape.Spatial, epsilon, tx, tGamma, tBeta, tMean, tVariance, ty);
+        StageOut(ty, y);
+    }
+
+    public void BatchNormBackward(BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+        ulong dx, ulong dGamma, ulong dBeta)
+    {
+        int c = shape.Channels;
+        using var tx = StageIn(x, shape.Length);
+        using var tdy = StageIn(dy, shape.Length);
+        using var tGamma = StageIn(gamma, c);
+        using var tSavedMean = StageIn(savedMean, c);
+        using var tSavedInvStd = StageIn(savedInvStd, c);
+        using var tdx = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)shape.Length)));
+        using var tdGamma = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
+        using var tdBeta = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
+        _cpu.BatchNormBackward(shape.Batch, c, shape.Spatial, tx, tdy, tGamma, tSavedMean, tSavedInvStd, tdx, tdGamma, tdBeta);
+        StageOut(tdx, dx);
+        StageOut(tdGamma, dGamma);
+        StageOut(tdBeta, dBeta);
+    }
+
+    /// <summary>cuDNN refuses an epsilon below CUDNN_BN_MIN_EPSILON; so does its stand-in.</summary>
+    private static void RequireCudnnEpsilon(float epsilon)
+    {
+        if (epsilon < Cudnn.BatchNormMinEpsilon)
+            throw new NotSupportedException($"cuDNN batch-norm needs epsilon >= {Cudnn.BatchNormMinEpsilon}, got {epsilon} (emulated)");
     }
 
     private CpuTensor<float> StageIn(ulong pointer, long length)

@@ -74,6 +74,22 @@ internal unsafe interface IDeviceRuntime : IDisposable
     /// </summary>
     void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output);
 
+    /// <summary>y = pool(x), overwritten (cuDNN's pooling; the CPU backend on emu).</summary>
+    void PoolingForward(nint stream, PoolingWindow window, ulong x, ulong y);
+
+    /// <summary>dx from the forward's x and y and dy, overwritten (max pooling finds its maxima again in x).</summary>
+    void PoolingBackward(nint stream, PoolingWindow window, ulong x, ulong y, ulong dy, ulong dx);
+
+    /// <summary>IBackend.BatchNormForwardTraining's semantics (Keras momentum; unbiased running variance).</summary>
+    void BatchNormForwardTraining(nint stream, BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
+        ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y);
+
+    void BatchNormForwardInference(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta,
+        ulong mean, ulong variance, ulong y);
+
+    void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+        ulong dx, ulong dGamma, ulong dBeta);
+
     (long Free, long Total) MemoryInfo();
 }
 

@@ -1,6 +1,7 @@
 using LaPerm.Core.Backend;
 using LaPerm.Cpu;
 using LaPerm.Cuda.Backend;
+using LaPerm.Cuda.Interop;
 using static LaPerm.Cuda.Tests.Backend.Compare;
 
 namespace LaPerm.Cuda.Tests.Backend;
@@ -19,6 +20,9 @@ public abstract class BackendOpTests
 {
     /// <summary>The backend under test; skips when the device is missing.</summary>
     protected abstract CudaBackend Open();
+
+    /// <summary>The same device with cuDNN (emu: its stand-in) for convolution, pooling and batch-norm; skips when missing.</summary>
+    protected abstract CudaBackend OpenWithCudnn();
 
     private static CpuBackend Cpu() => new(2);
 
@@ -349,7 +353,7 @@ public abstract class BackendOpTests
             backend.MaxPoolForward(g, tx, ty, argmax);
             using var tdy = Put(backend, dy, yShape);
             using var tdx = Poisoned(backend, xShape);
-            backend.MaxPoolBackward(g, tdy, argmax, tdx);
+            backend.MaxPoolBackward(g, tx, ty, tdy, argmax, tdx);
             using var avg = Poisoned(backend, yShape);
             backend.AvgPoolForward(g, tx, avg);
             using var avgDx = Poisoned(backend, xShape);
@@ -485,6 +489,147 @@ public abstract class BackendOpTests
         CheckConvolution(Open, batch, cin, size, cout, kernel, same, columnBudget, boundFactor: 1);
 
     /// <summary>
+    /// cuDNN's convolutions (with our kernels for the asymmetric-padding geometries it cannot run).
+    /// Winograd/FFT algorithms round differently from a direct dot product; 16x the dot-product
+    /// bound still catches any wrong element (those differ by the size of the values themselves).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ConvShapes))]
+    public void CudnnConvolutionAgreesWithinAWidenedBound(int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget) =>
+        CheckConvolution(OpenWithCudnn, batch, cin, size, cout, kernel, same, columnBudget, boundFactor: 16);
+
+    /// <summary>
+    /// cuDNN's max, average and global average pooling against the CPU, on distinct random values
+    /// (cuDNN's tie rule is its own). Max forward selects, so it is exact; every sum (overlapping
+    /// windows' gradients, averages) is within the dot-product bound of its terms. cuDNN takes
+    /// no argmax: a poisoned one that our kernels would read proves the library ran.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PoolShapes))]
+    public void CudnnPoolingAgreesWithTheCpu(int batch, int channels, int size, int window, int stride)
+    {
+        var g = PoolGeometry.Create(batch, channels, size, size, window, stride);
+        var rng = new Random(size * 37 + window);
+        var x = Random(rng, batch * channels * size * size);
+        var dy = Random(rng, batch * channels * g.OutHeight * g.OutWidth);
+        int[] xShape = [batch, channels, size, size], yShape = [batch, channels, g.OutHeight, g.OutWidth];
+        int spatial = size * size, planes = batch * channels;
+        int overlap = (window + stride - 1) / stride * ((window + stride - 1) / stride);   // windows that share an input
+        float[][] Run(IBackend backend, float[] xv, float[] dyv)
+        {
+            using var tx = Put(backend, xv, xShape);
+            using var ty = Poisoned(backend, yShape);
+            using var argmax = PoisonedInts(backend, yShape);
+            using var tdy = Put(backend, dyv, yShape);
+            using var tdx = Poisoned(backend, xShape);
+            using var avg = Poisoned(backend, yShape);
+            using var avgDx = Poisoned(backend, xShape);
+            using var global = Poisoned(backend, batch, channels);
+            using var globalDy = Put(backend, dyv[..planes], batch, channels);
+            using var globalDx = Poisoned(backend, xShape);
+            backend.MaxPoolForward(g, tx, ty, argmax);
+            backend.MaxPoolBackward(g, tx, ty, tdy, argmax, tdx);
+            backend.AvgPoolForward(g, tx, avg);
+            backend.AvgPoolBackward(g, tdy, avgDx);
+            backend.GlobalAvgPoolForward(batch, channels, spatial, tx, global);
+            backend.GlobalAvgPoolBackward(batch, channels, spatial, globalDy, globalDx);
+            return [Get(backend, ty), Get(backend, tdx), Get(backend, avg), Get(backend, avgDx), Get(backend, global), Get(backend, globalDx)];
+        }
+        using var device = OpenWithCudnn();
+        using var cpu = Cpu();
+        var e = Run(cpu, x, dy);
+        var a = Run(device, x, dy);
+        Assert.Equal(CudnnScope.All, device.CudnnScope);
+        // The same ops on absolute values give each result's sum of absolute terms.
+        var mag = Run(cpu, [.. x.Select(Math.Abs)], [.. dy.Select(Math.Abs)]);
+        BitEqual(e[0], a[0], "cuDNN max pool forward");
+        Within(e[1], a[1], i => DotBound(overlap, mag[1][i]), "cuDNN max pool backward");
+        Within(e[2], a[2], i => DotBound(window * window, mag[2][i]), "cuDNN average pool forward");
+        Within(e[3], a[3], i => DotBound(overlap, mag[3][i]), "cuDNN average pool backward");
+        Within(e[4], a[4], i => DotBound(spatial, mag[4][i]), "cuDNN global average pool forward");
+        Within(e[5], a[5], i => DotBound(1, mag[5][i]), "cuDNN global average pool backward");
+    }
+
+    /// <summary>
+    /// cuDNN's batch-norm against the CPU (double accumulation). cuDNN accumulates in float, so
+    /// the bound is that of a float sum over the M = batch * spatial elements of a channel,
+    /// relative r = 8 (M + 2) 2^-24 times the channel's E[x^2] / Var (what cancellation in the
+    /// variance amplifies), with an absolute floor of r times the largest term magnitude of each
+    /// output (dx cancels three terms, dgamma/dbeta sum M signed terms). A momentum of 0.5 makes
+    /// the running variance tell Bessel's correction from its absence (a 1/M relative difference).
+    /// </summary>
+    [Theory]
+    [InlineData(4, 6, 9)]      // conv activations
+    [InlineData(300, 5, 1)]    // dense activations
+    public void CudnnBatchNormAgreesWithTheCpu(int batch, int channels, int spatial)
+    {
+        var rng = new Random(batch * 3 + channels);
+        int length = batch * channels * spatial, m = batch * spatial;
+        var x = Random(rng, length, 2f).Select(v => v + 0.7f).ToArray();
+        var dy = Random(rng, length);
+        var gamma = Random(rng, channels);
+        var beta = Random(rng, channels);
+        var runningMean = Random(rng, channels, 0.1f);
+        var runningVariance = Random(rng, channels).Select(v => 1 + Math.Abs(v)).ToArray();
+        const float epsilon = 1e-3f, momentum = 0.5f;
+        int[] shape = [batch, channels, spatial];
+        float[][] Run(IBackend backend)
+        {
+            using var tx = Put(backend, x, shape);
+            using var tg = Put(backend, gamma, channels);
+            using var tb = Put(backend, beta, channels);
+            using var rm = Put(backend, runningMean, channels);
+            using var rv = Put(backend, runningVariance, channels);
+            using var sm = Poisoned(backend, channels);
+            using var sis = Poisoned(backend, channels);
+            using var ty = Poisoned(backend, shape);
+            backend.BatchNormForwardTraining(batch, channels, spatial, epsilon, momentum, tx, tg, tb, rm, rv, sm, sis, ty);
+            using var tdy = Put(backend, dy, shape);
+            using var tdx = Poisoned(backend, shape);
+            using var dg = Poisoned(backend, channels);
+            using var db = Poisoned(backend, channels);
+            backend.BatchNormBackward(batch, channels, spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
+            using var inference = Poisoned(backend, shape);
+            backend.BatchNormForwardInference(batch, channels, spatial, epsilon, tx, tg, tb, rm, rv, inference);
+            return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
+                    Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, inference)];
+        }
+        using var device = OpenWithCudnn();
+        using var cpu = Cpu();
+        var e = Run(cpu);
+        var a = Run(device);
+        Assert.Equal(CudnnScope.All, device.CudnnScope);
+        double kappa = 0, termGamma = 0, termBeta = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            double sum = 0, squares = 0, absDy = 0, absDyXhat = 0;
+            for (int n = 0; n < batch; n++)
+                for (int i = (n * channels + c) * spatial; i < (n * channels + c + 1) * spatial; i++) { sum += x[i]; squares += (double)x[i] * x[i]; }
+            double mean = sum / m, variance = squares / m - mean * mean;
+            kappa = Math.Max(kappa, squares / m / variance);
+            for (int n = 0; n < batch; n++)
+                for (int i = (n * channels + c) * spatial; i < (n * channels + c + 1) * spatial; i++)
+                {
+                    absDy += Math.Abs(dy[i]);
+                    absDyXhat += Math.Abs(dy[i] * (x[i] - mean) / Math.Sqrt(variance + epsilon));
+                }
+            termGamma = Math.Max(termGamma, absDyXhat);
+            termBeta = Math.Max(termBeta, absDy);
+        }
+        double r = 8.0 * (m + 2) * Math.Pow(2, -24) * kappa;
+        double Largest(float[] v) => v.Max(f => Math.Abs((double)f));
+        Close(e[1], a[1], r, r * Largest(e[1]), "cuDNN saved mean");
+        Close(e[2], a[2], r, 0, "cuDNN saved inverse deviation");
+        Close(e[0], a[0], r, r * Largest(e[0]), "cuDNN batch-norm forward");
+        Close(e[3], a[3], r, r * Largest(e[3]), "cuDNN running mean");
+        Close(e[4], a[4], r, 0, "cuDNN running variance (unbiased)");
+        Close(e[5], a[5], r, 4 * r * Largest(e[5]), "cuDNN batch-norm dx");
+        Close(e[6], a[6], r, r * termGamma, "cuDNN batch-norm dgamma");
+        Close(e[7], a[7], r, r * termBeta, "cuDNN batch-norm dbeta");
+        Close(e[8], a[8], r, r * Largest(e[8]), "cuDNN batch-norm inference");
+    }
+
+    /// <summary>
     /// Convolution on <paramref name="open"/>'s backend vs the CPU. cuDNN may pick Winograd or FFT
     /// algorithms, whose error exceeds a plain dot product's: <paramref name="boundFactor"/> widens the bound.
     /// </summary>
@@ -586,28 +731,32 @@ public sealed class DeviceMemoryExceptionTests
 public sealed class EmuBackendOpTests : BackendOpTests
 {
     protected override CudaBackend Open() => CudaBackend.Open("emu");
+
+    protected override CudaBackend OpenWithCudnn() => CudaBackend.Open("emu", cudnn: CudnnScope.All);
 }
 
 /// <summary>The same checks on a real GPU (cuBLAS pedantic FP32, our convolution kernels); skipped where there is none.</summary>
 [Trait("Category", "Gpu")]
 public sealed class GpuBackendOpTests : BackendOpTests
 {
-    protected override CudaBackend Open() => OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => OpenGpu(CudnnScope.None);
 
-    internal static CudaBackend OpenGpu(ConvolutionEngine convolutions, ChannelReduction reduction = ChannelReduction.Chunked)
+    protected override CudaBackend OpenWithCudnn()
+    {
+        var backend = OpenGpu(CudnnScope.All);
+        if (Cudnn.TryLoad(out string? reason) is null)
+        {
+            backend.Dispose();
+            Assert.Skip($"cuDNN not installed: {reason}");
+        }
+        return backend;
+    }
+
+    internal static CudaBackend OpenGpu(CudnnScope cudnn, ChannelReduction reduction = ChannelReduction.Chunked)
     {
         var report = CudaInfo.Collect();
         if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
-        return CudaBackend.Open("cuda", GemmMath.Pedantic, convolutions, reduction);
+        return CudaBackend.Open("cuda", GemmMath.Pedantic, cudnn, reduction);
     }
 
-    /// <summary>
-    /// The cuDNN engine (with our kernels for the asymmetric-padding geometries it cannot run).
-    /// Winograd/FFT algorithms round differently from a direct dot product; 16x the dot-product
-    /// bound still catches any wrong element (those differ by the size of the values themselves).
-    /// </summary>
-    [Theory]
-    [MemberData(nameof(ConvShapes))]
-    public void CudnnConvolutionAgreesWithinAWidenedBound(int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget) =>
-        CheckConvolution(() => OpenGpu(ConvolutionEngine.Cudnn), batch, cin, size, cout, kernel, same, columnBudget, boundFactor: 16);
 }

@@ -59,6 +59,9 @@ public abstract class BuiltInModelEquivalenceTests
 
     public static TheoryData<string> SmallModels => ["f1", "f2", "lenet300", "conv7", "resnet20"];
 
+    /// <summary>Models with every op family cuDNN can take: conv2 (max pool, batch-norm after conv and dense), resnet20 (global average pool, residual batch-norm).</summary>
+    public static TheoryData<string> CudnnModels => ["conv2", "resnet20"];
+
     private static bool HasBatchNorm(IEnumerable<LayerSpec> layers) => layers.Any(l => l switch
     {
         BatchNormSpec => true,
@@ -96,9 +99,7 @@ public abstract class BuiltInModelEquivalenceTests
         return (Compare.Get(backend, totals)[0], gradients);
     }
 
-    [Theory]
-    [MemberData(nameof(Models))]
-    public void GradientsOfOneStepAgreeWithTheCpu(string model)
+    protected void GradientsOfOneStepAgreeWithTheCpu(string model)
     {
         var spec = BuiltInModels.TryGet(model)!;
         using var device = Open();
@@ -144,16 +145,49 @@ public sealed class EmuBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTes
     protected override CudaBackend Open() => CudaBackend.Open("emu");
 
     [Theory]
+    [MemberData(nameof(Models), MemberType = typeof(BuiltInModelEquivalenceTests))]
+    public void GradientsOfOneStepOfEveryModelAgreeWithTheCpu(string model) => GradientsOfOneStepAgreeWithTheCpu(model);
+
+    [Theory]
     [MemberData(nameof(SmallModels), MemberType = typeof(BuiltInModelEquivalenceTests))]
     public void AFewLaPermStepsOfTheSmallerModelsAgreeWithTheCpu(string model) => AFewLaPermStepsAgreeWithTheCpu(model);
+}
+
+/// <summary>The emulator with its stand-in for cuDNN: the backend's routing of convolution, pooling and batch-norm to the library.</summary>
+public sealed class EmuCudnnBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu", cudnn: CudnnScope.All);
+
+    [Theory]
+    [MemberData(nameof(CudnnModels), MemberType = typeof(BuiltInModelEquivalenceTests))]
+    public void GradientsOfOneStepWithTheLibraryAgreeWithTheCpu(string model) => GradientsOfOneStepAgreeWithTheCpu(model);
 }
 
 [Trait("Category", "Gpu")]
 public sealed class GpuBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
+
+    [Theory]
+    [MemberData(nameof(Models), MemberType = typeof(BuiltInModelEquivalenceTests))]
+    public void GradientsOfOneStepOfEveryModelAgreeWithTheCpu(string model) => GradientsOfOneStepAgreeWithTheCpu(model);
 
     [Theory]
     [MemberData(nameof(Models), MemberType = typeof(BuiltInModelEquivalenceTests))]
     public void AFewLaPermStepsOfEveryModelAgreeWithTheCpu(string model) => AFewLaPermStepsAgreeWithTheCpu(model);
+}
+
+/// <summary>Every built-in model on the GPU with cuDNN for convolution, pooling and batch-norm.</summary>
+[Trait("Category", "Gpu")]
+public sealed class GpuCudnnBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTests
+{
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.All);
+
+    [Theory]
+    [MemberData(nameof(Models), MemberType = typeof(BuiltInModelEquivalenceTests))]
+    public void GradientsOfOneStepWithCudnnAgreeWithTheCpu(string model) => GradientsOfOneStepAgreeWithTheCpu(model);
+
+    [Theory]
+    [MemberData(nameof(Models), MemberType = typeof(BuiltInModelEquivalenceTests))]
+    public void AFewLaPermStepsWithCudnnAgreeWithTheCpu(string model) => AFewLaPermStepsAgreeWithTheCpu(model);
 }

@@ -188,5 +188,5 @@ public sealed class EmuChannelReductionTests : ChannelReductionTests
 [Trait("Category", "Gpu")]
 public sealed class GpuChannelReductionTests : ChannelReductionTests
 {
-    protected override CudaBackend Open(ChannelReduction reduction) => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels, reduction);
+    protected override CudaBackend Open(ChannelReduction reduction) => GpuBackendOpTests.OpenGpu(CudnnScope.None, reduction);
 }

@@ -236,5 +236,5 @@ public sealed class EmuDataGatherTests : DataGatherTests
 [Trait("Category", "Gpu")]
 public sealed class GpuDataGatherTests : DataGatherTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }

@@ -105,5 +105,5 @@ public sealed class EmuEvaluationEquivalenceTests : EvaluationEquivalenceTests
 [Trait("Category", "Gpu")]
 public sealed class GpuEvaluationEquivalenceTests : EvaluationEquivalenceTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }

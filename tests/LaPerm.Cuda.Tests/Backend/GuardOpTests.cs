@@ -114,5 +114,5 @@ public sealed class EmuGuardOpTests : GuardOpTests
 [Trait("Category", "Gpu")]
 public sealed class GpuGuardOpTests : GuardOpTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }

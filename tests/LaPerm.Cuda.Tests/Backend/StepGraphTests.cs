@@ -238,7 +238,7 @@ public sealed class EmuDeviceSkipStepTests : DeviceSkipStepTests
 [Trait("Category", "Gpu")]
 public sealed class GpuDeviceSkipStepTests : DeviceSkipStepTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }
 
 public sealed class EmuStepGraphTests : StepGraphTests
@@ -249,5 +249,17 @@ public sealed class EmuStepGraphTests : StepGraphTests
 [Trait("Category", "Gpu")]
 public sealed class GpuStepGraphTests : StepGraphTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
+}
+
+/// <summary>The same with cuDNN's stand-in recorded into the emulated graphs (tinyconv has conv, max and average pooling, batch-norm).</summary>
+public sealed class EmuCudnnStepGraphTests : StepGraphTests
+{
+    protected override CudaBackend Open() => CudaBackend.Open("emu", cudnn: CudnnScope.All);
+}
+
+[Trait("Category", "Gpu")]
+public sealed class GpuCudnnStepGraphTests : StepGraphTests
+{
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.All);
 }

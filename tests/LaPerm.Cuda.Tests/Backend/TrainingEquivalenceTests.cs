@@ -159,7 +159,7 @@ public sealed class EmuGraphCaptureTests : GraphCaptureTests
 [Trait("Category", "Gpu")]
 public sealed class GpuGraphCaptureTests : GraphCaptureTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }
 
 public sealed class EmuTrainingEquivalenceTests : TrainingEquivalenceTests
@@ -170,5 +170,5 @@ public sealed class EmuTrainingEquivalenceTests : TrainingEquivalenceTests
 [Trait("Category", "Gpu")]
 public sealed class GpuTrainingEquivalenceTests : TrainingEquivalenceTests
 {
-    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(ConvolutionEngine.Kernels);
+    protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
 }

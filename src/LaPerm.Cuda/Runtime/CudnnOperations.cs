@@ -4,31 +4,99 @@ using LaPerm.Cuda.Interop;
 namespace LaPerm.Cuda.Runtime;
 
 /// <summary>
-/// cuDNN convolutions for <see cref="CudaRuntime"/>: one plan (descriptors, chosen algorithms,
-/// workspace sizes) per geometry, made on first use, and one shared workspace that grows to
-/// the largest need. FMA math only (no TF32), so results are FP32 like the CPU's.
+/// cuDNN for <see cref="CudaRuntime"/>, on one handle. Convolutions: one plan (descriptors,
+/// chosen algorithms, workspace sizes) per geometry, made on first use, and one shared
+/// workspace that grows to the largest need; FMA math only (no TF32), so results are FP32 like
+/// the CPU's. Pooling and batch-norm: descriptors per shape, made on first use, no workspace.
 /// Plans and the workspace are made outside the hot path: run one warm-up step before
 /// capturing a graph.
 /// </summary>
-internal sealed class CudnnConvolutions : IDisposable
+internal sealed class CudnnOperations : IDisposable
 {
     private readonly CudaDriver _driver;
     private readonly Cudnn _cudnn;
     private readonly nint _handle;
     private readonly Dictionary<ConvGeometry, Plan> _plans = [];
+    private readonly Dictionary<PoolingWindow, PoolingPlan> _poolings = [];
+    private readonly Dictionary<BatchNormShape, BatchNormPlan> _batchNorms = [];
     private ulong _workspace;
     private long _workspaceBytes;
 
     private sealed record Plan(nint X, nint W, nint Y, nint Convolution, int[] Algorithms, long[] WorkspaceBytes);
+    private sealed record PoolingPlan(nint X, nint Y, nint Pooling);
+    private sealed record BatchNormPlan(nint X, nint Channels);
 
-    public CudnnConvolutions(CudaDriver driver, Cudnn cudnn)
+    public CudnnOperations(CudaDriver driver, Cudnn cudnn)
     {
         _driver = driver;
         _cudnn = cudnn;
         _handle = cudnn.Create();
     }
 
-    public void Run(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
+    public void PoolingForward(nint stream, PoolingWindow window, ulong x, ulong y)
+    {
+        PoolingPlan plan = PoolingPlanFor(window);
+        _cudnn.SetStream(_handle, stream);
+        _cudnn.PoolingForward(_handle, plan.Pooling, plan.X, x, plan.Y, y);
+    }
+
+    public void PoolingBackward(nint stream, PoolingWindow window, ulong x, ulong y, ulong dy, ulong dx)
+    {
+        PoolingPlan plan = PoolingPlanFor(window);
+        _cudnn.SetStream(_handle, stream);
+        _cudnn.PoolingBackward(_handle, plan.Pooling, plan.Y, y, dy, plan.X, x, dx);
+    }
+
+    private PoolingPlan PoolingPlanFor(PoolingWindow w)
+    {
+        if (_poolings.TryGetValue(w, out PoolingPlan? plan)) return plan;
+        nint x = _cudnn.CreateTensor4d(w.Batch, w.Channels, w.InHeight, w.InWidth);
+        nint y = _cudnn.CreateTensor4d(w.Batch, w.Channels, w.OutHeight, w.OutWidth);
+        nint pooling = _cudnn.CreatePooling2d(w.Mode, w.WindowHeight, w.WindowWidth, w.StrideHeight, w.StrideWidth);
+        plan = new PoolingPlan(x, y, pooling);
+        _poolings[w] = plan;
+        return plan;
+    }
+
+    /// <summary>Keras' momentum m becomes cuDNN's exponential average factor 1 - m.</summary>
+    public void BatchNormForwardTraining(nint stream, BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
+        ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y)
+    {
+        BatchNormPlan plan = BatchNormPlanFor(shape, epsilon);
+        _cudnn.SetStream(_handle, stream);
+        _cudnn.BatchNormForwardTraining(_handle, plan.X, x, y, plan.Channels, gamma, beta, 1.0 - momentum,
+            runningMean, runningVariance, epsilon, savedMean, savedInvStd);
+    }
+
+    public void BatchNormForwardInference(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta,
+        ulong mean, ulong variance, ulong y)
+    {
+        BatchNormPlan plan = BatchNormPlanFor(shape, epsilon);
+        _cudnn.SetStream(_handle, stream);
+        _cudnn.BatchNormForwardInference(_handle, plan.X, x, y, plan.Channels, gamma, beta, mean, variance, epsilon);
+    }
+
+    /// <summary>cuDNN reads the saved statistics, so its epsilon argument only has to be valid.</summary>
+    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+        ulong dx, ulong dGamma, ulong dBeta)
+    {
+        BatchNormPlan plan = BatchNormPlanFor(shape, Cudnn.BatchNormMinEpsilon);
+        _cudnn.SetStream(_handle, stream);
+        _cudnn.BatchNormBackward(_handle, plan.X, x, dy, dx, plan.Channels, gamma, dGamma, dBeta, Cudnn.BatchNormMinEpsilon, savedMean, savedInvStd);
+    }
+
+    private BatchNormPlan BatchNormPlanFor(BatchNormShape shape, double epsilon)
+    {
+        if (epsilon < Cudnn.BatchNormMinEpsilon)
+            throw new NotSupportedException($"cuDNN batch-norm needs epsilon >= {Cudnn.BatchNormMinEpsilon}, got {epsilon}");
+        if (_batchNorms.TryGetValue(shape, out BatchNormPlan? plan)) return plan;
+        // [N, C, S] as NCHW with H = S, W = 1; gamma, beta and the statistics are 1 x C x 1 x 1.
+        plan = new BatchNormPlan(_cudnn.CreateTensor4d(shape.Batch, shape.Channels, shape.Spatial, 1), _cudnn.CreateTensor4d(1, shape.Channels, 1, 1));
+        _batchNorms[shape] = plan;
+        return plan;
+    }
+
+    public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
     {
         Plan plan = PlanFor(g);
         int d = (int)direction;
@@ -118,6 +186,19 @@ internal sealed class CudnnConvolutions : IDisposable
             _cudnn.DestroyConvolution(plan.Convolution);
         }
         _plans.Clear();
+        foreach (PoolingPlan plan in _poolings.Values)
+        {
+            _cudnn.DestroyTensor(plan.X);
+            _cudnn.DestroyTensor(plan.Y);
+            _cudnn.DestroyPooling(plan.Pooling);
+        }
+        _poolings.Clear();
+        foreach (BatchNormPlan plan in _batchNorms.Values)
+        {
+            _cudnn.DestroyTensor(plan.X);
+            _cudnn.DestroyTensor(plan.Channels);
+        }
+        _batchNorms.Clear();
         if (_workspace != 0) _driver.MemFree(_workspace);
         _cudnn.Destroy(_handle);
     }
