@@ -288,6 +288,17 @@ internal static class LibraryChecks
         Compare("dw", expectedDw, gw.ToArray(), x, dy, g.Batch * g.OutHeight * g.OutWidth, exact);
     }
 
+    /// <summary>TF "same" at stride 2 on an even size pads 0 top, 1 bottom: cuDNN (and the emulator's stand-in) refuse it with a reason.</summary>
+    public static void RefusesAsymmetricPadding(Device device)
+    {
+        var g = ConvGeometry.Create(1, 2, 8, 8, 2, 3, 3, 2, true);
+        using var x = device.Allocate<float>(g.InputLength);
+        using var w = device.Allocate<float>(g.WeightLength);
+        using var y = device.Allocate<float>(g.OutputLength);
+        var e = Assert.Throws<NotSupportedException>(() => device.ConvForward(device.Stream, g, x, w, y));
+        Assert.Contains("symmetrically", e.Message);
+    }
+
     private static void Compare(string name, float[] expected, float[] actual, float[] first, float[] second, int terms, bool exact)
     {
         Assert.Equal(expected.Length, actual.Length);

@@ -401,39 +401,9 @@ public abstract class BackendOpTests
     {
         using var device = Open();
         using var cpu = Cpu();
-        var rng = new Random(batch + channels);
-        int length = batch * channels * spatial;
-        var x = Random(rng, length, 2f).Select(v => v + 0.7f).ToArray();
-        var dy = Random(rng, length);
-        var gamma = Random(rng, channels);
-        var beta = Random(rng, channels);
-        var runningMean = Random(rng, channels, 0.1f);
-        var runningVariance = Random(rng, channels).Select(v => 1 + Math.Abs(v)).ToArray();
-        const float epsilon = 1e-3f, momentum = 0.99f;
-        int[] shape = [batch, channels, spatial];
-        float[][] Run(IBackend backend)
-        {
-            using var tx = Put(backend, x, shape);
-            using var tg = Put(backend, gamma, channels);
-            using var tb = Put(backend, beta, channels);
-            using var rm = Put(backend, runningMean, channels);
-            using var rv = Put(backend, runningVariance, channels);
-            using var sm = Poisoned(backend, channels);
-            using var sis = Poisoned(backend, channels);
-            using var ty = Poisoned(backend, shape);
-            backend.BatchNormForwardTraining(batch, channels, spatial, epsilon, momentum, tx, tg, tb, rm, rv, sm, sis, ty);
-            using var tdy = Put(backend, dy, shape);
-            using var tdx = Poisoned(backend, shape);
-            using var dg = Poisoned(backend, channels);
-            using var db = Poisoned(backend, channels);
-            backend.BatchNormBackward(batch, channels, spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
-            using var inference = Poisoned(backend, shape);
-            backend.BatchNormForwardInference(batch, channels, spatial, epsilon, tx, tg, tb, rm, rv, inference);
-            return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
-                    Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, inference)];
-        }
-        var e = Run(cpu);
-        var a = Run(device);
+        var bn = BatchNormCase.Random(new Random(batch + channels), batch, channels, spatial, momentum: 0.99f);
+        var e = bn.Run(cpu);
+        var a = bn.Run(device);
         // Statistics: double sums in another order and a Newton-refined 1/sqrt, rounded once to
         // float: equal or one float ulp apart. Outputs inherit at most that relative difference.
         const double ulp = 1.2e-7;
@@ -473,6 +443,47 @@ public abstract class BackendOpTests
             return Get(backend, ty);
         }
         BitEqual(Run(cpu), Run(device), "batch-norm inference");
+    }
+
+    /// <summary>One batch-norm case: random inputs (x offset from zero), run as training forward, backward and inference.</summary>
+    private sealed record BatchNormCase(int Batch, int Channels, int Spatial, float Epsilon, float Momentum,
+        float[] X, float[] Dy, float[] Gamma, float[] Beta, float[] RunningMean, float[] RunningVariance)
+    {
+        public static BatchNormCase Random(Random rng, int batch, int channels, int spatial, float momentum)
+        {
+            int length = batch * channels * spatial;
+            var x = Compare.Random(rng, length, 2f).Select(v => v + 0.7f).ToArray();
+            var dy = Compare.Random(rng, length);
+            var gamma = Compare.Random(rng, channels);
+            var beta = Compare.Random(rng, channels);
+            var runningMean = Compare.Random(rng, channels, 0.1f);
+            var runningVariance = Compare.Random(rng, channels).Select(v => 1 + Math.Abs(v)).ToArray();
+            return new(batch, channels, spatial, 1e-3f, momentum, x, dy, gamma, beta, runningMean, runningVariance);
+        }
+
+        /// <summary>y, saved mean, saved 1/std, running mean, running variance, dx, dgamma, dbeta, inference y.</summary>
+        public float[][] Run(IBackend backend)
+        {
+            int[] shape = [Batch, Channels, Spatial];
+            using var tx = Put(backend, X, shape);
+            using var tg = Put(backend, Gamma, Channels);
+            using var tb = Put(backend, Beta, Channels);
+            using var rm = Put(backend, RunningMean, Channels);
+            using var rv = Put(backend, RunningVariance, Channels);
+            using var sm = Poisoned(backend, Channels);
+            using var sis = Poisoned(backend, Channels);
+            using var ty = Poisoned(backend, shape);
+            backend.BatchNormForwardTraining(Batch, Channels, Spatial, Epsilon, Momentum, tx, tg, tb, rm, rv, sm, sis, ty);
+            using var tdy = Put(backend, Dy, shape);
+            using var tdx = Poisoned(backend, shape);
+            using var dg = Poisoned(backend, Channels);
+            using var db = Poisoned(backend, Channels);
+            backend.BatchNormBackward(Batch, Channels, Spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
+            using var inference = Poisoned(backend, shape);
+            backend.BatchNormForwardInference(Batch, Channels, Spatial, Epsilon, tx, tg, tb, rm, rv, inference);
+            return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
+                    Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, inference)];
+        }
     }
 
     public static TheoryData<int, int, int, int, int, bool, long> ConvShapes => new()
@@ -563,41 +574,12 @@ public abstract class BackendOpTests
     [InlineData(300, 5, 1)]    // dense activations
     public void CudnnBatchNormAgreesWithTheCpu(int batch, int channels, int spatial)
     {
-        var rng = new Random(batch * 3 + channels);
-        int length = batch * channels * spatial, m = batch * spatial;
-        var x = Random(rng, length, 2f).Select(v => v + 0.7f).ToArray();
-        var dy = Random(rng, length);
-        var gamma = Random(rng, channels);
-        var beta = Random(rng, channels);
-        var runningMean = Random(rng, channels, 0.1f);
-        var runningVariance = Random(rng, channels).Select(v => 1 + Math.Abs(v)).ToArray();
-        const float epsilon = 1e-3f, momentum = 0.5f;
-        int[] shape = [batch, channels, spatial];
-        float[][] Run(IBackend backend)
-        {
-            using var tx = Put(backend, x, shape);
-            using var tg = Put(backend, gamma, channels);
-            using var tb = Put(backend, beta, channels);
-            using var rm = Put(backend, runningMean, channels);
-            using var rv = Put(backend, runningVariance, channels);
-            using var sm = Poisoned(backend, channels);
-            using var sis = Poisoned(backend, channels);
-            using var ty = Poisoned(backend, shape);
-            backend.BatchNormForwardTraining(batch, channels, spatial, epsilon, momentum, tx, tg, tb, rm, rv, sm, sis, ty);
-            using var tdy = Put(backend, dy, shape);
-            using var tdx = Poisoned(backend, shape);
-            using var dg = Poisoned(backend, channels);
-            using var db = Poisoned(backend, channels);
-            backend.BatchNormBackward(batch, channels, spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
-            using var inference = Poisoned(backend, shape);
-            backend.BatchNormForwardInference(batch, channels, spatial, epsilon, tx, tg, tb, rm, rv, inference);
-            return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
-                    Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, inference)];
-        }
+        var bn = BatchNormCase.Random(new Random(batch * 3 + channels), batch, channels, spatial, momentum: 0.5f);
+        var (x, dy, epsilon, m) = (bn.X, bn.Dy, bn.Epsilon, batch * spatial);
         using var device = OpenWithCudnn();
         using var cpu = Cpu();
-        var e = Run(cpu);
-        var a = Run(device);
+        var e = bn.Run(cpu);
+        var a = bn.Run(device);
         Assert.Equal(CudnnScope.All, device.CudnnScope);
         double kappa = 0, termGamma = 0, termBeta = 0;
         for (int c = 0; c < channels; c++)
