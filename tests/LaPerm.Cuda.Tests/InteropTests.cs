@@ -29,6 +29,35 @@ public sealed class CudaExceptionTests
     }
 }
 
+public sealed class CudnnAlgorithmChoiceTests
+{
+    private static CudnnAlgorithmPerformance Candidate(int algorithm, int status = 0, int determinism = 1, int mathType = 3, long memory = 1024) =>
+        new() { Algorithm = algorithm, Status = status, Milliseconds = algorithm, MemoryBytes = (nuint)memory, Determinism = determinism, MathType = mathType };
+
+    [Fact]
+    public void TheFastestDeterministicFmaAlgorithmWithinTheCapIsChosen()
+    {
+        CudnnAlgorithmPerformance[] measured =
+        [
+            Candidate(0, determinism: 0),                              // fastest, but atomics: not reproducible
+            Candidate(1, mathType: 1),                                 // tensor cores (TF32)
+            Candidate(2, mathType: 2),                                 // tensor cores with conversion
+            Candidate(3, status: 3000),                                // did not run
+            Candidate(4, memory: CudnnOperations.MaxWorkspaceBytes + 1),
+            Candidate(5, mathType: 0),                                 // default math on FP32 data: FMA
+            Candidate(6),
+        ];
+        Assert.Equal(5, CudnnOperations.ChooseAlgorithm(measured, CudnnOperations.MaxWorkspaceBytes));
+    }
+
+    [Fact]
+    public void NoQualifyingAlgorithmIsMinusOne()
+    {
+        Assert.Equal(-1, CudnnOperations.ChooseAlgorithm([Candidate(0, determinism: 0), Candidate(1, mathType: 1)], CudnnOperations.MaxWorkspaceBytes));
+        Assert.Equal(-1, CudnnOperations.ChooseAlgorithm([], CudnnOperations.MaxWorkspaceBytes));
+    }
+}
+
 public sealed class LibraryDiscoveryTests
 {
     private static bool DriverInstalled => NativeLibrary.TryLoad("libcuda.so.1", out _);

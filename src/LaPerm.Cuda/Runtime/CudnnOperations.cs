@@ -5,9 +5,9 @@ namespace LaPerm.Cuda.Runtime;
 
 /// <summary>
 /// cuDNN for <see cref="CudaRuntime"/>, on one handle. Convolutions: one plan (descriptors,
-/// chosen algorithms, workspace sizes) per geometry, made on first use, and one shared
-/// workspace that grows to the largest need; FMA math only (no TF32), so results are FP32 like
-/// the CPU's. Pooling and batch-norm: descriptors per shape, made on first use, no workspace.
+/// algorithms measured by cuDNN's Find, workspace sizes) per geometry, made on first use, and one
+/// shared workspace that grows to the largest need; FMA math only (no TF32), so results are FP32
+/// like the CPU's, and deterministic algorithms only, so a run repeats bit for bit. Pooling and batch-norm: descriptors per shape, made on first use, no workspace.
 /// Plans and the workspace are made outside the hot path: run one warm-up step before
 /// capturing a graph.
 /// </summary>
@@ -150,18 +150,46 @@ internal sealed class CudnnOperations : IDisposable
                 ConvolutionDirection.BackwardData => (w, y, x),
                 _ => (x, y, w),
             };
-            int count = _cudnn.GetAlgorithms(direction, _handle, first, second, convolution, result, results);
-            int chosen = -1;
-            for (int i = 0; i < count && chosen < 0; i++)
-                if (results[i].Status == 0) chosen = i;   // heuristics order: first supported is the pick
+            // Measured on the device (cuDNN's Find, as PyTorch's cudnn.benchmark), fastest first;
+            // the heuristics' order when nothing measured qualifies.
+            int count = _cudnn.FindAlgorithms(direction, _handle, first, second, convolution, result, results);
+            int chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
             if (chosen < 0)
-                throw new NotSupportedException($"cuDNN offers no {direction} algorithm for {g}");
+            {
+                count = _cudnn.GetAlgorithms(direction, _handle, first, second, convolution, result, results);
+                chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
+            }
+            if (chosen < 0)
+                throw new NotSupportedException($"cuDNN offers no deterministic FMA {direction} algorithm for {g} within {MaxWorkspaceBytes >> 20} MiB of workspace");
             algorithms[(int)direction] = results[chosen].Algorithm;
             workspace[(int)direction] = _cudnn.WorkspaceSize(direction, _handle, first, second, convolution, result, results[chosen].Algorithm);
         }
         plan = new Plan(x, w, y, convolution, algorithms, workspace);
         _plans[g] = plan;
         return plan;
+    }
+
+    /// <summary>The most workspace one convolution algorithm may take.</summary>
+    internal const long MaxWorkspaceBytes = 512L << 20;
+
+    // cudnnDeterminism_t / cudnnMathType_t values the choice looks at.
+    private const int Deterministic = 1, TensorOpMath = 1, TensorOpMathAllowConversion = 2;
+
+    /// <summary>
+    /// The first of <paramref name="candidates"/> (cuDNN's order: fastest measured, or the
+    /// heuristics' preference) that ran, is deterministic (same seed, same bits from run to run),
+    /// uses no tensor-core math (FP32 like the CPU, no TF32) and fits the workspace cap; -1 if none.
+    /// </summary>
+    internal static int ChooseAlgorithm(ReadOnlySpan<CudnnAlgorithmPerformance> candidates, long maxWorkspaceBytes)
+    {
+        for (int i = 0; i < candidates.Length; i++)
+        {
+            var c = candidates[i];
+            if (c.Status == 0 && c.Determinism == Deterministic && c.MathType != TensorOpMath && c.MathType != TensorOpMathAllowConversion
+                && (long)c.MemoryBytes <= maxWorkspaceBytes)
+                return i;
+        }
+        return -1;
     }
 
     private void EnsureWorkspace(long bytes)
