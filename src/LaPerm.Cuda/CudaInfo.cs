@@ -118,7 +118,8 @@ public static class CudaInfo
         Cudnn? cudnn = Interop.Cudnn.TryLoad(out string? cudnnProblem);
         LibraryInfo cudnnInfo = cudnn is null
             ? new LibraryInfo("cuDNN", null, null, cudnnProblem)
-            : Probe("cuDNN", cudnn.Library, () => FormatLibraryVersion(cudnn.Version()));
+            : Probe("cuDNN", cudnn.Library, () => FormatLibraryVersion(cudnn.Version()) + (cudnn.MissingExports.Count == 0 ? ""
+                : $" (without {string.Join(", ", cudnn.MissingExports)}: our kernels run those ops)"));
 
         EmulatorLibrary? emulator = EmulatorLibrary.TryLoad(out string? emulatorProblem);
         var emulatorInfo = new LibraryInfo("Emulator", emulator?.Library.Path, null, emulator is null ? emulatorProblem : null);

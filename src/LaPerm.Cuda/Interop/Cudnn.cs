@@ -105,17 +105,20 @@ public sealed unsafe class Cudnn
         _convolutionForward = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionForward");
         _convolutionBackwardData = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardData");
         _convolutionBackwardFilter = (delegate* unmanaged<nint, float*, nint, ulong, nint, ulong, nint, int, ulong, nuint, float*, nint, ulong, int>)Export(h, "cudnnConvolutionBackwardFilter");
-        _createPooling = (delegate* unmanaged<nint*, int>)Export(h, "cudnnCreatePoolingDescriptor");
-        _setPooling2d = (delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int>)Export(h, "cudnnSetPooling2dDescriptor");
-        _destroyPooling = (delegate* unmanaged<nint, int>)Export(h, "cudnnDestroyPoolingDescriptor");
-        _poolingForward = (delegate* unmanaged<nint, nint, float*, nint, ulong, float*, nint, ulong, int>)Export(h, "cudnnPoolingForward");
-        _poolingBackward = (delegate* unmanaged<nint, nint, float*, nint, ulong, nint, ulong, nint, ulong, float*, nint, ulong, int>)Export(h, "cudnnPoolingBackward");
+        // Pooling and batch-norm are deprecated in cuDNN 9 and may go in a later version: without
+        // them cuDNN still runs convolutions, and those ops fall back to our kernels.
+        _createPooling = (delegate* unmanaged<nint*, int>)OptionalExport(h, "cudnnCreatePoolingDescriptor", _missing);
+        _setPooling2d = (delegate* unmanaged<nint, int, int, int, int, int, int, int, int, int>)OptionalExport(h, "cudnnSetPooling2dDescriptor", _missing);
+        _destroyPooling = (delegate* unmanaged<nint, int>)OptionalExport(h, "cudnnDestroyPoolingDescriptor", _missing);
+        _poolingForward = (delegate* unmanaged<nint, nint, float*, nint, ulong, float*, nint, ulong, int>)OptionalExport(h, "cudnnPoolingForward", _missing);
+        _poolingBackward = (delegate* unmanaged<nint, nint, float*, nint, ulong, nint, ulong, nint, ulong, float*, nint, ulong, int>)
+            OptionalExport(h, "cudnnPoolingBackward", _missing);
         _batchNormTraining = (delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, double, ulong, ulong, double, ulong, ulong, int>)
-            Export(h, "cudnnBatchNormalizationForwardTraining");
+            OptionalExport(h, "cudnnBatchNormalizationForwardTraining", _missing);
         _batchNormInference = (delegate* unmanaged<nint, int, float*, float*, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, ulong, double, int>)
-            Export(h, "cudnnBatchNormalizationForwardInference");
+            OptionalExport(h, "cudnnBatchNormalizationForwardInference", _missing);
         _batchNormBackward = (delegate* unmanaged<nint, int, float*, float*, float*, float*, nint, ulong, nint, ulong, nint, ulong, nint, ulong, ulong, ulong, double, ulong, ulong, int>)
-            Export(h, "cudnnBatchNormalizationBackward");
+            OptionalExport(h, "cudnnBatchNormalizationBackward", _missing);
         _getAlgorithm =
         [
             (delegate* unmanaged<nint, nint, nint, nint, nint, int, int*, CudnnAlgorithmPerformance*, int>)Export(h, "cudnnGetConvolutionForwardAlgorithm_v7"),
@@ -168,6 +171,24 @@ public sealed unsafe class Cudnn
 
     private static nint Export(nint library, string name) =>
         NativeLibrary.TryGetExport(library, name, out nint address) ? address : throw new EntryPointNotFoundException(name);
+
+    private static nint OptionalExport(nint library, string name, List<string> missing)
+    {
+        if (NativeLibrary.TryGetExport(library, name, out nint address)) return address;
+        missing.Add(name);
+        return 0;
+    }
+
+    private readonly List<string> _missing = [];
+
+    /// <summary>Optional exports this library lacks (the pooling and batch-norm calls); empty for cuDNN 9.</summary>
+    public IReadOnlyList<string> MissingExports => _missing;
+
+    /// <summary>Pooling and batch-norm calls go through here: a missing one is an op cuDNN cannot run, so our kernels do.</summary>
+    private static void Require(void* function, string name)
+    {
+        if (function == null) throw new NotSupportedException($"this cuDNN lacks {name}");
+    }
 
     /// <summary>cudnnGetVersion: major*10000 + minor*100 + patch for cuDNN 9 (e.g. 90100).</summary>
     public long Version() => (long)_getVersion();
@@ -286,6 +307,9 @@ public sealed unsafe class Cudnn
 
     public nint CreatePooling2d(CudnnPoolingMode mode, int windowH, int windowW, int strideH, int strideW)
     {
+        Require(_createPooling, "cudnnCreatePoolingDescriptor");
+        Require(_setPooling2d, "cudnnSetPooling2dDescriptor");
+        Require(_destroyPooling, "cudnnDestroyPoolingDescriptor");
         nint desc;
         Check(_createPooling(&desc), "cudnnCreatePoolingDescriptor");
         Check(_setPooling2d(desc, (int)mode, NotPropagateNan, windowH, windowW, 0, 0, strideH, strideW), "cudnnSetPooling2dDescriptor");
@@ -297,6 +321,7 @@ public sealed unsafe class Cudnn
     /// <summary>y = pool(x) (alpha 1, beta 0: y overwritten).</summary>
     public void PoolingForward(nint handle, nint pooling, nint xDesc, ulong x, nint yDesc, ulong y)
     {
+        Require(_poolingForward, "cudnnPoolingForward");
         float alpha = 1f, beta = 0f;
         Check(_poolingForward(handle, pooling, &alpha, xDesc, x, &beta, yDesc, y), "cudnnPoolingForward");
     }
@@ -304,6 +329,7 @@ public sealed unsafe class Cudnn
     /// <summary>dx from x, the forward output y and dy (alpha 1, beta 0: dx overwritten).</summary>
     public void PoolingBackward(nint handle, nint pooling, nint yDesc, ulong y, ulong dy, nint xDesc, ulong x, ulong dx)
     {
+        Require(_poolingBackward, "cudnnPoolingBackward");
         float alpha = 1f, beta = 0f;
         Check(_poolingBackward(handle, pooling, &alpha, yDesc, y, yDesc, dy, xDesc, x, &beta, xDesc, dx), "cudnnPoolingBackward");
     }
@@ -315,6 +341,7 @@ public sealed unsafe class Cudnn
     public void BatchNormForwardTraining(nint handle, nint xDesc, ulong x, ulong y, nint channelDesc, ulong gamma, ulong beta,
         double averageFactor, ulong runningMean, ulong runningVariance, double epsilon, ulong savedMean, ulong savedInvStd)
     {
+        Require(_batchNormTraining, "cudnnBatchNormalizationForwardTraining");
         float alpha = 1f, blend = 0f;
         Check(_batchNormTraining(handle, BatchNormSpatial, &alpha, &blend, xDesc, x, xDesc, y, channelDesc, gamma, beta,
             averageFactor, runningMean, runningVariance, epsilon, savedMean, savedInvStd), "cudnnBatchNormalizationForwardTraining");
@@ -324,6 +351,7 @@ public sealed unsafe class Cudnn
     public void BatchNormForwardInference(nint handle, nint xDesc, ulong x, ulong y, nint channelDesc, ulong gamma, ulong beta,
         ulong mean, ulong variance, double epsilon)
     {
+        Require(_batchNormInference, "cudnnBatchNormalizationForwardInference");
         float alpha = 1f, blend = 0f;
         Check(_batchNormInference(handle, BatchNormSpatial, &alpha, &blend, xDesc, x, xDesc, y, channelDesc, gamma, beta, mean, variance, epsilon),
             "cudnnBatchNormalizationForwardInference");
@@ -333,6 +361,7 @@ public sealed unsafe class Cudnn
     public void BatchNormBackward(nint handle, nint xDesc, ulong x, ulong dy, ulong dx, nint channelDesc, ulong gamma,
         ulong dGamma, ulong dBeta, double epsilon, ulong savedMean, ulong savedInvStd)
     {
+        Require(_batchNormBackward, "cudnnBatchNormalizationBackward");
         float one = 1f, zero = 0f;
         Check(_batchNormBackward(handle, BatchNormSpatial, &one, &zero, &one, &zero, xDesc, x, xDesc, dy, xDesc, dx,
             channelDesc, gamma, dGamma, dBeta, epsilon, savedMean, savedInvStd), "cudnnBatchNormalizationBackward");
