@@ -13,6 +13,9 @@ public sealed partial class CudaBackend
 {
     private CudnnScope _cudnnScope;
 
+    /// <summary>Why cuDNN could not be loaded when it was asked for (then the scope is None).</summary>
+    private string? _cudnnUnavailable;
+
     /// <summary>Shapes cuDNN refused (asymmetric padding, epsilon below its minimum): our kernels run them.</summary>
     private readonly HashSet<object> _cudnnRejected = [];
 

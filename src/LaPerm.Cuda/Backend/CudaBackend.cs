@@ -78,6 +78,12 @@ public sealed partial class CudaBackend : IBackend
         _channelReduction = channelReduction;
         if ((cudnn & ~CudnnScope.All) != 0) throw new ArgumentOutOfRangeException(nameof(cudnn), cudnn, "unknown cuDNN op family");
         _cudnnScope = cudnn;
+        // Asked for cuDNN: load it now, so that the description says what will really run.
+        if (cudnn != CudnnScope.None && device.LibraryUnavailableReason() is { } reason)
+        {
+            _cudnnScope = CudnnScope.None;
+            _cudnnUnavailable = reason;
+        }
         device.MakeCurrent();
         _kernels = new BackendKernels(device);
         try
@@ -98,6 +104,7 @@ public sealed partial class CudaBackend : IBackend
     public string Name => _device.Kind;
 
     public string Description => $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
+        + (_cudnnUnavailable is null ? "" : $" ({_cudnnUnavailable})")
         + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "");
 
     /// <summary>"cuDNN for convolution, pooling (our kernels where it cannot)" or "our kernels only".</summary>

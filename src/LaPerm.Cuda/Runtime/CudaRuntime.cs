@@ -232,6 +232,20 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         return _cudnn = new CudnnOperations(_driver, cudnn);
     }
 
+    public string? LibraryUnavailableReason()
+    {
+        try
+        {
+            MakeCurrent();
+            Dnn();
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            return e.Message;
+        }
+    }
+
     public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output) =>
         Dnn().Convolution(stream, direction, g, first, second, output);
 

@@ -75,6 +75,9 @@ public sealed class Device : IDisposable
         return new DeviceModule(this, ptxFileName, Runtime.LoadModule(ptxFileName, ptx, kernels));
     }
 
+    /// <summary>Null when cuDNN (emu: its stand-in) is usable, after loading it if needed; else why not.</summary>
+    public string? LibraryUnavailableReason() => Runtime.LibraryUnavailableReason();
+
     /// <summary>Free and total device memory in bytes.</summary>
     public (long Free, long Total) MemoryInfo() => Runtime.MemoryInfo();
 

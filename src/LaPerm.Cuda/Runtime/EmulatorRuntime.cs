@@ -313,6 +313,9 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         else capture.Add(new RecordedOperation(description, call));
     }
 
+    /// <summary>The stand-in (the CPU backend) is always there.</summary>
+    public string? LibraryUnavailableReason() => null;
+
     public (long Free, long Total) MemoryInfo()
     {
         long total = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;

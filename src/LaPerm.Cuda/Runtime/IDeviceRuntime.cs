@@ -91,6 +91,9 @@ internal unsafe interface IDeviceRuntime : IDisposable
         ulong dx, ulong dGamma, ulong dBeta);
 
     (long Free, long Total) MemoryInfo();
+
+    /// <summary>Loads cuDNN (or the emulator's stand-in) if it is not yet loaded; null when it is usable, else why not.</summary>
+    string? LibraryUnavailableReason();
 }
 
 /// <summary>Grid or block dimensions.</summary>
