@@ -29,7 +29,6 @@ internal sealed unsafe class DeviceGemm : IDisposable
         device.MakeCurrent();
         _handle = _cublas.Create();
         _workspace = device.Allocate<byte>(WorkspaceBytes);
-        _cublas.SetWorkspace(_handle, _workspace.Pointer, WorkspaceBytes);
         _cublas.SetMathMode(_handle, math == GemmMath.Tf32 ? CublasMath.Tf32TensorOp : CublasMath.Pedantic);
     }
 
@@ -49,7 +48,7 @@ internal sealed unsafe class DeviceGemm : IDisposable
             _device.Runtime.Gemm(stream.Handle, transposeA, transposeB, m, n, k, alpha, a, (long)m * k, b, (long)k * n, beta, c, (long)m * n, 1);
             return;
         }
-        _cublas.SetStream(_handle, stream.Handle);
+        _cublas.BindStream(_handle, stream.Handle, _workspace!.Pointer, WorkspaceBytes);
         // cuBLAS is column-major: the row-major C[m,n] is the column-major C^T[n,m] = op(B)^T op(A)^T,
         // so the operands swap and each keeps its own transpose flag.
         var opA = transposeA ? CublasOperation.Transpose : CublasOperation.None;

@@ -135,10 +135,16 @@ public sealed unsafe class Cublas
 
     public void Destroy(nint handle) => Check(_destroy(handle), "cublasDestroy_v2");
 
-    public void SetStream(nint handle, nint stream) => Check(_setStream(handle, stream), "cublasSetStream_v2");
-
-    public void SetWorkspace(nint handle, ulong workspace, long bytes) =>
+    /// <summary>
+    /// Puts the handle's work on <paramref name="stream"/> with <paramref name="workspace"/> as its
+    /// workspace. cublasSetStream resets the workspace to cuBLAS's default pool (which allocates,
+    /// also inside a graph capture), so the explicit workspace is set again right after it, every time.
+    /// </summary>
+    public void BindStream(nint handle, nint stream, ulong workspace, long bytes)
+    {
+        Check(_setStream(handle, stream), "cublasSetStream_v2");
         Check(_setWorkspace(handle, (void*)workspace, (nuint)bytes), "cublasSetWorkspace_v2");
+    }
 
     public void SetMathMode(nint handle, CublasMath mode) => Check(_setMathMode(handle, (int)mode), "cublasSetMathMode");
 

@@ -192,14 +192,13 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
 
     public (long Free, long Total) MemoryInfo() => _driver.MemGetInfo();
 
-    /// <summary>The cuBLAS handle with an explicit workspace (capture-safe once created), made on first use.</summary>
+    /// <summary>The cuBLAS handle and its explicit workspace (bound with each stream, so capture-safe once created), made on first use.</summary>
     private nint CublasHandle()
     {
         if (_cublasHandle != 0) return _cublasHandle;
         if (_cublas is null) throw new InvalidOperationException($"cuBLAS unavailable: {_cublasFailure}.");
         nint handle = _cublas.Create();
         _cublasWorkspace = _driver.MemAlloc(CublasWorkspaceBytes);
-        _cublas.SetWorkspace(handle, _cublasWorkspace, CublasWorkspaceBytes);
         // Default math keeps FP32 (no TF32 unless NVIDIA_TF32_OVERRIDE forces it).
         _cublas.SetMathMode(handle, CublasMath.Default);
         _cublasHandle = handle;
@@ -210,7 +209,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         ulong a, long strideA, ulong b, long strideB, float beta, ulong c, long strideC, int batchCount)
     {
         nint handle = CublasHandle();
-        _cublas!.SetStream(handle, stream);
+        _cublas!.BindStream(handle, stream, _cublasWorkspace, CublasWorkspaceBytes);
         // cuBLAS is column-major: a row-major C[m,n] is a column-major C^T[n,m], and
         // C^T = op(B)^T op(A)^T, so swap the operands and keep each one's own transpose flag.
         var opA = transposeA ? CublasOperation.Transpose : CublasOperation.None;
