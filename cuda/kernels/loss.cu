@@ -7,12 +7,14 @@
 //   softmax_xent_total_v1   one block: totals[0] += sum of losses, totals[1] += sum of hits,
 //                           summed in double in a fixed order (deterministic, no float atomics)
 //
-// Numerics: exponentials use __expf/__logf (hardware approximations on the GPU, libm in the
-// emulator) with the sum of exponentials kept in double; the CPU backend computes everything in
-// double. Gradients and losses therefore agree with the CPU to a few 1e-7 relative; the arg-max
-// and the correct count are exact. A label outside [0, classes) cannot throw on the device: it
-// makes that example's loss NaN, which the host sees at the next download.
+// Numerics: everything in double, with the exponential and logarithm of softmax_math.cuh, which
+// are the CPU backend's (SoftmaxMath) operation for operation; the same sums in the same order.
+// So the gradients, each example's loss and hit, and the arg-max are the CPU's bit for bit;
+// only the totals are summed in another order (in double, then rounded to float once). A label
+// outside [0, classes) cannot throw on the device: it makes that example's loss NaN, which the
+// host sees at the next download.
 #include "laperm/device.cuh"
+#include "laperm/softmax_math.cuh"
 
 #define LOSS_TOTAL_BLOCK 256
 
@@ -31,18 +33,18 @@ extern "C" __global__ void softmax_xent_rows_v1(int batch, int classes, const fl
             best = j;
         }
     }
-    const float max = row[best];
+    const double max = (double)row[best];
     double sum = 0.0;
     for (int j = 0; j < classes; ++j) {
-        sum += (double)__expf(row[j] - max);
+        sum += lp_exp_nonpositive((double)row[j] - max);
     }
     const int label = labels[n];
     const bool valid = label >= 0 && label < classes;
     for (int j = 0; j < classes; ++j) {
-        const double p = (double)__expf(row[j] - max) / sum;
-        gradient[j] = (float)((p - (j == label ? 1.0 : 0.0)) / batch);
+        const double p = lp_exp_nonpositive((double)row[j] - max) / sum;
+        gradient[j] = (float)((p - (j == label ? 1.0 : 0.0)) / (double)batch);
     }
-    per_example[2 * n] = valid ? (float)((double)__logf((float)sum) + max - row[label]) : NAN;
+    per_example[2 * n] = valid ? (float)(lp_log(sum) + max - (double)row[label]) : NAN;
     per_example[2 * n + 1] = best == label ? 1.0f : 0.0f;
 }
 

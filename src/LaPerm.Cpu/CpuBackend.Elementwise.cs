@@ -125,11 +125,12 @@ public sealed partial class CpuBackend
                 for (int j = 1; j < row.Length; j++)
                     if (row[j] > row[best]) best = j;
                 double max = row[best], sum = 0;
-                for (int j = 0; j < row.Length; j++) sum += Math.Exp(row[j] - max);
+                // SoftmaxMath, not Math.Exp/Log: the GPU computes the very same (loss.cu).
+                for (int j = 0; j < row.Length; j++) sum += SoftmaxMath.ExpOfNonPositive(row[j] - max);
                 int label = s.labelData[n];
                 for (int j = 0; j < row.Length; j++)
-                    gradient[j] = (float)((Math.Exp(row[j] - max) / sum - (j == label ? 1.0 : 0.0)) / s.batch);
-                s.perExample[2 * n] = (float)(Math.Log(sum) + max - row[label]);
+                    gradient[j] = (float)((SoftmaxMath.ExpOfNonPositive(row[j] - max) / sum - (j == label ? 1.0 : 0.0)) / s.batch);
+                s.perExample[2 * n] = (float)(SoftmaxMath.Log(sum) + max - row[label]);
                 s.perExample[2 * n + 1] = best == label ? 1f : 0f;
             }
         });
