@@ -23,7 +23,7 @@ static __device__ __forceinline__ void adam_element(float lr_t, float beta1, flo
 extern "C" __global__ void adam_v1(int n, float lr_t, float beta1, float beta2, float eps,
                                    float* __restrict__ w, const float* __restrict__ g,
                                    float* __restrict__ m, float* __restrict__ v) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         adam_element(lr_t, beta1, beta2, eps, w + i, g + i, m + i, v + i);
     }
 }

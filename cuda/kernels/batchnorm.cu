@@ -29,10 +29,10 @@
 //
 // Numerics follow the CPU backend operation by operation (double statistics, float output
 // formula). What differs is only the order of the double additions (a fixed tree here, a
-// sequential loop there) and, in v1, 1/sqrt in double: v1 predates lp_sqrt_rn and takes a
-// float rsqrt refined by Newton steps in double (accurate to a few double ulps). After the
-// final rounding to float, results equal the CPU's almost always and differ by at most one
-// float ulp of the saved statistics. Deterministic for a fixed shape.
+// sequential loop there); 1/sqrt is 1 / lp_sqrt_rn in v1 too (it once refined the GPU's
+// approximate rsqrt by Newton steps, whose last double bit could differ from the emulator's).
+// After the final rounding to float, results equal the CPU's almost always and differ by at
+// most one float ulp of the saved statistics. Deterministic for a fixed shape.
 #include "laperm/device.cuh"
 
 #define BN_BLOCK 256
@@ -50,15 +50,6 @@ static __device__ double bn_block_sum(double value, double* scratch) {
     const double total = scratch[0];
     __syncthreads();   // scratch is reused by the next sum
     return total;
-}
-
-// 1 / sqrt(v) in double for v > 0: float estimate, then Newton y <- y (3 - v y^2) / 2.
-static __device__ double bn_inverse_sqrt(double v) {
-    double y = (double)rsqrtf((float)v);
-    for (int step = 0; step < 3; ++step) {
-        y = y * (1.5 - 0.5 * v * y * y);
-    }
-    return y;
 }
 
 // grid = channels, block = BN_BLOCK (exactly).
@@ -87,7 +78,7 @@ extern "C" __global__ void batchnorm_forward_training_v1(int batch, int channels
     const double variance = bn_block_sum(squares, scratch) / count;
 
     const float mean_f = (float)mean;
-    const float inv_std = (float)bn_inverse_sqrt(variance + epsilon);
+    const float inv_std = (float)(1.0 / lp_sqrt_rn(variance + epsilon));
     const float gamma_c = gamma[c], beta_c = beta[c];
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
         const int n = j / spatial, s = j - n * spatial;

@@ -117,7 +117,7 @@ extern "C" __global__ void avgpool_backward_v1(PoolShape g, const float* __restr
 
 // y[plane] = (sequential float sum of the plane's `spatial` values) / spatial.
 extern "C" __global__ void global_avgpool_forward_v1(int planes, int spatial, const float* __restrict__ x, float* __restrict__ y) {
-    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < planes; p += gridDim.x * blockDim.x) {
+    for (long long p = blockIdx.x * (long long)blockDim.x + threadIdx.x; p < planes; p += (long long)gridDim.x * blockDim.x) {
         const float* plane = x + (long long)p * spatial;
         float sum = 0.0f;
         for (int s = 0; s < spatial; ++s) {

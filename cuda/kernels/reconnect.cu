@@ -36,6 +36,11 @@ struct ReconnectTensor
 };
 
 #define RC_FULL_MASK 0xffffffffu
+// Kernels launched with more than 256 threads per block (bitonic, two-pass argsort and staged
+// 4096/8192 up to 512, chunk sort up to 1024; see ReconnectPlanner) declare it with
+// __launch_bounds__: the driver compiles our PTX when it loads it, without knowing the block
+// size, and a kernel given more registers than such a block can hold would fail to launch.
+//
 // Unrolling keeps the warp kernels' register arrays in registers; the emulator's C++
 // compiler does not know the pragma.
 #if defined(__CUDACC__) || defined(__CUDA__)
@@ -215,7 +220,7 @@ __device__ void rc_block_bitonic_sort(unsigned long long* keys, int n)
 // After the sort, vals[column_i] = sorted0[i] in shared memory, then a coalesced w write:
 // global traffic is exactly one read of w, one read of sorted0, one write of w.
 // ---------------------------------------------------------------------------------------
-extern "C" __global__ void reconnect_block_bitonic(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(512) void reconnect_block_bitonic(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned long long, rc_bitonic_smem);
     const int row = blockIdx.x;
@@ -663,13 +668,13 @@ extern "C" __global__ void reconnect_bucket_staged_2048(const ReconnectTensor* t
     rc_bucket_staged_rows<256, 8>(table, tensorCount, totalRows, rc_staged_smem);
 }
 
-extern "C" __global__ void reconnect_bucket_staged_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(512) void reconnect_bucket_staged_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
     rc_bucket_staged_rows<512, 8>(table, tensorCount, totalRows, rc_staged_smem);
 }
 
-extern "C" __global__ void reconnect_bucket_staged_8192(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(512) void reconnect_bucket_staged_8192(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_staged_smem);
     rc_bucket_staged_rows<512, 16>(table, tensorCount, totalRows, rc_staged_smem);
@@ -685,7 +690,7 @@ extern "C" __global__ void reconnect_bucket_staged_8192(const ReconnectTensor* t
 //   composites below composite(w[j]) (binary search; composites are unique, so this is the
 //   stable rank), w[j] = sorted0[rank(j)].
 // ---------------------------------------------------------------------------------------
-extern "C" __global__ void reconnect_chunk_sort(const ReconnectTensor* table, int tensorCount, int totalChunks,
+extern "C" __global__ __launch_bounds__(1024) void reconnect_chunk_sort(const ReconnectTensor* table, int tensorCount, int totalChunks,
                                                 int chunk, unsigned long long* scratch)
 {
     LP_DYNAMIC_SHARED(unsigned long long, rc_chunk_smem);
@@ -755,7 +760,7 @@ extern "C" __global__ void reconnect_chunk_merge(const ReconnectTensor* table, i
 // reconnect_scatter_rows then does w[order[i]] = sorted0[i]. The index buffer costs an
 // extra write and read of 4 B per element over the fused variants.
 // ---------------------------------------------------------------------------------------
-extern "C" __global__ void reconnect_argsort_rows(const ReconnectTensor* table, int tensorCount, int totalRows,
+extern "C" __global__ __launch_bounds__(512) void reconnect_argsort_rows(const ReconnectTensor* table, int tensorCount, int totalRows,
                                                   unsigned long long* scratch)
 {
     LP_DYNAMIC_SHARED(unsigned long long, rc_argsort_smem);

@@ -12,7 +12,7 @@ extern "C" __global__ void reduce_sum_v1(int n, const float* __restrict__ x, flo
     const unsigned tid = threadIdx.x;
 
     float sum = 0.0f;
-    for (int i = blockIdx.x * blockDim.x + tid; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + tid; i < n; i += (long long)gridDim.x * blockDim.x) {
         sum += x[i];
     }
     buffer[tid] = sum;
@@ -46,7 +46,7 @@ extern "C" __global__ void reduce_sum_v2(int n, const float* __restrict__ x, flo
     const unsigned warps = blockDim.x / 32;
 
     float sum = 0.0f;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         sum += x[i];
     }
     sum = warp_sum(sum);

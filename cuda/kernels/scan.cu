@@ -19,9 +19,10 @@ static __device__ __forceinline__ float warp_inclusive_scan(float value, unsigne
 }
 
 // v1: warp scans, then the first warp scans the warp totals, then every warp adds the
-// total of the warps before it. blockDim.x must be a multiple of 32, at most 1024.
+// total of the warps before it. blockDim.x must be a multiple of 32, at most 1024 (declared, so
+// the driver's compilation of the PTX keeps to registers a 1024-thread block can hold).
 // tile_totals may be null (single tile, or the scan of the totals itself).
-extern "C" __global__ void scan_inclusive_v1(int n, const float* __restrict__ x, float* __restrict__ y,
+extern "C" __global__ __launch_bounds__(1024) void scan_inclusive_v1(int n, const float* __restrict__ x, float* __restrict__ y,
                                              float* __restrict__ tile_totals) {
     __shared__ float warp_totals[32];
     const unsigned lane = threadIdx.x % 32;
