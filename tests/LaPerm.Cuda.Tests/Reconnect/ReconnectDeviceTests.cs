@@ -130,6 +130,21 @@ public sealed class ReconnectEmulatorTests
         ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, shapes, seed: 400 + variant, syncs: 2);
     }
 
+    /// <summary>
+    /// Hopper's opt-in shared memory (227 KB) admits paths the 48 KB default never plans: chunks of
+    /// 28,928 elements sorted by 1024-thread blocks, radix and bitonic rows of up to ~19,000
+    /// elements, bucket rows up to 8192 in one block. The emulator runs them with the same sizes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void LongRowsWithHopperSharedMemoryStayExact(int variant)
+    {
+        using Device device = ReconnectCheck.OpenOrSkip("emu");
+        var hopper = new ReconnectLimits(232448);
+        ReconnectShape[] shapes = [new("b8192", 1, 8192), new("r12000", 1, 12000), new("c28928", 1, 28928), new("c30000", 1, 30000)];
+        ReconnectCheck.Run(device, hopper, (ReconnectVariant)variant, shapes, seed: 1000 + variant);
+    }
+
     /// <summary>Mostly distinct values (the bucket path proper, not its radix fallback) with rare specials.</summary>
     private static float Spread(Random rng) => rng.Next(300) switch
     {
