@@ -21,8 +21,9 @@ static __device__ __forceinline__ float warp_inclusive_scan(float value, unsigne
 // v1: warp scans, then the first warp scans the warp totals, then every warp adds the
 // total of the warps before it. blockDim.x must be a multiple of 32, at most 1024 (declared, so
 // the driver's compilation of the PTX keeps to registers a 1024-thread block can hold).
-// tile_totals may be null (single tile, or the scan of the totals itself).
-extern "C" __global__ __launch_bounds__(1024) void scan_inclusive_v1(int n, const float* __restrict__ x, float* __restrict__ y,
+// tile_totals may be null (single tile, or the scan of the totals itself). x and y may be the
+// same buffer (the scan of the totals is in place), so neither is __restrict__.
+extern "C" __global__ __launch_bounds__(1024) void scan_inclusive_v1(int n, const float* x, float* y,
                                              float* __restrict__ tile_totals) {
     __shared__ float warp_totals[32];
     const unsigned lane = threadIdx.x % 32;
