@@ -6,6 +6,7 @@ namespace LaPerm.Cuda.Tests;
 
 /// <summary>The same checks on a real GPU; skipped (with the reason) where there is none.</summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuKernelTests
 {
     [Theory]

@@ -176,6 +176,8 @@ internal static class KernelChecks
         using var directScan = TestDevices.Poisoned(device, n);
         using var replayedScan = TestDevices.Poisoned(device, n);
         using var totals = TestDevices.Poisoned(device, 16);
+        // The uploads and poisoning went on the device's stream; the steps run on another one.
+        device.Synchronize();
 
         void Step(DeviceBuffer<float> target, DeviceBuffer<float> scan)
         {
@@ -201,6 +203,7 @@ internal static class KernelChecks
 
         // Update with the same topology but another target buffer: replays now write there.
         using var other = TestDevices.Upload(device, y);
+        device.Synchronize();
         stream.BeginCapture();
         Step(other, replayedScan);
         using DeviceGraph retargeted = stream.EndCapture();

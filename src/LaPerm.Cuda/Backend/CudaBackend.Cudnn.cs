@@ -22,8 +22,13 @@ public sealed partial class CudaBackend
     /// <summary>Shapes cuDNN has met (planning may allocate and is not capture-safe).</summary>
     private readonly HashSet<object> _cudnnPlanned = [];
 
+    private readonly List<string> _cudnnRefusals = [];
+
     /// <summary>The op families cuDNN runs on this backend (None once the library failed to load).</summary>
     public CudnnScope CudnnScope => _cudnnScope;
+
+    /// <summary>Why cuDNN refused each shape it met (that shape then runs on our kernels), in the order met.</summary>
+    public IReadOnlyList<string> CudnnRefusals => _cudnnRefusals;
 
     private bool TryCudnnConvolution(ConvolutionDirection direction, ConvGeometry g, Tensor<float> first, Tensor<float> second, Tensor<float> output)
     {
@@ -64,11 +69,18 @@ public sealed partial class CudaBackend
     private bool TryCudnnBatchNorm(object key, string pass, Action<Device> run) =>
         UsesCudnn(CudnnScope.BatchNorm, key) && TryCudnn((key, pass), key, () => run(_device));
 
+    private void Refuse(object planKey, object shape, string reason)
+    {
+        _cudnnRejected.Add(shape);
+        _cudnnRefusals.Add($"{planKey}: {reason}");
+    }
+
     private bool UsesCudnn(CudnnScope family, object shape) => (_cudnnScope & family) != 0 && !_cudnnRejected.Contains(shape);
 
     private bool TryCudnn(object planKey, object shape, Action run)
     {
-        if (!_cudnnPlanned.Contains(planKey))
+        bool firstMeeting = !_cudnnPlanned.Contains(planKey);
+        if (firstMeeting)
         {
             // Planning may run cuDNN's algorithm search, replace its workspace or load the library:
             // never inside a capture, and graphs captured before may refer to the old workspace.
@@ -81,9 +93,16 @@ public sealed partial class CudaBackend
             run();
             return true;
         }
-        catch (NotSupportedException)
+        catch (NotSupportedException e)
         {
-            _cudnnRejected.Add(shape);
+            Refuse(planKey, shape, e.Message);
+            return false;
+        }
+        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal))
+        {
+            // cuDNN reports a shape it cannot run as a status (NOT_SUPPORTED, BAD_PARAM) when it
+            // first plans or runs it, eagerly (never while capturing): our kernels take the shape.
+            Refuse(planKey, shape, e.Message);
             return false;
         }
         catch (InvalidOperationException) when (!_capturing)

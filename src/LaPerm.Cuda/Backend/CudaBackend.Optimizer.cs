@@ -93,6 +93,9 @@ public sealed partial class CudaBackend
         if (batch.Pending.Count == 0) return null;
         if (!batch.Pending.SequenceEqual(batch.TableContents))
         {
+            // Replacing the table syncs, allocates and copies from pageable memory, none of which a
+            // stream capture allows: a graph's first step must use the table of the warm-up step before it.
+            if (_capturing) throw new InvalidOperationException("the set of optimizer tensors changed while capturing a graph; run the same step once before capturing it");
             if (batch.Table is null || batch.Table.Length < batch.Pending.Count)
             {
                 if (batch.Table is not null)
@@ -104,9 +107,6 @@ public sealed partial class CudaBackend
                 }
                 batch.Table = AllocateBuffer<TRecord>(batch.Pending.Count);
             }
-            // A host-to-device copy from pageable memory cannot be captured: a graph's first step
-            // must use the table of the warm-up step before it.
-            if (_capturing) throw new InvalidOperationException("the set of optimizer tensors changed while capturing a graph; run the same step once before capturing it");
             batch.TableContents = [.. batch.Pending];
             batch.Table.CopyFrom(batch.TableContents, Stream);
         }

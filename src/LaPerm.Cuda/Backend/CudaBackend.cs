@@ -199,6 +199,9 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>A device allocation; running out of memory becomes a <see cref="DeviceMemoryException"/> with the sizes.</summary>
     private DeviceBuffer<T> AllocateBuffer<T>(long length) where T : unmanaged
     {
+        // cuMemAlloc is not allowed on a thread that is capturing a stream.
+        if (_capturing)
+            throw new InvalidOperationException($"{length:N0} elements of device memory requested while capturing; run the same step once before capturing it");
         try
         {
             return _device.Allocate<T>(length);
@@ -215,6 +218,9 @@ public sealed partial class CudaBackend : IBackend
     private DeviceBuffer<T> Scratch<T>(ref DeviceBuffer<T>? buffer, long length) where T : unmanaged
     {
         if (buffer is not null && buffer.Length >= length) return buffer;
+        // Growing syncs, frees and allocates, none of which a stream capture allows.
+        if (_capturing)
+            throw new InvalidOperationException($"a scratch buffer must grow to {length:N0} elements while capturing; run the same step once before capturing it");
         if (buffer is not null)
         {
             // Work already enqueued may still read the old buffer.
@@ -421,9 +427,25 @@ public sealed partial class CudaBackend : IBackend
     public void Dispose()
     {
         if (_disposed) return;
-        _device.MakeCurrent();
-        FlushUpdates();
-        _device.Synchronize();
+        try
+        {
+            _device.MakeCurrent();
+            FlushUpdates();
+            _device.Synchronize();
+        }
+        catch (CudaException)
+        {
+            // A sticky fault (an illegal address, say) leaves the context unusable and every later
+            // call fails the same way. The fault was reported where it happened (that exception is
+            // unwinding through this Dispose now): releasing more would only replace it.
+            _disposed = true;
+            if (_ownsDevice)
+            {
+                try { _device.Dispose(); }
+                catch (CudaException) { }
+            }
+            return;
+        }
         _disposed = true;
         _adam.Table?.Dispose();
         _sgd.Table?.Dispose();

@@ -197,6 +197,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     {
         if (_cublasHandle != 0) return _cublasHandle;
         if (_cublas is null) throw new InvalidOperationException($"cuBLAS unavailable: {_cublasFailure}.");
+        MakeCurrent();
         nint handle = _cublas.Create();
         _cublasWorkspace = _driver.MemAlloc(CublasWorkspaceBytes);
         // Default math keeps FP32 (no TF32 unless NVIDIA_TF32_OVERRIDE forces it).
@@ -239,9 +240,9 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             Dnn();
             return null;
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or CudaException)
         {
-            return e.Message;
+            return e.Message;   // not installed, or installed but cudnnCreate failed
         }
     }
 
@@ -278,7 +279,9 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         if (_cublasHandle != 0)
         {
             _driver.ContextSynchronize();
-            _cublas!.Destroy(_cublasHandle);
+            // The handle's stream may already be destroyed (the device's stream goes first): unbind it.
+            _cublas!.BindStream(_cublasHandle, 0, _cublasWorkspace, CublasWorkspaceBytes);
+            _cublas.Destroy(_cublasHandle);
             _driver.MemFree(_cublasWorkspace);
         }
         _driver.PrimaryContextRelease(_device);

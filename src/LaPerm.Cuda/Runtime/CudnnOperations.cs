@@ -228,6 +228,8 @@ internal sealed class CudnnOperations : IDisposable
         }
         _batchNorms.Clear();
         if (_workspace != 0) _driver.MemFree(_workspace);
+        // The handle's stream may already be destroyed (the device's stream goes first): unbind it.
+        _cudnn.SetStream(_handle, 0);
         _cudnn.Destroy(_handle);
     }
 }

@@ -52,6 +52,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public ulong Allocate(long bytes)
     {
+        NoCaptureActive("a device allocation");
         nuint size = (nuint)Math.Max(bytes, 1);
         void* memory = NativeMemory.AlignedAlloc(size, Alignment);
         // Fresh device memory is not zeroed on a GPU either; filling it with 0xFF (NaN for
@@ -64,6 +65,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public void Free(ulong pointer, long bytes)
     {
+        NoCaptureActive("freeing device memory");
         if (!_allocations.Remove(pointer))
             throw new InvalidOperationException($"emulator: free of 0x{pointer:x}, which is not a live allocation");
         _emulator.UnregisterBuffer((void*)pointer);
@@ -116,9 +118,28 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
     }
 
-    public void* AllocateHost(long bytes) => NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+    public void* AllocateHost(long bytes)
+    {
+        NoCaptureActive("a page-locked host allocation");
+        return NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
+    }
 
-    public void FreeHost(void* pointer) => NativeMemory.AlignedFree(pointer);
+    public void FreeHost(void* pointer)
+    {
+        NoCaptureActive("freeing page-locked host memory");
+        NativeMemory.AlignedFree(pointer);
+    }
+
+    /// <summary>
+    /// What the driver refuses on a thread that is capturing (thread-local capture mode): memory
+    /// allocation and release, and waiting for or querying events. The emulator captures on one
+    /// thread, so any capturing stream stands for this thread's capture.
+    /// </summary>
+    private void NoCaptureActive(string operation)
+    {
+        if (_streams.Values.Any(capture => capture is not null))
+            throw new InvalidOperationException($"emulator: {operation} is not allowed while a stream is being captured");
+    }
 
     // Each operation runs now, or is recorded when its stream is capturing. The recording
     // closures live in separate methods so the direct path allocates nothing.
@@ -164,9 +185,13 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         _events[handle] = Stopwatch.GetTimestamp();
     }
 
-    public void SynchronizeEvent(nint handle) { }
+    public void SynchronizeEvent(nint handle) => NoCaptureActive("waiting for an event");
 
-    public bool QueryEvent(nint handle) => true;
+    public bool QueryEvent(nint handle)
+    {
+        NoCaptureActive("querying an event");
+        return true;
+    }
 
     public float ElapsedMilliseconds(nint start, nint end) =>
         (float)Stopwatch.GetElapsedTime(_events[start], _events[end]).TotalMilliseconds;

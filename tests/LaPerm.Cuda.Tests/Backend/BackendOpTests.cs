@@ -553,6 +553,7 @@ public abstract class BackendOpTests
         var e = Run(cpu, x, dy);
         var a = Run(device, x, dy);
         Assert.Equal(CudnnScope.All, device.CudnnScope);
+        Assert.Empty(device.CudnnRefusals);   // cuDNN ran every op here, none fell back to our kernels
         // The same ops on absolute values give each result's sum of absolute terms.
         var mag = Run(cpu, [.. x.Select(Math.Abs)], [.. dy.Select(Math.Abs)]);
         BitEqual(e[0], a[0], "cuDNN max pool forward");
@@ -583,6 +584,7 @@ public abstract class BackendOpTests
         var e = bn.Run(cpu);
         var a = bn.Run(device);
         Assert.Equal(CudnnScope.All, device.CudnnScope);
+        Assert.Empty(device.CudnnRefusals);   // cuDNN ran every op here, none fell back to our kernels
         double kappa = 0, termGamma = 0, termBeta = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -651,6 +653,8 @@ public abstract class BackendOpTests
             Within(e.Y, a.Y, i => boundFactor * DotBound(cin * kernel * kernel, mag.Y[i]), $"conv forward ({where})");
             Within(e.Dx, a.Dx, i => boundFactor * DotBound(cout * kernel * kernel, mag.Dx[i]), $"conv backward data ({where})");
             Within(e.Dw, a.Dw, i => boundFactor * DotBound(batch * g.OutHeight * g.OutWidth, mag.Dw[i]), $"conv backward filter ({where})");
+            // cuDNN may refuse only what it cannot express (asymmetric padding), never a shape it can.
+            Assert.All(device.CudnnRefusals, reason => Assert.Contains("symmetrically", reason, StringComparison.Ordinal));
         }
     }
 
@@ -721,6 +725,7 @@ public sealed class EmuBackendOpTests : BackendOpTests
 
 /// <summary>The same checks on a real GPU (cuBLAS pedantic FP32, our convolution kernels); skipped where there is none.</summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuBackendOpTests : BackendOpTests
 {
     protected override CudaBackend Open() => OpenGpu(CudnnScope.None);

@@ -164,6 +164,7 @@ public sealed class EmuCudnnBuiltInModelEquivalenceTests : BuiltInModelEquivalen
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
@@ -179,6 +180,7 @@ public sealed class GpuBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTes
 
 /// <summary>Every built-in model on the GPU with cuDNN for convolution, pooling and batch-norm.</summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuCudnnBuiltInModelEquivalenceTests : BuiltInModelEquivalenceTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.All);

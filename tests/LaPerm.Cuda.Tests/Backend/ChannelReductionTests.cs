@@ -186,6 +186,7 @@ public sealed class EmuChannelReductionTests : ChannelReductionTests
 
 /// <summary>The same checks on a real GPU; skipped where there is none.</summary>
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuChannelReductionTests : ChannelReductionTests
 {
     protected override CudaBackend Open(ChannelReduction reduction) => GpuBackendOpTests.OpenGpu(CudnnScope.None, reduction);

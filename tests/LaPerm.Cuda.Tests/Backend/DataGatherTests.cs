@@ -234,6 +234,7 @@ public sealed class EmuDataGatherTests : DataGatherTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuDataGatherTests : DataGatherTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);

@@ -103,6 +103,7 @@ public sealed class EmuEvaluationEquivalenceTests : EvaluationEquivalenceTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuEvaluationEquivalenceTests : EvaluationEquivalenceTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);

@@ -112,6 +112,7 @@ public sealed class EmuGuardOpTests : GuardOpTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuGuardOpTests : GuardOpTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);

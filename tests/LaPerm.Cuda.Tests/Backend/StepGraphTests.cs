@@ -236,6 +236,7 @@ public sealed class EmuDeviceSkipStepTests : DeviceSkipStepTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuDeviceSkipStepTests : DeviceSkipStepTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
@@ -247,6 +248,7 @@ public sealed class EmuStepGraphTests : StepGraphTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuStepGraphTests : StepGraphTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
@@ -259,6 +261,7 @@ public sealed class EmuCudnnStepGraphTests : StepGraphTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuCudnnStepGraphTests : StepGraphTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.All);

@@ -157,6 +157,7 @@ public sealed class EmuGraphCaptureTests : GraphCaptureTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuGraphCaptureTests : GraphCaptureTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);
@@ -168,6 +169,7 @@ public sealed class EmuTrainingEquivalenceTests : TrainingEquivalenceTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class GpuTrainingEquivalenceTests : TrainingEquivalenceTests
 {
     protected override CudaBackend Open() => GpuBackendOpTests.OpenGpu(CudnnScope.None);

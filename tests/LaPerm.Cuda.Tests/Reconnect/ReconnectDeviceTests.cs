@@ -277,6 +277,7 @@ public sealed class ReconnectEmulatorTests
 }
 
 [Trait("Category", "Gpu")]
+[Collection(GpuCollection.Name)]
 public sealed class ReconnectGpuTests
 {
     public static TheoryData<int> Variants => [.. Enum.GetValues<ReconnectVariant>().Select(v => (int)v)];
