@@ -89,6 +89,14 @@ internal static class Backends
         return scope;
     }
 
+    /// <summary>With --cudnn: one line per shape cuDNN refused (our kernels ran it), so a timing says what it timed.</summary>
+    public static void ReportCudnnRefusals(IBackend backend, TextWriter stdout)
+    {
+        if (backend is not CudaBackend { CudnnRefusals.Count: > 0 } cuda) return;
+        stdout.WriteLine($"  cuDNN refused {cuda.CudnnRefusals.Count} shape(s); our kernels ran them:");
+        foreach (string reason in cuda.CudnnRefusals) stdout.WriteLine($"    {reason}");
+    }
+
     public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
 
     public static ModelSpec ResolveModel(string name)

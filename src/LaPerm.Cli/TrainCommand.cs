@@ -133,6 +133,7 @@ internal static class TrainCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: best test accuracy {summary.BestTestAccuracy * 100:F2}% (step {summary.BestStep}), final {summary.FinalTestAccuracy * 100:F2}%, " +
             $"{summary.Syncs} syncs, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+        Backends.ReportCudnnRefusals(backend, stdout);
         if (o.TargetAccuracy is { } goal)
             stdout.WriteLine(summary.Target is { } t
                 ? string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: reached {t.TestAccuracy * 100:F2}% at step {t.Step} (epoch {t.Epochs:F2}) after {t.TrainSeconds:F1} s of training, {t.WallSeconds:F1} s wall")

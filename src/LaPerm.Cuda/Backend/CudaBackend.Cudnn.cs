@@ -72,8 +72,20 @@ public sealed partial class CudaBackend
     private void Refuse(object planKey, object shape, string reason)
     {
         _cudnnRejected.Add(shape);
-        _cudnnRefusals.Add($"{planKey}: {reason}");
+        _cudnnRefusals.Add($"{Describe(planKey)}: {reason}");
     }
+
+    /// <summary>A plan key in a line: "conv Forward 32->32 5x5/2 on 24x24 (batch 4)", "pooling ...", "batch-norm ...".</summary>
+    private static string Describe(object planKey) => planKey switch
+    {
+        (ConvolutionDirection d, ConvGeometry g) =>
+            $"conv {d} {g.InChannels}->{g.OutChannels} {g.KernelHeight}x{g.KernelWidth}/{g.Stride} on {g.InHeight}x{g.InWidth} (batch {g.Batch})",
+        (PoolingWindow w, string pass) =>
+            $"pooling {pass} {w.Mode} {w.WindowHeight}x{w.WindowWidth}/{w.StrideHeight} on {w.InHeight}x{w.InWidth} (batch {w.Batch}, {w.Channels} channels)",
+        ((BatchNormShape s, float epsilon), string pass) => $"batch-norm {pass} {s.Channels} channels x {s.Spatial} (batch {s.Batch}, epsilon {epsilon})",
+        (BatchNormShape s, string pass) => $"batch-norm {pass} {s.Channels} channels x {s.Spatial} (batch {s.Batch})",
+        _ => planKey.ToString() ?? "",
+    };
 
     private bool UsesCudnn(CudnnScope family, object shape) => (_cudnnScope & family) != 0 && !_cudnnRejected.Contains(shape);
 

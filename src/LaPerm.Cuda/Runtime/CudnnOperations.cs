@@ -136,7 +136,7 @@ internal sealed class CudnnOperations : IDisposable
             _cudnn.DestroyFilter(w);
             _cudnn.DestroyTensor(x);
             throw new NotSupportedException(
-                $"cuDNN pads symmetrically, so it cannot run {g}: it would produce {h}x{wOut} outputs instead of {g.OutHeight}x{g.OutWidth} (asymmetric 'same' padding needs another path)");
+                $"cuDNN pads symmetrically, so it cannot run a {g.KernelHeight}x{g.KernelWidth}/{g.Stride} convolution of {g.InHeight}x{g.InWidth} with this padding: it would produce {h}x{wOut} outputs instead of {g.OutHeight}x{g.OutWidth}");
         }
         nint y = _cudnn.CreateTensor4d(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
         var algorithms = new int[3];

@@ -40,7 +40,7 @@ internal sealed unsafe class HostLibraryOps : IDisposable
         int outH = (g.InHeight + 2 * g.PadTop - g.KernelHeight) / g.Stride + 1, outW = (g.InWidth + 2 * g.PadLeft - g.KernelWidth) / g.Stride + 1;
         if (outH != g.OutHeight || outW != g.OutWidth)
             throw new NotSupportedException(
-                $"cuDNN pads symmetrically, so it cannot run {g}: it would produce {outH}x{outW} outputs instead of {g.OutHeight}x{g.OutWidth} (emulated)");
+                $"cuDNN pads symmetrically, so it cannot run a {g.KernelHeight}x{g.KernelWidth}/{g.Stride} convolution of {g.InHeight}x{g.InWidth} with this padding: it would produce {outH}x{outW} outputs instead of {g.OutHeight}x{g.OutWidth} (emulated)");
         switch (direction)
         {
             case ConvolutionDirection.Forward:
