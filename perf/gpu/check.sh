@@ -9,7 +9,7 @@
 #                                           check the report (what CI runs)
 #
 # Every part runs in its own function with its own time limit and its own status
-# (pass | fail | not available | skipped), so one failure hides nothing. Parts that
+# (pass | fail | not available | skipped | cut), so one failure hides nothing. Parts that
 # cannot run here (no GPU, a CLI verb or script that does not exist yet) say
 # "not available". The exit code is non-zero only when a part that could run failed.
 #
@@ -61,7 +61,7 @@ json_escape() {
 }
 
 # A part reports through files in its work folder:
-#   status   one line: pass | fail | not available | skipped
+#   status   one line: pass | fail | not available | skipped | cut (stopped by the check's budget)
 #   summary  one line of key numbers (or the reason it did not run)
 #   body.md  its section of report.md
 #   raw.json optional raw JSON (must be valid JSON)
@@ -84,8 +84,12 @@ run_part() {
   local started; started=$(now_s)
   PART_DEADLINE=$(( started + limit ))
   echo "==> [$name] $title (limit ${limit}s)" | tee -a "$LOG"
-  if (( started >= START_S + TOTAL_BUDGET_S )); then
-    set_status "skipped" "the check's ${TOTAL_BUDGET_S}s budget was used up before this part"
+  local budget_left=$(( START_S + TOTAL_BUDGET_S - started ))
+  # A part starts only with enough of the budget left to say something (its own limit, at most
+  # 30 s): a part cut short after a few seconds would only report a time limit.
+  local needed=$(( limit < 30 ? limit : 30 ))
+  if (( budget_left < needed )); then
+    set_status "skipped" "the check's ${TOTAL_BUDGET_S}s budget had ${budget_left}s left, this part needs at least ${needed}s"
   else
     # A subshell: a part that exits or breaks its own state cannot take the others down.
     ( "$fn" ) >> "$PART_DIR/log" 2>&1
@@ -93,10 +97,17 @@ run_part() {
     if [[ ! -s "$PART_DIR/status" ]]; then
       set_status "fail" "the part ended (exit code $rc) without reporting a status"
     fi
+    # Stopped by the whole check's budget rather than by a failure of its own: "cut", not "fail".
+    if [[ $(cat "$PART_DIR/status") == fail ]] && grep -q 'time limit' "$PART_DIR/summary" &&
+       (( $(now_s) >= START_S + TOTAL_BUDGET_S - 1 )); then
+      printf 'cut\n' > "$PART_DIR/status"
+    fi
   fi
   echo $(( $(now_s) - started )) > "$PART_DIR/seconds"
   cat "$PART_DIR/log" >> "$LOG" 2>/dev/null
   echo "<== [$name] $(cat "$PART_DIR/status"): $(cat "$PART_DIR/summary") ($(cat "$PART_DIR/seconds")s)" | tee -a "$LOG"
+  # The report after every part: if the caller's time limit kills the check, what ran is in OUTDIR.
+  write_report > /dev/null 2>&1
 }
 
 # ------------------------------------------------------------------ environment
@@ -118,10 +129,12 @@ setup_dotnet() {
     local key; key=$(cksum < "$archive" | cut -d' ' -f1)
     DOTNET_ROOT="${TMPDIR:-/tmp}/laperm-dotnet-$key"
     if [[ ! -x "$DOTNET_ROOT/dotnet" ]]; then
+      # tar -J needs the xz program, which a minimal image may lack; Python's lzma does not.
       rm -rf "$DOTNET_ROOT.partial" && mkdir -p "$DOTNET_ROOT.partial" &&
-        tar -xJf "$archive" -C "$DOTNET_ROOT.partial" && rm -rf "$DOTNET_ROOT" &&
-        mv "$DOTNET_ROOT.partial" "$DOTNET_ROOT" ||
-        { DOTNET_SETUP="failed to unpack $archive"; return 1; }
+        { tar -xJf "$archive" -C "$DOTNET_ROOT.partial" 2>/dev/null ||
+          { [[ -n "$PYTHON_ANY" ]] && "$PYTHON_ANY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$archive" "$DOTNET_ROOT.partial"; }; } &&
+        rm -rf "$DOTNET_ROOT" && mv "$DOTNET_ROOT.partial" "$DOTNET_ROOT" ||
+        { DOTNET_SETUP="failed to unpack $archive (tar -xJ, then Python's tarfile)"; return 1; }
     fi
     export DOTNET_ROOT PATH="$DOTNET_ROOT:$PATH"
     DOTNET_SETUP="bundled runtime unpacked to $DOTNET_ROOT"
@@ -138,9 +151,13 @@ setup_dotnet() {
   export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 }
 
+# A copy that dropped the execute bits leaves apphosts next to their .dll: restore them.
+restore_execute_bit() { [[ -f "$1" && ! -x "$1" && -f "$1.dll" ]] && chmod +x "$1" 2>/dev/null; return 0; }
+
 find_laperm() {
   local candidate
   for candidate in "$ROOT/app/laperm" "$ROOT/src/LaPerm.Cli/bin/Release/net10.0/laperm"; do
+    restore_execute_bit "$candidate"
     [[ -x "$candidate" && -f "$candidate.dll" ]] && { echo "$candidate"; return 0; }
   done
   return 1
@@ -151,6 +168,7 @@ find_test_executables() {
   # build output of every tests/<Name>.Tests project.
   local exe
   for exe in "$ROOT"/app/*.Tests "$ROOT"/tests/*.Tests/bin/Release/net10.0/*.Tests; do
+    restore_execute_bit "$exe"
     [[ -x "$exe" && -f "$exe.dll" ]] && echo "$exe"
   done
 }
@@ -219,7 +237,9 @@ part_laperm_info() {
   local rc=$?
   add_md "\`laperm info\` (exit code $rc):"
   add_md_block "$PART_DIR/info.txt" 60
-  if (( rc == 0 )); then
+  if (( rc == 0 && HAS_GPU )) && grep -q 'CUDA unavailable' "$PART_DIR/info.txt"; then
+    set_status "fail" "nvidia-smi lists a GPU but laperm finds no usable CUDA: $(grep -m1 'CUDA unavailable' "$PART_DIR/info.txt" | cut -c1-100)"
+  elif (( rc == 0 )); then
     set_status "pass" "$(grep -m1 -iE 'gpu|cuda|device' "$PART_DIR/info.txt" | cut -c1-100)"
   else
     set_status "fail" "laperm info exited with code $rc: $(head -1 "$PART_DIR/info.txt" | cut -c1-100)"
@@ -288,17 +308,19 @@ EOF
 run_gpu_tests_of() {
   local exe=$1 log=$2 fail_skips=$3
   local help mode args=()
-  help=$("$exe" --help 2>&1)
+  # stdin from /dev/null: the caller reads the list of executables from its own stdin.
+  help=$(timeout 30 "$exe" --help 2>&1 </dev/null)
   if grep -q -- '--filter-trait' <<< "$help"; then
     mode=mtp
     args=(--filter-trait Category=Gpu --no-ansi)
     (( fail_skips )) && args+=(--fail-skips on)
   else
     mode=xunit
-    args=(-trait Category=Gpu -noColor -noLogo)
+    # -longRunning 30: a test still running after 30 s is named in the log (a hang says where).
+    args=(-trait Category=Gpu -noColor -noLogo -longRunning 30)
     (( fail_skips )) && args+=(-failSkips)
   fi
-  run_limited "$exe" "${args[@]}" > "$log" 2>&1
+  run_limited "$exe" "${args[@]}" > "$log" 2>&1 </dev/null
   local rc=$?
   local total failed passed skipped
   if [[ $mode == mtp ]]; then
@@ -372,7 +394,7 @@ laperm_has_verb() {
   # and its help names "laperm bench reconnect" (a parent verb may print its own help).
   [[ -n "$LAPERM" && -n "$DOTNET_OK" ]] || return 1
   local help="$PART_DIR/help-$(IFS=-; echo "$*").txt"
-  timeout 60 "$LAPERM" "$@" --help > "$help" 2>&1 && grep -q "laperm $*" "$help"
+  timeout 30 "$LAPERM" "$@" --help > "$help" 2>&1 </dev/null && grep -q "laperm $*" "$help"
 }
 
 # A verb that ran but says the device does not exist in this build is "not available".
@@ -474,7 +496,8 @@ part_reconnect_harness() {
   if [[ ! -f "$script" ]]; then set_status "not available" "perf/reconnect/gpu_check.sh is absent"; return; fi
   if ! command -v nvcc >/dev/null 2>&1; then set_status "not available" "no nvcc on PATH"; return; fi
   local out_dir="$PART_DIR/out"; mkdir -p "$out_dir"
-  ( cd "$ROOT" && run_limited bash "$script" "$out_dir" ) > "$PART_DIR/out.txt" 2>&1
+  # SKIP_TORCH: the PyTorch baseline already ran in torch-reconnect.
+  ( cd "$ROOT" && SKIP_TORCH=1 run_limited bash "$script" "$out_dir" ) > "$PART_DIR/out.txt" 2>&1
   local rc=$?
   add_md "\`bash perf/reconnect/gpu_check.sh\` (exit code $rc):"; add_md_block "$PART_DIR/out.txt" 50
   if [[ -s "$out_dir/harness.json" ]]; then cp "$out_dir/harness.json" "$PART_DIR/raw.json"; fi
@@ -597,7 +620,7 @@ part_conv7_target() {
   local rc=$?
   add_md "\`laperm ${args[*]/#$PART_DIR\//}\` (exit code $rc$( ((rc == 124)) && echo ', stopped by the part time limit')):"; add_md_block "$log" 12
   [[ -s "$out_dir/summary.json" ]] && cp "$out_dir/summary.json" "$PART_DIR/raw.json"
-  local evals; evals=$(grep -c '"event":"eval"' "$out_dir/metrics.jsonl" 2>/dev/null || echo 0)
+  local evals; evals=$(grep -c '"event":"eval"' "$out_dir/metrics.jsonl" 2>/dev/null); evals=${evals:-0}
   local best=""
   if [[ -n "$PYTHON_ANY" && -s "$out_dir/metrics.jsonl" ]]; then
     best=$("$PYTHON_ANY" -c 'import json,sys
@@ -607,7 +630,8 @@ print(f"best {b[\"test_accuracy\"]*100:.2f}% at epoch {b[\"epoch\"]} ({b[\"wall_
   fi
   local reached; reached=$(grep -m1 '^target' "$log")
   if (( rc == 0 )) && [[ $reached == *reached\ * && $reached != *not\ reached* ]]; then set_status "pass" "$reached"
-  elif (( rc == 0 || rc == 124 )); then set_status "pass" "99.5% not reached ${reached:+($reached) }after $evals evaluations; $best"
+  elif (( (rc == 0 || rc == 124) && evals > 0 )); then set_status "pass" "99.5% not reached ${reached:+($reached) }after $evals evaluations; $best"
+  elif (( rc == 124 )); then set_status "fail" "stopped by the time limit before the first evaluation (time limit)"
   elif device_missing "$log"; then set_status "not available" "$(tail -1 "$log" | cut -c1-110)"
   else set_status "fail" "exit code $rc: $(tail -1 "$log" | cut -c1-110)"; fi
 }
@@ -783,7 +807,9 @@ main() {
   mkdir -p "$OUTDIR" || { echo "check.sh: cannot create the output folder '$OUTDIR'." >&2; exit 2; }
   OUTDIR=$(cd "$OUTDIR" && pwd)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/laperm-check.XXXXXX")
-  LOG="$WORK/check.log"
+  # Written as the check goes (and report.md after every part), so a check killed from outside
+  # still leaves what it did in OUTDIR.
+  LOG="$OUTDIR/check.log"
   : > "$LOG"
 
   detect_gpu
@@ -805,9 +831,9 @@ main() {
   run_part bench-train-cuda      140 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; conv7 and resnet50c with cuDNN; eager f2 and conv7; v1 batch-norm resnet50c; bench sync)"
   run_part bench-reconnect-cuda  90  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       90  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
+  run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part conv7-target          150 part_conv7_target      "conv7-mnist on CUDA until a synchronised model reaches 99.5 % test accuracy"
   run_part train-cuda            90  part_train_cuda        "A short real training on CUDA (f2, 8192 images, 1 epoch, k 16), then on CPU"
-  run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part emu-crosscheck        130 part_emu_crosscheck    "Every kernel launch on the GPU and in the emulator, compared word for word (build/gpucheck/run.sh)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU with every core, for reference"
   # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
@@ -815,7 +841,6 @@ main() {
   run_part reconnect-harness     90  part_reconnect_harness "Reconnection kernels' nvcc harness (perf/reconnect/gpu_check.sh)"
 
   write_report
-  cp "$LOG" "$OUTDIR/check.log"
   rm -rf "$WORK"
   local failed=0
   if grep -qE '^\| [a-z0-9-]+ \| fail \|' "$OUTDIR/report.md"; then failed=1; fi

@@ -299,6 +299,7 @@ int main(int argc, char** argv)
                 prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, limits.maxSharedBytes, copyGBs);
 
     std::string json = "[";
+    long long total_mismatches = 0;   // any mismatch makes the exit code 1
     for (const std::string& spec : specs) {
         std::vector<Shape> shapes = parse_shapes(spec, shapesFile);
         long long elements = 0; for (auto& s : shapes) elements += (long long)s.rows * s.length;
@@ -359,6 +360,7 @@ int main(int argc, char** argv)
             CHECK(cudaMemcpy(got.data(), dw, 4 * elements, cudaMemcpyDeviceToHost));
             long long mismatches = 0;
             for (long long i = 0; i < elements; i++) mismatches += std::memcmp(&got[i], &ref[i], 4) != 0;
+            total_mismatches += mismatches;
 
             // Time: one sample = one pass over every copy, divided by the copy count.
             for (int c = 0; c < copies; c++) enqueue(plan, dt + c * tn, scratch, stream);
@@ -389,5 +391,6 @@ int main(int argc, char** argv)
     }
     json += "]\n";
     if (!jsonOut.empty()) { std::ofstream(jsonOut) << json; }
-    return 0;
+    if (total_mismatches != 0) std::printf("FAILED: %lld mismatching element(s) in total\n", total_mismatches);
+    return total_mismatches == 0 ? 0 : 1;
 }

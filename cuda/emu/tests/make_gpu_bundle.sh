@@ -32,14 +32,15 @@ cat > "$OUT/run.sh" <<'RUN'
 cd "$(dirname "$0")"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -2
 grep -o '"compilerVersion": "[^"]*"' ptx/manifest.json
-timeout 120 ./laperm_gpu_crosscheck ptx
+# --foreground: stay in the caller's process group, so the caller's own time limit reaches the binary.
+timeout --foreground 120 ./laperm_gpu_crosscheck ptx
 rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 1 ] && [ $rc -ne 77 ] && [ $rc -ne 124 ] && command -v g++ >/dev/null; then
   echo "prebuilt binary did not run (exit $rc); compiling it here"
   R=../..
   g++ -std=c++20 -O2 -ffp-contract=off -fno-strict-aliasing -DLAPERM_EMU=1 -I$R/cuda/include -I$R/cuda/emu \
       -I$R/cuda/emu/tests $R/cuda/emu/emu_runtime.cpp src/*.cpp $R/cuda/emu/tests/gpu_crosscheck.cpp \
-      -ldl -pthread -o local_crosscheck && timeout 120 ./local_crosscheck ptx
+      -ldl -pthread -o local_crosscheck && timeout --foreground 120 ./local_crosscheck ptx
   rc=$?
 fi
 exit $rc
