@@ -112,25 +112,6 @@ public abstract class ChannelReductionTests
     }
 
     [Fact]
-    public void ChunksCoverEachChannelOnceAndFillTheGpuWhereTheChannelIsLargeEnough()
-    {
-        foreach (int channels in new[] { 1, 3, 16, 32, 64, 512, 2048 })
-        {
-            foreach (int count in new[] { 1, 255, 1_023, 1_025, 7_777, 20_000, 131_072, 1_000_003 })
-            {
-                var (chunks, length) = CudaBackend.ChannelChunks(channels, count);
-                Assert.InRange(chunks, 1, Math.Max(1, 4 * 132 / channels + 1));
-                Assert.True((long)chunks * length >= count, $"{channels} x {count}: {chunks} chunks of {length} miss elements");
-                Assert.True((long)(chunks - 1) * length < count, $"{channels} x {count}: chunk {chunks - 1} of {length} is empty");
-                // Either the channel is too small to split further, or the (channel, chunk) blocks fill 132 SMs four times.
-                if (count >= 4 * 132 * 1024) Assert.True((long)channels * chunks >= 4 * 132, $"{channels} x {count}: only {chunks} chunks");
-            }
-        }
-        // resnet50c at batch 128: its 16-channel stage at 32 x 32 gets 528 blocks instead of 16.
-        Assert.Equal(33, CudaBackend.ChannelChunks(16, 128 * 32 * 32).Chunks);
-    }
-
-    [Fact]
     public void CapturedChunkedReductionsReplayWithNewInputs()
     {
         using var backend = Open(ChannelReduction.Chunked);
@@ -182,6 +163,26 @@ public abstract class ChannelReductionTests
 public sealed class EmuChannelReductionTests : ChannelReductionTests
 {
     protected override CudaBackend Open(ChannelReduction reduction) => CudaBackend.Open("emu", channelReduction: reduction);
+
+    /// <summary>A property of the chunking alone (no device): once, here, not again in the GPU class.</summary>
+    [Fact]
+    public void ChunksCoverEachChannelOnceAndFillTheGpuWhereTheChannelIsLargeEnough()
+    {
+        foreach (int channels in new[] { 1, 3, 16, 32, 64, 512, 2048 })
+        {
+            foreach (int count in new[] { 1, 255, 1_023, 1_025, 7_777, 20_000, 131_072, 1_000_003 })
+            {
+                var (chunks, length) = CudaBackend.ChannelChunks(channels, count);
+                Assert.InRange(chunks, 1, Math.Max(1, 4 * 132 / channels + 1));
+                Assert.True((long)chunks * length >= count, $"{channels} x {count}: {chunks} chunks of {length} miss elements");
+                Assert.True((long)(chunks - 1) * length < count, $"{channels} x {count}: chunk {chunks - 1} of {length} is empty");
+                // Either the channel is too small to split further, or the (channel, chunk) blocks fill 132 SMs four times.
+                if (count >= 4 * 132 * 1024) Assert.True((long)channels * chunks >= 4 * 132, $"{channels} x {count}: only {chunks} chunks");
+            }
+        }
+        // resnet50c at batch 128: its 16-channel stage at 32 x 32 gets 528 blocks instead of 16.
+        Assert.Equal(33, CudaBackend.ChannelChunks(16, 128 * 32 * 32).Chunks);
+    }
 }
 
 /// <summary>The same checks on a real GPU; skipped where there is none.</summary>
