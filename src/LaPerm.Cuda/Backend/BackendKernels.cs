@@ -60,6 +60,8 @@ internal sealed class BackendKernels : IDisposable
         DeviceModule conv = Load(device, "conv.ptx");
         ConvGatherOutput = conv.GetKernel("conv_gather_output_v1");
         ConvScatterOutput = conv.GetKernel("conv_scatter_output_v1");
+        ConvPadImages = conv.GetKernel("conv_pad_images_v1");
+        ConvCropImages = conv.GetKernel("conv_crop_images_v1");
 
         DeviceModule optimizer = Load(device, "optimizer.ptx");
         SgdMomentumMulti = optimizer.GetKernel("sgd_momentum_multi_v1");
@@ -113,6 +115,8 @@ internal sealed class BackendKernels : IDisposable
     public Kernel Col2Im { get; }
     public Kernel ConvGatherOutput { get; }
     public Kernel ConvScatterOutput { get; }
+    public Kernel ConvPadImages { get; }
+    public Kernel ConvCropImages { get; }
     public Kernel SgdMomentumMulti { get; }
     public Kernel AdamMulti { get; }
     public Kernel StepBegin { get; }

@@ -6,17 +6,22 @@ namespace LaPerm.Cuda.Backend;
 
 // The ops that cuDNN may run instead of our kernels (CudnnScope): convolution, pooling and
 // batch-norm. Each TryCudnn* returns false to send the caller to our kernels: when its family is
-// not in the scope, when cuDNN cannot express the case (remembered per shape), or when the library
-// cannot be loaded (then cuDNN stays off for the backend's lifetime). On emu the same calls run
-// through the emulator's stand-in for cuDNN (the CPU backend), which refuses what cuDNN refuses.
+// not in the scope, when cuDNN refuses the case (remembered per shape, listed in CudnnRefusals),
+// or when the library cannot be loaded (then cuDNN stays off for the backend's lifetime).
+// Convolutions with TF's asymmetric "same" padding, which cuDNN cannot express, run on an
+// explicitly padded input (ExplicitlyPadded). On emu the same calls run through the emulator's
+// stand-in for cuDNN (the CPU backend), which refuses what cuDNN refuses.
 public sealed partial class CudaBackend
 {
     private CudnnScope _cudnnScope;
 
+    /// <summary>Scratch for a convolution's input padded explicitly for cuDNN (see <see cref="ExplicitlyPadded"/>).</summary>
+    private DeviceBuffer<float>? _paddedImages;
+
     /// <summary>Why cuDNN could not be loaded when it was asked for (then the scope is None).</summary>
     private string? _cudnnUnavailable;
 
-    /// <summary>Shapes cuDNN refused (asymmetric padding, epsilon below its minimum): our kernels run them.</summary>
+    /// <summary>Shapes cuDNN refused (epsilon below its minimum, a status error when first planned): our kernels run them.</summary>
     private readonly HashSet<object> _cudnnRejected = [];
 
     /// <summary>Shapes cuDNN has met (planning may allocate and is not capture-safe).</summary>
@@ -36,6 +41,7 @@ public sealed partial class CudaBackend
         var a = Own(first, nameof(first)).Buffer;
         var b = Own(second, nameof(second)).Buffer;
         var c = Own(output, nameof(output)).Buffer;
+        if (ExplicitlyPadded(g) is { } padded) return TryCudnnPaddedConvolution(direction, g, padded, a, b, c);
         return TryCudnn((direction, g), g, () =>
         {
             switch (direction)
@@ -46,6 +52,62 @@ public sealed partial class CudaBackend
             }
         });
     }
+
+    /// <summary>
+    /// The geometry on an input padded explicitly when cuDNN's symmetric padding cannot express
+    /// <paramref name="g"/> (TF "same" at stride 2 pads one more row and column at the bottom and
+    /// right): the padded input holds every tap, so the convolution needs no padding at all.
+    /// Null when cuDNN can run <paramref name="g"/> as it is.
+    /// </summary>
+    internal static ConvGeometry? ExplicitlyPadded(ConvGeometry g)
+    {
+        int symmetricH = (g.InHeight + 2 * g.PadTop - g.KernelHeight) / g.Stride + 1;
+        int symmetricW = (g.InWidth + 2 * g.PadLeft - g.KernelWidth) / g.Stride + 1;
+        if (symmetricH == g.OutHeight && symmetricW == g.OutWidth) return null;
+        return g with
+        {
+            InHeight = (g.OutHeight - 1) * g.Stride + g.KernelHeight,
+            InWidth = (g.OutWidth - 1) * g.Stride + g.KernelWidth,
+            PadTop = 0,
+            PadLeft = 0,
+        };
+    }
+
+    /// <summary>
+    /// cuDNN on the padded geometry: forward and filter gradient read x copied into a zero-padded
+    /// scratch image (conv_pad_images_v1); the data gradient of the padded input is cropped back
+    /// to x's window (conv_crop_images_v1; the padding's gradient is dropped). The sums are those
+    /// of the unpadded convolution plus exact zero terms.
+    /// </summary>
+    private bool TryCudnnPaddedConvolution(ConvolutionDirection direction, ConvGeometry g, ConvGeometry padded,
+        DeviceBuffer<float> first, DeviceBuffer<float> second, DeviceBuffer<float> output)
+    {
+        int planes = g.Batch * g.InChannels;
+        return TryCudnn((direction, g), g, () =>
+        {
+            DeviceBuffer<float> image = Scratch(ref _paddedImages, padded.InputLength);
+            switch (direction)
+            {
+                case ConvolutionDirection.Forward:
+                    PadImages(g, padded, first, image, planes);
+                    _device.ConvForward(Stream, padded, image, second, output);
+                    break;
+                case ConvolutionDirection.BackwardData:
+                    _device.ConvBackwardData(Stream, padded, first, second, image);
+                    _kernels.ConvCropImages.Launch(Grid(g.InputLength), BlockSize, 0, Stream, planes, g.InHeight, g.InWidth,
+                        padded.InHeight, padded.InWidth, g.PadTop, g.PadLeft, image.Pointer, output.Pointer);
+                    break;
+                default:
+                    PadImages(g, padded, first, image, planes);
+                    _device.ConvBackwardFilter(Stream, padded, image, second, output);
+                    break;
+            }
+        });
+    }
+
+    private void PadImages(ConvGeometry g, ConvGeometry padded, DeviceBuffer<float> x, DeviceBuffer<float> image, int planes) =>
+        _kernels.ConvPadImages.Launch(Grid(padded.InputLength), BlockSize, 0, Stream, planes, g.InHeight, g.InWidth,
+            padded.InHeight, padded.InWidth, g.PadTop, g.PadLeft, x.Pointer, image.Pointer);
 
     private bool TryCudnnPoolingForward(PoolingWindow window, Tensor<float> x, Tensor<float> y)
     {

@@ -455,6 +455,7 @@ public sealed partial class CudaBackend : IBackend
         _channelPartials?.Dispose();
         _product?.Dispose();
         _columns?.Dispose();
+        _paddedImages?.Dispose();
         _reconnectKernels?.Dispose();
         _dataKernels?.Dispose();
         _gemm.Dispose();
