@@ -4,7 +4,9 @@
 // shape (everything here but the fast-math row) must agree bit for bit; that checks the
 // emulator's barrier, shuffle and vote semantics and the no-contraction numerics on hardware.
 //
-//   laperm_gpu_crosscheck <dir with axpy.ptx, reduce.ptx, scan.ptx, adam.ptx> [dir with test_kernels.ptx]
+//   laperm_gpu_crosscheck <dir with the kernels' .ptx> [dir with test_kernels.ptx]
+//   laperm_gpu_crosscheck --emu-only     every case on the emulator alone (CI: the cases are valid
+//                                        launches, whatever machine the GPU run will be on)
 // Exit code 0: all equal; 1: a mismatch or error; 77: no GPU / driver (skipped).
 #include <dlfcn.h>
 
@@ -120,10 +122,11 @@ void* function(const std::string& file, const char* kernel) {
 
 // A launch described once, run on both devices.
 struct Arg {
-    enum Kind { Buffer, Int, Float } kind;
+    enum Kind { Buffer, Int, Float, Long } kind;
     int buffer = -1;
     int i = 0;
     float f = 0;
+    long long l = 0;   // long long and unsigned long long parameters (same 8 bytes)
 };
 struct Case {
     std::string ptx;
@@ -139,6 +142,7 @@ struct Case {
 Arg buf(int b) { return Arg{Arg::Buffer, b}; }
 Arg i32(int v) { return Arg{Arg::Int, -1, v}; }
 Arg f32(float v) { return Arg{Arg::Float, -1, 0, v}; }
+Arg i64(long long v) { return Arg{Arg::Long, -1, 0, 0, v}; }
 
 template <class T>
 std::vector<unsigned char> bytes(const std::vector<T>& v) {
@@ -161,6 +165,12 @@ std::vector<int> ints(std::size_t n, int lo, int hi) {
     return v;
 }
 std::vector<unsigned char> poison(std::size_t n_bytes) { return std::vector<unsigned char>(n_bytes, 0xFF); }
+std::vector<double> doubles(std::size_t n, double lo, double hi) {
+    std::uniform_real_distribution<double> d(lo, hi);
+    std::vector<double> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
 
 std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
     std::vector<std::vector<unsigned char>> b = c.buffers;
@@ -174,6 +184,8 @@ std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
             args[i] = &ptrs[i];
         } else if (a.kind == Arg::Int) {
             args[i] = const_cast<int*>(&a.i);
+        } else if (a.kind == Arg::Long) {
+            args[i] = const_cast<long long*>(&a.l);
         } else {
             args[i] = const_cast<float*>(&a.f);
         }
@@ -201,6 +213,8 @@ std::vector<std::vector<unsigned char>> run_gpu(const Case& c) {
             args[i] = &ptrs[i];
         } else if (a.kind == Arg::Int) {
             args[i] = const_cast<int*>(&a.i);
+        } else if (a.kind == Arg::Long) {
+            args[i] = const_cast<long long*>(&a.l);
         } else {
             args[i] = const_cast<float*>(&a.f);
         }
@@ -250,8 +264,99 @@ int compare(const Case& c) {
 
 }  // namespace
 
+// Every launch compared, built once (the emulator-only mode runs the same list).
+std::vector<Case> build_cases() {
+    std::vector<Case> cases;
+    {
+        const int n = 100003;
+        cases.push_back({"axpy.ptx", "axpy_v1", {(n + 255) / 256, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(1.37f), buf(0), buf(1)}, {}});
+        cases.push_back({"axpy.ptx", "axpy_v2", {7, 1, 1}, {128, 1, 1}, 0,
+                         {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(-0.71f), buf(0), buf(1)}, {}});
+        for (const char* k : {"reduce_sum_v1", "reduce_sum_v2"})
+            cases.push_back({"reduce.ptx", k, {13, 1, 1}, {256, 1, 1}, 0, {bytes(floats(n, -1, 1)), poison(13 * 4)},
+                             {i32(n), buf(0), buf(1)}, {}});
+        cases.push_back({"scan.ptx", "scan_inclusive_v1", {(n + 511) / 512, 1, 1}, {512, 1, 1}, 0,
+                         {bytes(floats(n, -1, 1)), poison(n * 4), poison(((n + 511) / 512) * 4)},
+                         {i32(n), buf(0), buf(1), buf(2)}, {}});
+        auto v = floats(n, 0, 0.001f);
+        cases.push_back({"adam.ptx", "adam_v1", {40, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(floats(n, -1, 1)), bytes(floats(n, -0.1f, 0.1f)), bytes(floats(n, -0.01f, 0.01f)), bytes(v)},
+                         {i32(n), f32(0.00123f), f32(0.9f), f32(0.999f), f32(1e-7f), buf(0), buf(1), buf(2), buf(3)}, {}});
+    }
+    {
+        // The training kernels whose results the CPU backend reproduces bit for bit: the GPU
+        // must give the emulator's words exactly (double statistics, the software exp/log of
+        // the loss, the counter-based dropout, IEEE sqrt and division, no contraction).
+        const int batch = 300, classes = 10;
+        auto labels = ints(batch, 0, classes - 1);
+        cases.push_back({"loss.ptx", "softmax_xent_rows_v1", {2, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(floats(batch * classes, -9, 9)), bytes(labels), poison(batch * classes * 4), poison(batch * 2 * 4)},
+                         {i32(batch), i32(classes), buf(0), buf(1), buf(2), buf(3)}, {}});
+        std::vector<float> per_example(batch * 2);
+        for (int i = 0; i < batch; i++) { per_example[2 * i] = floats(1, 0, 5)[0]; per_example[2 * i + 1] = (float)(i % 2); }
+        cases.push_back({"loss.ptx", "softmax_xent_total_v1", {1, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(per_example), bytes(std::vector<float>{0.25f, 2.0f})}, {i32(batch), buf(0), buf(1)}, {}});
+        const int n = 4, c = 6, s = 49, length = n * c * s;
+        auto variance = floats(c, 0.5f, 2.0f);
+        cases.push_back({"batchnorm.ptx", "batchnorm_forward_training_v1", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(floats(length, -2, 3)), bytes(floats(c, -1, 1)), bytes(floats(c, -1, 1)), bytes(floats(c, -0.1f, 0.1f)),
+                          bytes(variance), poison(c * 4), poison(c * 4), poison(length * 4)},
+                         {i32(n), i32(c), i32(s), f32(1e-3f), f32(0.9f), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
+        cases.push_back({"batchnorm.ptx", "batchnorm_backward_v1", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(floats(length, -2, 3)), bytes(floats(length, -1, 1)), bytes(floats(c, -1, 1)), bytes(floats(c, -0.5f, 0.5f)),
+                          bytes(floats(c, 0.5f, 2.0f)), poison(length * 4), poison(c * 4), poison(c * 4)},
+                         {i32(n), i32(c), i32(s), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
+        const int chunks = 5;
+        cases.push_back({"batchnorm.ptx", "batchnorm_forward_training_v2_statistics", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(doubles(c * chunks, -40, 60)), bytes(doubles(c * chunks, 1, 90)), bytes(floats(c, -0.1f, 0.1f)),
+                          bytes(variance), poison(c * 4), poison(c * 4)},
+                         {i32(n), i32(s), i32(chunks), f32(1e-3f), f32(0.9f), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5)}, {}});
+        const long long elements = 100003;
+        std::vector<long long> step_block = {4242, 0, 0, 0};   // StepScalars: step, then epoch.. adam_t (32 bytes)
+        cases.push_back({"dropout.ptx", "dropout_forward_v1", {64, 1, 1}, {256, 1, 1}, 0,
+                         {bytes(step_block), bytes(floats(elements, -3, 3)), poison(elements * 4), poison(elements)},
+                         {i64(elements), f32(0.4f), f32(1.0f / 0.6f), i64(0x1234567890ABCDEFll), buf(0), buf(1), buf(2), buf(3)}, {}});
+        const int planes = 2 * 3, h = 8, w = 8, hp = 11, wp = 11;
+        cases.push_back({"conv.ptx", "conv_pad_images_v1", {2, 1, 1}, {256, 1, 1}, 0, {bytes(floats(planes * h * w, -1, 1)), poison(planes * hp * wp * 4)},
+                         {i32(planes), i32(h), i32(w), i32(hp), i32(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
+        cases.push_back({"conv.ptx", "conv_crop_images_v1", {2, 1, 1}, {256, 1, 1}, 0, {bytes(floats(planes * hp * wp, -1, 1)), poison(planes * h * w * 4)},
+                         {i32(planes), i32(h), i32(w), i32(hp), i32(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
+    }
+    const std::string t = "test_kernels.ptx";
+    cases.push_back({t, "test_divergent_barrier", {3, 1, 1}, {256, 1, 1}, 0, {poison(3 * 256 * 4)}, {i32(17), buf(0)}, {}});
+    cases.push_back({t, "test_barrier_loop", {2, 1, 1}, {1024, 1, 1}, 0, {poison(8)}, {buf(0)}, {}});
+    cases.push_back({t, "test_shuffles", {1, 1, 1}, {32, 1, 1}, 0, {bytes(ints(32, 1, 1000)), poison(14 * 32 * 4)},
+                     {buf(0), buf(1)}, {}});
+    cases.push_back({t, "test_warp_sum_2d", {1, 1, 1}, {16, 4, 1}, 0, {bytes(floats(64, -1, 1)), poison(8)}, {buf(0), buf(1)}, {}});
+    cases.push_back({t, "test_ids", {3, 2, 2}, {4, 3, 2}, 0, {poison(3 * 2 * 2 * 4 * 3 * 2 * 4)}, {buf(0)}, {}});
+    cases.push_back({t, "test_syncthreads_reductions", {1, 1, 1}, {128, 1, 1}, 0, {bytes(ints(128, -10, 30)), poison(12)},
+                     {buf(0), buf(1)}, {}});
+    cases.push_back({t, "test_dynamic_shared", {2, 1, 1}, {128, 1, 1}, 128 * 4, {bytes(floats(256, -5, 5)), poison(256 * 4)},
+                     {buf(0), buf(1)}, {}});
+    cases.push_back({t, "test_bits_math", {1, 1, 1}, {64, 1, 1}, 0, {bytes(floats(64, -20, 20)), poison(64 * 6 * 4), poison(64 * 8 * 4)},
+                     {buf(0), buf(1), buf(2)}, {false, false, true}});
+
+    return cases;
+}
+
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a launch that hangs the GPU still shows which one
+    if (argc > 1 && std::string(argv[1]) == "--emu-only") {
+        int failed = 0;
+        std::vector<Case> cases = build_cases();
+        for (const Case& c : cases) {
+            try {
+                run_emu(c);
+                std::printf("%-28s runs on the emulator\n", c.kernel);
+            } catch (const std::exception& e) {
+                std::printf("%-28s ERROR %s\n", c.kernel, e.what());
+                ++failed;
+            }
+        }
+        std::printf("%d of %zu cases failed on the emulator\n", failed, cases.size());
+        return failed == 0 ? 0 : 1;
+    }
     ptx_dir = argc > 1 ? argv[1] : ".";
     test_ptx_dir = argc > 2 ? argv[2] : ptx_dir;
     try {
@@ -275,38 +380,7 @@ int main(int argc, char** argv) {
         CU(drv.cuDevicePrimaryCtxRetain(&ctx, dev));
         CU(drv.cuCtxSetCurrent(ctx));
 
-        std::vector<Case> cases;
-        {
-            const int n = 100003;
-            cases.push_back({"axpy.ptx", "axpy_v1", {(n + 255) / 256, 1, 1}, {256, 1, 1}, 0,
-                             {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(1.37f), buf(0), buf(1)}, {}});
-            cases.push_back({"axpy.ptx", "axpy_v2", {7, 1, 1}, {128, 1, 1}, 0,
-                             {bytes(floats(n, -3, 3)), bytes(floats(n, -3, 3))}, {i32(n), f32(-0.71f), buf(0), buf(1)}, {}});
-            for (const char* k : {"reduce_sum_v1", "reduce_sum_v2"})
-                cases.push_back({"reduce.ptx", k, {13, 1, 1}, {256, 1, 1}, 0, {bytes(floats(n, -1, 1)), poison(13 * 4)},
-                                 {i32(n), buf(0), buf(1)}, {}});
-            cases.push_back({"scan.ptx", "scan_inclusive_v1", {(n + 511) / 512, 1, 1}, {512, 1, 1}, 0,
-                             {bytes(floats(n, -1, 1)), poison(n * 4), poison(((n + 511) / 512) * 4)},
-                             {i32(n), buf(0), buf(1), buf(2)}, {}});
-            auto v = floats(n, 0, 0.001f);
-            cases.push_back({"adam.ptx", "adam_v1", {40, 1, 1}, {256, 1, 1}, 0,
-                             {bytes(floats(n, -1, 1)), bytes(floats(n, -0.1f, 0.1f)), bytes(floats(n, -0.01f, 0.01f)), bytes(v)},
-                             {i32(n), f32(0.00123f), f32(0.9f), f32(0.999f), f32(1e-7f), buf(0), buf(1), buf(2), buf(3)}, {}});
-        }
-        const std::string t = "test_kernels.ptx";
-        cases.push_back({t, "test_divergent_barrier", {3, 1, 1}, {256, 1, 1}, 0, {poison(3 * 256 * 4)}, {i32(17), buf(0)}, {}});
-        cases.push_back({t, "test_barrier_loop", {2, 1, 1}, {1024, 1, 1}, 0, {poison(8)}, {buf(0)}, {}});
-        cases.push_back({t, "test_shuffles", {1, 1, 1}, {32, 1, 1}, 0, {bytes(ints(32, 1, 1000)), poison(14 * 32 * 4)},
-                         {buf(0), buf(1)}, {}});
-        cases.push_back({t, "test_warp_sum_2d", {1, 1, 1}, {16, 4, 1}, 0, {bytes(floats(64, -1, 1)), poison(8)}, {buf(0), buf(1)}, {}});
-        cases.push_back({t, "test_ids", {3, 2, 2}, {4, 3, 2}, 0, {poison(3 * 2 * 2 * 4 * 3 * 2 * 4)}, {buf(0)}, {}});
-        cases.push_back({t, "test_syncthreads_reductions", {1, 1, 1}, {128, 1, 1}, 0, {bytes(ints(128, -10, 30)), poison(12)},
-                         {buf(0), buf(1)}, {}});
-        cases.push_back({t, "test_dynamic_shared", {2, 1, 1}, {128, 1, 1}, 128 * 4, {bytes(floats(256, -5, 5)), poison(256 * 4)},
-                         {buf(0), buf(1)}, {}});
-        cases.push_back({t, "test_bits_math", {1, 1, 1}, {64, 1, 1}, 0, {bytes(floats(64, -20, 20)), poison(64 * 6 * 4), poison(64 * 8 * 4)},
-                         {buf(0), buf(1), buf(2)}, {false, false, true}});
-
+        std::vector<Case> cases = build_cases();
         int failed = 0;
         for (const Case& c : cases) {
             try {
