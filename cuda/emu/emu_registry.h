@@ -22,6 +22,7 @@ struct KernelInfo {
     KernelInvoker invoke;
     unsigned arg_count;
     std::uint64_t pointer_args;  // bit i set: parameter i is a pointer (checked against registered buffers)
+    const unsigned char* arg_sizes;  // sizeof each parameter (what cuLaunchKernel reads from each args[i])
 };
 
 LP_EMU_API bool register_kernel(const KernelInfo& info);
@@ -52,8 +53,11 @@ struct KernelBinding<Fn> {
         ((mask |= (std::is_pointer_v<A> ? (std::uint64_t{1} << i) : 0), ++i), ...);
         return mask;
     }
+    // One entry per parameter, plus a terminator so that a kernel without parameters has an array too.
+    static constexpr unsigned char arg_sizes[] = {static_cast<unsigned char>(sizeof(A))..., 0};
+
     static KernelInfo info(const char* name) {
-        return KernelInfo{name, &invoke, static_cast<unsigned>(sizeof...(A)), pointer_args()};
+        return KernelInfo{name, &invoke, static_cast<unsigned>(sizeof...(A)), pointer_args(), arg_sizes};
     }
 };
 

@@ -770,6 +770,19 @@ LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_count(const char* kernel) {
     return static_cast<int>(k->info.arg_count);
 }
 
+LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_size(const char* kernel, int index) {
+    const KernelEntry* k = find_kernel(kernel);
+    if (k == nullptr) {
+        fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+        return -1;
+    }
+    if (index < 0 || static_cast<unsigned>(index) >= k->info.arg_count) {
+        fail_call(format("kernel '%s' has %u parameters, not a parameter %d", k->info.name, k->info.arg_count, index));
+        return -1;
+    }
+    return k->info.arg_sizes[index];
+}
+
 LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsigned bytes) {
     KernelEntry* k = find_kernel(kernel);
     if (k == nullptr) return fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));

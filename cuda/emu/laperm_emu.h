@@ -32,6 +32,8 @@ LAPERM_EMU_EXPORT const char* laperm_emu_kernel_name(int index);
 
 /* Number of parameters of a kernel, or -1 (and an error message) if there is no such kernel. */
 LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_count(const char* kernel);
+/* sizeof the kernel's parameter `index` (what cuLaunchKernel reads from args[index]); -1 if out of range. */
+LAPERM_EMU_EXPORT int laperm_emu_kernel_arg_size(const char* kernel, int index);
 
 /* Runs one launch to completion (synchronously). args[i] points to the i-th argument
  * value, as cuLaunchKernel's kernelParams. Pointer arguments must be null or point into

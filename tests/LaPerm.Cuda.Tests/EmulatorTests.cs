@@ -195,6 +195,21 @@ public sealed class EmulatorRuntimeTests
     }
 
     [Fact]
+    public void WrongArgumentSizeIsAnExceptionNamingTheKernelAndParameter()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        Kernel axpy = module.GetKernel("axpy_v1");
+        using var x = device.Allocate<float>(4);
+        using var y = device.Allocate<float>(4);
+        // n is an int; a long long would make a GPU read four bytes past the value.
+        var e = Assert.Throws<CudaException>(() => axpy.Launch(1, 32, 0, device.Stream, 4L, 2f, x.Pointer, y.Pointer));
+        Assert.Contains("axpy_v1: parameter 0 is 4 bytes, the launch passed 8", e.Message);
+        // The same launch with the right sizes runs.
+        axpy.Launch(1, 32, 0, device.Stream, 4, 2f, x.Pointer, y.Pointer);
+    }
+
+    [Fact]
     public unsafe void PointerOutsideDeviceMemoryIsAnExceptionNamingTheKernel()
     {
         using var device = TestDevices.OpenEmulator();

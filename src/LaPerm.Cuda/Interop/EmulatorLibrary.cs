@@ -18,6 +18,7 @@ public sealed unsafe class EmulatorLibrary
     private readonly delegate* unmanaged<void*, nuint, int> _registerBuffer;
     private readonly delegate* unmanaged<void*, int> _unregisterBuffer;
     private readonly delegate* unmanaged<byte*, int> _kernelArgCount;          // optional
+    private readonly delegate* unmanaged<byte*, int, int> _kernelArgSize;      // optional
     private readonly delegate* unmanaged<byte*, uint, int> _setMaxDynamicShared; // optional
 
     private EmulatorLibrary(LibraryLoadResult library)
@@ -32,7 +33,9 @@ public sealed unsafe class EmulatorLibrary
         _unregisterBuffer = (delegate* unmanaged<void*, int>)Export(h, "laperm_emu_unregister_buffer");
         NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_count", out nint argCount);
         NativeLibrary.TryGetExport(h, "laperm_emu_set_max_dynamic_shared", out nint setShared);
+        NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_size", out nint argSize);
         _kernelArgCount = (delegate* unmanaged<byte*, int>)argCount;
+        _kernelArgSize = (delegate* unmanaged<byte*, int, int>)argSize;
         _setMaxDynamicShared = (delegate* unmanaged<byte*, uint, int>)setShared;
         var names = new List<string>();
         for (int i = 0, n = _kernelCount(); i < n; i++)
@@ -96,6 +99,9 @@ public sealed unsafe class EmulatorLibrary
 
     /// <summary>The kernel's parameter count, or -1 when the emulator cannot say.</summary>
     public int KernelArgCount(byte* kernelNameUtf8) => _kernelArgCount == null ? -1 : _kernelArgCount(kernelNameUtf8);
+
+    /// <summary>sizeof the kernel's parameter <paramref name="index"/>, or -1 when the emulator cannot say.</summary>
+    public int KernelArgSize(byte* kernelNameUtf8, int index) => _kernelArgSize == null ? -1 : _kernelArgSize(kernelNameUtf8, index);
 
     /// <summary>The emulator's cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES), when it has one.</summary>
     public void SetMaxDynamicShared(byte* kernelNameUtf8, string kernelName, uint bytes)

@@ -19,6 +19,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private readonly EmulatorLibrary _emulator;
     private readonly Dictionary<string, int> _kernelIndex;
     private readonly int[] _argCounts;          // per kernel, -1 when unknown
+    private readonly int[][] _argSizes;         // per kernel, per parameter: its sizeof (-1 when unknown)
     private readonly Dictionary<nint, List<RecordedOperation>?> _streams = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _graphs = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
@@ -34,10 +35,16 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
             ?? throw new InvalidOperationException($"emulator unavailable: {reason}.");
         _kernelIndex = _emulator.KernelNames.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
         _argCounts = new int[_emulator.KernelNames.Count];
+        _argSizes = new int[_argCounts.Length][];
         for (int i = 0; i < _argCounts.Length; i++)
         {
             byte[] name = CudaDriver.NulTerminated(_emulator.KernelNames[i]);
-            fixed (byte* p = name) _argCounts[i] = _emulator.KernelArgCount(p);
+            fixed (byte* p = name)
+            {
+                _argCounts[i] = _emulator.KernelArgCount(p);
+                _argSizes[i] = new int[Math.Max(_argCounts[i], 0)];
+                for (int a = 0; a < _argSizes[i].Length; a++) _argSizes[i][a] = _emulator.KernelArgSize(p, a);
+            }
         }
         _streams[0] = null;
     }
@@ -227,6 +234,13 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         if (expected >= 0 && expected != argCount)
             throw new CudaException("laperm_emu_launch", 1, "CUDA_ERROR_INVALID_VALUE",
                 $"kernel {name} takes {expected} argument(s), the launch passed {argCount}", $"kernel {name}");
+        // Nor a wrong argument size: cuLaunchKernel reads each parameter's size from args[i], so an
+        // int where the kernel takes a long long would read four bytes past the value on a GPU.
+        int[] sizes = _argSizes[function - 1];
+        for (int i = 0; i < Math.Min(argCount, sizes.Length); i++)
+            if (sizes[i] >= 0 && sizes[i] != argSizes[i])
+                throw new CudaException("laperm_emu_launch", 1, "CUDA_ERROR_INVALID_VALUE",
+                    $"kernel {name}: parameter {i} is {sizes[i]} bytes, the launch passed {argSizes[i]}", $"kernel {name}");
         var capture = Capture(stream);
         if (capture is null)
             _emulator.Launch(nameUtf8, name, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, args);
