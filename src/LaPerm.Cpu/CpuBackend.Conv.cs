@@ -74,10 +74,14 @@ public sealed partial class CpuBackend
         if (g.Batch == 1)
         {
             GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, yData, 0);
+            GC.KeepAlive(xData);
             return;
         }
         var product = _gathered.Get(g.OutChannels * width);
         GemmParallel(false, g.OutChannels, width, k, 1f, wData, 0, panels, 0f, product, 0);
+        // The panels hold x's address only: x must stay reachable until the GEMM is done, or the GC
+        // may free its pinned array when the caller holds no other reference.
+        GC.KeepAlive(xData);
         // [cout, N*P] -> N images of [cout, P].
         _partition.For(g.Batch, 8, (g, product, yData, width, p), static (s, _, start, end) =>
         {
@@ -92,6 +96,7 @@ public sealed partial class CpuBackend
         int k = g.InChannels * g.KernelHeight * g.KernelWidth;
         var packed = _packedWeights.Get(DirectConv.PackedWeightsLength(g.OutChannels, k));
         DirectConv.PackWeights(Address(wData), g.OutChannels, k, Address(packed));
+        GC.KeepAlive(wData);   // read through its address only
         var split = DirectConv.PhaseSplit.Of(g);
         var (taps, segmentInput, segmentOutput) = DirectConv.Layout(g, split);
         // Images are independent: the threads share them. An image the kernel cannot read in place is
@@ -165,6 +170,7 @@ public sealed partial class CpuBackend
         // dW[cout, K] = dy[cout, N*P] * columns[K, N*P]^T, the columns generated on the fly.
         GemmParallel(false, g.OutChannels, k, g.Batch * p, 1f, gradient, gradientOffset,
             new Im2ColTransposedPanels(Address(xData), ShapeOf(g)), 0f, dwData, 0);
+        GC.KeepAlive(xData);   // the panels hold its address only
     }
 
     /// <summary>

@@ -249,8 +249,14 @@ public sealed partial class CpuBackend : IBackend
 
     /// <summary>C (at an offset) = alpha op(A) op(B) + beta C, split over workers by output tiles (rows or columns of C).</summary>
     private unsafe void GemmParallel(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
-        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset, float[]? prepackedA = null) =>
+        float[] a, int aOffset, float[] b, int bOffset, float beta, float[] c, int cOffset, float[]? prepackedA = null)
+    {
         GemmParallel(transposeA, m, n, k, alpha, a, aOffset, new DensePanels(transposeB, Address(b) + bOffset, n, k), beta, c, cOffset, prepackedA);
+        // The panels hold B's address only: without this the JIT may end b's lifetime at the call,
+        // and a GC during the GEMM (another thread allocating) can free the pinned array under it
+        // when the caller keeps no other reference (seen as an access violation in DensePanels.Pack).
+        GC.KeepAlive(b);
+    }
 
     /// <summary>As above with op(B) from a panel source (implicit im2col for convolutions).</summary>
     private void GemmParallel<TPanels>(bool transposeA, int m, int n, int k, float alpha,
@@ -287,7 +293,8 @@ public sealed partial class CpuBackend : IBackend
 
     /// <summary>
     /// The address of element 0 of an array allocated on the pinned object heap (every tensor
-    /// and scratch array of this backend is), so it never moves.
+    /// and scratch array of this backend is), so it never moves. It does not keep the array
+    /// alive: a caller that uses the address after its last use of the array calls GC.KeepAlive.
     /// </summary>
     private static unsafe float* Address(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
 
