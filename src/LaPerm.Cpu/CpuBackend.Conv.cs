@@ -36,6 +36,12 @@ public sealed partial class CpuBackend
         if (g.Batch <= 0 || g.InChannels <= 0 || g.OutChannels <= 0 || g.KernelHeight <= 0 || g.KernelWidth <= 0 ||
             g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 || g.PadTop < 0 || g.PadLeft < 0)
             throw new ArgumentException($"invalid convolution geometry {g}");
+        // ConvGeometry's lengths are ints: a geometry whose tensors do not fit one would pass the
+        // tensor-length checks with a wrapped value and send the raw-pointer kernels out of bounds.
+        long input = (long)g.Batch * g.InChannels * g.InHeight * g.InWidth, output = (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth;
+        long weights = (long)g.OutChannels * g.InChannels * g.KernelHeight * g.KernelWidth;
+        if (input > int.MaxValue || output > int.MaxValue || weights > int.MaxValue)
+            throw new ArgumentException($"convolution {g} has a tensor of more than {int.MaxValue:N0} elements ({input:N0} in, {output:N0} out, {weights:N0} weights)");
     }
 
     /// <summary>
@@ -112,7 +118,7 @@ public sealed partial class CpuBackend
                         inImage, outPixels, s.taps, s.segmentInput, s.segmentOutput, start, end);
                     return;
                 }
-                var image = s.backend._threadScratch[slot].Image.Get(g.InChannels * s.split.Plane);
+                var image = s.backend._threadScratch[slot].Image.Get((int)(g.InChannels * s.split.Plane));   // < int.MaxValue: checked by the caller
                 for (int n = start; n < end; n++)
                 {
                     DirectConv.Split(g, s.split, Address(s.xData) + (long)n * inImage, Address(image), 0, 1);
@@ -129,6 +135,10 @@ public sealed partial class CpuBackend
         var wData = Data(w, nameof(w), g.WeightLength);
         var dxData = Data(dx, nameof(dx), g.InputLength);
         int k = g.InChannels * g.KernelHeight * g.KernelWidth;
+        // One image's column gradients are one array (K x P floats): refuse what cannot be one.
+        long perImage = (long)k * g.OutHeight * g.OutWidth;
+        if (perImage > Array.MaxLength)
+            throw new NotSupportedException($"the data gradient of {g} needs {perImage:N0} column floats per image, more than one array holds ({Array.MaxLength:N0})");
         int group = GroupSize(g), groups = (g.Batch + group - 1) / group;
         // W^T is the A of every group's GEMM: packed once (for conv3 packing it per image cost ~30 % of the GEMM).
         long prepackedLength = Sgemm.PrepackedALength(k, g.OutChannels);
@@ -144,7 +154,7 @@ public sealed partial class CpuBackend
         {
             var scratch = s.backend._threadScratch[slot];
             int p = s.g.OutHeight * s.g.OutWidth;
-            var columns = scratch.Columns.Get(s.k * s.group * p);
+            var columns = scratch.Columns.Get(checked(s.k * s.group * p));
             for (int index = start; index < end; index++)
             {
                 int n0 = index * s.group, count = Math.Min(s.group, s.g.Batch - n0), width = count * p;
@@ -375,6 +385,8 @@ public sealed partial class CpuBackend
                 }
             }
         }
+        GC.KeepAlive(dxData);   // written through raw addresses only
+        GC.KeepAlive(columns);
     }
 
     /// <summary>

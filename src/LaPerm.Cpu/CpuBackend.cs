@@ -416,6 +416,8 @@ internal sealed class ScratchBuffer
 
     public float[] Get(int length)
     {
+        // A negative length (a size that wrapped) would return the old, smaller buffer.
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (_data.Length < length) _data = GC.AllocateArray<float>(length, pinned: true);
         return _data;
     }
@@ -443,6 +445,7 @@ internal sealed class IntScratchBuffer
 
     public int[] Get(int length)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (_data.Length < length) _data = new int[length];
         return _data;
     }

@@ -60,7 +60,8 @@ internal static unsafe class DirectConv
     /// </summary>
     public readonly record struct PhaseSplit(int Rows, int Phases, int Length)
     {
-        public int Plane => Rows * Phases * Length;
+        /// <summary>Floats per channel (in long: a large stride makes it exceed int before any guard sees it).</summary>
+        public long Plane => (long)Rows * Phases * Length;
 
         public static PhaseSplit Of(LaPerm.Core.Backend.ConvGeometry g) => ReadsInPlace(g)
             ? new PhaseSplit(g.InHeight, 1, g.InWidth)
@@ -96,7 +97,7 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>Number of floats <see cref="PackWeights"/> writes for a [cout, k] kernel.</summary>
-    public static int PackedWeightsLength(int cout, int k) => (cout + MR - 1) / MR * MR * k;
+    public static int PackedWeightsLength(int cout, int k) => checked((cout + MR - 1) / MR * MR * k);
 
     /// <summary>Packs W [cout, k] into MR-row panels [tile][k][MR], rows past cout zero.</summary>
     public static void PackWeights(float* w, int cout, int k, float* dest)
@@ -132,7 +133,7 @@ internal static unsafe class DirectConv
         for (int ci = 0; ci < g.InChannels; ci++)
             for (int ky = 0; ky < g.KernelHeight; ky++)
                 for (int kx = 0; kx < g.KernelWidth; kx++)
-                    taps[t++] = ci * split.Plane + ky * rowSize + kx % stride * split.Length + kx / stride;
+                    taps[t++] = (int)(ci * split.Plane) + ky * rowSize + kx % stride * split.Length + kx / stride;   // the caller keeps C x Plane < int.MaxValue
         int perRow = (g.OutWidth + Segment - 1) / Segment;
         int count = perRow * g.OutHeight;
         count += count & 1;   // an odd count repeats the last segment (same values, stored twice)

@@ -16,6 +16,11 @@ public sealed partial class CudaBackend
         if (g.Batch <= 0 || g.InChannels <= 0 || g.OutChannels <= 0 || g.KernelHeight <= 0 || g.KernelWidth <= 0 ||
             g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 || g.PadTop < 0 || g.PadLeft < 0)
             throw new ArgumentException($"invalid convolution geometry {g}");
+        // ConvGeometry's lengths are ints: refuse a geometry whose tensors would wrap them.
+        long input = (long)g.Batch * g.InChannels * g.InHeight * g.InWidth, output = (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth;
+        long weights = (long)g.OutChannels * g.InChannels * g.KernelHeight * g.KernelWidth;
+        if (input > int.MaxValue || output > int.MaxValue || weights > int.MaxValue)
+            throw new ArgumentException($"convolution {g} has a tensor of more than {int.MaxValue:N0} elements ({input:N0} in, {output:N0} out, {weights:N0} weights)");
     }
 
     private int GroupSize(ConvGeometry g)
