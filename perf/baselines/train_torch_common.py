@@ -58,6 +58,17 @@ class TfSamePad(nn.Module):
         return F.pad(x, self.pad)
 
 
+def same_conv(cin: int, cout: int, kernel: int, stride: int, size: int) -> list[nn.Module]:
+    """A conv with TensorFlow 'same' padding: the conv's own padding where it is symmetric (no
+    separate op, as PyTorch users write it), an explicit F.pad only where TF pads one pixel more
+    at the bottom/right."""
+    pad = TfSamePad(kernel, stride, size)
+    before, after = pad.pad[0], pad.pad[1]
+    if before == after:
+        return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=before)]
+    return [pad, nn.Conv2d(cin, cout, kernel, stride=stride)]
+
+
 class ResidualBlock(nn.Module):
     """Keras ResNet v1 block: [conv3 BN relu conv3 BN] + shortcut (1x1 stride-2 conv with
     bias, no BN, when downsampling), then relu. Batch-norm as Keras: momentum 0.99, eps 1e-3."""
@@ -65,8 +76,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, size: int) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            TfSamePad(3, stride, size), nn.Conv2d(cin, cout, 3, stride=stride), keras_bn(cout), nn.ReLU(),
-            TfSamePad(3, 1, -(-size // stride)), nn.Conv2d(cout, cout, 3), keras_bn(cout))
+            *same_conv(cin, cout, 3, stride, size), keras_bn(cout), nn.ReLU(),
+            *same_conv(cout, cout, 3, 1, -(-size // stride)), keras_bn(cout))
         self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride) if stride != 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +90,7 @@ def keras_bn(channels: int) -> nn.BatchNorm2d:
 
 def resnet_v1(blocks_per_stack: int) -> nn.Module:
     """CIFAR ResNet v1 of depth 6n+2 as our BuiltInModels.ResNet (n=8: resnet50c)."""
-    layers: list[nn.Module] = [TfSamePad(3, 1, 32), nn.Conv2d(3, 16, 3), keras_bn(16), nn.ReLU()]
+    layers: list[nn.Module] = [*same_conv(3, 16, 3, 1, 32), keras_bn(16), nn.ReLU()]
     cin, size = 16, 32
     for stack in range(3):
         cout = 16 << stack
@@ -213,10 +224,17 @@ class Trainer:
         self.cursor += 1
         logits = self.model(self.images[i])
         loss = F.cross_entropy(logits, self.labels[i])
-        if self.l2:
-            loss = loss + 1e-4 * sum((w * w).sum() for w in self.l2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.l2:
+            # L2 1e-4 * sum(w^2) as its gradient, 2e-4 * w, added in one multi-tensor op (what our
+            # trainer does too): adding it to the loss would cost PyTorch dozens of small ops a step.
+            grads = [w.grad for w in self.l2]
+            if hasattr(torch, "_foreach_add_"):
+                torch._foreach_add_(grads, self.l2, alpha=2e-4)
+            else:
+                for g, w in zip(grads, self.l2):
+                    g.add_(w, alpha=2e-4)
         self.optimizer.step()
 
 
@@ -248,7 +266,13 @@ def measure(name: str, device: torch.device, threads: int, batch: int, k: int,
         trainer.step()
         warm_steps += 1
     synchronize()
-    per_step = (time.perf_counter() - start) / warm_steps
+    # Windows sized from steady steps only: the warm-up's first steps (cuDNN autotuning, lazy
+    # kernel loading) would make them too short.
+    start = time.perf_counter()
+    for _ in range(3):
+        trainer.step()
+    synchronize()
+    per_step = (time.perf_counter() - start) / 3
     steps_per_window = max(3, int(window_seconds / per_step))
     step_windows, step_cpu = time_windows(trainer.step, steps_per_window, windows, synchronize)
     step_s, best_step_s = statistics.median(step_windows), min(step_windows)

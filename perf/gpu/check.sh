@@ -546,6 +546,9 @@ bench_train() {
     [[ $device == cpu ]] && grep -q -- '--threads' "$help" && args+=(--threads "$(nproc)")
     # Three windows instead of the default five keep the part inside its time limit.
     [[ ${args[1]} == train ]] && grep -q -- '--windows' "$help" && args+=(--windows 3)
+    # On the GPU, 100 steps a window for every model (the default of 10 for the conv nets makes a
+    # conv7 window a few milliseconds long, against about a second for PyTorch's).
+    [[ ${args[1]} == train && $device == cuda ]] && grep -q -- '--steps' "$help" && args+=(--steps 100)
     run_limited "$LAPERM" "${args[@]}" > "$PART_DIR/$name.txt" 2>&1
     rc=$?
     add_md "\`laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/$name.txt" 15
