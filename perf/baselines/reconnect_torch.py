@@ -67,7 +67,7 @@ def reference_numpy(w, s0):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shapes", default="conv7;resnet50c;conv13;resnet50-imagenet",
+    ap.add_argument("--shapes", default="resnet50-imagenet;conv7;resnet50c;conv13",
                     help="shape set names or ROWS:LENGTH[,ROWS:LENGTH...], several separated by ';'")
     ap.add_argument("--shapes-file", default=os.path.join(here, "..", "reconnect", "shapes.json"))
     ap.add_argument("--samples", type=int, default=15)

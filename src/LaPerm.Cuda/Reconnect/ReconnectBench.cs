@@ -33,14 +33,19 @@ public sealed class ReconnectBench
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
-        IReadOnlyList<ReconnectBenchResult> results = new ReconnectBench().Measure(options, output);
-        if (options.JsonPath is { Length: > 0 } path)
-        {
-            string temp = path + ".tmp";
-            File.WriteAllText(temp, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-            File.Move(temp, path, overwrite: true);
-        }
+        // The JSON is rewritten after every line, so a run stopped by a time limit keeps what it measured.
+        Action<IReadOnlyList<ReconnectBenchResult>>? progress = options.JsonPath is { Length: > 0 } path
+            ? measured => WriteJson(path, measured)
+            : null;
+        IReadOnlyList<ReconnectBenchResult> results = new ReconnectBench().Measure(options, output, progress);
         return results.All(r => r.Mismatches == 0) ? 0 : 1;
+    }
+
+    private static void WriteJson(string path, IReadOnlyList<ReconnectBenchResult> results)
+    {
+        string temp = path + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(temp, path, overwrite: true);
     }
 
     public static IReadOnlyList<ReconnectVariant> ParseVariants(string spec)
@@ -52,7 +57,9 @@ public sealed class ReconnectBench
         throw new ArgumentException($"--variant: '{spec}' is not a variant; expected \"all\" or a number from 0 to 7");
     }
 
-    public IReadOnlyList<ReconnectBenchResult> Measure(ReconnectBenchOptions options, TextWriter output)
+    /// <summary>Measures every (shape set, variant); <paramref name="progress"/> sees the results so far after each.</summary>
+    public IReadOnlyList<ReconnectBenchResult> Measure(ReconnectBenchOptions options, TextWriter output,
+        Action<IReadOnlyList<ReconnectBenchResult>>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
@@ -89,6 +96,7 @@ public sealed class ReconnectBench
                         ReconnectBenchResult result = MeasureOne(device, spec, variant, inputs, weights, reconnectors, options.Samples, copyGBs);
                         results.Add(result);
                         output.WriteLine(Format(result));
+                        progress?.Invoke(results);
                     }
                     finally
                     {

@@ -255,6 +255,18 @@ public sealed class ReconnectEmulatorTests
     }
 
     [Fact]
+    public void BenchReportsItsResultsAfterEveryLineSoACutRunKeepsThem()
+    {
+        using (ReconnectCheck.OpenOrSkip("emu")) { }
+        var seen = new List<int>();
+        var results = new ReconnectBench().Measure(new ReconnectBenchOptions("all", "4:7;2:300", "emu"), TextWriter.Null,
+            measured => seen.Add(measured.Count));
+        int lines = 2 * Enum.GetValues<ReconnectVariant>().Length;
+        Assert.Equal(lines, results.Count);
+        Assert.Equal(Enumerable.Range(1, lines), seen);
+    }
+
+    [Fact]
     public void BenchOnTheEmulatorVerifiesEveryVariant()
     {
         using (ReconnectCheck.OpenOrSkip("emu")) { }
