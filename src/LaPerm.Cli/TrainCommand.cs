@@ -158,7 +158,8 @@ internal static class TrainCommand
         if (a.Double("--momentum", 0, 0.999999) is { } mom) o = o with { Momentum = (float)mom };
         if (a.String("--init") is { } init)
         {
-            if (init is "he-uniform" or "he") o = o with { Init = o.Init with { SharedValue = null } };
+            // He-uniform has no keep fractions: a preset's (f1/f2) go with its shared value.
+            if (init is "he-uniform" or "he") o = o with { Init = o.Init with { SharedValue = null, Keep = null } };
             else if (init.StartsWith("shared:", StringComparison.Ordinal) && float.TryParse(init.AsSpan(7), NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v))
                 o = o with { Init = o.Init with { SharedValue = v } };
             else throw new UsageException($"--init expects he-uniform or shared:V (e.g. shared:0.08), got '{init}'.");

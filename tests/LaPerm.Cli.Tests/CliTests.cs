@@ -71,6 +71,51 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void TheBestIsTheBestSynchronisedEvaluationEvenWhenEvaluationsBetweenSyncsScoreHigher()
+    {
+        string outDir = Path.Combine(_dir.FullName, "every");
+        var (code, _, stderr) = Run("train", "--model", "lenet300", "--limit-train", "512", "--limit-test", "256", "--epochs", "4",
+            "--batch", "64", "--k", "8", "--lr", "0.003", "--lr-schedule", "constant", "--eval-every", "1", "--quiet", "--threads", "1",
+            "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var evals = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "eval").ToList();
+        var synchronised = evals.Where(e => e.GetProperty("synchronized").GetBoolean()).ToList();
+        Assert.NotEmpty(synchronised);
+        Assert.Contains(evals, e => !e.GetProperty("synchronized").GetBoolean());   // the run evaluates between syncs too
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        double best = synchronised.Max(e => e.GetProperty("test_accuracy").GetDouble());
+        Assert.Equal(best, summary.GetProperty("best_test_accuracy").GetDouble());
+        long bestStep = summary.GetProperty("best_step").GetInt64();
+        Assert.Contains(synchronised, e => e.GetProperty("step").GetInt64() == bestStep);
+    }
+
+    [Fact]
+    public void ATargetReachedAtAnEpochEndEvaluationEndsTheRunThere()
+    {
+        // Without reconnection the default evaluation is at each epoch end (16 steps of 32 here).
+        string outDir = Path.Combine(_dir.FullName, "epoch-end");
+        var (code, _, stderr) = Run("train", "--model", "lenet300", "--limit-train", "512", "--limit-test", "256", "--epochs", "3",
+            "--batch", "32", "--no-reconnect", "--target-accuracy", "0.3", "--stop-at-target", "--quiet", "--threads", "2", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        long reached = summary.GetProperty("steps_to_target").GetInt64();
+        Assert.Equal(16, reached);
+        Assert.Equal(reached, summary.GetProperty("steps").GetInt64());   // no step after the target
+        var evals = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "eval").ToList();
+        Assert.Equal(reached, evals[^1].GetProperty("step").GetInt64());
+    }
+
+    [Fact]
+    public void APresetsSharedInitCanBeReplacedByHeUniform()
+    {
+        var (code, _, stderr) = Run("train", "--preset", "f1-mnist", "--init", "he-uniform", "--limit-train", "256", "--limit-test", "64",
+            "--epochs", "1", "--quiet", "--out", Path.Combine(_dir.FullName, "f1-he"));
+        Assert.True(code == 0, stderr);
+    }
+
+    [Fact]
     public void TheTargetAccuracyIsRecordedAtTheFirstSynchronisedEvaluationThatReachesItAndCanEndTheRun()
     {
         string[] common = ["train", "--model", "lenet300", "--limit-train", "1024", "--limit-test", "256", "--epochs", "2",

@@ -14,8 +14,11 @@ public static class Presets
     public static IReadOnlyList<string> Names { get; } =
         ["conv7-mnist", "f1-mnist", "f2-mnist", "conv2-cifar10", "conv4-cifar10", "conv13-cifar10", "resnet50c-cifar10"];
 
-    /// <summary>Keras' CIFAR ResNet v1 step schedule: x0.1 at epoch 80, x0.01 at 120, x0.001 at 160, x0.0005 at 180.</summary>
-    public static LearningRateSchedule ResNetSchedule { get; } = LearningRateSchedule.Parse("piecewise:80=0.1,120=0.01,160=0.001,180=0.0005");
+    /// <summary>
+    /// Keras' CIFAR ResNet v1 step schedule as the authors' notebook writes it (`epoch > 80` and so
+    /// on, epochs counted from 0): x0.1 from 0-based epoch 81, x0.01 from 121, x0.001 from 161, x0.0005 from 181.
+    /// </summary>
+    public static LearningRateSchedule ResNetSchedule { get; } = LearningRateSchedule.Parse("piecewise:81=0.1,121=0.01,161=0.001,181=0.0005");
 
     public static TrainingOptions? TryGet(string name) => name switch
     {

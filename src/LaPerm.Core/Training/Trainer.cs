@@ -190,7 +190,9 @@ public sealed class Trainer
                 });
                 stopAtTarget = o.StopAtTarget;
             }
-            if (testAccuracy > bestAccuracy)
+            // The best is a LaPerm network: with reconnection, only synchronised weights count (an
+            // evaluation between syncs, --eval-every, is of free optimizer weights; LAPERM.md).
+            if (synchronized && testAccuracy > bestAccuracy)
             {
                 bestAccuracy = testAccuracy;
                 bestStep = step;
@@ -331,6 +333,7 @@ public sealed class Trainer
             }
             if (stopAtTarget) break;
             if (o.EvalEvery == 0 && reconnector is null && epochIndex < o.Epochs - 1) Evaluate(epochIndex, 1.0, learningRate);
+            if (stopAtTarget) break;   // reached at this epoch-end evaluation: no further step
             firstBatch = 0;
             Readback();
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
