@@ -108,6 +108,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AResumedRunKeepsItsTargetAndTheStepThatReachedIt()
+    {
+        string[] common = ["train", "--model", "lenet300", "--limit-train", "512", "--limit-test", "256", "--epochs", "3", "--batch", "64",
+            "--k", "3", "--target-accuracy", "0.3", "--quiet", "--threads", "1"];
+        string fullDir = Path.Combine(_dir.FullName, "target-full"), resumedDir = Path.Combine(_dir.FullName, "target-resumed");
+        Assert.Equal(0, Run([.. common, "--out", fullDir]).Code);
+        var stopped = Run([.. common, "--stop-after", "13", "--out", resumedDir]);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        var resumed = Run("train", "--resume", resumedDir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        JsonElement Summary(string dir) => JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
+        var (full, again) = (Summary(fullDir), Summary(resumedDir));
+        Assert.True(full.GetProperty("steps_to_target").GetInt64() < 13, "the target must be reached before the interruption for this test");
+        Assert.Equal(full.GetProperty("steps_to_target").GetInt64(), again.GetProperty("steps_to_target").GetInt64());
+        Assert.Equal(full.GetProperty("target_accuracy").GetDouble(), again.GetProperty("target_accuracy").GetDouble());
+    }
+
+    [Fact]
     public void APresetsSharedInitCanBeReplacedByHeUniform()
     {
         var (code, _, stderr) = Run("train", "--preset", "f1-mnist", "--init", "he-uniform", "--limit-train", "256", "--limit-test", "64",

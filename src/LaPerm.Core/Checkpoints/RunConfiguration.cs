@@ -54,6 +54,8 @@ public static class RunConfiguration
             ["keep_checkpoints"] = c.Keep,
             ["on_nan"] = CheckpointOptions.Describe(c.OnNonFinite),
             ["trace_reconnection"] = c.TraceReconnectionFor(o.Device),
+            ["target_accuracy"] = o.TargetAccuracy,
+            ["stop_at_target"] = o.StopAtTarget,
         };
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -126,6 +128,9 @@ public static class RunConfiguration
                 VerifyInvariants = Get<bool>("verify_invariants"),
                 Device = Get<string>("device"),
                 Preset = json["preset"]?.GetValue<string>(),
+                // Absent from configurations written before targets were resumed: none then.
+                TargetAccuracy = Optional<double>("target_accuracy"),
+                StopAtTarget = Optional<bool>("stop_at_target") ?? false,
                 Out = outDir,
                 Checkpoints = new CheckpointOptions
                 {

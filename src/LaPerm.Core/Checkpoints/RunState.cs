@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LaPerm.Core.Training;
 
 namespace LaPerm.Core.Checkpoints;
 
@@ -48,6 +49,9 @@ public sealed record RunState
     public double TrainSeconds { get; init; }
     public long TrainImages { get; init; }
     public double WallSeconds { get; init; }
+
+    /// <summary>The --target-accuracy reached so far (null when not reached or not set).</summary>
+    public TargetReached? Target { get; init; }
 
     /// <summary>Length of metrics.jsonl when the checkpoint was taken; a resumed run cuts it back to this.</summary>
     public long MetricsBytes { get; init; }

@@ -269,6 +269,7 @@ public sealed class Trainer
             (step, epochIndex, firstBatch, learningRate) = (resumed.Step, resumed.Epoch, resumed.BatchInEpoch, resumed.LearningRate);
             (trainSeconds, trainImages, bestAccuracy, bestStep) = (resumed.TrainSeconds, resumed.TrainImages, resumed.BestTestAccuracy, resumed.BestStep);
             (lastSyncStep, lastEvalStep, imagesSinceEval, wallOffset) = (resumed.LastSyncStep, resumed.LastEvalStep, resumed.ImagesSinceEval, resumed.WallSeconds);
+            target = resumed.Target;
         }
         RunState State(int nextEpoch, int nextBatch) => new()
         {
@@ -276,6 +277,7 @@ public sealed class Trainer
             LearningRateBits = BitConverter.SingleToUInt32Bits(learningRate), K = o.K.KAt(Math.Min(epochIndex, o.Epochs - 1)),
             LastSyncStep = lastSyncStep, LastEvalStep = lastEvalStep, BestTestAccuracy = bestAccuracy, BestStep = bestStep, ImagesSinceEval = imagesSinceEval,
             TrainSeconds = trainSeconds, TrainImages = trainImages, WallSeconds = wallOffset + wall.Elapsed.TotalSeconds,
+            Target = target,
         };
         for (; epochIndex < o.Epochs; epochIndex++)
         {
