@@ -27,6 +27,9 @@ public sealed class RunSession
     public const string ConfigFile = "config.json";
     public const string RunConfigFile = "run-config.json";
     public const string InitialWeightsFile = "initial.safetensors";
+    public const string BestWeightsFile = "best.safetensors";
+    public const string FinalWeightsFile = "final.safetensors";
+    public const string SummaryFile = "summary.json";
 
     private readonly TrainingOptions _options;
     private readonly ModelDefinition _model;
@@ -80,6 +83,7 @@ public sealed class RunSession
             {
                 log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
                 File.Delete(session.MetricsPath);
+                session.RemoveEarlierRun(store);
             }
             else
             {
@@ -88,17 +92,39 @@ public sealed class RunSession
                 TrimMetrics(session.MetricsPath, session._resume.State.MetricsBytes, log);
             }
         }
-        else if (store.Checkpoints() is { Count: > 0 } stale)
+        else
         {
-            // A new run in a used directory: the old run's checkpoints would otherwise outrank (and outlive) this run's.
-            log?.WriteLine($"laperm: warning: '{options.Out}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
-            foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
-            File.Delete(store.LatestPointer);
+            session.RemoveEarlierRun(store);
         }
         store.RemoveLeftovers();
         RunConfiguration.Write(Path.Combine(options.Out, RunConfigFile), options with { Checkpoints = options.Checkpoints with { Resume = false } }, model.Spec);
         return session;
     }
+
+    /// <summary>
+    /// A new run in a used directory starts from an empty slate: the earlier run's checkpoints would
+    /// otherwise outrank (and outlive) this run's, and its summary and best/final weights would sit
+    /// beside this run's metrics as if they were its results until (or, if this run fails, after) it
+    /// overwrote them. Its metrics.jsonl is started over by the trainer. A --resume that found no
+    /// valid checkpoint keeps the broken ones (for inspection) and removes the results.
+    /// </summary>
+    private void RemoveEarlierRun(CheckpointStore store)
+    {
+        string dir = _options.Out!;
+        if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
+        {
+            _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
+            foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
+            File.Delete(store.LatestPointer);
+        }
+        var results = EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists).ToList();
+        if (results.Count == 0) return;
+        _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them (use a new --out to keep them).");
+        foreach (var path in results) File.Delete(path);
+    }
+
+    /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>
+    private static readonly string[] EarlierRunResults = [SummaryFile, BestWeightsFile, FinalWeightsFile];
 
     private void ProbeWritable()
     {

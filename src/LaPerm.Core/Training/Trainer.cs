@@ -196,7 +196,7 @@ public sealed class Trainer
             {
                 bestAccuracy = testAccuracy;
                 bestStep = step;
-                if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "best.safetensors"), Metadata(step));
+                if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.BestWeightsFile), Metadata(step));
             }
             _observer?.OnEvaluation(record);
         }
@@ -346,8 +346,8 @@ public sealed class Trainer
         Readback();
         if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
         if (!(stopAtTarget && lastEvalStep == step)) Evaluate(lastEpoch, 1.0, learningRate);
-        if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, "final.safetensors"), Metadata(step));
-        string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, "final.safetensors")); // [runs]
+        if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.FinalWeightsFile), Metadata(step));
+        string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, RunSession.FinalWeightsFile)); // [runs]
 
         var summary = new TrainingSummary(_model.Name, o.Data, _backend.Name, o.Preset, o.Seed, o.Threads, step, o.Epochs,
             reconnector?.Syncs ?? 0, bestAccuracy, bestStep, last!.TestAccuracy, last.TestLoss,
@@ -355,7 +355,7 @@ public sealed class Trainer
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha, Graphs = useGraphs, Target = target };
-        if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, "summary.json"), SummaryJson(summary));
+        if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
         return summary;
 
         Dictionary<string, string> Metadata(long atStep) => new()

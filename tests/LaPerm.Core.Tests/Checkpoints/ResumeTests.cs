@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
+using LaPerm.Core.Model;
 using LaPerm.Core.Training;
 
 namespace LaPerm.Core.Tests.Checkpoints;
@@ -90,6 +91,23 @@ public sealed class ResumeTests
         var only = Assert.Single(new CheckpointStore(dir).Checkpoints());
         Assert.Equal(8L, only.Step);
         Assert.Equal(12UL, RunState.FromJson(File.ReadAllText(Path.Combine(only.Path, "state.json")), "state.json").Seed);
+    }
+
+    [Fact]
+    public void ANewRunInAUsedDirectoryRemovesTheEarlierRunsResultsBeforeTraining()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1 });
+        string[] results = [RunSession.SummaryFile, RunSession.BestWeightsFile, RunSession.FinalWeightsFile];
+        Assert.All(results, name => Assert.True(File.Exists(Path.Combine(dir, name)), name));
+
+        // Opening the new run (before its first step) removes them: should it fail, nothing of the
+        // earlier run is left beside its metrics to be taken for its results.
+        var log = new StringWriter();
+        RunSession.Open(RunFixture.Options(dir) with { Seed = 12, Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log);
+        Assert.Contains("summary.json, best.safetensors, final.safetensors of an earlier run", log.ToString(), StringComparison.Ordinal);
+        Assert.All(results, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
     }
 
     [Fact]
