@@ -58,12 +58,21 @@ internal sealed class Arguments
         return value;
     }
 
-    public int? Int(string name, int min = int.MinValue)
+    public int? Int(string name, int min = int.MinValue, int max = int.MaxValue)
     {
         var s = String(name);
         if (s is null) return null;
-        if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) || v < min)
-            throw new UsageException($"{name} expects an integer{(min > int.MinValue ? $" of at least {min}" : "")}, got '{s}'.");
+        if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
+        {
+            string range = (min > int.MinValue, max < int.MaxValue) switch
+            {
+                (true, true) => $" from {min} to {max}",
+                (true, false) => $" of at least {min}",
+                (false, true) => $" of at most {max}",
+                _ => "",
+            };
+            throw new UsageException($"{name} expects an integer{range}, got '{s}'.");
+        }
         return v;
     }
 

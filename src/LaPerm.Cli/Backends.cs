@@ -97,17 +97,23 @@ internal static class Backends
         foreach (string reason in cuda.CudnnRefusals) stdout.WriteLine($"    {reason}");
     }
 
-    public static int Threads(Arguments a) => a.Int("--threads", 1) ?? Environment.ProcessorCount;
+    /// <summary>More CPU threads than any machine we know of has cores; each holds its own scratch buffers.</summary>
+    public const int MaxThreads = 1024;
 
+    public static int Threads(Arguments a) => a.Int("--threads", 1, MaxThreads) ?? Environment.ProcessorCount;
+
+    /// <summary>
+    /// A built-in model by name, else a JSON model file: a name with a directory separator or a
+    /// .json ending is always a file (./f1 reads a file called f1; f1 is the built-in model).
+    /// </summary>
     public static ModelSpec ResolveModel(string name)
     {
-        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || File.Exists(name))
-        {
-            if (!File.Exists(name)) throw new UsageException($"model file '{name}' does not exist.");
-            return ModelDefinition.LoadSpec(name);
-        }
-        return BuiltInModels.TryGet(name)
-            ?? throw new UsageException($"unknown model '{name}'; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2) or a JSON model file.");
+        bool pathLike = name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || name.Contains('/') || name.Contains(Path.DirectorySeparatorChar);
+        if (!pathLike && BuiltInModels.TryGet(name) is { } builtIn) return builtIn;
+        if (Directory.Exists(name)) throw new UsageException($"model file '{name}' is a directory; expected a JSON model file.");
+        if (File.Exists(name)) return ModelDefinition.LoadSpec(name);
+        if (pathLike) throw new UsageException($"model file '{name}' does not exist.");
+        throw new UsageException($"unknown model '{name}'; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2) or a JSON model file.");
     }
 }
 

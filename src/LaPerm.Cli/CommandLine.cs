@@ -75,6 +75,12 @@ public static class CommandLine
             stderr.WriteLine($"laperm: I/O error: {OneLine(e.Message)}");
             return StorageFailed;
         }
+        catch (UnauthorizedAccessException e)
+        {
+            // A file or directory this user may not write (or read): the environment's doing, not a bug.
+            stderr.WriteLine($"laperm: permission denied: {OneLine(e.Message)}");
+            return StorageFailed;
+        }
     }
 
     private static int PrintHelp(TextWriter stdout, string text)

@@ -23,12 +23,12 @@ internal static class EvalCommand
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
         else if (Checkpoint.StoredModelSpec(weights) is { } json)
-            spec = System.Text.Json.JsonSerializer.Deserialize<ModelSpec>(json, ModelDefinition.JsonOptions)
-                   ?? throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+            spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
         else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(a.String("--data") ?? "mnist", null, a.Int("--limit-test", 1));
         data.Test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
+        data.Test.EnsureClasses(model.Classes, model.Name);
         int threads = Backends.Threads(a);
         using var backend = Backends.Create(a.String("--device") ?? "cpu", threads);
         using var network = new Network(model, backend);

@@ -26,8 +26,7 @@ internal static class ProfileWeightsCommand
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
         else if (LaPerm.Core.Training.Checkpoint.StoredModelSpec(weights) is { } json)
-            spec = System.Text.Json.JsonSerializer.Deserialize<ModelSpec>(json, ModelDefinition.JsonOptions)
-                ?? throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+            spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
         else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
         var model = new ModelDefinition(spec);
         string? initial = a.String("--initial");

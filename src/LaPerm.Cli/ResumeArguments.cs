@@ -5,9 +5,11 @@ using LaPerm.Core.Training;
 namespace LaPerm.Cli;
 
 /// <summary>
-/// `laperm train --resume DIR`: the run's configuration comes from DIR (the newest checkpoint's
-/// config.json that parses, else DIR/run-config.json written when the run started); only flags
-/// that cannot change the results may be given with it.
+/// `laperm train --resume DIR`: the run's configuration comes from DIR (DIR/run-config.json,
+/// written when the run started; else, for a directory without one, the newest checkpoint's
+/// config.json that parses); only flags that cannot change the results may be given with it.
+/// A checkpoint is then resumed only if its own config.json agrees (RunSession), so an edited or
+/// damaged checkpoint cannot change the run's configuration.
 /// </summary>
 internal static class ResumeArguments
 {
@@ -21,7 +23,7 @@ internal static class ResumeArguments
             throw new UsageException($"--resume takes the run's configuration from '{dir}'; '{extra[0]}' cannot be changed (allowed with it: {string.Join(", ", Allowed.Skip(1))}).");
         if (!Directory.Exists(dir)) throw new UsageException($"--resume: run directory '{dir}' does not exist.");
         var store = new CheckpointStore(dir);
-        var sources = store.Checkpoints().Select(c => Path.Combine(c.Path, RunSession.ConfigFile)).Append(Path.Combine(dir, RunSession.RunConfigFile));
+        var sources = store.Checkpoints().Select(c => Path.Combine(c.Path, RunSession.ConfigFile)).Prepend(Path.Combine(dir, RunSession.RunConfigFile));
         ResumeException? first = null;
         foreach (var path in sources)
         {
@@ -41,7 +43,7 @@ internal static class ResumeArguments
 
     private static TrainingOptions Apply(Arguments a, TrainingOptions o)
     {
-        if (a.Int("--threads", 1) is { } threads) o = o with { Threads = threads };
+        if (a.Int("--threads", 1, Backends.MaxThreads) is { } threads) o = o with { Threads = threads };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
         if (a.Has("--no-graphs")) o = o with { Graphs = false };
         return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true } };

@@ -147,11 +147,11 @@ internal static class TrainCommand
         if (a.String("--preset") is { } preset)
             o = Presets.TryGet(preset) ?? throw new UsageException($"unknown preset '{preset}'; expected one of {string.Join(", ", Presets.Names)}.");
         if (a.String("--model") is { } m) o = o with { Model = m };
-        if (a.String("--data") is { } d) o = o with { Data = d };
+        if (a.String("--data") is { } d) o = o with { Data = DataSource.Canonical(d) };
         if (a.Int("--epochs", 1) is { } e) o = o with { Epochs = e };
         if (a.Int("--batch", 1) is { } b) o = o with { Batch = b };
         if (a.String("--k") is { } k) o = o with { K = SyncSchedule.Parse(k) };
-        if (a.Double("--lr", double.Epsilon, 10) is { } lr) o = o with { LearningRate = (float)lr };
+        if (a.Double("--lr", 1e-12, 10) is { } lr) o = o with { LearningRate = (float)lr };
         if (a.String("--lr-schedule") is { } s) o = o with { LearningRateSchedule = LearningRateSchedule.Parse(s) };
         if (a.String("--optimizer") is { } opt)
             o = o with { Optimizer = opt switch { "adam" => OptimizerKind.Adam, "sgd" => OptimizerKind.Sgd, _ => throw new UsageException($"--optimizer expects adam or sgd, got '{opt}'.") } };

@@ -126,6 +126,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AnEditedCheckpointConfigurationCannotChangeTheResumedRun()
+    {
+        // The configuration used to come from the newest checkpoint's config.json, before its
+        // manifest was checked: one edited file made --resume reject every good checkpoint and
+        // start over under the edited settings.
+        string dir = Path.Combine(_dir.FullName, "edited");
+        var stopped = Run("train", "--model", "lenet300", "--limit-train", "512", "--limit-test", "256", "--epochs", "2", "--batch", "32",
+            "--k", "4", "--quiet", "--threads", "1", "--checkpoint-every", "5", "--stop-after", "15", "--out", dir);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        string newest = Path.Combine(dir, "checkpoints", "step-00000015", "config.json");
+        string edited = File.ReadAllText(newest).Replace("\"batch\": 32", "\"batch\": 64", StringComparison.Ordinal);
+        Assert.Contains("\"batch\": 64", edited, StringComparison.Ordinal);
+        File.WriteAllText(newest, edited);
+        var resumed = Run("train", "--resume", dir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains("resuming from", resumed.Err + resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("step-00000010", resumed.Err + resumed.Out, StringComparison.Ordinal);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
+        Assert.Equal(32, summary.GetProperty("batch").GetInt32());
+    }
+
+    [Fact]
     public void APresetsSharedInitCanBeReplacedByHeUniform()
     {
         var (code, _, stderr) = Run("train", "--preset", "f1-mnist", "--init", "he-uniform", "--limit-train", "256", "--limit-test", "64",
@@ -194,6 +216,10 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--cudnn", "conv,")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]
+    [InlineData("train", "--threads", "100000")]
+    [InlineData("train", "--data", "mnist:")]
+    [InlineData("train", "--lr", "1e-300")]
+    [InlineData("models", "./no-such-model")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         var (code, stdout, stderr) = Run(args);
@@ -236,6 +262,35 @@ public sealed class CliTests : IDisposable
             new HashSet<string> { "--preset", "--epochs", "--k" }, new HashSet<string>(), "train");
         var o = TrainCommand.Parse(a);
         Assert.Equal(("conv7", 3, 50, "0:100,2:400", "mnist"), (o.Model, o.Epochs, o.Batch, o.K.ToString(), o.Augment));
+    }
+
+    [Fact]
+    public void EvalRefusesAModelWithFewerOutputsThanTheDataHasClasses()
+    {
+        // Trained weights of a 5-class model, evaluated on MNIST's 10 classes: one sentence, not a crash.
+        string model = Path.Combine(_dir.FullName, "five.json");
+        File.WriteAllText(model, """{"name": "five", "input": [1, 28, 28], "layers": [{"type": "dense", "units": 5}]}""");
+        string weights = Path.Combine(_dir.FullName, "five.safetensors");
+        SafeTensors.Write(weights, [new NamedArray("dense1/kernel", [5, 784], new float[5 * 784]), new NamedArray("dense1/bias", [5], new float[5])],
+            new Dictionary<string, string>());
+        var (code, _, stderr) = Run("eval", "--weights", weights, "--model", model, "--limit-test", "64");
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("10 classes", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void ANameWithADirectoryIsAModelFileEvenWhenItsFileNameIsABuiltInModel()
+    {
+        // (A bare name is a built-in model first; a file of that name in the working directory no longer replaces it.)
+        string file = Path.Combine(_dir.FullName, "f1");
+        File.WriteAllText(file, "not a model");
+        var (code, stdout, stderr) = Run("models", "f1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("7,840", stdout, StringComparison.Ordinal);
+        (code, _, stderr) = Run("models", file);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains($"model file '{file}' is not a valid model description", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

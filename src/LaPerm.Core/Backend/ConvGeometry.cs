@@ -15,6 +15,9 @@ public sealed record ConvGeometry(
     public static ConvGeometry Create(int batch, int inC, int inH, int inW, int outC, int kh, int kw, int stride, bool samePadding)
     {
         if (stride <= 0) throw new ArgumentOutOfRangeException(nameof(stride), $"stride must be positive, got {stride}");
+        if (kh <= 0 || kw <= 0) throw new ArgumentException($"the kernel must be at least 1x1, got {kh}x{kw}");
+        if (!samePadding && (kh > inH || kw > inW))
+            throw new ArgumentException($"a {kh}x{kw} kernel does not fit a {inH}x{inW} input with 'valid' padding");
         int outH, outW, padTop, padLeft;
         if (samePadding)
         {
@@ -47,8 +50,10 @@ public sealed record PoolGeometry(int Batch, int Channels, int InHeight, int InW
 {
     public static PoolGeometry Create(int batch, int channels, int inH, int inW, int window, int stride)
     {
+        if (window <= 0 || stride <= 0) throw new ArgumentException($"pool size and stride must be positive, got {window} and {stride}");
+        // Checked before dividing: (inH - window) / stride rounds a small negative up to 0 (output 1).
+        if (window > inH || window > inW) throw new ArgumentException($"a {window}x{window} pool does not fit a {inH}x{inW} input");
         int outH = (inH - window) / stride + 1, outW = (inW - window) / stride + 1;
-        if (outH <= 0 || outW <= 0) throw new ArgumentException($"a {window}x{window} pool does not fit a {inH}x{inW} input");
         return new PoolGeometry(batch, channels, inH, inW, window, stride, outH, outW);
     }
     public PoolGeometry WithBatch(int batch) => this with { Batch = batch };

@@ -39,6 +39,8 @@ public sealed class CheckpointStore(string runDirectory)
         }
         foreach (var f in System.IO.Directory.GetFiles(Directory, ".latest*"))
             File.Delete(f);
+        foreach (var f in System.IO.Directory.GetFiles(Directory, ".write-probe-*"))
+            File.Delete(f);
     }
 
     /// <summary>
@@ -57,15 +59,16 @@ public sealed class CheckpointStore(string runDirectory)
         {
             System.IO.Directory.CreateDirectory(temp);
             Fill(temp, step, files);
+            if (System.IO.Directory.Exists(final)) Remove(final);
+            System.IO.Directory.Move(temp, final);
         }
         catch
         {
-            // Give the space back (a full disk is the usual cause); the previous checkpoints are untouched.
+            // Give the space back (a full disk or a directory made read-only are the usual causes);
+            // the previous checkpoints are untouched.
             if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, recursive: true);
             throw;
         }
-        if (System.IO.Directory.Exists(final)) Remove(final);
-        System.IO.Directory.Move(temp, final);
         DirectorySync.Flush(Directory);
         AtomicFile.WriteAllText(LatestPointer, name + "\n");
         DirectorySync.Flush(Directory);

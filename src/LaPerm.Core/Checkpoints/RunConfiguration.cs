@@ -94,8 +94,9 @@ public static class RunConfiguration
             throw new ResumeException($"run configuration '{path}' must have format 'laperm-run-config' and version {FormatVersion}");
         try
         {
-            var spec = JsonSerializer.Deserialize<ModelSpec>(json["model_spec"]?.ToJsonString() ?? "null", ModelDefinition.JsonOptions)
-                ?? throw new ResumeException($"run configuration '{path}' has no field 'model_spec'");
+            var spec = json["model_spec"] is { } stored
+                ? ModelDefinition.ParseSpec(stored.ToJsonString(), $"run configuration '{path}' field 'model_spec'")
+                : throw new ResumeException($"run configuration '{path}' has no field 'model_spec'");
             var keep = json["init_keep"] is JsonArray k ? k.Select(x => x!.GetValue<double>()).ToList() : null;
             var options = new TrainingOptions
             {

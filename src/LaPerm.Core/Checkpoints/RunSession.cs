@@ -17,7 +17,7 @@ namespace LaPerm.Core.Checkpoints;
 /// after steps and at epoch ends, <see cref="MeasureTraffic"/> at syncs.
 /// A session without an output directory writes nothing and restores nothing.
 /// </summary>
-public sealed class RunSession
+public sealed class RunSession : IDisposable
 {
     public const string WeightsFile = "weights.safetensors";
     public const string SortedInitialFile = "sorted_initial.safetensors";
@@ -42,6 +42,7 @@ public sealed class RunSession
     private Reconnector? _reconnector;
     private Tensor<float>? _lossAndCorrect;
     private string? _lastCheckpoint;
+    private FileStream? _lock;
 
     private sealed record Loaded(string Path, RunState State, Dictionary<string, NamedArray> Weights, Dictionary<string, NamedArray> SortedInitial,
         Dictionary<string, NamedArray> Optimizer, IReadOnlyDictionary<string, string> OptimizerMetadata, Dictionary<string, NamedArray>? Traffic);
@@ -74,31 +75,80 @@ public sealed class RunSession
     {
         var session = new RunSession(options, model, log);
         if (options.Out is null) return session;
-        session.ProbeWritable();
-        var store = session._store!;
-        if (options.Checkpoints.Resume)
+        try
         {
-            session._resume = session.FindLatestValid();
-            if (session._resume is null)
+            session.OpenDirectory();
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The run directory is this session's until <see cref="Dispose"/>: a second laperm on it stops at once.</summary>
+    public void Dispose()
+    {
+        _lock?.Dispose();
+        _lock = null;
+    }
+
+    public const string LockFile = ".lock";
+
+    private void OpenDirectory()
+    {
+        ProbeWritable();
+        Lock();
+        AtomicFile.RemoveLeftovers(_options.Out!);
+        var store = _store!;
+        if (_options.Checkpoints.Resume)
+        {
+            _resume = FindLatestValid();
+            if (_resume is null)
             {
-                log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
-                File.Delete(session.MetricsPath);
-                session.RemoveEarlierRun(store);
+                _log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
+                File.Delete(MetricsPath);
+                RemoveEarlierRun(store);
             }
             else
             {
-                session._lastCheckpoint = session._resume.Path;
-                log?.WriteLine($"laperm: resuming from '{session._resume.Path}' (step {session._resume.State.Step}).");
-                TrimMetrics(session.MetricsPath, session._resume.State.MetricsBytes, log);
+                _lastCheckpoint = _resume.Path;
+                if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
+                    throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
+                _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}).");
+                TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
             }
         }
         else
         {
-            session.RemoveEarlierRun(store);
+            RemoveEarlierRun(store);
         }
         store.RemoveLeftovers();
-        RunConfiguration.Write(Path.Combine(options.Out, RunConfigFile), options with { Checkpoints = options.Checkpoints with { Resume = false } }, model.Spec);
-        return session;
+        RunConfiguration.Write(Path.Combine(_options.Out!, RunConfigFile), _options with { Checkpoints = _options.Checkpoints with { Resume = false } }, _model.Spec);
+    }
+
+    /// <summary>
+    /// Holds DIR/.lock open exclusively (an advisory lock on Linux and macOS, a sharing lock on
+    /// Windows) for the session's life. Two runs in one directory would reject or delete each
+    /// other's checkpoints; the second one now stops before touching anything. Also proves that
+    /// the directory itself (not only checkpoints/) can be written.
+    /// </summary>
+    private void Lock()
+    {
+        string path = Path.Combine(_options.Out!, LockFile);
+        try
+        {
+            _lock = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new RunStorageException($"output directory '{_options.Out}' cannot be written ({e.Message}); choose another --out", e);
+        }
+        catch (IOException e)
+        {
+            throw new RunStorageException($"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open: {e.Message.TrimEnd('.')}); wait for that run to end or choose another --out", e);
+        }
     }
 
     /// <summary>
@@ -111,16 +161,23 @@ public sealed class RunSession
     private void RemoveEarlierRun(CheckpointStore store)
     {
         string dir = _options.Out!;
-        if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
+        try
         {
-            _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
-            foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
-            File.Delete(store.LatestPointer);
+            if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
+            {
+                _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
+                foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
+                File.Delete(store.LatestPointer);
+            }
+            var results = EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists).ToList();
+            if (results.Count == 0) return;
+            _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them (use a new --out to keep them).");
+            foreach (var path in results) File.Delete(path);
         }
-        var results = EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists).ToList();
-        if (results.Count == 0) return;
-        _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them (use a new --out to keep them).");
-        foreach (var path in results) File.Delete(path);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RunStorageException($"the earlier run in '{dir}' cannot be removed ({e.Message.TrimEnd('.')}); choose another --out", e);
+        }
     }
 
     /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>
@@ -319,10 +376,17 @@ public sealed class RunSession
 
     // ---- resume ---------------------------------------------------------------------------------
 
+    /// <summary>
+    /// The newest checkpoint that is intact and was written by this configuration. A broken one
+    /// (files missing or changed, unreadable) is set aside as rejected-*; an intact one written
+    /// under another configuration is left alone and skipped, and when every intact checkpoint is
+    /// such, nothing is resumed or started over: the run stops with the first difference.
+    /// </summary>
     private Loaded? FindLatestValid()
     {
         var store = _store!;
         var candidates = store.Checkpoints();
+        string? otherConfiguration = null;
         foreach (var (step, path) in candidates)
         {
             try
@@ -331,14 +395,24 @@ public sealed class RunSession
                 if (loaded.State.Step != step) throw new ResumeException($"its state.json says step {loaded.State.Step}");
                 return loaded;
             }
+            catch (ConfiguredDifferently e)
+            {
+                _log?.WriteLine($"laperm: warning: skipping checkpoint '{path}': {e.Message.TrimEnd('.')}.");
+                otherConfiguration ??= e.Message;
+            }
             catch (Exception e) when (e is ResumeException or WeightsFormatException or IOException or UnauthorizedAccessException)
             {
                 _log?.WriteLine($"laperm: warning: skipping checkpoint '{path}': {e.Message.TrimEnd('.')}.");
                 store.Reject(path);
             }
         }
+        if (otherConfiguration is not null)
+            throw new ResumeException($"no checkpoint in '{store.Directory}' matches the run's configuration ('{RunConfigFile}'): the newest intact one {otherConfiguration.TrimEnd('.')}; nothing was changed");
         return null;
     }
+
+    /// <summary>An intact checkpoint of another configuration: not broken, so never rejected.</summary>
+    private sealed class ConfiguredDifferently(string message) : Exception(message);
 
     private Loaded Load(string path)
     {
@@ -348,7 +422,7 @@ public sealed class RunSession
         if (CheckpointStore.Verify(path, required) is { } problem) throw new ResumeException(problem);
         string configPath = Path.Combine(path, ConfigFile);
         string? mismatch = ConfigMismatch(File.ReadAllText(configPath), _configJson);
-        if (mismatch is not null) throw new ResumeException($"it was written by a run configured differently ({mismatch} in '{configPath}')");
+        if (mismatch is not null) throw new ConfiguredDifferently($"was written by a run configured differently ({mismatch} in '{configPath}')");
         var state = RunState.FromJson(File.ReadAllText(Path.Combine(path, StateFile)), Path.Combine(path, StateFile));
 
         var weights = ReadExpecting(Path.Combine(path, WeightsFile), _model.Parameters.Select(p => (p.Name, p.Shape)).Concat(_model.State.Select(s => (s.Name, new Shape(s.Length)))));
@@ -397,6 +471,9 @@ public sealed class RunSession
     // Fields that may differ between the interrupted and the resumed run without changing its results.
     private static readonly string[] FreeFields = ["threads", "checkpoint_every", "keep_checkpoints", "on_nan", "verify_invariants"];
 
+    // Fields added after the first format of config.json, with the value an older one meant by leaving them out.
+    private static readonly Dictionary<string, bool> LaterFlags = new() { ["stop_at_target"] = false };
+
     private static string? ConfigMismatch(string stored, string current)
     {
         JsonObject a, b;
@@ -412,6 +489,7 @@ public sealed class RunSession
         foreach (var (key, value) in b)
         {
             if (FreeFields.Contains(key)) continue;
+            if (!a.ContainsKey(key) && LaterFlags.TryGetValue(key, out bool absent) && value?.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False && value.GetValue<bool>() == absent) continue;
             if (!JsonNode.DeepEquals(a[key], value)) return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"}, this run has {value?.ToJsonString() ?? "null"}";
         }
         return null;

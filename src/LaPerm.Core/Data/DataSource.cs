@@ -51,6 +51,20 @@ public static class DataSource
         }
     }
 
+    /// <summary>
+    /// <paramref name="spec"/> with its directory, if it names one, made absolute: what a run
+    /// records, so that resuming it from another working directory reads the same files.
+    /// </summary>
+    public static string Canonical(string spec)
+    {
+        spec = spec.Trim();
+        int colon = spec.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0 && spec[..colon].ToLowerInvariant() is "mnist" or "fashion-mnist" or "cifar10" && colon + 1 < spec.Length)
+            return spec[..(colon + 1)] + Path.GetFullPath(spec[(colon + 1)..]);
+        bool named = spec.ToLowerInvariant() is "mnist" or "fashion-mnist" or "cifar10";
+        return !named && Directory.Exists(spec) ? Path.GetFullPath(spec) : spec;
+    }
+
     /// <summary>Loads the data set named by <paramref name="spec"/> (see the class summary).</summary>
     /// <param name="limitTrain">Keep only the first N training records in file order (null: all).</param>
     /// <param name="limitTest">Keep only the first N test records in file order (null: all).</param>
@@ -157,6 +171,8 @@ public static class DataSource
 
     private static void RequireDirectory(string directory, string what)
     {
+        if (string.IsNullOrWhiteSpace(directory))
+            throw new DataFormatException($"a data set NAME:DIR needs a directory after the colon, holding {what}.");
         if (!Directory.Exists(directory))
             throw new DataFormatException($"{directory} does not exist; expected a directory holding {what}.");
     }

@@ -45,7 +45,7 @@ public static class IdxReader
         long pixelBytes = (long)count * rows * columns;
         if (pixelBytes > Array.MaxLength)
             throw new DataFormatException($"{source}: the header declares {count} x {rows} x {columns} pixels, more than the {Array.MaxLength} bytes one data set may hold.");
-        var pixels = new byte[pixelBytes];
+        var pixels = NewBody(input, source, header.Length, pixelBytes);
         ReadBody(input, source, header.Length, pixels);
         return new IdxImages(pixels, count, rows, columns);
     }
@@ -57,7 +57,9 @@ public static class IdxReader
         var header = new byte[8];
         ReadHeader(input, source, header, LabelsMagic, "unsigned-byte labels [count]");
         int count = ReadDimension(header, 4, source, "label count");
-        var labels = new byte[count];
+        if (count > Array.MaxLength)
+            throw new DataFormatException($"{source}: the header declares {count} labels, more than the {Array.MaxLength} one data set may hold.");
+        var labels = NewBody(input, source, header.Length, count);
         ReadBody(input, source, header.Length, labels);
         return labels;
     }
@@ -70,7 +72,14 @@ public static class IdxReader
     {
         if (!File.Exists(path))
             throw new DataFormatException($"{path} does not exist; expected {what} there.");
-        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataFormatException($"{path} cannot be read ({e.Message.TrimEnd('.')}); expected {what} there.", e);
+        }
     }
 
     /// <summary>
@@ -116,6 +125,17 @@ public static class IdxReader
         if (value == 0 || value > int.MaxValue)
             throw new DataFormatException($"{source}: the header's {name} is {value}, expected a number from 1 to {int.MaxValue}.");
         return (int)value;
+    }
+
+    /// <summary>
+    /// The array for a body of <paramref name="bodyBytes"/> bytes, allocated only once a raw file
+    /// is known to hold them (a corrupt header must not make us allocate gigabytes to find out).
+    /// </summary>
+    private static byte[] NewBody(Stream input, string source, int headerBytes, long bodyBytes)
+    {
+        if (input is NonClosingStream { BytesLeft: { } left } && left < bodyBytes)
+            throw new DataFormatException($"{source} is truncated: expected {headerBytes + bodyBytes} bytes (as its header declares), found {headerBytes + left}.");
+        return new byte[bodyBytes];
     }
 
     private static void ReadBody(Stream input, string source, int headerBytes, byte[] body)
@@ -165,6 +185,9 @@ public static class IdxReader
     /// <summary>Lets the raw path share the gzip path's using-disposal without closing the caller's stream.</summary>
     private sealed class NonClosingStream(Stream inner) : Stream
     {
+        /// <summary>Bytes from here to the end, where the stream can tell (a file can, a pipe cannot).</summary>
+        public long? BytesLeft => inner.CanSeek ? inner.Length - inner.Position : null;
+
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;

@@ -17,11 +17,22 @@ public static class AtomicFile
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);
+            DirectorySync.Flush(directory);   // the rename itself survives a power loss
         }
         finally
         {
             if (File.Exists(temp)) File.Delete(temp);
         }
+    }
+
+    /// <summary>
+    /// Deletes the temporary files that writers killed mid-write left in <paramref name="directory"/>
+    /// (".NAME.PID.GUID.tmp"). Only for a directory no other writer is using (a run holds its lock).
+    /// </summary>
+    public static void RemoveLeftovers(string directory)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (var f in Directory.GetFiles(directory, ".*.tmp")) File.Delete(f);
     }
 
     public static void WriteAllText(string path, string text) =>

@@ -83,7 +83,9 @@ public static class SafeTensors
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(file.AsSpan(8, (int)headerLength))?.AsObject() ?? throw new WeightsFormatException($"weights file '{path}' has an empty header");
+            // A name given twice is an error (which tensor would it be?), found while parsing.
+            header = JsonNode.Parse(file.AsSpan(8, (int)headerLength), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                ?? throw new WeightsFormatException($"weights file '{path}' has a header that is not a JSON object");
         }
         catch (JsonException e)
         {
@@ -96,7 +98,9 @@ public static class SafeTensors
             if (name == "__metadata__")
             {
                 if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+                    foreach (var (k, v) in meta)
+                        metadata[k] = v is null ? "" : v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>()
+                            : throw new WeightsFormatException($"weights file '{path}': metadata '{k}' is {v.GetValueKind()}, expected a string");
                 continue;
             }
             try
@@ -106,17 +110,19 @@ public static class SafeTensors
                 if (dtype != "F32") throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has dtype {dtype}, expected F32");
                 int[] shape = [.. entry["shape"]!.AsArray().Select(d => d!.GetValue<int>())];
                 var offsets = entry["data_offsets"]!.AsArray();
+                if (offsets.Count != 2 || shape.Any(d => d < 0)) throw new FormatException();
                 long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
-                long count = shape.Aggregate(1L, (a, d) => a * d);
-                if (begin < 0 || end < begin || end - begin != count * 4 || dataStart + end > file.Length)
+                long count = shape.Aggregate(1L, (a, d) => checked(a * d));
+                // end is compared with what follows the header (dataStart + end could wrap round).
+                if (count > Array.MaxLength || begin < 0 || end < begin || end - begin != count * 4 || end > file.Length - dataStart)
                     throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({string.Join(", ", shape)}) or the file");
                 var values = new float[count];
                 MemoryMarshal.Cast<byte, float>(file.AsSpan(dataStart + (int)begin, (int)(end - begin))).CopyTo(values);
                 tensors.Add(new NamedArray(name, shape, values));
             }
-            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or JsonException)
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or JsonException or OverflowException)
             {
-                throw new WeightsFormatException($"weights file '{path}': the header entry for '{name}' must have dtype, shape and data_offsets");
+                throw new WeightsFormatException($"weights file '{path}': the header entry for '{name}' must have dtype, shape (non-negative) and two data_offsets");
             }
         }
         return (tensors, metadata);

@@ -10,6 +10,7 @@ public sealed class DenseLayer : Layer
     public DenseLayer(string name, FeatureShape input, DenseSpec spec, bool inputLayer) : base(name, input)
     {
         if (spec.Units <= 0) throw new ModelSpecException($"layer '{name}': units must be positive, got {spec.Units}");
+        CheckL2(name, spec.L2);
         Spec = spec;
         _kernel = new ParameterInfo($"{name}/kernel", ParameterKind.Kernel, new Shape(spec.Units, input.Length), input.Length, spec.L2, inputLayer);
         _bias = spec.Bias ? new ParameterInfo($"{name}/bias", ParameterKind.Bias, new Shape(spec.Units), input.Length, 0f, inputLayer) : null;
@@ -18,6 +19,12 @@ public sealed class DenseLayer : Layer
     public DenseSpec Spec { get; }
     public override FeatureShape Output => new(Spec.Units, 1, 1);
     public override IReadOnlyList<ParameterInfo> Parameters => _bias is null ? [_kernel] : [_kernel, _bias];
+    /// <summary>An L2 factor must be a finite number >= 0 (0: none).</summary>
+    internal static void CheckL2(string name, float l2)
+    {
+        if (!(l2 >= 0f) || float.IsInfinity(l2)) throw new ModelSpecException($"layer '{name}': l2 must be a finite number >= 0, got {l2}");
+    }
+
     public override string Describe() => $"dense {Input.Length}->{Spec.Units}{(Spec.Bias ? "" : " no-bias")}{(Spec.L2 > 0 ? $" l2={Spec.L2}" : "")}";
 
     internal override LayerNode CreateNode(NodeContext context, bool needInputGradient) => new Node(this, context, needInputGradient);
@@ -76,7 +83,8 @@ public sealed class Conv2dLayer : Layer
     public Conv2dLayer(string name, FeatureShape input, Conv2dSpec spec, bool inputLayer) : base(name, input)
     {
         if (spec.Filters <= 0 || spec.Kernel <= 0 || spec.Stride <= 0)
-            throw new ModelSpecException($"layer '{name}': filters, kernel and stride must be positive");
+            throw new ModelSpecException($"layer '{name}': filters, kernel and stride must be positive, got {spec.Filters}, {spec.Kernel} and {spec.Stride}");
+        DenseLayer.CheckL2(name, spec.L2);
         bool same = spec.Padding switch
         {
             "same" => true,

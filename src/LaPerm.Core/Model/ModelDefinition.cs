@@ -12,8 +12,11 @@ public sealed class ModelDefinition
     public ModelDefinition(ModelSpec spec)
     {
         Spec = spec;
+        CheckName(spec.Name, "model name");
         if (spec.Input is not { Count: 3 } || spec.Input.Any(d => d <= 0))
             throw new ModelSpecException($"model '{spec.Name}': input must be [channels, height, width] with positive entries");
+        if ((long)spec.Input[0] * spec.Input[1] * spec.Input[2] > MaxFeatures)
+            throw new ModelSpecException($"model '{spec.Name}': input {spec.Input[0]}x{spec.Input[1]}x{spec.Input[2]} has more than {MaxFeatures:N0} values per example");
         Input = new FeatureShape(spec.Input[0], spec.Input[1], spec.Input[2]);
         if (spec.Layers is not { Count: > 0 }) throw new ModelSpecException($"model '{spec.Name}': it has no layers");
         var counters = new Dictionary<string, int>();
@@ -61,11 +64,47 @@ public sealed class ModelDefinition
             };
             int ordinal = counters[prefix] = counters.GetValueOrDefault(prefix) + 1;
             string name = spec.Name ?? $"{prefix}{ordinal}";
+            CheckName(name, "layer name");
             if (!names.Add(name)) throw new ModelSpecException($"layer name '{name}' is used twice");
             bool weighted = spec is DenseSpec or Conv2dSpec;
             bool isInput = weighted && inputLayerPending;
             if (weighted) inputLayerPending = false;
-            Layer layer = spec switch
+            Layer layer;
+            try
+            {
+                layer = Create(spec, name, shape, isInput, ordinal, counters, names, ref inputLayerPending);
+            }
+            catch (ArgumentException e)
+            {
+                // E.g. a kernel of more than int.MaxValue weights (Shape refuses it).
+                string message = e.ParamName is { } parameter ? e.Message.Replace($" (Parameter '{parameter}')", "", StringComparison.Ordinal) : e.Message;
+                throw new ModelSpecException($"layer '{name}': {message}");
+            }
+            var output = layer.Output;
+            if ((long)output.Channels * output.Height * output.Width > MaxFeatures)
+                throw new ModelSpecException($"layer '{name}': its output {output} has more than {MaxFeatures:N0} values per example");
+            layers.Add(layer);
+            shape = output;
+        }
+        return layers;
+    }
+
+    /// <summary>
+    /// Names become file names (a model's default run directory) and tensor-name prefixes
+    /// ("layer/kernel"): not empty, no path separator, not "." or "..".
+    /// </summary>
+    private static void CheckName(string? name, string what)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.IndexOfAny(['/', '\\']) >= 0 || name is "." or ".." || name.Any(char.IsControl))
+            throw new ModelSpecException($"{what} '{name}' must be a non-empty name without '/', '\\' or control characters");
+    }
+
+    /// <summary>Values per example that an activation may hold: a batch of them must still be indexable.</summary>
+    public const int MaxFeatures = 1 << 28;
+
+    private static Layer Create(LayerSpec spec, string name, FeatureShape shape, bool isInput, int ordinal,
+        Dictionary<string, int> counters, HashSet<string> names, ref bool inputLayerPending) =>
+            spec switch
             {
                 DenseSpec d => new DenseLayer(name, shape, d, isInput),
                 Conv2dSpec c => new Conv2dLayer(name, shape, c, isInput),
@@ -81,11 +120,6 @@ public sealed class ModelDefinition
                     Build(r.Shortcut ?? [], shape, counters, names, ref inputLayerPending)),
                 _ => throw new ModelSpecException($"unknown layer type {spec.GetType().Name}"),
             };
-            layers.Add(layer);
-            shape = layer.Output;
-        }
-        return layers;
-    }
 
     // ---- JSON model files -----------------------------------------------------------------
 
@@ -98,6 +132,13 @@ public sealed class ModelDefinition
         AllowTrailingCommas = true,
         ReadCommentHandling = JsonCommentHandling.Skip,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        // "type" may come anywhere in a layer (Keras users write "name" first); a field the schema
+        // requires (a dense layer's units, a dropout's rate, the model's name) must be present, not
+        // read as 0 or null; a field given twice is an error, not the last one silently.
+        AllowOutOfOrderMetadataProperties = true,
+        RespectRequiredConstructorParameters = true,
+        RespectNullableAnnotations = true,
+        AllowDuplicateProperties = false,
     };
 
     /// <summary>Reads a JSON model file; any problem becomes one sentence naming the file.</summary>
@@ -108,21 +149,40 @@ public sealed class ModelDefinition
         {
             text = File.ReadAllText(path);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ModelSpecException($"model file '{path}' cannot be read: {e.Message}");
         }
+        return ParseSpec(text, $"model file '{path}'");
+    }
+
+    /// <summary>
+    /// Parses a model description (a model file, or one recorded in a weights file or a run's
+    /// configuration: <paramref name="source"/> names it) and builds it once, so that a layer
+    /// that does not fit its input is reported here, naming the source, before anything runs.
+    /// </summary>
+    public static ModelSpec ParseSpec(string json, string source)
+    {
         ModelSpec? spec;
         try
         {
-            spec = JsonSerializer.Deserialize<ModelSpec>(text, JsonOptions);
+            spec = JsonSerializer.Deserialize<ModelSpec>(json, JsonOptions);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
         {
-            throw new ModelSpecException($"model file '{path}' is not a valid model description ({e.Message})");
+            // NotSupportedException: a layer without "type" (System.Text.Json's polymorphism).
+            throw new ModelSpecException($"{source} is not a valid model description ({e.Message})");
         }
         if (spec is null || spec.Layers is null || spec.Input is null)
-            throw new ModelSpecException($"model file '{path}' must be an object with \"name\", \"input\" and \"layers\"");
+            throw new ModelSpecException($"{source} must be an object with \"name\", \"input\" and \"layers\"");
+        try
+        {
+            _ = new ModelDefinition(spec);
+        }
+        catch (ModelSpecException e)
+        {
+            throw new ModelSpecException($"{source}: {e.Message}");
+        }
         return spec;
     }
 

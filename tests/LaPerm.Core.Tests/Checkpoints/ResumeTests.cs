@@ -105,9 +105,92 @@ public sealed class ResumeTests
         // Opening the new run (before its first step) removes them: should it fail, nothing of the
         // earlier run is left beside its metrics to be taken for its results.
         var log = new StringWriter();
-        RunSession.Open(RunFixture.Options(dir) with { Seed = 12, Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log);
+        using var session = RunSession.Open(RunFixture.Options(dir) with { Seed = 12, Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log);
         Assert.Contains("summary.json, best.safetensors, final.safetensors of an earlier run", log.ToString(), StringComparison.Ordinal);
         Assert.All(results, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
+    }
+
+    [Fact]
+    public void ARunDirectoryIsLockedWhileASessionHoldsIt()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        var model = new ModelDefinition(RunFixture.Spec);
+        using (var first = RunSession.Open(RunFixture.Options(dir), model, null))
+        {
+            var e = Assert.Throws<RunStorageException>(() => RunSession.Open(RunFixture.Options(dir), model, null));
+            Assert.Contains("in use by another laperm run", e.Message, StringComparison.Ordinal);
+        }
+        using var second = RunSession.Open(RunFixture.Options(dir), model, null);   // free again once the first is disposed
+    }
+
+    [Fact]
+    public void TemporaryFilesOfAKilledWriterAreRemovedWhenTheDirectoryIsOpened()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        Directory.CreateDirectory(Path.Combine(dir, "checkpoints"));
+        string[] leftovers = [Path.Combine(dir, ".best.safetensors.123.0123456789abcdef.tmp"), Path.Combine(dir, "checkpoints", ".write-probe-123")];
+        foreach (var path in leftovers) File.WriteAllText(path, "half");
+        File.WriteAllText(Path.Combine(dir, "notes.txt"), "the user's");
+        using var session = RunSession.Open(RunFixture.Options(dir), new ModelDefinition(RunFixture.Spec), null);
+        Assert.All(leftovers, path => Assert.False(File.Exists(path), path));
+        Assert.True(File.Exists(Path.Combine(dir, "notes.txt")));
+    }
+
+    [Fact]
+    public void IntactCheckpointsOfAnotherConfigurationStopTheResumeAndStayWhereTheyAre()
+    {
+        // They are not broken: set aside as rejected and replaced by a run from step 0 (as before),
+        // a good run would be lost for a configuration that does not match.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1 });
+        var before = new CheckpointStore(dir).Checkpoints();
+        var resume = RunFixture.Options(dir) with { Epochs = 1, Batch = 16, Checkpoints = RunFixture.Options(dir).Checkpoints with { Resume = true } };
+        var log = new StringWriter();
+        var e = Assert.Throws<ResumeException>(() => RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), log));
+        Assert.Contains("field 'batch' is 32, this run has 16", e.Message, StringComparison.Ordinal);
+        Assert.Contains("nothing was changed", e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, new CheckpointStore(dir).Checkpoints());
+        Assert.True(File.Exists(Path.Combine(dir, "metrics.jsonl")));
+        Assert.True(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
+    }
+
+    [Fact]
+    public void ACheckpointWrittenBeforeStopAtTargetExistedStillResumes()
+    {
+        // config.json of the older format has no stop_at_target: absent means false, not a different run.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1 });
+        var (step, newest) = new CheckpointStore(dir).Checkpoints()[0];
+        string config = Path.Combine(newest, RunSession.ConfigFile);
+        var json = JsonNode.Parse(File.ReadAllText(config))!.AsObject();
+        Assert.True(json.Remove("stop_at_target"));
+        File.WriteAllText(config, json.ToJsonString());
+        string manifestPath = Path.Combine(newest, CheckpointStore.ManifestFile);
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+        var (bytes, sha) = CheckpointStore.Hash(config);
+        manifest["files"]![RunSession.ConfigFile] = new JsonObject { ["bytes"] = bytes, ["sha256"] = sha };
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+        var resume = RunFixture.Options(dir) with { Epochs = 1, Checkpoints = RunFixture.Options(dir).Checkpoints with { Resume = true } };
+        var log = new StringWriter();
+        using var session = RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), log);
+        Assert.True(session.Resumed, log.ToString());
+        Assert.Contains($"step {step}", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StopAfterAStepNotAfterTheCheckpointIsRefused()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1 });
+        long step = new CheckpointStore(dir).Checkpoints()[0].Step;
+        var resume = RunFixture.Options(dir) with { Epochs = 1, Checkpoints = RunFixture.Options(dir).Checkpoints with { Resume = true, StopAfterStep = step } };
+        var e = Assert.Throws<ResumeException>(() => RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), null));
+        Assert.Contains($"--stop-after {step} is not after", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

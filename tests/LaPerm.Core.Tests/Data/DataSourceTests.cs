@@ -154,6 +154,20 @@ public sealed class DataSourceTests
     }
 
     [Fact]
+    public void ARunRecordsItsDataDirectoryAsAnAbsolutePath()
+    {
+        // A relative DIR was recorded as typed, and --resume from another working directory read other files.
+        Assert.Equal("mnist:" + Path.GetFullPath("some/dir"), DataSource.Canonical("mnist:some/dir"));
+        Assert.Equal("cifar10:" + Path.GetFullPath("c"), DataSource.Canonical(" cifar10:c "));
+        Assert.Equal("mnist", DataSource.Canonical("mnist"));
+        Assert.Equal("fashion-mnist", DataSource.Canonical("fashion-mnist"));
+        using var dir = new TempDirectory();
+        string relative = Path.GetRelativePath(Environment.CurrentDirectory, dir.Path);
+        Assert.Equal(dir.Path, DataSource.Canonical(relative));
+        Assert.Equal("no-such-dir", DataSource.Canonical("no-such-dir"));   // left for Load to report
+    }
+
+    [Fact]
     public void UnknownSpecAndEmptyDirectoryAreUserErrors()
     {
         using var dir = new TempDirectory();

@@ -119,6 +119,23 @@ public sealed class IdxReaderTests
     }
 
     [Fact]
+    public void AHeaderDeclaringMoreThanTheFileHoldsIsRefusedBeforeAllocating()
+    {
+        // 2,147,483,392 labels declared in a 108-byte file: refused as truncated (it ran out of memory before).
+        using var dir = new TempDirectory();
+        string labels = dir.Write("labels", [0, 0, 8, 1, 0x7F, 0xFF, 0xFF, 0x00, .. new byte[100]]);
+        var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadLabels(labels));
+        Assert.Contains(labels, e.Message);
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains("found 108", e.Message);
+        // 2,000,000 images of 28 x 28 declared in 116 bytes (1.5 GB would have been allocated first).
+        string images = dir.Write("images", [0, 0, 8, 3, 0, 0x1E, 0x84, 0x80, 0, 0, 0, 28, 0, 0, 0, 28, .. new byte[100]]);
+        e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(images));
+        Assert.Contains("expected 1568000016 bytes", e.Message);
+        Assert.Contains("found 116", e.Message);
+    }
+
+    [Fact]
     public void MissingFileIsAUserError()
     {
         using var dir = new TempDirectory();

@@ -78,6 +78,23 @@ public sealed class ModelDefinitionTests
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"conv2d","filters":4,"kernel":3,"padding":"full"},{"type":"dense","units":10}]}""", "padding")]
     [InlineData("""{"name":"x","input":[1,4,4],"layers":[{"type":"conv2d","filters":4,"kernel":5},{"type":"dense","units":10}]}""", "does not fit")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"relu"}]}""", "logits")]
+    // Each of these crashed with an exception other than ModelSpecException, or was accepted.
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"units":10}]}""", "type discriminator")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense"}]}""", "'units'")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"conv2d","filters":4},{"type":"dense","units":10}]}""", "'kernel'")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dropout"},{"type":"dense","units":10}]}""", "'rate'")]
+    [InlineData("""{"input":[1,28,28],"layers":[{"type":"dense","units":10}]}""", "'name'")]
+    [InlineData("""{"name":null,"input":[1,28,28],"layers":[{"type":"dense","units":10}]}""", "null")]
+    [InlineData("""{"name":"../up","input":[1,28,28],"layers":[{"type":"dense","units":10}]}""", "model name '../up'")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"name":""}]}""", "layer name ''")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"units":20}]}""", "Duplicate")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"l2":-1}]}""", "l2")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"maxpool","pool":0},{"type":"dense","units":10}]}""", "pool size and stride must be positive")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"avgpool","pool":2,"stride":0},{"type":"dense","units":10}]}""", "pool size and stride must be positive")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"avgpool","pool":50},{"type":"dense","units":10}]}""", "does not fit")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"conv2d","filters":4,"kernel":30,"stride":5},{"type":"dense","units":10}]}""", "does not fit")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":3000000}]}""", "more than 2147483647")]
+    [InlineData("""{"name":"x","input":[3000,1000,1000],"layers":[{"type":"dense","units":10}]}""", "values per example")]
     public void BadModelFilesGiveOneSentenceNamingTheProblem(string json, string expected)
     {
         var path = Path.GetTempFileName();
@@ -86,12 +103,20 @@ public sealed class ModelDefinitionTests
             File.WriteAllText(path, json);
             var e = Assert.Throws<ModelSpecException>(() => new ModelDefinition(ModelDefinition.LoadSpec(path)));
             Assert.Contains(expected, e.Message, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', e.Message);
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    [Fact]
+    public void ALayersTypeMayComeAfterItsOtherFields()
+    {
+        var spec = ModelDefinition.ParseSpec("""{"name":"x","input":[1,28,28],"layers":[{"name":"fc","units":10,"type":"dense"}]}""", "test");
+        Assert.Equal("fc/kernel", new ModelDefinition(spec).Parameters[0].Name);
     }
 
     [Fact]

@@ -184,6 +184,33 @@ public sealed class TrainingTests
         }
     }
 
+    [Theory]
+    // Each of these escaped as another exception (a crash of laperm eval), or read bytes of the header.
+    [InlineData("[1,2,3]", "not a JSON object")]
+    [InlineData("42", "not a JSON object")]
+    [InlineData("""{"__metadata__":{"x":5}}""", "metadata 'x'")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", "Duplicate")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}""", "two data_offsets")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}}""", "non-negative")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[9223372036854775800,9223372036854775804]}}""", "do not fit")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,4]}}""", "'a'")]
+    public void MalformedSafetensorsHeadersAreWeightsFormatErrorsNamingTheFile(string header, string expected)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            byte[] json = System.Text.Encoding.UTF8.GetBytes(header);
+            File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)json.Length), .. json, .. new byte[16]]);
+            var e = Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void Lenet300LearnsMnistByReconnectionAlone()
     {

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace LaPerm.Core.Checkpoints;
+namespace LaPerm.Core.IO;
 
 /// <summary>
 /// fsync of a directory, so that a rename or a new file inside it survives a power loss. .NET has
