@@ -97,6 +97,12 @@ internal static class Backends
         foreach (string reason in cuda.CudnnRefusals) stdout.WriteLine($"    {reason}");
     }
 
+    /// <summary>A file the command reads: a usage error naming it when it is missing or a directory.</summary>
+    public static string RequireFile(string path, string what) =>
+        File.Exists(path) ? path
+        : Directory.Exists(path) ? throw new UsageException($"{what} '{path}' is a directory; expected a file.")
+        : throw new UsageException($"{what} '{path}' does not exist.");
+
     /// <summary>More CPU threads than any machine we know of has cores; each holds its own scratch buffers.</summary>
     public const int MaxThreads = 1024;
 

@@ -19,7 +19,7 @@ internal static class EvalCommand
     {
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--data", "--batch", "--limit-test", "--threads", "--device" }, new HashSet<string>(), "eval");
         string weights = a.String("--weights") ?? throw new UsageException("laperm eval needs --weights FILE.");
-        if (!File.Exists(weights)) throw new UsageException($"weights file '{weights}' does not exist.");
+        Backends.RequireFile(weights, "weights file");
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
         else if (Checkpoint.StoredModelSpec(weights) is { } json)

@@ -22,7 +22,7 @@ internal static class ProfileWeightsCommand
     {
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--initial", "--out" }, new HashSet<string>(), "profile-weights");
         string weights = a.String("--weights") ?? throw new UsageException("laperm profile-weights needs --weights FILE.");
-        if (!File.Exists(weights)) throw new UsageException($"weights file '{weights}' does not exist.");
+        Backends.RequireFile(weights, "weights file");
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
         else if (LaPerm.Core.Training.Checkpoint.StoredModelSpec(weights) is { } json)
@@ -35,7 +35,7 @@ internal static class ProfileWeightsCommand
             string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", "initial.safetensors");
             if (File.Exists(beside) && Path.GetFullPath(beside) != Path.GetFullPath(weights)) initial = beside;
         }
-        else if (!File.Exists(initial)) throw new UsageException($"initial weights file '{initial}' does not exist.");
+        else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);
         string output = a.String("--out") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile");
         var (png, svg) = FigureRenderer.Save(figure, output);

@@ -21,7 +21,8 @@ internal static class ResumeArguments
         var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).ToList();
         if (extra.Count > 0)
             throw new UsageException($"--resume takes the run's configuration from '{dir}'; '{extra[0]}' cannot be changed (allowed with it: {string.Join(", ", Allowed.Skip(1))}).");
-        if (!Directory.Exists(dir)) throw new UsageException($"--resume: run directory '{dir}' does not exist.");
+        if (!Directory.Exists(dir))
+            throw new UsageException(File.Exists(dir) ? $"--resume: '{dir}' is a file; expected a run directory (the --out of a run)." : $"--resume: run directory '{dir}' does not exist.");
         var store = new CheckpointStore(dir);
         var sources = store.Checkpoints().Select(c => Path.Combine(c.Path, RunSession.ConfigFile)).Prepend(Path.Combine(dir, RunSession.RunConfigFile));
         ResumeException? first = null;

@@ -220,6 +220,8 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--data", "mnist:")]
     [InlineData("train", "--lr", "1e-300")]
     [InlineData("models", "./no-such-model")]
+    [InlineData("eval", "--weights", ".")]
+    [InlineData("train", "--resume", ".", "--threads", "0")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         var (code, stdout, stderr) = Run(args);

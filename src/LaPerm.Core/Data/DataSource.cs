@@ -139,6 +139,8 @@ public static class DataSource
                 return LoadCifar10Directory(cifar);
         }
 
+        if (File.Exists(spec))
+            throw new DataFormatException($"{spec} is a file; a data set is mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
         if (!Directory.Exists(spec))
             throw new DataFormatException($"Unknown data set '{spec}'; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
         string displayName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(spec)));
