@@ -41,6 +41,7 @@ public sealed class RunSession : IDisposable
     private Optimizer? _optimizer;
     private Reconnector? _reconnector;
     private Tensor<float>? _lossAndCorrect;
+    private MetricsWriter? _metrics;
     private string? _lastCheckpoint;
     private FileStream? _lock;
 
@@ -249,6 +250,7 @@ public sealed class RunSession : IDisposable
         _optimizer = optimizer;
         _reconnector = reconnector;
         _lossAndCorrect = lossAndCorrect;
+        _metrics = metrics;
         Guard = new NonFiniteGuard(network, lossAndCorrect, _options.Checkpoints.OnNonFinite, metrics, LastCheckpointSentence);
         if (_resume is not { } r) return null;
         var backend = network.Backend;
@@ -323,7 +325,7 @@ public sealed class RunSession : IDisposable
             SkippedSteps = Guard?.SkippedSteps ?? 0,
             TrainLossSumBits = BitConverter.SingleToUInt32Bits(sums[0]),
             TrainCorrectSumBits = BitConverter.SingleToUInt32Bits(sums[1]),
-            MetricsBytes = File.Exists(MetricsPath) ? new FileInfo(MetricsPath).Length : 0,
+            MetricsBytes = _metrics?.SyncToDisk() ?? (File.Exists(MetricsPath) ? new FileInfo(MetricsPath).Length : 0),
         };
         var optimizerMetadata = new Dictionary<string, string>
         {

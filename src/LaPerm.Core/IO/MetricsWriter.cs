@@ -21,6 +21,18 @@ public sealed class MetricsWriter : IDisposable
         _writer.Flush();
     }
 
+    /// <summary>
+    /// Forces the lines written so far to disk and returns the file's length: what a checkpoint
+    /// records, so that after a power loss the file is never shorter than its checkpoint says.
+    /// </summary>
+    public long SyncToDisk()
+    {
+        _writer.Flush();
+        var stream = (FileStream)_writer.BaseStream;
+        stream.Flush(flushToDisk: true);
+        return stream.Length;
+    }
+
     public void Dispose() => _writer.Dispose();
 }
 
