@@ -46,8 +46,8 @@ internal static class TrainCommand
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
         --augment none|mnist|cifar
         --seed N  --threads N  (same seed and threads: bit-identical results)
-        --eval-every N         evaluate every N steps (default: right after a sync, at most ~4 times an epoch;
-                               every epoch with --no-reconnect)
+        --eval-every N         evaluate every N steps (default or 0: right after a sync, at most ~4 times an
+                               epoch; every epoch with --no-reconnect)
         --train-eval-size N    also evaluate on the first N training images
         --target-accuracy A    record when the test accuracy first reaches A (0.995 or 99.5%; synchronised
                                evaluations only): step, training and wall seconds in summary.json
