@@ -349,6 +349,13 @@ public sealed class RunSession : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            // The checkpoint may be in place already (only replacing `latest` or pruning failed): then it is the last good one.
+            string committed = Path.Combine(_store.Directory, CheckpointStore.NameOf(state.Step));
+            if (Directory.Exists(committed) && CheckpointStore.Verify(committed, files.Select(f => f.Item1)) is null)
+            {
+                _lastCheckpoint = committed;
+                previous = LastCheckpointSentence();
+            }
             throw new RunStorageException($"cannot write checkpoint {CheckpointStore.NameOf(state.Step)} in '{_store.Directory}' ({e.Message}). {previous}", e);
         }
         if (Options.StopAfterStep == state.Step) throw new TrainingStoppedException(state.Step, _lastCheckpoint);

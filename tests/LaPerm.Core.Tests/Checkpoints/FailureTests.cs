@@ -186,4 +186,18 @@ public sealed class FailureTests
         Assert.Null(CheckpointStore.Verify(store.Checkpoints()[0].Path, [RunSession.WeightsFile]));
         Assert.Equal("step-00000008", File.ReadAllText(store.LatestPointer).Trim());
     }
+
+    [Fact]
+    public void WhenOnlyTheLatestPointerCannotBeReplacedTheNewCheckpointIsNamedAsTheLastGoodOne()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("pointer");
+        var store = new CheckpointStore(dir);
+        // A directory where `latest` goes: step 4 is renamed into place, then replacing the pointer fails.
+        Directory.CreateDirectory(store.LatestPointer);
+        var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(dir)));
+        Assert.Contains("cannot write checkpoint step-00000004", e.Message, StringComparison.Ordinal);
+        Assert.Contains("step-00000004' is intact", e.Message, StringComparison.Ordinal);
+        Assert.Null(CheckpointStore.Verify(store.Checkpoints()[0].Path, [RunSession.WeightsFile]));
+    }
 }
