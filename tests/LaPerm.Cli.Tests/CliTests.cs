@@ -50,7 +50,9 @@ public sealed class CliTests : IDisposable
         double final = summary.GetProperty("final_test_accuracy").GetDouble();
         double best = summary.GetProperty("best_test_accuracy").GetDouble();
         Assert.Equal(evals[^1].GetProperty("test_accuracy").GetDouble(), final);
-        Assert.Equal(evals.Max(e => e.GetProperty("test_accuracy").GetDouble()), best);
+        // The final sync at step 16 is not on the schedule (k 5): not a candidate for the best.
+        Assert.Equal([true, true, true, false], evals.Select(e => e.GetProperty("candidate").GetBoolean()));
+        Assert.Equal(evals.Where(e => e.GetProperty("candidate").GetBoolean()).Max(e => e.GetProperty("test_accuracy").GetDouble()), best);
         Assert.True(final > 0.3, $"final accuracy {final} after 16 steps is no better than chance"); // chance is 0.1
         Assert.True(summary.GetProperty("train_images_per_second").GetDouble() > 0);
 
@@ -145,6 +147,19 @@ public sealed class CliTests : IDisposable
         Assert.Contains("step-00000010", resumed.Err + resumed.Out, StringComparison.Ordinal);
         var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
         Assert.Equal(32, summary.GetProperty("batch").GetInt32());
+    }
+
+    [Fact]
+    public void ARunShorterThanKHasItsFinalNetworkAsTheBest()
+    {
+        // 2 steps with k 250: no scheduled sync, so the end-of-run sync's network is the only LaPerm network.
+        string dir = Path.Combine(_dir.FullName, "short");
+        var r = Run("train", "--preset", "f1-mnist", "--limit-train", "256", "--limit-test", "128", "--epochs", "1", "--quiet", "--threads", "1", "--out", dir);
+        Assert.True(r.Code == 0, r.Err);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
+        Assert.Equal(2L, summary.GetProperty("best_step").GetInt64());
+        Assert.Equal(summary.GetProperty("final_test_accuracy").GetDouble(), summary.GetProperty("best_test_accuracy").GetDouble());
+        Assert.True(File.Exists(Path.Combine(dir, "best.safetensors")));
     }
 
     [Fact]

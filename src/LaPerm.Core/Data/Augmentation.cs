@@ -10,7 +10,7 @@ namespace LaPerm.Core.Data;
 /// (the published LaPerm code uses that generator): every parameter is drawn uniformly from
 /// [-range, +range] around the identity.
 /// </summary>
-/// <param name="Name">none, mnist or cifar.</param>
+/// <param name="Name">none, mnist, cifar or shift-flip.</param>
 /// <param name="RotationDegrees">Rotation drawn from [-r, r] degrees (positive: counter-clockwise as displayed).</param>
 /// <param name="ZoomRange">Scale of the content drawn from [1 - z, 1 + z], independently for x and y (as Keras).</param>
 /// <param name="ShiftFraction">Shift drawn from [-f, f] times the width (x) and height (y), in continuous pixels.</param>
@@ -26,16 +26,23 @@ public sealed record AugmentationPreset(string Name, float RotationDegrees, floa
     /// <summary>The CIFAR setup: rotate ±15°, shift ±10 %, horizontal flip.</summary>
     public static AugmentationPreset Cifar { get; } = new("cifar", 15f, 0f, 0.1f, true);
 
+    /// <summary>
+    /// Shift ±10 % and horizontal flip, no rotation: the authors' ResNet notebook (Keras' CIFAR-10
+    /// ResNet example), where Conv2/4/13 also rotate.
+    /// </summary>
+    public static AugmentationPreset ShiftFlip { get; } = new("shift-flip", 0f, 0f, 0.1f, true);
+
     public bool IsIdentity => RotationDegrees == 0f && ZoomRange == 0f && ShiftFraction == 0f && !HorizontalFlip;
 
-    /// <summary>The preset named by --augment: none, mnist or cifar.</summary>
+    /// <summary>The preset named by --augment: none, mnist, cifar or shift-flip.</summary>
     /// <exception cref="ArgumentException">The name is none of those.</exception>
     public static AugmentationPreset Parse(string name) => name.Trim().ToLowerInvariant() switch
     {
         "none" => None,
         "mnist" => Mnist,
         "cifar" or "cifar10" => Cifar,
-        _ => throw new ArgumentException($"Unknown augmentation '{name}'; expected none, mnist or cifar.", nameof(name)),
+        "shift-flip" => ShiftFlip,
+        _ => throw new ArgumentException($"Unknown augmentation '{name}'; expected none, mnist, cifar or shift-flip.", nameof(name)),
     };
 }
 

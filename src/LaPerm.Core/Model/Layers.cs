@@ -13,7 +13,8 @@ public sealed class DenseLayer : Layer
         CheckL2(name, spec.L2);
         Spec = spec;
         _kernel = new ParameterInfo($"{name}/kernel", ParameterKind.Kernel, new Shape(spec.Units, input.Length), input.Length, spec.L2, inputLayer);
-        _bias = spec.Bias ? new ParameterInfo($"{name}/bias", ParameterKind.Bias, new Shape(spec.Units), input.Length, 0f, inputLayer) : null;
+        // Keras' he_uniform applied to a bias (the authors' bias_initializer): a 1-D tensor's fan-in is its length.
+        _bias = spec.Bias ? new ParameterInfo($"{name}/bias", ParameterKind.Bias, new Shape(spec.Units), spec.Units, 0f, inputLayer) : null;
     }
 
     public DenseSpec Spec { get; }
@@ -102,7 +103,7 @@ public sealed class Conv2dLayer : Layer
         }
         int fanIn = input.Channels * spec.Kernel * spec.Kernel;
         _kernel = new ParameterInfo($"{name}/kernel", ParameterKind.Kernel, new Shape(spec.Filters, input.Channels, spec.Kernel, spec.Kernel), fanIn, spec.L2, inputLayer);
-        _bias = spec.Bias ? new ParameterInfo($"{name}/bias", ParameterKind.Bias, new Shape(spec.Filters), fanIn, 0f, inputLayer) : null;
+        _bias = spec.Bias ? new ParameterInfo($"{name}/bias", ParameterKind.Bias, new Shape(spec.Filters), spec.Filters, 0f, inputLayer) : null;   // see DenseLayer
     }
 
     public Conv2dSpec Spec { get; }

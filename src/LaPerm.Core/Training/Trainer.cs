@@ -139,6 +139,10 @@ public sealed class Trainer
         long bestStep = 0;
         EvaluationRecord? last = null;
         long lastSyncStep = -1;
+        // The run's last step when it is not a multiple of k: synced so that final.safetensors is a
+        // LaPerm network, but outside the method's schedule, so its evaluation is not a candidate
+        // for the best or the target (the authors' loop, LAPERM.md: syncs at multiples of k only).
+        long endOfRunSyncStep = -1;
         long imagesSinceEval = 0;
         double wallOffset = 0;
         long lastEvalStep = 0;
@@ -169,18 +173,19 @@ public sealed class Trainer
                 ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count)) : null;
             var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count);
             bool synchronized = reconnector is null || lastSyncStep == step;
+            bool candidate = synchronized && endOfRunSyncStep != step;
             var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
                 trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wallOffset + wall.Elapsed.TotalSeconds);
             last = record;
             metrics?.Write(new Dictionary<string, object?>
             {
                 ["event"] = "eval", ["step"] = step, ["epoch"] = Math.Round(epoch + epochProgress, 4), ["lr"] = lr, ["k"] = record.K,
-                ["syncs"] = record.Syncs, ["synchronized"] = synchronized,
+                ["syncs"] = record.Syncs, ["synchronized"] = synchronized, ["candidate"] = candidate,
                 ["train_loss"] = Finite(trainLoss), ["train_accuracy"] = Finite(trainAccuracy),
                 ["train_eval_loss"] = trainEval?.Loss, ["train_eval_accuracy"] = trainEval?.Accuracy,
                 ["test_loss"] = Finite(testLoss), ["test_accuracy"] = testAccuracy, ["wall_seconds"] = Math.Round(record.WallSeconds, 3),
             });
-            if (o.TargetAccuracy is { } goal && target is null && synchronized && testAccuracy >= goal)
+            if (o.TargetAccuracy is { } goal && target is null && candidate && testAccuracy >= goal)
             {
                 target = new TargetReached(goal, testAccuracy, step, Math.Round(epoch + epochProgress, 4), trainSeconds, record.WallSeconds);
                 metrics?.Write(new Dictionary<string, object?>
@@ -191,8 +196,9 @@ public sealed class Trainer
                 stopAtTarget = o.StopAtTarget;
             }
             // The best is a LaPerm network: with reconnection, only synchronised weights count (an
-            // evaluation between syncs, --eval-every, is of free optimizer weights; LAPERM.md).
-            if (synchronized && testAccuracy > bestAccuracy)
+            // evaluation between syncs, --eval-every, is of free optimizer weights; LAPERM.md), and
+            // only those of the method's schedule (not the end-of-run sync).
+            if (candidate && testAccuracy > bestAccuracy)
             {
                 bestAccuracy = testAccuracy;
                 bestStep = step;
@@ -344,8 +350,18 @@ public sealed class Trainer
         // (synchronised) evaluation, which is the final one.
         int lastEpoch = stopAtTarget ? epochIndex : o.Epochs - 1;
         Readback();
-        if (reconnector is not null && lastSyncStep != step) Sync(lastEpoch);
+        if (reconnector is not null && lastSyncStep != step)
+        {
+            Sync(lastEpoch);
+            endOfRunSyncStep = step;
+        }
         if (!(stopAtTarget && lastEvalStep == step)) Evaluate(lastEpoch, 1.0, learningRate);
+        if (bestAccuracy < 0 && last is { Synchronized: true } final)
+        {
+            // A run of fewer than k steps never reached a scheduled sync: its only LaPerm network is the final one.
+            (bestAccuracy, bestStep) = (final.TestAccuracy, step);
+            if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.BestWeightsFile), Metadata(step));
+        }
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.FinalWeightsFile), Metadata(step));
         string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, RunSession.FinalWeightsFile)); // [runs]
 

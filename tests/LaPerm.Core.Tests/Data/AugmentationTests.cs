@@ -183,7 +183,10 @@ public sealed class AugmentationTests
     {
         Assert.Same(AugmentationPreset.Mnist, AugmentationPreset.Parse("MNIST"));
         var e = Assert.Throws<ArgumentException>(() => AugmentationPreset.Parse("rotate"));
-        Assert.Contains("expected none, mnist or cifar", e.Message);
+        Assert.Contains("expected none, mnist, cifar or shift-flip", e.Message);
+        Assert.Equal((0f, 0f, 0.1f, true), (AugmentationPreset.ShiftFlip.RotationDegrees, AugmentationPreset.ShiftFlip.ZoomRange,
+            AugmentationPreset.ShiftFlip.ShiftFraction, AugmentationPreset.ShiftFlip.HorizontalFlip));
+        Assert.Same(AugmentationPreset.ShiftFlip, AugmentationPreset.Parse("shift-flip"));
     }
 
     [Fact]

@@ -19,7 +19,13 @@ public sealed class InitializerTests
             Assert.True(v.Max() > 0.95 * limit && v.Min() < -0.95 * limit, p.Name);
             Assert.InRange(v.Average(), -0.1 * limit, 0.1 * limit);
         }
-        Assert.Equal(Math.Sqrt(6.0 / 784), Math.Sqrt(6.0 / d.Parameters.Single(p => p.Name == "dense1/bias").FanIn), 12);
+        // Kernels: the inputs per output neuron. Biases: Keras' he_uniform on a 1-D tensor of n values, whose
+        // fan-in is n (the authors' bias_initializer): 300 for dense1's bias, not the 784 inputs.
+        Assert.Equal(784, d.Parameters.Single(p => p.Name == "dense1/kernel").FanIn);
+        Assert.Equal(300, d.Parameters.Single(p => p.Name == "dense1/bias").FanIn);
+        var conv7 = new ModelDefinition(BuiltInModels.Conv7());
+        Assert.Equal(32, conv7.Parameters.Single(p => p.Name == "conv2/bias").FanIn);
+        Assert.Equal(3 * 3 * 32, conv7.Parameters.Single(p => p.Name == "conv2/kernel").FanIn);
     }
 
     [Fact]
