@@ -44,7 +44,7 @@ internal static class TrainCommand
         --profile-steps A:B    cuProfilerStart before step A, cuProfilerStop after step B (GPU; for an
                                Nsight capture range); NVTX ranges name every step and phase
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
-        --augment none|mnist|cifar
+        --augment none|mnist|cifar|shift-flip
         --seed N  --threads N  (same seed and threads: bit-identical results)
         --eval-every N         evaluate every N steps (default or 0: right after a sync, at most ~4 times an
                                epoch; every epoch with --no-reconnect)
@@ -99,6 +99,9 @@ internal static class TrainCommand
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a));
+        // auto becomes the device that runs: what the run records, and what device-dependent
+        // defaults (the reconnection traffic, on for cpu) follow.
+        if (o.Device == "auto") o = o with { Device = backend.Name };
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
@@ -182,7 +185,7 @@ internal static class TrainCommand
             }
             catch (ArgumentException)
             {
-                throw new UsageException($"--augment expects none, mnist or cifar, got '{aug}'.");
+                throw new UsageException($"--augment expects none, mnist, cifar or shift-flip, got '{aug}'.");
             }
         }
         if (a.ULong("--seed") is { } seed) o = o with { Seed = seed };
