@@ -101,7 +101,8 @@ internal static class TrainCommand
         using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a));
         // auto becomes the device that runs: what the run records, and what device-dependent
         // defaults (the reconnection traffic, on for cpu) follow.
-        if (o.Device == "auto") o = o with { Device = backend.Name };
+        // (A resumed run keeps what it recorded: its checkpoints' configuration must match.)
+        if (o.Device == "auto" && !o.Checkpoints.Resume) o = o with { Device = backend.Name };
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");

@@ -154,10 +154,14 @@ public sealed class CliTests : IDisposable
     {
         // 2 steps with k 250: no scheduled sync, so the end-of-run sync's network is the only LaPerm network.
         string dir = Path.Combine(_dir.FullName, "short");
-        var r = Run("train", "--preset", "f1-mnist", "--limit-train", "256", "--limit-test", "128", "--epochs", "1", "--quiet", "--threads", "1", "--out", dir);
+        var r = Run("train", "--preset", "f1-mnist", "--limit-train", "256", "--limit-test", "128", "--epochs", "1", "--quiet", "--threads", "1",
+            "--target-accuracy", "5%", "--out", dir);
         Assert.True(r.Code == 0, r.Err);
         var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
         Assert.Equal(2L, summary.GetProperty("best_step").GetInt64());
+        Assert.Equal(2L, summary.GetProperty("steps_to_target").GetInt64());   // --target-accuracy 5 %: recorded from the same evaluation
+        var last = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).Last(e => e.GetProperty("event").GetString() == "eval");
+        Assert.True(last.GetProperty("candidate").GetBoolean());
         Assert.Equal(summary.GetProperty("final_test_accuracy").GetDouble(), summary.GetProperty("best_test_accuracy").GetDouble());
         Assert.True(File.Exists(Path.Combine(dir, "best.safetensors")));
     }
@@ -236,7 +240,6 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--lr", "1e-300")]
     [InlineData("models", "./no-such-model")]
     [InlineData("eval", "--weights", ".")]
-    [InlineData("train", "--resume", ".", "--threads", "0")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         var (code, stdout, stderr) = Run(args);

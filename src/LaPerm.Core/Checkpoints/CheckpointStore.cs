@@ -162,9 +162,17 @@ public sealed class CheckpointStore(string runDirectory)
     }
 
     /// <summary>Renames a checkpoint that failed validation to rejected-step-NNNNNNNN (kept for inspection, never loaded).</summary>
-    public void Reject(string checkpoint)
+    public void Reject(string checkpoint) => SetAside(checkpoint, "rejected-");
+
+    /// <summary>
+    /// Renames an intact checkpoint of another configuration to other-config-step-NNNNNNNN: kept
+    /// as it is, but no longer one of this run's (which would rank it newest, prune by it, resume from it).
+    /// </summary>
+    public void SetAsideOtherConfiguration(string checkpoint) => SetAside(checkpoint, "other-config-");
+
+    private void SetAside(string checkpoint, string prefix)
     {
-        string target = Path.Combine(Directory, "rejected-" + Path.GetFileName(checkpoint));
+        string target = Path.Combine(Directory, prefix + Path.GetFileName(checkpoint));
         if (System.IO.Directory.Exists(target)) System.IO.Directory.Delete(target, recursive: true);
         System.IO.Directory.Move(checkpoint, target);
     }

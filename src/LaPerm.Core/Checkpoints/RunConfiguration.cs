@@ -148,6 +148,11 @@ public static class RunConfiguration
         {
             throw new ResumeException($"run configuration '{path}' holds an invalid value ({e.Message})");
         }
+        catch (ModelSpecException e)
+        {
+            // A ResumeException, so --resume goes on to the next configuration it can read.
+            throw new ResumeException(e.Message);
+        }
     }
 
     public static void Write(string path, TrainingOptions o, ModelSpec model) => AtomicFile.WriteAllText(path, ToJson(o, model));

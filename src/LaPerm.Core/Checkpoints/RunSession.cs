@@ -99,8 +99,8 @@ public sealed class RunSession : IDisposable
 
     private void OpenDirectory()
     {
-        ProbeWritable();
         Lock();
+        ProbeWritable();
         AtomicFile.RemoveLeftovers(_options.Out!);
         var store = _store!;
         if (_options.Checkpoints.Resume)
@@ -138,6 +138,14 @@ public sealed class RunSession : IDisposable
     private void Lock()
     {
         string path = Path.Combine(_options.Out!, LockFile);
+        try
+        {
+            Directory.CreateDirectory(_options.Out!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RunStorageException($"output directory '{_options.Out}' cannot be written ({e.Message}); choose another --out", e);
+        }
         try
         {
             _lock = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
@@ -387,27 +395,36 @@ public sealed class RunSession : IDisposable
 
     /// <summary>
     /// The newest checkpoint that is intact and was written by this configuration. A broken one
-    /// (files missing or changed, unreadable) is set aside as rejected-*; an intact one written
-    /// under another configuration is left alone and skipped, and when every intact checkpoint is
-    /// such, nothing is resumed or started over: the run stops with the first difference.
+    /// (files missing or changed, unreadable) is set aside as rejected-*. An intact one written
+    /// under another configuration is not broken: when every intact checkpoint is such, nothing is
+    /// resumed or started over (the run stops with the first difference, those checkpoints in
+    /// place); when an older one of this configuration is resumed, the newer foreign ones are set
+    /// aside as other-config-* (kept, but no longer ranked above the resumed run's own).
     /// </summary>
     private Loaded? FindLatestValid()
     {
         var store = _store!;
         var candidates = store.Checkpoints();
         string? otherConfiguration = null;
+        var foreign = new List<string>();
         foreach (var (step, path) in candidates)
         {
             try
             {
                 var loaded = Load(path);
                 if (loaded.State.Step != step) throw new ResumeException($"its state.json says step {loaded.State.Step}");
+                foreach (var newer in foreign)
+                {
+                    _log?.WriteLine($"laperm: warning: setting '{newer}' aside as other-config-{Path.GetFileName(newer)} (written under another configuration).");
+                    store.SetAsideOtherConfiguration(newer);
+                }
                 return loaded;
             }
             catch (ConfiguredDifferently e)
             {
                 _log?.WriteLine($"laperm: warning: skipping checkpoint '{path}': {e.Message.TrimEnd('.')}.");
                 otherConfiguration ??= e.Message;
+                foreign.Add(path);
             }
             catch (Exception e) when (e is ResumeException or WeightsFormatException or IOException or UnauthorizedAccessException)
             {
@@ -416,7 +433,7 @@ public sealed class RunSession : IDisposable
             }
         }
         if (otherConfiguration is not null)
-            throw new ResumeException($"no checkpoint in '{store.Directory}' matches the run's configuration ('{RunConfigFile}'): the newest intact one {otherConfiguration.TrimEnd('.')}; nothing was changed");
+            throw new ResumeException($"no checkpoint in '{store.Directory}' matches the run's configuration ('{RunConfigFile}'): the newest intact one {otherConfiguration.TrimEnd('.')}; those checkpoints were left in place");
         return null;
     }
 

@@ -45,8 +45,7 @@ public static class IdxReader
         long pixelBytes = (long)count * rows * columns;
         if (pixelBytes > Array.MaxLength)
             throw new DataFormatException($"{source}: the header declares {count} x {rows} x {columns} pixels, more than the {Array.MaxLength} bytes one data set may hold.");
-        var pixels = NewBody(input, source, header.Length, pixelBytes);
-        ReadBody(input, source, header.Length, pixels);
+        var pixels = ReadBody(input, source, header.Length, pixelBytes);
         return new IdxImages(pixels, count, rows, columns);
     }
 
@@ -59,8 +58,7 @@ public static class IdxReader
         int count = ReadDimension(header, 4, source, "label count");
         if (count > Array.MaxLength)
             throw new DataFormatException($"{source}: the header declares {count} labels, more than the {Array.MaxLength} one data set may hold.");
-        var labels = NewBody(input, source, header.Length, count);
-        ReadBody(input, source, header.Length, labels);
+        var labels = ReadBody(input, source, header.Length, count);
         return labels;
     }
 
@@ -128,25 +126,45 @@ public static class IdxReader
     }
 
     /// <summary>
-    /// The array for a body of <paramref name="bodyBytes"/> bytes, allocated only once a raw file
-    /// is known to hold them (a corrupt header must not make us allocate gigabytes to find out).
+    /// The <paramref name="bodyBytes"/> bytes after the header, allocated only once the file is
+    /// known to hold them (a corrupt header must not make us allocate gigabytes to find out): a raw
+    /// file says its length; a compressed one only by ending, so it is read in chunks first.
     /// </summary>
-    private static byte[] NewBody(Stream input, string source, int headerBytes, long bodyBytes)
+    private static byte[] ReadBody(Stream input, string source, int headerBytes, long bodyBytes)
     {
-        if (input is NonClosingStream { BytesLeft: { } left } && left < bodyBytes)
-            throw new DataFormatException($"{source} is truncated: expected {headerBytes + bodyBytes} bytes (as its header declares), found {headerBytes + left}.");
-        return new byte[bodyBytes];
-    }
-
-    private static void ReadBody(Stream input, string source, int headerBytes, byte[] body)
-    {
-        int got = input.ReadAtLeast(body, body.Length, throwOnEndOfStream: false);
-        if (got < body.Length)
-            throw new DataFormatException($"{source} is truncated: expected {headerBytes + (long)body.Length} bytes (as its header declares), found {headerBytes + (long)got}.");
+        byte[] body;
+        long got;
+        if (input is NonClosingStream raw)
+        {
+            if (raw.BytesLeft is { } left && left < bodyBytes) throw Truncated(source, headerBytes, bodyBytes, left);
+            body = new byte[bodyBytes];
+            got = input.ReadAtLeast(body, body.Length, throwOnEndOfStream: false);
+        }
+        else
+        {
+            var chunks = new List<byte[]>();
+            got = 0;
+            while (got < bodyBytes)
+            {
+                var chunk = new byte[Math.Min(1 << 24, bodyBytes - got)];
+                int n = input.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false);
+                got += n;
+                if (n < chunk.Length) throw Truncated(source, headerBytes, bodyBytes, got);
+                chunks.Add(chunk);
+            }
+            body = chunks.Count == 1 ? chunks[0] : new byte[bodyBytes];
+            if (chunks.Count > 1)
+                for (int i = 0, at = 0; i < chunks.Count; at += chunks[i].Length, i++) chunks[i].CopyTo(body, at);
+        }
+        if (got < bodyBytes) throw Truncated(source, headerBytes, bodyBytes, got);
         Span<byte> probe = stackalloc byte[1];
         if (input.Read(probe) != 0)
-            throw new DataFormatException($"{source} is longer than its header declares: expected {headerBytes + (long)body.Length} bytes, found more.");
+            throw new DataFormatException($"{source} is longer than its header declares: expected {headerBytes + bodyBytes} bytes, found more.");
+        return body;
     }
+
+    private static DataFormatException Truncated(string source, int headerBytes, long bodyBytes, long found) =>
+        new($"{source} is truncated: expected {headerBytes + bodyBytes} bytes (as its header declares), found {headerBytes + found}.");
 
     /// <summary>Turns the decompressor's errors on a corrupt gzip file into a message naming the file.</summary>
     private sealed class GzipErrorTranslatingStream(GZipStream inner, string source) : Stream

@@ -1,7 +1,7 @@
 namespace LaPerm.Core.IO;
 
 /// <summary>Writes a file so readers see either the old or the complete new contents (temp file + rename).</summary>
-public static class AtomicFile
+public static partial class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {
@@ -32,8 +32,12 @@ public static class AtomicFile
     public static void RemoveLeftovers(string directory)
     {
         if (!Directory.Exists(directory)) return;
-        foreach (var f in Directory.GetFiles(directory, ".*.tmp")) File.Delete(f);
+        foreach (var f in Directory.GetFiles(directory, ".*.tmp"))
+            if (TempName().IsMatch(Path.GetFileName(f))) File.Delete(f);   // ours only: another program's .x.tmp stays
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\..+\.[0-9]+\.[0-9a-f]{32}\.tmp$")]
+    private static partial System.Text.RegularExpressions.Regex TempName();
 
     public static void WriteAllText(string path, string text) =>
         Write(path, s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));

@@ -9,6 +9,8 @@ namespace LaPerm.Core.IO;
 /// </summary>
 internal static partial class DirectorySync
 {
+    private const int Einval = 22, Enotsup = 95;   // Linux errno values
+
     public static void Flush(string directory)
     {
         if (!OperatingSystem.IsLinux()) return;
@@ -16,7 +18,9 @@ internal static partial class DirectorySync
         if (fd < 0) throw new IOException($"cannot open directory '{directory}' to flush it (errno {Marshal.GetLastPInvokeError()})");
         try
         {
-            if (Fsync(fd) != 0) throw new IOException($"cannot flush directory '{directory}' to disk (errno {Marshal.GetLastPInvokeError()})");
+            // EINVAL / ENOTSUP: a file system that cannot sync a directory (some network and FUSE ones); nothing to do there.
+            if (Fsync(fd) != 0 && Marshal.GetLastPInvokeError() is not (Einval or Enotsup) and var errno)
+                throw new IOException($"cannot flush directory '{directory}' to disk (errno {errno})");
         }
         finally
         {

@@ -173,7 +173,8 @@ public sealed class Trainer
                 ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count)) : null;
             var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count);
             bool synchronized = reconnector is null || lastSyncStep == step;
-            bool candidate = synchronized && endOfRunSyncStep != step;
+            // The end-of-run sync's network counts only when no evaluation before it did (a run shorter than k).
+            bool candidate = synchronized && (endOfRunSyncStep != step || bestAccuracy < 0);
             var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
                 trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wallOffset + wall.Elapsed.TotalSeconds);
             last = record;
@@ -356,12 +357,6 @@ public sealed class Trainer
             endOfRunSyncStep = step;
         }
         if (!(stopAtTarget && lastEvalStep == step)) Evaluate(lastEpoch, 1.0, learningRate);
-        if (bestAccuracy < 0 && last is { Synchronized: true } final)
-        {
-            // A run of fewer than k steps never reached a scheduled sync: its only LaPerm network is the final one.
-            (bestAccuracy, bestStep) = (final.TestAccuracy, step);
-            if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.BestWeightsFile), Metadata(step));
-        }
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.FinalWeightsFile), Metadata(step));
         string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, RunSession.FinalWeightsFile)); // [runs]
 

@@ -130,12 +130,13 @@ public sealed class ResumeTests
         using var fx = new RunFixture();
         string dir = fx.Dir("run");
         Directory.CreateDirectory(Path.Combine(dir, "checkpoints"));
-        string[] leftovers = [Path.Combine(dir, ".best.safetensors.123.0123456789abcdef.tmp"), Path.Combine(dir, "checkpoints", ".write-probe-123")];
+        string[] leftovers = [Path.Combine(dir, ".best.safetensors.123.0123456789abcdef0123456789abcdef.tmp"), Path.Combine(dir, "checkpoints", ".write-probe-123")];
         foreach (var path in leftovers) File.WriteAllText(path, "half");
-        File.WriteAllText(Path.Combine(dir, "notes.txt"), "the user's");
+        string[] others = [Path.Combine(dir, "notes.txt"), Path.Combine(dir, ".editor-swap.tmp")];   // not ours: they stay
+        foreach (var path in others) File.WriteAllText(path, "the user's");
         using var session = RunSession.Open(RunFixture.Options(dir), new ModelDefinition(RunFixture.Spec), null);
         Assert.All(leftovers, path => Assert.False(File.Exists(path), path));
-        Assert.True(File.Exists(Path.Combine(dir, "notes.txt")));
+        Assert.All(others, path => Assert.True(File.Exists(path), path));
     }
 
     [Fact]
@@ -151,10 +152,37 @@ public sealed class ResumeTests
         var log = new StringWriter();
         var e = Assert.Throws<ResumeException>(() => RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), log));
         Assert.Contains("field 'batch' is 32, this run has 16", e.Message, StringComparison.Ordinal);
-        Assert.Contains("nothing was changed", e.Message, StringComparison.Ordinal);
+        Assert.Contains("those checkpoints were left in place", e.Message, StringComparison.Ordinal);
         Assert.Equal(before, new CheckpointStore(dir).Checkpoints());
         Assert.True(File.Exists(Path.Combine(dir, "metrics.jsonl")));
         Assert.True(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
+    }
+
+    [Fact]
+    public void ANewerCheckpointOfAnotherConfigurationIsSetAsideWhenAnOlderOneIsResumed()
+    {
+        // Left as step-N it would rank above the resumed run's own checkpoints, and pruning would delete those.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run"), other = fx.Dir("other");
+        var options = RunFixture.Options(dir) with { Epochs = 2, Checkpoints = RunFixture.Options(dir).Checkpoints with { Keep = 1 } };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 8 } }));
+        RunFixture.Train(RunFixture.Options(other) with { Epochs = 3, Seed = 99 });
+        string foreign = Path.Combine(new CheckpointStore(dir).Directory, CheckpointStore.NameOf(20));
+        CopyDirectory(Path.Combine(new CheckpointStore(other).Directory, CheckpointStore.NameOf(20)), foreign);
+
+        var log = new StringWriter();
+        RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log);
+        Assert.Contains("setting", log.ToString(), StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(new CheckpointStore(dir).Directory, "other-config-" + CheckpointStore.NameOf(20))));
+        var (step, path) = Assert.Single(new CheckpointStore(dir).Checkpoints());
+        Assert.Equal(16L, step);   // the run's own last checkpoint, kept by --keep-checkpoints 1
+        Assert.Equal(11UL, RunState.FromJson(File.ReadAllText(Path.Combine(path, "state.json")), "state.json").Seed);
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
     }
 
     [Fact]

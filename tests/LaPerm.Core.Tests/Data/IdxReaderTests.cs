@@ -133,6 +133,23 @@ public sealed class IdxReaderTests
         e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(images));
         Assert.Contains("expected 1568000016 bytes", e.Message);
         Assert.Contains("found 116", e.Message);
+        // The same compressed: the length shows only at the end of the stream, read in 16 MiB chunks
+        // (the 1.5 GB array is never allocated; the message is the same).
+        string gz = dir.Write("images.gz", [0, 0, 8, 3, 0, 0x1E, 0x84, 0x80, 0, 0, 0, 28, 0, 0, 0, 28, .. new byte[100]], gzip: true);
+        e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(gz));
+        Assert.Contains("expected 1568000016 bytes", e.Message);
+        Assert.Contains("found 116", e.Message);
+    }
+
+    [Fact]
+    public void ACompressedBodyLongerThanOneReadChunkIsReadWhole()
+    {
+        // 1,100 images of 128 x 128 (18 MB): more than one 16 MiB chunk of the gzip path.
+        var rng = new Random(21);
+        var pixels = DataFiles.RandomBytes(rng, 1100 * 128 * 128);
+        using var dir = new TempDirectory();
+        var read = IdxReader.ReadImages(dir.Write("big", DataFiles.IdxImages(pixels, 1100, 128, 128), gzip: true));
+        Assert.Equal(pixels, read.Pixels);
     }
 
     [Fact]
