@@ -44,7 +44,7 @@ extern "C" __global__ void softmax_xent_rows_v1(int batch, int classes, const fl
         const double p = lp_exp_nonpositive((double)row[j] - max) / sum;
         gradient[j] = (float)((p - (j == label ? 1.0 : 0.0)) / (double)batch);
     }
-    per_example[2 * n] = valid ? (float)(lp_log(sum) + max - (double)row[label]) : NAN;
+    per_example[2 * n] = valid ? (float)((max - (double)row[label]) + lp_log(sum)) : NAN;   // the CPU's order (large logits)
     per_example[2 * n + 1] = best == label ? 1.0f : 0.0f;
 }
 

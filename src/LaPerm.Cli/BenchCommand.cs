@@ -29,7 +29,11 @@ internal static class BenchCommand
         if (args.Length == 0 || args[0] is not ("train" or "sync" or "reconnect"))
             throw new UsageException("laperm bench expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
         if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
-        var a = new Arguments(args[1..], new HashSet<string> { "--model", "--batch", "--steps", "--windows", "--repeat", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" }, new HashSet<string> { "--no-graphs" }, "bench");
+        // Each mode takes its own flags: one it would ignore is refused.
+        var common = new[] { "--model", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" };
+        var a = args[0] == "train"
+            ? new Arguments(args[1..], new HashSet<string>([.. common, "--batch", "--steps", "--windows"]), new HashSet<string> { "--no-graphs" }, "bench train")
+            : new Arguments(args[1..], new HashSet<string>([.. common, "--repeat"]), new HashSet<string>(), "bench sync");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;

@@ -28,7 +28,10 @@ internal static class PlotCommand
     {
         if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
             throw new UsageException($"laperm {command} expects a run directory first (see 'laperm {command} --help').");
-        if (!Directory.Exists(args[0])) throw new UsageException($"run directory '{args[0]}' does not exist.");
+        if (!Directory.Exists(args[0]))
+            throw new UsageException(File.Exists(args[0])
+                ? $"'{args[0]}' is a file; laperm {command} expects the run directory that holds metrics.jsonl."
+                : $"run directory '{args[0]}' does not exist.");
         return (args[0], args[1..]);
     }
 }

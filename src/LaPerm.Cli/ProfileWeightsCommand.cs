@@ -32,8 +32,11 @@ internal static class ProfileWeightsCommand
         string? initial = a.String("--initial");
         if (initial is null)
         {
-            string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", "initial.safetensors");
-            if (File.Exists(beside) && Path.GetFullPath(beside) != Path.GetFullPath(weights)) initial = beside;
+            // The run's initial weights: beside best/final, or two levels up from a checkpoint's weights (DIR/checkpoints/step-N/).
+            string folder = Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".";
+            initial = new[] { folder, Path.Combine(folder, "..", "..") }
+                .Select(d => Path.GetFullPath(Path.Combine(d, "initial.safetensors")))
+                .FirstOrDefault(p => File.Exists(p) && p != Path.GetFullPath(weights));
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);

@@ -21,9 +21,15 @@ internal static class TraceCommand
         var metrics = RunMetrics.Load(dir);
         if (a.String("--layer") is not { } layer)
         {
+            // As the help says: without --layer, the list of what can be traced (an answer, not an error).
             var layers = RunFigures.TracedLayers(metrics);
-            if (layers.Count == 0) throw new UsageException($"'{metrics.Path}' has no reconnection traffic (train with --trace-reconnection on).");
-            throw new UsageException($"laperm trace needs --layer NAME; traced: {string.Join(", ", layers)}.");
+            if (layers.Count == 0)
+                throw new UsageException(metrics.Events("sync").Any()
+                    ? $"'{metrics.Path}' has no reconnection traffic (train with --trace-reconnection on)."
+                    : $"'{metrics.Path}' has no syncs (a run with --no-reconnect, or shorter than its first sync): nothing to trace.");
+            stdout.WriteLine($"traced tensors (laperm trace {dir} --layer NAME):");
+            foreach (var name in layers) stdout.WriteLine($"  {name}");
+            return 0;
         }
         var figure = RunFigures.Trace(metrics, layer);
         var (png, svg) = FigureRenderer.Save(figure, a.String("--out") ?? Path.Combine(dir, "trace-" + RunFigures.FileSafe(layer)));

@@ -130,7 +130,8 @@ public sealed partial class CpuBackend
                 int label = s.labelData[n];
                 for (int j = 0; j < row.Length; j++)
                     gradient[j] = (float)((SoftmaxMath.ExpOfNonPositive(row[j] - max) / sum - (j == label ? 1.0 : 0.0)) / s.batch);
-                s.perExample[2 * n] = (float)(SoftmaxMath.Log(sum) + max - row[label]);
+                // (max - label logit) first: with logits of 1e20 the log of the sum (>= 1) would vanish in max.
+                s.perExample[2 * n] = (float)((max - row[label]) + SoftmaxMath.Log(sum));
                 s.perExample[2 * n + 1] = best == label ? 1f : 0f;
             }
         });

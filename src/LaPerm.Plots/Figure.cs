@@ -69,6 +69,7 @@ public static class FigureRenderer
             foreach (var s in panel.Lines)
             {
                 var scatter = plot.Add.ScatterLine(s.X, s.Y);
+                if (s.X.Length == 1) scatter.MarkerSize = 7;   // a line of one point draws nothing
                 if (color is { } c)
                 {
                     scatter.Color = c;

@@ -19,7 +19,7 @@ public sealed class RunMetrics
     public string Path { get; }
     public IReadOnlyList<JsonObject> Lines { get; }
 
-    public IEnumerable<JsonObject> Events(string kind) => Lines.Where(l => l["event"]?.GetValue<string>() == kind);
+    public IEnumerable<JsonObject> Events(string kind) => Lines.Where(l => l["event"]!.GetValue<string>() == kind);
 
     /// <summary>Reads DIR/metrics.jsonl. A torn last line (a killed run) is ignored; any other bad line is an error naming it.</summary>
     public static RunMetrics Load(string runDirectory)
@@ -31,15 +31,22 @@ public sealed class RunMetrics
         for (int i = 0; i < text.Length; i++)
         {
             if (text[i].Length == 0) continue;
+            JsonObject line;
             try
             {
-                lines.Add(JsonNode.Parse(text[i])?.AsObject() ?? throw new JsonException("null"));
+                line = JsonNode.Parse(text[i])?.AsObject() ?? throw new JsonException("null");
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
                 if (i == text.Length - 1) break;
                 throw new MetricsFormatException($"'{path}' line {i + 1} is not a JSON object ({e.Message})");
             }
+            // What every line of ours has: a string "event" and (but "target" lines, too) a numeric "step".
+            if (line["event"] is not JsonValue ev || ev.GetValueKind() != JsonValueKind.String)
+                throw new MetricsFormatException($"'{path}' line {i + 1} has no \"event\" string");
+            if (line["step"] is { } step && (step is not JsonValue sv || sv.GetValueKind() != JsonValueKind.Number))
+                throw new MetricsFormatException($"'{path}' line {i + 1}: \"step\" must be a number");
+            lines.Add(line);
         }
         return new RunMetrics(path, lines);
     }

@@ -240,6 +240,8 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--lr", "1e-300")]
     [InlineData("models", "./no-such-model")]
     [InlineData("eval", "--weights", ".")]
+    [InlineData("bench", "sync", "--model", "f1", "--batch", "7")]
+    [InlineData("bench", "train", "--model", "f1", "--repeat", "3")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         var (code, stdout, stderr) = Run(args);

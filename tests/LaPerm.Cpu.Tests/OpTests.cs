@@ -108,6 +108,16 @@ public sealed class OpTests
     }
 
     [Fact]
+    public void SoftmaxCrossEntropyKeepsTheLossOfHugeEqualLogits()
+    {
+        // Ten equal logits of 1e20: the loss is ln 10, not 0 (log(sum) + max - label vanished in max).
+        using var rig = new TestRig();
+        var totals = rig.Input([0f, 0f], 2);
+        rig.Backend.SoftmaxCrossEntropy(1, 10, rig.Input([.. Enumerable.Repeat(1e20f, 10)], 1, 10), rig.Input([4], 1), rig.Poisoned(1, 10), totals);
+        Assert.Equal((float)Math.Log(10), rig.Get(totals)[0], 1e-6f);
+    }
+
+    [Fact]
     public void BiasOpsUseTheChannelAxis()
     {
         const int batch = 2, channels = 3, spatial = 4;

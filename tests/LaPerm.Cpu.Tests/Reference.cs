@@ -181,7 +181,7 @@ internal static class Reference
                 }
             double sum = 0;
             for (int j = 0; j < classes; j++) sum += Math.Exp(logits[n * classes + j] - max);
-            total += Math.Log(sum) + max - logits[n * classes + labels[n]];
+            total += (max - logits[n * classes + labels[n]]) + Math.Log(sum);
             if (best == labels[n]) correct++;
         }
         return (total / batch, correct);

@@ -92,8 +92,15 @@ public sealed class TrainStepBench : IDisposable
             _network.Backend.Synchronize();
             rates[w] = stepsPerWindow * (double)Batch / sw.Elapsed.TotalSeconds;
         }
-        var sorted = rates.Order().ToArray();
-        return (sorted[windows / 2], rates);
+        return (Median(rates), rates);
+    }
+
+    /// <summary>The middle value; for an even count the mean of the two middle ones.</summary>
+    public static double Median(IReadOnlyCollection<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        int half = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
     }
 
     public void Dispose()
@@ -159,7 +166,7 @@ public sealed class SyncBench : IDisposable
             Sync();
             samples[r] = sw.Elapsed.TotalSeconds;
         }
-        return (samples.Order().ElementAt(repetitions / 2), samples);
+        return (TrainStepBench.Median(samples), samples);
     }
 
     public void Dispose()

@@ -41,12 +41,8 @@ public sealed class ReconnectBench
         return results.All(r => r.Mismatches == 0) ? 0 : 1;
     }
 
-    private static void WriteJson(string path, IReadOnlyList<ReconnectBenchResult> results)
-    {
-        string temp = path + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(temp, path, overwrite: true);
-    }
+    private static void WriteJson(string path, IReadOnlyList<ReconnectBenchResult> results) =>
+        LaPerm.Core.IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
 
     public static IReadOnlyList<ReconnectVariant> ParseVariants(string spec)
     {

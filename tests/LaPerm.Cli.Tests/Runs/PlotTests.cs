@@ -135,6 +135,14 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         stderr = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", runs.Baseline, "--layer", "dense1/kernel"], TextWriter.Null, stderr));
         Assert.Contains("no reconnection traffic", stderr.ToString(), StringComparison.Ordinal);
+
+        // Without --layer: the list, on stdout, exit 0 (as the help says); a run without syncs says so.
+        stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["trace", runs.LaPerm], stdout, TextWriter.Null));
+        Assert.Contains("  dense2/kernel", stdout.ToString(), StringComparison.Ordinal);
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", runs.Baseline], TextWriter.Null, stderr));
+        Assert.Contains("no syncs", stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -143,5 +151,25 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         var stderr = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", runs.Root], TextWriter.Null, stderr));
         Assert.Contains("metrics.jsonl", stderr.ToString(), StringComparison.Ordinal);
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", Path.Combine(runs.LaPerm, "metrics.jsonl")], TextWriter.Null, stderr));
+        Assert.Contains("is a file", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{"event":1,"step":2}""", "no \"event\" string")]    // crashed plot and trace with a stack trace
+    [InlineData("""{"event":"eval","step":"2"}""", "\"step\" must be a number")]   // plotted blank, syncs at step 0
+    public void AMetricsLineOfTheWrongShapeIsOneSentenceNamingTheLine(string line, string expected)
+    {
+        string dir = Path.Combine(runs.Root, "bad-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        File.WriteAllLines(Path.Combine(dir, "metrics.jsonl"), [line, """{"event":"sync","step":3}"""]);
+        foreach (var command in new[] { "plot", "trace" })
+        {
+            var stderr = new StringWriter();
+            Assert.Equal(CommandLine.UserError, CommandLine.Run([command, dir], TextWriter.Null, stderr));
+            Assert.Contains("line 1", stderr.ToString(), StringComparison.Ordinal);
+            Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
+        }
     }
 }

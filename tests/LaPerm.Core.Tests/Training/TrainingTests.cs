@@ -10,6 +10,15 @@ namespace LaPerm.Core.Tests.Training;
 public sealed class TrainingTests
 {
     [Fact]
+    public void BenchMediansOfAnEvenCountAreTheMeanOfTheTwoMiddleValues()
+    {
+        // It was the upper middle value (the larger of two windows).
+        Assert.Equal(41_439.0, TrainStepBench.Median([41_841.0, 41_037.0]));
+        Assert.Equal(2.0, TrainStepBench.Median([3.0, 1.0, 2.0]));
+        Assert.Equal(2.5, TrainStepBench.Median([4.0, 1.0, 3.0, 2.0]));
+    }
+
+    [Fact]
     public void PresetsCarryThePublishedSetups()
     {
         var conv7 = Presets.TryGet("conv7-mnist")!;
