@@ -375,6 +375,22 @@ public sealed partial class CpuBackend : IBackend
         return t.Length / (t.Shape[0] * channels);
     }
 
+    public void Scale(float alpha, Tensor<float> y)
+    {
+        var yData = Own(y, nameof(y)).Data;
+        _partition.For(yData.Length, ElementwiseChunk, (yData, alpha), static (s, _, start, end) =>
+        {
+            var ys = s.yData.AsSpan(start, end - start);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var va = Vector256.Create(s.alpha);
+                for (; i <= ys.Length - 8; i += 8) (va * Vector256.Create(ys.Slice(i, 8))).CopyTo(ys.Slice(i, 8));
+            }
+            for (; i < ys.Length; i++) ys[i] = s.alpha * ys[i];
+        });
+    }
+
     public void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y)
     {
         var yData = Own(y, nameof(y)).Data;

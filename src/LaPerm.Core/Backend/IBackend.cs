@@ -132,6 +132,9 @@ public interface IBackend : IDisposable
     /// </summary>
     void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y);
 
+    /// <summary>y = alpha * y, elementwise, in place (the batch-summed loss's gradient from the mean's).</summary>
+    void Scale(float alpha, Tensor<float> y);
+
     // ---- convolution (NCHW, OIHW) --------------------------------------------------------
 
     /// <summary>y = conv(x, w); no bias.</summary>

@@ -43,7 +43,6 @@ public sealed class Optimizer : IDisposable
     private readonly Tensor<float>[] _first;
     private readonly Tensor<float>?[] _second;
     private readonly Tensor<float>?[] _regularised;
-    private readonly Tensor<float>?[] _zeros;
 
     public Optimizer(Network network, OptimizerKind kind, float momentum = 0.9f, LossReduction reduction = LossReduction.Mean)
     {
@@ -56,10 +55,6 @@ public sealed class Optimizer : IDisposable
         _first = [.. ps.Select(p => _backend.Allocate<float>(p.Info.Shape))];
         _second = [.. ps.Select(p => kind == OptimizerKind.Adam ? _backend.Allocate<float>(p.Info.Shape) : null)];
         _regularised = [.. ps.Select(p => p.Info.L2 > 0 ? _backend.Allocate<float>(p.Info.Shape) : null)];
-        // Sum scales a gradient in place with ScaleAdd(n, zeros, g) = 0 + n * g (one rounding; exact for powers of two).
-        _zeros = [.. ps.Select(p => reduction == LossReduction.Sum ? _backend.Allocate<float>(p.Info.Shape) : null)];
-        foreach (var z in _zeros)
-            if (z is not null) _backend.Fill(z, 0f);
     }
 
     public OptimizerKind Kind { get; }
@@ -116,10 +111,11 @@ public sealed class Optimizer : IDisposable
                 _backend.ScaleAdd(2f * p.Info.L2, g, scratch); // scratch = g + 2 l2 w
                 g = scratch;
             }
-            if (_zeros[i] is { } zeros && batchSize > 1)
+            if (Reduction == LossReduction.Sum && batchSize > 1)
             {
-                // The backward pass overwrites the gradient every step, so scaling it in place is safe.
-                _backend.ScaleAdd(batchSize, zeros, g); // g = N * (mean gradient + 2 l2 w)
+                // The backward pass overwrites the gradient every step, so scaling it in place is safe;
+                // one rounding (exact for powers of two).
+                _backend.Scale(batchSize, g); // g = N * (mean gradient + 2 l2 w)
             }
             gradients[i] = g;
         }
@@ -147,6 +143,5 @@ public sealed class Optimizer : IDisposable
         foreach (var t in _first) t.Dispose();
         foreach (var t in _second) t?.Dispose();
         foreach (var t in _regularised) t?.Dispose();
-        foreach (var t in _zeros) t?.Dispose();
     }
 }

@@ -14,6 +14,7 @@ internal sealed class BackendKernels : IDisposable
     {
         DeviceModule elementwise = Load(device, "elementwise.ptx");
         ScaleAdd = elementwise.GetKernel("scale_add_v1");
+        Scale = elementwise.GetKernel("scale_v1");
 
         DeviceModule activation = Load(device, "activation.ptx");
         ReluForward = activation.GetKernel("relu_forward_v1");
@@ -85,6 +86,7 @@ internal sealed class BackendKernels : IDisposable
     }
 
     public Kernel ScaleAdd { get; }
+    public Kernel Scale { get; }
     public Kernel ReluForward { get; }
     public Kernel ReluBackward { get; }
     public Kernel DropoutForward { get; }

@@ -390,6 +390,12 @@ public sealed partial class CudaBackend : IBackend
         return t.Length / (t.Shape[0] * channels);
     }
 
+    public void Scale(float alpha, Tensor<float> y)
+    {
+        Begin();
+        _kernels.Scale.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, alpha, Own(y, nameof(y)).Pointer);
+    }
+
     public void ScaleAdd(float alpha, Tensor<float> x, Tensor<float> y)
     {
         Begin();

@@ -145,6 +145,14 @@ public abstract class BackendOpTests
             return Get(backend, ty);
         }
         BitEqual(ScaleAdd(cpu), ScaleAdd(device), "scale-add");
+        float[] Scale(IBackend backend)
+        {
+            using var tx = Put(backend, x, n);   // NaN, -0.0 and +0.0 included
+            backend.Scale(96f, tx);
+            return Get(backend, tx);
+        }
+        BitEqual(Scale(cpu), Scale(device), "scale");
+        Assert.Equal(x.Select(v => 96f * v).Select(BitConverter.SingleToUInt32Bits), Scale(cpu).Select(BitConverter.SingleToUInt32Bits));
 
         (float[] Forward, float[] InPlace, float[] Backward) Relu(IBackend backend)
         {
