@@ -18,10 +18,19 @@ internal static class PlotCommand
         var a = new Arguments(rest, new HashSet<string> { "--out" }, new HashSet<string>(), "plot");
         var metrics = RunMetrics.Load(dir);
         var figure = RunFigures.Training(metrics);
-        var (png, svg) = FigureRenderer.Save(figure, a.String("--out") ?? Path.Combine(dir, "training"));
+        var (png, svg) = FigureRenderer.Save(figure, FigurePath(a.String("--out"), Path.Combine(dir, "training")));
         stdout.WriteLine($"wrote {png} and {svg}");
         return 0;
     }
+
+    /// <summary>
+    /// Where a figure goes (PATH.png and PATH.svg): --out, or <paramref name="defaultPath"/>; an --out
+    /// that is a directory (or ends in a separator) gets the default's file name inside it.
+    /// </summary>
+    public static string FigurePath(string? given, string defaultPath) =>
+        given is null ? defaultPath
+        : Path.EndsInDirectorySeparator(given) || Directory.Exists(given) ? Path.Combine(given, Path.GetFileName(defaultPath))
+        : given;
 
     /// <summary>The leading DIR argument of plot and trace.</summary>
     public static (string Dir, string[] Others) RunDirectory(string[] args, string command)

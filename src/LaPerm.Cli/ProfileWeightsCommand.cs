@@ -40,7 +40,8 @@ internal static class ProfileWeightsCommand
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);
-        string output = a.String("--out") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile");
+        string output = PlotCommand.FigurePath(a.String("--out"),
+            Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile"));
         var (png, svg) = FigureRenderer.Save(figure, output);
         stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is null ? " (no initial weights found; trained only)" : $" against {initial}"));
         stdout.Write(WeightProfile.Describe(summary));

@@ -146,6 +146,17 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
     }
 
     [Fact]
+    public void AnOutThatIsADirectoryGetsTheDefaultFileNameInside()
+    {
+        // It wrote DIR/.png and DIR/.svg.
+        string folder = Path.Combine(runs.Root, "figures-" + Guid.NewGuid().ToString("N")) + Path.DirectorySeparatorChar;
+        Assert.Equal(0, CommandLine.Run(["plot", runs.LaPerm, "--out", folder], TextWriter.Null, TextWriter.Null));
+        Assert.True(File.Exists(Path.Combine(folder, "training.png")));
+        Assert.True(File.Exists(Path.Combine(folder, "training.svg")));
+        Assert.False(File.Exists(Path.Combine(folder, ".png")));
+    }
+
+    [Fact]
     public void PlottingSomethingThatIsNotARunIsOneSentence()
     {
         var stderr = new StringWriter();
