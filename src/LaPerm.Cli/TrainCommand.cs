@@ -79,12 +79,16 @@ internal static class TrainCommand
     /// NVTX ranges per step and phase (no-ops unless Nsight is attached) and, with
     /// --profile-steps A:B, cuProfilerStart/Stop around those steps on the GPU.
     /// </summary>
-    private static NvtxStepTracer Tracer(Arguments a, IBackend backend)
+    private static NvtxStepTracer Tracer(Arguments a, IBackend backend, long lastStep, TextWriter stdout)
     {
         ProfileSteps? steps = a.String("--profile-steps") is { } text ? ProfileSteps.Parse(text) : null;
         var device = (backend as CudaBackend)?.Device;
         if (steps is not null && device is null)
             throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+        if (steps is not null && steps.Last > lastStep)
+            stdout.WriteLine(steps.First > lastStep
+                ? $"laperm: warning: --profile-steps {steps.First}:{steps.Last} starts after the run's last step ({lastStep}); nothing will be captured."
+                : $"laperm: warning: --profile-steps {steps.First}:{steps.Last} ends after the run's last step ({lastStep}); the capture stops with the run.");
         return new NvtxStepTracer(new StepProfiler(device, steps));
     }
 
@@ -112,7 +116,8 @@ internal static class TrainCommand
         Trainer trainer;
         try
         {
-            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout, Tracer = Tracer(a, backend) };
+            long lastStep = (long)o.Epochs * ((data.Train.Count + o.Batch - 1) / o.Batch);
+            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout, Tracer = Tracer(a, backend, lastStep, stdout) };
         }
         catch (ArgumentException e)
         {

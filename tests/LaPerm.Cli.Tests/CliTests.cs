@@ -167,6 +167,15 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AProfileRangeAfterTheRunsLastStepIsAWarning()
+    {
+        var r = Run("train", "--device", "emu", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--batch", "16", "--epochs", "1",
+            "--quiet", "--profile-steps", "100:200", "--out", Path.Combine(_dir.FullName, "profile"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("--profile-steps 100:200 starts after the run's last step (4)", r.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void APresetsSharedInitCanBeReplacedByHeUniform()
     {
         var (code, _, stderr) = Run("train", "--preset", "f1-mnist", "--init", "he-uniform", "--limit-train", "256", "--limit-test", "64",
