@@ -45,7 +45,8 @@ extern "C" __global__ void softmax_xent_rows_v1(int batch, int classes, const fl
         gradient[j] = (float)((p - (j == label ? 1.0 : 0.0)) / (double)batch);
     }
     per_example[2 * n] = valid ? (float)((max - (double)row[label]) + lp_log(sum)) : NAN;   // the CPU's order (large logits)
-    per_example[2 * n + 1] = best == label ? 1.0f : 0.0f;
+    // A row with a NaN logit (NaN sum and loss) is no hit, wherever the NaN sits (it never wins the arg-max).
+    per_example[2 * n + 1] = best == label && sum == sum ? 1.0f : 0.0f;
 }
 
 // Launch: grid 1, block LOSS_TOTAL_BLOCK (exactly).

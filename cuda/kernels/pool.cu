@@ -1,6 +1,7 @@
 // pool.cu: 2-D max and average pooling ("valid" windows, NCHW) and global average pooling.
 //
-//   maxpool_forward_v1    one thread per output: max of its window, first max (row-major) wins;
+//   maxpool_forward_v1    one thread per output: max of its window, first max (row-major) wins,
+//                         a NaN anywhere in the window wins (the first one);
 //                         argmax = flat index into x of the chosen input
 //   maxpool_backward_v1   one thread per input: dx = sum of dy over the outputs whose argmax is
 //                         this input, in increasing output order
@@ -36,7 +37,7 @@ extern "C" __global__ void maxpool_forward_v1(PoolShape g, const float* __restri
             const int row = first + wy * g.in_w;
             for (int wx = 0; wx < g.window; ++wx) {
                 const float v = x[row + wx];
-                if (v > best_value) {   // strictly greater: the first max wins
+                if (v > best_value || (isnan(v) && !isnan(best_value))) {   // the first max wins; the first NaN over any number
                     best_value = v;
                     best = row + wx;
                 }

@@ -22,10 +22,11 @@ public sealed partial class CpuBackend
                 for (; i <= ys.Length - 8; i += 8)
                 {
                     var v = Vector256.Create(xs.Slice(i, 8));
-                    Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, Vector256<float>.Zero).CopyTo(ys.Slice(i, 8));
+                    // NaN passes (as TensorFlow's relu): zeroing it would hide a diverged layer from the loss guard.
+                    Vector256.ConditionalSelect(Vector256.LessThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.Zero, v).CopyTo(ys.Slice(i, 8));
                 }
             }
-            for (; i < ys.Length; i++) ys[i] = xs[i] > 0f ? xs[i] : 0f;
+            for (; i < ys.Length; i++) ys[i] = xs[i] <= 0f ? 0f : xs[i];
         });
     }
 
@@ -132,7 +133,8 @@ public sealed partial class CpuBackend
                     gradient[j] = (float)((SoftmaxMath.ExpOfNonPositive(row[j] - max) / sum - (j == label ? 1.0 : 0.0)) / s.batch);
                 // (max - label logit) first: with logits of 1e20 the log of the sum (>= 1) would vanish in max.
                 s.perExample[2 * n] = (float)((max - row[label]) + SoftmaxMath.Log(sum));
-                s.perExample[2 * n + 1] = best == label ? 1f : 0f;
+                // A row with a NaN logit (NaN sum and loss) is no hit, wherever the NaN sits (it never wins the arg-max).
+                s.perExample[2 * n + 1] = best == label && !double.IsNaN(sum) ? 1f : 0f;
             }
         });
         double loss = 0, correct = 0;

@@ -40,7 +40,9 @@ public sealed partial class CpuBackend
                             for (int wx = 0; wx < g.Window; wx++)
                             {
                                 float v = s.xData[rowStart + wx];
-                                if (v > bestValue)   // strictly greater: the first max (row-major) wins
+                                // Strictly greater: the first max (row-major) wins; the first NaN wins over any
+                                // number (a NaN anywhere in the window propagates, not only in its first cell).
+                                if (v > bestValue || (float.IsNaN(v) && !float.IsNaN(bestValue)))
                                 {
                                     bestValue = v;
                                     best = rowStart + wx;

@@ -118,6 +118,40 @@ public sealed class OpTests
     }
 
     [Fact]
+    public void ReluLetsNaNThroughAndSoftmaxCountsNoHitForARowWithNaN()
+    {
+        // Zeroing NaN in ReLU hid a diverged layer from the loss guard; a NaN row at label 0 counted as correct.
+        using var rig = new TestRig();
+        float[] x = [float.NaN, -1f, -0.0f, 2f, .. Enumerable.Repeat(float.NaN, 9), 3f, -2f, 0f, 1f];   // the vector path and the tail
+        var y = rig.Poisoned(x.Length);
+        rig.Backend.ReluForward(rig.Input(x, x.Length), y);
+        var result = rig.Get(y);
+        for (int i = 0; i < x.Length; i++)
+            Assert.Equal(BitConverter.SingleToUInt32Bits(float.IsNaN(x[i]) ? x[i] : x[i] > 0 ? x[i] : 0f), BitConverter.SingleToUInt32Bits(result[i]));
+
+        var totals = rig.Input([0f, 0f], 2);
+        rig.Backend.SoftmaxCrossEntropy(3, 3, rig.Input([float.NaN, 1f, 2f, 1f, float.NaN, 0f, 3f, 1f, 2f], 3, 3), rig.Input([0, 0, 0], 3), rig.Poisoned(3, 3), totals);
+        Assert.Equal(1f, rig.Get(totals)[1]);   // only the finite row 2, whose arg-max is its label
+    }
+
+    [Fact]
+    public void MaxPoolPropagatesANaNWhereverItSitsInTheWindow()
+    {
+        // [1, NaN, 3, 2] gave 3 (the NaN dropped) while [NaN, 5, 3, 2] gave NaN.
+        using var rig = new TestRig();
+        var g = PoolGeometry.Create(3, 1, 2, 2, 2, 2);
+        var y = rig.Poisoned(3, 1, 1, 1);
+        var argmax = rig.Backend.Allocate<int>(new Shape(3));
+        rig.Backend.MaxPoolForward(g, rig.Input([1f, float.NaN, 3f, 2f, float.NaN, 5f, 3f, 2f, 2f, 2f, 2f, 2f], 3, 1, 2, 2), y, argmax);
+        var result = rig.Get(y);
+        Assert.True(float.IsNaN(result[0]) && float.IsNaN(result[1]));
+        Assert.Equal(2f, result[2]);
+        var indices = new int[3];
+        rig.Backend.Download(argmax, indices);
+        Assert.Equal([1, 4, 8], indices);   // the NaN's own cell; ties: the first
+    }
+
+    [Fact]
     public void BiasOpsUseTheChannelAxis()
     {
         const int batch = 2, channels = 3, spatial = 4;

@@ -41,8 +41,8 @@ public sealed unsafe class Cudnn
     public const int CrossCorrelation = 1;
     public const int DefaultMath = 0;
     public const int FmaMath = 3;
-    /// <summary>CUDNN_NOT_PROPAGATE_NAN (max pooling).</summary>
-    public const int NotPropagateNan = 0;
+    /// <summary>CUDNN_PROPAGATE_NAN (max pooling): a NaN in a window is the window's maximum, as in our kernels (pool.cu) and the CPU backend.</summary>
+    public const int PropagateNan = 1;
     /// <summary>CUDNN_BATCHNORM_SPATIAL: statistics per channel over N, H, W (dense layers: H = W = 1).</summary>
     public const int BatchNormSpatial = 1;
     /// <summary>CUDNN_BN_MIN_EPSILON: cuDNN rejects a smaller epsilon.</summary>
@@ -312,7 +312,7 @@ public sealed unsafe class Cudnn
         Require(_destroyPooling, "cudnnDestroyPoolingDescriptor");
         nint desc;
         Check(_createPooling(&desc), "cudnnCreatePoolingDescriptor");
-        Check(_setPooling2d(desc, (int)mode, NotPropagateNan, windowH, windowW, 0, 0, strideH, strideW), "cudnnSetPooling2dDescriptor");
+        Check(_setPooling2d(desc, (int)mode, PropagateNan, windowH, windowW, 0, 0, strideH, strideW), "cudnnSetPooling2dDescriptor");
         return desc;
     }
 
