@@ -9,8 +9,10 @@
         dotnet pwsh ./build.ps1 [build|test|bench|ptx|gpu-package]
 
     build        dotnet build -c Release (the native CMake build runs inside it).
-    test         build, dotnet test over the solution, the emulator's C++ tests (ctest
-                 in the native build folder), then the GPU check script's self-test;
+    test         build, dotnet test over the solution, the emulator kernel tests once
+                 more under a shuffled thread and block order (LAPERM_EMU_SCHEDULE), the
+                 emulator's C++ tests (ctest in the native build folder), then the GPU
+                 check script's self-test;
                  ends with one plain line "N passed, N failed, N skipped" (every xunit
                  test, every ctest test, the self-test) and a non-zero exit code when
                  anything failed.
@@ -39,7 +41,9 @@ param(
     # test: skip the GPU check script's self-test.
     [switch] $NoScriptSelfTest,
     # test: skip the emulator's ctest tests.
-    [switch] $NoCTest
+    [switch] $NoCTest,
+    # test: skip the second run of the emulator kernel tests under a shuffled schedule.
+    [switch] $NoScheduleRerun
 )
 
 Set-StrictMode -Version Latest
@@ -171,6 +175,36 @@ function Invoke-CTest {
     return $summary
 }
 
+$ShuffleSchedule = 'shuffle:20261127'
+
+function Invoke-ShuffledKernelTests {
+    $project = 'tests/LaPerm.Cuda.Tests/LaPerm.Cuda.Tests.csproj'
+    Write-Step "dotnet test $project (emulator schedule $ShuffleSchedule)"
+    $testArgs = @('test', '--project', $project, '-c', $Configuration, '--no-build', '--no-ansi', '--no-progress',
+                  '--filter-not-trait', 'Category=Gpu')
+    Write-Host "> LAPERM_EMU_SCHEDULE=$ShuffleSchedule dotnet $($testArgs -join ' ')"
+    $output = [System.Collections.Generic.List[string]]::new()
+    $env:LAPERM_EMU_SCHEDULE = $ShuffleSchedule
+    try {
+        & dotnet @testArgs 2>&1 | ForEach-Object {
+            $text = "$_"
+            $output.Add($text)
+            Write-Host $text
+        }
+        $code = $LASTEXITCODE
+    }
+    finally {
+        Remove-Item Env:LAPERM_EMU_SCHEDULE -ErrorAction SilentlyContinue
+    }
+    $summary = Get-TestRunSummary -Lines $output
+    $failed = $summary.Failed + $summary.Errors
+    if ($summary.Runs -eq 0 -or ($code -ne 0 -and $failed -eq 0)) {
+        Write-Host "the shuffled-schedule run printed no summary or exited with code $code: counted as one failure"
+        $failed += 1
+    }
+    return [pscustomobject]@{ Passed = $summary.Succeeded; Failed = $failed; Skipped = $summary.Skipped }
+}
+
 function Invoke-Test {
     $passed = 0; $failed = 0; $skipped = 0
 
@@ -204,6 +238,15 @@ function Invoke-Test {
         # E.g. a test host that crashed after the summary, or "zero tests ran" (exit 8).
         Write-Host "dotnet test exited with code $testCode although no test failed: counted as one failure"
         $failed += 1
+    }
+
+    # The emulator runs threads and blocks in index order, an order that can hide a race (a
+    # thread reading what a lower-numbered one wrote without a barrier). A GPU promises no
+    # order, so the kernel tests run once more with LAPERM_EMU_SCHEDULE=shuffle (fixed seed:
+    # the same order in every run); a race shows up as a mismatch against the CPU reference.
+    if (-not $NoScheduleRerun) {
+        $rerun = Invoke-ShuffledKernelTests
+        $passed += $rerun.Passed; $failed += $rerun.Failed; $skipped += $rerun.Skipped
     }
 
     if (-not $NoCTest) {

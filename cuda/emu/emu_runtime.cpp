@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -242,6 +244,17 @@ struct Thread {
     int stack = -1;  // index into Worker::stacks while the fiber has started and not finished
 };
 
+// The order in which the scheduler resumes runnable fibers and runs blocks
+// (LAPERM_EMU_SCHEDULE). A GPU promises no order at all, so a kernel whose result depends on
+// it has a race: the same tests run under `reverse` and `shuffle:SEED` expose races that the
+// default thread order happens to hide (a thread reading what a lower-numbered thread wrote
+// without a barrier in between, or the reverse).
+enum class Order : std::uint8_t { Forward, Reverse, Shuffle };
+struct Schedule {
+    Order order = Order::Forward;
+    std::uint64_t seed = 0;
+};
+
 struct Launch {
     const KernelEntry* kernel;
     void** args;
@@ -249,6 +262,7 @@ struct Launch {
     dim3 block;
     unsigned threads_per_block;
     unsigned dynamic_shared_bytes;
+    Schedule schedule;
 };
 
 struct Block {
@@ -305,6 +319,7 @@ struct Worker {
     std::vector<Stack> stacks;
     std::vector<int> free_stacks;  // a thread gets a stack when it first runs and returns it at its end
     std::vector<Thread> threads;
+    std::vector<unsigned> order;  // the order of one scheduling round (Reverse, Shuffle)
     Context scheduler;
     Thread* running = nullptr;
     Block* block = nullptr;
@@ -437,6 +452,48 @@ std::string diagnose_deadlock(Worker& w, const Block& b) {
     return block_prefix(b) + format("deadlock: no thread can make progress (%u at a barrier, %u exited of %u)", at_barrier, done, b.threads);
 }
 
+// splitmix64's finaliser: a well-mixed 64-bit value from any input.
+std::uint64_t mix64(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// Fisher-Yates with a splitmix64 stream: the same seed gives the same order on every machine.
+void shuffle(std::vector<unsigned>& v, std::uint64_t& state) {
+    for (std::size_t i = v.size(); i > 1; --i) {
+        state = mix64(state);
+        std::swap(v[i - 1], v[static_cast<std::size_t>(state % i)]);
+    }
+}
+
+// LAPERM_EMU_SCHEDULE: forward (default) | reverse | shuffle[:SEED] (SEED a decimal
+// integer, 0 when absent). Returns false and sets `error` for anything else.
+bool schedule_setting(Schedule& schedule, std::string& error) {
+    const char* s = std::getenv("LAPERM_EMU_SCHEDULE");
+    schedule = Schedule{};
+    if (s == nullptr || *s == '\0' || std::strcmp(s, "forward") == 0) return true;
+    if (std::strcmp(s, "reverse") == 0) {
+        schedule.order = Order::Reverse;
+        return true;
+    }
+    if (std::strncmp(s, "shuffle", 7) == 0 && (s[7] == '\0' || s[7] == ':')) {
+        schedule.order = Order::Shuffle;
+        if (s[7] == '\0') return true;
+        const char* digits = s + 8;
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long long seed = std::strtoull(digits, &end, 10);
+        if (*digits >= '0' && *digits <= '9' && end != digits && *end == '\0' && errno == 0) {
+            schedule.seed = seed;
+            return true;
+        }
+    }
+    error = format("LAPERM_EMU_SCHEDULE is '%s'; expected forward, reverse, shuffle or shuffle:SEED (SEED a decimal integer)", s);
+    return false;
+}
+
 // Runs one block to completion on this OS thread. Returns an empty string or the error.
 std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     const unsigned n = launch.threads_per_block;
@@ -472,9 +529,17 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
 
     w.block = &block;
     std::string error;
+    const Schedule& schedule = launch.schedule;
+    if (schedule.order != Order::Forward) {
+        w.order.resize(n);
+        for (unsigned i = 0; i < n; ++i) w.order[i] = schedule.order == Order::Reverse ? n - 1 - i : i;
+    }
+    std::uint64_t shuffle_state = mix64(schedule.seed ^ mix64((std::uint64_t{index.z} << 42) ^ (std::uint64_t{index.y} << 21) ^ index.x));
     for (;;) {
         bool ran = false;
-        for (unsigned i = 0; i < n; ++i) {
+        if (schedule.order == Order::Shuffle) shuffle(w.order, shuffle_state);
+        for (unsigned slot = 0; slot < n; ++slot) {
+            const unsigned i = schedule.order == Order::Forward ? slot : w.order[slot];
             Thread& t = w.threads[i];
             if (t.state != State::Ready) continue;
             ran = true;
@@ -536,10 +601,30 @@ uint3 block_index(const dim3& grid, std::uint64_t linear) {
 std::string run_grid(const Launch& launch) {
     const std::uint64_t blocks = std::uint64_t{launch.grid.x} * launch.grid.y * launch.grid.z;
     const unsigned workers = worker_threads_setting(blocks);
+    // Block order follows the schedule too (a block that reads another block's output in the
+    // same launch races on a GPU). Reverse runs the last block first; Shuffle visits blocks in
+    // an affine order b -> (a*b + c) mod blocks with a coprime to blocks: a permutation that
+    // needs no table however large the grid.
+    std::uint64_t stride = 1, offset = 0;
+    if (launch.schedule.order == Order::Shuffle && blocks > 1) {
+        std::uint64_t state = mix64(launch.schedule.seed ^ 0x5bd1e995ull);
+        offset = state % blocks;
+        do {
+            state = mix64(state);
+            stride = 1 + state % (blocks - 1);
+        } while (std::gcd(stride, blocks) != 1);
+    }
+    auto nth_block = [&](std::uint64_t b) {
+        switch (launch.schedule.order) {
+            case Order::Reverse: return blocks - 1 - b;
+            case Order::Shuffle: return static_cast<std::uint64_t>((static_cast<unsigned __int128>(stride) * b + offset) % blocks);
+            default: return b;
+        }
+    };
     if (workers <= 1) {
         Worker& w = worker();
         for (std::uint64_t b = 0; b < blocks; ++b) {
-            std::string e = run_block(w, launch, block_index(launch.grid, b));
+            std::string e = run_block(w, launch, block_index(launch.grid, nth_block(b)));
             if (!e.empty()) return e;
         }
         return {};
@@ -554,8 +639,9 @@ std::string run_grid(const Launch& launch) {
             Worker& w = worker();
             for (;;) {
                 if (stop.load(std::memory_order_relaxed)) return;
-                std::uint64_t b = next.fetch_add(1, std::memory_order_relaxed);
-                if (b >= blocks) return;
+                const std::uint64_t n = next.fetch_add(1, std::memory_order_relaxed);
+                if (n >= blocks) return;
+                const std::uint64_t b = nth_block(n);
                 std::string e = run_block(w, launch, block_index(launch.grid, b));
                 if (!e.empty()) {
                     std::lock_guard lock(error_mutex);
@@ -842,8 +928,10 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
                 return fail_call(format("kernel '%s': pointer argument %u (%p) does not point into any registered device buffer",
                                         name, i, p));
         }
+        Schedule schedule;
+        if (std::string e; !schedule_setting(schedule, e)) return fail_call(format("kernel '%s': %s", name, e.c_str()));
         Launch launch{k, args, dim3{gridX, gridY, gridZ}, dim3{blockX, blockY, blockZ},
-                      static_cast<unsigned>(threads), dynamicSharedBytes};
+                      static_cast<unsigned>(threads), dynamicSharedBytes, schedule};
         std::string error = run_grid(launch);
         if (!error.empty()) return fail_call(std::move(error));
         return 0;

@@ -21,6 +21,8 @@ LP_EMU_REGISTER(test_bad_mask)
 LP_EMU_REGISTER(test_bad_barrier_vs_warp)
 LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
 LP_EMU_REGISTER(test_bad_stack_overflow)
+LP_EMU_REGISTER(test_racy_neighbour)
+LP_EMU_REGISTER(test_racy_blocks)
 
 using namespace lp_test;
 
@@ -258,10 +260,19 @@ void expect_failure(const char* kernel, int rc, std::initializer_list<const char
     for (const char* w : words) LP_CHECK(contains(e, w), "message lacks '%s': '%s'", w, e.c_str());
 }
 
+// Whether LAPERM_EMU_SCHEDULE leaves the default order (threads and blocks in index order).
+// Other orders meet an error in another block or lane first, so the message names that one.
+bool default_order() {
+    const char* s = std::getenv("LAPERM_EMU_SCHEDULE");
+    return s == nullptr || *s == '\0' || std::strcmp(s, "forward") == 0;
+}
+
 void errors() {
     DeviceBuffer<int> out(64);
+    const bool ordered = default_order();
     expect_failure("test_bad_early_exit", launch("test_bad_early_exit", 2, 1, 1, 64, 1, 1, 0, 40, out.ptr()),
-                   {"__syncthreads", "block (0,0,0)", "40 thread(s) wait", "24 exited", "thread (40,0,0)"});
+                   {"__syncthreads", ordered ? "block (0,0,0)" : "block (", "40 thread(s) wait", "24 exited",
+                    "thread (40,0,0)"});
     // Same kernel, every thread reaches the barrier: fine.
     LP_CHECK(launch("test_bad_early_exit", 2, 1, 1, 64, 1, 1, 0, 64, out.ptr()) == 0, "%s", laperm_emu_last_error());
     expect_failure("test_bad_shuffle_exit", launch("test_bad_shuffle_exit", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
@@ -272,7 +283,7 @@ void errors() {
                    {"__shfl_sync", "waits at __syncthreads"});
     expect_failure("test_bad_lane_divergent_barrier",
                    launch("test_bad_lane_divergent_barrier", 1, 1, 1, 64, 1, 1, 0, out.ptr()),
-                   {"lane 1 of warp 0", "test_kernels.cu", "same place"});
+                   {ordered ? "lane 1 of warp 0" : "of warp", "test_kernels.cu", "same place"});
     expect_failure("test_bad_stack_overflow", launch("test_bad_stack_overflow", 1, 1, 1, 1, 1, 1, 0, 24 * 1024, out.ptr()),
                    {"overflowed", "LAPERM_EMU_STACK_KB"});
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
@@ -315,6 +326,50 @@ void registry_and_buffers() {
     LP_CHECK(laperm_emu_unregister_buffer(a.data()) != 0, "double unregister refused");
 }
 
+// Runs the two racy kernels under one LAPERM_EMU_SCHEDULE value; returns how many of
+// their outputs differ from what the lucky thread and block order gives.
+int racy_mismatches(const char* schedule) {
+    setenv("LAPERM_EMU_SCHEDULE", schedule, 1);
+    const unsigned threads = 256, blocks = 64;
+    DeviceBuffer<int> neighbour(threads * blocks), data(blocks), order(blocks);
+    int mismatches = 0;
+    if (launch_ok("test_racy_neighbour", blocks, threads, threads * sizeof(int), neighbour.ptr()))
+        for (unsigned i = 0; i < threads * blocks; ++i) mismatches += neighbour[i] != static_cast<int>(i % threads);
+    if (launch_ok("test_racy_blocks", blocks, 32, 0, data.ptr(), order.ptr()))
+        for (unsigned b = 0; b < blocks; ++b) mismatches += order[b] != static_cast<int>(b);
+    return mismatches;
+}
+
+// LAPERM_EMU_SCHEDULE changes the order of threads and blocks, and with it the outcome of a
+// race (the default order hides these two); race-free kernels give the same bits under every
+// order (ctest runs this whole self-test under reverse and shuffle too).
+void schedules() {
+    const char* saved = std::getenv("LAPERM_EMU_SCHEDULE");
+    const std::string original = saved != nullptr ? saved : "";
+    // One OS thread: with several, blocks also race in time, not only in order.
+    const char* saved_threads = std::getenv("LAPERM_EMU_THREADS");
+    const std::string original_threads = saved_threads != nullptr ? saved_threads : "";
+    setenv("LAPERM_EMU_THREADS", "1", 1);
+    LP_CHECK(racy_mismatches("forward") == 0, "the thread-order schedule hides both races");
+    LP_CHECK(racy_mismatches("") == 0, "an empty setting is the default order");
+    // Reverse: every neighbour read (255 of 256 per block) and every block read is stale.
+    LP_CHECK(racy_mismatches("reverse") == 64 * 255 + 63, "reverse exposes every racy read");
+    const int a = racy_mismatches("shuffle:1"), b = racy_mismatches("shuffle:2");
+    LP_CHECK(a > 0 && b > 0, "shuffle exposes the races: %d, %d mismatches", a, b);
+    LP_CHECK(racy_mismatches("shuffle:1") == a, "the same seed gives the same order");
+    LP_CHECK(racy_mismatches("shuffle") > 0, "shuffle without a seed");
+    for (const char* bad : {"backwards", "shuffle:", "shuffle:x", "shuffle:-1", "shuffle7"}) {
+        setenv("LAPERM_EMU_SCHEDULE", bad, 1);
+        DeviceBuffer<int> out(32);
+        expect_failure("test_barrier_loop", launch("test_barrier_loop", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
+                       {"LAPERM_EMU_SCHEDULE", bad, "forward, reverse, shuffle"});
+    }
+    if (saved != nullptr) setenv("LAPERM_EMU_SCHEDULE", original.c_str(), 1);
+    else unsetenv("LAPERM_EMU_SCHEDULE");
+    if (saved_threads != nullptr) setenv("LAPERM_EMU_THREADS", original_threads.c_str(), 1);
+    else unsetenv("LAPERM_EMU_THREADS");
+}
+
 }  // namespace
 
 int main() {
@@ -329,5 +384,6 @@ int main() {
     dynamic_shared_and_limits();
     bits_math();
     errors();
+    schedules();
     return finish("emu_selftest");
 }

@@ -188,3 +188,22 @@ extern "C" __global__ void test_bad_barrier_vs_warp(int* out) {
         out[lane] = __shfl_sync(LP_FULL_MASK, (int)lane, 0);
     }
 }
+
+// ---- races the default schedule hides (LAPERM_EMU_SCHEDULE exposes them) ----
+
+// Thread t reads what thread t-1 wrote, with no barrier in between: right only when t-1 runs
+// first. The dynamic shared memory is poisoned (-1) at the start of every block.
+extern "C" __global__ void test_racy_neighbour(int* out) {
+    LP_DYNAMIC_SHARED(int, s);
+    const unsigned t = threadIdx.x;
+    s[t] = (int)t + 1;
+    out[blockIdx.x * blockDim.x + t] = t > 0 ? s[t - 1] : 0;
+}
+
+// Block b reads what block b-1 wrote in the same launch: right only when blocks run in order.
+extern "C" __global__ void test_racy_blocks(int* data, int* out) {
+    if (threadIdx.x != 0) return;
+    const unsigned b = blockIdx.x;
+    out[b] = b > 0 ? data[b - 1] : 0;
+    data[b] = (int)b + 1;
+}
