@@ -90,7 +90,7 @@ public sealed partial class CpuBackend
             });
     }
 
-    public void BatchNormBackward(int batch, int channels, int spatial,
+    public void BatchNormBackward(int batch, int channels, int spatial, float epsilon,
         Tensor<float> x, Tensor<float> dy, Tensor<float> gamma,
         Tensor<float> savedMean, Tensor<float> savedInvStd,
         Tensor<float> dx, Tensor<float> dGamma, Tensor<float> dBeta)

@@ -210,7 +210,7 @@ public sealed class GradientTests
         var gx = rig.Poisoned(batch, channels, spatial);
         var gGamma = rig.Poisoned(channels);
         var gBeta = rig.Poisoned(channels);
-        rig.Backend.BatchNormBackward(batch, channels, spatial, tx, rig.Input(r, batch, channels, spatial), tGamma, savedMean, savedInvStd, gx, gGamma, gBeta);
+        rig.Backend.BatchNormBackward(batch, channels, spatial, epsilon, tx, rig.Input(r, batch, channels, spatial), tGamma, savedMean, savedInvStd, gx, gGamma, gBeta);
         double Loss(double[] xs, double[] gs, double[] bs) => Reference.Dot(dr, Reference.BatchNormTraining(batch, channels, spatial, epsilon, xs, gs, bs).Y);
         Check.Close(rig.Get(gx), Reference.NumericGradient(dx, v => Loss(v, dGamma, dBeta)), GradientTolerance, "dx");
         Check.Close(rig.Get(gGamma), Reference.NumericGradient(dGamma, v => Loss(dx, v, dBeta)), GradientTolerance, "dGamma");

@@ -107,6 +107,13 @@ public sealed class EmulatorKernelTests
     }
 
     [Fact]
+    public void BatchNormBackwardTakesTheForwardsEpsilon()
+    {
+        using var device = TestDevices.OpenEmulator();
+        LibraryChecks.BatchNormBackwardTakesTheForwardsEpsilon(device);
+    }
+
+    [Fact]
     public void ConvolutionOperandsAreLengthChecked()
     {
         using var device = TestDevices.OpenEmulator();

@@ -97,6 +97,14 @@ public sealed class GpuKernelTests
     }
 
     [Fact]
+    public void CudnnBatchNormBackwardTakesTheForwardsEpsilon()
+    {
+        using var device = TestDevices.OpenGpuOrSkip();
+        if (Cudnn.TryLoad(out string? reason) is null) Assert.Skip($"cuDNN not installed: {reason}");
+        LibraryChecks.BatchNormBackwardTakesTheForwardsEpsilon(device);
+    }
+
+    [Fact]
     public void InfoReportsTheGpuAndItsLibraries()
     {
         CudaInfoReport report = CudaInfo.Collect();

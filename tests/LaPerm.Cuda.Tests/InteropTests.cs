@@ -71,6 +71,34 @@ public sealed class LibraryDiscoveryTests
         Assert.Contains("liblaperm_does_not_exist.so.7 not found", result.FailureReason);
     }
 
+    /// <summary>
+    /// A library whose companions were preloaded from one folder is loaded from that folder too,
+    /// ahead of the candidates' order (mixing two installations' cuDNN parts fails at run time).
+    /// </summary>
+    [Fact]
+    public void ThePreferredFolderWinsOverTheCandidatesOrder()
+    {
+        // Any real shared library will do: the runtime's own System.Native, copied twice.
+        string original = Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "libSystem.Native.so");
+        string root = Path.Combine(Path.GetTempPath(), "laperm-libs-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string first = Directory.CreateDirectory(Path.Combine(root, "first")).FullName;
+            string second = Directory.CreateDirectory(Path.Combine(root, "second")).FullName;
+            const string soname = "liblaperm_search_probe.so.1";
+            File.Copy(original, Path.Combine(first, soname));
+            File.Copy(original, Path.Combine(second, soname));
+            Assert.Equal(Path.Combine(first, soname), NativeLibrarySearch.Load("probe", [soname], [first, second]).Path);
+            var preferred = NativeLibrarySearch.Load("probe", [soname], [first, second], preferredDirectory: second);
+            Assert.True(preferred.Loaded, preferred.FailureReason);
+            Assert.Equal(Path.Combine(second, soname), preferred.Path);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public void PipWheelLibraryFoldersAreDiscoveredByGlobbing()
     {

@@ -302,6 +302,27 @@ internal static class LibraryChecks
         Assert.Contains("symmetrically", e.Message);
     }
 
+    /// <summary>
+    /// The batch-norm backward hands cuDNN the forward's epsilon (its documentation asks for the
+    /// same value in both passes): one below CUDNN_BN_MIN_EPSILON is refused with the value it got.
+    /// </summary>
+    public static void BatchNormBackwardTakesTheForwardsEpsilon(Device device)
+    {
+        var shape = new BatchNormShape(2, 3, 4);
+        using var x = device.Allocate<float>(shape.Length);
+        using var dy = device.Allocate<float>(shape.Length);
+        using var dx = device.Allocate<float>(shape.Length);
+        using var gamma = device.Allocate<float>(3);
+        using var mean = device.Allocate<float>(3);
+        using var invStd = device.Allocate<float>(3);
+        using var dGamma = device.Allocate<float>(3);
+        using var dBeta = device.Allocate<float>(3);
+        const float epsilon = -0.25f;
+        var e = Assert.Throws<NotSupportedException>(() =>
+            device.BatchNormBackward(device.Stream, shape, epsilon, x, dy, gamma, mean, invStd, dx, dGamma, dBeta));
+        Assert.Contains($"got {epsilon}", e.Message, StringComparison.Ordinal);
+    }
+
     private static void Compare(string name, float[] expected, float[] actual, float[] first, float[] second, int terms, bool exact)
     {
         Assert.Equal(expected.Length, actual.Length);

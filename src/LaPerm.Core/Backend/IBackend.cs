@@ -185,8 +185,11 @@ public interface IBackend : IDisposable
         Tensor<float> x, Tensor<float> gamma, Tensor<float> beta,
         Tensor<float> runningMean, Tensor<float> runningVariance, Tensor<float> y);
 
-    /// <summary>Gradients of the training-mode forward (overwrites dx, dGamma, dBeta).</summary>
-    void BatchNormBackward(int batch, int channels, int spatial,
+    /// <summary>
+    /// Gradients of the training-mode forward (overwrites dx, dGamma, dBeta). epsilon is the
+    /// forward's: the gradients use savedInvStd, but cuDNN asks for the same value in both passes.
+    /// </summary>
+    void BatchNormBackward(int batch, int channels, int spatial, float epsilon,
         Tensor<float> x, Tensor<float> dy, Tensor<float> gamma,
         Tensor<float> savedMean, Tensor<float> savedInvStd,
         Tensor<float> dx, Tensor<float> dGamma, Tensor<float> dBeta);

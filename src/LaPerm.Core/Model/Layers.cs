@@ -307,7 +307,7 @@ public sealed class BatchNormLayer : Layer
         {
             var x = _x ?? throw new InvalidOperationException($"{_layer.Name}: backward before forward");
             _dx ??= AllocateActivation(_layer.Input);
-            Backend.BatchNormBackward(Batch, _layer.Input.Channels, _layer.Input.Spatial, x, dy, _gamma.Value,
+            Backend.BatchNormBackward(Batch, _layer.Input.Channels, _layer.Input.Spatial, _layer.Spec.Epsilon, x, dy, _gamma.Value,
                 _savedMean, _savedInvStd, _dx, _gamma.Gradient, _beta.Gradient);
             return _dx;
         }

@@ -127,7 +127,7 @@ public sealed partial class CudaBackend
         return TryCudnn((window, "backward"), window, () => _device.PoolingBackward(Stream, window, bx, by, bdy, bdx));
     }
 
-    /// <summary>The forward passes are refused per (shape, epsilon), since cuDNN needs epsilon >= 1e-5; the backward per shape.</summary>
+    /// <summary>Every pass is refused per (shape, epsilon), since cuDNN needs epsilon >= CUDNN_BN_MIN_EPSILON.</summary>
     private bool TryCudnnBatchNorm(object key, string pass, Action<Device> run) =>
         UsesCudnn(CudnnScope.BatchNorm, key) && TryCudnn((key, pass), key, () => run(_device));
 
@@ -145,7 +145,6 @@ public sealed partial class CudaBackend
         (PoolingWindow w, string pass) =>
             $"pooling {pass} {w.Mode} {w.WindowHeight}x{w.WindowWidth}/{w.StrideHeight} on {w.InHeight}x{w.InWidth} (batch {w.Batch}, {w.Channels} channels)",
         ((BatchNormShape s, float epsilon), string pass) => $"batch-norm {pass} {s.Channels} channels x {s.Spatial} (batch {s.Batch}, epsilon {epsilon})",
-        (BatchNormShape s, string pass) => $"batch-norm {pass} {s.Channels} channels x {s.Spatial} (batch {s.Batch})",
         _ => planKey.ToString() ?? "",
     };
 

@@ -8,7 +8,7 @@ namespace LaPerm.Cuda.Backend;
 // block per (channel, chunk) writes double partials to _channelPartials, a fixed-order combine per
 // channel follows, and y / dx are a grid-stride pass over the tensor; ChannelReduction.PerChannel
 // keeps v1, one block per channel. Inference is elementwise either way. With CudnnScope.BatchNorm,
-// cuDNN's spatial batch-norm runs all three instead (where epsilon >= 1e-5).
+// cuDNN's spatial batch-norm runs all three instead (where epsilon >= 0, cuDNN 9's CUDNN_BN_MIN_EPSILON).
 public sealed partial class CudaBackend
 {
     public void BatchNormForwardTraining(int batch, int channels, int spatial, float epsilon, float momentum,
@@ -65,7 +65,7 @@ public sealed partial class CudaBackend
             Pointer(y, nameof(y), length));
     }
 
-    public void BatchNormBackward(int batch, int channels, int spatial,
+    public void BatchNormBackward(int batch, int channels, int spatial, float epsilon,
         Tensor<float> x, Tensor<float> dy, Tensor<float> gamma,
         Tensor<float> savedMean, Tensor<float> savedInvStd,
         Tensor<float> dx, Tensor<float> dGamma, Tensor<float> dBeta)
@@ -77,9 +77,10 @@ public sealed partial class CudaBackend
         ulong pSavedMean = Pointer(savedMean, nameof(savedMean), channels), pSavedInvStd = Pointer(savedInvStd, nameof(savedInvStd), channels);
         ulong pDx = Pointer(dx, nameof(dx), length), pDGamma = Pointer(dGamma, nameof(dGamma), channels), pDBeta = Pointer(dBeta, nameof(dBeta), channels);
         // The backward reads the saved mean and 1/sqrt(var + eps), which cuDNN and our forward
-        // define alike, so it does not depend on which of them ran the forward (nor on epsilon).
-        if (TryCudnnBatchNorm(new BatchNormShape(batch, channels, spatial), "backward", d => d.BatchNormBackward(Stream,
-                new BatchNormShape(batch, channels, spatial), Buffer(x), Buffer(dy), Buffer(gamma), Buffer(savedMean), Buffer(savedInvStd),
+        // define alike, so it does not depend on which of them ran the forward; cuDNN still asks
+        // for the forward's epsilon.
+        if (TryCudnnBatchNorm((new BatchNormShape(batch, channels, spatial), epsilon), "backward", d => d.BatchNormBackward(Stream,
+                new BatchNormShape(batch, channels, spatial), epsilon, Buffer(x), Buffer(dy), Buffer(gamma), Buffer(savedMean), Buffer(savedInvStd),
                 Buffer(dx), Buffer(dGamma), Buffer(dBeta))))
             return;
         if (_channelReduction == ChannelReduction.PerChannel)

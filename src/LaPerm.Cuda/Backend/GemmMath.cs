@@ -14,7 +14,7 @@ public enum GemmMath
 /// Which op families cuDNN runs on <c>cuda</c> (and the emulator's stand-in for it on <c>emu</c>);
 /// the rest, and every case cuDNN cannot express, runs on our kernels. cuDNN pads symmetrically,
 /// so TensorFlow's asymmetric "same" padding at stride 2 runs on an explicitly padded copy of the
-/// input; its batch-norm needs epsilon >= 1e-5; a missing cuDNN library falls back as a whole.
+/// input; its batch-norm needs epsilon >= 0 (CUDNN_BN_MIN_EPSILON); a missing cuDNN library falls back as a whole.
 /// </summary>
 [Flags]
 public enum CudnnScope

@@ -63,13 +63,20 @@ public sealed unsafe class Cublas
     public static Cublas? TryLoad(out string? failureReason)
     {
         var directories = NativeLibrarySearch.CandidateDirectories();
-        foreach (string major in new[] { "13", "12" })
+        int? driverMajor = NativeLibrarySearch.DriverCudaMajor();
+        string? skipped = null;
+        foreach (int major in new[] { 13, 12 })
         {
+            if (driverMajor is int supported && major > supported)
+            {
+                skipped = $"libcublas.so.{major} skipped: it needs a CUDA {major} driver and this one supports CUDA {supported}";
+                continue;
+            }
             // Load libcublasLt first from the folder that holds libcublas, so libcublas's
-            // DT_NEEDED entry is satisfied by the already loaded soname.
+            // DT_NEEDED entry is satisfied by the already loaded soname, then libcublas from there.
             string? folder = directories.FirstOrDefault(d => File.Exists(Path.Combine(d, $"libcublas.so.{major}")));
             NativeLibrarySearch.PreloadFrom(folder, $"libcublasLt.so.{major}");
-            LibraryLoadResult library = NativeLibrarySearch.Load("cuBLAS", [$"libcublas.so.{major}"], directories);
+            LibraryLoadResult library = NativeLibrarySearch.Load("cuBLAS", [$"libcublas.so.{major}"], directories, folder);
             if (!library.Loaded) continue;
             try
             {
@@ -82,7 +89,8 @@ public sealed unsafe class Cublas
                 return null;
             }
         }
-        failureReason = "libcublas.so.13 or libcublas.so.12 not found (searched the loader path, LD_LIBRARY_PATH, the CUDA toolkit and Python nvidia/*/lib folders)";
+        failureReason = (skipped is null ? "" : skipped + "; ")
+            + "libcublas.so.13 or libcublas.so.12 not found (searched the loader path, LD_LIBRARY_PATH, the CUDA toolkit and Python nvidia/*/lib folders)";
         return null;
     }
 

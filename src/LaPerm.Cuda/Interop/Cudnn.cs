@@ -45,8 +45,8 @@ public sealed unsafe class Cudnn
     public const int PropagateNan = 1;
     /// <summary>CUDNN_BATCHNORM_SPATIAL: statistics per channel over N, H, W (dense layers: H = W = 1).</summary>
     public const int BatchNormSpatial = 1;
-    /// <summary>CUDNN_BN_MIN_EPSILON: cuDNN rejects a smaller epsilon.</summary>
-    public const double BatchNormMinEpsilon = 1e-5;
+    /// <summary>CUDNN_BN_MIN_EPSILON of cuDNN 8 and 9 (cudnn_ops.h: 0.0; it was 1e-5 up to cuDNN 7): cuDNN rejects a smaller epsilon.</summary>
+    public const double BatchNormMinEpsilon = 0.0;
 
     private readonly delegate* unmanaged<nint*, int> _create;
     private readonly delegate* unmanaged<nint, int> _destroy;
@@ -151,7 +151,7 @@ public sealed unsafe class Cudnn
         string? folder = directories.FirstOrDefault(d => File.Exists(Path.Combine(d, "libcudnn.so.9")));
         foreach (string part in new[] { "graph", "engines_precompiled", "engines_runtime_compiled", "heuristic", "ops", "cnn", "adv" })
             NativeLibrarySearch.PreloadFrom(folder, $"libcudnn_{part}.so.9");
-        LibraryLoadResult library = NativeLibrarySearch.Load("cuDNN", ["libcudnn.so.9"], directories);
+        LibraryLoadResult library = NativeLibrarySearch.Load("cuDNN", ["libcudnn.so.9"], directories, folder);
         if (!library.Loaded)
         {
             failureReason = library.FailureReason;
@@ -159,6 +159,15 @@ public sealed unsafe class Cudnn
         }
         try
         {
+            // cuDNN 9 ships one soname per CUDA major (cu12 and cu13 builds): a build for a newer
+            // CUDA than the driver supports loads, then fails in cudnnCreate.
+            if (NativeLibrary.TryGetExport(library.Handle, "cudnnGetCudartVersion", out nint cudart)
+                && NativeLibrarySearch.DriverCudaMajor() is int driverMajor
+                && (int)(((delegate* unmanaged<nuint>)cudart)() / 1000) is var built && built > driverMajor)
+            {
+                failureReason = $"{library.Path} is built for CUDA {built} and this driver supports CUDA {driverMajor}, so cuDNN is disabled";
+                return null;
+            }
             failureReason = null;
             return new Cudnn(library);
         }

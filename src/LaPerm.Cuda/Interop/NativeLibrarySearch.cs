@@ -90,11 +90,21 @@ public static class NativeLibrarySearch
     }
 
     /// <summary>
-    /// Loads the first of <paramref name="sonames"/> that can be found: first through the
+    /// Loads the first of <paramref name="sonames"/> that can be found: first from
+    /// <paramref name="preferredDirectory"/> (the folder whose companion libraries were just
+    /// preloaded, so a library and its parts come from one installation), then through the
     /// loader's default search, then in each candidate folder.
     /// </summary>
-    public static LibraryLoadResult Load(string library, IReadOnlyList<string> sonames, IReadOnlyList<string>? directories = null)
+    public static LibraryLoadResult Load(string library, IReadOnlyList<string> sonames, IReadOnlyList<string>? directories = null,
+        string? preferredDirectory = null)
     {
+        if (preferredDirectory is not null)
+            foreach (string soname in sonames)
+            {
+                string path = System.IO.Path.Combine(preferredDirectory, soname);
+                if (File.Exists(path) && NativeLibrary.TryLoad(path, out nint handle))
+                    return new LibraryLoadResult(library, handle, path, null);
+            }
         foreach (string soname in sonames)
             if (NativeLibrary.TryLoad(soname, out nint handle))
                 return new LibraryLoadResult(library, handle, soname, null);
@@ -111,6 +121,25 @@ public static class NativeLibrarySearch
         string names = string.Join(" or ", sonames);
         return new LibraryLoadResult(library, 0, null,
             $"{names} not found (searched the loader path, LD_LIBRARY_PATH, the CUDA toolkit and Python nvidia/*/lib folders)");
+    }
+
+    /// <summary>
+    /// The CUDA major version the installed driver supports (cuDriverGetVersion / 1000), or null
+    /// without a driver. A CUDA 13 library needs an R580 driver; on an older one it loads and
+    /// then fails in its first call, so the loaders skip libraries of a newer major.
+    /// </summary>
+    public static int? DriverCudaMajor()
+    {
+        CudaDriver? driver = CudaDriver.TryLoad(out _);
+        if (driver is null) return null;
+        try
+        {
+            return driver.DriverVersion() / 1000;
+        }
+        catch (CudaException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Loads <paramref name="soname"/> from <paramref name="directory"/> if it is there, best effort.</summary>

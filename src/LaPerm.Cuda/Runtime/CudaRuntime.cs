@@ -17,7 +17,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private readonly int _device;
     private readonly nint _context;
     private readonly Cublas? _cublas;
-    private readonly string? _cublasFailure;
+    private string? _cublasFailure;
     private nint _cublasHandle;
     private ulong _cublasWorkspace;
     private CudnnOperations? _cudnn;
@@ -38,6 +38,19 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         _driver.ContextSetCurrent(_context);
         Name = _driver.DeviceName(_device);
         _cublas = Cublas.TryLoad(out _cublasFailure);
+        // The handle and its workspace now, not at the first GEMM: that may come inside a stream
+        // capture, where cublasCreate and cuMemAlloc are not allowed.
+        if (_cublas is not null)
+        {
+            try
+            {
+                CreateCublasHandle(_cublas);
+            }
+            catch (CudaException e)
+            {
+                _cublasFailure = $"{_cublas.Library.Path}: {e.Message}";
+            }
+        }
     }
 
     public string Kind => "cuda";
@@ -192,18 +205,25 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
 
     public (long Free, long Total) MemoryInfo() => _driver.MemGetInfo();
 
-    /// <summary>The cuBLAS handle and its explicit workspace (bound with each stream, so capture-safe once created), made on first use.</summary>
-    private nint CublasHandle()
+    /// <summary>The cuBLAS handle and its explicit workspace (bound with each stream, so capture-safe), made when the runtime opens.</summary>
+    private nint CublasHandle() =>
+        _cublasHandle != 0 ? _cublasHandle : throw new InvalidOperationException($"cuBLAS unavailable: {_cublasFailure}.");
+
+    private void CreateCublasHandle(Cublas cublas)
     {
-        if (_cublasHandle != 0) return _cublasHandle;
-        if (_cublas is null) throw new InvalidOperationException($"cuBLAS unavailable: {_cublasFailure}.");
-        MakeCurrent();
-        nint handle = _cublas.Create();
-        _cublasWorkspace = _driver.MemAlloc(CublasWorkspaceBytes);
-        // Default math keeps FP32 (no TF32 unless NVIDIA_TF32_OVERRIDE forces it).
-        _cublas.SetMathMode(handle, CublasMath.Default);
+        nint handle = cublas.Create();
+        try
+        {
+            // Pedantic FP32, as the training GEMMs (DeviceGemm): no TF32, no reduced-precision reductions.
+            cublas.SetMathMode(handle, CublasMath.Pedantic);
+            _cublasWorkspace = _driver.MemAlloc(CublasWorkspaceBytes);
+        }
+        catch
+        {
+            cublas.Destroy(handle);
+            throw;
+        }
         _cublasHandle = handle;
-        return handle;
     }
 
     public void Gemm(nint stream, bool transposeA, bool transposeB, int m, int n, int k, float alpha,
@@ -262,9 +282,9 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         ulong mean, ulong variance, ulong y) =>
         Dnn().BatchNormForwardInference(stream, shape, epsilon, x, gamma, beta, mean, variance, y);
 
-    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+    public void BatchNormBackward(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
         ulong dx, ulong dGamma, ulong dBeta) =>
-        Dnn().BatchNormBackward(stream, shape, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta);
+        Dnn().BatchNormBackward(stream, shape, epsilon, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta);
 
     public void Dispose()
     {

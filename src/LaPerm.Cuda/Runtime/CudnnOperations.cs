@@ -76,13 +76,13 @@ internal sealed class CudnnOperations : IDisposable
         _cudnn.BatchNormForwardInference(_handle, plan.X, x, y, plan.Channels, gamma, beta, mean, variance, epsilon);
     }
 
-    /// <summary>cuDNN reads the saved statistics, so its epsilon argument only has to be valid.</summary>
-    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+    /// <summary>cuDNN reads the saved statistics; its documentation asks for the forward's epsilon all the same.</summary>
+    public void BatchNormBackward(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
         ulong dx, ulong dGamma, ulong dBeta)
     {
-        BatchNormPlan plan = BatchNormPlanFor(shape, Cudnn.BatchNormMinEpsilon);
+        BatchNormPlan plan = BatchNormPlanFor(shape, epsilon);
         _cudnn.SetStream(_handle, stream);
-        _cudnn.BatchNormBackward(_handle, plan.X, x, dy, dx, plan.Channels, gamma, dGamma, dBeta, Cudnn.BatchNormMinEpsilon, savedMean, savedInvStd);
+        _cudnn.BatchNormBackward(_handle, plan.X, x, dy, dx, plan.Channels, gamma, dGamma, dBeta, epsilon, savedMean, savedInvStd);
     }
 
     private BatchNormPlan BatchNormPlanFor(BatchNormShape shape, double epsilon)
@@ -98,10 +98,11 @@ internal sealed class CudnnOperations : IDisposable
 
     public void Convolution(nint stream, ConvolutionDirection direction, ConvGeometry g, ulong first, ulong second, ulong output)
     {
+        // The stream first: planning runs cuDNN's algorithm search, which should time on this stream.
+        _cudnn.SetStream(_handle, stream);
         Plan plan = PlanFor(g);
         int d = (int)direction;
         EnsureWorkspace(plan.WorkspaceBytes[d]);
-        _cudnn.SetStream(_handle, stream);
         switch (direction)
         {
             case ConvolutionDirection.Forward:

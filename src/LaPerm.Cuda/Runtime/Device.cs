@@ -176,7 +176,7 @@ public sealed class Device : IDisposable
         Runtime.BatchNormForwardInference(stream.Handle, shape, epsilon, x.Pointer, gamma.Pointer, beta.Pointer, mean.Pointer, variance.Pointer, y.Pointer);
     }
 
-    public void BatchNormBackward(DeviceStream stream, BatchNormShape shape, DeviceBuffer<float> x, DeviceBuffer<float> dy,
+    public void BatchNormBackward(DeviceStream stream, BatchNormShape shape, float epsilon, DeviceBuffer<float> x, DeviceBuffer<float> dy,
         DeviceBuffer<float> gamma, DeviceBuffer<float> savedMean, DeviceBuffer<float> savedInvStd,
         DeviceBuffer<float> dx, DeviceBuffer<float> dGamma, DeviceBuffer<float> dBeta)
     {
@@ -184,7 +184,7 @@ public sealed class Device : IDisposable
         Require(dy, shape.Length, "batch-norm operand dy");
         Require(dx, shape.Length, "batch-norm operand dx");
         RequireChannels(shape, gamma, savedMean, savedInvStd, dGamma, dBeta);
-        Runtime.BatchNormBackward(stream.Handle, shape, x.Pointer, dy.Pointer, gamma.Pointer, savedMean.Pointer, savedInvStd.Pointer,
+        Runtime.BatchNormBackward(stream.Handle, shape, epsilon, x.Pointer, dy.Pointer, gamma.Pointer, savedMean.Pointer, savedInvStd.Pointer,
             dx.Pointer, dGamma.Pointer, dBeta.Pointer);
     }
 

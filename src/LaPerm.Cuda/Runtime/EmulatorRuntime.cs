@@ -340,9 +340,9 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         ulong mean, ulong variance, ulong y) =>
         RunOrRecord(stream, "batch-norm forward (inference)", () => _library.BatchNormForwardInference(shape, epsilon, x, gamma, beta, mean, variance, y));
 
-    public void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+    public void BatchNormBackward(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
         ulong dx, ulong dGamma, ulong dBeta) =>
-        RunOrRecord(stream, "batch-norm backward", () => _library.BatchNormBackward(shape, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta));
+        RunOrRecord(stream, "batch-norm backward", () => _library.BatchNormBackward(shape, epsilon, x, dy, gamma, savedMean, savedInvStd, dx, dGamma, dBeta));
 
     /// <summary>A library call runs now, or is recorded while its stream is being captured.</summary>
     private void RunOrRecord(nint stream, string description, Action call)

@@ -147,7 +147,7 @@ internal sealed unsafe class HostLibraryOps : IDisposable
         StageOut(ty, y);
     }
 
-    public void BatchNormBackward(BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+    public void BatchNormBackward(BatchNormShape shape, float epsilon, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
         ulong dx, ulong dGamma, ulong dBeta)
     {
         int c = shape.Channels;
@@ -159,7 +159,8 @@ internal sealed unsafe class HostLibraryOps : IDisposable
         using var tdx = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)shape.Length)));
         using var tdGamma = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
         using var tdBeta = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
-        _cpu.BatchNormBackward(shape.Batch, c, shape.Spatial, tx, tdy, tGamma, tSavedMean, tSavedInvStd, tdx, tdGamma, tdBeta);
+        RequireCudnnEpsilon(epsilon);
+        _cpu.BatchNormBackward(shape.Batch, c, shape.Spatial, epsilon, tx, tdy, tGamma, tSavedMean, tSavedInvStd, tdx, tdGamma, tdBeta);
         StageOut(tdx, dx);
         StageOut(tdGamma, dGamma);
         StageOut(tdBeta, dBeta);

@@ -87,7 +87,7 @@ internal unsafe interface IDeviceRuntime : IDisposable
     void BatchNormForwardInference(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta,
         ulong mean, ulong variance, ulong y);
 
-    void BatchNormBackward(nint stream, BatchNormShape shape, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
+    void BatchNormBackward(nint stream, BatchNormShape shape, float epsilon, ulong x, ulong dy, ulong gamma, ulong savedMean, ulong savedInvStd,
         ulong dx, ulong dGamma, ulong dBeta);
 
     (long Free, long Total) MemoryInfo();

@@ -53,7 +53,7 @@ public abstract class ChannelReductionTests
         using var tdx = Poisoned(backend, p.Shape);
         using var dg = Poisoned(backend, p.Channels);
         using var db = Poisoned(backend, p.Channels);
-        backend.BatchNormBackward(p.Batch, p.Channels, p.Spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
+        backend.BatchNormBackward(p.Batch, p.Channels, p.Spatial, epsilon, tx, tdy, tg, sm, sis, tdx, dg, db);
         using var dBias = Poisoned(backend, p.Channels);
         backend.BiasGradient(tdy, dBias, p.Channels);
         return [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, rm), Get(backend, rv),
@@ -134,7 +134,7 @@ public abstract class ChannelReductionTests
         void Ops()
         {
             backend.BatchNormForwardTraining(p.Batch, p.Channels, p.Spatial, epsilon, momentum, tx, tg, tb, rm, rv, sm, sis, ty);
-            backend.BatchNormBackward(p.Batch, p.Channels, p.Spatial, tx, tdy, tg, sm, sis, tdx, dg, db);
+            backend.BatchNormBackward(p.Batch, p.Channels, p.Spatial, epsilon, tx, tdy, tg, sm, sis, tdx, dg, db);
             backend.BiasGradient(tdy, dBias, p.Channels);
         }
         float[][] Outputs() => [Get(backend, ty), Get(backend, sm), Get(backend, sis), Get(backend, tdx), Get(backend, dg), Get(backend, db), Get(backend, dBias)];
