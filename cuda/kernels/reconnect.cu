@@ -149,7 +149,10 @@ RC_UNROLL
         }
     }
 
-    // Every lane loaded its w values before the network, so scattering into w is safe.
+    // Every lane loaded its w values before the network, so scattering into w is safe. The
+    // shuffles already order those loads before these stores in practice; the PTX memory model
+    // only promises it through a barrier, so one is here (free: the whole warp is converged).
+    __syncwarp(RC_FULL_MASK);
 RC_UNROLL
     for (int k = 0; k < K; k++)
     {

@@ -231,6 +231,8 @@ void bits_math() {
     x[0] = 0.0f;
     x[1] = -0.0f;
     x[2] = std::nanf("");
+    x[3] = 2.5f;   // rintf: halves to even
+    x[4] = -3.5f;
     if (!launch_ok("test_bits_math", 1, n, 0, x.ptr(), bits.ptr(), math.ptr())) return;
     for (unsigned t = 0; t < n; ++t) {
         unsigned u;

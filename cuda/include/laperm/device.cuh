@@ -209,7 +209,9 @@ LP_D float fmaxf(float a, float b) { return __nvvm_fmax_f(a, b); }
 LP_D float floorf(float x) { return __nvvm_floor_f(x); }
 LP_D float ceilf(float x) { return __nvvm_ceil_f(x); }
 LP_D float truncf(float x) { return __nvvm_trunc_f(x); }
-LP_D float rintf(float x) { return __nvvm_round_f(x); }
+// __builtin_rintf is llvm.rint: cvt.rni (halves to even). __nvvm_round_f is not: LLVM turns it into
+// llvm.round, halves away from zero (rintf(2.5f) was 3 on this path, 2 under nvcc and the emulator).
+LP_D float rintf(float x) { return __builtin_rintf(x); }
 LP_D float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 LP_D float copysignf(float a, float b) { return __builtin_copysignf(a, b); }
 LP_D bool isnan(float x) { return __builtin_isnan(x); }
