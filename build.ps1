@@ -199,7 +199,7 @@ function Invoke-ShuffledKernelTests {
     $summary = Get-TestRunSummary -Lines $output
     $failed = $summary.Failed + $summary.Errors
     if ($summary.Runs -eq 0 -or ($code -ne 0 -and $failed -eq 0)) {
-        Write-Host "the shuffled-schedule run printed no summary or exited with code $code: counted as one failure"
+        Write-Host "the shuffled-schedule run printed no summary or exited with code $($code): counted as one failure"
         $failed += 1
     }
     return [pscustomobject]@{ Passed = $summary.Succeeded; Failed = $failed; Skipped = $summary.Skipped }
