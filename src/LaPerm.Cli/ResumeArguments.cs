@@ -63,7 +63,7 @@ internal static class ResumeArguments
             }
             catch (FormatException e)
             {
-                throw new UsageException(e.Message + ".");
+                throw new UsageException(e.Message);
             }
         }
         if (a.Int("--stop-after", 1) is { } stop) c = c with { StopAfterStep = stop };

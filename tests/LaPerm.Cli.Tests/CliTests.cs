@@ -229,6 +229,10 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--preset", "nope")]
     [InlineData("train", "--model", "nope")]
     [InlineData("train", "--lr-schedule", "cosine")]
+    [InlineData("train", "--k", "abc")]
+    [InlineData("train", "--k", "0:100,0:50")]
+    [InlineData("train", "--k", "1:100")]
+    [InlineData("train", "--on-nan", "maybe")]
     [InlineData("train", "--augment", "sideways")]
     [InlineData("train", "--device", "tpu")]
     [InlineData("train", "--device", "cuda", "--limit-train", "10", "--limit-test", "10")]
@@ -257,6 +261,8 @@ public sealed class CliTests : IDisposable
         Assert.Equal(CommandLine.UserError, code);
         var line = stderr.TrimEnd('\n', '\r');
         Assert.StartsWith("laperm: ", line, StringComparison.Ordinal);
+        Assert.EndsWith(".", line, StringComparison.Ordinal);   // one sentence
+        Assert.False(line.EndsWith("..", StringComparison.Ordinal), line);
         Assert.DoesNotContain('\n', line);
         Assert.DoesNotContain("   at ", line, StringComparison.Ordinal);
         Assert.DoesNotContain("done:", stdout, StringComparison.Ordinal);

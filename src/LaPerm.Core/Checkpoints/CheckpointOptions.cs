@@ -47,7 +47,7 @@ public sealed record CheckpointOptions
     {
         "stop" => NonFinitePolicy.Stop,
         "skip-step" => NonFinitePolicy.SkipStep,
-        _ => throw new FormatException($"--on-nan expects stop or skip-step, got '{text}'"),
+        _ => throw new FormatException($"--on-nan expects stop or skip-step, got '{text}'."),
     };
 
     public static string Describe(NonFinitePolicy policy) => policy == NonFinitePolicy.Stop ? "stop" : "skip-step";

@@ -146,7 +146,7 @@ public static class RunConfiguration
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)
         {
-            throw new ResumeException($"run configuration '{path}' holds an invalid value ({e.Message})");
+            throw new ResumeException($"run configuration '{path}' holds an invalid value ({e.Message.TrimEnd('.')})");
         }
         catch (ModelSpecException e)
         {

@@ -34,13 +34,13 @@ public sealed record SyncSchedule(IReadOnlyList<(int FromEpoch, int K)> Entries)
             string kText = colon < 0 ? part : part[(colon + 1)..];
             if (!int.TryParse(epochText, NumberStyles.None, CultureInfo.InvariantCulture, out int epoch)
                 || !int.TryParse(kText, NumberStyles.None, CultureInfo.InvariantCulture, out int k) || k <= 0)
-                throw new FormatException($"--k expects a positive step count (e.g. 250) or EPOCH:K pairs (e.g. 0:100,5:400), got '{text}'");
+                throw new FormatException($"--k expects a positive step count (e.g. 250) or EPOCH:K pairs (e.g. 0:100,5:400), got '{text}'.");
             if (entries.Count > 0 && epoch <= entries[^1].Item1)
-                throw new FormatException($"--k epochs must increase, got '{text}'");
+                throw new FormatException($"--k epochs must increase, got '{text}'.");
             entries.Add((epoch, k));
         }
         if (entries.Count == 0 || entries[0].Item1 != 0)
-            throw new FormatException($"--k must start at epoch 0, got '{text}'");
+            throw new FormatException($"--k must start at epoch 0, got '{text}'.");
         return new SyncSchedule(entries);
     }
 

@@ -23,7 +23,7 @@ public sealed record LearningRateSchedule(string Kind, double Factor = 1, int Ev
     public static LearningRateSchedule Parse(string text)
     {
         var inv = CultureInfo.InvariantCulture;
-        string error = $"--lr-schedule expects constant, exp:G, step:F/E or piecewise:E=F,..., got '{text}'";
+        string error = $"--lr-schedule expects constant, exp:G, step:F/E or piecewise:E=F,..., got '{text}'.";
         if (text == "constant") return Constant;
         int colon = text.IndexOf(':', StringComparison.Ordinal);
         if (colon < 0) throw new FormatException(error);

@@ -13,7 +13,7 @@ public sealed record ProfileSteps(long First, long Last)
     {
         string[] parts = text.Split(':');
         if (parts.Length != 2 || !long.TryParse(parts[0], out long first) || !long.TryParse(parts[1], out long last) || first < 1 || last < first)
-            throw new FormatException($"--profile-steps expects A:B with 1 <= A <= B (e.g. 10:20), got '{text}'");
+            throw new FormatException($"--profile-steps expects A:B with 1 <= A <= B (e.g. 10:20), got '{text}'.");
         return new ProfileSteps(first, last);
     }
 
