@@ -52,6 +52,8 @@ internal static class BenchCommand
                 var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);
                 stdout.WriteLine(string.Create(inv,
                     $"bench train {model.Name,-10} batch {batch} threads {threads} {backend.Name}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
+                if (bench.CaptureFailure is { } failure)
+                    stdout.WriteLine($"  eager, not graphs: capturing the step failed ({failure})");
                 Backends.ReportCudnnRefusals(backend, stdout);
             }
         }

@@ -232,6 +232,9 @@ public sealed partial class CpuBackend : IBackend
 
     public ICapturedOps EndCapture() => throw new NotSupportedException("the cpu backend runs ops as they are called and cannot capture them");
 
+    /// <summary>Never capturing: nothing to give up.</summary>
+    public void AbandonCapture() { }
+
     // ---- linear algebra ----------------------------------------------------------------------
 
     public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,

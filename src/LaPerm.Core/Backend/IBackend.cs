@@ -111,6 +111,14 @@ public interface IBackend : IDisposable
     /// <summary>Stops recording; the result replays the captured ops.</summary>
     ICapturedOps EndCapture();
 
+    /// <summary>
+    /// Gives up a capture that failed (an op the capture refused, or <see cref="EndCapture"/>
+    /// throwing): leaves capture mode if still in it and drops what was recorded for it, including
+    /// ops queued for a batched launch (the optimizer update), so the caller can enqueue the same
+    /// ops again and run them eagerly. Does nothing when there is nothing to give up.
+    /// </summary>
+    void AbandonCapture();
+
     // ---- linear algebra -----------------------------------------------------------------
 
     /// <summary>

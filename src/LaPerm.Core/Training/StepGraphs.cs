@@ -11,17 +11,31 @@ namespace LaPerm.Core.Training;
 /// made again. The ops must not wait on the host, and must read everything that changes from
 /// step to step from the device (the step block of <see cref="IBackend.BeginStep"/>, uploaded
 /// tensors), because a replay repeats their arguments as they were at capture.
+///
+/// A capture that fails (an op the driver's stream capture refuses that the warm-up could not
+/// reveal) does not end the run: the capture is given up (<see cref="IBackend.AbandonCapture"/>),
+/// the same ops run eagerly, and that key runs eagerly from then on, as with graphs off; the
+/// reason goes to <paramref name="warnings"/> once, naming the ops by <paramref name="describeKey"/>,
+/// and stays in <see cref="Failures"/>.
 /// </summary>
-public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? tracer = null) : IDisposable
+public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? tracer = null, TextWriter? warnings = null,
+    Func<int, string>? describeKey = null) : IDisposable
 {
     private readonly HashSet<int> _warm = [];
     private readonly Dictionary<int, ICapturedOps> _captured = [];
+    private readonly Dictionary<int, string> _failures = [];
 
     /// <summary>Graphs requested and the backend can capture.</summary>
     public bool Enabled { get; } = enabled && backend.CanCapture;
 
     /// <summary>How many captures were made (tests, diagnostics).</summary>
     public int Captures { get; private set; }
+
+    /// <summary>The keys whose capture failed, with the reason: they run eagerly.</summary>
+    public IReadOnlyDictionary<int, string> Failures => _failures;
+
+    /// <summary>Whether <paramref name="key"/>'s runs are replays (false: eager, by choice or after a failed capture).</summary>
+    public bool Replays(int key) => Enabled && !_failures.ContainsKey(key);
 
     /// <summary>
     /// Runs <paramref name="enqueue"/>'s ops for <paramref name="key"/> (eagerly, or by replaying
@@ -30,25 +44,29 @@ public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? trac
     /// </summary>
     public bool Run(int key, Func<bool> enqueue)
     {
-        if (!Enabled || _warm.Add(key)) return enqueue();
+        if (!Replays(key) || _warm.Add(key)) return enqueue();
         if (!_captured.TryGetValue(key, out var graph) || !graph.IsValid)
         {
             graph?.Dispose();
             _captured.Remove(key);
-            backend.BeginCapture();
             bool complete;
             try
             {
+                backend.BeginCapture();
                 complete = enqueue();
+                graph = backend.EndCapture();
             }
-            catch
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
-                // End the broken capture, but report what broke it, not what ending it says.
-                try { backend.EndCapture().Dispose(); }
-                catch (Exception) { }
-                throw;
+                // Nothing captured has run: give the capture up and run the ops eagerly, now and
+                // from now on. A fault that is not about capturing shows again in the eager run.
+                backend.AbandonCapture();
+                string reason = e.Message.ReplaceLineEndings(" ").TrimEnd('.');
+                _failures[key] = reason;
+                string what = describeKey?.Invoke(key) ?? $"the ops of key {key}";
+                warnings?.WriteLine($"warning: capturing {what} as a CUDA graph failed ({reason}); it runs eagerly from now on, as with --no-graphs.");
+                return enqueue();
             }
-            graph = backend.EndCapture();
             _captured[key] = graph;
             Captures++;
             if (!complete) throw new InvalidOperationException("captured ops must not depend on a host check (run such steps with graphs off)");

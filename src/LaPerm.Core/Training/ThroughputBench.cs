@@ -52,8 +52,11 @@ public sealed class TrainStepBench : IDisposable
     public int Batch { get; }
     public Network Network => _network;
 
-    /// <summary>Whether the steps run as captured graphs.</summary>
-    public bool Graphs => _graphs.Enabled;
+    /// <summary>Whether the steps run as captured graphs (false with graphs off, or after a failed capture: <see cref="CaptureFailure"/>).</summary>
+    public bool Graphs => _graphs.Replays(Batch);
+
+    /// <summary>Why the step could not be captured (it then ran eagerly); null when it was, or graphs are off.</summary>
+    public string? CaptureFailure => _graphs.Failures.GetValueOrDefault(Batch);
 
     /// <summary>One step, waited for.</summary>
     public void Step()

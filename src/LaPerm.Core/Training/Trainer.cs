@@ -24,8 +24,11 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>SHA-256 of DIR/final.safetensors (null without an output directory).</summary>
     public string? FinalWeightsSha256 { get; init; }
 
-    /// <summary>Whether the steps ran as captured graphs (see <see cref="TrainingOptions.Graphs"/>).</summary>
+    /// <summary>Whether the steps ran as captured graphs (see <see cref="TrainingOptions.Graphs"/>): requested, possible, and no capture failed.</summary>
     public bool Graphs { get; init; }
+
+    /// <summary>What could not be captured and why (it ran eagerly); empty when nothing failed.</summary>
+    public IReadOnlyList<string> GraphFailures { get; init; } = [];
 
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
@@ -126,8 +129,9 @@ public sealed class Trainer
         var guard = session.Guard!;
         guard.Reset();
         bool useGraphs = o.Graphs && _backend.CanCapture;
-        using var graphs = new StepGraphs(_backend, useGraphs, Tracer);
         const int ReconnectKey = 0; // steps are keyed by their batch size (>= 1)
+        static string DescribeGraphKey(int key) => key == ReconnectKey ? "the reconnection" : $"the training step of batch {key}";
+        using var graphs = new StepGraphs(_backend, useGraphs, Tracer, Warnings, DescribeGraphKey);
         var mode = new ForwardMode(true, o.Seed);
 
         int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
@@ -365,7 +369,10 @@ public sealed class Trainer
             trainSeconds > 0 ? trainImages / trainSeconds : 0, wallOffset + wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
-            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) { FinalWeightsSha256 = finalSha, Graphs = useGraphs, Target = target };
+            reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
+                FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target,
+                GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
+            };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
         return summary;
 
@@ -391,6 +398,7 @@ public sealed class Trainer
         ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
+        ["graph_failures"] = s.GraphFailures.Count == 0 ? null : s.GraphFailures,
         ["target_accuracy"] = s.Target?.Accuracy, ["steps_to_target"] = s.Target?.Step, ["epochs_to_target"] = s.Target?.Epochs,
         ["train_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.TrainSeconds, 3),
         ["wall_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.WallSeconds, 3),

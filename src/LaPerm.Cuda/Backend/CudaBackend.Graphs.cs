@@ -12,7 +12,7 @@ public sealed partial class CudaBackend
 {
     private bool _capturing;
 
-    /// <summary>Counts replaced scratch buffers and Adam tables: graphs captured before a change refer to freed memory.</summary>
+    /// <summary>Counts replaced scratch buffers, rewritten optimizer tables and freed tensors: graphs captured before a change may refer to memory that is gone or holds something else.</summary>
     private long _bufferGeneration;
 
     public bool CanCapture => true;
@@ -43,6 +43,18 @@ public sealed partial class CudaBackend
         _capturing = false;
         using DeviceGraph graph = Stream.EndCapture();
         return new CapturedOps(this, graph.Instantiate(), _bufferGeneration);
+    }
+
+    public void AbandonCapture()
+    {
+        // Updates recorded for the failed capture: the eager run that follows records them again
+        // (left here, the next flush would apply them twice).
+        _adam.Pending.Clear();
+        _sgd.Pending.Clear();
+        if (!_capturing) return;
+        _capturing = false;
+        try { Stream.EndCapture().Dispose(); }
+        catch (Exception e) when (e is Interop.CudaException or InvalidOperationException) { }   // invalidated: nothing to keep
     }
 
     private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation) : ICapturedOps

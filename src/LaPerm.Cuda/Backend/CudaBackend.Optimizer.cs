@@ -102,13 +102,13 @@ public sealed partial class CudaBackend
                 {
                     _device.Synchronize();   // an earlier launch may still read the old table
                     batch.Table.Dispose();
-                    _bufferGeneration++;     // a captured launch may refer to the old table
                     batch.Table = null;
                 }
                 batch.Table = AllocateBuffer<TRecord>(batch.Pending.Count);
             }
             batch.TableContents = [.. batch.Pending];
             batch.Table.CopyFrom(batch.TableContents, Stream);
+            _bufferGeneration++;   // a captured launch reads the table (its address and count) as it was at capture
         }
         batch.Longest = batch.Pending.Max(length);
         return batch.Table!.Pointer;

@@ -157,6 +157,9 @@ public sealed partial class CudaBackend : IBackend
     {
         _device.MakeCurrent();
         FlushUpdates();
+        // A graph captured before may use this memory, and the next allocation may get its address:
+        // captures made before are stale from here on.
+        _bufferGeneration++;
     }
 
     private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged

@@ -7,7 +7,9 @@ namespace LaPerm.Cuda.Runtime;
 /// cuDNN for <see cref="CudaRuntime"/>, on one handle. Convolutions: one plan (descriptors,
 /// algorithms measured by cuDNN's Find, workspace sizes) per geometry, made on first use, and one
 /// shared workspace that grows to the largest need; FMA math only (no TF32), so results are FP32
-/// like the CPU's, and deterministic algorithms only, so a run repeats bit for bit. Pooling and batch-norm: descriptors per shape, made on first use, no workspace.
+/// like the CPU's, and deterministic algorithms only, so the same plans repeat bit for bit. Find
+/// times the candidates, so another process (or another device object) may choose another
+/// algorithm, with other rounding. Pooling and batch-norm: descriptors per shape, made on first use, no workspace.
 /// Plans and the workspace are made outside the hot path: run one warm-up step before
 /// capturing a graph.
 /// </summary>
