@@ -23,6 +23,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private CudnnOperations? _cudnn;
     private string? _cudnnFailure;
     private readonly LaunchJournal _journal = new();
+    private readonly HashSet<nint> _capturingStreams = [];   // a launch on one is recorded into a graph, not run
     private bool _disposed;
 
     public CudaRuntime(int ordinal)
@@ -188,11 +189,22 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             if (LaunchJournal.IsKernelFault(result) && _journal.Count > 0) context += "; " + _journal.DescribeSuspects();
             throw _driver.Error(result, "cuLaunchKernel", context);
         }
-        _journal.RecordKernel(name, grid, block, sharedBytes);
+        // Only launches that run are suspects of a later fault; a captured one runs as its graph's replay.
+        if (_capturingStreams.Count == 0 || !_capturingStreams.Contains(stream)) _journal.RecordKernel(name, grid, block, sharedBytes);
     }
 
-    public void BeginCapture(nint stream) => _driver.StreamBeginCapture(stream, CaptureModeThreadLocal);
-    public nint EndCapture(nint stream) => _driver.StreamEndCapture(stream);
+    public void BeginCapture(nint stream)
+    {
+        _driver.StreamBeginCapture(stream, CaptureModeThreadLocal);
+        _capturingStreams.Add(stream);
+    }
+
+    public nint EndCapture(nint stream)
+    {
+        // The stream leaves capture mode whether or not ending it succeeds.
+        _capturingStreams.Remove(stream);
+        return _driver.StreamEndCapture(stream);
+    }
     public nint Instantiate(nint graph) => _driver.GraphInstantiate(graph);
     public void LaunchGraph(nint exec, nint stream)
     {
