@@ -128,20 +128,24 @@ public sealed partial class CpuBackend : IBackend
     private sealed class Readback<T>(CpuBackend backend, int length) : IAsyncReadback<T> where T : unmanaged
     {
         private readonly T[] _values = new T[length];
-        private bool _started;
+        private bool _waiting;
+        private long _tag;
 
         public int Length => length;
 
-        public void Start(Tensor<T> source)
+        public bool Start(Tensor<T> source, long tag)
         {
             backend.Download(source, _values);
-            _started = true;
+            (_waiting, _tag) = (true, tag);
+            return true;
         }
 
-        public bool TryGet(Span<T> destination)
+        public bool TryGet(Span<T> destination, out long tag)
         {
-            if (!_started) return false;
+            tag = _tag;
+            if (!_waiting) return false;
             _values.CopyTo(destination);
+            _waiting = false;
             return true;
         }
 

@@ -366,18 +366,23 @@ public interface ICapturedOps : IDisposable
 }
 
 /// <summary>
-/// A small tensor's values brought to the host without waiting: <see cref="Start"/> enqueues the
-/// copy after every op enqueued before it, <see cref="TryGet"/> hands the values over once the
-/// copy has completed. Starting again before that replaces the copy in flight.
+/// A small tensor's values brought to the host without waiting: <see cref="Start"/> enqueues a
+/// copy after every op enqueued before it, with a tag of the caller's (what the values count);
+/// <see cref="TryGet"/> hands over the newest copy that has completed. Several copies may be in
+/// flight: a host that queues work far ahead of the device still gets values, a few starts old.
 /// </summary>
 public interface IAsyncReadback<T> : IDisposable where T : unmanaged
 {
     int Length { get; }
 
-    void Start(Tensor<T> source);
+    /// <summary>Enqueues a copy of <paramref name="source"/>; false (nothing enqueued) when every copy in flight still waits for the device.</summary>
+    bool Start(Tensor<T> source, long tag);
 
-    /// <summary>True, with the values of the last <see cref="Start"/> in <paramref name="destination"/>, once they are there; never waits.</summary>
-    bool TryGet(Span<T> destination);
+    /// <summary>
+    /// True, with the values and tag of the newest completed <see cref="Start"/> not handed over
+    /// yet (older ones are dropped); false when none has completed since. Never waits.
+    /// </summary>
+    bool TryGet(Span<T> destination, out long tag);
 }
 
 /// <summary>A tensor whose rows LaPerm permutes: Rows x RowLength, contiguous rows.</summary>

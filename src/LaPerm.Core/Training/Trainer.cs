@@ -120,7 +120,6 @@ public sealed class Trainer
         // the queued steps.
         using var progress = _observer is null ? null : _backend.CreateReadback<float>(2);
         var progressSums = new float[2];
-        long progressImages = 0;
         (double Loss, double Accuracy) progressShown = (double.NaN, double.NaN);
         var augmenter = o.Augment == "none" ? null : new Augmenter(AugmentationPreset.Parse(o.Augment), o.Seed);
         using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
@@ -334,10 +333,10 @@ public sealed class Trainer
                 {
                     // The line shows the newest sums that have arrived: this step's where the backend
                     // is done at once (cpu, emu), else those of an earlier report (cuda, still busy).
-                    if (progress!.TryGet(progressSums) && progressImages > 0) progressShown = (progressSums[0] / progressImages, progressSums[1] / progressImages);
-                    progress.Start(lossAndCorrect);
-                    progressImages = imagesSinceEval;
-                    if (progress.TryGet(progressSums) && progressImages > 0) progressShown = (progressSums[0] / progressImages, progressSums[1] / progressImages);
+                    // Each copy carries the image count its sums are of (the tag).
+                    if (progress!.TryGet(progressSums, out long images) && images > 0) progressShown = (progressSums[0] / images, progressSums[1] / images);
+                    progress.Start(lossAndCorrect, imagesSinceEval);
+                    if (progress.TryGet(progressSums, out images) && images > 0) progressShown = (progressSums[0] / images, progressSums[1] / images);
                     _observer!.OnStep(step, totalSteps, epochIndex, progressShown.Loss, progressShown.Accuracy);
                 }
                 if (evaluate) Evaluate(epochIndex, epochProgress, learningRate);

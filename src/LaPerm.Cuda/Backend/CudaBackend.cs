@@ -260,47 +260,91 @@ public sealed partial class CudaBackend : IBackend
         return new Readback<T>(this, length);
     }
 
-    // A page-locked host buffer and an event: Start enqueues the copy and records the event,
-    // TryGet asks the event (cuEventQuery) and never waits.
+    // A ring of slots, each a page-locked host buffer, an event and the caller's tag. Start enqueues
+    // the copy into a free slot and records its event; TryGet asks the events (cuEventQuery, never
+    // waiting) and hands over the newest completed slot, which frees every slot started before it
+    // (one stream: their copies are complete too). With graphs the host queues steps far ahead of
+    // the device, so the newest copy is rarely done when asked; the older ones in the ring are.
     private sealed class Readback<T> : IAsyncReadback<T> where T : unmanaged
     {
+        private const int Slots = 4;
         private readonly CudaBackend _backend;
-        private readonly HostBuffer<T> _host;
-        private readonly DeviceEvent _done;
-        private bool _started;
+        private readonly HostBuffer<T>[] _host = new HostBuffer<T>[Slots];
+        private readonly DeviceEvent[] _done = new DeviceEvent[Slots];
+        private readonly long[] _tags = new long[Slots];
+        private readonly long[] _started = new long[Slots];   // start number of a slot in flight, 0 when free
+        private long _starts;
 
         public Readback(CudaBackend backend, int length)
         {
             _backend = backend;
-            _host = backend._device.AllocateHost<T>(length);
-            _done = backend._device.CreateEvent();
+            for (int i = 0; i < Slots; i++)
+            {
+                _host[i] = backend._device.AllocateHost<T>(length);
+                _done[i] = backend._device.CreateEvent();
+            }
         }
 
-        public int Length => _host.Length;
+        public int Length => _host[0].Length;
 
-        public void Start(Tensor<T> source)
+        public bool Start(Tensor<T> source, long tag)
         {
             _backend.Begin();
             if (_backend._capturing) throw new InvalidOperationException("a readback cannot be captured into a graph");
             var src = _backend.Own(source, nameof(source));
             if (source.Length != Length)
                 throw new ArgumentException($"the readback holds {Length} elements, source {source} has {source.Length}", nameof(source));
-            _host.CopyFromDeviceAsync(src.Pointer, _backend.Stream);
-            _done.Record(_backend.Stream);
-            _started = true;
+            int slot = Array.IndexOf(_started, 0L);
+            if (slot < 0)
+            {
+                // All in flight: the completed ones but the newest are superseded already.
+                int newest = NewestComplete();
+                if (newest >= 0) FreeStartedBefore(_started[newest]);
+                slot = Array.IndexOf(_started, 0L);
+                if (slot < 0) return false;   // the device is Slots copies behind: skip this one
+            }
+            _host[slot].CopyFromDeviceAsync(src.Pointer, _backend.Stream);
+            _done[slot].Record(_backend.Stream);
+            _tags[slot] = tag;
+            _started[slot] = ++_starts;
+            return true;
         }
 
-        public bool TryGet(Span<T> destination)
+        public bool TryGet(Span<T> destination, out long tag)
         {
-            if (!_started || !_done.IsComplete) return false;
-            _host.Span.CopyTo(destination);
+            int newest = NewestComplete();
+            if (newest < 0)
+            {
+                tag = 0;
+                return false;
+            }
+            _host[newest].Span.CopyTo(destination);
+            tag = _tags[newest];
+            FreeStartedBefore(_started[newest] + 1);
             return true;
+        }
+
+        private int NewestComplete()
+        {
+            int newest = -1;
+            for (int i = 0; i < Slots; i++)
+                if (_started[i] != 0 && (newest < 0 || _started[i] > _started[newest]) && _done[i].IsComplete) newest = i;
+            return newest;
+        }
+
+        private void FreeStartedBefore(long start)
+        {
+            for (int i = 0; i < Slots; i++)
+                if (_started[i] != 0 && _started[i] < start) _started[i] = 0;
         }
 
         public void Dispose()
         {
-            _done.Dispose();
-            _host.Dispose();
+            for (int i = 0; i < Slots; i++)
+            {
+                _done[i].Dispose();
+                _host[i].Dispose();
+            }
         }
     }
 

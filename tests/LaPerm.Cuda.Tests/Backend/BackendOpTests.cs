@@ -198,8 +198,12 @@ public abstract class BackendOpTests
         for (int i = 0; i < names.Length; i++) BitEqual(expected[i], actual[i], names[i]);
     }
 
+    /// <summary>
+    /// A readback hands over the newest completed start, once, with its tag, and drops older
+    /// ones; starts keep working when the caller never asks (the ring reuses superseded slots).
+    /// </summary>
     [Fact]
-    public void AnAsyncReadbackHandsOverTheValuesOfItsLastStartOnceTheyArrive()
+    public void AnAsyncReadbackHandsOverItsNewestCompletedStartOnceWithItsTag()
     {
         using var device = Open();
         using var cpu = Cpu();
@@ -208,21 +212,37 @@ public abstract class BackendOpTests
         {
             var first = Random(rng, 3);
             var second = Random(rng, 3);
+            var third = Random(rng, 3);
             using var tensor = Put(backend, first, 3);
             using var readback = backend.CreateReadback<float>(3);
             var got = new float[] { float.NaN, float.NaN, float.NaN };
-            Assert.False(readback.TryGet(got), $"{backend.Name}: nothing was started");
-            readback.Start(tensor);
+            Assert.False(readback.TryGet(got, out _), $"{backend.Name}: nothing was started");
+            Assert.True(readback.Start(tensor, 11));
             backend.Upload<float>(second, tensor);   // after the start: must not show in the first readback
             backend.Synchronize();
-            Assert.True(readback.TryGet(got), $"{backend.Name}: the copy has completed");
+            Assert.True(readback.TryGet(got, out long tag), $"{backend.Name}: the copy has completed");
+            Assert.Equal(11, tag);
             BitEqual(first, got, $"{backend.Name} first readback");
-            readback.Start(tensor);
+            Assert.False(readback.TryGet(got, out _), $"{backend.Name}: handed over once");
+            // Two starts, then one ask: the newer one, and the older is gone.
+            Assert.True(readback.Start(tensor, 12));
+            backend.Upload<float>(third, tensor);
+            Assert.True(readback.Start(tensor, 13));
             backend.Synchronize();
-            Assert.True(readback.TryGet(got));
-            BitEqual(second, got, $"{backend.Name} second readback");
+            Assert.True(readback.TryGet(got, out tag));
+            Assert.Equal(13, tag);
+            BitEqual(third, got, $"{backend.Name} newest readback");
+            Assert.False(readback.TryGet(got, out _), $"{backend.Name}: the older start was dropped");
+            // Many starts nobody asks for: completed ones are superseded and their slots reused.
+            for (int i = 0; i < 10; i++)
+            {
+                Assert.True(readback.Start(tensor, 100 + i), $"{backend.Name}: start {i}");
+                backend.Synchronize();
+            }
+            Assert.True(readback.TryGet(got, out tag));
+            Assert.Equal(109, tag);
             using var wrong = Put(backend, Random(rng, 4), 4);
-            Assert.Throws<ArgumentException>(() => readback.Start(wrong));
+            Assert.Throws<ArgumentException>(() => readback.Start(wrong, 0));
         }
     }
 
