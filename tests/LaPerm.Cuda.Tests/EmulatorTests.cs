@@ -263,16 +263,55 @@ public sealed class EmulatorRuntimeTests
         Assert.All(y.ToArray(), v => Assert.Equal(202f, v));
     }
 
+    /// <summary>
+    /// As the driver: a call the capture refuses fails (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) and
+    /// invalidates the capture, every later call on the stream fails (..._INVALIDATED), and ending
+    /// the capture gives no graph but leaves the stream usable.
+    /// </summary>
     [Fact]
-    public void HostCopiesCannotBeCapturedAndSaySo()
+    public void ARefusedCallInvalidatesTheCaptureUntilItEnds()
     {
         using var device = TestDevices.OpenEmulator();
         using var stream = device.CreateStream();
         using var a = device.Allocate<float>(4);
+        using var kernels = new PrimitiveKernels(device);
         stream.BeginCapture();
-        var e = Assert.Throws<InvalidOperationException>(() => a.CopyFrom(new float[4], stream));
-        Assert.Contains("cannot be captured", e.Message);
-        stream.EndCapture().Dispose();
+        var refused = Assert.Throws<CudaException>(() => a.CopyFrom(new float[4], stream));
+        Assert.Equal(900, refused.ErrorCode);
+        Assert.Contains("cannot be captured", refused.Message);
+        var later = Assert.Throws<CudaException>(() => kernels.Axpy(stream, 4, 1f, a, a));
+        Assert.Equal(901, later.ErrorCode);
+        Assert.Contains("a host-to-device copy", later.Message);
+        var ended = Assert.Throws<CudaException>(() => stream.EndCapture());
+        Assert.Equal(901, ended.ErrorCode);
+        // Out of capture mode: the same work runs.
+        a.CopyFrom([1f, 2f, 3f, 4f], stream);
+        kernels.Axpy(stream, 4, 1f, a, a);
+        Assert.Equal([2f, 4f, 6f, 8f], a.ToArray());
+    }
+
+    /// <summary>Only the thread that began a (thread-local) capture may end it; calls that would wait or allocate on that thread invalidate it.</summary>
+    [Fact]
+    public void ACaptureEndsOnItsOwnThreadAndRefusesWaitsAndAllocations()
+    {
+        using var device = TestDevices.OpenEmulator();
+        using var stream = device.CreateStream();
+        stream.BeginCapture();
+        Exception? fromOtherThread = null;
+        var other = new Thread(() =>
+        {
+            try { stream.EndCapture().Dispose(); }
+            catch (Exception e) { fromOtherThread = e; }
+        });
+        other.Start();
+        other.Join();
+        Assert.Equal(908, Assert.IsType<CudaException>(fromOtherThread).ErrorCode);
+        stream.EndCapture().Dispose();   // still capturing, and still valid
+
+        stream.BeginCapture();
+        Assert.Equal(900, Assert.Throws<CudaException>(() => device.Allocate<float>(4)).ErrorCode);
+        Assert.Equal(901, Assert.Throws<CudaException>(() => stream.EndCapture()).ErrorCode);
+        using var afterwards = device.Allocate<float>(4);   // no capture: allowed again
     }
 
     [Fact]

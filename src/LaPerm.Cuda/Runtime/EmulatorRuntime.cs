@@ -20,7 +20,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private readonly Dictionary<string, int> _kernelIndex;
     private readonly int[] _argCounts;          // per kernel, -1 when unknown
     private readonly int[][] _argSizes;         // per kernel, per parameter: its sizeof (-1 when unknown)
-    private readonly Dictionary<nint, List<RecordedOperation>?> _streams = [];
+    private readonly Dictionary<nint, StreamCapture?> _streams = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _graphs = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
     private readonly Dictionary<nint, long> _events = [];
@@ -88,22 +88,50 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public void DestroyStream(nint stream)
     {
-        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: a stream cannot be destroyed while it is being captured");
+        if (State(stream) is not null) throw new InvalidOperationException("emulator: a stream cannot be destroyed while it is being captured");
         _streams.Remove(stream);
     }
 
-    public void SynchronizeStream(nint stream)
+    public void SynchronizeStream(nint stream) => NotCapturing(stream, "synchronising the stream");
+
+    // A stream's capture, with the driver's rules (cuStreamBeginCapture, thread-local mode): a call
+    // the capture refuses fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates the
+    // capture; from then on every call on the stream fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+    // and ending the capture ends it without a graph. Only the thread that began it may end it.
+    private sealed class StreamCapture(int threadId)
     {
-        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: cannot synchronise a stream that is being captured");
+        public List<RecordedOperation> Operations { get; } = [];
+        public int ThreadId { get; } = threadId;
+        public string? InvalidatedBy { get; set; }
     }
 
-    private List<RecordedOperation>? Capture(nint stream) =>
+    private const int CaptureUnsupported = 900, CaptureInvalidated = 901, CaptureWrongThread = 908;
+
+    private StreamCapture? State(nint stream) =>
         _streams.TryGetValue(stream, out var capture) ? capture : throw new InvalidOperationException($"emulator: unknown stream {stream}");
+
+    /// <summary>Where an operation on the stream goes: null (run it now) or the capture's recording.</summary>
+    private List<RecordedOperation>? Capture(nint stream)
+    {
+        var capture = State(stream);
+        if (capture?.InvalidatedBy is { } cause) throw Invalidated(cause);
+        return capture?.Operations;
+    }
+
+    private static CudaException Invalidated(string cause) =>
+        new("emulated stream capture", CaptureInvalidated, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+            "operation failed due to a previous error during capture", $"the capture was invalidated by {cause}");
+
+    private static CudaException Unsupported(string operation) =>
+        new("emulated stream capture", CaptureUnsupported, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+            "operation not permitted when stream is capturing",
+            $"emulator: {operation} cannot be captured into a graph (only kernels, device-to-device copies, memsets and library calls can); the capture is invalidated");
 
     private void NotCapturing(nint stream, string operation)
     {
-        if (Capture(stream) is not null)
-            throw new InvalidOperationException($"emulator: {operation} cannot be captured into a graph (only kernels, device-to-device copies, memsets and library calls can)");
+        if (Capture(stream) is null) return;
+        State(stream)!.InvalidatedBy = operation;
+        throw Unsupported(operation);
     }
 
     public void CopyHostToDevice(ulong destination, void* source, long bytes, nint stream)
@@ -142,10 +170,14 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     /// allocation and release, and waiting for or querying events. The emulator captures on one
     /// thread, so any capturing stream stands for this thread's capture.
     /// </summary>
+    /// <summary>Calls that are no stream operation but may not run while this thread captures (they would wait, allocate or load).</summary>
     private void NoCaptureActive(string operation)
     {
-        if (_streams.Values.Any(capture => capture is not null))
-            throw new InvalidOperationException($"emulator: {operation} is not allowed while a stream is being captured");
+        int thread = Environment.CurrentManagedThreadId;
+        var captures = _streams.Values.Where(c => c is not null && c.ThreadId == thread).ToList();
+        if (captures.Count == 0) return;
+        foreach (var capture in captures) capture!.InvalidatedBy ??= operation;
+        throw Unsupported(operation);
     }
 
     // Each operation runs now, or is recorded when its stream is capturing. The recording
@@ -205,6 +237,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public nint LoadModule(string fileName, ReadOnlySpan<byte> ptx, IReadOnlyList<string> kernelNames)
     {
+        NoCaptureActive("loading a module");
         foreach (string kernel in kernelNames)
             if (!_kernelIndex.ContainsKey(kernel))
                 throw new CudaException("laperm_emu_kernel_name", 500, "CUDA_ERROR_NOT_FOUND",
@@ -212,7 +245,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         return NewHandle();
     }
 
-    public void UnloadModule(nint module) { }
+    public void UnloadModule(nint module) => NoCaptureActive("unloading a module");
 
     public nint GetFunction(nint module, string kernelName) =>
         _kernelIndex.TryGetValue(kernelName, out int index)
@@ -277,16 +310,20 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public void BeginCapture(nint stream)
     {
-        if (Capture(stream) is not null) throw new InvalidOperationException("emulator: the stream is already being captured");
-        _streams[stream] = [];
+        if (State(stream) is not null) throw new InvalidOperationException("emulator: the stream is already being captured");
+        _streams[stream] = new StreamCapture(Environment.CurrentManagedThreadId);
     }
 
     public nint EndCapture(nint stream)
     {
-        var capture = Capture(stream) ?? throw new InvalidOperationException("emulator: the stream is not being captured");
+        var capture = State(stream) ?? throw new InvalidOperationException("emulator: the stream is not being captured");
+        if (capture.ThreadId != Environment.CurrentManagedThreadId)
+            throw new CudaException("emulated stream capture", CaptureWrongThread, "CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD",
+                "attempt to terminate a thread-local capture sequence from another thread");
         _streams[stream] = null;
+        if (capture.InvalidatedBy is { } cause) throw Invalidated(cause);
         nint graph = NewHandle();
-        _graphs[graph] = capture;
+        _graphs[graph] = capture.Operations;
         return graph;
     }
 
