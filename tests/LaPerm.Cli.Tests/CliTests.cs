@@ -222,6 +222,51 @@ public sealed class CliTests : IDisposable
         Assert.Contains("target 100.00%: not reached", never.Out, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Every CIFAR-10 preset runs end to end from a CIFAR-10 binary folder (here generated: no
+    /// CIFAR-10 offline): its model, augmentation, L2, skip flags and syncs, with every sync
+    /// verified to be an exact permutation, and biases and batch-norm left out of reconnection.
+    /// </summary>
+    [Theory]
+    [InlineData("conv2-cifar10", "conv2", "cifar")]
+    [InlineData("conv4-cifar10", "conv4", "cifar")]
+    [InlineData("conv13-cifar10", "conv13", "cifar")]
+    [InlineData("resnet50c-cifar10", "resnet50c", "shift-flip")]
+    public void EveryCifarPresetTrainsEndToEndFromACifar10Folder(string preset, string model, string augment)
+    {
+        string data = Path.Combine(_dir.FullName, "cifar", "cifar-10-batches-bin");
+        if (!Directory.Exists(data))
+        {
+            Directory.CreateDirectory(data);
+            var rng = new Random(31);
+            byte[] Records(int count)
+            {
+                var bytes = new byte[count * 3073];
+                rng.NextBytes(bytes);
+                for (int i = 0; i < count; i++) bytes[i * 3073] = (byte)rng.Next(10);   // the label byte
+                return bytes;
+            }
+            for (int b = 1; b <= 5; b++) File.WriteAllBytes(Path.Combine(data, $"data_batch_{b}.bin"), Records(4));
+            File.WriteAllBytes(Path.Combine(data, "test_batch.bin"), Records(6));
+        }
+        string outDir = Path.Combine(_dir.FullName, preset);
+        var (code, _, stderr) = Run("train", "--preset", preset, "--data", "cifar10:" + data, "--epochs", "1", "--batch", "4",
+            "--k", "2", "--threads", "1", "--quiet", "--verify-invariants", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        Assert.Equal(model, summary.GetProperty("model").GetString());
+        Assert.Equal(preset, summary.GetProperty("preset").GetString());
+        Assert.Equal(augment, summary.GetProperty("augment").GetString());
+        Assert.Equal((20, 6), (summary.GetProperty("train_size").GetInt32(), summary.GetProperty("test_size").GetInt32()));
+        Assert.Equal(5, summary.GetProperty("steps").GetInt64());
+        Assert.Equal(3, summary.GetProperty("syncs").GetInt32());   // steps 2 and 4, and the end of the run
+        Assert.True(summary.GetProperty("skip_bias").GetBoolean() && summary.GetProperty("skip_bn").GetBoolean());
+        var reconnected = summary.GetProperty("reconnected_tensors").EnumerateArray().Select(t => t.GetString()!).ToList();
+        Assert.NotEmpty(reconnected);
+        Assert.All(reconnected, name => Assert.EndsWith("/kernel", name, StringComparison.Ordinal));
+        Assert.InRange(summary.GetProperty("final_test_accuracy").GetDouble(), 0.0, 1.0);
+    }
+
     [Theory]
     [InlineData("train", "--bogus")]
     [InlineData("train", "--epochs", "zero")]
