@@ -1,3 +1,4 @@
+using LaPerm.Core.IO;
 using ScottPlot;
 using SkiaSharp;
 
@@ -36,8 +37,8 @@ public static class FigureRenderer
         string png = pathWithoutExtension + ".png", svg = pathWithoutExtension + ".svg";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(png)) ?? ".");
         var multiplot = Build(figure);
-        WriteAtomically(png, path => multiplot.SavePng(path, figure.Width, figure.Height));
-        WriteAtomically(svg, path =>
+        AtomicFile.WriteThroughPath(png, path => multiplot.SavePng(path, figure.Width, figure.Height));
+        AtomicFile.WriteThroughPath(svg, path =>
         {
             using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
             using (var canvas = SKSvgCanvas.Create(new SKRect(0, 0, figure.Width, figure.Height), stream))
@@ -85,19 +86,5 @@ public static class FigureRenderer
                 plot.ShowLegend(panel.LegendAtTop ? Alignment.UpperRight : Alignment.LowerRight);
         }
         return multiplot;
-    }
-
-    private static void WriteAtomically(string path, Action<string> write)
-    {
-        string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            write(temp);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
     }
 }

@@ -3,7 +3,17 @@ namespace LaPerm.Core.IO;
 /// <summary>Writes a file so readers see either the old or the complete new contents (temp file + rename).</summary>
 public static partial class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
+    public static void Write(string path, Action<Stream> write) => WriteThroughPath(path, temp =>
+    {
+        using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        write(stream);
+    });
+
+    /// <summary>
+    /// The same for a writer that takes a file name (a library that saves to a path):
+    /// <paramref name="write"/> writes the temporary file it is given.
+    /// </summary>
+    public static void WriteThroughPath(string path, Action<string> write)
     {
         string full = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(full) ?? ".";
@@ -11,11 +21,9 @@ public static partial class AtomicFile
         string temp = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
+            write(temp);
+            using (var written = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+                written.Flush(flushToDisk: true);   // the contents reach the disk before the rename
             File.Move(temp, full, overwrite: true);
             DirectorySync.Flush(directory);   // the rename itself survives a power loss
         }
