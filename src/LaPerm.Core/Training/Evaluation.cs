@@ -11,7 +11,11 @@ namespace LaPerm.Core.Training;
 /// </summary>
 public static class Evaluation
 {
-    public static (double Loss, double Accuracy) Run(Network network, IDeviceDataset data, int batch, int count)
+    /// <summary>
+    /// The sums go to <paramref name="sums"/> (two floats, zeroed here) when given: a trainer passes
+    /// one for the whole run, since freeing device memory makes the captured training steps stale.
+    /// </summary>
+    public static (double Loss, double Accuracy) Run(Network network, IDeviceDataset data, int batch, int count, Tensor<float>? sums = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(data);
@@ -20,7 +24,9 @@ public static class Evaluation
         if (count > data.Source.Count)
             throw new ArgumentOutOfRangeException(nameof(count), $"Cannot evaluate {count} records of {data.Source.Name}, which holds {data.Source.Count}.");
         var backend = network.Backend;
-        using var sums = backend.Allocate<float>(new Shape(2));
+        using var owned = sums is null ? backend.Allocate<float>(new Shape(2)) : null;
+        sums ??= owned!;
+        backend.Fill(sums, 0f);
         for (int start = 0; start < count; start += batch)
         {
             int size = Math.Min(batch, count - start);

@@ -30,6 +30,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>What could not be captured and why (it ran eagerly); empty when nothing failed.</summary>
     public IReadOnlyList<string> GraphFailures { get; init; } = [];
 
+    /// <summary>How many graphs were captured: one per batch size and one for the reconnection, more when one went stale.</summary>
+    public int GraphCaptures { get; init; }
+
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
 }
@@ -116,6 +119,7 @@ public sealed class Trainer
         using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);
         using var lossAndCorrect = _backend.Allocate<float>(new Shape(2));
+        using var evaluationSums = _backend.Allocate<float>(new Shape(2));   // one for the run: a free would make captured steps stale
         // The progress line's running loss and accuracy come back without a wait, never stalling
         // the queued steps.
         using var progress = _observer is null ? null : _backend.CreateReadback<float>(2);
@@ -173,8 +177,8 @@ public sealed class Trainer
             imagesSinceEval = 0;
             lastEvalStep = step;
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
-                ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count)) : null;
-            var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count);
+                ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count), evaluationSums) : null;
+            var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count, evaluationSums);
             bool synchronized = reconnector is null || lastSyncStep == step;
             // The end-of-run sync's network counts only when no evaluation before it did (a run shorter than k).
             bool candidate = synchronized && (endOfRunSyncStep != step || bestAccuracy < 0);
@@ -369,7 +373,7 @@ public sealed class Trainer
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
-                FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target,
+                FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
@@ -397,6 +401,7 @@ public sealed class Trainer
         ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
+        ["graph_captures"] = s.GraphCaptures,
         ["graph_failures"] = s.GraphFailures.Count == 0 ? null : s.GraphFailures,
         ["target_accuracy"] = s.Target?.Accuracy, ["steps_to_target"] = s.Target?.Step, ["epochs_to_target"] = s.Target?.Epochs,
         ["train_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.TrainSeconds, 3),

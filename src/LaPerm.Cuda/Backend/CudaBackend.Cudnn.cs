@@ -155,11 +155,11 @@ public sealed partial class CudaBackend
         bool firstMeeting = !_cudnnPlanned.Contains(planKey);
         if (firstMeeting)
         {
-            // Planning may run cuDNN's algorithm search, replace its workspace or load the library:
-            // never inside a capture, and graphs captured before may refer to the old workspace.
+            // Planning runs cuDNN's algorithm search and may replace its workspace: never inside a
+            // capture. A replaced workspace makes earlier captures stale through the device's
+            // WorkspaceGeneration (only then: a new shape whose workspace fits keeps them).
             if (_capturing) throw new InvalidOperationException($"cuDNN meets {planKey} for the first time while capturing; run the same step once before capturing it");
             _cudnnPlanned.Add(planKey);
-            _bufferGeneration++;
         }
         try
         {

@@ -42,7 +42,7 @@ public sealed partial class CudaBackend
         }
         _capturing = false;
         using DeviceGraph graph = Stream.EndCapture();
-        return new CapturedOps(this, graph.Instantiate(), _bufferGeneration);
+        return new CapturedOps(this, graph.Instantiate(), _bufferGeneration, _device.WorkspaceGeneration);
     }
 
     public void AbandonCapture()
@@ -57,9 +57,11 @@ public sealed partial class CudaBackend
         catch (Exception e) when (e is Interop.CudaException or InvalidOperationException) { }   // invalidated: nothing to keep
     }
 
-    private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation) : ICapturedOps
+    private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation, long workspaceGeneration) : ICapturedOps
     {
-        public bool IsValid => !backend.IsDisposed && backend._bufferGeneration == generation;
+        // The workspace belongs to the device (every backend on it shares it), the rest to the backend.
+        public bool IsValid => !backend.IsDisposed && backend._bufferGeneration == generation
+            && backend._device.WorkspaceGeneration == workspaceGeneration;
 
         public void Replay()
         {

@@ -255,6 +255,8 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     }
 
     /// <summary>cuDNN, loaded on first use: it is large, and many runs never need it.</summary>
+    public long WorkspaceGeneration => _cudnn?.WorkspaceGeneration ?? 0;
+
     private CudnnOperations Dnn()
     {
         if (_cudnn is not null) return _cudnn;

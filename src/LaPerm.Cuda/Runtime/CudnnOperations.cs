@@ -195,6 +195,9 @@ internal sealed class CudnnOperations : IDisposable
         return -1;
     }
 
+    /// <summary>Counts frees of a workspace (see <see cref="IDeviceRuntime.WorkspaceGeneration"/>).</summary>
+    public long WorkspaceGeneration { get; private set; }
+
     private void EnsureWorkspace(long bytes)
     {
         if (bytes <= _workspaceBytes) return;
@@ -202,6 +205,7 @@ internal sealed class CudnnOperations : IDisposable
         {
             _driver.ContextSynchronize();   // the old workspace may still be in use by queued work
             _driver.MemFree(_workspace);
+            WorkspaceGeneration++;          // graphs captured before refer to it
         }
         _workspace = _driver.MemAlloc(bytes);
         _workspaceBytes = bytes;

@@ -81,6 +81,9 @@ public sealed class Device : IDisposable
     /// <summary>Free and total device memory in bytes.</summary>
     public (long Free, long Total) MemoryInfo() => Runtime.MemoryInfo();
 
+    /// <summary>Counts replacements of the libraries' shared workspace: a graph captured before one is stale.</summary>
+    public long WorkspaceGeneration => Runtime.WorkspaceGeneration;
+
     /// <summary>Waits for the default stream.</summary>
     public void Synchronize() => Stream.Synchronize();
 

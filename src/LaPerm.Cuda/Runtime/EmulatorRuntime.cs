@@ -55,6 +55,9 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public void MakeCurrent() { }
 
+    /// <summary>The stand-in needs no workspace.</summary>
+    public long WorkspaceGeneration => 0;
+
     private nint NewHandle() => _nextHandle++;
 
     public ulong Allocate(long bytes)

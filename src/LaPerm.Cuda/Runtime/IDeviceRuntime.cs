@@ -21,6 +21,9 @@ internal unsafe interface IDeviceRuntime : IDisposable
     ulong Allocate(long bytes);
     void Free(ulong pointer, long bytes);
 
+    /// <summary>Counts replacements of the libraries' workspace (cuDNN's grows on demand): a graph captured before one refers to freed memory.</summary>
+    long WorkspaceGeneration { get; }
+
     nint CreateStream();
     void DestroyStream(nint stream);
     void SynchronizeStream(nint stream);

@@ -52,6 +52,9 @@ public abstract class StepGraphTests
         // 128 images at batch 24: five full batches and one of 8 per epoch, a sync every 3 steps.
         Assert.Equal(12, captured.Summary.Steps);
         Assert.Equal(4, captured.Summary.Syncs);
+        // One graph per batch size (24, and the last batch's 8) and one for the reconnection; the
+        // evaluation after every sync must not make them stale (a capture per step is no graph).
+        Assert.Equal(3, captured.Summary.GraphCaptures);
         Assert.Equal(eager.Weights.Keys, captured.Weights.Keys);
         foreach (var (name, values) in eager.Weights) Compare.BitEqual(values, captured.Weights[name], $"{optimizer} {name}");
         Assert.Equal(BitConverter.DoubleToInt64Bits(eager.Summary.FinalTestLoss), BitConverter.DoubleToInt64Bits(captured.Summary.FinalTestLoss));
