@@ -184,6 +184,7 @@ function Invoke-ShuffledKernelTests {
                   '--filter-not-trait', 'Category=Gpu')
     Write-Host "> LAPERM_EMU_SCHEDULE=$ShuffleSchedule dotnet $($testArgs -join ' ')"
     $output = [System.Collections.Generic.List[string]]::new()
+    $previous = $env:LAPERM_EMU_SCHEDULE
     $env:LAPERM_EMU_SCHEDULE = $ShuffleSchedule
     try {
         & dotnet @testArgs 2>&1 | ForEach-Object {
@@ -194,7 +195,7 @@ function Invoke-ShuffledKernelTests {
         $code = $LASTEXITCODE
     }
     finally {
-        Remove-Item Env:LAPERM_EMU_SCHEDULE -ErrorAction SilentlyContinue
+        $env:LAPERM_EMU_SCHEDULE = $previous   # $null removes it
     }
     $summary = Get-TestRunSummary -Lines $output
     $failed = $summary.Failed + $summary.Errors

@@ -19,6 +19,20 @@ public interface IStepTracer
     void Pop();
 }
 
+/// <summary>A phase that closes however its block is left (an op that throws inside a graph capture, which then runs again eagerly).</summary>
+public readonly struct TracerPhase : IDisposable
+{
+    private readonly IStepTracer? _tracer;
+
+    public TracerPhase(IStepTracer? tracer, string phase)
+    {
+        _tracer = tracer;
+        _tracer?.Push(phase);
+    }
+
+    public void Dispose() => _tracer?.Pop();
+}
+
 /// <summary>The phase names the trainer uses, so profiles read like the loop.</summary>
 public static class TrainingPhase
 {

@@ -59,21 +59,22 @@ public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? trac
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Nothing captured has run: give the capture up and run the ops eagerly, now and
-                // from now on. A fault that is not about capturing shows again in the eager run.
-                backend.AbandonCapture();
+                // from now on. A fault that is not about capturing throws again in the eager run,
+                // as it would with graphs off, and then no warning is printed.
+                try { backend.AbandonCapture(); }
+                catch (Exception abandoning) { throw new AggregateException("a capture failed, and so did giving it up", e, abandoning); }
+                bool ran = enqueue();
                 string reason = e.Message.ReplaceLineEndings(" ").TrimEnd('.');
                 _failures[key] = reason;
                 string what = describeKey?.Invoke(key) ?? $"the ops of key {key}";
                 warnings?.WriteLine($"warning: capturing {what} as a CUDA graph failed ({reason}); it runs eagerly from now on, as with --no-graphs.");
-                return enqueue();
+                return ran;
             }
             _captured[key] = graph;
             Captures++;
             if (!complete) throw new InvalidOperationException("captured ops must not depend on a host check (run such steps with graphs off)");
         }
-        tracer?.Push(TrainingPhase.Graph);
-        graph.Replay();
-        tracer?.Pop();
+        using (new TracerPhase(tracer, TrainingPhase.Graph)) graph.Replay();
         return true;
     }
 

@@ -161,9 +161,8 @@ public sealed class Trainer
 
         void Evaluate(int epoch, double epochProgress, float lr)
         {
-            Tracer?.Push(TrainingPhase.Evaluate);
-            try { EvaluateCore(epoch, epochProgress, lr); }
-            finally { Tracer?.Pop(); }
+            using var phase = new TracerPhase(Tracer, TrainingPhase.Evaluate);
+            EvaluateCore(epoch, epochProgress, lr);
         }
 
         void EvaluateCore(int epoch, double epochProgress, float lr)
@@ -219,14 +218,15 @@ public sealed class Trainer
         {
             Readback(); // before the rows are rewritten, so a stop names the non-finite weights
             syncWatch.Restart();
-            Tracer?.Push(TrainingPhase.Reconnect);
-            graphs.Run(ReconnectKey, () =>
+            using (new TracerPhase(Tracer, TrainingPhase.Reconnect))
             {
-                reconnector!.EnqueueSync();
-                return true;
-            });
-            reconnector!.CountSync();
-            Tracer?.Pop();
+                graphs.Run(ReconnectKey, () =>
+                {
+                    reconnector!.EnqueueSync();
+                    return true;
+                });
+                reconnector!.CountSync();
+            }
             if (o.VerifyInvariants) reconnector.VerifyInvariants();
             _backend.Synchronize();
             syncWatch.Stop();
@@ -246,23 +246,21 @@ public sealed class Trainer
         bool StepOps(Network.Pass pass, int size)
         {
             guard.BeforeStep(); // [runs] skip-step: device copies of the running loss and batch-norm statistics
-            Tracer?.Push(TrainingPhase.Data);
-            // The gather reads the epoch and batch position from the step block BeginStep set, so a
-            // captured gather fetches each replayed step's batch.
-            _backend.GatherBatch(deviceTrain, o.Seed, augmenter, pass.Input, pass.Labels);
-            Tracer?.Pop();
-            Tracer?.Push(TrainingPhase.Forward);
-            pass.Forward(mode);
-            pass.Loss(lossAndCorrect);
-            Tracer?.Pop();
+            using (new TracerPhase(Tracer, TrainingPhase.Data))
+            {
+                // The gather reads the epoch and batch position from the step block BeginStep set, so
+                // a captured gather fetches each replayed step's batch.
+                _backend.GatherBatch(deviceTrain, o.Seed, augmenter, pass.Input, pass.Labels);
+            }
+            using (new TracerPhase(Tracer, TrainingPhase.Forward))
+            {
+                pass.Forward(mode);
+                pass.Loss(lossAndCorrect);
+            }
             guard.AfterLoss();
-            Tracer?.Push(TrainingPhase.Backward);
-            pass.Backward();
-            Tracer?.Pop();
+            using (new TracerPhase(Tracer, TrainingPhase.Backward)) pass.Backward();
             guard.AfterBackward();
-            Tracer?.Push(TrainingPhase.Optimizer);
-            optimizer.EnqueueUpdate(size);
-            Tracer?.Pop();
+            using (new TracerPhase(Tracer, TrainingPhase.Optimizer)) optimizer.EnqueueUpdate(size);
             return true;
         }
 

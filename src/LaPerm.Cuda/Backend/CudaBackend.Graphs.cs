@@ -11,6 +11,7 @@ namespace LaPerm.Cuda.Backend;
 public sealed partial class CudaBackend
 {
     private bool _capturing;
+    private bool _captureUnfinished;   // from BeginCapture until a graph is made: what AbandonCapture gives up
 
     /// <summary>Counts replaced scratch buffers, rewritten optimizer tables and freed tensors: graphs captured before a change may refer to memory that is gone or holds something else.</summary>
     private long _bufferGeneration;
@@ -23,6 +24,7 @@ public sealed partial class CudaBackend
         if (_capturing) throw new InvalidOperationException("the backend is already capturing");
         Stream.BeginCapture();
         _capturing = true;
+        _captureUnfinished = true;
     }
 
     public ICapturedOps EndCapture()
@@ -42,11 +44,15 @@ public sealed partial class CudaBackend
         }
         _capturing = false;
         using DeviceGraph graph = Stream.EndCapture();
-        return new CapturedOps(this, graph.Instantiate(), _bufferGeneration, _device.WorkspaceGeneration);
+        var captured = new CapturedOps(this, graph.Instantiate(), _bufferGeneration, _device.WorkspaceGeneration);
+        _captureUnfinished = false;
+        return captured;
     }
 
     public void AbandonCapture()
     {
+        if (!_captureUnfinished) return;   // nothing to give up: pending eager updates stay
+        _captureUnfinished = false;
         // Updates recorded for the failed capture: the eager run that follows records them again
         // (left here, the next flush would apply them twice).
         _adam.Pending.Clear();

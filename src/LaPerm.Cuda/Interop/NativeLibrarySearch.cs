@@ -9,10 +9,12 @@ public sealed record LibraryLoadResult(string Library, nint Handle, string? Path
 }
 
 /// <summary>
-/// Finds NVIDIA shared libraries by their versioned sonames. Search order: the loader's own
-/// rules (LD_LIBRARY_PATH, ldconfig cache, RUNPATH), then LD_LIBRARY_PATH entries and the CUDA
-/// toolkit folders explicitly, then the <c>nvidia/*/lib</c> folders of Python site-packages,
-/// where pip-installed cuBLAS/cuDNN live on machines that have PyTorch.
+/// Finds NVIDIA shared libraries by their versioned sonames. Search order: a preferred folder
+/// when the caller gives one (cuBLAS and cuDNN: the first candidate folder holding the library,
+/// whose companion libraries were just preloaded, so all parts come from one installation), the
+/// loader's own rules (LD_LIBRARY_PATH, ldconfig cache, RUNPATH), then LD_LIBRARY_PATH entries and
+/// the CUDA toolkit folders explicitly, then the <c>nvidia/*/lib</c> folders of Python
+/// site-packages, where pip-installed cuBLAS/cuDNN live on machines that have PyTorch.
 /// </summary>
 public static class NativeLibrarySearch
 {

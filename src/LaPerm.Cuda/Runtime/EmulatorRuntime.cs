@@ -170,10 +170,9 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     /// <summary>
     /// What the driver refuses on a thread that is capturing (thread-local capture mode): memory
-    /// allocation and release, and waiting for or querying events. The emulator captures on one
-    /// thread, so any capturing stream stands for this thread's capture.
+    /// allocation and release, waiting for or querying events, loading modules. The refusal
+    /// invalidates that thread's captures; other threads are not affected.
     /// </summary>
-    /// <summary>Calls that are no stream operation but may not run while this thread captures (they would wait, allocate or load).</summary>
     private void NoCaptureActive(string operation)
     {
         int thread = Environment.CurrentManagedThreadId;

@@ -200,6 +200,27 @@ public abstract class StepGraphTests
         foreach (var t in onDevice.Concat(onCpu)) t.Dispose();
     }
 
+    /// <summary>Giving up when no capture failed changes nothing: an eager update still waiting for its batched launch is kept.</summary>
+    [Fact]
+    public void GivingUpWithoutAFailedCaptureKeepsPendingUpdates()
+    {
+        using var backend = Open();
+        using var cpu = new LaPerm.Cpu.CpuBackend(1);
+        var rng = new Random(12);
+        float[][] initial = [.. Enumerable.Range(0, 4).Select(i => Compare.Random(rng, 24).Select(v => i == 3 ? MathF.Abs(v) : v).ToArray())];
+        var onDevice = initial.Select(v => Compare.Put(backend, (float[])v.Clone(), v.Length)).ToArray();
+        var onCpu = initial.Select(v => Compare.Put(cpu, (float[])v.Clone(), v.Length)).ToArray();
+        var scalars = new StepScalars(1, 0, 0, 1, 1e-2f, 1);
+        backend.BeginStep(scalars);
+        cpu.BeginStep(scalars);
+        backend.AdamUpdate(AdamParameters.Keras, onDevice[0], onDevice[1], onDevice[2], onDevice[3]);
+        cpu.AdamUpdate(AdamParameters.Keras, onCpu[0], onCpu[1], onCpu[2], onCpu[3]);
+        backend.AbandonCapture();
+        backend.Synchronize();
+        Compare.BitEqual(Compare.Get(cpu, onCpu[0]), Compare.Get(backend, onDevice[0]), "w after one eager update");
+        foreach (var t in onDevice.Concat(onCpu)) t.Dispose();
+    }
+
     /// <summary>
     /// A capture records addresses and the optimizer table as they were: once the table is
     /// rewritten for another set of tensors, or a tensor is freed (its address may come back for a
