@@ -5,6 +5,8 @@
 #
 #   bash perf/gpu/check.sh [OUTPUT_DIR]     OUTPUT_DIR defaults to $OUT, else ./gpu-report
 #   bash perf/gpu/check.sh --emu [DIR]      behave as on a machine without a GPU
+#   bash perf/gpu/check.sh --parts=A,B [DIR]  run only those parts (e.g. the ones a first run
+#                                           left cut, skipped or failed); the rest say skipped
 #   bash perf/gpu/check.sh --self-test      run --emu end to end into a temp folder and
 #                                           check the report (what CI runs)
 #
@@ -24,6 +26,7 @@ ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 TOTAL_BUDGET_S=${CHECK_TOTAL_BUDGET_S:-480}   # 8 minutes: the whole check must end within 8.5
 START_S=$(date +%s)
 FORCE_EMU=0
+ONLY_PARTS=""   # --parts=A,B: a comma-separated list of part names; empty = every part
 QUICK=${CHECK_QUICK:-0}
 OUTDIR=""
 
@@ -92,7 +95,9 @@ run_part() {
   # A part starts only with enough of the budget left to say something (its own limit, at most
   # 30 s): a part cut short after a few seconds would only report a time limit.
   local needed=$(( limit < 30 ? limit : 30 ))
-  if (( budget_left < needed )); then
+  if [[ -n "$ONLY_PARTS" && ",$ONLY_PARTS," != *",$name,"* ]]; then
+    set_status "skipped" "not selected (--parts=$ONLY_PARTS)"
+  elif (( budget_left < needed )); then
     set_status "skipped" "the check's ${TOTAL_BUDGET_S}s budget had ${budget_left}s left, this part needs at least ${needed}s"
   else
     # A subshell: a part that exits or breaks its own state cannot take the others down.
@@ -749,6 +754,13 @@ self_test() {
     grep -qE '^\| [a-z0-9-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z0-9-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
   fi
   [[ -s "$tmp/report/check.log" ]] || problems+=("check.log was not written")
+  # --parts: the chosen part runs, every other one says it was not selected; a name that is no
+  # part is refused before anything runs.
+  CHECK_QUICK=1 bash "${BASH_SOURCE[0]}" --emu --parts=laperm-info "$tmp/parts" > "$tmp/parts.log" 2>&1
+  grep -qE '^\| laperm-info \| pass \|' "$tmp/parts/report.md" 2>/dev/null || problems+=("--parts=laperm-info did not run laperm-info")
+  grep -qE '^\| gpu-tests \| skipped \| [0-9]+ \| not selected' "$tmp/parts/report.md" 2>/dev/null || problems+=("--parts=laperm-info did not skip gpu-tests as not selected")
+  bash "${BASH_SOURCE[0]}" --emu --parts=no-such-part "$tmp/typo" > "$tmp/typo.log" 2>&1
+  (( $? == 2 )) || problems+=("--parts=no-such-part was not refused with exit code 2")
   # The targets table from parts as a GPU run leaves them (a fixture with made-up numbers).
   if [[ -n "$PYTHON_ANY" ]]; then
     local fx="$tmp/fixture"
@@ -822,11 +834,21 @@ main() {
   for arg in "$@"; do
     case "$arg" in
       --emu) FORCE_EMU=1 ;;
+      --parts=*) ONLY_PARTS=${arg#--parts=} ;;
       --self-test) self_test; exit $? ;;
       -h|--help) usage; exit 0 ;;
-      -*) echo "check.sh: unknown option '$arg'; expected --emu, --self-test or an output folder." >&2; exit 2 ;;
+      -*) echo "check.sh: unknown option '$arg'; expected --emu, --parts=A,B, --self-test or an output folder." >&2; exit 2 ;;
       *) OUTDIR=$arg ;;
     esac
+  done
+  # A name in --parts that is no part would run nothing and look like a pass: refuse it. The
+  # part names are the run_part lines of main, read from this file.
+  local all_parts wanted
+  all_parts=$(grep -oE '^  run_part [a-z0-9-]+' "${BASH_SOURCE[0]}" | awk '{print $2}' | tr '\n' ' ')
+  for wanted in ${ONLY_PARTS//,/ }; do
+    if [[ " $all_parts" != *" $wanted "* ]]; then
+      echo "check.sh: --parts names '$wanted', which is no part of this check; expected some of: $all_parts" >&2; exit 2
+    fi
   done
   OUTDIR=${OUTDIR:-${OUT:-./gpu-report}}
   mkdir -p "$OUTDIR" || { echo "check.sh: cannot create the output folder '$OUTDIR'." >&2; exit 2; }
