@@ -765,9 +765,9 @@ self_test() {
   if [[ -n "$PYTHON_ANY" ]]; then
     local fx="$tmp/fixture"
     mkdir -p "$fx/bench-train-cuda" "$fx/torch-train-gpu" "$fx/bench-reconnect-cuda" "$fx/torch-reconnect" "$fx/conv7-target"
-    echo "bench train f2         batch 128 threads 16 cuda graphs:    400000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/f2-b128.txt"
-    echo "bench train conv7      batch 50 threads 16 cuda graphs:    250000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50.txt"
-    echo "bench train conv7      batch 50 threads 16 cuda graphs:    500000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50-cudnn.txt"
+    echo "bench train f2         batch 128 cuda graphs:    400000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/f2-b128.txt"
+    echo "bench train conv7      batch 50 cuda graphs:    250000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50.txt"
+    echo "bench train conv7      batch 50 cuda graphs:    500000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50-cudnn.txt"
     echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}, {"model": "conv7", "batch": 50, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
     echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0}]' > "$fx/bench-reconnect-cuda/raw.json"
     echo '{"reconnect_torch.json": [{"shapes": "resnet50-imagenet", "method": "argsort-scatter_", "median_us": 10060.0}]}' > "$fx/torch-reconnect/raw.json"

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
 
@@ -51,7 +52,7 @@ internal static class BenchCommand
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
                 var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);
                 stdout.WriteLine(string.Create(inv,
-                    $"bench train {model.Name,-10} batch {batch} threads {threads} {backend.Name}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
+                    $"bench train {model.Name,-10} batch {batch} {Where(backend, threads)}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
                 if (bench.CaptureFailure is { } failure)
                     stdout.WriteLine($"  eager, not graphs: capturing the step failed ({failure})");
                 Backends.ReportCudnnRefusals(backend, stdout);
@@ -65,10 +66,13 @@ internal static class BenchCommand
             using var bench = new SyncBench(model, backend);
             var (median, samples) = bench.Measure(3, repeat);
             stdout.WriteLine(string.Create(inv,
-                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) threads {threads} {backend.Name}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
+                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
         }
         return 0;
     }
+
+    /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>
+    private static string Where(IBackend backend, int threads) => backend.Name == "cpu" ? $"threads {threads} cpu" : backend.Name;
 
     private static int RunReconnect(string[] args, TextWriter stdout)
     {

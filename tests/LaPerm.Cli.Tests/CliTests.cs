@@ -447,18 +447,19 @@ public sealed class CliTests : IDisposable
         var (code, stdout, stderr) = Run("bench", "train", "--model", "conv7", "--batch", "4", "--steps", "1", "--windows", "1",
             "--device", "emu", "--cudnn", "all");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench train conv7 .* images/s", stdout);
+        // --threads sizes the CPU backend only: a device line does not claim a thread count.
+        Assert.Matches(@"bench train conv7 +batch 4 emu graphs: .* images/s", stdout);
         Assert.DoesNotContain("cuDNN refused", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
     public void BenchCommandsReportThroughputAndSyncTime()
     {
-        var (code, stdout, stderr) = Run("bench", "train", "--model", "f1", "--batch", "16", "--steps", "2", "--windows", "1");
+        var (code, stdout, stderr) = Run("bench", "train", "--model", "f1", "--batch", "16", "--steps", "2", "--windows", "1", "--threads", "2");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench train f1 .* images/s", stdout);
-        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "3");
+        Assert.Matches(@"bench train f1 +batch 16 threads 2 cpu: .* images/s", stdout);
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "3", "--threads", "1");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\).* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) threads 1 cpu: .* ms per full sync", stdout);
     }
 }
