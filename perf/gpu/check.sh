@@ -752,6 +752,9 @@ self_test() {
       grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
     done
     grep -qE '^\| [a-z0-9-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z0-9-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
+    # Without a GPU the Gpu tests must have been found and run, each skipping (not zero of them).
+    grep -qE '^\| gpu-tests \| not available \|.*[1-9][0-9]* Gpu tests: 0 passed, 0 failed, [1-9][0-9]* skipped' "$report" ||
+      problems+=("gpu-tests did not find and skip the Gpu tests: $(grep -E '^\| gpu-tests ' "$report" | cut -c1-200)")
   fi
   [[ -s "$tmp/report/check.log" ]] || problems+=("check.log was not written")
   # --parts: the chosen part runs, every other one says it was not selected; a name that is no

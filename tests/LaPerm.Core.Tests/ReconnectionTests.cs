@@ -7,7 +7,9 @@ public sealed class ReconnectionTests
     [Fact]
     public void OrderKeyIsMonotoneOverTheTotalOrder()
     {
-        float[] ascending = [float.NegativeInfinity, -3.5f, -1e-30f, -0.0f, 0.0f, 1e-30f, 2f, float.PositiveInfinity];
+        // The documented total order: a NaN with the sign bit set first, one without it last.
+        float negativeNaN = BitConverter.UInt32BitsToSingle(0xFFC00000u), positiveNaN = BitConverter.UInt32BitsToSingle(0x7FC00001u);
+        float[] ascending = [negativeNaN, float.NegativeInfinity, -3.5f, -1e-30f, -0.0f, 0.0f, 1e-30f, 2f, float.PositiveInfinity, positiveNaN];
         for (int i = 1; i < ascending.Length; i++)
             Assert.True(Reconnection.OrderKey(ascending[i - 1]) < Reconnection.OrderKey(ascending[i]), $"{ascending[i - 1]} !< {ascending[i]}");
         foreach (var v in ascending)
@@ -53,8 +55,12 @@ public sealed class ReconnectionTests
         var current = Enumerable.Range(0, 300).Select(_ => (float)(rng.NextDouble() * 10)).ToArray();
         var synced = current.ToArray();
         Reconnection.SyncRow(synced, sorted0, new ulong[300]);
+        Assert.True(Reconnection.IsPermutationOf(synced, sorted0));
+        // Distinct values on both sides: the synced row has exactly the optimizer's rank order.
+        Assert.Equal(300, current.Distinct().Count());
+        Assert.Equal(300, initial.Distinct().Count());
         for (int i = 0; i < 300; i++)
             for (int j = 0; j < 300; j++)
-                if (current[i] < current[j]) Assert.True(synced[i] <= synced[j]);
+                if (current[i] < current[j]) Assert.True(synced[i] < synced[j], $"{i}, {j}");
     }
 }

@@ -98,12 +98,19 @@ public sealed class OpTests
     public void SoftmaxCrossEntropyCountsFirstMaximumAndRejectsBadLabels()
     {
         using var rig = new TestRig();
-        // Row 0 ties classes 1 and 2 (first max = 1, label 1: correct); row 1 ties 0 and 2 (first = 0, label 2: wrong).
+        // Row 0 ties classes 1 and 2, row 1 ties 0 and 2. Each row alone, so "first max" and "last
+        // max" cannot cancel out: the first tied class is a hit, the last one is not.
         var logits = rig.Input([0.1f, 0.9f, 0.9f, 0.7f, 0.2f, 0.7f], 2, 3);
-        var totals = rig.Input([0f, 0f], 2);
-        rig.Backend.SoftmaxCrossEntropy(2, 3, logits, rig.Input([1, 2], 2), rig.Poisoned(2, 3), totals);
-        Assert.Equal(1f, rig.Get(totals)[1]);
-        var ex = Assert.Throws<ArgumentException>(() => rig.Backend.SoftmaxCrossEntropy(2, 3, logits, rig.Input([1, 3], 2), rig.Poisoned(2, 3), totals));
+        float Hits(int row, int label)
+        {
+            var totals = rig.Input([0f, 0f], 2);
+            var one = rig.Input(rig.Get(logits).AsSpan(row * 3, 3).ToArray(), 1, 3);
+            rig.Backend.SoftmaxCrossEntropy(1, 3, one, rig.Input([label], 1), rig.Poisoned(1, 3), totals);
+            return rig.Get(totals)[1];
+        }
+        Assert.Equal((1f, 0f), (Hits(0, 1), Hits(0, 2)));
+        Assert.Equal((1f, 0f), (Hits(1, 0), Hits(1, 2)));
+        var ex = Assert.Throws<ArgumentException>(() => rig.Backend.SoftmaxCrossEntropy(2, 3, logits, rig.Input([1, 3], 2), rig.Poisoned(2, 3), rig.Input([0f, 0f], 2)));
         Assert.Contains("labels[1] = 3", ex.Message);
     }
 

@@ -21,6 +21,9 @@ public sealed partial class CudaBackend
     /// <summary>Why cuDNN could not be loaded when it was asked for (then the scope is None).</summary>
     private string? _cudnnUnavailable;
 
+    /// <summary>Why cuDNN is off although it was asked for (not loadable, or failed as a whole at first use); null while it is on.</summary>
+    public string? CudnnUnavailableReason => _cudnnUnavailable;
+
     /// <summary>Shapes cuDNN refused (epsilon below its minimum, a status error when first planned): our kernels run them.</summary>
     private readonly HashSet<object> _cudnnRejected = [];
 
@@ -178,10 +181,12 @@ public sealed partial class CudaBackend
             Refuse(planKey, shape, e.Message);
             return false;
         }
-        catch (InvalidOperationException) when (!_capturing)
+        catch (InvalidOperationException e) when (!_capturing)
         {
-            // The library could not be loaded: our kernels from now on.
+            // The library could not be loaded: our kernels from now on, and the reason is kept
+            // (the run's description shows it; a silent switch would hide a broken binding).
             _cudnnScope = CudnnScope.None;
+            _cudnnUnavailable = e.Message;
             return false;
         }
     }

@@ -45,6 +45,10 @@ public sealed class RunConfigurationTests
     public void ChangedFractionComparesBitPatterns()
     {
         Assert.Equal(0.5, ReconnectionTraffic.ChangedFraction([1f, -0f, 3f, float.NaN], [1f, 0f, 4f, float.NaN]));
+        // One at a time, so a comparison by value (where -0 == +0 and NaN != NaN) cannot pass.
+        Assert.Equal(1, ReconnectionTraffic.ChangedFraction([-0f], [0f]));
+        Assert.Equal(0, ReconnectionTraffic.ChangedFraction([float.NaN], [float.NaN]));
+        Assert.Equal(1, ReconnectionTraffic.ChangedFraction([BitConverter.UInt32BitsToSingle(0xFFC00000u)], [BitConverter.UInt32BitsToSingle(0x7FC00000u)]));   // two NaNs, two signs
         Assert.Equal(0, ReconnectionTraffic.ChangedFraction([], []));
     }
 }

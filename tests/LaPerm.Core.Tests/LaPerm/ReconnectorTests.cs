@@ -97,6 +97,14 @@ public sealed class ReconnectorTests
             optimizer.Step();
         }
         var before = Download(network);
+        float[][] Moments() => [.. optimizer.FirstMoments.Concat(optimizer.SecondMoments.Select(v => v!)).Select(t =>
+        {
+            var values = new float[t.Length];
+            backend.Download(t, values);
+            return values;
+        })];
+        var momentsBefore = Moments();
+        Assert.Contains(momentsBefore, m => m.Any(v => v != 0));   // three Adam steps filled them
         reconnector.Sync();
         var after = Download(network);
         foreach (var p in model.Parameters)
@@ -110,7 +118,10 @@ public sealed class ReconnectorTests
             }
             Assert.Equal(expected.Select(BitConverter.SingleToUInt32Bits), after[p.Name].Select(BitConverter.SingleToUInt32Bits));
         }
-        Assert.Equal(3, optimizer.Steps); // a sync does not touch the optimizer
+        Assert.Equal(3, optimizer.Steps); // a sync does not touch the optimizer: not its step count,
+        var momentsAfter = Moments();      // nor Adam's m and v, bit for bit
+        for (int i = 0; i < momentsBefore.Length; i++)
+            Assert.Equal(momentsBefore[i].Select(BitConverter.SingleToUInt32Bits), momentsAfter[i].Select(BitConverter.SingleToUInt32Bits));
     }
 
     [Fact]

@@ -119,6 +119,7 @@ public abstract class BuiltInModelEquivalenceTests
         }
         TestContext.Current.TestOutputHelper?.WriteLine($"{model}: loss {expected.Loss} vs {actual.Loss}, worst relative gradient error {worst:G3}");
         Assert.Equal(expected.Loss, actual.Loss, GradientRelativeTolerance * Math.Abs(expected.Loss));
+        Assert.Null(device.CudnnUnavailableReason);   // a cuDNN variant ran on cuDNN, not on our kernels after a silent switch
     }
 
     protected void AFewLaPermStepsAgreeWithTheCpu(string model)
@@ -131,6 +132,7 @@ public abstract class BuiltInModelEquivalenceTests
         Assert.Equal(expected.Summary.Syncs, actual.Summary.Syncs);
         Assert.True(actual.Summary.Syncs >= 2, $"{model}: expected at least two syncs, got {actual.Summary.Syncs}");
         Assert.True(double.IsFinite(actual.Summary.FinalTestLoss), $"{model}: test loss {actual.Summary.FinalTestLoss} on the device");
+        Assert.Null(device.CudnnUnavailableReason);
         var (differing, total) = Compare.DifferingBits(expected.Weights, actual.Weights);
         TestContext.Current.TestOutputHelper?.WriteLine($"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {expected.Summary.FinalTestLoss} vs {actual.Summary.FinalTestLoss}");
         if (HasBatchNorm(spec.Layers)) return; // see the class comment: the gradient check covers it

@@ -134,8 +134,18 @@ public abstract class GraphCaptureTests
 
         Step();   // warm-up: scratch buffers and library handles are made outside the capture
         reconnector.Sync();
+        // Fresh values, not a permutation of the initial ones: the step's gradients depend on them
+        // and the sync must rewrite every row (values already synced would pass unchanged).
+        float[][] fresh = [.. network.Parameters.Select(p => Compare.Random(rng, p.Value.Length))];
+        void PutFresh()
+        {
+            for (int i = 0; i < fresh.Length; i++) backend.Upload<float>(fresh[i], network.Parameters[i].Value);
+        }
+        PutFresh();
         Step();
+        reconnector.Sync();
         var direct = Snapshot();
+        for (int i = 0; i < fresh.Length; i++) Assert.NotEqual(fresh[i], direct[2 * i + 1]);   // the sync moved values
 
         var stream = backend.Device.Stream;
         stream.BeginCapture();
@@ -143,6 +153,7 @@ public abstract class GraphCaptureTests
         reconnector.Sync();
         using var graph = stream.EndCapture();
         using var executable = graph.Instantiate();
+        PutFresh();
         foreach (var p in network.Parameters) backend.Fill(p.Gradient, float.NaN);
         executable.Launch(stream);
         backend.Synchronize();
