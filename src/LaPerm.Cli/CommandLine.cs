@@ -21,6 +21,9 @@ public static class CommandLine
     /// <summary>The output directory cannot be written (before training, or at a checkpoint).</summary>
     public const int StorageFailed = 5;
 
+    /// <summary>Interrupted (Ctrl-C, SIGTERM) after a step and its checkpoint: 128 + SIGINT, as shells report it.</summary>
+    public const int Interrupted = 130;
+
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using LaPerm.Core.Data;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
@@ -113,11 +114,25 @@ internal static class TrainCommand
         stdout.WriteLine($"  {o.Epochs} epochs, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
         var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
+        // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.
+        using var interrupt = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            if (interrupt.IsCancellationRequested) return;   // the second: the default action ends the process
+            context.Cancel = true;
+            interrupt.Cancel();
+            Console.Error.WriteLine($"laperm: {context.Signal}: stopping after this step{(o.Out is null ? "" : " and its checkpoint")} (again to quit at once)");
+        }
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         Trainer trainer;
         try
         {
             long lastStep = (long)o.Epochs * ((data.Train.Count + o.Batch - 1) / o.Batch);
-            trainer = new Trainer(o, model, data, backend, observer) { Warnings = stdout, Tracer = Tracer(a, backend, lastStep, stdout) };
+            trainer = new Trainer(o, model, data, backend, observer)
+            {
+                Warnings = stdout, Tracer = Tracer(a, backend, lastStep, stdout), Interrupt = interrupt.Token,
+            };
         }
         catch (ArgumentException e)
         {
@@ -133,6 +148,14 @@ internal static class TrainCommand
             observer?.Finish();
             stdout.WriteLine($"stopped after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
             return 0;
+        }
+        catch (LaPerm.Core.Checkpoints.TrainingInterruptedException e)
+        {
+            observer?.Finish();
+            stdout.WriteLine(e.Checkpoint is null
+                ? $"interrupted after step {e.Step}; without --out nothing was saved."
+                : $"interrupted after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
+            return CommandLine.Interrupted;
         }
         finally
         {

@@ -67,5 +67,18 @@ public sealed class TrainingStoppedException(long step, string checkpoint)
     public string Checkpoint { get; } = checkpoint;
 }
 
+/// <summary>
+/// Thrown when a run was interrupted (<see cref="Training.Trainer.Interrupt"/>, Ctrl-C): after the
+/// step in progress, and after its checkpoint when the run has an output directory.
+/// </summary>
+public sealed class TrainingInterruptedException(long step, string? checkpoint)
+    : Exception(checkpoint is null
+        ? $"interrupted after step {step}; without --out nothing was saved"
+        : $"interrupted after step {step}; checkpoint '{checkpoint}' holds the run")
+{
+    public long Step { get; } = step;
+    public string? Checkpoint { get; } = checkpoint;
+}
+
 /// <summary>A checkpoint to resume from is asked for, but the run directory cannot be resumed.</summary>
 public sealed class ResumeException(string message) : Exception(message);

@@ -369,6 +369,9 @@ public sealed class RunSession : IDisposable
         if (Options.StopAfterStep == state.Step) throw new TrainingStoppedException(state.Step, _lastCheckpoint);
     }
 
+    /// <summary>The exception that ends an interrupted run after <paramref name="step"/> (its checkpoint, if any, is written).</summary>
+    public TrainingInterruptedException Interrupted(long step) => new(step, _store is null ? null : _lastCheckpoint);
+
     private string LastCheckpointSentence() => _lastCheckpoint is null
         ? "No checkpoint was written yet."
         : $"The last good checkpoint '{_lastCheckpoint}' is intact.";

@@ -96,6 +96,13 @@ public sealed class Trainer
     /// <summary>Where warnings go (a skipped corrupt checkpoint, a resume); null = nowhere.</summary>
     public TextWriter? Warnings { get; set; }
 
+    /// <summary>
+    /// A request to stop (the CLI's Ctrl-C): the step in progress finishes, a checkpoint of it is
+    /// written when the run has an output directory, and <see cref="Run"/> throws
+    /// <see cref="TrainingInterruptedException"/>; <c>--resume</c> continues from there.
+    /// </summary>
+    public CancellationToken Interrupt { get; init; }
+
     /// <summary>Receives the step and phase boundaries (NVTX ranges, profiler capture range); optional.</summary>
     public IStepTracer? Tracer { get; init; }
 
@@ -317,7 +324,9 @@ public sealed class Trainer
                 bool report = _observer is not null && (step % 10 == 0 || step == totalSteps);
                 bool evaluate = o.EvalEvery > 0 ? step % o.EvalEvery == 0 : synced && step - lastEvalStep >= minimumEvalGap;
                 evaluate &= step != totalSteps;
-                bool checkpoint = session.IsDue(step) && b + 1 < stepsPerEpoch;
+                // Interrupted: this step's checkpoint (at an epoch's last step, the epoch-end one below).
+                bool interrupted = Interrupt.IsCancellationRequested;
+                bool checkpoint = (session.IsDue(step) || interrupted) && b + 1 < stepsPerEpoch;
                 // A readback point ends a stretch of steps queued without waiting: wait for them here,
                 // inside the step's time, so train_images_per_second counts the device's work.
                 // (A progress report is not one: it reads back asynchronously.)
@@ -343,6 +352,7 @@ public sealed class Trainer
                 }
                 if (evaluate) Evaluate(epochIndex, epochProgress, learningRate);
                 if (checkpoint) session.Write(State(epochIndex, b + 1)); // [runs]
+                if (interrupted && b + 1 < stepsPerEpoch) throw session.Interrupted(step);
                 if (stopAtTarget) break;
             }
             if (stopAtTarget) break;
@@ -351,6 +361,7 @@ public sealed class Trainer
             firstBatch = 0;
             Readback();
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
+            if (Interrupt.IsCancellationRequested && epochIndex + 1 < o.Epochs) throw session.Interrupted(step);
         }
         // Stopped at the target: the run ends in the epoch it reached it, right after that
         // (synchronised) evaluation, which is the final one.

@@ -5,7 +5,7 @@ using LaPerm.Core.Checkpoints;
 
 namespace LaPerm.Cli.Tests.Runs;
 
-public sealed class KillAndResumeTests : IDisposable
+public sealed partial class KillAndResumeTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-kill-{Guid.NewGuid():N}");
 
@@ -78,6 +78,51 @@ public sealed class KillAndResumeTests : IDisposable
         Assert.Equal(CheckpointStore.NameOf(400), File.ReadAllText(store.LatestPointer).Trim());
     }
 
+    /// <summary>
+    /// Ctrl-C (SIGINT) or SIGTERM ends a run after the step in progress with a checkpoint of that
+    /// step and exit code 130, and --resume then finishes it exactly as an uninterrupted run.
+    /// (SIGTERM here: a test host started in the background inherits SIGINT ignored, and the
+    /// runtime leaves an ignored signal ignored; both signals take the same path.)
+    /// </summary>
+    [Fact]
+    public async Task CtrlCCheckpointsTheStepInProgressAndResumesToTheUninterruptedResult()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string[] Args(string dir) =>
+            ["train", "--model", "lenet300", "--limit-train", "4000", "--limit-test", "200", "--epochs", "6", "--batch", "20", "--k", "7",
+             "--checkpoint-every", "50", "--threads", "1", "--seed", "4", "--quiet", "--out", dir];
+        string straight = Path.Combine(_root, "straight"), interrupted = Path.Combine(_root, "interrupted");
+        Assert.Equal(0, CommandLine.Run(Args(straight), TextWriter.Null, TextWriter.Null));
+
+        using var child = Start(Args(interrupted));
+        var stdout = child.StandardOutput.ReadToEndAsync(ct);
+        var stderr = child.StandardError.ReadToEndAsync(ct);
+        // Signal once the run is under way (its first checkpoint, of step 50, is in place), long before its 1,200 steps end.
+        string latest = new CheckpointStore(interrupted).LatestPointer;
+        var waited = Stopwatch.StartNew();
+        while (!child.HasExited && waited.Elapsed < TimeSpan.FromSeconds(60) && !File.Exists(latest))
+            await Task.Delay(5, ct);
+        Assert.False(child.HasExited, "the run ended before it could be interrupted");   // (its output would wait for its end)
+        // kill(2) directly: starting a kill process could be delayed past the run's end.
+        Assert.True(SendSignal(child.Id, SigTerm) == 0, $"kill({child.Id}, SIGTERM): errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        await child.WaitForExitAsync(ct);
+        string output = await stdout, errors = await stderr;
+        Assert.True(child.ExitCode == CommandLine.Interrupted, $"exit {child.ExitCode}: {output} {errors}");
+        Assert.Contains("SIGTERM: stopping after this step", errors, StringComparison.Ordinal);
+        var match = System.Text.RegularExpressions.Regex.Match(output, @"interrupted after step (\d+); checkpoint '([^']+)'");
+        Assert.True(match.Success, output);
+        long step = long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(step, 50, 1199);
+        var store = new CheckpointStore(interrupted);
+        Assert.Equal(CheckpointStore.NameOf(step), File.ReadAllText(store.LatestPointer).Trim());   // the step in progress, not an earlier one
+        Assert.Null(CheckpointStore.Verify(match.Groups[2].Value, [RunSession.WeightsFile, RunSession.StateFile]));
+        Assert.False(File.Exists(Path.Combine(interrupted, "summary.json")));
+
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", interrupted, "--quiet"], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(interrupted, "final.safetensors")));
+        Assert.Equal(MetricsWithoutClock(straight), MetricsWithoutClock(interrupted));
+    }
+
     [Theory]
     [InlineData("--model", "--model")]
     [InlineData("--epochs", "--epochs")]
@@ -126,6 +171,11 @@ public sealed class KillAndResumeTests : IDisposable
         Assert.Equal(CommandLine.StorageFailed, CommandLine.Run([.. TrainArgs(Path.Combine(file, "run"))], TextWriter.Null, stderr));
         Assert.Contains("cannot be written", stderr.ToString(), StringComparison.Ordinal);
     }
+
+    private const int SigTerm = 15;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int SendSignal(int pid, int signal);
 
     internal static List<string> MetricsWithoutClock(string dir) =>
         [.. File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(line =>
