@@ -70,7 +70,8 @@ internal static class TrainCommand
                                uninterrupted run); its configuration comes from DIR (--threads may be given)
         --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or
                                leave that step's update out
-        --stop-after N         checkpoint after step N and stop (continue later with --resume)
+        --stop-after N         checkpoint after step N and stop (continue later with --resume);
+                               Ctrl-C or SIGTERM does the same after the step in progress (exit code 130)
         --trace-reconnection on|off  record per tensor the fraction of positions changed at each sync in
                                metrics.jsonl (default: on for cpu, off for cuda: it copies every tensor to the host)
 
