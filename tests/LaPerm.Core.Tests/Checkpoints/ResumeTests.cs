@@ -35,6 +35,44 @@ public sealed class ResumeTests
         Assert.Contains(a.FinalWeightsSha256!, File.ReadAllText(Path.Combine(split, "summary.json")), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// An interrupt (the CLI's Ctrl-C) stops the run after the step in progress with a checkpoint
+    /// of that step, mid-epoch or at an epoch's end, and resuming gives the uninterrupted result.
+    /// </summary>
+    [Theory]
+    [InlineData(9, 10)]    // asked during step 9's evaluation: step 10 finishes, mid-epoch checkpoint
+    [InlineData(15, 16)]   // step 16 ends epoch 2: the epoch-end checkpoint
+    public void AnInterruptCheckpointsTheStepInProgressAndResumesBitIdentically(long askedAt, long stoppedAfter)
+    {
+        using var fx = new RunFixture();
+        string straight = fx.Dir("straight"), split = fx.Dir("split");
+        var a = RunFixture.Train(RunFixture.Options(straight));
+        using var interrupt = new CancellationTokenSource();
+        var observer = new EvaluationHook(step => { if (step == askedAt) interrupt.Cancel(); });
+        var stopped = Assert.Throws<TrainingInterruptedException>(() => RunFixture.Train(RunFixture.Options(split), observer: observer, interrupt: interrupt));
+        Assert.Equal(stoppedAfter, stopped.Step);
+        var store = new CheckpointStore(split);
+        Assert.Equal(Path.Combine(store.Directory, CheckpointStore.NameOf(stoppedAfter)), stopped.Checkpoint);
+        Assert.Equal(CheckpointStore.NameOf(stoppedAfter), File.ReadAllText(store.LatestPointer).Trim());
+        Assert.False(File.Exists(Path.Combine(split, "final.safetensors")));
+
+        var b = RunFixture.Train(RunFixture.Options(split) with { Checkpoints = RunFixture.Options(split).Checkpoints with { Resume = true } });
+        Assert.Equal(a.FinalWeightsSha256, b.FinalWeightsSha256);
+        Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(split));
+    }
+
+    [Fact]
+    public void AnInterruptWithoutAnOutputDirectorySaysNothingWasSaved()
+    {
+        using var interrupt = new CancellationTokenSource();
+        interrupt.Cancel();
+        var stopped = Assert.Throws<TrainingInterruptedException>(() =>
+            RunFixture.Train(RunFixture.Options("unused") with { Out = null, Checkpoints = new CheckpointOptions() }, interrupt: interrupt));
+        Assert.Equal(1, stopped.Step);   // the first step finishes, then the run stops
+        Assert.Null(stopped.Checkpoint);
+        Assert.Contains("nothing was saved", stopped.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ACheckpointHoldsEveryFileWithItsChecksumAndTheNewestKAreKept()
     {

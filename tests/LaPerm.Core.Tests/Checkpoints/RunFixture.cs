@@ -34,11 +34,15 @@ internal sealed class RunFixture : IDisposable
 
     public string Dir(string name) => Path.Combine(Root, name);
 
-    public static TrainingSummary Train(TrainingOptions options, TextWriter? warnings = null, ITrainingObserver? observer = null, Func<Trainer, ITrainingObserver>? makeObserver = null)
+    public static TrainingSummary Train(TrainingOptions options, TextWriter? warnings = null, ITrainingObserver? observer = null,
+        Func<Trainer, ITrainingObserver>? makeObserver = null, CancellationTokenSource? interrupt = null)
     {
         using var backend = new CpuBackend(options.Threads);
         Trainer? trainer = null;
-        trainer = new Trainer(options, new ModelDefinition(Spec), Data, backend, makeObserver is null ? observer : new Deferred(() => trainer!, makeObserver)) { Warnings = warnings };
+        trainer = new Trainer(options, new ModelDefinition(Spec), Data, backend, makeObserver is null ? observer : new Deferred(() => trainer!, makeObserver))
+        {
+            Warnings = warnings, Interrupt = interrupt?.Token ?? CancellationToken.None,
+        };
         try
         {
             return trainer.Run();
@@ -79,5 +83,13 @@ internal sealed class StepHook(Action<long> onStep) : ITrainingObserver
 {
     public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) => onStep(step);
     public void OnEvaluation(EvaluationRecord record) { }
+    public void OnSync(long step, int syncs, double seconds) { }
+}
+
+/// <summary>Calls an action with the step of every evaluation.</summary>
+internal sealed class EvaluationHook(Action<long> onEvaluation) : ITrainingObserver
+{
+    public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) { }
+    public void OnEvaluation(EvaluationRecord record) => onEvaluation(record.Step);
     public void OnSync(long step, int syncs, double seconds) { }
 }
