@@ -95,7 +95,11 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         _streams.Remove(stream);
     }
 
-    public void SynchronizeStream(nint stream) => NotCapturing(stream, "synchronising the stream");
+    public void SynchronizeStream(nint stream)
+    {
+        NotCapturing(stream, "synchronising the stream");
+        _eventQueriesLeft.Clear();   // one stream per device here: every event recorded is reached
+    }
 
     // A stream's capture, with the driver's rules (cuStreamBeginCapture, thread-local mode): a call
     // the capture refuses fails with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates the
@@ -217,21 +221,41 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         return handle;
     }
 
-    public void DestroyEvent(nint handle) => _events.Remove(handle);
+    public void DestroyEvent(nint handle)
+    {
+        _events.Remove(handle);
+        _eventQueriesLeft.Remove(handle);
+    }
+
+    /// <summary>
+    /// How many queries an event answers "not ready" after each record before it reports complete
+    /// (0, the default: at once, since work runs when it is enqueued). A test sets it to see what a
+    /// host that runs ahead of a real GPU sees; waiting for the event or the stream completes it.
+    /// </summary>
+    internal int EventQueriesUntilComplete { get; set; }
+
+    private readonly Dictionary<nint, int> _eventQueriesLeft = [];
 
     public void RecordEvent(nint handle, nint stream)
     {
         NotCapturing(stream, "an event record");
         // Work is already complete when enqueued, so "now" is when the stream reaches the event.
         _events[handle] = Stopwatch.GetTimestamp();
+        if (EventQueriesUntilComplete > 0) _eventQueriesLeft[handle] = EventQueriesUntilComplete;
     }
 
-    public void SynchronizeEvent(nint handle) => NoCaptureActive("waiting for an event");
+    public void SynchronizeEvent(nint handle)
+    {
+        NoCaptureActive("waiting for an event");
+        _eventQueriesLeft.Remove(handle);
+    }
 
     public bool QueryEvent(nint handle)
     {
         NoCaptureActive("querying an event");
-        return true;
+        if (!_eventQueriesLeft.TryGetValue(handle, out int left) || left == 0) return true;
+        _eventQueriesLeft[handle] = left - 1;
+        return false;
     }
 
     public float ElapsedMilliseconds(nint start, nint end) =>
