@@ -789,9 +789,17 @@ public sealed class GpuBackendOpTests : BackendOpTests
         var report = CudaInfo.Collect();
         if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
         var backend = CudaBackend.Open("cuda", GemmMath.Pedantic, cudnn, reduction);
-        // A cuDNN test on a GPU without a usable cuDNN would compare our kernels instead: skip it
-        // (on the GPU check a skip counts as a failure, so the missing library shows).
-        if (cudnn != CudnnScope.None && backend.CudnnUnavailableReason is { } reason)
+        return cudnn == CudnnScope.None ? backend : RequireCudnn(backend);
+    }
+
+    /// <summary>
+    /// The backend, if cuDNN came up on it; else skipped: a cuDNN test on a GPU without a usable
+    /// cuDNN would compare our kernels instead (on the GPU check a skip counts as a failure, so
+    /// the missing library shows).
+    /// </summary>
+    internal static CudaBackend RequireCudnn(CudaBackend backend)
+    {
+        if (backend.CudnnUnavailableReason is { } reason)
         {
             backend.Dispose();
             Assert.Skip($"cuDNN not usable: {reason}");

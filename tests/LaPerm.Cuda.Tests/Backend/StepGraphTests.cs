@@ -413,13 +413,7 @@ public sealed class GpuCudnnStepGraphTests : StepGraphTests, IDisposable
             if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
             _device = Device.Open("cuda");
         }
-        var backend = new CudaBackend(_device, GemmMath.Pedantic, CudnnScope.All);
-        if (backend.CudnnUnavailableReason is { } reason)
-        {
-            backend.Dispose();
-            Assert.Skip($"cuDNN not usable: {reason}");
-        }
-        return backend;
+        return GpuBackendOpTests.RequireCudnn(new CudaBackend(_device, GemmMath.Pedantic, CudnnScope.All));
     }
 
     public void Dispose() => _device?.Dispose();
