@@ -22,6 +22,7 @@
 //   reconnect_block_radix                          variant 4 (block per row, shared-memory LSD radix)
 //   reconnect_bucket_i1 .. _i32                    variant 6 (block per row, bucket rank, registers)
 //   reconnect_bucket_staged_256 .. _8192           variant 7 (variant 6, 512 threads above 2048, sorted0 in smem)
+//   reconnect_bucket_narrow_256 .. _8192           variant 8 (variant 7's kernel, 16 elements per thread, 32..512 threads)
 #include <laperm/device.cuh>
 
 struct ReconnectTensor
@@ -683,6 +684,51 @@ extern "C" __global__ __launch_bounds__(512) void reconnect_bucket_staged_8192(c
     rc_bucket_staged_rows<512, 16>(table, tensorCount, totalRows, rc_staged_smem);
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Variant 8: variant 7's kernel in narrow blocks, 16 elements per thread (8 for rows up to
+// 256) and as few threads as that allows: 32 threads up to 512 elements, 64 up to 1024, ...
+// 512 up to 8192. Why: an SM holds at most 32 blocks and 2048 threads, so 256-thread blocks
+// (variants 6 and 7) keep at most 8 rows in flight per SM, and a row of 256..1024 elements
+// loads too few bytes to cover the memory latency of its block's next phases; one-warp blocks
+// keep up to 32 rows in flight and their barriers are a warp's. __launch_bounds__(THREADS,
+// 1024 / THREADS) caps registers at 64, so at least 1024 threads fit an SM.
+// ---------------------------------------------------------------------------------------
+extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_256(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<32, 8>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_512(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<32, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+extern "C" __global__ __launch_bounds__(64, 16) void reconnect_bucket_narrow_1024(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<64, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+extern "C" __global__ __launch_bounds__(128, 8) void reconnect_bucket_narrow_2048(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<128, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+extern "C" __global__ __launch_bounds__(256, 4) void reconnect_bucket_narrow_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<256, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_narrow_8192(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
+    rc_bucket_staged_rows<512, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
 
 // ---------------------------------------------------------------------------------------
 // Variants 1 and 5: chunked two-pass.

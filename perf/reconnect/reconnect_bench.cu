@@ -36,12 +36,12 @@
 
 struct Shape { std::string name; int rows; int length; };
 
-enum class Path { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockStaged, TwoPass, Chunked };
+enum class Path { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockStaged, BlockNarrow, TwoPass, Chunked };
 static const char* path_name(Path p)
 {
     switch (p) {
         case Path::Warp32: return "warp32"; case Path::Warp64: return "warp64"; case Path::Warp128: return "warp128";
-        case Path::BlockBitonic: return "bitonic"; case Path::BlockRadix: return "radix"; case Path::BlockBucket: return "bucket"; case Path::BlockStaged: return "staged";
+        case Path::BlockBitonic: return "bitonic"; case Path::BlockRadix: return "radix"; case Path::BlockBucket: return "bucket"; case Path::BlockStaged: return "staged"; case Path::BlockNarrow: return "narrow";
         case Path::TwoPass: return "twopass"; default: return "chunked";
     }
 }
@@ -73,6 +73,13 @@ static int staged_shared_bytes(int n)
 }
 static bool staged_fits(int n, const Limits& l) { return n <= 8192 && staged_shared_bytes(n) <= l.maxSharedBytes; }
 
+static int narrow_threads(int n) { return std::max(32, staged_class(n) / 16); }
+static int narrow_shared_bytes(int n)
+{
+    return std::max(4 * (staged_class(n) / 2 + 64) + 12 * n, radix_shared_bytes(n, narrow_threads(n)));
+}
+static bool narrow_fits(int n, const Limits& l) { return n <= 8192 && narrow_shared_bytes(n) <= l.maxSharedBytes; }
+
 static Path auto_path(int n, const Limits& l)
 {
     if (n <= 32) return Path::Warp32;
@@ -101,6 +108,7 @@ static Path choose_path(int variant, int n, const Limits& l)
         case 5: return Path::Chunked;
         case 6: return bucket_fits(n, l) ? Path::BlockBucket : radix_fits(n, l) ? Path::BlockRadix : Path::Chunked;
         case 7: return staged_fits(n, l) ? Path::BlockStaged : radix_fits(n, l) ? Path::BlockRadix : Path::Chunked;
+        case 8: return narrow_fits(n, l) ? Path::BlockNarrow : radix_fits(n, l) ? Path::BlockRadix : Path::Chunked;
         default: return auto_path(n, l);
     }
 }
@@ -121,7 +129,7 @@ static Plan make_plan(int variant, const std::vector<Shape>& shapes, const Limit
     for (int i = 0; i < (int)shapes.size(); i++) {
         Path p = choose_path(variant, shapes[i].length, l);
         int bucket = (p == Path::Warp32 || p == Path::Warp64 || p == Path::Warp128) ? 0
-                   : p == Path::BlockStaged ? staged_class(shapes[i].length)
+                   : (p == Path::BlockStaged || p == Path::BlockNarrow) ? staged_class(shapes[i].length)
                    : next_pow2(p == Path::Chunked ? std::min(shapes[i].length, chunk) : shapes[i].length);
         items.push_back({i, p, bucket});
     }
@@ -152,6 +160,7 @@ static Plan make_plan(int variant, const std::vector<Shape>& shapes, const Limit
             case Path::BlockRadix: L.threads = radix_threads(L.maxLength); L.sharedBytes = radix_shared_bytes(L.maxLength, L.threads); break;
             case Path::BlockBucket: L.threads = 256; L.sharedBytes = bucket_shared_bytes(L.maxLength); break;
             case Path::BlockStaged: L.threads = staged_threads(L.maxLength); L.sharedBytes = staged_shared_bytes(L.maxLength); break;
+            case Path::BlockNarrow: L.threads = narrow_threads(L.maxLength); L.sharedBytes = narrow_shared_bytes(L.maxLength); break;
             case Path::TwoPass: L.threads = std::min(512, std::max(32, next_pow2(L.maxLength) / 2)); L.sharedBytes = 8 * L.maxLength; break;
             case Path::Chunked: { int c = std::min(L.maxLength, chunk); L.threads = std::min(1024, std::max(32, next_pow2(c) / 2)); L.sharedBytes = 8 * c; break; }
         }
@@ -189,6 +198,16 @@ static void enqueue(const Plan& plan, const ReconnectTensor* deviceTable, unsign
                     case 2048: reconnect_bucket_staged_2048<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
                     case 4096: reconnect_bucket_staged_4096<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
                     default: reconnect_bucket_staged_8192<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                }
+                break;
+            case Path::BlockNarrow:
+                switch (staged_class(L.maxLength)) {
+                    case 256: reconnect_bucket_narrow_256<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 512: reconnect_bucket_narrow_512<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 1024: reconnect_bucket_narrow_1024<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 2048: reconnect_bucket_narrow_2048<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    case 4096: reconnect_bucket_narrow_4096<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
+                    default: reconnect_bucket_narrow_8192<<<L.rows, L.threads, L.sharedBytes, stream>>>(t, L.tensorCount, L.rows); break;
                 }
                 break;
             case Path::TwoPass:
@@ -271,12 +290,14 @@ int main(int argc, char** argv)
                           (const void*)reconnect_bucket_i1, (const void*)reconnect_bucket_i2, (const void*)reconnect_bucket_i4,
                           (const void*)reconnect_bucket_i8, (const void*)reconnect_bucket_i16, (const void*)reconnect_bucket_i32,
                           (const void*)reconnect_bucket_staged_256, (const void*)reconnect_bucket_staged_512, (const void*)reconnect_bucket_staged_1024,
-                          (const void*)reconnect_bucket_staged_2048, (const void*)reconnect_bucket_staged_4096, (const void*)reconnect_bucket_staged_8192})
+                          (const void*)reconnect_bucket_staged_2048, (const void*)reconnect_bucket_staged_4096, (const void*)reconnect_bucket_staged_8192,
+                          (const void*)reconnect_bucket_narrow_256, (const void*)reconnect_bucket_narrow_512, (const void*)reconnect_bucket_narrow_1024,
+                          (const void*)reconnect_bucket_narrow_2048, (const void*)reconnect_bucket_narrow_4096, (const void*)reconnect_bucket_narrow_8192})
         CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, limits.maxSharedBytes));
 
     std::vector<std::string> specs; { std::stringstream ss(shapesSpec); std::string p; while (std::getline(ss, p, ';')) specs.push_back(p); }
     std::vector<int> variants;
-    if (variantSpec == "all") variants = {0, 1, 2, 3, 4, 5, 6, 7}; else variants = {std::atoi(variantSpec.c_str())};
+    if (variantSpec == "all") variants = {0, 1, 2, 3, 4, 5, 6, 7, 8}; else variants = {std::atoi(variantSpec.c_str())};
 
     cudaStream_t stream; CHECK(cudaStreamCreate(&stream));
     cudaEvent_t e0, e1; CHECK(cudaEventCreate(&e0)); CHECK(cudaEventCreate(&e1));

@@ -26,9 +26,10 @@ public sealed class ReconnectKernels : IDisposable
         ChunkMerge = _module.GetKernel("reconnect_chunk_merge");
         Bucket = [.. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => _module.GetKernel($"reconnect_bucket_i{items}"))];
         BucketStaged = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_staged_{size}"))];
+        BucketNarrow = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_narrow_{size}"))];
         // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
         if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
-            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket).Concat(BucketStaged))
+            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket).Concat(BucketStaged).Concat(BucketNarrow))
                 k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
     }
 
@@ -49,6 +50,9 @@ public sealed class ReconnectKernels : IDisposable
 
     /// <summary>reconnect_bucket_staged_256 .. _8192, indexed by log2(class / 256).</summary>
     internal Kernel[] BucketStaged { get; }
+
+    /// <summary>reconnect_bucket_narrow_256 .. _8192, indexed by log2(class / 256).</summary>
+    internal Kernel[] BucketNarrow { get; }
 
     public void Dispose() => _module.Dispose();
 }
@@ -178,7 +182,9 @@ public sealed class DeviceReconnector : IDisposable
                         .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.BlockBucketStaged:
-                    _kernels.BucketStaged[System.Numerics.BitOperations.Log2((uint)(ReconnectPlanner.StagedClass(l.MaxRowLength) / 256))]
+                case ReconnectPath.BlockBucketNarrow:
+                    Kernel[] classes = l.Path == ReconnectPath.BlockBucketStaged ? _kernels.BucketStaged : _kernels.BucketNarrow;
+                    classes[System.Numerics.BitOperations.Log2((uint)(ReconnectPlanner.StagedClass(l.MaxRowLength) / 256))]
                         .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.TwoPass:

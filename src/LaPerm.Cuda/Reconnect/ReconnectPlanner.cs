@@ -26,10 +26,12 @@ public enum ReconnectVariant
     BlockBucket = 6,
     /// <summary>As <see cref="BlockBucket"/> with 512-thread blocks above 2048 elements and sorted0 staged in shared memory (not yet measured on a GPU).</summary>
     BlockBucketStaged = 7,
+    /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): up to 32 rows in flight per SM instead of 8 (not yet measured on a GPU).</summary>
+    BlockBucketNarrow = 8,
 }
 
 /// <summary>Which kernel(s) reconnect a row.</summary>
-public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockBucketStaged, TwoPass, Chunked }
+public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockBucketStaged, BlockBucketNarrow, TwoPass, Chunked }
 
 /// <summary>What the planner needs to know about the device: the dynamic shared memory one block may use.</summary>
 public sealed record ReconnectLimits(int MaxSharedBytesPerBlock)
@@ -135,6 +137,15 @@ public static class ReconnectPlanner
 
     public static bool StagedFits(int n, ReconnectLimits limits) => n <= 8192 && StagedSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
 
+    /// <summary>Threads of a narrow class's blocks (reconnect_bucket_narrow_{class}): 16 elements per thread, at least one warp.</summary>
+    public static int NarrowThreads(int rowLength) => Math.Max(32, StagedClass(rowLength) / 16);
+
+    /// <summary>The staged kernel's needs with <see cref="NarrowThreads"/> threads: class / 2 buckets.</summary>
+    public static int NarrowSharedBytes(int rowLength) =>
+        Math.Max(4 * (StagedClass(rowLength) / 2 + 64) + 12 * rowLength, RadixSharedBytes(rowLength, NarrowThreads(rowLength)));
+
+    public static bool NarrowFits(int n, ReconnectLimits limits) => n <= 8192 && NarrowSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
+
     public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
 
     public static bool ArgsortFits(int n, ReconnectLimits limits) => 8L * n <= limits.MaxSharedBytesPerBlock;
@@ -156,7 +167,9 @@ public static class ReconnectPlanner
                 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
             ReconnectVariant.BlockBucketStaged => StagedFits(rowLength, limits) ? ReconnectPath.BlockBucketStaged
                 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
-            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..7"),
+            ReconnectVariant.BlockBucketNarrow => NarrowFits(rowLength, limits) ? ReconnectPath.BlockBucketNarrow
+                : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
+            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..8"),
         };
     }
 
@@ -188,7 +201,7 @@ public static class ReconnectPlanner
             {
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
                 ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(s.RowLength, chunk)),
-                ReconnectPath.BlockBucketStaged => StagedClass(s.RowLength),
+                ReconnectPath.BlockBucketStaged or ReconnectPath.BlockBucketNarrow => StagedClass(s.RowLength),
                 _ => NextPowerOfTwo(s.RowLength),
             };
             items.Add((i, path, bucket));
@@ -230,6 +243,7 @@ public static class ReconnectPlanner
                 ReconnectPath.BlockRadix => (RadixThreads(maxLength), RadixSharedBytes(maxLength, RadixThreads(maxLength))),
                 ReconnectPath.BlockBucket => (BucketThreads, BucketSharedBytes(maxLength)),
                 ReconnectPath.BlockBucketStaged => (StagedThreads(maxLength), StagedSharedBytes(maxLength)),
+                ReconnectPath.BlockBucketNarrow => (NarrowThreads(maxLength), NarrowSharedBytes(maxLength)),
                 ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
                 _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
             };

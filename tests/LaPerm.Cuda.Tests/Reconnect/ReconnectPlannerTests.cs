@@ -38,6 +38,11 @@ public sealed class ReconnectPlannerTests
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3403, small));
         Assert.Equal(ReconnectPath.BlockBucketStaged, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketStaged, 2048, small));
         Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketStaged, 3000, small));
+        // The narrow kernel's 256-thread radix fallback needs less than the staged kernel's 512-thread one.
+        Assert.Equal(ReconnectPath.BlockBucketNarrow, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketNarrow, 3000, small));
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketNarrow, 4096, small));
+        Assert.Equal(ReconnectPath.BlockBucketNarrow, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketNarrow, 8192, Hopper));
+        Assert.Equal(ReconnectPath.BlockRadix, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketNarrow, 8193, Hopper));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Chunked, 1, small));
         // Every path's shared memory fits the limit it was chosen under.
         foreach (ReconnectVariant v in Enum.GetValues<ReconnectVariant>())
@@ -136,11 +141,29 @@ public sealed class ReconnectPlannerTests
         Assert.Contains("ROWS:LENGTH", e.Message);
     }
 
+    [Theory]
+    [InlineData(1, 32)]
+    [InlineData(512, 32)]
+    [InlineData(513, 64)]
+    [InlineData(1024, 64)]
+    [InlineData(2048, 128)]
+    [InlineData(4608, 512)]
+    public void NarrowBlocksHoldSixteenElementsPerThread(int length, int threads)
+    {
+        ReconnectPlan plan = ReconnectPlanner.Plan(ReconnectVariant.BlockBucketNarrow, [new ReconnectShape("t", 3, length)], Hopper);
+        ReconnectLaunch launch = Assert.Single(plan.Launches);
+        Assert.Equal(ReconnectPath.BlockBucketNarrow, launch.Path);
+        Assert.Equal(threads, launch.Threads);
+        // The kernel of the class holds threads * 16 elements (8 per thread for the 256 class).
+        Assert.InRange(length, 1, threads * (ReconnectPlanner.StagedClass(length) == 256 ? 8 : 16));
+    }
+
     [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(8, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(9, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("8"));
+        Assert.Equal([ReconnectVariant.BlockBucketNarrow], ReconnectBench.ParseVariants("8"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("9"));
     }
 }
