@@ -3,6 +3,7 @@ using LaPerm.Core.Model;
 using LaPerm.Cpu;
 using LaPerm.Cuda;
 using LaPerm.Cuda.Backend;
+using LaPerm.Cuda.Reconnect;
 
 namespace LaPerm.Cli;
 
@@ -29,7 +30,7 @@ internal static class Backends
         {
             try
             {
-                return CudaBackend.Open("cuda", gpu.Math, gpu.Cudnn, gpu.ChannelReduction);
+                return CudaBackend.Open("cuda", gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);
             }
             catch (InvalidOperationException)
             {
@@ -43,7 +44,7 @@ internal static class Backends
     {
         try
         {
-            return CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction);
+            return CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);
         }
         catch (InvalidOperationException e)
         {
@@ -51,7 +52,7 @@ internal static class Backends
         }
     }
 
-    /// <summary>--math fp32|tf32, --cudnn none|all|conv,pool,bn and --channel-reduction chunked|per-channel (GPU backends only).</summary>
+    /// <summary>--math fp32|tf32, --cudnn none|all|conv,pool,bn, --channel-reduction chunked|per-channel and --reconnect-variant N (GPU backends only).</summary>
     public static GpuOptions Gpu(Arguments a) => new(
         a.String("--math") switch
         {
@@ -65,7 +66,8 @@ internal static class Backends
             null or "chunked" => ChannelReduction.Chunked,
             "per-channel" => ChannelReduction.PerChannel,
             var r => throw new UsageException($"--channel-reduction expects chunked or per-channel, got '{r}'."),
-        });
+        },
+        (ReconnectVariant)(a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max()) ?? 0));
 
     /// <summary>"none", "all" or a comma list of conv, pool, bn (each at most once).</summary>
     public static CudnnScope ParseCudnnScope(string? value)
@@ -123,8 +125,8 @@ internal static class Backends
     }
 }
 
-/// <summary>How the GPU backend computes GEMMs, convolutions and per-channel reductions (ignored by cpu).</summary>
-internal sealed record GpuOptions(GemmMath Math, CudnnScope Cudnn, ChannelReduction ChannelReduction)
+/// <summary>How the GPU backend computes GEMMs, convolutions, per-channel reductions and reconnection (ignored by cpu).</summary>
+internal sealed record GpuOptions(GemmMath Math, CudnnScope Cudnn, ChannelReduction ChannelReduction, ReconnectVariant ReconnectVariant)
 {
-    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, CudnnScope.None, ChannelReduction.Chunked);
+    public static GpuOptions Default { get; } = new(GemmMath.Pedantic, CudnnScope.None, ChannelReduction.Chunked, ReconnectVariant.Auto);
 }

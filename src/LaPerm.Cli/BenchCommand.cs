@@ -14,8 +14,9 @@ internal static class BenchCommand
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
-        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn]
-            time of one full LaPerm sync of every tensor (median of R).
+        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
+            time of one full LaPerm sync of every tensor (median of R); on cuda/emu --reconnect-variant
+            picks the reconnection kernels (0 the dispatcher, default; see bench reconnect).
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device cuda|emu] [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
@@ -34,7 +35,7 @@ internal static class BenchCommand
         var common = new[] { "--model", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" };
         var a = args[0] == "train"
             ? new Arguments(args[1..], new HashSet<string>([.. common, "--batch", "--steps", "--windows"]), new HashSet<string> { "--no-graphs" }, "bench train")
-            : new Arguments(args[1..], new HashSet<string>([.. common, "--repeat"]), new HashSet<string>(), "bench sync");
+            : new Arguments(args[1..], new HashSet<string>([.. common, "--repeat", "--reconnect-variant"]), new HashSet<string>(), "bench sync");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;

@@ -13,7 +13,7 @@ namespace LaPerm.Cli;
 /// </summary>
 internal static class ResumeArguments
 {
-    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs"];
+    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs", "--reconnect-variant"];
 
     public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given)
     {

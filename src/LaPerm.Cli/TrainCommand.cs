@@ -17,7 +17,7 @@ internal static class TrainCommand
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size", "--target-accuracy",
         "--limit-train", "--limit-test", "--out", "--device", "--math", "--cudnn", "--channel-reduction",
-        "--profile-steps",
+        "--reconnect-variant", "--profile-steps",
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
@@ -61,6 +61,8 @@ internal static class TrainCommand
                                (convolution, pooling, batch-norm); the rest on our kernels (default: none)
         --channel-reduction chunked|per-channel  GPU batch-norm and bias gradient: chunked over the
                                whole GPU (v2, default) or one block per channel (v1, for comparison)
+        --reconnect-variant N  GPU reconnection kernels: 0 the dispatcher (default), 1..8 one variant
+                               (`laperm bench reconnect`); every variant gives the same bits
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)
         --quiet                no progress output

@@ -303,6 +303,8 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--cudnn", "yes")]
     [InlineData("train", "--cudnn", "conv,conv")]
     [InlineData("train", "--cudnn", "conv,")]
+    [InlineData("train", "--reconnect-variant", "9")]
+    [InlineData("bench", "train", "--model", "f1", "--reconnect-variant", "1")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]
     [InlineData("train", "--threads", "100000")]
@@ -431,6 +433,31 @@ public sealed class CliTests : IDisposable
         Assert.False(eager.GetProperty("graphs").GetBoolean());
         Assert.Equal(5, captured.GetProperty("steps").GetInt64());
         Assert.Equal(eager.GetProperty("final_weights_sha256").GetString(), captured.GetProperty("final_weights_sha256").GetString());
+    }
+
+    [Fact]
+    public void EveryReconnectVariantTrainsToTheSameFinalWeights()
+    {
+        // f2's rows (784, 128 and 64 long) go through the warp, bucket and block kernels.
+        string[] common = ["train", "--device", "emu", "--model", "f2", "--limit-train", "48", "--limit-test", "16", "--epochs", "1",
+            "--batch", "16", "--k", "1", "--seed", "9", "--threads", "2", "--quiet"];
+        (string Stdout, string? Sha) Train(string name, params string[] extra)
+        {
+            string outDir = Path.Combine(_dir.FullName, name);
+            var (code, stdout, stderr) = Run([.. common, .. extra, "--out", outDir]);
+            Assert.True(code == 0, stderr);
+            var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+            Assert.Equal(3L, summary.GetProperty("syncs").GetInt64());
+            return (stdout, summary.GetProperty("final_weights_sha256").GetString());
+        }
+        var dispatcher = Train("variant-auto");
+        Assert.DoesNotContain("reconnection variant", dispatcher.Stdout, StringComparison.Ordinal);
+        foreach (var (variant, name) in new[] { ("1", "TwoPass"), ("8", "BlockBucketNarrow") })
+        {
+            var forced = Train($"variant-{variant}", "--reconnect-variant", variant);
+            Assert.Contains($"reconnection variant {variant} ({name})", forced.Stdout, StringComparison.Ordinal);
+            Assert.Equal(dispatcher.Sha, forced.Sha);
+        }
     }
 
     [Fact]

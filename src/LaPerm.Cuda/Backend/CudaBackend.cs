@@ -47,12 +47,12 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>Opens "cuda", "cuda:N" or "emu" and builds the backend on it (the backend owns the device).</summary>
     /// <exception cref="InvalidOperationException">The device is unavailable here; the message says why.</exception>
     public static CudaBackend Open(string kind, GemmMath math = GemmMath.Pedantic, CudnnScope cudnn = CudnnScope.None,
-        ChannelReduction channelReduction = ChannelReduction.Chunked)
+        ChannelReduction channelReduction = ChannelReduction.Chunked, ReconnectVariant reconnectVariant = ReconnectVariant.Auto)
     {
         Device device = Device.Open(kind);
         try
         {
-            return new CudaBackend(device, ownsDevice: true, math, cudnn, channelReduction);
+            return new CudaBackend(device, ownsDevice: true, math, cudnn, channelReduction, reconnectVariant);
         }
         catch
         {
@@ -63,17 +63,21 @@ public sealed partial class CudaBackend : IBackend
 
     /// <summary>A backend on a device the caller keeps owning (dispose the backend first).</summary>
     public CudaBackend(Device device, GemmMath math = GemmMath.Pedantic, CudnnScope cudnn = CudnnScope.None,
-        ChannelReduction channelReduction = ChannelReduction.Chunked)
-        : this(device, ownsDevice: false, math, cudnn, channelReduction)
+        ChannelReduction channelReduction = ChannelReduction.Chunked, ReconnectVariant reconnectVariant = ReconnectVariant.Auto)
+        : this(device, ownsDevice: false, math, cudnn, channelReduction, reconnectVariant)
     {
     }
 
-    private CudaBackend(Device device, bool ownsDevice, GemmMath math, CudnnScope cudnn, ChannelReduction channelReduction)
+    private CudaBackend(Device device, bool ownsDevice, GemmMath math, CudnnScope cudnn, ChannelReduction channelReduction,
+        ReconnectVariant reconnectVariant)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (!Enum.IsDefined(channelReduction))
             throw new ArgumentOutOfRangeException(nameof(channelReduction), channelReduction, "channel reduction must be Chunked or PerChannel");
+        if (!Enum.IsDefined(reconnectVariant))
+            throw new ArgumentOutOfRangeException(nameof(reconnectVariant), reconnectVariant, $"reconnect variant must be 0..{(int)Enum.GetValues<ReconnectVariant>().Max()}");
         _device = device;
+        ReconnectVariant = reconnectVariant;
         _ownsDevice = ownsDevice;
         _channelReduction = channelReduction;
         if ((cudnn & ~CudnnScope.All) != 0) throw new ArgumentOutOfRangeException(nameof(cudnn), cudnn, "unknown cuDNN op family");
@@ -105,7 +109,11 @@ public sealed partial class CudaBackend : IBackend
 
     public string Description => $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
         + (_cudnnUnavailable is null ? "" : $" ({_cudnnUnavailable})")
-        + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "");
+        + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "")
+        + (ReconnectVariant == ReconnectVariant.Auto ? "" : $", reconnection variant {(int)ReconnectVariant} ({ReconnectVariant})");
+
+    /// <summary>The reconnection kernels every plan of this backend uses (<see cref="ReconnectVariant.Auto"/>: the dispatcher; all give the same bits).</summary>
+    public ReconnectVariant ReconnectVariant { get; }
 
     /// <summary>"cuDNN for convolution, pooling (our kernels where it cannot)" or "our kernels only".</summary>
     public static string DescribeCudnn(CudnnScope scope)
@@ -465,7 +473,7 @@ public sealed partial class CudaBackend : IBackend
             deviceTargets[t] = new DeviceReconnectTarget(targets[t].Name, weights.Buffer, 0, targets[t].Rows, targets[t].RowLength);
         }
         _reconnectKernels ??= new ReconnectKernels(_device, ReconnectLimits.For(_device));
-        var reconnector = DeviceReconnector.FromInitialWeights(_reconnectKernels, deviceTargets, ReconnectVariant.Auto);
+        var reconnector = DeviceReconnector.FromInitialWeights(_reconnectKernels, deviceTargets, ReconnectVariant);
         return new DeviceReconnectPlan(this, [.. targets], reconnector);
     }
 

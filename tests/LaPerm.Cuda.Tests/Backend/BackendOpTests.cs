@@ -2,6 +2,7 @@ using LaPerm.Core.Backend;
 using LaPerm.Cpu;
 using LaPerm.Cuda.Backend;
 using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Reconnect;
 using static LaPerm.Cuda.Tests.Backend.Compare;
 
 namespace LaPerm.Cuda.Tests.Backend;
@@ -773,6 +774,24 @@ public sealed class EmuBackendOpTests : BackendOpTests
     protected override CudaBackend Open() => CudaBackend.Open("emu");
 
     protected override CudaBackend OpenWithCudnn() => CudaBackend.Open("emu", cudnn: CudnnScope.All);
+
+    [Fact]
+    public void TheBackendsReconnectVariantPlansItsReconnections()
+    {
+        foreach (ReconnectVariant variant in Enum.GetValues<ReconnectVariant>())
+        {
+            using var backend = CudaBackend.Open("emu", reconnectVariant: variant);
+            Assert.Equal(variant, backend.ReconnectVariant);
+            using var w = backend.Allocate<float>(new Shape(2, 300));
+            backend.Upload<float>([.. Enumerable.Range(0, 600).Select(i => (float)Math.Sin(i))], w);
+            using var plan = backend.PrepareReconnect([new ReconnectTarget("w", w, 2, 300)]);
+            var reconnector = Assert.IsType<DeviceReconnectPlan>(plan).Reconnector;
+            Assert.Equal(variant, reconnector.Plan.Variant);
+            // The emulator plans with the default 48 KB of shared memory per block.
+            Assert.Equal(ReconnectPlanner.ChoosePath(variant, 300, ReconnectLimits.Default), Assert.Single(reconnector.Plan.Launches).Path);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => CudaBackend.Open("emu", reconnectVariant: (ReconnectVariant)99));
+    }
 }
 
 /// <summary>The same checks on a real GPU (cuBLAS pedantic FP32, our convolution kernels); skipped where there is none.</summary>
