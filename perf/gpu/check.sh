@@ -527,6 +527,57 @@ part_reconnect_harness() {
   else set_status "fail" "exit code $rc$(timed_out $rc && echo ' (time limit)')"; fi
 }
 
+part_ncu_reconnect() {
+  # Why the bucket kernels sit at ~6x the floor: Nsight Compute on one launch per size class of
+  # variants 6, 7 and 8 on the ImageNet ResNet-50 set (the first launches are the bench's
+  # verification pass: one per class). Clocks are left alone (--clock-control none).
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if ! command -v ncu >/dev/null 2>&1; then set_status "not available" "no ncu on PATH"; return; fi
+  if ! laperm_has_verb bench reconnect; then set_status "not available" "no \`laperm bench reconnect\` verb in this build"; return; fi
+  local variant rc=0 csvs=()
+  for variant in 6 7 8; do
+    local csv="$PART_DIR/ncu-variant$variant.csv"
+    run_limited ncu --clock-control none --target-processes all --kernel-name regex:reconnect_bucket --launch-count 6 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details \
+      "$LAPERM" bench reconnect --variant "$variant" --shapes resnet50-imagenet --device cuda --samples 1 > "$csv" 2> "$PART_DIR/ncu-variant$variant.err"
+    local r=$?
+    (( r == 0 )) || rc=$r
+    [[ -s "$csv" ]] && csvs+=("$csv")
+    timed_out $r && break
+  done
+  add_md "\`ncu --clock-control none --kernel-name regex:reconnect_bucket --launch-count 6 --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details laperm bench reconnect --variant V --shapes resnet50-imagenet --device cuda --samples 1\` for V = 6, 7, 8 (exit code $rc; one row per profiled launch, the first launch of each size class):"
+  if [[ -n "$PYTHON_ANY" && ${#csvs[@]} -gt 0 ]]; then
+    "$PYTHON_ANY" - "${csvs[@]}" > "$PART_DIR/table.md" 2>> "$PART_DIR/log" <<'PYEOF'
+import csv, io, re, sys
+wanted = ["Duration", "Registers Per Thread", "Block Size", "Dynamic Shared Memory Per Block", "Theoretical Occupancy",
+          "Achieved Occupancy", "Block Limit Registers", "Block Limit Shared Mem", "Memory Throughput", "DRAM Throughput",
+          "Compute (SM) Throughput", "Warp Cycles Per Issued Instruction"]
+print("| variant | kernel | grid | " + " | ".join(wanted) + " |")
+print("|---|---|---|" + "---|" * len(wanted))
+for path in sys.argv[1:]:
+    text = open(path, errors="replace").read()
+    start = text.find('"ID"')
+    if start < 0:
+        continue
+    kernels = {}
+    for row in csv.DictReader(io.StringIO(text[start:])):
+        key = (row.get("ID"), row.get("Kernel Name", "?"), row.get("Grid Size", "?"))
+        name = row.get("Metric Name")
+        if name in wanted:
+            kernels.setdefault(key, {})[name] = f'{row.get("Metric Value", "")} {row.get("Metric Unit", "")}'.strip()
+    variant = re.search(r"variant(\d+)", path).group(1)
+    for (kid, kernel, grid), metrics in kernels.items():
+        print(f"| {variant} | {kernel.split('(')[0]} | {grid} | " + " | ".join(metrics.get(w, "-") for w in wanted) + " |")
+PYEOF
+    add_md ""; cat "$PART_DIR/table.md" >> "$PART_DIR/body.md"
+  fi
+  local lines; lines=$(grep -c '^| [678] |' "$PART_DIR/table.md" 2>/dev/null)
+  if (( ${lines:-0} > 0 && rc == 0 )); then set_status "pass" "$lines kernel launches profiled (variants 6, 7, 8)"
+  elif grep -qiE 'ERR_NVGPUCTRPERM|LibraryNotLoaded|Failed to initialize the profiler|permission' "$PART_DIR"/ncu-variant*.err 2>/dev/null; then
+    set_status "not available" "ncu cannot read the counters here: $(grep -hiE 'ERR_|LibraryNotLoaded|Failed|permission' "$PART_DIR"/ncu-variant*.err | head -1 | cut -c1-100)"
+  else set_status "fail" "exit code $rc$(timed_out $rc && echo ' (time limit)'); ${lines:-0} launches in the table; $(tail -1 "$PART_DIR"/ncu-variant*.err 2>/dev/null | tail -1 | cut -c1-80)"; fi
+}
+
 part_torch_reconnect() { run_torch_script reconnect_torch.py --json reconnect_torch.json; }
 part_torch_train_gpu() { run_torch_script train_torch_gpu.py --json train_torch_gpu.json --windows 3; }
 
@@ -748,7 +799,7 @@ self_test() {
   else
     grep -q '^## Summary' "$report" || problems+=("report.md has no summary table")
     local part
-    for part in gpu-versions device-rates gpu-tests emu-crosscheck bench-reconnect-cuda reconnect-harness torch-reconnect torch-train-gpu bench-train-cuda conv7-target train-cuda; do
+    for part in gpu-versions device-rates gpu-tests emu-crosscheck bench-reconnect-cuda reconnect-harness ncu-reconnect torch-reconnect torch-train-gpu bench-train-cuda conv7-target train-cuda; do
       grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
     done
     grep -qE '^\| [a-z0-9-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z0-9-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
@@ -891,6 +942,7 @@ main() {
   # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
   # measure, so it only gets the budget that is left.
   run_part reconnect-harness     90  part_reconnect_harness "Reconnection kernels' nvcc harness (perf/reconnect/gpu_check.sh)"
+  run_part ncu-reconnect         75  part_ncu_reconnect     "Nsight Compute on the bucket reconnection kernels (variants 6, 7, 8; ResNet-50 ImageNet)"
 
   write_report
   rm -rf "$WORK"
