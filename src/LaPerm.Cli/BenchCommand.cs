@@ -2,6 +2,8 @@ using System.Globalization;
 using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
+using LaPerm.Cuda.Backend;
+using LaPerm.Cuda.Reconnect;
 
 namespace LaPerm.Cli;
 
@@ -67,13 +69,17 @@ internal static class BenchCommand
             using var bench = new SyncBench(model, backend);
             var (median, samples) = bench.Measure(3, repeat);
             stdout.WriteLine(string.Create(inv,
-                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
+                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
         }
         return 0;
     }
 
     /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>
     private static string Where(IBackend backend, int threads) => backend.Name == "cpu" ? $"threads {threads} cpu" : backend.Name;
+
+    /// <summary>" variant N" when a GPU backend runs one reconnection variant rather than the dispatcher.</summary>
+    private static string Variant(IBackend backend) =>
+        backend is CudaBackend { ReconnectVariant: not ReconnectVariant.Auto } cuda ? $" variant {(int)cuda.ReconnectVariant}" : "";
 
     private static int RunReconnect(string[] args, TextWriter stdout)
     {

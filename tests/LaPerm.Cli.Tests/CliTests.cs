@@ -502,5 +502,12 @@ public sealed class CliTests : IDisposable
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "3", "--threads", "1");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) threads 1 cpu: .* ms per full sync", stdout);
+        // A forced reconnection variant names itself in the line; the dispatcher does not.
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu", "--reconnect-variant", "3");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu variant 3: .* ms per full sync", stdout);
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu: .* ms per full sync", stdout);
     }
 }
