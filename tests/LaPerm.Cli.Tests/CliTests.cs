@@ -44,6 +44,7 @@ public sealed class CliTests : IDisposable
             Assert.True(summary.TryGetProperty(field, out _), $"summary.json lacks {field}");
         Assert.Equal("lenet300", summary.GetProperty("model").GetString());
         Assert.Equal("cpu", summary.GetProperty("device").GetString());
+        Assert.Matches(@"logical cores\), \d+ threads?, ", summary.GetProperty("backend").GetString());   // the backend's description
         Assert.False(summary.GetProperty("graphs").GetBoolean()); // the cpu backend runs ops as they come
         Assert.Equal(16, summary.GetProperty("steps").GetInt64());
         Assert.Equal(4, summary.GetProperty("syncs").GetInt32());
@@ -441,21 +442,23 @@ public sealed class CliTests : IDisposable
         // f2's rows (784, 128 and 64 long) go through the warp, bucket and block kernels.
         string[] common = ["train", "--device", "emu", "--model", "f2", "--limit-train", "48", "--limit-test", "16", "--epochs", "1",
             "--batch", "16", "--k", "1", "--seed", "9", "--threads", "2", "--quiet"];
-        (string Stdout, string? Sha) Train(string name, params string[] extra)
+        (string Stdout, string? Sha, string Backend) Train(string name, params string[] extra)
         {
             string outDir = Path.Combine(_dir.FullName, name);
             var (code, stdout, stderr) = Run([.. common, .. extra, "--out", outDir]);
             Assert.True(code == 0, stderr);
             var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
             Assert.Equal(3L, summary.GetProperty("syncs").GetInt64());
-            return (stdout, summary.GetProperty("final_weights_sha256").GetString());
+            return (stdout, summary.GetProperty("final_weights_sha256").GetString(), summary.GetProperty("backend").GetString()!);
         }
         var dispatcher = Train("variant-auto");
         Assert.DoesNotContain("reconnection variant", dispatcher.Stdout, StringComparison.Ordinal);
+        Assert.StartsWith("host emulator", dispatcher.Backend, StringComparison.Ordinal);
         foreach (var (variant, name) in new[] { ("1", "TwoPass"), ("8", "BlockBucketNarrow") })
         {
             var forced = Train($"variant-{variant}", "--reconnect-variant", variant);
             Assert.Contains($"reconnection variant {variant} ({name})", forced.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"reconnection variant {variant} ({name})", forced.Backend, StringComparison.Ordinal);
             Assert.Equal(dispatcher.Sha, forced.Sha);
         }
     }

@@ -35,6 +35,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
 
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
+
+    /// <summary>The backend's own description (<see cref="Backend.IBackend.Description"/>: the card, GEMM math, cuDNN use, reconnection variant, or the CPU's kernels), so runs compare from their summaries alone.</summary>
+    public string Backend { get; init; } = "";
 }
 
 /// <summary>The first evaluation at or above the target accuracy: its step, training seconds (steps only) and wall seconds.</summary>
@@ -383,6 +386,7 @@ public sealed class Trainer
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
                 FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
+                Backend = _backend.Description,
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
@@ -401,7 +405,7 @@ public sealed class Trainer
 
     public static string SummaryJson(TrainingSummary s) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
     {
-        ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
+        ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["backend"] = s.Backend, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
         ["steps"] = s.Steps, ["epochs"] = s.Epochs, ["syncs"] = s.Syncs,
         ["best_test_accuracy"] = s.BestTestAccuracy, ["best_step"] = s.BestStep,
         ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
