@@ -15,36 +15,44 @@ internal static class Backends
 {
     public static readonly string[] Known = ["cpu", "cuda", "emu", "auto"];
 
-    public static IBackend Create(string device, int threads, GpuOptions? gpu = null) => device switch
+    /// <param name="warnings">Where auto says that it found a GPU it cannot use (null: nowhere).</param>
+    public static IBackend Create(string device, int threads, GpuOptions? gpu = null, TextWriter? warnings = null) => device switch
     {
         "cpu" => new CpuBackend(threads),
         "cuda" or "emu" => OpenDevice(device, gpu ?? GpuOptions.Default),
-        "auto" => Auto(threads, gpu ?? GpuOptions.Default),
+        "auto" => Auto(threads, CudaInfo.Collect().CudaAvailable, () => OpenCuda("cuda", gpu ?? GpuOptions.Default), warnings),
         _ => throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{device}'."),
     };
 
     /// <summary>cuda when the driver finds a GPU and the backend opens on it (kernels, cuBLAS), else cpu.</summary>
-    private static IBackend Auto(int threads, GpuOptions gpu)
+    internal static IBackend Auto(int threads, bool gpuFound, Func<IBackend> openGpu, TextWriter? warnings)
     {
-        if (CudaInfo.Collect().CudaAvailable)
+        if (gpuFound)
         {
             try
             {
-                return CudaBackend.Open("cuda", gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);
+                return openGpu();
             }
-            catch (InvalidOperationException)
+            catch (InvalidOperationException e)
             {
-                // A GPU without a usable CUDA stack (e.g. no cuBLAS): train on the CPU instead.
+                // A GPU without a usable CUDA stack (e.g. no cuBLAS): train on the CPU instead, and say
+                // so: a run meant for the GPU that silently takes hours on the CPU is worse than a line.
+                warnings?.WriteLine($"laperm: warning: --device auto found a GPU but cannot use it ({OneSentence(e.Message)}); running on the CPU.");
             }
         }
         return new CpuBackend(threads);
     }
 
+    private static string OneSentence(string message) => message.ReplaceLineEndings(" ").Trim().TrimEnd('.');
+
+    private static CudaBackend OpenCuda(string kind, GpuOptions gpu) =>
+        CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);
+
     private static CudaBackend OpenDevice(string kind, GpuOptions gpu)
     {
         try
         {
-            return CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);
+            return OpenCuda(kind, gpu);
         }
         catch (InvalidOperationException e)
         {

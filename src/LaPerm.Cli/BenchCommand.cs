@@ -49,7 +49,7 @@ internal static class BenchCommand
             foreach (var name in models)
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
-                using var backend = Backends.Create(device, threads, Backends.Gpu(a));
+                using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
                 using var bench = new TrainStepBench(model, backend, batch, graphs: !a.Has("--no-graphs"));
                 // Aim for windows of about a second: the default step count follows the model size.
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
@@ -65,7 +65,7 @@ internal static class BenchCommand
         {
             var model = new ModelDefinition(Backends.ResolveModel(a.String("--model") ?? "conv7"));
             int repeat = a.Int("--repeat", 1) ?? 21;
-            using var backend = Backends.Create(device, threads, Backends.Gpu(a));
+            using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
             using var bench = new SyncBench(model, backend);
             var (median, samples) = bench.Measure(3, repeat);
             stdout.WriteLine(string.Create(inv,

@@ -30,7 +30,7 @@ internal static class EvalCommand
         data.Test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
         data.Test.EnsureClasses(model.Classes, model.Name);
         int threads = Backends.Threads(a);
-        using var backend = Backends.Create(a.String("--device") ?? "cpu", threads);
+        using var backend = Backends.Create(a.String("--device") ?? "cpu", threads, warnings: stdout);
         using var network = new Network(model, backend);
         Checkpoint.Load(network, weights);
         int batch = a.Int("--batch", 1) ?? 128;

@@ -106,7 +106,7 @@ internal static class TrainCommand
         spec ??= Backends.ResolveModel(o.Model);
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
-        using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a));
+        using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a), stdout);
         // auto becomes the device that runs: what the run records, and what device-dependent
         // defaults (the reconnection traffic, on for cpu) follow.
         // (A resumed run keeps what it recorded: its checkpoints' configuration must match.)

@@ -28,6 +28,8 @@ public sealed class BenchReconnectTests
         int code = CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "99", "--shapes", "2:3"], TextWriter.Null, stderr);
         Assert.Equal(CommandLine.UserError, code);
         Assert.Contains("variant", stderr.ToString(), StringComparison.OrdinalIgnoreCase);
+        // The range it names is the variants that exist.
+        Assert.Contains($"from 0 to {Enum.GetValues<LaPerm.Cuda.Reconnect.ReconnectVariant>().Length - 1}", stderr.ToString(), StringComparison.Ordinal);
     }
 }
 

@@ -437,6 +437,21 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AutoSaysWhenItFindsAGpuItCannotUse()
+    {
+        var warnings = new StringWriter();
+        using (var backend = Backends.Auto(1, gpuFound: true, () => throw new InvalidOperationException("cuBLAS is not installed."), warnings))
+            Assert.Equal("cpu", backend.Name);
+        Assert.Equal("laperm: warning: --device auto found a GPU but cannot use it (cuBLAS is not installed); running on the CPU.",
+            warnings.ToString().TrimEnd());
+        // No GPU at all: the CPU, without a word (the header line names the backend).
+        warnings = new StringWriter();
+        using (var backend = Backends.Auto(1, gpuFound: false, () => throw new InvalidOperationException("not called"), warnings))
+            Assert.Equal("cpu", backend.Name);
+        Assert.Empty(warnings.ToString());
+    }
+
+    [Fact]
     public void EveryReconnectVariantTrainsToTheSameFinalWeights()
     {
         // f2's rows (784, 128 and 64 long) go through the warp, bucket and block kernels.

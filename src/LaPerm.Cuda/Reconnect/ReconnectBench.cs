@@ -50,7 +50,7 @@ public sealed class ReconnectBench
         if (spec == "all") return Enum.GetValues<ReconnectVariant>();
         if (int.TryParse(spec, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && Enum.IsDefined((ReconnectVariant)v))
             return [(ReconnectVariant)v];
-        throw new ArgumentException($"--variant: '{spec}' is not a variant; expected \"all\" or a number from 0 to 7");
+        throw new ArgumentException($"--variant: '{spec}' is not a variant; expected \"all\" or a number from 0 to {(int)Enum.GetValues<ReconnectVariant>().Max()}");
     }
 
     /// <summary>Measures every (shape set, variant); <paramref name="progress"/> sees the results so far after each.</summary>
