@@ -145,6 +145,17 @@ public sealed class ReconnectEmulatorTests
         ReconnectCheck.Run(device, hopper, (ReconnectVariant)variant, shapes, seed: 1000 + variant);
     }
 
+    /// <summary>
+    /// The largest row count reconnection promises, 100,000 rows, in one launch through the dispatcher (warp
+    /// per row; block-per-row variants take the same row indexing and are covered by the GPU test of this size).
+    /// </summary>
+    [Fact]
+    public void AHundredThousandRowsStayExact()
+    {
+        using Device device = ReconnectCheck.OpenOrSkip("emu");
+        ReconnectCheck.Run(device, ReconnectLimits.Default, ReconnectVariant.Auto, [new("rows", 100_000, 5)], seed: 1100);
+    }
+
     /// <summary>Mostly distinct values (the bucket path proper, not its radix fallback) with rare specials.</summary>
     private static float Spread(Random rng) => rng.Next(300) switch
     {
