@@ -8,7 +8,7 @@ namespace LaPerm.Cli;
 
 /// <summary>
 /// `laperm`: train, eval, models, info, bench, plot, profile-weights, trace. User errors (bad flags, bad data or model files)
-/// print one sentence and exit with 2; a broken LaPerm invariant exits with 3.
+/// print one sentence and exit with 2; a broken LaPerm invariant exits with 3, a GPU failure with 6.
 /// </summary>
 public static class CommandLine
 {
@@ -20,6 +20,12 @@ public static class CommandLine
 
     /// <summary>The output directory cannot be written (before training, or at a checkpoint).</summary>
     public const int StorageFailed = 5;
+
+    /// <summary>
+    /// A GPU call failed (a kernel fault, a driver or library error): the message names the call and
+    /// the kernels with their launch configurations; checkpoints already written are intact.
+    /// </summary>
+    public const int DeviceFailed = 6;
 
     /// <summary>Interrupted (Ctrl-C, SIGTERM) after a step and its checkpoint: 128 + SIGINT, as shells report it.</summary>
     public const int Interrupted = 130;
@@ -71,6 +77,14 @@ public static class CommandLine
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return StorageFailed;
+        }
+        catch (LaPerm.Cuda.Interop.CudaException e)
+        {
+            // Not the user's doing and not recoverable in this process (a fault is sticky): one
+            // sentence that names what failed, and what is safe on disk.
+            string resume = args[0] == "train" ? "; checkpoints already written are intact (--resume DIR continues from the newest)" : "";
+            stderr.WriteLine($"laperm: STOPPED: GPU error: {OneLine(e.Message).TrimEnd('.')}{resume}.");
+            return DeviceFailed;
         }
         catch (IOException e)
         {

@@ -21,13 +21,28 @@ public sealed class LaunchJournalTests
         var journal = new LaunchJournal();
         int total = LaunchJournal.Capacity + 5;
         for (int i = 0; i < total; i++) journal.RecordKernel($"k{i}", new Dim3((uint)i + 1), new Dim3(32), 0);
-        journal.RecordGraph();
+        journal.RecordGraph(LaunchJournal.DescribeGraph(["relu_forward_v1", "adam_update_v1"]));
         string text = journal.DescribeSuspects();
         Assert.StartsWith($"{total + 1} launch(es)", text);
-        Assert.Contains("the last was CUDA graph replay; before it: kernel k" + (total - 1), text);
+        Assert.Contains("the last was CUDA graph replay of 2 kernel launches (relu_forward_v1, adam_update_v1); before it: kernel k" + (total - 1), text);
         Assert.DoesNotContain($"kernel k{total - LaunchJournal.Capacity} ", text); // fell out of the ring
         Assert.Contains($"kernel k{total - LaunchJournal.Capacity + 1} ", text);
         Assert.Contains(", ...", text);
+    }
+
+    [Fact]
+    public void A_graph_is_described_by_its_kernels_in_first_launch_order_with_counts()
+    {
+        string[] step = ["gather_v1", "conv_forward", "relu_forward_v1", "conv_forward", "relu_forward_v1", "softmax_xent_v1", "conv_forward"];
+        Assert.Equal("CUDA graph replay of 7 kernel launches (gather_v1, conv_forward x3, relu_forward_v1 x2, softmax_xent_v1)",
+            LaunchJournal.DescribeGraph(step));
+        Assert.Equal("CUDA graph replay of 1 kernel launch (adam_update_v1)", LaunchJournal.DescribeGraph(["adam_update_v1"]));
+        Assert.Equal("CUDA graph replay (no kernel of ours in it)", LaunchJournal.DescribeGraph([]));
+        // Many distinct kernels: the first GraphNamesShown, then how many more.
+        var many = Enumerable.Range(0, LaunchJournal.GraphNamesShown + 3).Select(i => $"k{i}").ToArray();
+        string text = LaunchJournal.DescribeGraph(many);
+        Assert.Contains($"k{LaunchJournal.GraphNamesShown - 1}, ... 3 more)", text);
+        Assert.DoesNotContain($"k{LaunchJournal.GraphNamesShown},", text);
     }
 
     [Fact]

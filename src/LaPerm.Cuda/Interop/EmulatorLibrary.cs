@@ -94,7 +94,8 @@ public sealed unsafe class EmulatorLibrary
     {
         int result = _launch(kernelNameUtf8, gx, gy, gz, bx, by, bz, sharedBytes, args);
         if (result != 0)
-            throw new CudaException("laperm_emu_launch", result, "LAPERM_EMU_LAUNCH_FAILED", LastError(), $"kernel {kernelName}");
+            throw new CudaException("laperm_emu_launch", result, "LAPERM_EMU_LAUNCH_FAILED", LastError(),
+                Runtime.LaunchJournal.Describe(kernelName, new Runtime.Dim3(gx, gy, gz), new Runtime.Dim3(bx, by, bz), sharedBytes));
     }
 
     /// <summary>The kernel's parameter count, or -1 when the emulator cannot say.</summary>

@@ -24,6 +24,11 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     private string? _cudnnFailure;
     private readonly LaunchJournal _journal = new();
     private readonly HashSet<nint> _capturingStreams = [];   // a launch on one is recorded into a graph, not run
+    // The kernels each capture recorded, then each graph's and executable graph's description
+    // (LaunchJournal.DescribeGraph), so that a fault during a replay names what the replay ran.
+    private readonly Dictionary<nint, List<string>> _capturedKernels = [];
+    private readonly Dictionary<nint, string> _graphContents = [];
+    private readonly Dictionary<nint, string> _execContents = [];
     private bool _disposed;
 
     public CudaRuntime(int ordinal)
@@ -72,7 +77,16 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void Free(ulong pointer, long bytes)
     {
         MakeCurrent();
-        _driver.MemFree(pointer);
+        Release(() => _driver.MemFree(pointer));
+    }
+
+    // After a kernel fault every call on the context fails with the fault's sticky status. Releasing
+    // a resource then (a using block unwinding from the fault) must not replace the fault's own
+    // exception, which names the kernels, with an echo of it; the process's exit frees what is left.
+    private static void Release(Action release)
+    {
+        try { release(); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { }
     }
 
     public nint CreateStream()
@@ -84,7 +98,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void DestroyStream(nint stream)
     {
         MakeCurrent();
-        _driver.StreamDestroy(stream);
+        Release(() => _driver.StreamDestroy(stream));
     }
     public void SynchronizeStream(nint stream)
     {
@@ -125,7 +139,8 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void FreeHost(void* pointer)
     {
         MakeCurrent();
-        _driver.MemFreeHost(pointer);
+        nint address = (nint)pointer;
+        Release(() => _driver.MemFreeHost((void*)address));
     }
 
     public void CopyDeviceToDevice(ulong destination, ulong source, long bytes, nint stream) =>
@@ -143,7 +158,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void DestroyEvent(nint handle)
     {
         MakeCurrent();
-        _driver.EventDestroy(handle);
+        Release(() => _driver.EventDestroy(handle));
     }
     public void RecordEvent(nint handle, nint stream) => _driver.EventRecord(handle, stream);
     public void SynchronizeEvent(nint handle)
@@ -171,7 +186,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public void UnloadModule(nint module)
     {
         MakeCurrent();
-        _driver.ModuleUnload(module);
+        Release(() => _driver.ModuleUnload(module));
     }
     public nint GetFunction(nint module, string kernelName) => _driver.ModuleGetFunction(module, kernelName);
 
@@ -191,29 +206,52 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         }
         // Only launches that run are suspects of a later fault; a captured one runs as its graph's replay.
         if (_capturingStreams.Count == 0 || !_capturingStreams.Contains(stream)) _journal.RecordKernel(name, grid, block, sharedBytes);
+        else _capturedKernels[stream].Add(name);
     }
 
     public void BeginCapture(nint stream)
     {
         _driver.StreamBeginCapture(stream, CaptureModeThreadLocal);
         _capturingStreams.Add(stream);
+        _capturedKernels[stream] = [];
     }
 
     public nint EndCapture(nint stream)
     {
         // The stream leaves capture mode whether or not ending it succeeds.
         _capturingStreams.Remove(stream);
-        return _driver.StreamEndCapture(stream);
+        _capturedKernels.Remove(stream, out var kernels);
+        nint graph = _driver.StreamEndCapture(stream);
+        if (graph != 0) _graphContents[graph] = LaunchJournal.DescribeGraph(kernels ?? []);
+        return graph;
     }
-    public nint Instantiate(nint graph) => _driver.GraphInstantiate(graph);
+    public nint Instantiate(nint graph)
+    {
+        nint exec = _driver.GraphInstantiate(graph);
+        _execContents[exec] = _graphContents.GetValueOrDefault(graph, "CUDA graph replay");
+        return exec;
+    }
     public void LaunchGraph(nint exec, nint stream)
     {
         _driver.GraphLaunch(exec, stream);
-        _journal.RecordGraph();
+        _journal.RecordGraph(_execContents.GetValueOrDefault(exec, "CUDA graph replay"));
     }
-    public bool UpdateGraph(nint exec, nint graph) => _driver.GraphExecUpdate(exec, graph);
-    public void DestroyGraph(nint graph) => _driver.GraphDestroy(graph);
-    public void DestroyGraphExec(nint exec) => _driver.GraphExecDestroy(exec);
+    public bool UpdateGraph(nint exec, nint graph)
+    {
+        bool updated = _driver.GraphExecUpdate(exec, graph);
+        if (updated) _execContents[exec] = _graphContents.GetValueOrDefault(graph, "CUDA graph replay");
+        return updated;
+    }
+    public void DestroyGraph(nint graph)
+    {
+        _graphContents.Remove(graph);
+        Release(() => _driver.GraphDestroy(graph));
+    }
+    public void DestroyGraphExec(nint exec)
+    {
+        _execContents.Remove(exec);
+        Release(() => _driver.GraphExecDestroy(exec));
+    }
 
     public (long Free, long Total) MemoryInfo() => _driver.MemGetInfo();
 
@@ -305,19 +343,22 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         if (_disposed) return;
         _disposed = true;
         _driver.ContextSetCurrent(_context);
-        if (_cudnn is not null)
+        // After a kernel fault the libraries' teardown would fail too (and hide the fault): leave
+        // their handles to the process's exit.
+        bool healthy = true;
+        try { _driver.ContextSynchronize(); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode)) { healthy = false; }
+        if (healthy && _cudnn is not null)
         {
-            _driver.ContextSynchronize();
             _cudnn.Dispose();
         }
-        if (_cublasHandle != 0)
+        if (healthy && _cublasHandle != 0)
         {
-            _driver.ContextSynchronize();
             // The handle's stream may already be destroyed (the device's stream goes first): unbind it.
             _cublas!.BindStream(_cublasHandle, 0, _cublasWorkspace, CublasWorkspaceBytes);
             _cublas.Destroy(_cublasHandle);
             _driver.MemFree(_cublasWorkspace);
         }
-        _driver.PrimaryContextRelease(_device);
+        Release(() => _driver.PrimaryContextRelease(_device));
     }
 }

@@ -28,6 +28,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private readonly HostLibraryOps _library = new();
     private nint _nextHandle = 1;
     private bool _disposed;
+    private readonly InjectedFault? _fault = InjectedFault.FromEnvironment();
 
     public EmulatorRuntime()
     {
@@ -302,14 +303,52 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
                     $"kernel {name}: parameter {i} is {sizes[i]} bytes, the launch passed {argSizes[i]}", $"kernel {name}");
         var capture = Capture(stream);
         if (capture is null)
+        {
+            _fault?.Check(name, grid, block, sharedBytes);
             _emulator.Launch(nameUtf8, name, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, args);
+        }
         else
-            capture.Add(RecordLaunch(_emulator, name, grid, block, sharedBytes, args, argSizes, argCount));
+        {
+            capture.Add(RecordLaunch(name, grid, block, sharedBytes, args, argSizes, argCount));
+        }
     }
 
-    private static RecordedOperation RecordLaunch(EmulatorLibrary emulator, string name, Dim3 grid, Dim3 block, uint sharedBytes,
+    /// <summary>
+    /// LAPERM_EMU_FAULT=KERNEL:N makes the N-th run of KERNEL (counting graph replays) fail as a
+    /// faulting kernel does on a GPU (CUDA_ERROR_ILLEGAL_ADDRESS, sticky: every later launch fails
+    /// too), so the handling of a device fault (the message, the exit code, the checkpoints left
+    /// behind) can be tested without a GPU. Read once per runtime; unset: no fault.
+    /// </summary>
+    private sealed class InjectedFault(string kernel, int occurrence)
+    {
+        private int _runs;
+        private bool _faulted;
+
+        public static InjectedFault? FromEnvironment()
+        {
+            string? spec = Environment.GetEnvironmentVariable("LAPERM_EMU_FAULT");
+            if (string.IsNullOrEmpty(spec)) return null;
+            int colon = spec.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(spec.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
+                throw new InvalidOperationException($"LAPERM_EMU_FAULT is '{spec}'; expected KERNEL:N with N >= 1");
+            return new InjectedFault(spec[..colon], n);
+        }
+
+        public void Check(string name, Dim3 grid, Dim3 block, uint sharedBytes)
+        {
+            if (!_faulted && (name != kernel || ++_runs < occurrence)) return;
+            _faulted = true;
+            throw new CudaException("laperm_emu_launch", 700, "CUDA_ERROR_ILLEGAL_ADDRESS",
+                $"an illegal memory access was encountered (injected by LAPERM_EMU_FAULT={kernel}:{occurrence})",
+                LaunchJournal.Describe(name, grid, block, sharedBytes));
+        }
+    }
+
+    private RecordedOperation RecordLaunch(string name, Dim3 grid, Dim3 block, uint sharedBytes,
         void** args, int* argSizes, int argCount)
     {
+        EmulatorLibrary emulator = _emulator;
+        InjectedFault? fault = _fault;
         // Capture copies the argument values now, as cuLaunchKernel does into a graph node.
         var offsets = new int[argCount];
         int total = 0;
@@ -324,6 +363,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         byte[] nameBytes = CudaDriver.NulTerminated(name);
         return new RecordedOperation($"kernel {name}", () =>
         {
+            fault?.Check(name, grid, block, sharedBytes);
             fixed (byte* v = values)
             fixed (byte* n = nameBytes)
             {

@@ -26,7 +26,43 @@ public sealed class LaunchJournal
     public void RecordKernel(string name, Dim3 grid, Dim3 block, uint sharedBytes) =>
         _ring[_count++ % Capacity] = new Entry(name, grid, block, sharedBytes, false);
 
-    public void RecordGraph() => _ring[_count++ % Capacity] = new Entry("CUDA graph replay", default, default, 0, true);
+    /// <summary>A graph replay; <paramref name="contents"/> from <see cref="DescribeGraph"/>, made when the graph was instantiated.</summary>
+    public void RecordGraph(string contents) => _ring[_count++ % Capacity] = new Entry(contents, default, default, 0, true);
+
+    /// <summary>How many distinct kernel names a graph's description lists before "...".</summary>
+    public const int GraphNamesShown = 12;
+
+    /// <summary>
+    /// A captured graph as a fault message names it: "CUDA graph replay of N kernel launches (a x3, b, ...)",
+    /// distinct names in the order of their first launch, with counts; library calls (cuBLAS,
+    /// cuDNN) inside the graph are not among them.
+    /// </summary>
+    public static string DescribeGraph(IReadOnlyList<string> kernels)
+    {
+        ArgumentNullException.ThrowIfNull(kernels);
+        if (kernels.Count == 0) return "CUDA graph replay (no kernel of ours in it)";
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var order = new List<string>();
+        foreach (string name in kernels)
+        {
+            if (counts.TryGetValue(name, out int n)) counts[name] = n + 1;
+            else
+            {
+                counts[name] = 1;
+                order.Add(name);
+            }
+        }
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"CUDA graph replay of {kernels.Count} kernel launch{(kernels.Count == 1 ? "" : "es")} (");
+        for (int i = 0; i < Math.Min(order.Count, GraphNamesShown); i++)
+        {
+            if (i > 0) text.Append(", ");
+            text.Append(order[i]);
+            if (counts[order[i]] > 1) text.Append(CultureInfo.InvariantCulture, $" x{counts[order[i]]}");
+        }
+        if (order.Count > GraphNamesShown) text.Append(CultureInfo.InvariantCulture, $", ... {order.Count - GraphNamesShown} more");
+        return text.Append(')').ToString();
+    }
 
     /// <summary>Everything recorded so far has completed without a fault.</summary>
     public void Clear() => _count = 0;

@@ -20,8 +20,8 @@ public sealed partial class KillAndResumeTests : IDisposable
         ["train", "--model", "f1", "--limit-train", "2000", "--limit-test", "200", "--epochs", "4", "--batch", "20", "--k", "7",
          "--checkpoint-every", "3", "--keep-checkpoints", "2", "--threads", "1", "--seed", "3", "--quiet", "--out", dir];
 
-    /// <summary>Starts the built laperm (laperm.dll next to this test assembly) as a child process.</summary>
-    private static Process Start(IEnumerable<string> args)
+    /// <summary>Starts the built laperm (laperm.dll next to this test assembly) as a child process, with extra environment variables.</summary>
+    internal static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -31,6 +31,7 @@ public sealed partial class KillAndResumeTests : IDisposable
         };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "laperm.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return Process.Start(info)!;
     }
 

@@ -1,0 +1,61 @@
+using System.Text.Json.Nodes;
+using LaPerm.Cli;
+using LaPerm.Core.Checkpoints;
+
+namespace LaPerm.Cli.Tests.Runs;
+
+/// <summary>
+/// A kernel fault during training, on the emulator (LAPERM_EMU_FAULT makes the N-th run of a kernel
+/// fail as an illegal address does on a GPU; a child process, so the variable reaches no other test).
+/// </summary>
+public sealed class DeviceFaultTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-fault-{Guid.NewGuid():N}");
+
+    public DeviceFaultTests() => Directory.CreateDirectory(_root);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+
+    private static string[] TrainArgs(string dir) =>
+        ["train", "--device", "emu", "--model", "f2", "--limit-train", "160", "--limit-test", "32", "--epochs", "1", "--batch", "16",
+         "--k", "3", "--checkpoint-every", "4", "--seed", "5", "--threads", "1", "--quiet", "--out", dir];
+
+    [Fact]
+    public async Task AKernelFaultStopsWithOneSentenceNamingTheKernelAndTheCheckpointsStayIntact()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string straight = Path.Combine(_root, "straight"), faulted = Path.Combine(_root, "faulted");
+        Assert.Equal(0, CommandLine.Run(TrainArgs(straight), TextWriter.Null, TextWriter.Null));
+
+        // The optimizer's kernel runs once per step (in the captured step's replay from the second
+        // step on): its 6th run is step 6, after the checkpoint of step 4.
+        using (var child = KillAndResumeTests.Start(TrainArgs(faulted), new Dictionary<string, string> { ["LAPERM_EMU_FAULT"] = "adam_multi_v2:6" }))
+        {
+            var stdout = child.StandardOutput.ReadToEndAsync(ct);
+            var stderr = child.StandardError.ReadToEndAsync(ct);
+            await child.WaitForExitAsync(ct);
+            string error = (await stderr).TrimEnd();
+            Assert.True(child.ExitCode == CommandLine.DeviceFailed, $"exit code {child.ExitCode}: {await stdout} {error}");
+            Assert.StartsWith("laperm: STOPPED: GPU error: ", error, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', error);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+            Assert.Contains("CUDA_ERROR_ILLEGAL_ADDRESS", error, StringComparison.Ordinal);
+            Assert.Matches(@"kernel adam_multi_v2 grid \(\d+,\d+,\d+\) block \(256,1,1\) shared \d+ B", error);
+            Assert.EndsWith("checkpoints already written are intact (--resume DIR continues from the newest).", error, StringComparison.Ordinal);
+        }
+        var store = new CheckpointStore(faulted);
+        var newest = Assert.Single(store.Checkpoints());
+        Assert.Equal(4, newest.Step);
+        Assert.Null(CheckpointStore.Verify(newest.Path, [RunSession.WeightsFile, RunSession.StateFile]));
+        Assert.False(File.Exists(Path.Combine(faulted, RunSession.SummaryFile)));
+
+        // Without the fault the run resumes from step 4 and ends where the uninterrupted one did.
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", faulted, "--quiet"], TextWriter.Null, TextWriter.Null));
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(straight, RunSession.SummaryFile)))!;
+        var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(faulted, RunSession.SummaryFile)))!;
+        Assert.Equal(expected["final_weights_sha256"]!.GetValue<string>(), actual["final_weights_sha256"]!.GetValue<string>());
+    }
+}
