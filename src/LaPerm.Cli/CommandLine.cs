@@ -58,7 +58,7 @@ public static class CommandLine
             };
         }
         catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException
-                                   or ResumeException or LaPerm.Plots.MetricsFormatException or LaPerm.Cuda.Backend.DeviceMemoryException)
+                                   or ResumeException or LaPerm.Plots.MetricsFormatException or LaPerm.Cuda.Runtime.DeviceMemoryException)
         {
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return UserError;

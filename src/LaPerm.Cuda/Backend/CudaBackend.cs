@@ -207,22 +207,13 @@ public sealed partial class CudaBackend : IBackend
         return new DeviceTensor<T>(this, shape, buffer);
     }
 
-    /// <summary>A device allocation; running out of memory becomes a <see cref="DeviceMemoryException"/> with the sizes.</summary>
+    /// <summary>A device allocation (out of memory: a <see cref="DeviceMemoryException"/> with the sizes, from <see cref="Device.Allocate{T}"/>).</summary>
     private DeviceBuffer<T> AllocateBuffer<T>(long length) where T : unmanaged
     {
         // cuMemAlloc is not allowed on a thread that is capturing a stream.
         if (_capturing)
             throw new InvalidOperationException($"{length:N0} elements of device memory requested while capturing; run the same step once before capturing it");
-        try
-        {
-            return _device.Allocate<T>(length);
-        }
-        catch (Exception e) when (e is CudaException { ErrorName: "CUDA_ERROR_OUT_OF_MEMORY" } or OutOfMemoryException)
-        {
-            // OutOfMemoryException: the emulator's host allocation failed.
-            var (free, total) = _device.MemoryInfo();
-            throw new DeviceMemoryException(_device.Name, length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), free, total, e);
-        }
+        return _device.Allocate<T>(length);
     }
 
     /// <summary>A scratch buffer of at least <paramref name="length"/> elements, grown (never shrunk) on demand.</summary>

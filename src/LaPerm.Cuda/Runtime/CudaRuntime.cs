@@ -301,7 +301,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         if (_cudnnFailure is not null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
         Cudnn? cudnn = Cudnn.TryLoad(out _cudnnFailure);
         if (cudnn is null) throw new InvalidOperationException($"cuDNN unavailable: {_cudnnFailure}.");
-        return _cudnn = new CudnnOperations(_driver, cudnn);
+        return _cudnn = new CudnnOperations(_driver, cudnn, Name);
     }
 
     public string? LibraryUnavailableReason()

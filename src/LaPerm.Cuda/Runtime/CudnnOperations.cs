@@ -28,9 +28,12 @@ internal sealed class CudnnOperations : IDisposable
     private sealed record PoolingPlan(nint X, nint Y, nint Pooling);
     private sealed record BatchNormPlan(nint X, nint Channels);
 
-    public CudnnOperations(CudaDriver driver, Cudnn cudnn)
+    private readonly string _deviceName;
+
+    public CudnnOperations(CudaDriver driver, Cudnn cudnn, string deviceName)
     {
         _driver = driver;
+        _deviceName = deviceName;
         _cudnn = cudnn;
         _handle = cudnn.Create();
     }
@@ -207,7 +210,17 @@ internal sealed class CudnnOperations : IDisposable
             _driver.MemFree(_workspace);
             WorkspaceGeneration++;          // graphs captured before refer to it
         }
-        _workspace = _driver.MemAlloc(bytes);
+        try
+        {
+            _workspace = _driver.MemAlloc(bytes);
+        }
+        catch (CudaException e) when (DeviceMemoryException.IsOutOfMemory(e))
+        {
+            _workspace = 0;
+            _workspaceBytes = 0;
+            var (free, total) = _driver.MemGetInfo();
+            throw new DeviceMemoryException(_deviceName, bytes, free, total, e, "cuDNN's workspace");
+        }
         _workspaceBytes = bytes;
     }
 

@@ -54,7 +54,19 @@ public sealed class Device : IDisposable
     /// <summary>Makes this device's context current on the calling thread.</summary>
     public void MakeCurrent() => Runtime.MakeCurrent();
 
-    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged => new(this, length);
+    /// <summary>A buffer of <paramref name="length"/> elements; running out of memory becomes a <see cref="DeviceMemoryException"/> with the sizes.</summary>
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
+    {
+        try
+        {
+            return new DeviceBuffer<T>(this, length);
+        }
+        catch (Exception e) when (DeviceMemoryException.IsOutOfMemory(e))
+        {
+            var (free, total) = MemoryInfo();
+            throw new DeviceMemoryException(Name, length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), free, total, e);
+        }
+    }
 
     public DeviceStream CreateStream() => new(this, Runtime.CreateStream());
 

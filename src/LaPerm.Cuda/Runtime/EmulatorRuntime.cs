@@ -24,7 +24,8 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     private readonly Dictionary<nint, List<RecordedOperation>> _graphs = [];
     private readonly Dictionary<nint, List<RecordedOperation>> _executables = [];
     private readonly Dictionary<nint, long> _events = [];
-    private readonly HashSet<ulong> _allocations = [];
+    private readonly Dictionary<ulong, long> _allocations = [];   // address -> bytes
+    private long _allocatedBytes;
     private readonly HostLibraryOps _library = new();
     private nint _nextHandle = 1;
     private bool _disposed;
@@ -61,24 +62,45 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     private nint NewHandle() => _nextHandle++;
 
+    /// <summary>
+    /// The emulated device's memory, in bytes: allocations beyond it fail as cuMemAlloc does
+    /// (CUDA_ERROR_OUT_OF_MEMORY) and <see cref="MemoryInfo"/> reports it. LAPERM_EMU_MEMORY=BYTES
+    /// sets it when the runtime opens; unset, the host's memory is the limit.
+    /// </summary>
+    internal long MemoryCapacity { get; set; } = MemoryCapacityFromEnvironment();
+
+    private static long MemoryCapacityFromEnvironment()
+    {
+        string? text = Environment.GetEnvironmentVariable("LAPERM_EMU_MEMORY");
+        if (string.IsNullOrEmpty(text)) return long.MaxValue;
+        return long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long bytes) && bytes > 0
+            ? bytes
+            : throw new InvalidOperationException($"LAPERM_EMU_MEMORY is '{text}'; expected a number of bytes");
+    }
+
     public ulong Allocate(long bytes)
     {
         NoCaptureActive("a device allocation");
         nuint size = (nuint)Math.Max(bytes, 1);
+        if ((long)size > MemoryCapacity - _allocatedBytes)
+            throw new CudaException("emulated cuMemAlloc", 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory",
+                $"{(long)size:N0} bytes requested, {MemoryCapacity - _allocatedBytes:N0} of {MemoryCapacity:N0} free");
         void* memory = NativeMemory.AlignedAlloc(size, Alignment);
         // Fresh device memory is not zeroed on a GPU either; filling it with 0xFF (NaN for
         // floats, -1 for ints) makes reads of never-written memory visible in tests.
         NativeMemory.Fill(memory, size, 0xFF);
         _emulator.RegisterBuffer(memory, (long)size);
-        _allocations.Add((ulong)memory);
+        _allocations.Add((ulong)memory, (long)size);
+        _allocatedBytes += (long)size;
         return (ulong)memory;
     }
 
     public void Free(ulong pointer, long bytes)
     {
         NoCaptureActive("freeing device memory");
-        if (!_allocations.Remove(pointer))
+        if (!_allocations.Remove(pointer, out long size))
             throw new InvalidOperationException($"emulator: free of 0x{pointer:x}, which is not a live allocation");
+        _allocatedBytes -= size;
         _emulator.UnregisterBuffer((void*)pointer);
         NativeMemory.AlignedFree((void*)pointer);
     }
@@ -460,6 +482,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     public (long Free, long Total) MemoryInfo()
     {
+        if (MemoryCapacity != long.MaxValue) return (MemoryCapacity - _allocatedBytes, MemoryCapacity);
         long total = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         return (total, total);
     }
@@ -469,7 +492,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         if (_disposed) return;
         _disposed = true;
         // Buffers are owned by their DeviceBuffer objects; any left are leaks we still release.
-        foreach (ulong pointer in _allocations.ToArray()) Free(pointer, 0);
+        foreach (ulong pointer in _allocations.Keys.ToArray()) Free(pointer, 0);
         _library.Dispose();
     }
 

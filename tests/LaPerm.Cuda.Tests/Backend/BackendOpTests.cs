@@ -2,6 +2,7 @@ using LaPerm.Core.Backend;
 using LaPerm.Cpu;
 using LaPerm.Cuda.Backend;
 using LaPerm.Cuda.Interop;
+using LaPerm.Cuda.Runtime;
 using LaPerm.Cuda.Reconnect;
 using static LaPerm.Cuda.Tests.Backend.Compare;
 
@@ -765,6 +766,42 @@ public sealed class DeviceMemoryExceptionTests
         Assert.Contains("1,250,000 of 150,000,000,000 bytes free", e.Message, StringComparison.Ordinal);
         Assert.Contains("smaller --batch", e.Message, StringComparison.Ordinal);
         Assert.Contains("NVIDIA H200", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>An emulated device of <paramref name="bytes"/> bytes (what a GPU's memory is to cuMemAlloc).</summary>
+    private static Device SmallDevice(long bytes)
+    {
+        var device = Device.Open("emu");
+        ((EmulatorRuntime)device.Runtime).MemoryCapacity = bytes;
+        return device;
+    }
+
+    [Fact]
+    public void EveryDeviceAllocationThatDoesNotFitSaysSo()
+    {
+        using var device = SmallDevice(1 << 20);
+        using (var fits = device.Allocate<float>(200_000))   // 800,000 bytes of 1,048,576
+        {
+            var e = Assert.Throws<DeviceMemoryException>(() => device.Allocate<float>(100_000));
+            Assert.Equal(400_000, e.RequestedBytes);
+            Assert.Equal(1 << 20, e.TotalBytes);
+            Assert.InRange(e.FreeBytes, 1, (1 << 20) - 800_000);
+            Assert.Contains("out of device memory on host emulator", e.Message, StringComparison.Ordinal);
+            Assert.IsType<LaPerm.Cuda.Interop.CudaException>(e.InnerException);
+        }
+        // Freed memory is free again.
+        using (device.Allocate<float>(200_000)) { }
+
+        // The reconnection's own buffers (its sorted initial rows) go through the same path.
+        using var kernels = new ReconnectKernels(device, ReconnectLimits.Default);
+        using var w = device.Allocate<float>(150_000);
+        Assert.Throws<DeviceMemoryException>(() =>
+            DeviceReconnector.FromInitialWeights(kernels, [new DeviceReconnectTarget("big", w, 0, 300, 500)], ReconnectVariant.Auto));
+
+        // And the backend's tensors.
+        using var backend = new CudaBackend(device);
+        var t = Assert.Throws<DeviceMemoryException>(() => backend.Allocate<float>(new Shape(1000, 1000)));
+        Assert.Equal(4_000_000, t.RequestedBytes);
     }
 }
 

@@ -5,14 +5,15 @@ using LaPerm.Core.Checkpoints;
 namespace LaPerm.Cli.Tests.Runs;
 
 /// <summary>
-/// A kernel fault during training, on the emulator (LAPERM_EMU_FAULT makes the N-th run of a kernel
-/// fail as an illegal address does on a GPU; a child process, so the variable reaches no other test).
+/// Device failures during training, on the emulator, in a child process (so its variables reach no
+/// other test): LAPERM_EMU_FAULT makes the N-th run of a kernel fail as an illegal address does on
+/// a GPU, LAPERM_EMU_MEMORY gives the emulated device that many bytes.
 /// </summary>
-public sealed class DeviceFaultTests : IDisposable
+public sealed class DeviceFailureTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-fault-{Guid.NewGuid():N}");
 
-    public DeviceFaultTests() => Directory.CreateDirectory(_root);
+    public DeviceFailureTests() => Directory.CreateDirectory(_root);
 
     public void Dispose()
     {
@@ -57,5 +58,19 @@ public sealed class DeviceFaultTests : IDisposable
         var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(straight, RunSession.SummaryFile)))!;
         var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(faulted, RunSession.SummaryFile)))!;
         Assert.Equal(expected["final_weights_sha256"]!.GetValue<string>(), actual["final_weights_sha256"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task OutOfDeviceMemoryNamesTheRequestTheFreeMemoryAndTheRemedy()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // 2 MB: f2's weights and optimizer state fit, not everything a step needs.
+        using var child = KillAndResumeTests.Start(TrainArgs(Path.Combine(_root, "small")), new Dictionary<string, string> { ["LAPERM_EMU_MEMORY"] = "2000000" });
+        var stdout = child.StandardOutput.ReadToEndAsync(ct);
+        var stderr = child.StandardError.ReadToEndAsync(ct);
+        await child.WaitForExitAsync(ct);
+        string error = (await stderr).TrimEnd();
+        Assert.True(child.ExitCode == CommandLine.UserError, $"exit code {child.ExitCode}: {await stdout} {error}");
+        Assert.Matches(@"^laperm: out of device memory on host emulator \(\d+ kernels\): [\d,]+ bytes requested, [\d,]+ of 2,000,000 bytes free; try a smaller --batch\.$", error);
     }
 }
