@@ -927,6 +927,8 @@ main() {
   # Most important first: a part that does not fit the budget left is skipped, not cut.
   # Worst case (every part to its limit): gpu-versions..torch-reconnect take 30+20+75+130+60+60 =
   # 375 s of the 480, so the two measurement pairs always run whole and gpu-tests keeps >= 105 s.
+  # conv7-target (an issue's reported number) before device-rates (context: bench reconnect
+  # measures the copy bandwidth too).
   run_part gpu-versions          30  part_gpu_versions      "Card, driver, CUDA, cuBLAS, cuDNN, PyTorch versions"
   run_part laperm-info           20  part_laperm_info       "laperm info"
   run_part torch-train-gpu       75  part_torch_train_gpu   "PyTorch CUDA training baseline (perf/baselines/train_torch_gpu.py)"
@@ -934,8 +936,8 @@ main() {
   run_part bench-reconnect-cuda  60  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
   run_part gpu-tests             200 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
-  run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part conv7-target          150 part_conv7_target      "conv7-mnist on CUDA until a synchronised model reaches 99.5 % test accuracy"
+  run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part train-cuda            90  part_train_cuda        "A short real training on CUDA (f2, 8192 images, 1 epoch, k 16), then on CPU"
   run_part emu-crosscheck        130 part_emu_crosscheck    "Every kernel launch on the GPU and in the emulator, compared word for word (build/gpucheck/run.sh)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU with every core, for reference"
