@@ -17,11 +17,11 @@ internal static class TrainCommand
         "--preset", "--model", "--data", "--epochs", "--batch", "--k", "--lr", "--lr-schedule", "--optimizer", "--momentum",
         "--init", "--keep", "--prune", "--augment", "--seed", "--threads", "--eval-every", "--train-eval-size", "--target-accuracy",
         "--limit-train", "--limit-test", "--out", "--device", "--math", "--cudnn", "--channel-reduction",
-        "--reconnect-variant", "--profile-steps",
+        "--reconnect-variant", "--profile-steps", "--loss-reduction",
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
-    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs", "--stop-at-target"];
+    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-skip-bias", "--no-skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs", "--stop-at-target"];
 
     public const string Help = """
         laperm train [options]
@@ -41,6 +41,9 @@ internal static class TrainCommand
         --keep a/b[,a/b...]    with shared:V, keep probability per kernel tensor (one value = all), else 0
         --prune P              random sparse: drop kernel weights with probability P (first layer keeps >= 80%)
         --skip-bias --skip-bn  leave biases / batch-norm parameters to the inner optimizer only
+        --no-skip-bias --no-skip-bn  reconnect them after all (the CIFAR presets skip both)
+        --loss-reduction mean|sum  the batch's loss: its mean (Keras fit; default) or its sum (the
+                               authors' LaPerm loop; every preset)
         --no-reconnect         train with the inner optimizer alone (the baseline)
         --profile-steps A:B    cuProfilerStart before step A, cuProfilerStop after step B (GPU; for an
                                Nsight capture range); NVTX ranges name every step and phase
@@ -176,6 +179,14 @@ internal static class TrainCommand
         return 0;
     }
 
+    /// <summary>A switch and its --no- form (to undo a preset's): the one given, else <paramref name="current"/>; both at once is an error.</summary>
+    private static bool OnOff(Arguments a, string flag, bool current)
+    {
+        string off = "--no-" + flag[2..];
+        if (a.Has(flag) && a.Has(off)) throw new UsageException($"{flag} and {off} contradict each other; give one.");
+        return a.Has(flag) || (!a.Has(off) && current);
+    }
+
     public static TrainingOptions Parse(Arguments a)
     {
         var o = new TrainingOptions();
@@ -204,8 +215,10 @@ internal static class TrainCommand
         if (o.Init.Keep is not null && o.Init.SharedValue is null)
             throw new UsageException("--keep applies to --init shared:V only.");
         if (a.Double("--prune", 0, 0.999) is { } prune) o = o with { Init = o.Init with { Prune = prune } };
-        if (a.Has("--skip-bias")) o = o with { SkipBias = true };
-        if (a.Has("--skip-bn")) o = o with { SkipBatchNorm = true };
+        o = o with { SkipBias = OnOff(a, "--skip-bias", o.SkipBias), SkipBatchNorm = OnOff(a, "--skip-bn", o.SkipBatchNorm) };
+        if (a.String("--loss-reduction") is { } reduction)
+            o = o with { LossReduction = reduction switch { "mean" => LossReduction.Mean, "sum" => LossReduction.Sum,
+                _ => throw new UsageException($"--loss-reduction expects mean or sum, got '{reduction}'.") } };
         if (a.Has("--no-reconnect")) o = o with { Reconnect = false };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
         if (a.Has("--no-graphs")) o = o with { Graphs = false };

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using LaPerm.Cli;
 using LaPerm.Core.IO;
+using LaPerm.Core.Training;
 
 namespace LaPerm.Cli.Tests;
 
@@ -361,6 +362,17 @@ public sealed class CliTests : IDisposable
             new HashSet<string> { "--preset", "--epochs", "--k" }, new HashSet<string>(), "train");
         var o = TrainCommand.Parse(a);
         Assert.Equal(("conv7", 3, 50, "0:100,2:400", "mnist"), (o.Model, o.Epochs, o.Batch, o.K.ToString(), o.Augment));
+        // A preset's switches and its summed loss can be undone too.
+        TrainingOptions Parsed(params string[] args) => TrainCommand.Parse(new Arguments(args,
+            new HashSet<string> { "--preset", "--loss-reduction" }, new HashSet<string> { "--skip-bias", "--no-skip-bias", "--skip-bn", "--no-skip-bn" }, "train"));
+        var cifar = Parsed("--preset", "conv2-cifar10");
+        Assert.Equal((true, true, LossReduction.Sum), (cifar.SkipBias, cifar.SkipBatchNorm, cifar.LossReduction));
+        var undone = Parsed("--preset", "conv2-cifar10", "--no-skip-bias", "--loss-reduction", "mean");
+        Assert.Equal((false, true, LossReduction.Mean), (undone.SkipBias, undone.SkipBatchNorm, undone.LossReduction));
+        Assert.Equal((false, false), (Parsed("--preset", "conv2-cifar10", "--no-skip-bias", "--no-skip-bn").SkipBias, Parsed("--preset", "conv2-cifar10", "--no-skip-bn").SkipBatchNorm));
+        Assert.True(Parsed("--skip-bn").SkipBatchNorm);
+        Assert.Contains("contradict", Assert.Throws<UsageException>(() => Parsed("--skip-bias", "--no-skip-bias")).Message, StringComparison.Ordinal);
+        Assert.Throws<UsageException>(() => Parsed("--loss-reduction", "median"));
     }
 
     [Fact]
