@@ -225,19 +225,22 @@ public sealed class TrainingTests
     }
 
     [Fact]
-    public void Lenet300LearnsMnistByReconnectionAlone()
+    public void Lenet300ReachesNinetySevenPercentByReconnectionWithinTwoEpochs()
     {
-        // A fast cut of the README's 2-epoch check (97.5 % there): 10,000 images, one epoch.
-        // Every sync returns each row to a permutation of its random init, so a high accuracy
-        // here can only come from where the initial values were moved.
-        var data = DataSource.Load("mnist", 10_000, 2_000);
-        var options = new TrainingOptions { Model = "lenet300", Epochs = 1, Batch = 32, K = Core.LaPerm.SyncSchedule.Constant(50), Seed = 2, Threads = 2 };
+        // The requirement, as the default `laperm train` runs it: lenet300 on all of MNIST,
+        // 2 epochs, batch 32, k 50 (about 10 s on two cores). Every sync returns each row to a
+        // permutation of its random init, so the accuracy can only come from where the initial
+        // values were moved; the best counts synchronised evaluations only.
+        var data = DataSource.Load("mnist");
+        var options = new TrainingOptions { Threads = 2 };
+        Assert.Equal(("lenet300", 2, 32, "50"), (options.Model, options.Epochs, options.Batch, options.K.ToString()));
         using var backend = new CpuBackend(2);
         var trainer = new Trainer(options, new ModelDefinition(BuiltInModels.LeNet300()), data, backend);
         var summary = trainer.Run();
         trainer.Network!.Dispose();
-        Assert.Equal(313, summary.Steps);
-        Assert.Equal(7, summary.Syncs); // 6 scheduled + the final one
-        Assert.True(summary.FinalTestAccuracy > 0.90, $"final test accuracy {summary.FinalTestAccuracy:P2}");
+        Assert.Equal(3750, summary.Steps);
+        Assert.Equal(75, summary.Syncs);   // 74 scheduled + the final one
+        Assert.True(summary.BestTestAccuracy >= 0.97, $"best synchronised test accuracy {summary.BestTestAccuracy:P2}");
+        Assert.True(summary.FinalTestAccuracy >= 0.97, $"final test accuracy {summary.FinalTestAccuracy:P2}");
     }
 }
