@@ -109,6 +109,8 @@ internal static class TrainCommand
         spec ??= Backends.ResolveModel(o.Model);
         var model = new ModelDefinition(spec);
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
+        // Before the run's header line: a data set that does not fit the model is no run at all.
+        data.EnsureFits(model.Input.Channels, model.Input.Height, model.Input.Width, model.Classes, model.Name);
         using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a), stdout);
         // auto becomes the device that runs: what the run records, and what device-dependent
         // defaults (the reconnection traffic, on for cpu) follow.

@@ -449,6 +449,16 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ImagesOfTheWrongSizeNameTheirFileAndStopBeforeTheRunStarts()
+    {
+        var (code, stdout, stderr) = Run("train", "--model", "conv2", "--data", "mnist", "--limit-train", "10", "--limit-test", "10");
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Equal("laperm: mnist train (embedded train-images-idx3-ubyte.gz) has images of 1x28x28 (channels x height x width), but model conv2 expects 3x32x32.",
+            stderr.TrimEnd());
+        Assert.DoesNotContain("laperm train:", stdout, StringComparison.Ordinal);   // no header of a run that never starts
+    }
+
+    [Fact]
     public void AutoSaysWhenItFindsAGpuItCannotUse()
     {
         var warnings = new StringWriter();

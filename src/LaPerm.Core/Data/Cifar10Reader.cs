@@ -66,7 +66,7 @@ public static class Cifar10Reader
                 }
             }
         }
-        return new Dataset(name, images, labels, Channels, Height, Width, Classes);
+        return new Dataset(name, images, labels, Channels, Height, Width, Classes) { Source = paths.Count == 1 ? paths[0] : $"{paths[0]} and {paths.Count - 1} more" };
     }
 
     /// <summary>Reads the training and test splits from a directory of the official binaries.</summary>

@@ -3,7 +3,16 @@ using System.Reflection;
 namespace LaPerm.Core.Data;
 
 /// <summary>A data set's training and test splits.</summary>
-public sealed record DataSplit(Dataset Train, Dataset Test);
+public sealed record DataSplit(Dataset Train, Dataset Test)
+{
+    /// <summary>Throws a <see cref="DataFormatException"/> naming the split, its file and both shapes unless every image fits the model's input and every label its outputs.</summary>
+    public void EnsureFits(int channels, int height, int width, int classes, string modelName)
+    {
+        Train.EnsureShape(channels, height, width, modelName);
+        Test.EnsureShape(channels, height, width, modelName);
+        Train.EnsureClasses(classes, modelName);
+    }
+}
 
 /// <summary>
 /// Resolves the --data argument to a training and a test <see cref="Dataset"/>:
@@ -82,8 +91,8 @@ public static class DataSource
     {
         var assembly = typeof(DataSource).Assembly;
         return new DataSplit(
-            ReadIdxPair("mnist train", TrainImages + ".gz", TrainLabels + ".gz", name => OpenResource(assembly, name)),
-            ReadIdxPair("mnist test", TestImages + ".gz", TestLabels + ".gz", name => OpenResource(assembly, name)));
+            ReadIdxPair("mnist train", TrainImages + ".gz", TrainLabels + ".gz", name => OpenResource(assembly, name), "embedded"),
+            ReadIdxPair("mnist test", TestImages + ".gz", TestLabels + ".gz", name => OpenResource(assembly, name), "embedded"));
     }
 
     /// <summary>Reads an MNIST-style IDX directory (files raw or gzip, see the class summary).</summary>
@@ -151,7 +160,8 @@ public static class DataSource
         throw new DataFormatException($"{spec} holds neither MNIST-style IDX files ({TrainImages}[.gz] ...) nor the CIFAR-10 binaries (data_batch_1.bin ...).");
     }
 
-    private static Dataset ReadIdxPair(string name, string imagesSource, string labelsSource, Func<string, Stream> open)
+    /// <param name="origin">Said before the images file's name in messages ("embedded"), or null for a path.</param>
+    private static Dataset ReadIdxPair(string name, string imagesSource, string labelsSource, Func<string, Stream> open, string? origin = null)
     {
         IdxImages images;
         using (var stream = open(imagesSource))
@@ -162,7 +172,10 @@ public static class DataSource
         if (images.Count != labels.Length)
             throw new DataFormatException($"{labelsSource} holds {labels.Length} labels but {imagesSource} holds {images.Count} images; expected one label per image.");
         Dataset.EnsureLabelsInRange(labels, IdxClasses, labelsSource);
-        return new Dataset(name, images.Pixels, labels, 1, images.Rows, images.Columns, IdxClasses);
+        return new Dataset(name, images.Pixels, labels, 1, images.Rows, images.Columns, IdxClasses)
+        {
+            Source = origin is null ? imagesSource : $"{origin} {imagesSource}",
+        };
     }
 
     private static Stream OpenResource(Assembly assembly, string file) =>

@@ -79,14 +79,17 @@ public sealed class Dataset
         if (count >= Count)
             return this;
         return new Dataset(Name, _images.AsSpan(0, count * SampleSize).ToArray(), _labels.AsSpan(0, count).ToArray(),
-            Channels, Height, Width, Classes);
+            Channels, Height, Width, Classes) { Source = Source };
     }
+
+    /// <summary>The file(s) the images came from, as messages name them (null: made in memory).</summary>
+    public string? Source { get; init; }
 
     /// <summary>Throws a <see cref="DataFormatException"/> unless the images are <paramref name="channels"/> x <paramref name="height"/> x <paramref name="width"/>.</summary>
     public void EnsureShape(int channels, int height, int width, string modelName)
     {
         if (channels != Channels || height != Height || width != Width)
-            throw new DataFormatException($"{Name} has images of {Channels}x{Height}x{Width} (channels x height x width), but model {modelName} expects {channels}x{height}x{width}.");
+            throw new DataFormatException($"{Name}{(Source is null ? "" : $" ({Source})")} has images of {Channels}x{Height}x{Width} (channels x height x width), but model {modelName} expects {channels}x{height}x{width}.");
     }
 
     /// <summary>Throws a <see cref="DataFormatException"/> unless the labels fit a model with <paramref name="modelClasses"/> outputs.</summary>

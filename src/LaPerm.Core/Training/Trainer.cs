@@ -84,10 +84,7 @@ public sealed class Trainer
         _data = data;
         _backend = backend;
         _observer = observer;
-        var input = model.Input;
-        data.Train.EnsureShape(input.Channels, input.Height, input.Width, model.Name);
-        data.Test.EnsureShape(input.Channels, input.Height, input.Width, model.Name);
-        data.Train.EnsureClasses(model.Classes, model.Name);
+        data.EnsureFits(model.Input.Channels, model.Input.Height, model.Input.Width, model.Classes, model.Name);
         if (options.Epochs <= 0) throw new ArgumentException($"--epochs must be positive, got {options.Epochs}");
         if (options.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {options.Batch}");
         if (options.EvalEvery < 0) throw new ArgumentException($"--eval-every must be 0 or positive, got {options.EvalEvery}");

@@ -50,6 +50,10 @@ public sealed class DatasetTests
         Assert.Contains("random", e.Message);
         Assert.Contains("1x28x28", e.Message);
         Assert.Contains("conv4 expects 3x32x32", e.Message);
+        // A set read from files names the file; a slice of it too.
+        var fromFile = new Dataset("digits train", new byte[2 * 28 * 28], [1, 2], 1, 28, 28, 10) { Source = "/data/digits/train-images-idx3-ubyte" };
+        e = Assert.Throws<DataFormatException>(() => fromFile.Take(1).EnsureShape(3, 32, 32, "conv4"));
+        Assert.StartsWith("digits train (/data/digits/train-images-idx3-ubyte) has images of 1x28x28", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
