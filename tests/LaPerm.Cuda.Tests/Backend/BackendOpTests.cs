@@ -840,6 +840,39 @@ public sealed class GpuBackendOpTests : BackendOpTests
 
     protected override CudaBackend OpenWithCudnn() => OpenGpu(CudnnScope.All);
 
+    /// <summary>
+    /// --math tf32: cuBLAS on the tensor cores, inputs cut to TF32 (10 mantissa bits: at most 2^-10
+    /// relative each, whether rounded or truncated, so 2^-9 per product). Within that bound of the
+    /// CPU, and not bit-identical to pedantic FP32 (which would mean TF32 never took effect).
+    /// </summary>
+    [Fact]
+    public void Tf32GemmsAgreeWithinTheTf32BoundAndDifferFromPedantic()
+    {
+        var report = CudaInfo.Collect();
+        if (!report.CudaAvailable) Assert.Skip(report.CudaUnavailableReason!);
+        using var tf32 = CudaBackend.Open("cuda", GemmMath.Tf32);
+        using var pedantic = CudaBackend.Open("cuda", GemmMath.Pedantic);
+        using var cpu = new CpuBackend(2);
+        Assert.Contains("TF32", tf32.Description, StringComparison.Ordinal);
+        const int m = 128, n = 96, k = 256;
+        var rng = new Random(37);
+        var a = Random(rng, m * k);
+        var b = Random(rng, k * n);
+        float[] Run(IBackend backend, float[] aa, float[] bb)
+        {
+            using var ta = Put(backend, aa, m * k);
+            using var tb = Put(backend, bb, k * n);
+            using var tc = Poisoned(backend, m * n);
+            backend.Gemm(false, false, m, n, k, 1f, ta, tb, 0f, tc);
+            return Get(backend, tc);
+        }
+        var expected = Run(cpu, a, b);
+        var magnitude = Run(cpu, [.. a.Select(Math.Abs)], [.. b.Select(Math.Abs)]);
+        var actual = Run(tf32, a, b);
+        Within(expected, actual, i => Math.Pow(2, -9) * magnitude[i] + DotBound(k, magnitude[i]), "tf32 gemm");
+        Assert.NotEqual(Run(pedantic, a, b), actual);
+    }
+
     internal static CudaBackend OpenGpu(CudnnScope cudnn, ChannelReduction reduction = ChannelReduction.Chunked)
     {
         var report = CudaInfo.Collect();
