@@ -7,9 +7,10 @@ namespace LaPerm.Benchmarks;
 
 /// <summary>
 /// One full training step at batch 128 (upload, forward, loss, backward, Adam) on the CPU
-/// backend, the measurement `laperm bench train` reports. Images/s = 128 / mean time.
+/// backend, the measurement `laperm bench train` reports; the Images/s column is Batch / median time.
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(TrainStepConfig))]
 public class TrainStepBenchmarks
 {
     private CpuBackend? _backend;
