@@ -15,7 +15,7 @@ public sealed record ReconnectBenchOptions(string Variant = "all", string Shapes
 
 /// <summary>One line of the bench: a variant on a shape set.</summary>
 public sealed record ReconnectBenchResult(string Shapes, int Variant, long Elements, int Launches, long Mismatches,
-    double? MedianMicroseconds, double? EffectiveGBPerSecond, double? CopyGBPerSecond);
+    double? MedianMicroseconds, double? EffectiveGBPerSecond, double? CopyGBPerSecond, string Paths = "");
 
 /// <summary>
 /// Benchmarks the reconnection variants: every line verified bit for bit against
@@ -119,8 +119,9 @@ public sealed class ReconnectBench
         for (long i = 0; i < got.Length; i++)
             if (BitConverter.SingleToUInt32Bits(got[i]) != BitConverter.SingleToUInt32Bits(inputs.Expected[i])) mismatches++;
         int launches = reconnectors[0].Plan.Launches.Count;
+        string paths = DescribePaths(reconnectors[0].Plan);
         if (copyGBs is null)
-            return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches, null, null, null);
+            return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches, null, null, null, paths);
 
         for (int c = 1; c < weights.Count; c++) weights[c].CopyFrom(inputs.Current);
         foreach (DeviceReconnector r in reconnectors) r.Enqueue(device.Stream); // warm-up
@@ -137,7 +138,17 @@ public sealed class ReconnectBench
         Array.Sort(perPass);
         double seconds = perPass[samples / 2] * 1e-3;
         return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches,
-            seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs);
+            seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs, paths);
+    }
+
+    /// <summary>
+    /// The paths a plan's launches take, in launch order with counts ("BlockBucket x5, BlockRadix"): a
+    /// forced variant sends rows it cannot hold to another path, and a timing should say so.
+    /// </summary>
+    public static string DescribePaths(ReconnectPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        return string.Join(", ", plan.Launches.GroupBy(l => l.Path).Select(g => g.Count() == 1 ? $"{g.Key}" : $"{g.Key} x{g.Count()}"));
     }
 
     private static double MeasureCopyBandwidth(Device device, int samples)
@@ -167,10 +178,11 @@ public sealed class ReconnectBench
         var ci = CultureInfo.InvariantCulture;
         string head = string.Format(ci, "reconnect {0,-18} variant {1} {2,-12} elements {3,10}  launches {4,2}", r.Shapes, r.Variant,
             ((ReconnectVariant)r.Variant).ToString(), r.Elements, r.Launches);
+        string paths = r.Paths.Length == 0 ? "" : $"  [{r.Paths}]";
         if (r.MedianMicroseconds is not double us || r.EffectiveGBPerSecond is not double gbs || r.CopyGBPerSecond is not double copy)
-            return head + string.Format(ci, "  mismatches {0}  (emu: verified, not timed)", r.Mismatches);
+            return head + string.Format(ci, "  mismatches {0}  (emu: verified, not timed)", r.Mismatches) + paths;
         return head + string.Format(ci, "  median {0,9:F1} us  {1,7:F2} Gelem/s  {2,7:F1} GB/s  {3,5:F1}% of copy  floor x{4:F2}  mismatches {5}",
-            us, r.Elements / us / 1e3, gbs, 100 * gbs / copy, copy / gbs, r.Mismatches);
+            us, r.Elements / us / 1e3, gbs, 100 * gbs / copy, copy / gbs, r.Mismatches) + paths;
     }
 }
 
