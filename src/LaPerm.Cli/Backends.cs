@@ -33,9 +33,10 @@ internal static class Backends
             {
                 return openGpu();
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (e is InvalidOperationException or LaPerm.Cuda.Interop.CudaException or LaPerm.Cuda.Runtime.DeviceMemoryException)
             {
-                // A GPU without a usable CUDA stack (e.g. no cuBLAS): train on the CPU instead, and say
+                // A GPU without a usable CUDA stack (no cuBLAS, a driver too old for our PTX, no memory
+                // left for the backend's own buffers): train on the CPU instead, and say
                 // so: a run meant for the GPU that silently takes hours on the CPU is worse than a line.
                 warnings?.WriteLine($"laperm: warning: --device auto found a GPU but cannot use it ({OneSentence(e.Message)}); running on the CPU.");
             }

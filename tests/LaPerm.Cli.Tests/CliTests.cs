@@ -466,6 +466,12 @@ public sealed class CliTests : IDisposable
             Assert.Equal("cpu", backend.Name);
         Assert.Equal("laperm: warning: --device auto found a GPU but cannot use it (cuBLAS is not installed); running on the CPU.",
             warnings.ToString().TrimEnd());
+        // A driver too old for our PTX fails inside the driver API: the same fallback.
+        warnings = new StringWriter();
+        using (var backend = Backends.Auto(1, gpuFound: true,
+                   () => throw new LaPerm.Cuda.Interop.CudaException("cuModuleLoadData", 222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"), warnings))
+            Assert.Equal("cpu", backend.Name);
+        Assert.Contains("CUDA_ERROR_UNSUPPORTED_PTX_VERSION", warnings.ToString(), StringComparison.Ordinal);
         // No GPU at all: the CPU, without a word (the header line names the backend).
         warnings = new StringWriter();
         using (var backend = Backends.Auto(1, gpuFound: false, () => throw new InvalidOperationException("not called"), warnings))

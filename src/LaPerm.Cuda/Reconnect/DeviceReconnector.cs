@@ -101,24 +101,37 @@ public sealed class DeviceReconnector : IDisposable
 
         Plan = ReconnectPlanner.Plan(variant, [.. targets.Select(t => new ReconnectShape(t.Name, t.Rows, t.RowLength))], kernels.Limits);
         Elements = total;
-        _sorted0 = kernels.Device.Allocate<float>(Math.Max(total, 1));
-        _sorted0.CopyFrom(sortedInitialRows);
         var sortedOffset = new long[targets.Count];
         for (int i = 1; i < targets.Count; i++) sortedOffset[i] = sortedOffset[i - 1] + targets[i - 1].Elements;
         _targets = [.. targets];
         _sortedOffset = sortedOffset;
-
-        var table = new ReconnectTensor[Plan.Table.Count];
-        for (int k = 0; k < table.Length; k++)
+        // Out of device memory part way (a reported, expected outcome) must not leak what was allocated.
+        DeviceBuffer<float>? sorted0 = null;
+        DeviceBuffer<ReconnectTensor>? deviceTable = null;
+        try
         {
-            int target = Plan.TableOrder[k];
-            table[k] = Plan.Table[k];
-            table[k].Weights = targets[target].Weights.PointerAt(targets[target].Offset);
-            table[k].Sorted0 = _sorted0.PointerAt(sortedOffset[target]);
+            sorted0 = kernels.Device.Allocate<float>(Math.Max(total, 1));
+            sorted0.CopyFrom(sortedInitialRows);
+            var table = new ReconnectTensor[Plan.Table.Count];
+            for (int k = 0; k < table.Length; k++)
+            {
+                int target = Plan.TableOrder[k];
+                table[k] = Plan.Table[k];
+                table[k].Weights = targets[target].Weights.PointerAt(targets[target].Offset);
+                table[k].Sorted0 = sorted0.PointerAt(sortedOffset[target]);
+            }
+            deviceTable = kernels.Device.Allocate<ReconnectTensor>(Math.Max(table.Length, 1));
+            deviceTable.CopyFrom(table);
+            _scratch = kernels.Device.Allocate<ulong>(Math.Max(Plan.ScratchElements, 1));
         }
-        _table = kernels.Device.Allocate<ReconnectTensor>(Math.Max(table.Length, 1));
-        _table.CopyFrom(table);
-        _scratch = kernels.Device.Allocate<ulong>(Math.Max(Plan.ScratchElements, 1));
+        catch
+        {
+            deviceTable?.Dispose();
+            sorted0?.Dispose();
+            throw;
+        }
+        _sorted0 = sorted0;
+        _table = deviceTable;
     }
 
     /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>

@@ -792,11 +792,18 @@ public sealed class DeviceMemoryExceptionTests
         // Freed memory is free again.
         using (device.Allocate<float>(200_000)) { }
 
-        // The reconnection's own buffers (its sorted initial rows) go through the same path.
+        // The reconnection's own buffers go through the same path, and what it got before it ran
+        // out is released: with the weights (400 KB) its sorted initial rows fit (400 KB), the
+        // chunked path's scratch (800 KB) does not.
         using var kernels = new ReconnectKernels(device, ReconnectLimits.Default);
-        using var w = device.Allocate<float>(150_000);
-        Assert.Throws<DeviceMemoryException>(() =>
-            DeviceReconnector.FromInitialWeights(kernels, [new DeviceReconnectTarget("big", w, 0, 300, 500)], ReconnectVariant.Auto));
+        var (freeBefore, _) = device.MemoryInfo();
+        using (var w = device.Allocate<float>(100_000))
+        {
+            var e = Assert.Throws<DeviceMemoryException>(() =>
+                DeviceReconnector.FromInitialWeights(kernels, [new DeviceReconnectTarget("big", w, 0, 200, 500)], ReconnectVariant.Chunked));
+            Assert.Equal(800_000, e.RequestedBytes);
+        }
+        Assert.Equal(freeBefore, device.MemoryInfo().Free);
 
         // And the backend's tensors.
         using var backend = new CudaBackend(device);
