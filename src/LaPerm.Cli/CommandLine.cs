@@ -78,12 +78,11 @@ public static class CommandLine
             stderr.WriteLine($"laperm: {OneLine(e.Message)}");
             return StorageFailed;
         }
-        catch (LaPerm.Cuda.Interop.CudaException e)
+        catch (Exception e) when (e is LaPerm.Cuda.Interop.CudaException or DeviceFailedException)
         {
             // Not the user's doing and not recoverable in this process (a fault is sticky): one
-            // sentence that names what failed, and what is safe on disk.
-            string resume = args[0] == "train" ? "; checkpoints already written are intact (--resume DIR continues from the newest)" : "";
-            stderr.WriteLine($"laperm: STOPPED: GPU error: {OneLine(e.Message).TrimEnd('.')}{resume}.");
+            // sentence that names what failed (and, from train, what is safe on disk).
+            stderr.WriteLine($"laperm: STOPPED: GPU error: {OneLine(e.Message).TrimEnd('.')}.");
             return DeviceFailed;
         }
         catch (IOException e)
@@ -125,3 +124,7 @@ public static class CommandLine
 
         """;
 }
+
+/// <summary>A GPU error during training, with what the run left on disk (its newest intact checkpoint, if any).</summary>
+internal sealed class DeviceFailedException(LaPerm.Cuda.Interop.CudaException inner, string onDisk)
+    : Exception($"{inner.Message.TrimEnd('.')}; {onDisk}", inner);

@@ -157,6 +157,15 @@ internal static class TrainCommand
             stdout.WriteLine($"stopped after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
             return 0;
         }
+        catch (LaPerm.Cuda.Interop.CudaException e)
+        {
+            observer?.Finish();
+            // What is safe on disk, so the sentence promises only what exists.
+            var checkpoints = o.Out is null ? [] : new LaPerm.Core.Checkpoints.CheckpointStore(o.Out).Checkpoints();
+            throw new DeviceFailedException(e, o.Out is null ? "without --out nothing was saved"
+                : checkpoints.Count == 0 ? "no checkpoint had been written yet"
+                : $"the newest checkpoint, step {checkpoints.Max(c => c.Step)}, is intact; laperm train --resume {o.Out} continues from it");
+        }
         catch (LaPerm.Core.Checkpoints.TrainingInterruptedException e)
         {
             observer?.Finish();

@@ -45,7 +45,7 @@ public sealed class DeviceFailureTests : IDisposable
             Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
             Assert.Contains("CUDA_ERROR_ILLEGAL_ADDRESS", error, StringComparison.Ordinal);
             Assert.Matches(@"kernel adam_multi_v2 grid \(\d+,\d+,\d+\) block \(256,1,1\) shared \d+ B", error);
-            Assert.EndsWith("checkpoints already written are intact (--resume DIR continues from the newest).", error, StringComparison.Ordinal);
+            Assert.EndsWith($"; the newest checkpoint, step 4, is intact; laperm train --resume {faulted} continues from it.", error, StringComparison.Ordinal);
         }
         var store = new CheckpointStore(faulted);
         var newest = Assert.Single(store.Checkpoints());
