@@ -690,9 +690,13 @@ extern "C" __global__ __launch_bounds__(512) void reconnect_bucket_staged_8192(c
 // 256) and as few threads as that allows: 32 threads up to 512 elements, 64 up to 1024, ...
 // 512 up to 8192. Why: an SM holds at most 32 blocks and 2048 threads, so 256-thread blocks
 // (variants 6 and 7) keep at most 8 rows in flight per SM, and a row of 256..1024 elements
-// loads too few bytes to cover the memory latency of its block's next phases; one-warp blocks
-// keep up to 32 rows in flight and their barriers are a warp's. __launch_bounds__(THREADS,
-// 1024 / THREADS) caps registers at 64, so at least 1024 threads fit an SM.
+// loads too few bytes to cover the memory latency of its block's next phases. Narrow blocks
+// keep as many rows in flight as shared memory allows (228 KB per SM, 1 KB reserved per
+// block): 32 rows up to 256 elements (4.2 KB each), 27 up to 512 (7.4 KB), 14 up to 1024
+// (14.6 KB), 7 up to 2048; their barriers are a warp's or a few. The launch bounds' minimum
+// blocks per SM is what shared memory lets in (32 for the 256 class; fewer above), so the
+// compiler may use up to 80 registers (64 for 256 and 8192) rather than spill the 32 values
+// each thread holds across barriers.
 // ---------------------------------------------------------------------------------------
 extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_256(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
@@ -700,25 +704,25 @@ extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_256
     rc_bucket_staged_rows<32, 8>(table, tensorCount, totalRows, rc_narrow_smem);
 }
 
-extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_512(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(32, 24) void reconnect_bucket_narrow_512(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
     rc_bucket_staged_rows<32, 16>(table, tensorCount, totalRows, rc_narrow_smem);
 }
 
-extern "C" __global__ __launch_bounds__(64, 16) void reconnect_bucket_narrow_1024(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(64, 12) void reconnect_bucket_narrow_1024(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
     rc_bucket_staged_rows<64, 16>(table, tensorCount, totalRows, rc_narrow_smem);
 }
 
-extern "C" __global__ __launch_bounds__(128, 8) void reconnect_bucket_narrow_2048(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(128, 6) void reconnect_bucket_narrow_2048(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
     rc_bucket_staged_rows<128, 16>(table, tensorCount, totalRows, rc_narrow_smem);
 }
 
-extern "C" __global__ __launch_bounds__(256, 4) void reconnect_bucket_narrow_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(256, 3) void reconnect_bucket_narrow_4096(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
     rc_bucket_staged_rows<256, 16>(table, tensorCount, totalRows, rc_narrow_smem);

@@ -26,7 +26,7 @@ public enum ReconnectVariant
     BlockBucket = 6,
     /// <summary>As <see cref="BlockBucket"/> with 512-thread blocks above 2048 elements and sorted0 staged in shared memory (not yet measured on a GPU).</summary>
     BlockBucketStaged = 7,
-    /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): up to 32 rows in flight per SM instead of 8 (not yet measured on a GPU).</summary>
+    /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): as many rows in flight per SM as shared memory allows (32 up to 256 elements, 14 up to 1024) instead of 8 (not yet measured on a GPU).</summary>
     BlockBucketNarrow = 8,
 }
 
