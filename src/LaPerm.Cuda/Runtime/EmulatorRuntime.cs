@@ -121,6 +121,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     public void SynchronizeStream(nint stream)
     {
         NotCapturing(stream, "synchronising the stream");
+        _fault?.ThrowIfFaulted("emulated cuStreamSynchronize");
         _eventQueriesLeft.Clear();   // one stream per device here: every event recorded is reached
     }
 
@@ -173,6 +174,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     public void CopyDeviceToHost(void* destination, ulong source, long bytes, nint stream)
     {
         NotCapturing(stream, "a device-to-host copy");
+        _fault?.ThrowIfFaulted("emulated cuMemcpyDtoHAsync");
         Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
     }
 
@@ -180,6 +182,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     public void CopyDeviceToHostAsync(void* destination, ulong source, long bytes, nint stream)
     {
         NotCapturing(stream, "a device-to-host copy");
+        _fault?.ThrowIfFaulted("emulated cuMemcpyDtoHAsync");
         Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
     }
 
@@ -270,12 +273,14 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
     public void SynchronizeEvent(nint handle)
     {
         NoCaptureActive("waiting for an event");
+        _fault?.ThrowIfFaulted("emulated cuEventSynchronize");
         _eventQueriesLeft.Remove(handle);
     }
 
     public bool QueryEvent(nint handle)
     {
         NoCaptureActive("querying an event");
+        _fault?.ThrowIfFaulted("emulated cuEventQuery");
         if (!_eventQueriesLeft.TryGetValue(handle, out int left) || left == 0) return true;
         _eventQueriesLeft[handle] = left - 1;
         return false;
@@ -337,9 +342,11 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 
     /// <summary>
     /// LAPERM_EMU_FAULT=KERNEL:N makes the N-th run of KERNEL (counting graph replays) fail as a
-    /// faulting kernel does on a GPU (CUDA_ERROR_ILLEGAL_ADDRESS, sticky: every later launch fails
-    /// too), so the handling of a device fault (the message, the exit code, the checkpoints left
-    /// behind) can be tested without a GPU. Read once per runtime; unset: no fault.
+    /// faulting kernel does on a GPU (CUDA_ERROR_ILLEGAL_ADDRESS), and sticky as there: every later
+    /// launch, synchronisation, event wait and device-to-host copy fails the same way, so the
+    /// unwinding after a fault (which must not replace its message) runs as on a GPU. Frees still
+    /// succeed, as CudaRuntime's do after a fault (it drops their echo of it). Read once per
+    /// runtime; unset: no fault.
     /// </summary>
     private sealed class InjectedFault(string kernel, int occurrence)
     {
@@ -354,6 +361,12 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
             if (colon <= 0 || !int.TryParse(spec.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
                 throw new InvalidOperationException($"LAPERM_EMU_FAULT is '{spec}'; expected KERNEL:N with N >= 1");
             return new InjectedFault(spec[..colon], n);
+        }
+
+        public void ThrowIfFaulted(string api)
+        {
+            if (_faulted)
+                throw new CudaException(api, 700, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered (sticky, after the injected fault)");
         }
 
         public void Check(string name, Dim3 grid, Dim3 block, uint sharedBytes)
