@@ -459,6 +459,17 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void TheUsageListsEveryExitCode()
+    {
+        var (code, stdout, _) = Run("--help");
+        Assert.Equal(0, code);
+        var codes = typeof(CommandLine).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+            .Where(f => f.IsLiteral && f.FieldType == typeof(int)).Select(f => (int)f.GetRawConstantValue()!).ToList();
+        Assert.Equal(6, codes.Count);
+        Assert.All(codes, c => Assert.Matches(new System.Text.RegularExpressions.Regex($@"(^|[ ;:]){c} ", System.Text.RegularExpressions.RegexOptions.Multiline), stdout));
+    }
+
+    [Fact]
     public void AutoSaysWhenItFindsAGpuItCannotUse()
     {
         var warnings = new StringWriter();
