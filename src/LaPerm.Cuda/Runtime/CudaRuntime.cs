@@ -83,6 +83,8 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     // After a kernel fault every call on the context fails with the fault's sticky status. Releasing
     // a resource then (a using block unwinding from the fault) must not replace the fault's own
     // exception, which names the kernels, with an echo of it; the process's exit frees what is left.
+    // (A fault that a release is the first to see is not lost: it is sticky, and the next
+    // synchronising call reports it with the journal's suspects.)
     private static void Release(Action release)
     {
         try { release(); }
