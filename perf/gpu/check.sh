@@ -131,20 +131,38 @@ find_python_with_torch() {
   return 1
 }
 
+# unpack_once ARCHIVE NAME: prints the folder under /tmp where ARCHIVE (.tar.xz) is unpacked,
+# unpacking it only if that folder (named after NAME and the archive's checksum) is not there yet.
+unpack_once() {
+  local archive=$1 name=$2
+  local key; key=$(cksum < "$archive" | cut -d' ' -f1)
+  local dir="${TMPDIR:-/tmp}/laperm-$name-$key"
+  if [[ ! -d "$dir" ]]; then
+    # tar -J needs the xz program, which a minimal image may lack; Python's lzma does not.
+    rm -rf "$dir.partial" && mkdir -p "$dir.partial" &&
+      { tar -xJf "$archive" -C "$dir.partial" 2>/dev/null ||
+        { [[ -n "$PYTHON_ANY" ]] && "$PYTHON_ANY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$archive" "$dir.partial"; }; } &&
+      rm -rf "$dir" && mv "$dir.partial" "$dir" || return 1
+  fi
+  echo "$dir"
+}
+
+# Where the built app is: app/ of the bundle, unpacked from app.tar.xz when the bundle carries it
+# compressed (the bundle and the repository share one size limit); in a repository, absent.
+APP="$ROOT/app"
+setup_app() {
+  local archive="$ROOT/app.tar.xz" dir
+  [[ -f "$archive" ]] || return 0
+  dir=$(unpack_once "$archive" app) || { echo "check.sh: failed to unpack $archive (tar -xJ, then Python's tarfile)" >&2; return 1; }
+  APP="$dir/app"
+}
+
 setup_dotnet() {
   # The bundle carries the runtime compressed; unpack it once per version to /tmp.
   local archive="$ROOT/dotnet-runtime.tar.xz"
   if [[ -f "$archive" ]]; then
-    local key; key=$(cksum < "$archive" | cut -d' ' -f1)
-    DOTNET_ROOT="${TMPDIR:-/tmp}/laperm-dotnet-$key"
-    if [[ ! -x "$DOTNET_ROOT/dotnet" ]]; then
-      # tar -J needs the xz program, which a minimal image may lack; Python's lzma does not.
-      rm -rf "$DOTNET_ROOT.partial" && mkdir -p "$DOTNET_ROOT.partial" &&
-        { tar -xJf "$archive" -C "$DOTNET_ROOT.partial" 2>/dev/null ||
-          { [[ -n "$PYTHON_ANY" ]] && "$PYTHON_ANY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$archive" "$DOTNET_ROOT.partial"; }; } &&
-        rm -rf "$DOTNET_ROOT" && mv "$DOTNET_ROOT.partial" "$DOTNET_ROOT" ||
-        { DOTNET_SETUP="failed to unpack $archive (tar -xJ, then Python's tarfile)"; return 1; }
-    fi
+    DOTNET_ROOT=$(unpack_once "$archive" dotnet) ||
+      { DOTNET_SETUP="failed to unpack $archive (tar -xJ, then Python's tarfile)"; return 1; }
     export DOTNET_ROOT PATH="$DOTNET_ROOT:$PATH"
     DOTNET_SETUP="bundled runtime unpacked to $DOTNET_ROOT"
   elif command -v dotnet >/dev/null 2>&1; then
@@ -165,7 +183,7 @@ restore_execute_bit() { [[ -f "$1" && ! -x "$1" && -f "$1.dll" ]] && chmod +x "$
 
 find_laperm() {
   local candidate
-  for candidate in "$ROOT/app/laperm" "$ROOT/src/LaPerm.Cli/bin/Release/net10.0/laperm"; do
+  for candidate in "$APP/laperm" "$ROOT/src/LaPerm.Cli/bin/Release/net10.0/laperm"; do
     restore_execute_bit "$candidate"
     [[ -x "$candidate" && -f "$candidate.dll" ]] && { echo "$candidate"; return 0; }
   done
@@ -177,8 +195,8 @@ find_test_executables() {
   # build output of every tests/<Name>.Tests project. LaPerm.Cuda.Tests, which holds nearly
   # every Gpu test, first: a part cut by its limit then still has its counts.
   local exe
-  for exe in "$ROOT"/app/*Cuda.Tests "$ROOT"/tests/*Cuda.Tests/bin/Release/net10.0/*.Tests \
-             "$ROOT"/app/*.Tests "$ROOT"/tests/*.Tests/bin/Release/net10.0/*.Tests; do
+  for exe in "$APP"/*Cuda.Tests "$ROOT"/tests/*Cuda.Tests/bin/Release/net10.0/*.Tests \
+             "$APP"/*.Tests "$ROOT"/tests/*.Tests/bin/Release/net10.0/*.Tests; do
     restore_execute_bit "$exe"
     [[ -x "$exe" && -f "$exe.dll" ]] && echo "$exe"
   done | awk '!seen[$0]++'
@@ -923,6 +941,7 @@ main() {
   detect_gpu
   DOTNET_SETUP=""; DOTNET_OK=""
   setup_dotnet && DOTNET_OK=1
+  setup_app
   LAPERM=$(find_laperm || true)
   PYTHON=$(find_python_with_torch || true)
   {
