@@ -870,6 +870,7 @@ self_test() {
   # bit against the CPU reference on three small shapes (one row longer than a block),
   # through the same verb that bench-reconnect-cuda runs on the GPU.
   local reconnect_note="laperm bench reconnect --device emu: not available"
+  setup_app
   local laperm; laperm=$(find_laperm || true)
   if [[ -z "$laperm" ]]; then
     reconnect_note+=" (laperm is not built)"
