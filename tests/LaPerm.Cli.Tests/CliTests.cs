@@ -46,6 +46,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal("lenet300", summary.GetProperty("model").GetString());
         Assert.Equal("cpu", summary.GetProperty("device").GetString());
         Assert.Matches(@"logical cores\), \d+ threads?, ", summary.GetProperty("backend").GetString());   // the backend's description
+        Assert.DoesNotContain("\\u002B", File.ReadAllText(Path.Combine(outDir, "summary.json")), StringComparison.Ordinal);   // "AVX2+FMA", not "AVX2\u002BFMA"
         Assert.False(summary.GetProperty("graphs").GetBoolean()); // the cpu backend runs ops as they come
         Assert.Equal(16, summary.GetProperty("steps").GetInt64());
         Assert.Equal(4, summary.GetProperty("syncs").GetInt32());

@@ -38,6 +38,13 @@ public sealed class MetricsWriter : IDisposable
 
 internal static class Json
 {
-    public static JsonSerializerOptions Compact { get; } = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-    public static JsonSerializerOptions Indented { get; } = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    // Relaxed escaping: these files are read by people and tools, never embedded in HTML, so a '+'
+    // in a backend's description stays '+' rather than \u002B.
+    public static JsonSerializerOptions Compact { get; } = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static JsonSerializerOptions Indented { get; } = new(Compact) { WriteIndented = true };
 }
