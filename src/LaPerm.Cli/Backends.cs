@@ -38,13 +38,11 @@ internal static class Backends
                 // A GPU without a usable CUDA stack (no cuBLAS, a driver too old for our PTX, no memory
                 // left for the backend's own buffers): train on the CPU instead, and say
                 // so: a run meant for the GPU that silently takes hours on the CPU is worse than a line.
-                warnings?.WriteLine($"laperm: warning: --device auto found a GPU but cannot use it ({OneSentence(e.Message)}); running on the CPU.");
+                warnings?.WriteLine($"laperm: warning: --device auto found a GPU but cannot use it ({CommandLine.OneLine(e.Message).TrimEnd('.')}); running on the CPU.");
             }
         }
         return new CpuBackend(threads);
     }
-
-    private static string OneSentence(string message) => message.ReplaceLineEndings(" ").Trim().TrimEnd('.');
 
     private static CudaBackend OpenCuda(string kind, GpuOptions gpu) =>
         CudaBackend.Open(kind, gpu.Math, gpu.Cudnn, gpu.ChannelReduction, gpu.ReconnectVariant);

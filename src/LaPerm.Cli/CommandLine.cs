@@ -105,7 +105,8 @@ public static class CommandLine
         return 0;
     }
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>A message as one line of a one-sentence report.</summary>
+    internal static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
     private const string Usage = """
         laperm: train neural networks by reconnecting their initial weights (LaPerm).
