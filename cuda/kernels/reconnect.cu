@@ -406,10 +406,14 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
 // Loads a row into registers (ITEMS per thread, strided by THREADS; padding reads as 0.0f)
 // and reduces the min and max of its finite values over the block: the value range the
 // bucket kernels divide into buckets. Also zeroes the bucket counts. range: 32 floats of
-// shared memory (per-warp min in 0..15, max in 16..31).
-template <int THREADS, int ITEMS>
-__device__ __forceinline__ void rc_load_row_range(const float* w, int n, int buckets, unsigned* counts, float* range,
-                                                  float (&v)[ITEMS], float& lo, float& hi)
+// shared memory (per-warp min in 0..15, max in 16..31). With STAGE, the row's sorted0 is
+// copied to shared memory (stage) in the same pass: every load of both rows is issued
+// before the first use of any, so the row costs one global-memory round trip, not two
+// (sorted0 staged after the scan waited for a second one with the block's work done).
+// The barrier at the end covers the staged copy too.
+template <int THREADS, int ITEMS, bool STAGE>
+__device__ __forceinline__ void rc_load_row_range(const float* w, const float* s0, float* stage, int n, int buckets,
+                                                  unsigned* counts, float* range, float (&v)[ITEMS], float& lo, float& hi)
 {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     lo = INFINITY; hi = -INFINITY;
@@ -418,6 +422,29 @@ RC_UNROLL
     {
         const int j = tid + k * THREADS;
         v[k] = j < n ? w[j] : 0.0f;
+    }
+    if constexpr (STAGE)
+    {
+        // Registers first, then shared memory: stores between the loads would make the
+        // compiler wait for each load in turn (it cannot prove stage and s0 apart).
+        float s[ITEMS];
+RC_UNROLL
+        for (int k = 0; k < ITEMS; k++)
+        {
+            const int j = tid + k * THREADS;
+            s[k] = j < n ? s0[j] : 0.0f;
+        }
+RC_UNROLL
+        for (int k = 0; k < ITEMS; k++)
+        {
+            const int j = tid + k * THREADS;
+            if (j < n) stage[j] = s[k];
+        }
+    }
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * THREADS;
         if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
     }
     for (int i = tid; i < buckets; i += THREADS) counts[i] = 0;
@@ -453,7 +480,7 @@ __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int
 
     float v[ITEMS];
     float lo, hi;
-    rc_load_row_range<RC_BUCKET_THREADS, ITEMS>(w, n, buckets, counts, range, v, lo, hi);
+    rc_load_row_range<RC_BUCKET_THREADS, ITEMS, false>(w, s0, nullptr, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
@@ -560,8 +587,8 @@ extern "C" __global__ void reconnect_bucket_i32(const ReconnectTensor* table, in
 // and a scan give each bucket its range; the composites are placed there (in any order),
 // then each element's rank is its bucket's start plus the number of composites below its
 // own in the bucket (exact: the composites are unique). sorted0 is staged in shared memory
-// (coalesced), so w[j] = sorted0[rank(j)] reads shared memory and global traffic is one
-// coalesced read of w and sorted0 and one coalesced write of w. Rows with a bucket over
+// (coalesced, loaded together with w), so w[j] = sorted0[rank(j)] reads shared memory and
+// global traffic is one coalesced read of w and sorted0 and one coalesced write of w. Rows with a bucket over
 // RC_BUCKET_LIMIT elements (heavy ties, skewed values) take the radix path in the same
 // block instead (w is untouched until then).
 // Shared memory: max(4*(B + 64) + 12n, radix fallback with THREADS threads) bytes.
@@ -587,7 +614,7 @@ __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* tab
 
     float v[ITEMS];
     float lo, hi;
-    rc_load_row_range<THREADS, ITEMS>(w, n, buckets, counts, range, v, lo, hi);
+    rc_load_row_range<THREADS, ITEMS, true>(w, s0, vals, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
@@ -621,7 +648,6 @@ RC_UNROLL
         return;
     }
     rc_block_exclusive_scan(counts, buckets, warpTotals);
-    for (int i = tid; i < n; i += THREADS) vals[i] = s0[i];
     __syncthreads();
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
