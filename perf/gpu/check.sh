@@ -848,7 +848,9 @@ self_test() {
     echo "bench train conv7      batch 50 cuda graphs:    250000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50.txt"
     echo "bench train conv7      batch 50 cuda graphs:    500000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50-cudnn.txt"
     echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}, {"model": "conv7", "batch": 50, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
-    echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0}]' > "$fx/bench-reconnect-cuda/raw.json"
+    echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0, "Mismatches": 0},
+           {"Shapes": "resnet50-imagenet", "Variant": 8, "Elements": 25557032, "MedianMicroseconds": 200.0, "CopyGBPerSecond": 4100.0, "Mismatches": 0},
+           {"Shapes": "resnet50-imagenet", "Variant": 9, "Elements": 25557032, "MedianMicroseconds": 100.0, "CopyGBPerSecond": 4100.0, "Mismatches": 3}]' > "$fx/bench-reconnect-cuda/raw.json"
     echo '{"reconnect_torch.json": [{"shapes": "resnet50-imagenet", "method": "argsort-scatter_", "median_us": 10060.0}]}' > "$fx/torch-reconnect/raw.json"
     echo '{"steps_to_target": 9600, "epochs_to_target": 8.0, "train_seconds_to_target": 12.5, "wall_seconds_to_target": 20.1}' > "$fx/conv7-target/raw.json"
     local targets; targets=$("$PYTHON_ANY" "$SCRIPT_DIR/targets.py" "$fx" 2>&1)
@@ -859,6 +861,7 @@ self_test() {
     grep -q 'f2 batch 128: training images/s (captured steps with --cudnn all' <<< "$targets" && problems+=("targets.py: a --cudnn all row without a measurement")
     grep -q 'scatter_) | 467.0 | 10,060.0 | 21.5x | >= 10x | \*\*met\*\* |' <<< "$targets" || problems+=("targets.py: reconnection speed-up is not 21.5x, met")
     grep -q 'floor at the measured copy bandwidth | 6.24x |.*\*\*not met\*\*' <<< "$targets" || problems+=("targets.py: the floor ratio is not 6.24x, not met: $targets")
+    grep -q 'fastest variant (8) over the floor; a candidate for the default | 2.67x |.*\*\*met\*\* (200.0 µs)' <<< "$targets" || problems+=("targets.py: the fastest correct variant is not 8 at 2.67x, met: $targets")
     grep -q 'step 9600 (epoch 8.0), 12.5 s training' <<< "$targets" || problems+=("targets.py: conv7 time to 99.5 % not reported")
   fi
   if [[ ! -s "$tmp/report/report.json" ]]; then
