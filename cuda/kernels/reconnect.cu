@@ -719,10 +719,12 @@ extern "C" __global__ __launch_bounds__(512) void reconnect_bucket_staged_8192(c
 // loads too few bytes to cover the memory latency of its block's next phases. Narrow blocks
 // keep as many rows in flight as shared memory allows (228 KB per SM, 1 KB reserved per
 // block): 32 rows up to 256 elements (4.2 KB each), 27 up to 512 (7.4 KB), 14 up to 1024
-// (14.6 KB), 7 up to 2048; their barriers are a warp's or a few. The launch bounds' minimum
-// blocks per SM is what shared memory lets in (32 for the 256 class; fewer above), so the
-// compiler may use up to 80 registers (64 for 256 and 8192) rather than spill the 32 values
-// each thread holds across barriers.
+// (14.6 KB), 7 up to 2048; their barriers are a warp's or a few. The launch bounds ask for
+// 32 blocks per SM in the 256 class (64 registers) and, above it, a little fewer than shared
+// memory admits (24, 12, 6 instead of 27, 14, 7), so that the compiler may use up to 80
+// registers (64 for 8192) rather than spill the 32 values each thread holds across barriers;
+// at 80 registers the register file admits 25, 12 and 6 of these blocks. A row that takes the
+// radix fallback reads sorted0 a second time (the staged copy shares its shared memory).
 // ---------------------------------------------------------------------------------------
 extern "C" __global__ __launch_bounds__(32, 32) void reconnect_bucket_narrow_256(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
