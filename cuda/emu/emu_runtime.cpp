@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -303,6 +305,15 @@ bool canary_intact(const Stack& s) {
     return true;
 }
 
+// Dynamic shared memory has guard bytes on both sides of what the launch asked for, checked
+// when a block ends: a kernel that writes past its dynamic shared memory (a host-side size
+// smaller than the kernel's layout) gets an error naming the kernel, the block and the
+// offset, where a GPU would corrupt or fault without saying why. Writes farther out than
+// the guards are not seen.
+constexpr std::size_t kSharedGuardFront = 256;   // keeps the kernel's base 256-byte aligned
+constexpr std::size_t kSharedGuardBack = 4096;
+constexpr unsigned char kSharedGuardByte = 0xA5;
+
 std::size_t stack_bytes_setting() {
     const char* kb = std::getenv("LAPERM_EMU_STACK_KB");
     if (kb != nullptr) {
@@ -323,8 +334,8 @@ struct Worker {
     Context scheduler;
     Thread* running = nullptr;
     Block* block = nullptr;
-    unsigned char* dynamic_shared = nullptr;
-    std::size_t dynamic_shared_capacity = 0;
+    unsigned char* dynamic_shared = nullptr;       // what kernels see: the allocation past its front guard
+    std::size_t dynamic_shared_capacity = 0;      // bytes usable from dynamic_shared, back guard excluded
 
     Worker() = default;
     Worker(const Worker&) = delete;
@@ -333,7 +344,7 @@ struct Worker {
 
     ~Worker() {
         for (auto& c : chunks) munmap(c.first, c.second);
-        std::free(dynamic_shared);
+        if (dynamic_shared != nullptr) std::free(dynamic_shared - kSharedGuardFront);
     }
 
     int take_stack() {
@@ -364,13 +375,40 @@ struct Worker {
 
     void ensure_dynamic_shared(std::size_t bytes) {
         if (bytes <= dynamic_shared_capacity) return;
-        std::free(dynamic_shared);
+        if (dynamic_shared != nullptr) std::free(dynamic_shared - kSharedGuardFront);
         dynamic_shared = nullptr;
         dynamic_shared_capacity = 0;
         std::size_t rounded = (bytes + 255) & ~std::size_t{255};
-        dynamic_shared = static_cast<unsigned char*>(std::aligned_alloc(256, rounded));
-        if (dynamic_shared == nullptr) throw std::bad_alloc();
+        auto* m = static_cast<unsigned char*>(std::aligned_alloc(256, kSharedGuardFront + rounded + kSharedGuardBack));
+        if (m == nullptr) throw std::bad_alloc();
+        dynamic_shared = m + kSharedGuardFront;
         dynamic_shared_capacity = rounded;
+    }
+
+    // Guards right below and right above the block's dynamic shared memory (the requested
+    // bytes exactly), written before the block runs. Both lie inside the allocation.
+    void write_shared_guards(std::size_t bytes) {
+        std::memset(dynamic_shared - kSharedGuardFront, kSharedGuardByte, kSharedGuardFront);
+        std::memset(dynamic_shared + bytes, kSharedGuardByte, kSharedGuardBack);
+    }
+
+    // The lowest byte of the guards that a block wrote, as an offset from the start of its
+    // dynamic shared memory (negative: below it); 0 when both are intact.
+    std::ptrdiff_t shared_guard_hit(std::size_t bytes) const {
+        static const std::array<unsigned char, kSharedGuardBack> intact = [] {
+            std::array<unsigned char, kSharedGuardBack> a{};
+            a.fill(kSharedGuardByte);
+            return a;
+        }();
+        const unsigned char* front = dynamic_shared - kSharedGuardFront;
+        const unsigned char* back = dynamic_shared + bytes;
+        if (std::memcmp(front, intact.data(), kSharedGuardFront) == 0 && std::memcmp(back, intact.data(), kSharedGuardBack) == 0)
+            return 0;
+        for (std::size_t i = 0; i < kSharedGuardFront; ++i)
+            if (front[i] != kSharedGuardByte) return static_cast<std::ptrdiff_t>(i) - static_cast<std::ptrdiff_t>(kSharedGuardFront);
+        for (std::size_t i = 0; i < kSharedGuardBack; ++i)
+            if (back[i] != kSharedGuardByte) return static_cast<std::ptrdiff_t>(bytes + i);
+        return 0;
     }
 };
 
@@ -502,6 +540,7 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
         w.ensure_dynamic_shared(launch.dynamic_shared_bytes);
         // Poison: shared memory is not initialised on a GPU either; all-ones is NaN / -1.
         std::memset(w.dynamic_shared, 0xFF, launch.dynamic_shared_bytes);
+        w.write_shared_guards(launch.dynamic_shared_bytes);
     }
 
     Block block;
@@ -579,6 +618,13 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     tls_current_thread = nullptr;
     w.running = nullptr;
     w.block = nullptr;
+    if (error.empty() && launch.dynamic_shared_bytes > 0) {
+        if (const std::ptrdiff_t hit = w.shared_guard_hit(launch.dynamic_shared_bytes); hit != 0)
+            error = block_prefix(block) + format("wrote %s its %u bytes of dynamic shared memory (at byte offset %td): %s",
+                                                 hit < 0 ? "before" : "past", launch.dynamic_shared_bytes, hit,
+                                                 hit < 0 ? "a negative index in the kernel"
+                                                         : "the launch's shared-memory size is smaller than what the kernel uses");
+    }
     return error;
 }
 

@@ -21,6 +21,7 @@ LP_EMU_REGISTER(test_bad_mask)
 LP_EMU_REGISTER(test_bad_barrier_vs_warp)
 LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
 LP_EMU_REGISTER(test_bad_stack_overflow)
+LP_EMU_REGISTER(test_bad_shared_underflow)
 LP_EMU_REGISTER(test_racy_neighbour)
 LP_EMU_REGISTER(test_racy_blocks)
 
@@ -191,9 +192,21 @@ void dynamic_shared_and_limits() {
             for (unsigned t = 0; t < block; ++t)
                 LP_CHECK(out[b * block + t] == in[b * block + block - 1 - t], "reverse %u %u", b, t);
 
-    // Over the default 48 KiB: refused with the kernel's name.
-    int rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 48 * 1024 + 4, in.ptr(), out.ptr());
+    // One float too few for the block (the host's size smaller than the kernel's layout): the
+    // last thread's write lands in the guard above, and the launch fails naming the offset.
+    int rc = launch("test_dynamic_shared", 2, 1, 1, block, 1, 1, (block - 1) * sizeof(float), in.ptr(), out.ptr());
     std::string e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared") && contains(e, "past its 508 bytes of dynamic shared memory") &&
+                 contains(e, "offset 508"), "undersized dynamic shared memory: rc %d, '%s'", rc, e.c_str());
+    DeviceBuffer<int> zeros(32);
+    rc = launch("test_bad_shared_underflow", 1, 1, 1, 32, 1, 1, 32 * sizeof(int), zeros.ptr());
+    e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "test_bad_shared_underflow") && contains(e, "before its 128 bytes") && contains(e, "offset -4"),
+             "write below dynamic shared memory: rc %d, '%s'", rc, e.c_str());
+
+    // Over the default 48 KiB: refused with the kernel's name.
+    rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 48 * 1024 + 4, in.ptr(), out.ptr());
+    e = laperm_emu_last_error();
     LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared") && contains(e, "shared"), "over-limit launch: rc %d, '%s'", rc, e.c_str());
     // Opt in (as cuFuncSetAttribute), then it runs; beyond 227 KiB the opt-in itself is refused.
     LP_CHECK(laperm_emu_set_max_dynamic_shared("test_dynamic_shared", 100 * 1024) == 0, "%s", laperm_emu_last_error());

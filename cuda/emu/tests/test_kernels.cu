@@ -189,6 +189,13 @@ extern "C" __global__ void test_bad_barrier_vs_warp(int* out) {
     }
 }
 
+// Thread 0 writes one int just below its dynamic shared memory (the emulator's front guard).
+extern "C" __global__ void test_bad_shared_underflow(int* out) {
+    LP_DYNAMIC_SHARED(int, s);
+    if (threadIdx.x == 0) s[-1] = 1;
+    out[threadIdx.x] = 0;
+}
+
 // ---- races the default schedule hides (LAPERM_EMU_SCHEDULE exposes them) ----
 
 // Thread t reads what thread t-1 wrote, with no barrier in between: right only when t-1 runs
