@@ -32,7 +32,8 @@ internal sealed class Arguments
             if (valueFlags.Contains(name))
             {
                 if (hasInline) _items.Add((name, inline));
-                else if (i + 1 < list.Count) _items.Add((name, list[++i]));
+                // A flag next ("--lr --epochs 1") means the value was forgotten: no value starts with "--".
+                else if (i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal)) _items.Add((name, list[++i]));
                 else throw new UsageException($"{name} needs a value (see 'laperm {command} --help').");
             }
             else if (switches.Contains(name) && !hasInline)

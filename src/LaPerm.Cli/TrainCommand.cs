@@ -269,9 +269,22 @@ internal static class TrainCommand
             o = o with { Device = dev };
         }
         string model = Path.GetFileNameWithoutExtension(o.Model);
-        o = o with { Out = a.String("--out") ?? Path.Combine("runs", $"{model}-{DateTime.UtcNow:yyyyMMdd-HHmmss}") };
+        string? outDir = a.String("--out");
+        if (outDir is not null && string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--out expects a directory, got an empty value.");
+        o = o with { Out = outDir ?? UnusedDirectory(Path.Combine("runs", $"{model}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) };
         return o;
+    }
+
+    /// <summary>
+    /// The default --out: <paramref name="path"/>, or with -2, -3, ... when it exists, so that runs
+    /// started within the same second never share (and so replace) a directory the user did not name.
+    /// </summary>
+    internal static string UnusedDirectory(string path)
+    {
+        string candidate = path;
+        for (int n = 2; Directory.Exists(candidate) || File.Exists(candidate); n++) candidate = $"{path}-{n}";
+        return candidate;
     }
 }
 

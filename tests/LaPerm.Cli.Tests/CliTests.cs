@@ -283,6 +283,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--out expects a directory", "train", "--out", " ")]
+    [InlineData("--lr needs a value", "train", "--lr", "--epochs", "1")]
+    [InlineData("--lr needs a value", "train", "--epochs", "1", "--lr")]
+    public void AMissingValueIsNamedAsSuch(string expected, params string[] args)
+    {
+        var (code, _, stderr) = Run(args);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheDefaultOutputDirectoryIsNeverOneThatExists()
+    {
+        // Two runs in the same second got the same default directory, and the second replaced the first's results.
+        string path = Path.Combine(_dir.FullName, "lenet300-20261127-120000");
+        Assert.Equal(path, TrainCommand.UnusedDirectory(path));
+        Directory.CreateDirectory(path);
+        Assert.Equal(path + "-2", TrainCommand.UnusedDirectory(path));
+        Directory.CreateDirectory(path + "-2");
+        File.WriteAllText(path + "-3", "a file, not a run");
+        Assert.Equal(path + "-4", TrainCommand.UnusedDirectory(path));
+    }
+
+    [Theory]
     [InlineData("train", "--bogus")]
     [InlineData("train", "--epochs", "zero")]
     [InlineData("train", "--k", "0")]
@@ -317,6 +341,8 @@ public sealed class CliTests : IDisposable
     [InlineData("eval", "--weights", ".")]
     [InlineData("bench", "sync", "--model", "f1", "--batch", "7")]
     [InlineData("bench", "train", "--model", "f1", "--repeat", "3")]
+    [InlineData("train", "--out", "")]
+    [InlineData("train", "--lr", "--epochs", "1")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         if (args.Contains("cuda") && LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)
