@@ -26,6 +26,7 @@ public sealed class RunSession : IDisposable
     public const string StateFile = "state.json";
     public const string ConfigFile = "config.json";
     public const string RunConfigFile = "run-config.json";
+    public const string MetricsFileName = "metrics.jsonl";
     public const string InitialWeightsFile = "initial.safetensors";
     public const string BestWeightsFile = "best.safetensors";
     public const string FinalWeightsFile = "final.safetensors";
@@ -62,7 +63,7 @@ public sealed class RunSession : IDisposable
     /// <summary>True when a checkpoint was loaded: metrics.jsonl is appended to, not started over.</summary>
     public bool Resumed => _resume is not null;
 
-    public string MetricsPath => Path.Combine(_options.Out ?? ".", "metrics.jsonl");
+    public string MetricsPath => Path.Combine(_options.Out ?? ".", MetricsFileName);
 
     public ReconnectionTraffic? Traffic { get; private set; }
     public NonFiniteGuard? Guard { get; private set; }
@@ -161,6 +162,9 @@ public sealed class RunSession : IDisposable
     }
 
     /// <summary>
+    /// A new run in a directory that holds an unfinished run (checkpoints, no summary.json: it was
+    /// interrupted, stopped or failed) is refused: repeating the command instead of adding --resume
+    /// would delete what it was meant to continue.
     /// A new run in a used directory starts from an empty slate: the earlier run's checkpoints would
     /// otherwise outrank (and outlive) this run's, and its summary and best/final weights would sit
     /// beside this run's metrics as if they were its results until (or, if this run fails, after) it
@@ -174,13 +178,16 @@ public sealed class RunSession : IDisposable
         {
             if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
             {
+                if (!File.Exists(Path.Combine(dir, SummaryFile)))
+                    throw new ResumeException($"'{dir}' holds an unfinished run ({stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")}, the newest of step {stale.Max(c => c.Step)}, no {SummaryFile}); " +
+                                              $"continue it with 'laperm train --resume {dir}', or choose another --out (or delete the directory to start over in it)");
                 _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
             }
             var results = EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists).ToList();
             if (results.Count == 0) return;
-            _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them (use a new --out to keep them).");
+            _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them, and {MetricsFileName} and {RunConfigFile} start over (use a new --out to keep them).");
             foreach (var path in results) File.Delete(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

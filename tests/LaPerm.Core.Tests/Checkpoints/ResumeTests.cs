@@ -132,6 +132,32 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public void ANewRunInADirectoryWithAnUnfinishedRunIsRefusedAndTouchesNothing()
+    {
+        // Repeating the command of an interrupted run without --resume must not delete what --resume would continue.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        var options = RunFixture.Options(dir) with { Epochs = 2 };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 8 } }));
+        var before = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(RunSession.LockFile, StringComparison.Ordinal))
+            .ToDictionary(f => f, File.ReadAllBytes);
+        Assert.NotEmpty(new CheckpointStore(dir).Checkpoints());
+
+        var e = Assert.Throws<ResumeException>(() => RunFixture.Train(options with { Seed = 12 }));
+        Assert.Contains("holds an unfinished run", e.Message, StringComparison.Ordinal);
+        Assert.Contains("the newest of step 8", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"--resume {dir}", e.Message, StringComparison.Ordinal);
+        foreach (var (path, bytes) in before) Assert.Equal(bytes, File.ReadAllBytes(path));
+
+        // --resume continues it; a finished run is then replaced by a new one (with a warning).
+        RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } });
+        Assert.True(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
+        var log = new StringWriter();
+        RunFixture.Train(options with { Seed = 12 }, log);
+        Assert.Contains("metrics.jsonl and run-config.json start over", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ANewRunInAUsedDirectoryRemovesTheEarlierRunsResultsBeforeTraining()
     {
         using var fx = new RunFixture();
