@@ -18,7 +18,7 @@ internal static class EvalCommand
     public static int Run(string[] args, TextWriter stdout)
     {
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--data", "--batch", "--limit-test", "--threads", "--device" }, new HashSet<string>(), "eval");
-        string weights = a.String("--weights") ?? throw new UsageException("laperm eval needs --weights FILE.");
+        string weights = a.String("--weights") ?? throw new UsageException("'laperm eval' needs --weights FILE.");
         Backends.RequireFile(weights, "weights file");
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
@@ -26,18 +26,18 @@ internal static class EvalCommand
             spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
         else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
         var model = new ModelDefinition(spec);
-        var data = DataSource.Load(a.String("--data") ?? "mnist", null, a.Int("--limit-test", 1));
-        data.Test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
-        data.Test.EnsureClasses(model.Classes, model.Name);
+        var test = DataSource.LoadTest(a.String("--data") ?? "mnist", a.Int("--limit-test", 1));
+        test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
+        test.EnsureClasses(model.Classes, model.Name);
         int threads = Backends.Threads(a);
         using var backend = Backends.Create(a.String("--device") ?? "cpu", threads, warnings: stdout);
         using var network = new Network(model, backend);
         Checkpoint.Load(network, weights);
         int batch = a.Int("--batch", 1) ?? 128;
-        using var deviceTest = backend.UploadDataset(data.Test);
-        var (loss, accuracy) = Evaluation.Run(network, deviceTest, batch, data.Test.Count);
+        using var deviceTest = backend.UploadDataset(test);
+        var (loss, accuracy) = Evaluation.Run(network, deviceTest, batch, test.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model.Name} on {data.Test.Name} ({data.Test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * data.Test.Count):F0} correct), loss {loss:F4}"));
+            $"{model.Name} on {test.Name} ({test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * test.Count):F0} correct), loss {loss:F4}"));
         return 0;
     }
 }

@@ -69,11 +69,9 @@ public static class Cifar10Reader
         return new Dataset(name, images, labels, Channels, Height, Width, Classes) { Source = paths.Count == 1 ? paths[0] : $"{paths[0]} and {paths.Count - 1} more" };
     }
 
-    /// <summary>Reads the training and test splits from a directory of the official binaries.</summary>
-    public static (Dataset Train, Dataset Test) ReadDirectory(string directory, string name)
-    {
-        var train = Read($"{name} train", [.. TrainFiles.Select(f => Path.Combine(directory, f))]);
-        var test = Read($"{name} test", [Path.Combine(directory, TestFile)]);
-        return (train, test);
-    }
+    /// <summary>Reads the training split (data_batch_1..5.bin) from a directory of the official binaries.</summary>
+    public static Dataset ReadTrain(string directory, string name) => Read($"{name} train", [.. TrainFiles.Select(f => Path.Combine(directory, f))]);
+
+    /// <summary>Reads the test split (test_batch.bin) from a directory of the official binaries.</summary>
+    public static Dataset ReadTest(string directory, string name) => Read($"{name} test", [Path.Combine(directory, TestFile)]);
 }

@@ -80,42 +80,53 @@ public static class DataSource
     /// <exception cref="DataFormatException">The data set is unknown, missing or malformed.</exception>
     public static DataSplit Load(string spec, int? limitTrain = null, int? limitTest = null)
     {
-        var split = LoadAll(spec.Trim());
+        var (train, test) = LoadAll(spec.Trim(), withTrain: true);
         return new DataSplit(
-            limitTrain is int nTrain ? split.Train.Take(nTrain) : split.Train,
-            limitTest is int nTest ? split.Test.Take(nTest) : split.Test);
+            limitTrain is int nTrain ? train!.Take(nTrain) : train!,
+            limitTest is int nTest ? test.Take(nTest) : test);
+    }
+
+    /// <summary>The test split of <paramref name="spec"/> alone: the training files are neither needed nor read (laperm eval).</summary>
+    /// <exception cref="DataFormatException">The data set is unknown, missing or its test files are malformed.</exception>
+    public static Dataset LoadTest(string spec, int? limitTest = null)
+    {
+        var (_, test) = LoadAll(spec.Trim(), withTrain: false);
+        return limitTest is int n ? test.Take(n) : test;
     }
 
     /// <summary>The embedded MNIST (60,000 training and 10,000 test images of 28 x 28).</summary>
-    public static DataSplit LoadEmbeddedMnist()
+    public static DataSplit LoadEmbeddedMnist() => Whole(EmbeddedMnist(withTrain: true));
+
+    private static (Dataset? Train, Dataset Test) EmbeddedMnist(bool withTrain)
     {
         var assembly = typeof(DataSource).Assembly;
-        return new DataSplit(
-            ReadIdxPair("mnist train", TrainImages + ".gz", TrainLabels + ".gz", name => OpenResource(assembly, name), "embedded"),
+        return (withTrain ? ReadIdxPair("mnist train", TrainImages + ".gz", TrainLabels + ".gz", name => OpenResource(assembly, name), "embedded") : null,
             ReadIdxPair("mnist test", TestImages + ".gz", TestLabels + ".gz", name => OpenResource(assembly, name), "embedded"));
     }
 
     /// <summary>Reads an MNIST-style IDX directory (files raw or gzip, see the class summary).</summary>
-    public static DataSplit LoadIdxDirectory(string directory, string name)
-    {
-        return new DataSplit(
-            ReadIdxPair($"{name} train", FindIdxFile(directory, TrainImages), FindIdxFile(directory, TrainLabels), OpenPath),
+    public static DataSplit LoadIdxDirectory(string directory, string name) => Whole(IdxDirectory(directory, name, withTrain: true));
+
+    private static (Dataset? Train, Dataset Test) IdxDirectory(string directory, string name, bool withTrain) =>
+        (withTrain ? ReadIdxPair($"{name} train", FindIdxFile(directory, TrainImages), FindIdxFile(directory, TrainLabels), OpenPath) : null,
             ReadIdxPair($"{name} test", FindIdxFile(directory, TestImages), FindIdxFile(directory, TestLabels), OpenPath));
-    }
 
     /// <summary>Reads a directory of the CIFAR-10 binaries (or its cifar-10-batches-bin subdirectory).</summary>
-    public static DataSplit LoadCifar10Directory(string directory, string name = "cifar10")
+    public static DataSplit LoadCifar10Directory(string directory, string name = "cifar10") => Whole(Cifar10Directory(directory, name, withTrain: true));
+
+    private static (Dataset? Train, Dataset Test) Cifar10Directory(string directory, string name, bool withTrain)
     {
         string nested = Path.Combine(directory, "cifar-10-batches-bin");
         if (!Cifar10Reader.IsCifar10Directory(directory) && Cifar10Reader.IsCifar10Directory(nested))
             directory = nested;
         if (!Directory.Exists(directory))
             throw new DataFormatException($"{directory} does not exist; expected a directory holding the CIFAR-10 binaries data_batch_1..5.bin and test_batch.bin.");
-        var (train, test) = Cifar10Reader.ReadDirectory(directory, name);
-        return new DataSplit(train, test);
+        return (withTrain ? Cifar10Reader.ReadTrain(directory, name) : null, Cifar10Reader.ReadTest(directory, name));
     }
 
-    private static DataSplit LoadAll(string spec)
+    private static DataSplit Whole((Dataset? Train, Dataset Test) split) => new(split.Train!, split.Test);
+
+    private static (Dataset? Train, Dataset Test) LoadAll(string spec, bool withTrain)
     {
         int colon = spec.IndexOf(':', StringComparison.Ordinal);
         if (colon > 0)
@@ -127,36 +138,38 @@ public static class DataSource
                 case "mnist":
                 case "fashion-mnist":
                     RequireDirectory(directory, "MNIST-style IDX files");
-                    return LoadIdxDirectory(directory, name);
+                    return IdxDirectory(directory, name, withTrain);
                 case "cifar10":
-                    return LoadCifar10Directory(directory);
+                    return Cifar10Directory(directory, "cifar10", withTrain);
             }
         }
 
         switch (spec.ToLowerInvariant())
         {
             case "mnist":
-                return LoadEmbeddedMnist();
+                return EmbeddedMnist(withTrain);
             case "fashion-mnist":
                 if (!Directory.Exists(FashionMnistDirectory))
                     throw new DataFormatException($"Fashion-MNIST was not found in {FashionMnistDirectory}; install the Debian package dataset-fashion-mnist or pass --data fashion-mnist:DIR with a directory holding its IDX files.");
-                return LoadIdxDirectory(FashionMnistDirectory, "fashion-mnist");
+                return IdxDirectory(FashionMnistDirectory, "fashion-mnist", withTrain);
             case "cifar10":
                 string cifar = DefaultCifar10Directory;
                 if (!Cifar10Reader.IsCifar10Directory(cifar) && !Cifar10Reader.IsCifar10Directory(Path.Combine(cifar, "cifar-10-batches-bin")))
                     throw new DataFormatException($"CIFAR-10 was not found in {cifar}; put the official binaries (data_batch_1..5.bin, test_batch.bin) there or pass --data cifar10:DIR.");
-                return LoadCifar10Directory(cifar);
+                return Cifar10Directory(cifar, "cifar10", withTrain);
         }
 
         if (File.Exists(spec))
             throw new DataFormatException($"{spec} is a file; a data set is mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
         if (!Directory.Exists(spec))
-            throw new DataFormatException($"Unknown data set '{spec}'; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
+            throw new DataFormatException(spec.Contains('/') || spec.Contains(Path.DirectorySeparatorChar) || spec.StartsWith('.')
+                ? $"data directory '{spec}' does not exist; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries."
+                : $"unknown data set '{spec}'; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
         string displayName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(spec)));
         if (Cifar10Reader.IsCifar10Directory(spec) || Cifar10Reader.IsCifar10Directory(Path.Combine(spec, "cifar-10-batches-bin")))
-            return LoadCifar10Directory(spec, displayName);
+            return Cifar10Directory(spec, displayName, withTrain);
         if (TryFindIdxFile(spec, TrainImages) is not null || TryFindIdxFile(spec, TestImages) is not null)
-            return LoadIdxDirectory(spec, displayName);
+            return IdxDirectory(spec, displayName, withTrain);
         throw new DataFormatException($"{spec} holds neither MNIST-style IDX files ({TrainImages}[.gz] ...) nor the CIFAR-10 binaries (data_batch_1.bin ...).");
     }
 

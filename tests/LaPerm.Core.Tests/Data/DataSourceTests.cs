@@ -55,6 +55,34 @@ public sealed class DataSourceTests
     }
 
     [Fact]
+    public void TheTestSplitAloneNeedsNoTrainingFiles()
+    {
+        // laperm eval reads only the test split: a directory of the two t10k files, or one whose
+        // training images are broken, evaluates; a full load of the same directory refuses.
+        var rng = new Random(26);
+        using var dir = new TempDirectory();
+        var (_, _, testPixels, testLabels) = DataFiles.WriteIdxDirectory(dir, rng, 9, 4, 6, 5, gzip: true);
+        File.WriteAllBytes(Path.Combine(dir.Path, "train-images-idx3-ubyte.gz"), [1, 2, 3]);
+        File.Delete(Path.Combine(dir.Path, "train-labels-idx1-ubyte.gz"));
+        foreach (string spec in new[] { dir.Path, "mnist:" + dir.Path })
+        {
+            var test = DataSource.LoadTest(spec);
+            Assert.True(test.Images.SequenceEqual(testPixels));
+            Assert.True(test.Labels.SequenceEqual(testLabels));
+            Assert.Equal(2, DataSource.LoadTest(spec, limitTest: 2).Count);
+            Assert.Throws<DataFormatException>(() => DataSource.Load(spec));
+        }
+        Assert.Equal(DataSource.LoadEmbeddedMnist().Test.Labels.ToArray(), DataSource.LoadTest("mnist").Labels.ToArray());
+    }
+
+    [Fact]
+    public void AMissingDataDirectoryIsNamedAsADirectory()
+    {
+        Assert.Contains("data directory './no/such/dir' does not exist", Assert.Throws<DataFormatException>(() => DataSource.Load("./no/such/dir")).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown data set 'mnst'", Assert.Throws<DataFormatException>(() => DataSource.Load("mnst")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ImageLabelCountMismatchNamesBothFiles()
     {
         var rng = new Random(23);
