@@ -78,6 +78,9 @@ public static class SafeTensors
         }
         if (file.Length < 8) throw new WeightsFormatException($"weights file '{path}' is {file.Length} bytes; a safetensors file starts with an 8-byte header length");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file);
+        // A length past the end: a truncated safetensors file when a JSON object follows, else another kind of file.
+        if (headerLength > (ulong)(file.Length - 8) && (file.Length == 8 || file[8] != (byte)'{'))
+            throw new WeightsFormatException($"weights file '{path}' is not a safetensors file (expected an 8-byte header length, then a JSON header starting with '{{')");
         if (headerLength > (ulong)(file.Length - 8)) throw new WeightsFormatException($"weights file '{path}' declares a {headerLength}-byte header but holds only {file.Length - 8} bytes after the length");
         int dataStart = 8 + (int)headerLength;
         JsonObject header;

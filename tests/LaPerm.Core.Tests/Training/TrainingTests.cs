@@ -190,6 +190,11 @@ public sealed class TrainingTests
             Assert.Contains("a/bias", Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path)).Message, StringComparison.Ordinal);
             File.WriteAllBytes(path, [1, 2, 3]);
             Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
+            // Another kind of file (here a PNG's signature and header) is named as such, not as a header length.
+            File.WriteAllBytes(path, [0x89, .. "PNG\r\n\u001a\n"u8, 0, 0, 0, 13, .. "IHDR"u8, 0, 0, 1, 0]);
+            Assert.Contains("is not a safetensors file", Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path)).Message, StringComparison.Ordinal);
+            File.WriteAllBytes(path, bytes[..(int)(8 + header / 2)]);
+            Assert.Contains("declares a", Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path)).Message, StringComparison.Ordinal);
         }
         finally
         {
