@@ -31,7 +31,7 @@ internal static class BenchCommand
     public static int Run(string[] args, TextWriter stdout)
     {
         if (args.Length == 0 || args[0] is not ("train" or "sync" or "reconnect"))
-            throw new UsageException("laperm bench expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
+            throw new UsageException("'laperm bench' expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
         if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
         // Each mode takes its own flags: one it would ignore is refused.
         var common = new[] { "--model", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" };
@@ -86,7 +86,7 @@ internal static class BenchCommand
         var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string>(), "bench reconnect");
         string device = a.String("--device") ?? "cuda";
         if (device is not ("cuda" or "emu"))
-            throw new UsageException($"laperm bench reconnect: --device expects cuda or emu, got '{device}'.");
+            throw new UsageException($"--device of 'laperm bench reconnect' expects cuda or emu, got '{device}'.");
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
             Variant: a.String("--variant") ?? "all",
             Shapes: ShapeSets(a.String("--shapes") ?? "conv7"),
@@ -119,7 +119,7 @@ internal static class BenchCommand
             sets.Add(item);
         }
         if (custom.Count > 0) sets.Add(string.Join(',', custom));
-        if (sets.Count == 0) throw new UsageException("laperm bench reconnect: --shapes is empty.");
+        if (sets.Count == 0) throw new UsageException("--shapes of 'laperm bench reconnect' is empty.");
         return string.Join(';', sets);
     }
 }

@@ -36,7 +36,7 @@ internal static class PlotCommand
     public static (string Dir, string[] Others) RunDirectory(string[] args, string command)
     {
         if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
-            throw new UsageException($"laperm {command} expects a run directory first (see 'laperm {command} --help').");
+            throw new UsageException($"'laperm {command}' expects a run directory first (see 'laperm {command} --help').");
         if (!Directory.Exists(args[0]))
             throw new UsageException(File.Exists(args[0])
                 ? $"'{args[0]}' is a file; laperm {command} expects the run directory that holds metrics.jsonl."

@@ -21,7 +21,7 @@ internal static class ProfileWeightsCommand
     public static int Run(string[] args, TextWriter stdout)
     {
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--initial", "--out" }, new HashSet<string>(), "profile-weights");
-        string weights = a.String("--weights") ?? throw new UsageException("laperm profile-weights needs --weights FILE.");
+        string weights = a.String("--weights") ?? throw new UsageException("'laperm profile-weights' needs --weights FILE.");
         Backends.RequireFile(weights, "weights file");
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
