@@ -428,7 +428,7 @@ public sealed class CliTests : IDisposable
         Assert.Contains("7,840", stdout, StringComparison.Ordinal);
         (code, _, stderr) = Run("models", file);
         Assert.Equal(CommandLine.UserError, code);
-        Assert.Contains($"model file '{file}' is not a valid model description", stderr, StringComparison.Ordinal);
+        Assert.Contains($"model file '{file}' is not valid JSON (line 1, column 2): 'not a model' is an invalid JSON literal", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -163,14 +163,18 @@ public sealed class ModelDefinition
     /// </summary>
     public static ModelSpec ParseSpec(string json, string source)
     {
+        ModelFileCheck.Check(json, source);
         ModelSpec? spec;
         try
         {
             spec = JsonSerializer.Deserialize<ModelSpec>(json, JsonOptions);
         }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
+        catch (JsonException e)
         {
-            // NotSupportedException: a layer without "type" (System.Text.Json's polymorphism).
+            throw new ModelSpecException($"{source}: {ModelFileCheck.Describe(e)}");
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException)
+        {
             throw new ModelSpecException($"{source} is not a valid model description ({e.Message})");
         }
         if (spec is null || spec.Layers is null || spec.Input is null)

@@ -1,0 +1,140 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+
+namespace LaPerm.Core.Model;
+
+/// <summary>
+/// The structure of a JSON model description, checked before System.Text.Json deserialises it,
+/// so that a mistake reads as one sentence in the model file's terms (the layer by position,
+/// type and name; the property; what the layer takes) instead of the serialiser's (.NET type
+/// names, "type discriminator", zero-based line numbers). The schema is read from the spec
+/// records themselves: a layer type's properties are its constructor's parameters, required
+/// when they have no default, plus "type" and "name".
+/// </summary>
+internal static partial class ModelFileCheck
+{
+    private static readonly Dictionary<string, Type> LayerTypes = typeof(LayerSpec)
+        .GetCustomAttributes<JsonDerivedTypeAttribute>()
+        .ToDictionary(a => (string)a.TypeDiscriminator!, a => a.DerivedType, StringComparer.OrdinalIgnoreCase);
+
+    private static readonly string[] TopLevel = ["name", "input", "layers"];
+
+    /// <summary>Throws <see cref="ModelSpecException"/> naming <paramref name="source"/> and the layer at the first structural mistake.</summary>
+    public static void Check(string json, string source)
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions
+            {
+                AllowTrailingCommas = true,
+                CommentHandling = JsonCommentHandling.Skip,
+                AllowDuplicateProperties = false,
+            });
+        }
+        catch (JsonException e)
+        {
+            throw new ModelSpecException($"{source} is not valid JSON{Where(e)}: {Plain(e.Message)}");
+        }
+        if (root is not JsonObject model)
+            throw new ModelSpecException($"{source} must be a JSON object with \"name\", \"input\" and \"layers\"");
+        foreach (var (key, _) in model)
+            if (!TopLevel.Contains(key, StringComparer.OrdinalIgnoreCase))
+                throw new ModelSpecException($"{source} has an unknown property '{key}'; a model has \"name\", \"input\" and \"layers\"");
+        foreach (string key in TopLevel)
+            if (Get(model, key) is null)
+                throw new ModelSpecException($"{source} has {Absent(model, key)}; a model has \"name\", \"input\" and \"layers\"");
+        if (Get(model, "layers") is not JsonArray layers)
+            throw new ModelSpecException($"{source}: \"layers\" must be a list of layers");
+        CheckLayers(layers, source, "");
+    }
+
+    /// <summary>
+    /// A deserialisation error left after <see cref="Check"/> (a value of the wrong kind, out of
+    /// range), in the model file's terms: where it is and what was expected.
+    /// </summary>
+    public static string Describe(JsonException e)
+    {
+        // The serialiser names the target type, or for a constructor parameter the record's own
+        // type: then the parameter's type is found by the property's name (the same everywhere).
+        string? property = e.Path is { } p && LastName().Match(p) is { Success: true } m ? m.Groups[1].Value : null;
+        Type? target = property is null ? null : LayerTypes.Values.Append(typeof(ModelSpec))
+            .SelectMany(t => t.GetConstructors().SelectMany(c => c.GetParameters()))
+            .FirstOrDefault(x => string.Equals(x.Name, property, StringComparison.OrdinalIgnoreCase))?.ParameterType;
+        // A list element ($.input[2]) has no name: the serialiser names its type (System.Int32).
+        target ??= ConvertedTo().Match(e.Message) is { Success: true } c ? Type.GetType(c.Groups[1].Value) : null;
+        string what = target is null ? Plain(e.Message) : Expected(Nullable.GetUnderlyingType(target) ?? target) ?? Plain(e.Message);
+        // Line only: after a value of the wrong kind the reader's column is the one past it.
+        return e.Path is { Length: > 0 } path ? $"the value at {path}{Where(e, column: false)}: {what}" : $"{what}{Where(e, column: false)}";
+    }
+
+    private static string? Expected(Type t) =>
+        t == typeof(int) ? "expected a whole number"
+        : t == typeof(float) || t == typeof(double) ? "expected a number"
+        : t == typeof(string) ? "expected a string"
+        : t == typeof(bool) ? "expected true or false"
+        : t.IsGenericType && t.GetGenericTypeDefinition() == typeof(IReadOnlyList<>) ? "expected a list"
+        : null;
+
+    private static void CheckLayers(JsonArray layers, string source, string parent)
+    {
+        for (int i = 0; i < layers.Count; i++)
+        {
+            string at = $"{parent}layer {i + 1}";
+            if (layers[i] is not JsonObject layer)
+                throw new ModelSpecException($"{source}: {at} must be an object with a \"type\"");
+            string? type = Get(layer, "type") is JsonValue t && t.TryGetValue(out string? s) ? s : null;
+            if (type is null)
+                throw new ModelSpecException($"{source}: {at} has no \"type\"; expected one of {string.Join(", ", LayerTypes.Keys)}");
+            if (!LayerTypes.TryGetValue(type, out Type? spec))
+                throw new ModelSpecException($"{source}: {at} has the unknown type '{type}'; expected one of {string.Join(", ", LayerTypes.Keys)}");
+            string? name = Get(layer, "name") is JsonValue n && n.TryGetValue(out string? text) ? text : null;
+            string label = name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
+            var parameters = spec.GetConstructors().MaxBy(c => c.GetParameters().Length)!.GetParameters();
+            var known = parameters.Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).Append("type").Append("name").ToList();
+            foreach (var (key, _) in layer)
+                if (!known.Contains(key, StringComparer.OrdinalIgnoreCase))
+                    throw new ModelSpecException($"{source}: {label} has no property '{key}'; a {type} layer takes {Takes(parameters)}");
+            foreach (var p in parameters.Where(p => !p.HasDefaultValue))
+                if (Get(layer, JsonNamingPolicy.CamelCase.ConvertName(p.Name!)) is null)
+                    throw new ModelSpecException($"{source}: {label} has {Absent(layer, JsonNamingPolicy.CamelCase.ConvertName(p.Name!))}; a {type} layer takes {Takes(parameters)}");
+            foreach (string list in (string[])["main", "shortcut"])
+                if (spec == typeof(ResidualSpec) && Get(layer, list) is { } nested)
+                {
+                    if (nested is not JsonArray inner)
+                        throw new ModelSpecException($"{source}: {label}'s \"{list}\" must be a list of layers");
+                    CheckLayers(inner, source, $"{label}, {list} ");
+                }
+        }
+    }
+
+    private static string Takes(System.Reflection.ParameterInfo[] parameters) => parameters.Length == 0
+        ? "no properties besides \"name\""
+        : string.Join(", ", parameters.Select(p => $"\"{JsonNamingPolicy.CamelCase.ConvertName(p.Name!)}\"{(p.HasDefaultValue ? " (optional)" : "")}")) + " and \"name\" (optional)";
+
+    /// <summary>How a required property is missing: not there, or there as null.</summary>
+    private static string Absent(JsonObject o, string key) =>
+        o.Any(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)) ? $"\"{key}\": null, which must be a value" : $"no \"{key}\"";
+
+    /// <summary>A property by name, ignoring case as the deserialiser does; null when absent or JSON null.</summary>
+    private static JsonNode? Get(JsonObject o, string key) =>
+        o.FirstOrDefault(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)).Value;
+
+    private static string Where(JsonException e, bool column = true) =>
+        e.LineNumber is long line ? $" (line {line + 1}{(column && e.BytePositionInLine is long at ? $", column {at + 1}" : "")})" : "";
+
+    /// <summary>The serialiser's message without its own zero-based position and path suffix.</summary>
+    private static string Plain(string message) => PositionSuffix().Replace(message, "").Trim().TrimEnd('.');
+
+    [GeneratedRegex(@"\s*(Path:.*|LineNumber:.*)$", RegexOptions.Singleline)]
+    private static partial Regex PositionSuffix();
+
+    [GeneratedRegex(@"\.([A-Za-z0-9_]+)$")]
+    private static partial Regex LastName();
+
+    [GeneratedRegex(@"converted to (System\.[A-Za-z0-9]+)\.")]
+    private static partial Regex ConvertedTo();
+}
