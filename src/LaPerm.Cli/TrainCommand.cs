@@ -181,7 +181,11 @@ internal static class TrainCommand
         observer?.Finish();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: best test accuracy {summary.BestTestAccuracy * 100:F2}% (step {summary.BestStep}), final {summary.FinalTestAccuracy * 100:F2}%, " +
-            $"{summary.Syncs} syncs, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+            $"{Count(summary.Syncs, "sync")}, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+        if (summary.FinalTestAccuracy > summary.BestTestAccuracy && summary.Reconnect)
+            stdout.WriteLine("  (final is above best: the final evaluation follows the end-of-run sync, outside the schedule of every k steps, so best does not count it)");
+        if (summary.SkippedSteps > 0)
+            stdout.WriteLine($"laperm: warning: {Count(summary.SkippedSteps, "step")} of {summary.Steps} skipped for a non-finite loss or gradient (--on-nan skip-step); their updates were not applied.");
         Backends.ReportCudnnRefusals(backend, stdout);
         if (o.TargetAccuracy is { } goal)
             stdout.WriteLine(summary.Target is { } t
@@ -189,6 +193,8 @@ internal static class TrainCommand
                 : string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: not reached (best {summary.BestTestAccuracy * 100:F2}%)"));
         return 0;
     }
+
+    private static string Count(long n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} {noun}{(n == 1 ? "" : "s")}");
 
     /// <summary>A switch and its --no- form (to undo a preset's): the one given, else <paramref name="current"/>; both at once is an error.</summary>
     private static bool OnOff(Arguments a, string flag, bool current)

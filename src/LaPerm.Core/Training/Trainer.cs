@@ -36,6 +36,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
 
+    /// <summary>Steps that --on-nan skip-step skipped (a non-finite loss or gradient): their updates were not applied.</summary>
+    public long SkippedSteps { get; init; }
+
     /// <summary>The backend's own description (<see cref="Backend.IBackend.Description"/>: the card, GEMM math, cuDNN use, reconnection variant, or the CPU's kernels), so runs compare from their summaries alone.</summary>
     public string Backend { get; init; } = "";
 }
@@ -383,7 +386,7 @@ public sealed class Trainer
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
                 FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
-                Backend = _backend.Description,
+                Backend = _backend.Description, SkippedSteps = guard.SkippedSteps,
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
@@ -413,6 +416,7 @@ public sealed class Trainer
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
         ["graph_captures"] = s.GraphCaptures,
         ["graph_failures"] = s.GraphFailures.Count == 0 ? null : s.GraphFailures,
+        ["skipped_steps"] = s.SkippedSteps,
         ["target_accuracy"] = s.Target?.Accuracy, ["steps_to_target"] = s.Target?.Step, ["epochs_to_target"] = s.Target?.Epochs,
         ["train_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.TrainSeconds, 3),
         ["wall_seconds_to_target"] = s.Target is null ? null : Math.Round(s.Target.WallSeconds, 3),

@@ -150,6 +150,8 @@ public sealed class FailureTests
         // Steps 11..20 see the infinite weight (its loss is not finite); the hook at step 20 puts the weight back after that step.
         Assert.Equal(Enumerable.Range(11, 10).Select(s => (long)s), skipped);
         Assert.Equal(32, summary.Steps);
+        Assert.Equal(10, summary.SkippedSteps);
+        Assert.Equal(10, JsonNode.Parse(File.ReadAllText(Path.Combine(dir, RunSession.SummaryFile)))!["skipped_steps"]!.GetValue<long>());
         // Evaluations every 3 steps: the one at step 15 follows three skipped steps, so it has no training images to average.
         var at15 = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!)
             .Single(n => n["event"]!.GetValue<string>() == "eval" && n["step"]!.GetValue<long>() == 15);
