@@ -72,7 +72,9 @@ internal static class TrainCommand
         --checkpoint-every N   also checkpoint every N steps (always: at every epoch end) in DIR/checkpoints/step-NNNNNNNN
         --keep-checkpoints K   keep the newest K checkpoints (default 3)
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
-                               uninterrupted run); its configuration comes from DIR (--threads may be given)
+                               uninterrupted run); its configuration comes from DIR; only --threads, --quiet,
+                               --checkpoint-every, --keep-checkpoints, --on-nan, --stop-after,
+                               --verify-invariants, --no-graphs and --reconnect-variant may be given with it
         --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or
                                leave that step's update out
         --stop-after N         checkpoint after step N and stop (continue later with --resume);

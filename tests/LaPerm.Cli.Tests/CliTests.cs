@@ -294,6 +294,29 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void TheHelpAndTheReadmeListEveryFlagAllowedWithResume()
+    {
+        // The lists had drifted: the help named --threads only, the README left out --reconnect-variant.
+        string help = string.Join(' ', TrainCommand.Help.Split(default(char[]), StringSplitOptions.RemoveEmptyEntries));
+        int at = help.IndexOf("--resume DIR", StringComparison.Ordinal);
+        string resumeHelp = help[at..help.IndexOf("--on-nan stop|skip-step", at, StringComparison.Ordinal)];
+        string readme = File.ReadAllText(Path.Combine(RepoRoot(), "README.md"));
+        string resumeReadme = readme[readme.IndexOf("`laperm train --resume DIR` continues", StringComparison.Ordinal)..][..800];
+        Assert.All(ResumeArguments.Allowed.Skip(1), flag =>
+        {
+            Assert.Contains(flag, resumeHelp, StringComparison.Ordinal);
+            Assert.Contains($"`{flag}`", resumeReadme, StringComparison.Ordinal);
+        });
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "LaPerm.Native.sln"))) return dir.FullName;
+        throw new InvalidOperationException("the repository root (LaPerm.Native.sln) is not above the test binaries");
+    }
+
+    [Fact]
     public void TheDefaultOutputDirectoryIsNeverOneThatExists()
     {
         // Two runs in the same second got the same default directory, and the second replaced the first's results.
