@@ -142,6 +142,15 @@ public static class RunConfiguration
                     Resume = true,
                 },
             };
+            // Checked here, naming the file and field: later checks speak of flags the user never gave.
+            foreach (var (field, valid) in new (string, bool)[]
+            {
+                ("epochs", options.Epochs > 0), ("batch", options.Batch > 0), ("lr", options.LearningRate > 0),
+                ("threads", options.Threads > 0), ("eval_every", options.EvalEvery >= 0), ("train_eval_size", options.TrainEvalSize >= 0),
+                ("checkpoint_every", options.Checkpoints.Every >= 0), ("keep_checkpoints", options.Checkpoints.Keep > 0),
+                ("limit_train", options.LimitTrain is null or > 0), ("limit_test", options.LimitTest is null or > 0),
+            })
+                if (!valid) throw new ResumeException($"run configuration '{path}': field '{field}' is {json[field]?.ToJsonString()}, which no run can have; the file was edited or damaged");
             return (options, spec);
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)

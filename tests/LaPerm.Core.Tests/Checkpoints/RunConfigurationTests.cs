@@ -41,6 +41,22 @@ public sealed class RunConfigurationTests
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("batch", "-5")]
+    [InlineData("epochs", "0")]
+    [InlineData("lr", "0")]
+    [InlineData("keep_checkpoints", "0")]
+    [InlineData("limit_test", "-1")]
+    public void AValueNoRunCanHaveNamesTheFileAndFieldNotAFlag(string field, string value)
+    {
+        // An edited configuration was reported as '--batch must be positive', a flag the user never gave.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1", LimitTest = 100 }, BuiltInModels.F1()))!.AsObject();
+        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
+        Assert.Contains($"run configuration 'dir/run-config.json': field '{field}' is {value}", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("--", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ChangedFractionComparesBitPatterns()
     {
