@@ -1,3 +1,4 @@
+using System.Globalization;
 using LaPerm.Core.Backend;
 
 namespace LaPerm.Core.Model;
@@ -14,8 +15,19 @@ public sealed record InitOptions(float? SharedValue = null, IReadOnlyList<double
     public static InitOptions HeUniform { get; } = new();
 
     public string Describe() =>
-        (SharedValue is { } v ? $"shared:{v} keep {string.Join(",", Keep ?? [1.0])}" : "he-uniform")
-        + (Prune > 0 ? $" pruned {Prune:0.###}" : "");
+        (SharedValue is { } v ? $"shared:{v.ToString(CultureInfo.InvariantCulture)} keep {string.Join(",", (Keep ?? [1.0]).Select(Fraction))}" : "he-uniform")
+        + (Prune > 0 ? $" pruned {Prune.ToString("0.###", CultureInfo.InvariantCulture)}" : "");
+
+    /// <summary>A keep probability as the a/b it was given as (--keep 4/7), when one with b up to 1000 gives exactly it.</summary>
+    public static string Fraction(double q)
+    {
+        for (int b = 1; b <= 1000; b++)
+        {
+            double a = Math.Round(q * b);
+            if (a / b == q) return b == 1 ? a.ToString(CultureInfo.InvariantCulture) : $"{a.ToString(CultureInfo.InvariantCulture)}/{b}";
+        }
+        return q.ToString(CultureInfo.InvariantCulture);
+    }
 }
 
 /// <summary>A small seeded generator (SplitMix64) so init is identical on every machine and .NET version.</summary>

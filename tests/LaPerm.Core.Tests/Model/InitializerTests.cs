@@ -80,4 +80,15 @@ public sealed class InitializerTests
         var d = new ModelDefinition(BuiltInModels.F2());
         Assert.Throws<ArgumentException>(() => Initializer.Compute(d, new InitOptions(0.03f, [0.5, 0.5]), 1));
     }
+
+    [Fact]
+    public void KeepProbabilitiesAreDescribedAsTheFractionsTheyWereGivenAs()
+    {
+        // The header and summary.json showed --keep 4/7 as 0.5714285714285714.
+        Assert.Equal("shared:0.08 keep 4/7,1/3,1/15 pruned 0.2", new InitOptions(0.08f, [4.0 / 7, 1.0 / 3, 1.0 / 15], 0.2).Describe());
+        Assert.Equal("shared:0.03 keep 1", new InitOptions(0.03f).Describe());
+        Assert.Equal("0.123456789", InitOptions.Fraction(0.123456789));
+        Assert.Equal("999/1000", InitOptions.Fraction(0.999));
+        Assert.Equal("he-uniform", InitOptions.HeUniform.Describe());
+    }
 }
