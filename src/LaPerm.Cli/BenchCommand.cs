@@ -19,12 +19,12 @@ internal static class BenchCommand
         laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
             time of one full LaPerm sync of every tensor (median of R); on cuda/emu --reconnect-variant
             picks the reconnection kernels (0 the dispatcher, default; see bench reconnect).
-        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device cuda|emu] [--samples N] [--json FILE]
+        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
-            copy bandwidth, mismatches against the CPU reference (must be 0; exit code 1 otherwise).
+            copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).
             S: conv7, resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones form one set).
-            On emu it verifies only (keep the shapes small).
+            On emu it verifies only (keep the shapes small); auto (default) is cuda when usable, else emu.
 
         """;
 
@@ -84,9 +84,15 @@ internal static class BenchCommand
     private static int RunReconnect(string[] args, TextWriter stdout)
     {
         var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string>(), "bench reconnect");
-        string device = a.String("--device") ?? "cuda";
-        if (device is not ("cuda" or "emu"))
-            throw new UsageException($"--device of 'laperm bench reconnect' expects cuda or emu, got '{device}'.");
+        string device = a.String("--device") ?? "auto";
+        if (device is not ("cuda" or "emu" or "auto"))
+            throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, emu or auto, got '{device}'.");
+        if (device == "auto")
+        {
+            // As everywhere else: the GPU when there is a usable one; otherwise the emulator verifies (no timing).
+            device = LaPerm.Cuda.CudaInfo.Collect().CudaAvailable ? "cuda" : "emu";
+            if (device == "emu") stdout.WriteLine("no usable GPU (laperm info says why): verifying the kernels on the emulator, not timing them");
+        }
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
             Variant: a.String("--variant") ?? "all",
             Shapes: ShapeSets(a.String("--shapes") ?? "conv7"),
@@ -95,7 +101,8 @@ internal static class BenchCommand
             JsonPath: a.String("--json"));
         try
         {
-            return LaPerm.Cuda.Reconnect.ReconnectBench.Run(options, stdout);
+            // A mismatch is a reconnection that is not bit-exact: the LaPerm invariant is broken.
+            return LaPerm.Cuda.Reconnect.ReconnectBench.Run(options, stdout) == 0 ? 0 : CommandLine.InvariantBroken;
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {

@@ -124,7 +124,7 @@ public static class CommandLine
         'laperm COMMAND --help' lists a command's options.
 
         Exit codes: 0 done; 2 a user error (flags, data or model files, out of device memory);
-        3 a broken LaPerm invariant (--verify-invariants); 4 a NaN/Inf (--on-nan stop);
+        3 a broken LaPerm invariant (--verify-invariants; a mismatch in bench reconnect); 4 a NaN/Inf (--on-nan stop);
         5 the output directory cannot be written; 6 a GPU error (a kernel fault, a driver or
         library failure); 130 interrupted (Ctrl-C or SIGTERM) after a step and its checkpoint.
 

@@ -25,6 +25,22 @@ public sealed class BenchReconnectTests
     }
 
     [Fact]
+    public void WithoutAGpuTheDefaultDeviceVerifiesOnTheEmulator()
+    {
+        // The default was cuda, so on a machine without a GPU the bare command only failed.
+        if (LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)
+            Assert.Skip("a usable GPU is present: the default device is cuda here");
+        var stdout = new StringWriter();
+        int code = CommandLine.Run(["bench", "reconnect", "--variant", "8", "--shapes", "2:17"], stdout, TextWriter.Null);
+        Assert.Equal(0, code);
+        Assert.Contains("verifying the kernels on the emulator", stdout.ToString(), StringComparison.Ordinal);
+        // The variant name's column is wide enough for the longest name: the columns after it line up.
+        var line = stdout.ToString().Split('\n').Single(l => l.StartsWith("reconnect ", StringComparison.Ordinal));
+        Assert.Contains("BlockBucketNarrow elements", line, StringComparison.Ordinal);
+        Assert.Contains("mismatches 0", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void UnknownVariantIsAUserError()
     {
         var stderr = new StringWriter();

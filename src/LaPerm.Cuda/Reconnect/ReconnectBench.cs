@@ -176,7 +176,7 @@ public sealed class ReconnectBench
     {
         ArgumentNullException.ThrowIfNull(r);
         var ci = CultureInfo.InvariantCulture;
-        string head = string.Format(ci, "reconnect {0,-18} variant {1} {2,-12} elements {3,10}  launches {4,2}", r.Shapes, r.Variant,
+        string head = string.Format(ci, "reconnect {0,-18} variant {1} {2,-17} elements {3,10}  launches {4,2}", r.Shapes, r.Variant,
             ((ReconnectVariant)r.Variant).ToString(), r.Elements, r.Launches);
         string paths = r.Paths.Length == 0 ? "" : $"  [{r.Paths}]";
         if (r.MedianMicroseconds is not double us || r.EffectiveGBPerSecond is not double gbs || r.CopyGBPerSecond is not double copy)
