@@ -28,15 +28,21 @@ public sealed record LearningRateSchedule(string Kind, double Factor = 1, int Ev
         int colon = text.IndexOf(':', StringComparison.Ordinal);
         if (colon < 0) throw new FormatException(error);
         string kind = text[..colon], rest = text[(colon + 1)..];
+        // Well-formed but impossible values get a sentence of their own (the general one said only what the forms are).
+        string Refused(string why) => $"--lr-schedule '{text}': {why}.";
         switch (kind)
         {
-            case "exp" when double.TryParse(rest, NumberStyles.Float, inv, out double g) && g > 0:
-                return new LearningRateSchedule("exp", g);
+            case "exp" when double.TryParse(rest, NumberStyles.Float, inv, out double g):
+                return g > 0 && double.IsFinite(g) ? new LearningRateSchedule("exp", g) : throw new FormatException(Refused($"the factor per epoch must be positive, got {rest}"));
             case "step":
                 var parts = rest.Split('/');
-                if (parts.Length == 2 && double.TryParse(parts[0], NumberStyles.Float, inv, out double f) && f > 0
-                    && int.TryParse(parts[1], NumberStyles.None, inv, out int every) && every > 0)
+                if (parts.Length == 2 && double.TryParse(parts[0], NumberStyles.Float, inv, out double f)
+                    && int.TryParse(parts[1], NumberStyles.AllowLeadingSign, inv, out int every))
+                {
+                    if (!(f > 0 && double.IsFinite(f))) throw new FormatException(Refused($"the factor F of step:F/E must be positive, got {parts[0]}"));
+                    if (every <= 0) throw new FormatException(Refused($"the epochs E of step:F/E must be at least 1, got {parts[1]}"));
                     return new LearningRateSchedule("step", f, every);
+                }
                 break;
             case "piecewise":
                 var pieces = new List<(int, double)>();
@@ -44,9 +50,11 @@ public sealed record LearningRateSchedule(string Kind, double Factor = 1, int Ev
                 {
                     var kv = piece.Split('=');
                     if (kv.Length != 2 || !int.TryParse(kv[0], NumberStyles.None, inv, out int e)
-                        || !double.TryParse(kv[1], NumberStyles.Float, inv, out double factor) || factor <= 0
-                        || (pieces.Count > 0 && e <= pieces[^1].Item1))
+                        || !double.TryParse(kv[1], NumberStyles.Float, inv, out double factor))
                         throw new FormatException(error);
+                    if (!(factor > 0 && double.IsFinite(factor))) throw new FormatException(Refused($"the factor of epoch {e} must be positive, got {kv[1]}"));
+                    if (pieces.Count > 0 && e <= pieces[^1].Item1)
+                        throw new FormatException(Refused($"the epochs must increase, but {e} follows {pieces[^1].Item1}"));
                     pieces.Add((e, factor));
                 }
                 return new LearningRateSchedule("piecewise", Pieces: pieces);

@@ -63,6 +63,18 @@ public sealed class TrainingTests
     public void LearningRateSchedulesFollowTheirFormulas(string text, int epoch, double expected) =>
         Assert.Equal(expected, LearningRateSchedule.Parse(text).At(1e-3f, epoch), 1e-9);
 
+    [Theory]
+    [InlineData("step:0.6/0", "the epochs E of step:F/E must be at least 1, got 0")]
+    [InlineData("step:-0.6/10", "the factor F of step:F/E must be positive, got -0.6")]
+    [InlineData("exp:-1", "the factor per epoch must be positive, got -1")]
+    [InlineData("exp:0", "the factor per epoch must be positive, got 0")]
+    [InlineData("piecewise:80=0.1,40=0.01", "the epochs must increase, but 40 follows 80")]
+    [InlineData("piecewise:80=0", "the factor of epoch 80 must be positive, got 0")]
+    [InlineData("cosine", "expects constant, exp:G, step:F/E or piecewise:E=F")]
+    [InlineData("step:x/10", "expects constant, exp:G, step:F/E or piecewise:E=F")]
+    public void ABadScheduleSaysWhatIsWrongWithIt(string text, string expected) =>
+        Assert.Contains(expected, Assert.Throws<FormatException>(() => LearningRateSchedule.Parse(text)).Message, StringComparison.Ordinal);
+
     [Fact]
     public void OptimizerAddsTheL2GradientTwoLambdaW()
     {
