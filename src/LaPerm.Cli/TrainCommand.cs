@@ -118,6 +118,7 @@ internal static class TrainCommand
         // defaults (the reconnection traffic, on for cpu) follow.
         // (A resumed run keeps what it recorded: its checkpoints' configuration must match.)
         if (o.Device == "auto" && !o.Checkpoints.Resume) o = o with { Device = backend.Name };
+        foreach (string warning in IneffectiveFlags(a, o, backend.Name)) stdout.WriteLine($"laperm: warning: {warning}");
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
@@ -194,6 +195,26 @@ internal static class TrainCommand
                 ? string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: reached {t.TestAccuracy * 100:F2}% at step {t.Step} (epoch {t.Epochs:F2}) after {t.TrainSeconds:F1} s of training, {t.WallSeconds:F1} s wall")
                 : string.Create(CultureInfo.InvariantCulture, $"target {goal * 100:F2}%: not reached (best {summary.BestTestAccuracy * 100:F2}%)"));
         return 0;
+    }
+
+    /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
+    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device)
+    {
+        string[] gpuOnly = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant" }.Where(a.Has)];
+        if (device == "cpu" && gpuOnly.Length > 0)
+            yield return $"{string.Join(", ", gpuOnly)} appl{(gpuOnly.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(gpuOnly.Length == 1 ? "it" : "them")}.";
+        if (!o.Reconnect)
+        {
+            string[] laperm = [.. new[] { "--k", "--verify-invariants", "--skip-bias", "--skip-bn", "--reconnect-variant" }.Where(a.Has)];
+            if (laperm.Length > 0)
+                yield return $"--no-reconnect: {string.Join(", ", laperm)} {(laperm.Length == 1 ? "has" : "have")} no reconnection to act on.";
+        }
+        else if (o.Init.SharedValue == 0f || o.Init.Keep?.Any(q => q == 0) == true)
+        {
+            yield return o.Init.SharedValue == 0f
+                ? $"init {o.Init.Describe()} makes every weight 0, which reconnection cannot change."
+                : $"init {o.Init.Describe()} leaves a tensor with keep 0 all zeros, which reconnection cannot change.";
+        }
     }
 
     private static string Count(long n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} {noun}{(n == 1 ? "" : "s")}");

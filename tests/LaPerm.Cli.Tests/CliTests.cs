@@ -316,6 +316,22 @@ public sealed class CliTests : IDisposable
         throw new InvalidOperationException("the repository root (LaPerm.Native.sln) is not above the test binaries");
     }
 
+    [Theory]
+    [InlineData("--math, --reconnect-variant apply to the GPU backends", "--math", "tf32", "--reconnect-variant", "8")]
+    [InlineData("--no-reconnect: --k, --verify-invariants have no reconnection to act on", "--no-reconnect", "--k", "10", "--verify-invariants")]
+    [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
+    [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
+    public void FlagsWithNothingToActOnAreAcceptedWithAWarning(string expected, params string[] flags)
+    {
+        var (code, stdout, stderr) = Run(["train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
+            "--out", Path.Combine(_dir.FullName, "w"), .. flags]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"laperm: warning: {expected}", stdout, StringComparison.Ordinal);
+        // A plain run warns about nothing.
+        Assert.DoesNotContain("warning", Run("train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
+            "--out", Path.Combine(_dir.FullName, "plain")).Out, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void TheDefaultOutputDirectoryIsNeverOneThatExists()
     {
