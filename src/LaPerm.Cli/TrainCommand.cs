@@ -118,6 +118,16 @@ internal static class TrainCommand
         // defaults (the reconnection traffic, on for cpu) follow.
         // (A resumed run keeps what it recorded: its checkpoints' configuration must match.)
         if (o.Device == "auto" && !o.Checkpoints.Resume) o = o with { Device = backend.Name };
+        // Before the header too: flags the trainer would refuse once the run has been announced.
+        if (a.String("--profile-steps") is { } profile) ProfileSteps.Parse(profile);
+        try
+        {
+            Initializer.Validate(model, o.Init);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
         foreach (string warning in IneffectiveFlags(a, o, backend.Name)) stdout.WriteLine($"laperm: warning: {warning}");
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +

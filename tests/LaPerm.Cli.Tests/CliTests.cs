@@ -332,6 +332,18 @@ public sealed class CliTests : IDisposable
             "--out", Path.Combine(_dir.FullName, "plain")).Out, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--model", "f2", "--init", "shared:0.03", "--keep", "1/2,1/3")]
+    [InlineData("--model", "f1", "--profile-steps", "5:2")]
+    public void FlagsTheTrainerWouldRefuseStopTheRunBeforeItsHeader(params string[] flags)
+    {
+        string dir = Path.Combine(_dir.FullName, "late");
+        var (code, stdout, _) = Run(["train", "--limit-train", "64", "--limit-test", "16", "--out", dir, .. flags]);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.DoesNotContain("laperm train:", stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir));
+    }
+
     [Fact]
     public void TheDefaultOutputDirectoryIsNeverOneThatExists()
     {
