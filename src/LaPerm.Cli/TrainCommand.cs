@@ -139,7 +139,12 @@ internal static class TrainCommand
         using var interrupt = new CancellationTokenSource();
         void OnSignal(PosixSignalContext context)
         {
-            if (interrupt.IsCancellationRequested) return;   // the second: the default action ends the process
+            if (interrupt.IsCancellationRequested)
+            {
+                // The second: the default action ends the process. Checkpoints are written atomically, so those on disk are whole.
+                Console.Error.WriteLine($"laperm: {context.Signal} again: quitting at once{(o.Out is null ? "" : $"; the checkpoints already in {o.Out} are intact (laperm train --resume {o.Out})")}");
+                return;
+            }
             context.Cancel = true;
             interrupt.Cancel();
             Console.Error.WriteLine($"laperm: {context.Signal}: stopping after this step{(o.Out is null ? "" : " and its checkpoint")} (again to quit at once)");
