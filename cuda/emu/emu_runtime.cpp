@@ -36,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -163,9 +164,32 @@ KernelEntry* find_kernel(const char* name) {
 // ---------------------------------------------------------------------------------------
 // Registered device buffers.
 // ---------------------------------------------------------------------------------------
+// A guarded buffer has `guard` bytes of kBufferGuardByte right after its end (allocated by the
+// caller, outside the registered range): a kernel that writes past the end of a device buffer
+// (an off-by-one row, a tail the grid should not cover) is reported after its launch instead of
+// silently corrupting the host heap, where a GPU would corrupt a neighbour or fault.
+constexpr unsigned char kBufferGuardByte = 0xA5;
+
 struct BufferTable {
     std::mutex mutex;
     std::map<std::uintptr_t, std::size_t> buffers;  // base -> bytes
+    std::map<std::uintptr_t, std::size_t> guards;   // base -> guard bytes after the end
+
+    // The first guarded buffer whose guard changed: (base, bytes, offset of the first changed
+    // byte from base), with its guard written anew; base 0 when all are intact.
+    std::tuple<std::uintptr_t, std::size_t, std::size_t> first_broken_guard() {
+        std::lock_guard lock(mutex);
+        for (const auto& [base, guard] : guards) {
+            const std::size_t bytes = buffers.at(base);
+            auto* g = reinterpret_cast<unsigned char*>(base + bytes);
+            for (std::size_t i = 0; i < guard; ++i)
+                if (g[i] != kBufferGuardByte) {
+                    std::memset(g, kBufferGuardByte, guard);
+                    return {base, bytes, bytes + i};
+                }
+        }
+        return {0, 0, 0};
+    }
 
     bool contains(const void* p) {
         auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -980,6 +1004,11 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
                       static_cast<unsigned>(threads), dynamicSharedBytes, schedule};
         std::string error = run_grid(launch);
         if (!error.empty()) return fail_call(std::move(error));
+        if (const auto [base, bytes, at] = buffer_table().first_broken_guard(); base != 0)
+            return fail_call(format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): a write past the end of the %zu-byte device buffer "
+                                    "at %p (byte %zu, %zu past its end; found after this launch, so it or a host-side "
+                                    "library call since the previous launch wrote it)",
+                                    name, gridX, gridY, gridZ, blockX, blockY, blockZ, bytes, reinterpret_cast<void*>(base), at, at - bytes));
         return 0;
     } catch (const std::exception& e) {
         return fail_call(format("kernel '%s': %s", kernel ? kernel : "(null)", e.what()));
@@ -1010,6 +1039,19 @@ LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base) {
     std::lock_guard lock(t.mutex);
     if (t.buffers.erase(reinterpret_cast<std::uintptr_t>(base)) == 0)
         return fail_call(format("laperm_emu_unregister_buffer: %p is not the base of a registered buffer", base));
+    t.guards.erase(reinterpret_cast<std::uintptr_t>(base));
+    return 0;
+}
+
+LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard) {
+    auto& t = buffer_table();
+    std::lock_guard lock(t.mutex);
+    const auto a = reinterpret_cast<std::uintptr_t>(base);
+    auto it = t.buffers.find(a);
+    if (it == t.buffers.end())
+        return fail_call(format("laperm_emu_guard_buffer: %p is not the base of a registered buffer", base));
+    std::memset(reinterpret_cast<unsigned char*>(a + it->second), kBufferGuardByte, guard);
+    t.guards[a] = guard;
     return 0;
 }
 

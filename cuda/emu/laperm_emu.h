@@ -56,6 +56,11 @@ LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel);
 LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes);
 LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base);
 
+/* The caller allocated `guard` more bytes after a registered buffer's end: they are filled
+ * with a pattern, and every launch that leaves them changed fails, naming the buffer and the
+ * first byte written past its end. */
+LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard);
+
 #ifdef __cplusplus
 }
 #endif

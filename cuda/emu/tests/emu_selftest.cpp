@@ -304,6 +304,19 @@ void errors() {
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
     expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
 
+    // A write past the end of a guarded buffer: 32 threads write out[0..31] into 31 ints (the
+    // 32nd lands in the guard, which the caller allocated after the registered range).
+    {
+        std::vector<int> storage(31 + 64, 0);
+        LP_CHECK(laperm_emu_register_buffer(storage.data(), 31 * sizeof(int)) == 0, "%s", laperm_emu_last_error());
+        LP_CHECK(laperm_emu_guard_buffer(storage.data(), 64 * sizeof(int)) == 0, "%s", laperm_emu_last_error());
+        expect_failure("test_racy_neighbour", launch("test_racy_neighbour", 1, 1, 1, 32, 1, 1, 32 * sizeof(int), storage.data()),
+                       {"past the end of the 124-byte device buffer", "byte 124, 0 past its end"});
+        // The guard is written anew: a launch that stays inside the buffer succeeds.
+        LP_CHECK(launch("test_racy_neighbour", 1, 1, 1, 31, 1, 1, 31 * sizeof(int), storage.data()) == 0, "%s", laperm_emu_last_error());
+        LP_CHECK(laperm_emu_unregister_buffer(storage.data()) == 0, "%s", laperm_emu_last_error());
+    }
+
     // Pointer arguments outside registered buffers; null is allowed.
     std::vector<int> unregistered(64);
     int* stray = unregistered.data();

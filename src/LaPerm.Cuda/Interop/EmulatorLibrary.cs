@@ -20,6 +20,7 @@ public sealed unsafe class EmulatorLibrary
     private readonly delegate* unmanaged<byte*, int> _kernelArgCount;          // optional
     private readonly delegate* unmanaged<byte*, int, int> _kernelArgSize;      // optional
     private readonly delegate* unmanaged<byte*, uint, int> _setMaxDynamicShared; // optional
+    private readonly delegate* unmanaged<void*, nuint, int> _guardBuffer;      // optional
 
     private EmulatorLibrary(LibraryLoadResult library)
     {
@@ -34,6 +35,8 @@ public sealed unsafe class EmulatorLibrary
         NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_count", out nint argCount);
         NativeLibrary.TryGetExport(h, "laperm_emu_set_max_dynamic_shared", out nint setShared);
         NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_size", out nint argSize);
+        NativeLibrary.TryGetExport(h, "laperm_emu_guard_buffer", out nint guardBuffer);
+        _guardBuffer = (delegate* unmanaged<void*, nuint, int>)guardBuffer;
         _kernelArgCount = (delegate* unmanaged<byte*, int>)argCount;
         _kernelArgSize = (delegate* unmanaged<byte*, int, int>)argSize;
         _setMaxDynamicShared = (delegate* unmanaged<byte*, uint, int>)setShared;
@@ -117,6 +120,17 @@ public sealed unsafe class EmulatorLibrary
     {
         int result = _registerBuffer(basePointer, (nuint)bytes);
         if (result != 0) throw new CudaException("laperm_emu_register_buffer", result, "LAPERM_EMU_ERROR", LastError());
+    }
+
+    /// <summary>
+    /// <paramref name="guardBytes"/> allocated after a registered buffer's end become a guard that
+    /// every launch checks (a write past the end fails the launch); nothing when the library predates it.
+    /// </summary>
+    public void GuardBuffer(void* basePointer, long guardBytes)
+    {
+        if (_guardBuffer == null) return;
+        int result = _guardBuffer(basePointer, (nuint)guardBytes);
+        if (result != 0) throw new CudaException("laperm_emu_guard_buffer", result, "LAPERM_EMU_ERROR", LastError());
     }
 
     public void UnregisterBuffer(void* basePointer)

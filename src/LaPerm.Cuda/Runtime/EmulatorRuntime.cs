@@ -7,7 +7,7 @@ namespace LaPerm.Cuda.Runtime;
 
 /// <summary>
 /// The host emulator: "device memory" is host memory aligned to 256 bytes and registered with
-/// the emulator (so it can bounds-check kernel accesses), kernels run to completion inside
+/// the emulator (so it can check pointer arguments, and writes past each allocation's end through a guard after it), kernels run to completion inside
 /// laperm_emu_launch, and library calls (cuBLAS's GEMM; cuDNN's convolution, pooling and batch-norm) run on the CPU backend. Every stream is executed in order at
 /// enqueue time, which is one valid schedule of CUDA's stream semantics. While a stream is
 /// being captured, its work is recorded instead and replayed by the graph.
@@ -15,6 +15,9 @@ namespace LaPerm.Cuda.Runtime;
 internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
 {
     private const int Alignment = 256;
+
+    /// <summary>Bytes after each allocation that every launch checks for writes past its end (see laperm_emu_guard_buffer).</summary>
+    private const int GuardBytes = 256;
 
     private readonly EmulatorLibrary _emulator;
     private readonly Dictionary<string, int> _kernelIndex;
@@ -85,11 +88,12 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         if ((long)size > MemoryCapacity - _allocatedBytes)
             throw new CudaException("emulated cuMemAlloc", 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory",
                 $"{(long)size:N0} bytes requested, {MemoryCapacity - _allocatedBytes:N0} of {MemoryCapacity:N0} free");
-        void* memory = NativeMemory.AlignedAlloc(size, Alignment);
+        void* memory = NativeMemory.AlignedAlloc(size + GuardBytes, Alignment);
         // Fresh device memory is not zeroed on a GPU either; filling it with 0xFF (NaN for
         // floats, -1 for ints) makes reads of never-written memory visible in tests.
         NativeMemory.Fill(memory, size, 0xFF);
         _emulator.RegisterBuffer(memory, (long)size);
+        _emulator.GuardBuffer(memory, GuardBytes);
         _allocations.Add((ulong)memory, (long)size);
         _allocatedBytes += (long)size;
         return (ulong)memory;
