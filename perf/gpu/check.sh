@@ -687,7 +687,7 @@ train_once() {
   TRAIN_DONE=$(grep -m1 '^done:' "$PART_DIR/train-$device.txt")
   local final syncs speed
   final=$(grep -oE 'final [0-9.]+%' <<< "$TRAIN_DONE" | cut -d' ' -f2)
-  syncs=$(grep -oE '[0-9]+ syncs' <<< "$TRAIN_DONE" | cut -d' ' -f1)
+  syncs=$(grep -oE '[0-9]+ syncs?,' <<< "$TRAIN_DONE" | cut -d' ' -f1)
   speed=$(grep -oE '[0-9]+ train images/s' <<< "$TRAIN_DONE" | cut -d' ' -f1)
   TRAIN_SYNCS=${syncs:-0}
   TRAIN_LINE="$device: final ${final:-?}, ${syncs:-?} syncs, ${speed:-?} img/s"

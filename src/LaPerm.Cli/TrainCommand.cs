@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using LaPerm.Core.Data;
+using LaPerm.Core.IO;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
@@ -129,6 +130,10 @@ internal static class TrainCommand
             throw new UsageException(e.Message);
         }
         foreach (string warning in IneffectiveFlags(a, o, backend.Name)) stdout.WriteLine($"laperm: warning: {warning}");
+        if (o.Out is null)
+            o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
+        else if (!o.Checkpoints.Resume)
+            LaPerm.Core.Checkpoints.RunSession.RefuseUnfinishedRun(o.Out);
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
@@ -142,7 +147,10 @@ internal static class TrainCommand
             if (interrupt.IsCancellationRequested)
             {
                 // The second: the default action ends the process. Checkpoints are written atomically, so those on disk are whole.
-                Console.Error.WriteLine($"laperm: {context.Signal} again: quitting at once{(o.Out is null ? "" : $"; the checkpoints already in {o.Out} are intact (laperm train --resume {o.Out})")}");
+                bool saved = new LaPerm.Core.Checkpoints.CheckpointStore(o.Out!).Checkpoints().Count > 0;
+                Console.Error.WriteLine($"laperm: {context.Signal} again: quitting at once; " + (saved
+                    ? $"the checkpoints already in {o.Out} are intact (laperm train --resume {Shell.Quote(o.Out!)})"
+                    : "no checkpoint was written yet"));
                 return;
             }
             context.Cancel = true;
@@ -172,7 +180,7 @@ internal static class TrainCommand
         catch (LaPerm.Core.Checkpoints.TrainingStoppedException e)
         {
             observer?.Finish();
-            stdout.WriteLine($"stopped after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
+            stdout.WriteLine($"stopped after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {Shell.Quote(o.Out!)}");
             return 0;
         }
         catch (LaPerm.Cuda.Interop.CudaException e)
@@ -182,14 +190,14 @@ internal static class TrainCommand
             var checkpoints = o.Out is null ? [] : new LaPerm.Core.Checkpoints.CheckpointStore(o.Out).Checkpoints();
             throw new DeviceFailedException(e, o.Out is null ? "without --out nothing was saved"
                 : checkpoints.Count == 0 ? "no checkpoint had been written yet"
-                : $"the newest checkpoint, step {checkpoints.Max(c => c.Step)}, is intact; laperm train --resume {o.Out} continues from it");
+                : $"the newest checkpoint, step {checkpoints.Max(c => c.Step)}, is intact; laperm train --resume {Shell.Quote(o.Out!)} continues from it");
         }
         catch (LaPerm.Core.Checkpoints.TrainingInterruptedException e)
         {
             observer?.Finish();
             stdout.WriteLine(e.Checkpoint is null
                 ? $"interrupted after step {e.Step}; without --out nothing was saved."
-                : $"interrupted after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {o.Out}");
+                : $"interrupted after step {e.Step}; checkpoint '{e.Checkpoint}'. Continue with: laperm train --resume {Shell.Quote(o.Out!)}");
             return CommandLine.Interrupted;
         }
         finally
@@ -199,7 +207,7 @@ internal static class TrainCommand
         observer?.Finish();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: best test accuracy {summary.BestTestAccuracy * 100:F2}% (step {summary.BestStep}), final {summary.FinalTestAccuracy * 100:F2}%, " +
-            $"{Count(summary.Syncs, "sync")}, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
+            $"{summary.Syncs} sync{(summary.Syncs == 1 ? "" : "s")}, {summary.TrainImagesPerSecond:F0} train images/s, {summary.WallSeconds:F1} s; results in {o.Out}"));
         if (summary.FinalTestAccuracy > summary.BestTestAccuracy && summary.Reconnect)
             stdout.WriteLine("  (final is above best: the final evaluation follows the end-of-run sync, outside the schedule of every k steps, so best does not count it)");
         if (summary.SkippedSteps > 0)
@@ -312,23 +320,40 @@ internal static class TrainCommand
             if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{dev}'.");
             o = o with { Device = dev };
         }
-        string model = Path.GetFileNameWithoutExtension(o.Model);
         string? outDir = a.String("--out");
         if (outDir is not null && string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--out expects a directory, got an empty value.");
-        o = o with { Out = outDir ?? UnusedDirectory(Path.Combine("runs", $"{model}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
+        o = o with { Out = outDir };   // null: a new directory under runs/, claimed by Run right before the header
         o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) };
         return o;
     }
 
     /// <summary>
-    /// The default --out: <paramref name="path"/>, or with -2, -3, ... when it exists, so that runs
-    /// started within the same second never share (and so replace) a directory the user did not name.
+    /// The default --out: <paramref name="path"/>, or with -2, -3, ... when that exists or another
+    /// laperm claimed it first, so that runs started within the same second never share (and so
+    /// replace) a directory the user did not name. A directory is claimed by creating its lock
+    /// file exclusively (the run's session then holds that same file).
     /// </summary>
-    internal static string UnusedDirectory(string path)
+    internal static string ClaimNewDirectory(string path)
     {
-        string candidate = path;
-        for (int n = 2; Directory.Exists(candidate) || File.Exists(candidate); n++) candidate = $"{path}-{n}";
-        return candidate;
+        for (int n = 1; ; n++)
+        {
+            string candidate = n == 1 ? path : $"{path}-{n}";
+            if (Directory.Exists(candidate) || File.Exists(candidate)) continue;
+            try
+            {
+                Directory.CreateDirectory(candidate);
+                using (new FileStream(Path.Combine(candidate, LaPerm.Core.Checkpoints.RunSession.LockFile), FileMode.CreateNew, FileAccess.Write)) { }
+                return candidate;
+            }
+            catch (IOException) when (File.Exists(Path.Combine(candidate, LaPerm.Core.Checkpoints.RunSession.LockFile)))
+            {
+                // Another laperm created the same directory a moment earlier and claimed it.
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new LaPerm.Core.Checkpoints.RunStorageException($"output directory '{candidate}' cannot be created ({e.Message.TrimEnd('.')}); choose one with --out", e);
+            }
+        }
     }
 }
 

@@ -345,16 +345,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void TheDefaultOutputDirectoryIsNeverOneThatExists()
+    public void AnUnfinishedRunInTheOutputDirectoryStopsANewRunBeforeItsHeader()
+    {
+        string dir = Path.Combine(_dir.FullName, "my run");
+        Directory.CreateDirectory(Path.Combine(new LaPerm.Core.Checkpoints.CheckpointStore(dir).Directory, LaPerm.Core.Checkpoints.CheckpointStore.NameOf(8)));
+        var (code, stdout, stderr) = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "16", "--out", dir);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.DoesNotContain("laperm train:", stdout, StringComparison.Ordinal);
+        // The command to paste quotes the directory's space.
+        Assert.Contains($"holds an unfinished run (1 checkpoint, the newest of step 8, no summary.json); continue it with: laperm train --resume '{dir}';", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheDefaultOutputDirectoryIsNeverOneThatExistsOrIsClaimed()
     {
         // Two runs in the same second got the same default directory, and the second replaced the first's results.
         string path = Path.Combine(_dir.FullName, "lenet300-20261127-120000");
-        Assert.Equal(path, TrainCommand.UnusedDirectory(path));
-        Directory.CreateDirectory(path);
-        Assert.Equal(path + "-2", TrainCommand.UnusedDirectory(path));
-        Directory.CreateDirectory(path + "-2");
+        Assert.Equal(path, TrainCommand.ClaimNewDirectory(path));
+        Assert.True(File.Exists(Path.Combine(path, LaPerm.Core.Checkpoints.RunSession.LockFile)));
+        // Claimed (by the call above, as by a run starting at the same moment): the next name.
+        Assert.Equal(path + "-2", TrainCommand.ClaimNewDirectory(path));
         File.WriteAllText(path + "-3", "a file, not a run");
-        Assert.Equal(path + "-4", TrainCommand.UnusedDirectory(path));
+        Assert.Equal(path + "-4", TrainCommand.ClaimNewDirectory(path));
     }
 
     [Theory]

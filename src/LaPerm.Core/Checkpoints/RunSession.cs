@@ -178,9 +178,7 @@ public sealed class RunSession : IDisposable
         {
             if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
             {
-                if (!File.Exists(Path.Combine(dir, SummaryFile)))
-                    throw new ResumeException($"'{dir}' holds an unfinished run ({stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")}, the newest of step {stale.Max(c => c.Step)}, no {SummaryFile}); " +
-                                              $"continue it with 'laperm train --resume {dir}', or choose another --out (or delete the directory to start over in it)");
+                RefuseUnfinishedRun(dir);
                 _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
@@ -194,6 +192,18 @@ public sealed class RunSession : IDisposable
         {
             throw new RunStorageException($"the earlier run in '{dir}' cannot be removed ({e.Message.TrimEnd('.')}); choose another --out", e);
         }
+    }
+
+    /// <summary>
+    /// Throws <see cref="ResumeException"/> when <paramref name="dir"/> holds an unfinished run
+    /// (checkpoints, no summary.json), which a new run there would delete. The CLI calls it before
+    /// the run's header; opening a session calls it again (a run may have appeared meanwhile).
+    /// </summary>
+    public static void RefuseUnfinishedRun(string dir)
+    {
+        if (File.Exists(Path.Combine(dir, SummaryFile)) || new CheckpointStore(dir).Checkpoints() is not { Count: > 0 } checkpoints) return;
+        throw new ResumeException($"'{dir}' holds an unfinished run ({checkpoints.Count} checkpoint{(checkpoints.Count == 1 ? "" : "s")}, the newest of step {checkpoints.Max(c => c.Step)}, no {SummaryFile}); " +
+                                  $"continue it with: laperm train --resume {Shell.Quote(dir)}; or choose another --out (or delete the directory to start over in it)");
     }
 
     /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>
