@@ -175,20 +175,28 @@ struct BufferTable {
     std::map<std::uintptr_t, std::size_t> buffers;  // base -> bytes
     std::map<std::uintptr_t, std::size_t> guards;   // base -> guard bytes after the end
 
-    // The first guarded buffer whose guard changed: (base, bytes, offset of the first changed
-    // byte from base), with its guard written anew; base 0 when all are intact.
-    std::tuple<std::uintptr_t, std::size_t, std::size_t> first_broken_guard() {
+    // Every guarded buffer whose guard changed gets its guard written anew; returns the first
+    // (base, bytes, offset of its first changed byte from base), base 0 when all were intact.
+    // The whole process is scanned: a kernel may write through pointers held in a device table.
+    std::tuple<std::uintptr_t, std::size_t, std::size_t> repair_guards() {
+        static const std::vector<unsigned char> intact(4096, kBufferGuardByte);
+        std::tuple<std::uintptr_t, std::size_t, std::size_t> first{0, 0, 0};
         std::lock_guard lock(mutex);
         for (const auto& [base, guard] : guards) {
             const std::size_t bytes = buffers.at(base);
             auto* g = reinterpret_cast<unsigned char*>(base + bytes);
-            for (std::size_t i = 0; i < guard; ++i)
-                if (g[i] != kBufferGuardByte) {
-                    std::memset(g, kBufferGuardByte, guard);
-                    return {base, bytes, bytes + i};
-                }
+            bool whole = true;
+            for (std::size_t at = 0; at < guard && whole; at += intact.size())
+                whole = std::memcmp(g + at, intact.data(), std::min(intact.size(), guard - at)) == 0;
+            if (whole) continue;
+            if (std::get<0>(first) == 0) {
+                std::size_t i = 0;
+                while (g[i] == kBufferGuardByte) ++i;
+                first = {base, bytes, bytes + i};
+            }
+            std::memset(g, kBufferGuardByte, guard);
         }
-        return {0, 0, 0};
+        return first;
     }
 
     bool contains(const void* p) {
@@ -1003,8 +1011,10 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
         Launch launch{k, args, dim3{gridX, gridY, gridZ}, dim3{blockX, blockY, blockZ},
                       static_cast<unsigned>(threads), dynamicSharedBytes, schedule};
         std::string error = run_grid(launch);
+        // Also after a failed launch: a guard it broke must not be blamed on the next one.
+        const auto [base, bytes, at] = buffer_table().repair_guards();
         if (!error.empty()) return fail_call(std::move(error));
-        if (const auto [base, bytes, at] = buffer_table().first_broken_guard(); base != 0)
+        if (base != 0)
             return fail_call(format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): a write past the end of the %zu-byte device buffer "
                                     "at %p (byte %zu, %zu past its end; found after this launch, so it or a host-side "
                                     "library call since the previous launch wrote it)",
@@ -1050,6 +1060,9 @@ LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard) {
     auto it = t.buffers.find(a);
     if (it == t.buffers.end())
         return fail_call(format("laperm_emu_guard_buffer: %p is not the base of a registered buffer", base));
+    if (auto next = std::next(it); next != t.buffers.end() && a + it->second + guard > next->first)
+        return fail_call(format("laperm_emu_guard_buffer: %zu guard bytes after [%p, +%zu) reach the registered buffer at %p",
+                                guard, base, it->second, reinterpret_cast<void*>(next->first)));
     std::memset(reinterpret_cast<unsigned char*>(a + it->second), kBufferGuardByte, guard);
     t.guards[a] = guard;
     return 0;

@@ -217,22 +217,6 @@ public sealed class EmulatorRuntimeTests
     }
 
     [Fact]
-    public void AWritePastTheEndOfABufferIsAnExceptionNamingTheKernelAndTheBuffer()
-    {
-        // y has 7 floats, the launch says 8: on a GPU the eighth write lands in a neighbour (or faults).
-        using var device = TestDevices.OpenEmulator();
-        using var module = device.LoadModule("axpy.ptx");
-        Kernel axpy = module.GetKernel("axpy_v1");
-        using var x = device.Allocate<float>(8);
-        using var y = device.Allocate<float>(7);
-        var e = Assert.Throws<CudaException>(() => axpy.Launch(1, 32, 0, device.Stream, 8, 2f, x.Pointer, y.Pointer));
-        Assert.Contains("kernel 'axpy_v1' (grid (1,1,1), block (32,1,1)): a write past the end of the 28-byte device buffer", e.Message);
-        Assert.Contains("byte 28, 0 past its end", e.Message);
-        // Inside the buffer, the same kernel runs.
-        axpy.Launch(1, 32, 0, device.Stream, 7, 2f, x.Pointer, y.Pointer);
-    }
-
-    [Fact]
     public unsafe void PointerOutsideDeviceMemoryIsAnExceptionNamingTheKernel()
     {
         using var device = TestDevices.OpenEmulator();
@@ -367,5 +351,36 @@ public sealed class EmulatorRuntimeTests
             profiler.EndStep(step);
         }
         Assert.False(profiler.Active);
+    }
+}
+
+/// <summary>
+/// Writes past the end of a buffer on purpose. The emulator checks every guarded buffer of the
+/// process after each launch, so these run alone: a launch of a test running beside them could
+/// otherwise find the broken guard first.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class EmulatorGuardCollection
+{
+    public const string Name = "EmulatorGuards";
+}
+
+[Collection(EmulatorGuardCollection.Name)]
+public sealed class EmulatorGuardTests
+{
+    [Fact]
+    public void AWritePastTheEndOfABufferIsAnExceptionNamingTheKernelAndTheBuffer()
+    {
+        // y has 7 floats, the launch says 8: on a GPU the eighth write lands in a neighbour (or faults).
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("axpy.ptx");
+        Kernel axpy = module.GetKernel("axpy_v1");
+        using var x = device.Allocate<float>(8);
+        using var y = device.Allocate<float>(7);
+        var e = Assert.Throws<CudaException>(() => axpy.Launch(1, 32, 0, device.Stream, 8, 2f, x.Pointer, y.Pointer));
+        Assert.Contains("kernel 'axpy_v1' (grid (1,1,1), block (32,1,1)): a write past the end of the 28-byte device buffer", e.Message);
+        Assert.Contains("byte 28, 0 past its end", e.Message);
+        // Inside the buffer, the same kernel runs.
+        axpy.Launch(1, 32, 0, device.Stream, 7, 2f, x.Pointer, y.Pointer);
     }
 }
