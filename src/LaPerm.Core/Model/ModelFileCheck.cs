@@ -16,9 +16,10 @@ namespace LaPerm.Core.Model;
 /// </summary>
 internal static partial class ModelFileCheck
 {
+    // The serialiser matches the "type" property and its values exactly (property names otherwise ignore case).
     private static readonly Dictionary<string, Type> LayerTypes = typeof(LayerSpec)
         .GetCustomAttributes<JsonDerivedTypeAttribute>()
-        .ToDictionary(a => (string)a.TypeDiscriminator!, a => a.DerivedType, StringComparer.OrdinalIgnoreCase);
+        .ToDictionary(a => (string)a.TypeDiscriminator!, a => a.DerivedType, StringComparer.Ordinal);
 
     private static readonly string[] TopLevel = ["name", "input", "layers"];
 
@@ -41,6 +42,7 @@ internal static partial class ModelFileCheck
         }
         if (root is not JsonObject model)
             throw new ModelSpecException($"{source} must be a JSON object with \"name\", \"input\" and \"layers\"");
+        RefuseTwice(model, source);
         foreach (var (key, _) in model)
             if (!TopLevel.Contains(key, StringComparer.OrdinalIgnoreCase))
                 throw new ModelSpecException($"{source} has an unknown property '{key}'; a model has \"name\", \"input\" and \"layers\"");
@@ -58,6 +60,10 @@ internal static partial class ModelFileCheck
     /// </summary>
     public static string Describe(JsonException e)
     {
+        // Only a value the serialiser could not convert is put in the file's terms; anything else
+        // (a duplicate property spelled in another case, ...) keeps its own words.
+        if (!e.Message.Contains("could not be converted to", StringComparison.Ordinal))
+            return e.Path is { Length: > 0 } at ? $"at {at}{Where(e, column: false)}: {Plain(e.Message)}" : $"{Plain(e.Message)}{Where(e)}";
         // The serialiser names the target type, or for a constructor parameter the record's own
         // type: then the parameter's type is found by the property's name (the same everywhere).
         string? property = e.Path is { } p && LastName().Match(p) is { Success: true } m ? m.Groups[1].Value : null;
@@ -72,7 +78,7 @@ internal static partial class ModelFileCheck
     }
 
     private static string? Expected(Type t) =>
-        t == typeof(int) ? "expected a whole number"
+        t == typeof(int) ? $"expected a whole number (at most {int.MaxValue})"
         : t == typeof(float) || t == typeof(double) ? "expected a number"
         : t == typeof(string) ? "expected a string"
         : t == typeof(bool) ? "expected true or false"
@@ -86,13 +92,18 @@ internal static partial class ModelFileCheck
             string at = $"{parent}layer {i + 1}";
             if (layers[i] is not JsonObject layer)
                 throw new ModelSpecException($"{source}: {at} must be an object with a \"type\"");
-            string? type = Get(layer, "type") is JsonValue t && t.TryGetValue(out string? s) ? s : null;
+            string? type = layer["type"] is JsonValue t && t.TryGetValue(out string? s) ? s : null;
             if (type is null)
-                throw new ModelSpecException($"{source}: {at} has no \"type\"; expected one of {string.Join(", ", LayerTypes.Keys)}");
+                throw new ModelSpecException(layer.FirstOrDefault(p => string.Equals(p.Key, "type", StringComparison.OrdinalIgnoreCase)).Key is { } spelled
+                    ? $"{source}: {at} spells \"type\" as \"{spelled}\"; the layer type's property is \"type\", in lower case"
+                    : $"{source}: {at} has no \"type\"; expected one of {string.Join(", ", LayerTypes.Keys)}");
             if (!LayerTypes.TryGetValue(type, out Type? spec))
-                throw new ModelSpecException($"{source}: {at} has the unknown type '{type}'; expected one of {string.Join(", ", LayerTypes.Keys)}");
+                throw new ModelSpecException(LayerTypes.Keys.FirstOrDefault(k => string.Equals(k, type, StringComparison.OrdinalIgnoreCase)) is { } lower
+                    ? $"{source}: {at} has the type '{type}'; layer types are lower case: '{lower}'"
+                    : $"{source}: {at} has the unknown type '{type}'; expected one of {string.Join(", ", LayerTypes.Keys)}");
             string? name = Get(layer, "name") is JsonValue n && n.TryGetValue(out string? text) ? text : null;
             string label = name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
+            RefuseTwice(layer, $"{source}: {label}");
             var parameters = spec.GetConstructors().MaxBy(c => c.GetParameters().Length)!.GetParameters();
             var known = parameters.Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).Append("type").Append("name").ToList();
             foreach (var (key, _) in layer)
@@ -114,6 +125,13 @@ internal static partial class ModelFileCheck
     private static string Takes(System.Reflection.ParameterInfo[] parameters) => parameters.Length == 0
         ? "no properties besides \"name\""
         : string.Join(", ", parameters.Select(p => $"\"{JsonNamingPolicy.CamelCase.ConvertName(p.Name!)}\"{(p.HasDefaultValue ? " (optional)" : "")}")) + " and \"name\" (optional)";
+
+    /// <summary>A property given twice in different case ("units" and "Units"): the parser lets it through, the deserialiser does not.</summary>
+    private static void RefuseTwice(JsonObject o, string where)
+    {
+        if (o.GroupBy(p => p.Key, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new ModelSpecException($"{where} gives \"{twice.Key}\" twice (as {string.Join(" and ", twice.Select(p => $"\"{p.Key}\""))}); property names ignore case");
+    }
 
     /// <summary>How a required property is missing: not there, or there as null.</summary>
     private static string Absent(JsonObject o, string key) =>
