@@ -34,6 +34,7 @@ internal sealed class Arguments
                 if (hasInline) _items.Add((name, inline));
                 // A flag next ("--lr --epochs 1") means the value was forgotten: no value starts with "--".
                 else if (i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal)) _items.Add((name, list[++i]));
+                else if (i + 1 < list.Count) throw new UsageException($"{name} needs a value, not the option '{list[i + 1]}' (a value that starts with -- is given as {name}=VALUE).");
                 else throw new UsageException($"{name} needs a value (see 'laperm {command} --help').");
             }
             else if (switches.Contains(name) && !hasInline)

@@ -93,7 +93,16 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         // floats, -1 for ints) makes reads of never-written memory visible in tests.
         NativeMemory.Fill(memory, size, 0xFF);
         _emulator.RegisterBuffer(memory, (long)size);
-        _emulator.GuardBuffer(memory, GuardBytes);
+        try
+        {
+            _emulator.GuardBuffer(memory, GuardBytes);
+        }
+        catch
+        {
+            _emulator.UnregisterBuffer(memory);
+            NativeMemory.AlignedFree(memory);
+            throw;
+        }
         _allocations.Add((ulong)memory, (long)size);
         _allocatedBytes += (long)size;
         return (ulong)memory;
