@@ -449,12 +449,12 @@ summarize_reconnect_json() {
   "$PYTHON_ANY" - "$1" <<'EOF'
 import json, sys
 rows = json.load(open(sys.argv[1]))
-mismatches = sum(r.get("Mismatches", 0) for r in rows)
+mismatches = sum(r.get("mismatches", 0) for r in rows)
 best = {}
 for r in rows:
-    gbs = r.get("EffectiveGBPerSecond")
-    if gbs is not None and gbs > best.get(r["Shapes"], (0, -1))[1]:
-        best[r["Shapes"]] = (r["Variant"], gbs)
+    gbs = r.get("effective_gb_per_second")
+    if gbs is not None and gbs > best.get(r["shapes"], (0, -1))[1]:
+        best[r["shapes"]] = (r["variant"], gbs)
 parts = [f"{len(rows)} lines, {mismatches} mismatches"]
 parts += [f"{s}: v{v} {g:.0f} GB/s" for s, (v, g) in best.items()]
 print("; ".join(parts))
@@ -848,9 +848,9 @@ self_test() {
     echo "bench train conv7      batch 50 cuda graphs:    250000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50.txt"
     echo "bench train conv7      batch 50 cuda graphs:    500000 images/s (median of 3 x 100 steps)" > "$fx/bench-train-cuda/conv7-b50-cudnn.txt"
     echo '{"train_torch_gpu.json": {"results": [{"model": "f2", "batch": 128, "sync": false, "images_per_second": 100000.0}, {"model": "conv7", "batch": 50, "sync": false, "images_per_second": 100000.0}]}}' > "$fx/torch-train-gpu/raw.json"
-    echo '[{"Shapes": "resnet50-imagenet", "Variant": 0, "Elements": 25557032, "MedianMicroseconds": 467.0, "CopyGBPerSecond": 4100.0, "Mismatches": 0},
-           {"Shapes": "resnet50-imagenet", "Variant": 8, "Elements": 25557032, "MedianMicroseconds": 200.0, "CopyGBPerSecond": 4100.0, "Mismatches": 0},
-           {"Shapes": "resnet50-imagenet", "Variant": 9, "Elements": 25557032, "MedianMicroseconds": 100.0, "CopyGBPerSecond": 4100.0, "Mismatches": 3}]' > "$fx/bench-reconnect-cuda/raw.json"
+    echo '[{"shapes": "resnet50-imagenet", "variant": 0, "elements": 25557032, "median_microseconds": 467.0, "copy_gb_per_second": 4100.0, "mismatches": 0},
+           {"shapes": "resnet50-imagenet", "variant": 8, "elements": 25557032, "median_microseconds": 200.0, "copy_gb_per_second": 4100.0, "mismatches": 0},
+           {"shapes": "resnet50-imagenet", "variant": 9, "elements": 25557032, "median_microseconds": 100.0, "copy_gb_per_second": 4100.0, "mismatches": 3}]' > "$fx/bench-reconnect-cuda/raw.json"
     echo '{"reconnect_torch.json": [{"shapes": "resnet50-imagenet", "method": "argsort-scatter_", "median_us": 10060.0}]}' > "$fx/torch-reconnect/raw.json"
     echo '{"steps_to_target": 9600, "epochs_to_target": 8.0, "train_seconds_to_target": 12.5, "wall_seconds_to_target": 20.1}' > "$fx/conv7-target/raw.json"
     local targets; targets=$("$PYTHON_ANY" "$SCRIPT_DIR/targets.py" "$fx" 2>&1)
@@ -887,7 +887,7 @@ self_test() {
     local reconnect_rc=$?
     if (( reconnect_rc != 0 )); then
       problems+=("laperm bench reconnect --device emu exited with code $reconnect_rc: $(tail -3 "$tmp/reconnect-emu.log" | tr '\n' ' ' | cut -c1-200)")
-    elif [[ -n "$PYTHON_ANY" ]] && ! "$PYTHON_ANY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r) >= 2 and all(x["Mismatches"] == 0 for x in r), r' "$json" >> "$tmp/reconnect-emu.log" 2>&1; then
+    elif [[ -n "$PYTHON_ANY" ]] && ! "$PYTHON_ANY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r) >= 2 and all(x["mismatches"] == 0 for x in r), r' "$json" >> "$tmp/reconnect-emu.log" 2>&1; then
       problems+=("laperm bench reconnect --device emu wrote no JSON with every line at 0 mismatches")
     else
       reconnect_note="laperm bench reconnect --device emu: $(summarize_reconnect_json "$json" 2>/dev/null || echo "exit 0")"

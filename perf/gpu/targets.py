@@ -94,32 +94,32 @@ def main() -> int:
                        f"{fmt_ratio(ratio, 2)} | >= {goal}x | {verdict(ratio, goal)} |")
 
     rows = load_json(os.path.join(parts, "bench-reconnect-cuda", "raw.json")) or []
-    ours_rows = [r for r in rows if r.get("Shapes") == RECONNECT_SHAPES and r.get("MedianMicroseconds")]
-    default = next((r for r in ours_rows if r.get("Variant") == 0), None)
+    ours_rows = [r for r in rows if r.get("shapes") == RECONNECT_SHAPES and r.get("median_microseconds")]
+    default = next((r for r in ours_rows if r.get("variant") == 0), None)
     torch_raw = load_json(os.path.join(parts, "torch-reconnect", "raw.json")) or {}
     scatter = next((r for payload in torch_raw.values() for r in (payload or [])
                     if r.get("shapes") == RECONNECT_SHAPES and r.get("method") == "argsort-scatter_"), None)
-    ours_us = default["MedianMicroseconds"] if default else None
+    ours_us = default["median_microseconds"] if default else None
     theirs_us = scatter["median_us"] if scatter else None
     speedup = theirs_us / ours_us if ours_us and theirs_us else None
     out.append(f"| {RECONNECT_SHAPES} reconnection, µs (default variant vs argsort + scatter_) | {fmt(ours_us, 1)} | "
                f"{fmt(theirs_us, 1)} | {fmt_ratio(speedup, 1)} | >= {RECONNECT_SPEEDUP_GOAL:g}x | {verdict(speedup, RECONNECT_SPEEDUP_GOAL)} |")
     floor_ratio = None
-    if default and default.get("CopyGBPerSecond"):
-        floor_us = 12 * default["Elements"] / (default["CopyGBPerSecond"] * 1e9) * 1e6
+    if default and default.get("copy_gb_per_second"):
+        floor_us = 12 * default["elements"] / (default["copy_gb_per_second"] * 1e9) * 1e6
         floor_ratio = ours_us / floor_us
     out.append(f"| {RECONNECT_SHAPES} reconnection over the 12 B/element floor at the measured copy bandwidth | "
                f"{fmt_ratio(floor_ratio, 2)} | | | <= {RECONNECT_FLOOR_GOAL:g}x | {verdict(floor_ratio, RECONNECT_FLOOR_GOAL, higher_is_better=False)} |")
     # The default must be the fastest correct variant: name the fastest one measured, so a run
     # that finds a faster variant than the dispatcher says so in its summary.
-    correct = [r for r in ours_rows if r.get("Mismatches", 0) == 0]
-    fastest = min(correct, key=lambda r: r["MedianMicroseconds"]) if correct else None
-    if fastest and fastest.get("Variant") != 0:
-        fastest_floor = (fastest["MedianMicroseconds"] / (12 * fastest["Elements"] / (fastest["CopyGBPerSecond"] * 1e9) * 1e6)
-                         if fastest.get("CopyGBPerSecond") else None)
-        out.append(f"| {RECONNECT_SHAPES} reconnection, fastest variant ({fastest['Variant']}) over the floor; "
+    correct = [r for r in ours_rows if r.get("mismatches", 0) == 0]
+    fastest = min(correct, key=lambda r: r["median_microseconds"]) if correct else None
+    if fastest and fastest.get("variant") != 0:
+        fastest_floor = (fastest["median_microseconds"] / (12 * fastest["elements"] / (fastest["copy_gb_per_second"] * 1e9) * 1e6)
+                         if fastest.get("copy_gb_per_second") else None)
+        out.append(f"| {RECONNECT_SHAPES} reconnection, fastest variant ({fastest['variant']}) over the floor; "
                    f"a candidate for the default | {fmt_ratio(fastest_floor, 2)} | | | <= {RECONNECT_FLOOR_GOAL:g}x | "
-                   f"{verdict(fastest_floor, RECONNECT_FLOOR_GOAL, higher_is_better=False)} ({fmt(fastest['MedianMicroseconds'], 1)} µs) |")
+                   f"{verdict(fastest_floor, RECONNECT_FLOOR_GOAL, higher_is_better=False)} ({fmt(fastest['median_microseconds'], 1)} µs) |")
 
     summary = load_json(os.path.join(parts, "conv7-target", "raw.json")) or {}
     if summary.get("steps_to_target") is not None:

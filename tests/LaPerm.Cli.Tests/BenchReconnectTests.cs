@@ -41,6 +41,24 @@ public sealed class BenchReconnectTests
     }
 
     [Fact]
+    public void TheJsonUsesTheSnakeCaseKeysOfEveryOtherLapermFile()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"laperm-bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            Assert.Equal(0, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "8", "--shapes", "2:17", "--json", path], TextWriter.Null, TextWriter.Null));
+            var row = Assert.Single(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsArray())!.AsObject();
+            Assert.Equal(["shapes", "variant", "elements", "launches", "mismatches", "median_microseconds", "effective_gb_per_second", "copy_gb_per_second", "paths"],
+                row.Select(p => p.Key));
+            Assert.Equal(0, row["mismatches"]!.GetValue<long>());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void UnknownVariantIsAUserError()
     {
         var stderr = new StringWriter();

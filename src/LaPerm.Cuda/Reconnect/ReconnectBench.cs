@@ -42,7 +42,7 @@ public sealed class ReconnectBench
     }
 
     private static void WriteJson(string path, IReadOnlyList<ReconnectBenchResult> results) =>
-        LaPerm.Core.IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+        LaPerm.Core.IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
 
     public static IReadOnlyList<ReconnectVariant> ParseVariants(string spec)
     {
