@@ -15,7 +15,7 @@ internal static class ResumeArguments
 {
     public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs", "--reconnect-variant"];
 
-    public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given)
+    public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given, TextWriter warnings)
     {
         string dir = a.String("--resume")!;
         var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).ToList();
@@ -32,6 +32,8 @@ internal static class ResumeArguments
             try
             {
                 var (options, model) = RunConfiguration.FromJson(File.ReadAllText(path), path, dir);
+                // A configuration that could not be read is said, not passed over in silence.
+                if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
                 return (Apply(a, options), model);
             }
             catch (ResumeException e)

@@ -107,7 +107,7 @@ internal static class TrainCommand
         var a = new Arguments(args, ValueFlags, Switches, "train");
         TrainingOptions o;
         ModelSpec spec;
-        if (a.Has("--resume")) (o, spec) = ResumeArguments.Load(a, args);
+        if (a.Has("--resume")) (o, spec) = ResumeArguments.Load(a, args, stdout);
         else (o, spec) = (Parse(a), null!);
         spec ??= Backends.ResolveModel(o.Model);
         var model = new ModelDefinition(spec);

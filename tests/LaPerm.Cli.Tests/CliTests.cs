@@ -155,6 +155,22 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ADamagedRunConfigurationIsSaidWhenACheckpointsConfigurationReplacesIt()
+    {
+        // It used to be passed over in silence.
+        string dir = Path.Combine(_dir.FullName, "damaged");
+        var stopped = Run("train", "--model", "f1", "--limit-train", "256", "--limit-test", "64", "--epochs", "1", "--batch", "32",
+            "--k", "4", "--quiet", "--threads", "1", "--stop-after", "4", "--out", dir);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        File.WriteAllText(Path.Combine(dir, "run-config.json"), "{ truncated");
+        var resumed = Run("train", "--resume", dir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains("laperm: warning: run configuration", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("run-config.json' is not a JSON object", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains($"using '{Path.Combine(dir, "checkpoints", "step-00000004", "config.json")}' instead", resumed.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ARunShorterThanKHasItsFinalNetworkAsTheBest()
     {
         // 2 steps with k 250: no scheduled sync, so the end-of-run sync's network is the only LaPerm network.
