@@ -60,21 +60,28 @@ internal static class Backends
     }
 
     /// <summary>--math fp32|tf32, --cudnn none|all|conv,pool,bn, --channel-reduction chunked|per-channel and --reconnect-variant N (GPU backends only).</summary>
-    public static GpuOptions Gpu(Arguments a) => new(
-        a.String("--math") switch
+    public static GpuOptions Gpu(Arguments a) =>
+        Gpu(a.String("--math"), a.String("--cudnn"), a.String("--channel-reduction"), ReconnectVariantFlag(a));
+
+    /// <summary>--reconnect-variant N (null: the dispatcher).</summary>
+    public static int? ReconnectVariantFlag(Arguments a) => a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max());
+
+    /// <summary>The same from the flags' values (null: the default), e.g. those a run recorded.</summary>
+    public static GpuOptions Gpu(string? math, string? cudnn, string? channelReduction, int? reconnectVariant) => new(
+        math switch
         {
             null or "fp32" => GemmMath.Pedantic,
             "tf32" => GemmMath.Tf32,
             var m => throw new UsageException($"--math expects fp32 or tf32, got '{m}'."),
         },
-        ParseCudnnScope(a.String("--cudnn")),
-        a.String("--channel-reduction") switch
+        ParseCudnnScope(cudnn),
+        channelReduction switch
         {
             null or "chunked" => ChannelReduction.Chunked,
             "per-channel" => ChannelReduction.PerChannel,
             var r => throw new UsageException($"--channel-reduction expects chunked or per-channel, got '{r}'."),
         },
-        (ReconnectVariant)(a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max()) ?? 0));
+        (ReconnectVariant)(reconnectVariant ?? 0));
 
     /// <summary>"none", "all" or a comma list of conv, pool, bn (each at most once).</summary>
     public static CudnnScope ParseCudnnScope(string? value)

@@ -114,7 +114,9 @@ internal static class TrainCommand
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         // Before the run's header line: a data set that does not fit the model is no run at all.
         data.EnsureFits(model.Input.Channels, model.Input.Height, model.Input.Width, model.Classes, model.Name);
-        using var backend = Backends.Create(o.Device, o.Threads, Backends.Gpu(a), stdout);
+        // The result-changing GPU flags come from the options (a resumed run's recorded ones); the variant from this command line.
+        var gpu = Backends.Gpu(o.GpuMath, o.Cudnn, o.ChannelReduction, Backends.ReconnectVariantFlag(a));
+        using var backend = Backends.Create(o.Device, o.Threads, gpu, stdout);
         // auto becomes the device that runs: what the run records, and what device-dependent
         // defaults (the reconnection traffic, on for cpu) follow.
         // (A resumed run keeps what it recorded: its checkpoints' configuration must match.)
@@ -137,7 +139,7 @@ internal static class TrainCommand
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
-        stdout.WriteLine($"  {o.Epochs} epochs, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
+        stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
         var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
         // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.
@@ -320,6 +322,8 @@ internal static class TrainCommand
             if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{dev}'.");
             o = o with { Device = dev };
         }
+        o = o with { GpuMath = a.String("--math") ?? o.GpuMath, Cudnn = a.String("--cudnn") ?? o.Cudnn, ChannelReduction = a.String("--channel-reduction") ?? o.ChannelReduction };
+        _ = Backends.Gpu(o.GpuMath, o.Cudnn, o.ChannelReduction, null);   // refuses a bad value before anything runs
         string? outDir = a.String("--out");
         if (outDir is not null && string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--out expects a directory, got an empty value.");
         o = o with { Out = outDir };   // null: a new directory under runs/, claimed by Run right before the header

@@ -155,6 +155,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AResumedRunKeepsTheGpuFlagsThatChangeResults()
+    {
+        // --math, --cudnn and --channel-reduction were neither recorded nor allowed with --resume:
+        // a tf32 or cuDNN run continued in pedantic FP32 with our own kernels.
+        string dir = Path.Combine(_dir.FullName, "gpu-flags");
+        var stopped = Run("train", "--device", "emu", "--model", "f2", "--limit-train", "256", "--limit-test", "64", "--epochs", "1", "--k", "4",
+            "--cudnn", "all", "--math", "tf32", "--channel-reduction", "per-channel", "--stop-after", "4", "--quiet", "--out", dir);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        string header = stopped.Out.Split('\n')[0];
+        Assert.Contains("cuDNN for convolution", header, StringComparison.Ordinal);
+        var resumed = Run("train", "--resume", dir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Equal(header, resumed.Out.Split('\n')[0]);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "run-config.json"))).RootElement;
+        Assert.Equal(("tf32", "all", "per-channel"), (config.GetProperty("math").GetString(), config.GetProperty("cudnn").GetString(), config.GetProperty("channel_reduction").GetString()));
+    }
+
+    [Fact]
     public void ADamagedRunConfigurationIsSaidWhenACheckpointsConfigurationReplacesIt()
     {
         // It used to be passed over in silence.

@@ -49,6 +49,9 @@ public static class RunConfiguration
             ["reconnect"] = o.Reconnect,
             ["verify_invariants"] = o.VerifyInvariants,
             ["device"] = o.Device,
+            ["math"] = o.GpuMath,
+            ["cudnn"] = o.Cudnn,
+            ["channel_reduction"] = o.ChannelReduction,
             ["preset"] = o.Preset,
             ["checkpoint_every"] = c.Every,
             ["keep_checkpoints"] = c.Keep,
@@ -128,6 +131,10 @@ public static class RunConfiguration
                 Reconnect = Get<bool>("reconnect"),
                 VerifyInvariants = Get<bool>("verify_invariants"),
                 Device = Get<string>("device"),
+                // Absent from configurations written before they were recorded: the defaults then.
+                GpuMath = json["math"] is null ? "fp32" : Get<string>("math"),
+                Cudnn = json["cudnn"] is null ? "none" : Get<string>("cudnn"),
+                ChannelReduction = json["channel_reduction"] is null ? "chunked" : Get<string>("channel_reduction"),
                 Preset = json["preset"]?.GetValue<string>(),
                 // Absent from configurations written before targets were resumed: none then.
                 TargetAccuracy = Optional<double>("target_accuracy"),

@@ -65,6 +65,15 @@ public sealed record TrainingOptions
     /// </summary>
     public bool Graphs { get; init; } = true;
     public string Device { get; init; } = "cpu";
+
+    /// <summary>
+    /// The GPU backends' flags that change results (--math, --cudnn, --channel-reduction), as
+    /// given; stored in the run configuration so that a resumed run computes as the run it
+    /// continues. The cpu backend ignores them.
+    /// </summary>
+    public string GpuMath { get; init; } = "fp32";
+    public string Cudnn { get; init; } = "none";
+    public string ChannelReduction { get; init; } = "chunked";
     public string? Preset { get; init; }
 
     /// <summary>Checkpoints, resume, the non-finite policy and reconnection tracing (see Checkpoints/).</summary>

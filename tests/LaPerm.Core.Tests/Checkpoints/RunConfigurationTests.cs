@@ -16,7 +16,7 @@ public sealed class RunConfigurationTests
             LearningRateSchedule = LearningRateSchedule.Parse("piecewise:80=0.1,120=0.01"), Optimizer = OptimizerKind.Sgd, Momentum = 0.8f, LossReduction = LossReduction.Sum,
             Init = new InitOptions(0.08f, [4.0 / 7, 1.0 / 3], 0.25), SkipBias = true, SkipBatchNorm = true, Augment = "mnist", Seed = ulong.MaxValue,
             Threads = 3, EvalEvery = 17, TrainEvalSize = 99, LimitTrain = 1000, LimitTest = null, Reconnect = false, VerifyInvariants = true,
-            Device = "cpu", Preset = "conv7-mnist", Out = "ignored",
+            Device = "cpu", Preset = "conv7-mnist", Out = "ignored", GpuMath = "tf32", Cudnn = "conv,bn", ChannelReduction = "per-channel",
             Checkpoints = new CheckpointOptions { Every = 9, Keep = 4, OnNonFinite = NonFinitePolicy.SkipStep, TraceReconnection = false },
         };
         var spec = BuiltInModels.Conv7();
