@@ -94,7 +94,13 @@ internal static class TrainCommand
         ProfileSteps? steps = a.String("--profile-steps") is { } text ? ProfileSteps.Parse(text) : null;
         var device = (backend as CudaBackend)?.Device;
         if (steps is not null && device is null)
-            throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+        {
+            // Asked of auto, which found no GPU: the run goes on (as for the other GPU flags), without a capture range.
+            if (a.String("--device") != "auto")
+                throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+            stdout.WriteLine("laperm: warning: --profile-steps needs a GPU; --device auto found none and runs on the cpu, so nothing is captured.");
+            steps = null;
+        }
         if (steps is not null && steps.Last > lastStep)
             stdout.WriteLine(steps.First > lastStep
                 ? $"laperm: warning: --profile-steps {steps.First}:{steps.Last} starts after the run's last step ({lastStep}); nothing will be captured."
@@ -225,7 +231,7 @@ internal static class TrainCommand
     /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
     internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device)
     {
-        string[] gpuOnly = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant" }.Where(a.Has)];
+        string[] gpuOnly = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant", "--no-graphs" }.Where(a.Has)];
         if (device == "cpu" && gpuOnly.Length > 0)
             yield return $"{string.Join(", ", gpuOnly)} appl{(gpuOnly.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(gpuOnly.Length == 1 ? "it" : "them")}.";
         if (!o.Reconnect)

@@ -351,7 +351,7 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--math, --reconnect-variant apply to the GPU backends", "--math", "tf32", "--reconnect-variant", "8")]
+    [InlineData("--math, --reconnect-variant, --no-graphs apply to the GPU backends", "--math", "tf32", "--reconnect-variant", "8", "--no-graphs")]
     [InlineData("--no-reconnect: --k, --verify-invariants have no reconnection to act on", "--no-reconnect", "--k", "10", "--verify-invariants")]
     [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
@@ -361,6 +361,20 @@ public sealed class CliTests : IDisposable
             "--out", Path.Combine(_dir.FullName, "w"), .. flags]);
         Assert.True(code == 0, stderr);
         Assert.Contains($"laperm: warning: {expected}", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProfileStepsUnderAutoWithoutAGpuWarnsAndRuns()
+    {
+        if (LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)
+            Assert.Skip("a usable GPU is present: auto runs on it and --profile-steps applies");
+        var (code, stdout, stderr) = Run("train", "--device", "auto", "--model", "f1", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
+            "--profile-steps", "2:3", "--out", Path.Combine(_dir.FullName, "auto-profile"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("laperm: warning: --profile-steps needs a GPU; --device auto found none", stdout, StringComparison.Ordinal);
+        // Asked of the cpu itself, it is still an error.
+        Assert.Equal(CommandLine.UserError, Run("train", "--device", "cpu", "--model", "f1", "--limit-train", "64", "--limit-test", "16", "--epochs", "1",
+            "--profile-steps", "2:3", "--out", Path.Combine(_dir.FullName, "cpu-profile")).Code);
     }
 
     [Fact]
