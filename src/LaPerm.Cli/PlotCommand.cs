@@ -30,6 +30,8 @@ internal static class PlotCommand
     public static string FigurePath(string? given, string defaultPath) =>
         given is null ? defaultPath
         : Path.EndsInDirectorySeparator(given) || Directory.Exists(given) ? Path.Combine(given, Path.GetFileName(defaultPath))
+        // Both files are written (.png and .svg): a name given with either extension is their common stem.
+        : Path.GetExtension(given).ToLowerInvariant() is ".png" or ".svg" ? Path.ChangeExtension(given, null)
         : given;
 
     /// <summary>The leading DIR argument of plot and trace.</summary>

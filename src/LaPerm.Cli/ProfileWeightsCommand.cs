@@ -43,7 +43,9 @@ internal static class ProfileWeightsCommand
         string output = PlotCommand.FigurePath(a.String("--out"),
             Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile"));
         var (png, svg) = FigureRenderer.Save(figure, output);
-        stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is null ? " (no initial weights found; trained only)" : $" against {initial}"));
+        bool isInitial = Path.GetFileName(weights) == "initial.safetensors";
+        stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is not null ? $" against {initial}"
+            : isInitial ? " (the initial weights themselves; give trained weights to compare)" : " (no initial weights found; trained only)"));
         stdout.Write(WeightProfile.Describe(summary));
         stdout.WriteLine($"wrote {png} and {svg}");
         return 0;

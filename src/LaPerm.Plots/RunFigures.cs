@@ -73,7 +73,7 @@ public static class RunFigures
         static IReadOnlyList<Series> NonEmpty(params Series[] s) => [.. s.Where(x => x.X.Length > 0)];
         var accuracy = NonEmpty(Line("train (running)", "train_accuracy", 100), Line("train (eval)", "train_eval_accuracy", 100), Line("test", "test_accuracy", 100));
         var loss = NonEmpty(Line("train (running)", "train_loss", 1), Line("train (eval)", "train_eval_loss", 1), Line("test", "test_loss", 1));
-        string syncNote = syncs.Count > 0 ? $" ({syncs.Count} syncs dashed)" : "";
+        string syncNote = syncs.Count > 0 ? $" ({syncs.Count} sync{(syncs.Count == 1 ? "" : "s")} dashed)" : "";
         return new Figure(
         [
             new Panel("Accuracy" + syncNote, "step", "accuracy (%)", accuracy, syncs),

@@ -156,6 +156,18 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.False(File.Exists(Path.Combine(folder, ".png")));
     }
 
+    [Theory]
+    [InlineData("fig.png")]
+    [InlineData("fig.SVG")]
+    [InlineData("fig")]
+    public void AnOutWithEitherExtensionNamesTheStemOfBothFiles(string name)
+    {
+        // It wrote fig.png.png and fig.png.svg.
+        string folder = Path.Combine(runs.Root, "named-" + Guid.NewGuid().ToString("N"));
+        Assert.Equal(0, CommandLine.Run(["plot", runs.LaPerm, "--out", Path.Combine(folder, name)], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(["fig.png", "fig.svg"], Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void PlottingSomethingThatIsNotARunIsOneSentence()
     {
