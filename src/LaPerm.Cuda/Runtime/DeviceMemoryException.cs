@@ -8,7 +8,7 @@ public sealed class DeviceMemoryException : Exception
 {
     public DeviceMemoryException(string device, long requestedBytes, long freeBytes, long totalBytes, Exception? inner = null, string? purpose = null)
         : base(string.Create(CultureInfo.InvariantCulture,
-            $"out of device memory on {device}: {requestedBytes:N0} bytes requested{(purpose is null ? "" : $" for {purpose}")}, {freeBytes:N0} of {totalBytes:N0} bytes free; try a smaller --batch."), inner)
+            $"out of device memory on {device}: {requestedBytes:N0} bytes requested{(purpose is null ? "" : $" for {purpose}")}, {freeBytes:N0} of {totalBytes:N0} bytes free; a smaller --batch shrinks the activations and workspaces (not the weights, their sorted initial rows or the optimizer state)."), inner)
     {
         RequestedBytes = requestedBytes;
         FreeBytes = freeBytes;
