@@ -63,6 +63,17 @@ internal static class Backends
     public static GpuOptions Gpu(Arguments a) =>
         Gpu(a.String("--math"), a.String("--cudnn"), a.String("--channel-reduction"), ReconnectVariantFlag(a));
 
+    /// <summary>
+    /// The warning for GPU-only flags given to a run on the cpu (which ignores them), or null. A
+    /// command that takes them accepts them on every device, so a script runs on any machine.
+    /// </summary>
+    public static string? IgnoredGpuFlags(Arguments a, string device)
+    {
+        string[] given = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant", "--no-graphs" }.Where(a.Has)];
+        return device != "cpu" || given.Length == 0 ? null
+            : $"{string.Join(", ", given)} appl{(given.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(given.Length == 1 ? "it" : "them")}.";
+    }
+
     /// <summary>--reconnect-variant N (null: the dispatcher).</summary>
     public static int? ReconnectVariantFlag(Arguments a) => a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max());
 

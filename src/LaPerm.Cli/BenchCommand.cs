@@ -50,6 +50,7 @@ internal static class BenchCommand
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
                 using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
+                if (name == models[0]) Note(a, backend, stdout);
                 using var bench = new TrainStepBench(model, backend, batch, graphs: !a.Has("--no-graphs"));
                 // Aim for windows of about a second: the default step count follows the model size.
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
@@ -66,12 +67,20 @@ internal static class BenchCommand
             var model = new ModelDefinition(Backends.ResolveModel(a.String("--model") ?? "conv7"));
             int repeat = a.Int("--repeat", 1) ?? 21;
             using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
+            Note(a, backend, stdout);
             using var bench = new SyncBench(model, backend);
             var (median, samples) = bench.Measure(3, repeat);
             stdout.WriteLine(string.Create(inv,
                 $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
         }
         return 0;
+    }
+
+    /// <summary>What the numbers below are not: flags the cpu ignores, and timings of the emulator (kernels run on the host, one thread at a time).</summary>
+    private static void Note(Arguments a, IBackend backend, TextWriter stdout)
+    {
+        if (Backends.IgnoredGpuFlags(a, backend.Name) is { } ignored) stdout.WriteLine($"laperm: warning: {ignored}");
+        if (backend.Name == "emu") stdout.WriteLine("laperm: note: emu runs the GPU kernels on the host to check them; its timings say nothing about a GPU.");
     }
 
     /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>

@@ -231,9 +231,7 @@ internal static class TrainCommand
     /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
     internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device)
     {
-        string[] gpuOnly = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant", "--no-graphs" }.Where(a.Has)];
-        if (device == "cpu" && gpuOnly.Length > 0)
-            yield return $"{string.Join(", ", gpuOnly)} appl{(gpuOnly.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(gpuOnly.Length == 1 ? "it" : "them")}.";
+        if (Backends.IgnoredGpuFlags(a, device) is { } ignored) yield return ignored;
         if (!o.Reconnect)
         {
             string[] laperm = [.. new[] { "--k", "--verify-invariants", "--skip-bias", "--skip-bn", "--reconnect-variant" }.Where(a.Has)];

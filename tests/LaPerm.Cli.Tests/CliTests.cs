@@ -378,6 +378,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void BenchSaysWhatItsNumbersAreNot()
+    {
+        // bench train and sync ignored GPU flags on the cpu in silence, and timed the emulator as if it were a GPU.
+        var sync = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["bench", "sync", "--model", "f1", "--repeat", "3", "--device", "cpu", "--math", "tf32", "--reconnect-variant", "2"], sync, TextWriter.Null));
+        Assert.Contains("laperm: warning: --math, --reconnect-variant apply to the GPU backends", sync.ToString(), StringComparison.Ordinal);
+        var train = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["bench", "train", "--model", "f1", "--device", "emu", "--steps", "3", "--windows", "1", "--batch", "32"], train, TextWriter.Null));
+        Assert.Contains("its timings say nothing about a GPU", train.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("laperm:", Run("bench", "sync", "--model", "f1", "--repeat", "3", "--device", "cpu").Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void APlainRunWarnsAboutNothing() =>
         Assert.DoesNotContain("warning", Run("train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
             "--out", Path.Combine(_dir.FullName, "plain")).Out, StringComparison.Ordinal);
