@@ -114,7 +114,7 @@ public static class CommandLine
         Commands:
           laperm train [options]      train a model (default: lenet300 on the embedded MNIST, 2 epochs)
           laperm eval --weights FILE  evaluate saved weights on a test set
-          laperm models [FILE.json]   list the built-in models (or describe a model file)
+          laperm models [FILE.json | NAME]   list the built-in models (or describe one, or a model file)
           laperm info                 show the devices this build can use
           laperm bench train|sync|reconnect   training throughput, one sync, the reconnection kernels
           laperm plot DIR             accuracy and loss of a run against steps (PNG + SVG)

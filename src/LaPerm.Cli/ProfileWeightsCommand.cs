@@ -33,15 +33,18 @@ internal static class ProfileWeightsCommand
         if (initial is null)
         {
             // The run's initial weights: beside best/final, or two levels up from a checkpoint's weights (DIR/checkpoints/step-N/).
+            // Shown as the user gave the weights: a relative path stays relative.
             string folder = Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".";
             initial = new[] { folder, Path.Combine(folder, "..", "..") }
                 .Select(d => Path.GetFullPath(Path.Combine(d, "initial.safetensors")))
-                .FirstOrDefault(p => File.Exists(p) && p != Path.GetFullPath(weights));
+                .Where(p => File.Exists(p) && p != Path.GetFullPath(weights))
+                .Select(p => Path.IsPathRooted(weights) ? p : Path.GetRelativePath(".", p))
+                .FirstOrDefault();
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);
         string output = PlotCommand.FigurePath(a.String("--out"),
-            Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".", Path.GetFileNameWithoutExtension(weights) + ".profile"));
+            Path.Combine(Path.GetDirectoryName(weights) is { Length: > 0 } dir ? dir : ".", Path.GetFileNameWithoutExtension(weights) + ".profile"));
         var (png, svg) = FigureRenderer.Save(figure, output);
         bool isInitial = Path.GetFileName(weights) == "initial.safetensors";
         stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is not null ? $" against {initial}"

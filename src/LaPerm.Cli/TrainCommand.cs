@@ -81,7 +81,7 @@ internal static class TrainCommand
         --stop-after N         checkpoint after step N and stop (continue later with --resume);
                                Ctrl-C or SIGTERM does the same after the step in progress (exit code 130)
         --trace-reconnection on|off  record per tensor the fraction of positions changed at each sync in
-                               metrics.jsonl (default: on for cpu, off for cuda: it copies every tensor to the host)
+                               metrics.jsonl (default: on for cpu, off for cuda and emu: it copies every tensor to the host)
 
         """;
 
