@@ -88,7 +88,8 @@ internal static class BenchCommand
 
     /// <summary>" variant N" when a GPU backend runs one reconnection variant rather than the dispatcher.</summary>
     private static string Variant(IBackend backend) =>
-        backend is CudaBackend { ReconnectVariant: not ReconnectVariant.Auto } cuda ? $" variant {(int)cuda.ReconnectVariant}" : "";
+        (backend is CudaBackend { ReconnectVariant: not ReconnectVariant.Auto } cuda ? $" variant {(int)cuda.ReconnectVariant}" : "")
+        + (backend is CudaBackend { ReconnectPaths: { } paths } ? $" [{paths}]" : "");
 
     private static int RunReconnect(string[] args, TextWriter stdout)
     {

@@ -661,11 +661,13 @@ public sealed class CliTests : IDisposable
         var dispatcher = Train("variant-auto");
         Assert.DoesNotContain("reconnection variant", dispatcher.Stdout, StringComparison.Ordinal);
         Assert.StartsWith("host emulator", dispatcher.Backend, StringComparison.Ordinal);
-        foreach (var (variant, name) in new[] { ("1", "TwoPass"), ("8", "BlockBucketNarrow") })
+        // summary.json's backend also names the paths the launches took (one per size class).
+        Assert.EndsWith("our kernels only, reconnection [BlockBucket x3]", dispatcher.Backend, StringComparison.Ordinal);
+        foreach (var (variant, name, paths) in new[] { ("1", "TwoPass", "TwoPass x3"), ("8", "BlockBucketNarrow", "BlockBucketNarrow x2") })
         {
             var forced = Train($"variant-{variant}", "--reconnect-variant", variant);
             Assert.Contains($"reconnection variant {variant} ({name})", forced.Stdout, StringComparison.Ordinal);
-            Assert.Contains($"reconnection variant {variant} ({name})", forced.Backend, StringComparison.Ordinal);
+            Assert.EndsWith($"reconnection variant {variant} ({name}) [{paths}]", forced.Backend, StringComparison.Ordinal);
             Assert.Equal(dispatcher.Sha, forced.Sha);
         }
     }
@@ -715,9 +717,9 @@ public sealed class CliTests : IDisposable
         // A forced reconnection variant names itself in the line; the dispatcher does not.
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu", "--reconnect-variant", "3");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu variant 3: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu variant 3 \[BlockBitonic\]: .* ms per full sync", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu \[BlockBucket\]: .* ms per full sync", stdout);
     }
 }

@@ -110,7 +110,14 @@ public sealed partial class CudaBackend : IBackend
     public string Description => $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
         + (_cudnnUnavailable is null ? "" : $" ({_cudnnUnavailable})")
         + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "")
-        + (ReconnectVariant == ReconnectVariant.Auto ? "" : $", reconnection variant {(int)ReconnectVariant} ({ReconnectVariant})");
+        + (ReconnectVariant == ReconnectVariant.Auto ? "" : $", reconnection variant {(int)ReconnectVariant} ({ReconnectVariant})")
+        + (ReconnectPaths is null ? "" : ReconnectVariant == ReconnectVariant.Auto ? $", reconnection [{ReconnectPaths}]" : $" [{ReconnectPaths}]");
+
+    /// <summary>
+    /// The paths the latest reconnection plan's launches take ("BlockRadix, Chunked"), null before
+    /// one is prepared: a forced variant sends rows it cannot hold elsewhere, and a profile should say so.
+    /// </summary>
+    public string? ReconnectPaths { get; private set; }
 
     /// <summary>The reconnection kernels every plan of this backend uses (<see cref="ReconnectVariant.Auto"/>: the dispatcher; all give the same bits).</summary>
     public ReconnectVariant ReconnectVariant { get; }
@@ -465,6 +472,7 @@ public sealed partial class CudaBackend : IBackend
         }
         _reconnectKernels ??= new ReconnectKernels(_device, ReconnectLimits.For(_device));
         var reconnector = DeviceReconnector.FromInitialWeights(_reconnectKernels, deviceTargets, ReconnectVariant);
+        ReconnectPaths = reconnector.Plan.DescribePaths();
         return new DeviceReconnectPlan(this, [.. targets], reconnector);
     }
 

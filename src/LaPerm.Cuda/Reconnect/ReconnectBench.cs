@@ -119,7 +119,7 @@ public sealed class ReconnectBench
         for (long i = 0; i < got.Length; i++)
             if (BitConverter.SingleToUInt32Bits(got[i]) != BitConverter.SingleToUInt32Bits(inputs.Expected[i])) mismatches++;
         int launches = reconnectors[0].Plan.Launches.Count;
-        string paths = DescribePaths(reconnectors[0].Plan);
+        string paths = reconnectors[0].Plan.DescribePaths();
         if (copyGBs is null)
             return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches, null, null, null, paths);
 
@@ -139,16 +139,6 @@ public sealed class ReconnectBench
         double seconds = perPass[samples / 2] * 1e-3;
         return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches,
             seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs, paths);
-    }
-
-    /// <summary>
-    /// The paths a plan's launches take, in launch order with counts ("BlockBucket x5, BlockRadix"): a
-    /// forced variant sends rows it cannot hold to another path, and a timing should say so.
-    /// </summary>
-    public static string DescribePaths(ReconnectPlan plan)
-    {
-        ArgumentNullException.ThrowIfNull(plan);
-        return string.Join(", ", plan.Launches.GroupBy(l => l.Path).Select(g => g.Count() == 1 ? $"{g.Key}" : $"{g.Key} x{g.Count()}"));
     }
 
     private static double MeasureCopyBandwidth(Device device, int samples)

@@ -75,7 +75,15 @@ public sealed record ReconnectLaunch(ReconnectPath Path, int TableStart, int Ten
 /// two-pass and chunked paths need (8 bytes per element of the tensors they handle).
 /// </summary>
 public sealed record ReconnectPlan(ReconnectVariant Variant, IReadOnlyList<int> TableOrder, IReadOnlyList<ReconnectTensor> Table,
-    IReadOnlyList<ReconnectLaunch> Launches, long ScratchElements);
+    IReadOnlyList<ReconnectLaunch> Launches, long ScratchElements)
+{
+    /// <summary>
+    /// The paths the launches take, in launch order with counts ("BlockBucket x5, BlockRadix"): a
+    /// forced variant sends rows it cannot hold to another path, and a timing or a profile should say so.
+    /// </summary>
+    public string DescribePaths() =>
+        string.Join(", ", Launches.GroupBy(l => l.Path).Select(g => g.Count() == 1 ? $"{g.Key}" : $"{g.Key} x{g.Count()}"));
+}
 
 /// <summary>
 /// Chooses a path per row length and groups tensors into size classes (path, next power of two
