@@ -35,7 +35,6 @@ public static class FigureRenderer
     public static (string Png, string Svg) Save(Figure figure, string pathWithoutExtension)
     {
         string png = pathWithoutExtension + ".png", svg = pathWithoutExtension + ".svg";
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(png)) ?? ".");
         var multiplot = Build(figure);
         AtomicFile.WriteThroughPath(png, path => multiplot.SavePng(path, figure.Width, figure.Height));
         AtomicFile.WriteThroughPath(svg, path =>

@@ -17,15 +17,24 @@ public static partial class AtomicFile
     {
         string full = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(full) ?? ".";
-        Directory.CreateDirectory(directory);
         string temp = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
+            Directory.CreateDirectory(directory);
             write(temp);
             using (var written = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
                 written.Flush(flushToDisk: true);   // the contents reach the disk before the rename
             File.Move(temp, full, overwrite: true);
             DirectorySync.Flush(directory);   // the rename itself survives a power loss
+        }
+        // The file the caller asked for, not the temporary one the system's message names.
+        catch (UnauthorizedAccessException e)
+        {
+            throw new UnauthorizedAccessException($"cannot write '{path}' ({e.Message.Replace(temp, full, StringComparison.Ordinal).TrimEnd('.')})", e);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"cannot write '{path}' ({e.Message.Replace(temp, full, StringComparison.Ordinal).TrimEnd('.')})", e);
         }
         finally
         {

@@ -45,6 +45,20 @@ public sealed class AtomicFileTests : IDisposable
     }
 
     [Fact]
+    public void AFailedWriteNamesTheFileAskedForNotItsTemporaryFile()
+    {
+        // The message named '.x.png.16332.<guid>.tmp', or a directory the caller never mentioned.
+        string blocker = Path.Combine(_dir.FullName, "a-file");
+        File.WriteAllText(blocker, "x");
+        string path = Path.Combine(blocker, "out.txt");   // its directory is a file
+        var e = Assert.Throws<IOException>(() => AtomicFile.WriteAllText(path, "y"));
+        Assert.StartsWith($"cannot write '{path}' (", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(".tmp", e.Message, StringComparison.Ordinal);
+        var thrown = Assert.Throws<IOException>(() => AtomicFile.Write(Path.Combine(_dir.FullName, "full.txt"), _ => throw new IOException("the disk is full")));
+        Assert.Equal($"cannot write '{Path.Combine(_dir.FullName, "full.txt")}' (the disk is full)", thrown.Message);
+    }
+
+    [Fact]
     public void LeftoversOfKilledWritersAreRemovedAndOtherFilesAreNot()
     {
         string ours = Path.Combine(_dir.FullName, $".run.json.4242.{Guid.NewGuid():N}.tmp");
