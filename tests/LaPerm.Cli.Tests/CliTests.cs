@@ -571,6 +571,8 @@ public sealed class CliTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Contains("tiny", stdout, StringComparison.Ordinal);
         Assert.Contains("res1", stdout, StringComparison.Ordinal);
+        // The residual block names its inner layers: conv2 is the name its tensors carry (conv2/kernel below).
+        Assert.Contains("residual [conv2: conv 3x3x4->4", stdout, StringComparison.Ordinal);
         string outDir = Path.Combine(_dir.FullName, "tiny-run");
         (code, _, stderr) = Run("train", "--model", path, "--limit-train", "128", "--limit-test", "64", "--epochs", "1", "--batch", "32",
             "--k", "2", "--skip-bn", "--verify-invariants", "--out", outDir);

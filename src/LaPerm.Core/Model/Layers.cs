@@ -417,7 +417,8 @@ public sealed class ResidualLayer : Layer
     public override FeatureShape Output => Main[^1].Output;
     public override IReadOnlyList<ParameterInfo> Parameters => [.. Main.Concat(Shortcut).SelectMany(l => l.Parameters)];
     public override IReadOnlyList<StateInfo> State => [.. Main.Concat(Shortcut).SelectMany(l => l.State)];
-    public override string Describe() => $"residual [{string.Join(", ", Main.Select(l => l.Describe()))}] + [{(Shortcut.Count == 0 ? "identity" : string.Join(", ", Shortcut.Select(l => l.Describe())))}]";
+    // Inner layers by name too: their tensors ("conv2/kernel") are what trace --layer and the metrics name.
+    public override string Describe() => $"residual [{string.Join(", ", Main.Select(l => $"{l.Name}: {l.Describe()}"))}] + [{(Shortcut.Count == 0 ? "identity" : string.Join(", ", Shortcut.Select(l => $"{l.Name}: {l.Describe()}")))}]";
     internal override LayerNode CreateNode(NodeContext context, bool needInputGradient) => new Node(this, context);
 
     private sealed class Node : LayerNode
