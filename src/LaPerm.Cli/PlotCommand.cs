@@ -16,11 +16,19 @@ internal static class PlotCommand
     {
         var (dir, rest) = RunDirectory(args, "plot");
         var a = new Arguments(rest, new HashSet<string> { "--out" }, new HashSet<string>(), "plot");
-        var metrics = RunMetrics.Load(dir);
+        var metrics = LoadMetrics(dir, stdout);
         var figure = RunFigures.Training(metrics);
         var (png, svg) = FigureRenderer.Save(figure, FigurePath(a.String("--out"), Path.Combine(dir, "training")));
         stdout.WriteLine($"wrote {png} and {svg}");
         return 0;
+    }
+
+    /// <summary>DIR/metrics.jsonl, saying so when its torn last line (a run killed while writing it) is left out.</summary>
+    public static RunMetrics LoadMetrics(string dir, TextWriter stdout)
+    {
+        var metrics = RunMetrics.Load(dir);
+        if (metrics.TornLastLine) stdout.WriteLine($"laperm: note: the last line of '{metrics.Path}' is cut short (the run stopped while writing it); it is left out.");
+        return metrics;
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ internal static class TraceCommand
     {
         var (dir, rest) = PlotCommand.RunDirectory(args, "trace");
         var a = new Arguments(rest, new HashSet<string> { "--layer", "--out" }, new HashSet<string>(), "trace");
-        var metrics = RunMetrics.Load(dir);
+        var metrics = PlotCommand.LoadMetrics(dir, stdout);
         if (a.String("--layer") is not { } layer)
         {
             // As the help says: without --layer, the list of what can be traced (an answer, not an error).

@@ -8,16 +8,20 @@ namespace LaPerm.Plots;
 public sealed class MetricsFormatException(string message) : Exception(message);
 
 /// <summary>The lines of a run's metrics.jsonl, read once.</summary>
-public sealed class RunMetrics
+public sealed partial class RunMetrics
 {
-    private RunMetrics(string path, IReadOnlyList<JsonObject> lines)
+    private RunMetrics(string path, IReadOnlyList<JsonObject> lines, bool tornLastLine)
     {
         Path = path;
         Lines = lines;
+        TornLastLine = tornLastLine;
     }
 
     public string Path { get; }
     public IReadOnlyList<JsonObject> Lines { get; }
+
+    /// <summary>The last line was cut short (the run was killed while writing it) and left out.</summary>
+    public bool TornLastLine { get; }
 
     public IEnumerable<JsonObject> Events(string kind) => Lines.Where(l => l["event"]!.GetValue<string>() == kind);
 
@@ -28,6 +32,7 @@ public sealed class RunMetrics
         if (!File.Exists(path)) throw new MetricsFormatException($"'{path}' does not exist; is '{runDirectory}' a laperm run directory (laperm train --out DIR)?");
         var text = File.ReadAllLines(path);
         var lines = new List<JsonObject>();
+        bool torn = false;
         for (int i = 0; i < text.Length; i++)
         {
             if (text[i].Length == 0) continue;
@@ -38,8 +43,13 @@ public sealed class RunMetrics
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
-                if (i == text.Length - 1) break;
-                throw new MetricsFormatException($"'{path}' line {i + 1} is not a JSON object ({e.Message})");
+                if (i == text.Length - 1)
+                {
+                    torn = true;
+                    break;
+                }
+                // The parser's own position refers to the line alone (LineNumber: 0): left out.
+                throw new MetricsFormatException($"'{path}' line {i + 1} is not a JSON object ({ParserPosition().Replace(e.Message, "").TrimEnd(' ', '.')})");
             }
             // What every line of ours has: a string "event" and (but "target" lines, too) a numeric "step".
             if (line["event"] is not JsonValue ev || ev.GetValueKind() != JsonValueKind.String)
@@ -48,8 +58,11 @@ public sealed class RunMetrics
                 throw new MetricsFormatException($"'{path}' line {i + 1}: \"step\" must be a number");
             lines.Add(line);
         }
-        return new RunMetrics(path, lines);
+        return new RunMetrics(path, lines, torn);
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\s*(Path:|LineNumber:).*$")]
+    private static partial System.Text.RegularExpressions.Regex ParserPosition();
 
     internal static double? Number(JsonObject line, string field) =>
         line[field] is JsonValue v && v.TryGetValue<double>(out double d) && double.IsFinite(d) ? d : null;
@@ -64,15 +77,22 @@ public static class RunFigures
         var evals = metrics.Events("eval").ToList();
         if (evals.Count == 0) throw new MetricsFormatException($"'{metrics.Path}' has no evaluation lines to plot");
         var syncs = metrics.Events("sync").Select(s => RunMetrics.Number(s, "step") ?? 0).ToList();
-        Series Line(string name, string field, double scale)
+        Series Line(string name, string field, double scale, bool? synchronised = null)
         {
-            var points = evals.Select(e => (X: RunMetrics.Number(e, "step"), Y: RunMetrics.Number(e, field)))
+            var points = evals.Where(e => synchronised is null || Synchronised(e) == synchronised)
+                .Select(e => (X: RunMetrics.Number(e, "step"), Y: RunMetrics.Number(e, field)))
                 .Where(p => p.X is not null && p.Y is not null).ToList();
             return new Series(name, [.. points.Select(p => p.X!.Value)], [.. points.Select(p => p.Y!.Value * scale)]);
         }
         static IReadOnlyList<Series> NonEmpty(params Series[] s) => [.. s.Where(x => x.X.Length > 0)];
-        var accuracy = NonEmpty(Line("train (running)", "train_accuracy", 100), Line("train (eval)", "train_eval_accuracy", 100), Line("test", "test_accuracy", 100));
-        var loss = NonEmpty(Line("train (running)", "train_loss", 1), Line("train (eval)", "train_eval_loss", 1), Line("test", "test_loss", 1));
+        // With --eval-every, evaluations between syncs are of free Adam iterates, not LaPerm networks:
+        // their test points get a series of their own (a line through both would mix the two).
+        bool mixed = evals.Any(e => !Synchronised(e));
+        Series[] Test(string field, double scale) => mixed
+            ? [Line("test (after a sync)", field, scale, true), Line("test (between syncs)", field, scale, false)]
+            : [Line("test", field, scale)];
+        var accuracy = NonEmpty([Line("train (running)", "train_accuracy", 100), Line("train (eval)", "train_eval_accuracy", 100), .. Test("test_accuracy", 100)]);
+        var loss = NonEmpty([Line("train (running)", "train_loss", 1), Line("train (eval)", "train_eval_loss", 1), .. Test("test_loss", 1)]);
         string syncNote = syncs.Count > 0 ? $" ({syncs.Count} sync{(syncs.Count == 1 ? "" : "s")} dashed)" : "";
         return new Figure(
         [
@@ -80,6 +100,9 @@ public static class RunFigures
             new Panel("Loss" + syncNote, "step", "cross-entropy loss", loss, syncs) { LegendAtTop = true },
         ], Columns: 2);
     }
+
+    /// <summary>Whether an evaluation was of synchronised weights (lines written before the field existed were).</summary>
+    private static bool Synchronised(JsonObject eval) => eval["synchronized"] is not JsonValue v || !v.TryGetValue(out bool b) || b;
 
     /// <summary>Layers whose reconnection traffic the run recorded.</summary>
     public static IReadOnlyList<string> TracedLayers(RunMetrics metrics) =>
@@ -89,6 +112,8 @@ public static class RunFigures
     public static Figure Trace(RunMetrics metrics, string layer)
     {
         var layers = TracedLayers(metrics);
+        if (!metrics.Events("sync").Any())
+            throw new MetricsFormatException($"'{metrics.Path}' has no syncs (a run with --no-reconnect, or shorter than its first sync): nothing to trace");
         if (layers.Count == 0)
             throw new MetricsFormatException($"'{metrics.Path}' has no reconnection traffic (train with --trace-reconnection on)");
         if (!layers.Contains(layer))

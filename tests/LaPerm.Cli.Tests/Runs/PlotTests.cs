@@ -134,7 +134,7 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.Contains("dense1/kernel", stderr.ToString(), StringComparison.Ordinal);
         stderr = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", runs.Baseline, "--layer", "dense1/kernel"], TextWriter.Null, stderr));
-        Assert.Contains("no reconnection traffic", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("has no syncs (a run with --no-reconnect", stderr.ToString(), StringComparison.Ordinal);
 
         // Without --layer: the list, on stdout, exit 0 (as the help says); a run without syncs says so.
         stdout = new StringWriter();
@@ -194,5 +194,48 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
             Assert.Contains("line 1", stderr.ToString(), StringComparison.Ordinal);
             Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void MetricsMessagesSpeakOfTheFileNotTheParser()
+    {
+        string dir = Path.Combine(runs.Root, "torn-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        string eval = """{"event":"eval","step":4,"test_accuracy":0.5,"test_loss":1.2,"synchronized":true}""";
+        // A torn last line is left out, and said.
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n" + """{"event":"ev""");
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["plot", dir], stdout, TextWriter.Null));
+        Assert.Contains("is cut short (the run stopped while writing it); it is left out", stdout.ToString(), StringComparison.Ordinal);
+        // A bad line inside: its number in the file, not the parser's position within the line.
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\ngarbage\n" + eval + "\n");
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", dir], TextWriter.Null, stderr));
+        Assert.Contains("line 2 is not a JSON object", stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("LineNumber", stderr.ToString(), StringComparison.Ordinal);
+        // No syncs at all: trace --layer says so, not "train with --trace-reconnection on".
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n");
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["trace", dir, "--layer", "dense1/kernel"], TextWriter.Null, stderr));
+        Assert.Contains("has no syncs", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EvaluationsBetweenSyncsAreASeriesOfTheirOwn()
+    {
+        // With --eval-every the points between syncs (free Adam iterates) were drawn on the test curve.
+        var lines = new List<string>();
+        for (int step = 1; step <= 6; step++)
+            lines.Add($$"""{"event":"eval","step":{{step}},"test_accuracy":0.{{step}},"test_loss":1.0,"synchronized":{{(step % 3 == 0 ? "true" : "false")}}}""");
+        string dir = Path.Combine(runs.Root, "mixed-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        File.WriteAllLines(Path.Combine(dir, "metrics.jsonl"), lines);
+        var accuracy = LaPerm.Plots.RunFigures.Training(LaPerm.Plots.RunMetrics.Load(dir)).Panels[0].Lines;
+        var after = Assert.Single(accuracy, x => x.Name == "test (after a sync)");
+        var between = Assert.Single(accuracy, x => x.Name == "test (between syncs)");
+        Assert.Equal([3.0, 6.0], after.X);
+        Assert.Equal([1.0, 2.0, 4.0, 5.0], between.X);
+        // A run evaluated only after syncs keeps one test series.
+        Assert.Contains(LaPerm.Plots.RunFigures.Training(LaPerm.Plots.RunMetrics.Load(runs.LaPerm)).Panels[0].Lines, x => x.Name == "test");
     }
 }
