@@ -14,8 +14,9 @@ internal static class PlotCommand
 
     public static int Run(string[] args, TextWriter stdout)
     {
-        var (dir, rest) = RunDirectory(args, "plot");
-        var a = new Arguments(rest, new HashSet<string> { "--out" }, new HashSet<string>(), "plot");
+        var flags = new HashSet<string> { "--out" };
+        var (dir, rest) = RunDirectory(args, "plot", flags);
+        var a = new Arguments(rest, flags, new HashSet<string>(), "plot");
         var metrics = LoadMetrics(dir, stdout);
         var figure = RunFigures.Training(metrics);
         var (png, svg) = FigureRenderer.Save(figure, FigurePath(a.String("--out"), Path.Combine(dir, "training")));
@@ -42,15 +43,25 @@ internal static class PlotCommand
         : Path.GetExtension(given).ToLowerInvariant() is ".png" or ".svg" ? Path.ChangeExtension(given, null)
         : given;
 
-    /// <summary>The leading DIR argument of plot and trace.</summary>
-    public static (string Dir, string[] Others) RunDirectory(string[] args, string command)
+    /// <summary>
+    /// The DIR argument of plot and trace, anywhere among the options (as train takes its flags in
+    /// any order): the first word that is neither an option nor the value of one of <paramref name="valueFlags"/>.
+    /// </summary>
+    public static (string Dir, string[] Others) RunDirectory(string[] args, string command, IReadOnlySet<string> valueFlags)
     {
-        if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
-            throw new UsageException($"'laperm {command}' expects a run directory first (see 'laperm {command} --help').");
-        if (!Directory.Exists(args[0]))
-            throw new UsageException(File.Exists(args[0])
-                ? $"'{args[0]}' is a file; laperm {command} expects the run directory that holds metrics.jsonl."
-                : $"run directory '{args[0]}' does not exist.");
-        return (args[0], args[1..]);
+        int at = -1;
+        for (int i = 0; i < args.Length && at < 0; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal)) at = i;
+            else if (valueFlags.Contains(args[i])) i++;   // its value is not the directory
+        }
+        if (at < 0)
+            throw new UsageException($"'laperm {command}' expects a run directory (see 'laperm {command} --help').");
+        string dir = args[at];
+        if (!Directory.Exists(dir))
+            throw new UsageException(File.Exists(dir)
+                ? $"'{dir}' is a file; laperm {command} expects the run directory that holds metrics.jsonl."
+                : $"run directory '{dir}' does not exist.");
+        return (dir, [.. args[..at], .. args[(at + 1)..]]);
     }
 }

@@ -16,8 +16,9 @@ internal static class TraceCommand
 
     public static int Run(string[] args, TextWriter stdout)
     {
-        var (dir, rest) = PlotCommand.RunDirectory(args, "trace");
-        var a = new Arguments(rest, new HashSet<string> { "--layer", "--out" }, new HashSet<string>(), "trace");
+        var flags = new HashSet<string> { "--layer", "--out" };
+        var (dir, rest) = PlotCommand.RunDirectory(args, "trace", flags);
+        var a = new Arguments(rest, flags, new HashSet<string>(), "trace");
         var metrics = PlotCommand.LoadMetrics(dir, stdout);
         if (a.String("--layer") is not { } layer)
         {

@@ -118,6 +118,8 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
     {
         var stdout = new StringWriter();
         Assert.Equal(0, CommandLine.Run(["trace", runs.LaPerm, "--layer", "dense2/kernel"], stdout, TextWriter.Null));
+        // The directory may come after the options too (it was refused: "expects a run directory first").
+        Assert.Equal(0, CommandLine.Run(["trace", "--layer", "dense2/kernel", runs.LaPerm], TextWriter.Null, TextWriter.Null));
         var figure = RunFigures.Trace(RunMetrics.Load(runs.LaPerm), "dense2/kernel");
         var lines = figure.Panels.Single().Lines;
         Assert.Equal(["since the previous sync", "since initialisation"], lines.Select(l => l.Name));
