@@ -6,7 +6,7 @@ public sealed class ShellTests
 {
     [Theory]
     [InlineData("runs/f1-20261127-120000", "runs/f1-20261127-120000")]
-    [InlineData("/tmp/a_b.c:d=e+f@g%h,i", "/tmp/a_b.c:d=e+f@g%h,i")]
+    [InlineData("/data/a_b.c:d=e+f@g%h,i", "/data/a_b.c:d=e+f@g%h,i")]
     [InlineData("my run", "'my run'")]
     [InlineData("it's", "'it'\\''s'")]
     [InlineData("$HOME/x", "'$HOME/x'")]
