@@ -105,13 +105,13 @@ internal static partial class ModelFileCheck
             string label = name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
             RefuseTwice(layer, $"{source}: {label}");
             var parameters = spec.GetConstructors().MaxBy(c => c.GetParameters().Length)!.GetParameters();
-            var known = parameters.Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).Append("type").Append("name").ToList();
+            var known = parameters.Select(p => JsonName(p)).Append("type").Append("name").ToList();
             foreach (var (key, _) in layer)
                 if (!known.Contains(key, StringComparer.OrdinalIgnoreCase))
                     throw new ModelSpecException($"{source}: {label} has no property '{key}'; a {type} layer takes {Takes(parameters)}");
             foreach (var p in parameters.Where(p => !p.HasDefaultValue))
-                if (Get(layer, JsonNamingPolicy.CamelCase.ConvertName(p.Name!)) is null)
-                    throw new ModelSpecException($"{source}: {label} has {Absent(layer, JsonNamingPolicy.CamelCase.ConvertName(p.Name!))}; a {type} layer takes {Takes(parameters)}");
+                if (Get(layer, JsonName(p)) is null)
+                    throw new ModelSpecException($"{source}: {label} has {Absent(layer, JsonName(p))}; a {type} layer takes {Takes(parameters)}");
             foreach (string list in (string[])["main", "shortcut"])
                 if (spec == typeof(ResidualSpec) && Get(layer, list) is { } nested)
                 {
@@ -122,9 +122,12 @@ internal static partial class ModelFileCheck
         }
     }
 
+    /// <summary>A spec record's constructor parameter as the model file spells it (camelCase, as the serialiser reads it).</summary>
+    private static string JsonName(System.Reflection.ParameterInfo p) => JsonNamingPolicy.CamelCase.ConvertName(p.Name!);
+
     private static string Takes(System.Reflection.ParameterInfo[] parameters) => parameters.Length == 0
         ? "no properties besides \"name\""
-        : string.Join(", ", parameters.Select(p => $"\"{JsonNamingPolicy.CamelCase.ConvertName(p.Name!)}\"{(p.HasDefaultValue ? " (optional)" : "")}")) + " and \"name\" (optional)";
+        : string.Join(", ", parameters.Select(p => $"\"{JsonName(p)}\"{(p.HasDefaultValue ? " (optional)" : "")}")) + " and \"name\" (optional)";
 
     /// <summary>A property given twice in different case ("units" and "Units"): the parser lets it through, the deserialiser does not.</summary>
     private static void RefuseTwice(JsonObject o, string where)
