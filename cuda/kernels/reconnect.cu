@@ -120,7 +120,7 @@ RC_UNROLL
 RC_UNROLL
         for (int stride = size >> 1; stride > 0; stride >>= 1)
         {
-            if (stride >= 32)
+            if (K > 1 && stride >= 32) // K == 1: never (size <= 32); spelled out so no compiler sees v[1]
             {
                 const int slotStride = stride >> 5;
 RC_UNROLL
