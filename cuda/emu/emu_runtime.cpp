@@ -40,6 +40,23 @@
 #include <unordered_map>
 #include <vector>
 
+// AddressSanitizer (an emulator built with LAPERM_EMU_SANITIZE=ON, see cuda/README.md): the
+// fiber switches are announced to it, and the guard bytes around dynamic shared memory and
+// after device buffers are poisoned, so a kernel that reads or writes there is stopped at
+// that access with its source line. Without it the guards see writes only, after the block
+// or the launch; reads, and writes before a device buffer, are not seen at all.
+#if defined(__SANITIZE_ADDRESS__)
+#define LAPERM_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LAPERM_EMU_ASAN 1
+#endif
+#endif
+#if defined(LAPERM_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #if defined(__x86_64__) && !defined(LAPERM_EMU_UCONTEXT)
 #define LAPERM_EMU_ASM_SWITCH 1
 #else
@@ -51,6 +68,24 @@ namespace lp_emu {
 LP_EMU_API thread_local const ThreadView* tls_current_thread = nullptr;
 
 namespace {
+
+namespace asan {
+#if defined(LAPERM_EMU_ASAN)
+inline void poison(const void* p, std::size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+inline void unpoison(const void* p, std::size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+inline void start_switch(void** fake_stack, const void* bottom, std::size_t size) {
+    __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+}
+inline void finish_switch(void* fake_stack, const void** bottom_old, std::size_t* size_old) {
+    __sanitizer_finish_switch_fiber(fake_stack, bottom_old, size_old);
+}
+#else
+inline void poison(const void*, std::size_t) {}
+inline void unpoison(const void*, std::size_t) {}
+inline void start_switch(void**, const void*, std::size_t) {}
+inline void finish_switch(void*, const void**, std::size_t*) {}
+#endif
+}  // namespace asan
 
 constexpr unsigned kDefaultSharedLimit = 48u * 1024u;  // static + dynamic per block without opt-in
 constexpr unsigned kMaxSharedOptIn = 227u * 1024u;     // sm_90 per-block maximum with opt-in
@@ -185,6 +220,7 @@ struct BufferTable {
         for (const auto& [base, guard] : guards) {
             const std::size_t bytes = buffers.at(base);
             auto* g = reinterpret_cast<unsigned char*>(base + bytes);
+            asan::unpoison(g, guard);
             bool whole = true;
             for (std::size_t at = 0; at < guard && whole; at += intact.size())
                 whole = std::memcmp(g + at, intact.data(), std::min(intact.size(), guard - at)) == 0;
@@ -196,6 +232,7 @@ struct BufferTable {
             }
             std::memset(g, kBufferGuardByte, guard);
         }
+        for (const auto& [base, guard] : guards) asan::poison(reinterpret_cast<const void*>(base + buffers.at(base)), guard);
         return first;
     }
 
@@ -214,6 +251,7 @@ BufferTable& buffer_table() {
     return t;
 }
 
+
 // ---------------------------------------------------------------------------------------
 // Errors.
 // ---------------------------------------------------------------------------------------
@@ -230,6 +268,42 @@ std::string format(const char* fmt, A... args) {
 int fail_call(std::string message) {
     tls_last_error = std::move(message);
     return 1;
+}
+
+// AddressSanitizer's reports (a recoverable build, run with halt_on_error=0) become the
+// failure of the launch that made them, so a test sees a failed launch naming the kernel and
+// the source line of the access instead of a report on stderr beside a passing test. Each
+// launch collects the reports of its own blocks (the OS thread that runs a block knows its
+// launch, also with LAPERM_EMU_THREADS); one made outside any block (a host-side call) is
+// charged to the next launch that ends.
+struct SanitizerReports {
+    std::mutex mutex;
+    std::string first;
+    unsigned count = 0;
+
+    void add(const char* report) {
+        std::lock_guard lock(mutex);
+        if (count++ == 0) first = report;
+    }
+
+    // The first report since the last take (its error line, stack and what the address is;
+    // the shadow-byte dump cut off) and how many came; empty when none.
+    std::string take() {
+        std::lock_guard lock(mutex);
+        if (count == 0) return {};
+        std::string report = std::move(first);
+        if (auto cut = report.find("Shadow bytes around"); cut != std::string::npos) report.resize(cut);
+        while (!report.empty() && (report.back() == '\n' || report.back() == ' ')) report.pop_back();
+        if (count > 1) report += format("\n(%u AddressSanitizer reports in all; the first is above)", count);
+        first.clear();
+        count = 0;
+        return report;
+    }
+};
+
+SanitizerReports& reports_outside_launches() {
+    static SanitizerReports r;
+    return r;
 }
 
 const char* warp_op_name(WarpOp op) {
@@ -276,6 +350,7 @@ struct Thread {
     const char* barrier_file = nullptr;  // source place of the barrier this thread waits at
     int barrier_line = 0;
     int stack = -1;  // index into Worker::stacks while the fiber has started and not finished
+    void* fake_stack = nullptr;  // AddressSanitizer's, kept while the fiber is switched out
 };
 
 // The order in which the scheduler resumes runnable fibers and runs blocks
@@ -297,6 +372,7 @@ struct Launch {
     unsigned threads_per_block;
     unsigned dynamic_shared_bytes;
     Schedule schedule;
+    SanitizerReports* reports;
 };
 
 struct Block {
@@ -364,6 +440,9 @@ struct Worker {
     std::vector<Thread> threads;
     std::vector<unsigned> order;  // the order of one scheduling round (Reverse, Shuffle)
     Context scheduler;
+    const void* scheduler_stack_bottom = nullptr;  // the OS thread's stack, for AddressSanitizer's switches
+    std::size_t scheduler_stack_size = 0;
+    void* scheduler_fake_stack = nullptr;
     Thread* running = nullptr;
     Block* block = nullptr;
     unsigned char* dynamic_shared = nullptr;       // what kernels see: the allocation past its front guard
@@ -376,7 +455,7 @@ struct Worker {
 
     ~Worker() {
         for (auto& c : chunks) munmap(c.first, c.second);
-        if (dynamic_shared != nullptr) std::free(dynamic_shared - kSharedGuardFront);
+        release_dynamic_shared();
     }
 
     int take_stack() {
@@ -405,9 +484,15 @@ struct Worker {
         }
     }
 
+    void release_dynamic_shared() {
+        if (dynamic_shared == nullptr) return;
+        asan::unpoison(dynamic_shared - kSharedGuardFront, kSharedGuardFront + dynamic_shared_capacity + kSharedGuardBack);
+        std::free(dynamic_shared - kSharedGuardFront);
+    }
+
     void ensure_dynamic_shared(std::size_t bytes) {
         if (bytes <= dynamic_shared_capacity) return;
-        if (dynamic_shared != nullptr) std::free(dynamic_shared - kSharedGuardFront);
+        release_dynamic_shared();
         dynamic_shared = nullptr;
         dynamic_shared_capacity = 0;
         std::size_t rounded = (bytes + 255) & ~std::size_t{255};
@@ -419,9 +504,12 @@ struct Worker {
 
     // Guards right below and right above the block's dynamic shared memory (the requested
     // bytes exactly), written before the block runs. Both lie inside the allocation.
+    // Under AddressSanitizer they, and the unused rest of the allocation, are poisoned too.
     void write_shared_guards(std::size_t bytes) {
         std::memset(dynamic_shared - kSharedGuardFront, kSharedGuardByte, kSharedGuardFront);
         std::memset(dynamic_shared + bytes, kSharedGuardByte, kSharedGuardBack);
+        asan::poison(dynamic_shared - kSharedGuardFront, kSharedGuardFront);
+        asan::poison(dynamic_shared + bytes, dynamic_shared_capacity - bytes + kSharedGuardBack);
     }
 
     // The lowest byte of the guards that a block wrote, as an offset from the start of its
@@ -434,6 +522,7 @@ struct Worker {
         }();
         const unsigned char* front = dynamic_shared - kSharedGuardFront;
         const unsigned char* back = dynamic_shared + bytes;
+        asan::unpoison(front, kSharedGuardFront + dynamic_shared_capacity + kSharedGuardBack);
         if (std::memcmp(front, intact.data(), kSharedGuardFront) == 0 && std::memcmp(back, intact.data(), kSharedGuardBack) == 0)
             return 0;
         for (std::size_t i = 0; i < kSharedGuardFront; ++i)
@@ -449,6 +538,14 @@ Worker& worker() {
     return w;
 }
 
+#if defined(LAPERM_EMU_ASAN)
+void collect_sanitizer_report(const char* report) {
+    const Block* b = worker().block;
+    (b != nullptr ? *b->launch->reports : reports_outside_launches()).add(report);
+}
+[[maybe_unused]] const bool sanitizer_reports_collected = (__asan_set_error_report_callback(&collect_sanitizer_report), true);
+#endif
+
 std::string block_prefix(const Block& b) {
     return format("kernel '%s': block (%u,%u,%u): ", b.launch->kernel->info.name, b.index.x, b.index.y, b.index.z);
 }
@@ -457,8 +554,14 @@ std::string thread_name(const ThreadView& v) {
     return format("thread (%u,%u,%u)", v.thread_idx.x, v.thread_idx.y, v.thread_idx.z);
 }
 
-// Hands control back to the scheduler; returns when the scheduler resumes this fiber.
-void yield_to_scheduler(Worker& w, Thread& t) { switch_context(t.context, w.scheduler); }
+// Hands control back to the scheduler; returns when the scheduler resumes this fiber. A
+// finished or aborted fiber is never resumed, so AddressSanitizer keeps no fake stack for it.
+void yield_to_scheduler(Worker& w, Thread& t) {
+    const bool resumes = t.state != State::Done && t.state != State::Aborted;
+    asan::start_switch(resumes ? &t.fake_stack : nullptr, w.scheduler_stack_bottom, w.scheduler_stack_size);
+    switch_context(t.context, w.scheduler);
+    asan::finish_switch(t.fake_stack, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
+}
 
 // A usage error inside a kernel: record it and never run this fiber again.
 [[noreturn]] void abort_thread(Worker& w, Thread& t, std::string message) {
@@ -470,6 +573,7 @@ void yield_to_scheduler(Worker& w, Thread& t) { switch_context(t.context, w.sche
 
 [[noreturn]] void fiber_main() {
     Worker& w = worker();
+    asan::finish_switch(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
     Thread& t = *w.running;
     const Launch& launch = *w.block->launch;
     launch.kernel->info.invoke(launch.args);
@@ -617,12 +721,16 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
             if (t.stack < 0) {
                 t.stack = w.take_stack();
                 const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
+                asan::unpoison(st.base, st.bytes);  // frames of a fiber that never ended (a failed block) stay poisoned
                 write_canary(st);  // a neighbour's overflow may have hit it while it was free
                 prepare_context(t.context, st.base, st.bytes, &fiber_main);
             }
             w.running = &t;
             tls_current_thread = &t.view;
+            const Stack& running_stack = w.stacks[static_cast<std::size_t>(t.stack)];
+            asan::start_switch(&w.scheduler_fake_stack, running_stack.base, running_stack.bytes);
             switch_context(w.scheduler, t.context);
+            asan::finish_switch(w.scheduler_fake_stack, nullptr, nullptr);
             if (t.state == State::Done) {
                 const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
                 if (!canary_intact(st)) {
@@ -1008,17 +1116,25 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
         }
         Schedule schedule;
         if (std::string e; !schedule_setting(schedule, e)) return fail_call(format("kernel '%s': %s", name, e.c_str()));
+        SanitizerReports reports;
         Launch launch{k, args, dim3{gridX, gridY, gridZ}, dim3{blockX, blockY, blockZ},
-                      static_cast<unsigned>(threads), dynamicSharedBytes, schedule};
+                      static_cast<unsigned>(threads), dynamicSharedBytes, schedule, &reports};
         std::string error = run_grid(launch);
         // Also after a failed launch: a guard it broke must not be blamed on the next one.
         const auto [base, bytes, at] = buffer_table().repair_guards();
+        if (error.empty() && base != 0)
+            error = format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): a write past the end of the %zu-byte device buffer "
+                           "at %p (byte %zu, %zu past its end; found after this launch, so it or a host-side "
+                           "library call since the previous launch wrote it)",
+                           name, gridX, gridY, gridZ, blockX, blockY, blockZ, bytes, reinterpret_cast<void*>(base), at, at - bytes);
+        std::string report = reports.take();
+        if (report.empty()) report = reports_outside_launches().take();
+        if (!report.empty())
+            error = (error.empty() ? format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): an access outside its memory",
+                                            name, gridX, gridY, gridZ, blockX, blockY, blockZ)
+                                   : error) +
+                    "; AddressSanitizer:\n" + report;
         if (!error.empty()) return fail_call(std::move(error));
-        if (base != 0)
-            return fail_call(format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): a write past the end of the %zu-byte device buffer "
-                                    "at %p (byte %zu, %zu past its end; found after this launch, so it or a host-side "
-                                    "library call since the previous launch wrote it)",
-                                    name, gridX, gridY, gridZ, blockX, blockY, blockZ, bytes, reinterpret_cast<void*>(base), at, at - bytes));
         return 0;
     } catch (const std::exception& e) {
         return fail_call(format("kernel '%s': %s", kernel ? kernel : "(null)", e.what()));
@@ -1047,10 +1163,24 @@ LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes) {
 LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base) {
     auto& t = buffer_table();
     std::lock_guard lock(t.mutex);
-    if (t.buffers.erase(reinterpret_cast<std::uintptr_t>(base)) == 0)
+    const auto a = reinterpret_cast<std::uintptr_t>(base);
+    auto it = t.buffers.find(a);
+    if (it == t.buffers.end())
         return fail_call(format("laperm_emu_unregister_buffer: %p is not the base of a registered buffer", base));
-    t.guards.erase(reinterpret_cast<std::uintptr_t>(base));
+    if (auto g = t.guards.find(a); g != t.guards.end()) {
+        asan::unpoison(reinterpret_cast<const void*>(a + it->second), g->second);  // the caller frees or reuses it
+        t.guards.erase(g);
+    }
+    t.buffers.erase(it);
     return 0;
+}
+
+LAPERM_EMU_EXPORT const char* laperm_emu_sanitizers(void) {
+#if defined(LAPERM_EMU_ASAN)
+    return "address";
+#else
+    return "";
+#endif
 }
 
 LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard) {
@@ -1063,7 +1193,9 @@ LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard) {
     if (auto next = std::next(it); next != t.buffers.end() && a + it->second + guard > next->first)
         return fail_call(format("laperm_emu_guard_buffer: %zu guard bytes after [%p, +%zu) reach the registered buffer at %p",
                                 guard, base, it->second, reinterpret_cast<void*>(next->first)));
+    if (auto old = t.guards.find(a); old != t.guards.end()) asan::unpoison(reinterpret_cast<const void*>(a + it->second), old->second);
     std::memset(reinterpret_cast<unsigned char*>(a + it->second), kBufferGuardByte, guard);
+    asan::poison(reinterpret_cast<const void*>(a + it->second), guard);
     t.guards[a] = guard;
     return 0;
 }

@@ -6,6 +6,8 @@
 #include "test_kernels.cu"
 #include "test_support.h"
 
+#include <string_view>
+
 LP_EMU_REGISTER(test_divergent_barrier)
 LP_EMU_REGISTER(test_barrier_loop)
 LP_EMU_REGISTER(test_shuffles)
@@ -22,6 +24,7 @@ LP_EMU_REGISTER(test_bad_barrier_vs_warp)
 LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
 LP_EMU_REGISTER(test_bad_stack_overflow)
 LP_EMU_REGISTER(test_bad_shared_underflow)
+LP_EMU_REGISTER(test_read_past_end)
 LP_EMU_REGISTER(test_racy_neighbour)
 LP_EMU_REGISTER(test_racy_blocks)
 
@@ -315,6 +318,17 @@ void errors() {
         // The guard is written anew: a launch that stays inside the buffer succeeds.
         LP_CHECK(launch("test_racy_neighbour", 1, 1, 1, 31, 1, 1, 31 * sizeof(int), storage.data()) == 0, "%s", laperm_emu_last_error());
         LP_CHECK(laperm_emu_unregister_buffer(storage.data()) == 0, "%s", laperm_emu_last_error());
+    }
+
+    // A read past the end of a device buffer (32 threads, 31 ints): the AddressSanitizer build
+    // fails the launch with the access and its source line; the plain build cannot see reads.
+    {
+        DeviceBuffer<int> in(31), copy(32);
+        const int rc = launch("test_read_past_end", 1, 1, 1, 32, 1, 1, 0, in.ptr(), copy.ptr());
+        if (std::string_view(laperm_emu_sanitizers()) == "address")
+            expect_failure("test_read_past_end", rc, {"AddressSanitizer", "READ of size 4", "test_kernels.cu"});
+        else
+            LP_CHECK(rc == 0, "read past the end without a sanitizer: %s", laperm_emu_last_error());
     }
 
     // Pointer arguments outside registered buffers; null is allowed.

@@ -196,6 +196,12 @@ extern "C" __global__ void test_bad_shared_underflow(int* out) {
     out[threadIdx.x] = 0;
 }
 
+// Thread t copies in[t]: launched with more threads than `in` has elements, the last ones
+// read past its end (only the AddressSanitizer build of the emulator sees that).
+extern "C" __global__ void test_read_past_end(const int* in, int* out) {
+    out[threadIdx.x] = in[threadIdx.x];
+}
+
 // ---- races the default schedule hides (LAPERM_EMU_SCHEDULE exposes them) ----
 
 // Thread t reads what thread t-1 wrote, with no barrier in between: right only when t-1 runs
