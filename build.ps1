@@ -11,8 +11,10 @@
     build        dotnet build -c Release (the native CMake build runs inside it).
     test         build, dotnet test over the solution, the emulator kernel tests once
                  more under a shuffled thread and block order (LAPERM_EMU_SCHEDULE), the
-                 emulator's C++ tests (ctest in the native build folder), then the GPU
-                 check script's self-test;
+                 emulator's C++ tests (ctest in the native build folder), the emulator
+                 built with AddressSanitizer (its C++ tests and the kernel tests, but the
+                 built-in model runs, once more on it), then the GPU check script's
+                 self-test;
                  ends with one plain line "N passed, N failed, N skipped" (every xunit
                  test, every ctest test, the self-test) and a non-zero exit code when
                  anything failed.
@@ -43,7 +45,9 @@ param(
     # test: skip the emulator's ctest tests.
     [switch] $NoCTest,
     # test: skip the second run of the emulator kernel tests under a shuffled schedule.
-    [switch] $NoScheduleRerun
+    [switch] $NoScheduleRerun,
+    # test: skip the run of the kernel tests on the emulator built with AddressSanitizer.
+    [switch] $NoSanitizerRerun
 )
 
 Set-StrictMode -Version Latest
@@ -144,17 +148,19 @@ function Get-CTestSummary {
 
 function Invoke-CTest {
     # The emulator's C++ tests (cuda/emu/tests): built by the native CMake build inside
-    # `dotnet build`, run here. Returns $null when they are not available.
-    if (-not (Test-Path (Join-Path $NativeBuildDir 'CTestTestfile.cmake'))) {
-        Write-Host "ctest: not available (no CTestTestfile.cmake in $([System.IO.Path]::GetRelativePath($RepoRoot, $NativeBuildDir)): the native part was not built or has no tests)"
+    # `dotnet build` (or by Build-SanitizedEmulator in its own folder), run here. Returns
+    # $null when they are not available.
+    param([string] $BuildDir = $NativeBuildDir, [string] $Label = 'emulator C++ tests')
+    if (-not (Test-Path (Join-Path $BuildDir 'CTestTestfile.cmake'))) {
+        Write-Host "ctest: not available (no CTestTestfile.cmake in $([System.IO.Path]::GetRelativePath($RepoRoot, $BuildDir)): the native part was not built or has no tests)"
         return $null
     }
     if (-not (Get-Command ctest -ErrorAction SilentlyContinue)) {
         Write-Host 'ctest: not available (ctest is not on PATH)'
         return $null
     }
-    Write-Step 'ctest (emulator C++ tests)'
-    $ctestArgs = @('--test-dir', $NativeBuildDir, '--output-on-failure', '--timeout', '300')
+    Write-Step "ctest ($Label)"
+    $ctestArgs = @('--test-dir', $BuildDir, '--output-on-failure', '--timeout', '300')
     Write-Host "> ctest $($ctestArgs -join ' ')"
     $output = [System.Collections.Generic.List[string]]::new()
     & ctest @ctestArgs 2>&1 | ForEach-Object {
@@ -177,15 +183,24 @@ function Invoke-CTest {
 
 $ShuffleSchedule = 'shuffle:20261127'
 
-function Invoke-ShuffledKernelTests {
+function Invoke-KernelTestPass {
+    <#
+      One more run of the emulator kernel tests (tests/LaPerm.Cuda.Tests, GPU tests left
+      out) with $Environment set for its duration (and restored after); returns its counts.
+    #>
+    param([Parameter(Mandatory)] [string] $Label, [Parameter(Mandatory)] [hashtable] $Environment, [string[]] $ExtraArgs = @())
     $project = 'tests/LaPerm.Cuda.Tests/LaPerm.Cuda.Tests.csproj'
-    Write-Step "dotnet test $project (emulator schedule $ShuffleSchedule)"
+    Write-Step "dotnet test $project ($Label)"
     $testArgs = @('test', '--project', $project, '-c', $Configuration, '--no-build', '--no-ansi', '--no-progress',
-                  '--filter-not-trait', 'Category=Gpu')
-    Write-Host "> LAPERM_EMU_SCHEDULE=$ShuffleSchedule dotnet $($testArgs -join ' ')"
+                  '--filter-not-trait', 'Category=Gpu') + $ExtraArgs
+    $shown = ($Environment.Keys | Sort-Object | ForEach-Object { "$_=$($Environment[$_])" }) -join ' '
+    Write-Host "> $shown dotnet $($testArgs -join ' ')"
     $output = [System.Collections.Generic.List[string]]::new()
-    $previous = $env:LAPERM_EMU_SCHEDULE
-    $env:LAPERM_EMU_SCHEDULE = $ShuffleSchedule
+    $previous = @{}
+    foreach ($name in $Environment.Keys) {
+        $previous[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    }
     try {
         & dotnet @testArgs 2>&1 | ForEach-Object {
             $text = "$_"
@@ -195,15 +210,74 @@ function Invoke-ShuffledKernelTests {
         $code = $LASTEXITCODE
     }
     finally {
-        $env:LAPERM_EMU_SCHEDULE = $previous   # $null removes it
+        foreach ($name in $previous.Keys) { [Environment]::SetEnvironmentVariable($name, $previous[$name]) }   # $null removes it
     }
     $summary = Get-TestRunSummary -Lines $output
     $failed = $summary.Failed + $summary.Errors
     if ($summary.Runs -eq 0 -or ($code -ne 0 -and $failed -eq 0)) {
-        Write-Host "the shuffled-schedule run printed no summary or exited with code $($code): counted as one failure"
+        Write-Host "the run ($Label) printed no summary or exited with code $($code): counted as one failure"
         $failed += 1
     }
     return [pscustomobject]@{ Passed = $summary.Succeeded; Failed = $failed; Skipped = $summary.Skipped }
+}
+
+# The emulator built with AddressSanitizer (CMake LAPERM_EMU_SANITIZE): a folder of its own
+# beside the plain native build, without PTX (the kernels come from the same sources).
+$SanitizedBuildDir = Join-Path $RepoRoot 'src/LaPerm.Cuda/obj/native-asan'
+# halt_on_error=0: the emulator turns each report into the failure of its launch (the test
+# fails and the run goes on); no leak check (the .NET runtime is not ours to audit);
+# SIGSEGV stays with the .NET runtime, which turns null dereferences into exceptions.
+$SanitizerOptions = 'detect_leaks=0:halt_on_error=0:handle_segv=0'
+
+function Build-SanitizedEmulator {
+    <#
+      Configures and builds the sanitized emulator and its C++ tests. Returns the library and
+      the AddressSanitizer runtime it links (which the .NET test host must preload), or a
+      string saying why it is not available (no cmake, or a toolchain without AddressSanitizer:
+      the plain build of the same sources succeeded before this runs).
+    #>
+    if (-not (Get-Command cmake -ErrorAction SilentlyContinue)) { return 'cmake is not on PATH' }
+    if (-not (Get-Command ldd -ErrorAction SilentlyContinue)) { return 'ldd is not on PATH (it finds the AddressSanitizer runtime)' }
+    Write-Step 'cmake: the emulator with AddressSanitizer'
+    $relative = [System.IO.Path]::GetRelativePath($RepoRoot, $SanitizedBuildDir)
+    $code = Invoke-Native 'cmake' @('-S', $RepoRoot, '-B', $SanitizedBuildDir, '-DLAPERM_EMU_SANITIZE=ON',
+                                    '-DLAPERM_PTX_COMPILER=none', '-DCMAKE_BUILD_TYPE=Release')
+    if ($code -ne 0) { return "configuring $relative failed (exit code $code)" }
+    $code = Invoke-Native 'cmake' @('--build', $SanitizedBuildDir, '--parallel', "$([Environment]::ProcessorCount)")
+    if ($code -ne 0) { return "building $relative failed (exit code $code): does the C++ compiler support -fsanitize=address?" }
+    $library = Join-Path $SanitizedBuildDir 'liblaperm_emu.so'
+    $runtime = & ldd $library 2>$null | ForEach-Object {
+        if ("$_" -match '^\s*lib(asan|clang_rt\.asan)\S*\s+=>\s+(\S+)') { $Matches[2] }
+    } | Select-Object -First 1
+    if (-not $runtime) { return "ldd finds no AddressSanitizer runtime linked into $relative/liblaperm_emu.so" }
+    return [pscustomobject]@{ Library = $library; Runtime = $runtime }
+}
+
+function Invoke-SanitizedEmulatorTests {
+    <#
+      The emulator's C++ tests and the kernel tests once more, on the emulator built with
+      AddressSanitizer: a kernel that reads or writes outside its buffers or its dynamic
+      shared memory fails its launch there (the plain emulator sees only writes past a
+      buffer's end). The built-in model runs are left out: they repeat the kernels the op
+      tests cover at model shapes and take four times as long under the sanitizer. Returns
+      the counts (one skipped test when the sanitizer is not available here).
+    #>
+    $built = Build-SanitizedEmulator
+    if ($built -is [string]) {
+        Write-Host "AddressSanitizer emulator: not available ($built): counted as one skipped test"
+        return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
+    }
+    $counts = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0 }
+    $previous = $env:ASAN_OPTIONS
+    $env:ASAN_OPTIONS = $SanitizerOptions
+    try { $ctest = Invoke-CTest -BuildDir $SanitizedBuildDir -Label 'emulator C++ tests, AddressSanitizer' }
+    finally { $env:ASAN_OPTIONS = $previous }
+    if ($null -ne $ctest) { $counts.Passed += $ctest.Passed; $counts.Failed += $ctest.Failed; $counts.Skipped += $ctest.Skipped }
+    $run = Invoke-KernelTestPass -Label 'AddressSanitizer emulator' `
+        -Environment @{ LD_PRELOAD = $built.Runtime; LAPERM_EMU_LIBRARY = $built.Library; ASAN_OPTIONS = $SanitizerOptions } `
+        -ExtraArgs @('--filter-not-class', 'LaPerm.Cuda.Tests.Backend.EmuBuiltInModelEquivalenceTests')
+    $counts.Passed += $run.Passed; $counts.Failed += $run.Failed; $counts.Skipped += $run.Skipped
+    return $counts
 }
 
 function Invoke-Test {
@@ -246,7 +320,7 @@ function Invoke-Test {
     # order, so the kernel tests run once more with LAPERM_EMU_SCHEDULE=shuffle (fixed seed:
     # the same order in every run); a race shows up as a mismatch against the CPU reference.
     if (-not $NoScheduleRerun) {
-        $rerun = Invoke-ShuffledKernelTests
+        $rerun = Invoke-KernelTestPass -Label "emulator schedule $ShuffleSchedule" -Environment @{ LAPERM_EMU_SCHEDULE = $ShuffleSchedule }
         $passed += $rerun.Passed; $failed += $rerun.Failed; $skipped += $rerun.Skipped
     }
 
@@ -255,6 +329,11 @@ function Invoke-Test {
         if ($null -ne $ctest) {
             $passed += $ctest.Passed; $failed += $ctest.Failed; $skipped += $ctest.Skipped
         }
+    }
+
+    if (-not $NoSanitizerRerun) {
+        $sanitized = Invoke-SanitizedEmulatorTests
+        $passed += $sanitized.Passed; $failed += $sanitized.Failed; $skipped += $sanitized.Skipped
     }
 
     if (-not $NoScriptSelfTest) {

@@ -56,7 +56,7 @@ public sealed record CudaInfoReport(
                 text.AppendLine($"  {file.FileName} [{file.Compiler}]: {string.Join(", ", file.Kernels)}");
         }
         text.AppendLine(Emulator.Found
-            ? $"Emulator: {EmulatorKernels.Count} kernel(s) ({Emulator.Path})"
+            ? $"Emulator: {EmulatorKernels.Count} kernel(s){(Emulator.Version is null ? "" : $", {Emulator.Version}")} ({Emulator.Path})"
             : $"Emulator: unavailable: {Emulator.Problem}");
         text.Append($"NVTX: {(NvtxAttached ? "profiler attached" : "no profiler attached (ranges are no-ops)")}");
         return text.ToString();
@@ -122,7 +122,8 @@ public static class CudaInfo
                 : $" (without {string.Join(", ", cudnn.MissingExports)}: our kernels run those ops)"));
 
         EmulatorLibrary? emulator = EmulatorLibrary.TryLoad(out string? emulatorProblem);
-        var emulatorInfo = new LibraryInfo("Emulator", emulator?.Library.Path, null, emulator is null ? emulatorProblem : null);
+        var emulatorInfo = new LibraryInfo("Emulator", emulator?.Library.Path,
+            emulator?.Sanitizers is { Length: > 0 } sanitizers ? $"built with sanitizer: {sanitizers}" : null, emulator is null ? emulatorProblem : null);
 
         PtxCatalog ptx = PtxCatalog.Embedded;
         return new CudaInfoReport(reason, driverVersion, driverPath, gpus, cublasInfo, cudnnInfo, ptx.Files, ptx.Problem,

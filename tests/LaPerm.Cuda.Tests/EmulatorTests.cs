@@ -354,6 +354,35 @@ public sealed class EmulatorRuntimeTests
     }
 }
 
+public sealed class EmulatorSanitizerTests
+{
+    [Fact]
+    public void AReadPastTheEndOfABufferFailsTheLaunchInTheSanitizedEmulatorOnly()
+    {
+        // x has 7 floats, the launch reads 8 (a GPU would return a neighbour's bytes or fault). The
+        // plain emulator cannot see a read; its AddressSanitizer build (the test command's second
+        // pass over these tests) fails the launch with the access and the kernel's source line.
+        using var device = TestDevices.OpenEmulator();
+        using var module = device.LoadModule("elementwise.ptx");
+        Kernel scaleAdd = module.GetKernel("scale_add_v1");
+        using var x = device.Allocate<float>(7);
+        using var y = device.Allocate<float>(8);
+        void Launch() => scaleAdd.Launch(1, 32, 0, device.Stream, 8L, 2f, x.Pointer, y.Pointer);
+        string sanitizers = EmulatorLibrary.TryLoad(out string? reason)?.Sanitizers ?? throw new InvalidOperationException(reason);
+        if (sanitizers.Contains("address", StringComparison.Ordinal))
+        {
+            var e = Assert.Throws<CudaException>(Launch);
+            Assert.Contains("kernel 'scale_add_v1' (grid (1,1,1), block (32,1,1)): an access outside its memory; AddressSanitizer:", e.Message);
+            Assert.Contains("READ of size 4", e.Message);
+            Assert.Contains("elementwise.cu:", e.Message);
+        }
+        else
+        {
+            Launch();
+        }
+    }
+}
+
 /// <summary>
 /// Writes past the end of a buffer on purpose. The emulator checks every guarded buffer of the
 /// process after each launch, so these run alone: a launch of a test running beside them could

@@ -21,6 +21,7 @@ public sealed unsafe class EmulatorLibrary
     private readonly delegate* unmanaged<byte*, int, int> _kernelArgSize;      // optional
     private readonly delegate* unmanaged<byte*, uint, int> _setMaxDynamicShared; // optional
     private readonly delegate* unmanaged<void*, nuint, int> _guardBuffer;      // optional
+    private readonly delegate* unmanaged<byte*> _sanitizers;                   // optional
 
     private EmulatorLibrary(LibraryLoadResult library)
     {
@@ -36,7 +37,9 @@ public sealed unsafe class EmulatorLibrary
         NativeLibrary.TryGetExport(h, "laperm_emu_set_max_dynamic_shared", out nint setShared);
         NativeLibrary.TryGetExport(h, "laperm_emu_kernel_arg_size", out nint argSize);
         NativeLibrary.TryGetExport(h, "laperm_emu_guard_buffer", out nint guardBuffer);
+        NativeLibrary.TryGetExport(h, "laperm_emu_sanitizers", out nint sanitizers);
         _guardBuffer = (delegate* unmanaged<void*, nuint, int>)guardBuffer;
+        _sanitizers = (delegate* unmanaged<byte*>)sanitizers;
         _kernelArgCount = (delegate* unmanaged<byte*, int>)argCount;
         _kernelArgSize = (delegate* unmanaged<byte*, int, int>)argSize;
         _setMaxDynamicShared = (delegate* unmanaged<byte*, uint, int>)setShared;
@@ -50,6 +53,13 @@ public sealed unsafe class EmulatorLibrary
 
     /// <summary>Every kernel the emulator was built with.</summary>
     public IReadOnlyList<string> KernelNames { get; }
+
+    /// <summary>
+    /// The sanitizers the library was built with: "address" (a kernel's read or write outside its
+    /// buffers or its dynamic shared memory fails the launch; `build.ps1 test` runs the kernel tests
+    /// with it once) or empty.
+    /// </summary>
+    public string Sanitizers => _sanitizers == null ? "" : Marshal.PtrToStringUTF8((nint)_sanitizers()) ?? "";
 
     /// <summary>
     /// Loads the emulator: LAPERM_EMU_LIBRARY if set, else next to this assembly (where the
