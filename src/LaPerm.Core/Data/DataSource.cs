@@ -161,6 +161,8 @@ public static class DataSource
 
         if (File.Exists(spec))
             throw new DataFormatException($"{spec} is a file; a data set is mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
+        if (!Directory.Exists(spec) && colon > 0 && spec[..colon].All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            throw new DataFormatException($"unknown data set name '{spec[..colon]}' in '{spec}'; NAME:DIR takes mnist, fashion-mnist or cifar10{LikelyName(spec[..colon])}.");
         if (!Directory.Exists(spec))
             throw new DataFormatException(spec.Contains('/') || spec.Contains(Path.DirectorySeparatorChar) || spec.StartsWith('.')
                 ? $"data directory '{spec}' does not exist; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries."
@@ -171,6 +173,14 @@ public static class DataSource
         if (TryFindIdxFile(spec, TrainImages) is not null || TryFindIdxFile(spec, TestImages) is not null)
             return IdxDirectory(spec, displayName, withTrain);
         throw new DataFormatException($"{spec} holds neither MNIST-style IDX files ({TrainImages}[.gz] ...) nor the CIFAR-10 binaries (data_batch_1.bin ...).");
+    }
+
+    /// <summary>" (cifar10?)" for the data set name a mistyped one begins or is part of, else empty.</summary>
+    private static string LikelyName(string typed)
+    {
+        string lower = typed.ToLowerInvariant();
+        string? match = new[] { "fashion-mnist", "cifar10", "mnist" }.FirstOrDefault(n => n.StartsWith(lower, StringComparison.Ordinal) || lower.StartsWith(n, StringComparison.Ordinal));
+        return match is null ? "" : $" ({match}?)";
     }
 
     /// <param name="origin">Said before the images file's name in messages ("embedded"), or null for a path.</param>

@@ -82,6 +82,16 @@ public sealed class DataSourceTests
         Assert.Contains("unknown data set 'mnst'", Assert.Throws<DataFormatException>(() => DataSource.Load("mnst")).Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("cifar:/no/such/dir", "unknown data set name 'cifar' in 'cifar:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (cifar10?).")]
+    [InlineData("fashion:/no/such/dir", "unknown data set name 'fashion' in 'fashion:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (fashion-mnist?).")]
+    [InlineData("svhn:/no/such/dir", "unknown data set name 'svhn' in 'svhn:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10.")]
+    public void AMistypedNameBeforeADirectoryIsNamedAsTheName(string spec, string message)
+    {
+        // Before: "data directory 'cifar:/x' does not exist", as if the whole were a path.
+        Assert.Equal(message, Assert.Throws<DataFormatException>(() => DataSource.Load(spec)).Message);
+    }
+
     [Fact]
     public void ImageLabelCountMismatchNamesBothFiles()
     {
