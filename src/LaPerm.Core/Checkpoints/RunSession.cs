@@ -389,9 +389,14 @@ public sealed class RunSession : IDisposable
     /// <summary>The exception that ends an interrupted run after <paramref name="step"/> (its checkpoint, if any, is written).</summary>
     public TrainingInterruptedException Interrupted(long step) => new(step, _store is null ? null : _lastCheckpoint);
 
+    /// <summary>
+    /// Said when non-finite values stop the run. Resumed as it is, a run meets the same values
+    /// again (it is deterministic), so the sentence names the resume that leaves such steps out.
+    /// </summary>
     private string LastCheckpointSentence() => _lastCheckpoint is null
         ? "No checkpoint was written yet."
-        : $"The last good checkpoint '{_lastCheckpoint}' is intact.";
+        : $"The last good checkpoint '{_lastCheckpoint}' is intact; resumed as it is, the run meets the same step again: " +
+          $"laperm train --resume {Shell.Quote(_options.Out!)} --on-nan skip-step continues from it leaving such steps out.";
 
     private Dictionary<string, string> Metadata(long step) => new()
     {

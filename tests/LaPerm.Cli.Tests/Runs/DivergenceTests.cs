@@ -41,5 +41,13 @@ public sealed class DivergenceTests : IDisposable
         Assert.Contains($"'{newest.Path}' is intact", message, StringComparison.Ordinal);
         Assert.Null(CheckpointStore.Verify(newest.Path, [RunSession.WeightsFile]));
         Assert.False(File.Exists(Path.Combine(dir, "summary.json")));
+
+        // The message's way on (a plain --resume meets the same step again) finishes the run.
+        string advice = $"laperm train --resume {dir} --on-nan skip-step continues from it";
+        Assert.Contains(advice, message, StringComparison.Ordinal);
+        var resumed = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--on-nan", "skip-step", "--quiet"], resumed, TextWriter.Null));
+        Assert.True(File.Exists(Path.Combine(dir, "summary.json")));
+        Assert.Contains("skipped for a non-finite loss or gradient", resumed.ToString(), StringComparison.Ordinal);
     }
 }
