@@ -12,8 +12,8 @@
     test         build, dotnet test over the solution, the emulator kernel tests once
                  more under a shuffled thread and block order (LAPERM_EMU_SCHEDULE), the
                  emulator's C++ tests (ctest in the native build folder), the emulator
-                 built with AddressSanitizer (its C++ tests and the kernel tests, but the
-                 built-in model runs, once more on it), then the GPU check script's
+                 built with AddressSanitizer (its C++ tests, and the kernel tests once more
+                 on it except the built-in model runs), then the GPU check script's
                  self-test;
                  ends with one plain line "N passed, N failed, N skipped" (every xunit
                  test, every ctest test, the self-test) and a non-zero exit code when
@@ -224,17 +224,14 @@ function Invoke-KernelTestPass {
 # The emulator built with AddressSanitizer (CMake LAPERM_EMU_SANITIZE): a folder of its own
 # beside the plain native build, without PTX (the kernels come from the same sources).
 $SanitizedBuildDir = Join-Path $RepoRoot 'src/LaPerm.Cuda/obj/native-asan'
-# halt_on_error=0: the emulator turns each report into the failure of its launch (the test
-# fails and the run goes on); no leak check (the .NET runtime is not ours to audit);
-# SIGSEGV stays with the .NET runtime, which turns null dereferences into exceptions.
-$SanitizerOptions = 'detect_leaks=0:halt_on_error=0:handle_segv=0'
 
 function Build-SanitizedEmulator {
     <#
-      Configures and builds the sanitized emulator and its C++ tests. Returns the library and
-      the AddressSanitizer runtime it links (which the .NET test host must preload), or a
-      string saying why it is not available (no cmake, or a toolchain without AddressSanitizer:
-      the plain build of the same sources succeeded before this runs).
+      Configures and builds the sanitized emulator and its C++ tests. Returns the library, the
+      AddressSanitizer runtime it links (which the .NET test host must preload) and the
+      ASAN_OPTIONS it must run with (CMake writes them), or a string saying why it is not
+      available here (no cmake, or a compiler that cannot link with -fsanitize=address: CMake
+      probes that while configuring). A build that fails after that throws: it is a failure.
     #>
     if (-not (Get-Command cmake -ErrorAction SilentlyContinue)) { return 'cmake is not on PATH' }
     if (-not (Get-Command ldd -ErrorAction SilentlyContinue)) { return 'ldd is not on PATH (it finds the AddressSanitizer runtime)' }
@@ -242,15 +239,16 @@ function Build-SanitizedEmulator {
     $relative = [System.IO.Path]::GetRelativePath($RepoRoot, $SanitizedBuildDir)
     $code = Invoke-Native 'cmake' @('-S', $RepoRoot, '-B', $SanitizedBuildDir, '-DLAPERM_EMU_SANITIZE=ON',
                                     '-DLAPERM_PTX_COMPILER=none', '-DCMAKE_BUILD_TYPE=Release')
-    if ($code -ne 0) { return "configuring $relative failed (exit code $code)" }
+    if ($code -ne 0) { return "configuring $relative failed (exit code $code; see above: a compiler without AddressSanitizer?)" }
     $code = Invoke-Native 'cmake' @('--build', $SanitizedBuildDir, '--parallel', "$([Environment]::ProcessorCount)")
-    if ($code -ne 0) { return "building $relative failed (exit code $code): does the C++ compiler support -fsanitize=address?" }
+    if ($code -ne 0) { throw "building $relative failed (exit code $code)" }
     $library = Join-Path $SanitizedBuildDir 'liblaperm_emu.so'
     $runtime = & ldd $library 2>$null | ForEach-Object {
         if ("$_" -match '^\s*lib(asan|clang_rt\.asan)\S*\s+=>\s+(\S+)') { $Matches[2] }
     } | Select-Object -First 1
-    if (-not $runtime) { return "ldd finds no AddressSanitizer runtime linked into $relative/liblaperm_emu.so" }
-    return [pscustomobject]@{ Library = $library; Runtime = $runtime }
+    if (-not $runtime) { throw "ldd finds no AddressSanitizer runtime linked into $relative/liblaperm_emu.so" }
+    $options = (Get-Content (Join-Path $SanitizedBuildDir 'asan-options.txt') -Raw).Trim()
+    return [pscustomobject]@{ Library = $library; Runtime = $runtime; Options = $options }
 }
 
 function Invoke-SanitizedEmulatorTests {
@@ -260,21 +258,24 @@ function Invoke-SanitizedEmulatorTests {
       shared memory fails its launch there (the plain emulator sees only writes past a
       buffer's end). The built-in model runs are left out: they repeat the kernels the op
       tests cover at model shapes and take four times as long under the sanitizer. Returns
-      the counts (one skipped test when the sanitizer is not available here).
+      the counts (one skipped test when the sanitizer is not available here, one failed test
+      when its build fails).
     #>
-    $built = Build-SanitizedEmulator
+    try { $built = Build-SanitizedEmulator }
+    catch {
+        Write-Host "AddressSanitizer emulator: $($_.Exception.Message): counted as one failure"
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
     if ($built -is [string]) {
         Write-Host "AddressSanitizer emulator: not available ($built): counted as one skipped test"
         return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
     }
     $counts = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0 }
-    $previous = $env:ASAN_OPTIONS
-    $env:ASAN_OPTIONS = $SanitizerOptions
-    try { $ctest = Invoke-CTest -BuildDir $SanitizedBuildDir -Label 'emulator C++ tests, AddressSanitizer' }
-    finally { $env:ASAN_OPTIONS = $previous }
+    # The ctest tests carry their ASAN_OPTIONS (cuda/emu/tests/CMakeLists.txt).
+    $ctest = if ($NoCTest) { $null } else { Invoke-CTest -BuildDir $SanitizedBuildDir -Label 'emulator C++ tests, AddressSanitizer' }
     if ($null -ne $ctest) { $counts.Passed += $ctest.Passed; $counts.Failed += $ctest.Failed; $counts.Skipped += $ctest.Skipped }
     $run = Invoke-KernelTestPass -Label 'AddressSanitizer emulator' `
-        -Environment @{ LD_PRELOAD = $built.Runtime; LAPERM_EMU_LIBRARY = $built.Library; ASAN_OPTIONS = $SanitizerOptions } `
+        -Environment @{ LD_PRELOAD = $built.Runtime; LAPERM_EMU_LIBRARY = $built.Library; ASAN_OPTIONS = $built.Options } `
         -ExtraArgs @('--filter-not-class', 'LaPerm.Cuda.Tests.Backend.EmuBuiltInModelEquivalenceTests')
     $counts.Passed += $run.Passed; $counts.Failed += $run.Failed; $counts.Skipped += $run.Skipped
     return $counts

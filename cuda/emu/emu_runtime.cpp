@@ -42,9 +42,10 @@
 
 // AddressSanitizer (an emulator built with LAPERM_EMU_SANITIZE=ON, see cuda/README.md): the
 // fiber switches are announced to it, and the guard bytes around dynamic shared memory and
-// after device buffers are poisoned, so a kernel that reads or writes there is stopped at
-// that access with its source line. Without it the guards see writes only, after the block
-// or the launch; reads, and writes before a device buffer, are not seen at all.
+// after device buffers are poisoned, so a kernel that reads or writes there is reported at
+// that access with its source line (the access still happens; the launch fails when it
+// ends). Without it the guards see writes only, after the block or the launch; reads, and
+// writes before a device buffer, are not seen at all.
 #if defined(__SANITIZE_ADDRESS__)
 #define LAPERM_EMU_ASAN 1
 #elif defined(__has_feature)
@@ -84,6 +85,37 @@ inline void poison(const void*, std::size_t) {}
 inline void unpoison(const void*, std::size_t) {}
 inline void start_switch(void**, const void*, std::size_t) {}
 inline void finish_switch(void*, const void**, std::size_t*) {}
+#endif
+
+// Offset of the first byte of [p, p + n) that is not `value` (n when all are), and a fill.
+// Under AddressSanitizer guard bytes are checked and rewritten without unpoisoning them (no
+// window in which another OS thread's launch could read a guard unseen): byte loops the
+// sanitizer does not instrument, through volatile so that the compiler cannot turn them into
+// (intercepted, checked) memcmp/memset calls.
+#if defined(LAPERM_EMU_ASAN)
+__attribute__((no_sanitize_address, noinline)) std::size_t first_other_byte(const unsigned char* p, std::size_t n, unsigned char value) {
+    const volatile unsigned char* v = p;
+    for (std::size_t i = 0; i < n; ++i)
+        if (v[i] != value) return i;
+    return n;
+}
+__attribute__((no_sanitize_address, noinline)) void fill_bytes(unsigned char* p, std::size_t n, unsigned char value) {
+    volatile unsigned char* v = p;
+    for (std::size_t i = 0; i < n; ++i) v[i] = value;
+}
+#else
+inline std::size_t first_other_byte(const unsigned char* p, std::size_t n, unsigned char value) {
+    const std::uint64_t pattern = 0x0101010101010101ull * value;
+    std::size_t i = 0;
+    for (std::uint64_t word; i + 8 <= n; i += 8) {
+        std::memcpy(&word, p + i, 8);
+        if (word != pattern) break;
+    }
+    for (; i < n; ++i)
+        if (p[i] != value) return i;
+    return n;
+}
+inline void fill_bytes(unsigned char* p, std::size_t n, unsigned char value) { std::memset(p, value, n); }
 #endif
 }  // namespace asan
 
@@ -214,25 +246,16 @@ struct BufferTable {
     // (base, bytes, offset of its first changed byte from base), base 0 when all were intact.
     // The whole process is scanned: a kernel may write through pointers held in a device table.
     std::tuple<std::uintptr_t, std::size_t, std::size_t> repair_guards() {
-        static const std::vector<unsigned char> intact(4096, kBufferGuardByte);
         std::tuple<std::uintptr_t, std::size_t, std::size_t> first{0, 0, 0};
         std::lock_guard lock(mutex);
         for (const auto& [base, guard] : guards) {
             const std::size_t bytes = buffers.at(base);
             auto* g = reinterpret_cast<unsigned char*>(base + bytes);
-            asan::unpoison(g, guard);
-            bool whole = true;
-            for (std::size_t at = 0; at < guard && whole; at += intact.size())
-                whole = std::memcmp(g + at, intact.data(), std::min(intact.size(), guard - at)) == 0;
-            if (whole) continue;
-            if (std::get<0>(first) == 0) {
-                std::size_t i = 0;
-                while (g[i] == kBufferGuardByte) ++i;
-                first = {base, bytes, bytes + i};
-            }
-            std::memset(g, kBufferGuardByte, guard);
+            const std::size_t at = asan::first_other_byte(g, guard, kBufferGuardByte);
+            if (at == guard) continue;
+            if (std::get<0>(first) == 0) first = {base, bytes, bytes + at};
+            asan::fill_bytes(g, guard, kBufferGuardByte);
         }
-        for (const auto& [base, guard] : guards) asan::poison(reinterpret_cast<const void*>(base + buffers.at(base)), guard);
         return first;
     }
 
@@ -454,7 +477,10 @@ struct Worker {
     std::vector<std::pair<void*, std::size_t>> chunks;  // mappings holding the stacks
 
     ~Worker() {
-        for (auto& c : chunks) munmap(c.first, c.second);
+        for (auto& c : chunks) {
+            asan::unpoison(c.first, c.second);  // the runtime does not see munmap: stale shadow would meet a later mapping
+            munmap(c.first, c.second);
+        }
         release_dynamic_shared();
     }
 
@@ -504,8 +530,13 @@ struct Worker {
 
     // Guards right below and right above the block's dynamic shared memory (the requested
     // bytes exactly), written before the block runs. Both lie inside the allocation.
-    // Under AddressSanitizer they, and the unused rest of the allocation, are poisoned too.
-    void write_shared_guards(std::size_t bytes) {
+    // Under AddressSanitizer they, and the unused rest of the allocation, are poisoned too;
+    // what an earlier block left poisoned (one that failed is never checked) is cleared first.
+    void prepare_dynamic_shared(std::size_t bytes) {
+        ensure_dynamic_shared(bytes);
+        asan::unpoison(dynamic_shared - kSharedGuardFront, kSharedGuardFront + dynamic_shared_capacity + kSharedGuardBack);
+        // Poison: shared memory is not initialised on a GPU either; all-ones is NaN / -1.
+        std::memset(dynamic_shared, 0xFF, bytes);
         std::memset(dynamic_shared - kSharedGuardFront, kSharedGuardByte, kSharedGuardFront);
         std::memset(dynamic_shared + bytes, kSharedGuardByte, kSharedGuardBack);
         asan::poison(dynamic_shared - kSharedGuardFront, kSharedGuardFront);
@@ -515,20 +546,12 @@ struct Worker {
     // The lowest byte of the guards that a block wrote, as an offset from the start of its
     // dynamic shared memory (negative: below it); 0 when both are intact.
     std::ptrdiff_t shared_guard_hit(std::size_t bytes) const {
-        static const std::array<unsigned char, kSharedGuardBack> intact = [] {
-            std::array<unsigned char, kSharedGuardBack> a{};
-            a.fill(kSharedGuardByte);
-            return a;
-        }();
         const unsigned char* front = dynamic_shared - kSharedGuardFront;
         const unsigned char* back = dynamic_shared + bytes;
-        asan::unpoison(front, kSharedGuardFront + dynamic_shared_capacity + kSharedGuardBack);
-        if (std::memcmp(front, intact.data(), kSharedGuardFront) == 0 && std::memcmp(back, intact.data(), kSharedGuardBack) == 0)
-            return 0;
-        for (std::size_t i = 0; i < kSharedGuardFront; ++i)
-            if (front[i] != kSharedGuardByte) return static_cast<std::ptrdiff_t>(i) - static_cast<std::ptrdiff_t>(kSharedGuardFront);
-        for (std::size_t i = 0; i < kSharedGuardBack; ++i)
-            if (back[i] != kSharedGuardByte) return static_cast<std::ptrdiff_t>(bytes + i);
+        if (const std::size_t i = asan::first_other_byte(front, kSharedGuardFront, kSharedGuardByte); i < kSharedGuardFront)
+            return static_cast<std::ptrdiff_t>(i) - static_cast<std::ptrdiff_t>(kSharedGuardFront);
+        if (const std::size_t i = asan::first_other_byte(back, kSharedGuardBack, kSharedGuardByte); i < kSharedGuardBack)
+            return static_cast<std::ptrdiff_t>(bytes + i);
         return 0;
     }
 };
@@ -538,10 +561,20 @@ Worker& worker() {
     return w;
 }
 
+// The reports of the launch whose block this OS thread runs; null between blocks.
+thread_local SanitizerReports* tls_block_reports = nullptr;
+
+// Sets tls_block_reports for a block's run, and clears it however the run ends.
+struct BlockReportsScope {
+    explicit BlockReportsScope(SanitizerReports* reports) { tls_block_reports = reports; }
+    ~BlockReportsScope() { tls_block_reports = nullptr; }
+    BlockReportsScope(const BlockReportsScope&) = delete;
+    BlockReportsScope& operator=(const BlockReportsScope&) = delete;
+};
+
 #if defined(LAPERM_EMU_ASAN)
 void collect_sanitizer_report(const char* report) {
-    const Block* b = worker().block;
-    (b != nullptr ? *b->launch->reports : reports_outside_launches()).add(report);
+    (tls_block_reports != nullptr ? *tls_block_reports : reports_outside_launches()).add(report);
 }
 [[maybe_unused]] const bool sanitizer_reports_collected = (__asan_set_error_report_callback(&collect_sanitizer_report), true);
 #endif
@@ -672,12 +705,8 @@ bool schedule_setting(Schedule& schedule, std::string& error) {
 std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     const unsigned n = launch.threads_per_block;
     if (w.threads.size() < n) w.threads.resize(n);
-    if (launch.dynamic_shared_bytes > 0) {
-        w.ensure_dynamic_shared(launch.dynamic_shared_bytes);
-        // Poison: shared memory is not initialised on a GPU either; all-ones is NaN / -1.
-        std::memset(w.dynamic_shared, 0xFF, launch.dynamic_shared_bytes);
-        w.write_shared_guards(launch.dynamic_shared_bytes);
-    }
+    BlockReportsScope reports_scope(launch.reports);
+    if (launch.dynamic_shared_bytes > 0) w.prepare_dynamic_shared(launch.dynamic_shared_bytes);
 
     Block block;
     block.launch = &launch;
@@ -697,9 +726,13 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
     // Stacks are handed out when a thread first runs and taken back when it ends, so a kernel
     // without barriers runs every thread on the same (cache-hot) stack. A block that ended in
     // an error left fibers holding stacks: take them all back.
+    // Their frames stay poisoned under AddressSanitizer (those fibers never returned).
     if (w.free_stacks.size() != w.stacks.size()) {
         w.free_stacks.clear();
-        for (int s = 0; s < static_cast<int>(w.stacks.size()); ++s) w.free_stacks.push_back(s);
+        for (int s = 0; s < static_cast<int>(w.stacks.size()); ++s) {
+            w.free_stacks.push_back(s);
+            asan::unpoison(w.stacks[static_cast<std::size_t>(s)].base, w.stacks[static_cast<std::size_t>(s)].bytes);
+        }
     }
 
     w.block = &block;
@@ -721,7 +754,6 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
             if (t.stack < 0) {
                 t.stack = w.take_stack();
                 const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
-                asan::unpoison(st.base, st.bytes);  // frames of a fiber that never ended (a failed block) stay poisoned
                 write_canary(st);  // a neighbour's overflow may have hit it while it was free
                 prepare_context(t.context, st.base, st.bytes, &fiber_main);
             }
@@ -1128,10 +1160,12 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
                            "library call since the previous launch wrote it)",
                            name, gridX, gridY, gridZ, blockX, blockY, blockZ, bytes, reinterpret_cast<void*>(base), at, at - bytes);
         std::string report = reports.take();
-        if (report.empty()) report = reports_outside_launches().take();
+        const char* what = "an access outside its memory";
+        if (report.empty() && !(report = reports_outside_launches().take()).empty())
+            what = "an access outside device memory by no kernel (a host-side call since an earlier launch, on any thread), charged to this launch";
         if (!report.empty())
-            error = (error.empty() ? format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): an access outside its memory",
-                                            name, gridX, gridY, gridZ, blockX, blockY, blockZ)
+            error = (error.empty() ? format("kernel '%s' (grid (%u,%u,%u), block (%u,%u,%u)): %s",
+                                            name, gridX, gridY, gridZ, blockX, blockY, blockZ, what)
                                    : error) +
                     "; AddressSanitizer:\n" + report;
         if (!error.empty()) return fail_call(std::move(error));
