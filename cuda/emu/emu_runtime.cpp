@@ -801,6 +801,11 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
 }
 
 unsigned worker_threads_setting(std::uint64_t blocks) {
+#if defined(LAPERM_EMU_ASAN)
+    // Static shared arrays are plain statics in this build (laperm/device.cuh): one block at a time.
+    (void)blocks;
+    return 1;
+#endif
     const char* s = std::getenv("LAPERM_EMU_THREADS");
     long v = s != nullptr ? std::strtol(s, nullptr, 10) : 1;
     if (v < 1) v = 1;
@@ -1151,6 +1156,11 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
         SanitizerReports reports;
         Launch launch{k, args, dim3{gridX, gridY, gridZ}, dim3{blockX, blockY, blockZ},
                       static_cast<unsigned>(threads), dynamicSharedBytes, schedule, &reports};
+#if defined(LAPERM_EMU_ASAN)
+        // Static shared arrays are plain statics in this build (laperm/device.cuh): one launch at a time.
+        static std::mutex one_launch_at_a_time;
+        std::lock_guard serial(one_launch_at_a_time);
+#endif
         std::string error = run_grid(launch);
         // Also after a failed launch: a guard it broke must not be blamed on the next one.
         const auto [base, bytes, at] = buffer_table().repair_guards();

@@ -25,6 +25,7 @@ LP_EMU_REGISTER(test_bad_lane_divergent_barrier)
 LP_EMU_REGISTER(test_bad_stack_overflow)
 LP_EMU_REGISTER(test_bad_shared_underflow)
 LP_EMU_REGISTER(test_read_past_end)
+LP_EMU_REGISTER(test_bad_static_shared_overrun)
 LP_EMU_REGISTER(test_racy_neighbour)
 LP_EMU_REGISTER(test_racy_blocks)
 
@@ -336,6 +337,14 @@ void errors() {
             expect_failure("test_read_past_end", rc, {"AddressSanitizer", "READ of size 4", "test_kernels.cu"});
         else
             LP_CHECK(rc == 0, "read past the end without a sanitizer: %s", laperm_emu_last_error());
+    }
+    // A write past a static __shared__ array (33 threads, 32 slots): the AddressSanitizer build
+    // only (where the array is a global with redzones; see laperm/device.cuh).
+    if (std::string_view(laperm_emu_sanitizers()) == "address") {
+        DeviceBuffer<int> slots(33);
+        expect_failure("test_bad_static_shared_overrun",
+                       launch("test_bad_static_shared_overrun", 1, 1, 1, 33, 1, 1, 0, slots.ptr()),
+                       {"AddressSanitizer", "WRITE of size 4", "test_kernels.cu", "slots"});
     }
 
     // Pointer arguments outside registered buffers; null is allowed.

@@ -202,6 +202,16 @@ extern "C" __global__ void test_read_past_end(const int* in, int* out) {
     out[threadIdx.x] = in[threadIdx.x];
 }
 
+// 32 ints of static shared memory, one per thread: launched with more than 32 threads, the
+// last ones write past the array (only the AddressSanitizer build sees that; elsewhere it
+// would overwrite the emulator's other thread-local data, so the test launches it there only).
+extern "C" __global__ void test_bad_static_shared_overrun(int* out) {
+    __shared__ int slots[32];
+    slots[threadIdx.x] = (int)threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = slots[threadIdx.x];
+}
+
 // ---- races the default schedule hides (LAPERM_EMU_SCHEDULE exposes them) ----
 
 // Thread t reads what thread t-1 wrote, with no barrier in between: right only when t-1 runs

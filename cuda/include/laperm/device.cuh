@@ -264,7 +264,22 @@ LP_D float max(float a, float b) { return fmaxf(a, b); }
 // block on one OS thread, and one block at a time per OS thread, so a `static thread_local`
 // is exactly shared by the block's threads and never seen by a block running concurrently.
 // Like real shared memory it is NOT cleared between blocks: initialise it before reading.
+// In the emulator's AddressSanitizer build (LAPERM_EMU_SANITIZE) it is a plain `static`:
+// thread-local storage has no redzones and globals do, so an overrun of a static shared
+// array is reported there. That build runs one launch at a time and its blocks one after
+// another on one OS thread (emu_runtime.cpp), so the one copy still serves one block at a time.
+#if defined(__SANITIZE_ADDRESS__)
+#define LP_SHARED_PLAIN_STATIC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LP_SHARED_PLAIN_STATIC 1
+#endif
+#endif
+#if defined(LP_SHARED_PLAIN_STATIC)
+#define __shared__ static
+#else
 #define __shared__ static thread_local
+#endif
 #define __forceinline__ inline __attribute__((always_inline))
 // (not __noinline__: the C++ standard library spells __attribute__((__noinline__)).)
 #define LP_NOINLINE __attribute__((noinline))
