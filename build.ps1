@@ -244,7 +244,7 @@ function Build-SanitizedEmulator {
     if ($code -ne 0) { throw "building $relative failed (exit code $code)" }
     $library = Join-Path $SanitizedBuildDir 'liblaperm_emu.so'
     $runtime = & ldd $library 2>$null | ForEach-Object {
-        if ("$_" -match '^\s*lib(asan|clang_rt\.asan)\S*\s+=>\s+(\S+)') { $Matches[2] }
+        if ("$_" -match '^\s*lib(asan|clang_rt\.asan)\S*\s+=>\s+(/\S+)') { $Matches[2] }   # not "=> not found"
     } | Select-Object -First 1
     if (-not $runtime) { throw "ldd finds no AddressSanitizer runtime linked into $relative/liblaperm_emu.so" }
     $options = (Get-Content (Join-Path $SanitizedBuildDir 'asan-options.txt') -Raw).Trim()

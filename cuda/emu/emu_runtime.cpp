@@ -3,7 +3,8 @@
 // Design (details in cuda/README.md, "The emulator"):
 //  - Blocks run one after another on the calling OS thread (deterministic). Optionally
 //    LAPERM_EMU_THREADS=N spreads blocks over N OS threads (results of float atomics may
-//    then depend on timing, as on a GPU).
+//    then depend on timing, as on a GPU); not in the AddressSanitizer build, which also runs
+//    one launch at a time (its static shared arrays are plain statics: laperm/device.cuh).
 //  - The threads of a block are fibers with small pooled stacks. A fiber runs until it
 //    reaches a barrier, a warp-synchronous operation or its end, then yields to the block
 //    scheduler, which resumes runnable fibers round-robin in thread order. No preemption,
@@ -1116,6 +1117,11 @@ LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel) {
 LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsigned gridY, unsigned gridZ,
                                         unsigned blockX, unsigned blockY, unsigned blockZ,
                                         unsigned dynamicSharedBytes, void** args) {
+    // A kernel has no way to launch (no dynamic parallelism here): a call from inside one would
+    // replace its OS thread's block state while it runs (and wait forever for the launch lock
+    // of the AddressSanitizer build).
+    if (tls_current_thread != nullptr)
+        return fail_call(format("laperm_emu_launch('%s') was called from inside a kernel", kernel ? kernel : "(null)"));
     try {
         const KernelEntry* k = find_kernel(kernel);
         if (k == nullptr) return fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));

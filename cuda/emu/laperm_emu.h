@@ -63,9 +63,10 @@ LAPERM_EMU_EXPORT int laperm_emu_guard_buffer(void* base, size_t guard);
 
 /* The sanitizers the library was built with: "address" (CMake LAPERM_EMU_SANITIZE=ON; run with
  * the AddressSanitizer runtime preloaded and the ASAN_OPTIONS of the build's asan-options.txt:
- * a kernel's read or write outside its device buffers or its dynamic shared memory is reported
- * at the access and fails the launch, naming the source line) or "" (writes past a buffer's
- * guarded end are found after the launch; reads, and writes before a buffer, are not seen). */
+ * a kernel's read or write outside its device buffers, its dynamic shared memory or a static
+ * shared array is reported at the access and fails the launch, naming the source line; launches
+ * run one at a time) or "" (writes past a buffer's guarded end are found after the launch;
+ * reads, writes before a buffer and static shared overruns are not seen). */
 LAPERM_EMU_EXPORT const char* laperm_emu_sanitizers(void);
 
 #ifdef __cplusplus

@@ -56,8 +56,8 @@ public sealed unsafe class EmulatorLibrary
 
     /// <summary>
     /// The sanitizers the library was built with: "address" (a kernel's read or write outside its
-    /// buffers or its dynamic shared memory fails the launch; `build.ps1 test` runs the kernel tests
-    /// with it once) or empty.
+    /// buffers, its dynamic shared memory or a static shared array fails the launch; `build.ps1 test`
+    /// runs the kernel tests with it once) or empty.
     /// </summary>
     public string Sanitizers => _sanitizers == null ? "" : Marshal.PtrToStringUTF8((nint)_sanitizers()) ?? "";
 
