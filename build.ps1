@@ -254,9 +254,9 @@ function Build-SanitizedEmulator {
 function Invoke-SanitizedEmulatorTests {
     <#
       The emulator's C++ tests and the kernel tests once more, on the emulator built with
-      AddressSanitizer: a kernel that reads or writes outside its buffers or its dynamic
-      shared memory fails its launch there (the plain emulator sees only writes past a
-      buffer's end). The built-in model runs are left out: they repeat the kernels the op
+      AddressSanitizer: a kernel that reads or writes outside its buffers, its dynamic
+      shared memory or a static shared array fails its launch there (the plain emulator sees
+      only writes past a buffer's end and just around its dynamic shared memory). The built-in model runs are left out: they repeat the kernels the op
       tests cover at model shapes and take four times as long under the sanitizer. Returns
       the counts (one skipped test when the sanitizer is not available here, one failed test
       when its build fails).

@@ -275,7 +275,6 @@ BufferTable& buffer_table() {
     return t;
 }
 
-
 // ---------------------------------------------------------------------------------------
 // Errors.
 // ---------------------------------------------------------------------------------------
@@ -806,12 +805,13 @@ unsigned worker_threads_setting(std::uint64_t blocks) {
     // Static shared arrays are plain statics in this build (laperm/device.cuh): one block at a time.
     (void)blocks;
     return 1;
-#endif
+#else
     const char* s = std::getenv("LAPERM_EMU_THREADS");
     long v = s != nullptr ? std::strtol(s, nullptr, 10) : 1;
     if (v < 1) v = 1;
     if (v > 256) v = 256;
     return static_cast<unsigned>(std::min<std::uint64_t>(static_cast<std::uint64_t>(v), blocks));
+#endif
 }
 
 uint3 block_index(const dim3& grid, std::uint64_t linear) {
@@ -1047,7 +1047,16 @@ LP_EMU_API std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, 
     return t.result;
 }
 
-LP_EMU_API unsigned char* dynamic_shared() { return worker().dynamic_shared; }
+// A launch without dynamic shared memory leaves the pointer of an earlier launch (or none) in
+// place: a kernel that uses it would read another block's leftovers or a null pointer, and on
+// a GPU scribble over whatever follows its static shared memory. Stop it here instead.
+LP_EMU_API unsigned char* dynamic_shared() {
+    Worker& w = worker();
+    if (w.block->launch->dynamic_shared_bytes == 0)
+        abort_thread(w, *w.running, thread_name(w.running->view) +
+                                        " uses dynamic shared memory, but the launch gave it 0 bytes (the host-side size is missing)");
+    return w.dynamic_shared;
+}
 
 }  // namespace lp_emu
 

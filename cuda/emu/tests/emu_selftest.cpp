@@ -215,6 +215,13 @@ void dynamic_shared_and_limits() {
         for (unsigned t = 0; t < block; ++t)
             LP_CHECK(out[block + t] == in[2 * block - 1 - t], "reverse after a failed block %u", t);
 
+    // No dynamic shared memory at all for a kernel that uses it (the host forgot the size).
+    rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 0, in.ptr(), out.ptr());
+    e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "test_dynamic_shared") && contains(e, "uses dynamic shared memory, but the launch gave it 0 bytes") &&
+                 contains(e, "thread ("),   // which thread gets there first depends on the schedule
+             "dynamic shared memory without a size: rc %d, '%s'", rc, e.c_str());
+
     // Over the default 48 KiB: refused with the kernel's name.
     rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 48 * 1024 + 4, in.ptr(), out.ptr());
     e = laperm_emu_last_error();
