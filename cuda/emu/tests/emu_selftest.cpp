@@ -7,6 +7,7 @@
 #include "test_support.h"
 
 #include <string_view>
+#include <thread>
 
 LP_EMU_REGISTER(test_divergent_barrier)
 LP_EMU_REGISTER(test_barrier_loop)
@@ -58,6 +59,34 @@ void barrier_loop() {
         int expected = static_cast<int>(block * (block + 1) / 2);
         LP_CHECK(out[0] == expected && out[1] == expected, "block %u: %d %d != %d", block, out[0], out[1], expected);
     }
+}
+
+// Launches from several OS threads at once, as the .NET tests make them: a block's static shared
+// array must be its own for the block's run. The plain build keeps one copy per OS thread
+// (thread_local), the AddressSanitizer build one plain static and runs one launch at a time
+// (without that, these sums come out wrong there).
+void concurrent_launches() {
+    constexpr int kThreads = 4, kLaunches = 25, kBlocks = 8;
+    std::vector<int> wrong(kThreads, 0), failed(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i)
+        threads.emplace_back([i, &wrong, &failed] {
+            const unsigned block = 64u << i;   // 64, 128, 256, 512 threads: different sums per OS thread
+            const int expected = static_cast<int>(block * (block + 1) / 2);
+            DeviceBuffer<int> out(kBlocks);
+            for (int l = 0; l < kLaunches; ++l) {
+                if (launch("test_barrier_loop", kBlocks, 1, 1, block, 1, 1, 0, out.ptr()) != 0) {
+                    ++failed[static_cast<std::size_t>(i)];
+                    continue;
+                }
+                for (int b = 0; b < kBlocks; ++b)
+                    if (out[static_cast<std::size_t>(b)] != expected) ++wrong[static_cast<std::size_t>(i)];
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < kThreads; ++i)
+        LP_CHECK(wrong[static_cast<std::size_t>(i)] == 0 && failed[static_cast<std::size_t>(i)] == 0,
+                 "OS thread %d: %d wrong block sums, %d failed launches", i, wrong[static_cast<std::size_t>(i)], failed[static_cast<std::size_t>(i)]);
 }
 
 // Reference shuffle: PTX shfl.sync with c = ((32 - width) << 8) | clamp.
@@ -441,6 +470,7 @@ int main() {
     registry_and_buffers();
     divergent_barrier();
     barrier_loop();
+    concurrent_launches();
     shuffles();
     warp_sum_2d();
     ids();
