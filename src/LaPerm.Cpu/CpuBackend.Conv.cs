@@ -30,20 +30,6 @@ public sealed partial class CpuBackend
     /// </summary>
     internal int ColumnBudget { get; set; } = 1 << 17;
 
-    private static void CheckGeometry(ConvGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        if (g.Batch <= 0 || g.InChannels <= 0 || g.OutChannels <= 0 || g.KernelHeight <= 0 || g.KernelWidth <= 0 ||
-            g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 || g.PadTop < 0 || g.PadLeft < 0)
-            throw new ArgumentException($"invalid convolution geometry {g}");
-        // ConvGeometry's lengths are ints: a geometry whose tensors do not fit one would pass the
-        // tensor-length checks with a wrapped value and send the raw-pointer kernels out of bounds.
-        long input = (long)g.Batch * g.InChannels * g.InHeight * g.InWidth, output = (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth;
-        long weights = (long)g.OutChannels * g.InChannels * g.KernelHeight * g.KernelWidth;
-        if (input > int.MaxValue || output > int.MaxValue || weights > int.MaxValue)
-            throw new ArgumentException($"convolution {g} has a tensor of more than {int.MaxValue:N0} elements ({input:N0} in, {output:N0} out, {weights:N0} weights)");
-    }
-
     /// <summary>
     /// Images per data-gradient group: as many as <see cref="ColumnBudget"/> allows, but at most an
     /// eighth of the batch, so that the threads have groups to share (the grouping never shows in
@@ -60,7 +46,7 @@ public sealed partial class CpuBackend
 
     public void ConvForward(ConvGeometry g, Tensor<float> x, Tensor<float> w, Tensor<float> y)
     {
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var yData = Data(y, nameof(y), g.OutputLength);
@@ -130,7 +116,7 @@ public sealed partial class CpuBackend
 
     public unsafe void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
     {
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var wData = Data(w, nameof(w), g.WeightLength);
         var dxData = Data(dx, nameof(dx), g.InputLength);
@@ -170,7 +156,7 @@ public sealed partial class CpuBackend
 
     public unsafe void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
     {
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         var xData = Data(x, nameof(x), g.InputLength);
         var dyData = Data(dy, nameof(dy), g.OutputLength);
         var dwData = Data(dw, nameof(dw), g.WeightLength);

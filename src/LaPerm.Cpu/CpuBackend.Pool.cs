@@ -6,17 +6,9 @@ namespace LaPerm.Cpu;
 // touches lie in the same plane, so backward accumulation has one writer per plane.
 public sealed partial class CpuBackend
 {
-    private static void CheckGeometry(PoolGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        if (g.Batch <= 0 || g.Channels <= 0 || g.Window <= 0 || g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 ||
-            (g.OutHeight - 1) * g.Stride + g.Window > g.InHeight || (g.OutWidth - 1) * g.Stride + g.Window > g.InWidth)
-            throw new ArgumentException($"invalid pooling geometry {g}");
-    }
-
     public void MaxPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<int> argmax)
     {
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         int planes = g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         var xData = Data(x, nameof(x), (long)planes * inPlane);
         var yData = Data(y, nameof(y), (long)planes * outPlane);
@@ -59,7 +51,7 @@ public sealed partial class CpuBackend
     /// <summary>Reads argmax only (x and y are for library poolings).</summary>
     public void MaxPoolBackward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
     {
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         int planes = g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         var dyData = Data(dy, nameof(dy), (long)planes * outPlane);
         var argmaxData = Data(argmax, nameof(argmax), (long)planes * outPlane);
@@ -80,7 +72,7 @@ public sealed partial class CpuBackend
 
     public void AvgPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y)
     {
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         int planes = g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         var xData = Data(x, nameof(x), (long)planes * inPlane);
         var yData = Data(y, nameof(y), (long)planes * outPlane);
@@ -107,7 +99,7 @@ public sealed partial class CpuBackend
 
     public void AvgPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<float> dx)
     {
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         int planes = g.Batch * g.Channels, inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
         var dyData = Data(dy, nameof(dy), (long)planes * outPlane);
         var dxData = Data(dx, nameof(dx), (long)planes * inPlane);

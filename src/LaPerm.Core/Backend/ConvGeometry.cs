@@ -40,6 +40,24 @@ public sealed record ConvGeometry(
     }
 
     public ConvGeometry WithBatch(int batch) => this with { Batch = batch };
+
+    /// <summary>
+    /// What every backend checks before it convolves: positive sizes, non-negative padding, and
+    /// tensors that fit the int lengths below (a wrapped length would pass a backend's tensor-length
+    /// checks and send its raw-pointer kernels out of bounds).
+    /// </summary>
+    public static void Validate(ConvGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        if (g.Batch <= 0 || g.InChannels <= 0 || g.OutChannels <= 0 || g.KernelHeight <= 0 || g.KernelWidth <= 0 ||
+            g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 || g.PadTop < 0 || g.PadLeft < 0)
+            throw new ArgumentException($"invalid convolution geometry {g}");
+        long input = (long)g.Batch * g.InChannels * g.InHeight * g.InWidth, output = (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth;
+        long weights = (long)g.OutChannels * g.InChannels * g.KernelHeight * g.KernelWidth;
+        if (input > int.MaxValue || output > int.MaxValue || weights > int.MaxValue)
+            throw new ArgumentException($"convolution {g} has a tensor of more than {int.MaxValue:N0} elements ({input:N0} in, {output:N0} out, {weights:N0} weights)");
+    }
+
     public int InputLength => Batch * InChannels * InHeight * InWidth;
     public int OutputLength => Batch * OutChannels * OutHeight * OutWidth;
     public int WeightLength => OutChannels * InChannels * KernelHeight * KernelWidth;
@@ -57,4 +75,13 @@ public sealed record PoolGeometry(int Batch, int Channels, int InHeight, int InW
         return new PoolGeometry(batch, channels, inH, inW, window, stride, outH, outW);
     }
     public PoolGeometry WithBatch(int batch) => this with { Batch = batch };
+
+    /// <summary>What every backend checks before it pools: positive sizes and every window inside the input.</summary>
+    public static void Validate(PoolGeometry g)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        if (g.Batch <= 0 || g.Channels <= 0 || g.Window <= 0 || g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 ||
+            (g.OutHeight - 1) * g.Stride + g.Window > g.InHeight || (g.OutWidth - 1) * g.Stride + g.Window > g.InWidth)
+            throw new ArgumentException($"invalid pooling geometry {g}");
+    }
 }

@@ -10,19 +10,6 @@ namespace LaPerm.Cuda.Backend;
 // With CudnnScope.Convolution, cuDNN runs every geometry it can (CudaBackend.Cudnn.cs).
 public sealed partial class CudaBackend
 {
-    private static void CheckGeometry(ConvGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        if (g.Batch <= 0 || g.InChannels <= 0 || g.OutChannels <= 0 || g.KernelHeight <= 0 || g.KernelWidth <= 0 ||
-            g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 || g.PadTop < 0 || g.PadLeft < 0)
-            throw new ArgumentException($"invalid convolution geometry {g}");
-        // ConvGeometry's lengths are ints: refuse a geometry whose tensors would wrap them.
-        long input = (long)g.Batch * g.InChannels * g.InHeight * g.InWidth, output = (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth;
-        long weights = (long)g.OutChannels * g.InChannels * g.KernelHeight * g.KernelWidth;
-        if (input > int.MaxValue || output > int.MaxValue || weights > int.MaxValue)
-            throw new ArgumentException($"convolution {g} has a tensor of more than {int.MaxValue:N0} elements ({input:N0} in, {output:N0} out, {weights:N0} weights)");
-    }
-
     private int GroupSize(ConvGeometry g)
     {
         long perImage = (long)g.InChannels * g.KernelHeight * g.KernelWidth * g.OutHeight * g.OutWidth;
@@ -34,7 +21,7 @@ public sealed partial class CudaBackend
     public void ConvForward(ConvGeometry g, Tensor<float> x, Tensor<float> w, Tensor<float> y)
     {
         Begin();
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         ulong pX = Pointer(x, nameof(x), g.InputLength), pW = Pointer(w, nameof(w), g.WeightLength), pY = Pointer(y, nameof(y), g.OutputLength);
         if (TryCudnnConvolution(ConvolutionDirection.Forward, g, x, w, y)) return;
         var (k, p) = Sizes(g);
@@ -56,7 +43,7 @@ public sealed partial class CudaBackend
     public void ConvBackwardData(ConvGeometry g, Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
     {
         Begin();
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         ulong pDy = Pointer(dy, nameof(dy), g.OutputLength), pW = Pointer(w, nameof(w), g.WeightLength), pDx = Pointer(dx, nameof(dx), g.InputLength);
         if (TryCudnnConvolution(ConvolutionDirection.BackwardData, g, dy, w, dx)) return;
         var (k, p) = Sizes(g);
@@ -79,7 +66,7 @@ public sealed partial class CudaBackend
     public void ConvBackwardFilter(ConvGeometry g, Tensor<float> x, Tensor<float> dy, Tensor<float> dw)
     {
         Begin();
-        CheckGeometry(g);
+        ConvGeometry.Validate(g);
         ulong pX = Pointer(x, nameof(x), g.InputLength), pDy = Pointer(dy, nameof(dy), g.OutputLength), pDw = Pointer(dw, nameof(dw), g.WeightLength);
         if (TryCudnnConvolution(ConvolutionDirection.BackwardFilter, g, x, dy, dw)) return;
         var (k, p) = Sizes(g);

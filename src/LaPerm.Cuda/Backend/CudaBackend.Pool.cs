@@ -8,14 +8,6 @@ namespace LaPerm.Cuda.Backend;
 // with CudnnScope.Pooling, cuDNN (which finds the maxima again from x and y, so argmax is unused).
 public sealed partial class CudaBackend
 {
-    private static void CheckGeometry(PoolGeometry g)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        if (g.Batch <= 0 || g.Channels <= 0 || g.Window <= 0 || g.Stride <= 0 || g.OutHeight <= 0 || g.OutWidth <= 0 ||
-            (g.OutHeight - 1) * g.Stride + g.Window > g.InHeight || (g.OutWidth - 1) * g.Stride + g.Window > g.InWidth)
-            throw new ArgumentException($"invalid pooling geometry {g}");
-    }
-
     private static (long Inputs, long Outputs) Extents(PoolGeometry g)
     {
         long planes = (long)g.Batch * g.Channels;
@@ -25,7 +17,7 @@ public sealed partial class CudaBackend
     public void MaxPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<int> argmax)
     {
         Begin();
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         var (inputs, outputs) = Extents(g);
         ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs), pArgmax = Pointer(argmax, nameof(argmax), outputs);
         if (TryCudnnPoolingForward(PoolingWindow.From(g, CudnnPoolingMode.MaxDeterministic), x, y)) return;
@@ -35,7 +27,7 @@ public sealed partial class CudaBackend
     public void MaxPoolBackward(PoolGeometry g, Tensor<float> x, Tensor<float> y, Tensor<float> dy, Tensor<int> argmax, Tensor<float> dx)
     {
         Begin();
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         var (inputs, outputs) = Extents(g);
         Pointer(x, nameof(x), inputs);
         Pointer(y, nameof(y), outputs);
@@ -47,7 +39,7 @@ public sealed partial class CudaBackend
     public void AvgPoolForward(PoolGeometry g, Tensor<float> x, Tensor<float> y)
     {
         Begin();
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         var (inputs, outputs) = Extents(g);
         ulong pX = Pointer(x, nameof(x), inputs), pY = Pointer(y, nameof(y), outputs);
         if (TryCudnnPoolingForward(PoolingWindow.From(g, CudnnPoolingMode.Average), x, y)) return;
@@ -57,7 +49,7 @@ public sealed partial class CudaBackend
     public void AvgPoolBackward(PoolGeometry g, Tensor<float> dy, Tensor<float> dx)
     {
         Begin();
-        CheckGeometry(g);
+        PoolGeometry.Validate(g);
         var (inputs, outputs) = Extents(g);
         ulong pDy = Pointer(dy, nameof(dy), outputs), pDx = Pointer(dx, nameof(dx), inputs);
         // An average's gradient depends on neither x nor y, which cuDNN's call still takes: dx and dy stand in.

@@ -151,4 +151,23 @@ public sealed class ModelDefinitionTests
         var g = ConvGeometry.Create(1, 32, 24, 24, 32, 5, 5, 2, true);
         Assert.Equal((12, 12, 1, 1), (g.OutHeight, g.OutWidth, g.PadTop, g.PadLeft));
     }
+
+    [Fact]
+    public void GeometriesThatNoBackendCanRunAreRefused()
+    {
+        var good = ConvGeometry.Create(2, 3, 8, 8, 4, 3, 3, 1, false);
+        ConvGeometry.Validate(good);
+        Assert.Contains("invalid convolution geometry", Assert.Throws<ArgumentException>(() => ConvGeometry.Validate(good with { PadTop = -1 })).Message, StringComparison.Ordinal);
+        Assert.Contains("invalid convolution geometry", Assert.Throws<ArgumentException>(() => ConvGeometry.Validate(good with { Stride = 0 })).Message, StringComparison.Ordinal);
+        // 70,000 images of 3x128x128 is 3.4 billion inputs: InputLength would wrap to a negative int.
+        var huge = ConvGeometry.Create(70_000, 3, 128, 128, 4, 3, 3, 1, true);
+        Assert.Contains("more than 2,147,483,647 elements (3,440,640,000 in", Assert.Throws<ArgumentException>(() => ConvGeometry.Validate(huge)).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentNullException>(() => ConvGeometry.Validate(null!));
+
+        var pool = PoolGeometry.Create(2, 3, 8, 8, 2, 2);
+        PoolGeometry.Validate(pool);
+        // A window past the input's edge (a hand-built geometry: Create would refuse it).
+        Assert.Contains("invalid pooling geometry", Assert.Throws<ArgumentException>(() => PoolGeometry.Validate(pool with { OutHeight = 5 })).Message, StringComparison.Ordinal);
+        Assert.Contains("invalid pooling geometry", Assert.Throws<ArgumentException>(() => PoolGeometry.Validate(pool with { Channels = 0 })).Message, StringComparison.Ordinal);
+    }
 }
