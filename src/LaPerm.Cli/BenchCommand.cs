@@ -16,8 +16,8 @@ internal static class BenchCommand
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
-        laperm bench sync [--model conv7] [--repeat R] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
-            time of one full LaPerm sync of every tensor (median of R); on cuda/emu --reconnect-variant
+        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
+            time of one full LaPerm sync of every tensor (median of N); on cuda/emu --reconnect-variant
             picks the reconnection kernels (0 the dispatcher, default; see bench reconnect).
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
@@ -37,7 +37,7 @@ internal static class BenchCommand
         var common = new[] { "--model", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" };
         var a = args[0] == "train"
             ? new Arguments(args[1..], new HashSet<string>([.. common, "--batch", "--steps", "--windows"]), new HashSet<string> { "--no-graphs" }, "bench train")
-            : new Arguments(args[1..], new HashSet<string>([.. common, "--repeat", "--reconnect-variant"]), new HashSet<string>(), "bench sync");
+            : new Arguments(args[1..], new HashSet<string>([.. common, "--samples", "--reconnect-variant"]), new HashSet<string>(), "bench sync");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
         var inv = CultureInfo.InvariantCulture;
@@ -65,13 +65,13 @@ internal static class BenchCommand
         else
         {
             var model = new ModelDefinition(Backends.ResolveModel(a.String("--model") ?? "conv7"));
-            int repeat = a.Int("--repeat", 1) ?? 21;
+            int samples = a.Int("--samples", 1) ?? 21;
             using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
             Note(a, backend, stdout);
             using var bench = new SyncBench(model, backend);
-            var (median, samples) = bench.Measure(3, repeat);
+            var (median, times) = bench.Measure(3, samples);
             stdout.WriteLine(string.Create(inv,
-                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {repeat}; min {samples.Min() * 1e3:F3}, max {samples.Max() * 1e3:F3})"));
+                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {samples}; min {times.Min() * 1e3:F3}, max {times.Max() * 1e3:F3})"));
         }
         return 0;
     }

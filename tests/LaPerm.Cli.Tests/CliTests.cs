@@ -382,12 +382,12 @@ public sealed class CliTests : IDisposable
     {
         // bench train and sync ignored GPU flags on the cpu in silence, and timed the emulator as if it were a GPU.
         var sync = new StringWriter();
-        Assert.Equal(0, CommandLine.Run(["bench", "sync", "--model", "f1", "--repeat", "3", "--device", "cpu", "--math", "tf32", "--reconnect-variant", "2"], sync, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run(["bench", "sync", "--model", "f1", "--samples", "3", "--device", "cpu", "--math", "tf32", "--reconnect-variant", "2"], sync, TextWriter.Null));
         Assert.Contains("laperm: warning: --math, --reconnect-variant apply to the GPU backends", sync.ToString(), StringComparison.Ordinal);
         var train = new StringWriter();
         Assert.Equal(0, CommandLine.Run(["bench", "train", "--model", "f1", "--device", "emu", "--steps", "3", "--windows", "1", "--batch", "32"], train, TextWriter.Null));
         Assert.Contains("its timings say nothing about a GPU", train.ToString(), StringComparison.Ordinal);
-        Assert.DoesNotContain("laperm:", Run("bench", "sync", "--model", "f1", "--repeat", "3", "--device", "cpu").Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("laperm:", Run("bench", "sync", "--model", "f1", "--samples", "3", "--device", "cpu").Out, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -466,7 +466,7 @@ public sealed class CliTests : IDisposable
     [InlineData("models", "./no-such-model")]
     [InlineData("eval", "--weights", ".")]
     [InlineData("bench", "sync", "--model", "f1", "--batch", "7")]
-    [InlineData("bench", "train", "--model", "f1", "--repeat", "3")]
+    [InlineData("bench", "train", "--model", "f1", "--samples", "3")]
     [InlineData("train", "--out", "")]
     [InlineData("train", "--lr", "--epochs", "1")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
@@ -713,14 +713,14 @@ public sealed class CliTests : IDisposable
         var (code, stdout, stderr) = Run("bench", "train", "--model", "f1", "--batch", "16", "--steps", "2", "--windows", "1", "--threads", "2");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench train f1 +batch 16 threads 2 cpu: .* images/s", stdout);
-        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "3", "--threads", "1");
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "3", "--threads", "1");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) threads 1 cpu: .* ms per full sync", stdout);
         // A forced reconnection variant names itself in the line; the dispatcher does not.
-        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu", "--reconnect-variant", "3");
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "1", "--device", "emu", "--reconnect-variant", "3");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu variant 3 \[BlockBitonic\]: .* ms per full sync", stdout);
-        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--repeat", "1", "--device", "emu");
+        (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "1", "--device", "emu");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu \[BlockBucket\]: .* ms per full sync", stdout);
     }
