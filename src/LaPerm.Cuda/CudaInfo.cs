@@ -57,14 +57,14 @@ public sealed record CudaInfoReport(
         }
         text.AppendLine(Emulator.Found
             ? $"Emulator: {EmulatorKernels.Count} kernel(s){(Emulator.Version is null ? "" : $", {Emulator.Version}")} ({Emulator.Path})"
-            : $"Emulator: unavailable: {Emulator.Problem}");
+            : $"Emulator unavailable: {Emulator.Problem}");
         text.Append($"NVTX: {(NvtxAttached ? "profiler attached" : "no profiler attached (ranges are no-ops)")}");
         return text.ToString();
     }
 
     private static string Line(LibraryInfo library) => library.Found
         ? $"{library.Name} {library.Version} ({library.Path})"
-        : $"{library.Name}: unavailable: {library.Problem}";
+        : $"{library.Name} unavailable: {library.Problem}";
 }
 
 /// <summary>Library discovery and the device report for `laperm info`.</summary>

@@ -170,7 +170,7 @@ public sealed class LibraryDiscoveryTests
         Assert.Contains("CUDA driver 13.0", text);
         Assert.Contains("GPU 0: NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB, compute capability 9.0", text);
         Assert.Contains("cuBLAS 13.0.2 (/x/libcublas.so.13)", text);
-        Assert.Contains("cuDNN: unavailable: libcudnn.so.9 not found", text);
+        Assert.Contains("cuDNN unavailable: libcudnn.so.9 not found", text);
         Assert.Contains("axpy.ptx [clang 14.0.6]: axpy_v1", text);
         Assert.DoesNotContain("CUDA unavailable", text);
     }
