@@ -26,14 +26,20 @@ internal static class ResumeArguments
         var store = new CheckpointStore(dir);
         var sources = store.Checkpoints().Select(c => Path.Combine(c.Path, RunSession.ConfigFile)).Prepend(Path.Combine(dir, RunSession.RunConfigFile));
         ResumeException? first = null;
+        string? missing = null;
         foreach (var path in sources)
         {
-            if (!File.Exists(path)) continue;
+            if (!File.Exists(path))
+            {
+                missing ??= path;
+                continue;
+            }
             try
             {
                 var (options, model) = RunConfiguration.FromJson(File.ReadAllText(path), path, dir);
-                // A configuration that could not be read is said, not passed over in silence.
+                // A configuration that could not be read, or is gone, is said, not passed over in silence.
                 if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
+                else if (missing is not null) warnings.WriteLine($"laperm: warning: '{missing}' is missing; using '{path}' instead.");
                 return (Apply(a, options), model);
             }
             catch (ResumeException e)

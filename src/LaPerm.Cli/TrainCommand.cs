@@ -137,7 +137,7 @@ internal static class TrainCommand
         {
             throw new UsageException(e.Message);
         }
-        foreach (string warning in IneffectiveFlags(a, o, backend.Name)) stdout.WriteLine($"laperm: warning: {warning}");
+        foreach (string warning in IneffectiveFlags(a, o, backend.Name, data.Train.Count)) stdout.WriteLine($"laperm: warning: {warning}");
         if (o.Out is null)
             o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         else if (!o.Checkpoints.Resume)
@@ -170,7 +170,7 @@ internal static class TrainCommand
         Trainer trainer;
         try
         {
-            long lastStep = (long)o.Epochs * ((data.Train.Count + o.Batch - 1) / o.Batch);
+            long lastStep = o.LastStep(data.Train.Count);
             trainer = new Trainer(o, model, data, backend, observer)
             {
                 Warnings = stdout, Tracer = Tracer(a, backend, lastStep, stdout), Interrupt = interrupt.Token,
@@ -229,9 +229,14 @@ internal static class TrainCommand
     }
 
     /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
-    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device)
+    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device, int trainImages)
     {
         if (Backends.IgnoredGpuFlags(a, device) is { } ignored) yield return ignored;
+        // The header and summary.json say the batch asked for; the steps take what there is.
+        if (o.Batch > trainImages)
+            yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");
+        if (o.Checkpoints.StopAfterStep is { } stop && stop > o.LastStep(trainImages))
+            yield return string.Create(CultureInfo.InvariantCulture, $"--stop-after {stop} is after the run's last step ({o.LastStep(trainImages)}); the run ends first.");
         if (!o.Reconnect)
         {
             string[] laperm = [.. new[] { "--k", "--verify-invariants", "--skip-bias", "--skip-bn", "--reconnect-variant" }.Where(a.Has)];

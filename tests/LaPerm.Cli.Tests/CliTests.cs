@@ -185,7 +185,32 @@ public sealed class CliTests : IDisposable
         Assert.True(resumed.Code == 0, resumed.Err);
         Assert.Contains("laperm: warning: run configuration", resumed.Out, StringComparison.Ordinal);
         Assert.Contains("run-config.json' is not a JSON object", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("resuming from", resumed.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("had ended", resumed.Out, StringComparison.Ordinal);
         Assert.Contains($"using '{Path.Combine(dir, "checkpoints", "step-00000004", "config.json")}' instead", resumed.Out, StringComparison.Ordinal);
+        // A deleted one too (resuming rewrote it; the run ended, so its newest checkpoint is the end's).
+        File.Delete(Path.Combine(dir, "run-config.json"));
+        resumed = Run("train", "--resume", dir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains($"laperm: warning: '{Path.Combine(dir, "run-config.json")}' is missing; using '{Path.Combine(dir, "checkpoints")}", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("(step 8, the run's last: it had ended, and its end is run again)", resumed.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ABatchLargerThanTheDataAndAStopAfterTheEndAreSaidBeforeTheRun()
+    {
+        var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "2", "--batch", "128",
+            "--stop-after", "3", "--quiet", "--threads", "1", "--out", Path.Combine(_dir.FullName, "tiny"));
+        Assert.True(r.Code == 0, r.Err);
+        string[] lines = r.Out.Split('\n');
+        Assert.Equal("laperm: warning: batch 128 is more than the 64 training images: every step trains on all 64, one step per epoch.", lines[0]);
+        Assert.Equal("laperm: warning: --stop-after 3 is after the run's last step (2); the run ends first.", lines[1]);
+        Assert.StartsWith("laperm train: f1", lines[2], StringComparison.Ordinal);
+        // Neither is said where it does not apply.
+        r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "2", "--batch", "64",
+            "--stop-after", "2", "--quiet", "--threads", "1", "--out", Path.Combine(_dir.FullName, "tiny2"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.DoesNotContain("warning", r.Out, StringComparison.Ordinal);
     }
 
     [Fact]

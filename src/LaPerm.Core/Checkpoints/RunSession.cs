@@ -118,7 +118,9 @@ public sealed class RunSession : IDisposable
                 _lastCheckpoint = _resume.Path;
                 if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
                     throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
-                _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}).");
+                // The checkpoint of a finished run's last step: nothing is left to train, and the end (final sync, final weights, summary) is done again.
+                bool ended = _resume.State.Epoch >= _options.Epochs;
+                _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}{(ended ? ", the run's last: it had ended, and its end is run again" : "")}).");
                 TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
             }
         }

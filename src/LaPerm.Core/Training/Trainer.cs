@@ -147,8 +147,8 @@ public sealed class Trainer
         using var graphs = new StepGraphs(_backend, useGraphs, Tracer, Warnings, DescribeGraphKey);
         var mode = new ForwardMode(true, o.Seed);
 
-        int stepsPerEpoch = (train.Count + o.Batch - 1) / o.Batch;
-        long totalSteps = (long)stepsPerEpoch * o.Epochs;
+        int stepsPerEpoch = o.StepsPerEpoch(train.Count);
+        long totalSteps = o.LastStep(train.Count);
         long step = 0;
         double trainSeconds = 0;
         long trainImages = 0;

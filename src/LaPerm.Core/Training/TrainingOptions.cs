@@ -80,4 +80,10 @@ public sealed record TrainingOptions
     public CheckpointOptions Checkpoints { get; init; } = CheckpointOptions.Default;
 
     public ReconnectOptions ReconnectOptions => new(SkipBias, SkipBatchNorm);
+
+    /// <summary>Steps of one epoch over <paramref name="trainImages"/> images (the last batch may be short).</summary>
+    public int StepsPerEpoch(int trainImages) => (trainImages + Batch - 1) / Batch;
+
+    /// <summary>The run's last step: <see cref="Epochs"/> epochs of <see cref="StepsPerEpoch"/>.</summary>
+    public long LastStep(int trainImages) => (long)Epochs * StepsPerEpoch(trainImages);
 }
