@@ -19,7 +19,7 @@ internal static class PlotCommand
         var a = new Arguments(rest, flags, new HashSet<string>(), "plot");
         var metrics = LoadMetrics(dir, stdout);
         var figure = RunFigures.Training(metrics);
-        var (png, svg) = FigureRenderer.Save(figure, FigurePath(a.String("--out"), Path.Combine(dir, "training")));
+        var (png, svg) = FigureRenderer.Save(figure, FigurePath(a.String("--out"), Path.Combine(dir, LaPerm.Core.Checkpoints.RunSession.TrainingFigure)));
         stdout.WriteLine($"wrote {png} and {svg}");
         return 0;
     }

@@ -1,3 +1,4 @@
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.Model;
 using LaPerm.Plots;
 
@@ -11,8 +12,9 @@ internal static class ProfileWeightsCommand
         The paper's weight-profile figure: for every kernel, each row sorted on its own and drawn
         as value against rank, all rows overlaid (at most 64 rows per panel); the initial weights
         left, the trained ones right. --initial defaults to initial.safetensors next to FILE (every
-        run writes one). --model defaults to the model recorded in FILE. Writes PATH.png and
-        PATH.svg (default: FILE without extension + .profile) and prints per layer: mean and std,
+        run writes one) or in the run of a checkpoint's FILE. --model defaults to the model recorded
+        in FILE. Writes PATH.png and PATH.svg (default: FILE without extension + .profile; for
+        RUN/checkpoints/step-N/weights.safetensors, RUN/step-N.profile) and prints per layer: mean and std,
         the mean |difference| between sorted trained and sorted initial rows, and how many rows
         are exact permutations of their initial row.
 
@@ -43,8 +45,11 @@ internal static class ProfileWeightsCommand
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);
+        // A checkpoint's figure goes beside the run's other figures: inside the checkpoint it would
+        // vanish when the checkpoint is rotated out.
         string output = PlotCommand.FigurePath(a.String("--out"),
-            Path.Combine(Path.GetDirectoryName(weights) is { Length: > 0 } dir ? dir : ".", Path.GetFileNameWithoutExtension(weights) + ".profile"));
+            CheckpointStore.Containing(weights) is var (run, checkpoint) ? Path.Combine(run, checkpoint + RunSession.ProfileFigureSuffix)
+            : Path.Combine(Path.GetDirectoryName(weights) is { Length: > 0 } dir ? dir : ".", Path.GetFileNameWithoutExtension(weights) + RunSession.ProfileFigureSuffix));
         var (png, svg) = FigureRenderer.Save(figure, output);
         bool isInitial = Path.GetFileName(weights) == "initial.safetensors";
         stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is not null ? $" against {initial}"

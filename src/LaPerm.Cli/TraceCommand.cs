@@ -33,7 +33,7 @@ internal static class TraceCommand
             return 0;
         }
         var figure = RunFigures.Trace(metrics, layer);
-        var (png, svg) = FigureRenderer.Save(figure, PlotCommand.FigurePath(a.String("--out"), Path.Combine(dir, "trace-" + RunFigures.FileSafe(layer))));
+        var (png, svg) = FigureRenderer.Save(figure, PlotCommand.FigurePath(a.String("--out"), Path.Combine(dir, LaPerm.Core.Checkpoints.RunSession.TraceFigurePrefix + RunFigures.FileSafe(layer))));
         stdout.WriteLine($"wrote {png} and {svg}");
         return 0;
     }

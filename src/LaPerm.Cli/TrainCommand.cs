@@ -141,7 +141,10 @@ internal static class TrainCommand
         if (o.Out is null)
             o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         else if (!o.Checkpoints.Resume)
+        {
+            LaPerm.Core.Checkpoints.RunSession.RefuseFileAsDirectory(o.Out);
             LaPerm.Core.Checkpoints.RunSession.RefuseUnfinishedRun(o.Out);
+        }
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");

@@ -27,6 +27,19 @@ public sealed class CheckpointStore(string runDirectory)
     public static long? StepOf(string name) =>
         name.StartsWith("step-", StringComparison.Ordinal) && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out long s) ? s : null;
 
+    /// <summary>
+    /// For a file inside a checkpoint (RUN/checkpoints/step-NNNNNNNN/FILE): the run directory and
+    /// the checkpoint's name, as <paramref name="file"/> spells them (a relative path stays relative); otherwise null.
+    /// </summary>
+    public static (string RunDirectory, string Checkpoint)? Containing(string file)
+    {
+        string? checkpoint = Path.GetDirectoryName(file), checkpoints = checkpoint is null ? null : Path.GetDirectoryName(checkpoint);
+        if (checkpoint is null || checkpoints is null || StepOf(Path.GetFileName(checkpoint)) is null
+            || Path.GetFileName(Path.GetFullPath(checkpoints)) != "checkpoints")
+            return null;
+        return (Path.GetDirectoryName(checkpoints) is { Length: > 0 } run ? run : ".", Path.GetFileName(checkpoint));
+    }
+
     /// <summary>Removes what a killed writer left behind (temporary and half-deleted checkpoints).</summary>
     public void RemoveLeftovers()
     {

@@ -141,6 +141,7 @@ public sealed class RunSession : IDisposable
     private void Lock()
     {
         string path = Path.Combine(_options.Out!, LockFile);
+        RefuseFileAsDirectory(_options.Out!);
         try
         {
             Directory.CreateDirectory(_options.Out!);
@@ -159,7 +160,24 @@ public sealed class RunSession : IDisposable
         }
         catch (IOException e)
         {
-            throw new RunStorageException($"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open: {e.Message.TrimEnd('.')}); wait for that run to end or choose another --out", e);
+            throw new RunStorageException($"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open); wait for that run to end or choose another --out", e);
+        }
+    }
+
+    /// <summary>
+    /// Throws <see cref="RunStorageException"/> when <paramref name="dir"/>, or a folder it would be
+    /// made in, is a file (the system's own error names neither). The CLI calls it before the run's header.
+    /// </summary>
+    public static void RefuseFileAsDirectory(string dir)
+    {
+        string whole = Path.TrimEndingDirectorySeparator(dir);
+        for (string? path = whole; !string.IsNullOrEmpty(path); path = Path.GetDirectoryName(path))
+        {
+            if (Directory.Exists(path)) return;
+            if (File.Exists(path))
+                throw new RunStorageException(path == whole
+                    ? $"output directory '{dir}' is a file, not a directory; choose another --out"
+                    : $"output directory '{dir}' cannot be made: '{path}' is a file, not a directory; choose another --out");
         }
     }
 
@@ -185,7 +203,7 @@ public sealed class RunSession : IDisposable
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
             }
-            var results = EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists).ToList();
+            var results = EarlierRunFiles(dir);
             if (results.Count == 0) return;
             _log?.WriteLine($"laperm: warning: '{dir}' holds {string.Join(", ", results.Select(Path.GetFileName))} of an earlier run; removing them, and {MetricsFileName} and {RunConfigFile} start over (use a new --out to keep them).");
             foreach (var path in results) File.Delete(path);
@@ -210,6 +228,21 @@ public sealed class RunSession : IDisposable
 
     /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>
     private static readonly string[] EarlierRunResults = [SummaryFile, BestWeightsFile, FinalWeightsFile];
+
+    /// <summary>
+    /// The figures `laperm plot`, `trace` and `profile-weights` write into a run directory by
+    /// default (NAME.png and NAME.svg): training, trace-LAYER, and WEIGHTS.profile (a checkpoint's
+    /// as step-NNNNNNNN.profile).
+    /// </summary>
+    public const string TrainingFigure = "training", TraceFigurePrefix = "trace-", ProfileFigureSuffix = ".profile";
+
+    /// <summary>The results of an earlier run in <paramref name="dir"/>, and the figures drawn from them (stale beside a new run's metrics).</summary>
+    private static List<string> EarlierRunFiles(string dir) =>
+    [
+        .. EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists),
+        .. Directory.EnumerateFiles(dir).Where(path => Path.GetExtension(path) is ".png" or ".svg" && Path.GetFileNameWithoutExtension(path) is var stem
+            && (stem == TrainingFigure || stem.StartsWith(TraceFigurePrefix, StringComparison.Ordinal) || stem.EndsWith(ProfileFigureSuffix, StringComparison.Ordinal))).Order(StringComparer.Ordinal),
+    ];
 
     private void ProbeWritable()
     {

@@ -168,9 +168,11 @@ public sealed partial class KillAndResumeTests : IDisposable
     {
         string file = Path.Combine(_root, "file");
         File.WriteAllText(file, "x");
-        var stderr = new StringWriter();
-        Assert.Equal(CommandLine.StorageFailed, CommandLine.Run([.. TrainArgs(Path.Combine(file, "run"))], TextWriter.Null, stderr));
-        Assert.Contains("cannot be written", stderr.ToString(), StringComparison.Ordinal);
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Assert.Equal(CommandLine.StorageFailed, CommandLine.Run([.. TrainArgs(Path.Combine(file, "run"))], stdout, stderr));
+        Assert.Contains($"'{file}' is a file, not a directory", stderr.ToString(), StringComparison.Ordinal);
+        // Said before the run's header: nothing looks as if training had started.
+        Assert.DoesNotContain("laperm train:", stdout.ToString(), StringComparison.Ordinal);
     }
 
     private const int SigTerm = 15;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Xml.Linq;
 using LaPerm.Cli;
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.Model;
 using LaPerm.Plots;
 
@@ -103,6 +104,39 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.Equal((figure.Width, figure.Height), Png(png));
         var doc = Svg(Path.ChangeExtension(png, ".svg"), figure.Width, figure.Height);
         Assert.True(Paths(doc) >= 2 * (64 + 64 + 10), $"{Paths(doc)} paths");
+    }
+
+    [Fact]
+    public void ACheckpointsProfileGoesBesideTheRunAndANewRunRemovesTheEarlierRunsFigures()
+    {
+        // A copy of the reconnecting run: a new run is trained in it below.
+        string dir = Path.Combine(runs.Root, "reused");
+        foreach (var file in Directory.GetFiles(runs.LaPerm, "*", SearchOption.AllDirectories))
+        {
+            string copy = Path.Combine(dir, Path.GetRelativePath(runs.LaPerm, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.Copy(file, copy);
+        }
+        var (step, checkpoint) = new CheckpointStore(dir).Checkpoints()[0];
+        Assert.Equal(0, CommandLine.Run(["profile-weights", "--weights", Path.Combine(checkpoint, RunSession.WeightsFile)], TextWriter.Null, TextWriter.Null));
+        // Inside the checkpoint it would vanish when the checkpoint is rotated out.
+        string profile = Path.Combine(dir, CheckpointStore.NameOf(step) + ".profile");
+        Assert.True(File.Exists(profile + ".png") && File.Exists(profile + ".svg"), profile);
+        Assert.Empty(Directory.GetFiles(checkpoint, "*.png"));
+        Assert.Equal(0, CommandLine.Run(["plot", dir], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run(["trace", dir, "--layer", "dense2/kernel"], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run(["profile-weights", "--weights", Path.Combine(dir, RunSession.FinalWeightsFile)], TextWriter.Null, TextWriter.Null));
+        string[] figures = [.. new[] { "training", "trace-dense2-kernel", "final.profile", CheckpointStore.NameOf(step) + ".profile" }
+            .SelectMany(stem => new[] { stem + ".png", stem + ".svg" })];
+        Assert.All(figures, name => Assert.True(File.Exists(Path.Combine(dir, name)), name));
+        File.WriteAllText(Path.Combine(dir, "notes.png"), "the user's");
+
+        // A new run there: the earlier run's figures would sit beside its metrics as if drawn from them.
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet", "--out", dir], stdout, TextWriter.Null));
+        Assert.Contains(string.Join(", ", figures.Order(StringComparer.Ordinal)) + " of an earlier run", stdout.ToString(), StringComparison.Ordinal);
+        Assert.All(figures, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
+        Assert.Equal("the user's", File.ReadAllText(Path.Combine(dir, "notes.png")));
     }
 
     [Fact]

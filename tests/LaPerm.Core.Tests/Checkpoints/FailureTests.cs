@@ -167,8 +167,10 @@ public sealed class FailureTests
         string file = fx.Dir("a-file");
         File.WriteAllText(file, "not a directory");
         var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(Path.Combine(file, "run"))));
-        Assert.Contains("cannot be written", e.Message, StringComparison.Ordinal);
-        Assert.Contains(Path.Combine(file, "run"), e.Message, StringComparison.Ordinal);
+        Assert.Equal($"output directory '{Path.Combine(file, "run")}' cannot be made: '{file}' is a file, not a directory; choose another --out", e.Message);
+        e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(file + Path.DirectorySeparatorChar)));
+        Assert.Equal($"output directory '{file}{Path.DirectorySeparatorChar}' is a file, not a directory; choose another --out", e.Message);
+        Assert.Equal("not a directory", File.ReadAllText(file));
     }
 
     [Fact]
