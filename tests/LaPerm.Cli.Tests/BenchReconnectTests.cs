@@ -46,7 +46,9 @@ public sealed class BenchReconnectTests
         string path = Path.Combine(Path.GetTempPath(), $"laperm-bench-{Guid.NewGuid():N}.json");
         try
         {
-            Assert.Equal(0, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "8", "--shapes", "2:17", "--json", path], TextWriter.Null, TextWriter.Null));
+            var stdout = new StringWriter();
+            Assert.Equal(0, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "8", "--shapes", "2:17", "--json", path], stdout, TextWriter.Null));
+            Assert.EndsWith($"wrote {path}{Environment.NewLine}", stdout.ToString(), StringComparison.Ordinal);   // as plot and trace say what they wrote
             var row = Assert.Single(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsArray())!.AsObject();
             Assert.Equal(["shapes", "variant", "elements", "launches", "mismatches", "median_microseconds", "effective_gb_per_second", "copy_gb_per_second", "paths"],
                 row.Select(p => p.Key));

@@ -38,6 +38,7 @@ public sealed class ReconnectBench
             ? measured => WriteJson(path, measured)
             : null;
         IReadOnlyList<ReconnectBenchResult> results = new ReconnectBench().Measure(options, output, progress);
+        if (progress is not null) output.WriteLine($"wrote {options.JsonPath}");
         return results.All(r => r.Mismatches == 0) ? 0 : 1;
     }
 
