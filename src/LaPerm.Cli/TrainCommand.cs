@@ -135,7 +135,10 @@ internal static class TrainCommand
         }
         catch (ArgumentException e)
         {
-            throw new UsageException(e.Message);
+            // A preset's --keep on another model: the user gave no --keep to blame.
+            throw new UsageException(a.String("--preset") is { } preset && !a.Has("--keep") && o.Init.Keep is not null
+                ? $"{e.Message.TrimEnd('.')} (the --keep of --preset {preset}; give --keep for model '{model.Name}')."
+                : e.Message);
         }
         foreach (string warning in IneffectiveFlags(a, o, backend.Name, data.Train.Count)) stdout.WriteLine($"laperm: warning: {warning}");
         if (o.Out is null)

@@ -122,11 +122,11 @@ public static class WeightProfile
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.AppendLine(string.Create(inv, $"{"layer",-18} {"rows",6} {"row len",8} {"trained mean",13} {"std",9} {"initial mean",13} {"std",9} {"|profile diff|",15} {"permuted rows",14}"));
+        sb.AppendLine(string.Create(inv, $"{"layer",-18} {"rows",6} {"row len",8} {"trained mean",13} {"std",10} {"initial mean",13} {"std",10} {"|profile diff|",15} {"permuted rows",14}"));
         foreach (var l in summary)
         {
             sb.AppendLine(string.Create(inv,
-                $"{l.Name,-18} {l.Rows,6} {l.RowLength,8} {l.TrainedMean,13:0.000E+00} {l.TrainedStd,9:F5} {Opt(l.InitialMean, "0.000E+00"),13} {Opt(l.InitialStd, "F5"),9} {Opt(l.MeanProfileDistance, "0.000E+00"),15} {(l.PermutedRows is { } p ? $"{p}/{l.Rows}" : "-"),14}"));
+                $"{l.Name,-18} {l.Rows,6} {l.RowLength,8} {l.TrainedMean,13:0.000E+00} {l.TrainedStd,10:0.000E+00} {Opt(l.InitialMean, "0.000E+00"),13} {Opt(l.InitialStd, "0.000E+00"),10} {Opt(l.MeanProfileDistance, "0.000E+00"),15} {(l.PermutedRows is { } p ? $"{p}/{l.Rows}" : "-"),14}"));
         }
         return sb.ToString();
 

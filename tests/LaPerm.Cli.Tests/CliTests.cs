@@ -433,6 +433,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void APresetsKeepListOnAnotherModelIsBlamedOnThePreset()
+    {
+        var (code, _, stderr) = Run("train", "--preset", "f2-mnist", "--model", "f1", "--limit-train", "64", "--limit-test", "16");
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("--keep has 3 entries but model 'f1' has 1 kernel tensor; give one entry or one per kernel (the --keep of --preset f2-mnist; give --keep for model 'f1').", stderr, StringComparison.Ordinal);
+        // With --keep given, the message is about that flag alone.
+        (code, _, stderr) = Run("train", "--preset", "f2-mnist", "--model", "f1", "--keep", "1/2,1/3", "--limit-train", "64", "--limit-test", "16");
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.DoesNotContain("--preset", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AnUnfinishedRunInTheOutputDirectoryStopsANewRunBeforeItsHeader()
     {
         string dir = Path.Combine(_dir.FullName, "my run");

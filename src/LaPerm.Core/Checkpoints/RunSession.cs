@@ -199,7 +199,7 @@ public sealed class RunSession : IDisposable
             if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
             {
                 RefuseUnfinishedRun(dir);
-                _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoints of an earlier run; removing them (use --resume DIR to continue that run instead).");
+                _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")} of an earlier run; removing them (use --resume DIR to continue that run instead).");
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
             }

@@ -109,7 +109,7 @@ public static class Initializer
         if (options.Keep is { } keep)
         {
             if (keep.Count != 1 && keep.Count != kernels.Count)
-                throw new ArgumentException($"--keep has {keep.Count} entries but model '{model.Name}' has {kernels.Count} kernel tensors; give one entry or one per kernel.");
+                throw new ArgumentException($"--keep has {keep.Count} entries but model '{model.Name}' has {kernels.Count} kernel tensor{(kernels.Count == 1 ? "" : "s")}; give one entry or one per kernel.");
             if (keep.Any(k => k is < 0 or > 1 || double.IsNaN(k))) throw new ArgumentException("--keep probabilities must be in [0, 1]");
         }
     }
