@@ -52,7 +52,8 @@ internal static class TrainCommand
         --augment none|mnist|cifar|shift-flip
         --seed N  --threads N  (same seed and threads: bit-identical results)
         --eval-every N         evaluate every N steps (default or 0: right after a sync, at most ~4 times an
-                               epoch; every epoch with --no-reconnect)
+                               epoch; every epoch with --no-reconnect); a progress line of weights
+                               between syncs shows a * after its sync count
         --train-eval-size N    also evaluate on the first N training images
         --target-accuracy A    record when the test accuracy first reaches A (0.995 or 99.5%; synchronised
                                evaluations only): step, training and wall seconds in summary.json
@@ -69,7 +70,7 @@ internal static class TrainCommand
                                (`laperm bench reconnect`); every variant gives the same bits
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)
-        --quiet                no progress output
+        --quiet                no progress lines (the header, warnings and the closing line stay)
         --checkpoint-every N   also checkpoint every N steps (always: at every epoch end) in DIR/checkpoints/step-NNNNNNNN
         --keep-checkpoints K   keep the newest K checkpoints (default 3)
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
