@@ -29,12 +29,10 @@ internal static partial class ModelFileCheck
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions
-            {
-                AllowTrailingCommas = true,
-                CommentHandling = JsonCommentHandling.Skip,
-                AllowDuplicateProperties = false,
-            });
+            var options = new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
+            // A property given twice is found here, where the layer it is in can be named (the parser says only its name).
+            using (var document = JsonDocument.Parse(json, options)) RefuseDuplicates(document.RootElement, source);
+            root = JsonNode.Parse(json, documentOptions: options);
         }
         catch (JsonException e)
         {
@@ -63,7 +61,7 @@ internal static partial class ModelFileCheck
         // Only a value the serialiser could not convert is put in the file's terms; anything else
         // (a duplicate property spelled in another case, ...) keeps its own words.
         if (!e.Message.Contains("could not be converted to", StringComparison.Ordinal))
-            return e.Path is { Length: > 0 } at ? $"at {at}{Where(e, column: false)}: {Plain(e.Message)}" : $"{Plain(e.Message)}{Where(e)}";
+            return e.Path is { Length: > 0 } at ? $"at {InFileTerms(at)}{Where(e, column: false)}: {Plain(e.Message)}" : $"{Plain(e.Message)}{Where(e)}";
         // The serialiser names the target type, or for a constructor parameter the record's own
         // type: then the parameter's type is found by the property's name (the same everywhere).
         string? property = e.Path is { } p && LastName().Match(p) is { Success: true } m ? m.Groups[1].Value : null;
@@ -74,8 +72,23 @@ internal static partial class ModelFileCheck
         target ??= ConvertedTo().Match(e.Message) is { Success: true } c ? Type.GetType(c.Groups[1].Value) : null;
         string what = target is null ? Plain(e.Message) : Expected(Nullable.GetUnderlyingType(target) ?? target) ?? Plain(e.Message);
         // Line only: after a value of the wrong kind the reader's column is the one past it.
-        return e.Path is { Length: > 0 } path ? $"the value at {path}{Where(e, column: false)}: {what}" : $"{what}{Where(e, column: false)}";
+        return e.Path is { Length: > 0 } path ? $"the value of {InFileTerms(path)}{Where(e, column: false)}: {what}" : $"{what}{Where(e, column: false)}";
     }
+
+    /// <summary>
+    /// The serialiser's path in the words the other messages use, layers counted from 1:
+    /// "$.layers[2].main[0].units" -> layer 3, main layer 1, "units"; "$.input[2]" -> "input" item 3.
+    /// </summary>
+    private static string InFileTerms(string path) => string.Join(", ", PathPart().Matches(path).Select(m =>
+    {
+        string name = m.Groups[1].Value;
+        if (!m.Groups[2].Success) return $"\"{name}\"";
+        int number = int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) + 1;
+        return name switch { "layers" => $"layer {number}", "main" or "shortcut" => $"{name} layer {number}", _ => $"\"{name}\" item {number}" };
+    }));
+
+    [GeneratedRegex(@"\.([A-Za-z0-9_]+)(?:\[(\d+)\])?")]
+    private static partial Regex PathPart();
 
     private static string? Expected(Type t) =>
         t == typeof(int) ? $"expected a whole number (at most {int.MaxValue})"
@@ -101,8 +114,7 @@ internal static partial class ModelFileCheck
                 throw new ModelSpecException(LayerTypes.Keys.FirstOrDefault(k => string.Equals(k, type, StringComparison.OrdinalIgnoreCase)) is { } lower
                     ? $"{source}: {at} has the type '{type}'; layer types are lower case: '{lower}'"
                     : $"{source}: {at} has the unknown type '{type}'; expected one of {string.Join(", ", LayerTypes.Keys)}");
-            string? name = Get(layer, "name") is JsonValue n && n.TryGetValue(out string? text) ? text : null;
-            string label = name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
+            string label = Label(at, type, Get(layer, "name") is JsonValue n && n.TryGetValue(out string? text) ? text : null);
             RefuseTwice(layer, $"{source}: {label}");
             var parameters = spec.GetConstructors().MaxBy(c => c.GetParameters().Length)!.GetParameters();
             var known = parameters.Select(p => JsonName(p)).Append("type").Append("name").ToList();
@@ -120,6 +132,44 @@ internal static partial class ModelFileCheck
                     CheckLayers(inner, source, $"{label}, {list} ");
                 }
         }
+    }
+
+    /// <summary>A layer as messages name it: by position, type and name ("layer 2 (dense 'fc')").</summary>
+    private static string Label(string at, string type, string? name) => name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
+
+    /// <summary>A property given twice with the same spelling, in the model or in any layer (nested ones too).</summary>
+    private static void RefuseDuplicates(JsonElement model, string source)
+    {
+        if (model.ValueKind != JsonValueKind.Object) return;
+        Refuse(model, source);
+        if (Property(model, "layers") is { ValueKind: JsonValueKind.Array } layers) InLayers(layers, "");
+
+        void InLayers(JsonElement list, string parent)
+        {
+            int i = 0;
+            foreach (var layer in list.EnumerateArray())
+            {
+                string at = $"{parent}layer {++i}";
+                if (layer.ValueKind != JsonValueKind.Object) continue;
+                string label = Property(layer, "type") is { ValueKind: JsonValueKind.String } type
+                    ? Label(at, type.GetString()!, Property(layer, "name") is { ValueKind: JsonValueKind.String } name ? name.GetString() : null)
+                    : at;
+                Refuse(layer, $"{source}: {label}");
+                foreach (string nested in (string[])["main", "shortcut"])
+                    if (Property(layer, nested) is { ValueKind: JsonValueKind.Array } inner) InLayers(inner, $"{label}, {nested} ");
+            }
+        }
+
+        static void Refuse(JsonElement o, string where)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in o.EnumerateObject())
+                if (!seen.Add(p.Name))
+                    throw new ModelSpecException($"{where} gives \"{p.Name}\" twice; give each property once");
+        }
+
+        static JsonElement? Property(JsonElement o, string key) =>
+            o.EnumerateObject().Where(p => string.Equals(p.Name, key, StringComparison.OrdinalIgnoreCase)).Select(p => (JsonElement?)p.Value).FirstOrDefault();
     }
 
     /// <summary>A spec record's constructor parameter as the model file spells it (camelCase, as the serialiser reads it).</summary>
