@@ -108,6 +108,7 @@ public sealed class ModelDefinitionTests
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"maxpool","pool":0},{"type":"dense","units":10}]}""", "pool size and stride must be positive")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"avgpool","pool":2,"stride":0},{"type":"dense","units":10}]}""", "pool size and stride must be positive")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"avgpool","pool":50},{"type":"dense","units":10}]}""", "does not fit")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"flatten"},{"type":"dense","units":10},{"type":"maxpool","pool":2},{"type":"dense","units":10}]}""", "a 2x2 pool does not fit a 1x1 input (its input is a vector of 10 values")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"conv2d","filters":4,"kernel":30,"stride":5},{"type":"dense","units":10}]}""", "does not fit")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":3000000}]}""", "more than 2147483647")]
     [InlineData("""{"name":"x","input":[3000,1000,1000],"layers":[{"type":"dense","units":10}]}""", "values per example")]
