@@ -42,6 +42,11 @@ public static class CommandLine
                 stdout.Write(Usage);
                 return 0;
             }
+            if (args is ["--version"])
+            {
+                stdout.WriteLine($"laperm {LaPerm.Core.IO.BuildInfo.Version}");
+                return 0;
+            }
             var rest = args[1..];
             bool help = rest.Contains("--help") || rest.Contains("-h");
             return args[0] switch
@@ -121,7 +126,7 @@ public static class CommandLine
           laperm profile-weights --weights FILE   the paper's weight-profile figure, initial vs trained
           laperm trace DIR --layer NAME           reconnection traffic of one tensor over a run
 
-        'laperm COMMAND --help' lists a command's options.
+        'laperm COMMAND --help' lists a command's options; 'laperm --version' names the build (version+commit).
 
         Exit codes: 0 done; 2 a user error (flags, data or model files, out of device memory);
         3 a broken LaPerm invariant (--verify-invariants; a mismatch in bench reconnect); 4 a NaN/Inf (--on-nan stop);

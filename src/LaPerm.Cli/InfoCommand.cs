@@ -15,6 +15,7 @@ internal static class InfoCommand
     {
         if (args.Length > 0) throw new UsageException($"'{args[0]}' is not an option of 'laperm info'.");
         using var cpu = new CpuBackend(Environment.ProcessorCount);
+        stdout.WriteLine($"laperm {LaPerm.Core.IO.BuildInfo.Version}");
         stdout.WriteLine($"cpu:  {cpu.Description}");
         stdout.WriteLine($"      .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
         stdout.WriteLine(LaPerm.Cuda.CudaInfo.Describe());

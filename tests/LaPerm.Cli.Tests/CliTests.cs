@@ -45,6 +45,9 @@ public sealed class CliTests : IDisposable
             Assert.True(summary.TryGetProperty(field, out _), $"summary.json lacks {field}");
         Assert.Equal("lenet300", summary.GetProperty("model").GetString());
         Assert.Equal("cpu", summary.GetProperty("device").GetString());
+        // Which build made it, as --version names it: version and commit.
+        Assert.Equal($"laperm {summary.GetProperty("laperm_version").GetString()}{Environment.NewLine}", Run("--version").Out);
+        Assert.Matches(@"^\d+\.\d+\.\d+", summary.GetProperty("laperm_version").GetString());
         Assert.Matches(@"logical cores\), \d+ threads?, ", summary.GetProperty("backend").GetString());   // the backend's description
         Assert.DoesNotContain("\\u002B", File.ReadAllText(Path.Combine(outDir, "summary.json")), StringComparison.Ordinal);   // "AVX2+FMA", not "AVX2\u002BFMA"
         Assert.False(summary.GetProperty("graphs").GetBoolean()); // the cpu backend runs ops as they come

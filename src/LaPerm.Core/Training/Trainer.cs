@@ -405,7 +405,7 @@ public sealed class Trainer
 
     public static string SummaryJson(TrainingSummary s) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
     {
-        ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["backend"] = s.Backend, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
+        ["laperm_version"] = BuildInfo.Version, ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["backend"] = s.Backend, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
         ["steps"] = s.Steps, ["epochs"] = s.Epochs, ["syncs"] = s.Syncs,
         ["best_test_accuracy"] = s.BestTestAccuracy, ["best_step"] = s.BestStep,
         ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
