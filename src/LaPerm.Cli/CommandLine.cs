@@ -65,41 +65,41 @@ public static class CommandLine
         catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException
                                    or ResumeException or LaPerm.Plots.MetricsFormatException or LaPerm.Cuda.Runtime.DeviceMemoryException)
         {
-            stderr.WriteLine($"laperm: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: {Sentence(e.Message)}");
             return UserError;
         }
         catch (InvariantViolationException e)
         {
-            stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: STOPPED: {Sentence(e.Message)}");
             return InvariantBroken;
         }
         catch (NonFiniteException e)
         {
-            stderr.WriteLine($"laperm: STOPPED: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: STOPPED: {Sentence(e.Message)}");
             return NonFinite;
         }
         catch (RunStorageException e)
         {
-            stderr.WriteLine($"laperm: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: {Sentence(e.Message)}");
             return StorageFailed;
         }
         catch (Exception e) when (e is LaPerm.Cuda.Interop.CudaException or DeviceFailedException)
         {
             // Not the user's doing and not recoverable in this process (a fault is sticky): one
             // sentence that names what failed (and, from train, what is safe on disk).
-            stderr.WriteLine($"laperm: STOPPED: GPU error: {OneLine(e.Message).TrimEnd('.')}.");
+            stderr.WriteLine($"laperm: STOPPED: GPU error: {Sentence(e.Message)}");
             return DeviceFailed;
         }
         catch (IOException e)
         {
             // E.g. metrics.jsonl on a disk that filled up; checkpoints report their own failures above.
-            stderr.WriteLine($"laperm: I/O error: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: I/O error: {Sentence(e.Message)}");
             return StorageFailed;
         }
         catch (UnauthorizedAccessException e)
         {
             // A file or directory this user may not write (or read): the environment's doing, not a bug.
-            stderr.WriteLine($"laperm: permission denied: {OneLine(e.Message)}");
+            stderr.WriteLine($"laperm: permission denied: {Sentence(e.Message)}");
             return StorageFailed;
         }
     }
@@ -112,6 +112,13 @@ public static class CommandLine
 
     /// <summary>A message as one line of a one-sentence report.</summary>
     internal static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>An error as the one sentence stderr shows: on one line, ending in a full stop (some messages carry their own).</summary>
+    internal static string Sentence(string message)
+    {
+        string line = OneLine(message);
+        return line.EndsWith('.') || line.EndsWith('?') || line.EndsWith('!') ? line : line + ".";
+    }
 
     private const string Usage = """
         laperm: train neural networks by reconnecting their initial weights (LaPerm).

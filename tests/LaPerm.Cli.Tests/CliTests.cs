@@ -509,6 +509,9 @@ public sealed class CliTests : IDisposable
     [InlineData("bench", "train", "--model", "f1", "--samples", "3")]
     [InlineData("train", "--out", "")]
     [InlineData("train", "--lr", "--epochs", "1")]
+    // Their messages end without a full stop; the line gets one.
+    [InlineData("trace", "no-such-run", "--layer", "dense1/kernel")]
+    [InlineData("bench", "reconnect", "--device", "emu", "--variant", "99")]
     public void UserErrorsPrintOneSentenceAndExitWithTwo(params string[] args)
     {
         if (args.Contains("cuda") && LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)
