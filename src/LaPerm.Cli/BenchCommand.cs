@@ -114,10 +114,15 @@ internal static class BenchCommand
             // A mismatch is a reconnection that is not bit-exact: the LaPerm invariant is broken.
             return LaPerm.Cuda.Reconnect.ReconnectBench.Run(options, stdout) == 0 ? 0 : CommandLine.InvariantBroken;
         }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        catch (InvalidOperationException e)
         {
-            // A missing driver/GPU (InvalidOperationException) or a bad --variant/--shapes.
-            throw new UsageException($"bench reconnect --device {device}: {e.Message}");
+            // A missing driver or GPU: said as train and bench train say it.
+            throw new UsageException($"--device {device} is unavailable here: {e.Message}");
+        }
+        catch (ArgumentException e)
+        {
+            // A bad --variant or --shapes (the message names the flag).
+            throw new UsageException($"bench reconnect: {e.Message}");
         }
     }
 
