@@ -9,16 +9,24 @@ namespace LaPerm.Cli;
 
 internal static class BenchCommand
 {
-    public const string Help = """
+    private const string TrainHelp = """
         laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--channel-reduction chunked|per-channel] [--no-graphs]
             training images/s of full steps (batch gathered from a resident synthetic data set, forward,
             loss, backward, Adam): warm-up, then the median of W windows of N steps. Without --model:
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
+
+        """;
+
+    private const string SyncHelp = """
         laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
             time of one full LaPerm sync of every tensor (median of N); on cuda/emu --reconnect-variant
             picks the reconnection kernels (0 the dispatcher, default; see bench reconnect).
+
+        """;
+
+    private const string ReconnectHelp = """
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
@@ -27,6 +35,11 @@ internal static class BenchCommand
             On emu it verifies only (keep the shapes small); auto (default) is cuda when usable, else emu.
 
         """;
+
+    /// <summary>`laperm bench --help` lists every mode; `laperm bench MODE --help` that mode alone.</summary>
+    public static string HelpFor(IReadOnlyList<string> args) => args.Count > 0 && args[0] is "train" or "sync" or "reconnect"
+        ? args[0] switch { "train" => TrainHelp, "sync" => SyncHelp, _ => ReconnectHelp }
+        : TrainHelp + SyncHelp + ReconnectHelp;
 
     public static int Run(string[] args, TextWriter stdout)
     {

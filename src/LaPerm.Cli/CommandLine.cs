@@ -55,7 +55,7 @@ public static class CommandLine
                 "eval" => help ? PrintHelp(stdout, EvalCommand.Help) : EvalCommand.Run(rest, stdout),
                 "models" => help ? PrintHelp(stdout, ModelsCommand.Help) : ModelsCommand.Run(rest, stdout),
                 "info" => help ? PrintHelp(stdout, InfoCommand.Help) : InfoCommand.Run(rest, stdout),
-                "bench" => help ? PrintHelp(stdout, BenchCommand.Help) : BenchCommand.Run(rest, stdout),
+                "bench" => help ? PrintHelp(stdout, BenchCommand.HelpFor(rest)) : BenchCommand.Run(rest, stdout),
                 "plot" => help ? PrintHelp(stdout, PlotCommand.Help) : PlotCommand.Run(rest, stdout),
                 "profile-weights" => help ? PrintHelp(stdout, ProfileWeightsCommand.Help) : ProfileWeightsCommand.Run(rest, stdout),
                 "trace" => help ? PrintHelp(stdout, TraceCommand.Help) : TraceCommand.Run(rest, stdout),

@@ -667,6 +667,20 @@ public sealed class CliTests : IDisposable
         Assert.All(codes, c => Assert.Matches(new System.Text.RegularExpressions.Regex($@"(^|[ ;:]){c} ", System.Text.RegularExpressions.RegexOptions.Multiline), stdout));
     }
 
+    [Theory]
+    [InlineData("train")]
+    [InlineData("sync")]
+    [InlineData("reconnect")]
+    public void BenchModeHelpShowsThatModeAlone(string mode)
+    {
+        var (code, stdout, _) = Run("bench", mode, "--help");
+        Assert.Equal(0, code);
+        string[] modes = ["train", "sync", "reconnect"];
+        Assert.All(modes, m => Assert.Equal(m == mode, stdout.Contains($"laperm bench {m} [", StringComparison.Ordinal)));
+        string all = Run("bench", "--help").Out;
+        Assert.All(modes, m => Assert.Contains($"laperm bench {m} [", all, StringComparison.Ordinal));
+    }
+
     [Fact]
     public void AutoSaysWhenItFindsAGpuItCannotUse()
     {
