@@ -110,12 +110,16 @@ internal static class BenchCommand
         string device = a.String("--device") ?? "auto";
         if (device is not ("cuda" or "emu" or "auto"))
             throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, emu or auto, got '{device}'.");
+        var report = LaPerm.Cuda.CudaInfo.Collect();
         if (device == "auto")
         {
             // As everywhere else: the GPU when there is a usable one; otherwise the emulator verifies (no timing).
-            device = LaPerm.Cuda.CudaInfo.Collect().CudaAvailable ? "cuda" : "emu";
+            device = report.CudaAvailable ? "cuda" : "emu";
             if (device == "emu") stdout.WriteLine("no usable GPU (laperm info says why): verifying the kernels on the emulator, not timing them");
         }
+        // Said as train and bench train say it, before anything runs.
+        if (device == "cuda" && !report.CudaAvailable) throw new UsageException($"--device cuda is unavailable here: {report.CudaUnavailableReason}");
+        if (device == "emu" && !report.Emulator.Found) throw new UsageException($"--device emu is unavailable here: {report.Emulator.Problem}");
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
             Variant: a.String("--variant") ?? "all",
             Shapes: ShapeSets(a.String("--shapes") ?? "conv7"),
@@ -127,14 +131,9 @@ internal static class BenchCommand
             // A mismatch is a reconnection that is not bit-exact: the LaPerm invariant is broken.
             return LaPerm.Cuda.Reconnect.ReconnectBench.Run(options, stdout) == 0 ? 0 : CommandLine.InvariantBroken;
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // A missing driver or GPU: said as train and bench train say it.
-            throw new UsageException($"--device {device} is unavailable here: {e.Message}");
-        }
-        catch (ArgumentException e)
-        {
-            // A bad --variant or --shapes (the message names the flag).
+            // A bad --variant or --shapes (the message names the flag), or a library the device lacks.
             throw new UsageException($"bench reconnect: {e.Message}");
         }
     }

@@ -31,27 +31,28 @@ internal static class ProfileWeightsCommand
             spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
         else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
         var model = new ModelDefinition(spec);
+        var checkpoint = CheckpointStore.Containing(weights);
         string? initial = a.String("--initial");
         if (initial is null)
         {
-            // The run's initial weights: beside best/final, or two levels up from a checkpoint's weights (DIR/checkpoints/step-N/).
-            // Shown as the user gave the weights: a relative path stays relative.
-            string folder = Path.GetDirectoryName(Path.GetFullPath(weights)) ?? ".";
-            initial = new[] { folder, Path.Combine(folder, "..", "..") }
-                .Select(d => Path.GetFullPath(Path.Combine(d, "initial.safetensors")))
-                .Where(p => File.Exists(p) && p != Path.GetFullPath(weights))
-                .Select(p => Path.IsPathRooted(weights) ? p : Path.GetRelativePath(".", p))
-                .FirstOrDefault();
+            // The run's initial weights: beside best/final, or in the run of a checkpoint's weights (RUN/checkpoints/step-N/).
+            initial = new[]
+                {
+                    Path.Combine(Path.GetDirectoryName(weights) is { Length: > 0 } folder ? folder : ".", RunSession.InitialWeightsFile),
+                    checkpoint is var (run, _) ? Path.Combine(run, RunSession.InitialWeightsFile) : null,
+                }
+                .OfType<string>()
+                .FirstOrDefault(p => File.Exists(p) && Path.GetFullPath(p) != Path.GetFullPath(weights));
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);
         // A checkpoint's figure goes beside the run's other figures: inside the checkpoint it would
         // vanish when the checkpoint is rotated out.
         string output = PlotCommand.FigurePath(a.String("--out"),
-            CheckpointStore.Containing(weights) is var (run, checkpoint) ? Path.Combine(run, checkpoint + RunSession.ProfileFigureSuffix)
+            checkpoint is var (runDirectory, name) ? Path.Combine(runDirectory, name + RunSession.ProfileFigureSuffix)
             : Path.Combine(Path.GetDirectoryName(weights) is { Length: > 0 } dir ? dir : ".", Path.GetFileNameWithoutExtension(weights) + RunSession.ProfileFigureSuffix));
         var (png, svg) = FigureRenderer.Save(figure, output);
-        bool isInitial = Path.GetFileName(weights) == "initial.safetensors";
+        bool isInitial = Path.GetFileName(weights) == RunSession.InitialWeightsFile;
         stdout.WriteLine($"weight profile of {model.Name}: {weights}" + (initial is not null ? $" against {initial}"
             : isInitial ? " (the initial weights themselves; give trained weights to compare)" : " (no initial weights found; trained only)"));
         stdout.Write(WeightProfile.Describe(summary));

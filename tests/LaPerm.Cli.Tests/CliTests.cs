@@ -196,7 +196,22 @@ public sealed class CliTests : IDisposable
         resumed = Run("train", "--resume", dir, "--quiet");
         Assert.True(resumed.Code == 0, resumed.Err);
         Assert.Contains($"laperm: warning: '{Path.Combine(dir, "run-config.json")}' is missing; using '{Path.Combine(dir, "checkpoints")}", resumed.Out, StringComparison.Ordinal);
-        Assert.Contains("(step 8, the run's last: it had ended, and its end is run again)", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("(step 8; the run had ended: its end is run again)", resumed.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ResumingARunStoppedAtItsLastStepSaysOnlyItsEndIsLeft()
+    {
+        // --stop-after at the last step stops before the run's end (final sync, evaluation, summary.json).
+        string dir = Path.Combine(_dir.FullName, "last");
+        var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32",
+            "--stop-after", "2", "--quiet", "--threads", "1", "--out", dir);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.False(File.Exists(Path.Combine(dir, "summary.json")));
+        r = Run("train", "--resume", dir, "--quiet");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("(step 2, the last: only the run's end is left).", r.Out, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(dir, "summary.json")));
     }
 
     [Fact]
@@ -205,7 +220,7 @@ public sealed class CliTests : IDisposable
         var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "2", "--batch", "128",
             "--stop-after", "3", "--quiet", "--threads", "1", "--out", Path.Combine(_dir.FullName, "tiny"));
         Assert.True(r.Code == 0, r.Err);
-        string[] lines = r.Out.Split('\n');
+        string[] lines = r.Out.ReplaceLineEndings("\n").Split('\n');
         Assert.Equal("laperm: warning: batch 128 is more than the 64 training images: every step trains on all 64, one step per epoch.", lines[0]);
         Assert.Equal("laperm: warning: --stop-after 3 is after the run's last step (2); the run ends first.", lines[1]);
         Assert.StartsWith("laperm train: f1", lines[2], StringComparison.Ordinal);

@@ -19,7 +19,9 @@ public sealed class CheckpointStore(string runDirectory)
     private const string TempPrefix = ".tmp-";
     private const string DeletingPrefix = ".deleting-";
 
-    public string Directory { get; } = Path.Combine(runDirectory, "checkpoints");
+    private const string FolderName = "checkpoints";
+
+    public string Directory { get; } = Path.Combine(runDirectory, FolderName);
     public string LatestPointer => Path.Combine(Directory, "latest");
 
     public static string NameOf(long step) => string.Create(CultureInfo.InvariantCulture, $"step-{step:D8}");
@@ -28,16 +30,17 @@ public sealed class CheckpointStore(string runDirectory)
         name.StartsWith("step-", StringComparison.Ordinal) && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out long s) ? s : null;
 
     /// <summary>
-    /// For a file inside a checkpoint (RUN/checkpoints/step-NNNNNNNN/FILE): the run directory and
-    /// the checkpoint's name, as <paramref name="file"/> spells them (a relative path stays relative); otherwise null.
+    /// For a file inside a checkpoint (RUN/checkpoints/step-NNNNNNNN/FILE): the run directory, as
+    /// <paramref name="file"/> spells paths (a relative path stays relative, to the current
+    /// directory), and the checkpoint's name; otherwise null.
     /// </summary>
     public static (string RunDirectory, string Checkpoint)? Containing(string file)
     {
-        string? checkpoint = Path.GetDirectoryName(file), checkpoints = checkpoint is null ? null : Path.GetDirectoryName(checkpoint);
-        if (checkpoint is null || checkpoints is null || StepOf(Path.GetFileName(checkpoint)) is null
-            || Path.GetFileName(Path.GetFullPath(checkpoints)) != "checkpoints")
+        string? checkpoint = Path.GetDirectoryName(Path.GetFullPath(file)), checkpoints = checkpoint is null ? null : Path.GetDirectoryName(checkpoint);
+        if (checkpoint is null || checkpoints is null || StepOf(Path.GetFileName(checkpoint)) is null || Path.GetFileName(checkpoints) != FolderName
+            || Path.GetDirectoryName(checkpoints) is not { } run)
             return null;
-        return (Path.GetDirectoryName(checkpoints) is { Length: > 0 } run ? run : ".", Path.GetFileName(checkpoint));
+        return (Path.IsPathRooted(file) ? run : Path.GetRelativePath(".", run), Path.GetFileName(checkpoint));
     }
 
     /// <summary>Removes what a killed writer left behind (temporary and half-deleted checkpoints).</summary>

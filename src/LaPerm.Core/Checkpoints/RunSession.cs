@@ -98,6 +98,14 @@ public sealed class RunSession : IDisposable
 
     public const string LockFile = ".lock";
 
+    /// <summary>
+    /// Whether opening a file with FileShare.None failed because another process holds it: on Unix
+    /// .NET takes an advisory lock and reports the errno (EWOULDBLOCK: 11 on Linux, 35 on the BSDs
+    /// and macOS), on Windows ERROR_SHARING_VIOLATION (32) in the HRESULT's low word.
+    /// </summary>
+    private static bool HeldByAnotherProcess(IOException e) =>
+        OperatingSystem.IsWindows() ? (e.HResult & 0xFFFF) == 32 : e.HResult == (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD() ? 35 : 11);
+
     private void OpenDirectory()
     {
         Lock();
@@ -118,9 +126,11 @@ public sealed class RunSession : IDisposable
                 _lastCheckpoint = _resume.Path;
                 if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
                     throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
-                // The checkpoint of a finished run's last step: nothing is left to train, and the end (final sync, final weights, summary) is done again.
-                bool ended = _resume.State.Epoch >= _options.Epochs;
-                _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}{(ended ? ", the run's last: it had ended, and its end is run again" : "")}).");
+                // After the last step only the run's end (final sync, evaluation, weights, summary.json) is left: it had been
+                // done when summary.json is there (it is run again), or the run stopped (--stop-after, a kill) before it.
+                string left = File.Exists(Path.Combine(_options.Out!, SummaryFile)) ? "; the run had ended: its end is run again"
+                    : _resume.State.Epoch >= _options.Epochs ? ", the last: only the run's end is left" : "";
+                _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}{left}).");
                 TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
             }
         }
@@ -160,7 +170,10 @@ public sealed class RunSession : IDisposable
         }
         catch (IOException e)
         {
-            throw new RunStorageException($"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open); wait for that run to end or choose another --out", e);
+            // A sharing violation is the lock held by another process; anything else (a read-only or full disk) is said as it is.
+            throw new RunStorageException(HeldByAnotherProcess(e)
+                ? $"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open); wait for that run to end or choose another --out"
+                : $"output directory '{_options.Out}' cannot be written ({e.Message.TrimEnd('.')}); choose another --out", e);
         }
     }
 
@@ -236,13 +249,27 @@ public sealed class RunSession : IDisposable
     /// </summary>
     public const string TrainingFigure = "training", TraceFigurePrefix = "trace-", ProfileFigureSuffix = ".profile";
 
-    /// <summary>The results of an earlier run in <paramref name="dir"/>, and the figures drawn from them (stale beside a new run's metrics).</summary>
-    private static List<string> EarlierRunFiles(string dir) =>
-    [
-        .. EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists),
-        .. Directory.EnumerateFiles(dir).Where(path => Path.GetExtension(path) is ".png" or ".svg" && Path.GetFileNameWithoutExtension(path) is var stem
-            && (stem == TrainingFigure || stem.StartsWith(TraceFigurePrefix, StringComparison.Ordinal) || stem.EndsWith(ProfileFigureSuffix, StringComparison.Ordinal))).Order(StringComparer.Ordinal),
-    ];
+    /// <summary>
+    /// The results of an earlier run in <paramref name="dir"/>, and the figures drawn from them
+    /// (stale beside a new run's metrics). Figures only where a run was: a user's training.png in a
+    /// directory that never held one is theirs.
+    /// </summary>
+    private static List<string> EarlierRunFiles(string dir)
+    {
+        bool hadRun = new[] { MetricsFileName, SummaryFile, InitialWeightsFile, RunConfigFile }.Any(name => File.Exists(Path.Combine(dir, name)));
+        if (!hadRun) return [];
+        string[] profiled = [Path.GetFileNameWithoutExtension(InitialWeightsFile), Path.GetFileNameWithoutExtension(BestWeightsFile), Path.GetFileNameWithoutExtension(FinalWeightsFile)];
+        return
+        [
+            .. EarlierRunResults.Select(name => Path.Combine(dir, name)).Where(File.Exists),
+            .. Directory.EnumerateFiles(dir).Where(path => Path.GetExtension(path) is ".png" or ".svg" && IsFigure(Path.GetFileNameWithoutExtension(path))).Order(StringComparer.Ordinal),
+        ];
+
+        bool IsFigure(string stem) =>
+            stem == TrainingFigure || stem.StartsWith(TraceFigurePrefix, StringComparison.Ordinal)
+            || (stem.EndsWith(ProfileFigureSuffix, StringComparison.Ordinal) && stem[..^ProfileFigureSuffix.Length] is var weights
+                && (profiled.Contains(weights) || CheckpointStore.StepOf(weights) is not null));
+    }
 
     private void ProbeWritable()
     {

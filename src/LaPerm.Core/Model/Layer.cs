@@ -40,8 +40,9 @@ public abstract class Layer
     /// For a window that does not fit a 1x1 input: " (its input is a vector of N values, e.g. a
     /// dense layer's output; windows need an image)", so "does not fit a 1x1 input" is not read as a bug.
     /// </summary>
-    internal static string VectorNote(FeatureShape input) =>
-        input is { Height: 1, Width: 1 } ? $" (its input is a vector of {input.Channels} values, e.g. a dense layer's output; windows need an image)" : "";
+    internal static string VectorNote(FeatureShape input, ArgumentException refusal) =>
+        input is { Height: 1, Width: 1 } && refusal.Message.Contains("does not fit", StringComparison.Ordinal)
+            ? $" (its input is a vector of {input.Channels} values, e.g. a dense layer's output; windows need an image)" : "";
 
     protected Layer(string name, FeatureShape input)
     {

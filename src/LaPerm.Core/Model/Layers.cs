@@ -99,7 +99,7 @@ public sealed class Conv2dLayer : Layer
         }
         catch (ArgumentException e)
         {
-            throw new ModelSpecException($"layer '{name}': {e.Message}{Layer.VectorNote(input)}");
+            throw new ModelSpecException($"layer '{name}': {e.Message}{Layer.VectorNote(input, e)}");
         }
         int fanIn = input.Channels * spec.Kernel * spec.Kernel;
         _kernel = new ParameterInfo($"{name}/kernel", ParameterKind.Kernel, new Shape(spec.Filters, input.Channels, spec.Kernel, spec.Kernel), fanIn, spec.L2, inputLayer);
@@ -169,7 +169,7 @@ public sealed class PoolLayer : Layer
         }
         catch (ArgumentException e)
         {
-            throw new ModelSpecException($"layer '{name}': {e.Message}{Layer.VectorNote(input)}");
+            throw new ModelSpecException($"layer '{name}': {e.Message}{Layer.VectorNote(input, e)}");
         }
     }
 

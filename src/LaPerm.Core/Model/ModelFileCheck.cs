@@ -84,7 +84,13 @@ internal static partial class ModelFileCheck
         string name = m.Groups[1].Value;
         if (!m.Groups[2].Success) return $"\"{name}\"";
         int number = int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) + 1;
-        return name switch { "layers" => $"layer {number}", "main" or "shortcut" => $"{name} layer {number}", _ => $"\"{name}\" item {number}" };
+        // Property names ignore case, and the path keeps the file's spelling ("Layers").
+        return name.ToLowerInvariant() switch
+        {
+            "layers" => $"layer {number}",
+            "main" or "shortcut" => $"{name.ToLowerInvariant()} layer {number}",
+            _ => $"\"{name}\" item {number}",
+        };
     }));
 
     [GeneratedRegex(@"\.([A-Za-z0-9_]+)(?:\[(\d+)\])?")]

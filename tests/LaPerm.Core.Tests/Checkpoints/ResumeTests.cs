@@ -175,6 +175,26 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public void FiguresInADirectoryThatNeverHeldARunAreTheUsers()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("figures");
+        Directory.CreateDirectory(dir);
+        string[] theirs = ["training.png", "final.profile.svg", "trace-notes.svg"];
+        foreach (var name in theirs) File.WriteAllText(Path.Combine(dir, name), "the user's");
+        var log = new StringWriter();
+        using (RunSession.Open(RunFixture.Options(dir) with { Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log)) { }
+        Assert.DoesNotContain("earlier run", log.ToString(), StringComparison.Ordinal);
+        Assert.All(theirs, name => Assert.Equal("the user's", File.ReadAllText(Path.Combine(dir, name))));
+        // Where a run was, only the names our figures take go: logo.profile.png is no weights file's profile.
+        File.WriteAllText(Path.Combine(dir, RunSession.MetricsFileName), "");
+        File.WriteAllText(Path.Combine(dir, "logo.profile.png"), "the user's");
+        using (RunSession.Open(RunFixture.Options(dir) with { Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log)) { }
+        Assert.All(theirs, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
+        Assert.True(File.Exists(Path.Combine(dir, "logo.profile.png")));
+    }
+
+    [Fact]
     public void ARunDirectoryIsLockedWhileASessionHoldsIt()
     {
         using var fx = new RunFixture();
@@ -311,5 +331,23 @@ public sealed class ResumeTests
             var offsets = entry["data_offsets"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
             Assert.Equal(shape.Aggregate(1L, (a, d) => a * d) * 4, offsets[1] - offsets[0]);
         }
+    }
+
+    [Theory]
+    // Relative spellings stay relative; the run may be the current directory (this crashed: an empty parent).
+    [InlineData("checkpoints/step-00000004/weights.safetensors", ".", "step-00000004")]
+    [InlineData("run/checkpoints/step-00000004/weights.safetensors", "run", "step-00000004")]
+    [InlineData("run/checkpoints/./step-00000004/weights.safetensors", "run", "step-00000004")]
+    [InlineData("/data/run/checkpoints/step-00000012/weights.safetensors", "/data/run", "step-00000012")]
+    // Not inside a checkpoint.
+    [InlineData("run/checkpoints/rejected-step-00000004/weights.safetensors", null, null)]
+    [InlineData("run/step-00000004/weights.safetensors", null, null)]
+    [InlineData("run/final.safetensors", null, null)]
+    [InlineData("weights.safetensors", null, null)]
+    public void AFileInsideACheckpointNamesItsRun(string file, string? run, string? checkpoint)
+    {
+        file = file.Replace('/', Path.DirectorySeparatorChar);
+        var found = CheckpointStore.Containing(file);
+        Assert.Equal(run is null ? null : (run.Replace('/', Path.DirectorySeparatorChar), checkpoint!), found);
     }
 }

@@ -91,6 +91,7 @@ public sealed class ModelDefinitionTests
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","name":"fc","units":"10"}]}""", "the value of layer 1, \"units\" (line 1): expected a whole number (at most 2147483647)")]
     [InlineData("""{"name":"x","input":[1,28,"y"],"layers":[{"type":"dense","units":10}]}""", "the value of \"input\" item 3 (line 1): expected a whole number (at most 2147483647)")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dropout","rate":true},{"type":"dense","units":10}]}""", "layer 1, \"rate\" (line 1): expected a number")]
+    [InlineData("""{"name":"x","input":[1,28,28],"Layers":[{"type":"dropout","rate":true},{"type":"dense","units":10}]}""", "layer 1, \"rate\" (line 1): expected a number")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"residual","name":"b","main":[{"type":"relu"},{"type":"dense"}]},{"type":"dense","units":10}]}""", "layer 1 (residual 'b'), main layer 2 (dense) has no \"units\"")]
     [InlineData("""{"name":"x","input":[1,28,28],"layer":[]}""", "unknown property 'layer'")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"Units":20}]}""", "layer 1 (dense) gives \"units\" twice (as \"units\" and \"Units\"); property names ignore case")]
@@ -172,5 +173,16 @@ public sealed class ModelDefinitionTests
         // A window past the input's edge (a hand-built geometry: Create would refuse it).
         Assert.Contains("invalid pooling geometry", Assert.Throws<ArgumentException>(() => PoolGeometry.Validate(pool with { OutHeight = 5 })).Message, StringComparison.Ordinal);
         Assert.Contains("invalid pooling geometry", Assert.Throws<ArgumentException>(() => PoolGeometry.Validate(pool with { Channels = 0 })).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OnlyAWindowThatDoesNotFitAVectorGetsTheVectorNote()
+    {
+        ModelSpec After(LayerSpec pool) => new("x", [1, 28, 28], [new FlattenSpec(), new DenseSpec(10), pool, new DenseSpec(10)]);
+        Assert.EndsWith("a 2x2 pool does not fit a 1x1 input (its input is a vector of 10 values, e.g. a dense layer's output; windows need an image)",
+            Assert.Throws<ModelSpecException>(() => new ModelDefinition(After(new MaxPoolSpec(2)))).Message, StringComparison.Ordinal);
+        // A window of 0 would not fit an image either: that message stands alone.
+        Assert.EndsWith("pool size and stride must be positive, got 0 and 0",
+            Assert.Throws<ModelSpecException>(() => new ModelDefinition(After(new MaxPoolSpec(0)))).Message, StringComparison.Ordinal);
     }
 }
