@@ -40,7 +40,6 @@ internal static partial class ModelFileCheck
         }
         if (root is not JsonObject model)
             throw new ModelSpecException($"{source} must be a JSON object with \"name\", \"input\" and \"layers\"");
-        RefuseTwice(model, source);
         foreach (var (key, _) in model)
             if (!TopLevel.Contains(key, StringComparer.OrdinalIgnoreCase))
                 throw new ModelSpecException($"{source} has an unknown property '{key}'; a model has \"name\", \"input\" and \"layers\"");
@@ -121,7 +120,6 @@ internal static partial class ModelFileCheck
                     ? $"{source}: {at} has the type '{type}'; layer types are lower case: '{lower}'"
                     : $"{source}: {at} has the unknown type '{type}'; expected one of {string.Join(", ", LayerTypes.Keys)}");
             string label = Label(at, type, Get(layer, "name") is JsonValue n && n.TryGetValue(out string? text) ? text : null);
-            RefuseTwice(layer, $"{source}: {label}");
             var parameters = spec.GetConstructors().MaxBy(c => c.GetParameters().Length)!.GetParameters();
             var known = parameters.Select(p => JsonName(p)).Append("type").Append("name").ToList();
             foreach (var (key, _) in layer)
@@ -143,7 +141,11 @@ internal static partial class ModelFileCheck
     /// <summary>A layer as messages name it: by position, type and name ("layer 2 (dense 'fc')").</summary>
     private static string Label(string at, string type, string? name) => name is null ? $"{at} ({type})" : $"{at} ({type} '{name}')";
 
-    /// <summary>A property given twice with the same spelling, in the model or in any layer (nested ones too).</summary>
+    /// <summary>
+    /// A property given twice, in the model or in any layer (nested ones too): with the same
+    /// spelling (the parser would name only the property), or in different case ("units" and
+    /// "Units": the parser lets it through, the deserialiser, which ignores case, does not).
+    /// </summary>
     private static void RefuseDuplicates(JsonElement model, string source)
     {
         if (model.ValueKind != JsonValueKind.Object) return;
@@ -168,10 +170,11 @@ internal static partial class ModelFileCheck
 
         static void Refuse(JsonElement o, string where)
         {
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var p in o.EnumerateObject())
-                if (!seen.Add(p.Name))
-                    throw new ModelSpecException($"{where} gives \"{p.Name}\" twice; give each property once");
+            if (o.EnumerateObject().GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is not { } twice) return;
+            var spellings = twice.Select(p => p.Name).Distinct(StringComparer.Ordinal).ToList();
+            throw new ModelSpecException(spellings.Count == 1
+                ? $"{where} gives \"{twice.Key}\" twice; give each property once"
+                : $"{where} gives \"{twice.Key}\" twice (as {string.Join(" and ", spellings.Select(n => $"\"{n}\""))}); property names ignore case");
         }
 
         static JsonElement? Property(JsonElement o, string key) =>
@@ -184,13 +187,6 @@ internal static partial class ModelFileCheck
     private static string Takes(System.Reflection.ParameterInfo[] parameters) => parameters.Length == 0
         ? "no properties besides \"name\""
         : string.Join(", ", parameters.Select(p => $"\"{JsonName(p)}\"{(p.HasDefaultValue ? " (optional)" : "")}")) + " and \"name\" (optional)";
-
-    /// <summary>A property given twice in different case ("units" and "Units"): the parser lets it through, the deserialiser does not.</summary>
-    private static void RefuseTwice(JsonObject o, string where)
-    {
-        if (o.GroupBy(p => p.Key, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is { } twice)
-            throw new ModelSpecException($"{where} gives \"{twice.Key}\" twice (as {string.Join(" and ", twice.Select(p => $"\"{p.Key}\""))}); property names ignore case");
-    }
 
     /// <summary>How a required property is missing: not there, or there as null.</summary>
     private static string Absent(JsonObject o, string key) =>
