@@ -256,11 +256,18 @@ public sealed class EmulatorRuntimeTests
         y.Fill(0f);
         DeviceStream stream = device.Stream;
         axpy.Launch(1, 64, 0, stream, 64, 2f, x.Pointer, y.Pointer);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 100; i++) axpy.Launch(1, 64, 0, stream, 64, 2f, x.Pointer, y.Pointer);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
-        Assert.All(y.ToArray(), v => Assert.Equal(202f, v));
+        // The fewest bytes of three windows of 100 launches: an allocation in the launch path shows in
+        // every window; the runtime's own one-off work on this thread (seen once, under the sanitizer
+        // with the whole suite running: 1,192 bytes, no multiple of 100) shows in one at most.
+        long fewest = long.MaxValue;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 100; i++) axpy.Launch(1, 64, 0, stream, 64, 2f, x.Pointer, y.Pointer);
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, fewest);
+        Assert.All(y.ToArray(), v => Assert.Equal(602f, v));
     }
 
     /// <summary>
