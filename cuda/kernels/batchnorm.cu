@@ -33,7 +33,11 @@
 // approximate rsqrt by Newton steps, whose last double bit could differ from the emulator's).
 // After the final rounding to float, results equal the CPU's almost always and differ by at
 // most one float ulp of the saved statistics. Deterministic for a fixed shape.
-#include "laperm/device.cuh"
+//
+// `spatial` (and, in the elementwise kernels, `channels`) come as precomputed divisors
+// (laperm/fast_divide.cuh; the value is .divisor): splitting an index costs a multiply-high and
+// a shift, not a `/`.
+#include "laperm/fast_divide.cuh"
 
 #define BN_BLOCK 256
 
@@ -52,27 +56,40 @@ static __device__ double bn_block_sum(double value, double* scratch) {
     return total;
 }
 
+// Channel of element i of the [N, C, S] tensor. 32-bit: the backend's tensors have an int
+// length, so i < 2^31 (the fast divisors' range).
+static __device__ __forceinline__ int bn_channel_of(long long i, lp_divisor channels, lp_divisor spatial) {
+    unsigned c;
+    lp_divmod(lp_div((unsigned)i, spatial), channels, &c);
+    return (int)c;
+}
+
+// Offset of element j (= n * spatial + s) of channel c in the [N, C, S] tensor.
+static __device__ __forceinline__ long long bn_offset(int j, int c, int channels, lp_divisor spatial) {
+    unsigned s;
+    const unsigned n = lp_divmod((unsigned)j, spatial, &s);
+    return ((long long)n * channels + c) * spatial.divisor + s;
+}
+
 // grid = channels, block = BN_BLOCK (exactly).
-extern "C" __global__ void batchnorm_forward_training_v1(int batch, int channels, int spatial, float epsilon, float momentum,
+extern "C" __global__ void batchnorm_forward_training_v1(int batch, int channels, lp_divisor spatial, float epsilon, float momentum,
                                                          const float* __restrict__ x, const float* __restrict__ gamma,
                                                          const float* __restrict__ beta, float* __restrict__ running_mean,
                                                          float* __restrict__ running_variance, float* __restrict__ saved_mean,
                                                          float* __restrict__ saved_inv_std, float* __restrict__ y) {
     __shared__ double scratch[BN_BLOCK];
     const int c = blockIdx.x;
-    const int count = batch * spatial;
+    const int count = batch * (int)spatial.divisor;
 
     double sum = 0.0;
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        sum += x[((long long)n * channels + c) * spatial + s];
+        sum += x[bn_offset(j, c, channels, spatial)];
     }
     const double mean = bn_block_sum(sum, scratch) / count;
 
     double squares = 0.0;
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        const double d = x[((long long)n * channels + c) * spatial + s] - mean;
+        const double d = x[bn_offset(j, c, channels, spatial)] - mean;
         squares += d * d;
     }
     const double variance = bn_block_sum(squares, scratch) / count;
@@ -81,8 +98,7 @@ extern "C" __global__ void batchnorm_forward_training_v1(int batch, int channels
     const float inv_std = (float)(1.0 / lp_sqrt_rn(variance + epsilon));
     const float gamma_c = gamma[c], beta_c = beta[c];
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        const long long i = ((long long)n * channels + c) * spatial + s;
+        const long long i = bn_offset(j, c, channels, spatial);
         y[i] = gamma_c * (x[i] - mean_f) * inv_std + beta_c;
     }
     if (threadIdx.x == 0) {
@@ -94,12 +110,12 @@ extern "C" __global__ void batchnorm_forward_training_v1(int batch, int channels
     }
 }
 
-extern "C" __global__ void batchnorm_forward_inference_v1(long long n, int channels, int spatial, float epsilon,
+extern "C" __global__ void batchnorm_forward_inference_v1(long long n, lp_divisor channels, lp_divisor spatial, float epsilon,
                                                           const float* __restrict__ x, const float* __restrict__ gamma,
                                                           const float* __restrict__ beta, const float* __restrict__ running_mean,
                                                           const float* __restrict__ running_variance, float* __restrict__ y) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)((i / spatial) % channels);
+        const int c = bn_channel_of(i, channels, spatial);
         const float deviation = sqrtf(running_variance[c] + epsilon);
         y[i] = gamma[c] * (x[i] - running_mean[c]) / deviation + beta[c];
     }
@@ -107,19 +123,18 @@ extern "C" __global__ void batchnorm_forward_inference_v1(long long n, int chann
 
 // grid = channels, block = BN_BLOCK (exactly).
 // dx = gamma * invStd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), M = batch * spatial.
-extern "C" __global__ void batchnorm_backward_v1(int batch, int channels, int spatial, const float* __restrict__ x,
+extern "C" __global__ void batchnorm_backward_v1(int batch, int channels, lp_divisor spatial, const float* __restrict__ x,
                                                  const float* __restrict__ dy, const float* __restrict__ gamma,
                                                  const float* __restrict__ saved_mean, const float* __restrict__ saved_inv_std,
                                                  float* __restrict__ dx, float* __restrict__ dGamma, float* __restrict__ dBeta) {
     __shared__ double scratch[BN_BLOCK];
     const int c = blockIdx.x;
-    const int count = batch * spatial;
+    const int count = batch * (int)spatial.divisor;
     const double mean = saved_mean[c], inv_std = saved_inv_std[c];
 
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        const long long i = ((long long)n * channels + c) * spatial + s;
+        const long long i = bn_offset(j, c, channels, spatial);
         const double g = dy[i];
         sum_dy += g;
         sum_dy_xhat += g * (x[i] - mean) * inv_std;
@@ -129,8 +144,7 @@ extern "C" __global__ void batchnorm_backward_v1(int batch, int channels, int sp
 
     const double scale = gamma[c] * inv_std / count;
     for (int j = threadIdx.x; j < count; j += BN_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        const long long i = ((long long)n * channels + c) * spatial + s;
+        const long long i = bn_offset(j, c, channels, spatial);
         const double xhat = (x[i] - mean) * inv_std;
         dx[i] = (float)(scale * (count * (double)dy[i] - sum_dy - xhat * sum_dy_xhat));
     }
@@ -149,12 +163,6 @@ static __device__ void bn_chunk(int count, int chunk_length, int* start, int* en
     *end = min(count, *start + chunk_length);
 }
 
-// Offset of element j (= n * spatial + s) of channel c in the [N, C, S] tensor.
-static __device__ __forceinline__ long long bn_offset(int j, int c, int channels, int spatial) {
-    const int n = j / spatial, s = j - n * spatial;
-    return ((long long)n * channels + c) * spatial + s;
-}
-
 // Sum of a channel's `chunks` partials, in a fixed order (strided per thread, then the tree):
 // every block that combines the same partials gets the same bits. All threads get the total.
 static __device__ double bn_combine(const double* __restrict__ partials, int chunks, double* scratch) {
@@ -166,12 +174,12 @@ static __device__ double bn_combine(const double* __restrict__ partials, int chu
 }
 
 // grid (channels, chunks), block = BN_BLOCK. partial_sum[c * chunks + k] = sum of chunk k of channel c.
-extern "C" __global__ void batchnorm_forward_training_v2_sums(int batch, int channels, int spatial, int chunk_length,
+extern "C" __global__ void batchnorm_forward_training_v2_sums(int batch, int channels, lp_divisor spatial, int chunk_length,
                                                               const float* __restrict__ x, double* __restrict__ partial_sum) {
     __shared__ double scratch[BN_BLOCK];
     const int c = blockIdx.x;
     int start, end;
-    bn_chunk(batch * spatial, chunk_length, &start, &end);
+    bn_chunk(batch * (int)spatial.divisor, chunk_length, &start, &end);
     double sum = 0.0;
     for (int j = start + threadIdx.x; j < end; j += BN_BLOCK) {
         sum += x[bn_offset(j, c, channels, spatial)];
@@ -184,12 +192,12 @@ extern "C" __global__ void batchnorm_forward_training_v2_sums(int batch, int cha
 
 // grid (channels, chunks), block = BN_BLOCK. Each block combines its channel's partial sums to
 // the double mean, then partial_squares[c * chunks + k] = sum of (x - mean)^2 over chunk k.
-extern "C" __global__ void batchnorm_forward_training_v2_squares(int batch, int channels, int spatial, int chunk_length,
+extern "C" __global__ void batchnorm_forward_training_v2_squares(int batch, int channels, lp_divisor spatial, int chunk_length,
                                                                  const float* __restrict__ x, const double* __restrict__ partial_sum,
                                                                  double* __restrict__ partial_squares) {
     __shared__ double scratch[BN_BLOCK];
     const int c = blockIdx.x, chunks = gridDim.y;
-    const int count = batch * spatial;
+    const int count = batch * (int)spatial.divisor;
     const double mean = bn_combine(partial_sum + (long long)c * chunks, chunks, scratch) / count;
     int start, end;
     bn_chunk(count, chunk_length, &start, &end);
@@ -226,15 +234,10 @@ extern "C" __global__ void batchnorm_forward_training_v2_statistics(int batch, i
     }
 }
 
-// Channel of element i of the [N, C, S] tensor. 32-bit division: the backend's tensors have an
-// int length, so i < 2^31, and a 64-bit division per element would cost several times more.
-static __device__ __forceinline__ int bn_channel_of(long long i, int channels, int spatial) {
-    return (int)(((unsigned)i / (unsigned)spatial) % (unsigned)channels);
-}
 
 // Grid-stride over all n = batch * channels * spatial elements: y with the saved statistics
 // (the float formula of v1 and the CPU).
-extern "C" __global__ void batchnorm_forward_training_v2_output(long long n, int channels, int spatial,
+extern "C" __global__ void batchnorm_forward_training_v2_output(long long n, lp_divisor channels, lp_divisor spatial,
                                                                 const float* __restrict__ x, const float* __restrict__ gamma,
                                                                 const float* __restrict__ beta, const float* __restrict__ saved_mean,
                                                                 const float* __restrict__ saved_inv_std, float* __restrict__ y) {
@@ -246,7 +249,7 @@ extern "C" __global__ void batchnorm_forward_training_v2_output(long long n, int
 
 // grid (channels, chunks), block = BN_BLOCK. Partial sum(dy) and sum(dy * xhat) of chunk k of
 // channel c, at [c * chunks + k] of partial_dy and partial_dy_xhat.
-extern "C" __global__ void batchnorm_backward_v2_sums(int batch, int channels, int spatial, int chunk_length,
+extern "C" __global__ void batchnorm_backward_v2_sums(int batch, int channels, lp_divisor spatial, int chunk_length,
                                                       const float* __restrict__ x, const float* __restrict__ dy,
                                                       const float* __restrict__ saved_mean, const float* __restrict__ saved_inv_std,
                                                       double* __restrict__ partial_dy, double* __restrict__ partial_dy_xhat) {
@@ -254,7 +257,7 @@ extern "C" __global__ void batchnorm_backward_v2_sums(int batch, int channels, i
     const int c = blockIdx.x;
     const double mean = saved_mean[c], inv_std = saved_inv_std[c];
     int start, end;
-    bn_chunk(batch * spatial, chunk_length, &start, &end);
+    bn_chunk(batch * (int)spatial.divisor, chunk_length, &start, &end);
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (int j = start + threadIdx.x; j < end; j += BN_BLOCK) {
         const long long i = bn_offset(j, c, channels, spatial);
@@ -290,7 +293,7 @@ extern "C" __global__ void batchnorm_backward_v2_totals(int channels, int chunks
 
 // Grid-stride over all n elements, count = batch * spatial:
 // dx = gamma * invStd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)), in double as v1.
-extern "C" __global__ void batchnorm_backward_v2_dx(long long n, int channels, int spatial, int count,
+extern "C" __global__ void batchnorm_backward_v2_dx(long long n, lp_divisor channels, lp_divisor spatial, int count,
                                                     const float* __restrict__ x, const float* __restrict__ dy,
                                                     const float* __restrict__ gamma, const float* __restrict__ saved_mean,
                                                     const float* __restrict__ saved_inv_std, const double* __restrict__ totals,
@@ -300,6 +303,6 @@ extern "C" __global__ void batchnorm_backward_v2_dx(long long n, int channels, i
         const double mean = saved_mean[c], inv_std = saved_inv_std[c];
         const double scale = gamma[c] * inv_std / count;
         const double xhat = (x[i] - mean) * inv_std;
-        dx[i] = (float)(scale * (count * (double)dy[i] - totals[c] - xhat * totals[channels + c]));
+        dx[i] = (float)(scale * (count * (double)dy[i] - totals[c] - xhat * totals[channels.divisor + c]));
     }
 }

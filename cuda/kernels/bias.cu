@@ -13,28 +13,44 @@
 // differs from the CPU's sequential loop, so results agree to well below one float ulp of the
 // sum and almost always bit for bit. For a fixed shape the order is fixed: deterministic run
 // to run (no atomics).
-#include "laperm/device.cuh"
+//
+// `spatial` (and bias_add's `channels`) come as precomputed divisors (laperm/fast_divide.cuh;
+// the value is .divisor): splitting a flat index costs a multiply-high and a shift, not a `/`.
+#include "laperm/fast_divide.cuh"
 
 #define BIAS_BLOCK 256
 
-extern "C" __global__ void bias_add_v1(long long n, int channels, int spatial, float* __restrict__ y,
+template <typename Index>
+static __device__ __forceinline__ void bias_add_elements(long long n, lp_divisor channels, lp_divisor spatial, float* __restrict__ y,
+                                                         const float* __restrict__ bias) {
+    for (Index i = blockIdx.x * (Index)blockDim.x + threadIdx.x; i < (Index)n; i += (Index)gridDim.x * blockDim.x) {
+        Index c;
+        lp_divmod(lp_div(i, spatial), channels, &c);
+        y[i] += bias[c];
+    }
+}
+
+extern "C" __global__ void bias_add_v1(long long n, lp_divisor channels, lp_divisor spatial, float* __restrict__ y,
                                        const float* __restrict__ bias) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        y[i] += bias[(i / spatial) % channels];
+    if (lp_fits_fast_index(n)) {
+        bias_add_elements<unsigned>(n, channels, spatial, y, bias);
+    } else {
+        bias_add_elements<unsigned long long>(n, channels, spatial, y, bias);
     }
 }
 
 // v1: grid = channels, block = BIAS_BLOCK (exactly). Each thread sums a strided share of the
 // channel's batch*spatial elements, then a shared-memory tree adds the 256 partial sums.
-extern "C" __global__ void bias_gradient_v1(int batch, int channels, int spatial, const float* __restrict__ dy,
+extern "C" __global__ void bias_gradient_v1(int batch, int channels, lp_divisor spatial, const float* __restrict__ dy,
                                             float* __restrict__ dBias) {
     __shared__ double partial[BIAS_BLOCK];
     const int c = blockIdx.x;
-    const int count = batch * spatial;
+    const int count = batch * (int)spatial.divisor;
     double sum = 0.0;
     for (int j = threadIdx.x; j < count; j += BIAS_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        sum += dy[((long long)n * channels + c) * spatial + s];
+        unsigned s;
+        const unsigned n = lp_divmod((unsigned)j, spatial, &s);
+        sum += dy[((long long)n * channels + c) * spatial.divisor + s];
     }
     partial[threadIdx.x] = sum;
     __syncthreads();
@@ -64,16 +80,17 @@ static __device__ double bias_block_sum(double value, double* partial) {
 
 // v2 stage 1: grid (channels, chunks), block = BIAS_BLOCK (exactly). Block (c, k) sums elements
 // [k * chunk_length, min(M, (k + 1) * chunk_length)) of channel c, M = batch * spatial.
-extern "C" __global__ void bias_gradient_v2_sums(int batch, int channels, int spatial, int chunk_length,
+extern "C" __global__ void bias_gradient_v2_sums(int batch, int channels, lp_divisor spatial, int chunk_length,
                                                  const float* __restrict__ dy, double* __restrict__ partial_sum) {
     __shared__ double partial[BIAS_BLOCK];
     const int c = blockIdx.x;
     const int start = blockIdx.y * chunk_length;
-    const int end = min(batch * spatial, start + chunk_length);
+    const int end = min(batch * (int)spatial.divisor, start + chunk_length);
     double sum = 0.0;
     for (int j = start + threadIdx.x; j < end; j += BIAS_BLOCK) {
-        const int n = j / spatial, s = j - n * spatial;
-        sum += dy[((long long)n * channels + c) * spatial + s];
+        unsigned s;
+        const unsigned n = lp_divmod((unsigned)j, spatial, &s);
+        sum += dy[((long long)n * channels + c) * spatial.divisor + s];
     }
     sum = bias_block_sum(sum, partial);
     if (threadIdx.x == 0) {

@@ -12,25 +12,35 @@
 //
 // Backward passes gather instead of scattering: no atomics, and every input receives its
 // contributions in the order the CPU backend's scatter loop adds them (starting from +0.0), so
-// every result here is bit-identical to the CPU backend's.
-#include "laperm/device.cuh"
+// every result here is bit-identical to the CPU backend's. Flat indices are split with the
+// launch's precomputed divisors (laperm/fast_divide.cuh), not with `/`.
+#include "laperm/fast_divide.cuh"
 
-// Mirrors LaPerm.Cuda.Backend.PoolShape (7 ints).
+// Mirrors LaPerm.Cuda.Backend.PoolShape: 7 ints, then the divisors of the index arithmetic.
 struct PoolShape {
     int planes;   // batch * channels
     int in_h, in_w;
     int window, stride;
     int out_h, out_w;
+    lp_divisor by_in_w, by_in_h, by_out_w, by_out_h, by_stride;
 };
 
-extern "C" __global__ void maxpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y,
-                                              int* __restrict__ argmax) {
-    const long long outputs = (long long)g.planes * g.out_h * g.out_w;
-    for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < outputs; o += (long long)gridDim.x * blockDim.x) {
-        const int ox = (int)(o % g.out_w);
-        const int oy = (int)((o / g.out_w) % g.out_h);
-        const long long plane = o / ((long long)g.out_w * g.out_h);
-        const int first = (int)(plane * g.in_h * g.in_w) + oy * g.stride * g.in_w + ox * g.stride;
+// Runs body<unsigned> when every index of the grid-stride loop over [0, total) stays below 2^31
+// (the fast divisors' range), body<unsigned long long> otherwise.
+#define POOL_DISPATCH(total, body, ...)                          \
+    if (lp_fits_fast_index(total)) {                             \
+        body<unsigned>(__VA_ARGS__);                             \
+    } else {                                                     \
+        body<unsigned long long>(__VA_ARGS__);                   \
+    }
+
+template <typename Index>
+static __device__ __forceinline__ void maxpool_forward_elements(const PoolShape& g, long long outputs, const float* __restrict__ x,
+                                                                float* __restrict__ y, int* __restrict__ argmax) {
+    for (Index o = blockIdx.x * (Index)blockDim.x + threadIdx.x; o < (Index)outputs; o += (Index)gridDim.x * blockDim.x) {
+        Index ox, oy;
+        const Index plane = lp_divmod(lp_divmod(o, g.by_out_w, &ox), g.by_out_h, &oy);
+        const int first = (int)(plane * g.in_h * g.in_w) + (int)oy * g.stride * g.in_w + (int)ox * g.stride;
         int best = first;
         float best_value = x[first];
         for (int wy = 0; wy < g.window; ++wy) {
@@ -48,27 +58,32 @@ extern "C" __global__ void maxpool_forward_v1(PoolShape g, const float* __restri
     }
 }
 
-// Outputs along one axis whose window [o*stride, o*stride + window) contains input i: [lo, hi].
-static __device__ __forceinline__ void pool_covering(int i, int window, int stride, int out, int* lo, int* hi) {
-    const int first = i - window + 1;
-    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-    *hi = min(out - 1, i / stride);
+extern "C" __global__ void maxpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y,
+                                              int* __restrict__ argmax) {
+    const long long outputs = (long long)g.planes * g.out_h * g.out_w;
+    POOL_DISPATCH(outputs, maxpool_forward_elements, g, outputs, x, y, argmax)
 }
 
-extern "C" __global__ void maxpool_backward_v1(PoolShape g, const float* __restrict__ dy, const int* __restrict__ argmax,
-                                               float* __restrict__ dx) {
-    const long long inputs = (long long)g.planes * g.in_h * g.in_w;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < inputs; i += (long long)gridDim.x * blockDim.x) {
-        const int ix = (int)(i % g.in_w);
-        const int iy = (int)((i / g.in_w) % g.in_h);
-        const long long plane = i / ((long long)g.in_w * g.in_h);
+// Outputs along one axis whose window [o*stride, o*stride + window) contains input i: [lo, hi].
+static __device__ __forceinline__ void pool_covering(int i, int window, lp_divisor stride, int out, int* lo, int* hi) {
+    const int first = i - window + 1;
+    *lo = first <= 0 ? 0 : (int)lp_div((unsigned)(first + (int)stride.divisor - 1), stride);
+    *hi = min(out - 1, (int)lp_div((unsigned)i, stride));
+}
+
+template <typename Index>
+static __device__ __forceinline__ void maxpool_backward_elements(const PoolShape& g, long long inputs, const float* __restrict__ dy,
+                                                                 const int* __restrict__ argmax, float* __restrict__ dx) {
+    for (Index i = blockIdx.x * (Index)blockDim.x + threadIdx.x; i < (Index)inputs; i += (Index)gridDim.x * blockDim.x) {
+        Index ix, iy;
+        const Index plane = lp_divmod(lp_divmod(i, g.by_in_w, &ix), g.by_in_h, &iy);
         int oy_lo, oy_hi, ox_lo, ox_hi;
-        pool_covering(iy, g.window, g.stride, g.out_h, &oy_lo, &oy_hi);
-        pool_covering(ix, g.window, g.stride, g.out_w, &ox_lo, &ox_hi);
+        pool_covering((int)iy, g.window, g.by_stride, g.out_h, &oy_lo, &oy_hi);
+        pool_covering((int)ix, g.window, g.by_stride, g.out_w, &ox_lo, &ox_hi);
         float sum = 0.0f;
         for (int oy = oy_lo; oy <= oy_hi; ++oy) {
             for (int ox = ox_lo; ox <= ox_hi; ++ox) {
-                const long long o = (plane * g.out_h + oy) * g.out_w + ox;
+                const long long o = ((long long)plane * g.out_h + oy) * g.out_w + ox;
                 if (argmax[o] == (int)i) {
                     sum += dy[o];
                 }
@@ -78,14 +93,20 @@ extern "C" __global__ void maxpool_backward_v1(PoolShape g, const float* __restr
     }
 }
 
-extern "C" __global__ void avgpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y) {
-    const long long outputs = (long long)g.planes * g.out_h * g.out_w;
+extern "C" __global__ void maxpool_backward_v1(PoolShape g, const float* __restrict__ dy, const int* __restrict__ argmax,
+                                               float* __restrict__ dx) {
+    const long long inputs = (long long)g.planes * g.in_h * g.in_w;
+    POOL_DISPATCH(inputs, maxpool_backward_elements, g, inputs, dy, argmax, dx)
+}
+
+template <typename Index>
+static __device__ __forceinline__ void avgpool_forward_elements(const PoolShape& g, long long outputs, const float* __restrict__ x,
+                                                                float* __restrict__ y) {
     const float count = (float)(g.window * g.window);
-    for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < outputs; o += (long long)gridDim.x * blockDim.x) {
-        const int ox = (int)(o % g.out_w);
-        const int oy = (int)((o / g.out_w) % g.out_h);
-        const long long plane = o / ((long long)g.out_w * g.out_h);
-        const long long first = plane * g.in_h * g.in_w + (long long)oy * g.stride * g.in_w + ox * g.stride;
+    for (Index o = blockIdx.x * (Index)blockDim.x + threadIdx.x; o < (Index)outputs; o += (Index)gridDim.x * blockDim.x) {
+        Index ox, oy;
+        const Index plane = lp_divmod(lp_divmod(o, g.by_out_w, &ox), g.by_out_h, &oy);
+        const long long first = (long long)plane * g.in_h * g.in_w + (long long)oy * g.stride * g.in_w + (long long)ox * g.stride;
         float sum = 0.0f;
         for (int wy = 0; wy < g.window; ++wy) {
             for (int wx = 0; wx < g.window; ++wx) {
@@ -96,24 +117,34 @@ extern "C" __global__ void avgpool_forward_v1(PoolShape g, const float* __restri
     }
 }
 
-extern "C" __global__ void avgpool_backward_v1(PoolShape g, const float* __restrict__ dy, float* __restrict__ dx) {
-    const long long inputs = (long long)g.planes * g.in_h * g.in_w;
+extern "C" __global__ void avgpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y) {
+    const long long outputs = (long long)g.planes * g.out_h * g.out_w;
+    POOL_DISPATCH(outputs, avgpool_forward_elements, g, outputs, x, y)
+}
+
+template <typename Index>
+static __device__ __forceinline__ void avgpool_backward_elements(const PoolShape& g, long long inputs, const float* __restrict__ dy,
+                                                                 float* __restrict__ dx) {
     const float count = (float)(g.window * g.window);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < inputs; i += (long long)gridDim.x * blockDim.x) {
-        const int ix = (int)(i % g.in_w);
-        const int iy = (int)((i / g.in_w) % g.in_h);
-        const long long plane = i / ((long long)g.in_w * g.in_h);
+    for (Index i = blockIdx.x * (Index)blockDim.x + threadIdx.x; i < (Index)inputs; i += (Index)gridDim.x * blockDim.x) {
+        Index ix, iy;
+        const Index plane = lp_divmod(lp_divmod(i, g.by_in_w, &ix), g.by_in_h, &iy);
         int oy_lo, oy_hi, ox_lo, ox_hi;
-        pool_covering(iy, g.window, g.stride, g.out_h, &oy_lo, &oy_hi);
-        pool_covering(ix, g.window, g.stride, g.out_w, &ox_lo, &ox_hi);
+        pool_covering((int)iy, g.window, g.by_stride, g.out_h, &oy_lo, &oy_hi);
+        pool_covering((int)ix, g.window, g.by_stride, g.out_w, &ox_lo, &ox_hi);
         float sum = 0.0f;
         for (int oy = oy_lo; oy <= oy_hi; ++oy) {
             for (int ox = ox_lo; ox <= ox_hi; ++ox) {
-                sum += dy[(plane * g.out_h + oy) * g.out_w + ox] / count;
+                sum += dy[((long long)plane * g.out_h + oy) * g.out_w + ox] / count;
             }
         }
         dx[i] = sum;
     }
+}
+
+extern "C" __global__ void avgpool_backward_v1(PoolShape g, const float* __restrict__ dy, float* __restrict__ dx) {
+    const long long inputs = (long long)g.planes * g.in_h * g.in_w;
+    POOL_DISPATCH(inputs, avgpool_backward_elements, g, inputs, dy, dx)
 }
 
 // y[plane] = (sequential float sum of the plane's `spatial` values) / spatial.

@@ -123,11 +123,12 @@ void* function(const std::string& file, const char* kernel) {
 
 // A launch described once, run on both devices.
 struct Arg {
-    enum Kind { Buffer, Int, Float, Long } kind;
+    enum Kind { Buffer, Int, Float, Long, Words } kind;
     int buffer = -1;
     int i = 0;
     float f = 0;
     long long l = 0;   // long long and unsigned long long parameters (same 8 bytes)
+    std::vector<unsigned> words = {};   // a struct passed by value (lp_divisor, ConvShape, PoolShape)
 };
 struct Case {
     std::string ptx;
@@ -144,6 +145,21 @@ Arg buf(int b) { return Arg{Arg::Buffer, b}; }
 Arg i32(int v) { return Arg{Arg::Int, -1, v}; }
 Arg f32(float v) { return Arg{Arg::Float, -1, 0, v}; }
 Arg i64(long long v) { return Arg{Arg::Long, -1, 0, 0, v}; }
+Arg words(std::vector<unsigned> w) { return Arg{Arg::Words, -1, 0, 0, 0, std::move(w)}; }
+
+// lp_divisor's words for d (laperm/fast_divide.cuh; LaPerm.Cuda.Backend.FastDivisor.Of on the
+// C# side), checked here against plain division so a wrong constant cannot pass as "identical".
+std::vector<unsigned> divisor_words(unsigned d) {
+    unsigned shift = 0;
+    while ((1ull << shift) < d) ++shift;
+    const unsigned multiplier = (unsigned)((((1ull << shift) - d) << 32) / d + 1);
+    for (unsigned n : {0u, 1u, d - 1, d, d + 1, 2 * d + 1, 1000003u, 0x7fffffffu}) {
+        const unsigned q = (unsigned)(((unsigned long long)n * multiplier) >> 32) + n;
+        if ((q >> shift) != n / d) throw std::runtime_error("divisor_words: wrong constants for " + std::to_string(d));
+    }
+    return {d, multiplier, shift};
+}
+Arg divisor(unsigned d) { return words(divisor_words(d)); }
 
 template <class T>
 std::vector<unsigned char> bytes(const std::vector<T>& v) {
@@ -187,6 +203,8 @@ std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
             args[i] = const_cast<int*>(&a.i);
         } else if (a.kind == Arg::Long) {
             args[i] = const_cast<long long*>(&a.l);
+        } else if (a.kind == Arg::Words) {
+            args[i] = const_cast<unsigned*>(a.words.data());
         } else {
             args[i] = const_cast<float*>(&a.f);
         }
@@ -216,6 +234,8 @@ std::vector<std::vector<unsigned char>> run_gpu(const Case& c) {
             args[i] = const_cast<int*>(&a.i);
         } else if (a.kind == Arg::Long) {
             args[i] = const_cast<long long*>(&a.l);
+        } else if (a.kind == Arg::Words) {
+            args[i] = const_cast<unsigned*>(a.words.data());
         } else {
             args[i] = const_cast<float*>(&a.f);
         }
@@ -303,11 +323,11 @@ std::vector<Case> build_cases() {
         cases.push_back({"batchnorm.ptx", "batchnorm_forward_training_v1", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
                          {bytes(floats(length, -2, 3)), bytes(floats(c, -1, 1)), bytes(floats(c, -1, 1)), bytes(floats(c, -0.1f, 0.1f)),
                           bytes(variance), poison(c * 4), poison(c * 4), poison(length * 4)},
-                         {i32(n), i32(c), i32(s), f32(1e-3f), f32(0.9f), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
+                         {i32(n), i32(c), divisor(s), f32(1e-3f), f32(0.9f), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
         cases.push_back({"batchnorm.ptx", "batchnorm_backward_v1", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
                          {bytes(floats(length, -2, 3)), bytes(floats(length, -1, 1)), bytes(floats(c, -1, 1)), bytes(floats(c, -0.5f, 0.5f)),
                           bytes(floats(c, 0.5f, 2.0f)), poison(length * 4), poison(c * 4), poison(c * 4)},
-                         {i32(n), i32(c), i32(s), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
+                         {i32(n), i32(c), divisor(s), buf(0), buf(1), buf(2), buf(3), buf(4), buf(5), buf(6), buf(7)}, {}});
         const int chunks = 5;
         cases.push_back({"batchnorm.ptx", "batchnorm_forward_training_v2_statistics", {(unsigned)c, 1, 1}, {256, 1, 1}, 0,
                          {bytes(doubles(c * chunks, -40, 60)), bytes(doubles(c * chunks, 1, 90)), bytes(floats(c, -0.1f, 0.1f)),
@@ -320,9 +340,52 @@ std::vector<Case> build_cases() {
                          {i64(elements), f32(0.4f), f32(1.0f / 0.6f), i64(0x1234567890ABCDEFll), buf(0), buf(1), buf(2), buf(3)}, {}});
         const int planes = 2 * 3, h = 8, w = 8, hp = 11, wp = 11;
         cases.push_back({"conv.ptx", "conv_pad_images_v1", {2, 1, 1}, {256, 1, 1}, 0, {bytes(floats(planes * h * w, -1, 1)), poison(planes * hp * wp * 4)},
-                         {i32(planes), i32(h), i32(w), i32(hp), i32(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
+                         {i32(planes), i32(h), i32(w), divisor(hp), divisor(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
         cases.push_back({"conv.ptx", "conv_crop_images_v1", {2, 1, 1}, {256, 1, 1}, 0, {bytes(floats(planes * hp * wp, -1, 1)), poison(planes * h * w * 4)},
-                         {i32(planes), i32(h), i32(w), i32(hp), i32(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
+                         {i32(planes), divisor(h), divisor(w), i32(hp), i32(wp), i32(1), i32(1), buf(0), buf(1)}, {}});
+    }
+    {
+        // The index arithmetic of the layout kernels (fast divisors, laperm/fast_divide.cuh): a
+        // stride-2 convolution with asymmetric padding over images [1, 3) of 3, grids smaller than
+        // the work so every thread takes several grid-stride steps.
+        const int images = 3, n0 = 1, count = 2, ch = 3, h = 9, w = 7, k = 3, stride = 2, top = 0, left = 1, oh = 4, ow = 4;
+        const int rows = ch * k * k, plane = oh * ow, width = count * plane;
+        std::vector<unsigned> shape = {(unsigned)n0, (unsigned)count, (unsigned)ch, (unsigned)h, (unsigned)w, (unsigned)k, (unsigned)k,
+                                       (unsigned)stride, (unsigned)top, (unsigned)left, (unsigned)oh, (unsigned)ow};
+        for (unsigned d : {(unsigned)plane, (unsigned)count, (unsigned)k, (unsigned)k, (unsigned)ow, (unsigned)w, (unsigned)h,
+                           (unsigned)ch, (unsigned)stride}) {
+            auto dw = divisor_words(d);
+            shape.insert(shape.end(), dw.begin(), dw.end());
+        }
+        cases.push_back({"im2col.ptx", "im2col_v1", {2, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(images * ch * h * w, -1, 1)), poison(rows * width * 4)},
+                         {words(shape), buf(0), buf(1), i64(width), i64(plane)}, {}});
+        cases.push_back({"im2col.ptx", "col2im_v1", {2, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(rows * width, -1, 1)), poison(images * ch * h * w * 4)},
+                         {words(shape), buf(0), buf(1), i64(width), i64(plane)}, {}});
+        cases.push_back({"conv.ptx", "conv_gather_output_v1", {1, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(images * 5 * plane, -1, 1)), poison(5 * width * 4)},
+                         {i32(n0), i32(count), divisor(5), divisor(plane), buf(0), buf(1)}, {}});
+        cases.push_back({"conv.ptx", "conv_scatter_output_v1", {1, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(5 * width, -1, 1)), poison(images * 5 * plane * 4)},
+                         {i32(n0), i32(count), divisor(5), divisor(plane), buf(0), buf(1)}, {}});
+        const int planes = images * ch, window = 2, pool_oh = 4, pool_ow = 3, inputs = planes * h * w, outputs = planes * pool_oh * pool_ow;
+        std::vector<unsigned> pool = {(unsigned)planes, (unsigned)h, (unsigned)w, (unsigned)window, (unsigned)stride, (unsigned)pool_oh,
+                                      (unsigned)pool_ow};
+        for (unsigned d : {(unsigned)w, (unsigned)h, (unsigned)pool_ow, (unsigned)pool_oh, (unsigned)stride}) {
+            auto dw = divisor_words(d);
+            pool.insert(pool.end(), dw.begin(), dw.end());
+        }
+        cases.push_back({"pool.ptx", "maxpool_forward_v1", {1, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(inputs, -1, 1)), poison(outputs * 4), poison(outputs * 4)}, {words(pool), buf(0), buf(1), buf(2)}, {}});
+        cases.push_back({"pool.ptx", "maxpool_backward_v1", {1, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(outputs, -1, 1)), bytes(ints(outputs, 0, inputs - 1)), poison(inputs * 4)},
+                         {words(pool), buf(0), buf(1), buf(2)}, {}});
+        cases.push_back({"pool.ptx", "avgpool_backward_v1", {1, 1, 1}, {64, 1, 1}, 0,
+                         {bytes(floats(outputs, -1, 1)), poison(inputs * 4)}, {words(pool), buf(0), buf(1)}, {}});
+        const long long length = (long long)images * ch * plane;
+        cases.push_back({"bias.ptx", "bias_add_v1", {1, 1, 1}, {64, 1, 1}, 0, {bytes(floats(length, -1, 1)), bytes(floats(ch, -1, 1))},
+                         {i64(length), divisor(ch), divisor(plane), buf(0), buf(1)}, {}});
     }
     const std::string t = "test_kernels.ptx";
     cases.push_back({t, "test_divergent_barrier", {3, 1, 1}, {256, 1, 1}, 0, {poison(3 * 256 * 4)}, {i32(17), buf(0)}, {}});

@@ -1,6 +1,7 @@
 // laperm/device.cuh: the ONE intrinsic surface every kernel in cuda/kernels uses.
 //
-// Kernels are written in ordinary CUDA spelling and include nothing but this header:
+// Kernels are written in ordinary CUDA spelling and include this header (or the laperm/*.cuh
+// headers built on it, e.g. fast_divide.cuh):
 //
 //     #include "laperm/device.cuh"
 //     extern "C" __global__ void axpy_v1(int n, float a, const float* x, float* y) {
@@ -33,7 +34,8 @@
 //                 fabsf, fminf, fmaxf, floorf, ceilf, truncf, rintf, fmaf, copysignf,
 //                 isnan/isinf/isfinite (float), min/max (int, unsigned, long long, float)
 //   bits          __float_as_uint, __uint_as_float, __float_as_int, __int_as_float,
-//                 __clz, __popc, __brev, __ffs (int/unsigned), __clzll, __popcll
+//                 __clz, __popc, __brev, __ffs (int/unsigned), __clzll, __popcll,
+//                 __umulhi (high 32 bits of the 64-bit product of two unsigned)
 //   limits        FLT_MAX, FLT_MIN, INFINITY, NAN, INT_MAX, INT_MIN, UINT_MAX
 //   qualifiers    __global__, __device__, __host__, __forceinline__, LP_NOINLINE,
 //                 __launch_bounds__(...), __restrict__, __align__(n)
@@ -225,6 +227,7 @@ LP_D int __popc(unsigned x) { return __builtin_popcount(x); }
 LP_D int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 LP_D unsigned __brev(unsigned x) { return __builtin_bitreverse32(x); }
 LP_D int __ffs(int x) { return __builtin_ffs(x); }
+LP_D unsigned __umulhi(unsigned a, unsigned b) { return __nvvm_mulhi_ui(a, b); }
 
 // ---- min / max ----
 LP_D int min(int a, int b) { return a < b ? a : b; }
@@ -435,6 +438,7 @@ inline unsigned __brev(unsigned x) {
     return (x >> 16) | (x << 16);
 }
 inline int __ffs(int x) { return __builtin_ffs(x); }
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
 
 // ---- min / max ----
 inline int min(int a, int b) { return a < b ? a : b; }

@@ -36,7 +36,7 @@ public sealed partial class CudaBackend
             // y[cout, G*P] = W[cout, K] * col[K, G*P]
             _gemm.Run(Stream, false, false, g.OutChannels, (int)width, k, 1f, pW, columns, 0f, product);
             long total = width * g.OutChannels;
-            _kernels.ConvScatterOutput.Launch(Grid(total), BlockSize, 0, Stream, n0, count, g.OutChannels, p, product, pY);
+            _kernels.ConvScatterOutput.Launch(Grid(total), BlockSize, 0, Stream, n0, count, FastDivisor.Of(g.OutChannels), FastDivisor.Of(p), product, pY);
         }
     }
 
@@ -97,6 +97,6 @@ public sealed partial class CudaBackend
     {
         int p = g.OutHeight * g.OutWidth;
         long total = (long)count * p * g.OutChannels;
-        _kernels.ConvGatherOutput.Launch(Grid(total), BlockSize, 0, Stream, n0, count, g.OutChannels, p, dy, product);
+        _kernels.ConvGatherOutput.Launch(Grid(total), BlockSize, 0, Stream, n0, count, FastDivisor.Of(g.OutChannels), FastDivisor.Of(p), dy, product);
     }
 }

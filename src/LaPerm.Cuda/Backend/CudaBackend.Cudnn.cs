@@ -97,7 +97,7 @@ public sealed partial class CudaBackend
                     break;
                 case ConvolutionDirection.BackwardData:
                     _device.ConvBackwardData(Stream, padded, first, second, image);
-                    _kernels.ConvCropImages.Launch(Grid(g.InputLength), BlockSize, 0, Stream, planes, g.InHeight, g.InWidth,
+                    _kernels.ConvCropImages.Launch(Grid(g.InputLength), BlockSize, 0, Stream, planes, FastDivisor.Of(g.InHeight), FastDivisor.Of(g.InWidth),
                         padded.InHeight, padded.InWidth, g.PadTop, g.PadLeft, image.Pointer, output.Pointer);
                     break;
                 default:
@@ -110,7 +110,7 @@ public sealed partial class CudaBackend
 
     private void PadImages(ConvGeometry g, ConvGeometry padded, DeviceBuffer<float> x, DeviceBuffer<float> image, int planes) =>
         _kernels.ConvPadImages.Launch(Grid(padded.InputLength), BlockSize, 0, Stream, planes, g.InHeight, g.InWidth,
-            padded.InHeight, padded.InWidth, g.PadTop, g.PadLeft, x.Pointer, image.Pointer);
+            FastDivisor.Of(padded.InHeight), FastDivisor.Of(padded.InWidth), g.PadTop, g.PadLeft, x.Pointer, image.Pointer);
 
     private bool TryCudnnPoolingForward(PoolingWindow window, Tensor<float> x, Tensor<float> y)
     {

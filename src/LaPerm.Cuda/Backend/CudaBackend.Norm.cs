@@ -30,7 +30,7 @@ public sealed partial class CudaBackend
             return;
         if (_channelReduction == ChannelReduction.PerChannel)
         {
-            _kernels.BatchNormTraining.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, epsilon, momentum,
+            _kernels.BatchNormTraining.Launch(channels, BlockSize, 0, Stream, batch, channels, FastDivisor.Of(spatial), epsilon, momentum,
                 pX, pGamma, pBeta, pRunningMean, pRunningVariance, pSavedMean, pSavedInvStd, pY);
             return;
         }
@@ -39,12 +39,12 @@ public sealed partial class CudaBackend
         ulong partialSum = Scratch(ref _channelPartials, 2 * partialCount).Pointer;
         ulong partialSquares = partialSum + (ulong)(partialCount * sizeof(double));
         var grid = new Dim3((uint)channels, (uint)chunks);
-        _kernels.BatchNormTrainingSums.Launch(grid, BlockSize, 0, Stream, batch, channels, spatial, chunkLength, pX, partialSum);
-        _kernels.BatchNormTrainingSquares.Launch(grid, BlockSize, 0, Stream, batch, channels, spatial, chunkLength,
+        _kernels.BatchNormTrainingSums.Launch(grid, BlockSize, 0, Stream, batch, channels, FastDivisor.Of(spatial), chunkLength, pX, partialSum);
+        _kernels.BatchNormTrainingSquares.Launch(grid, BlockSize, 0, Stream, batch, channels, FastDivisor.Of(spatial), chunkLength,
             pX, partialSum, partialSquares);
         _kernels.BatchNormTrainingStatistics.Launch(channels, BlockSize, 0, Stream, batch, spatial, chunks, epsilon, momentum,
             partialSum, partialSquares, pRunningMean, pRunningVariance, pSavedMean, pSavedInvStd);
-        _kernels.BatchNormTrainingOutput.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial,
+        _kernels.BatchNormTrainingOutput.Launch(Grid(length), BlockSize, 0, Stream, length, FastDivisor.Of(channels), FastDivisor.Of(spatial),
             pX, pGamma, pBeta, pSavedMean, pSavedInvStd, pY);
     }
 
@@ -59,7 +59,7 @@ public sealed partial class CudaBackend
                 new BatchNormShape(batch, channels, spatial), epsilon, Buffer(x), Buffer(gamma), Buffer(beta),
                 Buffer(runningMean), Buffer(runningVariance), Buffer(y))))
             return;
-        _kernels.BatchNormInference.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial, epsilon,
+        _kernels.BatchNormInference.Launch(Grid(length), BlockSize, 0, Stream, length, FastDivisor.Of(channels), FastDivisor.Of(spatial), epsilon,
             Pointer(x, nameof(x), length), Pointer(gamma, nameof(gamma), channels), Pointer(beta, nameof(beta), channels),
             Pointer(runningMean, nameof(runningMean), channels), Pointer(runningVariance, nameof(runningVariance), channels),
             Pointer(y, nameof(y), length));
@@ -85,7 +85,7 @@ public sealed partial class CudaBackend
             return;
         if (_channelReduction == ChannelReduction.PerChannel)
         {
-            _kernels.BatchNormBackward.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial,
+            _kernels.BatchNormBackward.Launch(channels, BlockSize, 0, Stream, batch, channels, FastDivisor.Of(spatial),
                 pX, pDy, pGamma, pSavedMean, pSavedInvStd, pDx, pDGamma, pDBeta);
             return;
         }
@@ -97,10 +97,10 @@ public sealed partial class CudaBackend
         ulong partialDyXhat = partialDy + (ulong)(partialCount * sizeof(double));
         ulong totals = partialDyXhat + (ulong)(partialCount * sizeof(double));
         _kernels.BatchNormBackwardSums.Launch(new Dim3((uint)channels, (uint)chunks), BlockSize, 0, Stream,
-            batch, channels, spatial, chunkLength, pX, pDy, pSavedMean, pSavedInvStd, partialDy, partialDyXhat);
+            batch, channels, FastDivisor.Of(spatial), chunkLength, pX, pDy, pSavedMean, pSavedInvStd, partialDy, partialDyXhat);
         _kernels.BatchNormBackwardTotals.Launch(channels, BlockSize, 0, Stream, channels, chunks,
             partialDy, partialDyXhat, totals, pDGamma, pDBeta);
-        _kernels.BatchNormBackwardDx.Launch(Grid(length), BlockSize, 0, Stream, length, channels, spatial, count,
+        _kernels.BatchNormBackwardDx.Launch(Grid(length), BlockSize, 0, Stream, length, FastDivisor.Of(channels), FastDivisor.Of(spatial), count,
             pX, pDy, pGamma, pSavedMean, pSavedInvStd, totals, pDx);
     }
 

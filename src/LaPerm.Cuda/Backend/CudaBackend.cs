@@ -394,7 +394,7 @@ public sealed partial class CudaBackend : IBackend
         ulong pBias = Pointer(bias, nameof(bias), channels);
         ulong pY = Own(y, nameof(y)).Pointer;
         int spatial = SpatialOf(y, channels, nameof(y));
-        _kernels.BiasAdd.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, channels, spatial, pY, pBias);
+        _kernels.BiasAdd.Launch(Grid(y.Length), BlockSize, 0, Stream, (long)y.Length, FastDivisor.Of(channels), FastDivisor.Of(spatial), pY, pBias);
     }
 
     public void BiasGradient(Tensor<float> dy, Tensor<float> dBias, int channels)
@@ -406,13 +406,13 @@ public sealed partial class CudaBackend : IBackend
         int batch = dy.Length / (spatial * channels);
         if (_channelReduction == ChannelReduction.PerChannel)
         {
-            _kernels.BiasGradient.Launch(channels, BlockSize, 0, Stream, batch, channels, spatial, pDy, pBias);
+            _kernels.BiasGradient.Launch(channels, BlockSize, 0, Stream, batch, channels, FastDivisor.Of(spatial), pDy, pBias);
             return;
         }
         var (chunks, chunkLength) = ChannelChunks(channels, batch * spatial);
         ulong partials = Scratch(ref _channelPartials, (long)channels * chunks).Pointer;
         _kernels.BiasGradientSums.Launch(new Dim3((uint)channels, (uint)chunks), BlockSize, 0, Stream,
-            batch, channels, spatial, chunkLength, pDy, partials);
+            batch, channels, FastDivisor.Of(spatial), chunkLength, pDy, partials);
         _kernels.BiasGradientTotal.Launch(channels, BlockSize, 0, Stream, chunks, partials, pBias);
     }
 
