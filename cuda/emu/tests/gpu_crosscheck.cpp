@@ -147,19 +147,7 @@ Arg f32(float v) { return Arg{Arg::Float, -1, 0, v}; }
 Arg i64(long long v) { return Arg{Arg::Long, -1, 0, 0, v}; }
 Arg words(std::vector<unsigned> w) { return Arg{Arg::Words, -1, 0, 0, 0, std::move(w)}; }
 
-// lp_divisor's words for d (laperm/fast_divide.cuh; LaPerm.Cuda.Backend.FastDivisor.Of on the
-// C# side), checked here against plain division so a wrong constant cannot pass as "identical".
-std::vector<unsigned> divisor_words(unsigned d) {
-    unsigned shift = 0;
-    while ((1ull << shift) < d) ++shift;
-    const unsigned multiplier = (unsigned)((((1ull << shift) - d) << 32) / d + 1);
-    for (unsigned n : {0u, 1u, d - 1, d, d + 1, 2 * d + 1, 1000003u, 0x7fffffffu}) {
-        const unsigned q = (unsigned)(((unsigned long long)n * multiplier) >> 32) + n;
-        if ((q >> shift) != n / d) throw std::runtime_error("divisor_words: wrong constants for " + std::to_string(d));
-    }
-    return {d, multiplier, shift};
-}
-Arg divisor(unsigned d) { return words(divisor_words(d)); }
+Arg divisor(unsigned d) { return words(lp_test::divisor_words(d)); }
 
 template <class T>
 std::vector<unsigned char> bytes(const std::vector<T>& v) {
@@ -354,7 +342,7 @@ std::vector<Case> build_cases() {
                                        (unsigned)stride, (unsigned)top, (unsigned)left, (unsigned)oh, (unsigned)ow};
         for (unsigned d : {(unsigned)plane, (unsigned)count, (unsigned)k, (unsigned)k, (unsigned)ow, (unsigned)w, (unsigned)h,
                            (unsigned)ch, (unsigned)stride}) {
-            auto dw = divisor_words(d);
+            auto dw = lp_test::divisor_words(d);
             shape.insert(shape.end(), dw.begin(), dw.end());
         }
         cases.push_back({"im2col.ptx", "im2col_v1", {2, 1, 1}, {64, 1, 1}, 0,
@@ -373,7 +361,7 @@ std::vector<Case> build_cases() {
         std::vector<unsigned> pool = {(unsigned)planes, (unsigned)h, (unsigned)w, (unsigned)window, (unsigned)stride, (unsigned)pool_oh,
                                       (unsigned)pool_ow};
         for (unsigned d : {(unsigned)w, (unsigned)h, (unsigned)pool_ow, (unsigned)pool_oh, (unsigned)stride}) {
-            auto dw = divisor_words(d);
+            auto dw = lp_test::divisor_words(d);
             pool.insert(pool.end(), dw.begin(), dw.end());
         }
         cases.push_back({"pool.ptx", "maxpool_forward_v1", {1, 1, 1}, {64, 1, 1}, 0,

@@ -69,6 +69,24 @@ bool launch_ok(const char* kernel, unsigned gx, unsigned bx, unsigned dynamic_sh
     return true;
 }
 
+// lp_divisor's three words for d (cuda/include/laperm/fast_divide.cuh; the C# launches make them
+// with LaPerm.Cuda.Backend.FastDivisor.Of, the same computation), checked here against plain
+// division so that a wrong constant cannot make two paths agree on a wrong answer.
+inline std::vector<unsigned> divisor_words(unsigned d) {
+    unsigned shift = 0;
+    while ((1ull << shift) < d) ++shift;
+    const unsigned multiplier = static_cast<unsigned>((((1ull << shift) - d) << 32) / d + 1);
+    for (unsigned n : {0u, 1u, d - 1, d, d + 1, 1000003u, 0x7ffffffeu, 0x7fffffffu}) {
+        if (n > 0x7fffffffu) continue;
+        const unsigned q = static_cast<unsigned>((static_cast<unsigned long long>(n) * multiplier) >> 32) + n;
+        if ((q >> shift) != n / d) {
+            std::fprintf(stderr, "divisor_words: wrong constants for %u\n", d);
+            std::abort();
+        }
+    }
+    return {d, multiplier, shift};
+}
+
 inline bool contains(const std::string& haystack, const char* needle) {
     return haystack.find(needle) != std::string::npos;
 }

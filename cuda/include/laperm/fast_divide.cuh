@@ -45,8 +45,15 @@ __device__ __forceinline__ Index lp_divmod(Index n, lp_divisor d, Index* remaind
     return q;
 }
 
+// The bound on a launch's indices for the `unsigned` instantiation. A test (cuda/emu/tests/
+// index_paths.cpp) compiles the kernels with 0 here, so every launch takes the 64-bit path,
+// and compares them with the library's fast path bit for bit.
+#ifndef LP_FAST_INDEX_LIMIT
+#define LP_FAST_INDEX_LIMIT 0x80000000LL
+#endif
+
 // True when a grid-stride loop over [0, total) keeps every index it forms (the last one plus the
 // grid's stride included) below 2^31: the condition for the `unsigned` instantiation.
 __device__ __forceinline__ bool lp_fits_fast_index(long long total) {
-    return total + (long long)gridDim.x * blockDim.x <= 0x80000000LL;
+    return total + (long long)gridDim.x * blockDim.x <= LP_FAST_INDEX_LIMIT;
 }
