@@ -53,7 +53,8 @@ __device__ __forceinline__ Index lp_divmod(Index n, lp_divisor d, Index* remaind
 #endif
 
 // True when a grid-stride loop over [0, total) keeps every index it forms (the last one plus the
-// grid's stride included) below 2^31: the condition for the `unsigned` instantiation.
-__device__ __forceinline__ bool lp_fits_fast_index(long long total) {
+// grid's stride included) below 2^31: the condition for the `unsigned` instantiation. static:
+// each translation unit keeps its own (the test's has another LP_FAST_INDEX_LIMIT).
+static __device__ __forceinline__ bool lp_fits_fast_index(long long total) {
     return total + (long long)gridDim.x * blockDim.x <= LP_FAST_INDEX_LIMIT;
 }

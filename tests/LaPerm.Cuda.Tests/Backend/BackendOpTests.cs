@@ -358,25 +358,28 @@ public abstract class BackendOpTests
         Assert.Equal(expected.Totals[0], actual.Totals[0], 2 * 1.2e-7 * Math.Abs(expected.Totals[0]));
     }
 
-    public static TheoryData<int, int, int, int, int> PoolShapes => new()
+    public static TheoryData<int, int, int, int, int, int> PoolShapes => new()
     {
-        { 2, 3, 6, 2, 2 },    // non-overlapping windows
-        { 3, 2, 9, 3, 2 },    // overlapping windows: an input feeds up to four outputs
-        { 1, 4, 7, 3, 1 },
+        // batch, channels, height, width, window, stride
+        { 2, 3, 6, 6, 2, 2 },    // non-overlapping windows
+        { 3, 2, 9, 9, 3, 2 },    // overlapping windows: an input feeds up to four outputs
+        { 1, 4, 7, 7, 3, 1 },
+        { 2, 3, 9, 6, 3, 2 },    // not square: a height/width mix-up in the index arithmetic shows
+        { 2, 2, 5, 8, 2, 1 },
     };
 
     [Theory]
     [MemberData(nameof(PoolShapes))]
-    public void PoolingIsBitExactIncludingArgmaxAndTies(int batch, int channels, int size, int window, int stride)
+    public void PoolingIsBitExactIncludingArgmaxAndTies(int batch, int channels, int height, int width, int window, int stride)
     {
         using var device = Open();
         using var cpu = Cpu();
-        var g = PoolGeometry.Create(batch, channels, size, size, window, stride);
-        var rng = new Random(size * 31 + window);
-        int inputs = batch * channels * size * size, outputs = batch * channels * g.OutHeight * g.OutWidth;
+        var g = PoolGeometry.Create(batch, channels, height, width, window, stride);
+        var rng = new Random(height * 31 + width * 7 + window);
+        int inputs = batch * channels * height * width, outputs = batch * channels * g.OutHeight * g.OutWidth;
         var x = RandomIntegers(rng, inputs, 3);   // many ties
         var dy = Random(rng, outputs);
-        int[] xShape = [batch, channels, size, size], yShape = [batch, channels, g.OutHeight, g.OutWidth];
+        int[] xShape = [batch, channels, height, width], yShape = [batch, channels, g.OutHeight, g.OutWidth];
         (float[] Y, int[] Argmax, float[] Dx, float[] AvgY, float[] AvgDx) Run(IBackend backend)
         {
             using var tx = Put(backend, x, xShape);
@@ -539,19 +542,24 @@ public abstract class BackendOpTests
         }
     }
 
-    public static TheoryData<int, int, int, int, int, bool, long> ConvShapes => new()
+    public static TheoryData<int, int, int, int, int, int, int, bool, long> ConvShapes => new()
     {
-        // batch, cin, size, cout, kernel, same padding, column budget (floats; small = several groups)
-        { 3, 2, 7, 4, 3, true, 1L << 24 },      // stride 1 'same'
-        { 4, 3, 8, 5, 3, true, 200 },           // one image per group
-        { 5, 2, 9, 3, 5, false, 700 },          // 'valid', groups of two
-        { 3, 2, 8, 3, 5, true, 1L << 24 },      // 5x5 'same' at stride 2 on an even size: pads 1 top, 2 bottom (as conv7)
+        // batch, cin, height, width, cout, kernel height, kernel width, same padding, column budget
+        // (floats; small = several groups)
+        { 3, 2, 7, 7, 4, 3, 3, true, 1L << 24 },      // stride 1 'same'
+        { 4, 3, 8, 8, 5, 3, 3, true, 200 },           // one image per group
+        { 5, 2, 9, 9, 3, 5, 5, false, 700 },          // 'valid', groups of two
+        { 3, 2, 8, 8, 3, 5, 5, true, 1L << 24 },      // 5x5 'same' at stride 2 on an even size: pads 1 top, 2 bottom (as conv7)
+        // Not square (image, kernel, output): a height/width mix-up in the index arithmetic shows.
+        { 3, 2, 9, 6, 4, 3, 5, true, 1L << 24 },
+        { 4, 3, 6, 10, 2, 1, 3, false, 300 },
     };
 
     [Theory]
     [MemberData(nameof(ConvShapes))]
-    public void ConvolutionAgreesWithinTheDotProductBound(int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget) =>
-        CheckConvolution(Open, batch, cin, size, cout, kernel, same, columnBudget, boundFactor: 1);
+    public void ConvolutionAgreesWithinTheDotProductBound(int batch, int cin, int height, int width, int cout, int kernelHeight, int kernelWidth,
+        bool same, long columnBudget) =>
+        CheckConvolution(Open, batch, cin, (height, width), cout, (kernelHeight, kernelWidth), same, columnBudget, boundFactor: 1);
 
     /// <summary>
     /// cuDNN's convolutions (asymmetric padding made explicit: a padded copy of x, a cropped dx).
@@ -560,8 +568,9 @@ public abstract class BackendOpTests
     /// </summary>
     [Theory]
     [MemberData(nameof(ConvShapes))]
-    public void CudnnConvolutionAgreesWithinAWidenedBound(int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget) =>
-        CheckConvolution(OpenWithCudnn, batch, cin, size, cout, kernel, same, columnBudget, boundFactor: 16);
+    public void CudnnConvolutionAgreesWithinAWidenedBound(int batch, int cin, int height, int width, int cout, int kernelHeight, int kernelWidth,
+        bool same, long columnBudget) =>
+        CheckConvolution(OpenWithCudnn, batch, cin, (height, width), cout, (kernelHeight, kernelWidth), same, columnBudget, boundFactor: 16);
 
     /// <summary>
     /// cuDNN's max, average and global average pooling against the CPU, on distinct random values
@@ -571,14 +580,14 @@ public abstract class BackendOpTests
     /// </summary>
     [Theory]
     [MemberData(nameof(PoolShapes))]
-    public void CudnnPoolingAgreesWithTheCpu(int batch, int channels, int size, int window, int stride)
+    public void CudnnPoolingAgreesWithTheCpu(int batch, int channels, int height, int width, int window, int stride)
     {
-        var g = PoolGeometry.Create(batch, channels, size, size, window, stride);
-        var rng = new Random(size * 37 + window);
-        var x = Random(rng, batch * channels * size * size);
+        var g = PoolGeometry.Create(batch, channels, height, width, window, stride);
+        var rng = new Random(height * 37 + width * 7 + window);
+        var x = Random(rng, batch * channels * height * width);
         var dy = Random(rng, batch * channels * g.OutHeight * g.OutWidth);
-        int[] xShape = [batch, channels, size, size], yShape = [batch, channels, g.OutHeight, g.OutWidth];
-        int spatial = size * size, planes = batch * channels;
+        int[] xShape = [batch, channels, height, width], yShape = [batch, channels, g.OutHeight, g.OutWidth];
+        int spatial = height * width, planes = batch * channels;
         int overlap = (window + stride - 1) / stride * ((window + stride - 1) / stride);   // windows that share an input
         float[][] Run(IBackend backend, float[] xv, float[] dyv)
         {
@@ -671,11 +680,12 @@ public abstract class BackendOpTests
     /// Convolution on <paramref name="open"/>'s backend vs the CPU. cuDNN may pick Winograd or FFT
     /// algorithms, whose error exceeds a plain dot product's: <paramref name="boundFactor"/> widens the bound.
     /// </summary>
-    protected static void CheckConvolution(Func<CudaBackend> open, int batch, int cin, int size, int cout, int kernel, bool same, long columnBudget, double boundFactor)
+    protected static void CheckConvolution(Func<CudaBackend> open, int batch, int cin, (int Height, int Width) size, int cout,
+        (int Height, int Width) kernel, bool same, long columnBudget, double boundFactor)
     {
         foreach (int stride in new[] { 1, 2 })
         {
-            var g = ConvGeometry.Create(batch, cin, size, size, cout, kernel, kernel, stride, same);
+            var g = ConvGeometry.Create(batch, cin, size.Height, size.Width, cout, kernel.Height, kernel.Width, stride, same);
             using var device = open();
             device.ColumnBudget = columnBudget;
             using var cpu = Cpu();
@@ -683,7 +693,9 @@ public abstract class BackendOpTests
             var x = Random(rng, g.InputLength);
             var w = Random(rng, g.WeightLength);
             var dy = Random(rng, g.OutputLength);
-            int[] xShape = [batch, cin, size, size], yShape = [batch, cout, g.OutHeight, g.OutWidth], wShape = [cout, cin, kernel, kernel];
+            int[] xShape = [batch, cin, size.Height, size.Width], yShape = [batch, cout, g.OutHeight, g.OutWidth];
+            int[] wShape = [cout, cin, kernel.Height, kernel.Width];
+            int taps = kernel.Height * kernel.Width;
             (float[] Y, float[] Dx, float[] Dw) Run(IBackend backend, float[] xv, float[] wv, float[] dyv)
             {
                 using var tx = Put(backend, xv, xShape);
@@ -702,8 +714,8 @@ public abstract class BackendOpTests
             // The same convolutions of absolute values give sum |a_i b_i| for each output's dot product.
             var mag = Run(cpu, [.. x.Select(Math.Abs)], [.. w.Select(Math.Abs)], [.. dy.Select(Math.Abs)]);
             string where = $"stride {stride}, {g}";
-            Within(e.Y, a.Y, i => boundFactor * DotBound(cin * kernel * kernel, mag.Y[i]), $"conv forward ({where})");
-            Within(e.Dx, a.Dx, i => boundFactor * DotBound(cout * kernel * kernel, mag.Dx[i]), $"conv backward data ({where})");
+            Within(e.Y, a.Y, i => boundFactor * DotBound(cin * taps, mag.Y[i]), $"conv forward ({where})");
+            Within(e.Dx, a.Dx, i => boundFactor * DotBound(cout * taps, mag.Dx[i]), $"conv backward data ({where})");
             Within(e.Dw, a.Dw, i => boundFactor * DotBound(batch * g.OutHeight * g.OutWidth, mag.Dw[i]), $"conv backward filter ({where})");
             // Asymmetric 'same' padding (stride 2 on an even size) runs on cuDNN too, padded explicitly;
             // and a backend that was asked for cuDNN did not drop it as a whole on the way.
