@@ -15,15 +15,6 @@
 // or more instructions. Each loop runs in 32-bit indices when the launch's indices fit.
 #include "laperm/fast_divide.cuh"
 
-// Runs body<unsigned> when every index of the grid-stride loop over [0, total) stays below 2^31
-// (the fast divisors' range), body<unsigned long long> otherwise.
-#define CONV_DISPATCH(total, body, ...)                          \
-    if (lp_fits_fast_index(total)) {                             \
-        body<unsigned>(__VA_ARGS__);                             \
-    } else {                                                     \
-        body<unsigned long long>(__VA_ARGS__);                   \
-    }
-
 // Element idx of the NCHW images [n0, n0 + count) <-> its place in the [channels, count * plane]
 // matrix; to_matrix chooses the direction.
 template <typename Index>
@@ -45,13 +36,13 @@ static __device__ __forceinline__ void conv_move_output(bool to_matrix, int n0, 
 extern "C" __global__ void conv_gather_output_v1(int n0, int count, lp_divisor channels, lp_divisor plane, const float* __restrict__ nchw,
                                                  float* __restrict__ matrix) {
     const long long total = (long long)count * channels.divisor * plane.divisor;
-    CONV_DISPATCH(total, conv_move_output, true, n0, count, channels, plane, total, nchw, matrix)
+    LP_FAST_INDEX_DISPATCH(total, conv_move_output, true, n0, count, channels, plane, total, nchw, matrix)
 }
 
 extern "C" __global__ void conv_scatter_output_v1(int n0, int count, lp_divisor channels, lp_divisor plane, const float* __restrict__ matrix,
                                                   float* __restrict__ nchw) {
     const long long total = (long long)count * channels.divisor * plane.divisor;
-    CONV_DISPATCH(total, conv_move_output, false, n0, count, channels, plane, total, matrix, nchw)
+    LP_FAST_INDEX_DISPATCH(total, conv_move_output, false, n0, count, channels, plane, total, matrix, nchw)
 }
 
 template <typename Index>
@@ -70,7 +61,7 @@ static __device__ __forceinline__ void conv_pad_elements(long long total, int he
 extern "C" __global__ void conv_pad_images_v1(int planes, int height, int width, lp_divisor padded_height, lp_divisor padded_width,
                                               int top, int left, const float* __restrict__ x, float* __restrict__ padded) {
     const long long total = (long long)planes * padded_height.divisor * padded_width.divisor;
-    CONV_DISPATCH(total, conv_pad_elements, total, height, width, padded_height, padded_width, top, left, x, padded)
+    LP_FAST_INDEX_DISPATCH(total, conv_pad_elements, total, height, width, padded_height, padded_width, top, left, x, padded)
 }
 
 template <typename Index>
@@ -87,5 +78,5 @@ static __device__ __forceinline__ void conv_crop_elements(long long total, lp_di
 extern "C" __global__ void conv_crop_images_v1(int planes, lp_divisor height, lp_divisor width, int padded_height, int padded_width,
                                                int top, int left, const float* __restrict__ padded, float* __restrict__ x) {
     const long long total = (long long)planes * height.divisor * width.divisor;
-    CONV_DISPATCH(total, conv_crop_elements, total, height, width, padded_height, padded_width, top, left, padded, x)
+    LP_FAST_INDEX_DISPATCH(total, conv_crop_elements, total, height, width, padded_height, padded_width, top, left, padded, x)
 }

@@ -25,15 +25,6 @@ struct PoolShape {
     lp_divisor by_in_w, by_in_h, by_out_w, by_out_h, by_stride;
 };
 
-// Runs body<unsigned> when every index of the grid-stride loop over [0, total) stays below 2^31
-// (the fast divisors' range), body<unsigned long long> otherwise.
-#define POOL_DISPATCH(total, body, ...)                          \
-    if (lp_fits_fast_index(total)) {                             \
-        body<unsigned>(__VA_ARGS__);                             \
-    } else {                                                     \
-        body<unsigned long long>(__VA_ARGS__);                   \
-    }
-
 template <typename Index>
 static __device__ __forceinline__ void maxpool_forward_elements(const PoolShape& g, long long outputs, const float* __restrict__ x,
                                                                 float* __restrict__ y, int* __restrict__ argmax) {
@@ -61,7 +52,7 @@ static __device__ __forceinline__ void maxpool_forward_elements(const PoolShape&
 extern "C" __global__ void maxpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y,
                                               int* __restrict__ argmax) {
     const long long outputs = (long long)g.planes * g.out_h * g.out_w;
-    POOL_DISPATCH(outputs, maxpool_forward_elements, g, outputs, x, y, argmax)
+    LP_FAST_INDEX_DISPATCH(outputs, maxpool_forward_elements, g, outputs, x, y, argmax)
 }
 
 // Outputs along one axis whose window [o*stride, o*stride + window) contains input i: [lo, hi].
@@ -96,7 +87,7 @@ static __device__ __forceinline__ void maxpool_backward_elements(const PoolShape
 extern "C" __global__ void maxpool_backward_v1(PoolShape g, const float* __restrict__ dy, const int* __restrict__ argmax,
                                                float* __restrict__ dx) {
     const long long inputs = (long long)g.planes * g.in_h * g.in_w;
-    POOL_DISPATCH(inputs, maxpool_backward_elements, g, inputs, dy, argmax, dx)
+    LP_FAST_INDEX_DISPATCH(inputs, maxpool_backward_elements, g, inputs, dy, argmax, dx)
 }
 
 template <typename Index>
@@ -119,7 +110,7 @@ static __device__ __forceinline__ void avgpool_forward_elements(const PoolShape&
 
 extern "C" __global__ void avgpool_forward_v1(PoolShape g, const float* __restrict__ x, float* __restrict__ y) {
     const long long outputs = (long long)g.planes * g.out_h * g.out_w;
-    POOL_DISPATCH(outputs, avgpool_forward_elements, g, outputs, x, y)
+    LP_FAST_INDEX_DISPATCH(outputs, avgpool_forward_elements, g, outputs, x, y)
 }
 
 template <typename Index>
@@ -144,7 +135,7 @@ static __device__ __forceinline__ void avgpool_backward_elements(const PoolShape
 
 extern "C" __global__ void avgpool_backward_v1(PoolShape g, const float* __restrict__ dy, float* __restrict__ dx) {
     const long long inputs = (long long)g.planes * g.in_h * g.in_w;
-    POOL_DISPATCH(inputs, avgpool_backward_elements, g, inputs, dy, dx)
+    LP_FAST_INDEX_DISPATCH(inputs, avgpool_backward_elements, g, inputs, dy, dx)
 }
 
 // y[plane] = (sequential float sum of the plane's `spatial` values) / spatial.

@@ -58,3 +58,12 @@ __device__ __forceinline__ Index lp_divmod(Index n, lp_divisor d, Index* remaind
 static __device__ __forceinline__ bool lp_fits_fast_index(long long total) {
     return total + (long long)gridDim.x * blockDim.x <= LP_FAST_INDEX_LIMIT;
 }
+
+// Runs body<unsigned>(...) when every index of a grid-stride loop over [0, total) stays below
+// 2^31 (the fast divisors' range), body<unsigned long long>(...) otherwise.
+#define LP_FAST_INDEX_DISPATCH(total, body, ...)                 \
+    if (lp_fits_fast_index(total)) {                             \
+        body<unsigned>(__VA_ARGS__);                             \
+    } else {                                                     \
+        body<unsigned long long>(__VA_ARGS__);                   \
+    }
