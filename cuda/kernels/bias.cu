@@ -32,11 +32,7 @@ static __device__ __forceinline__ void bias_add_elements(long long n, lp_divisor
 
 extern "C" __global__ void bias_add_v1(long long n, lp_divisor channels, lp_divisor spatial, float* __restrict__ y,
                                        const float* __restrict__ bias) {
-    if (lp_fits_fast_index(n)) {
-        bias_add_elements<unsigned>(n, channels, spatial, y, bias);
-    } else {
-        bias_add_elements<unsigned long long>(n, channels, spatial, y, bias);
-    }
+    LP_FAST_INDEX_DISPATCH(n, bias_add_elements, n, channels, spatial, y, bias)
 }
 
 // v1: grid = channels, block = BIAS_BLOCK (exactly). Each thread sums a strided share of the

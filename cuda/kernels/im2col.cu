@@ -51,11 +51,7 @@ static __device__ __forceinline__ void im2col_elements(const ConvShape& g, const
 extern "C" __global__ void im2col_v1(ConvShape g, const float* __restrict__ x, float* __restrict__ col,
                                      long long row_stride, long long image_stride) {
     const long long total = (long long)g.channels * g.kernel_h * g.kernel_w * g.count * g.out_h * g.out_w;
-    if (lp_fits_fast_index(total)) {
-        im2col_elements<unsigned>(g, x, col, row_stride, image_stride, total);
-    } else {
-        im2col_elements<unsigned long long>(g, x, col, row_stride, image_stride, total);
-    }
+    LP_FAST_INDEX_DISPATCH(total, im2col_elements, g, x, col, row_stride, image_stride, total)
 }
 
 template <typename Index>
@@ -98,9 +94,5 @@ static __device__ __forceinline__ void col2im_elements(const ConvShape& g, const
 extern "C" __global__ void col2im_v1(ConvShape g, const float* __restrict__ col, float* __restrict__ dx,
                                      long long row_stride, long long image_stride) {
     const long long total = (long long)g.count * g.channels * g.height * g.width;
-    if (lp_fits_fast_index(total)) {
-        col2im_elements<unsigned>(g, col, dx, row_stride, image_stride, total);
-    } else {
-        col2im_elements<unsigned long long>(g, col, dx, row_stride, image_stride, total);
-    }
+    LP_FAST_INDEX_DISPATCH(total, col2im_elements, g, col, dx, row_stride, image_stride, total)
 }
