@@ -8,7 +8,8 @@
 //   avgpool_forward_v1    one thread per output: window sum (row-major) / (window * window)
 //   avgpool_backward_v1   one thread per input: sum of dy / (window * window) over the outputs
 //                         whose window covers it, in increasing output order
-//   global_avgpool_forward_v1 / _backward_v1   one thread per (n, c) plane
+//   global_avgpool_forward_v1   one thread per (n, c) plane: sequential sum / spatial
+//   global_avgpool_backward_v1  one thread per input: dy of its plane / spatial
 //
 // Backward passes gather instead of scattering: no atomics, and every input receives its
 // contributions in the order the CPU backend's scatter loop adds them (starting from +0.0), so
@@ -150,9 +151,17 @@ extern "C" __global__ void global_avgpool_forward_v1(int planes, int spatial, co
     }
 }
 
-extern "C" __global__ void global_avgpool_backward_v1(int planes, int spatial, const float* __restrict__ dy, float* __restrict__ dx) {
-    const long long n = (long long)planes * spatial;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        dx[i] = dy[i / spatial] / (float)spatial;
+template <typename Index>
+static __device__ __forceinline__ void global_avgpool_backward_elements(long long inputs, lp_divisor spatial, const float* __restrict__ dy,
+                                                                        float* __restrict__ dx) {
+    const float count = (float)spatial.divisor;
+    for (Index i = blockIdx.x * (Index)blockDim.x + threadIdx.x; i < (Index)inputs; i += (Index)gridDim.x * blockDim.x) {
+        dx[i] = dy[lp_div(i, spatial)] / count;
     }
+}
+
+// One thread per input: dx[n,c,s] = dy[n,c] / spatial.
+extern "C" __global__ void global_avgpool_backward_v1(int planes, lp_divisor spatial, const float* __restrict__ dy, float* __restrict__ dx) {
+    const long long inputs = (long long)planes * spatial.divisor;
+    LP_FAST_INDEX_DISPATCH(inputs, global_avgpool_backward_elements, inputs, spatial, dy, dx)
 }

@@ -46,6 +46,7 @@ LP_EMU_REGISTER(wide_maxpool_forward_v1)
 LP_EMU_REGISTER(wide_maxpool_backward_v1)
 LP_EMU_REGISTER(wide_avgpool_forward_v1)
 LP_EMU_REGISTER(wide_avgpool_backward_v1)
+LP_EMU_REGISTER(wide_global_avgpool_backward_v1)
 LP_EMU_REGISTER(wide_bias_add_v1)
 
 using namespace lp_test;
@@ -155,6 +156,14 @@ void pooling(int planes, int height, int width, int window, int stride) {
     same_on_both_paths<float>("avgpool_backward_v1", what, inputs, 2, g, static_cast<const float*>(dy->ptr()), nullptr);
 }
 
+void global_pooling(int planes, int spatial) {
+    char what[64];
+    std::snprintf(what, sizeof what, "%d planes of %d", planes, spatial);
+    auto dy = upload(random_floats(planes));
+    same_on_both_paths<float>("global_avgpool_backward_v1", what, static_cast<std::size_t>(planes) * spatial, 2, planes, divisor(spatial),
+                              static_cast<const float*>(dy->ptr()), nullptr);
+}
+
 void bias(int batch, int channels, int spatial) {
     char what[64];
     std::snprintf(what, sizeof what, "[%d, %d, %d]", batch, channels, spatial);
@@ -186,6 +195,8 @@ int main() {
     pooling(6, 9, 7, 2, 2);
     pooling(4, 8, 8, 3, 1);
     pooling(2, 7, 9, 3, 2);
+    global_pooling(12, 49);
+    global_pooling(5, 1);
     bias(3, 5, 49);
     bias(7, 10, 1);
     return finish("index_paths");

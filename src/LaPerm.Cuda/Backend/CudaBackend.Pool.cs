@@ -74,7 +74,7 @@ public sealed partial class CudaBackend
         int planes = batch * channels;
         ulong pDy = Pointer(dy, nameof(dy), planes), pDx = Pointer(dx, nameof(dx), (long)planes * spatial);
         if (TryCudnnPoolingBackward(PoolingWindow.Global(batch, channels, spatial), dx, dy, dy, dx)) return;
-        _kernels.GlobalAvgPoolBackward.Launch(Grid((long)planes * spatial), BlockSize, 0, Stream, planes, spatial, pDy, pDx);
+        _kernels.GlobalAvgPoolBackward.Launch(Grid((long)planes * spatial), BlockSize, 0, Stream, planes, FastDivisor.Of(spatial), pDy, pDx);
     }
 
     private static void CheckSizes(int batch, int channels, int spatial)

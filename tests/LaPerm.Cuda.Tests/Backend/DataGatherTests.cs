@@ -42,6 +42,7 @@ public abstract class DataGatherTests
     [InlineData(3, 32, 32, "none")]
     [InlineData(3, 32, 32, "cifar")]
     [InlineData(3, 32, 32, "mnist")]   // zoom on three channels
+    [InlineData(2, 5, 7, "cifar")]     // a block of more threads than the image has pixels
     public void GatheredBatchesAreBitIdenticalToTheCpuBackend(int channels, int height, int width, string preset)
     {
         var data = RandomDataset(channels * 100 + height, 203, channels, height, width);
