@@ -187,10 +187,28 @@ public sealed class RunSession : IDisposable
         for (string? path = whole; !string.IsNullOrEmpty(path); path = Path.GetDirectoryName(path))
         {
             if (Directory.Exists(path)) return;
-            if (File.Exists(path))
+            if (File.Exists(path)) // also true for a link to nothing
+            {
+                string what = DanglingLink(path) ?? "a file, not a directory";
                 throw new RunStorageException(path == whole
-                    ? $"output directory '{dir}' is a file, not a directory; choose another --out"
-                    : $"output directory '{dir}' cannot be made: '{path}' is a file, not a directory; choose another --out");
+                    ? $"output directory '{dir}' is {what}; choose another --out"
+                    : $"output directory '{dir}' cannot be made: '{path}' is {what}; choose another --out");
+            }
+        }
+    }
+
+    /// <summary>What a symbolic link at <paramref name="path"/> leads to when it ends nowhere (a missing target or a loop of links); null for anything else.</summary>
+    private static string? DanglingLink(string path)
+    {
+        var link = new FileInfo(path);
+        if (link.LinkTarget is not { } target) return null;
+        try
+        {
+            return link.ResolveLinkTarget(returnFinalTarget: true) is { } final && Path.Exists(final.FullName) ? null : $"a link to '{target}', which does not exist";
+        }
+        catch (IOException)
+        {
+            return $"a link to '{target}' in a loop of links";
         }
     }
 

@@ -174,6 +174,31 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public void AnOutputDirectoryBehindALinkToNothingSaysSo()
+    {
+        using var fx = new RunFixture();
+        string missing = fx.Dir("missing"), link = fx.Dir("link");
+        File.CreateSymbolicLink(link, missing);
+        var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(link)));
+        Assert.Equal($"output directory '{link}' is a link to '{missing}', which does not exist; choose another --out", e.Message);
+        e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(Path.Combine(link, "run"))));
+        Assert.Equal($"output directory '{Path.Combine(link, "run")}' cannot be made: '{link}' is a link to '{missing}', which does not exist; choose another --out", e.Message);
+        Assert.False(Path.Exists(missing));
+
+        string loop = fx.Dir("loop");
+        File.CreateSymbolicLink(loop, loop);
+        e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(loop)));
+        Assert.Equal($"output directory '{loop}' is a link to '{loop}' in a loop of links; choose another --out", e.Message);
+
+        // A link to a file is a file.
+        string file = fx.Dir("a-file"), toFile = fx.Dir("to-file");
+        File.WriteAllText(file, "not a directory");
+        File.CreateSymbolicLink(toFile, file);
+        e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(toFile)));
+        Assert.Equal($"output directory '{toFile}' is a file, not a directory; choose another --out", e.Message);
+    }
+
+    [Fact]
     public void AFailedCheckpointWriteStopsTheRunAndKeepsThePreviousCheckpoint()
     {
         using var fx = new RunFixture();
