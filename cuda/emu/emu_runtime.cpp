@@ -67,7 +67,12 @@
 
 namespace lp_emu {
 
-LP_EMU_API thread_local const ThreadView* tls_current_thread = nullptr;
+namespace {
+// The view of the fiber running on this OS thread (null outside a block); see current_thread().
+thread_local const ThreadView* tls_current_thread = nullptr;
+}  // namespace
+
+LP_EMU_API const ThreadView* current_thread() { return tls_current_thread; }
 
 namespace {
 
@@ -702,7 +707,11 @@ bool schedule_setting(Schedule& schedule, std::string& error) {
 }
 
 // Runs one block to completion on this OS thread. Returns an empty string or the error.
-std::string run_block(Worker& w, const Launch& launch, uint3 index) {
+// noipa: GCC otherwise clones it with `w` folded to worker()'s thread-local object and then
+// recomputes that address (a __tls_get_addr call) at every use in the scheduling loop; the
+// thread-local current-thread slot is looked up once for the same reason.
+__attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, uint3 index) {
+    const ThreadView*& current_thread = tls_current_thread;
     const unsigned n = launch.threads_per_block;
     if (w.threads.size() < n) w.threads.resize(n);
     BlockReportsScope reports_scope(launch.reports);
@@ -758,7 +767,7 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
                 prepare_context(t.context, st.base, st.bytes, &fiber_main);
             }
             w.running = &t;
-            tls_current_thread = &t.view;
+            current_thread = &t.view;
             const Stack& running_stack = w.stacks[static_cast<std::size_t>(t.stack)];
             asan::start_switch(&w.scheduler_fake_stack, running_stack.base, running_stack.bytes);
             switch_context(w.scheduler, t.context);
@@ -787,7 +796,7 @@ std::string run_block(Worker& w, const Launch& launch, uint3 index) {
             break;
         }
     }
-    tls_current_thread = nullptr;
+    current_thread = nullptr;
     w.running = nullptr;
     w.block = nullptr;
     if (error.empty() && launch.dynamic_shared_bytes > 0) {
@@ -927,7 +936,8 @@ LP_EMU_API int barrier(BarrierOp op, int predicate, const char* file, int line) 
     for (unsigned i = base; i < end; ++i) {
         const Thread& o = w.threads[i];
         if (o.state != State::AtBarrier) continue;
-        if (o.barrier_line != line || std::strcmp(o.barrier_file, file) != 0) {
+        // The same place has the same file pointer almost always: strcmp only when they differ.
+        if (o.barrier_line != line || (o.barrier_file != file && std::strcmp(o.barrier_file, file) != 0)) {
             abort_thread(w, t, format("%s (lane %u of warp %u) reaches %s() at %s:%d while lane %u of the same warp waits at "
                                       "%s:%d: the lanes of a warp must reach a barrier at the same place (on the GPU it is an "
                                       "aligned bar.sync, and a lane-divergent one hangs)",

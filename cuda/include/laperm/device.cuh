@@ -307,7 +307,11 @@ struct ThreadView {
     dim3 grid_dim;
     unsigned linear;  // x + y*bx + z*bx*by
 };
-LP_EMU_API extern thread_local const ThreadView* tls_current_thread;
+// The running emulated thread's view. Declared `const` (a pure function of nothing): within one
+// kernel call it always gives the same pointer (a fiber keeps its view for its whole life and
+// the scheduler points the slot at it before resuming the fiber), so the compiler reads the
+// thread-local slot once per kernel call, not at every threadIdx or blockDim of a loop.
+LP_EMU_API __attribute__((const)) const ThreadView* current_thread();
 
 enum class WarpOp : int { Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All };
 enum class BarrierOp : int { Plain, Count, And, Or };
@@ -329,17 +333,17 @@ inline T shuffle(WarpOp op, unsigned mask, T value, int b, int width, int clamp)
 }
 }  // namespace lp_emu
 
-#define threadIdx (::lp_emu::tls_current_thread->thread_idx)
-#define blockIdx (::lp_emu::tls_current_thread->block_idx)
-#define blockDim (::lp_emu::tls_current_thread->block_dim)
-#define gridDim (::lp_emu::tls_current_thread->grid_dim)
+#define threadIdx (::lp_emu::current_thread()->thread_idx)
+#define blockIdx (::lp_emu::current_thread()->block_idx)
+#define blockDim (::lp_emu::current_thread()->block_dim)
+#define gridDim (::lp_emu::current_thread()->grid_dim)
 constexpr int warpSize = 32;
 
 #define LP_DYNAMIC_SHARED(type, name) \
     type* const name = reinterpret_cast<type*>(::lp_emu::dynamic_shared())
 
-inline unsigned lp_lane_id() { return ::lp_emu::tls_current_thread->linear & 31u; }
-inline unsigned lp_warp_id() { return ::lp_emu::tls_current_thread->linear / 32u; }
+inline unsigned lp_lane_id() { return ::lp_emu::current_thread()->linear & 31u; }
+inline unsigned lp_warp_id() { return ::lp_emu::current_thread()->linear / 32u; }
 
 // ---- barriers ----
 // Macros, so the emulator knows each barrier's place in the source: on the GPU __syncthreads is
