@@ -194,6 +194,7 @@ void prepare_context(Context& ctx, void* stack_base, std::size_t stack_bytes, vo
 struct KernelEntry {
     KernelInfo info;
     int static_shared = -1;                // bytes, from the PTX; -1 when unknown
+    unsigned max_threads = 0;              // per block, from the PTX's .maxntid; 0 when none or unknown
     std::atomic<unsigned> max_dynamic_shared{0};  // 0: not opted in (static + dynamic <= 48 KiB)
 };
 
@@ -221,14 +222,16 @@ Registry& registry() {
 
 KernelEntry* find_kernel(const char* name) {
     if (name == nullptr) return nullptr;
-    static const bool static_shared_known = [] {
-        for (const StaticSharedSize* s = static_shared_sizes; s->kernel != nullptr; ++s) {
+    static const bool ptx_limits_known = [] {
+        for (const PtxKernelLimits* s = ptx_kernel_limits; s->kernel != nullptr; ++s) {
             auto it = registry().by_name.find(std::string_view(s->kernel));
-            if (it != registry().by_name.end()) it->second->static_shared = static_cast<int>(s->bytes);
+            if (it == registry().by_name.end()) continue;
+            it->second->static_shared = static_cast<int>(s->static_shared_bytes);
+            it->second->max_threads = s->max_threads;
         }
         return true;
     }();
-    (void)static_shared_known;
+    (void)ptx_limits_known;
     auto& by_name = registry().by_name;
     auto it = by_name.find(std::string_view(name));
     return it == by_name.end() ? nullptr : it->second;
@@ -1152,6 +1155,10 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
         if (threads > kMaxThreadsPerBlock || blockZ > 64)
             return fail_call(format("kernel '%s': block (%u,%u,%u) has %llu threads; at most 1024 per block and 64 in z",
                                     name, blockX, blockY, blockZ, static_cast<unsigned long long>(threads)));
+        if (k->max_threads != 0 && threads > k->max_threads)
+            return fail_call(format("kernel '%s': block (%u,%u,%u) has %llu threads; its __launch_bounds__ allow at most %u "
+                                    "(a GPU refuses the launch)",
+                                    name, blockX, blockY, blockZ, static_cast<unsigned long long>(threads), k->max_threads));
         if (gridX > 0x7fffffffu || gridY > 65535u || gridZ > 65535u)
             return fail_call(format("kernel '%s': grid (%u,%u,%u) exceeds the CUDA limits (2^31-1, 65535, 65535)",
                                     name, gridX, gridY, gridZ));

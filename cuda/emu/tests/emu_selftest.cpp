@@ -280,6 +280,17 @@ void dynamic_shared_and_limits() {
         rc = launch("reduce_sum_v1", 1, 1, 1, 64, 1, 1, 48 * 1024 - static_bytes, n, x.ptr(), partial.ptr());
         LP_CHECK(rc == 0, "static + dynamic at exactly 48 KiB: %s", laperm_emu_last_error());
     }
+
+#if LAPERM_TEST_PTX_BUILT
+    // Launch bounds from the PTX (.maxntid): reconnect_bucket_narrow_256 is built for 32 threads per block.
+    rc = launch("reconnect_bucket_narrow_256", 1, 1, 1, 64, 1, 1, 0);
+    e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && contains(e, "reconnect_bucket_narrow_256") && contains(e, "__launch_bounds__ allow at most 32"),
+             "64 threads over a bound of 32: '%s'", e.c_str());
+    rc = launch("reconnect_bucket_narrow_256", 1, 1, 1, 32, 1, 1, 0);  // within the bound: stops at its missing arguments
+    e = laperm_emu_last_error();
+    LP_CHECK(rc != 0 && !contains(e, "__launch_bounds__") && contains(e, "args[0]"), "32 threads: '%s'", e.c_str());
+#endif
 }
 
 void bits_math() {
