@@ -14,7 +14,8 @@
                  emulator's C++ tests (ctest in the native build folder), the emulator
                  built with AddressSanitizer (its C++ tests, and the kernel tests once more
                  on it except the built-in model runs), then the GPU check script's
-                 self-test;
+                 self-test; the two extra kernel test runs run beside each other and
+                 beside the native steps, their output printed when each ends;
                  ends with one plain line "N passed, N failed, N skipped" (every xunit
                  test, every ctest test, the self-test) and a non-zero exit code when
                  anything failed.
@@ -183,39 +184,54 @@ function Invoke-CTest {
 
 $ShuffleSchedule = 'shuffle:20261127'
 
-function Invoke-KernelTestPass {
+function Start-KernelTestPass {
     <#
-      One more run of the emulator kernel tests (tests/LaPerm.Cuda.Tests, GPU tests left
-      out) with $Environment set for its duration (and restored after); returns its counts.
+      Starts one more run of the emulator kernel tests (tests/LaPerm.Cuda.Tests, GPU tests
+      left out) as a process of its own with $Environment added to its environment, its
+      output kept until Complete-KernelTestPass prints it. Passes run beside each other and
+      beside the native builds: the sanitized emulator runs one launch at a time (one core)
+      and the shuffled pass is mostly fiber switching, so on two cores running them one
+      after the other left a core idle for minutes.
     #>
     param([Parameter(Mandatory)] [string] $Label, [Parameter(Mandatory)] [hashtable] $Environment, [string[]] $ExtraArgs = @())
     $project = 'tests/LaPerm.Cuda.Tests/LaPerm.Cuda.Tests.csproj'
-    Write-Step "dotnet test $project ($Label)"
     $testArgs = @('test', '--project', $project, '-c', $Configuration, '--no-build', '--no-ansi', '--no-progress',
                   '--filter-not-trait', 'Category=Gpu') + $ExtraArgs
     $shown = ($Environment.Keys | Sort-Object | ForEach-Object { "$_=$($Environment[$_])" }) -join ' '
-    Write-Host "> $shown dotnet $($testArgs -join ' ')"
+    $info = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+    foreach ($argument in $testArgs) { $info.ArgumentList.Add($argument) }
+    foreach ($name in $Environment.Keys) { $info.Environment[$name] = $Environment[$name] }
+    $info.WorkingDirectory = $RepoRoot
+    $info.UseShellExecute = $false
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    Write-Host "(started: dotnet test $project ($Label); its output follows when it ends)"
+    $process = [System.Diagnostics.Process]::Start($info)
+    return [pscustomobject]@{
+        Label = $Label; Project = $project; Command = "$shown dotnet $($testArgs -join ' ')"; Process = $process
+        Stdout = $process.StandardOutput.ReadToEndAsync(); Stderr = $process.StandardError.ReadToEndAsync()
+        Started = [DateTime]::UtcNow
+    }
+}
+
+function Complete-KernelTestPass {
+    # Waits for a pass of Start-KernelTestPass, prints its output and returns its counts.
+    param([Parameter(Mandatory)] $Pass)
+    $Pass.Process.WaitForExit()
+    $code = $Pass.Process.ExitCode
+    $seconds = ([DateTime]::UtcNow - $Pass.Started).TotalSeconds
+    Write-Step "dotnet test $($Pass.Project) ($($Pass.Label); ended after $([int]$seconds) s)"
+    Write-Host "> $($Pass.Command)"
     $output = [System.Collections.Generic.List[string]]::new()
-    $previous = @{}
-    foreach ($name in $Environment.Keys) {
-        $previous[$name] = [Environment]::GetEnvironmentVariable($name)
-        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    foreach ($text in ($Pass.Stdout.Result + $Pass.Stderr.Result) -split "\r?\n") {
+        $output.Add($text)
+        Write-Host $text
     }
-    try {
-        & dotnet @testArgs 2>&1 | ForEach-Object {
-            $text = "$_"
-            $output.Add($text)
-            Write-Host $text
-        }
-        $code = $LASTEXITCODE
-    }
-    finally {
-        foreach ($name in $previous.Keys) { [Environment]::SetEnvironmentVariable($name, $previous[$name]) }   # $null removes it
-    }
+    $Pass.Process.Dispose()
     $summary = Get-TestRunSummary -Lines $output
     $failed = $summary.Failed + $summary.Errors
     if ($summary.Runs -eq 0 -or ($code -ne 0 -and $failed -eq 0)) {
-        Write-Host "the run ($Label) printed no summary or exited with code $($code): counted as one failure"
+        Write-Host "the run ($($Pass.Label)) printed no summary or exited with code $($code): counted as one failure"
         $failed += 1
     }
     return [pscustomobject]@{ Passed = $summary.Succeeded; Failed = $failed; Skipped = $summary.Skipped }
@@ -251,34 +267,37 @@ function Build-SanitizedEmulator {
     return [pscustomobject]@{ Library = $library; Runtime = $runtime; Options = $options }
 }
 
-function Invoke-SanitizedEmulatorTests {
+function Start-SanitizedEmulatorTests {
     <#
       The emulator's C++ tests and the kernel tests once more, on the emulator built with
       AddressSanitizer: a kernel that reads or writes outside its buffers, its dynamic
       shared memory or a static shared array fails its launch there (the plain emulator sees
-      only writes past a buffer's end and just around its dynamic shared memory). The built-in model runs are left out: they repeat the kernels the op
-      tests cover at model shapes and take four times as long under the sanitizer. Returns
-      the counts (one skipped test when the sanitizer is not available here, one failed test
-      when its build fails).
+      only writes past a buffer's end and just around its dynamic shared memory). The built-in
+      model runs are left out: they repeat the kernels the op tests cover at model shapes and
+      take four times as long under the sanitizer. Builds and runs the C++ tests here and
+      starts the kernel tests (Start-KernelTestPass); returns the counts so far (one skipped
+      test when the sanitizer is not available here, one failed test when its build fails)
+      and the started pass, or $null.
     #>
+    $counts = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0 }
     try { $built = Build-SanitizedEmulator }
     catch {
         Write-Host "AddressSanitizer emulator: $($_.Exception.Message): counted as one failure"
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        $counts.Failed = 1
+        return [pscustomobject]@{ Counts = $counts; Pass = $null }
     }
     if ($built -is [string]) {
         Write-Host "AddressSanitizer emulator: not available ($built): counted as one skipped test"
-        return [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 1 }
+        $counts.Skipped = 1
+        return [pscustomobject]@{ Counts = $counts; Pass = $null }
     }
-    $counts = [pscustomobject]@{ Passed = 0; Failed = 0; Skipped = 0 }
     # The ctest tests carry their ASAN_OPTIONS (cuda/emu/tests/CMakeLists.txt).
     $ctest = if ($NoCTest) { $null } else { Invoke-CTest -BuildDir $SanitizedBuildDir -Label 'emulator C++ tests, AddressSanitizer' }
     if ($null -ne $ctest) { $counts.Passed += $ctest.Passed; $counts.Failed += $ctest.Failed; $counts.Skipped += $ctest.Skipped }
-    $run = Invoke-KernelTestPass -Label 'AddressSanitizer emulator' `
+    $pass = Start-KernelTestPass -Label 'AddressSanitizer emulator' `
         -Environment @{ LD_PRELOAD = $built.Runtime; LAPERM_EMU_LIBRARY = $built.Library; ASAN_OPTIONS = $built.Options } `
         -ExtraArgs @('--filter-not-class', 'LaPerm.Cuda.Tests.Backend.EmuBuiltInModel*')
-    $counts.Passed += $run.Passed; $counts.Failed += $run.Failed; $counts.Skipped += $run.Skipped
-    return $counts
+    return [pscustomobject]@{ Counts = $counts; Pass = $pass }
 }
 
 function Invoke-Test {
@@ -320,9 +339,9 @@ function Invoke-Test {
     # thread reading what a lower-numbered one wrote without a barrier). A GPU promises no
     # order, so the kernel tests run once more with LAPERM_EMU_SCHEDULE=shuffle (fixed seed:
     # the same order in every run); a race shows up as a mismatch against the CPU reference.
+    $passes = [System.Collections.Generic.List[object]]::new()
     if (-not $NoScheduleRerun) {
-        $rerun = Invoke-KernelTestPass -Label "emulator schedule $ShuffleSchedule" -Environment @{ LAPERM_EMU_SCHEDULE = $ShuffleSchedule }
-        $passed += $rerun.Passed; $failed += $rerun.Failed; $skipped += $rerun.Skipped
+        $passes.Add((Start-KernelTestPass -Label "emulator schedule $ShuffleSchedule" -Environment @{ LAPERM_EMU_SCHEDULE = $ShuffleSchedule }))
     }
 
     if (-not $NoCTest) {
@@ -333,8 +352,14 @@ function Invoke-Test {
     }
 
     if (-not $NoSanitizerRerun) {
-        $sanitized = Invoke-SanitizedEmulatorTests
-        $passed += $sanitized.Passed; $failed += $sanitized.Failed; $skipped += $sanitized.Skipped
+        $sanitized = Start-SanitizedEmulatorTests
+        $passed += $sanitized.Counts.Passed; $failed += $sanitized.Counts.Failed; $skipped += $sanitized.Counts.Skipped
+        if ($null -ne $sanitized.Pass) { $passes.Add($sanitized.Pass) }
+    }
+
+    foreach ($pass in $passes) {
+        $counts = Complete-KernelTestPass $pass
+        $passed += $counts.Passed; $failed += $counts.Failed; $skipped += $counts.Skipped
     }
 
     if (-not $NoScriptSelfTest) {
