@@ -476,6 +476,7 @@ struct Worker {
     void* scheduler_fake_stack = nullptr;
     Thread* running = nullptr;
     Block* block = nullptr;
+    unsigned slot = 0;     // the position in the current scheduling round (run_block's loop)
     unsigned char* dynamic_shared = nullptr;       // what kernels see: the allocation past its front guard
     std::size_t dynamic_shared_capacity = 0;      // bytes usable from dynamic_shared, back guard excluded
 
@@ -612,15 +613,42 @@ void yield_to_scheduler(Worker& w, Thread& t) {
     std::abort();  // unreachable: an aborted fiber is never resumed
 }
 
+// The thread the scheduler would resume next in this round, if it has not started yet; it
+// then becomes the round's current position. Null when the round ends there or the next
+// thread has started (it has a fiber of its own to resume).
+Thread* take_next_fresh_thread(Worker& w) {
+    const Block& b = *w.block;
+    const unsigned next = w.slot + 1;
+    if (next >= b.threads) return nullptr;
+    Thread& t = w.threads[b.launch->schedule.order == Order::Forward ? next : w.order[next]];
+    if (t.state != State::Ready || t.stack >= 0) return nullptr;
+    w.slot = next;
+    return &t;
+}
+
 [[noreturn]] void fiber_main() {
     Worker& w = worker();
     asan::finish_switch(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
-    Thread& t = *w.running;
+    const ThreadView*& current_thread = tls_current_thread;
     const Launch& launch = *w.block->launch;
-    launch.kernel->info.invoke(launch.args);
-    t.state = State::Done;
-    ++w.block->done;
-    yield_to_scheduler(w, t);
+    for (;;) {
+        Thread& t = *w.running;
+        launch.kernel->info.invoke(launch.args);
+        t.state = State::Done;
+        ++w.block->done;
+        // The next thread of the round, if it has not started, runs on this fiber at once, as
+        // the scheduler would run it next: the same order, but no switch to the scheduler and
+        // back, no new context. A kernel without barriers runs a whole block on one fiber. An
+        // overflowed stack goes back to the scheduler, which names the thread that finished.
+        if (!canary_intact(w.stacks[static_cast<std::size_t>(t.stack)])) break;
+        Thread* next = take_next_fresh_thread(w);
+        if (next == nullptr) break;
+        next->stack = t.stack;
+        t.stack = -1;
+        w.running = next;
+        current_thread = &next->view;
+    }
+    yield_to_scheduler(w, *w.running);
     std::abort();  // unreachable: a finished fiber is never resumed
 }
 
@@ -758,8 +786,9 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
     for (;;) {
         bool ran = false;
         if (schedule.order == Order::Shuffle) shuffle(w.order, shuffle_state);
-        for (unsigned slot = 0; slot < n; ++slot) {
-            const unsigned i = schedule.order == Order::Forward ? slot : w.order[slot];
+        // w.slot: a finishing fiber may run the round's next threads itself (fiber_main).
+        for (w.slot = 0; w.slot < n; ++w.slot) {
+            const unsigned i = schedule.order == Order::Forward ? w.slot : w.order[w.slot];
             Thread& t = w.threads[i];
             if (t.state != State::Ready) continue;
             ran = true;
@@ -775,16 +804,17 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
             asan::start_switch(&w.scheduler_fake_stack, running_stack.base, running_stack.bytes);
             switch_context(w.scheduler, t.context);
             asan::finish_switch(w.scheduler_fake_stack, nullptr, nullptr);
-            if (t.state == State::Done) {
-                const Stack& st = w.stacks[static_cast<std::size_t>(t.stack)];
+            Thread& last = *w.running;   // t, or a later thread of the round that ran on t's fiber
+            if (last.state == State::Done) {
+                const Stack& st = w.stacks[static_cast<std::size_t>(last.stack)];
                 if (!canary_intact(st)) {
                     error = block_prefix(block) + format("%s overflowed its %zu-byte emulator stack (large local arrays? "
-                                                         "raise LAPERM_EMU_STACK_KB)", thread_name(t.view).c_str(), st.bytes);
+                                                         "raise LAPERM_EMU_STACK_KB)", thread_name(last.view).c_str(), st.bytes);
                     write_canary(st);
                     break;
                 }
-                w.free_stacks.push_back(t.stack);
-                t.stack = -1;
+                w.free_stacks.push_back(last.stack);
+                last.stack = -1;
             }
             if (!block.error.empty()) break;
         }

@@ -357,8 +357,8 @@ void errors() {
     expect_failure("test_bad_lane_divergent_barrier",
                    launch("test_bad_lane_divergent_barrier", 1, 1, 1, 64, 1, 1, 0, out.ptr()),
                    {ordered ? "lane 1 of warp 0" : "of warp", "test_kernels.cu", "same place"});
-    expect_failure("test_bad_stack_overflow", launch("test_bad_stack_overflow", 1, 1, 1, 1, 1, 1, 0, 24 * 1024, out.ptr()),
-                   {"overflowed", "LAPERM_EMU_STACK_KB"});
+    expect_failure("test_bad_stack_overflow", launch("test_bad_stack_overflow", 1, 1, 1, 4, 1, 1, 0, 24 * 1024, out.ptr()),
+                   {"thread (3,0,0) overflowed", "LAPERM_EMU_STACK_KB"});
     // A full-warp mask in a partial warp (block of 48: warp 1 has 16 lanes).
     expect_failure("test_shuffles", launch("test_shuffles", 1, 1, 1, 48, 1, 1, 0, out.ptr(), out.ptr()), {"only 16 lane(s)"});
 

@@ -172,7 +172,13 @@ extern "C" __global__ void test_bad_lane_divergent_barrier(int* out) {
 }
 
 // 96 KiB of locals: more than an emulator fiber stack (64 KiB by default).
+// Only the block's last thread overflows: the error must name it, not a thread that ran
+// before it on the same fiber.
 extern "C" __global__ void test_bad_stack_overflow(int n, int* out) {
+    if (threadIdx.x + 1 != blockDim.x) {
+        out[threadIdx.x] = 0;
+        return;
+    }
     volatile int big[24 * 1024];
     for (int i = 0; i < n; ++i) big[i] = i;
     out[threadIdx.x] = big[n - 1];
