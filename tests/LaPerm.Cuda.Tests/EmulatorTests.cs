@@ -363,6 +363,36 @@ public sealed class EmulatorRuntimeTests
 
 public sealed class EmulatorSanitizerTests
 {
+    /// <summary>
+    /// LAPERM_EMU_LIBRARY picks the emulator build (the test command's sanitized pass names the
+    /// AddressSanitizer one): a path that is missing or no library must fail with its name, never
+    /// fall back to the plain emulator beside the assembly, which would pass that pass unsanitized.
+    /// </summary>
+    [Fact]
+    public void AnEmulatorLibraryOverrideThatCannotBeLoadedFailsInsteadOfFallingBack()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"laperm-no-emu-{Guid.NewGuid():N}.so");
+        Assert.Null(EmulatorLibrary.TryLoad(missing, out string? reason));
+        Assert.Equal($"LAPERM_EMU_LIBRARY names '{missing}', which does not exist", reason);
+
+        string notALibrary = Path.Combine(Path.GetTempPath(), $"laperm-not-emu-{Guid.NewGuid():N}.so");
+        File.WriteAllText(notALibrary, "not an ELF file");
+        try
+        {
+            Assert.Null(EmulatorLibrary.TryLoad(notALibrary, out reason));
+            Assert.StartsWith($"LAPERM_EMU_LIBRARY names '{notALibrary}', which cannot be loaded: ", reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(notALibrary);
+        }
+
+        // An override that loads is the library used (here the one this run uses already).
+        EmulatorLibrary current = EmulatorLibrary.TryLoad(out reason) ?? throw new InvalidOperationException(reason);
+        Assert.Equal(current.Library.Path, EmulatorLibrary.TryLoad(current.Library.Path, out reason)?.Library.Path);
+        Assert.Null(reason);
+    }
+
     [Fact]
     public void AReadPastTheEndOfABufferFailsTheLaunchInTheSanitizedEmulatorOnly()
     {

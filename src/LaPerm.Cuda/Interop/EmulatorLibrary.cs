@@ -62,14 +62,33 @@ public sealed unsafe class EmulatorLibrary
     public string Sanitizers => _sanitizers == null ? "" : Marshal.PtrToStringUTF8((nint)_sanitizers()) ?? "";
 
     /// <summary>
-    /// Loads the emulator: LAPERM_EMU_LIBRARY if set, else next to this assembly (where the
-    /// build copies it), else the loader's search path.
+    /// Loads the emulator: LAPERM_EMU_LIBRARY if set (and only that: a run asked for another
+    /// build, e.g. the sanitized one, must not quietly get the plain one), else next to this
+    /// assembly (where the build copies it), else the loader's search path.
     /// </summary>
-    public static EmulatorLibrary? TryLoad(out string? failureReason)
+    public static EmulatorLibrary? TryLoad(out string? failureReason) =>
+        TryLoad(Environment.GetEnvironmentVariable("LAPERM_EMU_LIBRARY"), out failureReason);
+
+    internal static EmulatorLibrary? TryLoad(string? overridePath, out string? failureReason)
     {
+        if (overridePath is { Length: > 0 })
+        {
+            if (!File.Exists(overridePath))
+            {
+                failureReason = $"LAPERM_EMU_LIBRARY names '{overridePath}', which does not exist";
+                return null;
+            }
+            try
+            {
+                return Bind(new LibraryLoadResult("LaPerm emulator", NativeLibrary.Load(overridePath), overridePath, null), out failureReason);
+            }
+            catch (DllNotFoundException e)
+            {
+                failureReason = $"LAPERM_EMU_LIBRARY names '{overridePath}', which cannot be loaded: {e.Message}";
+                return null;
+            }
+        }
         var candidates = new List<string>();
-        if (Environment.GetEnvironmentVariable("LAPERM_EMU_LIBRARY") is { Length: > 0 } overridePath)
-            candidates.Add(overridePath);
         string here = Path.GetDirectoryName(typeof(EmulatorLibrary).Assembly.Location) is { Length: > 0 } dir ? dir : AppContext.BaseDirectory;
         candidates.Add(Path.Combine(here, FileName));
         candidates.Add(Path.Combine(here, "runtimes", "linux-x64", "native", FileName));
