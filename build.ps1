@@ -223,7 +223,8 @@ function Complete-KernelTestPass {
     Write-Step "dotnet test $($Pass.Project) ($($Pass.Label); ended after $([int]$seconds) s)"
     Write-Host "> $($Pass.Command)"
     $output = [System.Collections.Generic.List[string]]::new()
-    foreach ($text in ($Pass.Stdout.Result + $Pass.Stderr.Result) -split "\r?\n") {
+    # Joined with a line break: stdout need not end with one, and its last line must not run into stderr's first.
+    foreach ($text in (@($Pass.Stdout.Result, $Pass.Stderr.Result) -join "`n") -split "\r?\n") {
         $output.Add($text)
         Write-Host $text
     }
