@@ -67,6 +67,7 @@ internal sealed class CudnnOperations : IDisposable
     public void BatchNormForwardTraining(nint stream, BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
         ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y)
     {
+        RequireDefinedRunningVariance(shape);
         BatchNormPlan plan = BatchNormPlanFor(shape, epsilon);
         _cudnn.SetStream(_handle, stream);
         _cudnn.BatchNormForwardTraining(_handle, plan.X, x, y, plan.Channels, gamma, beta, 1.0 - momentum,
@@ -90,10 +91,29 @@ internal sealed class CudnnOperations : IDisposable
         _cudnn.BatchNormBackward(_handle, plan.X, x, dy, dx, plan.Channels, gamma, dGamma, dBeta, epsilon, savedMean, savedInvStd);
     }
 
-    private BatchNormPlan BatchNormPlanFor(BatchNormShape shape, double epsilon)
+    /// <summary>cuDNN refuses an epsilon below CUDNN_BN_MIN_EPSILON (its emulated stand-in too).</summary>
+    internal static void RequireCudnnEpsilon(double epsilon)
     {
         if (epsilon < Cudnn.BatchNormMinEpsilon)
             throw new NotSupportedException($"cuDNN batch-norm needs epsilon >= {Cudnn.BatchNormMinEpsilon}, got {epsilon}");
+    }
+
+    /// <summary>
+    /// cuDNN's running variance is Bessel-corrected, the batch variance times M / (M - 1) for the
+    /// M = batch x spatial values of a channel: with M = 1 (a dense batch-norm's last batch of one)
+    /// that is 0 / 0, where the CPU and our kernels take the biased 0. Refused (its emulated
+    /// stand-in too), so our kernels run that shape and every backend agrees.
+    /// </summary>
+    internal static void RequireDefinedRunningVariance(BatchNormShape shape)
+    {
+        if ((long)shape.Batch * shape.Spatial < 2)
+            throw new NotSupportedException(
+                $"cuDNN's running variance divides by batch x spatial - 1, undefined for {shape.Batch} x {shape.Spatial} value per channel");
+    }
+
+    private BatchNormPlan BatchNormPlanFor(BatchNormShape shape, double epsilon)
+    {
+        RequireCudnnEpsilon(epsilon);
         if (_batchNorms.TryGetValue(shape, out BatchNormPlan? plan)) return plan;
         // [N, C, S] as NCHW with H = S, W = 1; gamma, beta and the statistics are 1 x C x 1 x 1.
         plan = new BatchNormPlan(_cudnn.CreateTensor4d(shape.Batch, shape.Channels, shape.Spatial, 1), _cudnn.CreateTensor4d(1, shape.Channels, 1, 1));

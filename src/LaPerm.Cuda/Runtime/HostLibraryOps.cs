@@ -115,7 +115,8 @@ internal sealed unsafe class HostLibraryOps : IDisposable
     public void BatchNormForwardTraining(BatchNormShape shape, float epsilon, float momentum, ulong x, ulong gamma, ulong beta,
         ulong runningMean, ulong runningVariance, ulong savedMean, ulong savedInvStd, ulong y)
     {
-        RequireCudnnEpsilon(epsilon);
+        CudnnOperations.RequireCudnnEpsilon(epsilon);
+        CudnnOperations.RequireDefinedRunningVariance(shape);
         int c = shape.Channels;
         using var tx = StageIn(x, shape.Length);
         using var tGamma = StageIn(gamma, c);
@@ -135,7 +136,7 @@ internal sealed unsafe class HostLibraryOps : IDisposable
 
     public void BatchNormForwardInference(BatchNormShape shape, float epsilon, ulong x, ulong gamma, ulong beta, ulong mean, ulong variance, ulong y)
     {
-        RequireCudnnEpsilon(epsilon);
+        CudnnOperations.RequireCudnnEpsilon(epsilon);
         int c = shape.Channels;
         using var tx = StageIn(x, shape.Length);
         using var tGamma = StageIn(gamma, c);
@@ -159,18 +160,11 @@ internal sealed unsafe class HostLibraryOps : IDisposable
         using var tdx = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(checked((int)shape.Length)));
         using var tdGamma = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
         using var tdBeta = (CpuTensor<float>)_cpu.Allocate<float>(new Shape(c));
-        RequireCudnnEpsilon(epsilon);
+        CudnnOperations.RequireCudnnEpsilon(epsilon);
         _cpu.BatchNormBackward(shape.Batch, c, shape.Spatial, epsilon, tx, tdy, tGamma, tSavedMean, tSavedInvStd, tdx, tdGamma, tdBeta);
         StageOut(tdx, dx);
         StageOut(tdGamma, dGamma);
         StageOut(tdBeta, dBeta);
-    }
-
-    /// <summary>cuDNN refuses an epsilon below CUDNN_BN_MIN_EPSILON; so does its stand-in.</summary>
-    private static void RequireCudnnEpsilon(float epsilon)
-    {
-        if (epsilon < Cudnn.BatchNormMinEpsilon)
-            throw new NotSupportedException($"cuDNN batch-norm needs epsilon >= {Cudnn.BatchNormMinEpsilon}, got {epsilon} (emulated)");
     }
 
     private CpuTensor<float> StageIn(ulong pointer, long length)

@@ -501,6 +501,34 @@ public abstract class BackendOpTests
         Assert.Equal(CudnnScope.All, device.CudnnScope);   // a refusal is per shape: cuDNN stays on
     }
 
+    /// <summary>
+    /// One value per channel (a dense batch-norm's batch of one): cuDNN's Bessel-corrected running
+    /// variance would divide by zero, so cuDNN refuses the shape and our kernels run every pass,
+    /// bit for bit as without cuDNN and as the CPU (whose running variance takes the biased 0).
+    /// </summary>
+    [Fact]
+    public void BatchNormOfOneValuePerChannelRunsOnOurKernelsLikeTheCpu()
+    {
+        var bn = BatchNormCase.Random(new Random(53), 1, 7, 1, momentum: 0.5f);
+        using var device = OpenWithCudnn();
+        using var plain = Open();
+        using var cpu = Cpu();
+        var e = bn.Run(cpu);
+        var a = bn.Run(device);
+        var p = bn.Run(plain);
+        for (int i = 0; i < e.Length; i++)
+        {
+            BitEqual(e[i], a[i], $"batch-norm output {i} (cuDNN asked for)");
+            BitEqual(e[i], p[i], $"batch-norm output {i} (our kernels)");
+        }
+        for (int c = 0; c < bn.Channels; c++)
+            Assert.Equal(bn.Momentum * bn.RunningVariance[c], e[4][c]);   // the batch's variance counts as 0
+        string refusal = Assert.Single(device.CudnnRefusals);
+        Assert.StartsWith("batch-norm training 7 channels x 1 (batch 1", refusal, StringComparison.Ordinal);
+        Assert.Contains("undefined for 1 x 1 value per channel", refusal, StringComparison.Ordinal);
+        Assert.Equal(CudnnScope.All, device.CudnnScope);
+    }
+
     /// <summary>One batch-norm case: random inputs (x offset from zero), run as training forward, backward and inference.</summary>
     private sealed record BatchNormCase(int Batch, int Channels, int Spatial, float Epsilon, float Momentum,
         float[] X, float[] Dy, float[] Gamma, float[] Beta, float[] RunningMean, float[] RunningVariance)
