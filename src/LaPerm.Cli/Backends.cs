@@ -116,10 +116,17 @@ internal static class Backends
         return scope;
     }
 
-    /// <summary>With --cudnn: one line per shape cuDNN refused (our kernels ran it), so a timing says what it timed.</summary>
+    /// <summary>
+    /// With --cudnn: one line per shape cuDNN refused (our kernels ran it), and why cuDNN is off
+    /// if it was dropped as a whole (at the start, or at first use after the run's description
+    /// was printed), so a timing or a result says what ran.
+    /// </summary>
     public static void ReportCudnnRefusals(IBackend backend, TextWriter stdout)
     {
-        if (backend is not CudaBackend { CudnnRefusals.Count: > 0 } cuda) return;
+        if (backend is not CudaBackend cuda) return;
+        if (cuda.CudnnUnavailableReason is { } off)
+            stdout.WriteLine($"  cuDNN was asked for and is off ({off}); our kernels ran in its place.");
+        if (cuda.CudnnRefusals.Count == 0) return;
         stdout.WriteLine($"  cuDNN refused {cuda.CudnnRefusals.Count} shape(s); our kernels ran them:");
         foreach (string reason in cuda.CudnnRefusals) stdout.WriteLine($"    {reason}");
     }

@@ -503,8 +503,17 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         else capture.Add(new RecordedOperation(description, call));
     }
 
-    /// <summary>The stand-in (the CPU backend) is always there.</summary>
-    public string? LibraryUnavailableReason() => null;
+    /// <summary>
+    /// The stand-in (the CPU backend) is always there, unless LAPERM_EMU_CUDNN=missing (read when
+    /// asked) makes it unavailable as cuDNN is on a GPU machine without it: a backend asked for
+    /// cuDNN then runs our kernels and says why, which is tested without such a machine.
+    /// </summary>
+    public string? LibraryUnavailableReason() => Environment.GetEnvironmentVariable("LAPERM_EMU_CUDNN") switch
+    {
+        null or "" => null,
+        "missing" => "cuDNN unavailable: libcudnn.so.9 not found (emulated by LAPERM_EMU_CUDNN=missing)",
+        var other => throw new InvalidOperationException($"LAPERM_EMU_CUDNN is '{other}'; expected missing (or unset)"),
+    };
 
     public (long Free, long Total) MemoryInfo()
     {

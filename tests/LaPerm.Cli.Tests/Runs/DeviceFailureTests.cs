@@ -7,7 +7,8 @@ namespace LaPerm.Cli.Tests.Runs;
 /// <summary>
 /// Device failures during training, on the emulator, in a child process (so its variables reach no
 /// other test): LAPERM_EMU_FAULT makes the N-th run of a kernel fail as an illegal address does on
-/// a GPU, LAPERM_EMU_MEMORY gives the emulated device that many bytes.
+/// a GPU, LAPERM_EMU_MEMORY gives the emulated device that many bytes, LAPERM_EMU_CUDNN=missing
+/// takes cuDNN away.
 /// </summary>
 public sealed class DeviceFailureTests : IDisposable
 {
@@ -58,6 +59,35 @@ public sealed class DeviceFailureTests : IDisposable
         var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(straight, RunSession.SummaryFile)))!;
         var actual = JsonNode.Parse(File.ReadAllText(Path.Combine(faulted, RunSession.SummaryFile)))!;
         Assert.Equal(expected["final_weights_sha256"]!.GetValue<string>(), actual["final_weights_sha256"]!.GetValue<string>());
+    }
+
+    /// <summary>
+    /// --cudnn all where cuDNN is missing: the run says so twice (the backend line names the
+    /// reason, the end of the run says our kernels ran in its place, since a timing or a result
+    /// must say what ran) and trains bit for bit as with --cudnn none.
+    /// </summary>
+    [Fact]
+    public async Task CudnnAskedForButMissingTrainsOnOurKernelsAndSaysWhy()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string[] Args(string dir, string cudnn) =>
+            ["train", "--device", "emu", "--model", "conv7", "--limit-train", "16", "--limit-test", "8", "--epochs", "1", "--batch", "8",
+             "--k", "1", "--seed", "3", "--threads", "1", "--cudnn", cudnn, "--out", dir];
+        string kernels = Path.Combine(_root, "kernels"), missing = Path.Combine(_root, "missing");
+        Assert.Equal(0, CommandLine.Run(Args(kernels, "none"), TextWriter.Null, TextWriter.Null));
+        using (var child = KillAndResumeTests.Start(Args(missing, "all"), new Dictionary<string, string> { ["LAPERM_EMU_CUDNN"] = "missing" }))
+        {
+            var stdout = child.StandardOutput.ReadToEndAsync(ct);
+            var stderr = child.StandardError.ReadToEndAsync(ct);
+            await child.WaitForExitAsync(ct);
+            string output = await stdout;
+            Assert.True(child.ExitCode == 0, $"exit code {child.ExitCode}: {output} {await stderr}");
+            const string reason = "cuDNN unavailable: libcudnn.so.9 not found (emulated by LAPERM_EMU_CUDNN=missing)";
+            Assert.Contains($"our kernels only ({reason})", output.Split('\n')[0], StringComparison.Ordinal);
+            Assert.Contains($"cuDNN was asked for and is off ({reason}); our kernels ran in its place.", output, StringComparison.Ordinal);
+        }
+        string Sha(string dir) => JsonNode.Parse(File.ReadAllText(Path.Combine(dir, RunSession.SummaryFile)))!["final_weights_sha256"]!.GetValue<string>();
+        Assert.Equal(Sha(kernels), Sha(missing));
     }
 
     [Fact]
