@@ -42,6 +42,16 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         _device = _driver.DeviceGet(ordinal);
         _context = _driver.PrimaryContextRetain(_device);
         _driver.ContextSetCurrent(_context);
+        // The primary context is the process's: a kernel fault under an earlier runtime on this
+        // device (disposed or not) left it broken for good, and every call fails with that fault.
+        // Say so here rather than let the first allocation or launch fail as if it were at fault.
+        try { _driver.ContextSynchronize(); }
+        catch (CudaException e) when (LaunchJournal.IsKernelFault(e.ErrorCode))
+        {
+            Release(() => _driver.PrimaryContextRelease(_device));
+            throw new CudaException(e.ApiName, e.ErrorCode, e.ErrorName, e.ErrorText,
+                $"GPU {ordinal}'s context was broken by a kernel fault earlier in this process; CUDA works on it again only in a new process");
+        }
         Name = _driver.DeviceName(_device);
         _cublas = Cublas.TryLoad(out _cublasFailure);
         // The handle and its workspace now, not at the first GEMM: that may come inside a stream
