@@ -117,6 +117,12 @@ public sealed class RunSession : IDisposable
             _resume = FindLatestValid();
             if (_resume is null)
             {
+                // Starting over would delete what the run left (its summary, best and final weights,
+                // figures): the user asked to continue it, not to replace it. Refuse, change nothing.
+                if (EarlierRunFiles(_options.Out!) is { Count: > 0 } results)
+                    throw new ResumeException(
+                        $"no valid checkpoint in '{store.Directory}' to resume from, and '{_options.Out}' holds {string.Join(", ", results.Select(Path.GetFileName))} of that run, "
+                        + "which starting over would delete; the damaged checkpoints are set aside as rejected-*, nothing else was changed: train with a new --out to start over and keep them");
                 _log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
                 File.Delete(MetricsPath);
                 RemoveEarlierRun(store);

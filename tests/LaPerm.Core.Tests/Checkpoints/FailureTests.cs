@@ -97,6 +97,28 @@ public sealed class FailureTests
         Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(split));
     }
 
+    /// <summary>
+    /// A run that ended, every checkpoint damaged, --resume: starting over would delete its summary
+    /// and best/final weights, which the user asked to continue, not to replace. Refused; the
+    /// results and the metrics stay byte for byte.
+    /// </summary>
+    [Fact]
+    public void WithEveryCheckpointDamagedAResumeOfAnEndedRunIsRefusedAndItsResultsStay()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("ended");
+        var options = RunFixture.Options(dir) with { Epochs = 1 };
+        RunFixture.Train(options);
+        foreach (var (_, path) in new CheckpointStore(dir).Checkpoints()) Inflict(path, Damage.ChecksumMismatch);
+        string[] kept = [RunSession.SummaryFile, RunSession.BestWeightsFile, RunSession.FinalWeightsFile, RunSession.MetricsFileName];
+        var before = kept.Select(name => File.ReadAllBytes(Path.Combine(dir, name))).ToArray();
+        var e = Assert.Throws<ResumeException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }));
+        Assert.Contains("no valid checkpoint", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"{RunSession.SummaryFile}, {RunSession.BestWeightsFile}, {RunSession.FinalWeightsFile}", e.Message, StringComparison.Ordinal);
+        Assert.Contains("new --out", e.Message, StringComparison.Ordinal);
+        for (int i = 0; i < kept.Length; i++) Assert.Equal(before[i], File.ReadAllBytes(Path.Combine(dir, kept[i])));
+    }
+
     [Fact]
     public void ANaNWeightStopsTheRunNamingStepAndTensorAndLeavesTheLastCheckpointIntact()
     {
