@@ -241,6 +241,29 @@ public sealed class TrainingTests
         }
     }
 
+    /// <summary>A header byte that is not UTF-8 (in a tensor name or a metadata value) escaped as an unhandled transcoding error.</summary>
+    [Theory]
+    [InlineData("""{"a\u00ff":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""")]
+    [InlineData("""{"__metadata__":{"model":"x\u00ff"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""")]
+    public void ASafetensorsHeaderThatIsNotUtf8IsAWeightsFormatErrorNamingTheByte(string header)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            // Latin-1 turns the \u00ff marker into the single byte 0xFF, which no UTF-8 text holds.
+            byte[] json = System.Text.Encoding.Latin1.GetBytes(header.Replace("\\u00ff", "\u00ff", StringComparison.Ordinal));
+            int at = Array.IndexOf(json, (byte)0xFF);
+            File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)json.Length), .. json, .. new byte[16]]);
+            var e = Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Contains($"not valid UTF-8 (byte {8 + at} of the file)", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void Lenet300ReachesNinetySevenPercentByReconnectionWithinTwoEpochs()
     {
