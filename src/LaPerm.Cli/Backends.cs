@@ -137,8 +137,7 @@ internal static class Backends
         : Directory.Exists(path) ? throw new UsageException($"{what} '{path}' is a directory; expected a file.")
         : throw new UsageException($"{what} '{path}' does not exist.");
 
-    /// <summary>More CPU threads than any machine we know of has cores; each holds its own scratch buffers.</summary>
-    public const int MaxThreads = 1024;
+    public const int MaxThreads = LaPerm.Core.Training.TrainingOptions.MaxThreads;
 
     public static int Threads(Arguments a) => a.Int("--threads", 1, MaxThreads) ?? Environment.ProcessorCount;
 

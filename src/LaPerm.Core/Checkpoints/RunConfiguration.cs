@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LaPerm.Core.Data;
 using LaPerm.Core.IO;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
@@ -93,14 +94,16 @@ public static class RunConfiguration
             }
         }
         T? Optional<T>(string field) where T : struct => json[field] is null ? null : Get<T>(field);
-        if (json["format"]?.GetValue<string>() != "laperm-run-config" || Get<int>("version") != FormatVersion)
+        if (!(json["format"] is JsonValue format && format.TryGetValue(out string? name) && name == "laperm-run-config") || Get<int>("version") != FormatVersion)
             throw new ResumeException($"run configuration '{path}' must have format 'laperm-run-config' and version {FormatVersion}");
         try
         {
             var spec = json["model_spec"] is { } stored
                 ? ModelDefinition.ParseSpec(stored.ToJsonString(), $"run configuration '{path}' field 'model_spec'")
                 : throw new ResumeException($"run configuration '{path}' has no field 'model_spec'");
-            var keep = json["init_keep"] is JsonArray k ? k.Select(x => x!.GetValue<double>()).ToList() : null;
+            var keep = json["init_keep"] is JsonArray k
+                ? k.Select(x => x?.GetValue<double>() ?? throw new ResumeException($"run configuration '{path}': field 'init_keep' holds null; expected fractions")).ToList()
+                : null;
             var options = new TrainingOptions
             {
                 Model = Get<string>("model"),
@@ -110,7 +113,12 @@ public static class RunConfiguration
                 K = SyncSchedule.Parse(Get<string>("k")),
                 LearningRate = Get<float>("lr"),
                 LearningRateSchedule = LearningRateSchedule.Parse(Get<string>("lr_schedule")),
-                Optimizer = Get<string>("optimizer") == "sgd" ? OptimizerKind.Sgd : OptimizerKind.Adam,
+                Optimizer = Get<string>("optimizer") switch
+                {
+                    "adam" => OptimizerKind.Adam,
+                    "sgd" => OptimizerKind.Sgd,
+                    var other => throw new ResumeException($"run configuration '{path}': field 'optimizer' is '{other}', expected 'adam' or 'sgd'"),
+                },
                 Momentum = Get<float>("momentum"),
                 LossReduction = Get<string>("loss_reduction") switch
                 {
@@ -152,12 +160,21 @@ public static class RunConfiguration
             // Checked here, naming the file and field: later checks speak of flags the user never gave.
             foreach (var (field, valid) in new (string, bool)[]
             {
-                ("epochs", options.Epochs > 0), ("batch", options.Batch > 0), ("lr", options.LearningRate > 0),
-                ("threads", options.Threads > 0), ("eval_every", options.EvalEvery >= 0), ("train_eval_size", options.TrainEvalSize >= 0),
+                ("epochs", options.Epochs > 0), ("batch", options.Batch > 0), ("lr", float.IsFinite(options.LearningRate) && options.LearningRate > 0),
+                ("momentum", options.Momentum is >= 0 and < 1), ("target_accuracy", options.TargetAccuracy is null or (> 0 and <= 1)),
+                ("threads", options.Threads is > 0 and <= TrainingOptions.MaxThreads), ("eval_every", options.EvalEvery >= 0), ("train_eval_size", options.TrainEvalSize >= 0),
                 ("checkpoint_every", options.Checkpoints.Every >= 0), ("keep_checkpoints", options.Checkpoints.Keep > 0),
                 ("limit_train", options.LimitTrain is null or > 0), ("limit_test", options.LimitTest is null or > 0),
             })
                 if (!valid) throw new ResumeException($"run configuration '{path}': field '{field}' is {json[field]?.ToJsonString()}, which no run can have; the file was edited or damaged");
+            try
+            {
+                AugmentationPreset.Parse(options.Augment);
+            }
+            catch (ArgumentException)
+            {
+                throw new ResumeException($"run configuration '{path}': field 'augment' is '{options.Augment}', expected none, mnist, cifar or shift-flip");
+            }
             return (options, spec);
         }
         catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)

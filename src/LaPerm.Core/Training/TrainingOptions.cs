@@ -35,6 +35,9 @@ public sealed record TrainingOptions
     public ulong Seed { get; init; } = 1;
     public int Threads { get; init; } = Environment.ProcessorCount;
 
+    /// <summary>More CPU threads than any machine we know of has cores; each holds its own scratch buffers.</summary>
+    public const int MaxThreads = 1024;
+
     /// <summary>Evaluate every N steps; 0 = right after a sync once a quarter epoch has passed since the last evaluation when reconnecting, else at the end of every epoch.</summary>
     public int EvalEvery { get; init; }
 

@@ -47,6 +47,11 @@ public sealed class RunConfigurationTests
     [InlineData("lr", "0")]
     [InlineData("keep_checkpoints", "0")]
     [InlineData("limit_test", "-1")]
+    [InlineData("lr", "1e39")]             // a float infinity: passed 'lr > 0', then failed as an unhandled exception when written back
+    [InlineData("momentum", "-5")]
+    [InlineData("momentum", "1")]
+    [InlineData("threads", "100000")]      // ran out of memory on scratch buffers
+    [InlineData("target_accuracy", "5")]
     public void AValueNoRunCanHaveNamesTheFileAndFieldNotAFlag(string field, string value)
     {
         // An edited configuration was reported as '--batch must be positive', a flag the user never gave.
@@ -55,6 +60,21 @@ public sealed class RunConfigurationTests
         var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
         Assert.Contains($"run configuration 'dir/run-config.json': field '{field}' is {value}", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("--", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Each of these escaped as another exception (a crash of --resume), or was taken as something else (an unknown optimizer as Adam).</summary>
+    [Theory]
+    [InlineData("format", "1", "format 'laperm-run-config'")]
+    [InlineData("init_keep", "[null]", "field 'init_keep' holds null")]
+    [InlineData("optimizer", "\"rmsprop\"", "field 'optimizer' is 'rmsprop', expected 'adam' or 'sgd'")]
+    [InlineData("augment", "\"bogus\"", "field 'augment' is 'bogus', expected none, mnist, cifar or shift-flip")]
+    public void AFieldOfTheWrongKindIsAResumeErrorNamingIt(string field, string value, string expected)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1" }, BuiltInModels.F1()))!.AsObject();
+        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
+        Assert.Contains("run configuration 'dir/run-config.json'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
