@@ -137,7 +137,6 @@ public sealed class RunSession : IDisposable
                 string left = File.Exists(Path.Combine(_options.Out!, SummaryFile)) ? "; the run had ended: its end is run again"
                     : _resume.State.Epoch >= _options.Epochs ? ", the last: only the run's end is left" : "";
                 _log?.WriteLine($"laperm: resuming from '{_resume.Path}' (step {_resume.State.Step}{left}).");
-                TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
             }
         }
         else
@@ -146,6 +145,8 @@ public sealed class RunSession : IDisposable
         }
         store.RemoveLeftovers();
         RunConfiguration.Write(Path.Combine(_options.Out!, RunConfigFile), _options with { Checkpoints = _options.Checkpoints with { Resume = false } }, _model.Spec);
+        // Last: a resume that fails before this point (run-config.json cannot be written) leaves the metrics whole.
+        if (_resume is not null) TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
     }
 
     /// <summary>

@@ -119,6 +119,24 @@ public sealed class FailureTests
         for (int i = 0; i < kept.Length; i++) Assert.Equal(before[i], File.ReadAllBytes(Path.Combine(dir, kept[i])));
     }
 
+    /// <summary>A resume that cannot write run-config.json stops before it cuts metrics.jsonl back (it cut it first).</summary>
+    [Fact]
+    public void AResumeThatCannotWriteItsConfigurationLeavesTheMetricsWhole()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("config");
+        var options = RunFixture.Options(dir) with { Epochs = 1 };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 5 } }));
+        string metrics = Path.Combine(dir, RunSession.MetricsFileName), config = Path.Combine(dir, RunSession.RunConfigFile);
+        File.AppendAllText(metrics, "{\"event\":\"after the checkpoint\"}\n");
+        byte[] before = File.ReadAllBytes(metrics);
+        File.Delete(config);
+        Directory.CreateDirectory(config);
+        var e = Assert.Throws<IOException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }));
+        Assert.Contains(RunSession.RunConfigFile, e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(metrics));
+    }
+
     [Fact]
     public void ANaNWeightStopsTheRunNamingStepAndTensorAndLeavesTheLastCheckpointIntact()
     {
