@@ -76,6 +76,15 @@ public sealed class CliTests : IDisposable
         // The model recorded in the file is enough.
         Assert.Contains($"({correct.ToString(CultureInfo.InvariantCulture)} correct)",
             Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--limit-test", "256").Out, StringComparison.Ordinal);
+
+        // Weights holding NaN or infinity are refused by name (they evaluated to loss NaN, exit 0).
+        tensors[2].Values[7] = float.NaN;
+        tensors[2].Values[9] = float.PositiveInfinity;
+        string broken = Path.Combine(outDir, "broken.safetensors");
+        SafeTensors.Write(broken, tensors, metadata);
+        var (brokenCode, _, brokenErr) = Run("eval", "--weights", broken, "--limit-test", "256");
+        Assert.Equal(CommandLine.UserError, brokenCode);
+        Assert.Contains($"weights file '{broken}': tensor 'dense2/kernel' holds 2 NaN or infinite value(s), the first at index 7; expected finite numbers", brokenErr, StringComparison.Ordinal);
     }
 
     [Fact]

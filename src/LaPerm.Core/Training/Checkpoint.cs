@@ -1,3 +1,4 @@
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
 using LaPerm.Core.Model;
 
@@ -29,6 +30,11 @@ public static class Checkpoint
                 throw new WeightsFormatException($"weights file '{path}' has no tensor '{name}' that model '{network.Definition.Name}' needs");
             if (!array.Shape.SequenceEqual(shape.Dims))
                 throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has shape ({string.Join(", ", array.Shape)}), model '{network.Definition.Name}' expects {shape}");
+            // NaN or infinity gives a NaN loss and chance accuracy, not an evaluation of anything.
+            int firstBad = Array.FindIndex(array.Values, v => !float.IsFinite(v));
+            if (firstBad >= 0)
+                throw new WeightsFormatException(
+                    $"weights file '{path}': tensor '{name}' holds {NonFiniteGuard.CountNonFinite(array.Values)} NaN or infinite value(s), the first at index {firstBad}; expected finite numbers");
             network.Backend.Upload<float>(array.Values, tensor);
         }
     }
