@@ -71,7 +71,7 @@ internal static class TrainCommand
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)
         --quiet                no progress lines (the header, warnings and the closing line stay)
-        --checkpoint-every N   also checkpoint every N steps (always: at every epoch end) in DIR/checkpoints/step-NNNNNNNN
+        --checkpoint-every N   also checkpoint every N steps (always: at every epoch end; 0: only there) in DIR/checkpoints/step-NNNNNNNN
         --keep-checkpoints K   keep the newest K checkpoints (default 3)
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
                                uninterrupted run); its configuration comes from DIR; only --threads, --quiet,
@@ -244,6 +244,8 @@ internal static class TrainCommand
             yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");
         if (o.Checkpoints.StopAfterStep is { } stop && stop > o.LastStep(trainImages))
             yield return string.Create(CultureInfo.InvariantCulture, $"--stop-after {stop} is after the run's last step ({o.LastStep(trainImages)}); the run ends first.");
+        if (o.Optimizer == OptimizerKind.Adam && a.Has("--momentum"))
+            yield return "--momentum applies to --optimizer sgd; adam does not use it.";
         if (!o.Reconnect)
         {
             string[] laperm = [.. new[] { "--k", "--verify-invariants", "--skip-bias", "--skip-bn", "--reconnect-variant" }.Where(a.Has)];

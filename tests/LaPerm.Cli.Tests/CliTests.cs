@@ -407,6 +407,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--no-reconnect: --k, --verify-invariants have no reconnection to act on", "--no-reconnect", "--k", "10", "--verify-invariants")]
     [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
+    [InlineData("--momentum applies to --optimizer sgd; adam does not use it.", "--momentum", "0.5")]
     public void FlagsWithNothingToActOnAreAcceptedWithAWarning(string expected, params string[] flags)
     {
         var (code, stdout, stderr) = Run(["train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
