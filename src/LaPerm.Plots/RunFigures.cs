@@ -43,7 +43,9 @@ public sealed partial class RunMetrics
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
-                if (i == text.Length - 1)
+                // Torn: the last line, with no line break after it (each line is written with its
+                // break in one call). A complete last line that is no JSON object is an error.
+                if (i == text.Length - 1 && !EndsWithLineBreak(path))
                 {
                     torn = true;
                     break;
@@ -59,6 +61,14 @@ public sealed partial class RunMetrics
             lines.Add(line);
         }
         return new RunMetrics(path, lines, torn);
+    }
+
+    private static bool EndsWithLineBreak(string path)
+    {
+        using var file = File.OpenRead(path);
+        if (file.Length == 0) return true;
+        file.Seek(-1, SeekOrigin.End);
+        return file.ReadByte() == '\n';
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"\s*(Path:|LineNumber:).*$")]

@@ -243,6 +243,11 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         var stdout = new StringWriter();
         Assert.Equal(0, CommandLine.Run(["plot", dir], stdout, TextWriter.Null));
         Assert.Contains("is cut short (the run stopped while writing it); it is left out", stdout.ToString(), StringComparison.Ordinal);
+        // A last line that ends with its line break was written whole: not JSON, it is an error, not a torn line.
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n" + "[1,2]\n");
+        var complete = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", dir], TextWriter.Null, complete));
+        Assert.Contains("line 2 is not a JSON object", complete.ToString(), StringComparison.Ordinal);
         // A bad line inside: its number in the file, not the parser's position within the line.
         File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\ngarbage\n" + eval + "\n");
         var stderr = new StringWriter();
