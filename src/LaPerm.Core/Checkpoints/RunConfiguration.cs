@@ -90,7 +90,7 @@ public static class RunConfiguration
             }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
             {
-                throw new ResumeException($"run configuration '{path}': field '{field}' must be a {typeof(T).Name}");
+                throw new ResumeException($"run configuration '{path}': field '{field}' is {json[field]?.ToJsonString()}, expected {Expected<T>()}");
             }
         }
         T? Optional<T>(string field) where T : struct => json[field] is null ? null : Get<T>(field);
@@ -143,7 +143,7 @@ public static class RunConfiguration
                 GpuMath = json["math"] is null ? "fp32" : Get<string>("math"),
                 Cudnn = json["cudnn"] is null ? "none" : Get<string>("cudnn"),
                 ChannelReduction = json["channel_reduction"] is null ? "chunked" : Get<string>("channel_reduction"),
-                Preset = json["preset"]?.GetValue<string>(),
+                Preset = json["preset"] is null ? null : Get<string>("preset"),
                 // Absent from configurations written before targets were resumed: none then.
                 TargetAccuracy = Optional<double>("target_accuracy"),
                 StopAtTarget = Optional<bool>("stop_at_target") ?? false,
@@ -187,6 +187,16 @@ public static class RunConfiguration
             throw new ResumeException(e.Message);
         }
     }
+
+    /// <summary>A field's kind in the words of the file, not of .NET (Int32, Single).</summary>
+    private static string Expected<T>() => typeof(T) switch
+    {
+        var t when t == typeof(string) => "a string",
+        var t when t == typeof(bool) => "true or false",
+        var t when t == typeof(int) => "a whole number (32-bit)",
+        var t when t == typeof(ulong) => "a whole number from 0 to 2^64 - 1",
+        _ => "a number",
+    };
 
     public static void Write(string path, TrainingOptions o, ModelSpec model) => AtomicFile.WriteAllText(path, ToJson(o, model));
 }

@@ -68,6 +68,9 @@ public sealed class RunConfigurationTests
     [InlineData("init_keep", "[null]", "field 'init_keep' holds null")]
     [InlineData("optimizer", "\"rmsprop\"", "field 'optimizer' is 'rmsprop', expected 'adam' or 'sgd'")]
     [InlineData("augment", "\"bogus\"", "field 'augment' is 'bogus', expected none, mnist, cifar or shift-flip")]
+    [InlineData("epochs", "1099511627776", "field 'epochs' is 1099511627776, expected a whole number (32-bit)")]
+    [InlineData("lr", "\"fast\"", "field 'lr' is \"fast\", expected a number")]
+    [InlineData("preset", "5", "field 'preset' is 5, expected a string")]
     public void AFieldOfTheWrongKindIsAResumeErrorNamingIt(string field, string value, string expected)
     {
         var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1" }, BuiltInModels.F1()))!.AsObject();
