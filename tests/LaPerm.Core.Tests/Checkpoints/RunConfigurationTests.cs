@@ -55,11 +55,17 @@ public sealed class RunConfigurationTests
     public void AValueNoRunCanHaveNamesTheFileAndFieldNotAFlag(string field, string value)
     {
         // An edited configuration was reported as '--batch must be positive', a flag the user never gave.
-        var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1", LimitTest = 100 }, BuiltInModels.F1()))!.AsObject();
-        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
-        var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
+        var e = ReadEdited(field, value);
         Assert.Contains($"run configuration 'dir/run-config.json': field '{field}' is {value}", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("--", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The error of reading a valid configuration with <paramref name="field"/> set to the JSON <paramref name="value"/>.</summary>
+    private static ResumeException ReadEdited(string field, string value)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1", LimitTest = 100 }, BuiltInModels.F1()))!.AsObject();
+        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        return Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
     }
 
     /// <summary>Each of these escaped as another exception (a crash of --resume), or was taken as something else (an unknown optimizer as Adam).</summary>
@@ -73,9 +79,7 @@ public sealed class RunConfigurationTests
     [InlineData("preset", "5", "field 'preset' is 5, expected a string")]
     public void AFieldOfTheWrongKindIsAResumeErrorNamingIt(string field, string value, string expected)
     {
-        var json = System.Text.Json.Nodes.JsonNode.Parse(RunConfiguration.ToJson(new TrainingOptions { Model = "f1" }, BuiltInModels.F1()))!.AsObject();
-        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
-        var e = Assert.Throws<ResumeException>(() => RunConfiguration.FromJson(json.ToJsonString(), "dir/run-config.json", "dir"));
+        var e = ReadEdited(field, value);
         Assert.Contains("run configuration 'dir/run-config.json'", e.Message, StringComparison.Ordinal);
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
