@@ -161,7 +161,8 @@ public static class RunConfiguration
             foreach (var (field, valid) in new (string, bool)[]
             {
                 ("epochs", options.Epochs > 0), ("batch", options.Batch > 0), ("lr", float.IsFinite(options.LearningRate) && options.LearningRate > 0),
-                ("momentum", options.Momentum is >= 0 and < 1), ("target_accuracy", options.TargetAccuracy is null or (> 0 and <= 1)),
+                ("momentum", options.Momentum is >= 0 and < 1), ("init_prune", options.Init.Prune is >= 0 and < 1),
+                ("init_keep", options.Init.Keep is null || options.Init.Keep.All(q => q is >= 0 and <= 1)), ("target_accuracy", options.TargetAccuracy is null or (> 0 and <= 1)),
                 ("threads", options.Threads is > 0 and <= TrainingOptions.MaxThreads), ("eval_every", options.EvalEvery >= 0), ("train_eval_size", options.TrainEvalSize >= 0),
                 ("checkpoint_every", options.Checkpoints.Every >= 0), ("keep_checkpoints", options.Checkpoints.Keep > 0),
                 ("limit_train", options.LimitTrain is null or > 0), ("limit_test", options.LimitTest is null or > 0),

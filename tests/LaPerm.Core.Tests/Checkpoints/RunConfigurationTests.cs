@@ -52,6 +52,8 @@ public sealed class RunConfigurationTests
     [InlineData("momentum", "1")]
     [InlineData("threads", "100000")]      // ran out of memory on scratch buffers
     [InlineData("target_accuracy", "5")]
+    [InlineData("init_prune", "1.5")]      // was reported as '--prune must be in [0, 1)', a flag the user never gave
+    [InlineData("init_keep", "[0.5,2]")]
     public void AValueNoRunCanHaveNamesTheFileAndFieldNotAFlag(string field, string value)
     {
         // An edited configuration was reported as '--batch must be positive', a flag the user never gave.
