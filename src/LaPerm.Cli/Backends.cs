@@ -137,9 +137,7 @@ internal static class Backends
         : Directory.Exists(path) ? throw new UsageException($"{what} '{path}' is a directory; expected a file.")
         : throw new UsageException($"{what} '{path}' does not exist.");
 
-    public const int MaxThreads = LaPerm.Core.Training.TrainingOptions.MaxThreads;
-
-    public static int Threads(Arguments a) => a.Int("--threads", 1, MaxThreads) ?? Environment.ProcessorCount;
+    public static int Threads(Arguments a) => a.Int("--threads", 1, LaPerm.Core.Training.TrainingOptions.MaxThreads) ?? Environment.ProcessorCount;
 
     /// <summary>
     /// A built-in model by name, else a JSON model file: a name with a directory separator or a
