@@ -152,7 +152,7 @@ internal static class TrainCommand
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
-        stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.Optimizer.ToString().ToLowerInvariant()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
+        stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.DescribeOptimizer()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
         var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
         // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.

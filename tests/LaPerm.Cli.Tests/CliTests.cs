@@ -417,6 +417,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void SgdMomentumIsInTheHeaderAndSummaryAdamHasNone()
+    {
+        string sgdDir = Path.Combine(_dir.FullName, "sgd"), adamDir = Path.Combine(_dir.FullName, "adam");
+        var sgd = Run("train", "--model", "f1", "--device", "cpu", "--limit-train", "128", "--limit-test", "32", "--epochs", "1",
+            "--optimizer", "sgd", "--momentum", "0.75", "--lr", "0.01", "--out", sgdDir);
+        Assert.True(sgd.Code == 0, sgd.Err);
+        Assert.Contains(", sgd momentum 0.75 lr 0.01 ", sgd.Out, StringComparison.Ordinal);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(sgdDir, "summary.json"))).RootElement;
+        Assert.Equal("sgd", summary.GetProperty("optimizer").GetString());
+        Assert.Equal(0.75, summary.GetProperty("momentum").GetDouble());
+
+        var adam = Run("train", "--model", "f1", "--device", "cpu", "--limit-train", "128", "--limit-test", "32", "--epochs", "1", "--out", adamDir);
+        Assert.True(adam.Code == 0, adam.Err);
+        Assert.Contains(", adam lr ", adam.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("momentum", adam.Out, StringComparison.Ordinal);
+        summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(adamDir, "summary.json"))).RootElement;
+        Assert.Equal(JsonValueKind.Null, summary.GetProperty("momentum").ValueKind);
+    }
+
+    [Fact]
     public void ProfileStepsUnderAutoWithoutAGpuWarnsAndRuns()
     {
         if (LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)

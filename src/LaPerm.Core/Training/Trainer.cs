@@ -24,6 +24,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>SHA-256 of DIR/final.safetensors (null without an output directory).</summary>
     public string? FinalWeightsSha256 { get; init; }
 
+    /// <summary>Momentum SGD's momentum; null for Adam, which has none.</summary>
+    public float? Momentum { get; init; }
+
     /// <summary>Whether the steps ran as captured graphs (see <see cref="TrainingOptions.Graphs"/>): requested, possible, and no capture failed.</summary>
     public bool Graphs { get; init; }
 
@@ -385,7 +388,7 @@ public sealed class Trainer
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
-                FinalWeightsSha256 = finalSha, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
+                FinalWeightsSha256 = finalSha, Momentum = o.Optimizer == OptimizerKind.Sgd ? o.Momentum : null, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
                 Backend = _backend.Description, SkippedSteps = guard.SkippedSteps,
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
@@ -411,7 +414,7 @@ public sealed class Trainer
         ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
         ["train_images_per_second"] = Math.Round(s.TrainImagesPerSecond, 1), ["wall_seconds"] = Math.Round(s.WallSeconds, 3),
         ["parameters"] = s.Parameters, ["batch"] = s.Batch, ["k"] = s.K, ["lr"] = s.LearningRate, ["lr_schedule"] = s.LearningRateSchedule,
-        ["optimizer"] = s.Optimizer, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
+        ["optimizer"] = s.Optimizer, ["momentum"] = s.Momentum, ["loss_reduction"] = s.LossReduction, ["init"] = s.Init, ["reconnect"] = s.Reconnect, ["skip_bias"] = s.SkipBias, ["skip_bn"] = s.SkipBatchNorm,
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
         ["graph_captures"] = s.GraphCaptures,

@@ -24,6 +24,11 @@ public sealed record TrainingOptions
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
     public float Momentum { get; init; } = 0.9f;
 
+    /// <summary>The optimizer in words: "adam", or "sgd momentum 0.9" (momentum is SGD's alone).</summary>
+    public string DescribeOptimizer() => Optimizer == OptimizerKind.Adam
+        ? "adam"
+        : $"sgd momentum {Momentum.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
     /// <summary>Mean (Keras fit) or Sum over the batch (the authors' LaPerm loop; see <see cref="Training.LossReduction"/>).</summary>
     public LossReduction LossReduction { get; init; } = LossReduction.Mean;
     public InitOptions Init { get; init; } = InitOptions.HeUniform;
