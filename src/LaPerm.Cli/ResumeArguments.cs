@@ -1,4 +1,5 @@
 using LaPerm.Core.Checkpoints;
+using LaPerm.Core.IO;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
 
@@ -36,7 +37,16 @@ internal static class ResumeArguments
             }
             try
             {
-                var (options, model) = RunConfiguration.FromJson(File.ReadAllText(path), path, dir);
+                string json;
+                try
+                {
+                    json = Utf8Text.ReadFile(path, at => new ResumeException($"'{path}' is not UTF-8 text (byte {at}); a run configuration is UTF-8 JSON."));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new ResumeException($"'{path}' cannot be read: {e.Message}");
+                }
+                var (options, model) = RunConfiguration.FromJson(json, path, dir);
                 // A configuration that could not be read, or is gone, is said, not passed over in silence.
                 if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
                 else if (missing is not null) warnings.WriteLine($"laperm: warning: '{missing}' is missing; using '{path}' instead.");

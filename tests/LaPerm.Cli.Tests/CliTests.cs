@@ -200,6 +200,13 @@ public sealed class CliTests : IDisposable
         Assert.Contains("resuming from", resumed.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("had ended", resumed.Out, StringComparison.Ordinal);
         Assert.Contains($"using '{Path.Combine(dir, "checkpoints", "step-00000004", "config.json")}' instead", resumed.Out, StringComparison.Ordinal);
+        // One that is not UTF-8 (a byte of another encoding was read as U+FFFD): said with its offset.
+        byte[] config = File.ReadAllBytes(Path.Combine(dir, "run-config.json"));
+        config[3] = 0xE9;
+        File.WriteAllBytes(Path.Combine(dir, "run-config.json"), config);
+        resumed = Run("train", "--resume", dir, "--quiet");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains($"laperm: warning: '{Path.Combine(dir, "run-config.json")}' is not UTF-8 text (byte 3); a run configuration is UTF-8 JSON; using '", resumed.Out, StringComparison.Ordinal);
         // A deleted one too (resuming rewrote it; the run ended, so its newest checkpoint is the end's).
         File.Delete(Path.Combine(dir, "run-config.json"));
         resumed = Run("train", "--resume", dir, "--quiet");

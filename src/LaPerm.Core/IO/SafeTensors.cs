@@ -85,7 +85,7 @@ public static class SafeTensors
         int dataStart = 8 + (int)headerLength;
         // JSON readers check UTF-8 only when a string is decoded (a name or value, later, as
         // another exception): check the whole header first and say where it breaks.
-        if (InvalidUtf8At(file.AsSpan(8, (int)headerLength)) is int invalid)
+        if (Utf8Text.InvalidAt(file.AsSpan(8, (int)headerLength)) is int invalid)
             throw new WeightsFormatException($"weights file '{path}' has a header that is not valid UTF-8 (byte {8 + invalid} of the file); safetensors headers are UTF-8 JSON");
         JsonObject header;
         try
@@ -133,14 +133,5 @@ public static class SafeTensors
             }
         }
         return (tensors, metadata);
-    }
-
-    /// <summary>The offset of the first byte that is not part of valid UTF-8 in <paramref name="text"/>; null when all of it is.</summary>
-    private static int? InvalidUtf8At(ReadOnlySpan<byte> text)
-    {
-        if (System.Text.Unicode.Utf8.IsValid(text)) return null;
-        var chars = new char[text.Length];
-        System.Text.Unicode.Utf8.ToUtf16(text, chars, out int read, out _, replaceInvalidSequences: false);
-        return read;
     }
 }

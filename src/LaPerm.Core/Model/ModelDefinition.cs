@@ -147,7 +147,7 @@ public sealed class ModelDefinition
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = IO.Utf8Text.ReadFile(path, at => new ModelSpecException($"model file '{path}' is not UTF-8 text (byte {at}); model files are UTF-8 JSON"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

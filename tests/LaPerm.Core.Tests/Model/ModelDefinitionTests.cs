@@ -1,3 +1,4 @@
+using System.Text;
 using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 
@@ -123,6 +124,28 @@ public sealed class ModelDefinitionTests
             Assert.Contains(expected, e.Message, StringComparison.OrdinalIgnoreCase);
             Assert.Contains(path, e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void AModelFileThatIsNotUtf8IsRefusedNamingTheByteAndABomIsSkipped()
+    {
+        // A layer name in Latin-1 ("caf\xE9") was read as "caf\uFFFD": a name other than the one written.
+        var path = Path.GetTempFileName();
+        try
+        {
+            byte[] head = Encoding.UTF8.GetBytes("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":10,"name":"caf""");
+            byte[] tail = Encoding.UTF8.GetBytes("\"}]}");
+            File.WriteAllBytes(path, [.. head, 0xE9, .. tail]);
+            var e = Assert.Throws<ModelSpecException>(() => ModelDefinition.LoadSpec(path));
+            Assert.Equal($"model file '{path}' is not UTF-8 text (byte {head.Length}); model files are UTF-8 JSON", e.Message);
+
+            File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. head, .. Encoding.UTF8.GetBytes("\u00E9"), .. tail]);
+            Assert.Equal("caf\u00E9", Assert.IsType<DenseSpec>(ModelDefinition.LoadSpec(path).Layers[0]).Name);
         }
         finally
         {

@@ -1,0 +1,36 @@
+using System.Text.Unicode;
+
+namespace LaPerm.Core.IO;
+
+/// <summary>
+/// The text we read (model files, run configurations, safetensors headers) is UTF-8. A byte that
+/// is not is reported with its offset: File.ReadAllText would read it as U+FFFD, and a layer or
+/// tensor name would then silently differ from the one written.
+/// </summary>
+public static class Utf8Text
+{
+    private static ReadOnlySpan<byte> ByteOrderMark => [0xEF, 0xBB, 0xBF];
+
+    /// <summary>
+    /// Reads <paramref name="path"/> as UTF-8 (a leading byte-order mark is skipped); when a byte
+    /// is not UTF-8, throws what <paramref name="notUtf8"/> makes of its offset in the file.
+    /// I/O errors are thrown as they come.
+    /// </summary>
+    public static string ReadFile(string path, Func<long, Exception> notUtf8)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        int start = bytes.AsSpan().StartsWith(ByteOrderMark) ? ByteOrderMark.Length : 0;
+        var text = bytes.AsSpan(start);
+        if (InvalidAt(text) is int invalid) throw notUtf8(start + invalid);
+        return System.Text.Encoding.UTF8.GetString(text);
+    }
+
+    /// <summary>The offset of the first byte that is not part of valid UTF-8 in <paramref name="text"/>; null when all of it is.</summary>
+    public static int? InvalidAt(ReadOnlySpan<byte> text)
+    {
+        if (Utf8.IsValid(text)) return null;
+        var chars = new char[text.Length];
+        Utf8.ToUtf16(text, chars, out int read, out _, replaceInvalidSequences: false);
+        return read;
+    }
+}
