@@ -1,14 +1,18 @@
 using System.Globalization;
 using System.Text;
 using LaPerm.Core.Backend;
+using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
 using LaPerm.Core.Model;
 
 namespace LaPerm.Plots;
 
 /// <summary>One layer's numbers in the weight-profile summary.</summary>
+/// NaN and infinite values count in <see cref="TrainedNonFinite"/> / <see cref="InitialNonFinite"/>;
+/// the figure cannot draw them, and the means and distance become NaN or infinite.
 public sealed record LayerProfile(string Name, int Rows, int RowLength, double TrainedMean, double TrainedStd,
-    double? InitialMean, double? InitialStd, double? MeanProfileDistance, int? PermutedRows);
+    double? InitialMean, double? InitialStd, double? MeanProfileDistance, int? PermutedRows,
+    long TrainedNonFinite = 0, long? InitialNonFinite = null);
 
 /// <summary>
 /// The paper's weight-profile figure (Section 2): for every kernel, each row (one output
@@ -49,9 +53,11 @@ public static class WeightProfile
             var (info, values) = trained[i];
             var sortedTrained = SortRows(values, info.Rows, info.RowLength);
             float[]? sortedInitial = initial is null ? null : SortRows(initial[i].Values, info.Rows, info.RowLength);
+            long trainedBad = NonFiniteGuard.CountNonFinite(values);
+            long? initialBad = initial is null ? null : NonFiniteGuard.CountNonFinite(initial[i].Values);
             if (sortedInitial is not null)
-                panels.Add(ProfilePanel($"{info.Name} initial", sortedInitial, info.Rows, info.RowLength, "#1f77b4"));
-            panels.Add(ProfilePanel($"{info.Name} trained", sortedTrained, info.Rows, info.RowLength, "#d62728"));
+                panels.Add(ProfilePanel($"{info.Name} initial", sortedInitial, info.Rows, info.RowLength, "#1f77b4", initialBad!.Value));
+            panels.Add(ProfilePanel($"{info.Name} trained", sortedTrained, info.Rows, info.RowLength, "#d62728", trainedBad));
             var (tm, ts) = MeanStd(values);
             (double, double)? im = initial is null ? null : MeanStd(initial[i].Values);
             double? distance = null;
@@ -75,7 +81,7 @@ public static class WeightProfile
                 distance = sum / values.Length;
                 permuted = same;
             }
-            summary.Add(new LayerProfile(info.Name, info.Rows, info.RowLength, tm, ts, im?.Item1, im?.Item2, distance, permuted));
+            summary.Add(new LayerProfile(info.Name, info.Rows, info.RowLength, tm, ts, im?.Item1, im?.Item2, distance, permuted, trainedBad, initialBad));
         }
         return (new Figure(panels, Columns: initial is null ? 1 : 2, PanelWidth: 480, PanelHeight: 340), summary);
     }
@@ -89,7 +95,7 @@ public static class WeightProfile
         return sorted;
     }
 
-    private static Panel ProfilePanel(string title, float[] sorted, int rows, int rowLength, string color)
+    private static Panel ProfilePanel(string title, float[] sorted, int rows, int rowLength, string color, long nonFinite)
     {
         int drawn = Math.Min(rows, MaxRowsDrawn);
         int points = Math.Min(rowLength, MaxPointsPerRow);
@@ -107,7 +113,7 @@ public static class WeightProfile
             }
             lines.Add(new Series($"row {r}", x, y));
         }
-        string note = drawn < rows ? $" ({drawn} of {rows} rows)" : $" ({rows} rows)";
+        string note = (drawn < rows ? $" ({drawn} of {rows} rows" : $" ({rows} rows") + (nonFinite > 0 ? $"; {nonFinite} NaN/inf not drawn)" : ")");
         return new Panel(title + note, "rank in row", "weight value", lines, [], Legend: false) { SingleColor = color };
     }
 
@@ -127,6 +133,12 @@ public static class WeightProfile
         {
             sb.AppendLine(string.Create(inv,
                 $"{l.Name,-18} {l.Rows,6} {l.RowLength,8} {l.TrainedMean,13:0.000E+00} {l.TrainedStd,10:0.000E+00} {Opt(l.InitialMean, "0.000E+00"),13} {Opt(l.InitialStd, "0.000E+00"),10} {Opt(l.MeanProfileDistance, "0.000E+00"),15} {(l.PermutedRows is { } p ? $"{p}/{l.Rows}" : "-"),14}"));
+        }
+        // Said in words: a NaN in the table is easy to miss, and the figure leaves such values out.
+        foreach (var l in summary)
+        {
+            if (l.TrainedNonFinite > 0) sb.AppendLine(string.Create(inv, $"{l.Name}: {l.TrainedNonFinite} of {(long)l.Rows * l.RowLength} trained values are NaN or infinite (not drawn)"));
+            if (l.InitialNonFinite > 0) sb.AppendLine(string.Create(inv, $"{l.Name}: {l.InitialNonFinite} of {(long)l.Rows * l.RowLength} initial values are NaN or infinite (not drawn)"));
         }
         return sb.ToString();
 

@@ -140,6 +140,31 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
     }
 
     [Fact]
+    public void ProfileWeightsSaysHowManyValuesAreNaNOrInfiniteAndLeavesThemOutOfTheFigure()
+    {
+        // They were left out of the figure without a word; the table's NaN was the only trace.
+        string dir = Path.Combine(runs.Root, "non-finite");
+        Directory.CreateDirectory(dir);
+        var (tensors, metadata) = LaPerm.Core.IO.SafeTensors.Read(Path.Combine(runs.LaPerm, "final.safetensors"));
+        var poked = tensors.Select(t => t.Name == "dense2/kernel"
+            ? t with { Values = [float.NaN, .. t.Values.AsSpan(1, 2), float.PositiveInfinity, float.NegativeInfinity, .. t.Values.AsSpan(5)] } : t).ToList();
+        string weights = Path.Combine(dir, "final.safetensors");
+        LaPerm.Core.IO.SafeTensors.Write(weights, poked, metadata);
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["profile-weights", "--weights", weights, "--initial", Path.Combine(runs.LaPerm, "initial.safetensors")], stdout, TextWriter.Null));
+        int length = poked.Single(t => t.Name == "dense2/kernel").Values.Length;
+        Assert.Contains($"dense2/kernel: 3 of {length} trained values are NaN or infinite (not drawn)", stdout.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("dense1/kernel: ", stdout.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("initial values are", stdout.ToString(), StringComparison.Ordinal);
+
+        var (figure, summary) = WeightProfile.Build(new ModelDefinition(BuiltInModels.F2()), weights, Path.Combine(runs.LaPerm, "initial.safetensors"));
+        Assert.Equal([0L, 3L, 0L], summary.Select(l => l.TrainedNonFinite));
+        Assert.Equal([0L, 0L, 0L], summary.Select(l => l.InitialNonFinite!.Value));
+        Assert.Contains(figure.Panels, p => p.Title.StartsWith("dense2/kernel trained (", StringComparison.Ordinal) && p.Title.EndsWith("; 3 NaN/inf not drawn)", StringComparison.Ordinal));
+        Assert.Single(figure.Panels, p => p.Title.Contains("NaN", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AfterReconnectionEveryRowIsAPermutationOfItsInitialRow()
     {
         var (_, summary) = WeightProfile.Build(new ModelDefinition(BuiltInModels.F2()), Path.Combine(runs.LaPerm, "final.safetensors"), Path.Combine(runs.LaPerm, "initial.safetensors"));
