@@ -47,6 +47,7 @@ internal static class ResumeArguments
                     throw new ResumeException($"'{path}' cannot be read: {e.Message}");
                 }
                 var (options, model) = RunConfiguration.FromJson(json, path, dir);
+                CheckRecordedFlags(options, model, path);
                 // A configuration that could not be read, or is gone, is said, not passed over in silence.
                 if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
                 else if (missing is not null) warnings.WriteLine($"laperm: warning: '{missing}' is missing; using '{path}' instead.");
@@ -58,6 +59,32 @@ internal static class ResumeArguments
             }
         }
         throw first ?? new ResumeException($"--resume: '{dir}' holds no run configuration ({RunSession.RunConfigFile} or a checkpoint); it is not a laperm run directory.");
+    }
+
+    /// <summary>
+    /// The recorded values only the command line knows how to read (the device, the GPU flags, the
+    /// keep list against the model's kernels), checked here so that the error names the file and
+    /// field, and the next configuration is tried: the flags' own errors speak of flags the user never gave.
+    /// </summary>
+    private static void CheckRecordedFlags(TrainingOptions o, ModelSpec model, string path)
+    {
+        Check("device", () => { if (!Backends.Known.Contains(o.Device)) throw new UsageException($"expected {string.Join(", ", Backends.Known)}, got '{o.Device}'"); });
+        Check("math", () => Backends.Gpu(o.GpuMath, null, null, null));
+        Check("cudnn", () => Backends.Gpu(null, o.Cudnn, null, null));
+        Check("channel_reduction", () => Backends.Gpu(null, null, o.ChannelReduction, null));
+        Check("init_keep", () => Initializer.Validate(new ModelDefinition(model), o.Init));
+
+        void Check(string field, Action check)
+        {
+            try
+            {
+                check();
+            }
+            catch (Exception e) when (e is UsageException or ArgumentException)
+            {
+                throw new ResumeException($"run configuration '{path}': field '{field}' holds an invalid value ({e.Message.TrimEnd('.')})");
+            }
+        }
     }
 
     private static TrainingOptions Apply(Arguments a, TrainingOptions o)
