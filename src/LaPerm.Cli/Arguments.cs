@@ -41,6 +41,10 @@ internal sealed class Arguments
             {
                 _items.Add((name, null));
             }
+            else if (switches.Contains(name))
+            {
+                throw new UsageException($"{name} is a switch and takes no value; give {name} alone, without '={inline}'.");
+            }
             else
             {
                 throw new UsageException(a.StartsWith('-')
