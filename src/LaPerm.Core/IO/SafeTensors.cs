@@ -100,6 +100,7 @@ public static class SafeTensors
         }
         var metadata = new Dictionary<string, string>();
         var tensors = new List<NamedArray>();
+        var extents = new List<(long Begin, long End, string Name)>();
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__")
@@ -126,12 +127,37 @@ public static class SafeTensors
                 var values = new float[count];
                 MemoryMarshal.Cast<byte, float>(file.AsSpan(dataStart + (int)begin, (int)(end - begin))).CopyTo(values);
                 tensors.Add(new NamedArray(name, shape, values));
+                extents.Add((begin, end, name));
             }
             catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or JsonException or OverflowException)
             {
                 throw new WeightsFormatException($"weights file '{path}': the header entry for '{name}' must have dtype, shape (non-negative) and two data_offsets");
             }
         }
+        RequireTiledData(path, extents, file.Length - dataStart);
         return (tensors, metadata);
+    }
+
+    /// <summary>
+    /// The format's rule: the tensors' data tile the bytes after the header, with no gap, overlap
+    /// or trailing bytes. A file that breaks it was damaged or built to be read two ways (two
+    /// tensors sharing bytes, data hidden between them), so it is refused, as the reference reader does.
+    /// </summary>
+    private static void RequireTiledData(string path, List<(long Begin, long End, string Name)> extents, long dataLength)
+    {
+        extents.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        long covered = 0;
+        string? previous = null;
+        foreach (var (begin, end, name) in extents)
+        {
+            if (begin < covered)
+                throw new WeightsFormatException($"weights file '{path}': the data of tensors '{previous}' and '{name}' overlap (bytes {begin} to {covered} of the data); each byte belongs to one tensor");
+            if (begin > covered)
+                throw new WeightsFormatException($"weights file '{path}': bytes {covered} to {begin} of the data belong to no tensor (before '{name}'); the tensors' data must follow one another without gaps");
+            covered = end;
+            previous = name;
+        }
+        if (covered != dataLength)
+            throw new WeightsFormatException($"weights file '{path}' holds {dataLength - covered} byte(s) after the last tensor's data; expected the file to end there");
     }
 }

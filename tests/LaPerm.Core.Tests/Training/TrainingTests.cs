@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LaPerm.Core.Backend;
 using LaPerm.Core.Data;
 using LaPerm.Core.IO;
@@ -231,6 +232,46 @@ public sealed class TrainingTests
         {
             byte[] json = System.Text.Encoding.UTF8.GetBytes(header);
             File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)json.Length), .. json, .. new byte[16]]);
+            var e = Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
+            Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    // Each was read: two tensors sharing bytes, bytes of no tensor between or after them.
+    [InlineData("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}""", 12,
+        "the data of tensors 'a' and 'b' overlap (bytes 4 to 8 of the data)")]
+    [InlineData("""{"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 12,
+        "bytes 4 to 8 of the data belong to no tensor (before 'b')")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "bytes 0 to 4 of the data belong to no tensor (before 'a')")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 16, "holds 12 byte(s) after the last tensor's data")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"c":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}""", 12,
+        "the data of tensors 'b' and 'c' overlap")]
+    [InlineData("""{"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 8, null)]
+    [InlineData("""{"__metadata__":{"k":"v"}}""", 0, null)]
+    public void SafetensorsDataMustBeTiledByItsTensorsWithNoGapOverlapOrTrailingBytes(string header, int dataBytes, string? expected)
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            byte[] json = System.Text.Encoding.UTF8.GetBytes(header);
+            byte[] data = [.. Enumerable.Range(1, dataBytes).Select(i => (byte)i)];
+            File.WriteAllBytes(path, [.. BitConverter.GetBytes((long)json.Length), .. json, .. data]);
+            if (expected is null)
+            {
+                // In any order, with empty tensors at a tensor's edge: read, each tensor its own bytes.
+                var (tensors, _) = SafeTensors.Read(path);
+                var offsets = System.Text.Json.Nodes.JsonNode.Parse(header)!.AsObject().Where(p => p.Key != "__metadata__")
+                    .ToDictionary(p => p.Key, p => p.Value!["data_offsets"]![0]!.GetValue<int>());
+                Assert.Equal(offsets.Count, tensors.Count);
+                Assert.All(tensors, t => Assert.Equal(MemoryMarshal.Cast<byte, float>(data.AsSpan(offsets[t.Name], 4 * t.Values.Length)).ToArray(), t.Values));
+                return;
+            }
             var e = Assert.Throws<WeightsFormatException>(() => SafeTensors.Read(path));
             Assert.Contains(path, e.Message, StringComparison.Ordinal);
             Assert.Contains(expected, e.Message, StringComparison.Ordinal);
