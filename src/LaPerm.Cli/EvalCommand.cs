@@ -11,7 +11,8 @@ internal static class EvalCommand
         laperm eval --weights FILE [--model M] [--data D] [--batch B] [--limit-test N] [--threads N] [--device cpu|cuda|emu|auto]
 
         Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
-        The model defaults to the one recorded in the file; the data to mnist.
+        The model and the data default to those recorded in the file (the data to mnist for
+        files written before it was recorded).
 
         """;
 
@@ -20,13 +21,24 @@ internal static class EvalCommand
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--data", "--batch", "--limit-test", "--threads", "--device" }, new HashSet<string>(), "eval");
         string weights = a.String("--weights") ?? throw new UsageException("'laperm eval' needs --weights FILE.");
         Backends.RequireFile(weights, "weights file");
+        var metadata = Checkpoint.StoredMetadata(weights);
         ModelSpec spec;
         if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
-        else if (Checkpoint.StoredModelSpec(weights) is { } json)
+        else if (metadata.GetValueOrDefault("model_spec") is { } json)
             spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
         else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
         var model = new ModelDefinition(spec);
-        var test = DataSource.LoadTest(a.String("--data") ?? "mnist", a.Int("--limit-test", 1));
+        // The data the weights were trained on: a Fashion-MNIST model evaluated on MNIST fits its shapes and means nothing.
+        string? recorded = a.String("--data") is null ? metadata.GetValueOrDefault(Checkpoint.DataKey) : null;
+        Dataset test;
+        try
+        {
+            test = DataSource.LoadTest(a.String("--data") ?? recorded ?? "mnist", a.Int("--limit-test", 1));
+        }
+        catch (DataFormatException e) when (recorded is not null)
+        {
+            throw new UsageException($"the data set recorded in weights file '{weights}', '{recorded}', cannot be loaded here ({CommandLine.OneLine(e.Message).TrimEnd('.')}); pass --data.");
+        }
         test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
         test.EnsureClasses(model.Classes, model.Name);
         int threads = Backends.Threads(a);

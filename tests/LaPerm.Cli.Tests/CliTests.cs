@@ -88,6 +88,42 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void EvalUsesTheDataSetRecordedInTheWeightsAndSaysWhenItIsGone()
+    {
+        // Weights trained on another data set of MNIST's shape were evaluated on MNIST unless --data was given.
+        string data = Path.Combine(_dir.FullName, "idx-data");
+        Directory.CreateDirectory(data);
+        var rng = new Random(5);
+        void WriteIdx(string prefix, int count)
+        {
+            static byte[] BigEndian(params int[] values) => [.. values.SelectMany(v => new[] { (byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v })];
+            var pixels = new byte[count * 28 * 28];
+            rng.NextBytes(pixels);
+            File.WriteAllBytes(Path.Combine(data, $"{prefix}-images-idx3-ubyte"), [.. BigEndian(0x803, count, 28, 28), .. pixels]);
+            File.WriteAllBytes(Path.Combine(data, $"{prefix}-labels-idx1-ubyte"), [.. BigEndian(0x801, count), .. Enumerable.Range(0, count).Select(i => (byte)(i % 10))]);
+        }
+        WriteIdx("train", 40);
+        WriteIdx("t10k", 7);
+        string outDir = Path.Combine(_dir.FullName, "idx-run");
+        var trained = Run("train", "--model", "f1", "--data", data, "--epochs", "1", "--batch", "8", "--quiet", "--threads", "1", "--out", outDir);
+        Assert.True(trained.Code == 0, trained.Err);
+        string weights = Path.Combine(outDir, "final.safetensors");
+        Assert.Equal(data, SafeTensors.Read(weights).Metadata["data"]);
+
+        var recorded = Run("eval", "--weights", weights);
+        Assert.True(recorded.Code == 0, recorded.Err);
+        Assert.Contains(" (7 images): accuracy ", recorded.Out, StringComparison.Ordinal);
+        // --data still chooses.
+        Assert.Contains(" (64 images): accuracy ", Run("eval", "--weights", weights, "--data", "mnist", "--limit-test", "64").Out, StringComparison.Ordinal);
+
+        Directory.Move(data, data + "-moved");
+        var gone = Run("eval", "--weights", weights);
+        Assert.Equal(CommandLine.UserError, gone.Code);
+        Assert.Contains($"the data set recorded in weights file '{weights}', '{data}', cannot be loaded here (", gone.Err, StringComparison.Ordinal);
+        Assert.EndsWith("; pass --data.", gone.Err.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheBestIsTheBestSynchronisedEvaluationEvenWhenEvaluationsBetweenSyncsScoreHigher()
     {
         string outDir = Path.Combine(_dir.FullName, "every");

@@ -485,13 +485,7 @@ public sealed class RunSession : IDisposable
         : $"The last good checkpoint '{_lastCheckpoint}' is intact; resumed as it is, the run meets the same step again: " +
           $"laperm train --resume {Shell.Quote(_options.Out!)} --on-nan skip-step continues from it leaving such steps out.";
 
-    private Dictionary<string, string> Metadata(long step) => new()
-    {
-        ["model"] = _model.Name,
-        ["model_spec"] = ModelDefinition.ToJson(_model.Spec),
-        ["step"] = step.ToString(CultureInfo.InvariantCulture),
-        ["seed"] = _options.Seed.ToString(CultureInfo.InvariantCulture),
-    };
+    private Dictionary<string, string> Metadata(long step) => Checkpoint.Metadata(_model, _options, step);
 
     private string OptimizerName(int moment, string parameter) =>
         _options.Optimizer == OptimizerKind.Adam ? (moment == 0 ? "adam/m/" : "adam/v/") + parameter : "sgd/velocity/" + parameter;

@@ -39,7 +39,26 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>
+    /// What every weights file of a run records besides its tensors: the model (name and JSON
+    /// description, so that eval and profile-weights need no --model), the data set it was
+    /// trained on (eval's default --data), the step and the seed.
+    /// </summary>
+    public static Dictionary<string, string> Metadata(ModelDefinition model, TrainingOptions options, long step) => new()
+    {
+        ["model"] = model.Name,
+        ["model_spec"] = ModelDefinition.ToJson(model.Spec),
+        [DataKey] = options.Data,
+        ["step"] = step.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["seed"] = options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>The metadata key of the data set (absent from files written before it was recorded).</summary>
+    public const string DataKey = "data";
+
     /// <summary>The model description stored in a checkpoint's metadata, if any.</summary>
-    public static string? StoredModelSpec(string path) =>
-        SafeTensors.Read(path).Metadata.TryGetValue("model_spec", out var json) ? json : null;
+    public static string? StoredModelSpec(string path) => StoredMetadata(path).GetValueOrDefault("model_spec");
+
+    /// <summary>A weights file's metadata (see <see cref="Metadata"/>); empty when it has none.</summary>
+    public static IReadOnlyDictionary<string, string> StoredMetadata(string path) => SafeTensors.Read(path).Metadata;
 }

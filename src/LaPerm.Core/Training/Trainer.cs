@@ -395,13 +395,7 @@ public sealed class Trainer
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
         return summary;
 
-        Dictionary<string, string> Metadata(long atStep) => new()
-        {
-            ["model"] = _model.Name,
-            ["model_spec"] = ModelDefinition.ToJson(_model.Spec),
-            ["step"] = atStep.ToString(CultureInfo.InvariantCulture),
-            ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
-        };
+        Dictionary<string, string> Metadata(long atStep) => Checkpoint.Metadata(_model, o, atStep);
     }
 
     private static double? Finite(double value) => double.IsFinite(value) ? value : null;
