@@ -89,10 +89,11 @@ internal static class ResumeArguments
 
     private static TrainingOptions Apply(Arguments a, TrainingOptions o)
     {
+        var recorded = o;
         if (a.Int("--threads", 1, TrainingOptions.MaxThreads) is { } threads) o = o with { Threads = threads };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
         if (a.Has("--no-graphs")) o = o with { Graphs = false };
-        return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true } };
+        return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true, Recorded = recorded } };
     }
 
     /// <summary>--checkpoint-every, --keep-checkpoints, --on-nan, --stop-after, --trace-reconnection.</summary>

@@ -147,6 +147,7 @@ internal static class TrainCommand
         else if (!o.Checkpoints.Resume)
         {
             LaPerm.Core.Checkpoints.RunSession.RefuseFileAsDirectory(o.Out);
+            LaPerm.Core.Checkpoints.RunSession.RefuseDirectoryInUse(o.Out);
             LaPerm.Core.Checkpoints.RunSession.RefuseUnfinishedRun(o.Out);
         }
         bool quiet = a.Has("--quiet");

@@ -275,6 +275,53 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ANewRunInADirectoryALiveRunHoldsIsToldItIsInUseNotToResumeIt()
+    {
+        // It was told "holds an unfinished run ... continue it with --resume (or delete the directory)" while the first run wrote there.
+        string dir = Path.Combine(_dir.FullName, "live");
+        var stopped = Run("train", "--model", "f1", "--limit-train", "256", "--limit-test", "64", "--epochs", "1", "--quiet", "--stop-after", "4", "--out", dir);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        using (new FileStream(Path.Combine(dir, ".lock"), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            var second = Run("train", "--model", "f1", "--limit-train", "256", "--limit-test", "64", "--epochs", "1", "--quiet", "--out", dir);
+            Assert.Equal(CommandLine.StorageFailed, second.Code);
+            Assert.Contains($"output directory '{dir}' is in use by another laperm run", second.Err, StringComparison.Ordinal);
+            Assert.DoesNotContain("--resume", second.Err, StringComparison.Ordinal);
+        }
+        // Free again: the unfinished run is named, with the command that continues it.
+        var third = Run("train", "--model", "f1", "--limit-train", "256", "--limit-test", "64", "--epochs", "1", "--quiet", "--out", dir);
+        Assert.Equal(CommandLine.UserError, third.Code);
+        Assert.Contains("holds an unfinished run", third.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FlagsGivenWithResumeApplyToThatCommandAndTheRunConfigurationKeepsTheRecordedValues()
+    {
+        // They were written into run-config.json: a later plain --resume kept verifying every sync, with no flag to stop it.
+        string dir = Path.Combine(_dir.FullName, "resume-flags");
+        var first = Run("train", "--model", "f1", "--limit-train", "512", "--limit-test", "64", "--epochs", "1", "--batch", "32", "--k", "4",
+            "--quiet", "--threads", "1", "--stop-after", "4", "--out", dir);
+        Assert.True(first.Code == 0, first.Err);
+        string configPath = Path.Combine(dir, "run-config.json");
+        string recorded = File.ReadAllText(configPath);
+        var resumed = Run("train", "--resume", dir, "--quiet", "--threads", "2", "--verify-invariants", "--checkpoint-every", "3",
+            "--keep-checkpoints", "1", "--on-nan", "skip-step", "--stop-after", "8");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Equal(recorded, File.ReadAllText(configPath));
+        var syncs = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "sync").ToList();
+        Assert.Contains(syncs, s => s.GetProperty("step").GetInt64() == 8 && s.GetProperty("verified").GetBoolean());   // this command verified
+        Assert.Single(Directory.GetDirectories(Path.Combine(dir, "checkpoints"), "step-*"));   // and kept one checkpoint
+
+        var plain = Run("train", "--resume", dir, "--quiet");
+        Assert.True(plain.Code == 0, plain.Err);
+        syncs = [.. File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "sync")];
+        Assert.All(syncs.Where(s => s.GetProperty("step").GetInt64() > 8), s => Assert.False(s.TryGetProperty("verified", out var v) && v.GetBoolean()));
+        Assert.Equal(recorded, File.ReadAllText(configPath));
+    }
+
+    [Fact]
     public void ResumingARunStoppedAtItsLastStepSaysOnlyItsEndIsLeft()
     {
         // --stop-after at the last step stops before the run's end (final sync, evaluation, summary.json).

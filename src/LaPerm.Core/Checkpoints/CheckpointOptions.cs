@@ -41,6 +41,14 @@ public sealed record CheckpointOptions
     /// <summary>Continue the run in the output directory from its latest valid checkpoint.</summary>
     public bool Resume { get; init; }
 
+    /// <summary>
+    /// With <see cref="Resume"/>: the run's configuration as recorded, before this command's own
+    /// flags (--threads, --checkpoint-every, --verify-invariants, ...). run-config.json keeps it:
+    /// those flags apply to the command that gives them, not to every later resume. Null: the
+    /// options are written as they are.
+    /// </summary>
+    public Training.TrainingOptions? Recorded { get; init; }
+
     public bool TraceReconnectionFor(string device) => TraceReconnection ?? device == "cpu";
 
     public static NonFinitePolicy ParsePolicy(string text) => text switch

@@ -88,9 +88,15 @@ public sealed class CheckpointStore(string runDirectory)
         DirectorySync.Flush(Directory);
         AtomicFile.WriteAllText(LatestPointer, name + "\n");
         DirectorySync.Flush(Directory);
+        KeepNewest(keep);
+        return final;
+    }
+
+    /// <summary>Removes all but the newest <paramref name="keep"/> checkpoints (at least one stays).</summary>
+    public void KeepNewest(int keep)
+    {
         foreach (var old in Checkpoints().Skip(Math.Max(1, keep)))
             Remove(old.Path);
-        return final;
     }
 
     private static void Fill(string temp, long step, IReadOnlyList<(string File, Action<string> Write)> files)

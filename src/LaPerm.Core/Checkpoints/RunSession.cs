@@ -114,21 +114,14 @@ public sealed class RunSession : IDisposable
         var store = _store!;
         if (_options.Checkpoints.Resume)
         {
+            bool anyWritten = store.Checkpoints().Count > 0;
             _resume = FindLatestValid();
             if (_resume is null)
-            {
-                // Starting over would delete what the run left (its summary, best and final weights,
-                // figures): the user asked to continue it, not to replace it. Refuse, change nothing.
-                if (EarlierRunFiles(_options.Out!) is { Count: > 0 } results)
-                    throw new ResumeException(
-                        $"no valid checkpoint in '{store.Directory}' to resume from, and '{_options.Out}' holds {string.Join(", ", results.Select(Path.GetFileName))} of that run, "
-                        + "which starting over would delete; the damaged checkpoints are set aside as rejected-*, nothing else was changed: train with a new --out to start over and keep them");
-                _log?.WriteLine($"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0.");
-                File.Delete(MetricsPath);
-                RemoveEarlierRun(store);
-            }
+                StartOver(store, anyWritten);
             else
             {
+                // A run killed between replacing `latest` and pruning holds one checkpoint too many; nothing later would prune it.
+                store.KeepNewest(Options.Keep);
                 _lastCheckpoint = _resume.Path;
                 if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
                     throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
@@ -144,9 +137,52 @@ public sealed class RunSession : IDisposable
             RemoveEarlierRun(store);
         }
         store.RemoveLeftovers();
-        RunConfiguration.Write(Path.Combine(_options.Out!, RunConfigFile), _options with { Checkpoints = _options.Checkpoints with { Resume = false } }, _model.Spec);
+        var recorded = _options.Checkpoints.Recorded ?? _options;
+        RunConfiguration.Write(Path.Combine(_options.Out!, RunConfigFile), recorded with { Checkpoints = recorded.Checkpoints with { Resume = false, Recorded = null } }, _model.Spec);
         // Last: a resume that fails before this point (run-config.json cannot be written) leaves the metrics whole.
-        if (_resume is not null) TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
+        if (_resume is not null)
+        {
+            // The summary of an ended run describes metrics about to be cut back: gone first, so
+            // that a kill before the end is run again leaves an unfinished run, not one whose
+            // summary.json claims evaluations metrics.jsonl no longer holds.
+            File.Delete(Path.Combine(_options.Out!, SummaryFile));
+            TrimMetrics(MetricsPath, _resume.State.MetricsBytes, _log);
+        }
+    }
+
+    /// <summary>
+    /// --resume found no checkpoint to continue from. Before its first checkpoint a run has
+    /// written nothing that starting over (deterministically, from its recorded configuration)
+    /// does not write again: its best weights, its metrics. Damaged checkpoints (set aside as
+    /// rejected-*), or the results of a run that ended, are another matter: starting over would
+    /// replace what the user asked to continue, so that is refused and nothing is changed.
+    /// </summary>
+    private void StartOver(CheckpointStore store, bool anyWritten)
+    {
+        var results = EarlierRunFiles(_options.Out!);
+        bool ended = results.Any(path => Path.GetFileName(path) is SummaryFile or FinalWeightsFile);
+        string names = string.Join(", ", results.Select(Path.GetFileName));
+        if (anyWritten && results.Count > 0)
+            throw new ResumeException(
+                $"no valid checkpoint in '{store.Directory}' to resume from, and '{_options.Out}' holds {names} of that run, "
+                + "which starting over would delete; the damaged checkpoints are set aside as rejected-*, nothing else was changed: train with a new --out to start over and keep them");
+        if (ended)
+            throw new ResumeException(
+                $"no checkpoint in '{store.Directory}' to resume from, and '{_options.Out}' holds {names} of that run, which ended; "
+                + "starting over would delete them, so nothing was changed: train with a new --out to run it again");
+        _log?.WriteLine(anyWritten
+            ? $"laperm: warning: no valid checkpoint in '{store.Directory}'; starting the run over from step 0."
+            : $"laperm: no checkpoint in '{store.Directory}' yet (the run stopped before its first); starting the run over from step 0 with its recorded configuration"
+              + (results.Count > 0 ? $", which writes {names} again." : "."));
+        try
+        {
+            File.Delete(MetricsPath);
+            foreach (var path in results) File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RunStorageException($"the run's earlier files in '{_options.Out}' cannot be removed ({e.Message.TrimEnd('.')}); choose another --out", e);
+        }
     }
 
     /// <summary>
@@ -155,6 +191,32 @@ public sealed class RunSession : IDisposable
     /// other's checkpoints; the second one now stops before touching anything. Also proves that
     /// the directory itself (not only checkpoints/) can be written.
     /// </summary>
+    /// <summary>
+    /// Throws <see cref="RunStorageException"/> when another laperm run holds <paramref name="dir"/>'s
+    /// lock, as opening a session there would. The CLI calls it before judging what the directory
+    /// holds: checkpoints that a live run is writing are not an unfinished run to resume.
+    /// </summary>
+    public static void RefuseDirectoryInUse(string dir)
+    {
+        string path = Path.Combine(dir, LockFile);
+        if (!File.Exists(path)) return;
+        try
+        {
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (HeldByAnotherProcess(e))
+        {
+            throw new RunStorageException(InUse(dir, path), e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not a lock held by a run: opening the session says what is wrong with the directory.
+        }
+    }
+
+    private static string InUse(string dir, string lockPath) =>
+        $"output directory '{dir}' is in use by another laperm run (it holds '{lockPath}' open); wait for that run to end or choose another --out";
+
     private void Lock()
     {
         string path = Path.Combine(_options.Out!, LockFile);
@@ -179,7 +241,7 @@ public sealed class RunSession : IDisposable
         {
             // A sharing violation is the lock held by another process; anything else (a read-only or full disk) is said as it is.
             throw new RunStorageException(HeldByAnotherProcess(e)
-                ? $"output directory '{_options.Out}' is in use by another laperm run (it holds '{path}' open); wait for that run to end or choose another --out"
+                ? InUse(_options.Out!, path)
                 : $"output directory '{_options.Out}' cannot be written ({e.Message.TrimEnd('.')}); choose another --out", e);
         }
     }

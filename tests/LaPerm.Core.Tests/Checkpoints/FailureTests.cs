@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
+using LaPerm.Core.Model;
 
 namespace LaPerm.Core.Tests.Checkpoints;
 
@@ -117,6 +118,67 @@ public sealed class FailureTests
         Assert.Contains($"{RunSession.SummaryFile}, {RunSession.BestWeightsFile}, {RunSession.FinalWeightsFile}", e.Message, StringComparison.Ordinal);
         Assert.Contains("new --out", e.Message, StringComparison.Ordinal);
         for (int i = 0; i < kept.Length; i++) Assert.Equal(before[i], File.ReadAllBytes(Path.Combine(dir, kept[i])));
+    }
+
+    /// <summary>
+    /// Killed before its first checkpoint (by default the end of epoch 1), a run has written only
+    /// what starting over writes again: --resume starts it over and ends as the uninterrupted run.
+    /// It was refused as if damaged checkpoints had been set aside, pointing to a new --out.
+    /// </summary>
+    [Fact]
+    public void ARunKilledBeforeItsFirstCheckpointIsStartedOverByResumeAndEndsAsTheUninterruptedRun()
+    {
+        using var fx = new RunFixture();
+        string straight = fx.Dir("straight"), killed = fx.Dir("killed");
+        var options = RunFixture.Options(killed) with { Epochs = 1 };
+        var a = RunFixture.Train(RunFixture.Options(straight) with { Epochs = 1 });
+        RunFixture.Train(options);
+        // What a kill after the first best evaluation and before the first checkpoint leaves.
+        Directory.Delete(new CheckpointStore(killed).Directory, recursive: true);
+        File.Delete(Path.Combine(killed, RunSession.SummaryFile));
+        File.Delete(Path.Combine(killed, RunSession.FinalWeightsFile));
+        Assert.True(File.Exists(Path.Combine(killed, RunSession.BestWeightsFile)));
+        var log = new StringWriter();
+        var b = RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log);
+        Assert.Contains($"laperm: no checkpoint in '{new CheckpointStore(killed).Directory}' yet (the run stopped before its first); starting the run over from step 0 with its recorded configuration, which writes {RunSession.BestWeightsFile} again.",
+            log.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("rejected", log.ToString(), StringComparison.Ordinal);
+        Assert.Equal(a.FinalWeightsSha256, b.FinalWeightsSha256);
+        Assert.Equal(RunFixture.MetricsWithoutClock(straight), RunFixture.MetricsWithoutClock(killed));
+
+        // A run that ended and has no checkpoint left: starting over would replace its results. Refused, nothing changed.
+        Directory.Delete(new CheckpointStore(killed).Directory, recursive: true);
+        byte[] summary = File.ReadAllBytes(Path.Combine(killed, RunSession.SummaryFile));
+        var e = Assert.Throws<ResumeException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }));
+        Assert.Contains($"holds {RunSession.SummaryFile}, {RunSession.BestWeightsFile}, {RunSession.FinalWeightsFile} of that run, which ended", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("damaged", e.Message, StringComparison.Ordinal);
+        Assert.Equal(summary, File.ReadAllBytes(Path.Combine(killed, RunSession.SummaryFile)));
+    }
+
+    /// <summary>
+    /// Resuming a run that ended runs its end again: its summary.json goes when metrics.jsonl is
+    /// cut back, so a kill meanwhile leaves an unfinished run, not a summary of evaluations the
+    /// metrics no longer hold. Extra checkpoints (a kill between `latest` and pruning) are pruned.
+    /// </summary>
+    [Fact]
+    public void ResumingAnEndedRunRemovesItsSummaryWithTheMetricsItDescribedAndPrunesToKeep()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("ended");
+        var options = RunFixture.Options(dir) with { Epochs = 1 };
+        RunFixture.Train(options);
+        var store = new CheckpointStore(dir);
+        Assert.Equal([8L, 4L], store.Checkpoints().Select(c => c.Step));
+        long metricsBefore = new FileInfo(Path.Combine(dir, RunSession.MetricsFileName)).Length;
+        var resume = options with { Checkpoints = options.Checkpoints with { Resume = true, Keep = 1 } };
+        using (RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), TextWriter.Null))
+        {
+            Assert.False(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
+            Assert.True(new FileInfo(Path.Combine(dir, RunSession.MetricsFileName)).Length < metricsBefore);
+            Assert.Equal([8L], store.Checkpoints().Select(c => c.Step));
+        }
+        // The directory is now an unfinished run: a new run there is refused, naming --resume.
+        Assert.Contains("--resume", Assert.Throws<ResumeException>(() => RunSession.RefuseUnfinishedRun(dir)).Message, StringComparison.Ordinal);
     }
 
     /// <summary>A resume that cannot write run-config.json stops before it cuts metrics.jsonl back (it cut it first).</summary>
