@@ -158,6 +158,7 @@ internal static class TrainCommand
         var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
         // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.
         using var interrupt = new CancellationTokenSource();
+        Trainer? running = null;
         void OnSignal(PosixSignalContext context)
         {
             if (interrupt.IsCancellationRequested)
@@ -171,7 +172,9 @@ internal static class TrainCommand
             }
             context.Cancel = true;
             interrupt.Cancel();
-            Console.Error.WriteLine($"laperm: {context.Signal}: stopping after this step{(o.Out is null ? "" : " and its checkpoint")} (again to quit at once)");
+            Console.Error.WriteLine(Volatile.Read(ref running)?.Ending == true
+                ? $"laperm: {context.Signal}: this is the run's last step: it and the run's end (final sync, evaluation, weights) finish (again to quit at once)"
+                : $"laperm: {context.Signal}: stopping after this step{(o.Out is null ? "" : " and its checkpoint")} (again to quit at once)");
         }
         using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
@@ -183,6 +186,7 @@ internal static class TrainCommand
             {
                 Warnings = stdout, Tracer = Tracer(a, backend, lastStep, stdout), Interrupt = interrupt.Token,
             };
+            Volatile.Write(ref running, trainer);
         }
         catch (ArgumentException e)
         {

@@ -109,6 +109,14 @@ public sealed class Trainer
     /// </summary>
     public CancellationToken Interrupt { get; init; }
 
+    /// <summary>
+    /// True from the run's last step on: that step and the run's end after it (final sync,
+    /// evaluation, weights, summary.json) are finished whatever <see cref="Interrupt"/> says.
+    /// Read from a signal handler, so that what it says is what happens.
+    /// </summary>
+    public bool Ending => Volatile.Read(ref _ending);
+    private bool _ending;
+
     /// <summary>Receives the step and phase boundaries (NVTX ranges, profiler capture range); optional.</summary>
     public IStepTracer? Tracer { get; init; }
 
@@ -314,6 +322,7 @@ public sealed class Trainer
                 var pass = network.GetPass(size);
                 Tracer?.BeginStep(step + 1);
                 step++;
+                if (step == totalSteps) Volatile.Write(ref _ending, true);   // no interrupt stops the last step: the end follows it
                 _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
                 // Eager, or a replay of this batch size's captured step. A step the guard leaves out
                 // is counted here and taken back out at the next readback point.
@@ -369,6 +378,7 @@ public sealed class Trainer
             session.Write(State(epochIndex + 1, 0)); // [runs] a checkpoint at every epoch end
             if (Interrupt.IsCancellationRequested && epochIndex + 1 < o.Epochs) throw session.Interrupted(step);
         }
+        Volatile.Write(ref _ending, true);
         // Stopped at the target: the run ends in the epoch it reached it, right after that
         // (synchronised) evaluation, which is the final one.
         int lastEpoch = stopAtTarget ? epochIndex : o.Epochs - 1;

@@ -195,6 +195,18 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public void TheTrainerSaysWhenItIsInItsLastStepOrItsEnd()
+    {
+        // A signal then stops nothing; the CLI said "stopping after this step" and the run went on to its end.
+        using var fx = new RunFixture();
+        var seen = new List<(long Step, bool Ending)>();
+        RunFixture.Train(RunFixture.Options(fx.Dir("ending")) with { Epochs = 1 }, makeObserver: trainer => new EvaluationHook(step => seen.Add((step, trainer.Ending))));
+        Assert.True(seen.Count >= 2, $"{seen.Count} evaluations");
+        Assert.All(seen.SkipLast(1), e => Assert.False(e.Ending, $"step {e.Step}"));
+        Assert.True(seen[^1].Ending);
+    }
+
+    [Fact]
     public void ARunDirectoryIsLockedWhileASessionHoldsIt()
     {
         using var fx = new RunFixture();
