@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
 using LaPerm.Core.Model;
@@ -19,9 +20,7 @@ internal static class ResumeArguments
     public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given, TextWriter warnings)
     {
         string dir = a.String("--resume")!;
-        var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).ToList();
-        if (extra.Count > 0)
-            throw new UsageException($"--resume takes the run's configuration from '{dir}'; '{extra[0]}' cannot be changed (allowed with it: {string.Join(", ", Allowed.Skip(1))}).");
+        var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).Select(f => f.Split('=')[0]).ToList();
         if (!Directory.Exists(dir))
             throw new UsageException(File.Exists(dir) ? $"--resume: '{dir}' is a file; expected a run directory (the --out of a run)." : $"--resume: run directory '{dir}' does not exist.");
         var store = new CheckpointStore(dir);
@@ -48,6 +47,7 @@ internal static class ResumeArguments
                 }
                 var (options, model) = RunConfiguration.FromJson(json, path, dir);
                 CheckRecordedFlags(options, model, path);
+                if (extra.Count > 0) RequireAgreement(a, extra, dir, options, model);
                 // A configuration that could not be read, or is gone, is said, not passed over in silence.
                 if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
                 else if (missing is not null) warnings.WriteLine($"laperm: warning: '{missing}' is missing; using '{path}' instead.");
@@ -59,6 +59,28 @@ internal static class ResumeArguments
             }
         }
         throw first ?? new ResumeException($"--resume: '{dir}' holds no run configuration ({RunSession.RunConfigFile} or a checkpoint); it is not a laperm run directory.");
+    }
+
+    /// <summary>
+    /// Flags that change results may come with --resume when they say what the run recorded (the
+    /// original command with --resume added): applied to the recorded configuration, they must
+    /// leave it as it is. One that would change it is refused, naming it and both values.
+    /// </summary>
+    private static void RequireAgreement(Arguments a, IReadOnlyList<string> extra, string dir, TrainingOptions recorded, ModelSpec model)
+    {
+        static string Whole(string path) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (a.String("--out") is { } outDir && Whole(outDir) != Whole(dir))
+            throw new UsageException($"--resume continues the run in '{dir}'; --out '{outDir}' names another directory (give --out as '{dir}', or leave it out).");
+        var given = JsonNode.Parse(RunConfiguration.ToJson(TrainCommand.Parse(a, recorded), model))!.AsObject();
+        var stored = JsonNode.Parse(RunConfiguration.ToJson(recorded, model))!.AsObject();
+        foreach (var (field, value) in stored)
+        {
+            if (RunSession.FlagsOfOneCommand.Contains(field) || JsonNode.DeepEquals(value, given[field])) continue;
+            // The flag named like the field, else the preset (which sets many), else every flag given.
+            string flag = extra.FirstOrDefault(f => f == "--" + field.Replace('_', '-')) ?? (extra.Contains("--preset") ? "--preset" : string.Join(", ", extra));
+            throw new UsageException($"--resume takes the run's configuration from '{dir}'; {flag} would change it ({field} is {value?.ToJsonString() ?? "null"} in the run, "
+                + $"{given[field]?.ToJsonString() ?? "null"} here). Give --resume without it; allowed with it: {string.Join(", ", Allowed.Skip(1))}.");
+        }
     }
 
     /// <summary>

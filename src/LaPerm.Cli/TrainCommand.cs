@@ -76,7 +76,9 @@ internal static class TrainCommand
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
                                uninterrupted run); its configuration comes from DIR; only --threads, --quiet,
                                --checkpoint-every, --keep-checkpoints, --on-nan, --stop-after,
-                               --verify-invariants, --no-graphs and --reconnect-variant may be given with it
+                               --verify-invariants, --no-graphs and --reconnect-variant may be given with it;
+                               other flags only with the values the run recorded (the command that started
+                               the run, with --resume DIR added, continues it)
         --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or
                                leave that step's update out
         --stop-after N         checkpoint after step N and stop (continue later with --resume);
@@ -275,9 +277,12 @@ internal static class TrainCommand
         return a.Has(flag) || (!a.Has(off) && current);
     }
 
-    public static TrainingOptions Parse(Arguments a)
+    public static TrainingOptions Parse(Arguments a) => Parse(a, new TrainingOptions());
+
+    /// <summary>The flags of <paramref name="a"/> applied to <paramref name="start"/> (a preset replaces it).</summary>
+    public static TrainingOptions Parse(Arguments a, TrainingOptions start)
     {
-        var o = new TrainingOptions();
+        var o = start;
         if (a.String("--preset") is { } preset)
             o = Presets.TryGet(preset) ?? throw new UsageException($"unknown preset '{preset}'; expected one of {string.Join(", ", Presets.Names)}.");
         if (a.String("--model") is { } m) o = o with { Model = m };

@@ -663,7 +663,8 @@ public sealed class RunSession : IDisposable
     }
 
     // Fields that may differ between the interrupted and the resumed run without changing its results.
-    private static readonly string[] FreeFields = ["threads", "checkpoint_every", "keep_checkpoints", "on_nan", "verify_invariants"];
+    /// <summary>The run configuration's fields set by flags that apply to one command (allowed with --resume); they change no result.</summary>
+    public static readonly IReadOnlySet<string> FlagsOfOneCommand = new HashSet<string>(["threads", "checkpoint_every", "keep_checkpoints", "on_nan", "verify_invariants"]);
 
     // Fields added after the first format of config.json, with the value an older one meant by leaving them out.
     private static readonly Dictionary<string, bool> LaterFlags = new() { ["stop_at_target"] = false };
@@ -682,7 +683,7 @@ public sealed class RunSession : IDisposable
         }
         foreach (var (key, value) in b)
         {
-            if (FreeFields.Contains(key)) continue;
+            if (FlagsOfOneCommand.Contains(key)) continue;
             if (!a.ContainsKey(key) && LaterFlags.TryGetValue(key, out bool absent) && value?.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False && value.GetValue<bool>() == absent) continue;
             if (!JsonNode.DeepEquals(a[key], value)) return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"}, this run has {value?.ToJsonString() ?? "null"}";
         }

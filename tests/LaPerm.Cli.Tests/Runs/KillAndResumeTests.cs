@@ -125,8 +125,9 @@ public sealed partial class KillAndResumeTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--model", "--model")]
-    [InlineData("--epochs", "--epochs")]
+    [InlineData("--model", "--model would change it (model is \"f1\" in the run, \"2\" here)")]
+    [InlineData("--epochs", "--epochs would change it (epochs is 1 in the run, 2 here)")]
+    [InlineData("--seed", "--seed would change it (seed is 3 in the run, 2 here)")]
     public void ResumeRefusesFlagsThatWouldChangeTheRun(string flag, string expected)
     {
         string dir = Path.Combine(_root, "run");
@@ -134,7 +135,26 @@ public sealed partial class KillAndResumeTests : IDisposable
         var stderr = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", dir, flag, "2"], TextWriter.Null, stderr));
         Assert.Contains(expected, stderr.ToString(), StringComparison.Ordinal);
-        Assert.Contains("cannot be changed", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Give --resume without it", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheOriginalCommandWithResumeAddedContinuesTheRun()
+    {
+        // Flags that say what the run recorded were refused ("'--seed' cannot be changed"), so the command a user
+        // has at hand, the one that started the run, could not simply be given --resume.
+        string straight = Path.Combine(_root, "straight"), dir = Path.Combine(_root, "run");
+        string[] original = [.. TrainArgs(dir).Select(a => a == "4" ? "1" : a)];
+        Assert.Equal(0, CommandLine.Run([.. TrainArgs(straight).Select(a => a == "4" ? "1" : a)], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run([.. original, "--stop-after", "5"], TextWriter.Null, TextWriter.Null));
+        var stderr = new StringWriter();
+        Assert.Equal(0, CommandLine.Run([.. original, "--resume", dir, "--stop-after", "40"], TextWriter.Null, stderr));
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--seed", "3", "--epochs=1", "--out", dir + Path.DirectorySeparatorChar], TextWriter.Null, stderr));
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(dir, "final.safetensors")));
+        // --out naming another directory is not the same run.
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", dir, "--out", straight], TextWriter.Null, stderr));
+        Assert.Contains($"--out '{straight}' names another directory", stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
