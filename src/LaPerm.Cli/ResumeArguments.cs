@@ -20,6 +20,8 @@ internal static class ResumeArguments
     public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given, TextWriter warnings)
     {
         string dir = a.String("--resume")!;
+        if (a.Has("--overwrite"))
+            throw new UsageException($"--overwrite starts a new run in place of the one in its --out; --resume continues the run in '{dir}'. Give one of them.");
         var extra = given.Where(f => f.StartsWith("--", StringComparison.Ordinal) && !Allowed.Contains(f.Split('=')[0])).Select(f => f.Split('=')[0]).ToList();
         if (!Directory.Exists(dir))
             throw new UsageException(File.Exists(dir) ? $"--resume: '{dir}' is a file; expected a run directory (the --out of a run)." : $"--resume: run directory '{dir}' does not exist.");

@@ -22,7 +22,7 @@ internal static class TrainCommand
         "--resume", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--trace-reconnection",
     ];
 
-    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-skip-bias", "--no-skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs", "--stop-at-target"];
+    private static readonly HashSet<string> Switches = ["--skip-bias", "--skip-bn", "--no-skip-bias", "--no-skip-bn", "--no-reconnect", "--verify-invariants", "--quiet", "--no-graphs", "--stop-at-target", "--overwrite"];
 
     public const string Help = """
         laperm train [options]
@@ -59,7 +59,9 @@ internal static class TrainCommand
                                evaluations only): step, training and wall seconds in summary.json
         --stop-at-target       end the run there (final sync, evaluation and weights as usual)
         --limit-train N  --limit-test N
-        --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME)
+        --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME);
+                               a DIR holding a run is refused unless --overwrite
+        --overwrite            replace the run DIR holds (its checkpoints, summary, weights, figures)
         --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
         --cudnn none|all|conv,pool,bn  GPU op families that cuDNN runs where it can express them
@@ -150,7 +152,7 @@ internal static class TrainCommand
         {
             LaPerm.Core.Checkpoints.RunSession.RefuseFileAsDirectory(o.Out);
             LaPerm.Core.Checkpoints.RunSession.RefuseDirectoryInUse(o.Out);
-            LaPerm.Core.Checkpoints.RunSession.RefuseUnfinishedRun(o.Out);
+            if (!o.Checkpoints.Overwrite) LaPerm.Core.Checkpoints.RunSession.RefuseEarlierRun(o.Out);
         }
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
@@ -355,7 +357,7 @@ internal static class TrainCommand
         string? outDir = a.String("--out");
         if (outDir is not null && string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--out expects a directory, got an empty value.");
         o = o with { Out = outDir };   // null: a new directory under runs/, claimed by Run right before the header
-        o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) };
+        o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) with { Overwrite = a.Has("--overwrite") } };
         return o;
     }
 

@@ -485,6 +485,7 @@ public sealed class CliTests : IDisposable
     [InlineData("--out expects a directory", "train", "--out", " ")]
     [InlineData("--lr needs a value, not the option '--epochs' (a value that starts with -- is given as --lr=VALUE)", "train", "--lr", "--epochs", "1")]
     [InlineData("--lr needs a value", "train", "--epochs", "1", "--lr")]
+    [InlineData("--overwrite starts a new run in place of the one in its --out; --resume continues the run in 'x'. Give one of them.", "train", "--resume", "x", "--overwrite")]
     // A switch given a value was "not an option".
     [InlineData("--skip-bias is a switch and takes no value; give --skip-bias alone, without '=yes'.", "train", "--skip-bias=yes")]
     [InlineData("--quiet is a switch and takes no value; give --quiet alone, without '='.", "train", "--quiet=")]

@@ -42,6 +42,13 @@ public sealed record CheckpointOptions
     public bool Resume { get; init; }
 
     /// <summary>
+    /// A new run may replace a run its output directory holds (its checkpoints, summary, best and
+    /// final weights, figures: `--overwrite`). Without it such a directory is refused, naming what
+    /// it holds: nothing already written is lost by a repeated command.
+    /// </summary>
+    public bool Overwrite { get; init; }
+
+    /// <summary>
     /// With <see cref="Resume"/>: the run's configuration as recorded, before this command's own
     /// flags (--threads, --checkpoint-every, --verify-invariants, ...). run-config.json keeps it:
     /// those flags apply to the command that gives them, not to every later resume. Null: the

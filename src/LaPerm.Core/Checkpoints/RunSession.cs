@@ -296,9 +296,9 @@ public sealed class RunSession : IDisposable
         string dir = _options.Out!;
         try
         {
+            if (!_options.Checkpoints.Resume && !_options.Checkpoints.Overwrite) RefuseEarlierRun(dir);
             if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
             {
-                RefuseUnfinishedRun(dir);
                 _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")} of an earlier run; removing them (use --resume DIR to continue that run instead).");
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
@@ -315,15 +315,21 @@ public sealed class RunSession : IDisposable
     }
 
     /// <summary>
-    /// Throws <see cref="ResumeException"/> when <paramref name="dir"/> holds an unfinished run
-    /// (checkpoints, no summary.json), which a new run there would delete. The CLI calls it before
-    /// the run's header; opening a session calls it again (a run may have appeared meanwhile).
+    /// Throws <see cref="ResumeException"/> when <paramref name="dir"/> holds a run that a new run
+    /// there would delete: an unfinished one (checkpoints, no summary.json; named with the
+    /// --resume that continues it), or the results of one (summary.json, best/final weights, the
+    /// figures drawn from them). Unless <see cref="CheckpointOptions.Overwrite"/>: the CLI calls
+    /// it before the run's header; opening a session calls it again (a run may have appeared meanwhile).
     /// </summary>
-    public static void RefuseUnfinishedRun(string dir)
+    public static void RefuseEarlierRun(string dir)
     {
-        if (File.Exists(Path.Combine(dir, SummaryFile)) || new CheckpointStore(dir).Checkpoints() is not { Count: > 0 } checkpoints) return;
-        throw new ResumeException($"'{dir}' holds an unfinished run ({checkpoints.Count} checkpoint{(checkpoints.Count == 1 ? "" : "s")}, the newest of step {checkpoints.Max(c => c.Step)}, no {SummaryFile}); " +
-                                  $"continue it with: laperm train --resume {Shell.Quote(dir)}; or choose another --out (or delete the directory to start over in it)");
+        string quoted = Shell.Quote(dir);
+        if (!File.Exists(Path.Combine(dir, SummaryFile)) && new CheckpointStore(dir).Checkpoints() is { Count: > 0 } checkpoints)
+            throw new ResumeException($"'{dir}' holds an unfinished run ({checkpoints.Count} checkpoint{(checkpoints.Count == 1 ? "" : "s")}, the newest of step {checkpoints.Max(c => c.Step)}, no {SummaryFile}); " +
+                                      $"continue it with: laperm train --resume {quoted}; or choose another --out, or give --overwrite to start over in it");
+        if (EarlierRunFiles(dir) is { Count: > 0 } results)
+            throw new ResumeException($"'{dir}' holds the results of an earlier run ({string.Join(", ", results.Select(Path.GetFileName))}), which a new run there would delete; " +
+                                      "choose another --out, or give --overwrite to replace them");
     }
 
     /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>

@@ -131,9 +131,16 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.All(figures, name => Assert.True(File.Exists(Path.Combine(dir, name)), name));
         File.WriteAllText(Path.Combine(dir, "notes.png"), "the user's");
 
-        // A new run there: the earlier run's figures would sit beside its metrics as if drawn from them.
+        // A new run there is refused, naming what it would delete; with --overwrite it removes the earlier
+        // run's figures too: they would sit beside its metrics as if drawn from them.
+        string[] train = ["train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet", "--out", dir];
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(train, TextWriter.Null, stderr));
+        Assert.Contains($"'{dir}' holds the results of an earlier run (summary.json, best.safetensors, final.safetensors, {string.Join(", ", figures.Order(StringComparer.Ordinal))})",
+            stderr.ToString(), StringComparison.Ordinal);
+        Assert.All(figures, name => Assert.True(File.Exists(Path.Combine(dir, name)), name));
         var stdout = new StringWriter();
-        Assert.Equal(0, CommandLine.Run(["train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet", "--out", dir], stdout, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run([.. train, "--overwrite"], stdout, TextWriter.Null));
         Assert.Contains(string.Join(", ", figures.Order(StringComparer.Ordinal)) + " of an earlier run", stdout.ToString(), StringComparison.Ordinal);
         Assert.All(figures, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
         Assert.Equal("the user's", File.ReadAllText(Path.Combine(dir, "notes.png")));

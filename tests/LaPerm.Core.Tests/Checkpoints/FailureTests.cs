@@ -178,7 +178,7 @@ public sealed class FailureTests
             Assert.Equal([8L], store.Checkpoints().Select(c => c.Step));
         }
         // The directory is now an unfinished run: a new run there is refused, naming --resume.
-        Assert.Contains("--resume", Assert.Throws<ResumeException>(() => RunSession.RefuseUnfinishedRun(dir)).Message, StringComparison.Ordinal);
+        Assert.Contains("--resume", Assert.Throws<ResumeException>(() => RunSession.RefuseEarlierRun(dir)).Message, StringComparison.Ordinal);
     }
 
     /// <summary>A resume that cannot write run-config.json stops before it cuts metrics.jsonl back (it cut it first).</summary>

@@ -124,7 +124,7 @@ public sealed class ResumeTests
         RunFixture.Train(RunFixture.Options(dir) with { Epochs = 2 });
         Assert.Equal(4, new CheckpointStore(dir).Checkpoints().Count);
         var log = new StringWriter();
-        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1, Seed = 12, Checkpoints = new CheckpointOptions() }, log);
+        RunFixture.Train(RunFixture.Options(dir) with { Epochs = 1, Seed = 12, Checkpoints = new CheckpointOptions { Overwrite = true } }, log);
         Assert.Contains("holds 4 checkpoints of an earlier run", log.ToString(), StringComparison.Ordinal);
         var only = Assert.Single(new CheckpointStore(dir).Checkpoints());
         Assert.Equal(8L, only.Step);
@@ -149,12 +149,19 @@ public sealed class ResumeTests
         Assert.Contains($"--resume {dir}", e.Message, StringComparison.Ordinal);
         foreach (var (path, bytes) in before) Assert.Equal(bytes, File.ReadAllBytes(path));
 
-        // --resume continues it; a finished run is then replaced by a new one (with a warning).
+        // --resume continues it. The finished run is then refused as well, naming its results (a repeated
+        // command deleted them with a warning); --overwrite replaces it (with the warning).
         RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } });
         Assert.True(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
+        byte[] summary = File.ReadAllBytes(Path.Combine(dir, RunSession.SummaryFile));
+        e = Assert.Throws<ResumeException>(() => RunFixture.Train(options with { Seed = 12 }));
+        Assert.Equal($"'{dir}' holds the results of an earlier run ({RunSession.SummaryFile}, {RunSession.BestWeightsFile}, {RunSession.FinalWeightsFile}), "
+            + "which a new run there would delete; choose another --out, or give --overwrite to replace them", e.Message);
+        Assert.Equal(summary, File.ReadAllBytes(Path.Combine(dir, RunSession.SummaryFile)));
         var log = new StringWriter();
-        RunFixture.Train(options with { Seed = 12 }, log);
+        RunFixture.Train(options with { Seed = 12, Checkpoints = options.Checkpoints with { Overwrite = true } }, log);
         Assert.Contains("metrics.jsonl and run-config.json start over", log.ToString(), StringComparison.Ordinal);
+        Assert.NotEqual(summary, File.ReadAllBytes(Path.Combine(dir, RunSession.SummaryFile)));
     }
 
     [Fact]
@@ -169,7 +176,7 @@ public sealed class ResumeTests
         // Opening the new run (before its first step) removes them: should it fail, nothing of the
         // earlier run is left beside its metrics to be taken for its results.
         var log = new StringWriter();
-        using var session = RunSession.Open(RunFixture.Options(dir) with { Seed = 12, Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log);
+        using var session = RunSession.Open(RunFixture.Options(dir) with { Seed = 12, Checkpoints = new CheckpointOptions { Overwrite = true } }, new ModelDefinition(RunFixture.Spec), log);
         Assert.Contains("summary.json, best.safetensors, final.safetensors of an earlier run", log.ToString(), StringComparison.Ordinal);
         Assert.All(results, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
     }
@@ -189,7 +196,7 @@ public sealed class ResumeTests
         // Where a run was, only the names our figures take go: logo.profile.png is no weights file's profile.
         File.WriteAllText(Path.Combine(dir, RunSession.MetricsFileName), "");
         File.WriteAllText(Path.Combine(dir, "logo.profile.png"), "the user's");
-        using (RunSession.Open(RunFixture.Options(dir) with { Checkpoints = new CheckpointOptions() }, new ModelDefinition(RunFixture.Spec), log)) { }
+        using (RunSession.Open(RunFixture.Options(dir) with { Checkpoints = new CheckpointOptions { Overwrite = true } }, new ModelDefinition(RunFixture.Spec), log)) { }
         Assert.All(theirs, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
         Assert.True(File.Exists(Path.Combine(dir, "logo.profile.png")));
     }
