@@ -15,7 +15,7 @@ namespace LaPerm.Cli;
 /// </summary>
 internal static class ResumeArguments
 {
-    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs", "--reconnect-variant"];
+    public static readonly string[] Allowed = ["--resume", "--threads", "--quiet", "--checkpoint-every", "--keep-checkpoints", "--on-nan", "--stop-after", "--verify-invariants", "--no-graphs", "--reconnect-variant", "--profile-steps"];
 
     public static (TrainingOptions Options, ModelSpec Model) Load(Arguments a, IReadOnlyList<string> given, TextWriter warnings)
     {
@@ -71,9 +71,14 @@ internal static class ResumeArguments
     private static void RequireAgreement(Arguments a, IReadOnlyList<string> extra, string dir, TrainingOptions recorded, ModelSpec model)
     {
         static string Whole(string path) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        if (a.String("--out") is { } outDir && Whole(outDir) != Whole(dir))
+        // Windows' and macOS's file systems ignore case by default: Runs/x there is runs/x.
+        var names = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (a.String("--out") is { } outDir && !string.Equals(Whole(outDir), Whole(dir), names))
             throw new UsageException($"--resume continues the run in '{dir}'; --out '{outDir}' names another directory (give --out as '{dir}', or leave it out).");
-        var given = JsonNode.Parse(RunConfiguration.ToJson(TrainCommand.Parse(a, recorded), model))!.AsObject();
+        var parsed = TrainCommand.Parse(a, recorded);
+        // A run records the device auto chose; auto given again agrees with it (a resume runs on the recorded device).
+        if (parsed.Device == "auto") parsed = parsed with { Device = recorded.Device };
+        var given = JsonNode.Parse(RunConfiguration.ToJson(parsed, model))!.AsObject();
         var stored = JsonNode.Parse(RunConfiguration.ToJson(recorded, model))!.AsObject();
         foreach (var (field, value) in stored)
         {

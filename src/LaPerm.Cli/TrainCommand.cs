@@ -78,7 +78,7 @@ internal static class TrainCommand
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
                                uninterrupted run); its configuration comes from DIR; only --threads, --quiet,
                                --checkpoint-every, --keep-checkpoints, --on-nan, --stop-after,
-                               --verify-invariants, --no-graphs and --reconnect-variant may be given with it;
+                               --verify-invariants, --no-graphs, --reconnect-variant and --profile-steps may be given with it;
                                other flags only with the values the run recorded (the command that started
                                the run, with --resume DIR added, continues it)
         --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or

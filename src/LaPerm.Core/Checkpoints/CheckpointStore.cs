@@ -184,13 +184,21 @@ public sealed class CheckpointStore(string runDirectory)
     }
 
     /// <summary>Renames a checkpoint that failed validation to rejected-step-NNNNNNNN (kept for inspection, never loaded).</summary>
-    public void Reject(string checkpoint) => SetAside(checkpoint, "rejected-");
+    public void Reject(string checkpoint) => SetAside(checkpoint, RejectedPrefix);
+
+    private const string RejectedPrefix = "rejected-", OtherConfigurationPrefix = "other-config-";
+
+    /// <summary>Whether a checkpoint was ever written here: one of the run's, or one set aside (rejected, of another configuration).</summary>
+    public bool AnyWritten() => Checkpoints().Count > 0 || (System.IO.Directory.Exists(Directory)
+        && System.IO.Directory.EnumerateDirectories(Directory).Select(Path.GetFileName)
+            .Any(name => StepOf(name!.StartsWith(RejectedPrefix, StringComparison.Ordinal) ? name[RejectedPrefix.Length..]
+                : name.StartsWith(OtherConfigurationPrefix, StringComparison.Ordinal) ? name[OtherConfigurationPrefix.Length..] : "") is not null));
 
     /// <summary>
     /// Renames an intact checkpoint of another configuration to other-config-step-NNNNNNNN: kept
     /// as it is, but no longer one of this run's (which would rank it newest, prune by it, resume from it).
     /// </summary>
-    public void SetAsideOtherConfiguration(string checkpoint) => SetAside(checkpoint, "other-config-");
+    public void SetAsideOtherConfiguration(string checkpoint) => SetAside(checkpoint, OtherConfigurationPrefix);
 
     private void SetAside(string checkpoint, string prefix)
     {

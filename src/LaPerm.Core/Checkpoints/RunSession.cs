@@ -114,17 +114,18 @@ public sealed class RunSession : IDisposable
         var store = _store!;
         if (_options.Checkpoints.Resume)
         {
-            bool anyWritten = store.Checkpoints().Count > 0;
+            // Set-aside checkpoints count: a second resume after the first rejected them all is not a run stopped before its first.
+            bool anyWritten = store.AnyWritten();
             _resume = FindLatestValid();
             if (_resume is null)
                 StartOver(store, anyWritten);
             else
             {
+                if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
+                    throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
                 // A run killed between replacing `latest` and pruning holds one checkpoint too many; nothing later would prune it.
                 store.KeepNewest(Options.Keep);
                 _lastCheckpoint = _resume.Path;
-                if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
-                    throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
                 // After the last step only the run's end (final sync, evaluation, weights, summary.json) is left: it had been
                 // done when summary.json is there (it is run again), or the run stopped (--stop-after, a kill) before it.
                 string left = File.Exists(Path.Combine(_options.Out!, SummaryFile)) ? "; the run had ended: its end is run again"
@@ -186,12 +187,6 @@ public sealed class RunSession : IDisposable
     }
 
     /// <summary>
-    /// Holds DIR/.lock open exclusively (an advisory lock on Linux and macOS, a sharing lock on
-    /// Windows) for the session's life. Two runs in one directory would reject or delete each
-    /// other's checkpoints; the second one now stops before touching anything. Also proves that
-    /// the directory itself (not only checkpoints/) can be written.
-    /// </summary>
-    /// <summary>
     /// Throws <see cref="RunStorageException"/> when another laperm run holds <paramref name="dir"/>'s
     /// lock, as opening a session there would. The CLI calls it before judging what the directory
     /// holds: checkpoints that a live run is writing are not an unfinished run to resume.
@@ -217,6 +212,12 @@ public sealed class RunSession : IDisposable
     private static string InUse(string dir, string lockPath) =>
         $"output directory '{dir}' is in use by another laperm run (it holds '{lockPath}' open); wait for that run to end or choose another --out";
 
+    /// <summary>
+    /// Holds DIR/.lock open exclusively (an advisory lock on Linux and macOS, a sharing lock on
+    /// Windows) for the session's life. Two runs in one directory would reject or delete each
+    /// other's checkpoints; the second one now stops before touching anything. Also proves that
+    /// the directory itself (not only checkpoints/) can be written.
+    /// </summary>
     private void Lock()
     {
         string path = Path.Combine(_options.Out!, LockFile);
@@ -328,8 +329,14 @@ public sealed class RunSession : IDisposable
             throw new ResumeException($"'{dir}' holds an unfinished run ({checkpoints.Count} checkpoint{(checkpoints.Count == 1 ? "" : "s")}, the newest of step {checkpoints.Max(c => c.Step)}, no {SummaryFile}); " +
                                       $"continue it with: laperm train --resume {quoted}; or choose another --out, or give --overwrite to start over in it");
         if (EarlierRunFiles(dir) is { Count: > 0 } results)
+        {
+            // Best weights of a run stopped before its first checkpoint: --resume runs it again (see StartOver).
+            bool stoppedEarly = !results.Any(path => Path.GetFileName(path) is SummaryFile or FinalWeightsFile)
+                                && !new CheckpointStore(dir).AnyWritten() && File.Exists(Path.Combine(dir, RunConfigFile));
             throw new ResumeException($"'{dir}' holds the results of an earlier run ({string.Join(", ", results.Select(Path.GetFileName))}), which a new run there would delete; " +
+                                      (stoppedEarly ? $"that run stopped before its first checkpoint: laperm train --resume {quoted} runs it again from step 0; or " : "") +
                                       "choose another --out, or give --overwrite to replace them");
+        }
     }
 
     /// <summary>What a run leaves beside its metrics: written by the trainer at its best evaluation and at the end.</summary>

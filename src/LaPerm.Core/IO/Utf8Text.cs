@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Unicode;
 
 namespace LaPerm.Core.IO;
@@ -10,15 +11,30 @@ namespace LaPerm.Core.IO;
 public static class Utf8Text
 {
     private static ReadOnlySpan<byte> ByteOrderMark => [0xEF, 0xBB, 0xBF];
+    private static ReadOnlySpan<byte> Utf16LittleEndianMark => [0xFF, 0xFE];
+    private static ReadOnlySpan<byte> Utf16BigEndianMark => [0xFE, 0xFF];
 
     /// <summary>
-    /// Reads <paramref name="path"/> as UTF-8 (a leading byte-order mark is skipped); when a byte
-    /// is not UTF-8, throws what <paramref name="notUtf8"/> makes of its offset in the file.
-    /// I/O errors are thrown as they come.
+    /// Reads <paramref name="path"/> as UTF-8 (a leading byte-order mark is skipped), or as UTF-16
+    /// when it starts with UTF-16's byte-order mark (what Windows PowerShell 5's `>` and Out-File
+    /// write; it decodes without loss). When a byte is not part of such text, throws what
+    /// <paramref name="notUtf8"/> makes of its offset in the file. I/O errors are thrown as they come.
     /// </summary>
     public static string ReadFile(string path, Func<long, Exception> notUtf8)
     {
         byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.AsSpan().StartsWith(Utf16LittleEndianMark) || bytes.AsSpan().StartsWith(Utf16BigEndianMark))
+        {
+            var utf16 = new UnicodeEncoding(bigEndian: bytes[0] == 0xFE, byteOrderMark: true, throwOnInvalidBytes: true);
+            try
+            {
+                return utf16.GetString(bytes, 2, bytes.Length - 2);
+            }
+            catch (DecoderFallbackException e)
+            {
+                throw notUtf8(2 + Math.Max(0, e.Index));
+            }
+        }
         int start = bytes.AsSpan().StartsWith(ByteOrderMark) ? ByteOrderMark.Length : 0;
         var text = bytes.AsSpan(start);
         if (InvalidAt(text) is int invalid) throw notUtf8(start + invalid);

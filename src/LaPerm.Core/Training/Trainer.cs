@@ -322,7 +322,8 @@ public sealed class Trainer
                 var pass = network.GetPass(size);
                 Tracer?.BeginStep(step + 1);
                 step++;
-                if (step == totalSteps) Volatile.Write(ref _ending, true);   // no interrupt stops the last step: the end follows it
+                // No interrupt stops the last step: the end follows it (unless --stop-after names it: the run stops there).
+                if (step == totalSteps && o.Checkpoints.StopAfterStep != totalSteps) Volatile.Write(ref _ending, true);
                 _backend.BeginStep(optimizer.NextStep(step, epochIndex, start, size, learningRate));
                 // Eager, or a replay of this batch size's captured step. A step the guard leaves out
                 // is counted here and taken back out at the next readback point.

@@ -149,7 +149,10 @@ public sealed partial class KillAndResumeTests : IDisposable
         Assert.Equal(0, CommandLine.Run([.. original, "--stop-after", "5"], TextWriter.Null, TextWriter.Null));
         var stderr = new StringWriter();
         Assert.Equal(0, CommandLine.Run([.. original, "--resume", dir, "--stop-after", "40"], TextWriter.Null, stderr));
-        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--seed", "3", "--epochs=1", "--out", dir + Path.DirectorySeparatorChar], TextWriter.Null, stderr));
+        // --device auto agrees with the device auto chose (the run records that one).
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--seed", "3", "--epochs=1", "--device", "auto", "--stop-after", "60",
+            "--out", dir + Path.DirectorySeparatorChar], TextWriter.Null, stderr));
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--seed", "3"], TextWriter.Null, stderr));
         Assert.Equal("", stderr.ToString());
         Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(dir, "final.safetensors")));
         // --out naming another directory is not the same run.

@@ -138,6 +138,9 @@ public sealed class FailureTests
         File.Delete(Path.Combine(killed, RunSession.SummaryFile));
         File.Delete(Path.Combine(killed, RunSession.FinalWeightsFile));
         Assert.True(File.Exists(Path.Combine(killed, RunSession.BestWeightsFile)));
+        // A new run there is refused, naming the resume that runs it again.
+        Assert.Contains($"that run stopped before its first checkpoint: laperm train --resume {killed} runs it again from step 0",
+            Assert.Throws<ResumeException>(() => RunSession.RefuseEarlierRun(killed)).Message, StringComparison.Ordinal);
         var log = new StringWriter();
         var b = RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log);
         Assert.Contains($"laperm: no checkpoint in '{new CheckpointStore(killed).Directory}' yet (the run stopped before its first); starting the run over from step 0 with its recorded configuration, which writes {RunSession.BestWeightsFile} again.",
@@ -153,6 +156,27 @@ public sealed class FailureTests
         Assert.Contains($"holds {RunSession.SummaryFile}, {RunSession.BestWeightsFile}, {RunSession.FinalWeightsFile} of that run, which ended", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("damaged", e.Message, StringComparison.Ordinal);
         Assert.Equal(summary, File.ReadAllBytes(Path.Combine(killed, RunSession.SummaryFile)));
+    }
+
+    [Fact]
+    public void ARepeatedResumeOfARunWhoseCheckpointsWereAllRejectedIsRefusedAgain()
+    {
+        // The first resume set every damaged checkpoint aside; the second took the run for one stopped
+        // before its first checkpoint and started it over, deleting its best weights.
+        using var fx = new RunFixture();
+        string dir = fx.Dir("rejected");
+        var options = RunFixture.Options(dir) with { Epochs = 2, EvalEvery = 5 };   // evaluations of synchronised weights: a best
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 12 } }));
+        foreach (var (_, path) in new CheckpointStore(dir).Checkpoints()) Inflict(path, Damage.ChecksumMismatch);
+        byte[] best = File.ReadAllBytes(Path.Combine(dir, RunSession.BestWeightsFile));
+        var resume = options with { Checkpoints = options.Checkpoints with { Resume = true } };
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            var e = Assert.Throws<ResumeException>(() => RunFixture.Train(resume));
+            Assert.Contains("no valid checkpoint", e.Message, StringComparison.Ordinal);
+            Assert.Equal(best, File.ReadAllBytes(Path.Combine(dir, RunSession.BestWeightsFile)));
+        }
+        Assert.Empty(new CheckpointStore(dir).Checkpoints());
     }
 
     /// <summary>
@@ -171,6 +195,9 @@ public sealed class FailureTests
         Assert.Equal([8L, 4L], store.Checkpoints().Select(c => c.Step));
         long metricsBefore = new FileInfo(Path.Combine(dir, RunSession.MetricsFileName)).Length;
         var resume = options with { Checkpoints = options.Checkpoints with { Resume = true, Keep = 1 } };
+        // A resume refused for its --stop-after prunes nothing (it pruned first).
+        Assert.Throws<ResumeException>(() => RunSession.Open(resume with { Checkpoints = resume.Checkpoints with { StopAfterStep = 8 } }, new ModelDefinition(RunFixture.Spec), TextWriter.Null));
+        Assert.Equal([8L, 4L], store.Checkpoints().Select(c => c.Step));
         using (RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), TextWriter.Null))
         {
             Assert.False(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));

@@ -206,11 +206,27 @@ public sealed class ResumeTests
     {
         // A signal then stops nothing; the CLI said "stopping after this step" and the run went on to its end.
         using var fx = new RunFixture();
+        var options = RunFixture.Options(fx.Dir("ending")) with { Epochs = 1 };
         var seen = new List<(long Step, bool Ending)>();
-        RunFixture.Train(RunFixture.Options(fx.Dir("ending")) with { Epochs = 1 }, makeObserver: trainer => new EvaluationHook(step => seen.Add((step, trainer.Ending))));
-        Assert.True(seen.Count >= 2, $"{seen.Count} evaluations");
-        Assert.All(seen.SkipLast(1), e => Assert.False(e.Ending, $"step {e.Step}"));
-        Assert.True(seen[^1].Ending);
+        var evaluations = new List<bool>();
+        RunFixture.Train(options, makeObserver: trainer => new Observed(step => seen.Add((step, trainer.Ending)), () => evaluations.Add(trainer.Ending)));
+        // 8 steps: reported at step 8 (the last) only, the final evaluation after it.
+        Assert.Equal([(8L, true)], seen);
+        Assert.False(evaluations[0]);
+        Assert.True(evaluations[^1]);
+
+        // With --stop-after at the last step the run stops there (a checkpoint, no end): not ending.
+        seen.Clear();
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Out = fx.Dir("stopped"), Checkpoints = options.Checkpoints with { StopAfterStep = 8 } },
+            makeObserver: trainer => new Observed(step => seen.Add((step, trainer.Ending)), () => { })));
+        Assert.Equal([(8L, false)], seen);
+    }
+
+    private sealed class Observed(Action<long> onStep, Action onEvaluation) : ITrainingObserver
+    {
+        public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) => onStep(step);
+        public void OnEvaluation(EvaluationRecord record) => onEvaluation();
+        public void OnSync(long step, int syncs, double seconds) { }
     }
 
     [Fact]

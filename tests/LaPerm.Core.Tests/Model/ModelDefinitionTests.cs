@@ -146,6 +146,13 @@ public sealed class ModelDefinitionTests
 
             File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. head, .. Encoding.UTF8.GetBytes("\u00E9"), .. tail]);
             Assert.Equal("caf\u00E9", Assert.IsType<DenseSpec>(ModelDefinition.LoadSpec(path).Layers[0]).Name);
+            // UTF-16 with its byte-order mark (Windows PowerShell 5 writes it) reads without loss, in either byte order.
+            string text = Encoding.UTF8.GetString([.. head, .. Encoding.UTF8.GetBytes("\u00E9"), .. tail]);
+            foreach (var utf16 in new[] { new UnicodeEncoding(false, true), new UnicodeEncoding(true, true) })
+            {
+                File.WriteAllBytes(path, [.. utf16.GetPreamble(), .. utf16.GetBytes(text)]);
+                Assert.Equal("caf\u00E9", Assert.IsType<DenseSpec>(ModelDefinition.LoadSpec(path).Layers[0]).Name);
+            }
         }
         finally
         {
