@@ -1,3 +1,4 @@
+using LaPerm.Core.IO;
 using System.Globalization;
 
 namespace LaPerm.Cli;
@@ -48,7 +49,7 @@ internal sealed class Arguments
             else
             {
                 throw new UsageException(a.StartsWith('-')
-                    ? $"'{a}' is not an option of 'laperm {command}' (see 'laperm {command} --help')."
+                    ? $"'{a}' is not an option of 'laperm {command}'{NameSuggestion.DidYouMean(name, valueFlags.Concat(switches))} (see 'laperm {command} --help')."
                     : $"unexpected argument '{a}' for 'laperm {command}' (options start with --).");
             }
         }

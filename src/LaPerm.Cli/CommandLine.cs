@@ -59,7 +59,7 @@ public static class CommandLine
                 "plot" => help ? PrintHelp(stdout, PlotCommand.Help) : PlotCommand.Run(rest, stdout),
                 "profile-weights" => help ? PrintHelp(stdout, ProfileWeightsCommand.Help) : ProfileWeightsCommand.Run(rest, stdout),
                 "trace" => help ? PrintHelp(stdout, TraceCommand.Help) : TraceCommand.Run(rest, stdout),
-                _ => throw new UsageException($"unknown command '{args[0]}'; expected train, eval, models, info, bench, plot, profile-weights or trace."),
+                _ => throw new UsageException($"unknown command '{args[0]}'{LaPerm.Core.IO.NameSuggestion.DidYouMean(args[0], Commands)}; expected {string.Join(", ", Commands[..^1])} or {Commands[^1]}."),
             };
         }
         catch (Exception e) when (e is UsageException or DataFormatException or ModelSpecException or WeightsFormatException or FormatException
@@ -119,6 +119,8 @@ public static class CommandLine
         string line = OneLine(message);
         return line.EndsWith('.') || line.EndsWith('?') || line.EndsWith('!') ? line : line + ".";
     }
+
+    private static readonly string[] Commands = ["train", "eval", "models", "info", "bench", "plot", "profile-weights", "trace"];
 
     private const string Usage = """
         laperm: train neural networks by reconnecting their initial weights (LaPerm).

@@ -286,7 +286,7 @@ internal static class TrainCommand
     {
         var o = start;
         if (a.String("--preset") is { } preset)
-            o = Presets.TryGet(preset) ?? throw new UsageException($"unknown preset '{preset}'; expected one of {string.Join(", ", Presets.Names)}.");
+            o = Presets.TryGet(preset) ?? throw new UsageException($"unknown preset '{preset}'{LaPerm.Core.IO.NameSuggestion.DidYouMean(preset, Presets.Names)}; expected one of {string.Join(", ", Presets.Names)}.");
         if (a.String("--model") is { } m) o = o with { Model = m };
         if (a.String("--data") is { } d) o = o with { Data = DataSource.Canonical(d) };
         if (a.Int("--epochs", 1) is { } e) o = o with { Epochs = e };

@@ -496,6 +496,20 @@ public sealed class CliTests : IDisposable
         Assert.Contains(expected, stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("'--epoch' is not an option of 'laperm train' (did you mean --epochs?) (see 'laperm train --help').", "train", "--epoch", "3")]
+    [InlineData("'--windos' is not an option of 'laperm bench train' (did you mean --windows?)", "bench", "train", "--windos", "3")]
+    [InlineData("unknown command 'trian' (did you mean train?); expected train, eval,", "trian")]
+    [InlineData("unknown preset 'f1' (did you mean f1-mnist?); expected one of", "train", "--preset", "f1")]
+    [InlineData("unknown model 'lenet' (did you mean lenet300?); expected one of", "train", "--model", "lenet")]
+    [InlineData("'--bogus' is not an option of 'laperm train' (see", "train", "--bogus")]
+    public void AMistypedNameIsAnsweredWithTheOneItMostLikelyMeant(string expected, params string[] args)
+    {
+        var (code, _, stderr) = Run(args);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void TheHelpAndTheReadmeListEveryFlagAllowedWithResume()
     {

@@ -1,4 +1,5 @@
 using System.Reflection;
+using LaPerm.Core.IO;
 
 namespace LaPerm.Core.Data;
 
@@ -162,7 +163,7 @@ public static class DataSource
         if (File.Exists(spec))
             throw new DataFormatException($"{spec} is a file; a data set is mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries.");
         if (!Directory.Exists(spec) && colon > 0 && spec[..colon].All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
-            throw new DataFormatException($"unknown data set name '{spec[..colon]}' in '{spec}'; NAME:DIR takes mnist, fashion-mnist or cifar10{LikelyName(spec[..colon])}.");
+            throw new DataFormatException($"unknown data set name '{spec[..colon]}' in '{spec}'; NAME:DIR takes mnist, fashion-mnist or cifar10{NameSuggestion.DidYouMean(spec[..colon], ["mnist", "fashion-mnist", "cifar10"])}.");
         if (!Directory.Exists(spec))
             throw new DataFormatException(spec.Contains('/') || spec.Contains(Path.DirectorySeparatorChar) || spec.StartsWith('.')
                 ? $"data directory '{spec}' does not exist; expected mnist, fashion-mnist, cifar10, NAME:DIR or a directory holding MNIST-style IDX files or the CIFAR-10 binaries."
@@ -175,13 +176,6 @@ public static class DataSource
         throw new DataFormatException($"{spec} holds neither MNIST-style IDX files ({TrainImages}[.gz] ...) nor the CIFAR-10 binaries (data_batch_1.bin ...).");
     }
 
-    /// <summary>" (cifar10?)" for the data set name a mistyped one begins or is part of, else empty.</summary>
-    private static string LikelyName(string typed)
-    {
-        string lower = typed.ToLowerInvariant();
-        string? match = new[] { "fashion-mnist", "cifar10", "mnist" }.FirstOrDefault(n => n.StartsWith(lower, StringComparison.Ordinal) || lower.StartsWith(n, StringComparison.Ordinal));
-        return match is null ? "" : $" ({match}?)";
-    }
 
     /// <param name="origin">Said before the images file's name in messages ("embedded"), or null for a path.</param>
     private static Dataset ReadIdxPair(string name, string imagesSource, string labelsSource, Func<string, Stream> open, string? origin = null)

@@ -83,8 +83,8 @@ public sealed class DataSourceTests
     }
 
     [Theory]
-    [InlineData("cifar:/no/such/dir", "unknown data set name 'cifar' in 'cifar:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (cifar10?).")]
-    [InlineData("fashion:/no/such/dir", "unknown data set name 'fashion' in 'fashion:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (fashion-mnist?).")]
+    [InlineData("cifar:/no/such/dir", "unknown data set name 'cifar' in 'cifar:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (did you mean cifar10?).")]
+    [InlineData("fashion:/no/such/dir", "unknown data set name 'fashion' in 'fashion:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10 (did you mean fashion-mnist?).")]
     [InlineData("svhn:/no/such/dir", "unknown data set name 'svhn' in 'svhn:/no/such/dir'; NAME:DIR takes mnist, fashion-mnist or cifar10.")]
     public void AMistypedNameBeforeADirectoryIsNamedAsTheName(string spec, string message)
     {

@@ -1,0 +1,60 @@
+namespace LaPerm.Core.IO;
+
+/// <summary>
+/// The name a mistyped one most likely meant (a flag, command, preset, model or data set), for
+/// "unknown ..." messages: --epoch for --epochs, trian for train, lenet for lenet300.
+/// </summary>
+public static class NameSuggestion
+{
+    /// <summary>" (did you mean X?)" for the closest candidate, or empty when none is close.</summary>
+    public static string DidYouMean(string typed, IEnumerable<string> candidates) =>
+        Closest(typed, candidates) is { } match ? $" (did you mean {match}?)" : "";
+
+    /// <summary>
+    /// The candidate at the smallest edit distance (insertions, deletions, substitutions and
+    /// swaps of neighbours, case ignored) when that is at most 1 for names of up to 4 characters
+    /// and 2 beyond; else the only candidate that begins with the typed name (at least 2
+    /// characters), or one of at least 3 that begins it; else null. Ties go to a candidate that begins with the typed name, then to the earlier one.
+    /// </summary>
+    public static string? Closest(string typed, IEnumerable<string> candidates)
+    {
+        string t = typed.ToLowerInvariant();
+        if (t.TrimStart('-').Length < 2) return null;   // one letter is one edit from every other: no evidence
+        string? best = null;
+        int bestDistance = int.MaxValue;
+        var list = candidates.ToList();
+        foreach (string candidate in list)
+        {
+            string lower = candidate.ToLowerInvariant();
+            int d = Distance(t, lower);
+            // At equal distance one that begins with the typed name wins (resnet5: resnet50c, not resnet20).
+            if (d < bestDistance || (d == bestDistance && lower.StartsWith(t, StringComparison.Ordinal) && !best!.ToLowerInvariant().StartsWith(t, StringComparison.Ordinal)))
+                (best, bestDistance) = (candidate, d);
+        }
+        int allowed = t.TrimStart('-').Length <= 4 ? 1 : 2;
+        if (best is not null && bestDistance <= allowed && bestDistance < t.Length) return best;
+        // A beginning that only one candidate has (f1 for f1-mnist), or a candidate the typed name extends (cifar10x).
+        var begun = list.Where(c => t.TrimStart('-').Length >= 2 && c.ToLowerInvariant().StartsWith(t, StringComparison.Ordinal)).ToList();
+        if (begun.Count == 1) return begun[0];
+        return list.FirstOrDefault(c => c.TrimStart('-').Length >= 3 && t.StartsWith(c.ToLowerInvariant(), StringComparison.Ordinal));
+    }
+
+    /// <summary>Optimal string alignment distance: Levenshtein plus the swap of two neighbouring characters.</summary>
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+            }
+        }
+        return d[a.Length, b.Length];
+    }
+}
