@@ -15,6 +15,24 @@ public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnly
 
     /// <summary>Legend in the upper right corner (falling curves) instead of the lower right (rising ones).</summary>
     public bool LegendAtTop { get; init; }
+
+    /// <summary>
+    /// The y-axis from 0 up, for values that cannot be negative (shares, counts): autoscaling
+    /// centres lines of zeros on 0 and labels the axis with negative percentages. False: autoscale.
+    /// </summary>
+    public bool YFromZero { get; init; }
+
+    /// <summary>
+    /// The y-axis range <see cref="YFromZero"/> asks for: up to 5 % above the highest value (1 when
+    /// every value is 0), and 2 % of that below 0, so that a line at 0 is not hidden by the frame;
+    /// too little for a tick, so no negative label.
+    /// </summary>
+    public (double Bottom, double Top) ZeroBasedYLimits()
+    {
+        double highest = Lines.SelectMany(l => l.Y).Where(double.IsFinite).DefaultIfEmpty(0).Max();
+        double top = highest > 0 ? highest * 1.05 : 1;
+        return (-0.02 * top, top);
+    }
 }
 
 /// <summary>A grid of panels saved as PNG and SVG.</summary>
@@ -80,6 +98,11 @@ public static class FigureRenderer
                     scatter.LegendText = s.Name;
                     scatter.LineWidth = 2;
                 }
+            }
+            if (panel.YFromZero)
+            {
+                var (bottom, top) = panel.ZeroBasedYLimits();
+                plot.Axes.SetLimitsY(bottom, top);
             }
             if (panel.Legend && color is null && panel.Lines.Count > 0)
                 plot.ShowLegend(panel.LegendAtTop ? Alignment.UpperRight : Alignment.LowerRight);

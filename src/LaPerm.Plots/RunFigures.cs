@@ -138,7 +138,7 @@ public static class RunFigures
         return new Figure(
         [
             new Panel($"Reconnection traffic of {layer}", "step (at each sync)", "positions whose value changed (%)",
-                [Line("since the previous sync", "changed_since_previous_sync"), Line("since initialisation", "changed_since_init")], []),
+                [Line("since the previous sync", "changed_since_previous_sync"), Line("since initialisation", "changed_since_init")], []) { YFromZero = true },
         ], Columns: 1, PanelWidth: 760, PanelHeight: 420);
     }
 

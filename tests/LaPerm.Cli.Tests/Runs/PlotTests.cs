@@ -180,6 +180,28 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
     }
 
     [Fact]
+    public void ATraceOfNoTrafficStartsItsAxisAtZeroWithNoNegativePercentages()
+    {
+        // Autoscaled, lines of zeros sat in the middle of an axis labelled -1 % to 1 %.
+        string dir = Path.Combine(runs.Root, "no-traffic");
+        Directory.CreateDirectory(dir);
+        File.WriteAllLines(Path.Combine(dir, "metrics.jsonl"), Enumerable.Range(1, 4).Select(i =>
+            $$$"""{"event":"sync","step":{{{4 * i}}},"epoch":0,"syncs":{{{i}}},"changed_since_previous_sync":{"dense1/kernel":0},"changed_since_init":{"dense1/kernel":0}}"""));
+        var figure = RunFigures.Trace(RunMetrics.Load(dir), "dense1/kernel");
+        var panel = figure.Panels.Single();
+        Assert.True(panel.YFromZero);
+        Assert.Equal((-0.02, 1.0), panel.ZeroBasedYLimits());
+        var (_, svg) = FigureRenderer.Save(figure, Path.Combine(dir, "trace"));
+        var labels = Svg(svg, figure.Width, figure.Height).Descendants().Where(e => e.Name.LocalName == "text")
+            .Select(e => e.Value.Trim()).Where(t => double.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out _))
+            .Select(t => double.Parse(t, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Contains(0.0, labels);
+        Assert.All(labels, v => Assert.True(v >= 0, $"tick label {v}"));
+        // With traffic the top follows the highest value.
+        Assert.Equal((-0.63, 31.5), (panel with { Lines = [new Series("x", [1, 2], [10, 30])] }).ZeroBasedYLimits());
+    }
+
+    [Fact]
     public void TracePlotsTheTrafficOfOneLayer()
     {
         var stdout = new StringWriter();
