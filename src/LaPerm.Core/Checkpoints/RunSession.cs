@@ -675,8 +675,10 @@ public sealed class RunSession : IDisposable
         return arrays;
     }
 
-    // Fields that may differ between the interrupted and the resumed run without changing its results.
-    /// <summary>The run configuration's fields set by flags that apply to one command (allowed with --resume); they change no result.</summary>
+    /// <summary>
+    /// The run configuration's fields set by flags that apply to one command (allowed with
+    /// --resume): they may differ between the interrupted and the resumed run, changing no result.
+    /// </summary>
     public static readonly IReadOnlySet<string> FlagsOfOneCommand = new HashSet<string>(["threads", "checkpoint_every", "keep_checkpoints", "on_nan", "verify_invariants"]);
 
     // Fields added after the first format of config.json, with the value an older one meant by leaving them out.
