@@ -37,6 +37,9 @@ internal sealed class Arguments
                 else if (i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal)) _items.Add((name, list[++i]));
                 else if (i + 1 < list.Count) throw new UsageException($"{name} needs a value, not the option '{list[i + 1]}' (a value that starts with -- is given as {name}=VALUE).");
                 else throw new UsageException($"{name} needs a value (see 'laperm {command} --help').");
+                // No flag takes an empty value: --out "" wrote .png and .svg into the working directory, --json "" nothing at all.
+                if (string.IsNullOrWhiteSpace(_items[^1].Value))
+                    throw new UsageException($"{name} needs a value, got an empty one (see 'laperm {command} --help').");
             }
             else if (switches.Contains(name) && !hasInline)
             {

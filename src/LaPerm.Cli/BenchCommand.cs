@@ -20,9 +20,11 @@ internal static class BenchCommand
         """;
 
     private const string SyncHelp = """
-        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--reconnect-variant N]
-            time of one full LaPerm sync of every tensor (median of N); on cuda/emu --reconnect-variant
-            picks the reconnection kernels (0 the dispatcher, default; see bench reconnect).
+        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto] [--reconnect-variant N]
+            time of one full LaPerm sync of every tensor, kernels, biases and batch-norm parameters
+            alike (median of N); on cuda/emu --reconnect-variant picks the reconnection kernels (0 the
+            dispatcher, default; see bench reconnect). A sync runs no GEMM, convolution or
+            batch-norm kernel, so --math, --cudnn and --channel-reduction have nothing to change here.
 
         """;
 
@@ -47,9 +49,9 @@ internal static class BenchCommand
             throw new UsageException("'laperm bench' expects 'train', 'sync' or 'reconnect' (see 'laperm bench --help').");
         if (args[0] == "reconnect") return RunReconnect(args[1..], stdout);
         // Each mode takes its own flags: one it would ignore is refused.
-        var common = new[] { "--model", "--threads", "--device", "--math", "--cudnn", "--channel-reduction" };
+        var common = new[] { "--model", "--threads", "--device" };
         var a = args[0] == "train"
-            ? new Arguments(args[1..], new HashSet<string>([.. common, "--batch", "--steps", "--windows"]), new HashSet<string> { "--no-graphs" }, "bench train")
+            ? new Arguments(args[1..], new HashSet<string>([.. common, "--math", "--cudnn", "--channel-reduction", "--batch", "--steps", "--windows"]), new HashSet<string> { "--no-graphs" }, "bench train")
             : new Arguments(args[1..], new HashSet<string>([.. common, "--samples", "--reconnect-variant"]), new HashSet<string>(), "bench sync");
         int threads = Backends.Threads(a);
         string device = a.String("--device") ?? "cpu";
@@ -62,9 +64,21 @@ internal static class BenchCommand
             foreach (var name in models)
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
+                if (batch > TrainStepBench.MaxBatch(model))
+                    throw new UsageException(string.Create(inv, $"--batch {batch} is more than bench train can hold for {model.Name}: at most {TrainStepBench.MaxBatch(model):N0} (its synthetic data set must fit one array)."));
                 using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);
                 if (name == models[0]) Note(a, backend, stdout);
-                using var bench = new TrainStepBench(model, backend, batch, graphs: !a.Has("--no-graphs"));
+                TrainStepBench bench;
+                try
+                {
+                    bench = new TrainStepBench(model, backend, batch, graphs: !a.Has("--no-graphs"));
+                }
+                catch (ArgumentOutOfRangeException e) when (e.ParamName == "dims")
+                {
+                    // A layer's batch of values (or its scratch) is a tensor of more than int.MaxValue elements.
+                    throw new UsageException($"--batch {batch} is too large for {model.Name}: {e.Message.Replace(" (Parameter 'dims')", "", StringComparison.Ordinal)}.");
+                }
+                using var _ = bench;
                 // Aim for windows of about a second: the default step count follows the model size.
                 int steps = a.Int("--steps", 1) ?? (model.ParameterCount > 200_000 && model.Parameters.Any(p => p.Shape.Rank == 4) ? 10 : 100);
                 var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);

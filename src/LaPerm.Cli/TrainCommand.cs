@@ -355,7 +355,6 @@ internal static class TrainCommand
         o = o with { GpuMath = a.String("--math") ?? o.GpuMath, Cudnn = a.String("--cudnn") ?? o.Cudnn, ChannelReduction = a.String("--channel-reduction") ?? o.ChannelReduction };
         _ = Backends.Gpu(o.GpuMath, o.Cudnn, o.ChannelReduction, null);   // refuses a bad value before anything runs
         string? outDir = a.String("--out");
-        if (outDir is not null && string.IsNullOrWhiteSpace(outDir)) throw new UsageException("--out expects a directory, got an empty value.");
         o = o with { Out = outDir };   // null: a new directory under runs/, claimed by Run right before the header
         o = o with { Checkpoints = ResumeArguments.CheckpointFlags(a, o.Checkpoints) with { Overwrite = a.Has("--overwrite") } };
         return o;

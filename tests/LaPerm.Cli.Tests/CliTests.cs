@@ -482,7 +482,11 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--out expects a directory", "train", "--out", " ")]
+    [InlineData("--out needs a value, got an empty one (see 'laperm train --help').", "train", "--out", " ")]
+    // An empty value wrote .png and .svg into the working directory (plot --out "") or nothing at all (--json "").
+    [InlineData("--out needs a value, got an empty one (see 'laperm profile-weights --help').", "profile-weights", "--weights", "w.safetensors", "--out", "")]
+    [InlineData("--json needs a value, got an empty one", "bench", "reconnect", "--json=")]
+    [InlineData("--epochs needs a value, got an empty one", "train", "--epochs=")]
     [InlineData("--lr needs a value, not the option '--epochs' (a value that starts with -- is given as --lr=VALUE)", "train", "--lr", "--epochs", "1")]
     [InlineData("--lr needs a value", "train", "--epochs", "1", "--lr")]
     [InlineData("--overwrite starts a new run in place of the one in its --out; --resume continues the run in 'x'. Give one of them.", "train", "--resume", "x", "--overwrite")]
@@ -586,8 +590,14 @@ public sealed class CliTests : IDisposable
     {
         // bench train and sync ignored GPU flags on the cpu in silence, and timed the emulator as if it were a GPU.
         var sync = new StringWriter();
-        Assert.Equal(0, CommandLine.Run(["bench", "sync", "--model", "f1", "--samples", "3", "--device", "cpu", "--math", "tf32", "--reconnect-variant", "2"], sync, TextWriter.Null));
-        Assert.Contains("laperm: warning: --math, --reconnect-variant apply to the GPU backends", sync.ToString(), StringComparison.Ordinal);
+        Assert.Equal(0, CommandLine.Run(["bench", "sync", "--model", "f1", "--samples", "3", "--device", "cpu", "--reconnect-variant", "2"], sync, TextWriter.Null));
+        Assert.Contains("laperm: warning: --reconnect-variant applies to the GPU backends", sync.ToString(), StringComparison.Ordinal);
+        // A sync runs no GEMM, convolution or batch-norm: flags that choose those are refused, not ignored.
+        foreach (string flag in new[] { "--math", "--cudnn", "--channel-reduction" })
+            Assert.Contains($"'{flag}' is not an option of 'laperm bench sync'", Run("bench", "sync", "--model", "f1", flag, "x").Err, StringComparison.Ordinal);
+        // A batch whose synthetic data set cannot be one array is refused in a sentence (it was an OverflowException).
+        Assert.Contains("--batch 2700000 is more than bench train can hold for f1: at most 171,196",
+            Run("bench", "train", "--model", "f1", "--batch", "2700000").Err, StringComparison.Ordinal);
         var train = new StringWriter();
         Assert.Equal(0, CommandLine.Run(["bench", "train", "--model", "f1", "--device", "emu", "--steps", "3", "--windows", "1", "--batch", "32"], train, TextWriter.Null));
         Assert.Contains("its timings say nothing about a GPU", train.ToString(), StringComparison.Ordinal);

@@ -52,6 +52,13 @@ public sealed class TrainStepBench : IDisposable
     public int Batch { get; }
     public Network Network => _network;
 
+    /// <summary>The largest batch whose synthetic data set (<see cref="BatchesPerEpoch"/> batches of images, a byte per value) fits one array.</summary>
+    public static int MaxBatch(ModelDefinition model)
+    {
+        var input = model.Input;
+        return (int)Math.Min(int.MaxValue, Array.MaxLength / ((long)BatchesPerEpoch * input.Channels * input.Height * input.Width));
+    }
+
     /// <summary>Whether the steps run as captured graphs (false with graphs off, or after a failed capture: <see cref="CaptureFailure"/>).</summary>
     public bool Graphs => _graphs.Replays(Batch);
 

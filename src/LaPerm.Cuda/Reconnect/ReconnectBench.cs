@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using LaPerm.Core.Backend;
+using LaPerm.Core.Training;
 using LaPerm.Cuda.Runtime;
 
 namespace LaPerm.Cuda.Reconnect;
@@ -136,8 +137,7 @@ public sealed class ReconnectBench
             stop.Record(device.Stream);
             perPass[s] = stop.ElapsedMillisecondsSince(start) / reconnectors.Count;
         }
-        Array.Sort(perPass);
-        double seconds = perPass[samples / 2] * 1e-3;
+        double seconds = TrainStepBench.Median(perPass) * 1e-3;
         return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches,
             seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs, paths);
     }
@@ -159,8 +159,7 @@ public sealed class ReconnectBench
             stop.Record(device.Stream);
             ms[s] = stop.ElapsedMillisecondsSince(start);
         }
-        Array.Sort(ms);
-        return 2.0 * floats * sizeof(float) / (ms[samples / 2] * 1e-3) / 1e9;
+        return 2.0 * floats * sizeof(float) / (TrainStepBench.Median(ms) * 1e-3) / 1e9;
     }
 
     public static string Format(ReconnectBenchResult r)

@@ -37,6 +37,11 @@ public static class ReconnectShapes
                     $"--shapes: '{part}' is not a shape; expected one of {string.Join(", ", Names)} or ROWS:LENGTH[,ROWS:LENGTH...] with positive integers");
             shapes.Add(new ReconnectShape($"t{shapes.Count}", rows, length));
         }
+        // A set's weights live in one array (and one device buffer) of each kind.
+        long total = shapes.Sum(s => (long)s.Rows * s.RowLength);
+        if (total > Array.MaxLength)
+            throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"--shapes: '{spec}' holds {total:N0} weights; a shape set holds at most {Array.MaxLength:N0}"));
         return shapes;
     }
 

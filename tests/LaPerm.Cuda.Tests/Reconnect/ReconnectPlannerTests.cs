@@ -141,6 +141,15 @@ public sealed class ReconnectPlannerTests
         Assert.Contains("ROWS:LENGTH", e.Message);
     }
 
+    [Fact]
+    public void AShapeSetLargerThanOneArrayIsRejectedNamingItsSize()
+    {
+        // Rows and length were checked apart: 100000:100000 failed later with an OverflowException.
+        var e = Assert.Throws<ArgumentException>(() => ReconnectShapes.Parse("100000:100000"));
+        Assert.Equal($"--shapes: '100000:100000' holds 10,000,000,000 weights; a shape set holds at most {Array.MaxLength:N0}", e.Message);
+        Assert.Equal(100_000L * 21_000, ReconnectShapes.Parse("100000:21000").Sum(s => (long)s.Rows * s.RowLength));
+    }
+
     [Theory]
     [InlineData(1, 32)]
     [InlineData(512, 32)]
