@@ -98,7 +98,7 @@ internal static class BenchCommand
             using var bench = new SyncBench(model, backend);
             var (median, times) = bench.Measure(3, samples);
             stdout.WriteLine(string.Create(inv,
-                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {samples}; min {times.Min() * 1e3:F3}, max {times.Max() * 1e3:F3})"));
+                $"bench sync {model.Name} ({bench.Weights:N0} weights in {bench.Rows:N0} rows: every kernel, bias and batch-norm tensor) {Where(backend, threads)}{Variant(backend)}: {median * 1e3:F3} ms per full sync (median of {samples}; min {times.Min() * 1e3:F3}, max {times.Max() * 1e3:F3})"));
         }
         return 0;
     }

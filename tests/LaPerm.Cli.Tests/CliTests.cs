@@ -958,13 +958,13 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"bench train f1 +batch 16 threads 2 cpu: .* images/s", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "3", "--threads", "1");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) threads 1 cpu: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) threads 1 cpu: .* ms per full sync", stdout);
         // A forced reconnection variant names itself in the line; the dispatcher does not.
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "1", "--device", "emu", "--reconnect-variant", "3");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu variant 3 \[BlockBitonic\]: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) emu variant 3 \[BlockBitonic\]: .* ms per full sync", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "1", "--device", "emu");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows\) emu \[BlockBucket\]: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) emu \[BlockBucket\]: .* ms per full sync", stdout);
     }
 }

@@ -14,7 +14,8 @@ public static class NameSuggestion
     /// The candidate at the smallest edit distance (insertions, deletions, substitutions and
     /// swaps of neighbours, case ignored) when that is at most 1 for names of up to 4 characters
     /// and 2 beyond; else the only candidate that begins with the typed name (at least 2
-    /// characters), or one of at least 3 that begins it; else null. Ties go to a candidate that begins with the typed name, then to the earlier one.
+    /// characters), or one of at least 3 that begins it; else null. Ties go to a candidate that
+    /// begins with the typed name, then to the earlier one.
     /// </summary>
     public static string? Closest(string typed, IEnumerable<string> candidates)
     {
