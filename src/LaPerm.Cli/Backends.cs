@@ -74,6 +74,10 @@ internal static class Backends
             : $"{string.Join(", ", given)} appl{(given.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(given.Length == 1 ? "it" : "them")}.";
     }
 
+    /// <summary>The warning for --threads given to a GPU backend (it sizes the cpu backend's workers only), or null.</summary>
+    public static string? IgnoredCpuFlags(Arguments a, string device) =>
+        device is "cuda" or "emu" && a.Has("--threads") ? $"--threads sizes the cpu backend; {device} ignores it." : null;
+
     /// <summary>--reconnect-variant N (null: the dispatcher).</summary>
     public static int? ReconnectVariantFlag(Arguments a) => a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max());
 

@@ -107,6 +107,7 @@ internal static class BenchCommand
     private static void Note(Arguments a, IBackend backend, TextWriter stdout)
     {
         if (Backends.IgnoredGpuFlags(a, backend.Name) is { } ignored) stdout.WriteLine($"laperm: warning: {ignored}");
+        if (Backends.IgnoredCpuFlags(a, backend.Name) is { } cpuOnly) stdout.WriteLine($"laperm: warning: {cpuOnly}");
         if (backend.Name == "emu") stdout.WriteLine("laperm: note: emu runs the GPU kernels on the host to check them; its timings say nothing about a GPU.");
     }
 

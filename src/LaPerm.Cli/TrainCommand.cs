@@ -248,6 +248,7 @@ internal static class TrainCommand
     internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device, int trainImages)
     {
         if (Backends.IgnoredGpuFlags(a, device) is { } ignored) yield return ignored;
+        if (Backends.IgnoredCpuFlags(a, device) is { } cpuOnly) yield return cpuOnly;
         // The header and summary.json say the batch asked for; the steps take what there is.
         if (o.Batch > trainImages)
             yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");

@@ -543,6 +543,7 @@ public sealed class CliTests : IDisposable
     [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
     [InlineData("--momentum applies to --optimizer sgd; adam does not use it.", "--momentum", "0.5")]
+    [InlineData("--threads sizes the cpu backend; emu ignores it.", "--device", "emu", "--threads", "2")]
     public void FlagsWithNothingToActOnAreAcceptedWithAWarning(string expected, params string[] flags)
     {
         var (code, stdout, stderr) = Run(["train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
@@ -599,8 +600,9 @@ public sealed class CliTests : IDisposable
         Assert.Contains("--batch 2700000 is more than bench train can hold for f1: at most 171,196",
             Run("bench", "train", "--model", "f1", "--batch", "2700000").Err, StringComparison.Ordinal);
         var train = new StringWriter();
-        Assert.Equal(0, CommandLine.Run(["bench", "train", "--model", "f1", "--device", "emu", "--steps", "3", "--windows", "1", "--batch", "32"], train, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run(["bench", "train", "--model", "f1", "--device", "emu", "--steps", "3", "--windows", "1", "--batch", "32", "--threads", "2"], train, TextWriter.Null));
         Assert.Contains("its timings say nothing about a GPU", train.ToString(), StringComparison.Ordinal);
+        Assert.Contains("laperm: warning: --threads sizes the cpu backend; emu ignores it.", train.ToString(), StringComparison.Ordinal);
         Assert.DoesNotContain("laperm:", Run("bench", "sync", "--model", "f1", "--samples", "3", "--device", "cpu").Out, StringComparison.Ordinal);
     }
 
