@@ -23,7 +23,7 @@ public sealed class DeviceFailureTests : IDisposable
 
     private static string[] TrainArgs(string dir) =>
         ["train", "--device", "emu", "--model", "f2", "--limit-train", "160", "--limit-test", "32", "--epochs", "1", "--batch", "16",
-         "--k", "3", "--checkpoint-every", "4", "--seed", "5", "--threads", "1", "--quiet", "--out", dir];
+         "--k", "3", "--checkpoint-every", "4", "--seed", "5", "--quiet", "--out", dir];
 
     [Fact]
     public async Task AKernelFaultStopsWithOneSentenceNamingTheKernelAndTheCheckpointsStayIntact()
@@ -72,7 +72,7 @@ public sealed class DeviceFailureTests : IDisposable
         var ct = TestContext.Current.CancellationToken;
         string[] Args(string dir, string cudnn) =>
             ["train", "--device", "emu", "--model", "conv7", "--limit-train", "16", "--limit-test", "8", "--epochs", "1", "--batch", "8",
-             "--k", "1", "--seed", "3", "--threads", "1", "--cudnn", cudnn, "--out", dir];
+             "--k", "1", "--seed", "3", "--cudnn", cudnn, "--out", dir];
         string kernels = Path.Combine(_root, "kernels"), missing = Path.Combine(_root, "missing");
         Assert.Equal(0, CommandLine.Run(Args(kernels, "none"), TextWriter.Null, TextWriter.Null));
         using (var child = KillAndResumeTests.Start(Args(missing, "all"), new Dictionary<string, string> { ["LAPERM_EMU_CUDNN"] = "missing" }))
