@@ -190,9 +190,8 @@ public sealed class CheckpointStore(string runDirectory)
 
     /// <summary>Whether a checkpoint was ever written here: one of the run's, or one set aside (rejected, of another configuration).</summary>
     public bool AnyWritten() => Checkpoints().Count > 0 || (System.IO.Directory.Exists(Directory)
-        && System.IO.Directory.EnumerateDirectories(Directory).Select(Path.GetFileName)
-            .Any(name => StepOf(name!.StartsWith(RejectedPrefix, StringComparison.Ordinal) ? name[RejectedPrefix.Length..]
-                : name.StartsWith(OtherConfigurationPrefix, StringComparison.Ordinal) ? name[OtherConfigurationPrefix.Length..] : "") is not null));
+        && System.IO.Directory.EnumerateDirectories(Directory).Select(d => Path.GetFileName(d)).Any(name =>
+            new[] { RejectedPrefix, OtherConfigurationPrefix }.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal) && StepOf(name[prefix.Length..]) is not null)));
 
     /// <summary>
     /// Renames an intact checkpoint of another configuration to other-config-step-NNNNNNNN: kept

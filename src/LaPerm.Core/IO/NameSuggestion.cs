@@ -20,24 +20,17 @@ public static class NameSuggestion
     public static string? Closest(string typed, IEnumerable<string> candidates)
     {
         string t = typed.ToLowerInvariant();
-        if (t.TrimStart('-').Length < 2) return null;   // one letter is one edit from every other: no evidence
-        string? best = null;
-        int bestDistance = int.MaxValue;
-        var list = candidates.ToList();
-        foreach (string candidate in list)
-        {
-            string lower = candidate.ToLowerInvariant();
-            int d = Distance(t, lower);
-            // At equal distance one that begins with the typed name wins (resnet5: resnet50c, not resnet20).
-            if (d < bestDistance || (d == bestDistance && lower.StartsWith(t, StringComparison.Ordinal) && !best!.ToLowerInvariant().StartsWith(t, StringComparison.Ordinal)))
-                (best, bestDistance) = (candidate, d);
-        }
-        int allowed = t.TrimStart('-').Length <= 4 ? 1 : 2;
-        if (best is not null && bestDistance <= allowed && bestDistance < t.Length) return best;
+        int letters = t.TrimStart('-').Length;
+        if (letters < 2) return null;   // one letter is one edit from every other: no evidence
+        var list = candidates.Select(c => (Name: c, Lower: c.ToLowerInvariant())).ToList();
+        // The nearest; at equal distance one that begins with the typed name (resnet5: resnet50c, not resnet20).
+        var best = list.Select(c => (c.Name, Distance: Distance(t, c.Lower), Begins: c.Lower.StartsWith(t, StringComparison.Ordinal)))
+            .OrderBy(c => c.Distance).ThenByDescending(c => c.Begins).FirstOrDefault();
+        if (best.Name is not null && best.Distance <= (letters <= 4 ? 1 : 2) && best.Distance < t.Length) return best.Name;
         // A beginning that only one candidate has (f1 for f1-mnist), or a candidate the typed name extends (cifar10x).
-        var begun = list.Where(c => t.TrimStart('-').Length >= 2 && c.ToLowerInvariant().StartsWith(t, StringComparison.Ordinal)).ToList();
-        if (begun.Count == 1) return begun[0];
-        return list.FirstOrDefault(c => c.TrimStart('-').Length >= 3 && t.StartsWith(c.ToLowerInvariant(), StringComparison.Ordinal));
+        var begun = list.Where(c => c.Lower.StartsWith(t, StringComparison.Ordinal)).ToList();
+        if (begun.Count == 1) return begun[0].Name;
+        return list.FirstOrDefault(c => c.Name.TrimStart('-').Length >= 3 && t.StartsWith(c.Lower, StringComparison.Ordinal)).Name;
     }
 
     /// <summary>Optimal string alignment distance: Levenshtein plus the swap of two neighbouring characters.</summary>
