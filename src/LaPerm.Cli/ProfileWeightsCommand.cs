@@ -1,4 +1,5 @@
 using LaPerm.Core.Checkpoints;
+using LaPerm.Core.IO;
 using LaPerm.Core.Model;
 using LaPerm.Plots;
 
@@ -42,7 +43,7 @@ internal static class ProfileWeightsCommand
                     checkpoint is var (run, _) ? Path.Combine(run, RunSession.InitialWeightsFile) : null,
                 }
                 .OfType<string>()
-                .FirstOrDefault(p => File.Exists(p) && Path.GetFullPath(p) != Path.GetFullPath(weights));
+                .FirstOrDefault(p => File.Exists(p) && !FilePaths.Same(p, weights));
         }
         else Backends.RequireFile(initial, "initial weights file");
         var (figure, summary) = WeightProfile.Build(model, weights, initial);

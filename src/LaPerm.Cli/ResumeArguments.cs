@@ -60,7 +60,12 @@ internal static class ResumeArguments
                 first ??= e;
             }
         }
-        throw first ?? new ResumeException($"--resume: '{dir}' holds no run configuration ({RunSession.RunConfigFile} or a checkpoint); it is not a laperm run directory.");
+        if (first is not null) throw first;
+        // A run takes the directory's lock before it records its configuration: killed in between (not running now), it left only the lock.
+        RunSession.RefuseDirectoryInUse(dir);
+        if (File.Exists(Path.Combine(dir, RunSession.LockFile)))
+            throw new ResumeException($"--resume: the run in '{dir}' stopped before it recorded its configuration ({RunSession.RunConfigFile}); nothing of it is left to continue: run its command again without --resume.");
+        throw new ResumeException($"--resume: '{dir}' holds no run configuration ({RunSession.RunConfigFile} or a checkpoint); it is not a laperm run directory.");
     }
 
     /// <summary>
@@ -70,10 +75,7 @@ internal static class ResumeArguments
     /// </summary>
     private static void RequireAgreement(Arguments a, IReadOnlyList<string> extra, string dir, TrainingOptions recorded, ModelSpec model)
     {
-        static string Whole(string path) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        // Windows' and macOS's file systems ignore case by default: Runs/x there is runs/x.
-        var names = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        if (a.String("--out") is { } outDir && !string.Equals(Whole(outDir), Whole(dir), names))
+        if (a.String("--out") is { } outDir && !FilePaths.Same(outDir, dir))
             throw new UsageException($"--resume continues the run in '{dir}'; --out '{outDir}' names another directory (give --out as '{dir}', or leave it out).");
         var parsed = TrainCommand.Parse(a, recorded);
         // A run records the device auto chose; auto given again agrees with it (a resume runs on the recorded device).

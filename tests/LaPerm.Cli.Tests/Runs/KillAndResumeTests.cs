@@ -161,6 +161,46 @@ public sealed partial class KillAndResumeTests : IDisposable
     }
 
     [Fact]
+    public void ResumeTakesAnOutThatReachesTheRunThroughALink()
+    {
+        // --out compared as written: runs/x, where runs links to the directory holding x, was "another directory".
+        string dir = Path.Combine(_root, "run"), link = Path.Combine(_root, "link"), elsewhere = Path.Combine(_root, "elsewhere");
+        Directory.CreateSymbolicLink(link, _root);
+        string[] original = [.. TrainArgs(dir).Select(a => a == "4" ? "1" : a)];
+        Assert.Equal(0, CommandLine.Run([.. original, "--stop-after", "5"], TextWriter.Null, TextWriter.Null));
+        var stderr = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--out", Path.Combine(link, "run"), "--stop-after", "10"], TextWriter.Null, stderr));
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", Path.Combine(link, "run"), "--out", dir + Path.DirectorySeparatorChar, "--stop-after", "15"], TextWriter.Null, stderr));
+        Assert.Equal("", stderr.ToString());
+        // A link to another directory is another directory.
+        Directory.CreateDirectory(elsewhere);
+        string other = Path.Combine(_root, "other");
+        Directory.CreateSymbolicLink(other, elsewhere);
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", dir, "--out", other], TextWriter.Null, stderr));
+        Assert.Contains($"--out '{other}' names another directory", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ResumeOfADirectoryWithoutARunSaysWhatItHolds()
+    {
+        string empty = Path.Combine(_root, "empty"), locked = Path.Combine(_root, "locked");
+        Directory.CreateDirectory(empty);
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", empty], TextWriter.Null, stderr));
+        Assert.Contains($"'{empty}' holds no run configuration (run-config.json or a checkpoint); it is not a laperm run directory", stderr.ToString(), StringComparison.Ordinal);
+        // A run killed after taking the directory's lock and before writing run-config.json left only the lock.
+        Directory.CreateDirectory(locked);
+        File.WriteAllBytes(Path.Combine(locked, RunSession.LockFile), []);
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["train", "--resume", locked], TextWriter.Null, stderr));
+        Assert.Contains($"the run in '{locked}' stopped before it recorded its configuration (run-config.json)", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("run its command again without --resume", stderr.ToString(), StringComparison.Ordinal);
+        // And that command runs there.
+        Assert.Equal(0, CommandLine.Run([.. TrainArgs(locked).Select(a => a == "4" ? "1" : a), "--stop-after", "3"], TextWriter.Null, TextWriter.Null));
+    }
+
+    [Fact]
     public void StopAfterThenResumeThroughTheCommandLineFinishesTheRun()
     {
         string dir = Path.Combine(_root, "run");
