@@ -50,7 +50,7 @@ internal static class TrainCommand
                                Nsight capture range); NVTX ranges name every step and phase
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
         --augment none|mnist|cifar|shift-flip
-        --seed N  --threads N  (same seed and threads: bit-identical results)
+        --seed N  --threads N  (same seed: bit-identical results, on any number of threads)
         --eval-every N         evaluate every N steps (default or 0: right after a sync, at most ~4 times an
                                epoch; every epoch with --no-reconnect); a progress line of weights
                                between syncs shows a * after its sync count

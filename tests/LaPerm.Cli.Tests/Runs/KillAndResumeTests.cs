@@ -161,6 +161,24 @@ public sealed partial class KillAndResumeTests : IDisposable
     }
 
     [Fact]
+    public void ARunResumedOnOtherThreadCountsEndsAsTheOneRunStraight()
+    {
+        // Documented: same seed, bit-identical results on any number of threads, which is why --resume takes --threads.
+        string straight = Path.Combine(_root, "straight"), dir = Path.Combine(_root, "run");
+        string[] OneEpoch(string d, string threads)
+        {
+            string[] args = [.. TrainArgs(d).Select(a => a == "4" ? "1" : a)];
+            args[Array.IndexOf(args, "--threads") + 1] = threads;
+            return args;
+        }
+        Assert.Equal(0, CommandLine.Run(OneEpoch(straight, "1"), TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run([.. OneEpoch(dir, "2"), "--stop-after", "40"], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--threads", "3", "--quiet"], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final.safetensors")), File.ReadAllBytes(Path.Combine(dir, "final.safetensors")));
+        Assert.Equal(MetricsWithoutClock(straight), MetricsWithoutClock(dir));
+    }
+
+    [Fact]
     public void ResumeTakesAnOutThatReachesTheRunThroughALink()
     {
         // --out compared as written: runs/x, where runs links to the directory holding x, was "another directory".
