@@ -50,6 +50,44 @@ public sealed class CudnnAlgorithmChoiceTests
         Assert.Equal(5, CudnnOperations.ChooseAlgorithm(measured, CudnnOperations.MaxWorkspaceBytes));
     }
 
+    [Theory]
+    [InlineData(2000, true)]   // CUDNN_STATUS_BAD_PARAM
+    [InlineData(2002, true)]   // BAD_PARAM_NULL_POINTER
+    [InlineData(3000, true)]   // NOT_SUPPORTED
+    [InlineData(3002, true)]   // NOT_SUPPORTED_SHAPE
+    [InlineData(1001, false)]  // NOT_INITIALIZED
+    [InlineData(4000, false)]  // INTERNAL_ERROR
+    [InlineData(4004, false)]  // INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
+    [InlineData(5000, false)]  // EXECUTION_FAILED
+    [InlineData(5001, false)]  // EXECUTION_FAILED_CUDA_DRIVER
+    public void OnlyCudnnsBadParamAndNotSupportedStatusesRefuseACase(int status, bool refuses)
+    {
+        // A refusal sends the shape to our kernels for the rest of the run; an allocation or a
+        // kernel fault surfacing in cuDNN must stop the run as the failure it is.
+        Assert.Equal(refuses, Cudnn.RefusesTheCase(status));
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void RowMajorGemmPassesCublasTheLeadingDimensionsItAccepts(bool transposeA, bool transposeB)
+    {
+        // cublasSgemm(opB, opA, n, m, k, B, ldb, A, lda, C, ldc): B is n x k (k x n transposed), A is
+        // k x m (m x k transposed), column-major, each leading dimension its rows and at least 1.
+        // k = 0 gave a leading dimension of 0, which cuBLAS refuses and the host GEMM on emu accepted.
+        foreach (var (m, n, k) in new[] { (3, 5, 7), (1, 1, 1), (4, 6, 0), (1, 1, 0), (8, 2, 9) })
+        {
+            var g = RowMajorGemm.Of(transposeA, transposeB, m, n, k);
+            Assert.Equal(transposeB ? CublasOperation.Transpose : CublasOperation.None, g.OpB);
+            Assert.Equal(transposeA ? CublasOperation.Transpose : CublasOperation.None, g.OpA);
+            Assert.Equal(Math.Max(1, g.OpB == CublasOperation.None ? n : k), g.Ldb);
+            Assert.Equal(Math.Max(1, g.OpA == CublasOperation.None ? k : m), g.Lda);
+            Assert.Equal(n, g.Ldc);
+        }
+    }
+
     [Fact]
     public void NoQualifyingAlgorithmIsMinusOne()
     {

@@ -162,11 +162,12 @@ public sealed partial class CudaBackend
             // capture. A replaced workspace makes earlier captures stale through the device's
             // WorkspaceGeneration (only then: a new shape whose workspace fits keeps them).
             if (_capturing) throw new InvalidOperationException($"cuDNN meets {planKey} for the first time while capturing; run the same step once before capturing it");
-            _cudnnPlanned.Add(planKey);
         }
         try
         {
             run();
+            // Planned once it ran: a first meeting that failed is met again (and planned again) outside any capture.
+            _cudnnPlanned.Add(planKey);
             return true;
         }
         catch (NotSupportedException e)
@@ -174,10 +175,11 @@ public sealed partial class CudaBackend
             Refuse(planKey, shape, e.Message);
             return false;
         }
-        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal))
+        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal) && Cudnn.RefusesTheCase(e.ErrorCode))
         {
             // cuDNN reports a shape it cannot run as a status (NOT_SUPPORTED, BAD_PARAM) when it
             // first plans or runs it, eagerly (never while capturing): our kernels take the shape.
+            // Its other failures (an allocation, a kernel fault surfacing in Find) are errors, not refusals.
             Refuse(planKey, shape, e.Message);
             return false;
         }

@@ -318,6 +318,9 @@ public sealed partial class CudaBackend : IBackend
 
         public bool TryGet(Span<T> destination, out long tag)
         {
+            // Queries events: the context must be current, as for every entry point (without
+            // flushing the batched updates: asking must not launch work).
+            _backend.BeginWithoutFlush();
             int newest = NewestComplete();
             if (newest < 0)
             {

@@ -49,12 +49,8 @@ internal sealed unsafe class DeviceGemm : IDisposable
             return;
         }
         _cublas.BindStream(_handle, stream.Handle, _workspace!.Pointer, WorkspaceBytes);
-        // cuBLAS is column-major: the row-major C[m,n] is the column-major C^T[n,m] = op(B)^T op(A)^T,
-        // so the operands swap and each keeps its own transpose flag.
-        var opA = transposeA ? CublasOperation.Transpose : CublasOperation.None;
-        var opB = transposeB ? CublasOperation.Transpose : CublasOperation.None;
-        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
-        _cublas.Sgemm(_handle, opB, opA, n, m, k, alpha, b, ldb, a, lda, beta, c, n);
+        var g = RowMajorGemm.Of(transposeA, transposeB, m, n, k);
+        _cublas.Sgemm(_handle, g.OpB, g.OpA, n, m, k, alpha, b, g.Ldb, a, g.Lda, beta, c, g.Ldc);
     }
 
     public void Dispose()

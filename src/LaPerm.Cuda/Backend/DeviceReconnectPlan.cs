@@ -19,5 +19,15 @@ internal sealed class DeviceReconnectPlan : IReconnectPlan
 
     public void DownloadSortedInitial(int index, Span<float> destination) => Reconnector.DownloadSortedInitial(index, destination);
 
-    public void Dispose() => Reconnector.Dispose();
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        // As a tensor's: a captured reconnection graph refers to the table, scratch and sorted rows
+        // freed here, whose addresses the next allocation may get (after the backend: it freed them all).
+        if (!Backend.IsDisposed) Backend.BeforeFree();
+        Reconnector.Dispose();
+    }
+
+    private bool _disposed;
 }

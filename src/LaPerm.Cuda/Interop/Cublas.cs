@@ -5,6 +5,22 @@ namespace LaPerm.Cuda.Interop;
 /// <summary>cublasOperation_t.</summary>
 public enum CublasOperation { None = 0, Transpose = 1 }
 
+/// <summary>
+/// A row-major C[m,n] = op(A) op(B) as cuBLAS's column-major call: that C is the column-major
+/// C^T[n,m] = op(B)^T op(A)^T, so the operands swap (B first, of n x m x k) and each keeps its own
+/// transpose flag. Leading dimensions are at least 1: cuBLAS refuses 0 (INVALID_VALUE) even
+/// where k = 0 leaves nothing to read.
+/// </summary>
+public readonly record struct RowMajorGemm(CublasOperation OpB, CublasOperation OpA, int Ldb, int Lda, int Ldc)
+{
+    public static RowMajorGemm Of(bool transposeA, bool transposeB, int m, int n, int k) => new(
+        transposeB ? CublasOperation.Transpose : CublasOperation.None,
+        transposeA ? CublasOperation.Transpose : CublasOperation.None,
+        Math.Max(1, transposeB ? k : n),
+        Math.Max(1, transposeA ? m : k),
+        Math.Max(1, n));
+}
+
 /// <summary>cublasMath_t: Pedantic keeps FP32 bit-comparable with the CPU; TF32 must be chosen explicitly.</summary>
 public enum CublasMath { Default = 0, Pedantic = 2, Tf32TensorOp = 3 }
 

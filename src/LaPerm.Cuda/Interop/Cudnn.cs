@@ -219,6 +219,14 @@ public sealed unsafe class Cudnn
         return text.Length == 0 ? "no details" : text;
     }
 
+    /// <summary>
+    /// cuDNN 9 groups its statuses by thousands: 2xxx (BAD_PARAM_*) and 3xxx (NOT_SUPPORTED_*)
+    /// say the call asked for something this library does not do (a shape, a layout, an
+    /// algorithm); 4xxx (INTERNAL_ERROR_*, host or device allocation failures among them) and
+    /// 5xxx (EXECUTION_FAILED_*, a kernel or driver failure) say the library or the device failed.
+    /// </summary>
+    public static bool RefusesTheCase(int status) => status is >= 2000 and < 4000;
+
     private void Check(int status, string api)
     {
         if (status != 0) throw new CudaException(api, status, StatusName(status), LastErrorText());

@@ -293,15 +293,11 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     {
         nint handle = CublasHandle();
         _cublas!.BindStream(handle, stream, _cublasWorkspace, CublasWorkspaceBytes);
-        // cuBLAS is column-major: a row-major C[m,n] is a column-major C^T[n,m], and
-        // C^T = op(B)^T op(A)^T, so swap the operands and keep each one's own transpose flag.
-        var opA = transposeA ? CublasOperation.Transpose : CublasOperation.None;
-        var opB = transposeB ? CublasOperation.Transpose : CublasOperation.None;
-        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
+        var g = RowMajorGemm.Of(transposeA, transposeB, m, n, k);
         if (batchCount == 1)
-            _cublas.Sgemm(handle, opB, opA, n, m, k, alpha, b, ldb, a, lda, beta, c, n);
+            _cublas.Sgemm(handle, g.OpB, g.OpA, n, m, k, alpha, b, g.Ldb, a, g.Lda, beta, c, g.Ldc);
         else
-            _cublas.SgemmStridedBatched(handle, opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batchCount);
+            _cublas.SgemmStridedBatched(handle, g.OpB, g.OpA, n, m, k, alpha, b, g.Ldb, strideB, a, g.Lda, strideA, beta, c, g.Ldc, strideC, batchCount);
     }
 
     /// <summary>cuDNN, loaded on first use: it is large, and many runs never need it.</summary>

@@ -150,47 +150,55 @@ internal sealed class CudnnOperations : IDisposable
     private Plan PlanFor(ConvGeometry g)
     {
         if (_plans.TryGetValue(g, out Plan? plan)) return plan;
-        nint x = _cudnn.CreateTensor4d(g.Batch, g.InChannels, g.InHeight, g.InWidth);
-        nint w = _cudnn.CreateFilter4d(g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
-        nint convolution = _cudnn.CreateConvolution2d(g.PadTop, g.PadLeft, g.Stride, g.Stride, Cudnn.FmaMath);
-        // cuDNN pads symmetrically. Its output size equals the geometry's exactly when the
-        // extra bottom/right padding of TF "same" is not needed; then the results are the same.
-        var (n, c, h, wOut) = _cudnn.ForwardOutputDim(convolution, x, w);
-        if ((n, c, h, wOut) != (g.Batch, g.OutChannels, g.OutHeight, g.OutWidth))
+        nint x = 0, w = 0, convolution = 0, y = 0;
+        try
         {
-            _cudnn.DestroyConvolution(convolution);
-            _cudnn.DestroyFilter(w);
-            _cudnn.DestroyTensor(x);
-            throw new NotSupportedException(
-                $"cuDNN pads symmetrically, so it cannot run a {g.KernelHeight}x{g.KernelWidth}/{g.Stride} convolution of {g.InHeight}x{g.InWidth} with this padding: it would produce {h}x{wOut} outputs instead of {g.OutHeight}x{g.OutWidth}");
-        }
-        nint y = _cudnn.CreateTensor4d(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
-        var algorithms = new int[3];
-        var workspace = new long[3];
-        Span<CudnnAlgorithmPerformance> results = stackalloc CudnnAlgorithmPerformance[16];
-        foreach (ConvolutionDirection direction in Enum.GetValues<ConvolutionDirection>())
-        {
-            var (first, second, result) = direction switch
+            x = _cudnn.CreateTensor4d(g.Batch, g.InChannels, g.InHeight, g.InWidth);
+            w = _cudnn.CreateFilter4d(g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
+            convolution = _cudnn.CreateConvolution2d(g.PadTop, g.PadLeft, g.Stride, g.Stride, Cudnn.FmaMath);
+            // cuDNN pads symmetrically. Its output size equals the geometry's exactly when the
+            // extra bottom/right padding of TF "same" is not needed; then the results are the same.
+            var (n, c, h, wOut) = _cudnn.ForwardOutputDim(convolution, x, w);
+            if ((n, c, h, wOut) != (g.Batch, g.OutChannels, g.OutHeight, g.OutWidth))
+                throw new NotSupportedException(
+                    $"cuDNN pads symmetrically, so it cannot run a {g.KernelHeight}x{g.KernelWidth}/{g.Stride} convolution of {g.InHeight}x{g.InWidth} with this padding: it would produce {h}x{wOut} outputs instead of {g.OutHeight}x{g.OutWidth}");
+            y = _cudnn.CreateTensor4d(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
+            var algorithms = new int[3];
+            var workspace = new long[3];
+            Span<CudnnAlgorithmPerformance> results = stackalloc CudnnAlgorithmPerformance[16];
+            foreach (ConvolutionDirection direction in Enum.GetValues<ConvolutionDirection>())
             {
-                ConvolutionDirection.Forward => (x, w, y),
-                ConvolutionDirection.BackwardData => (w, y, x),
-                _ => (x, y, w),
-            };
-            // Measured on the device (cuDNN's Find, as PyTorch's cudnn.benchmark), fastest first;
-            // the heuristics' order when nothing measured qualifies.
-            int count = _cudnn.FindAlgorithms(direction, _handle, first, second, convolution, result, results);
-            int chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
-            if (chosen < 0)
-            {
-                count = _cudnn.GetAlgorithms(direction, _handle, first, second, convolution, result, results);
-                chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
+                var (first, second, result) = direction switch
+                {
+                    ConvolutionDirection.Forward => (x, w, y),
+                    ConvolutionDirection.BackwardData => (w, y, x),
+                    _ => (x, y, w),
+                };
+                // Measured on the device (cuDNN's Find, as PyTorch's cudnn.benchmark), fastest first;
+                // the heuristics' order when nothing measured qualifies.
+                int count = _cudnn.FindAlgorithms(direction, _handle, first, second, convolution, result, results);
+                int chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
+                if (chosen < 0)
+                {
+                    count = _cudnn.GetAlgorithms(direction, _handle, first, second, convolution, result, results);
+                    chosen = ChooseAlgorithm(results[..count], MaxWorkspaceBytes);
+                }
+                if (chosen < 0)
+                    throw new NotSupportedException($"cuDNN offers no deterministic FMA {direction} algorithm for {g} within {MaxWorkspaceBytes >> 20} MiB of workspace");
+                algorithms[(int)direction] = results[chosen].Algorithm;
+                workspace[(int)direction] = _cudnn.WorkspaceSize(direction, _handle, first, second, convolution, result, results[chosen].Algorithm);
             }
-            if (chosen < 0)
-                throw new NotSupportedException($"cuDNN offers no deterministic FMA {direction} algorithm for {g} within {MaxWorkspaceBytes >> 20} MiB of workspace");
-            algorithms[(int)direction] = results[chosen].Algorithm;
-            workspace[(int)direction] = _cudnn.WorkspaceSize(direction, _handle, first, second, convolution, result, results[chosen].Algorithm);
+            plan = new Plan(x, w, y, convolution, algorithms, workspace);
         }
-        plan = new Plan(x, w, y, convolution, algorithms, workspace);
+        catch
+        {
+            // A shape cuDNN refuses is run by our kernels from then on: its descriptors are not kept.
+            if (y != 0) _cudnn.DestroyTensor(y);
+            if (convolution != 0) _cudnn.DestroyConvolution(convolution);
+            if (w != 0) _cudnn.DestroyFilter(w);
+            if (x != 0) _cudnn.DestroyTensor(x);
+            throw;
+        }
         _plans[g] = plan;
         return plan;
     }

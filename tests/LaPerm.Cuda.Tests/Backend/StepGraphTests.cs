@@ -263,7 +263,15 @@ public abstract class StepGraphTests
         Assert.True(second.IsValid);   // allocating moves nothing
         unrelated.Dispose();
         Assert.False(second.IsValid);
-        foreach (var t in a.Concat(b).Concat(c)) t.Dispose();
+        // A reconnection plan's table, scratch and sorted rows are device memory too.
+        var w = Compare.Put(backend, Compare.Random(rng, 24), 24);
+        var plan = backend.PrepareReconnect([new ReconnectTarget("w", w, 2, 12)]);
+        using var third = Capture();
+        Assert.True(third.IsValid);
+        plan.Dispose();
+        Assert.False(third.IsValid);
+        plan.Dispose();   // once only
+        foreach (var t in a.Concat(b).Concat(c).Append(w)) t.Dispose();
     }
 
     [Fact]
