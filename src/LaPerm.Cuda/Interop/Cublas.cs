@@ -7,9 +7,9 @@ public enum CublasOperation { None = 0, Transpose = 1 }
 
 /// <summary>
 /// A row-major C[m,n] = op(A) op(B) as cuBLAS's column-major call: that C is the column-major
-/// C^T[n,m] = op(B)^T op(A)^T, so the operands swap (B first, of n x m x k) and each keeps its own
-/// transpose flag. Leading dimensions are at least 1: cuBLAS refuses 0 (INVALID_VALUE) even
-/// where k = 0 leaves nothing to read.
+/// C^T[n,m] = op(B)^T op(A)^T, so the operands swap (B first; the call's sizes are n, m, k) and
+/// each keeps its own transpose flag. Leading dimensions are at least 1: cuBLAS refuses 0
+/// (INVALID_VALUE) even where k = 0 leaves nothing to read.
 /// </summary>
 public readonly record struct RowMajorGemm(CublasOperation OpB, CublasOperation OpA, int Ldb, int Lda, int Ldc)
 {
