@@ -40,7 +40,7 @@ MODELS = ("f2", "lenet300", "conv7")            # the CPU baseline's default
 KNOWN_MODELS = MODELS + ("resnet50c",)
 # (channels, height, width) of each model's input.
 INPUT_SHAPE = {"f2": (1, 28, 28), "lenet300": (1, 28, 28), "conv7": (1, 28, 28), "resnet50c": (3, 32, 32)}
-# The CIFAR setups reconnect kernels only (skip_bias, skip_bn in LAPERM.md).
+# The CIFAR setups reconnect kernels only (skip_bias, skip_bn in the authors' code).
 RECONNECT_1D = {"f2": True, "lenet300": True, "conv7": True, "resnet50c": False}
 
 
@@ -104,7 +104,7 @@ def resnet_v1(blocks_per_stack: int) -> nn.Module:
 
 def build_model(name: str) -> nn.Module:
     if name == "f2":
-        # 784-128-64-10, ReLU, no bias (LAPERM.md, F2).
+        # 784-128-64-10, ReLU, no bias (the paper's F2).
         return nn.Sequential(
             nn.Flatten(),
             nn.Linear(784, 128, bias=False), nn.ReLU(),

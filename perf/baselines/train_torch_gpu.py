@@ -4,7 +4,7 @@ batch 128, conv7 at batch 50, resnet50c at batch 128; Adam), with and without La
 synchronisation: the GPU counterpart of train_torch_cpu.py, run by perf/gpu/check.sh
 on a GPU machine.
 
-Exits 0 with a "not available" line (and a JSON saying so) when CUDA is absent.
+Needs PyTorch; exits 0 with a "not available" line (and a JSON saying so) when CUDA is absent.
 
     python3 perf/baselines/train_torch_gpu.py [--configs MODEL:BATCH,...] [--json train_torch_gpu.json]
 """

@@ -3,7 +3,7 @@ using LaPerm.Core.Model;
 
 namespace LaPerm.Core.LaPerm;
 
-/// <summary>Which tensors LaPerm permutes (LAPERM.md "Rows" and skip flags).</summary>
+/// <summary>Which tensors LaPerm permutes (the method's rows and skip flags).</summary>
 public sealed record ReconnectOptions(bool SkipBias = false, bool SkipBatchNorm = false)
 {
     public bool Includes(ParameterInfo p) => p.Kind switch

@@ -1,6 +1,6 @@
 namespace LaPerm.Core.Model;
 
-/// <summary>The published LaPerm architectures (../LAPERM.md layer lists) and a few classics.</summary>
+/// <summary>The published LaPerm architectures (the paper's layer lists) and a few classics.</summary>
 public static class BuiltInModels
 {
     private static readonly int[] Mnist = [1, 28, 28];
@@ -93,7 +93,7 @@ public static class BuiltInModels
     /// <summary>
     /// Conv13 (VGG-16 style): groups 64,64 | 128,128 | 256x3 | 512x3 | 512x3, each conv + relu + BN,
     /// dropout .3 (first group) / .4 inside groups, maxpool after each group, dropout .5 after the
-    /// last (in the authors' notebook; LAPERM.md's list leaves it out), then dense512 + relu + BN +
+    /// last (in the authors' notebook; the paper's list leaves it out), then dense512 + relu + BN +
     /// dropout .5, dense 10. L2 1e-4 on every kernel but the last.
     /// </summary>
     public static ModelSpec Conv13()

@@ -4,7 +4,7 @@ using LaPerm.Core.Backend;
 namespace LaPerm.Core.Model;
 
 /// <summary>
-/// The init regimes of LAPERM.md. Null <see cref="SharedValue"/> = He-uniform kernels and biases;
+/// The init regimes of the paper's setups. Null <see cref="SharedValue"/> = He-uniform kernels and biases;
 /// otherwise weight-agnostic: every kernel (and bias) weight is <see cref="SharedValue"/>, kept
 /// with probability <see cref="Keep"/>[i] for the i-th kernel tensor (one entry = all), else 0.
 /// <see cref="Prune"/> = P: Bernoulli keep mask with q = 1 - P on kernels (input layer keeps

@@ -4,7 +4,7 @@ using LaPerm.Core.Model;
 namespace LaPerm.Core.Training;
 
 /// <summary>
-/// The published setups of LAPERM.md, as training options (flags after --preset override them).
+/// The paper's published setups, as training options (flags after --preset override them).
 /// Each preset sets every field that differs from a plain run explicitly (model, data, batch,
 /// epochs, k, lr and its schedule, init, augmentation, skip flags), so changing the default job
 /// never changes a preset.
@@ -21,7 +21,7 @@ public static class Presets
     public static LearningRateSchedule ResNetSchedule { get; } = LearningRateSchedule.Parse("piecewise:81=0.1,121=0.01,161=0.001,181=0.0005");
 
     /// <summary>
-    /// Every preset sums the loss over the batch (LossReduction.Sum): LAPERM.md names no reduction,
+    /// Every preset sums the loss over the batch (LossReduction.Sum): the paper names no reduction,
     /// and the authors' one training loop, shared by all their notebooks, differentiates the vector
     /// of per-example losses (plus the L2 term added to each), i.e. their sum. Under Adam this only
     /// shrinks epsilon relative to the gradient by the batch size.
@@ -34,7 +34,7 @@ public static class Presets
             Preset = name, Model = "conv7", Data = "mnist", Batch = 50, Epochs = 45, K = SyncSchedule.Constant(1200),
             LearningRate = 1e-3f, LearningRateSchedule = LearningRateSchedule.Parse("exp:0.95"), Augment = "mnist", LossReduction = LossReduction.Sum,
         },
-        // 784->10 no bias, shared 0.08 kept 4/7, batch 128, 10 epochs, k 250. LAPERM.md names no lr schedule
+        // 784->10 no bias, shared 0.08 kept 4/7, batch 128, 10 epochs, k 250. the paper names no lr schedule
         // for F1/F2; this follows the authors' F1/F2 notebook: lr 1e-3 * 0.95^epoch.
         "f1-mnist" => new TrainingOptions
         {

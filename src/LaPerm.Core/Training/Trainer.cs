@@ -169,7 +169,7 @@ public sealed class Trainer
         long lastSyncStep = -1;
         // The run's last step when it is not a multiple of k: synced so that final.safetensors is a
         // LaPerm network, but outside the method's schedule, so its evaluation is not a candidate
-        // for the best or the target (the authors' loop, LAPERM.md: syncs at multiples of k only).
+        // for the best or the target (the authors' loop: syncs at multiples of k only).
         long endOfRunSyncStep = -1;
         long imagesSinceEval = 0;
         double wallOffset = 0;
@@ -224,7 +224,7 @@ public sealed class Trainer
                 stopAtTarget = o.StopAtTarget;
             }
             // The best is a LaPerm network: with reconnection, only synchronised weights count (an
-            // evaluation between syncs, --eval-every, is of free optimizer weights; LAPERM.md), and
+            // evaluation between syncs, --eval-every, is of free optimizer weights, as in the paper), and
             // only those of the method's schedule (not the end-of-run sync).
             if (candidate && testAccuracy > bestAccuracy)
             {
