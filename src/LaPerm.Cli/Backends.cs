@@ -64,11 +64,14 @@ internal static class Backends
         Gpu(a.String("--math"), a.String("--cudnn"), a.String("--channel-reduction"), ReconnectVariantFlag(a));
 
     /// <summary>
-    /// The warning for GPU-only flags given to a run on the cpu (which ignores them), or null. A
-    /// command that takes them accepts them on every device, so a script runs on any machine.
+    /// The warning for GPU-only flags given to a run on the cpu (which ignores them), or for
+    /// --math tf32 on emu (whose GEMMs run on the host in FP32), or null. A command that takes
+    /// them accepts them on every device, so a script runs on any machine.
     /// </summary>
     public static string? IgnoredGpuFlags(Arguments a, string device)
     {
+        if (device == "emu" && a.String("--math") == "tf32")
+            return "--math tf32 chooses cuBLAS's TF32 tensor cores (--device cuda); emu runs its GEMMs on the host in FP32 and ignores it.";
         string[] given = [.. new[] { "--math", "--cudnn", "--channel-reduction", "--reconnect-variant", "--no-graphs" }.Where(a.Has)];
         return device != "cpu" || given.Length == 0 ? null
             : $"{string.Join(", ", given)} appl{(given.Length == 1 ? "ies" : "y")} to the GPU backends (--device cuda or emu); the cpu backend ignores {(given.Length == 1 ? "it" : "them")}.";

@@ -10,7 +10,9 @@ namespace LaPerm.Cli;
 internal static class BenchCommand
 {
     private const string TrainHelp = """
-        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N] [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn] [--channel-reduction chunked|per-channel] [--no-graphs]
+        laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N]
+                           [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn]
+                           [--channel-reduction chunked|per-channel] [--no-graphs]
             training images/s of full steps (batch gathered from a resident synthetic data set, forward,
             loss, backward, Adam): warm-up, then the median of W windows of N steps. Without --model:
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
@@ -20,7 +22,8 @@ internal static class BenchCommand
         """;
 
     private const string SyncHelp = """
-        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto] [--reconnect-variant N]
+        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto]
+                          [--reconnect-variant N]
             time of one full LaPerm sync of every tensor, kernels, biases and batch-norm parameters
             alike (median of N); on cuda/emu --reconnect-variant picks the reconnection kernels (0 the
             dispatcher, default; see bench reconnect). A sync runs no GEMM, convolution or
@@ -29,7 +32,8 @@ internal static class BenchCommand
         """;
 
     private const string ReconnectHelp = """
-        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N] [--json FILE]
+        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N]
+                               [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
             copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).

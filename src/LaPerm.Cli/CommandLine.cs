@@ -135,12 +135,14 @@ public static class CommandLine
           laperm profile-weights --weights FILE   the paper's weight-profile figure, initial vs trained
           laperm trace DIR --layer NAME           reconnection traffic of one tensor over a run
 
-        'laperm COMMAND --help' lists a command's options; 'laperm --version' names the build (version+commit).
+        'laperm COMMAND --help' lists a command's options; 'laperm --version' names the build
+        (version+commit).
 
         Exit codes: 0 done; 2 a user error (flags, data or model files, out of device memory);
-        3 a broken LaPerm invariant (--verify-invariants; a mismatch in bench reconnect); 4 a NaN/Inf (--on-nan stop);
-        5 the output directory cannot be written; 6 a GPU error (a kernel fault, a driver or
-        library failure); 130 interrupted (Ctrl-C or SIGTERM) after a step and its checkpoint.
+        3 a broken LaPerm invariant (--verify-invariants; a mismatch in bench reconnect);
+        4 a NaN/Inf (--on-nan stop); 5 the output directory cannot be written; 6 a GPU error
+        (a kernel fault, a driver or library failure); 130 interrupted (Ctrl-C or SIGTERM) after
+        a step and its checkpoint.
 
         """;
 }

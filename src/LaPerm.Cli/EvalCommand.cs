@@ -8,7 +8,8 @@ namespace LaPerm.Cli;
 internal static class EvalCommand
 {
     public const string Help = """
-        laperm eval --weights FILE [--model M] [--data D] [--batch B] [--limit-test N] [--threads N] [--device cpu|cuda|emu|auto]
+        laperm eval --weights FILE [--model M] [--data D] [--batch B] [--limit-test N] [--threads N]
+                    [--device cpu|cuda|emu|auto]
 
         Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
         The model and the data default to those recorded in the file (the data to mnist for

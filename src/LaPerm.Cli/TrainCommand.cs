@@ -27,13 +27,17 @@ internal static class TrainCommand
     public const string Help = """
         laperm train [options]
 
-        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 32, Adam lr 1e-3 x0.5 per epoch, sync every 50 steps.
-        --preset NAME          a published setup: conv7-mnist, f1-mnist, f2-mnist, conv2-cifar10, conv4-cifar10,
-                               conv13-cifar10, resnet50c-cifar10 (every other flag overrides it, wherever it stands)
-        --model M              f1, f2, lenet300, conv7, conv2, conv4, conv13, resnet20, resnet50c, resnetD or FILE.json
+        With no options: lenet300 on the embedded MNIST, 2 epochs, batch 32, Adam lr 1e-3 x0.5 per epoch,
+        sync every 50 steps.
+        --preset NAME          a published setup: conv7-mnist, f1-mnist, f2-mnist, conv2-cifar10,
+                               conv4-cifar10, conv13-cifar10, resnet50c-cifar10 (every other flag
+                               overrides it, wherever it stands)
+        --model M              f1, f2, lenet300, conv7, conv2, conv4, conv13, resnet20, resnet50c, resnetD
+                               or FILE.json
         --data D               mnist (embedded), fashion-mnist, cifar10, NAME:DIR or DIR
         --epochs E  --batch B
-        --k K                  sync every K steps; or per epoch: 0:100,5:400 (from epoch 0 K=100, from epoch 5 K=400)
+        --k K                  sync every K steps; or per epoch: 0:100,5:400 (from epoch 0 K=100, from
+                               epoch 5 K=400)
         --lr L                 base learning rate (default 1e-3)
         --lr-schedule S        constant | exp:0.95 (x0.95 per epoch) | step:0.6/10 (x0.6 every 10 epochs)
                                | piecewise:80=0.1,120=0.01 (factor from that epoch on)
@@ -73,12 +77,14 @@ internal static class TrainCommand
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)
         --quiet                no progress lines (the header, warnings and the closing line stay)
-        --checkpoint-every N   also checkpoint every N steps (always: at every epoch end; 0: only there) in DIR/checkpoints/step-NNNNNNNN
+        --checkpoint-every N   also checkpoint every N steps in DIR/checkpoints/step-NNNNNNNN (always: at every
+                               epoch end; 0: only there)
         --keep-checkpoints K   keep the newest K checkpoints (default 3)
         --resume DIR           continue the run in DIR from its newest valid checkpoint (bit-identical to an
-                               uninterrupted run); its configuration comes from DIR; only --threads, --quiet,
-                               --checkpoint-every, --keep-checkpoints, --on-nan, --stop-after,
-                               --verify-invariants, --no-graphs, --reconnect-variant and --profile-steps may be given with it;
+                               uninterrupted run); its configuration comes from DIR; only --threads,
+                               --quiet, --checkpoint-every, --keep-checkpoints, --on-nan, --stop-after,
+                               --verify-invariants, --no-graphs, --reconnect-variant and --profile-steps
+                               may be given with it;
                                other flags only with the values the run recorded (the command that started
                                the run, with --resume DIR added, continues it)
         --on-nan stop|skip-step  NaN/Inf in the loss or gradients: stop naming step and tensor (default), or
@@ -86,7 +92,8 @@ internal static class TrainCommand
         --stop-after N         checkpoint after step N and stop (continue later with --resume);
                                Ctrl-C or SIGTERM does the same after the step in progress (exit code 130)
         --trace-reconnection on|off  record per tensor the fraction of positions changed at each sync in
-                               metrics.jsonl (default: on for cpu, off for cuda and emu: it copies every tensor to the host)
+                               metrics.jsonl (default: on for cpu, off for cuda and emu: it copies every tensor
+                               to the host)
 
         """;
 
@@ -159,7 +166,7 @@ internal static class TrainCommand
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
         stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.DescribeOptimizer()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
-        var observer = quiet ? null : new ConsoleProgress(stdout, terminal);
+        var observer = quiet ? null : new ConsoleProgress(stdout, terminal, o.Epochs);
         // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.
         using var interrupt = new CancellationTokenSource();
         Trainer? running = null;
@@ -391,8 +398,12 @@ internal static class TrainCommand
     }
 }
 
-/// <summary>A one-line progress bar on a terminal; plain per-evaluation lines otherwise.</summary>
-internal sealed class ConsoleProgress(TextWriter stdout, bool terminal) : ITrainingObserver
+/// <summary>
+/// A one-line progress bar on a terminal; plain per-evaluation lines otherwise. The bar counts
+/// epochs from 1 ("epoch 1/2": the first of two); the evaluation lines and metrics.jsonl give
+/// the epochs done (0.79: most of the first).
+/// </summary>
+internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epochs) : ITrainingObserver
 {
     private bool _barShown;
 
@@ -404,7 +415,7 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal) : ITrain
         // NaN: no sums have come back from the device yet (they are read without waiting).
         string running = double.IsNaN(runningLoss) ? "loss ... acc ..." : string.Create(CultureInfo.InvariantCulture, $"loss {runningLoss:F4} acc {runningAccuracy * 100:F2}%");
         stdout.Write(string.Create(CultureInfo.InvariantCulture,
-            $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1} {running}   "));
+            $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1}/{epochs} {running}   "));
         _barShown = true;
     }
 

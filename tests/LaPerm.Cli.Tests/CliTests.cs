@@ -544,12 +544,48 @@ public sealed class CliTests : IDisposable
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
     [InlineData("--momentum applies to --optimizer sgd; adam does not use it.", "--momentum", "0.5")]
     [InlineData("--threads sizes the cpu backend; emu ignores it.", "--device", "emu", "--threads", "2")]
+    [InlineData("--math tf32 chooses cuBLAS's TF32 tensor cores (--device cuda); emu runs its GEMMs on the host in FP32", "--device", "emu", "--math", "tf32")]
     public void FlagsWithNothingToActOnAreAcceptedWithAWarning(string expected, params string[] flags)
     {
         var (code, stdout, stderr) = Run(["train", "--model", "f1", "--device", "cpu", "--limit-train", "256", "--limit-test", "64", "--epochs", "1",
             "--out", Path.Combine(_dir.FullName, "w"), .. flags]);
         Assert.True(code == 0, stderr);
         Assert.Contains($"laperm: warning: {expected}", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("train", "--help")]
+    [InlineData("eval", "--help")]
+    [InlineData("bench", "--help")]
+    [InlineData("plot", "--help")]
+    [InlineData("trace", "--help")]
+    [InlineData("profile-weights", "--help")]
+    [InlineData("models", "--help")]
+    [InlineData("info", "--help")]
+    public void HelpTextsAreWrappedForATerminal(params string[] args)
+    {
+        // Lines of 110 to 220 columns (usage lines, a flag's description) wrapped mid-word in a terminal.
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(args, stdout, TextWriter.Null));
+        Assert.NotEqual("", stdout.ToString());
+        Assert.All(stdout.ToString().Split('\n'), line => Assert.True(line.TrimEnd('\r').Length <= 104, $"{line.Length} columns: {line}"));
+    }
+
+    [Fact]
+    public void TheProgressBarCountsEpochsFromOneOfAll()
+    {
+        // "epoch 1" beside eval lines' "epoch 0.79" read as two conventions; "1/2" says which epoch of how many.
+        var stdout = new StringWriter();
+        var progress = new ConsoleProgress(stdout, terminal: true, epochs: 2);
+        progress.OnStep(10, 126, 0, double.NaN, double.NaN);
+        Assert.Contains("step 10/126 epoch 1/2 loss ...", stdout.ToString(), StringComparison.Ordinal);
+        progress.OnStep(70, 126, 1, 0.25, 0.5);
+        Assert.Contains("step 70/126 epoch 2/2 loss 0.2500 acc 50.00%", stdout.ToString(), StringComparison.Ordinal);
+        // Not on a terminal: no bar.
+        var plain = new StringWriter();
+        new ConsoleProgress(plain, terminal: false, epochs: 2).OnStep(10, 126, 0, 0.25, 0.5);
+        Assert.Equal("", plain.ToString());
     }
 
     [Fact]
