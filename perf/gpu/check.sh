@@ -219,7 +219,8 @@ find_test_executables() {
 # writable and large enough (its default folder under $HOME may be neither).
 setup_cuda_tools() {
   local dir
-  for dir in /usr/local/cuda/bin /opt/nvidia/nsight-compute/*; do
+  # The newest Nsight Compute when several are installed side by side.
+  for dir in /usr/local/cuda/bin $(ls -d /opt/nvidia/nsight-compute/*/ 2>/dev/null | sort -V | tail -1); do
     [[ -d "$dir" && ":$PATH:" != *":$dir:"* ]] && PATH="$PATH:$dir"
   done
   export PATH
@@ -430,7 +431,8 @@ part_gpu_tests() {
     add_md "| $name | $mode | $rc | $total | $failed | $passed | $skipped |"
     if [[ "$total" == "?" ]]; then broken=$((broken + 1)); continue; fi
     [[ $mode == xunit-cut ]] && broken=$((broken + 1))
-    (( rc != 0 && failed == 0 )) && failed=1
+    # A nonzero exit without a failed test is a failure, unless the time limit cut the run (counted as broken).
+    [[ $mode != xunit-cut ]] && (( rc != 0 && failed == 0 )) && failed=1
     sum_total=$((sum_total + total)); sum_failed=$((sum_failed + failed))
     sum_passed=$((sum_passed + passed)); sum_skipped=$((sum_skipped + skipped))
   done <<< "$executables"
@@ -596,12 +598,13 @@ part_ncu_reconnect() {
     (( share < 10 )) && break
     echo "\$ ncu ... laperm bench reconnect --variant $variant (limit ${share}s)" >> "$PART_DIR/log"
     # ncu's own messages (==PROF==, ==ERROR==) go to --log-file, and with it (as its manual has
-    # it: all of the tool's output) the CSV report too; stdout keeps the app's lines. Whichever
-    # file holds the CSV's header row is read.
+    # it: all of the tool's output) the CSV report too; stdout keeps the app's lines, stderr its
+    # errors (a file of their own: two writers appending to one file can overwrite each other).
+    # Whichever file holds the CSV's header row is read.
     timeout --kill-after=10 "$share" ncu --clock-control none --target-processes all --log-file "$log" \
       --kernel-name regex:reconnect_bucket --launch-count 6 \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details \
-      "$LAPERM" bench reconnect --variant "$variant" --shapes resnet50-imagenet --device cuda --samples 1 > "$csv" 2>> "$log"
+      "$LAPERM" bench reconnect --variant "$variant" --shapes resnet50-imagenet --device cuda --samples 1 > "$csv" 2>> "$log.stderr"
     local r=$?
     (( r == 0 )) || rc=$r
     if grep -q '"ID"' "$csv" 2>/dev/null; then csvs+=("$csv"); elif grep -q '"ID"' "$log" 2>/dev/null; then csvs+=("$log"); fi
@@ -633,8 +636,8 @@ PYEOF
     add_md ""; cat "$PART_DIR/table.md" >> "$PART_DIR/body.md"
   fi
   local lines; lines=$(grep -c '^| [678] |' "$PART_DIR/table.md" 2>/dev/null)
-  if grep -qiE 'ERR_NVGPUCTRPERM|LibraryNotLoaded|Failed to initialize the profiler|permission' "$PART_DIR"/ncu-variant*.log 2>/dev/null && (( ${lines:-0} == 0 )); then
-    set_status "not available" "ncu cannot read the counters here: $(grep -hiE 'ERR_|LibraryNotLoaded|Failed|permission' "$PART_DIR"/ncu-variant*.log | head -1 | cut -c1-100)"
+  if grep -qiE 'ERR_NVGPUCTRPERM|LibraryNotLoaded|Failed to initialize the profiler|permission' "$PART_DIR"/ncu-variant*.log* 2>/dev/null && (( ${lines:-0} == 0 )); then
+    set_status "not available" "ncu cannot read the counters here: $(grep -hiE 'ERR_|LibraryNotLoaded|Failed|permission' "$PART_DIR"/ncu-variant*.log* | head -1 | cut -c1-100)"
   elif (( ${lines:-0} > 0 && rc == 0 )); then set_status "pass" "$lines kernel launches profiled (variants 8, 7, 6)"
   else set_status "fail" "exit code $rc$(timed_out $rc && echo ' (time limit)'); ${lines:-0} launches in the table; $(tail -1 "$PART_DIR"/ncu-variant*.log 2>/dev/null | tail -1 | cut -c1-80)"; fi
 }

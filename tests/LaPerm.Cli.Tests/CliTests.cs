@@ -565,7 +565,7 @@ public sealed class CliTests : IDisposable
     [InlineData("profile-weights", "--help")]
     [InlineData("models", "--help")]
     [InlineData("info", "--help")]
-    public void HelpTextsAreWrappedForATerminal(params string[] args)
+    public void HelpTextsAreWrappedAt104Columns(params string[] args)
     {
         // Lines of 110 to 220 columns (usage lines, a flag's description) wrapped mid-word in a terminal.
         var stdout = new StringWriter();

@@ -51,41 +51,50 @@ public sealed class CudnnAlgorithmChoiceTests
     }
 
     [Theory]
-    [InlineData(2000, true)]   // CUDNN_STATUS_BAD_PARAM
-    [InlineData(2002, true)]   // BAD_PARAM_NULL_POINTER
-    [InlineData(3000, true)]   // NOT_SUPPORTED
-    [InlineData(3002, true)]   // NOT_SUPPORTED_SHAPE
-    [InlineData(1001, false)]  // NOT_INITIALIZED
-    [InlineData(4000, false)]  // INTERNAL_ERROR
-    [InlineData(4004, false)]  // INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
-    [InlineData(5000, false)]  // EXECUTION_FAILED
-    [InlineData(5001, false)]  // EXECUTION_FAILED_CUDA_DRIVER
-    public void OnlyCudnnsBadParamAndNotSupportedStatusesRefuseACase(int status, bool refuses)
+    [InlineData(2000, CudnnFailure.RefusesTheCase)]   // CUDNN_STATUS_BAD_PARAM
+    [InlineData(2005, CudnnFailure.RefusesTheCase)]   // BAD_PARAM_OUT_OF_BOUND
+    [InlineData(2008, CudnnFailure.RefusesTheCase)]   // BAD_PARAM_SHAPE_MISMATCH
+    [InlineData(3000, CudnnFailure.RefusesTheCase)]   // NOT_SUPPORTED
+    [InlineData(3002, CudnnFailure.RefusesTheCase)]   // NOT_SUPPORTED_SHAPE
+    [InlineData(3010, CudnnFailure.RefusesTheCase)]   // NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT
+    [InlineData(2002, CudnnFailure.Error)]            // BAD_PARAM_NULL_POINTER: our call's mistake
+    [InlineData(2003, CudnnFailure.Error)]            // BAD_PARAM_MISALIGNED_POINTER
+    [InlineData(2006, CudnnFailure.Error)]            // BAD_PARAM_SIZE_INSUFFICIENT (a workspace too small)
+    [InlineData(2007, CudnnFailure.Error)]            // BAD_PARAM_STREAM_MISMATCH
+    [InlineData(2011, CudnnFailure.Error)]            // BAD_PARAM_CUDA_GRAPH_MISMATCH
+    [InlineData(1001, CudnnFailure.Error)]            // NOT_INITIALIZED
+    [InlineData(4000, CudnnFailure.Error)]            // INTERNAL_ERROR
+    [InlineData(4004, CudnnFailure.Error)]            // INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
+    [InlineData(5000, CudnnFailure.Error)]            // EXECUTION_FAILED
+    [InlineData(5001, CudnnFailure.Error)]            // EXECUTION_FAILED_CUDA_DRIVER
+    [InlineData(1002, CudnnFailure.Unusable)]         // SUBLIBRARY_VERSION_MISMATCH
+    [InlineData(1008, CudnnFailure.Unusable)]         // SUBLIBRARY_LOADING_FAILED
+    [InlineData(3005, CudnnFailure.Unusable)]         // NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER
+    [InlineData(3007, CudnnFailure.Unusable)]         // NOT_SUPPORTED_ARCH_MISMATCH
+    [InlineData(3009, CudnnFailure.Unusable)]         // NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE
+    public void ACudnnStatusSaysWhetherTheCaseIsRefusedCudnnIsUnusableOrSomethingFailed(int status, CudnnFailure expected)
     {
-        // A refusal sends the shape to our kernels for the rest of the run; an allocation or a
-        // kernel fault surfacing in cuDNN must stop the run as the failure it is.
-        Assert.Equal(refuses, Cudnn.RefusesTheCase(status));
+        // A refusal sends the shape to our kernels for the rest of the run; an allocation, a kernel
+        // fault or a mistake in our own call surfacing in cuDNN must stop the run as the failure it is.
+        Assert.Equal(expected, Cudnn.Classify(status));
     }
 
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, false)]
-    [InlineData(false, true)]
-    [InlineData(true, true)]
-    public void RowMajorGemmPassesCublasTheLeadingDimensionsItAccepts(bool transposeA, bool transposeB)
+    // cublasSgemm(opB, opA, n, m, k, B, ldb, A, lda, C, ldc) for a row-major C[m,n] = op(A) op(B):
+    // B is n x k column-major (k x n transposed), A is k x m (m x k transposed); each leading
+    // dimension is its rows, at least 1. k = 0 gave 0, which cuBLAS refuses (the host GEMM on emu did not).
+    [InlineData(false, false, 3, 5, 7, 5, 7)]
+    [InlineData(true, false, 3, 5, 7, 5, 3)]
+    [InlineData(false, true, 3, 5, 7, 7, 7)]
+    [InlineData(true, true, 3, 5, 7, 7, 3)]
+    [InlineData(false, false, 4, 6, 0, 6, 1)]
+    [InlineData(false, true, 4, 6, 0, 1, 1)]
+    [InlineData(true, true, 4, 6, 0, 1, 4)]
+    public void RowMajorGemmPassesCublasTheLeadingDimensionsItAccepts(bool transposeA, bool transposeB, int m, int n, int k, int ldb, int lda)
     {
-        // cublasSgemm(opB, opA, n, m, k, B, ldb, A, lda, C, ldc): B is n x k (k x n transposed), A is
-        // k x m (m x k transposed), column-major, each leading dimension its rows and at least 1.
-        // k = 0 gave a leading dimension of 0, which cuBLAS refuses and the host GEMM on emu accepted.
-        foreach (var (m, n, k) in new[] { (3, 5, 7), (1, 1, 1), (4, 6, 0), (1, 1, 0), (8, 2, 9) })
-        {
-            var g = RowMajorGemm.Of(transposeA, transposeB, m, n, k);
-            Assert.Equal(transposeB ? CublasOperation.Transpose : CublasOperation.None, g.OpB);
-            Assert.Equal(transposeA ? CublasOperation.Transpose : CublasOperation.None, g.OpA);
-            Assert.Equal(Math.Max(1, g.OpB == CublasOperation.None ? n : k), g.Ldb);
-            Assert.Equal(Math.Max(1, g.OpA == CublasOperation.None ? k : m), g.Lda);
-            Assert.Equal(n, g.Ldc);
-        }
+        var g = RowMajorGemm.Of(transposeA, transposeB, m, n, k);
+        Assert.Equal(new RowMajorGemm(transposeB ? CublasOperation.Transpose : CublasOperation.None,
+            transposeA ? CublasOperation.Transpose : CublasOperation.None, ldb, lda, n), g);
     }
 
     [Fact]

@@ -16,30 +16,37 @@ public static class FilePaths
     }
 
     /// <summary>
-    /// The absolute path with each existing component's links followed, left to right; the
-    /// components that do not exist (yet) are kept as written. A loop of links is followed
-    /// 40 times, then left as it stands.
+    /// The absolute path with each existing component's links followed, left to right, as the
+    /// operating system walks it: a ".." is the parent of what the path has reached so far (of a
+    /// link's target, not of the link). Components that do not exist (yet) are kept as written;
+    /// a loop of links is followed 40 times, then left as it stands.
     /// </summary>
     public static string Resolved(string path)
     {
         // 40 links in all, as Linux allows one lookup (ELOOP beyond).
         int links = 40;
-        return Resolve(Path.GetFullPath(path), ref links);
+        // Absolute without GetFullPath, which would fold "a/.." away before "a" is followed.
+        return Resolve(Path.IsPathRooted(path) ? path : Path.Combine(Directory.GetCurrentDirectory(), path), ref links);
     }
 
-    private static string Resolve(string full, ref int links)
+    private static string Resolve(string absolute, ref int links)
     {
-        full = Path.TrimEndingDirectorySeparator(full);
-        string root = Path.GetPathRoot(full) ?? "";
+        string root = Path.GetPathRoot(absolute) ?? "";
         string resolved = root;
-        foreach (var part in full[root.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        foreach (var part in absolute[root.Length..].Split([Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar], StringSplitOptions.RemoveEmptyEntries))
         {
+            if (part == ".") continue;
+            if (part == "..")
+            {
+                resolved = Path.GetDirectoryName(resolved) ?? root;
+                continue;
+            }
             string next = Path.Combine(resolved, part);
-            // The target (relative to the link's directory) may pass through links of its own.
-            if (links > 0 && new FileInfo(next) is { LinkTarget: not null } link && link.ResolveLinkTarget(returnFinalTarget: false) is { } target)
+            if (links > 0 && new FileInfo(next).LinkTarget is { } target)
             {
                 links--;
-                next = Resolve(Path.GetFullPath(target.FullName), ref links);
+                // A relative target is relative to the link's directory, which is resolved already.
+                next = Resolve(Path.IsPathRooted(target) ? target : Path.Combine(resolved, target), ref links);
             }
             resolved = next;
         }

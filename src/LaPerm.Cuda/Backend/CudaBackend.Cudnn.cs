@@ -175,21 +175,35 @@ public sealed partial class CudaBackend
             Refuse(planKey, shape, e.Message);
             return false;
         }
-        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal) && Cudnn.RefusesTheCase(e.ErrorCode))
+        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal) && Cudnn.Classify(e.ErrorCode) == CudnnFailure.RefusesTheCase)
         {
             // cuDNN reports a shape it cannot run as a status (NOT_SUPPORTED, BAD_PARAM) when it
             // first plans or runs it, eagerly (never while capturing): our kernels take the shape.
-            // Its other failures (an allocation, a kernel fault surfacing in Find) are errors, not refusals.
+            // Its other failures (an allocation, a kernel fault surfacing in Find, a mistake in our
+            // call) are errors, not refusals.
             Refuse(planKey, shape, e.Message);
             return false;
         }
+        catch (CudaException e) when (firstMeeting && e.ApiName.StartsWith("cudnn", StringComparison.Ordinal) && Cudnn.Classify(e.ErrorCode) == CudnnFailure.Unusable)
+        {
+            // A sub-library, the driver or the GPU that this cuDNN cannot work with: as a library that cannot be loaded.
+            return CudnnOff(e.Message);
+        }
         catch (InvalidOperationException e) when (!_capturing)
         {
-            // The library could not be loaded: our kernels from now on, and the reason is kept
-            // (the run's description shows it; a silent switch would hide a broken binding).
-            _cudnnScope = CudnnScope.None;
-            _cudnnUnavailable = e.Message;
-            return false;
+            // The library could not be loaded.
+            return CudnnOff(e.Message);
         }
+    }
+
+    /// <summary>
+    /// cuDNN cannot run here: our kernels from now on, and the reason is kept (the run's
+    /// description shows it; a silent switch would hide a broken installation).
+    /// </summary>
+    private bool CudnnOff(string reason)
+    {
+        _cudnnScope = CudnnScope.None;
+        _cudnnUnavailable = reason;
+        return false;
     }
 }

@@ -23,9 +23,11 @@ internal sealed class DeviceReconnectPlan : IReconnectPlan
     {
         if (_disposed) return;
         _disposed = true;
-        // As a tensor's: a captured reconnection graph refers to the table, scratch and sorted rows
-        // freed here, whose addresses the next allocation may get (after the backend: it freed them all).
-        if (!Backend.IsDisposed) Backend.BeforeFree();
+        // After the backend, as a tensor's: its device has already released all memory.
+        if (Backend.IsDisposed) return;
+        // A captured reconnection graph refers to the table, scratch and sorted rows freed here,
+        // whose addresses the next allocation may get.
+        Backend.BeforeFree();
         Reconnector.Dispose();
     }
 

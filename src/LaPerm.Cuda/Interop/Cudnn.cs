@@ -28,6 +28,17 @@ public enum CudnnPoolingMode
     MaxDeterministic = 3,
 }
 
+/// <summary>What a failed cuDNN call means for the op that made it (<see cref="Cudnn.Classify"/>).</summary>
+public enum CudnnFailure
+{
+    /// <summary>The case (a shape, a layout) is one cuDNN does not run: our kernels run it.</summary>
+    RefusesTheCase,
+    /// <summary>cuDNN cannot run on this machine at all (a sub-library, the driver, the GPU): our kernels from now on.</summary>
+    Unusable,
+    /// <summary>A failure to report: an allocation, a kernel fault surfacing in cuDNN, a mistake in our call.</summary>
+    Error,
+}
+
 /// <summary>
 /// cuDNN 9 (libcudnn.so.9), legacy convolution, pooling and batch-normalisation API. Every export is probed with TryGetExport
 /// when loading: if one is missing, <see cref="TryLoad"/> returns null with the missing name,
@@ -220,12 +231,23 @@ public sealed unsafe class Cudnn
     }
 
     /// <summary>
-    /// cuDNN 9 groups its statuses by thousands: 2xxx (BAD_PARAM_*) and 3xxx (NOT_SUPPORTED_*)
-    /// say the call asked for something this library does not do (a shape, a layout, an
-    /// algorithm); 4xxx (INTERNAL_ERROR_*, host or device allocation failures among them) and
-    /// 5xxx (EXECUTION_FAILED_*, a kernel or driver failure) say the library or the device failed.
+    /// What a failed cuDNN 9 call's status says. Statuses group by thousands (1xxx library and
+    /// version, 2xxx BAD_PARAM_*, 3xxx NOT_SUPPORTED_*, 4xxx INTERNAL_ERROR_*, 5xxx
+    /// EXECUTION_FAILED_*), but within a group they differ: a NULL or misaligned pointer, a stream
+    /// or graph mismatch, a workspace too small are our binding's mistakes, and must be seen.
     /// </summary>
-    public static bool RefusesTheCase(int status) => status is >= 2000 and < 4000;
+    public static CudnnFailure Classify(int status) => status switch
+    {
+        // BAD_PARAM, OUT_OF_BOUND, SHAPE_MISMATCH; NOT_SUPPORTED, GRAPH_PATTERN, SHAPE, DATA_TYPE,
+        // LAYOUT, SHARED_MEMORY_INSUFFICIENT, PADDING, BAD_LAUNCH_PARAM, CUDA_GRAPH_NATIVE_API:
+        // this call's case is one the library does not run.
+        2000 or 2005 or 2008 or (>= 3000 and <= 3004) or (>= 3010 and <= 3999) => CudnnFailure.RefusesTheCase,
+        // SUBLIBRARY_VERSION_MISMATCH, SUBLIBRARY_LOADING_FAILED; INCOMPATIBLE_CUDA_DRIVER,
+        // INCOMPATIBLE_CUDART, ARCH_MISMATCH, RUNTIME_PREREQUISITE_MISSING, SUBLIBRARY_UNAVAILABLE:
+        // the library cannot run here at all, as when it cannot be loaded.
+        1002 or 1008 or (>= 3005 and <= 3009) => CudnnFailure.Unusable,
+        _ => CudnnFailure.Error,
+    };
 
     private void Check(int status, string api)
     {

@@ -270,7 +270,18 @@ public abstract class StepGraphTests
         Assert.True(third.IsValid);
         plan.Dispose();
         Assert.False(third.IsValid);
-        plan.Dispose();   // once only
+        using var fourth = Capture();
+        plan.Dispose();   // frees nothing the second time: later captures stay valid
+        Assert.True(fourth.IsValid);
+        // A plan outliving its backend frees nothing (the device released everything), as a tensor.
+        using (var other = Open())
+        {
+            var x = Compare.Put(other, Compare.Random(rng, 24), 24);
+            var orphan = other.PrepareReconnect([new ReconnectTarget("x", x, 2, 12)]);
+            other.Dispose();
+            orphan.Dispose();
+            x.Dispose();
+        }
         foreach (var t in a.Concat(b).Concat(c).Append(w)) t.Dispose();
     }
 
