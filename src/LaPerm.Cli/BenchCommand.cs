@@ -68,6 +68,8 @@ internal static class BenchCommand
             foreach (var name in models)
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
+                if (model.TooLargeBatch(batch) is { } tooLarge)
+                    throw new UsageException($"--batch {batch}: {tooLarge}.");
                 if (batch > TrainStepBench.MaxBatch(model))
                     throw new UsageException(string.Create(inv, $"--batch {batch} is more than bench train can hold for {model.Name}: at most {TrainStepBench.MaxBatch(model):N0} (its synthetic data set must fit one array)."));
                 using var backend = Backends.Create(device, threads, Backends.Gpu(a), stdout);

@@ -42,11 +42,13 @@ internal static class EvalCommand
         }
         test.EnsureShape(model.Input.Channels, model.Input.Height, model.Input.Width, model.Name);
         test.EnsureClasses(model.Classes, model.Name);
+        int batch = a.Int("--batch", 1) ?? 128;
+        if (model.TooLargeBatch(Math.Min(batch, test.Count)) is { } tooLarge)
+            throw new UsageException($"--batch {batch}: {tooLarge}; give a smaller --batch.");
         int threads = Backends.Threads(a);
         using var backend = Backends.Create(a.String("--device") ?? "cpu", threads, warnings: stdout);
         using var network = new Network(model, backend);
         Checkpoint.Load(network, weights);
-        int batch = a.Int("--batch", 1) ?? 128;
         using var deviceTest = backend.UploadDataset(test);
         var (loss, accuracy) = Evaluation.Run(network, deviceTest, batch, test.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -132,6 +132,9 @@ internal static class TrainCommand
         var data = DataSource.Load(o.Data, o.LimitTrain, o.LimitTest);
         // Before the run's header line: a data set that does not fit the model is no run at all.
         data.EnsureFits(model.Input.Channels, model.Input.Height, model.Input.Width, model.Classes, model.Name);
+        // The largest pass (training or evaluation) takes --batch examples, or all there are.
+        if (model.TooLargeBatch(Math.Min(o.Batch, Math.Max(data.Train.Count, data.Test.Count))) is { } tooLarge)
+            throw new UsageException($"--batch {o.Batch}: {tooLarge}; give a smaller --batch.");
         // The result-changing GPU flags come from the options (a resumed run's recorded ones); the variant from this command line.
         var gpu = Backends.Gpu(o.GpuMath, o.Cudnn, o.ChannelReduction, Backends.ReconnectVariantFlag(a));
         using var backend = Backends.Create(o.Device, o.Threads, gpu, stdout);

@@ -575,6 +575,25 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void ABatchWhoseActivationsCannotFitATensorIsRefusedBeforeTheRunTouchesItsDirectory()
+    {
+        // It crashed with a stack trace when the first pass was allocated, after --overwrite had deleted the earlier run.
+        string dir = Path.Combine(_dir.FullName, "wide"), model = Path.Combine(_dir.FullName, "wide.json");
+        File.WriteAllText(model, """{"name":"wide","input":[1,28,28],"layers":[{"type":"conv2d","filters":3000,"kernel":3,"padding":"same"},{"type":"globalavgpool"},{"type":"dense","units":10}]}""");
+        var earlier = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet", "--out", dir);
+        Assert.True(earlier.Code == 0, earlier.Err);
+        var refused = Run("train", "--model", model, "--limit-train", "1000", "--limit-test", "32", "--batch", "1000", "--epochs", "1", "--overwrite", "--out", dir);
+        Assert.Equal(CommandLine.UserError, refused.Code);
+        Assert.Contains("--batch 1000: a batch of 1,000 is too large for wide: layer 'conv1' has 2,352,000 values per example, so more than 913 would not fit one tensor", refused.Err, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(dir, "summary.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "final.safetensors")));
+        // Fewer examples than --batch: the pass is as large as the data, which fits.
+        Assert.Null(new LaPerm.Core.Model.ModelDefinition(LaPerm.Core.Model.ModelDefinition.LoadSpec(model)).TooLargeBatch(913));
+        var eval = Run("eval", "--weights", Path.Combine(dir, "final.safetensors"), "--batch", "100000", "--limit-test", "64");
+        Assert.True(eval.Code == 0, eval.Err);
+    }
+
+    [Fact]
     public void TheProgressBarCountsEpochsFromOneOfAll()
     {
         // "epoch 1" beside eval lines' "epoch 0.79" read as two conventions; "1/2" says which epoch of how many.

@@ -102,6 +102,27 @@ public sealed class ModelDefinition
     /// <summary>Values per example that an activation may hold: a batch of them must still be indexable.</summary>
     public const int MaxFeatures = 1 << 28;
 
+    /// <summary>
+    /// The largest batch whose activations each fit one tensor (at most int.MaxValue values), and
+    /// the layer whose output (or the input) sets it. A batch beyond it is a user error to say
+    /// before a run starts, not an allocation that fails after it has.
+    /// </summary>
+    public (int Batch, string Layer, long Features) MaxBatch()
+    {
+        long inputFeatures = (long)Input.Channels * Input.Height * Input.Width;
+        var (layer, features) = Layers.Select(l => (l.Name, Features: (long)l.Output.Channels * l.Output.Height * l.Output.Width))
+            .Prepend(("input", inputFeatures)).MaxBy(x => x.Item2);
+        return ((int)(int.MaxValue / features), layer, features);
+    }
+
+    /// <summary>Why a pass of <paramref name="batch"/> examples is beyond <see cref="MaxBatch"/>, naming the layer; null when it is not.</summary>
+    public string? TooLargeBatch(int batch)
+    {
+        var (max, layer, features) = MaxBatch();
+        return batch <= max ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"a batch of {batch:N0} is too large for {Name}: {(layer == "input" ? "its input" : $"layer '{layer}'")} has {features:N0} values per example, so more than {max:N0} would not fit one tensor ({int.MaxValue:N0} values)");
+    }
+
     private static Layer Create(LayerSpec spec, string name, FeatureShape shape, bool isInput, int ordinal,
         Dictionary<string, int> counters, HashSet<string> names, ref bool inputLayerPending) =>
             spec switch
