@@ -55,43 +55,63 @@ public static class SafeTensors
             foreach (var t in tensors)
             {
                 if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors writing needs a little-endian machine");
-                stream.Write(MemoryMarshal.AsBytes(t.Values.AsSpan()));
+                // In slices: a span of more than 2^29 floats has more bytes than a span can count.
+                for (int i = 0; i < t.Values.Length; i += SliceFloats)
+                    stream.Write(MemoryMarshal.AsBytes(t.Values.AsSpan(i, Math.Min(SliceFloats, t.Values.Length - i))));
             }
         });
     }
 
+    /// <summary>Floats per read or write: their bytes must fit a span's int length.</summary>
+    private const int SliceFloats = 1 << 28;
+
+    /// <summary>The largest header the format allows (as the reference implementation has it).</summary>
+    private const long MaxHeaderBytes = 100_000_000;
+
     /// <summary>Reads every F32 tensor and the metadata; throws <see cref="WeightsFormatException"/> on a malformed file.</summary>
     public static (IReadOnlyList<NamedArray> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
     {
-        byte[] file;
         try
         {
-            file = File.ReadAllBytes(path);
+            // Read as a stream, tensor by tensor: a file of more than 2 GB is no byte array.
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+            return Read(path, file);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new WeightsFormatException($"weights file '{path}' cannot be read: {e.Message}");
         }
-        catch (UnauthorizedAccessException e)
+        catch (NotSupportedException)
         {
-            throw new WeightsFormatException($"weights file '{path}' cannot be read: {e.Message}");
+            throw new WeightsFormatException($"weights file '{path}' is not a regular file (it has no length); a safetensors file is");
         }
-        if (file.Length < 8) throw new WeightsFormatException($"weights file '{path}' is {file.Length} bytes; a safetensors file starts with an 8-byte header length");
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(file);
+    }
+
+    private static (IReadOnlyList<NamedArray> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path, FileStream file)
+    {
+        long fileLength = file.Length;
+        if (fileLength < 8) throw new WeightsFormatException($"weights file '{path}' is {fileLength} bytes; a safetensors file starts with an 8-byte header length");
+        Span<byte> lengthBytes = stackalloc byte[8];
+        file.ReadExactly(lengthBytes);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
         // A length past the end: a truncated safetensors file when a JSON object follows, else another kind of file.
-        if (headerLength > (ulong)(file.Length - 8) && (file.Length == 8 || file[8] != (byte)'{'))
+        if (headerLength > (ulong)(fileLength - 8) && (fileLength == 8 || file.ReadByte() != '{'))
             throw new WeightsFormatException($"weights file '{path}' is not a safetensors file (expected an 8-byte header length, then a JSON header starting with '{{')");
-        if (headerLength > (ulong)(file.Length - 8)) throw new WeightsFormatException($"weights file '{path}' declares a {headerLength}-byte header but holds only {file.Length - 8} bytes after the length");
-        int dataStart = 8 + (int)headerLength;
+        if (headerLength > (ulong)(fileLength - 8)) throw new WeightsFormatException($"weights file '{path}' declares a {headerLength}-byte header but holds only {fileLength - 8} bytes after the length");
+        if (headerLength > MaxHeaderBytes)
+            throw new WeightsFormatException($"weights file '{path}' declares a {headerLength}-byte header; a safetensors header is at most {MaxHeaderBytes} bytes");
+        var headerBytes = new byte[headerLength];
+        file.ReadExactly(headerBytes);
+        long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
         // JSON readers check UTF-8 only when a string is decoded (a name or value, later, as
         // another exception): check the whole header first and say where it breaks.
-        if (Utf8Text.InvalidAt(file.AsSpan(8, (int)headerLength)) is int invalid)
+        if (Utf8Text.InvalidAt(headerBytes) is int invalid)
             throw new WeightsFormatException($"weights file '{path}' has a header that is not valid UTF-8 (byte {8 + invalid} of the file); safetensors headers are UTF-8 JSON");
         JsonObject header;
         try
         {
             // A name given twice is an error (which tensor would it be?), found while parsing.
-            header = JsonNode.Parse(file.AsSpan(8, (int)headerLength), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+            header = JsonNode.Parse(headerBytes, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
                 ?? throw new WeightsFormatException($"weights file '{path}' has a header that is not a JSON object");
         }
         catch (JsonException e)
@@ -122,10 +142,12 @@ public static class SafeTensors
                 long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
                 long count = shape.Aggregate(1L, (a, d) => checked(a * d));
                 // end is compared with what follows the header (dataStart + end could wrap round).
-                if (count > Array.MaxLength || begin < 0 || end < begin || end - begin != count * 4 || end > file.Length - dataStart)
+                if (count > Array.MaxLength || begin < 0 || end < begin || end - begin != count * 4 || end > dataLength)
                     throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({string.Join(", ", shape)}) or the file");
                 var values = new float[count];
-                MemoryMarshal.Cast<byte, float>(file.AsSpan(dataStart + (int)begin, (int)(end - begin))).CopyTo(values);
+                file.Position = dataStart + begin;
+                for (long i = 0; i < count; i += SliceFloats)
+                    file.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan((int)i, (int)Math.Min(SliceFloats, count - i))));
                 tensors.Add(new NamedArray(name, shape, values));
                 extents.Add((begin, end, name));
             }
@@ -134,7 +156,7 @@ public static class SafeTensors
                 throw new WeightsFormatException($"weights file '{path}': the header entry for '{name}' must have dtype, shape (non-negative) and two data_offsets");
             }
         }
-        RequireTiledData(path, extents, file.Length - dataStart);
+        RequireTiledData(path, extents, dataLength);
         return (tensors, metadata);
     }
 
