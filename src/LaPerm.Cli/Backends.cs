@@ -157,7 +157,7 @@ internal static class Backends
         if (Directory.Exists(name)) throw new UsageException($"model file '{name}' is a directory; expected a JSON model file.");
         if (File.Exists(name)) return ModelDefinition.LoadSpec(name);
         if (pathLike) throw new UsageException($"model file '{name}' does not exist.");
-        throw new UsageException($"unknown model '{name}'{LaPerm.Core.IO.NameSuggestion.DidYouMean(name, BuiltInModels.Names)}; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2, n >= 1: 8, 14, 20, ...) or a JSON model file.");
+        throw new UsageException($"unknown model '{name}'{LaPerm.Core.IO.NameSuggestion.DidYouMean(name, BuiltInModels.Names)}; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2, 1 <= n <= 1000: 8, 14, 20, ..., {BuiltInModels.MaxResNetDepth}) or a JSON model file.");
     }
 }
 

@@ -509,6 +509,9 @@ public sealed class CliTests : IDisposable
     [InlineData("unknown preset 'f1' (did you mean f1-mnist?); expected one of", "train", "--preset", "f1")]
     [InlineData("unknown model 'lenet' (did you mean lenet300?); expected one of", "train", "--model", "lenet")]
     [InlineData("'--bogus' is not an option of 'laperm train' (see", "train", "--bogus")]
+    // A resnetD of millions of layers was built until memory ran out.
+    [InlineData("unknown model 'resnet2000000000'", "models", "resnet2000000000")]
+    [InlineData("resnetD (D = 6n+2, 1 <= n <= 1000: 8, 14, 20, ..., 6002)", "train", "--model", "resnet6008")]
     public void AMistypedNameIsAnsweredWithTheOneItMostLikelyMeant(string expected, params string[] args)
     {
         var (code, _, stderr) = Run(args);

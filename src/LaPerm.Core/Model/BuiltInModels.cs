@@ -10,7 +10,13 @@ public static class BuiltInModels
     public static IReadOnlyList<string> Names { get; } =
         ["f1", "f2", "lenet300", "conv7", "conv2", "conv4", "conv13", "resnet20", "resnet50c"];
 
-    /// <summary>A built-in name, "resnetD" for any D = 6n+2, or null when unknown.</summary>
+    /// <summary>
+    /// The deepest resnetD: n = 1000, beyond He et al.'s deepest CIFAR ResNet (1202). A depth of
+    /// millions was built layer by layer until memory ran out.
+    /// </summary>
+    public const int MaxResNetDepth = 6 * 1000 + 2;
+
+    /// <summary>A built-in name, "resnetD" for any D = 6n+2 up to <see cref="MaxResNetDepth"/>, or null when unknown.</summary>
     public static ModelSpec? TryGet(string name) => name switch
     {
         "f1" => F1(),
@@ -22,7 +28,7 @@ public static class BuiltInModels
         "conv13" => Conv13(),
         "resnet50c" => ResNet(8) with { Name = "resnet50c" },
         _ when name.StartsWith("resnet", StringComparison.Ordinal) && int.TryParse(name.AsSpan(6), out int depth)
-               && depth >= 8 && (depth - 2) % 6 == 0 => ResNet((depth - 2) / 6),
+               && depth >= 8 && depth <= MaxResNetDepth && (depth - 2) % 6 == 0 => ResNet((depth - 2) / 6),
         _ => null,
     };
 
