@@ -438,7 +438,7 @@ public sealed class RunSession : IDisposable
         _reconnector = reconnector;
         _lossAndCorrect = lossAndCorrect;
         _metrics = metrics;
-        Guard = new NonFiniteGuard(network, lossAndCorrect, _options.Checkpoints.OnNonFinite, metrics, LastCheckpointSentence);
+        Guard = new NonFiniteGuard(network, lossAndCorrect, _options.Checkpoints.OnNonFinite, metrics, NonFiniteSentence);
         if (_resume is not { } r) return null;
         var backend = network.Backend;
         foreach (var (name, _, tensor) in network.CheckpointTensors())
@@ -482,7 +482,7 @@ public sealed class RunSession : IDisposable
             long bad = NonFiniteGuard.CountNonFinite(w.Values);
             if (bad > 0)
                 throw new NonFiniteException(string.Create(CultureInfo.InvariantCulture,
-                    $"weight tensor '{w.Name}' holds {bad} non-finite values at step {state.Step}; no checkpoint written. {LastCheckpointSentence()}"));
+                    $"weight tensor '{w.Name}' holds {bad} non-finite values at step {state.Step}; no checkpoint written. {NonFiniteSentence()}"));
         }
         var sums = new float[2];
         backend.Download(_lossAndCorrect!, sums);
@@ -529,7 +529,7 @@ public sealed class RunSession : IDisposable
             (ConfigFile, path => AtomicFile.WriteAllText(path, _configJson)),
         };
         if (Traffic is not null) files.Add((TrafficFile, path => SafeTensors.Write(path, Traffic.Export())));
-        string previous = LastCheckpointSentence();
+        string previous = StorageFailureSentence();
         try
         {
             _lastCheckpoint = _store.Write(state.Step, files, Options.Keep);
@@ -541,7 +541,7 @@ public sealed class RunSession : IDisposable
             if (Directory.Exists(committed) && CheckpointStore.Verify(committed, files.Select(f => f.Item1)) is null)
             {
                 _lastCheckpoint = committed;
-                previous = LastCheckpointSentence();
+                previous = StorageFailureSentence();
             }
             throw new RunStorageException($"cannot write checkpoint {CheckpointStore.NameOf(state.Step)} in '{_store.Directory}' ({e.Message}). {previous}", e);
         }
@@ -555,10 +555,18 @@ public sealed class RunSession : IDisposable
     /// Said when non-finite values stop the run. Resumed as it is, a run meets the same values
     /// again (it is deterministic), so the sentence names the resume that leaves such steps out.
     /// </summary>
-    private string LastCheckpointSentence() => _lastCheckpoint is null
+    private string NonFiniteSentence() => _lastCheckpoint is null
         ? "No checkpoint was written yet."
         : $"The last good checkpoint '{_lastCheckpoint}' is intact; resumed as it is, the run meets the same step again: " +
           $"laperm train --resume {Shell.Quote(_options.Out!)} --on-nan skip-step continues from it leaving such steps out.";
+
+    /// <summary>
+    /// Said when a checkpoint cannot be written: nothing about the run is wrong, so once the
+    /// directory can be written again (space freed, permissions mended) a plain resume continues.
+    /// </summary>
+    private string StorageFailureSentence() => _lastCheckpoint is null
+        ? $"No checkpoint was written yet; once '{_options.Out}' can be written (free space, permissions), laperm train --resume {Shell.Quote(_options.Out!)} runs it again from step 0."
+        : $"The last good checkpoint '{_lastCheckpoint}' is intact; once '{_options.Out}' can be written (free space, permissions), laperm train --resume {Shell.Quote(_options.Out!)} continues from it.";
 
     private Dictionary<string, string> Metadata(long step) => Checkpoint.Metadata(_model, _options, step);
 

@@ -340,6 +340,9 @@ public sealed class FailureTests
         })));
         Assert.Contains("cannot write checkpoint step-00000012", e.Message, StringComparison.Ordinal);
         Assert.Contains("step-00000008' is intact", e.Message, StringComparison.Ordinal);
+        // A full disk is not a NaN: the advice is the plain resume, not --on-nan skip-step.
+        Assert.Contains($"can be written (free space, permissions), laperm train --resume {Shell.Quote(dir)} continues from it.", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("--on-nan", e.Message, StringComparison.Ordinal);
         Assert.Equal(8L, store.Checkpoints()[0].Step);
         Assert.Null(CheckpointStore.Verify(store.Checkpoints()[0].Path, [RunSession.WeightsFile]));
         Assert.Equal("step-00000008", File.ReadAllText(store.LatestPointer).Trim());
