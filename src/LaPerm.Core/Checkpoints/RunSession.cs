@@ -636,8 +636,8 @@ public sealed class RunSession : IDisposable
         if (traced && _options.Reconnect) required.Add(TrafficFile);
         if (CheckpointStore.Verify(path, required) is { } problem) throw new ResumeException(problem);
         string configPath = Path.Combine(path, ConfigFile);
-        string? mismatch = ConfigMismatch(File.ReadAllText(configPath), _configJson);
-        if (mismatch is not null) throw new ConfiguredDifferently($"was written by a run configured differently ({mismatch} in '{configPath}')");
+        string? mismatch = ConfigMismatch(File.ReadAllText(configPath), _configJson, $"'{configPath}'");
+        if (mismatch is not null) throw new ConfiguredDifferently($"was written by a run configured differently ({mismatch})");
         var state = RunState.FromJson(File.ReadAllText(Path.Combine(path, StateFile)), Path.Combine(path, StateFile));
 
         var weights = ReadExpecting(Path.Combine(path, WeightsFile), _model.Parameters.Select(p => (p.Name, p.Shape)).Concat(_model.State.Select(s => (s.Name, new Shape(s.Length)))));
@@ -692,7 +692,8 @@ public sealed class RunSession : IDisposable
     // Fields added after the first format of config.json, with the value an older one meant by leaving them out.
     private static readonly Dictionary<string, bool> LaterFlags = new() { ["stop_at_target"] = false };
 
-    private static string? ConfigMismatch(string stored, string current)
+    /// <summary>The first field where the checkpoint's configuration (<paramref name="stored"/>, in <paramref name="where"/>) and this run's differ, in words; null when none does.</summary>
+    private static string? ConfigMismatch(string stored, string current, string where)
     {
         JsonObject a, b;
         try
@@ -702,13 +703,14 @@ public sealed class RunSession : IDisposable
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException)
         {
-            return "config.json is not a JSON object";
+            return $"{where} is not a JSON object";
         }
         foreach (var (key, value) in b)
         {
             if (FlagsOfOneCommand.Contains(key)) continue;
             if (!a.ContainsKey(key) && LaterFlags.TryGetValue(key, out bool absent) && value?.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False && value.GetValue<bool>() == absent) continue;
-            if (!JsonNode.DeepEquals(a[key], value)) return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"}, this run has {value?.ToJsonString() ?? "null"}";
+            if (!JsonNode.DeepEquals(a[key], value))
+                return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"} in {where}, {value?.ToJsonString() ?? "null"} in this run's configuration";
         }
         return null;
     }
