@@ -113,7 +113,10 @@ internal static partial class ModelFileCheck
             string? type = layer["type"] is JsonValue t && t.TryGetValue(out string? s) ? s : null;
             if (type is null)
                 throw new ModelSpecException(layer.FirstOrDefault(p => string.Equals(p.Key, "type", StringComparison.OrdinalIgnoreCase)).Key is { } spelled
-                    ? $"{source}: {at} spells \"type\" as \"{spelled}\"; the layer type's property is \"type\", in lower case"
+                    ? spelled == "type"
+                        // There, but null, a number, a list: not a name of a layer type.
+                        ? $"{source}: {at}'s \"type\" is {layer["type"]?.ToJsonString() ?? "null"}; expected a string, one of {string.Join(", ", LayerTypes.Keys)}"
+                        : $"{source}: {at} spells \"type\" as \"{spelled}\"; the layer type's property is \"type\", in lower case"
                     : $"{source}: {at} has no \"type\"; expected one of {string.Join(", ", LayerTypes.Keys)}");
             if (!LayerTypes.TryGetValue(type, out Type? spec))
                 throw new ModelSpecException(LayerTypes.Keys.FirstOrDefault(k => string.Equals(k, type, StringComparison.OrdinalIgnoreCase)) is { } lower

@@ -99,6 +99,9 @@ public sealed class ModelDefinitionTests
     [InlineData("""{"name":"x","Name":"y","input":[1,28,28],"layers":[{"type":"dense","units":10}]}""", "gives \"name\" twice")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"Dense","units":10}]}""", "layer 1 has the type 'Dense'; layer types are lower case: 'dense'")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"Type":"dense","units":10}]}""", "layer 1 spells \"type\" as \"Type\"")]
+    // A "type" that is there but not a string was "spelled as \"type\"".
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":null,"units":10}]}""", "layer 1's \"type\" is null; expected a string, one of dense,")]
+    [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":3}]}""", "layer 1's \"type\" is 3; expected a string, one of dense,")]
     [InlineData("""{"name":"x","input":[1,28,28],"layers":[{"type":"dense","units":1e20}]}""", "layer 1, \"units\" (line 1): expected a whole number (at most 2147483647)")]
     [InlineData("{\"name\":\"x\",\n\"input\":[1,28,28] \"layers\":[]}", "is not valid JSON (line 2, column 19)")]
     [InlineData("""{"name":"../up","input":[1,28,28],"layers":[{"type":"dense","units":10}]}""", "model name '../up'")]
