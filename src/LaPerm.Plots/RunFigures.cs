@@ -29,7 +29,7 @@ public sealed partial class RunMetrics
     public static RunMetrics Load(string runDirectory)
     {
         string path = System.IO.Path.Combine(runDirectory, "metrics.jsonl");
-        if (!File.Exists(path)) throw new MetricsFormatException($"'{path}' does not exist; is '{runDirectory}' a laperm run directory (laperm train --out DIR)?");
+        if (!File.Exists(path)) throw new MetricsFormatException($"'{path}' {LaPerm.Core.IO.FilePaths.Missing(path)}; is '{runDirectory}' a laperm run directory (laperm train --out DIR)?");
         var text = File.ReadAllLines(path);
         var lines = new List<JsonObject>();
         bool torn = false;

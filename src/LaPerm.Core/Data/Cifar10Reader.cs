@@ -1,3 +1,5 @@
+using LaPerm.Core.IO;
+
 namespace LaPerm.Core.Data;
 
 /// <summary>
@@ -33,7 +35,7 @@ public static class Cifar10Reader
         for (int f = 0; f < paths.Count; f++)
         {
             if (!File.Exists(paths[f]))
-                throw new DataFormatException($"{paths[f]} does not exist; expected a CIFAR-10 binary batch file there.");
+                throw new DataFormatException($"{paths[f]} {FilePaths.Missing(paths[f])}; expected a CIFAR-10 binary batch file there.");
             lengths[f] = new FileInfo(paths[f]).Length;
             if (lengths[f] == 0 || lengths[f] % RecordBytes != 0)
                 throw new DataFormatException($"{paths[f]} is truncated or not a CIFAR-10 binary batch: expected a non-zero multiple of {RecordBytes} bytes (1 label byte + {PixelBytes} pixel bytes per record), found {lengths[f]}.");

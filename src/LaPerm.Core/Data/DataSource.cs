@@ -121,7 +121,7 @@ public static class DataSource
         if (!Cifar10Reader.IsCifar10Directory(directory) && Cifar10Reader.IsCifar10Directory(nested))
             directory = nested;
         if (!Directory.Exists(directory))
-            throw new DataFormatException($"{directory} does not exist; expected a directory holding the CIFAR-10 binaries data_batch_1..5.bin and test_batch.bin.");
+            throw new DataFormatException($"{directory} {FilePaths.Missing(directory, directory: true)}; expected a directory holding the CIFAR-10 binaries data_batch_1..5.bin and test_batch.bin.");
         return (withTrain ? Cifar10Reader.ReadTrain(directory, name) : null, Cifar10Reader.ReadTest(directory, name));
     }
 
@@ -206,7 +206,7 @@ public static class DataSource
         if (string.IsNullOrWhiteSpace(directory))
             throw new DataFormatException($"a data set NAME:DIR needs a directory after the colon, holding {what}.");
         if (!Directory.Exists(directory))
-            throw new DataFormatException($"{directory} does not exist; expected a directory holding {what}.");
+            throw new DataFormatException($"{directory} {FilePaths.Missing(directory, directory: true)}; expected a directory holding {what}.");
     }
 
     private static string FindIdxFile(string directory, string baseName) =>

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using LaPerm.Core.IO;
 
 namespace LaPerm.Core.Data;
 
@@ -69,7 +70,7 @@ public static class IdxReader
     internal static FileStream OpenFile(string path, string what)
     {
         if (!File.Exists(path))
-            throw new DataFormatException($"{path} does not exist; expected {what} there.");
+            throw new DataFormatException($"{path} {FilePaths.Missing(path)}; expected {what} there.");
         try
         {
             return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);

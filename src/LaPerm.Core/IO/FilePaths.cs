@@ -16,6 +16,14 @@ public static class FilePaths
     }
 
     /// <summary>
+    /// Why <paramref name="path"/> is not the file (or, with <paramref name="directory"/>, the
+    /// directory) expected: "does not exist", or what is there instead.
+    /// </summary>
+    public static string Missing(string path, bool directory = false) =>
+        directory ? (File.Exists(path) ? "is a file, not a directory" : "does not exist")
+                  : (Directory.Exists(path) ? "is a directory, not a file" : "does not exist");
+
+    /// <summary>
     /// The absolute path with each existing component's links followed, left to right, as the
     /// operating system walks it: a ".." is the parent of what the path has reached so far (of a
     /// link's target, not of the link). Components that do not exist (yet) are kept as written;

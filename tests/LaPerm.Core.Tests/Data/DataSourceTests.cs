@@ -192,6 +192,21 @@ public sealed class DataSourceTests
     }
 
     [Fact]
+    public void APathOfTheWrongKindIsNamedAsWhatItIsNotAsMissing()
+    {
+        // A directory where a batch file goes, a file where the data directory goes: both "did not exist".
+        var rng = new Random(29);
+        using var dir = new TempDirectory();
+        dir.Write("data_batch_1.bin", DataFiles.CifarRecords([1], DataFiles.RandomBytes(rng, 3072)));
+        Directory.CreateDirectory(Path.Combine(dir.Path, "data_batch_2.bin"));
+        var e = Assert.Throws<DataFormatException>(() => DataSource.Load("cifar10:" + dir.Path));
+        Assert.Contains($"{Path.Combine(dir.Path, "data_batch_2.bin")} is a directory, not a file; expected a CIFAR-10 binary batch file there", e.Message);
+        string file = dir.Write("afile", [1, 2, 3]);
+        e = Assert.Throws<DataFormatException>(() => DataSource.Load("cifar10:" + file));
+        Assert.Contains($"{file} is a file, not a directory; expected a directory holding", e.Message);
+    }
+
+    [Fact]
     public void ARunRecordsItsDataDirectoryAsAnAbsolutePath()
     {
         // A relative DIR was recorded as typed, and --resume from another working directory read other files.
