@@ -138,6 +138,16 @@ internal static class Backends
         foreach (string reason in cuda.CudnnRefusals) stdout.WriteLine($"    {reason}");
     }
 
+    /// <summary>
+    /// The model of a weights file: --model when given, else the one its metadata records (the
+    /// whole description, or a built-in's name), else a usage error asking for --model.
+    /// </summary>
+    public static ModelSpec ModelOfWeights(Arguments a, string weights, IReadOnlyDictionary<string, string> metadata) =>
+        a.String("--model") is { } m ? ResolveModel(m)
+        : metadata.GetValueOrDefault("model_spec") is { } json ? ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'")
+        : metadata.GetValueOrDefault("model") is { } name && BuiltInModels.TryGet(name) is { } builtIn ? builtIn
+        : throw new UsageException($"weights file '{weights}' records no model; pass --model.");
+
     /// <summary>A file the command reads: a usage error naming it when it is missing or a directory.</summary>
     public static string RequireFile(string path, string what) =>
         File.Exists(path) ? path

@@ -23,12 +23,7 @@ internal static class EvalCommand
         string weights = a.String("--weights") ?? throw new UsageException("'laperm eval' needs --weights FILE.");
         Backends.RequireFile(weights, "weights file");
         var metadata = Checkpoint.StoredMetadata(weights);
-        ModelSpec spec;
-        if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
-        else if (metadata.GetValueOrDefault("model_spec") is { } json)
-            spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
-        else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
-        var model = new ModelDefinition(spec);
+        var model = new ModelDefinition(Backends.ModelOfWeights(a, weights, metadata));
         // The data the weights were trained on: a Fashion-MNIST model evaluated on MNIST fits its shapes and means nothing.
         string? recorded = a.String("--data") is null ? metadata.GetValueOrDefault(Checkpoint.DataKey) : null;
         Dataset test;

@@ -26,12 +26,7 @@ internal static class ProfileWeightsCommand
         var a = new Arguments(args, new HashSet<string> { "--weights", "--model", "--initial", "--out" }, new HashSet<string>(), "profile-weights");
         string weights = a.String("--weights") ?? throw new UsageException("'laperm profile-weights' needs --weights FILE.");
         Backends.RequireFile(weights, "weights file");
-        ModelSpec spec;
-        if (a.String("--model") is { } m) spec = Backends.ResolveModel(m);
-        else if (LaPerm.Core.Training.Checkpoint.StoredModelSpec(weights) is { } json)
-            spec = ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'");
-        else throw new UsageException($"weights file '{weights}' records no model; pass --model.");
-        var model = new ModelDefinition(spec);
+        var model = new ModelDefinition(Backends.ModelOfWeights(a, weights, LaPerm.Core.Training.Checkpoint.StoredMetadata(weights)));
         var checkpoint = CheckpointStore.Containing(weights);
         string? initial = a.String("--initial");
         if (initial is null)

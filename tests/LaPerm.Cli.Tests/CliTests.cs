@@ -597,6 +597,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void WeightsThatNameABuiltInModelOnlyAreEvaluatedWithIt()
+    {
+        // Metadata with "model": "f1" and no model_spec (written by another tool, or edited) was "records no model".
+        string dir = Path.Combine(_dir.FullName, "named");
+        var run = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--quiet", "--out", dir);
+        Assert.True(run.Code == 0, run.Err);
+        string weights = Path.Combine(dir, "final.safetensors"), named = Path.Combine(dir, "named.safetensors");
+        var (tensors, _) = SafeTensors.Read(weights);
+        SafeTensors.Write(named, tensors, new Dictionary<string, string> { ["model"] = "f1" });
+        var full = Run("eval", "--weights", weights, "--limit-test", "64");
+        var byName = Run("eval", "--weights", named, "--limit-test", "64");
+        Assert.True(byName.Code == 0, byName.Err);
+        Assert.Equal(full.Out, byName.Out);
+        SafeTensors.Write(named, tensors, new Dictionary<string, string> { ["model"] = "no-such-model" });
+        var unknown = Run("eval", "--weights", named, "--limit-test", "64");
+        Assert.Equal(CommandLine.UserError, unknown.Code);
+        Assert.Contains("records no model; pass --model.", unknown.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheProgressBarCountsEpochsFromOneOfAll()
     {
         // "epoch 1" beside eval lines' "epoch 0.79" read as two conventions; "1/2" says which epoch of how many.

@@ -56,9 +56,6 @@ public static class Checkpoint
     /// <summary>The metadata key of the data set (absent from files written before it was recorded).</summary>
     public const string DataKey = "data";
 
-    /// <summary>The model description stored in a checkpoint's metadata, if any.</summary>
-    public static string? StoredModelSpec(string path) => StoredMetadata(path).GetValueOrDefault("model_spec");
-
     /// <summary>A weights file's metadata (see <see cref="Metadata"/>); empty when it has none.</summary>
     public static IReadOnlyDictionary<string, string> StoredMetadata(string path) => SafeTensors.Read(path).Metadata;
 }
