@@ -74,7 +74,10 @@ internal sealed class Arguments
         if (s is null) return null;
         if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
         {
-            string range = (min > int.MinValue, max < int.MaxValue) switch
+            // An integer beyond int's range (99999999999) is told the upper end it passed, int's own included.
+            bool beyondInt = !int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _)
+                             && System.Numerics.BigInteger.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _);
+            string range = (min > int.MinValue, max < int.MaxValue || beyondInt) switch
             {
                 (true, true) => $" from {min} to {max}",
                 (true, false) => $" of at least {min}",

@@ -237,6 +237,8 @@ public sealed partial class KillAndResumeTests : IDisposable
     [InlineData("--on-nan", "maybe", "--on-nan expects stop or skip-step")]
     [InlineData("--trace-reconnection", "yes", "--trace-reconnection expects on or off")]
     [InlineData("--keep-checkpoints", "0", "--keep-checkpoints expects an integer of at least 1")]
+    // Beyond int: the range names its upper end too (it said "of at least 1" of 99999999999).
+    [InlineData("--batch", "99999999999", "--batch expects an integer from 1 to 2147483647, got '99999999999'")]
     public void BadRunFlagsAreOneSentence(string flag, string value, string expected)
     {
         var stderr = new StringWriter();
