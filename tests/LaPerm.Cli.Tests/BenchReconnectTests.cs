@@ -41,6 +41,25 @@ public sealed class BenchReconnectTests
     }
 
     [Fact]
+    public void AJsonPathThatCannotBeWrittenFailsBeforeAnythingIsMeasured()
+    {
+        // It failed after the first line had been verified and timed.
+        string file = Path.Combine(Path.GetTempPath(), $"laperm-bench-{Guid.NewGuid():N}");
+        File.WriteAllText(file, "a file, not a directory");
+        try
+        {
+            var (stdout, stderr) = (new StringWriter(), new StringWriter());
+            Assert.Equal(CommandLine.StorageFailed, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "8", "--shapes", "2:17", "--json", Path.Combine(file, "out.json")], stdout, stderr));
+            Assert.DoesNotContain("mismatches", stdout.ToString(), StringComparison.Ordinal);
+            Assert.Contains("laperm: I/O error:", stderr.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void TheJsonUsesTheSnakeCaseKeysOfEveryOtherLapermFile()
     {
         string path = Path.Combine(Path.GetTempPath(), $"laperm-bench-{Guid.NewGuid():N}.json");

@@ -38,6 +38,8 @@ public sealed class ReconnectBench
         Action<IReadOnlyList<ReconnectBenchResult>>? progress = options.JsonPath is { Length: > 0 } path
             ? measured => WriteJson(path, measured)
             : null;
+        // Written once before anything is measured: a path that cannot be written fails now, not after the first line.
+        progress?.Invoke([]);
         IReadOnlyList<ReconnectBenchResult> results = new ReconnectBench().Measure(options, output, progress);
         if (progress is not null) output.WriteLine($"wrote {options.JsonPath}");
         return results.All(r => r.Mismatches == 0) ? 0 : 1;
