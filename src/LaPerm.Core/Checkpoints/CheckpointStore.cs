@@ -142,7 +142,7 @@ public sealed class CheckpointStore(string runDirectory)
         }
         catch (Exception e) when (e is IOException or JsonException or InvalidOperationException or UnauthorizedAccessException)
         {
-            return $"its manifest '{manifestPath}' is missing or unreadable ({e.Message})";
+            return $"its manifest '{manifestPath}' is missing or unreadable ({(e is JsonException json ? JsonText.Describe(json) : e.Message)})";
         }
         foreach (var file in required)
             if (!files.ContainsKey(file)) return $"its manifest does not list '{file}'";

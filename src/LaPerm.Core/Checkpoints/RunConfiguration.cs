@@ -78,7 +78,7 @@ public static class RunConfiguration
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            throw new ResumeException($"run configuration '{path}' is not a JSON object ({e.Message})");
+            throw new ResumeException($"run configuration '{path}' is not a JSON object ({(e is JsonException parse ? JsonText.Describe(parse) : e.Message)})");
         }
         T Get<T>(string field)
         {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LaPerm.Core.IO;
 using LaPerm.Core.Training;
 
 namespace LaPerm.Core.Checkpoints;
@@ -77,7 +78,7 @@ public sealed record RunState
         }
         catch (JsonException e)
         {
-            throw new ResumeException($"run state '{path}' is not valid ({e.Message})");
+            throw new ResumeException($"run state '{path}' is not valid ({JsonText.Describe(e)})");
         }
         if (state is null || state.Version != 1 || state.Step < 0 || state.Epoch < 0 || state.BatchInEpoch < 0 || state.StepsPerEpoch <= 0
             || state.BatchInEpoch >= state.StepsPerEpoch || state.MetricsBytes < 0)

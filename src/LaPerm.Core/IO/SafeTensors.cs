@@ -116,7 +116,7 @@ public static class SafeTensors
         }
         catch (JsonException e)
         {
-            throw new WeightsFormatException($"weights file '{path}' has a header that is not JSON ({e.Message})");
+            throw new WeightsFormatException($"weights file '{path}' has a header that is not JSON ({JsonText.Describe(e)})");
         }
         var metadata = new Dictionary<string, string>();
         var tensors = new List<NamedArray>();

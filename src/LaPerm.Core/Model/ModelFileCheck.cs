@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using LaPerm.Core.IO;
 
 namespace LaPerm.Core.Model;
 
@@ -199,14 +200,9 @@ internal static partial class ModelFileCheck
     private static JsonNode? Get(JsonObject o, string key) =>
         o.FirstOrDefault(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)).Value;
 
-    private static string Where(JsonException e, bool column = true) =>
-        e.LineNumber is long line ? $" (line {line + 1}{(column && e.BytePositionInLine is long at ? $", column {at + 1}" : "")})" : "";
+    private static string Where(JsonException e, bool column = true) => JsonText.Where(e, column);
 
-    /// <summary>The serialiser's message without its own zero-based position and path suffix.</summary>
-    private static string Plain(string message) => PositionSuffix().Replace(message, "").Trim().TrimEnd('.');
-
-    [GeneratedRegex(@"\s*(Path:.*|LineNumber:.*)$", RegexOptions.Singleline)]
-    private static partial Regex PositionSuffix();
+    private static string Plain(string message) => JsonText.Plain(message);
 
     [GeneratedRegex(@"\.([A-Za-z0-9_]+)$")]
     private static partial Regex LastName();
