@@ -167,8 +167,11 @@ internal static class BenchCommand
     {
         var sets = new List<string>();
         var custom = new List<string>();
-        foreach (var item in spec.Split([',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var item in spec.Split([',', ';'], StringSplitOptions.TrimEntries))
         {
+            // As --k and --keep: an empty item (10:10,,10:10) is a typo, not nothing.
+            if (item.Length == 0 && spec.Trim().Length > 0)
+                throw new UsageException($"--shapes of 'laperm bench reconnect' has an empty item in '{spec}'; expected names or ROWS:LENGTH items separated by commas.");
             if (item.Contains(':', StringComparison.Ordinal)) { custom.Add(item); continue; }
             if (custom.Count > 0) { sets.Add(string.Join(',', custom)); custom.Clear(); }
             sets.Add(item);

@@ -10,6 +10,16 @@ public sealed class BenchReconnectTests
     public void ShapeListsBecomeTheBenchsSets(string cli, string sets) =>
         Assert.Equal(sets, BenchCommand.ShapeSets(cli));
 
+    [Theory]
+    [InlineData("10:10,,10:10")]
+    [InlineData("conv7,")]
+    [InlineData(";conv7")]
+    public void AnEmptyItemInAShapeListIsRefusedAsTheOtherListsRefuseIt(string cli)
+    {
+        var e = Assert.Throws<UsageException>(() => BenchCommand.ShapeSets(cli));
+        Assert.Equal($"--shapes of 'laperm bench reconnect' has an empty item in '{cli}'; expected names or ROWS:LENGTH items separated by commas.", e.Message);
+    }
+
     [Fact]
     public void EmuVerifiesEveryVariantWithNoMismatch()
     {
