@@ -145,7 +145,8 @@ internal static class Backends
     public static ModelSpec ModelOfWeights(Arguments a, string weights, IReadOnlyDictionary<string, string> metadata) =>
         a.String("--model") is { } m ? ResolveModel(m)
         : metadata.GetValueOrDefault("model_spec") is { } json ? ModelDefinition.ParseSpec(json, $"the model recorded in weights file '{weights}'")
-        : metadata.GetValueOrDefault("model") is { } name && BuiltInModels.TryGet(name) is { } builtIn ? builtIn
+        : metadata.GetValueOrDefault("model") is { } name
+            ? BuiltInModels.TryGet(name) ?? throw new UsageException($"weights file '{weights}' names model '{name}', which is not built in, and records no description of it; pass --model.")
         : throw new UsageException($"weights file '{weights}' records no model; pass --model.");
 
     /// <summary>A file the command reads: a usage error naming it when it is missing or a directory.</summary>

@@ -62,6 +62,12 @@ public sealed class BenchReconnectTests
             Assert.Equal(CommandLine.StorageFailed, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "8", "--shapes", "2:17", "--json", Path.Combine(file, "out.json")], stdout, stderr));
             Assert.DoesNotContain("mismatches", stdout.ToString(), StringComparison.Ordinal);
             Assert.Contains("laperm: I/O error:", stderr.ToString(), StringComparison.Ordinal);
+            // A bad option is refused before the file is touched: an earlier run's results stay.
+            string earlier = file + ".json";
+            File.WriteAllText(earlier, "[\"earlier\"]");
+            Assert.Equal(CommandLine.UserError, CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "99", "--json", earlier], TextWriter.Null, TextWriter.Null));
+            Assert.Equal("[\"earlier\"]", File.ReadAllText(earlier));
+            File.Delete(earlier);
         }
         finally
         {

@@ -56,14 +56,24 @@ public static class SafeTensors
             {
                 if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors writing needs a little-endian machine");
                 // In slices: a span of more than 2^29 floats has more bytes than a span can count.
-                for (int i = 0; i < t.Values.Length; i += SliceFloats)
-                    stream.Write(MemoryMarshal.AsBytes(t.Values.AsSpan(i, Math.Min(SliceFloats, t.Values.Length - i))));
+                foreach (var (start, count) in Slices(t.Values.Length, SliceFloats))
+                    stream.Write(MemoryMarshal.AsBytes(t.Values.AsSpan(start, count)));
             }
         });
     }
 
     /// <summary>Floats per read or write: their bytes must fit a span's int length.</summary>
     private const int SliceFloats = 1 << 28;
+
+    /// <summary>
+    /// [0, <paramref name="length"/>) in pieces of at most <paramref name="slice"/>, for an array
+    /// (length at most Array.MaxLength). Counted in long: an int counter would wrap past
+    /// int.MaxValue before the last piece of a large array.
+    /// </summary>
+    internal static IEnumerable<(int Start, int Count)> Slices(long length, int slice)
+    {
+        for (long i = 0; i < length; i += slice) yield return ((int)i, (int)Math.Min(slice, length - i));
+    }
 
     /// <summary>The largest header the format allows (as the reference implementation has it).</summary>
     private const long MaxHeaderBytes = 100_000_000;
@@ -146,8 +156,8 @@ public static class SafeTensors
                     throw new WeightsFormatException($"weights file '{path}': tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({string.Join(", ", shape)}) or the file");
                 var values = new float[count];
                 file.Position = dataStart + begin;
-                for (long i = 0; i < count; i += SliceFloats)
-                    file.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan((int)i, (int)Math.Min(SliceFloats, count - i))));
+                foreach (var (start, length) in Slices(count, SliceFloats))
+                    file.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan(start, length)));
                 tensors.Add(new NamedArray(name, shape, values));
                 extents.Add((begin, end, name));
             }

@@ -38,8 +38,6 @@ public sealed class ReconnectBench
         Action<IReadOnlyList<ReconnectBenchResult>>? progress = options.JsonPath is { Length: > 0 } path
             ? measured => WriteJson(path, measured)
             : null;
-        // Written once before anything is measured: a path that cannot be written fails now, not after the first line.
-        progress?.Invoke([]);
         IReadOnlyList<ReconnectBenchResult> results = new ReconnectBench().Measure(options, output, progress);
         if (progress is not null) output.WriteLine($"wrote {options.JsonPath}");
         return results.All(r => r.Mismatches == 0) ? 0 : 1;
@@ -69,6 +67,10 @@ public sealed class ReconnectBench
             .Select(s => (Spec: s, Shapes: ReconnectShapes.Parse(s))).ToList();
 
         using Device device = Device.Open(options.Device);
+        // Once the options are valid and the device is open, before anything is measured: a JSON
+        // path that cannot be written fails now, not after the first line (and a bad option leaves
+        // an earlier file alone).
+        progress?.Invoke([]);
         bool timed = device.Kind == "cuda";
         var limits = ReconnectLimits.For(device);
         using var kernels = new ReconnectKernels(device, limits);

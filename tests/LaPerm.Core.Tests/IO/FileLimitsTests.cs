@@ -40,16 +40,43 @@ public sealed class FileLimitsTests : IDisposable
     }
 
     [Fact]
-    public void TensorsAreReadBackFromTheirOffsetsWhateverTheOrderOfTheHeader()
+    public void TensorsAreReadFromTheirOwnOffsetsNotInTheHeadersOrder()
     {
-        // Read tensor by tensor from the stream: each one from its own offsets.
-        string path = Path.Combine(_root, "w.safetensors");
-        float[] a = [.. Enumerable.Range(0, 37).Select(i => MathF.Sin(i) * 3)], b = [.. Enumerable.Range(0, 6).Select(i => -i - 0.5f)];
-        SafeTensors.Write(path, [new NamedArray("z", [37], a), new NamedArray("a", [2, 3], b)], new Dictionary<string, string> { ["k"] = "v" });
-        var (tensors, metadata) = SafeTensors.Read(path);
-        Assert.Equal(a, tensors.Single(t => t.Name == "z").Values);
-        Assert.Equal(b, tensors.Single(t => t.Name == "a").Values);
-        Assert.Equal([2, 3], tensors.Single(t => t.Name == "a").Shape);
-        Assert.Equal("v", metadata["k"]);
+        // Hand-made: the header lists "late" (bytes 8..16) before "early" (bytes 0..8); a reader
+        // that read the data in header order would swap them.
+        string path = Path.Combine(_root, "order.safetensors");
+        byte[] header = System.Text.Encoding.UTF8.GetBytes(
+            "{\"late\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},\"early\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}");
+        using (var stream = File.Create(path))
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            foreach (float v in new[] { 1.5f, -2.5f, 3.25f, -4.75f }) stream.Write(BitConverter.GetBytes(v));
+        }
+        var (tensors, _) = SafeTensors.Read(path);
+        Assert.Equal([1.5f, -2.5f], tensors.Single(t => t.Name == "early").Values);
+        Assert.Equal([3.25f, -4.75f], tensors.Single(t => t.Name == "late").Values);
+    }
+
+    [Theory]
+    [InlineData(0L, 4, 0)]
+    [InlineData(10L, 4, 3)]
+    [InlineData(8L, 4, 2)]
+    // The largest array, in the writer's 2^28-float pieces: an int counter wrapped after 7 of them.
+    [InlineData(2_147_483_591L, 1 << 28, 8)]
+    public void LargeArraysAreCutIntoPiecesThatCoverThemExactly(long length, int slice, int pieces)
+    {
+        var cut = SafeTensors.Slices(length, slice).ToList();
+        Assert.Equal(pieces, cut.Count);
+        long next = 0;
+        foreach (var (start, count) in cut)
+        {
+            Assert.Equal(next, start);
+            Assert.InRange(count, 1, slice);
+            next += count;
+        }
+        Assert.Equal(length, next);
     }
 }
