@@ -37,7 +37,7 @@ internal static partial class ModelFileCheck
         }
         catch (JsonException e)
         {
-            throw new ModelSpecException($"{source} is not valid JSON{Where(e)}: {Plain(e.Message)}");
+            throw new ModelSpecException($"{source} is not valid JSON{JsonText.Where(e)}: {JsonText.Plain(e.Message)}");
         }
         if (root is not JsonObject model)
             throw new ModelSpecException($"{source} must be a JSON object with \"name\", \"input\" and \"layers\"");
@@ -61,7 +61,7 @@ internal static partial class ModelFileCheck
         // Only a value the serialiser could not convert is put in the file's terms; anything else
         // (a duplicate property spelled in another case, ...) keeps its own words.
         if (!e.Message.Contains("could not be converted to", StringComparison.Ordinal))
-            return e.Path is { Length: > 0 } at ? $"at {InFileTerms(at)}{Where(e, column: false)}: {Plain(e.Message)}" : $"{Plain(e.Message)}{Where(e)}";
+            return e.Path is { Length: > 0 } at ? $"at {InFileTerms(at)}{JsonText.Where(e, column: false)}: {JsonText.Plain(e.Message)}" : $"{JsonText.Plain(e.Message)}{JsonText.Where(e)}";
         // The serialiser names the target type, or for a constructor parameter the record's own
         // type: then the parameter's type is found by the property's name (the same everywhere).
         string? property = e.Path is { } p && LastName().Match(p) is { Success: true } m ? m.Groups[1].Value : null;
@@ -70,9 +70,9 @@ internal static partial class ModelFileCheck
             .FirstOrDefault(x => string.Equals(x.Name, property, StringComparison.OrdinalIgnoreCase))?.ParameterType;
         // A list element ($.input[2]) has no name: the serialiser names its type (System.Int32).
         target ??= ConvertedTo().Match(e.Message) is { Success: true } c ? Type.GetType(c.Groups[1].Value) : null;
-        string what = target is null ? Plain(e.Message) : Expected(Nullable.GetUnderlyingType(target) ?? target) ?? Plain(e.Message);
+        string what = target is null ? JsonText.Plain(e.Message) : Expected(Nullable.GetUnderlyingType(target) ?? target) ?? JsonText.Plain(e.Message);
         // Line only: after a value of the wrong kind the reader's column is the one past it.
-        return e.Path is { Length: > 0 } path ? $"the value of {InFileTerms(path)}{Where(e, column: false)}: {what}" : $"{what}{Where(e, column: false)}";
+        return e.Path is { Length: > 0 } path ? $"the value of {InFileTerms(path)}{JsonText.Where(e, column: false)}: {what}" : $"{what}{JsonText.Where(e, column: false)}";
     }
 
     /// <summary>
@@ -200,9 +200,6 @@ internal static partial class ModelFileCheck
     private static JsonNode? Get(JsonObject o, string key) =>
         o.FirstOrDefault(p => string.Equals(p.Key, key, StringComparison.OrdinalIgnoreCase)).Value;
 
-    private static string Where(JsonException e, bool column = true) => JsonText.Where(e, column);
-
-    private static string Plain(string message) => JsonText.Plain(message);
 
     [GeneratedRegex(@"\.([A-Za-z0-9_]+)$")]
     private static partial Regex LastName();

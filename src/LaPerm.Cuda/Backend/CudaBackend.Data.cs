@@ -139,9 +139,7 @@ public sealed partial class CudaBackend
         {
             if (IsDisposed) return;
             IsDisposed = true;
-            // After the backend: its device (when it owned it) has already released all memory.
-            if (Backend.IsDisposed) return;
-            Backend.BeforeFree();
+            if (!Backend.BeforeFree()) return;
             Record.Dispose();
             _labels.Dispose();
             _images.Dispose();

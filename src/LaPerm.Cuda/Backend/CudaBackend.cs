@@ -167,14 +167,20 @@ public sealed partial class CudaBackend : IBackend
 
     internal bool IsDisposed => _disposed;
 
-    /// <summary>Called by a tensor before it frees its memory: a batched update may still refer to it.</summary>
-    internal void BeforeFree()
+    /// <summary>
+    /// Called by what owns device memory (a tensor, a data set, a reconnection plan) before it
+    /// frees it: false when the backend is gone (its device released all memory; nothing is left
+    /// to free), else true once the memory may go (a batched update may still have referred to it).
+    /// </summary>
+    internal bool BeforeFree()
     {
+        if (_disposed) return false;
         _device.MakeCurrent();
         FlushUpdates();
         // A graph captured before may use this memory, and the next allocation may get its address:
         // captures made before are stale from here on.
         _bufferGeneration++;
+        return true;
     }
 
     private DeviceTensor<T> Own<T>(Tensor<T> tensor, string name) where T : unmanaged

@@ -23,12 +23,9 @@ internal sealed class DeviceReconnectPlan : IReconnectPlan
     {
         if (_disposed) return;
         _disposed = true;
-        // After the backend, as a tensor's: its device has already released all memory.
-        if (Backend.IsDisposed) return;
         // A captured reconnection graph refers to the table, scratch and sorted rows freed here,
-        // whose addresses the next allocation may get.
-        Backend.BeforeFree();
-        Reconnector.Dispose();
+        // whose addresses the next allocation may get: BeforeFree makes it stale.
+        if (Backend.BeforeFree()) Reconnector.Dispose();
     }
 
     private bool _disposed;

@@ -39,9 +39,6 @@ public sealed class DeviceTensor<T> : Tensor<T> where T : unmanaged
     {
         if (_disposed) return;
         _disposed = true;
-        // After the backend: its device (when it owned it) has already released all memory.
-        if (_backend.IsDisposed) return;
-        _backend.BeforeFree();
-        _buffer.Dispose();
+        if (_backend.BeforeFree()) _buffer.Dispose();
     }
 }
