@@ -18,6 +18,8 @@ internal static class BenchCommand
             f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
+            Below each line: the step's dense and convolution multiply-adds as GFLOP/s and, on the cpu,
+            as a share of the FMA peak of as many threads (measured then: a loop of nothing but FMAs).
 
         """;
 
@@ -65,6 +67,7 @@ internal static class BenchCommand
             int batch = a.Int("--batch", 1) ?? 128;
             int windows = a.Int("--windows", 1) ?? 5;
             string[] models = a.String("--model") is { } m ? [m] : ["f2", "lenet300", "conv7"];
+            double? fmaPeak = null;
             foreach (var name in models)
             {
                 var model = new ModelDefinition(Backends.ResolveModel(name));
@@ -90,6 +93,7 @@ internal static class BenchCommand
                 var (median, all) = bench.Measure(Math.Max(3, steps / 5), windows, steps);
                 stdout.WriteLine(string.Create(inv,
                     $"bench train {model.Name,-10} batch {batch} {Where(backend, threads)}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
+                if (Arithmetic(model, backend, threads, median, ref fmaPeak) is { } arithmetic) stdout.WriteLine(arithmetic);
                 if (bench.CaptureFailure is { } failure)
                     stdout.WriteLine($"  eager, not graphs: capturing the step failed ({failure})");
                 Backends.ReportCudnnRefusals(backend, stdout);
@@ -115,6 +119,24 @@ internal static class BenchCommand
         if (Backends.IgnoredGpuFlags(a, backend.Name) is { } ignored) stdout.WriteLine($"laperm: warning: {ignored}");
         if (Backends.IgnoredCpuFlags(a, backend.Name) is { } cpuOnly) stdout.WriteLine($"laperm: warning: {cpuOnly}");
         if (backend.Name == "emu") stdout.WriteLine("laperm: note: emu runs the GPU kernels on the host to check them; its timings say nothing about a GPU.");
+    }
+
+    /// <summary>
+    /// "  arithmetic: ..." for a bench train line: the dense and convolution multiply-adds of a
+    /// step as GFLOP/s, and on the cpu as a share of the FMA peak of as many threads, measured the
+    /// first time it is needed (<paramref name="fmaPeak"/> keeps it for the next model). Null on
+    /// emu, whose timings are not a GPU's.
+    /// </summary>
+    private static string? Arithmetic(ModelDefinition model, IBackend backend, int threads, double imagesPerSecond, ref double? fmaPeak)
+    {
+        if (backend.Name == "emu" || !(imagesPerSecond > 0)) return null;
+        var inv = CultureInfo.InvariantCulture;
+        long multiplyAdds = model.TrainingMultiplyAddsPerExample;
+        double gflops = 2.0 * multiplyAdds * imagesPerSecond / 1e9;
+        string line = string.Create(inv, $"  arithmetic: {multiplyAdds:N0} multiply-adds per image (dense and convolution layers, forward and backward), {gflops:F1} GFLOP/s");
+        if (backend.Name != "cpu" || !LaPerm.Cpu.FmaPeak.Applies) return line;
+        fmaPeak ??= LaPerm.Cpu.FmaPeak.MeasureGflops(threads, TimeSpan.FromMilliseconds(200));
+        return line + string.Create(inv, $", {100 * gflops / fmaPeak.Value:F0} % of the FMA peak of {threads} thread{(threads == 1 ? "" : "s")} ({fmaPeak.Value:F1} GFLOP/s, measured now)");
     }
 
     /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>

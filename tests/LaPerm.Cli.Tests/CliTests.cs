@@ -1032,6 +1032,8 @@ public sealed class CliTests : IDisposable
         // --threads sizes the CPU backend only: a device line does not claim a thread count.
         Assert.Matches(@"bench train conv7 +batch 4 emu graphs: .* images/s", stdout);
         Assert.DoesNotContain("cuDNN refused", stdout, StringComparison.Ordinal);
+        // The emulator's timings are not a GPU's: no arithmetic rate is made of them.
+        Assert.DoesNotContain("arithmetic:", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -1040,6 +1042,10 @@ public sealed class CliTests : IDisposable
         var (code, stdout, stderr) = Run("bench", "train", "--model", "f1", "--batch", "16", "--steps", "2", "--windows", "1", "--threads", "2");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench train f1 +batch 16 threads 2 cpu: .* images/s", stdout);
+        // f1 is one dense layer, 784 -> 10, with no input gradient: a forward and a weight-gradient GEMM.
+        Assert.Matches(System.Runtime.Intrinsics.X86.Fma.IsSupported
+            ? @"\n  arithmetic: 15,680 multiply-adds per image \(dense and convolution layers, forward and backward\), [0-9.]+ GFLOP/s, [0-9]+ % of the FMA peak of 2 threads \([0-9.]+ GFLOP/s, measured now\)"
+            : @"\n  arithmetic: 15,680 multiply-adds per image \(dense and convolution layers, forward and backward\), [0-9.]+ GFLOP/s\r?\n", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "3", "--threads", "1");
         Assert.True(code == 0, stderr);
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) threads 1 cpu: .* ms per full sync", stdout);

@@ -56,6 +56,15 @@ public abstract class Layer
     public virtual IReadOnlyList<ParameterInfo> Parameters => [];
     public virtual IReadOnlyList<StateInfo> State => [];
 
+    /// <summary>
+    /// Multiply-adds of one example's forward pass through a dense or convolution layer (padding
+    /// counted, as is usual); other layers do little arithmetic and count 0.
+    /// </summary>
+    public virtual long ForwardMultiplyAdds => 0;
+
+    /// <summary>Multiply-adds of one example's training step: forward, weight gradient, and the input gradient when it is computed (each as many as the forward pass).</summary>
+    public virtual long TrainingMultiplyAdds(bool needInputGradient) => ForwardMultiplyAdds * (needInputGradient ? 3 : 2);
+
     /// <summary>A one-line description for `laperm models --verbose` and errors.</summary>
     public abstract string Describe();
 

@@ -20,6 +20,8 @@ public sealed class DenseLayer : Layer
     public DenseSpec Spec { get; }
     public override FeatureShape Output => new(Spec.Units, 1, 1);
     public override IReadOnlyList<ParameterInfo> Parameters => _bias is null ? [_kernel] : [_kernel, _bias];
+    public override long ForwardMultiplyAdds => (long)Input.Length * Spec.Units;
+
     /// <summary>An L2 factor must be a finite number >= 0 (0: none).</summary>
     internal static void CheckL2(string name, float l2)
     {
@@ -109,6 +111,7 @@ public sealed class Conv2dLayer : Layer
     public Conv2dSpec Spec { get; }
     public override FeatureShape Output => new(Spec.Filters, _geometry.OutHeight, _geometry.OutWidth);
     public override IReadOnlyList<ParameterInfo> Parameters => _bias is null ? [_kernel] : [_kernel, _bias];
+    public override long ForwardMultiplyAdds => (long)Output.Length * Input.Channels * Spec.Kernel * Spec.Kernel;
     public override string Describe() =>
         $"conv {Spec.Kernel}x{Spec.Kernel}x{Input.Channels}->{Spec.Filters} stride {Spec.Stride} {Spec.Padding} -> {Output}{(Spec.L2 > 0 ? $" l2={Spec.L2}" : "")}";
 
@@ -417,6 +420,9 @@ public sealed class ResidualLayer : Layer
     public override FeatureShape Output => Main[^1].Output;
     public override IReadOnlyList<ParameterInfo> Parameters => [.. Main.Concat(Shortcut).SelectMany(l => l.Parameters)];
     public override IReadOnlyList<StateInfo> State => [.. Main.Concat(Shortcut).SelectMany(l => l.State)];
+    public override long ForwardMultiplyAdds => Main.Concat(Shortcut).Sum(l => l.ForwardMultiplyAdds);
+    // Inside a block every layer's input gradient is computed (see Node).
+    public override long TrainingMultiplyAdds(bool needInputGradient) => Main.Concat(Shortcut).Sum(l => l.TrainingMultiplyAdds(true));
     // Inner layers by name too: their tensors ("conv2/kernel") are what trace --layer and the metrics name.
     public override string Describe() => $"residual [{string.Join(", ", Main.Select(l => $"{l.Name}: {l.Describe()}"))}] + [{(Shortcut.Count == 0 ? "identity" : string.Join(", ", Shortcut.Select(l => $"{l.Name}: {l.Describe()}")))}]";
     internal override LayerNode CreateNode(NodeContext context, bool needInputGradient) => new Node(this, context);

@@ -41,6 +41,24 @@ public sealed class ModelDefinition
     public long ParameterCount => Parameters.Sum(p => (long)p.Shape.Length);
     public long StateCount => State.Sum(s => (long)s.Length);
 
+    /// <summary>
+    /// Each layer and whether a training step computes its input gradient: only when some layer
+    /// before it has parameters (for f2 and lenet300, flatten then dense, that spares the first
+    /// dense layer's input-gradient GEMM).
+    /// </summary>
+    public IEnumerable<(Layer Layer, bool NeedInputGradient)> LayersWithInputGradient()
+    {
+        bool parametersBefore = false;
+        foreach (var layer in Layers)
+        {
+            yield return (layer, parametersBefore);
+            parametersBefore |= layer.Parameters.Count > 0;
+        }
+    }
+
+    /// <summary>Multiply-adds of the dense and convolution layers in one example's training step (forward and backward): what `bench train` turns into GFLOP/s.</summary>
+    public long TrainingMultiplyAddsPerExample => LayersWithInputGradient().Sum(x => x.Layer.TrainingMultiplyAdds(x.NeedInputGradient));
+
     private static List<Layer> Build(IReadOnlyList<LayerSpec> specs, FeatureShape input, Dictionary<string, int> counters, HashSet<string> names, ref bool inputLayerPending)
     {
         var layers = new List<Layer>();

@@ -67,16 +67,7 @@ public sealed class Network : IDisposable
             Labels = backend.Allocate<int>(new Shape(batch));
             LogitGradient = backend.Allocate<float>(new Shape(batch, network.Definition.Classes));
             var context = new NodeContext(backend, batch, network._parameters, network._state);
-            // A layer's input gradient is needed only when some layer before it has parameters: for
-            // f2 and lenet300 (flatten, then dense) that spares the first dense layer's dx GEMM.
-            bool parametersBefore = false;
-            var nodes = new List<LayerNode>();
-            foreach (var layer in network.Definition.Layers)
-            {
-                nodes.Add(layer.CreateNode(context, parametersBefore));
-                parametersBefore |= layer.Parameters.Count > 0;
-            }
-            _nodes = [.. nodes];
+            _nodes = [.. network.Definition.LayersWithInputGradient().Select(x => x.Layer.CreateNode(context, x.NeedInputGradient))];
         }
 
         public int Batch { get; }

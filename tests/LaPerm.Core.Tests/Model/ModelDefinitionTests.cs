@@ -20,6 +20,33 @@ public sealed class ModelDefinitionTests
         Assert.Equal(expected, new ModelDefinition(BuiltInModels.TryGet(name)!).ParameterCount);
 
     [Fact]
+    public void TrainingMultiplyAddsCountForwardWeightAndInputGradients()
+    {
+        // f2: flatten, then three dense layers; the first computes no input gradient (nothing before it learns).
+        Assert.Equal(2L * 784 * 128 + 3L * 128 * 64 + 3L * 64 * 10,
+            new ModelDefinition(BuiltInModels.TryGet("f2")!).TrainingMultiplyAddsPerExample);
+        // conv7, output positions x filters x taps per layer; conv1 has no input gradient.
+        long[] forward = [26 * 26 * 32 * 9, 24 * 24 * 32 * 32 * 9, 12 * 12 * 32 * 32 * 25, 10 * 10 * 64 * 32 * 9,
+            8 * 8 * 64 * 64 * 9, 4 * 4 * 64 * 64 * 25, 128 * 64 * 16, 128 * 10];
+        var conv7 = new ModelDefinition(BuiltInModels.Conv7());
+        Assert.Equal(forward.Sum(), conv7.Layers.Sum(l => l.ForwardMultiplyAdds));
+        Assert.Equal(3 * forward.Sum() - forward[0], conv7.TrainingMultiplyAddsPerExample);
+    }
+
+    [Fact]
+    public void ResNet20DoesAbout41MillionMultiplyAddsPerImageAsPublished()
+    {
+        // He et al. (2016), section 4.2: the 20-layer CIFAR ResNet has about 0.041 G multiply-adds ("FLOPs").
+        var resnet20 = new ModelDefinition(BuiltInModels.TryGet("resnet20")!);
+        long forward = resnet20.Layers.Sum(l => l.ForwardMultiplyAdds);
+        Assert.InRange(forward, 40_000_000, 42_000_000);
+        // Every layer but the stem needs its input gradient, the residual blocks' inner layers too.
+        long stem = resnet20.Layers[0].ForwardMultiplyAdds;
+        Assert.Equal(32 * 32 * 16 * 3 * 9, stem); // 32x32 outputs, 16 filters of 3x3 over 3 channels
+        Assert.Equal(3 * forward - stem, resnet20.TrainingMultiplyAddsPerExample);
+    }
+
+    [Fact]
     public void ResNet50cIsTheRoughly076MParameterNetworkOfThePaper()
     {
         var d = new ModelDefinition(BuiltInModels.TryGet("resnet50c")!);
