@@ -9,6 +9,7 @@ namespace LaPerm.Benchmarks;
 /// time goes and how each op scales to the second core. The six large layers are about 90 % of
 /// a conv7 step; compare Threads=1 with Threads=2 per op.
 /// </summary>
+[Config(typeof(ConvOpConfig))]
 public class ConvOpBenchmarks
 {
     private CpuBackend? _backend;
@@ -25,9 +26,7 @@ public class ConvOpBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var f = Layer.Split('-');
-        int cin = int.Parse(f[0]), size = int.Parse(f[1]), cout = int.Parse(f[2]), kernel = int.Parse(f[3]), stride = int.Parse(f[4]);
-        _g = ConvGeometry.Create(128, cin, size, size, cout, kernel, kernel, stride, f[5] == "same");
+        _g = Geometry(Layer);
         _backend = new CpuBackend(Threads);
         var rng = new Random(1);
         Tensor<float> RandomTensor(long length)
@@ -45,6 +44,17 @@ public class ConvOpBenchmarks
         _dx = RandomTensor(_g.InputLength);
         _dw = RandomTensor(_g.WeightLength);
     }
+
+    /// <summary>The batch-128 geometry of a <see cref="Layer"/> value.</summary>
+    public static ConvGeometry Geometry(string layer)
+    {
+        var f = layer.Split('-');
+        int cin = int.Parse(f[0]), size = int.Parse(f[1]), cout = int.Parse(f[2]), kernel = int.Parse(f[3]), stride = int.Parse(f[4]);
+        return ConvGeometry.Create(128, cin, size, size, cout, kernel, kernel, stride, f[5] == "same");
+    }
+
+    /// <summary>Multiply-adds of each of the three ops (forward, data gradient, filter gradient: the same products, summed differently).</summary>
+    public static long MultiplyAdds(ConvGeometry g) => (long)g.OutputLength * g.InChannels * g.KernelHeight * g.KernelWidth;
 
     [Benchmark]
     public void Forward() => _backend!.ConvForward(_g!, _x!, _w!, _y!);

@@ -42,3 +42,41 @@ public sealed class TrainStepConfig : ManualConfig
 {
     public TrainStepConfig() => AddColumn(new ImagesPerSecondColumn());
 }
+
+/// <summary>
+/// GFLOP/s of a <see cref="ConvOpBenchmarks"/> op: twice its multiply-adds over the median time,
+/// to read against the FMA peak that `laperm bench train` measures (a core's ceiling).
+/// </summary>
+public sealed class ConvGflopsColumn : IColumn
+{
+    public string Id => nameof(ConvGflopsColumn);
+    public string ColumnName => "GFLOP/s";
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => 0;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public string Legend => "2 x the op's multiply-adds / median time";
+
+    public bool IsAvailable(Summary summary) => true;
+
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        double? medianNanoseconds = summary[benchmarkCase]?.ResultStatistics?.Median;
+        if (medianNanoseconds is not > 0 || benchmarkCase.Parameters["Layer"] is not string layer) return "-";
+        long multiplyAdds = ConvOpBenchmarks.MultiplyAdds(ConvOpBenchmarks.Geometry(layer));
+        return (2.0 * multiplyAdds / medianNanoseconds.Value).ToString("F1", CultureInfo.InvariantCulture);
+    }
+
+    public override string ToString() => ColumnName;
+}
+
+/// <summary>The convolution op benchmarks' configuration: the default one plus <see cref="ConvGflopsColumn"/>.</summary>
+public sealed class ConvOpConfig : ManualConfig
+{
+    public ConvOpConfig() => AddColumn(new ConvGflopsColumn());
+}
