@@ -430,7 +430,7 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epoc
             _barShown = false;
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {r.LearningRate:G3} syncs {r.Syncs,4}{(r.Synchronized ? " " : "*")} " +
+            $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {r.LearningRate:G3} syncs {r.Syncs,4}{(r.BetweenSyncs ? "*" : " ")} " +
             $"train loss {r.TrainLoss:F4} acc {r.TrainAccuracy * 100:F2}%  test loss {r.TestLoss:F4} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
     }
 

@@ -97,7 +97,8 @@ public static class RunFigures
         static IReadOnlyList<Series> NonEmpty(params Series[] s) => [.. s.Where(x => x.X.Length > 0)];
         // With --eval-every, evaluations between syncs are of free Adam iterates, not LaPerm networks:
         // their test points get a series of their own (a line through both would mix the two).
-        bool mixed = evals.Any(e => !Synchronised(e));
+        // Both kinds: a LaPerm run evaluated between syncs too (--no-reconnect has only unsynchronised ones).
+        bool mixed = evals.Any(e => !Synchronised(e)) && evals.Any(Synchronised);
         Series[] Test(string field, double scale) => mixed
             ? [Line("test (after a sync)", field, scale, true), Line("test (between syncs)", field, scale, false)]
             : [Line("test", field, scale)];

@@ -160,6 +160,9 @@ public sealed class CliTests : IDisposable
         var evals = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .Where(r => r.GetProperty("event").GetString() == "eval").ToList();
         Assert.Equal(reached, evals[^1].GetProperty("step").GetInt64());
+        // Without reconnection no weights are synchronised, yet every evaluation counts for best and target.
+        Assert.All(evals, e => Assert.False(e.GetProperty("synchronized").GetBoolean()));
+        Assert.All(evals, e => Assert.True(e.GetProperty("candidate").GetBoolean()));
     }
 
     [Fact]

@@ -9,8 +9,11 @@ using LaPerm.Core.Model;
 
 namespace LaPerm.Core.Training;
 
-/// <summary>One evaluation of the model during a run.</summary>
-public sealed record EvaluationRecord(long Step, int Epoch, double EpochProgress, float LearningRate, int K, int Syncs, bool Synchronized,
+/// <summary>
+/// One evaluation of the model during a run. <paramref name="BetweenSyncs"/>: of a LaPerm run's free
+/// optimizer weights (--eval-every off the sync steps), not of a reconnected network.
+/// </summary>
+public sealed record EvaluationRecord(long Step, int Epoch, double EpochProgress, float LearningRate, int K, int Syncs, bool BetweenSyncs,
     double TrainLoss, double TrainAccuracy, double? TrainEvalLoss, double? TrainEvalAccuracy,
     double TestLoss, double TestAccuracy, double WallSeconds);
 
@@ -199,10 +202,12 @@ public sealed class Trainer
             (double Loss, double Accuracy)? trainEval = o.TrainEvalSize > 0
                 ? Evaluation.Run(network, deviceTrain, o.Batch, Math.Min(o.TrainEvalSize, train.Count), evaluationSums) : null;
             var (testLoss, testAccuracy) = Evaluation.Run(network, deviceTest, o.Batch, test.Count, evaluationSums);
-            bool synchronized = reconnector is null || lastSyncStep == step;
+            // Weights of a reconnection, bit for bit permutations of the initial ones; never so with --no-reconnect.
+            bool synchronized = reconnector is not null && lastSyncStep == step;
+            bool betweenSyncs = reconnector is not null && !synchronized;
             // The end-of-run sync's network counts only when no evaluation before it did (a run shorter than k).
-            bool candidate = synchronized && (endOfRunSyncStep != step || bestAccuracy < 0);
-            var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, synchronized,
+            bool candidate = !betweenSyncs && (endOfRunSyncStep != step || bestAccuracy < 0);
+            var record = new EvaluationRecord(step, epoch, epochProgress, lr, o.K.KAt(epoch), reconnector?.Syncs ?? 0, betweenSyncs,
                 trainLoss, trainAccuracy, trainEval?.Loss, trainEval?.Accuracy, testLoss, testAccuracy, wallOffset + wall.Elapsed.TotalSeconds);
             last = record;
             metrics?.Write(new Dictionary<string, object?>

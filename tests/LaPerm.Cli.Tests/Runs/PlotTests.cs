@@ -330,7 +330,11 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         var between = Assert.Single(accuracy, x => x.Name == "test (between syncs)");
         Assert.Equal([3.0, 6.0], after.X);
         Assert.Equal([1.0, 2.0, 4.0, 5.0], between.X);
-        // A run evaluated only after syncs keeps one test series.
+        // A run evaluated only after syncs keeps one test series, and so does one without reconnection
+        // (its evaluations are all of free weights, none of them "between syncs").
         Assert.Contains(LaPerm.Plots.RunFigures.Training(LaPerm.Plots.RunMetrics.Load(runs.LaPerm)).Panels[0].Lines, x => x.Name == "test");
+        var baseline = LaPerm.Plots.RunFigures.Training(LaPerm.Plots.RunMetrics.Load(runs.Baseline)).Panels[0].Lines;
+        Assert.Contains(baseline, x => x.Name == "test");
+        Assert.DoesNotContain(baseline, x => x.Name.Contains("sync", StringComparison.Ordinal));
     }
 }
