@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using LaPerm.Core.Checkpoints;
 using LaPerm.Core.IO;
@@ -89,6 +90,15 @@ internal static class ResumeArguments
             string flag = extra.FirstOrDefault(f => f == "--" + field.Replace('_', '-')) ?? (extra.Contains("--preset") ? "--preset" : string.Join(", ", extra));
             throw new UsageException($"--resume takes the run's configuration from '{dir}'; {flag} would change it ({field} is {value?.ToJsonString() ?? "null"} in the run, "
                 + $"{given[field]?.ToJsonString() ?? "null"} here). Give --resume without it; allowed with it: {string.Join(", ", Allowed.Skip(1))}.");
+        }
+        // --model names what the run recorded; read again, the file it names may since have been edited.
+        if (a.String("--model") is { } modelFlag && Backends.ResolveModel(modelFlag) is var givenModel
+            && !JsonNode.DeepEquals(JsonNode.Parse(ModelDefinition.ToJson(givenModel)), JsonNode.Parse(ModelDefinition.ToJson(model))))
+        {
+            long inRun = new ModelDefinition(model).ParameterCount, inFile = new ModelDefinition(givenModel).ParameterCount;
+            string how = inRun == inFile ? $"other layers, the same {inRun:N0} parameters" : $"{inFile:N0} parameters, the run's has {inRun:N0}";
+            throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                $"--resume takes the run's configuration from '{dir}'; --model '{modelFlag}' would change it: that model is not the one the run recorded ({how}). Give --resume without --model: the run keeps its recorded model."));
         }
     }
 

@@ -139,6 +139,33 @@ public sealed partial class KillAndResumeTests : IDisposable
     }
 
     [Fact]
+    public void ResumeRefusesAModelFileEditedSinceTheRunRecordedIt()
+    {
+        // The path was compared, not the model: an edited file was accepted without a word.
+        string dir = Path.Combine(_root, "run"), model = Path.Combine(_root, "tiny.json");
+        const string Original = """{"name": "tiny", "input": [1, 28, 28], "layers": [{"type": "dense", "units": 10}]}""";
+        File.WriteAllText(model, Original);
+        string[] args = ["train", "--model", model, "--limit-train", "200", "--limit-test", "50", "--epochs", "1", "--batch", "20",
+            "--k", "3", "--checkpoint-every", "3", "--threads", "1", "--quiet", "--out", dir];
+        Assert.Equal(0, CommandLine.Run([.. args, "--stop-after", "4"], TextWriter.Null, TextWriter.Null));
+        File.WriteAllText(model, """{"name": "tiny", "input": [1, 28, 28], "layers": [{"type": "dense", "units": 3}, {"type": "dense", "units": 10}]}""");
+        var stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run([.. args, "--resume", dir], TextWriter.Null, stderr));
+        Assert.Contains($"--model '{model}' would change it: that model is not the one the run recorded (2,395 parameters, the run's has 7,850)",
+            stderr.ToString(), StringComparison.Ordinal);
+        // Same parameter count, other layers: still another model.
+        File.WriteAllText(model, Original.Replace("\"units\": 10}", "\"units\": 10, \"bias\": true, \"l2\": 0.001}", StringComparison.Ordinal));
+        stderr = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run([.. args, "--resume", dir], TextWriter.Null, stderr));
+        Assert.Contains("(other layers, the same 7,850 parameters)", stderr.ToString(), StringComparison.Ordinal);
+        // Without --model the run keeps its recorded model; with the file as it was, the command is the run's own.
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--stop-after", "6", "--quiet"], TextWriter.Null, TextWriter.Null));
+        File.WriteAllText(model, Original);
+        stderr = new StringWriter();
+        Assert.True(CommandLine.Run([.. args, "--resume", dir], TextWriter.Null, stderr) == 0, stderr.ToString());
+    }
+
+    [Fact]
     public void TheOriginalCommandWithResumeAddedContinuesTheRun()
     {
         // Flags that say what the run recorded were refused ("'--seed' cannot be changed"), so the command a user
