@@ -155,7 +155,7 @@ internal static class TrainCommand
                 ? $"{e.Message.TrimEnd('.')} (the --keep of --preset {preset}; give --keep for model '{model.Name}')."
                 : e.Message);
         }
-        foreach (string warning in IneffectiveFlags(a, o, backend.Name, data.Train.Count)) stdout.WriteLine($"laperm: warning: {warning}");
+        foreach (string warning in IneffectiveFlags(a, o, backend.Name, data.Train.Count, data.Test.Count)) stdout.WriteLine($"laperm: warning: {warning}");
         if (o.Out is null)
             o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         else if (!o.Checkpoints.Resume)
@@ -255,10 +255,18 @@ internal static class TrainCommand
     }
 
     /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
-    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device, int trainImages)
+    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device, int trainImages, int testImages)
     {
         if (Backends.IgnoredGpuFlags(a, device) is { } ignored) yield return ignored;
         if (Backends.IgnoredCpuFlags(a, device) is { } cpuOnly) yield return cpuOnly;
+        // A limit beyond the data set is cut to it; run-config.json keeps the number given.
+        var inv = CultureInfo.InvariantCulture;
+        if (o.LimitTrain > trainImages)
+            yield return string.Create(inv, $"--limit-train {o.LimitTrain} is more than the {trainImages:N0} training images of {o.Data}: the run trains on all {trainImages:N0}.");
+        if (o.LimitTest > testImages)
+            yield return string.Create(inv, $"--limit-test {o.LimitTest} is more than the {testImages:N0} test images of {o.Data}: the run tests on all {testImages:N0}.");
+        if (o.TrainEvalSize > trainImages)
+            yield return string.Create(inv, $"--train-eval-size {o.TrainEvalSize} is more than the {trainImages:N0} training images: the training evaluation uses all {trainImages:N0}.");
         // The header and summary.json say the batch asked for; the steps take what there is.
         if (o.Batch > trainImages)
             yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");

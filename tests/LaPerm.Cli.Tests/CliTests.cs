@@ -342,6 +342,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void LimitsBeyondTheDataAreSaidBeforeTheRun()
+    {
+        // They were cut to the data without a word, while run-config.json kept the numbers given.
+        var r = Run("train", "--model", "f1", "--limit-train", "200", "--limit-test", "20000", "--train-eval-size", "500", "--epochs", "1",
+            "--batch", "100", "--quiet", "--threads", "1", "--out", Path.Combine(_dir.FullName, "limits"));
+        Assert.True(r.Code == 0, r.Err);
+        string[] lines = r.Out.ReplaceLineEndings("\n").Split('\n');
+        Assert.Equal("laperm: warning: --limit-test 20000 is more than the 10,000 test images of mnist: the run tests on all 10,000.", lines[0]);
+        Assert.Equal("laperm: warning: --train-eval-size 500 is more than the 200 training images: the training evaluation uses all 200.", lines[1]);
+        Assert.StartsWith("laperm train: f1", lines[2], StringComparison.Ordinal);
+        r = Run("train", "--model", "f1", "--limit-train", "70000", "--limit-test", "100", "--epochs", "1", "--batch", "100",
+            "--stop-after", "1", "--quiet", "--threads", "1", "--out", Path.Combine(_dir.FullName, "limits2"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.StartsWith("laperm: warning: --limit-train 70000 is more than the 60,000 training images of mnist: the run trains on all 60,000.", r.Out, StringComparison.Ordinal);
+        Assert.Single(r.Out.ReplaceLineEndings("\n").Split('\n'), l => l.Contains("warning", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void ABatchLargerThanTheDataAndAStopAfterTheEndAreSaidBeforeTheRun()
     {
         var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "2", "--batch", "128",
