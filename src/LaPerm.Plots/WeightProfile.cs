@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using LaPerm.Core.Backend;
 using LaPerm.Core.Checkpoints;
@@ -8,11 +9,14 @@ using LaPerm.Core.Model;
 namespace LaPerm.Plots;
 
 /// <summary>One layer's numbers in the weight-profile summary.</summary>
+/// <see cref="PermutedRows"/>: rows holding exactly their initial values in some order, the
+/// identity included; <see cref="UnchangedRows"/>: those still in their initial order (after plain
+/// Adam, e.g. a dead unit's row, whose gradient was always 0).
 /// NaN and infinite values count in <see cref="TrainedNonFinite"/> / <see cref="InitialNonFinite"/>;
 /// the figure cannot draw them, and the means and distance become NaN or infinite.
 public sealed record LayerProfile(string Name, int Rows, int RowLength, double TrainedMean, double TrainedStd,
     double? InitialMean, double? InitialStd, double? MeanProfileDistance, int? PermutedRows,
-    long TrainedNonFinite = 0, long? InitialNonFinite = null);
+    long TrainedNonFinite = 0, long? InitialNonFinite = null, int? UnchangedRows = null);
 
 /// <summary>
 /// The paper's weight-profile figure (Section 2): for every kernel, each row (one output
@@ -61,9 +65,14 @@ public static class WeightProfile
             var (tm, ts) = MeanStd(values);
             (double, double)? im = initial is null ? null : MeanStd(initial[i].Values);
             double? distance = null;
-            int? permuted = null;
+            int? permuted = null, unchanged = null;
             if (sortedInitial is not null)
             {
+                unchanged = 0;
+                for (int r = 0; r < info.Rows; r++)
+                    if (MemoryMarshal.AsBytes(values.AsSpan(r * info.RowLength, info.RowLength)).SequenceEqual(
+                            MemoryMarshal.AsBytes(initial![i].Values.AsSpan(r * info.RowLength, info.RowLength))))
+                        unchanged++;
                 double sum = 0;
                 int same = 0;
                 for (int r = 0; r < info.Rows; r++)
@@ -81,7 +90,7 @@ public static class WeightProfile
                 distance = sum / values.Length;
                 permuted = same;
             }
-            summary.Add(new LayerProfile(info.Name, info.Rows, info.RowLength, tm, ts, im?.Item1, im?.Item2, distance, permuted, trainedBad, initialBad));
+            summary.Add(new LayerProfile(info.Name, info.Rows, info.RowLength, tm, ts, im?.Item1, im?.Item2, distance, permuted, trainedBad, initialBad, unchanged));
         }
         return (new Figure(panels, Columns: initial is null ? 1 : 2, PanelWidth: 480, PanelHeight: 340), summary);
     }
@@ -128,11 +137,11 @@ public static class WeightProfile
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.AppendLine(string.Create(inv, $"{"layer",-18} {"rows",6} {"row len",8} {"trained mean",13} {"std",10} {"initial mean",13} {"std",10} {"|profile diff|",15} {"permuted rows",14}"));
+        sb.AppendLine(string.Create(inv, $"{"layer",-18} {"rows",6} {"row len",8} {"trained mean",13} {"std",10} {"initial mean",13} {"std",10} {"|profile diff|",15} {"permuted rows",14} {"unchanged",10}"));
         foreach (var l in summary)
         {
             sb.AppendLine(string.Create(inv,
-                $"{l.Name,-18} {l.Rows,6} {l.RowLength,8} {l.TrainedMean,13:0.000E+00} {l.TrainedStd,10:0.000E+00} {Opt(l.InitialMean, "0.000E+00"),13} {Opt(l.InitialStd, "0.000E+00"),10} {Opt(l.MeanProfileDistance, "0.000E+00"),15} {(l.PermutedRows is { } p ? $"{p}/{l.Rows}" : "-"),14}"));
+                $"{l.Name,-18} {l.Rows,6} {l.RowLength,8} {l.TrainedMean,13:0.000E+00} {l.TrainedStd,10:0.000E+00} {Opt(l.InitialMean, "0.000E+00"),13} {Opt(l.InitialStd, "0.000E+00"),10} {Opt(l.MeanProfileDistance, "0.000E+00"),15} {(l.PermutedRows is { } p ? $"{p}/{l.Rows}" : "-"),14} {(l.UnchangedRows is { } u ? $"{u}" : "-"),10}"));
         }
         // Said in words: a NaN in the table is easy to miss, and the figure leaves such values out.
         foreach (var l in summary)

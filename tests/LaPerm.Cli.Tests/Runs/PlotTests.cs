@@ -98,6 +98,7 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         });
         // The baseline's Adam moves values, so no row stays a permutation of its initial row; the profiles stay close.
         Assert.All(summary, l => Assert.Equal(0, l.PermutedRows));
+        Assert.All(summary, l => Assert.Equal(0, l.UnchangedRows));
         Assert.All(summary, l => Assert.InRange(l.MeanProfileDistance!.Value, 1e-6, 0.05));
 
         string png = Path.Combine(runs.Baseline, "final.profile.png");
@@ -144,6 +145,34 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.Contains(string.Join(", ", figures.Order(StringComparer.Ordinal)) + " of an earlier run", stdout.ToString(), StringComparison.Ordinal);
         Assert.All(figures, name => Assert.False(File.Exists(Path.Combine(dir, name)), name));
         Assert.Equal("the user's", File.ReadAllText(Path.Combine(dir, "notes.png")));
+    }
+
+    [Fact]
+    public void ProfileWeightsTellsRowsLeftAsInitialisedFromRowsPermuted()
+    {
+        // A row plain Adam never moved (a dead unit's) counted as "permuted", where the README promised none.
+        string dir = Path.Combine(runs.Root, "unchanged");
+        Directory.CreateDirectory(dir);
+        string initialPath = Path.Combine(runs.LaPerm, "initial.safetensors");
+        var (initial, metadata) = LaPerm.Core.IO.SafeTensors.Read(initialPath);
+        var trained = initial.Select(t =>
+        {
+            if (t.Name != "dense3/kernel") return t with { Values = [.. t.Values.Select(v => v + 0.5f)] };
+            // 10 rows of 64: row 0 as initialised, row 1 reversed (a permutation), the rest moved.
+            var v = t.Values.ToArray();
+            Array.Reverse(v, 64, 64);
+            for (int j = 128; j < v.Length; j++) v[j] += 0.5f;
+            return t with { Values = v };
+        }).ToList();
+        string weights = Path.Combine(dir, "final.safetensors");
+        LaPerm.Core.IO.SafeTensors.Write(weights, trained, metadata);
+        var (_, summary) = WeightProfile.Build(new ModelDefinition(BuiltInModels.F2()), weights, initialPath);
+        var dense3 = summary.Single(l => l.Name == "dense3/kernel");
+        Assert.Equal((2, 1), (dense3.PermutedRows, dense3.UnchangedRows));
+        Assert.All(summary.Where(l => l.Name != "dense3/kernel"), l => Assert.Equal((0, 0), (l.PermutedRows, l.UnchangedRows)));
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["profile-weights", "--weights", weights, "--initial", initialPath], stdout, TextWriter.Null));
+        Assert.Matches(@"(?m)^dense3/kernel .* 2/10 +1$", stdout.ToString().ReplaceLineEndings("\n"));
     }
 
     [Fact]
