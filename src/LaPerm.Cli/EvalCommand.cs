@@ -47,7 +47,7 @@ internal static class EvalCommand
         using var deviceTest = backend.UploadDataset(test);
         var (loss, accuracy) = Evaluation.Run(network, deviceTest, batch, test.Count);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{model.Name} on {test.Name} ({test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * test.Count):F0} correct), loss {loss:F4}"));
+            $"{model.Name} on {test.Name} ({test.Count:N0} images): accuracy {accuracy * 100:F2}% ({Math.Round(accuracy * test.Count):F0} correct), loss {NumberText.Loss(loss)}"));
         return 0;
     }
 }

@@ -167,7 +167,7 @@ internal static class TrainCommand
         bool quiet = a.Has("--quiet");
         stdout.WriteLine($"laperm train: {model.Name} ({model.ParameterCount:N0} parameters) on {o.Data} " +
                          $"({data.Train.Count:N0} train / {data.Test.Count:N0} test), {backend.Description}");
-        stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.DescribeOptimizer()} lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} {o.LearningRateSchedule}, " +
+        stdout.WriteLine($"  {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {o.DescribeOptimizer()} lr {NumberText.Rate(o.LearningRate, exact: true)} {o.LearningRateSchedule}, " +
                          $"{(o.Reconnect ? $"k {o.K}" : "no reconnection")}, init {o.Init.Describe()}, augment {o.Augment}, seed {o.Seed} -> {o.Out}");
         var observer = quiet ? null : new ConsoleProgress(stdout, terminal, o.Epochs);
         // Ctrl-C or SIGTERM: finish the step, checkpoint it, stop (exit 130); a second one quits at once.
@@ -424,7 +424,7 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epoc
         const int width = 30;
         int filled = (int)(width * step / Math.Max(1, totalSteps));
         // NaN: no sums have come back from the device yet (they are read without waiting).
-        string running = double.IsNaN(runningLoss) ? "loss ... acc ..." : string.Create(CultureInfo.InvariantCulture, $"loss {runningLoss:F4} acc {runningAccuracy * 100:F2}%");
+        string running = double.IsNaN(runningLoss) ? "loss ... acc ..." : string.Create(CultureInfo.InvariantCulture, $"loss {NumberText.Loss(runningLoss)} acc {runningAccuracy * 100:F2}%");
         stdout.Write(string.Create(CultureInfo.InvariantCulture,
             $"\r[{new string('#', filled)}{new string('.', width - filled)}] step {step}/{totalSteps} epoch {epoch + 1}/{epochs} {running}   "));
         _barShown = true;
@@ -438,8 +438,8 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epoc
             _barShown = false;
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {r.LearningRate:G3} syncs {r.Syncs,4}{(r.BetweenSyncs ? "*" : " ")} " +
-            $"train loss {r.TrainLoss:F4} acc {r.TrainAccuracy * 100:F2}%  test loss {r.TestLoss:F4} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
+            $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {NumberText.Rate(r.LearningRate)} syncs {r.Syncs,4}{(r.BetweenSyncs ? "*" : " ")} " +
+            $"train loss {NumberText.Loss(r.TrainLoss)} acc {r.TrainAccuracy * 100:F2}%  test loss {NumberText.Loss(r.TestLoss)} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
     }
 
     public void OnSync(long step, int syncs, double seconds)
