@@ -153,6 +153,18 @@ internal static class BenchCommand
         string device = a.String("--device") ?? "auto";
         if (device is not ("cuda" or "emu" or "auto"))
             throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, emu or auto, got '{device}'.");
+        string variant = a.String("--variant") ?? "all", shapes = ShapeSets(a.String("--shapes") ?? "conv7");
+        try
+        {
+            // Before the device is chosen and said: a bad option is the whole answer.
+            LaPerm.Cuda.Reconnect.ReconnectBench.ParseVariants(variant);
+            foreach (string set in shapes.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                LaPerm.Cuda.Reconnect.ReconnectShapes.Parse(set);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"bench reconnect: {e.Message}");
+        }
         var report = LaPerm.Cuda.CudaInfo.Collect();
         if (device == "auto")
         {
@@ -164,8 +176,8 @@ internal static class BenchCommand
         if (device == "cuda" && !report.CudaAvailable) throw new UsageException($"--device cuda is unavailable here: {report.CudaUnavailableReason}");
         if (device == "emu" && !report.Emulator.Found) throw new UsageException($"--device emu is unavailable here: {report.Emulator.Problem}");
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
-            Variant: a.String("--variant") ?? "all",
-            Shapes: ShapeSets(a.String("--shapes") ?? "conv7"),
+            Variant: variant,
+            Shapes: shapes,
             Device: device,
             Samples: a.Int("--samples", 1) ?? 15,
             JsonPath: a.String("--json"));

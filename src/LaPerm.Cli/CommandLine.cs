@@ -37,6 +37,8 @@ public static class CommandLine
         ArgumentNullException.ThrowIfNull(args);
         try
         {
+            // "laperm help train" is "laperm train --help", as git and dotnet read it.
+            if (args is ["help", var topic, ..] && Commands.Contains(topic)) args = [topic, "--help"];
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 stdout.Write(Usage);

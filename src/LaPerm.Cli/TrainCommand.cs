@@ -107,9 +107,8 @@ internal static class TrainCommand
         var device = (backend as CudaBackend)?.Device;
         if (steps is not null && device is null)
         {
-            // Asked of auto, which found no GPU: the run goes on (as for the other GPU flags), without a capture range.
-            if (a.String("--device") != "auto")
-                throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+            // Asked of auto, which found no GPU (another device was refused before the header, RefuseProfileStepsOn):
+            // the run goes on (as for the other GPU flags), without a capture range.
             stdout.WriteLine("laperm: warning: --profile-steps needs a GPU; --device auto found none and runs on the cpu, so nothing is captured.");
             steps = null;
         }
@@ -118,6 +117,16 @@ internal static class TrainCommand
                 ? $"laperm: warning: --profile-steps {steps.First}:{steps.Last} starts after the run's last step ({lastStep}); nothing will be captured."
                 : $"laperm: warning: --profile-steps {steps.First}:{steps.Last} ends after the run's last step ({lastStep}); the capture stops with the run.");
         return new NvtxStepTracer(new StepProfiler(device, steps));
+    }
+
+    /// <summary>--profile-steps on a device other than cuda or emu, given explicitly, is an error to say before the run's header.</summary>
+    private static void RefuseProfileStepsOn(Arguments a, IBackend backend)
+    {
+        if (a.String("--profile-steps") is { } text && backend is not CudaBackend && a.String("--device") != "auto")
+        {
+            ProfileSteps.Parse(text);
+            throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
+        }
     }
 
     public static int Run(string[] args, TextWriter stdout, bool terminal)
@@ -144,6 +153,7 @@ internal static class TrainCommand
         if (o.Device == "auto" && !o.Checkpoints.Resume) o = o with { Device = backend.Name };
         // Before the header too: flags the trainer would refuse once the run has been announced.
         if (a.String("--profile-steps") is { } profile) ProfileSteps.Parse(profile);
+        RefuseProfileStepsOn(a, backend);
         try
         {
             Initializer.Validate(model, o.Init);

@@ -99,8 +99,14 @@ public sealed class BenchReconnectTests
     public void UnknownVariantIsAUserError()
     {
         var stderr = new StringWriter();
-        int code = CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "99", "--shapes", "2:3"], TextWriter.Null, stderr);
+        var stdout = new StringWriter();
+        int code = CommandLine.Run(["bench", "reconnect", "--device", "emu", "--variant", "99", "--shapes", "2:3"], stdout, stderr);
         Assert.Equal(CommandLine.UserError, code);
+        Assert.Equal("", stdout.ToString());   // refused before anything is said of the device
+        // So under auto too (it said "no usable GPU ... verifying on the emulator" first), and for a bad shape.
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["bench", "reconnect", "--variant", "99"], stdout, TextWriter.Null));
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["bench", "reconnect", "--shapes", "3:0"], stdout, TextWriter.Null));
+        Assert.Equal("", stdout.ToString());
         Assert.Contains("variant", stderr.ToString(), StringComparison.OrdinalIgnoreCase);
         // The range it names is the variants that exist.
         Assert.Contains($"from 0 to {Enum.GetValues<LaPerm.Cuda.Reconnect.ReconnectVariant>().Length - 1}", stderr.ToString(), StringComparison.Ordinal);

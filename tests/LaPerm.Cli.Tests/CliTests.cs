@@ -684,9 +684,13 @@ public sealed class CliTests : IDisposable
             "--profile-steps", "2:3", "--out", Path.Combine(_dir.FullName, "auto-profile"));
         Assert.True(code == 0, stderr);
         Assert.Contains("laperm: warning: --profile-steps needs a GPU; --device auto found none", stdout, StringComparison.Ordinal);
-        // Asked of the cpu itself, it is still an error.
-        Assert.Equal(CommandLine.UserError, Run("train", "--device", "cpu", "--model", "f1", "--limit-train", "64", "--limit-test", "16", "--epochs", "1",
-            "--profile-steps", "2:3", "--out", Path.Combine(_dir.FullName, "cpu-profile")).Code);
+        // Asked of the cpu itself, it is still an error, said before the run's header (it came after it).
+        var cpu = Run("train", "--device", "cpu", "--model", "f1", "--limit-train", "64", "--limit-test", "16", "--epochs", "1",
+            "--profile-steps", "2:3", "--out", Path.Combine(_dir.FullName, "cpu-profile"));
+        Assert.Equal(CommandLine.UserError, cpu.Code);
+        Assert.Contains("--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not cpu", cpu.Err, StringComparison.Ordinal);
+        Assert.Equal("", cpu.Out);
+        Assert.False(Directory.Exists(Path.Combine(_dir.FullName, "cpu-profile")));
     }
 
     [Fact]
@@ -970,6 +974,19 @@ public sealed class CliTests : IDisposable
         Assert.All(modes, m => Assert.Equal(m == mode, stdout.Contains($"laperm bench {m} [", StringComparison.Ordinal)));
         string all = Run("bench", "--help").Out;
         Assert.All(modes, m => Assert.Contains($"laperm bench {m} [", all, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("eval")]
+    [InlineData("bench")]
+    public void HelpWithACommandShowsThatCommandsHelp(string command)
+    {
+        // "laperm help train" printed the general usage.
+        var (code, stdout, _) = Run("help", command);
+        Assert.Equal(0, code);
+        Assert.Equal(Run(command, "--help").Out, stdout);
+        Assert.NotEqual(Run("--help").Out, stdout);
     }
 
     [Fact]
