@@ -161,6 +161,19 @@ internal static class Backends
     /// A built-in model by name, else a JSON model file: a name with a directory separator or a
     /// .json ending is always a file (./f1 reads a file called f1; f1 is the built-in model).
     /// </summary>
+    /// <summary>
+    /// " (did you mean resnet8 or resnet14?)" for a resnetD whose D is not 6n+2 (in range): the
+    /// depths on either side, where spelling distance would name resnet20 for resnet9.
+    /// </summary>
+    private static string? ResNetSuggestion(string name)
+    {
+        if (!name.StartsWith("resnet", StringComparison.Ordinal) || !int.TryParse(name.AsSpan(6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int depth))
+            return null;
+        int below = depth - ((depth - 2) % 6 + 6) % 6, above = below + 6;
+        var near = new[] { below, above }.Where(d => d >= 8 && d <= BuiltInModels.MaxResNetDepth).Select(d => $"resnet{d}").ToList();
+        return near.Count == 0 ? null : $" (did you mean {string.Join(" or ", near)}?)";
+    }
+
     public static ModelSpec ResolveModel(string name)
     {
         bool pathLike = name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || name.Contains('/') || name.Contains(Path.DirectorySeparatorChar);
@@ -168,7 +181,7 @@ internal static class Backends
         if (Directory.Exists(name)) throw new UsageException($"model file '{name}' is a directory; expected a JSON model file.");
         if (File.Exists(name)) return ModelDefinition.LoadSpec(name);
         if (pathLike) throw new UsageException($"model file '{name}' does not exist.");
-        throw new UsageException($"unknown model '{name}'{LaPerm.Core.IO.NameSuggestion.DidYouMean(name, BuiltInModels.Names)}; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2, 1 <= n <= 1000: 8, 14, 20, ..., {BuiltInModels.MaxResNetDepth}) or a JSON model file.");
+        throw new UsageException($"unknown model '{name}'{ResNetSuggestion(name) ?? LaPerm.Core.IO.NameSuggestion.DidYouMean(name, BuiltInModels.Names)}; expected one of {string.Join(", ", BuiltInModels.Names)}, resnetD (D = 6n+2, 1 <= n <= 1000: 8, 14, 20, ..., {BuiltInModels.MaxResNetDepth}) or a JSON model file.");
     }
 }
 

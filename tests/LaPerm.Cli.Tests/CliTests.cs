@@ -529,6 +529,8 @@ public sealed class CliTests : IDisposable
     [InlineData("unknown command 'trian' (did you mean train?); expected train, eval,", "trian")]
     [InlineData("unknown preset 'f1' (did you mean f1-mnist?); expected one of", "train", "--preset", "f1")]
     [InlineData("unknown model 'lenet' (did you mean lenet300?); expected one of", "train", "--model", "lenet")]
+    [InlineData("unknown model 'resnet9' (did you mean resnet8 or resnet14?); expected one of", "train", "--model", "resnet9")]
+    [InlineData("unknown model 'resnet6005' (did you mean resnet6002?); expected one of", "models", "resnet6005")]
     [InlineData("'--bogus' is not an option of 'laperm train' (see", "train", "--bogus")]
     // A resnetD of millions of layers was built until memory ran out.
     [InlineData("unknown model 'resnet2000000000'", "models", "resnet2000000000")]

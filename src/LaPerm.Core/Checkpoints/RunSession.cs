@@ -300,7 +300,7 @@ public sealed class RunSession : IDisposable
             if (!_options.Checkpoints.Resume && !_options.Checkpoints.Overwrite) RefuseEarlierRun(dir);
             if (store.Checkpoints() is { Count: > 0 } stale && !_options.Checkpoints.Resume)
             {
-                _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")} of an earlier run; removing them (use --resume DIR to continue that run instead).");
+                _log?.WriteLine($"laperm: warning: '{dir}' holds {stale.Count} checkpoint{(stale.Count == 1 ? "" : "s")} of an earlier run; removing {(stale.Count == 1 ? "it" : "them")} (use --resume DIR to continue that run instead).");
                 foreach (var (_, path) in stale) Directory.Delete(path, recursive: true);
                 File.Delete(store.LatestPointer);
             }

@@ -27,9 +27,15 @@ public static partial class JsonText
     public static string Plain(string message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return PositionSuffix().Replace(message, "").Trim().TrimEnd('.');
+        string plain = PositionSuffix().Replace(message, "").Trim().TrimEnd('.');
+        // An empty or blank file: the reader's sentence names its own parameter (isFinalBlock).
+        if (plain.StartsWith("The input does not contain any JSON tokens", StringComparison.Ordinal)) return "it holds no JSON at all (empty or blank)";
+        return ReaderState().Replace(plain, "");
     }
 
     [GeneratedRegex(@"\s*(Path:.*|LineNumber:.*)$", RegexOptions.Singleline)]
     private static partial Regex PositionSuffix();
+
+    [GeneratedRegex(@",? when isFinalBlock is (true|false)")]
+    private static partial Regex ReaderState();
 }

@@ -17,6 +17,20 @@ public sealed class JsonTextTests
         Assert.EndsWith("(line 3, column 7)", described, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("  \n\t ")]
+    [InlineData("{\"a\": [1, 2")]
+    public void AnEmptyOrTruncatedTextIsNotDescribedInTheReadersParameterNames(string text)
+    {
+        // An empty model file said "... Expected the input to start with a valid JSON token, when isFinalBlock is true".
+        var e = Assert.ThrowsAny<JsonException>(() => JsonDocument.Parse(text));
+        string described = JsonText.Describe(e);
+        Assert.DoesNotContain("isFinalBlock", described, StringComparison.Ordinal);
+        if (string.IsNullOrWhiteSpace(text)) Assert.StartsWith("it holds no JSON at all (empty or blank)", described, StringComparison.Ordinal);
+        else Assert.Matches(@"\S \(line 1, column \d+\)$", described);
+    }
+
     [Fact]
     public void AWeightsHeaderThatIsNotJsonSaysWhereInOurWords()
     {
