@@ -45,6 +45,7 @@ public sealed class CliTests : IDisposable
             Assert.True(summary.TryGetProperty(field, out _), $"summary.json lacks {field}");
         Assert.Equal("lenet300", summary.GetProperty("model").GetString());
         Assert.Equal("cpu", summary.GetProperty("device").GetString());
+        Assert.Equal(1.0, summary.GetProperty("epochs_trained").GetDouble());   // a run to its end makes its epochs
         // Which build made it, as --version names it: version and commit.
         Assert.Equal($"laperm {summary.GetProperty("laperm_version").GetString()}{Environment.NewLine}", Run("--version").Out);
         Assert.Matches(@"^\d+\.\d+\.\d+", summary.GetProperty("laperm_version").GetString());
@@ -157,6 +158,8 @@ public sealed class CliTests : IDisposable
         long reached = summary.GetProperty("steps_to_target").GetInt64();
         Assert.Equal(16, reached);
         Assert.Equal(reached, summary.GetProperty("steps").GetInt64());   // no step after the target
+        // Configured 3 epochs, made 1 (16 steps of 32 over 512 images).
+        Assert.Equal((3, 1.0), (summary.GetProperty("epochs").GetInt32(), summary.GetProperty("epochs_trained").GetDouble()));
         var evals = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
             .Where(r => r.GetProperty("event").GetString() == "eval").ToList();
         Assert.Equal(reached, evals[^1].GetProperty("step").GetInt64());

@@ -42,6 +42,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
 
+    /// <summary>Epochs the steps made (fractional): <see cref="TrainingSummary.Epochs"/> is the configured number, which a run stopped at its target does not reach.</summary>
+    public double EpochsTrained { get; init; }
+
     /// <summary>Steps that --on-nan skip-step skipped (a non-finite loss or gradient): their updates were not applied.</summary>
     public long SkippedSteps { get; init; }
 
@@ -405,7 +408,7 @@ public sealed class Trainer
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
                 FinalWeightsSha256 = finalSha, Momentum = o.Optimizer == OptimizerKind.Sgd ? o.Momentum : null, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
-                Backend = _backend.Description, SkippedSteps = guard.SkippedSteps,
+                Backend = _backend.Description, SkippedSteps = guard.SkippedSteps, EpochsTrained = Math.Round(last.Epoch + last.EpochProgress, 4),
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
@@ -419,7 +422,7 @@ public sealed class Trainer
     public static string SummaryJson(TrainingSummary s) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
     {
         ["laperm_version"] = BuildInfo.Version, ["model"] = s.Model, ["data"] = s.Data, ["device"] = s.Device, ["backend"] = s.Backend, ["preset"] = s.Preset, ["seed"] = s.Seed, ["threads"] = s.Threads,
-        ["steps"] = s.Steps, ["epochs"] = s.Epochs, ["syncs"] = s.Syncs,
+        ["steps"] = s.Steps, ["epochs"] = s.Epochs, ["epochs_trained"] = s.EpochsTrained, ["syncs"] = s.Syncs,
         ["best_test_accuracy"] = s.BestTestAccuracy, ["best_step"] = s.BestStep,
         ["final_test_accuracy"] = s.FinalTestAccuracy, ["final_test_loss"] = Finite(s.FinalTestLoss),
         ["train_images_per_second"] = Math.Round(s.TrainImagesPerSecond, 1), ["wall_seconds"] = Math.Round(s.WallSeconds, 3),
