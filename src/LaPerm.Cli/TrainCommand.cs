@@ -282,6 +282,11 @@ internal static class TrainCommand
             yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");
         if (o.Checkpoints.StopAfterStep is { } stop && stop > o.LastStep(trainImages))
             yield return string.Create(CultureInfo.InvariantCulture, $"--stop-after {stop} is after the run's last step ({o.LastStep(trainImages)}); the run ends first.");
+        // Digits are not mirror images of each other: a 2 flipped is no 2.
+        if (o.Data.StartsWith("mnist", StringComparison.Ordinal) && AugmentationPreset.Parse(o.Augment).HorizontalFlip)
+            yield return $"--augment {o.Augment} flips images left-right, which turns digits into shapes of no class; for {o.Data} use --augment mnist (or none).";
+        if (device == "cpu" && o.Threads > Environment.ProcessorCount)
+            yield return string.Create(inv, $"--threads {o.Threads} is more than the {Environment.ProcessorCount} logical cores here: threads take turns on them (the results are the same, the run slower).");
         if (o.Optimizer == OptimizerKind.Adam && a.Has("--momentum"))
             yield return "--momentum applies to --optimizer sgd; adam does not use it.";
         if (!o.Reconnect)

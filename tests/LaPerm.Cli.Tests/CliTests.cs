@@ -363,6 +363,23 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void MirroredDigitsAndMoreThreadsThanCoresAreWarned()
+    {
+        int threads = Environment.ProcessorCount + 1;
+        var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32", "--augment", "cifar",
+            "--threads", threads.ToString(CultureInfo.InvariantCulture), "--quiet", "--out", Path.Combine(_dir.FullName, "mirrored"));
+        Assert.True(r.Code == 0, r.Err);
+        string[] lines = r.Out.ReplaceLineEndings("\n").Split('\n');
+        Assert.Equal("laperm: warning: --augment cifar flips images left-right, which turns digits into shapes of no class; for mnist use --augment mnist (or none).", lines[0]);
+        Assert.Equal($"laperm: warning: --threads {threads} is more than the {Environment.ProcessorCount} logical cores here: threads take turns on them (the results are the same, the run slower).", lines[1]);
+        // Neither where it does not apply.
+        r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32", "--augment", "mnist",
+            "--threads", "1", "--quiet", "--out", Path.Combine(_dir.FullName, "upright"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.DoesNotContain("warning", r.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ABatchLargerThanTheDataAndAStopAfterTheEndAreSaidBeforeTheRun()
     {
         var r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "2", "--batch", "128",
