@@ -1,3 +1,4 @@
+using System.Globalization;
 using LaPerm.Core.IO;
 using ScottPlot;
 using SkiaSharp;
@@ -13,8 +14,41 @@ public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnly
     /// <summary>Draw every line in one colour (a weight profile's overlaid rows).</summary>
     public string? SingleColor { get; init; }
 
-    /// <summary>Legend in the upper right corner (falling curves) instead of the lower right (rising ones).</summary>
+    /// <summary>The legend's preferred corner: upper right (falling curves) instead of lower right (rising ones).</summary>
     public bool LegendAtTop { get; init; }
+
+    /// <summary>
+    /// Where the legend covers the least of the lines: the corner whose box (45 % of the width,
+    /// 35 % of the height of the data's range) holds the fewest points of the lines, their
+    /// segments sampled, so a curve that ends high in a falling-loss panel is not hidden by it
+    /// (it was, with the corner fixed). Ties go to the preferred corner, then the right side.
+    /// </summary>
+    public LegendCorner BestLegendCorner()
+    {
+        LegendCorner[] order = LegendAtTop
+            ? [LegendCorner.UpperRight, LegendCorner.LowerRight, LegendCorner.UpperLeft, LegendCorner.LowerLeft]
+            : [LegendCorner.LowerRight, LegendCorner.UpperRight, LegendCorner.LowerLeft, LegendCorner.UpperLeft];
+        var points = new List<(double X, double Y)>();
+        foreach (var line in Lines)
+            for (int i = 0; i < line.X.Length; i++)
+            {
+                if (!double.IsFinite(line.X[i]) || !double.IsFinite(line.Y[i])) continue;
+                points.Add((line.X[i], line.Y[i]));
+                if (i + 1 < line.X.Length && double.IsFinite(line.X[i + 1]) && double.IsFinite(line.Y[i + 1]))
+                    for (int t = 1; t < 8; t++)
+                        points.Add((line.X[i] + (line.X[i + 1] - line.X[i]) * t / 8, line.Y[i] + (line.Y[i + 1] - line.Y[i]) * t / 8));
+            }
+        if (points.Count == 0) return order[0];
+        double left = points.Min(p => p.X), right = points.Max(p => p.X);
+        var (bottom, top) = YFromZero ? ZeroBasedYLimits() : (points.Min(p => p.Y), points.Max(p => p.Y));
+        double width = Math.Max(right - left, 1e-12), height = Math.Max(top - bottom, 1e-12);
+        int Covered(LegendCorner corner)
+        {
+            bool upper = corner is LegendCorner.UpperRight or LegendCorner.UpperLeft, atRight = corner is LegendCorner.UpperRight or LegendCorner.LowerRight;
+            return points.Count(p => (atRight ? right - p.X : p.X - left) <= 0.45 * width && (upper ? top - p.Y : p.Y - bottom) <= 0.35 * height);
+        }
+        return order.MinBy(Covered);
+    }
 
     /// <summary>
     /// The y-axis from 0 up, for values that cannot be negative (shares, counts): autoscaling
@@ -34,6 +68,9 @@ public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnly
         return (-0.02 * top, top);
     }
 }
+
+/// <summary>A corner of a panel's plot area, for its legend.</summary>
+public enum LegendCorner { UpperRight, LowerRight, UpperLeft, LowerLeft }
 
 /// <summary>A grid of panels saved as PNG and SVG.</summary>
 public sealed record Figure(IReadOnlyList<Panel> Panels, int Columns, int PanelWidth = 560, int PanelHeight = 380)
@@ -67,6 +104,10 @@ public static class FigureRenderer
         return (png, svg);
     }
 
+    /// <summary>A tick label: as ScottPlot writes it, or with an exponent from 100,000 up (8.5E+20).</summary>
+    public static string AxisLabel(double value) =>
+        Math.Abs(value) >= 1e5 ? value.ToString("0.##E+00", CultureInfo.InvariantCulture) : ScottPlot.TickGenerators.LabelFormatters.Numeric(value);
+
     private static ScottPlot.Multiplot Build(Figure figure)
     {
         var multiplot = new ScottPlot.Multiplot();
@@ -99,13 +140,21 @@ public static class FigureRenderer
                     scatter.LineWidth = 2;
                 }
             }
+            // Past 100,000 (a diverging run's loss) the default labels are up to 22 digits wide and squeeze the panel.
+            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = AxisLabel };
             if (panel.YFromZero)
             {
                 var (bottom, top) = panel.ZeroBasedYLimits();
                 plot.Axes.SetLimitsY(bottom, top);
             }
             if (panel.Legend && color is null && panel.Lines.Count > 0)
-                plot.ShowLegend(panel.LegendAtTop ? Alignment.UpperRight : Alignment.LowerRight);
+                plot.ShowLegend(panel.BestLegendCorner() switch
+                {
+                    LegendCorner.UpperRight => Alignment.UpperRight,
+                    LegendCorner.LowerRight => Alignment.LowerRight,
+                    LegendCorner.UpperLeft => Alignment.UpperLeft,
+                    _ => Alignment.LowerLeft,
+                });
         }
         return multiplot;
     }

@@ -345,6 +345,39 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
     }
 
     [Fact]
+    public void TheLegendGoesWhereItCoversTheLeastOfTheLines()
+    {
+        double[] x = [.. Enumerable.Range(0, 11).Select(i => (double)i)];
+        // A falling training loss, and a test loss that falls and then climbs back at the right (overfitting):
+        // the preferred upper-right corner covered the test curve's end.
+        var train = new Series("train", x, [.. x.Select(v => 10 - 0.9 * v)]);
+        var test = new Series("test", x, [.. x.Select(v => v < 5 ? 10 - v : 5 + (v - 5) * 4 / 5.0)]);
+        var loss = new Panel("Loss", "step", "loss", [train, test], []) { LegendAtTop = true };
+        Assert.Equal(LegendCorner.LowerLeft, loss.BestLegendCorner());
+        // Rising curves leave the preferred lower right free; no lines at all keep the preference.
+        var accuracy = new Panel("Accuracy", "step", "accuracy", [new Series("test", x, [.. x.Select(v => 0.1 + 0.08 * v)])], []);
+        Assert.Equal(LegendCorner.LowerRight, accuracy.BestLegendCorner());
+        Assert.Equal(LegendCorner.UpperRight, (loss with { Lines = [] }).BestLegendCorner());
+    }
+
+    [Fact]
+    public void AHugeLossIsLabelledWithAnExponent()
+    {
+        // A diverging run's loss axis was labelled with numbers of up to 22 digits, squeezing the panel.
+        string dir = Path.Combine(runs.Root, "huge-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        File.WriteAllLines(Path.Combine(dir, "metrics.jsonl"), Enumerable.Range(1, 6).Select(step =>
+            $$"""{"event":"eval","step":{{step}},"train_loss":{{step}}e20,"train_accuracy":0.1,"test_loss":{{step + 1}}e20,"test_accuracy":0.1,"synchronized":true}"""));
+        Assert.Equal(0, CommandLine.Run(["plot", dir], TextWriter.Null, TextWriter.Null));
+        var labels = XDocument.Load(Path.Combine(dir, "training.svg")).Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value.Trim()).ToList();
+        Assert.Contains(labels, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\d(\.\d+)?E\+20$"));
+        Assert.DoesNotContain(labels, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"\d{7}"));
+        // Ordinary values keep ScottPlot's labels.
+        Assert.Equal(ScottPlot.TickGenerators.LabelFormatters.Numeric(2.5), FigureRenderer.AxisLabel(2.5));
+        Assert.Equal("-3.2E+07", FigureRenderer.AxisLabel(-3.2e7));
+    }
+
+    [Fact]
     public void EvaluationsBetweenSyncsAreASeriesOfTheirOwn()
     {
         // With --eval-every the points between syncs (free Adam iterates) were drawn on the test curve.
