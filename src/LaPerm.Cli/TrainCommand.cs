@@ -131,6 +131,10 @@ internal static class TrainCommand
 
     public static int Run(string[] args, TextWriter stdout, bool terminal)
     {
+        // "--preset" alone: the question is which presets there are.
+        int presetAt = Array.IndexOf(args, "--preset");
+        if (presetAt >= 0 && (presetAt == args.Length - 1 || args[presetAt + 1].StartsWith("--", StringComparison.Ordinal)))
+            throw new UsageException($"--preset needs a value: one of {string.Join(", ", Presets.Names)}.");
         var a = new Arguments(args, ValueFlags, Switches, "train");
         TrainingOptions o;
         ModelSpec spec;

@@ -536,6 +536,9 @@ public sealed class CliTests : IDisposable
     // A switch given a value was "not an option".
     [InlineData("--skip-bias is a switch and takes no value; give --skip-bias alone, without '=yes'.", "train", "--skip-bias=yes")]
     [InlineData("--quiet is a switch and takes no value; give --quiet alone, without '='.", "train", "--quiet=")]
+    // --preset alone asks which presets there are.
+    [InlineData("--preset needs a value: one of conv7-mnist, f1-mnist, f2-mnist, ", "train", "--preset")]
+    [InlineData("--preset needs a value: one of conv7-mnist, f1-mnist, f2-mnist, ", "train", "--preset", "--epochs", "1")]
     public void AMissingOrUnwantedValueIsNamedAsSuch(string expected, params string[] args)
     {
         var (code, _, stderr) = Run(args);
