@@ -311,6 +311,8 @@ public sealed class Trainer
             (trainSeconds, trainImages, bestAccuracy, bestStep) = (resumed.TrainSeconds, resumed.TrainImages, resumed.BestTestAccuracy, resumed.BestStep);
             (lastSyncStep, lastEvalStep, imagesSinceEval, wallOffset) = (resumed.LastSyncStep, resumed.LastEvalStep, resumed.ImagesSinceEval, resumed.WallSeconds);
             target = resumed.Target;
+            // Stopped (--stop-after, a signal) right after the evaluation that reached the target: no further step.
+            stopAtTarget = o.StopAtTarget && target is not null;
         }
         RunState State(int nextEpoch, int nextBatch) => new()
         {
@@ -320,7 +322,7 @@ public sealed class Trainer
             TrainSeconds = trainSeconds, TrainImages = trainImages, WallSeconds = wallOffset + wall.Elapsed.TotalSeconds,
             Target = target,
         };
-        for (; epochIndex < o.Epochs; epochIndex++)
+        for (; epochIndex < o.Epochs && !stopAtTarget; epochIndex++)
         {
             learningRate = o.LearningRateSchedule.At(o.LearningRate, epochIndex);
             for (int b = firstBatch; b < stepsPerEpoch; b++)
@@ -390,7 +392,8 @@ public sealed class Trainer
         Volatile.Write(ref _ending, true);
         // Stopped at the target: the run ends in the epoch it reached it, right after that
         // (synchronised) evaluation, which is the final one.
-        int lastEpoch = stopAtTarget ? epochIndex : o.Epochs - 1;
+        // (A run resumed from an epoch-end checkpoint stands at the next epoch's start: the epoch it reached the target is the one before.)
+        int lastEpoch = stopAtTarget ? Math.Min(epochIndex, o.Epochs - 1) : o.Epochs - 1;
         Readback();
         if (reconnector is not null && lastSyncStep != step)
         {
@@ -398,17 +401,22 @@ public sealed class Trainer
             endOfRunSyncStep = step;
         }
         if (!(stopAtTarget && lastEvalStep == step)) Evaluate(lastEpoch, 1.0, learningRate);
+        // The final numbers are the last evaluation's. A run resumed right after the one that reached its
+        // target evaluates nothing more: the same weights measured again give that evaluation's numbers,
+        // not written a second time.
+        var (finalLoss, finalAccuracy) = last is { } final ? (final.TestLoss, final.TestAccuracy)
+            : Evaluation.Run(network, deviceTest, o.Batch, test.Count, evaluationSums);
         if (outDir is not null) Checkpoint.Save(network, Path.Combine(outDir, RunSession.FinalWeightsFile), Metadata(step));
         string? finalSha = outDir is null ? null : RunSession.Sha256(Path.Combine(outDir, RunSession.FinalWeightsFile)); // [runs]
 
         var summary = new TrainingSummary(_model.Name, o.Data, _backend.Name, o.Preset, o.Seed, o.Threads, step, o.Epochs,
-            reconnector?.Syncs ?? 0, bestAccuracy, bestStep, last!.TestAccuracy, last.TestLoss,
+            reconnector?.Syncs ?? 0, bestAccuracy, bestStep, finalAccuracy, finalLoss,
             trainSeconds > 0 ? trainImages / trainSeconds : 0, wallOffset + wall.Elapsed.TotalSeconds, _model.ParameterCount, o.Batch,
             o.K.ToString(), o.LearningRate, o.LearningRateSchedule.ToString(), o.Optimizer.ToString().ToLowerInvariant(),
             o.LossReduction.ToString().ToLowerInvariant(), o.Init.Describe(), o.Reconnect, o.SkipBias, o.SkipBatchNorm, o.Augment, train.Count, test.Count,
             reconnector?.Targets.Select(t => t.Name).ToList() ?? []) {
                 FinalWeightsSha256 = finalSha, Momentum = o.Optimizer == OptimizerKind.Sgd ? o.Momentum : null, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
-                Backend = _backend.Description, SkippedSteps = guard.SkippedSteps, EpochsTrained = Math.Round(last.Epoch + last.EpochProgress, 4),
+                Backend = _backend.Description, SkippedSteps = guard.SkippedSteps, EpochsTrained = Math.Round((double)step / stepsPerEpoch, 4),
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));

@@ -138,6 +138,28 @@ public sealed partial class KillAndResumeTests : IDisposable
         Assert.Contains("Give --resume without it", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--no-reconnect", "--eval-every", "2")]   // reached between epoch ends, mid-epoch
+    [InlineData("--k", "3")]                               // reached at a sync's evaluation
+    public void ARunStoppedRightAtItsTargetAndResumedEndsThereAsTheOneRunStraight(params string[] how)
+    {
+        // Resumed, it went on to its last epoch: 30 steps and "epochs_trained: 3" where the run straight stopped at its target.
+        string straight = Path.Combine(_root, "straight"), dir = Path.Combine(_root, "run");
+        string[] Args(string d) => ["train", "--model", "f1", "--limit-train", "200", "--limit-test", "100", "--epochs", "3", "--batch", "20",
+            "--target-accuracy", "0.05", "--stop-at-target", "--threads", "1", "--quiet", "--out", d, .. how];
+        Assert.Equal(0, CommandLine.Run(Args(straight), TextWriter.Null, TextWriter.Null));
+        JsonNode Summary(string d) => JsonNode.Parse(File.ReadAllText(Path.Combine(d, "summary.json")))!;
+        long reached = Summary(straight)["steps"]!.GetValue<long>();
+        Assert.Equal(reached, Summary(straight)["steps_to_target"]!.GetValue<long>());
+        Assert.Equal(0, CommandLine.Run([.. Args(dir), "--stop-after", reached.ToString(System.Globalization.CultureInfo.InvariantCulture)], TextWriter.Null, TextWriter.Null));
+        var stderr = new StringWriter();
+        Assert.True(CommandLine.Run(["train", "--resume", dir, "--quiet"], TextWriter.Null, stderr) == 0, stderr.ToString());
+        foreach (string field in (string[])["steps", "epochs_trained", "steps_to_target", "best_test_accuracy", "final_test_accuracy", "final_test_loss", "final_weights_sha256"])
+            Assert.True(JsonNode.DeepEquals(Summary(straight)[field], Summary(dir)[field]), $"{field}: {Summary(straight)[field]} straight, {Summary(dir)[field]} resumed");
+        List<string> Metrics(string d) => [.. MetricsWithoutClock(d).Select(l => System.Text.RegularExpressions.Regex.Replace(l, "\"train_seconds\":[^,}]*", ""))];
+        Assert.Equal(Metrics(straight), Metrics(dir));
+    }
+
     [Fact]
     public void ResumeRefusesAModelFileEditedSinceTheRunRecordedIt()
     {
