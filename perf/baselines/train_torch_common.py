@@ -244,8 +244,8 @@ class Trainer:
         if self.l2:
             # L2 1e-4 * sum(w^2) as its gradient, 2e-4 * w, added in one multi-tensor op (what our
             # trainer does too): adding it to the loss would cost PyTorch dozens of small ops a step.
-            # Under no_grad: since PyTorch 2.1 an in-place op on tensors that require grad records
-            # an autograd node per tensor, work our trainer does not do.
+            # Under no_grad: with the weights (which require grad) as an operand, autograd would
+            # record the add (for _foreach_add_ too in recent PyTorch), work our trainer does not do.
             with torch.no_grad():
                 grads = [w.grad for w in self.l2]
                 if hasattr(torch, "_foreach_add_"):

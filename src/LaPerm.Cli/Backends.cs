@@ -158,10 +158,6 @@ internal static class Backends
     public static int Threads(Arguments a) => a.Int("--threads", 1, LaPerm.Core.Training.TrainingOptions.MaxThreads) ?? Environment.ProcessorCount;
 
     /// <summary>
-    /// A built-in model by name, else a JSON model file: a name with a directory separator or a
-    /// .json ending is always a file (./f1 reads a file called f1; f1 is the built-in model).
-    /// </summary>
-    /// <summary>
     /// " (did you mean resnet8 or resnet14?)" for a resnetD whose D is not 6n+2 (in range): the
     /// depths on either side, where spelling distance would name resnet20 for resnet9.
     /// </summary>
@@ -174,6 +170,10 @@ internal static class Backends
         return near.Count == 0 ? null : $" (did you mean {string.Join(" or ", near)}?)";
     }
 
+    /// <summary>
+    /// A built-in model by name, else a JSON model file: a name with a directory separator or a
+    /// .json ending is always a file (./f1 reads a file called f1; f1 is the built-in model).
+    /// </summary>
     public static ModelSpec ResolveModel(string name)
     {
         bool pathLike = name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || name.Contains('/') || name.Contains(Path.DirectorySeparatorChar);

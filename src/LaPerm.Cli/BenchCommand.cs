@@ -124,7 +124,7 @@ internal static class BenchCommand
     /// <summary>
     /// "  arithmetic: ..." for a bench train line: the dense and convolution multiply-adds of a
     /// step as GFLOP/s, and on the cpu as a share of the FMA peak of as many threads, measured the
-    /// first time it is needed (<paramref name="fmaPeak"/> keeps it for the next model). Null on
+    /// first time it is needed (<paramref name="fmaPeak"/> keeps it for the next models). Null on
     /// emu, whose timings are not a GPU's.
     /// </summary>
     private static string? Arithmetic(ModelDefinition model, IBackend backend, int threads, double imagesPerSecond, ref double? fmaPeak)
@@ -136,7 +136,8 @@ internal static class BenchCommand
         string line = string.Create(inv, $"  arithmetic: {multiplyAdds:N0} multiply-adds per image (dense and convolution layers, forward and backward), {gflops:F1} GFLOP/s");
         if (backend.Name != "cpu" || !LaPerm.Cpu.FmaPeak.Applies) return line;
         fmaPeak ??= LaPerm.Cpu.FmaPeak.MeasureGflops(threads, TimeSpan.FromMilliseconds(200));
-        return line + string.Create(inv, $", {100 * gflops / fmaPeak.Value:F0} % of the FMA peak of {threads} thread{(threads == 1 ? "" : "s")} ({fmaPeak.Value:F1} GFLOP/s, measured now)");
+        string cores = threads > Environment.ProcessorCount ? $" on {Environment.ProcessorCount} logical cores" : "";
+        return line + string.Create(inv, $", {100 * gflops / fmaPeak.Value:F0} % of the FMA peak of {threads} thread{(threads == 1 ? "" : "s")}{cores} ({fmaPeak.Value:F1} GFLOP/s, measured by this command)");
     }
 
     /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>

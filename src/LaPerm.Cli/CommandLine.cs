@@ -38,7 +38,7 @@ public static class CommandLine
         try
         {
             // "laperm help train" is "laperm train --help", as git and dotnet read it.
-            if (args is ["help", var topic, ..] && Commands.Contains(topic)) args = [topic, "--help"];
+            if (args is ["help", var topic, .. var more]) args = [topic, .. more, "--help"];
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 stdout.Write(Usage);

@@ -50,7 +50,7 @@ internal static class ResumeArguments
                 }
                 var (options, model) = RunConfiguration.FromJson(json, path, dir);
                 CheckRecordedFlags(options, model, path);
-                if (extra.Count > 0) RequireAgreement(a, extra, dir, options, model);
+                if (extra.Count > 0) RequireAgreement(a, extra, dir, options, model, warnings);
                 // A configuration that could not be read, or is gone, is said, not passed over in silence.
                 if (first is not null) warnings.WriteLine($"laperm: warning: {CommandLine.OneLine(first.Message).TrimEnd('.')}; using '{path}' instead.");
                 else if (missing is not null) warnings.WriteLine($"laperm: warning: '{missing}' is missing; using '{path}' instead.");
@@ -74,7 +74,7 @@ internal static class ResumeArguments
     /// original command with --resume added): applied to the recorded configuration, they must
     /// leave it as it is. One that would change it is refused, naming it and both values.
     /// </summary>
-    private static void RequireAgreement(Arguments a, IReadOnlyList<string> extra, string dir, TrainingOptions recorded, ModelSpec model)
+    private static void RequireAgreement(Arguments a, IReadOnlyList<string> extra, string dir, TrainingOptions recorded, ModelSpec model, TextWriter warnings)
     {
         if (a.String("--out") is { } outDir && !FilePaths.Same(outDir, dir))
             throw new UsageException($"--resume continues the run in '{dir}'; --out '{outDir}' names another directory (give --out as '{dir}', or leave it out).");
@@ -92,8 +92,20 @@ internal static class ResumeArguments
                 + $"{given[field]?.ToJsonString() ?? "null"} here). Give --resume without it; allowed with it: {string.Join(", ", Allowed.Skip(1))}.");
         }
         // --model names what the run recorded; read again, the file it names may since have been edited.
-        if (a.String("--model") is { } modelFlag && Backends.ResolveModel(modelFlag) is var givenModel
-            && !JsonNode.DeepEquals(JsonNode.Parse(ModelDefinition.ToJson(givenModel)), JsonNode.Parse(ModelDefinition.ToJson(model))))
+        // One that cannot be read here (another working directory, since removed or broken) is not
+        // needed: the run keeps the model it recorded, and says so.
+        if (a.String("--model") is not { } modelFlag) return;
+        ModelSpec givenModel;
+        try
+        {
+            givenModel = Backends.ResolveModel(modelFlag);
+        }
+        catch (Exception e) when (e is UsageException or ModelSpecException)
+        {
+            warnings.WriteLine($"laperm: warning: --model '{modelFlag}' cannot be read here to compare with the run's ({CommandLine.OneLine(e.Message).TrimEnd('.')}); the run keeps the model it recorded.");
+            return;
+        }
+        if (!JsonNode.DeepEquals(JsonNode.Parse(ModelDefinition.ToJson(givenModel)), JsonNode.Parse(ModelDefinition.ToJson(model))))
         {
             long inRun = new ModelDefinition(model).ParameterCount, inFile = new ModelDefinition(givenModel).ParameterCount;
             string how = inRun == inFile ? $"other layers, the same {inRun:N0} parameters" : $"{inFile:N0} parameters, the run's has {inRun:N0}";

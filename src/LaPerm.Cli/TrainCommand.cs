@@ -119,12 +119,11 @@ internal static class TrainCommand
         return new NvtxStepTracer(new StepProfiler(device, steps));
     }
 
-    /// <summary>--profile-steps on a device other than cuda or emu, given explicitly, is an error to say before the run's header.</summary>
+    /// <summary>--profile-steps (already parsed) on a device other than cuda or emu, given explicitly, is an error to say before the run's header.</summary>
     private static void RefuseProfileStepsOn(Arguments a, IBackend backend)
     {
-        if (a.String("--profile-steps") is { } text && backend is not CudaBackend && a.String("--device") != "auto")
+        if (a.Has("--profile-steps") && backend is not CudaBackend && a.String("--device") != "auto")
         {
-            ProfileSteps.Parse(text);
             throw new UsageException($"--profile-steps brackets steps for a GPU profiler; it needs --device cuda (or emu), not {backend.Name}.");
         }
     }
@@ -275,22 +274,26 @@ internal static class TrainCommand
         if (Backends.IgnoredCpuFlags(a, device) is { } cpuOnly) yield return cpuOnly;
         // A limit beyond the data set is cut to it; run-config.json keeps the number given.
         var inv = CultureInfo.InvariantCulture;
+        // A value the user did not type here is named by where it came from.
+        string Flag(string flag) => a.Has(flag) ? flag
+            : o.Checkpoints.Resume ? $"the run's {flag}"
+            : a.String("--preset") is { } preset ? $"--preset {preset}'s {flag}" : flag;
         if (o.LimitTrain > trainImages)
-            yield return string.Create(inv, $"--limit-train {o.LimitTrain} is more than the {trainImages:N0} training images of {o.Data}: the run trains on all {trainImages:N0}.");
+            yield return string.Create(inv, $"{Flag("--limit-train")} {o.LimitTrain} is more than the {trainImages:N0} training images of {o.Data}: the run trains on all {trainImages:N0}.");
         if (o.LimitTest > testImages)
-            yield return string.Create(inv, $"--limit-test {o.LimitTest} is more than the {testImages:N0} test images of {o.Data}: the run tests on all {testImages:N0}.");
+            yield return string.Create(inv, $"{Flag("--limit-test")} {o.LimitTest} is more than the {testImages:N0} test images of {o.Data}: the run tests on all {testImages:N0}.");
         if (o.TrainEvalSize > trainImages)
-            yield return string.Create(inv, $"--train-eval-size {o.TrainEvalSize} is more than the {trainImages:N0} training images: the training evaluation uses all {trainImages:N0}.");
+            yield return string.Create(inv, $"{Flag("--train-eval-size")} {o.TrainEvalSize} is more than the {trainImages:N0} training images: the training evaluation uses all {trainImages:N0}.");
         // The header and summary.json say the batch asked for; the steps take what there is.
         if (o.Batch > trainImages)
             yield return string.Create(CultureInfo.InvariantCulture, $"batch {o.Batch} is more than the {trainImages:N0} training images: every step trains on all {trainImages:N0}, one step per epoch.");
         if (o.Checkpoints.StopAfterStep is { } stop && stop > o.LastStep(trainImages))
             yield return string.Create(CultureInfo.InvariantCulture, $"--stop-after {stop} is after the run's last step ({o.LastStep(trainImages)}); the run ends first.");
         // Digits are not mirror images of each other: a 2 flipped is no 2.
-        if (o.Data.StartsWith("mnist", StringComparison.Ordinal) && AugmentationPreset.Parse(o.Augment).HorizontalFlip)
-            yield return $"--augment {o.Augment} flips images left-right, which turns digits into shapes of no class; for {o.Data} use --augment mnist (or none).";
+        if (o.Data.StartsWith("mnist", StringComparison.OrdinalIgnoreCase) && AugmentationPreset.Parse(o.Augment).HorizontalFlip)
+            yield return $"{Flag("--augment")} {o.Augment} flips images left-right, which turns digits into shapes of no class; for {o.Data} use --augment mnist (or none).";
         if (device == "cpu" && o.Threads > Environment.ProcessorCount)
-            yield return string.Create(inv, $"--threads {o.Threads} is more than the {Environment.ProcessorCount} logical cores here: threads take turns on them (the results are the same, the run slower).");
+            yield return string.Create(inv, $"{Flag("--threads")} {o.Threads} is more than the {Environment.ProcessorCount} logical cores here: threads take turns on them (the results are the same, the run slower).");
         if (o.Optimizer == OptimizerKind.Adam && a.Has("--momentum"))
             yield return "--momentum applies to --optimizer sgd; adam does not use it.";
         if (!o.Reconnect)

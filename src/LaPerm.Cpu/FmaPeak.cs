@@ -104,7 +104,7 @@ public static class FmaPeak
         chains.A6 = a6; chains.A7 = a7; chains.A8 = a8; chains.A9 = a9; chains.A10 = a10; chains.A11 = a11;
     }
 
-    /// <summary>The <see cref="Chains"/> accumulators between bursts, each lane starting at a different value.</summary>
+    /// <summary>The <see cref="Chains"/> accumulators between bursts, each chain starting at its own value.</summary>
     private struct Accumulators()
     {
         public Vector256<float> A0 = Vector256.Create(1f), A1 = Vector256.Create(2f), A2 = Vector256.Create(3f), A3 = Vector256.Create(4f);

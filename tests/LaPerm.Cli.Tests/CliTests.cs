@@ -372,6 +372,13 @@ public sealed class CliTests : IDisposable
         string[] lines = r.Out.ReplaceLineEndings("\n").Split('\n');
         Assert.Equal("laperm: warning: --augment cifar flips images left-right, which turns digits into shapes of no class; for mnist use --augment mnist (or none).", lines[0]);
         Assert.Equal($"laperm: warning: --threads {threads} is more than the {Environment.ProcessorCount} logical cores here: threads take turns on them (the results are the same, the run slower).", lines[1]);
+        // A value not typed on this command line is named by where it came from, and MNIST in any case is MNIST.
+        string resumed = Path.Combine(_dir.FullName, "mirrored-resumed");
+        Assert.Equal(0, Run("train", "--model", "f1", "--data", "MNIST", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32",
+            "--augment", "shift-flip", "--threads", "1", "--quiet", "--stop-after", "1", "--out", resumed).Code);
+        r = Run("train", "--resume", resumed, "--quiet");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.StartsWith("laperm: warning: the run's --augment shift-flip flips images left-right", r.Out, StringComparison.Ordinal);
         // Neither where it does not apply.
         r = Run("train", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32", "--augment", "mnist",
             "--threads", "1", "--quiet", "--out", Path.Combine(_dir.FullName, "upright"));
@@ -1012,6 +1019,11 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, code);
         Assert.Equal(Run(command, "--help").Out, stdout);
         Assert.NotEqual(Run("--help").Out, stdout);
+        // A mode and an unknown command too.
+        Assert.Equal(Run("bench", "train", "--help").Out, Run("help", "bench", "train").Out);
+        var unknown = Run("help", "trian");
+        Assert.Equal(CommandLine.UserError, unknown.Code);
+        Assert.Contains("unknown command 'trian' (did you mean train?)", unknown.Err, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -1107,7 +1119,7 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"bench train f1 +batch 16 threads 2 cpu: .* images/s", stdout);
         // f1 is one dense layer, 784 -> 10, with no input gradient: a forward and a weight-gradient GEMM.
         Assert.Matches(System.Runtime.Intrinsics.X86.Fma.IsSupported
-            ? @"\n  arithmetic: 15,680 multiply-adds per image \(dense and convolution layers, forward and backward\), [0-9.]+ GFLOP/s, [0-9]+ % of the FMA peak of 2 threads \([0-9.]+ GFLOP/s, measured now\)"
+            ? @"\n  arithmetic: 15,680 multiply-adds per image \(dense and convolution layers, forward and backward\), [0-9.]+ GFLOP/s, [0-9]+ % of the FMA peak of 2 threads \([0-9.]+ GFLOP/s, measured by this command\)"
             : @"\n  arithmetic: 15,680 multiply-adds per image \(dense and convolution layers, forward and backward\), [0-9.]+ GFLOP/s\r?\n", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "3", "--threads", "1");
         Assert.True(code == 0, stderr);

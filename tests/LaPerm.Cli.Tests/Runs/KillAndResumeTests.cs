@@ -184,7 +184,13 @@ public sealed partial class KillAndResumeTests : IDisposable
         Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--stop-after", "6", "--quiet"], TextWriter.Null, TextWriter.Null));
         File.WriteAllText(model, Original);
         stderr = new StringWriter();
-        Assert.True(CommandLine.Run([.. args, "--resume", dir], TextWriter.Null, stderr) == 0, stderr.ToString());
+        Assert.True(CommandLine.Run([.. args, "--stop-after", "8", "--resume", dir], TextWriter.Null, stderr) == 0, stderr.ToString());
+        // A file that cannot be read here (given from another directory, or removed) is not needed: said, and the run goes on.
+        File.Delete(model);
+        var stdout = new StringWriter();
+        Assert.True(CommandLine.Run([.. args, "--resume", dir], stdout, stderr) == 0, stderr.ToString());
+        Assert.Contains($"laperm: warning: --model '{model}' cannot be read here to compare with the run's (model file '{model}' does not exist); the run keeps the model it recorded.",
+            stdout.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
