@@ -43,7 +43,8 @@ internal static class TrainCommand
                                | piecewise:80=0.1,120=0.01 (factor from that epoch on)
         --optimizer adam|sgd   Adam (0.9, 0.999, 1e-7) or momentum SGD (--momentum, default 0.9)
         --init he-uniform|shared:V   He-uniform kernels and biases, or every weight = V (weight-agnostic)
-        --keep a/b[,a/b...]    with shared:V, keep probability per kernel tensor (one value = all), else 0
+        --keep a/b[,a/b...]    with shared:V, the probability that a weight is V rather than 0, per kernel
+                               tensor (one value = all; default 1: every weight V, nothing to reconnect)
         --prune P              random sparse: drop kernel weights with probability P (first layer keeps >= 80%)
         --skip-bias --skip-bn  leave biases / batch-norm parameters to the inner optimizer only
         --no-skip-bias --no-skip-bn  reconnect them after all (the CIFAR presets skip both)
@@ -168,7 +169,7 @@ internal static class TrainCommand
                 ? $"{e.Message.TrimEnd('.')} (the --keep of --preset {preset}; give --keep for model '{model.Name}')."
                 : e.Message);
         }
-        foreach (string warning in IneffectiveFlags(a, o, backend.Name, data.Train.Count, data.Test.Count)) stdout.WriteLine($"laperm: warning: {warning}");
+        foreach (string warning in IneffectiveFlags(a, o, model, backend.Name, data.Train.Count, data.Test.Count)) stdout.WriteLine($"laperm: warning: {warning}");
         if (o.Out is null)
             o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         else if (!o.Checkpoints.Resume)
@@ -268,7 +269,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Flags that the rest of the command line leaves nothing to act on: accepted (a preset or a script may carry them), but said.</summary>
-    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, string device, int trainImages, int testImages)
+    internal static IEnumerable<string> IneffectiveFlags(Arguments a, TrainingOptions o, ModelDefinition model, string device, int trainImages, int testImages)
     {
         if (Backends.IgnoredGpuFlags(a, device) is { } ignored) yield return ignored;
         if (Backends.IgnoredCpuFlags(a, device) is { } cpuOnly) yield return cpuOnly;
@@ -302,12 +303,39 @@ internal static class TrainCommand
             if (laperm.Length > 0)
                 yield return $"--no-reconnect: {string.Join(", ", laperm)} {(laperm.Length == 1 ? "has" : "have")} no reconnection to act on.";
         }
-        else if (o.Init.SharedValue == 0f || o.Init.Keep?.Any(q => q == 0) == true)
+        else if (FrozenByReconnection(model, o) is { Count: > 0 } frozen)
         {
-            yield return o.Init.SharedValue == 0f
-                ? $"init {o.Init.Describe()} makes every weight 0, which reconnection cannot change."
-                : $"init {o.Init.Describe()} leaves a tensor with keep 0 all zeros, which reconnection cannot change.";
+            if (o.Init.SharedValue == 0f)
+                yield return $"init {o.Init.Describe()} makes every weight 0, which reconnection cannot change.";
+            else if (o.Init.Keep?.Any(q => q == 0) == true && frozen.All(p => p.Kind == ParameterKind.Kernel))
+                yield return $"init {o.Init.Describe()} leaves a tensor with keep 0 all zeros, which reconnection cannot change.";
+            else
+            {
+                string names = string.Join(", ", frozen.Take(4).Select(p => p.Name)) + (frozen.Count > 4 ? $" and {frozen.Count - 4} more" : "");
+                string advice = frozen.All(p => p.Kind == ParameterKind.BatchNorm)
+                    ? "batch-norm's gamma and beta start as all 1 and all 0; --skip-bn trains them with the optimizer instead, as the CIFAR presets do"
+                    : o.Init.SharedValue is not null ? $"init {o.Init.Describe()} gives them one value each; a keep below 1 (--keep a/b) mixes in zeros"
+                    : "--skip-bias or --skip-bn leave such tensors to the optimizer";
+                yield return $"reconnection cannot change {names}: every row of {(frozen.Count == 1 ? "it" : "them")} holds one value, so they stay as initialised ({advice}).";
+            }
         }
+    }
+
+    /// <summary>
+    /// The reconnected tensors that reconnection leaves as they are: every row holds one value
+    /// (bit for bit), so every permutation of it is the row itself. Read from the initial values,
+    /// which are computed on the host from the seed alone.
+    /// </summary>
+    private static List<ParameterInfo> FrozenByReconnection(ModelDefinition model, TrainingOptions o)
+    {
+        var initial = Initializer.Compute(model, o.Init, o.Seed);
+        return [.. model.Parameters.Where(p => o.ReconnectOptions.Includes(p) && Enumerable.Range(0, p.Rows).All(r =>
+        {
+            var row = initial[p.Name].AsSpan(r * p.RowLength, p.RowLength);
+            foreach (float v in row)
+                if (BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(row[0])) return false;
+            return true;
+        }))];
     }
 
     private static string Count(long n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} {noun}{(n == 1 ? "" : "s")}");

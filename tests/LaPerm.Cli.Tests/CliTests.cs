@@ -600,6 +600,8 @@ public sealed class CliTests : IDisposable
     [InlineData("--no-reconnect: --k, --verify-invariants have no reconnection to act on", "--no-reconnect", "--k", "10", "--verify-invariants")]
     [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
+    // Keep 1 (the default) gives every weight the shared value: nothing to permute.
+    [InlineData("reconnection cannot change dense1/kernel: every row of it holds one value, so they stay as initialised (init shared:0.08 keep 1 gives them one value each; a keep below 1 (--keep a/b) mixes in zeros).", "--init", "shared:0.08")]
     [InlineData("--momentum applies to --optimizer sgd; adam does not use it.", "--momentum", "0.5")]
     [InlineData("--threads sizes the cpu backend; emu ignores it.", "--device", "emu", "--threads", "2")]
     [InlineData("--math tf32 chooses cuBLAS's TF32 tensor cores (--device cuda); emu runs its GEMMs on the host in FP32", "--device", "emu", "--math", "tf32")]
@@ -609,6 +611,22 @@ public sealed class CliTests : IDisposable
             "--out", Path.Combine(_dir.FullName, "w"), .. flags]);
         Assert.True(code == 0, stderr);
         Assert.Contains($"laperm: warning: {expected}", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReconnectingBatchNormParametersThatStartConstantIsWarned()
+    {
+        // gamma starts as all 1 and beta as all 0: every sync put them back, and nothing said so.
+        string model = Path.Combine(_dir.FullName, "bn.json");
+        File.WriteAllText(model, """{"name": "bn", "input": [1, 28, 28], "layers": [{"type": "conv2d", "filters": 4, "kernel": 3}, {"type": "batchnorm"}, {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 10}]}""");
+        string[] common = ["train", "--model", model, "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32", "--threads", "1", "--quiet"];
+        var r = Run([.. common, "--out", Path.Combine(_dir.FullName, "bn-frozen")]);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("laperm: warning: reconnection cannot change bn1/gamma, bn1/beta: every row of them holds one value, so they stay as initialised "
+            + "(batch-norm's gamma and beta start as all 1 and all 0; --skip-bn trains them with the optimizer instead, as the CIFAR presets do).", r.Out, StringComparison.Ordinal);
+        r = Run([.. common, "--skip-bn", "--out", Path.Combine(_dir.FullName, "bn-trained")]);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.DoesNotContain("warning", r.Out, StringComparison.Ordinal);
     }
 
     [Theory]
