@@ -12,10 +12,19 @@ internal static class EvalCommand
                     [--device cpu|cuda|emu|auto]
 
         Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
-        The model and the data default to those recorded in the file (the data to mnist for
-        files written before it was recorded).
+        The model, the data and the run's --limit-test default to those recorded in the file, so
+        the accuracy is measured as the run measured it (the data to mnist for files written before
+        it was recorded; --data alone evaluates the whole test split of that data).
 
         """;
+
+    /// <summary>The run's --limit-test, where the file records one and the data is the recorded data too.</summary>
+    private static int? RecordedLimit(IReadOnlyDictionary<string, string> metadata, string? recordedData, string weights)
+    {
+        if (recordedData is null || !metadata.TryGetValue(Checkpoint.LimitTestKey, out string? text)) return null;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int limit) && limit > 0 ? limit
+            : throw new UsageException($"weights file '{weights}' records limit_test '{text}', expected a positive whole number; pass --limit-test.");
+    }
 
     public static int Run(string[] args, TextWriter stdout)
     {
@@ -29,7 +38,7 @@ internal static class EvalCommand
         Dataset test;
         try
         {
-            test = DataSource.LoadTest(a.String("--data") ?? recorded ?? "mnist", a.Int("--limit-test", 1));
+            test = DataSource.LoadTest(a.String("--data") ?? recorded ?? "mnist", a.Int("--limit-test", 1) ?? RecordedLimit(metadata, recorded, weights));
         }
         catch (DataFormatException e) when (recorded is not null)
         {

@@ -74,9 +74,13 @@ public sealed class CliTests : IDisposable
         Assert.True(evalCode == 0, evalErr);
         long correct = (long)Math.Round(final * 256);
         Assert.Contains($"({correct.ToString(CultureInfo.InvariantCulture)} correct)", evalOut, StringComparison.Ordinal);
-        // The model recorded in the file is enough.
+        // The model recorded in the file is enough, and so is the test slice the run measured (it evaluated all 10,000 images).
         Assert.Contains($"({correct.ToString(CultureInfo.InvariantCulture)} correct)",
             Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--limit-test", "256").Out, StringComparison.Ordinal);
+        string alone = Run("eval", "--weights", Path.Combine(outDir, "final.safetensors")).Out;
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"(256 images): accuracy {final * 100:F2}% ({correct} correct)"), alone, StringComparison.Ordinal);
+        // --data alone asks for that data's whole test split.
+        Assert.Contains("(10,000 images)", Run("eval", "--weights", Path.Combine(outDir, "final.safetensors"), "--data", "mnist").Out, StringComparison.Ordinal);
 
         // Weights holding NaN or infinity are refused by name (they evaluated to loss NaN, exit 0).
         tensors[2].Values[7] = float.NaN;

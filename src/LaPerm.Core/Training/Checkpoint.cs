@@ -44,17 +44,26 @@ public static class Checkpoint
     /// description, so that eval and profile-weights need no --model), the data set it was
     /// trained on (eval's default --data), the step and the seed.
     /// </summary>
-    public static Dictionary<string, string> Metadata(ModelDefinition model, TrainingOptions options, long step) => new()
+    public static Dictionary<string, string> Metadata(ModelDefinition model, TrainingOptions options, long step)
     {
-        ["model"] = model.Name,
-        ["model_spec"] = ModelDefinition.ToJson(model.Spec),
-        [DataKey] = options.Data,
-        ["step"] = step.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["seed"] = options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-    };
+        var metadata = new Dictionary<string, string>
+        {
+            ["model"] = model.Name,
+            ["model_spec"] = ModelDefinition.ToJson(model.Spec),
+            [DataKey] = options.Data,
+            ["step"] = step.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["seed"] = options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        // The run's test slice, so that eval measures what the run's accuracies were measured on.
+        if (options.LimitTest is { } limit) metadata[LimitTestKey] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return metadata;
+    }
 
     /// <summary>The metadata key of the data set (absent from files written before it was recorded).</summary>
     public const string DataKey = "data";
+
+    /// <summary>The metadata key of the run's --limit-test (absent when the run tested on the whole test split).</summary>
+    public const string LimitTestKey = "limit_test";
 
     /// <summary>A weights file's metadata (see <see cref="Metadata"/>); empty when it has none.</summary>
     public static IReadOnlyDictionary<string, string> StoredMetadata(string path) => SafeTensors.Read(path).Metadata;
