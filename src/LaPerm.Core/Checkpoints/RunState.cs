@@ -54,6 +54,13 @@ public sealed record RunState
     /// <summary>The --target-accuracy reached so far (null when not reached or not set).</summary>
     public TargetReached? Target { get; init; }
 
+    /// <summary>
+    /// SHA-256 of the images and labels the run trains and tests on (after its limits), in hex; a
+    /// resumed run on other data cannot end as the run straight would, and says so. Null in
+    /// checkpoints written before it was recorded.
+    /// </summary>
+    public string? DataSha256 { get; init; }
+
     /// <summary>Length of metrics.jsonl when the checkpoint was taken; a resumed run cuts it back to this.</summary>
     public long MetricsBytes { get; init; }
 

@@ -55,6 +55,21 @@ public sealed class Dataset
     /// <summary>All labels, 0..Classes-1.</summary>
     public ReadOnlySpan<byte> Labels => _labels;
 
+    /// <summary>SHA-256 (hex) of the images, labels and shapes of <paramref name="sets"/>, in order: what a run trained and tested on.</summary>
+    public static string Fingerprint(params ReadOnlySpan<Dataset> sets)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Span<int> shape = stackalloc int[5];
+        foreach (var set in sets)
+        {
+            (shape[0], shape[1], shape[2], shape[3], shape[4]) = (set.Count, set.Channels, set.Height, set.Width, set.Classes);
+            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(shape));
+            hash.AppendData(set._images);
+            hash.AppendData(set._labels);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
     /// <summary>One image's C x H x W bytes.</summary>
     public ReadOnlySpan<byte> Image(int index) => _images.AsSpan(checked(index * SampleSize), SampleSize);
 

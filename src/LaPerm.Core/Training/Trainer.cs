@@ -156,6 +156,9 @@ public sealed class Trainer
         using var deviceTrain = _backend.UploadDataset(train); // once per run; every batch is gathered on the backend
         using var deviceTest = _backend.UploadDataset(test); // once per run; evaluation gathers its batches there too
         var resumed = session.Restore(optimizer, reconnector, lossAndCorrect, metrics); // [runs]
+        string dataSha256 = Dataset.Fingerprint(train, test);
+        if (resumed?.DataSha256 is { } before && before != dataSha256)
+            Warnings?.WriteLine($"laperm: warning: the data ({o.Data}) is not what this run trained and tested on before it stopped (its images or labels differ); the resumed run will not end as the run straight would have.");
         var guard = session.Guard!;
         guard.Reset();
         bool useGraphs = o.Graphs && _backend.CanCapture;
@@ -320,7 +323,7 @@ public sealed class Trainer
             LearningRateBits = BitConverter.SingleToUInt32Bits(learningRate), K = o.K.KAt(Math.Min(epochIndex, o.Epochs - 1)),
             LastSyncStep = lastSyncStep, LastEvalStep = lastEvalStep, BestTestAccuracy = bestAccuracy, BestStep = bestStep, ImagesSinceEval = imagesSinceEval,
             TrainSeconds = trainSeconds, TrainImages = trainImages, WallSeconds = wallOffset + wall.Elapsed.TotalSeconds,
-            Target = target,
+            Target = target, DataSha256 = dataSha256,
         };
         for (; epochIndex < o.Epochs && !stopAtTarget; epochIndex++)
         {

@@ -161,6 +161,41 @@ public sealed partial class KillAndResumeTests : IDisposable
     }
 
     [Fact]
+    public void ResumingOnOtherDataIsSaid()
+    {
+        // A label changed between the stop and the resume went unnoticed, under a promise of bit-identical results.
+        string data = Path.Combine(_root, "mnist"), dir = Path.Combine(_root, "run");
+        Directory.CreateDirectory(data);
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "LaPerm.Native.sln")))
+            {
+                foreach (var file in Directory.GetFiles(Path.Combine(d.FullName, "data", "mnist"), "*.gz")) File.Copy(file, Path.Combine(data, Path.GetFileName(file)));
+                break;
+            }
+        string[] args = ["train", "--model", "f1", "--data", "mnist:" + data, "--limit-train", "200", "--limit-test", "50", "--epochs", "1", "--batch", "20",
+            "--checkpoint-every", "2", "--threads", "1", "--quiet", "--out", dir];
+        Assert.Equal(0, CommandLine.Run([.. args, "--stop-after", "2"], TextWriter.Null, TextWriter.Null));
+        var stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir, "--stop-after", "4"], stdout, TextWriter.Null));
+        Assert.DoesNotContain("warning", stdout.ToString(), StringComparison.Ordinal);   // the same data: nothing to say
+        // One training label changed (within the 200 the run uses).
+        string labels = Path.Combine(data, "train-labels-idx1-ubyte.gz");
+        byte[] raw;
+        using (var input = new System.IO.Compression.GZipStream(File.OpenRead(labels), System.IO.Compression.CompressionMode.Decompress))
+        using (var buffer = new MemoryStream())
+        {
+            input.CopyTo(buffer);
+            raw = buffer.ToArray();
+        }
+        raw[8 + 17] = (byte)((raw[8 + 17] + 1) % 10);
+        using (var output = new System.IO.Compression.GZipStream(File.Create(labels), System.IO.Compression.CompressionLevel.Fastest))
+            output.Write(raw);
+        stdout = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["train", "--resume", dir], stdout, TextWriter.Null));
+        Assert.Contains($"laperm: warning: the data (mnist:{data}) is not what this run trained and tested on before it stopped (its images or labels differ)", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ResumeRefusesAModelFileEditedSinceTheRunRecordedIt()
     {
         // The path was compared, not the model: an edited file was accepted without a word.
