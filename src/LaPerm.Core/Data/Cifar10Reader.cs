@@ -62,7 +62,7 @@ public static class Cifar10Reader
                 {
                     var rec = buffer.AsSpan(i * RecordBytes, RecordBytes);
                     if (rec[0] >= Classes)
-                        throw new DataFormatException($"{paths[f]}: label {rec[0]} at record {r} is out of range, expected 0..{Classes - 1}.");
+                        throw new DataFormatException($"{paths[f]}: label {rec[0]} of record {r} (counting from 0) is out of range, expected 0..{Classes - 1}.");
                     labels[record] = rec[0];
                     rec[1..].CopyTo(images.AsSpan(record * PixelBytes, PixelBytes));
                 }

@@ -152,6 +152,6 @@ public sealed class Dataset
         // Vectorised scan first; only a failing file pays for finding the first bad record.
         int bad = labels.IndexOfAnyExceptInRange((byte)0, (byte)(classes - 1));
         if (bad >= 0)
-            throw new DataFormatException($"{source}: label {labels[bad]} at record {bad} is out of range, expected 0..{classes - 1}.");
+            throw new DataFormatException($"{source}: label {labels[bad]} of record {bad} (counting from 0) is out of range, expected 0..{classes - 1}.");
     }
 }

@@ -117,7 +117,7 @@ public sealed class DataSourceTests
         string path = dir.Write("t10k-labels-idx1-ubyte.gz", DataFiles.IdxLabels(labels), gzip: true);
         var e = Assert.Throws<DataFormatException>(() => DataSource.Load(dir.Path));
         Assert.Contains(path, e.Message);
-        Assert.Contains("label 12 at record 2", e.Message);
+        Assert.Contains("label 12 of record 2 (counting from 0)", e.Message);
         Assert.Contains("expected 0..9", e.Message);
     }
 
@@ -176,7 +176,7 @@ public sealed class DataSourceTests
         string path = dir.Write("data_batch_1.bin", DataFiles.CifarRecords(labels, DataFiles.RandomBytes(rng, 4 * 3072)));
         var e = Assert.Throws<DataFormatException>(() => Cifar10Reader.Read("cifar10 train", [path]));
         Assert.Contains(path, e.Message);
-        Assert.Contains("label 10 at record 3", e.Message);
+        Assert.Contains("label 10 of record 3 (counting from 0)", e.Message);
         Assert.Contains("expected 0..9", e.Message);
     }
 

@@ -62,7 +62,7 @@ public sealed class DatasetTests
         var mismatch = Assert.Throws<DataFormatException>(() => new Dataset("d", new byte[10], new byte[3], 1, 1, 3, 10));
         Assert.Contains("mismatch", mismatch.Message);
         var range = Assert.Throws<DataFormatException>(() => new Dataset("d", new byte[9], [0, 4, 3], 1, 1, 3, 4));
-        Assert.Contains("label 4 at record 1", range.Message);
+        Assert.Contains("label 4 of record 1 (counting from 0)", range.Message);
         Assert.Contains("expected 0..3", range.Message);
     }
 
