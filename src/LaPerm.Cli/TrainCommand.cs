@@ -113,6 +113,9 @@ internal static class TrainCommand
             stdout.WriteLine("laperm: warning: --profile-steps needs a GPU; --device auto found none and runs on the cpu, so nothing is captured.");
             steps = null;
         }
+        // The emulator has no profiler to start: the range is checked and bracketed, nothing is captured.
+        if (steps is not null && device?.Kind == "emu")
+            stdout.WriteLine("laperm: note: --profile-steps on emu brackets the steps as on a GPU, but no profiler runs here: nothing is captured.");
         if (steps is not null && steps.Last > lastStep)
             stdout.WriteLine(steps.First > lastStep
                 ? $"laperm: warning: --profile-steps {steps.First}:{steps.Last} starts after the run's last step ({lastStep}); nothing will be captured."

@@ -431,6 +431,8 @@ public sealed class CliTests : IDisposable
             "--quiet", "--profile-steps", "100:200", "--out", Path.Combine(_dir.FullName, "profile"));
         Assert.True(r.Code == 0, r.Err);
         Assert.Contains("--profile-steps 100:200 starts after the run's last step (4)", r.Out, StringComparison.Ordinal);
+        // On emu nothing is captured at all, and the run says so.
+        Assert.Contains("laperm: note: --profile-steps on emu brackets the steps as on a GPU, but no profiler runs here: nothing is captured.", r.Out, StringComparison.Ordinal);
     }
 
     [Fact]
