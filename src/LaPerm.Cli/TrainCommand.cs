@@ -308,37 +308,42 @@ internal static class TrainCommand
         }
         else if (FrozenByReconnection(model, o) is { Count: > 0 } frozen)
         {
+            var keepOf = Initializer.KeepOf(model, o.Init);
             if (o.Init.SharedValue == 0f)
                 yield return $"init {o.Init.Describe()} makes every weight 0, which reconnection cannot change.";
-            else if (o.Init.Keep?.Any(q => q == 0) == true && frozen.All(p => p.Kind == ParameterKind.Kernel))
+            else if (frozen.All(p => keepOf.GetValueOrDefault(p.Name, -1) == 0))
                 yield return $"init {o.Init.Describe()} leaves a tensor with keep 0 all zeros, which reconnection cannot change.";
             else
             {
                 string names = string.Join(", ", frozen.Take(4).Select(p => p.Name)) + (frozen.Count > 4 ? $" and {frozen.Count - 4} more" : "");
                 string advice = frozen.All(p => p.Kind == ParameterKind.BatchNorm)
                     ? "batch-norm's gamma and beta start as all 1 and all 0; --skip-bn trains them with the optimizer instead, as the CIFAR presets do"
-                    : o.Init.SharedValue is not null ? $"init {o.Init.Describe()} gives them one value each; a keep below 1 (--keep a/b) mixes in zeros"
-                    : "--skip-bias or --skip-bn leave such tensors to the optimizer";
-                yield return $"reconnection cannot change {names}: every row of {(frozen.Count == 1 ? "it" : "them")} holds one value, so they stay as initialised ({advice}).";
+                    : frozen.All(p => p.Kind == ParameterKind.BatchNorm || keepOf.GetValueOrDefault(p.Name, -1) is 0 or 1)
+                        ? $"init {o.Init.Describe()} gives such a tensor one value; a keep strictly between 0 and 1 (--keep a/b) mixes V and 0"
+                        : "a row of one weight, or one whose random draws all came out alike; --skip-bias and --skip-bn leave biases and batch-norm to the optimizer";
+                yield return $"reconnection cannot change {names}: every row of {(frozen.Count == 1 ? "it holds one value, so it stays" : "them holds one value, so they stay")} as initialised ({advice}).";
             }
         }
     }
 
     /// <summary>
     /// The reconnected tensors that reconnection leaves as they are: every row holds one value
-    /// (bit for bit), so every permutation of it is the row itself. Read from the initial values,
-    /// which are computed on the host from the seed alone.
+    /// (bit for bit), so every permutation of it is the row itself. Batch-norm's gamma and beta
+    /// start constant and a row of one weight is; he-uniform rows of more never are (pruned to
+    /// zeros entirely, almost never). Only shared:V values are random enough to need a look: those
+    /// are computed, from the seed alone, as the run will.
     /// </summary>
     private static List<ParameterInfo> FrozenByReconnection(ModelDefinition model, TrainingOptions o)
     {
-        var initial = Initializer.Compute(model, o.Init, o.Seed);
-        return [.. model.Parameters.Where(p => o.ReconnectOptions.Includes(p) && Enumerable.Range(0, p.Rows).All(r =>
-        {
-            var row = initial[p.Name].AsSpan(r * p.RowLength, p.RowLength);
-            foreach (float v in row)
-                if (BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(row[0])) return false;
-            return true;
-        }))];
+        var initial = o.Init.SharedValue is null ? null : Initializer.Compute(model, o.Init, o.Seed);
+        return [.. model.Parameters.Where(p => o.ReconnectOptions.Includes(p) && (p.Kind == ParameterKind.BatchNorm || p.RowLength == 1
+            || (initial is not null && Enumerable.Range(0, p.Rows).All(r =>
+            {
+                var row = initial[p.Name].AsSpan(r * p.RowLength, p.RowLength);
+                foreach (float v in row)
+                    if (BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(row[0])) return false;
+                return true;
+            }))))];
     }
 
     private static string Count(long n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} {noun}{(n == 1 ? "" : "s")}");

@@ -607,7 +607,7 @@ public sealed class CliTests : IDisposable
     [InlineData("init shared:0.08 keep 0 leaves a tensor with keep 0 all zeros", "--init", "shared:0.08", "--keep", "0/7")]
     [InlineData("init shared:0 keep 1/2 makes every weight 0", "--init", "shared:0", "--keep", "1/2")]
     // Keep 1 (the default) gives every weight the shared value: nothing to permute.
-    [InlineData("reconnection cannot change dense1/kernel: every row of it holds one value, so they stay as initialised (init shared:0.08 keep 1 gives them one value each; a keep below 1 (--keep a/b) mixes in zeros).", "--init", "shared:0.08")]
+    [InlineData("reconnection cannot change dense1/kernel: every row of it holds one value, so it stays as initialised (init shared:0.08 keep 1 gives such a tensor one value; a keep strictly between 0 and 1 (--keep a/b) mixes V and 0).", "--init", "shared:0.08")]
     [InlineData("--momentum applies to --optimizer sgd; adam does not use it.", "--momentum", "0.5")]
     [InlineData("--threads sizes the cpu backend; emu ignores it.", "--device", "emu", "--threads", "2")]
     [InlineData("--math tf32 chooses cuBLAS's TF32 tensor cores (--device cuda); emu runs its GEMMs on the host in FP32", "--device", "emu", "--math", "tf32")]
@@ -617,6 +617,21 @@ public sealed class CliTests : IDisposable
             "--out", Path.Combine(_dir.FullName, "w"), .. flags]);
         Assert.True(code == 0, stderr);
         Assert.Contains($"laperm: warning: {expected}", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    // A kernel with keep 1 beside one with keep 0: both named (only the keep-0 one was).
+    [InlineData("reconnection cannot change dense1/kernel, dense2/kernel: every row of them holds one value, so they stay as initialised (init shared:0.03 keep 1,0,1/3 gives such a tensor one value; ",
+        "f2", "--init", "shared:0.03", "--keep", "1,0,1/3")]
+    // A 10-value bias that drew all zeros at keep 1/15 (seed 2): chance, not the keep, is to blame.
+    [InlineData("reconnection cannot change dense3/bias: every row of it holds one value, so it stays as initialised (a row of one weight, or one whose random draws all came out alike; ",
+        "lenet300", "--init", "shared:0.1", "--keep", "1/15", "--seed", "2")]
+    public void TensorsThatReconnectionCannotChangeAreNamedWithTheirCause(string expected, string model, params string[] flags)
+    {
+        var r = Run(["train", "--model", model, "--limit-train", "64", "--limit-test", "32", "--epochs", "1", "--batch", "32", "--threads", "1", "--quiet",
+            "--stop-after", "1", "--out", Path.Combine(_dir.FullName, "frozen-" + model), .. flags]);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("laperm: warning: " + expected, r.Out, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -65,22 +65,20 @@ public static class Initializer
     {
         Validate(model, options);
         var result = new Dictionary<string, float[]>();
-        int kernelIndex = -1;
+        var keepOf = KeepOf(model, options);
         for (int index = 0; index < model.Parameters.Count; index++)
         {
             var p = model.Parameters[index];
             var values = new float[p.Shape.Length];
             // One stream per parameter index, so adding a layer at the end does not change the others.
             var rng = new SeededRandom(DropoutRandom.Mix(seed * 0x100000001B3UL + (ulong)index + 1));
-            if (p.Kind == ParameterKind.Kernel) kernelIndex++;
             if (p.Kind == ParameterKind.BatchNorm)
             {
                 Array.Fill(values, p.Name.EndsWith("/gamma", StringComparison.Ordinal) ? 1f : 0f);
             }
             else if (options.SharedValue is { } shared)
             {
-                var keepList = options.Keep ?? [1.0];
-                double q = keepList.Count == 1 ? keepList[0] : keepList[Math.Max(kernelIndex, 0)];
+                double q = keepOf[p.Name];
                 for (int i = 0; i < values.Length; i++) values[i] = rng.NextDouble() < q ? shared : 0f;
             }
             else
@@ -99,6 +97,25 @@ public static class Initializer
             result[p.Name] = values;
         }
         return result;
+    }
+
+    /// <summary>
+    /// With shared:V, each kernel and bias tensor's probability of a weight being V (else 0): the
+    /// i-th kernel's keep entry (one entry: every kernel's), a bias its layer's kernel's. Empty for
+    /// he-uniform; batch-norm parameters have none.
+    /// </summary>
+    public static Dictionary<string, double> KeepOf(ModelDefinition model, InitOptions options)
+    {
+        var keep = new Dictionary<string, double>();
+        if (options.SharedValue is null) return keep;
+        var list = options.Keep ?? [1.0];
+        int kernelIndex = -1;
+        foreach (var p in model.Parameters)
+        {
+            if (p.Kind == ParameterKind.Kernel) kernelIndex++;
+            if (p.Kind != ParameterKind.BatchNorm) keep[p.Name] = list.Count == 1 ? list[0] : list[Math.Max(kernelIndex, 0)];
+        }
+        return keep;
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> when the options do not fit the model.</summary>
