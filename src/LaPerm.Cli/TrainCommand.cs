@@ -490,6 +490,8 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epoc
 
     public void OnEvaluation(EvaluationRecord r)
     {
+        // --train-eval-size: the first N training images in inference mode, beside the running figures.
+        string trainEval = r.TrainEvalAccuracy is { } accuracy ? string.Create(CultureInfo.InvariantCulture, $"train-eval acc {accuracy * 100:F2}%  ") : "";
         if (_barShown)
         {
             stdout.Write('\r' + new string(' ', 100) + '\r');
@@ -497,7 +499,8 @@ internal sealed class ConsoleProgress(TextWriter stdout, bool terminal, int epoc
         }
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {r.Step,7} epoch {r.Epoch + r.EpochProgress,6:F2} lr {NumberText.Rate(r.LearningRate)} syncs {r.Syncs,4}{(r.BetweenSyncs ? "*" : " ")} " +
-            $"train loss {NumberText.Loss(r.TrainLoss)} acc {r.TrainAccuracy * 100:F2}%  test loss {NumberText.Loss(r.TestLoss)} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
+            $"train loss {NumberText.Loss(r.TrainLoss)} acc {r.TrainAccuracy * 100:F2}%  {trainEval}" +
+            $"test loss {NumberText.Loss(r.TestLoss)} acc {r.TestAccuracy * 100:F2}%  {r.WallSeconds:F1}s"));
     }
 
     public void OnSync(long step, int syncs, double seconds)

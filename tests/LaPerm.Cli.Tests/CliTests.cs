@@ -28,6 +28,8 @@ public sealed class CliTests : IDisposable
             "--batch", "32", "--k", "5", "--verify-invariants", "--train-eval-size", "64", "--seed", "3", "--threads", "2", "--out", outDir);
         Assert.True(code == 0, stderr);
         Assert.Contains("done: best test accuracy", stdout, StringComparison.Ordinal);
+        // --train-eval-size is on the progress lines too (it was in metrics.jsonl only).
+        Assert.Matches(@"step +5 .* train-eval acc \d+\.\d\d%  test loss", stdout);
 
         var lines = File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl"));
         var records = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
