@@ -105,7 +105,8 @@ internal static class ResumeArguments
             warnings.WriteLine($"laperm: warning: --model '{modelFlag}' cannot be read here to compare with the run's ({CommandLine.OneLine(e.Message).TrimEnd('.')}); the run keeps the model it recorded.");
             return;
         }
-        if (!JsonNode.DeepEquals(JsonNode.Parse(ModelDefinition.ToJson(givenModel)), JsonNode.Parse(ModelDefinition.ToJson(model))))
+        // ToJson writes a spec one way only: equal texts, equal models.
+        if (ModelDefinition.ToJson(givenModel) != ModelDefinition.ToJson(model))
         {
             long inRun = new ModelDefinition(model).ParameterCount, inFile = new ModelDefinition(givenModel).ParameterCount;
             string how = inRun == inFile ? $"other layers, the same {inRun:N0} parameters" : $"{inFile:N0} parameters, the run's has {inRun:N0}";
