@@ -120,7 +120,7 @@ internal static class TrainCommand
             stdout.WriteLine(steps.First > lastStep
                 ? $"laperm: warning: --profile-steps {steps.First}:{steps.Last} starts after the run's last step ({lastStep}); nothing will be captured."
                 : $"laperm: warning: --profile-steps {steps.First}:{steps.Last} ends after the run's last step ({lastStep}); the capture stops with the run.");
-        return new NvtxStepTracer(new StepProfiler(device, steps));
+        return new NvtxStepTracer(new StepProfiler(device, steps, stdout));
     }
 
     /// <summary>--profile-steps (already parsed) on a device other than cuda or emu, given explicitly, is an error to say before the run's header.</summary>

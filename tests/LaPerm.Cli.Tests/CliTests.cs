@@ -438,6 +438,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void AResumedRunSaysWhichStepsOfItsProfileRangeRanBeforeItsCheckpoint()
+    {
+        string dir = Path.Combine(_dir.FullName, "profile-resumed");
+        var stopped = Run("train", "--device", "emu", "--model", "f1", "--limit-train", "64", "--limit-test", "32", "--batch", "16", "--epochs", "1",
+            "--quiet", "--stop-after", "2", "--out", dir);
+        Assert.True(stopped.Code == 0, stopped.Err);
+        var resumed = Run("train", "--resume", dir, "--quiet", "--profile-steps", "1:3");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains("laperm: warning: --profile-steps 1:3: steps 1 to 2 ran before the checkpoint this run resumes from; the capture covers step 3.", resumed.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void APresetsSharedInitCanBeReplacedByHeUniform()
     {
         string outDir = Path.Combine(_dir.FullName, "f1-he");

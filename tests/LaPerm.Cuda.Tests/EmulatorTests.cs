@@ -359,6 +359,29 @@ public sealed class EmulatorRuntimeTests
         }
         Assert.False(profiler.Active);
     }
+
+    /// <summary>A resumed run begins after step 1: inside the range, the capture starts at its first step and says which ran before.</summary>
+    [Theory]
+    [InlineData(3, "step 2 ran before the checkpoint this run resumes from; the capture covers steps 3 to 5")]
+    [InlineData(4, "steps 2 to 3 ran before the checkpoint this run resumes from; the capture covers steps 4 to 5")]
+    [InlineData(7, "ran before the checkpoint this run resumes from (its first step is 7); nothing will be captured")]
+    [InlineData(2, null)]
+    [InlineData(1, null)]
+    public void StepProfilerOfAResumedRunCapturesWhatIsLeftOfTheRange(long firstStep, string? note)
+    {
+        using var device = TestDevices.OpenEmulator();
+        var notes = new StringWriter();
+        var profiler = new StepProfiler(device, ProfileSteps.Parse("2:5"), notes);
+        for (long step = firstStep; step <= 8; step++)
+        {
+            profiler.BeginStep(step);
+            Assert.Equal(step >= Math.Max(2, firstStep) && step <= 5, profiler.Active);
+            profiler.EndStep(step);
+        }
+        Assert.False(profiler.Active);
+        if (note is null) Assert.Equal("", notes.ToString());
+        else Assert.Contains(note, notes.ToString());
+    }
 }
 
 public sealed class EmulatorSanitizerTests

@@ -22,27 +22,41 @@ public sealed record ProfileSteps(long First, long Last)
 
 /// <summary>
 /// Brackets the steps of a <see cref="ProfileSteps"/> range with cuProfilerStart/Stop on the
-/// real driver; does nothing on emu (there is no profiler to start).
+/// real driver; does nothing on emu (there is no profiler to start). A resumed run whose first
+/// step lies inside the range starts the capture there, and says which steps ran before.
 /// </summary>
 public sealed class StepProfiler
 {
     private readonly ProfileSteps? _steps;
     private readonly CudaDriver? _driver;
+    private readonly TextWriter? _notes;
+    private bool _seenAStep;
 
     /// <param name="device">The device whose driver starts the profiler; null (cpu) or emu: nothing to start.</param>
-    public StepProfiler(Device? device, ProfileSteps? steps)
+    /// <param name="notes">Where to say that part of the range ran before a resumed run's checkpoint.</param>
+    public StepProfiler(Device? device, ProfileSteps? steps, TextWriter? notes = null)
     {
         _steps = steps;
         _driver = (device?.Runtime as CudaRuntime)?.Driver;
+        _notes = notes;
     }
 
-    /// <summary>True between the start of step First and the end of step Last.</summary>
+    /// <summary>True between the start of step First (or the first step run, if later) and the end of step Last.</summary>
     public bool Active { get; private set; }
 
     /// <summary>Call at the start of each step.</summary>
     public void BeginStep(long step)
     {
-        if (_steps is null || step != _steps.First) return;
+        if (_steps is null) return;
+        bool first = !_seenAStep;
+        _seenAStep = true;
+        // A run resumed from a checkpoint begins after step 1: the steps of the range done
+        // before it are not run again, so the capture covers what is left of the range.
+        if (first && step > _steps.First)
+            _notes?.WriteLine(step > _steps.Last
+                ? $"laperm: warning: --profile-steps {_steps.First}:{_steps.Last} ran before the checkpoint this run resumes from (its first step is {step}); nothing will be captured."
+                : $"laperm: warning: --profile-steps {_steps.First}:{_steps.Last}: {Steps(_steps.First, step - 1)} ran before the checkpoint this run resumes from; the capture covers {Steps(step, _steps.Last)}.");
+        if (Active || !_steps.Contains(step) || (!first && step != _steps.First)) return;
         _driver?.ProfilerStart();
         Active = true;
     }
@@ -54,6 +68,8 @@ public sealed class StepProfiler
         _driver?.ProfilerStop();
         Active = false;
     }
+
+    private static string Steps(long first, long last) => first == last ? $"step {first}" : $"steps {first} to {last}";
 }
 
 /// <summary>
