@@ -2,6 +2,7 @@ using System.Globalization;
 using LaPerm.Core.Backend;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
+using LaPerm.Cuda;
 using LaPerm.Cuda.Backend;
 using LaPerm.Cuda.Reconnect;
 
@@ -124,8 +125,9 @@ internal static class BenchCommand
     /// <summary>
     /// "  arithmetic: ..." for a bench train line: the dense and convolution multiply-adds of a
     /// step as GFLOP/s, and on the cpu as a share of the FMA peak of as many threads, measured the
-    /// first time it is needed (<paramref name="fmaPeak"/> keeps it for the next models). Null on
-    /// emu, whose timings are not a GPU's.
+    /// first time it is needed (<paramref name="fmaPeak"/> keeps it for the next models); on cuda
+    /// as a share of the GPU's FP32 peak, computed from what the driver reports (<see cref="GpuInfo.Fp32PeakGflops"/>).
+    /// Null on emu, whose timings are not a GPU's.
     /// </summary>
     private static string? Arithmetic(ModelDefinition model, IBackend backend, int threads, double imagesPerSecond, ref double? fmaPeak)
     {
@@ -134,6 +136,13 @@ internal static class BenchCommand
         long multiplyAdds = model.TrainingMultiplyAddsPerExample;
         double gflops = 2.0 * multiplyAdds * imagesPerSecond / 1e9;
         string line = string.Create(inv, $"  arithmetic: {multiplyAdds:N0} multiply-adds per image (dense and convolution layers, forward and backward), {gflops:F1} GFLOP/s");
+        if (backend is CudaBackend cuda)
+        {
+            GpuInfo? gpu = CudaInfo.Collect().Gpus.FirstOrDefault(g => g.Ordinal == cuda.Device.GpuOrdinal);
+            if (gpu?.Fp32PeakGflops is not { } gpuPeak) return line;
+            return line + string.Create(inv, $", {100 * gflops / gpuPeak:F1} % of GPU {gpu.Ordinal}'s FP32 peak ({gpuPeak / 1000:F1} TFLOP/s = {gpu.Fp32PeakFormula})")
+                   + (cuda.GemmMath == GemmMath.Tf32 ? "; --math tf32 runs on tensor cores, which that peak leaves out" : "");
+        }
         if (backend.Name != "cpu" || !LaPerm.Cpu.FmaPeak.Applies) return line;
         fmaPeak ??= LaPerm.Cpu.FmaPeak.MeasureGflops(threads, TimeSpan.FromMilliseconds(200));
         string cores = threads > Environment.ProcessorCount ? $" on {Environment.ProcessorCount} logical cores" : "";

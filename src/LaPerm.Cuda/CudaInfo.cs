@@ -4,10 +4,35 @@ using LaPerm.Cuda.Runtime;
 
 namespace LaPerm.Cuda;
 
-/// <summary>One GPU as the driver reports it.</summary>
-public sealed record GpuInfo(int Ordinal, string Name, int Multiprocessors, long TotalMemoryBytes, int ComputeMajor, int ComputeMinor)
+/// <summary>One GPU as the driver reports it; <paramref name="ClockKHz"/> is its peak SM clock (null when the driver does not say).</summary>
+public sealed record GpuInfo(int Ordinal, string Name, int Multiprocessors, long TotalMemoryBytes, int ComputeMajor, int ComputeMinor, int? ClockKHz = null)
 {
     public string ComputeCapability => $"{ComputeMajor}.{ComputeMinor}";
+
+    /// <summary>FP32 lanes (CUDA cores) per SM of this compute capability; null for one this build does not know.</summary>
+    public int? Fp32LanesPerSm => Fp32Lanes(ComputeMajor, ComputeMinor);
+
+    /// <summary>
+    /// The FP32 peak of the CUDA cores, one fused multiply-add (2 FLOP) per lane per clock at
+    /// the peak clock: what dense FP32 arithmetic cannot exceed. Tensor cores (TF32) are not in it.
+    /// </summary>
+    public double? Fp32PeakGflops => ClockKHz is { } clock && Fp32LanesPerSm is { } lanes ? 2.0 * Multiprocessors * lanes * clock / 1e6 : null;
+
+    /// <summary>"132 SMs x 128 lanes x 2 x 1980 MHz", how <see cref="Fp32PeakGflops"/> is made.</summary>
+    public string Fp32PeakFormula => $"{Multiprocessors} SMs x {Fp32LanesPerSm} lanes x 2 x {ClockKHz / 1000} MHz";
+
+    /// <summary>From NVIDIA's CUDA C Programming Guide, "Arithmetic Instructions" (32-bit floating-point add, multiply, multiply-add per clock per SM).</summary>
+    public static int? Fp32Lanes(int major, int minor) => (major, minor) switch
+    {
+        (5, _) => 128,
+        (6, 0) => 64,
+        (6, _) => 128,
+        (7, _) => 64,
+        (8, 0) => 64,
+        (8, _) => 128,
+        (9 or 10 or 11 or 12, _) => 128,
+        _ => null,
+    };
 }
 
 /// <summary>A native library that was found (with its version) or not (with the reason).</summary>
@@ -39,7 +64,8 @@ public sealed record CudaInfoReport(
         {
             text.AppendLine($"CUDA driver {DriverVersion} ({DriverPath})");
             foreach (GpuInfo gpu in Gpus)
-                text.AppendLine($"  GPU {gpu.Ordinal}: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB, compute capability {gpu.ComputeCapability}");
+                text.AppendLine($"  GPU {gpu.Ordinal}: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB, compute capability {gpu.ComputeCapability}"
+                                + (gpu.Fp32PeakGflops is { } peak ? $", FP32 peak {peak / 1000:F1} TFLOP/s ({gpu.Fp32PeakFormula})" : ""));
         }
         else
         {
@@ -101,7 +127,8 @@ public static class CudaInfo
                             driver.DeviceAttribute(device, CuDeviceAttribute.MultiprocessorCount),
                             driver.DeviceTotalMemory(device),
                             driver.DeviceAttribute(device, CuDeviceAttribute.ComputeCapabilityMajor),
-                            driver.DeviceAttribute(device, CuDeviceAttribute.ComputeCapabilityMinor)));
+                            driver.DeviceAttribute(device, CuDeviceAttribute.ComputeCapabilityMinor),
+                            PeakClockKHz(driver, device)));
                     }
                 }
             }
@@ -128,6 +155,22 @@ public static class CudaInfo
         PtxCatalog ptx = PtxCatalog.Embedded;
         return new CudaInfoReport(reason, driverVersion, driverPath, gpus, cublasInfo, cudnnInfo, ptx.Files, ptx.Problem,
             emulatorInfo, emulator?.KernelNames ?? [], Nvtx.Enabled);
+    }
+
+    /// <summary>
+    /// The peak SM clock in kHz (CU_DEVICE_ATTRIBUTE_CLOCK_RATE), or null: it only feeds the FP32
+    /// peak, so a driver that does not answer it must not make the GPU look unusable.
+    /// </summary>
+    private static int? PeakClockKHz(CudaDriver driver, int device)
+    {
+        try
+        {
+            return driver.DeviceAttribute(device, CuDeviceAttribute.ClockRate) is > 0 and var clock ? clock : null;
+        }
+        catch (CudaException)
+        {
+            return null;
+        }
     }
 
     private static LibraryInfo Probe(string name, LibraryLoadResult library, Func<string> version)

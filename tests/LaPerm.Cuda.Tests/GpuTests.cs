@@ -114,6 +114,9 @@ public sealed class GpuKernelTests
         Assert.NotNull(report.DriverVersion);
         Assert.NotEmpty(report.PtxFiles);
         Assert.Contains("GPU 0: ", report.ToText());
+        // The cards this project targets (Hopper and Ampere) have a known FP32 peak: a clock between 0.5 and 4 GHz.
+        Assert.All(report.Gpus, g => Assert.True(g.ClockKHz is > 500_000 and < 4_000_000, $"GPU {g.Ordinal}: clock {g.ClockKHz} kHz"));
+        Assert.All(report.Gpus.Where(g => g.ComputeMajor is 8 or 9), g => Assert.NotNull(g.Fp32PeakGflops));
     }
 
     [Fact]

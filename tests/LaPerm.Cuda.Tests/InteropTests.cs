@@ -208,18 +208,39 @@ public sealed class LibraryDiscoveryTests
     public void ReportTextListsGpusLibrariesAndKernels()
     {
         var report = new CudaInfoReport(null, "13.0", "libcuda.so.1",
-            [new GpuInfo(0, "NVIDIA H100 80GB HBM3", 132, 85_520_809_984, 9, 0)],
+            [new GpuInfo(0, "NVIDIA H100 80GB HBM3", 132, 85_520_809_984, 9, 0, 1_980_000), new GpuInfo(1, "A future GPU", 100, 85_520_809_984, 99, 0, 2_000_000)],
             new LibraryInfo("cuBLAS", "/x/libcublas.so.13", "13.0.2", null),
             new LibraryInfo("cuDNN", null, null, "libcudnn.so.9 not found"),
             [new PtxFile("axpy.ptx", ["axpy_v1"], "clang 14.0.6")], null,
             new LibraryInfo("Emulator", "/x/liblaperm_emu.so", null, null), ["axpy_v1"], false);
         string text = report.ToText();
         Assert.Contains("CUDA driver 13.0", text);
-        Assert.Contains("GPU 0: NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB, compute capability 9.0", text);
+        Assert.Contains("GPU 0: NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB, compute capability 9.0, FP32 peak 66.9 TFLOP/s (132 SMs x 128 lanes x 2 x 1980 MHz)", text);
+        // A compute capability this build does not know has no peak rather than a guessed one.
+        Assert.Contains("GPU 1: A future GPU, 100 SMs, 79.6 GiB, compute capability 99.0" + Environment.NewLine, text);
         Assert.Contains("cuBLAS 13.0.2 (/x/libcublas.so.13)", text);
         Assert.Contains("cuDNN unavailable: libcudnn.so.9 not found", text);
         Assert.Contains("axpy.ptx [clang 14.0.6]: axpy_v1", text);
         Assert.DoesNotContain("CUDA unavailable", text);
+    }
+
+    /// <summary>NVIDIA's published FP32 peaks (boost clock): V100 SXM2 15.7, A100 19.5, A10 31.2, H100 SXM 66.9 TFLOP/s.</summary>
+    [Theory]
+    [InlineData(80, 7, 0, 1_530_000, 15.7)]
+    [InlineData(108, 8, 0, 1_410_000, 19.5)]
+    [InlineData(72, 8, 6, 1_695_000, 31.2)]
+    [InlineData(132, 9, 0, 1_980_000, 66.9)]
+    public void Fp32PeakMatchesThePublishedOnes(int sms, int major, int minor, int clockKHz, double teraflops)
+    {
+        var gpu = new GpuInfo(0, "GPU", sms, 1L << 34, major, minor, clockKHz);
+        Assert.Equal(teraflops, Math.Round(gpu.Fp32PeakGflops!.Value / 1000, 1));
+    }
+
+    [Fact]
+    public void Fp32PeakIsUnknownWithoutAClockOrForAnUnknownArchitecture()
+    {
+        Assert.Null(new GpuInfo(0, "GPU", 132, 1L << 34, 9, 0).Fp32PeakGflops);
+        Assert.Null(new GpuInfo(0, "GPU", 132, 1L << 34, 3, 5, 1_000_000).Fp32PeakGflops);
     }
 
     [Theory]

@@ -40,6 +40,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         if (ordinal < 0 || ordinal >= count)
             throw new ArgumentOutOfRangeException(nameof(ordinal), $"GPU {ordinal} requested, the driver reports {count} GPU(s)");
         _device = _driver.DeviceGet(ordinal);
+        Ordinal = ordinal;
         _context = _driver.PrimaryContextRetain(_device);
         _driver.ContextSetCurrent(_context);
         // The primary context is the process's: a kernel fault under an earlier runtime on this
@@ -73,6 +74,9 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
     public string Name { get; }
     public CudaDriver Driver => _driver;
     public int DeviceHandle => _device;
+
+    /// <summary>The GPU's number, as `laperm info` lists it.</summary>
+    public int Ordinal { get; }
 
     public void MakeCurrent() => _driver.ContextSetCurrent(_context);
 

@@ -39,6 +39,9 @@ public sealed class Device : IDisposable
     /// <summary>The GPU's name, or a description of the emulator.</summary>
     public string Name => _runtime.Name;
 
+    /// <summary>The GPU's number (as `laperm info` lists it); null on emu.</summary>
+    public int? GpuOrdinal => _runtime is CudaRuntime cuda ? cuda.Ordinal : null;
+
     /// <summary>The stream that work goes to unless another is given.</summary>
     public DeviceStream Stream { get; }
 
