@@ -15,12 +15,14 @@ internal static class BenchCommand
                            [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn]
                            [--channel-reduction chunked|per-channel] [--no-graphs]
             training images/s of full steps (batch gathered from a resident synthetic data set, forward,
-            loss, backward, Adam): warm-up, then the median of W windows of N steps. Without --model:
-            f2, lenet300 and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
+            loss, backward, Adam): warm-up, then the median of W windows (default 5) of N steps (default
+            100; 10 for convolutional models over 200,000 parameters). Without --model: f2, lenet300
+            and conv7. On cuda/emu the step is captured once and replayed as a CUDA graph
             ("graphs" in the line); --no-graphs runs its ops one by one; --channel-reduction per-channel
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
             Below each line: the step's dense and convolution multiply-adds as GFLOP/s and, on the cpu,
-            as a share of the FMA peak of as many threads (measured then: a loop of nothing but FMAs).
+            as a share of the FMA peak of as many threads (measured then: a loop of nothing but FMAs);
+            on cuda, of the card's FP32 peak (SMs x lanes x 2 x clock, as laperm info prints it).
 
         """;
 
@@ -28,8 +30,8 @@ internal static class BenchCommand
         laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto]
                           [--reconnect-variant N]
             time of one full LaPerm sync of every tensor, kernels, biases and batch-norm parameters
-            alike (median of N); on cuda/emu --reconnect-variant picks the reconnection kernels (0 the
-            dispatcher, default; see bench reconnect). A sync runs no GEMM, convolution or
+            alike (median of N, default 21); on cuda/emu --reconnect-variant picks the reconnection
+            kernels (0 the dispatcher, default; see bench reconnect). A sync runs no GEMM, convolution or
             batch-norm kernel, so --math, --cudnn and --channel-reduction have nothing to change here.
 
         """;
@@ -40,7 +42,8 @@ internal static class BenchCommand
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
             copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).
-            S: conv7, resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones form one set).
+            S: conv7 (default), resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones
+            form one set). N samples per line, default 15.
             On emu it verifies only (keep the shapes small); auto (default) is cuda when usable, else emu.
 
         """;

@@ -14,7 +14,8 @@ internal static class EvalCommand
         Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
         The model, the data and the run's --limit-test default to those recorded in the file, so
         the accuracy is measured as the run measured it (the data to mnist for files written before
-        it was recorded; --data alone evaluates the whole test split of that data).
+        it was recorded; --data alone evaluates the whole test split of that data). --batch defaults
+        to 128 (it changes the speed, not the result).
 
         """;
 

@@ -15,9 +15,9 @@ internal static class ProfileWeightsCommand
         left, the trained ones right. --initial defaults to initial.safetensors next to FILE (every
         run writes one) or in the run of a checkpoint's FILE. --model defaults to the model recorded
         in FILE. Writes PATH.png and PATH.svg (default: FILE without extension + .profile; for
-        RUN/checkpoints/step-N/weights.safetensors, RUN/step-N.profile) and prints per layer: mean and std,
-        the mean |difference| between sorted trained and sorted initial rows, and how many rows
-        are exact permutations of their initial row.
+        RUN/checkpoints/step-NNNNNNNN/weights.safetensors, RUN/step-NNNNNNNN.profile) and prints
+        per layer: mean and std, the mean |difference| between sorted trained and sorted initial
+        rows, and how many rows are exact permutations of their initial row.
 
         """;
 

@@ -42,7 +42,8 @@ internal static class TrainCommand
         --lr-schedule S        constant | exp:0.95 (x0.95 per epoch) | step:0.6/10 (x0.6 every 10 epochs)
                                | piecewise:80=0.1,120=0.01 (factor from that epoch on)
         --optimizer adam|sgd   Adam (0.9, 0.999, 1e-7) or momentum SGD (--momentum, default 0.9)
-        --init he-uniform|shared:V   He-uniform kernels and biases, or every weight = V (weight-agnostic)
+        --init he-uniform|shared:V   He-uniform kernels and biases (default; `he` for short), or every
+                               weight = V (weight-agnostic)
         --keep a/b[,a/b...]    with shared:V, the probability that a weight is V rather than 0, per kernel
                                tensor (one value = all; default 1: every weight V, nothing to reconnect)
         --prune P              random sparse: drop kernel weights with probability P (first layer keeps >= 80%)
@@ -54,8 +55,9 @@ internal static class TrainCommand
         --profile-steps A:B    cuProfilerStart before step A, cuProfilerStop after step B (GPU; for an
                                Nsight capture range); NVTX ranges name every step and phase
         --verify-invariants    after every sync check each row is a bit-exact permutation of its initial row
-        --augment none|mnist|cifar|shift-flip
-        --seed N  --threads N  (same seed: bit-identical results, on any number of threads)
+        --augment none|mnist|cifar|shift-flip  (default none)
+        --seed N  --threads N  default seed 1, threads = logical cores (cpu only); same seed: bit-identical
+                               results, on any number of threads
         --eval-every N         evaluate every N steps (default or 0: right after a sync, at most ~4 times an
                                epoch; every epoch with --no-reconnect); a progress line of weights
                                between syncs shows a * after its sync count
@@ -67,7 +69,7 @@ internal static class TrainCommand
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME);
                                a DIR holding a run is refused unless --overwrite
         --overwrite            replace the run DIR holds (its checkpoints, summary, weights, figures)
-        --device cpu|cuda|emu|auto  (auto: cuda when a usable GPU is found, else cpu)
+        --device cpu|cuda|emu|auto  (default cpu; auto: cuda when a usable GPU is found, else cpu)
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
         --cudnn none|all|conv,pool,bn  GPU op families that cuDNN runs where it can express them
                                (convolution, pooling, batch-norm); the rest on our kernels (default: none)
