@@ -106,6 +106,13 @@ public sealed partial class CpuBackend : IBackend
         return new CpuTensor<T>(this, shape);
     }
 
+    public Tensor<T> Reshape<T>(Tensor<T> source, Shape shape) where T : unmanaged
+    {
+        var src = Own(source, nameof(source));
+        BackendGuard.Length(source, shape.Length, nameof(source));
+        return new CpuTensor<T>(this, shape, src.Data);
+    }
+
     public void Upload<T>(ReadOnlySpan<T> source, Tensor<T> destination) where T : unmanaged
     {
         var dst = Own(destination, nameof(destination));

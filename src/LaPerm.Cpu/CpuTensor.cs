@@ -18,6 +18,13 @@ public sealed class CpuTensor<T> : Tensor<T> where T : unmanaged
         _data = GC.AllocateArray<T>(shape.Length, pinned: true);
     }
 
+    /// <summary>Another shape over <paramref name="data"/> (<see cref="CpuBackend.Reshape{T}"/>).</summary>
+    internal CpuTensor(CpuBackend backend, Shape shape, T[] data) : base(shape)
+    {
+        _backend = backend;
+        _data = data;
+    }
+
     public override IBackend Backend => _backend;
 
     /// <summary>The elements, row-major. Ops run synchronously on the CPU, so the span is always current.</summary>

@@ -32,6 +32,13 @@ public interface IBackend : IDisposable
     /// <summary>A new tensor; contents are zero.</summary>
     Tensor<T> Allocate<T>(Shape shape) where T : unmanaged;
 
+    /// <summary>
+    /// The same elements under another shape of the same length, without a copy (flatten's
+    /// gradient, handed back to a layer that reads channels on axis 1). Valid while
+    /// <paramref name="source"/> lives; disposing it frees nothing.
+    /// </summary>
+    Tensor<T> Reshape<T>(Tensor<T> source, Shape shape) where T : unmanaged;
+
     void Upload<T>(ReadOnlySpan<T> source, Tensor<T> destination) where T : unmanaged;
 
     /// <summary>Copies device to host; waits for every op enqueued before it.</summary>

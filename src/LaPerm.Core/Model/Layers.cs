@@ -391,13 +391,36 @@ public sealed class FlattenLayer(string name, FeatureShape input) : Layer(name, 
 {
     public override FeatureShape Output => new(Input.Length, 1, 1);
     public override string Describe() => $"flatten -> {Output}";
-    internal override LayerNode CreateNode(NodeContext context, bool needInputGradient) => new Node(context);
+    internal override LayerNode CreateNode(NodeContext context, bool needInputGradient) => new Node(this, context);
 
-    /// <summary>NCHW is already [N, C*H*W] in memory, so flatten passes tensors through.</summary>
-    private sealed class Node(NodeContext context) : LayerNode(context)
+    /// <summary>
+    /// NCHW is already [N, C*H*W] in memory, so flatten passes tensors through; the gradient goes
+    /// back under the input's shape (a view), since the layer before may read channels on axis 1
+    /// (a convolution's bias, batch-norm).
+    /// </summary>
+    private sealed class Node(FlattenLayer layer, NodeContext context) : LayerNode(context)
     {
+        private Tensor<float>? _dy, _dx;
+
         public override Tensor<float> Forward(Tensor<float> x, ForwardMode mode) => x;
-        public override Tensor<float>? Backward(Tensor<float> dy) => dy;
+
+        public override Tensor<float>? Backward(Tensor<float> dy)
+        {
+            if (!ReferenceEquals(dy, _dy))
+            {
+                _dx?.Dispose();
+                _dx = Backend.Reshape(dy, new Shape(Batch, layer.Input.Channels, layer.Input.Height, layer.Input.Width));
+                _dy = dy;
+            }
+            return _dx;
+        }
+
+        public override void Dispose()
+        {
+            _dx?.Dispose();
+            _dx = null;
+            base.Dispose();
+        }
     }
 }
 

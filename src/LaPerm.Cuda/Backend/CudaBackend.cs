@@ -220,6 +220,13 @@ public sealed partial class CudaBackend : IBackend
         return new DeviceTensor<T>(this, shape, buffer);
     }
 
+    public Tensor<T> Reshape<T>(Tensor<T> source, Shape shape) where T : unmanaged
+    {
+        var src = Own(source, nameof(source));
+        BackendGuard.Length(source, shape.Length, nameof(source));
+        return new DeviceTensor<T>(this, shape, src.Buffer, ownsBuffer: false);
+    }
+
     /// <summary>A device allocation (out of memory: a <see cref="DeviceMemoryException"/> with the sizes, from <see cref="Device.Allocate{T}"/>).</summary>
     private DeviceBuffer<T> AllocateBuffer<T>(long length) where T : unmanaged
     {

@@ -12,12 +12,15 @@ public sealed class DeviceTensor<T> : Tensor<T> where T : unmanaged
 {
     private readonly CudaBackend _backend;
     private readonly DeviceBuffer<T> _buffer;
+    private readonly bool _ownsBuffer;
     private bool _disposed;
 
-    internal DeviceTensor(CudaBackend backend, Shape shape, DeviceBuffer<T> buffer) : base(shape)
+    /// <param name="ownsBuffer">False for a view under another shape (<see cref="CudaBackend.Reshape{T}"/>): disposing it frees nothing.</param>
+    internal DeviceTensor(CudaBackend backend, Shape shape, DeviceBuffer<T> buffer, bool ownsBuffer = true) : base(shape)
     {
         _backend = backend;
         _buffer = buffer;
+        _ownsBuffer = ownsBuffer;
     }
 
     public override IBackend Backend => _backend;
@@ -39,6 +42,6 @@ public sealed class DeviceTensor<T> : Tensor<T> where T : unmanaged
     {
         if (_disposed) return;
         _disposed = true;
-        if (_backend.BeforeFree()) _buffer.Dispose();
+        if (_ownsBuffer && _backend.BeforeFree()) _buffer.Dispose();
     }
 }

@@ -20,7 +20,7 @@ public sealed class GradientCheckTests
 {
     private const int Batch = 4;
 
-    public static TheoryData<string> Models => ["dense", "conv", "residual"];
+    public static TheoryData<string> Models => ["dense", "conv", "residual", "conv-flatten", "bn-flatten"];
 
     private static ModelSpec Spec(string name) => name switch
     {
@@ -43,6 +43,16 @@ public sealed class GradientCheckTests
             new ReluSpec(),
             new ResidualSpec([new Conv2dSpec(6, 3, 2, "same"), new BatchNormSpec()], [new Conv2dSpec(6, 1, 2, "same")]),
             new ReluSpec(), new AvgPoolSpec(2), new GlobalAvgPoolSpec(), new DenseSpec(3),
+        ]),
+        // Flatten right after a layer that reads channels on axis 1 in its backward pass (a conv's
+        // bias gradient, batch-norm): flatten must hand the gradient back in the input's shape.
+        "conv-flatten" => new ModelSpec("conv-flatten", [2, 7, 7],
+        [
+            new Conv2dSpec(3, 3), new ReluSpec(), new Conv2dSpec(4, 3, Stride: 2, Padding: "same"), new FlattenSpec(), new DenseSpec(5),
+        ]),
+        "bn-flatten" => new ModelSpec("bn-flatten", [2, 7, 7],
+        [
+            new Conv2dSpec(3, 3), new ReluSpec(), new Conv2dSpec(4, 3, Bias: false), new BatchNormSpec(), new FlattenSpec(), new DenseSpec(5),
         ]),
         _ => throw new ArgumentException(name),
     };

@@ -59,6 +59,29 @@ public abstract class BackendOpTests
         }
     }
 
+    /// <summary>A reshaped tensor is a view: writes through either show in the other, and disposing the view leaves its source whole.</summary>
+    [Fact]
+    public void ReshapeIsAViewOfTheSameElements()
+    {
+        foreach (IBackend backend in new IBackend[] { Open(), Cpu() })
+        {
+            using var _ = backend;
+            var rng = new Random(7);
+            var values = Random(rng, 2 * 36);
+            using var flat = Put(backend, values, values.Length);
+            var view = backend.Reshape(flat, new Shape(2, 4, 3, 3));
+            Assert.Equal(new Shape(2, 4, 3, 3), view.Shape);
+            BitEqual(values, Get(backend, view), $"{backend.Name}: view of the source");
+            backend.Fill(view, 1.25f);
+            BitEqual(Enumerable.Repeat(1.25f, values.Length).ToArray(), Get(backend, flat), $"{backend.Name}: source after a write through the view");
+            view.Dispose();
+            backend.Upload<float>(values, flat);
+            BitEqual(values, Get(backend, flat), $"{backend.Name}: source after the view is disposed");
+            var e = Assert.Throws<ArgumentException>(() => backend.Reshape(flat, new Shape(2, 4, 3, 4)));
+            Assert.Contains("96", e.Message);
+        }
+    }
+
     [Fact]
     public void MemoryOpsRoundTripExactlyAndNewTensorsAreZero()
     {

@@ -49,7 +49,18 @@ public abstract class TrainingEquivalenceTests
         new AvgPoolSpec(2), new FlattenSpec(), new DenseSpec(10),
     ]);
 
-    private static ModelSpec Model(string name) => name == "tinyconv" ? TinyConv() : BuiltInModels.TryGet(name)!;
+    /// <summary>A convolution with a bias right before flatten: its bias gradient reads channels from flatten's gradient.</summary>
+    private static ModelSpec ConvFlatten() => new("convflatten", [1, 28, 28],
+    [
+        new Conv2dSpec(4, 3, Stride: 2), new ReluSpec(), new Conv2dSpec(6, 3, Stride: 2, Padding: "same"), new FlattenSpec(), new DenseSpec(10),
+    ]);
+
+    private static ModelSpec Model(string name) => name switch
+    {
+        "tinyconv" => TinyConv(),
+        "convflatten" => ConvFlatten(),
+        _ => BuiltInModels.TryGet(name)!,
+    };
 
     private static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, string model, bool reconnect, OptimizerKind optimizer)
     {
@@ -66,6 +77,7 @@ public abstract class TrainingEquivalenceTests
     [InlineData("f2", OptimizerKind.Adam)]
     [InlineData("lenet300", OptimizerKind.Sgd)]
     [InlineData("tinyconv", OptimizerKind.Adam)]
+    [InlineData("convflatten", OptimizerKind.Adam)]
     public void InnerOptimizerStepsAgreeWithinTolerance(string model, OptimizerKind optimizer)
     {
         using var device = Open();
