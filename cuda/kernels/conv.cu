@@ -8,7 +8,7 @@
 // And for cuDNN, which pads symmetrically only, TF's asymmetric "same" padding made explicit:
 //
 //   conv_pad_images_v1       [planes, H, W] -> [planes, Hp, Wp], x at (top, left), zeros around
-//   conv_crop_images_v1      [planes, Hp, Wp] -> [planes, H, W], the window at (top, left)
+//   conv_crop_images_v1      [planes, Hp, Wp] -> [planes, H, W], the window at (top, left) (0 beyond Hp, Wp)
 //
 // Sizes that split a flat index come as precomputed divisors (laperm/fast_divide.cuh; the
 // divisor's value is its .divisor): a multiply-high and a shift where a `/` would cost a dozen
@@ -71,7 +71,11 @@ static __device__ __forceinline__ void conv_crop_elements(long long total, lp_di
     for (Index idx = blockIdx.x * (Index)blockDim.x + threadIdx.x; idx < (Index)total; idx += (Index)gridDim.x * blockDim.x) {
         Index col, row;
         const Index plane = lp_divmod(lp_divmod(idx, width, &col), height, &row);
-        x[idx] = padded[((long long)plane * padded_height + (long long)row + top) * padded_width + (long long)col + left];
+        const long long padded_row = (long long)row + top, padded_col = (long long)col + left;
+        // The padded image ends at the last tap: x's last rows or columns lie beyond it when the
+        // kernel is narrower than the stride (no output reads them), so their gradient is 0.
+        x[idx] = padded_row < padded_height && padded_col < padded_width
+            ? padded[((long long)plane * padded_height + padded_row) * padded_width + padded_col] : 0.0f;
     }
 }
 
