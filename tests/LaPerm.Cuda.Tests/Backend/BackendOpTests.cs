@@ -320,8 +320,10 @@ public abstract class BackendOpTests
     [Theory]
     [InlineData(0.5f, 7UL, 3UL)]
     [InlineData(0.1f, 123456789UL, 0UL)]
+    [InlineData(float.NaN, 7UL, 3UL)]   // the rate of element 5's own uniform: it sits exactly on the threshold (kept: u >= rate)
     public void DropoutMasksAndValuesAreBitExact(float rate, ulong seed, ulong step)
     {
+        if (float.IsNaN(rate)) rate = DropoutRandom.Uniform(seed, step, 5);
         using var device = Open();
         using var cpu = Cpu();
         var rng = new Random((int)seed);
@@ -381,6 +383,50 @@ public abstract class BackendOpTests
         Assert.Equal(expected.Totals[0], actual.Totals[0], 2 * 1.2e-7 * Math.Abs(expected.Totals[0]));
     }
 
+    /// <summary>A NaN logit beside a larger one: the row's loss is NaN (the step guard's signal), not the larger logit's; the other rows are untouched.</summary>
+    [Fact]
+    public void ANaNLogitMakesTheLossNaNEvenBesideALargerOne()
+    {
+        using var device = Open();
+        using var cpu = Cpu();
+        const int batch = 4, classes = 5;
+        var logits = Random(new Random(19), batch * classes, 6f);
+        logits[1 * classes + 1] = float.NaN;
+        logits[1 * classes + 3] = 50f;
+        int[] labels = [0, 3, 2, 4];
+        (float[] Gradient, float[] Totals) Run(IBackend backend)
+        {
+            using var tl = Put(backend, logits, batch, classes);
+            using var tlab = Put(backend, labels, batch);
+            using var grad = Poisoned(backend, batch, classes);
+            using var totals = Put(backend, new[] { 0f, 0f }, 2);
+            backend.SoftmaxCrossEntropy(batch, classes, tl, tlab, grad, totals);
+            return (Get(backend, grad), Get(backend, totals));
+        }
+        var expected = Run(cpu);
+        var actual = Run(device);
+        Assert.True(float.IsNaN(expected.Totals[0]), $"cpu loss total {expected.Totals[0]}");
+        Assert.True(float.IsNaN(actual.Totals[0]), $"{device.Name} loss total {actual.Totals[0]}");
+        // Rows 0, 2 and 3 bit for bit (a NaN's bits are the platform's: row 1 is not compared).
+        foreach (int row in new[] { 0, 2, 3 })
+            BitEqual(expected.Gradient[(row * classes)..((row + 1) * classes)], actual.Gradient[(row * classes)..((row + 1) * classes)], $"gradient row {row}");
+    }
+
+    [Fact]
+    public void ALabelOutsideTheClassesMakesTheLossNaN()
+    {
+        using var device = Open();
+        const int batch = 3, classes = 4;
+        var logits = new float[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+        var labels = new[] { classes, 1, 2 };
+        using var tl = Put(device, logits, batch, classes);
+        using var tlab = Put(device, labels, batch);
+        using var grad = Poisoned(device, batch, classes);
+        using var totals = Put(device, new[] { 0f, 0f }, 2);
+        device.SoftmaxCrossEntropy(batch, classes, tl, tlab, grad, totals);
+        Assert.True(float.IsNaN(Get(device, totals)[0]));
+    }
+
     public static TheoryData<int, int, int, int, int, int> PoolShapes => new()
     {
         // batch, channels, height, width, window, stride
@@ -401,6 +447,7 @@ public abstract class BackendOpTests
         var rng = new Random(height * 31 + width * 7 + window);
         int inputs = batch * channels * height * width, outputs = batch * channels * g.OutHeight * g.OutWidth;
         var x = RandomIntegers(rng, inputs, 3);   // many ties
+        x[1] = float.NaN; x[inputs - 2] = float.NaN;   // a NaN not first in its window must still win it (the step guard sees divergence)
         var dy = Random(rng, outputs);
         int[] xShape = [batch, channels, height, width], yShape = [batch, channels, g.OutHeight, g.OutWidth];
         (float[] Y, int[] Argmax, float[] Dx, float[] AvgY, float[] AvgDx) Run(IBackend backend)
@@ -423,7 +470,8 @@ public abstract class BackendOpTests
         BitEqual(e.Y, a.Y, "max pool forward");
         Equal(e.Argmax, a.Argmax, "max pool argmax");
         BitEqual(e.Dx, a.Dx, "max pool backward");
-        BitEqual(e.AvgY, a.AvgY, "avg pool forward");
+        Assert.Contains(e.Y, float.IsNaN);   // the NaNs reached the max pool's output
+        BitEqualAnyNaN(e.AvgY, a.AvgY, "avg pool forward");
         BitEqual(e.AvgDx, a.AvgDx, "avg pool backward");
     }
 
@@ -604,6 +652,8 @@ public abstract class BackendOpTests
         // Not square (image, kernel, output): a height/width mix-up in the index arithmetic shows.
         { 3, 2, 9, 6, 4, 3, 5, true, 1L << 24 },
         { 4, 3, 6, 10, 2, 1, 3, false, 300 },
+        { 2, 2, 8, 8, 3, 5, 3, true, 1L << 24 },   // "same" at stride 2: top padded, left not (a top/left mix-up shows)
+        { 2, 2, 8, 8, 3, 5, 1, true, 1L << 24 },   // a 1-wide kernel at stride 2: the last column is read by no output (the padded copy is narrower than x)
     };
 
     [Theory]

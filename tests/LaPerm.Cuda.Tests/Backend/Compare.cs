@@ -93,6 +93,18 @@ internal static class Compare
                 Assert.Fail($"{what}[{i}]: expected {expected[i]:R} (0x{BitConverter.SingleToUInt32Bits(expected[i]):x8}), got {actual[i]:R} (0x{BitConverter.SingleToUInt32Bits(actual[i]):x8})");
     }
 
+    /// <summary>
+    /// <see cref="BitEqual"/>, except that a NaN computed by arithmetic matches any NaN: its sign and
+    /// payload are the platform's (x86 keeps an operand's, a GPU gives 0x7FFFFFFF).
+    /// </summary>
+    public static void BitEqualAnyNaN(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (float.IsNaN(expected[i]) ? !float.IsNaN(actual[i]) : BitConverter.SingleToUInt32Bits(expected[i]) != BitConverter.SingleToUInt32Bits(actual[i]))
+                Assert.Fail($"{what}[{i}]: expected {expected[i]:R} (0x{BitConverter.SingleToUInt32Bits(expected[i]):x8}), got {actual[i]:R} (0x{BitConverter.SingleToUInt32Bits(actual[i]):x8})");
+    }
+
     public static void Equal<T>(T[] expected, T[] actual, string what) where T : IEquatable<T>
     {
         Assert.Equal(expected.Length, actual.Length);

@@ -43,10 +43,11 @@ public abstract class DataGatherTests
     [InlineData(3, 32, 32, "cifar")]
     [InlineData(3, 32, 32, "mnist")]   // zoom on three channels
     [InlineData(2, 5, 7, "cifar")]     // a block of more threads than the image has pixels
+    [InlineData(1, 28, 28, "rot")]     // rotations up to 360 degrees: every quadrant's sine and cosine sign
     public void GatheredBatchesAreBitIdenticalToTheCpuBackend(int channels, int height, int width, string preset)
     {
         var data = RandomDataset(channels * 100 + height, 203, channels, height, width);
-        var augmenter = preset == "none" ? null : new Augmenter(AugmentationPreset.Parse(preset), 17);
+        var augmenter = preset == "none" ? null : new Augmenter(preset == "rot" ? new AugmentationPreset("rot", 360f, 0f, 0f, false) : AugmentationPreset.Parse(preset), 17);
         using var device = Open();
         using var cpu = new CpuBackend(2);
         foreach (var (epoch, start, size) in new[] { (0, 0, 40), (3, 150, 53) })
@@ -122,6 +123,8 @@ public abstract class DataGatherTests
     [InlineData(31)]
     [InlineData(257)]
     [InlineData(1031)]
+    [InlineData(4)]
+    [InlineData(1024)]
     public void TheDeviceEpochOrderIsEpochShufflersPermutation(int count)
     {
         // Each record's 1 x 1 x 4 image holds its index in three bytes, so the gathered

@@ -104,6 +104,25 @@ public abstract class GuardOpTests
         Compare.BitEqual(Compare.Get(straight, v), expected.V, "v of the applied steps alone");
         foreach (var g in gradients) g.Dispose();
     }
+
+    [Fact]
+    public void SgdLeavesTheWeightsOfASkippedStepAlone()
+    {
+        using var device = Open();
+        var rng = new Random(5);
+        const int n = 300;
+        var w0 = Compare.Random(rng, n);
+        using var w = Compare.Put(device, w0, n);
+        using var vel = Compare.Put(device, Compare.Random(rng, n, 0.01f), n);
+        using var g = Compare.Put(device, Compare.Random(rng, n, 0.1f), n);
+        using var totals = Compare.Put(device, new[] { float.NaN, 1f }, 2);
+        device.BeginStep(new StepScalars(1, 0, 0, 8, 1e-2f, 1));
+        device.GuardLoss(totals, skipStep: true);
+        device.CommitStepGuard();
+        device.SgdMomentumUpdate(0.9f, w, g, vel);
+        Compare.BitEqual(w0, Compare.Get(device, w), "sgd weights after a skipped step");
+        device.TakeNonFinite();
+    }
 }
 
 public sealed class EmuGuardOpTests : GuardOpTests
