@@ -10,7 +10,8 @@
 
     build        dotnet build -c Release (the native CMake build runs inside it).
     test         build, dotnet test over the solution, the emulator kernel tests once
-                 more under a shuffled thread and block order (LAPERM_EMU_SCHEDULE), the
+                 more under a shuffled thread and block order (LAPERM_EMU_SCHEDULE) and
+                 the kernel op tests with one warp at a time up to its barrier, the
                  emulator's C++ tests (ctest in the native build folder), the emulator
                  built with AddressSanitizer (its C++ tests, and the kernel tests once more
                  on it except the built-in model runs), then the GPU check script's
@@ -343,6 +344,13 @@ function Invoke-Test {
     $passes = [System.Collections.Generic.List[object]]::new()
     if (-not $NoScheduleRerun) {
         $passes.Add((Start-KernelTestPass -Label "emulator schedule $ShuffleSchedule" -Environment @{ LAPERM_EMU_SCHEDULE = $ShuffleSchedule }))
+        # Every thread-by-thread order lets each thread reach its first warp operation before
+        # any other runs on past it; on a GPU one warp may run far ahead of another. The kernel
+        # op tests (about 15 s) run once more with each warp alone up to its block barrier.
+        $passes.Add((Start-KernelTestPass -Label 'emulator schedule warps' -Environment @{ LAPERM_EMU_SCHEDULE = 'warps' } `
+            -ExtraArgs @('--filter-class', 'LaPerm.Cuda.Tests.EmulatorKernelTests', '--filter-class', 'LaPerm.Cuda.Tests.Backend.EmuBackendOpTests',
+                         '--filter-class', 'LaPerm.Cuda.Tests.Backend.EmuChannelReductionTests', '--filter-class', 'LaPerm.Cuda.Tests.Backend.EmuGuardOpTests',
+                         '--filter-class', 'LaPerm.Cuda.Tests.Backend.EmuDataGatherTests', '--filter-class', 'LaPerm.Cuda.Tests.Reconnect.ReconnectEmulatorTests')))
     }
 
     if (-not $NoCTest) {

@@ -388,8 +388,13 @@ struct Thread {
 // (LAPERM_EMU_SCHEDULE). A GPU promises no order at all, so a kernel whose result depends on
 // it has a race: the same tests run under `reverse` and `shuffle:SEED` expose races that the
 // default thread order happens to hide (a thread reading what a lower-numbered thread wrote
-// without a barrier in between, or the reverse).
-enum class Order : std::uint8_t { Forward, Reverse, Shuffle };
+// without a barrier in between, or the reverse). Each of those runs every thread to its first
+// barrier or warp operation before any runs further, so a race between warps across a warp
+// operation stays hidden (warp A's lanes finish a ballot and write what warp B has not yet
+// initialised): Warps and WarpsReverse run one warp alone, through its warp operations, until
+// every lane of it waits at __syncthreads or has exited, then the next (ascending or
+// descending), as a GPU may when one warp is far ahead of another.
+enum class Order : std::uint8_t { Forward, Reverse, Shuffle, Warps, WarpsReverse };
 struct Schedule {
     Order order = Order::Forward;
     std::uint64_t seed = 0;
@@ -477,6 +482,7 @@ struct Worker {
     Thread* running = nullptr;
     Block* block = nullptr;
     unsigned slot = 0;     // the position in the current scheduling round (run_block's loop)
+    unsigned slot_end = 0; // where the round ends (one warp's threads under Warps, WarpsReverse)
     unsigned char* dynamic_shared = nullptr;       // what kernels see: the allocation past its front guard
     std::size_t dynamic_shared_capacity = 0;      // bytes usable from dynamic_shared, back guard excluded
 
@@ -613,14 +619,17 @@ void yield_to_scheduler(Worker& w, Thread& t) {
     std::abort();  // unreachable: an aborted fiber is never resumed
 }
 
+// Whether a round's positions are the threads' own indices (no w.order table).
+bool in_index_order(Order order) { return order == Order::Forward || order == Order::Warps || order == Order::WarpsReverse; }
+
 // The thread the scheduler would resume next in this round, if it has not started yet; it
 // then becomes the round's current position. Null when the round ends there or the next
 // thread has started (it has a fiber of its own to resume).
 Thread* take_next_fresh_thread(Worker& w) {
     const Block& b = *w.block;
     const unsigned next = w.slot + 1;
-    if (next >= b.threads) return nullptr;
-    Thread& t = w.threads[b.launch->schedule.order == Order::Forward ? next : w.order[next]];
+    if (next >= w.slot_end) return nullptr;
+    Thread& t = w.threads[in_index_order(b.launch->schedule.order) ? next : w.order[next]];
     if (t.state != State::Ready || t.stack >= 0) return nullptr;
     w.slot = next;
     return &t;
@@ -712,13 +721,17 @@ void shuffle(std::vector<unsigned>& v, std::uint64_t& state) {
 }
 
 // LAPERM_EMU_SCHEDULE: forward (default) | reverse | shuffle[:SEED] (SEED a decimal
-// integer, 0 when absent). Returns false and sets `error` for anything else.
+// integer, 0 when absent) | warps | warps-reverse. Returns false and sets `error` for anything else.
 bool schedule_setting(Schedule& schedule, std::string& error) {
     const char* s = std::getenv("LAPERM_EMU_SCHEDULE");
     schedule = Schedule{};
     if (s == nullptr || *s == '\0' || std::strcmp(s, "forward") == 0) return true;
     if (std::strcmp(s, "reverse") == 0) {
         schedule.order = Order::Reverse;
+        return true;
+    }
+    if (std::strcmp(s, "warps") == 0 || std::strcmp(s, "warps-reverse") == 0) {
+        schedule.order = s[5] == '\0' ? Order::Warps : Order::WarpsReverse;
         return true;
     }
     if (std::strncmp(s, "shuffle", 7) == 0 && (s[7] == '\0' || s[7] == ':')) {
@@ -733,7 +746,7 @@ bool schedule_setting(Schedule& schedule, std::string& error) {
             return true;
         }
     }
-    error = format("LAPERM_EMU_SCHEDULE is '%s'; expected forward, reverse, shuffle or shuffle:SEED (SEED a decimal integer)", s);
+    error = format("LAPERM_EMU_SCHEDULE is '%s'; expected forward, reverse, shuffle, shuffle:SEED (SEED a decimal integer), warps or warps-reverse", s);
     return false;
 }
 
@@ -778,7 +791,7 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
     w.block = &block;
     std::string error;
     const Schedule& schedule = launch.schedule;
-    if (schedule.order != Order::Forward) {
+    if (!in_index_order(schedule.order)) {
         w.order.resize(n);
         for (unsigned i = 0; i < n; ++i) w.order[i] = schedule.order == Order::Reverse ? n - 1 - i : i;
     }
@@ -786,9 +799,22 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
     for (;;) {
         bool ran = false;
         if (schedule.order == Order::Shuffle) shuffle(w.order, shuffle_state);
+        unsigned first = 0;
+        w.slot_end = n;
+        if (schedule.order == Order::Warps || schedule.order == Order::WarpsReverse) {
+            // The round is one warp's: the first (or last) warp with a runnable thread. None
+            // runnable: the whole block, in which the round finds none (a deadlock, diagnosed below).
+            for (unsigned k = 0; k < n; ++k) {
+                const unsigned i = schedule.order == Order::Warps ? k : n - 1 - k;
+                if (w.threads[i].state != State::Ready) continue;
+                first = i / 32 * 32;
+                w.slot_end = std::min(n, first + 32);
+                break;
+            }
+        }
         // w.slot: a finishing fiber may run the round's next threads itself (fiber_main).
-        for (w.slot = 0; w.slot < n; ++w.slot) {
-            const unsigned i = schedule.order == Order::Forward ? w.slot : w.order[w.slot];
+        for (w.slot = first; w.slot < w.slot_end; ++w.slot) {
+            const unsigned i = in_index_order(schedule.order) ? w.slot : w.order[w.slot];
             Thread& t = w.threads[i];
             if (t.state != State::Ready) continue;
             ran = true;

@@ -29,6 +29,7 @@ LP_EMU_REGISTER(test_read_past_end)
 LP_EMU_REGISTER(test_bad_static_shared_overrun)
 LP_EMU_REGISTER(test_racy_neighbour)
 LP_EMU_REGISTER(test_racy_blocks)
+LP_EMU_REGISTER(test_racy_warps)
 
 using namespace lp_test;
 
@@ -445,6 +446,17 @@ int racy_mismatches(const char* schedule) {
     return mismatches;
 }
 
+// Runs test_racy_warps (4 warps a block) under one schedule; returns how many slots lost an add.
+int warp_race_mismatches(const char* schedule) {
+    setenv("LAPERM_EMU_SCHEDULE", schedule, 1);
+    const unsigned threads = 128, blocks = 8;
+    DeviceBuffer<int> out(threads * blocks);
+    int mismatches = 0;
+    if (launch_ok("test_racy_warps", blocks, threads, threads * sizeof(int), out.ptr()))
+        for (unsigned i = 0; i < threads * blocks; ++i) mismatches += out[i] != 1;
+    return mismatches;
+}
+
 // LAPERM_EMU_SCHEDULE changes the order of threads and blocks, and with it the outcome of a
 // race (the default order hides these two); race-free kernels give the same bits under every
 // order (ctest runs this whole self-test under reverse and shuffle too).
@@ -463,7 +475,18 @@ void schedules() {
     LP_CHECK(a > 0 && b > 0, "shuffle exposes the races: %d, %d mismatches", a, b);
     LP_CHECK(racy_mismatches("shuffle:1") == a, "the same seed gives the same order");
     LP_CHECK(racy_mismatches("shuffle") > 0, "shuffle without a seed");
-    for (const char* bad : {"backwards", "shuffle:", "shuffle:x", "shuffle:-1", "shuffle7"}) {
+    // A race between warps across a warp operation. A thread-by-thread order runs on past a vote
+    // only the lane that completes it (the others wait for the next round, after every other
+    // thread has cleared its slot): at most one lost add per warp. One warp running alone to its
+    // barrier loses every add: warps, those of warps 0-2 (3 x 32 a block, 8 blocks), whose slots
+    // the next warp clears afterwards; warps-reverse, warp 3's adds to warp 0 (32 a block).
+    for (const char* thread_order : {"forward", "reverse", "shuffle:1"}) {
+        const int lost = warp_race_mismatches(thread_order);
+        LP_CHECK(lost <= 8 * 3, "%s loses at most the completing lanes' adds: %d", thread_order, lost);
+    }
+    LP_CHECK(warp_race_mismatches("warps") == 8 * 96, "warps exposes every add: %d", warp_race_mismatches("warps"));
+    LP_CHECK(warp_race_mismatches("warps-reverse") == 8 * 32, "warps-reverse exposes warp 3's: %d", warp_race_mismatches("warps-reverse"));
+    for (const char* bad : {"backwards", "shuffle:", "shuffle:x", "shuffle:-1", "shuffle7", "warps:1", "warp"}) {
         setenv("LAPERM_EMU_SCHEDULE", bad, 1);
         DeviceBuffer<int> out(32);
         expect_failure("test_barrier_loop", launch("test_barrier_loop", 1, 1, 1, 32, 1, 1, 0, out.ptr()),

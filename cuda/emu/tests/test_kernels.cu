@@ -229,6 +229,21 @@ extern "C" __global__ void test_racy_neighbour(int* out) {
     out[blockIdx.x * blockDim.x + t] = t > 0 ? s[t - 1] : 0;
 }
 
+// Each lane clears its slot, votes with its warp, then adds one to the slot of the same lane in
+// the next warp, with no barrier between clearing and adding: right only when every warp has
+// cleared before any adds. A thread-by-thread order nearly gives that (each thread clears before
+// its first warp operation yields; only the lane completing a vote runs on); a warp running
+// ahead of the others (warps) does not.
+extern "C" __global__ void test_racy_warps(int* out) {
+    LP_DYNAMIC_SHARED(int, s);
+    const unsigned t = threadIdx.x;
+    s[t] = 0;
+    const unsigned voted = __ballot_sync(0xffffffffu, 1);
+    atomicAdd(&s[(t + 32) % blockDim.x], (int)(voted & 1u));
+    __syncthreads();
+    out[blockIdx.x * blockDim.x + t] = s[t];
+}
+
 // Block b reads what block b-1 wrote in the same launch: right only when blocks run in order.
 extern "C" __global__ void test_racy_blocks(int* data, int* out) {
     if (threadIdx.x != 0) return;
