@@ -44,8 +44,9 @@ public sealed partial class RunMetrics
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
                 // Torn: the last line, with no line break after it (each line is written with its
-                // break in one call). A complete last line that is no JSON object is an error.
-                if (i == text.Length - 1 && !EndsWithLineBreak(path))
+                // break in one call), and the start of an object. A complete last line that is no
+                // JSON object is an error, and so is one that never began as one (not a metrics file).
+                if (i == text.Length - 1 && !EndsWithLineBreak(path) && text[i].StartsWith('{'))
                 {
                     torn = true;
                     break;
@@ -56,12 +57,42 @@ public sealed partial class RunMetrics
             // What every line of ours has: a string "event" and (but "target" lines, too) a numeric "step".
             if (line["event"] is not JsonValue ev || ev.GetValueKind() != JsonValueKind.String)
                 throw new MetricsFormatException($"'{path}' line {i + 1} has no \"event\" string");
-            if (line["step"] is { } step && (step is not JsonValue sv || sv.GetValueKind() != JsonValueKind.Number))
-                throw new MetricsFormatException($"'{path}' line {i + 1}: \"step\" must be a number");
+            if (line["step"] is { } step && !IsStep(step))
+                throw new MetricsFormatException($"'{path}' line {i + 1}: \"step\" must be a whole number from 0 to 2^53, got {step.ToJsonString()}");
+            CheckFields(path, i + 1, line);
             lines.Add(line);
         }
         return new RunMetrics(path, lines, torn);
     }
+
+    private static bool IsStep(JsonNode step) =>
+        step is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) && d >= 0 && d <= 1L << 53 && Math.Floor(d) == d;
+
+    /// <summary>
+    /// The fields the figures read, on the lines that always carry them: an eval line's step and
+    /// test accuracy, a sync line's step and its traffic fractions. A line without them would
+    /// leave a point out of the figure, or the whole figure empty, without a word.
+    /// </summary>
+    private static void CheckFields(string path, int lineNumber, JsonObject line)
+    {
+        string kind = line["event"]!.GetValue<string>();
+        if (kind is not ("eval" or "sync")) return;
+        if (line["step"] is null) throw new MetricsFormatException($"'{path}' line {lineNumber}: {(kind == "eval" ? "an" : "a")} {kind} line needs a \"step\"");
+        if (kind == "eval" && !IsFraction(line["test_accuracy"]))
+            throw new MetricsFormatException($"'{path}' line {lineNumber}: \"test_accuracy\" must be a number from 0 to 1, got {line["test_accuracy"]?.ToJsonString() ?? "nothing"}");
+        foreach (string field in (string[])["changed_since_previous_sync", "changed_since_init"])
+        {
+            if (kind != "sync" || line[field] is null) continue;
+            if (line[field] is not JsonObject fractions)
+                throw new MetricsFormatException($"'{path}' line {lineNumber}: \"{field}\" must be an object of fractions per tensor");
+            foreach (var (tensor, value) in fractions)
+                if (!IsFraction(value))
+                    throw new MetricsFormatException($"'{path}' line {lineNumber}: \"{field}\" of '{tensor}' must be a number from 0 to 1, got {value?.ToJsonString() ?? "null"}");
+        }
+    }
+
+    private static bool IsFraction(JsonNode? value) =>
+        value is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) && d >= 0 && d <= 1;
 
     private static bool EndsWithLineBreak(string path)
     {

@@ -300,7 +300,16 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
 
     [Theory]
     [InlineData("""{"event":1,"step":2}""", "no \"event\" string")]    // crashed plot and trace with a stack trace
-    [InlineData("""{"event":"eval","step":"2"}""", "\"step\" must be a number")]   // plotted blank, syncs at step 0
+    [InlineData("""{"event":"eval","step":"2"}""", "\"step\" must be a whole number")]   // plotted blank, syncs at step 0
+    // Each of these plotted an empty or partial figure and exited 0, saying nothing.
+    [InlineData("""{"event":"eval","stp":2,"test_accuracy":0.5}""", "an eval line needs a \"step\"")]
+    [InlineData("""{"event":"eval","step":16.5,"test_accuracy":0.5}""", "\"step\" must be a whole number from 0 to 2^53, got 16.5")]
+    [InlineData("""{"event":"eval","step":1e20,"test_accuracy":0.5}""", "\"step\" must be a whole number")]
+    [InlineData("""{"event":"eval","step":2}""", "\"test_accuracy\" must be a number from 0 to 1, got nothing")]
+    [InlineData("""{"event":"eval","step":2,"test_accuracy":"NaN"}""", "\"test_accuracy\" must be a number from 0 to 1, got \"NaN\"")]
+    [InlineData("""{"event":"eval","step":2,"test_accuracy":1e400}""", "\"test_accuracy\" must be a number from 0 to 1")]
+    [InlineData("""{"event":"sync","step":2,"changed_since_init":{"dense1/kernel":"x"}}""", "\"changed_since_init\" of 'dense1/kernel' must be a number from 0 to 1")]
+    [InlineData("""{"event":"sync","step":2,"changed_since_previous_sync":[0.5]}""", "\"changed_since_previous_sync\" must be an object")]
     public void AMetricsLineOfTheWrongShapeIsOneSentenceNamingTheLine(string line, string expected)
     {
         string dir = Path.Combine(runs.Root, "bad-" + Guid.NewGuid().ToString("N"));
@@ -331,6 +340,11 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         var complete = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", dir], TextWriter.Null, complete));
         Assert.Contains("line 2 is not a JSON object", complete.ToString(), StringComparison.Ordinal);
+        // A last line with no line break that never began as an object is no torn line: not a metrics file.
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n" + "\u0001\u00ff\u0001\u00ff");
+        var binary = new StringWriter();
+        Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", dir], TextWriter.Null, binary));
+        Assert.Contains("line 2 is not a JSON object", binary.ToString(), StringComparison.Ordinal);
         // A bad line inside: its number in the file, not the parser's position within the line.
         File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\ngarbage\n" + eval + "\n");
         var stderr = new StringWriter();
