@@ -113,7 +113,20 @@ public static class CommandLine
     }
 
     /// <summary>A message as one line of a one-sentence report.</summary>
-    internal static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>
+    /// The message on one line, other control characters written as \uXXXX: a name read from a
+    /// file may hold an escape sequence or a NUL, which the terminal must not act on.
+    /// </summary>
+    internal static string OneLine(string message)
+    {
+        string line = message.ReplaceLineEndings(" ").Trim();
+        if (!line.Any(char.IsControl)) return line;
+        var text = new System.Text.StringBuilder(line.Length + 16);
+        foreach (char c in line)
+            if (char.IsControl(c)) text.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            else text.Append(c);
+        return text.ToString();
+    }
 
     /// <summary>An error as the one sentence stderr shows: on one line, ending in a full stop (some messages carry their own).</summary>
     internal static string Sentence(string message)

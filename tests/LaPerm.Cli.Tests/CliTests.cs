@@ -907,6 +907,18 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("done:", stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>A name read from a file may hold an escape sequence or a NUL: the error writes them as \\uXXXX, never raw to the terminal.</summary>
+    [Fact]
+    public void ControlCharactersInAnErrorAreWrittenAsEscapes()
+    {
+        string path = Path.Combine(_dir.FullName, "escape.json");
+        File.WriteAllText(path, """{"name":"m","input":[1,28,28],"layers":[{"type":"flatten","name":"a\u001b[31mb\u0000c"},{"type":"dense","units":10}]}""");
+        var (code, _, stderr) = Run("models", path);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.DoesNotContain(stderr.TrimEnd('\n', '\r'), char.IsControl);
+        Assert.Contains("a\\u001b[31mb\\u0000c", stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ABadDataFileIsAUserErrorNamingTheFile()
     {
