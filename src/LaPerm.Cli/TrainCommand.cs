@@ -175,6 +175,9 @@ internal static class TrainCommand
                 : e.Message);
         }
         foreach (string warning in IneffectiveFlags(a, o, model, backend.Name, data.Train.Count, data.Test.Count)) stdout.WriteLine($"laperm: warning: {warning}");
+        // More outputs than classes trains (softmax over all of them), but is rarely what a model file meant.
+        if (model.Classes > data.Train.Classes)
+            stdout.WriteLine($"laperm: warning: model {model.Name} has {model.Classes} outputs, {o.Data} has {data.Train.Classes} classes: output{(model.Classes - data.Train.Classes == 1 ? $" {data.Train.Classes} is" : $"s {data.Train.Classes} to {model.Classes - 1} are")} never a label.");
         if (o.Out is null)
             o = o with { Out = ClaimNewDirectory(Path.Combine("runs", $"{Path.GetFileNameWithoutExtension(o.Model)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}")) };
         else if (!o.Checkpoints.Resume)

@@ -907,6 +907,17 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("done:", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void AModelWithMoreOutputsThanTheDataHasClassesIsWarned()
+    {
+        string path = Path.Combine(_dir.FullName, "eleven.json");
+        File.WriteAllText(path, """{"name":"eleven","input":[1,28,28],"layers":[{"type":"flatten"},{"type":"dense","units":11}]}""");
+        var (code, stdout, stderr) = Run("train", "--model", path, "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch", "32",
+            "--quiet", "--out", Path.Combine(_dir.FullName, "eleven"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("laperm: warning: model eleven has 11 outputs, mnist has 10 classes: output 10 is never a label.", stdout, StringComparison.Ordinal);
+    }
+
     /// <summary>A name read from a file may hold an escape sequence or a NUL: the error writes them as \\uXXXX, never raw to the terminal.</summary>
     [Fact]
     public void ControlCharactersInAnErrorAreWrittenAsEscapes()
