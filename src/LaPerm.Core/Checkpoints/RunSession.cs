@@ -716,7 +716,7 @@ public sealed class RunSession : IDisposable
     }
 
     /// <summary>Cuts metrics.jsonl back to what it held at the checkpoint, so resumed lines follow on exactly.</summary>
-    private static void TrimMetrics(string path, long bytes, TextWriter? log)
+    internal static void TrimMetrics(string path, long bytes, TextWriter? log)
     {
         if (!File.Exists(path))
         {
@@ -729,7 +729,18 @@ public sealed class RunSession : IDisposable
             log?.WriteLine($"laperm: warning: '{path}' is shorter than at the checkpoint ({length} < {bytes} bytes); keeping it as it is.");
             return;
         }
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        // Every line ends with its break, so the checkpoint's length ends one: cutting anywhere else
+        // would glue the resumed run's first line onto half a line.
+        if (bytes > 0)
+        {
+            stream.Position = bytes - 1;
+            if (stream.ReadByte() != '\n')
+            {
+                log?.WriteLine($"laperm: warning: '{path}' has no line break at the checkpoint's length ({bytes} bytes); keeping it as it is.");
+                return;
+            }
+        }
         stream.SetLength(bytes);
         stream.Flush(flushToDisk: true);
     }

@@ -90,6 +90,12 @@ public sealed record RunState
         if (state is null || state.Version != 1 || state.Step < 0 || state.Epoch < 0 || state.BatchInEpoch < 0 || state.StepsPerEpoch <= 0
             || state.BatchInEpoch >= state.StepsPerEpoch || state.MetricsBytes < 0)
             throw new ResumeException($"run state '{path}' must be version 1 with step >= 0, 0 <= batch_in_epoch < steps_per_epoch and metrics_bytes >= 0");
+        // The position and the counters tell of each other: a state that contradicts itself was not written by a run.
+        if ((long)state.Epoch * state.StepsPerEpoch + state.BatchInEpoch != state.Step)
+            throw new ResumeException($"run state '{path}': step {state.Step} must be epoch x steps_per_epoch + batch_in_epoch ({state.Epoch} x {state.StepsPerEpoch} + {state.BatchInEpoch})");
+        if (!(state.BestTestAccuracy is -1 or (>= 0 and <= 1)) || state.BestStep < 0 || state.BestStep > state.Step
+            || state.LastEvalStep < 0 || state.LastEvalStep > state.Step || state.LastSyncStep < -1 || state.LastSyncStep > state.Step)
+            throw new ResumeException($"run state '{path}' must have best_test_accuracy -1 or from 0 to 1, and best_step, last_eval_step and last_sync_step from 0 (last_sync_step -1) to step {state.Step}");
         return state;
     }
 }

@@ -116,6 +116,48 @@ public sealed class ResumeTests
         }
     }
 
+    /// <summary>A state whose position and counters contradict each other was not written by a run (an edited state.json with its manifest re-hashed resumed at epoch 1000, or reported a best accuracy of 500 %).</summary>
+    [Fact]
+    public void AStateThatContradictsItselfIsRefused()
+    {
+        var state = new RunState { Step = 10, Epoch = 1, BatchInEpoch = 2, StepsPerEpoch = 8, BestTestAccuracy = 0.5, BestStep = 8, LastEvalStep = 8, LastSyncStep = 10 };
+        Assert.Equal(state, RunState.FromJson(state.ToJson(), "state.json"));
+        Assert.Equal(-1, RunState.FromJson((state with { BestTestAccuracy = -1, BestStep = 0, LastSyncStep = -1 }).ToJson(), "state.json").BestTestAccuracy);
+        foreach (var (bad, expected) in new (RunState, string)[]
+        {
+            (state with { Epoch = 1000 }, "step 10 must be epoch x steps_per_epoch + batch_in_epoch (1000 x 8 + 2)"),
+            (state with { Step = 11 }, "step 11 must be epoch x steps_per_epoch + batch_in_epoch"),
+            (state with { BestTestAccuracy = 5 }, "best_test_accuracy -1 or from 0 to 1"),
+            (state with { BestStep = 11 }, "best_step, last_eval_step and last_sync_step"),
+            (state with { LastEvalStep = -3 }, "best_step, last_eval_step and last_sync_step"),
+            (state with { LastSyncStep = -2 }, "best_step, last_eval_step and last_sync_step"),
+        })
+        {
+            var e = Assert.Throws<ResumeException>(() => RunState.FromJson(bad.ToJson(), "state.json"));
+            Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+            Assert.Contains("'state.json'", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>metrics.jsonl is cut back to the checkpoint's length only where a line ends there (it was cut mid-line, and the resumed run's first line glued on).</summary>
+    [Fact]
+    public void MetricsAreCutBackOnlyAtALineBreak()
+    {
+        using var fx = new RunFixture();
+        string path = Path.Combine(fx.Dir("metrics"), "metrics.jsonl");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        const string text = "{\"event\":\"sync\",\"step\":1}\n{\"event\":\"sync\",\"step\":2}\n";
+        File.WriteAllText(path, text);
+        var log = new StringWriter();
+        RunSession.TrimMetrics(path, 10, log);
+        Assert.Equal(text, File.ReadAllText(path));
+        Assert.Contains("has no line break at the checkpoint's length (10 bytes); keeping it as it is", log.ToString(), StringComparison.Ordinal);
+        int firstLine = text.IndexOf('\n') + 1;
+        RunSession.TrimMetrics(path, firstLine, log = new StringWriter());
+        Assert.Equal(text[..firstLine], File.ReadAllText(path));
+        Assert.Equal("", log.ToString());
+    }
+
     [Fact]
     public void ANewRunInAUsedDirectoryRemovesTheEarlierRunsCheckpoints()
     {
