@@ -10,8 +10,8 @@ internal static class TraceCommand
         Plots the reconnection traffic of one tensor (e.g. dense1/kernel) over the run: at each
         sync, the share of its positions whose value changed since the previous sync and since
         initialisation (recorded by --trace-reconnection, on by default on cpu). Writes PATH.png
-        and PATH.svg (default DIR/trace-NAME, a / in NAME written as -). Without --layer, lists the
-        traced tensors.
+        and PATH.svg (default DIR/trace-NAME, a / in NAME written as -, a NAME over 100 characters
+        cut to 80 and a hash). Without --layer, lists the traced tensors.
 
         """;
 

@@ -44,9 +44,10 @@ public sealed partial class RunMetrics
             catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
                 // Torn: the last line, with no line break after it (each line is written with its
-                // break in one call), and the start of an object. A complete last line that is no
-                // JSON object is an error, and so is one that never began as one (not a metrics file).
-                if (i == text.Length - 1 && !EndsWithLineBreak(path) && text[i].StartsWith('{'))
+                // break in one call), and the start of an object, or zero bytes (a file system may
+                // leave those at the end of a file appended to before a power loss). A complete last
+                // line that is no JSON object is an error, and so is one that never began as one.
+                if (i == text.Length - 1 && !EndsWithLineBreak(path) && (text[i].StartsWith('{') || text[i].All(c => c == '\0')))
                 {
                     torn = true;
                     break;
@@ -174,9 +175,18 @@ public static class RunFigures
         ], Columns: 1, PanelWidth: 760, PanelHeight: 420);
     }
 
-    /// <summary>A layer name made safe for a file name (dense1/kernel -> dense1-kernel).</summary>
-    public static string FileSafe(string name) =>
-        string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '-'));
+    /// <summary>
+    /// A layer name made safe for a file name (dense1/kernel -> dense1-kernel). A model file may
+    /// name a layer with hundreds of characters, more than a file name holds (255 bytes): a long
+    /// one keeps its first 80 characters and a hash of the whole name, so it stays unique.
+    /// </summary>
+    public static string FileSafe(string name)
+    {
+        string safe = string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '-'));
+        if (safe.Length <= 100) return safe;
+        byte[] hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name));
+        return $"{safe[..80]}-{Convert.ToHexStringLower(hash)[..12]}";
+    }
 
     internal static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

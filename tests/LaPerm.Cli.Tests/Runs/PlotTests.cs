@@ -230,6 +230,19 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         Assert.Equal((-0.63, 31.5), (panel with { Lines = [new Series("x", [1, 2], [10, 30])] }).ZeroBasedYLimits());
     }
 
+    /// <summary>A layer name of hundreds of characters (a model file may have one) made trace's default file name too long to write (exit 5).</summary>
+    [Fact]
+    public void ALongLayerNameGivesAFileNameThatFitsAndStaysUnique()
+    {
+        Assert.Equal("dense1-kernel", LaPerm.Plots.RunFigures.FileSafe("dense1/kernel"));
+        string a = new string('x', 300) + "/kernel", b = new string('x', 300) + "/bias";
+        string fa = LaPerm.Plots.RunFigures.FileSafe(a), fb = LaPerm.Plots.RunFigures.FileSafe(b);
+        Assert.True(fa.Length <= 100, fa);
+        Assert.StartsWith(new string('x', 80) + "-", fa, StringComparison.Ordinal);
+        Assert.NotEqual(fa, fb);
+        Assert.Equal(fa, LaPerm.Plots.RunFigures.FileSafe(a));
+    }
+
     [Fact]
     public void TracePlotsTheTrafficOfOneLayer()
     {
@@ -340,6 +353,9 @@ public sealed class PlotTests(PlottedRuns runs) : IClassFixture<PlottedRuns>
         var complete = new StringWriter();
         Assert.Equal(CommandLine.UserError, CommandLine.Run(["plot", dir], TextWriter.Null, complete));
         Assert.Contains("line 2 is not a JSON object", complete.ToString(), StringComparison.Ordinal);
+        // Zero bytes at the end (left by a power loss) are a torn line too.
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n" + "\0\0\0\0");
+        Assert.Equal(0, CommandLine.Run(["plot", dir], TextWriter.Null, TextWriter.Null));
         // A last line with no line break that never began as an object is no torn line: not a metrics file.
         File.WriteAllText(Path.Combine(dir, "metrics.jsonl"), eval + "\n" + "\u0001\u00ff\u0001\u00ff");
         var binary = new StringWriter();
