@@ -112,10 +112,10 @@ public static class CommandLine
         return 0;
     }
 
-    /// <summary>A message as one line of a one-sentence report.</summary>
     /// <summary>
-    /// The message on one line, other control characters written as \uXXXX: a name read from a
-    /// file may hold an escape sequence or a NUL, which the terminal must not act on.
+    /// A message as one line of a one-sentence report, other control characters written as
+    /// \uXXXX: a name read from a file may hold an escape sequence or a NUL, which the terminal
+    /// must not act on.
     /// </summary>
     internal static string OneLine(string message)
     {

@@ -232,6 +232,7 @@ internal static class TrainCommand
         try
         {
             summary = trainer.Run();
+            (trainer.Tracer as NvtxStepTracer)?.Profiler.Finish();
         }
         catch (LaPerm.Core.Checkpoints.TrainingStoppedException e)
         {

@@ -382,6 +382,20 @@ public sealed class EmulatorRuntimeTests
         if (note is null) Assert.Equal("", notes.ToString());
         else Assert.Contains(note, notes.ToString());
     }
+
+    [Fact]
+    public void StepProfilerOfARunThatRanNoStepSaysNothingWasCaptured()
+    {
+        using var device = TestDevices.OpenEmulator();
+        var notes = new StringWriter();
+        new StepProfiler(device, ProfileSteps.Parse("2:5"), notes).Finish();
+        Assert.Contains("--profile-steps 2:5: this run ran no step (it resumed after its last one): nothing was captured.", notes.ToString(), StringComparison.Ordinal);
+        var ran = new StepProfiler(device, ProfileSteps.Parse("2:5"), notes = new StringWriter());
+        ran.BeginStep(1);
+        ran.EndStep(1);
+        ran.Finish();
+        Assert.Equal("", notes.ToString());
+    }
 }
 
 public sealed class EmulatorSanitizerTests

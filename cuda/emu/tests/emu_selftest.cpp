@@ -477,12 +477,12 @@ void schedules() {
     LP_CHECK(racy_mismatches("shuffle") > 0, "shuffle without a seed");
     // A race between warps across a warp operation. A thread-by-thread order runs on past a vote
     // only the lane that completes it (the others wait for the next round, after every other
-    // thread has cleared its slot): at most one lost add per warp. One warp running alone to its
+    // thread has cleared its slot): at most one lost add per warp, 4 a block. One warp running alone to its
     // barrier loses every add: warps, those of warps 0-2 (3 x 32 a block, 8 blocks), whose slots
     // the next warp clears afterwards; warps-reverse, warp 3's adds to warp 0 (32 a block).
     for (const char* thread_order : {"forward", "reverse", "shuffle:1"}) {
         const int lost = warp_race_mismatches(thread_order);
-        LP_CHECK(lost <= 8 * 3, "%s loses at most the completing lanes' adds: %d", thread_order, lost);
+        LP_CHECK(lost <= 8 * 4, "%s loses at most the completing lanes' adds: %d", thread_order, lost);
     }
     LP_CHECK(warp_race_mismatches("warps") == 8 * 96, "warps exposes every add: %d", warp_race_mismatches("warps"));
     LP_CHECK(warp_race_mismatches("warps-reverse") == 8 * 32, "warps-reverse exposes warp 3's: %d", warp_race_mismatches("warps-reverse"));

@@ -49,6 +49,8 @@ public sealed class RunSession : IDisposable
     private sealed record Loaded(string Path, RunState State, Dictionary<string, NamedArray> Weights, Dictionary<string, NamedArray> SortedInitial,
         Dictionary<string, NamedArray> Optimizer, IReadOnlyDictionary<string, string> OptimizerMetadata, Dictionary<string, NamedArray>? Traffic);
 
+    private int _stepsPerEpoch;
+
     private RunSession(TrainingOptions options, ModelDefinition model, TextWriter? log)
     {
         _options = options;
@@ -73,9 +75,10 @@ public sealed class RunSession : IDisposable
     /// before any training otherwise), and with <see cref="CheckpointOptions.Resume"/> finds and
     /// reads the newest valid checkpoint, skipping broken ones with a warning on <paramref name="log"/>.
     /// </summary>
-    public static RunSession Open(TrainingOptions options, ModelDefinition model, TextWriter? log)
+    /// <param name="stepsPerEpoch">The run's steps per epoch on the data it has now (0: not checked); a checkpoint of other epochs cannot be resumed.</param>
+    public static RunSession Open(TrainingOptions options, ModelDefinition model, TextWriter? log, int stepsPerEpoch = 0)
     {
-        var session = new RunSession(options, model, log);
+        var session = new RunSession(options, model, log) { _stepsPerEpoch = stepsPerEpoch };
         if (options.Out is null) return session;
         try
         {
@@ -123,6 +126,10 @@ public sealed class RunSession : IDisposable
             {
                 if (_options.Checkpoints.StopAfterStep is { } stop && stop <= _resume.State.Step)
                     throw new ResumeException($"--stop-after {stop} is not after the checkpoint resumed from ('{_resume.Path}', step {_resume.State.Step}); give a later step");
+                // Other data with another number of training images: the checkpoint's position (epoch,
+                // batch) means nothing in its epochs, and every checkpoint after it would contradict itself.
+                if (_stepsPerEpoch > 0 && _resume.State.StepsPerEpoch != _stepsPerEpoch)
+                    throw new ResumeException($"the checkpoint '{_resume.Path}' has epochs of {_resume.State.StepsPerEpoch} steps, but --batch {_options.Batch} over the training images of {_options.Data} gives {_stepsPerEpoch}: the data is not what the run trained on; resume it on that data");
                 // A run killed between replacing `latest` and pruning holds one checkpoint too many; nothing later would prune it.
                 store.KeepNewest(Options.Keep);
                 _lastCheckpoint = _resume.Path;

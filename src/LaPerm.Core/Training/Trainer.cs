@@ -136,7 +136,7 @@ public sealed class Trainer
         var train = _data.Train;
         var test = _data.Test;
         string? outDir = o.Out;
-        using var session = RunSession.Open(o, _model, Warnings); // [runs] write probe; finds the checkpoint to resume from
+        using var session = RunSession.Open(o, _model, Warnings, o.StepsPerEpoch(_data.Train.Count)); // [runs] write probe; finds the checkpoint to resume from
         using var metrics = outDir is null ? null : new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: session.Resumed);
 
         var network = new Network(_model, _backend);

@@ -69,6 +69,13 @@ public sealed class StepProfiler
         Active = false;
     }
 
+    /// <summary>Call when the run has ended: a run resumed at its end ran no step, so nothing was captured; it says so.</summary>
+    public void Finish()
+    {
+        if (_steps is not null && !_seenAStep)
+            _notes?.WriteLine($"laperm: warning: --profile-steps {_steps.First}:{_steps.Last}: this run ran no step (it resumed after its last one): nothing was captured.");
+    }
+
     private static string Steps(long first, long last) => first == last ? $"step {first}" : $"steps {first} to {last}";
 }
 
@@ -79,6 +86,8 @@ public sealed class StepProfiler
 /// </summary>
 public sealed class NvtxStepTracer(StepProfiler profiler) : LaPerm.Core.Training.IStepTracer
 {
+    public StepProfiler Profiler => profiler;
+
     public void BeginStep(long step)
     {
         profiler.BeginStep(step);

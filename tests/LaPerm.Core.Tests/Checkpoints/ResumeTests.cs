@@ -320,6 +320,31 @@ public sealed class ResumeTests
         Assert.True(File.Exists(Path.Combine(dir, RunSession.SummaryFile)));
     }
 
+    /// <summary>
+    /// Data with another number of training images gives epochs of another length: the resume
+    /// continued (with a warning) and wrote checkpoints whose step contradicted their epoch and
+    /// batch, which the next resume then set aside as damaged. It is refused before anything is cut.
+    /// </summary>
+    [Fact]
+    public void AResumeOnDataWithEpochsOfAnotherLengthIsRefusedAndChangesNothing()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        var options = RunFixture.Options(dir) with { Epochs = 2 };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 10 } }));
+        string metrics = File.ReadAllText(Path.Combine(dir, "metrics.jsonl"));
+        var before = new CheckpointStore(dir).Checkpoints();
+        var resume = options with { Checkpoints = options.Checkpoints with { Resume = true } };
+        var e = Assert.Throws<ResumeException>(() => RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), null, stepsPerEpoch: 9));
+        Assert.Contains("has epochs of 8 steps, but --batch 32 over the training images of", e.Message, StringComparison.Ordinal);
+        Assert.Contains("gives 9: the data is not what the run trained on", e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, new CheckpointStore(dir).Checkpoints());
+        Assert.Equal(metrics, File.ReadAllText(Path.Combine(dir, "metrics.jsonl")));
+        // The same epochs resume.
+        using var session = RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), null, stepsPerEpoch: 8);
+        Assert.True(session.Resumed);
+    }
+
     [Fact]
     public void ANewerCheckpointOfAnotherConfigurationIsSetAsideWhenAnOlderOneIsResumed()
     {
