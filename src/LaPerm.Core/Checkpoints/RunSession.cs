@@ -378,12 +378,6 @@ public sealed class RunSession : IDisposable
                 && (profiled.Contains(weights) || CheckpointStore.StepOf(weights) is not null));
     }
 
-    private static void RefuseDirectoryAt(string file)
-    {
-        if (Directory.Exists(file))
-            throw new RunStorageException($"'{file}' is a directory, where the run writes a file; move it away before training", null);
-    }
-
     private void ProbeWritable()
     {
         string dir = _options.Out!;
@@ -403,11 +397,6 @@ public sealed class RunSession : IDisposable
         {
             throw new RunStorageException($"output directory '{dir}' cannot be written ({e.Message}); choose another --out or free space before training", e);
         }
-        // A directory where the run replaces a file (temp + rename) would fail the first write of
-        // it, mid-run: say so now.
-        foreach (string file in (string[])[MetricsFileName, RunConfigFile, InitialWeightsFile, BestWeightsFile, FinalWeightsFile, SummaryFile])
-            RefuseDirectoryAt(Path.Combine(dir, file));
-        RefuseDirectoryAt(_store!.LatestPointer);
         long needed = RequiredBytes();
         long free;
         try

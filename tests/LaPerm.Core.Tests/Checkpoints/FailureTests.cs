@@ -302,22 +302,6 @@ public sealed class FailureTests
         Assert.Equal("not a directory", File.ReadAllText(file));
     }
 
-    /// <summary>A directory where the run replaces a file failed that write mid-run (checkpoints/latest: exit 5 after training, saying both that the checkpoint failed and that it was intact).</summary>
-    [Theory]
-    [InlineData("checkpoints/latest")]
-    [InlineData("summary.json")]
-    [InlineData("best.safetensors")]
-    public void ADirectoryWhereTheRunWritesAFileFailsBeforeTraining(string file)
-    {
-        using var fx = new RunFixture();
-        string dir = fx.Dir("run"), blocker = Path.Combine(dir, file);
-        Directory.CreateDirectory(Path.Combine(blocker, "inside"));
-        var e = Assert.Throws<RunStorageException>(() => RunFixture.Train(RunFixture.Options(dir)));
-        Assert.Equal($"'{blocker}' is a directory, where the run writes a file; move it away before training", e.Message);
-        Assert.True(Directory.Exists(Path.Combine(blocker, "inside")));
-        Assert.False(File.Exists(Path.Combine(dir, "metrics.jsonl")));
-    }
-
     [Fact]
     public void AnOutputDirectoryBehindALinkToNothingSaysSo()
     {
