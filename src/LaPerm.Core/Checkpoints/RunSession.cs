@@ -656,6 +656,9 @@ public sealed class RunSession : IDisposable
             for (int i = 1; i < row.Length; i++)
                 if (i % p.RowLength != 0 && Reconnection.OrderKey(row[i - 1]) > Reconnection.OrderKey(row[i]))
                     throw new ResumeException($"'{Path.Combine(path, SortedInitialFile)}': a row of '{p.Name}' is not sorted");
+            // Initial weights are finite; NaN rows would sort as "sorted" and reconnect every weight to NaN.
+            if (NonFiniteGuard.CountNonFinite(row) > 0)
+                throw new ResumeException($"'{Path.Combine(path, SortedInitialFile)}': tensor '{p.Name}' holds non-finite values");
             if (NonFiniteGuard.CountNonFinite(weights[p.Name].Values) > 0)
                 throw new ResumeException($"'{Path.Combine(path, WeightsFile)}': tensor '{p.Name}' holds non-finite values");
         }

@@ -14,6 +14,21 @@ public sealed class FailureTests
         WrongShapeWithMatchingChecksum,
         ChecksumMismatch,
         MissingManifest,
+        UnsortedInitialRowWithMatchingChecksum,
+        NonFiniteInitialRowWithMatchingChecksum,
+    }
+
+    /// <summary>Rewrites one tensor of a checkpoint file and makes the manifest agree: only the content checks can catch it.</summary>
+    private static void RewriteWithMatchingChecksum(string checkpoint, string file, Func<NamedArray, NamedArray> change)
+    {
+        string path = Path.Combine(checkpoint, file);
+        var (tensors, meta) = SafeTensors.Read(path);
+        SafeTensors.Write(path, [.. tensors.Select(change)], meta);
+        var manifestPath = Path.Combine(checkpoint, CheckpointStore.ManifestFile);
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
+        var (size, sha) = CheckpointStore.Hash(path);
+        manifest["files"]![file] = new JsonObject { ["bytes"] = size, ["sha256"] = sha };
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
     }
 
     private static void Inflict(string checkpoint, Damage damage)
@@ -32,14 +47,20 @@ public sealed class FailureTests
             case Damage.WrongShapeWithMatchingChecksum:
                 // A well-formed file whose dense kernel has the wrong shape, with a manifest made to agree:
                 // the checksum cannot catch it, the shape check must.
-                var (tensors, meta) = SafeTensors.Read(weights);
-                var changed = tensors.Select(t => t.Name == "dense1/kernel" ? t with { Shape = [676, 10] } : t).ToList();
-                SafeTensors.Write(weights, changed, meta);
-                var manifestPath = Path.Combine(checkpoint, CheckpointStore.ManifestFile);
-                var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
-                var (size, sha) = CheckpointStore.Hash(weights);
-                manifest["files"]![RunSession.WeightsFile] = new JsonObject { ["bytes"] = size, ["sha256"] = sha };
-                File.WriteAllText(manifestPath, manifest.ToJsonString());
+                RewriteWithMatchingChecksum(checkpoint, RunSession.WeightsFile, t => t.Name == "dense1/kernel" ? t with { Shape = [676, 10] } : t);
+                break;
+            case Damage.UnsortedInitialRowWithMatchingChecksum:
+                RewriteWithMatchingChecksum(checkpoint, RunSession.SortedInitialFile, t =>
+                {
+                    if (t.Name != "dense1/kernel") return t;
+                    var values = (float[])t.Values.Clone();
+                    (values[0], values[^1]) = (values[^1], values[0]);   // the first row's smallest and the last row's largest
+                    return t with { Values = values };
+                });
+                break;
+            case Damage.NonFiniteInitialRowWithMatchingChecksum:
+                RewriteWithMatchingChecksum(checkpoint, RunSession.SortedInitialFile, t =>
+                    t.Name == "dense1/kernel" ? t with { Values = [.. t.Values.Select(_ => float.NaN)] } : t);
                 break;
             case Damage.ChecksumMismatch:
                 bytes[^3] ^= 0x40; // one bit of the last weight
@@ -57,6 +78,8 @@ public sealed class FailureTests
     [InlineData(Damage.WrongShapeWithMatchingChecksum, "shape")]
     [InlineData(Damage.ChecksumMismatch, "SHA-256")]
     [InlineData(Damage.MissingManifest, "manifest")]
+    [InlineData(Damage.UnsortedInitialRowWithMatchingChecksum, "a row of 'dense1/kernel' is not sorted")]
+    [InlineData(Damage.NonFiniteInitialRowWithMatchingChecksum, "tensor 'dense1/kernel' holds non-finite values")]
     public void ADamagedNewestCheckpointIsSkippedWithAWarningAndThePreviousOneIsUsed(Damage damage, string reason)
     {
         using var fx = new RunFixture();
