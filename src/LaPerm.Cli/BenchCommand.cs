@@ -144,7 +144,7 @@ internal static class BenchCommand
             GpuInfo? gpu = CudaInfo.Collect().Gpus.FirstOrDefault(g => g.Ordinal == cuda.Device.GpuOrdinal);
             if (gpu?.Fp32PeakGflops is not { } gpuPeak) return line;
             return line + string.Create(inv, $", {100 * gflops / gpuPeak:F1} % of GPU {gpu.Ordinal}'s FP32 peak ({gpuPeak / 1000:F1} TFLOP/s = {gpu.Fp32PeakFormula})")
-                   + (cuda.GemmMath == GemmMath.Tf32 ? "; --math tf32 runs on tensor cores, which that peak leaves out" : "");
+                   + (cuda.GemmMath == GemmMath.Tf32 ? "; --math tf32 runs the GEMMs on tensor cores, which that peak leaves out" : "");
         }
         if (backend.Name != "cpu" || !LaPerm.Cpu.FmaPeak.Applies) return line;
         fmaPeak ??= LaPerm.Cpu.FmaPeak.MeasureGflops(threads, TimeSpan.FromMilliseconds(200));
