@@ -189,7 +189,9 @@ public static class IdxReader
             }
             catch (InvalidDataException e)
             {
-                throw new DataFormatException($"{source} is not a valid gzip file ({e.Message.TrimEnd('.')}); expected gzip-compressed or raw IDX data.", e);
+                // .NET names what the decoder met first ("an unsupported compression method" for a
+                // flipped byte): the cause a reader needs is the damage.
+                throw new DataFormatException($"{source} is not a valid gzip file: its compressed data is damaged or cut short (the decoder says: {e.Message.TrimEnd('.')}); expected gzip-compressed or raw IDX data.", e);
             }
         }
 

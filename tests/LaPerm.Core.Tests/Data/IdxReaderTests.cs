@@ -106,6 +106,13 @@ public sealed class IdxReaderTests
         string path = dir.Write("corrupt.gz", gz);
         var e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
         Assert.Contains(path, e.Message);
+        // One flipped bit of the checksum: the decoder's own words name a compression method, the message the damage.
+        gz = DataFiles.Gzip(DataFiles.IdxImages(DataFiles.RandomBytes(new Random(15), 3 * 8 * 8), 3, 8, 8));
+        gz[^8] ^= 1;
+        path = dir.Write("bad-crc.gz", gz);
+        e = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("its compressed data is damaged or cut short", e.Message);
     }
 
     [Fact]
