@@ -9,6 +9,16 @@ public sealed record GpuInfo(int Ordinal, string Name, int Multiprocessors, long
 {
     public string ComputeCapability => $"{ComputeMajor}.{ComputeMinor}";
 
+    /// <summary>The compute capability the kernels' PTX is written for; the driver JIT-compiles it for this one and every newer one, not for older GPUs.</summary>
+    public const int KernelComputeMajor = 8;
+
+    /// <summary>Why this GPU cannot run the kernels (older than <see cref="KernelComputeMajor"/>.0), or null.</summary>
+    public string? UnsupportedReason => Unsupported(Ordinal, Name, ComputeMajor, ComputeMinor);
+
+    public static string? Unsupported(int ordinal, string name, int major, int minor) => major >= KernelComputeMajor ? null
+        : $"GPU {ordinal} ({name}) has compute capability {major}.{minor}, and the kernels are PTX for {KernelComputeMajor}.0, which runs on {KernelComputeMajor}.0 and newer"
+          + (ordinal == 0 ? " (CUDA_VISIBLE_DEVICES chooses another GPU)" : "");
+
     /// <summary>FP32 lanes (CUDA cores) per SM of this compute capability; null for one this build does not know.</summary>
     public int? Fp32LanesPerSm => Fp32Lanes(ComputeMajor, ComputeMinor);
 
@@ -65,7 +75,8 @@ public sealed record CudaInfoReport(
             text.AppendLine($"CUDA driver {DriverVersion} ({DriverPath})");
             foreach (GpuInfo gpu in Gpus)
                 text.AppendLine($"  GPU {gpu.Ordinal}: {gpu.Name}, {gpu.Multiprocessors} SMs, {gpu.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB, compute capability {gpu.ComputeCapability}"
-                                + (gpu.Fp32PeakGflops is { } peak ? $", FP32 peak {peak / 1000:F1} TFLOP/s ({gpu.Fp32PeakFormula})" : ""));
+                                + (gpu.Fp32PeakGflops is { } peak ? $", FP32 peak {peak / 1000:F1} TFLOP/s ({gpu.Fp32PeakFormula})" : "")
+                                + (gpu.UnsupportedReason is null ? "" : $" (too old for the kernels: PTX for {GpuInfo.KernelComputeMajor}.0)"));
         }
         else
         {

@@ -236,6 +236,20 @@ public sealed class LibraryDiscoveryTests
         Assert.Equal(teraflops, Math.Round(gpu.Fp32PeakGflops!.Value / 1000, 1));
     }
 
+    /// <summary>The kernels are PTX for compute capability 8.0: an older GPU is named, with why, before any kernel fails to load.</summary>
+    [Fact]
+    public void AGpuOlderThanThePtxIsUnsupportedAndSaysWhy()
+    {
+        var t4 = new GpuInfo(0, "Tesla T4", 40, 1L << 34, 7, 5, 1_590_000);
+        Assert.Equal("GPU 0 (Tesla T4) has compute capability 7.5, and the kernels are PTX for 8.0, which runs on 8.0 and newer (CUDA_VISIBLE_DEVICES chooses another GPU)", t4.UnsupportedReason);
+        Assert.Null(new GpuInfo(0, "NVIDIA A100", 108, 1L << 34, 8, 0).UnsupportedReason);
+        Assert.Null(new GpuInfo(1, "NVIDIA H200", 132, 1L << 34, 9, 0).UnsupportedReason);
+        var report = new CudaInfoReport(null, "12.8", "libcuda.so.1", [t4],
+            new LibraryInfo("cuBLAS", null, null, "missing"), new LibraryInfo("cuDNN", null, null, "missing"), [], "none",
+            new LibraryInfo("Emulator", null, null, "missing"), [], false);
+        Assert.Contains("GPU 0: Tesla T4, 40 SMs, 16.0 GiB, compute capability 7.5, FP32 peak 8.1 TFLOP/s (40 SMs x 64 lanes x 2 x 1590 MHz) (too old for the kernels: PTX for 8.0)", report.ToText());
+    }
+
     [Fact]
     public void Fp32PeakIsUnknownWithoutAClockOrForAnUnknownArchitecture()
     {

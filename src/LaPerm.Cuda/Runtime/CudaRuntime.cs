@@ -41,6 +41,10 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
             throw new ArgumentOutOfRangeException(nameof(ordinal), $"GPU {ordinal} requested, the driver reports {count} GPU(s)");
         _device = _driver.DeviceGet(ordinal);
         Ordinal = ordinal;
+        // The PTX would fail to load at the first kernel, with the driver's code alone: say why now.
+        if (GpuInfo.Unsupported(ordinal, _driver.DeviceName(_device), _driver.DeviceAttribute(_device, CuDeviceAttribute.ComputeCapabilityMajor),
+                _driver.DeviceAttribute(_device, CuDeviceAttribute.ComputeCapabilityMinor)) is { } unsupported)
+            throw new InvalidOperationException($"CUDA unavailable: {unsupported}.");
         _context = _driver.PrimaryContextRetain(_device);
         _driver.ContextSetCurrent(_context);
         // The primary context is the process's: a kernel fault under an earlier runtime on this
