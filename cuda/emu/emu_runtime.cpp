@@ -393,8 +393,12 @@ struct Thread {
 // operation stays hidden (warp A's lanes finish a ballot and write what warp B has not yet
 // initialised): Warps and WarpsReverse run one warp alone, through its warp operations, until
 // every lane of it waits at __syncthreads or has exited, then the next (ascending or
-// descending), as a GPU may when one warp is far ahead of another.
-enum class Order : std::uint8_t { Forward, Reverse, Shuffle, Warps, WarpsReverse };
+// descending), as a GPU may when one warp is far ahead of another; WarpsShuffle picks that warp
+// at random among the runnable ones (seeded), so any warp may run ahead of any other.
+enum class Order : std::uint8_t { Forward, Reverse, Shuffle, Warps, WarpsReverse, WarpsShuffle };
+
+// Whether each round is one warp's (Warps, WarpsReverse, WarpsShuffle).
+bool one_warp_at_a_time(Order order) { return order == Order::Warps || order == Order::WarpsReverse || order == Order::WarpsShuffle; }
 struct Schedule {
     Order order = Order::Forward;
     std::uint64_t seed = 0;
@@ -482,7 +486,7 @@ struct Worker {
     Thread* running = nullptr;
     Block* block = nullptr;
     unsigned slot = 0;     // the position in the current scheduling round (run_block's loop)
-    unsigned slot_end = 0; // where the round ends (one warp's threads under Warps, WarpsReverse)
+    unsigned slot_end = 0; // where the round ends (one warp's threads under one_warp_at_a_time)
     unsigned char* dynamic_shared = nullptr;       // what kernels see: the allocation past its front guard
     std::size_t dynamic_shared_capacity = 0;      // bytes usable from dynamic_shared, back guard excluded
 
@@ -620,7 +624,7 @@ void yield_to_scheduler(Worker& w, Thread& t) {
 }
 
 // Whether a round's positions are the threads' own indices (no w.order table).
-bool in_index_order(Order order) { return order == Order::Forward || order == Order::Warps || order == Order::WarpsReverse; }
+bool in_index_order(Order order) { return order == Order::Forward || one_warp_at_a_time(order); }
 
 // The thread the scheduler would resume next in this round, if it has not started yet; it
 // then becomes the round's current position. Null when the round ends there or the next
@@ -721,7 +725,7 @@ void shuffle(std::vector<unsigned>& v, std::uint64_t& state) {
 }
 
 // LAPERM_EMU_SCHEDULE: forward (default) | reverse | shuffle[:SEED] (SEED a decimal
-// integer, 0 when absent) | warps | warps-reverse. Returns false and sets `error` for anything else.
+// integer, 0 when absent) | warps | warps-reverse | warps:SEED. Returns false and sets `error` for anything else.
 bool schedule_setting(Schedule& schedule, std::string& error) {
     const char* s = std::getenv("LAPERM_EMU_SCHEDULE");
     schedule = Schedule{};
@@ -734,10 +738,11 @@ bool schedule_setting(Schedule& schedule, std::string& error) {
         schedule.order = s[5] == '\0' ? Order::Warps : Order::WarpsReverse;
         return true;
     }
-    if (std::strncmp(s, "shuffle", 7) == 0 && (s[7] == '\0' || s[7] == ':')) {
-        schedule.order = Order::Shuffle;
-        if (s[7] == '\0') return true;
-        const char* digits = s + 8;
+    const bool warps_seeded = std::strncmp(s, "warps:", 6) == 0;
+    if (warps_seeded || (std::strncmp(s, "shuffle", 7) == 0 && (s[7] == '\0' || s[7] == ':'))) {
+        schedule.order = warps_seeded ? Order::WarpsShuffle : Order::Shuffle;
+        if (!warps_seeded && s[7] == '\0') return true;
+        const char* digits = s + (warps_seeded ? 6 : 8);
         char* end = nullptr;
         errno = 0;
         const unsigned long long seed = std::strtoull(digits, &end, 10);
@@ -746,7 +751,7 @@ bool schedule_setting(Schedule& schedule, std::string& error) {
             return true;
         }
     }
-    error = format("LAPERM_EMU_SCHEDULE is '%s'; expected forward, reverse, shuffle, shuffle:SEED (SEED a decimal integer), warps or warps-reverse", s);
+    error = format("LAPERM_EMU_SCHEDULE is '%s'; expected forward, reverse, shuffle, shuffle:SEED, warps, warps-reverse or warps:SEED (SEED a decimal integer)", s);
     return false;
 }
 
@@ -796,19 +801,46 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
         for (unsigned i = 0; i < n; ++i) w.order[i] = schedule.order == Order::Reverse ? n - 1 - i : i;
     }
     std::uint64_t shuffle_state = mix64(schedule.seed ^ mix64((std::uint64_t{index.z} << 42) ^ (std::uint64_t{index.y} << 21) ^ index.x));
+    unsigned running_warp = n;   // WarpsShuffle: the warp running alone (n: none yet)
     for (;;) {
         bool ran = false;
         if (schedule.order == Order::Shuffle) shuffle(w.order, shuffle_state);
         unsigned first = 0;
         w.slot_end = n;
-        if (schedule.order == Order::Warps || schedule.order == Order::WarpsReverse) {
-            // The round is one warp's: the first (or last) warp with a runnable thread. None
+        if (one_warp_at_a_time(schedule.order)) {
+            // The round is one warp's: the first (last; a random) warp with a runnable thread. None
             // runnable: the whole block, in which the round finds none (a deadlock, diagnosed below).
-            for (unsigned k = 0; k < n; ++k) {
-                const unsigned i = schedule.order == Order::Warps ? k : n - 1 - k;
+            unsigned runnable = 0, pick = 0;
+            // A warp picked at random runs alone until none of its lanes is runnable (each round
+            // is one slice of it), like the ordered ones: only then is the next warp drawn.
+            bool continuing = false;
+            if (schedule.order == Order::WarpsShuffle && running_warp < n)
+                for (unsigned i = running_warp; i < std::min(n, running_warp + 32) && !continuing; ++i)
+                    continuing = w.threads[i].state == State::Ready;
+            if (continuing) {
+                first = running_warp;
+                w.slot_end = std::min(n, first + 32);
+            } else if (schedule.order == Order::WarpsShuffle) {
+                for (unsigned wb = 0; wb < n; wb += 32)
+                    for (unsigned i = wb; i < std::min(n, wb + 32); ++i)
+                        if (w.threads[i].state == State::Ready) { ++runnable; break; }
+                if (runnable > 0) {
+                    shuffle_state = mix64(shuffle_state);
+                    pick = static_cast<unsigned>(shuffle_state % runnable);
+                }
+            }
+            for (unsigned k = 0; k < n && !continuing; ++k) {
+                const unsigned i = schedule.order == Order::WarpsReverse ? n - 1 - k : k;
                 if (w.threads[i].state != State::Ready) continue;
+                if (schedule.order == Order::WarpsShuffle && pick > 0) {
+                    // Skip whole warps until the picked one.
+                    --pick;
+                    k = i / 32 * 32 + 31;
+                    continue;
+                }
                 first = i / 32 * 32;
                 w.slot_end = std::min(n, first + 32);
+                running_warp = first;
                 break;
             }
         }
@@ -898,7 +930,8 @@ std::string run_grid(const Launch& launch) {
     // an affine order b -> (a*b + c) mod blocks with a coprime to blocks: a permutation that
     // needs no table however large the grid.
     std::uint64_t stride = 1, offset = 0;
-    if (launch.schedule.order == Order::Shuffle && blocks > 1) {
+    const bool shuffled_blocks = launch.schedule.order == Order::Shuffle || launch.schedule.order == Order::WarpsShuffle;
+    if (shuffled_blocks && blocks > 1) {
         std::uint64_t state = mix64(launch.schedule.seed ^ 0x5bd1e995ull);
         offset = state % blocks;
         do {
@@ -907,11 +940,9 @@ std::string run_grid(const Launch& launch) {
         } while (std::gcd(stride, blocks) != 1);
     }
     auto nth_block = [&](std::uint64_t b) {
-        switch (launch.schedule.order) {
-            case Order::Reverse: return blocks - 1 - b;
-            case Order::Shuffle: return static_cast<std::uint64_t>((static_cast<unsigned __int128>(stride) * b + offset) % blocks);
-            default: return b;
-        }
+        if (launch.schedule.order == Order::Reverse) return blocks - 1 - b;
+        if (shuffled_blocks) return static_cast<std::uint64_t>((static_cast<unsigned __int128>(stride) * b + offset) % blocks);
+        return b;
     };
     if (workers <= 1) {
         Worker& w = worker();

@@ -486,7 +486,12 @@ void schedules() {
     }
     LP_CHECK(warp_race_mismatches("warps") == 8 * 96, "warps exposes every add: %d", warp_race_mismatches("warps"));
     LP_CHECK(warp_race_mismatches("warps-reverse") == 8 * 32, "warps-reverse exposes warp 3's: %d", warp_race_mismatches("warps-reverse"));
-    for (const char* bad : {"backwards", "shuffle:", "shuffle:x", "shuffle:-1", "shuffle7", "warps:1", "warp"}) {
+    // warps:SEED: a random runnable warp runs alone; some warp reaches its vote before the next one
+    // clears, in most blocks, and the same seed gives the same order.
+    const int w1 = warp_race_mismatches("warps:1"), w2 = warp_race_mismatches("warps:2");
+    LP_CHECK(w1 >= 8 * 32 && w2 >= 8 * 32, "warps:SEED exposes the race in every block: %d, %d", w1, w2);
+    LP_CHECK(warp_race_mismatches("warps:1") == w1, "the same seed gives the same warp order");
+    for (const char* bad : {"backwards", "shuffle:", "shuffle:x", "shuffle:-1", "shuffle7", "warps:", "warps:x", "warp"}) {
         setenv("LAPERM_EMU_SCHEDULE", bad, 1);
         DeviceBuffer<int> out(32);
         expect_failure("test_barrier_loop", launch("test_barrier_loop", 1, 1, 1, 32, 1, 1, 0, out.ptr()),
