@@ -46,6 +46,16 @@ public sealed class ReconnectionTests
     }
 
     [Fact]
+    public void IsPermutationOfComparesBitPatternsNotFloatValues()
+    {
+        float[] sorted0 = [-0.0f, 1f];
+        Assert.True(Reconnection.IsPermutationOf([1f, -0.0f], sorted0));
+        Assert.False(Reconnection.IsPermutationOf([1f, 0.0f], sorted0));   // +0.0 == -0.0 as floats, not as bits
+        float nan = BitConverter.UInt32BitsToSingle(0x7FC00000u), otherNaN = BitConverter.UInt32BitsToSingle(0x7FC00001u);
+        Assert.False(Reconnection.IsPermutationOf([otherNaN], [nan]));
+    }
+
+    [Fact]
     public void SyncedRowKeepsTheOptimizersRankOrder()
     {
         var rng = new Random(5);

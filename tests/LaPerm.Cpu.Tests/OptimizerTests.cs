@@ -93,6 +93,31 @@ public sealed class OptimizerTests
     }
 
     [Fact]
+    public void AStepTheGuardSkippedDoesNotCountInAdamsT()
+    {
+        const int length = 16;
+        const float lr = 1e-3f;
+        var rng = new Random(23);
+        using var rig = new TestRig();
+        var w0 = Data.Uniform(rng, length);
+        var tw = rig.Input(w0, length);
+        var tm = rig.Input(new float[length], length);
+        var tv = rig.Input(new float[length], length);
+        var g = rig.Input(Data.Uniform(rng, length, -2f, 2f), length);
+        // Step 1 (t = 1) has a non-finite loss under skip-step: no update.
+        rig.Backend.BeginStep(new StepScalars(1, 0, 0, 1, lr, 1));
+        rig.Backend.GuardLoss(rig.Input([float.NaN, 0f], 2), skipStep: true);
+        rig.Backend.CommitStepGuard();
+        rig.Backend.AdamUpdate(AdamParameters.Keras, tw, g, tm, tv);
+        Assert.Equal(w0, rig.Get(tw));
+        // Step 2 carries t = 2, but it is Adam's first applied step: its bias correction moves every weight by about lr.
+        rig.Backend.BeginStep(new StepScalars(2, 0, 0, 1, lr, 2));
+        rig.Backend.AdamUpdate(AdamParameters.Keras, tw, g, tm, tv);
+        var w = rig.Get(tw);
+        for (int i = 0; i < length; i++) Assert.InRange(Math.Abs(w[i] - w0[i]), 0.98 * lr, 1.02 * lr);
+    }
+
+    [Fact]
     public void AdamRejectsStepZero()
     {
         using var rig = new TestRig();

@@ -180,6 +180,22 @@ public sealed class AugmentationTests
     }
 
     [Fact]
+    public void DrawnParametersCoverBothSidesOfTheirRangesAndZoomIsDrawnPerAxis()
+    {
+        var mnist = new Augmenter(AugmentationPreset.Mnist, 11);
+        var draws = Enumerable.Range(0, 2000).Select(i => mnist.Draw(0, i, 28, 28)).ToList();
+        Func<AffineTransform, float>[] pick = [d => d.RotationDegrees, d => d.ZoomX - 1f, d => d.ZoomY - 1f, d => d.ShiftX, d => d.ShiftY];
+        float[] ranges = [10f, 0.1f, 0.1f, 2.8f, 2.8f];
+        for (int k = 0; k < pick.Length; k++)
+        {
+            var v = draws.Select(pick[k]).ToList();
+            Assert.InRange(v.Count(x => x < 0f), 900, 1100);
+            Assert.True(v.Min() < -0.95f * ranges[k] && v.Max() > 0.95f * ranges[k], $"parameter {k}: [{v.Min()}, {v.Max()}]");
+        }
+        Assert.True(draws.Count(d => d.ZoomX != d.ZoomY) > 1990);   // Keras draws the x and y zoom independently
+    }
+
+    [Fact]
     public void ParseRejectsUnknownNames()
     {
         Assert.Same(AugmentationPreset.Mnist, AugmentationPreset.Parse("MNIST"));

@@ -43,6 +43,8 @@ public sealed class ReconnectorTests
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
     public void AfterARealShortRunEverySynchronisedRowIsItsInitialRowPermutedAndSkippedTensorsAreNot(bool skipBias, bool skipBn)
     {
         var options = new TrainingOptions
@@ -124,8 +126,10 @@ public sealed class ReconnectorTests
             Assert.Equal(momentsBefore[i].Select(BitConverter.SingleToUInt32Bits), momentsAfter[i].Select(BitConverter.SingleToUInt32Bits));
     }
 
-    [Fact]
-    public void VerifyInvariantsNamesTheTensorAndRowThatIsNoLongerAPermutation()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void VerifyInvariantsNamesTheTensorAndRowThatIsNoLongerAPermutation(bool lastRow)
     {
         var model = new ModelDefinition(SmallModel());
         using var backend = new CpuBackend(1);
@@ -137,10 +141,41 @@ public sealed class ReconnectorTests
         var dense = network.Parameters.Single(p => p.Name == "dense1/kernel");
         var w = new float[dense.Value.Length];
         backend.Download(dense.Value, w);
-        w[3 * dense.Info.RowLength + 7] = BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(w[3 * dense.Info.RowLength + 7]) ^ 1);
+        int row = lastRow ? dense.Info.Rows - 1 : 3;
+        w[row * dense.Info.RowLength + 7] = BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(w[row * dense.Info.RowLength + 7]) ^ 1);
         backend.Upload<float>(w, dense.Value);
         var e = Assert.Throws<InvariantViolationException>(reconnector.VerifyInvariants);
-        Assert.Contains("row 3 of 'dense1/kernel'", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"row {row} of 'dense1/kernel'", e.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class Recorder : ITrainingObserver
+    {
+        public List<long> SyncSteps { get; } = [];
+        public List<EvaluationRecord> Evaluations { get; } = [];
+        public void OnStep(long step, long totalSteps, int epoch, double runningLoss, double runningAccuracy) { }
+        public void OnEvaluation(EvaluationRecord record) => Evaluations.Add(record);
+        public void OnSync(long step, int syncs, double seconds) => SyncSteps.Add(step);
+    }
+
+    [Fact]
+    public void TheTrainerTakesKAndTheLearningRateFromTheEpochOfEachStep()
+    {
+        // 16 steps an epoch: k = 4 in epoch 0 (steps 1..16), k = 5 in epoch 1 (steps 17..32); lr halves per epoch.
+        var options = new TrainingOptions
+        {
+            Model = "small", Epochs = 2, Batch = 32, K = SyncSchedule.Parse("0:4,1:5"), Seed = 8, Threads = 2,
+            LearningRate = 1e-3f, LearningRateSchedule = LearningRateSchedule.Parse("exp:0.5"), EvalEvery = 8,
+        };
+        using var backend = new CpuBackend(2);
+        var recorder = new Recorder();
+        var trainer = new Trainer(options, new ModelDefinition(SmallModel()), Mnist.Value, backend, recorder);
+        var summary = trainer.Run();
+        trainer.Network!.Dispose();
+        Assert.Equal(32, summary.Steps);
+        // ... and the last step (32) is no sync step, so the run ends with one more (the final weights are a permutation).
+        Assert.Equal([4L, 8, 12, 16, 20, 25, 30, 32], recorder.SyncSteps);
+        Assert.Equal(8, summary.Syncs);
+        Assert.Equal([(8L, 0, 1e-3f), (16L, 0, 1e-3f), (24L, 1, 5e-4f)], recorder.Evaluations.Where(r => r.Step < 32).Select(r => (r.Step, r.Epoch, r.LearningRate)));
     }
 
     [Fact]

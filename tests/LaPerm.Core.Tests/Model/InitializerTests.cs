@@ -75,6 +75,45 @@ public sealed class InitializerTests
     }
 
     [Fact]
+    public void ALightPruneKeepsMoreThan80PercentOfTheInputLayer()
+    {
+        // P = 0.1: q = 0.9 everywhere, the input layer's max(0.9, 0.8) included (235200 weights: sigma 0.0006).
+        var d = new ModelDefinition(BuiltInModels.LeNet300());
+        var v = Initializer.Compute(d, new InitOptions(Prune: 0.1), 5)["dense1/kernel"];
+        Assert.InRange(v.Count(x => x != 0f) / (double)v.Length, 0.89, 0.91);
+    }
+
+    [Fact]
+    public void ThePruneMaskIsIndependentOfTheValues()
+    {
+        // He-uniform values are symmetric about 0, so an independent mask keeps as many positive as negative ones.
+        var d = new ModelDefinition(BuiltInModels.LeNet300());
+        var v = Initializer.Compute(d, new InitOptions(Prune: 0.5), 5)["dense1/kernel"].Where(x => x != 0f).ToArray();
+        Assert.InRange(v.Count(x => x > 0f) / (double)v.Length, 0.48, 0.52);
+    }
+
+    [Fact]
+    public void ABiasIsKeptWithItsLayersKernelProbability()
+    {
+        var d = new ModelDefinition(BuiltInModels.LeNet300());
+        var keep = Initializer.KeepOf(d, new InitOptions(0.05f, [0.2, 0.5, 0.9]));
+        Assert.Equal((0.2, 0.5, 0.9), (keep["dense1/bias"], keep["dense2/bias"], keep["dense3/bias"]));
+        var values = Initializer.Compute(d, new InitOptions(0.05f, [0.2, 0.5, 0.9]), 4)["dense1/bias"];
+        Assert.InRange(values.Count(x => x != 0f) / (double)values.Length, 0.1, 0.3);   // 300 values: 0.2 +- 4 sigma
+    }
+
+    [Fact]
+    public void BatchNormStartsAsTheIdentityGammaOneBetaZero()
+    {
+        var d = new ModelDefinition(new ModelSpec("bn", [1, 8, 8], [new Conv2dSpec(4, 3), new BatchNormSpec(), new FlattenSpec(), new DenseSpec(10)]));
+        var values = Initializer.Compute(d, InitOptions.HeUniform, 2);
+        var norms = d.Parameters.Where(p => p.Kind == ParameterKind.BatchNorm).ToList();
+        Assert.Equal(2, norms.Count);
+        foreach (var p in norms)
+            Assert.All(values[p.Name], x => Assert.Equal(p.Name.EndsWith("/gamma", StringComparison.Ordinal) ? 1f : 0f, x));
+    }
+
+    [Fact]
     public void KeepListMustMatchTheKernelCount()
     {
         var d = new ModelDefinition(BuiltInModels.F2());

@@ -70,6 +70,7 @@ public sealed class TrainingTests
     [InlineData("exp:-1", "the factor per epoch must be positive, got -1")]
     [InlineData("exp:0", "the factor per epoch must be positive, got 0")]
     [InlineData("piecewise:80=0.1,40=0.01", "the epochs must increase, but 40 follows 80")]
+    [InlineData("piecewise:80=0.1,80=0.01", "the epochs must increase, but 80 follows 80")]
     [InlineData("piecewise:80=0", "the factor of epoch 80 must be positive, got 0")]
     [InlineData("cosine", "expects constant, exp:G, step:F/E or piecewise:E=F")]
     [InlineData("step:x/10", "expects constant, exp:G, step:F/E or piecewise:E=F")]
