@@ -123,8 +123,12 @@ public sealed class GpuKernelTests
     public void DriverErrorsBecomeCudaExceptions()
     {
         using var device = TestDevices.OpenGpuOrSkip();
-        // Far more memory than any GPU has: cuMemAlloc_v2 must fail with its name and text.
-        var e = Assert.Throws<CudaException>(() => device.Allocate<float>(1L << 42));
+        // Far more memory than any GPU has: the allocation fails as out of device memory (the bytes
+        // asked for and free), and the driver's own error (cuMemAlloc_v2, its name and text) is inside.
+        var oom = Assert.Throws<DeviceMemoryException>(() => device.Allocate<float>(1L << 42));
+        Assert.Equal(4L << 42, oom.RequestedBytes);
+        Assert.InRange(oom.FreeBytes, 1, oom.TotalBytes);
+        var e = Assert.IsType<CudaException>(oom.InnerException);
         Assert.Equal("cuMemAlloc_v2", e.ApiName);
         Assert.Equal("CUDA_ERROR_OUT_OF_MEMORY", e.ErrorName);
         Assert.False(string.IsNullOrWhiteSpace(e.ErrorText));
