@@ -114,6 +114,7 @@ public abstract class BuiltInModelEquivalenceTests
         var expected = Gradients(cpu, spec);
         var actual = Gradients(device, spec);
         double worst = 0;
+        var outside = new List<string>();
         foreach (var (name, g) in expected.Gradients)
         {
             var h = actual.Gradients[name];
@@ -121,9 +122,12 @@ public abstract class BuiltInModelEquivalenceTests
             for (int i = 0; i < g.Length; i++) { num += ((double)g[i] - h[i]) * ((double)g[i] - h[i]); den += (double)g[i] * g[i]; }
             double error = Math.Sqrt(num), norm = Math.Sqrt(den);
             if (norm > 1e-4) worst = Math.Max(worst, error / norm);
-            Assert.True(error <= GradientRelativeTolerance * norm + GradientAbsoluteTolerance,
-                $"{model} {name}: gradient differs from the CPU's by {error:G3} in L2 norm (gradient norm {norm:G3})");
+            TestContext.Current.TestOutputHelper?.WriteLine($"{model} {name}: error {error:G3}, norm {norm:G3}, relative {error / Math.Max(norm, 1e-30):G3}");
+            // Every parameter is compared before the verdict, so a failure names all that are off.
+            if (!(error <= GradientRelativeTolerance * norm + GradientAbsoluteTolerance))
+                outside.Add($"{name}: gradient differs from the CPU's by {error:G3} in L2 norm (gradient norm {norm:G3})");
         }
+        Assert.True(outside.Count == 0, $"{model} {string.Join("; ", outside)}");
         TestContext.Current.TestOutputHelper?.WriteLine($"{model}: loss {expected.Loss} vs {actual.Loss}, worst relative gradient error {worst:G3}");
         Assert.Equal(expected.Loss, actual.Loss, GradientRelativeTolerance * Math.Abs(expected.Loss));
         Assert.Null(device.CudnnUnavailableReason);   // a cuDNN variant ran on cuDNN, not on our kernels after a silent switch
