@@ -22,7 +22,8 @@
 //   - a kernel the emulator refuses at run time (an argument outside every buffer, a write past a
 //     buffer's end, a broken barrier) becomes a sticky CUDA_ERROR_ILLEGAL_ADDRESS reported by the
 //     next synchronising call, and every later call of the process fails with it;
-//   - each PTX .entry's parameters must match the emulator's C++ signature byte for byte.
+//   - each PTX .entry's parameters must match the emulator's C++ signature byte for byte (an
+//     entry the emulator lacks loads, and cuModuleGetFunction does not find it, saying why).
 // Environment: LAPERM_STANDIN_CC=major.minor (default 9.0), LAPERM_STANDIN_DEVICES (default 1),
 // LAPERM_STANDIN_MEMORY_MIB (device memory, default 4096).
 #include "laperm_emu.h"
@@ -142,6 +143,7 @@ struct Function {
 
 struct Module {
     std::map<std::string, std::unique_ptr<Function>> functions;
+    std::vector<std::string> missing;   // entries of the PTX the emulator was not built with
 };
 
 struct Capture {
@@ -879,9 +881,9 @@ API int cuModuleLoadDataEx(void** module, const void* image, unsigned option_cou
         if (result != kSuccess) break;
         int count = laperm_emu_kernel_arg_count(name.c_str());
         if (count < 0) {
-            error = "kernel " + name + " is in the PTX but not in the emulator";
-            result = kInvalidPtx;
-            break;
+            // Loads (a program may hold kernels it never launches); cuModuleGetFunction says why not.
+            loaded->missing.push_back(name);
+            continue;
         }
         auto function = std::make_unique<Function>();
         function->name = name;
@@ -936,7 +938,14 @@ API int cuModuleGetFunction(void** function, void* handle, const char* name) {
     auto it = driver().modules.find(static_cast<Module*>(handle));
     if (it == driver().modules.end()) return kInvalidHandle;
     auto f = it->second->functions.find(name);
-    if (f == it->second->functions.end()) return kNotFound;
+    if (f == it->second->functions.end()) {
+        const auto& missing = it->second->missing;
+        if (std::find(missing.begin(), missing.end(), name) != missing.end()) {
+            std::string message = "kernel " + std::string(name) + " is in the PTX but not in the emulator: it cannot run here";
+            report(message.c_str());
+        }
+        return kNotFound;
+    }
     *function = f->second.get();
     return kSuccess;
 }
