@@ -126,6 +126,13 @@ public sealed class Trainer
     /// <summary>Receives the step and phase boundaries (NVTX ranges, profiler capture range); optional.</summary>
     public IStepTracer? Tracer { get; init; }
 
+    /// <summary>
+    /// Runs once the weights are initialised, before their sorted initial rows are taken: what it
+    /// writes into the network is the run's initial weights. Tests perturb them here (by one ulp,
+    /// to see how far a rounding carries); optional.
+    /// </summary>
+    public Action<Network>? Initialized { get; init; }
+
     /// <summary>The network after <see cref="Run"/> (final weights), for tests and `eval`.</summary>
     public Network? Network { get; private set; }
 
@@ -142,6 +149,7 @@ public sealed class Trainer
         var network = new Network(_model, _backend);
         Network = network;
         Initializer.Apply(network, o.Init, o.Seed);
+        Initialized?.Invoke(network);
         session.OnInitialized(network); // [runs] on resume: the stored sorted initial rows become the plan's
         using var reconnector = o.Reconnect ? new Reconnector(network, o.ReconnectOptions) : null;
         using var optimizer = new Optimizer(network, o.Optimizer, o.Momentum, o.LossReduction);

@@ -16,7 +16,13 @@ namespace LaPerm.Cuda.Tests.Backend;
 /// <see cref="GradientAbsoluteTolerance"/> for gradients that are zero in exact arithmetic (a conv
 /// bias right before batch-norm: its computed gradient is rounding noise of norm ~1e-8 on both).
 /// Measured on emu: at most 9e-7 relative over all nine models. A wrong or missing op moves a
-/// gradient by far more.</item>
+/// gradient by far more. Where the model amplifies a rounding (batch-norm over 4 images), the bound
+/// is <see cref="SensitivityMargin"/> times the CPU's own sensitivity instead: the distance between
+/// the CPU's gradients and its gradients with every weight one ulp up or down. The emulator's GEMM
+/// is the CPU's, bit for bit; a GPU's cuBLAS rounds otherwise, and so does the stand-in driver's
+/// (exact sums, rounded once), which lands from the CPU at 0.6 to 2.5 times that sensitivity on
+/// every parameter of the nine models (up to 1.2e-4 relative on conv4, where the 1e-5 bound alone
+/// would fail any GEMM that does not reproduce the CPU's order of sums).</item>
 /// <item>A few LaPerm steps on a tiny slice: the same number of syncs, every synchronised row a
 /// bit-exact permutation of its initial row on both backends (--verify-invariants at every sync),
 /// and the float agreement of <see cref="TrainingEquivalenceTests"/> (at most 2 % of the weights
@@ -26,7 +32,11 @@ namespace LaPerm.Cuda.Tests.Backend;
 /// (measured after three Adam steps of 4 on random CIFAR-shaped bytes: conv4 4.5 %, resnet50c
 /// 10 %, conv13 90 % of the weights in other places, while one step's gradients agree within
 /// 1e-6); a sync after every step puts every weight back on a permutation, so only a rank flip
-/// could carry a difference on (measured on emu: conv2, conv4 and resnet20 bit-identical).</item>
+/// could carry a difference on (measured on emu: conv2, conv4 and resnet20 bit-identical). With
+/// GEMMs that round otherwise the rank flips are many more (the stand-in driver: conv4 16 %,
+/// conv13 93 %), so both bounds widen to <see cref="SensitivityMargin"/> times what the CPU
+/// itself does from initial weights one ulp up or down (the same perturbation as for the gradients;
+/// the distance to its own run is compared, weights in other places and the test loss).</item>
 /// </list>
 /// The emulator runs the LaPerm steps for seven models (conv13 and resnet50c take minutes there;
 /// their layers are the families of conv4 and resnet20, and their gradients are checked); a GPU
@@ -38,6 +48,12 @@ public abstract class BuiltInModelEquivalenceTests
 
     public const double GradientRelativeTolerance = 1e-5;
     public const double GradientAbsoluteTolerance = 1e-6;
+
+    /// <summary>
+    /// How far beyond the CPU's own sensitivity to one rounding a device may land (see the class
+    /// comment): a device whose GEMMs round otherwise than the CPU's lands about 1x from it.
+    /// </summary>
+    public const double SensitivityMargin = 10;
 
     protected abstract CudaBackend Open();
 
@@ -74,7 +90,7 @@ public abstract class BuiltInModelEquivalenceTests
         _ => false,
     });
 
-    private static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, ModelSpec spec)
+    private static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, ModelSpec spec, bool nudge = false)
     {
         bool mnist = spec.Input[0] == 1, batchNorm = HasBatchNorm(spec.Layers);
         var options = new TrainingOptions
@@ -85,14 +101,46 @@ public abstract class BuiltInModelEquivalenceTests
             Reconnect = true, VerifyInvariants = true, Augment = mnist ? "mnist" : "cifar",
             Optimizer = OptimizerKind.Sgd, LearningRate = 0.005f,
         };
-        return Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value);
+        if (!nudge) return Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value);
+        // The nudged run reconnects permutations of the nudged values: each is mapped back to the
+        // value it was nudged from, so "in another place" means what it means for the device.
+        var originals = new Dictionary<string, Dictionary<float, float>>();
+        var run = Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value,
+            n => originals = NudgeByOneUlp(backend, n));
+        foreach (var (name, values) in run.Weights)
+            if (originals.TryGetValue(name, out var original))
+                for (int i = 0; i < values.Length; i++)
+                    if (original.TryGetValue(values[i], out float before)) values[i] = before;
+        return run;
+    }
+
+    // Every weight one ulp up or down (seeded): a perturbation of the size of one rounding.
+    // Returns, per parameter, each nudged value's value before.
+    private static Dictionary<string, Dictionary<float, float>> NudgeByOneUlp(IBackend backend, Network network)
+    {
+        var signs = new Random(31);
+        var originals = new Dictionary<string, Dictionary<float, float>>();
+        foreach (var p in network.Parameters)
+        {
+            float[] values = Compare.Get(backend, p.Value);
+            var original = originals[p.Name] = [];
+            for (int i = 0; i < values.Length; i++)
+            {
+                float before = values[i];
+                values[i] = signs.Next(2) == 0 ? MathF.BitIncrement(before) : MathF.BitDecrement(before);
+                original.TryAdd(values[i], before);
+            }
+            backend.Upload<float>(values, p.Value);
+        }
+        return originals;
     }
 
     // One forward and backward pass from the same weights and batch on both backends.
-    private static (float Loss, Dictionary<string, float[]> Gradients) Gradients(IBackend backend, ModelSpec spec)
+    private static (float Loss, Dictionary<string, float[]> Gradients) Gradients(IBackend backend, ModelSpec spec, bool nudge = false)
     {
         using var network = new Network(new ModelDefinition(spec), backend);
         Initializer.Apply(network, InitOptions.HeUniform, 11);
+        if (nudge) _ = NudgeByOneUlp(backend, network);
         using var pass = network.GetPass(Batch);
         var rng = new Random(23);
         backend.Upload<float>([.. Enumerable.Range(0, pass.Input.Length).Select(_ => (float)rng.NextDouble())], pass.Input);
@@ -112,20 +160,27 @@ public abstract class BuiltInModelEquivalenceTests
         using var device = Open();
         using var cpu = new CpuBackend(2);
         var expected = Gradients(cpu, spec);
+        var nudged = Gradients(cpu, spec, nudge: true);
         var actual = Gradients(device, spec);
         double worst = 0;
         var outside = new List<string>();
+        static double Distance(float[] a, float[] b)
+        {
+            double sum = 0;
+            for (int i = 0; i < a.Length; i++) sum += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+            return Math.Sqrt(sum);
+        }
         foreach (var (name, g) in expected.Gradients)
         {
             var h = actual.Gradients[name];
-            double num = 0, den = 0;
-            for (int i = 0; i < g.Length; i++) { num += ((double)g[i] - h[i]) * ((double)g[i] - h[i]); den += (double)g[i] * g[i]; }
-            double error = Math.Sqrt(num), norm = Math.Sqrt(den);
+            double error = Distance(g, h), norm = Distance(g, new float[g.Length]), sensitivity = Distance(g, nudged.Gradients[name]);
             if (norm > 1e-4) worst = Math.Max(worst, error / norm);
-            TestContext.Current.TestOutputHelper?.WriteLine($"{model} {name}: error {error:G3}, norm {norm:G3}, relative {error / Math.Max(norm, 1e-30):G3}");
+            TestContext.Current.TestOutputHelper?.WriteLine(
+                $"{model} {name}: error {error:G3}, norm {norm:G3}, relative {error / Math.Max(norm, 1e-30):G3}, one-ulp sensitivity {sensitivity / Math.Max(norm, 1e-30):G3}");
             // Every parameter is compared before the verdict, so a failure names all that are off.
-            if (!(error <= GradientRelativeTolerance * norm + GradientAbsoluteTolerance))
-                outside.Add($"{name}: gradient differs from the CPU's by {error:G3} in L2 norm (gradient norm {norm:G3})");
+            double relative = Math.Max(GradientRelativeTolerance, SensitivityMargin * sensitivity / Math.Max(norm, 1e-30));
+            if (!(error <= relative * norm + GradientAbsoluteTolerance))
+                outside.Add($"{name}: gradient differs from the CPU's by {error:G3} in L2 norm (gradient norm {norm:G3}, bound {relative:G3} relative)");
         }
         Assert.True(outside.Count == 0, $"{model} {string.Join("; ", outside)}");
         TestContext.Current.TestOutputHelper?.WriteLine($"{model}: loss {expected.Loss} vs {actual.Loss}, worst relative gradient error {worst:G3}");
@@ -139,16 +194,24 @@ public abstract class BuiltInModelEquivalenceTests
         using var device = Open();
         using var cpu = new CpuBackend(2);
         var expected = Train(cpu, spec);
+        var nudged = Train(cpu, spec, nudge: true);
         var actual = Train(device, spec);
         Assert.Equal(expected.Summary.Syncs, actual.Summary.Syncs);
         Assert.True(actual.Summary.Syncs >= 2, $"{model}: expected at least two syncs, got {actual.Summary.Syncs}");
         Assert.True(double.IsFinite(actual.Summary.FinalTestLoss), $"{model}: test loss {actual.Summary.FinalTestLoss} on the device");
         Assert.Null(device.CudnnUnavailableReason);
         var (differing, total) = Compare.DifferingBits(expected.Weights, actual.Weights);
-        TestContext.Current.TestOutputHelper?.WriteLine($"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {expected.Summary.FinalTestLoss} vs {actual.Summary.FinalTestLoss}");
-        Assert.True(differing <= TrainingEquivalenceTests.SwappedFraction * total, $"{model}: {differing} of {total} weights differ after reconnection");
-        Assert.Equal(expected.Summary.FinalTestLoss, actual.Summary.FinalTestLoss,
-            TrainingEquivalenceTests.LossTolerance * Math.Abs(expected.Summary.FinalTestLoss));
+        var (differingNudged, _) = Compare.DifferingBits(expected.Weights, nudged.Weights);
+        double loss = expected.Summary.FinalTestLoss;
+        double lossShiftNudged = Math.Abs(nudged.Summary.FinalTestLoss - loss);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {loss} vs {actual.Summary.FinalTestLoss}; " +
+            $"the CPU from initial weights one ulp off: {differingNudged} differ, test loss {nudged.Summary.FinalTestLoss}");
+        double allowedFraction = Math.Max(TrainingEquivalenceTests.SwappedFraction, SensitivityMargin * differingNudged / (double)total);
+        Assert.True(differing <= allowedFraction * total,
+            $"{model}: {differing} of {total} weights differ after reconnection (allowed {allowedFraction:P2}; {differingNudged} on the CPU from initial weights one ulp off)");
+        Assert.Equal(loss, actual.Summary.FinalTestLoss,
+            Math.Max(TrainingEquivalenceTests.LossTolerance * Math.Abs(loss), SensitivityMargin * lossShiftNudged));
     }
 }
 

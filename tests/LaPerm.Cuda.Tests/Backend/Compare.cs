@@ -30,9 +30,10 @@ internal static class Compare
         Put(backend, Enumerable.Repeat((byte)0xCD, new Shape(shape).Length).ToArray(), shape);
 
     /// <summary>Trains <paramref name="spec"/> on <paramref name="backend"/>; returns every checkpoint tensor (weights and state) and the summary.</summary>
-    public static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, TrainingOptions options, ModelSpec spec, DataSplit data)
+    public static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, TrainingOptions options, ModelSpec spec, DataSplit data,
+        Action<Network>? initialized = null)
     {
-        var trainer = new Trainer(options, new ModelDefinition(spec), data, backend);
+        var trainer = new Trainer(options, new ModelDefinition(spec), data, backend) { Initialized = initialized };
         var summary = trainer.Run();
         using var network = trainer.Network!;
         var weights = new Dictionary<string, float[]>();
