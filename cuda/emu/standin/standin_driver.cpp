@@ -23,7 +23,8 @@
 //     buffer's end, a broken barrier) becomes a sticky CUDA_ERROR_ILLEGAL_ADDRESS reported by the
 //     next synchronising call, and every later call of the process fails with it;
 //   - each PTX .entry's parameters must match the emulator's C++ signature byte for byte (an
-//     entry the emulator lacks loads, and cuModuleGetFunction does not find it, saying why).
+//     entry the emulator lacks loads, and cuModuleGetFunction does not find it, saying why; a
+//     PTX with no kernel the emulator knows is refused as CUDA_ERROR_INVALID_PTX).
 // Environment: LAPERM_STANDIN_CC=major.minor (default 9.0), LAPERM_STANDIN_DEVICES (default 1),
 // LAPERM_STANDIN_MEMORY_MIB (device memory, default 4096).
 #include "laperm_emu.h"
@@ -903,6 +904,11 @@ API int cuModuleLoadDataEx(void** module, const void* image, unsigned option_cou
         function->static_shared = std::max(0, laperm_emu_kernel_static_shared(name.c_str()));
         driver().live_functions.insert(function.get());
         loaded->functions[name] = std::move(function);
+    }
+    if (result == kSuccess && loaded->functions.empty() && !loaded->missing.empty()) {
+        // Not one kernel the emulator knows: not PTX of our sources (e.g. hand-written, or broken).
+        error = "none of the PTX's kernels (" + loaded->missing.front() + ", ...) is in the emulator";
+        result = kInvalidPtx;
     }
     if (verbose && result == kSuccess) info = "stand-in driver: " + std::to_string(entries.size()) + " kernel(s) mapped to the host emulator";
     std::size_t written = 0;
