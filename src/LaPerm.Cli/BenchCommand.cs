@@ -182,11 +182,12 @@ internal static class BenchCommand
         if (device == "auto")
         {
             // As everywhere else: the GPU when there is a usable one; otherwise the emulator verifies (no timing).
-            device = report.CudaAvailable ? "cuda" : "emu";
-            if (device == "emu") stdout.WriteLine("no usable GPU (laperm info says why): verifying the kernels on the emulator, not timing them");
+            // A GPU older than the kernels' PTX is no usable GPU either (it fails when the device opens).
+            device = report.GpuUnusableReason is null ? "cuda" : "emu";
+            if (device == "emu") stdout.WriteLine($"no usable GPU ({CommandLine.OneLine(report.GpuUnusableReason!).TrimEnd('.')}): verifying the kernels on the emulator, not timing them");
         }
         // Said as train and bench train say it, before anything runs.
-        if (device == "cuda" && !report.CudaAvailable) throw new UsageException($"--device cuda is unavailable here: {report.CudaUnavailableReason}");
+        if (device == "cuda" && report.GpuUnusableReason is { } unusable) throw new UsageException($"--device cuda is unavailable here: {unusable}");
         if (device == "emu" && !report.Emulator.Found) throw new UsageException($"--device emu is unavailable here: {report.Emulator.Problem}");
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
             Variant: variant,

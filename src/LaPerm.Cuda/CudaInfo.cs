@@ -67,6 +67,12 @@ public sealed record CudaInfoReport(
 {
     public bool CudaAvailable => CudaUnavailableReason is null;
 
+    /// <summary>
+    /// Why a run cannot open the GPU (<c>--device cuda</c> opens GPU 0; CUDA_VISIBLE_DEVICES chooses
+    /// which that is): CUDA unavailable, or that GPU older than the kernels' PTX; null when it can.
+    /// </summary>
+    public string? GpuUnusableReason => CudaUnavailableReason ?? (Gpus.Count == 0 ? "the driver reports no GPU" : Gpus[0].UnsupportedReason);
+
     public string ToText()
     {
         var text = new StringBuilder();

@@ -38,7 +38,7 @@ public sealed class BenchReconnectTests
     public void WithoutAGpuTheDefaultDeviceVerifiesOnTheEmulator()
     {
         // The default was cuda, so on a machine without a GPU the bare command only failed.
-        if (LaPerm.Cuda.CudaInfo.Collect().CudaAvailable)
+        if (LaPerm.Cuda.CudaInfo.Collect().GpuUnusableReason is null)
             Assert.Skip("a usable GPU is present: the default device is cuda here");
         var stdout = new StringWriter();
         int code = CommandLine.Run(["bench", "reconnect", "--variant", "8", "--shapes", "2:17"], stdout, TextWriter.Null);

@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LaPerm.Cli.Tests.Runs;
+
+namespace LaPerm.Cli.Tests;
+
+/// <summary>
+/// The CLI on the stand-in driver (cuda/emu/standin: a libcuda.so.1 and libcublas.so.12 that run the
+/// kernels on the emulator), in a child process whose loader finds it first: train's real-GPU path
+/// end to end, and a GPU too old for the kernels (LAPERM_STANDIN_CC).
+/// </summary>
+public sealed class StandInDriverTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"laperm-standin-{Guid.NewGuid():N}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+
+    private static string StandInFolderOrSkip()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string folder = Path.Combine(dir.FullName, "src", "LaPerm.Cuda", "obj", "native", "standin");
+            if (File.Exists(Path.Combine(dir.FullName, "LaPerm.Native.sln")))
+            {
+                if (!File.Exists(Path.Combine(folder, "libcuda.so.1"))) Assert.Skip("the stand-in driver was not built (no C++ compiler or CMake)");
+                return folder;
+            }
+        }
+        throw new InvalidOperationException("the repository root (LaPerm.Native.sln) is not above the test binaries");
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string[] args, string? computeCapability = null)
+    {
+        var environment = new Dictionary<string, string> { ["LD_LIBRARY_PATH"] = StandInFolderOrSkip() };
+        if (computeCapability is not null) environment["LAPERM_STANDIN_CC"] = computeCapability;
+        var ct = TestContext.Current.CancellationToken;
+        using var child = KillAndResumeTests.Start(args, environment);
+        var stdout = child.StandardOutput.ReadToEndAsync(ct);
+        var stderr = child.StandardError.ReadToEndAsync(ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromMinutes(3));
+        await child.WaitForExitAsync(timeout.Token);
+        return (child.ExitCode, await stdout, await stderr);
+    }
+
+    private static string[] Train(string device, string dir) =>
+        ["train", "--device", device, "--epochs", "1", "--limit-train", "256", "--limit-test", "128", "--seed", "5", "--out", dir];
+
+    [Fact]
+    public async Task TrainOnTheStandInGpuTakesTheCudaPathAndEndsWhereTheCpuDoes()
+    {
+        string gpu = Path.Combine(_root, "cuda"), cpu = Path.Combine(_root, "cpu");
+        var (code, stdout, stderr) = await RunAsync(Train("cuda", gpu));
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Contains("LaPerm stand-in GPU (host emulator), cuBLAS 12.8.0, pedantic FP32", stdout, StringComparison.Ordinal);
+        Assert.Equal(0, CommandLine.Run(Train("cpu", cpu), TextWriter.Null, TextWriter.Null));
+        var onGpu = JsonNode.Parse(File.ReadAllText(Path.Combine(gpu, "summary.json")))!;
+        var onCpu = JsonNode.Parse(File.ReadAllText(Path.Combine(cpu, "summary.json")))!;
+        Assert.Equal("cuda", (string?)onGpu["device"]);
+        Assert.Equal((int)onCpu["syncs"]!, (int)onGpu["syncs"]!);
+        // The same steps, syncs and data; the GEMMs round otherwise (cuBLAS vs the CPU's), so a test
+        // image may land on the other side of a near-tie: at most one of 128.
+        double gpuAccuracy = (double)onGpu["final_test_accuracy"]!, cpuAccuracy = (double)onCpu["final_test_accuracy"]!;
+        Assert.True(Math.Abs(gpuAccuracy - cpuAccuracy) <= 1.0 / 128 + 1e-9,
+            string.Create(CultureInfo.InvariantCulture, $"final test accuracy {gpuAccuracy} on the stand-in GPU, {cpuAccuracy} on the CPU"));
+    }
+
+    [Fact]
+    public async Task AGpuOlderThanTheKernelsIsNoUsableGpuForAutoAndRefusedForCuda()
+    {
+        // bench reconnect's auto took such a GPU for usable and then failed where the device opened.
+        var (code, stdout, stderr) = await RunAsync(["bench", "reconnect", "--variant", "8", "--shapes", "2:17", "--samples", "1"], "7.5");
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Contains("no usable GPU (GPU 0 (LaPerm stand-in GPU (host emulator)) has compute capability 7.5", stdout, StringComparison.Ordinal);
+        Assert.Contains("verifying the kernels on the emulator", stdout, StringComparison.Ordinal);
+        Assert.Contains("mismatches 0", stdout, StringComparison.Ordinal);
+
+        // train's warnings go with its output, to stdout.
+        (code, stdout, stderr) = await RunAsync(Train("auto", Path.Combine(_root, "auto")), "7.5");
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Contains("--device auto found a GPU but cannot use it (CUDA unavailable: GPU 0 (LaPerm stand-in GPU (host emulator)) has compute capability 7.5", stdout, StringComparison.Ordinal);
+        Assert.Contains("; running on the CPU.", stdout, StringComparison.Ordinal);
+
+        (code, _, stderr) = await RunAsync(Train("cuda", Path.Combine(_root, "refused")), "7.5");
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("--device cuda is unavailable here", stderr, StringComparison.Ordinal);
+        Assert.Contains("compute capability 7.5, and the kernels are PTX for 8.0", stderr, StringComparison.Ordinal);
+    }
+}
