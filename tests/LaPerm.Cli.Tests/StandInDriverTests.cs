@@ -5,8 +5,8 @@ using LaPerm.Cli.Tests.Runs;
 namespace LaPerm.Cli.Tests;
 
 /// <summary>
-/// The CLI on the stand-in driver (cuda/emu/standin: a libcuda.so.1 and libcublas.so.12 that run the
-/// kernels on the emulator), in a child process whose loader finds it first: train's real-GPU path
+/// The CLI on the stand-in driver (cuda/emu/standin: a libcuda.so.1, libcublas.so.12 and libcudnn.so.9
+/// that run the kernels on the emulator), in a child process whose loader finds it first: train's real-GPU path
 /// end to end, and a GPU too old for the kernels (LAPERM_STANDIN_CC).
 /// </summary>
 public sealed class StandInDriverTests : IDisposable
