@@ -8,20 +8,42 @@ using LaPerm.Cuda.Reconnect;
 namespace LaPerm.Cli;
 
 /// <summary>
-/// Creates the backend named by --device: cpu, cuda (the GPU), emu (the GPU kernels on the host
-/// emulator) or auto (cuda when a usable GPU is found, else cpu).
+/// Creates the backend named by --device: cpu, cuda (GPU 0), cuda:N (GPU N, as `laperm info`
+/// numbers them), emu (the GPU kernels on the host emulator) or auto (cuda when a usable GPU is
+/// found, else cpu).
 /// </summary>
 internal static class Backends
 {
-    public static readonly string[] Known = ["cpu", "cuda", "emu", "auto"];
+    /// <summary>What --device takes, as the errors say it.</summary>
+    public const string DeviceChoices = "cpu, cuda, cuda:N (GPU N), emu or auto";
+
+    /// <summary>
+    /// A --device value as the run records it ("cuda:N" with N written plainly), or a usage error
+    /// naming the choices (and <paramref name="flag"/>, when the value came from one).
+    /// </summary>
+    public static string ParseDevice(string value, string? flag = "--device")
+    {
+        if (value is "cpu" or "cuda" or "emu" or "auto") return value;
+        if (GpuOrdinal(value) is int ordinal) return $"cuda:{ordinal.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        throw new UsageException(flag is null ? $"expected {DeviceChoices}, got '{value}'." : $"{flag} expects {DeviceChoices}, got '{value}'.");
+    }
+
+    /// <summary>The GPU a device value opens: 0 for cuda, N for cuda:N (digits only), null for anything else.</summary>
+    public static int? GpuOrdinal(string device) =>
+        device == "cuda" ? 0
+        : device.StartsWith("cuda:", StringComparison.Ordinal) && device.Length > 5
+          && int.TryParse(device.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ordinal) ? ordinal
+        : null;
+
+    /// <summary>cuda or cuda:N: a GPU (emu is not).</summary>
+    public static bool IsGpu(string device) => GpuOrdinal(device) is not null;
 
     /// <param name="warnings">Where auto says that it found a GPU it cannot use (null: nowhere).</param>
-    public static IBackend Create(string device, int threads, GpuOptions? gpu = null, TextWriter? warnings = null) => device switch
+    public static IBackend Create(string device, int threads, GpuOptions? gpu = null, TextWriter? warnings = null) => ParseDevice(device) switch
     {
         "cpu" => new CpuBackend(threads),
-        "cuda" or "emu" => OpenDevice(device, gpu ?? GpuOptions.Default),
         "auto" => Auto(threads, CudaInfo.Collect().CudaAvailable, () => OpenCuda("cuda", gpu ?? GpuOptions.Default), warnings),
-        _ => throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{device}'."),
+        var kind => OpenDevice(kind, gpu ?? GpuOptions.Default),   // emu, cuda, cuda:N
     };
 
     /// <summary>cuda when the driver finds a GPU and the backend opens on it (kernels, cuBLAS), else cpu.</summary>
@@ -79,7 +101,7 @@ internal static class Backends
 
     /// <summary>The warning for --threads given to a GPU backend (it sizes the cpu backend's workers only), or null.</summary>
     public static string? IgnoredCpuFlags(Arguments a, string device) =>
-        device is "cuda" or "emu" && a.Has("--threads") ? $"--threads sizes the cpu backend; {device} ignores it." : null;
+        (device == "emu" || IsGpu(device)) && a.Has("--threads") ? $"--threads sizes the cpu backend; {device} ignores it." : null;
 
     /// <summary>--reconnect-variant N (null: the dispatcher).</summary>
     public static int? ReconnectVariantFlag(Arguments a) => a.Int("--reconnect-variant", 0, (int)Enum.GetValues<ReconnectVariant>().Max());

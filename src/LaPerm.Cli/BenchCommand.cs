@@ -12,8 +12,8 @@ internal static class BenchCommand
 {
     private const string TrainHelp = """
         laperm bench train [--model M] [--batch 128] [--steps N] [--windows W] [--threads N]
-                           [--device cpu|cuda|emu|auto] [--math fp32|tf32] [--cudnn none|all|conv,pool,bn]
-                           [--channel-reduction chunked|per-channel] [--no-graphs]
+                           [--device cpu|cuda|cuda:N|emu|auto] [--math fp32|tf32] [--no-graphs]
+                           [--cudnn none|all|conv,pool,bn] [--channel-reduction chunked|per-channel]
             training images/s of full steps (batch gathered from a resident synthetic data set, forward,
             loss, backward, Adam): warm-up, then the median of W windows (default 5) of N steps (default
             100; 10 for convolutional models over 200,000 parameters). Without --model: f2, lenet300
@@ -27,7 +27,7 @@ internal static class BenchCommand
         """;
 
     private const string SyncHelp = """
-        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|emu|auto]
+        laperm bench sync [--model conv7] [--samples N] [--threads N] [--device cpu|cuda|cuda:N|emu|auto]
                           [--reconnect-variant N]
             time of one full LaPerm sync of every tensor, kernels, biases and batch-norm parameters
             alike (median of N, default 21); on cuda/emu --reconnect-variant picks the reconnection
@@ -37,8 +37,8 @@ internal static class BenchCommand
         """;
 
     private const string ReconnectHelp = """
-        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|emu] [--samples N]
-                               [--json FILE]
+        laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|cuda:N|emu]
+                               [--samples N] [--json FILE]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
             copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).
@@ -164,8 +164,9 @@ internal static class BenchCommand
     {
         var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string>(), "bench reconnect");
         string device = a.String("--device") ?? "auto";
-        if (device is not ("cuda" or "emu" or "auto"))
-            throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, emu or auto, got '{device}'.");
+        if (device is not ("emu" or "auto") && Backends.GpuOrdinal(device) is null)
+            throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, cuda:N (GPU N), emu or auto, got '{device}'.");
+        device = Backends.ParseDevice(device);
         string variant = a.String("--variant") ?? "all", shapes = ShapeSets(a.String("--shapes") ?? "conv7");
         try
         {
@@ -187,7 +188,8 @@ internal static class BenchCommand
             if (device == "emu") stdout.WriteLine($"no usable GPU ({CommandLine.OneLine(report.GpuUnusableReason!).TrimEnd('.')}): verifying the kernels on the emulator, not timing them");
         }
         // Said as train and bench train say it, before anything runs.
-        if (device == "cuda" && report.GpuUnusableReason is { } unusable) throw new UsageException($"--device cuda is unavailable here: {unusable}");
+        if (Backends.GpuOrdinal(device) is int gpu && report.GpuUnusableReasonFor(gpu) is { } unusable)
+            throw new UsageException($"--device {device} is unavailable here: {unusable}");
         if (device == "emu" && !report.Emulator.Found) throw new UsageException($"--device emu is unavailable here: {report.Emulator.Problem}");
         var options = new LaPerm.Cuda.Reconnect.ReconnectBenchOptions(
             Variant: variant,

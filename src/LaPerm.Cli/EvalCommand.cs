@@ -9,7 +9,7 @@ internal static class EvalCommand
 {
     public const string Help = """
         laperm eval --weights FILE [--model M] [--data D] [--batch B] [--limit-test N] [--threads N]
-                    [--device cpu|cuda|emu|auto]
+                    [--device cpu|cuda|cuda:N|emu|auto]
 
         Evaluates saved weights (best.safetensors / final.safetensors of a run) on the test split.
         The model, the data and the run's --limit-test default to those recorded in the file, so

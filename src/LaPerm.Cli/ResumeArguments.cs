@@ -80,7 +80,8 @@ internal static class ResumeArguments
             throw new UsageException($"--resume continues the run in '{dir}'; --out '{outDir}' names another directory (give --out as '{dir}', or leave it out).");
         var parsed = TrainCommand.Parse(a, recorded);
         // A run records the device auto chose; auto given again agrees with it (a resume runs on the recorded device).
-        if (parsed.Device == "auto") parsed = parsed with { Device = recorded.Device };
+        // Which GPU is where a run runs, not what it computes: a run on one may go on on another.
+        if (parsed.Device == "auto" || RunConfiguration.DeviceKind(parsed.Device) == RunConfiguration.DeviceKind(recorded.Device)) parsed = parsed with { Device = recorded.Device };
         var given = JsonNode.Parse(RunConfiguration.ToJson(parsed, model))!.AsObject();
         var stored = JsonNode.Parse(RunConfiguration.ToJson(recorded, model))!.AsObject();
         foreach (var (field, value) in stored)
@@ -122,7 +123,7 @@ internal static class ResumeArguments
     /// </summary>
     private static void CheckRecordedFlags(TrainingOptions o, ModelSpec model, string path)
     {
-        Check("device", () => { if (!Backends.Known.Contains(o.Device)) throw new UsageException($"expected {string.Join(", ", Backends.Known)}, got '{o.Device}'"); });
+        Check("device", () => Backends.ParseDevice(o.Device, flag: null));
         Check("math", () => Backends.Gpu(o.GpuMath, null, null, null));
         Check("cudnn", () => Backends.Gpu(null, o.Cudnn, null, null));
         Check("channel_reduction", () => Backends.Gpu(null, null, o.ChannelReduction, null));
@@ -145,6 +146,9 @@ internal static class ResumeArguments
     {
         var recorded = o;
         if (a.Int("--threads", 1, TrainingOptions.MaxThreads) is { } threads) o = o with { Threads = threads };
+        // Agreed in RequireAgreement: another GPU for a run recorded on one.
+        if (a.String("--device") is { } given && Backends.ParseDevice(given) is var device && RunConfiguration.DeviceKind(device) == RunConfiguration.DeviceKind(o.Device))
+            o = o with { Device = device };
         if (a.Has("--verify-invariants")) o = o with { VerifyInvariants = true };
         if (a.Has("--no-graphs")) o = o with { Graphs = false };
         return o with { Checkpoints = CheckpointFlags(a, o.Checkpoints) with { Resume = true, Recorded = recorded } };

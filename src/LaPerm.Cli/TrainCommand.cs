@@ -69,7 +69,8 @@ internal static class TrainCommand
         --out DIR              metrics.jsonl, summary.json, best/final.safetensors (default runs/MODEL-TIME);
                                a DIR holding a run is refused unless --overwrite
         --overwrite            replace the run DIR holds (its checkpoints, summary, weights, figures)
-        --device cpu|cuda|emu|auto  (default cpu; auto: cuda when a usable GPU is found, else cpu)
+        --device cpu|cuda|cuda:N|emu|auto  (default cpu; cuda is GPU 0, cuda:N GPU N as laperm info
+                               numbers them; auto: cuda when a usable GPU is found, else cpu)
         --math fp32|tf32       GPU GEMMs: pedantic FP32 (default) or TF32 tensor cores
         --cudnn none|all|conv,pool,bn  GPU op families that cuDNN runs where it can express them
                                (convolution, pooling, batch-norm); the rest on our kernels (default: none)
@@ -430,11 +431,7 @@ internal static class TrainCommand
         }
         if (a.Int("--limit-train", 1) is { } lt) o = o with { LimitTrain = lt };
         if (a.Int("--limit-test", 1) is { } lte) o = o with { LimitTest = lte };
-        if (a.String("--device") is { } dev)
-        {
-            if (!Backends.Known.Contains(dev)) throw new UsageException($"--device expects cpu, cuda, emu or auto, got '{dev}'.");
-            o = o with { Device = dev };
-        }
+        if (a.String("--device") is { } dev) o = o with { Device = Backends.ParseDevice(dev) };
         o = o with { GpuMath = a.String("--math") ?? o.GpuMath, Cudnn = a.String("--cudnn") ?? o.Cudnn, ChannelReduction = a.String("--channel-reduction") ?? o.ChannelReduction };
         _ = Backends.Gpu(o.GpuMath, o.Cudnn, o.ChannelReduction, null);   // refuses a bad value before anything runs
         string? outDir = a.String("--out");

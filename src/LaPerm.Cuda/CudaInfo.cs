@@ -17,7 +17,7 @@ public sealed record GpuInfo(int Ordinal, string Name, int Multiprocessors, long
 
     public static string? Unsupported(int ordinal, string name, int major, int minor) => major >= KernelComputeMajor ? null
         : $"GPU {ordinal} ({name}) has compute capability {major}.{minor}, and the kernels are PTX for {KernelComputeMajor}.0, which runs on {KernelComputeMajor}.0 and newer"
-          + (ordinal == 0 ? " (CUDA_VISIBLE_DEVICES chooses another GPU)" : "");
+          + " (--device cuda:N chooses another GPU)";
 
     /// <summary>FP32 lanes (CUDA cores) per SM of this compute capability; null for one this build does not know.</summary>
     public int? Fp32LanesPerSm => Fp32Lanes(ComputeMajor, ComputeMinor);
@@ -68,10 +68,17 @@ public sealed record CudaInfoReport(
     public bool CudaAvailable => CudaUnavailableReason is null;
 
     /// <summary>
-    /// Why a run cannot open the GPU (<c>--device cuda</c> opens GPU 0; CUDA_VISIBLE_DEVICES chooses
-    /// which that is): CUDA unavailable, or that GPU older than the kernels' PTX; null when it can.
+    /// Why a run cannot open GPU 0 (what <c>--device cuda</c> and auto open; CUDA_VISIBLE_DEVICES
+    /// chooses which that is): CUDA unavailable, or that GPU older than the kernels' PTX; null when it can.
     /// </summary>
-    public string? GpuUnusableReason => CudaUnavailableReason ?? (Gpus.Count == 0 ? "the driver reports no GPU" : Gpus[0].UnsupportedReason);
+    public string? GpuUnusableReason => GpuUnusableReasonFor(0);
+
+    /// <summary>The same for GPU <paramref name="ordinal"/> (<c>--device cuda:N</c>), also when there is no such GPU.</summary>
+    public string? GpuUnusableReasonFor(int ordinal) =>
+        CudaUnavailableReason
+        ?? (Gpus.Count == 0 ? "the driver reports no GPU"
+            : Gpus.FirstOrDefault(g => g.Ordinal == ordinal) is { } gpu ? gpu.UnsupportedReason
+            : $"GPU {ordinal} was asked for and the driver reports {Gpus.Count} GPU{(Gpus.Count == 1 ? "" : "s")} (numbered from 0; laperm info lists them)");
 
     public string ToText()
     {

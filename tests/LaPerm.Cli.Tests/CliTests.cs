@@ -266,7 +266,7 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("device", "\"gpu9\"", "expected cpu, cuda, emu, auto, got 'gpu9'")]
+    [InlineData("device", "\"gpu9\"", "expected cpu, cuda, cuda:N (GPU N), emu or auto, got 'gpu9'")]
     [InlineData("math", "\"fp64\"", "--math expects fp32 or tf32, got 'fp64'")]
     [InlineData("cudnn", "\"bogus\"", "--cudnn expects none, all or a comma list of conv, pool, bn, got 'bogus'")]
     [InlineData("channel_reduction", "\"x\"", "--channel-reduction expects chunked or per-channel, got 'x'")]
@@ -567,6 +567,21 @@ public sealed class CliTests : IDisposable
     [InlineData("--preset needs a value: one of conv7-mnist, f1-mnist, f2-mnist, ", "train", "--preset")]
     [InlineData("--preset needs a value: one of conv7-mnist, f1-mnist, f2-mnist, ", "train", "--preset", "--epochs", "1")]
     public void AMissingOrUnwantedValueIsNamedAsSuch(string expected, params string[] args)
+    {
+        var (code, _, stderr) = Run(args);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>cuda:N takes a GPU number, digits only; bench reconnect has no cpu to run on.</summary>
+    [Theory]
+    [InlineData("--device expects cpu, cuda, cuda:N (GPU N), emu or auto, got 'cuda:x'.", "train", "--device", "cuda:x")]
+    [InlineData("--device expects cpu, cuda, cuda:N (GPU N), emu or auto, got 'cuda:-1'.", "train", "--device", "cuda:-1")]
+    [InlineData("--device expects cpu, cuda, cuda:N (GPU N), emu or auto, got 'cuda:'.", "bench", "sync", "--device", "cuda:")]
+    [InlineData("--device expects cpu, cuda, cuda:N (GPU N), emu or auto, got 'gpu'.", "bench", "train", "--device", "gpu")]
+    [InlineData("--device of 'laperm bench reconnect' expects cuda, cuda:N (GPU N), emu or auto, got 'cpu'.", "bench", "reconnect", "--device", "cpu")]
+    [InlineData("--device of 'laperm bench reconnect' expects cuda, cuda:N (GPU N), emu or auto, got 'cuda:+1'.", "bench", "reconnect", "--device", "cuda:+1")]
+    public void ADeviceThatIsNoneOfTheChoicesIsRefusedListingThem(string expected, params string[] args)
     {
         var (code, _, stderr) = Run(args);
         Assert.Equal(CommandLine.UserError, code);

@@ -32,10 +32,11 @@ public sealed class StandInDriverTests : IDisposable
         throw new InvalidOperationException("the repository root (LaPerm.Native.sln) is not above the test binaries");
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string[] args, string? computeCapability = null)
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string[] args, string? computeCapability = null, int? gpus = null)
     {
         var environment = new Dictionary<string, string> { ["LD_LIBRARY_PATH"] = StandInFolderOrSkip() };
         if (computeCapability is not null) environment["LAPERM_STANDIN_CC"] = computeCapability;
+        if (gpus is not null) environment["LAPERM_STANDIN_DEVICES"] = gpus.Value.ToString(CultureInfo.InvariantCulture);
         var ct = TestContext.Current.CancellationToken;
         using var child = KillAndResumeTests.Start(args, environment);
         var stdout = child.StandardOutput.ReadToEndAsync(ct);
@@ -88,5 +89,38 @@ public sealed class StandInDriverTests : IDisposable
         Assert.Equal(CommandLine.UserError, code);
         Assert.Contains("--device cuda is unavailable here", stderr, StringComparison.Ordinal);
         Assert.Contains("compute capability 7.5, and the kernels are PTX for 8.0", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// On a machine with two GPUs, --device cuda:1 trains on GPU 1 (the header names it) and records
+    /// cuda:1; which GPU is not what a run computes, so it goes on on GPU 0 from its checkpoint; a
+    /// GPU the driver does not have is refused before the run, naming how many there are.
+    /// </summary>
+    [Fact]
+    public async Task DeviceCudaNTrainsOnThatGpuAndAResumeMayGoOnOnAnother()
+    {
+        string dir = Path.Combine(_root, "gpu1");
+        var (code, stdout, stderr) = await RunAsync([.. Train("cuda:1", dir), "--checkpoint-every", "2", "--stop-after", "2"], gpus: 2);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Contains("GPU 1: LaPerm stand-in GPU (host emulator), cuBLAS", stdout, StringComparison.Ordinal);
+        Assert.Equal("cuda:1", (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "run-config.json")))!["device"]);
+
+        (code, stdout, stderr) = await RunAsync(["train", "--resume", dir, "--device", "cuda"], gpus: 2);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Contains("resuming from", stdout, StringComparison.Ordinal);
+        Assert.Contains("(step 2)", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("GPU 1:", stdout, StringComparison.Ordinal);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
+        Assert.Equal(8, (int)summary["steps"]!);
+
+        // Another kind of device is still another configuration.
+        (code, _, stderr) = await RunAsync(["train", "--resume", dir, "--device", "cpu"], gpus: 2);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("--device would change it (device is \"cuda:1\" in the run, \"cpu\" here)", stderr, StringComparison.Ordinal);
+
+        (code, _, stderr) = await RunAsync(Train("cuda:2", Path.Combine(_root, "gpu2")), gpus: 2);
+        Assert.Equal(CommandLine.UserError, code);
+        Assert.Contains("--device cuda:2 is unavailable here: GPU 2 was asked for and the driver reports 2 GPUs (numbered from 0; laperm info lists them).", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_root, "gpu2")), "a refused device left a run directory");
     }
 }

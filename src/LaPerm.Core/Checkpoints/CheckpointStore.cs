@@ -126,15 +126,12 @@ public sealed class CheckpointStore(string runDirectory)
             .OrderByDescending(c => c.Item1)];
     }
 
-    /// <summary>
-    /// Checks a checkpoint directory against its manifest: every listed file present with its
-    /// size and SHA-256, and every file in <paramref name="required"/> listed. Returns null when
-    /// it holds, else why not (one sentence naming the file).
-    /// </summary>
-    public static string? Verify(string checkpoint, IEnumerable<string> required)
+    /// <summary>Why the manifest does not list one of <paramref name="required"/> (or cannot be read); null when it lists them all.</summary>
+    public static string? Unlisted(string checkpoint, IEnumerable<string> required) => ListedFiles(checkpoint, required, out _);
+
+    private static string? ListedFiles(string checkpoint, IEnumerable<string> required, out JsonObject files)
     {
         string manifestPath = Path.Combine(checkpoint, ManifestFile);
-        JsonObject files;
         try
         {
             var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))?.AsObject();
@@ -142,10 +139,22 @@ public sealed class CheckpointStore(string runDirectory)
         }
         catch (Exception e) when (e is IOException or JsonException or InvalidOperationException or UnauthorizedAccessException)
         {
+            files = [];
             return $"its manifest '{manifestPath}' is missing or unreadable ({(e is JsonException json ? JsonText.Describe(json) : e.Message)})";
         }
         foreach (var file in required)
             if (!files.ContainsKey(file)) return $"its manifest does not list '{file}'";
+        return null;
+    }
+
+    /// <summary>
+    /// Checks a checkpoint directory against its manifest: every listed file present with its
+    /// size and SHA-256, and every file in <paramref name="required"/> listed. Returns null when
+    /// it holds, else why not (one sentence naming the file).
+    /// </summary>
+    public static string? Verify(string checkpoint, IEnumerable<string> required)
+    {
+        if (ListedFiles(checkpoint, required, out JsonObject files) is { } problem) return problem;
         foreach (var (file, node) in files)
         {
             string path = Path.Combine(checkpoint, file);

@@ -65,6 +65,12 @@ public static class RunConfiguration
     }
 
     /// <summary>
+    /// The device as configurations compare it: which GPU ("cuda:N") is where a run runs, not what
+    /// it computes, so every GPU is "cuda" (a run may go on on another GPU).
+    /// </summary>
+    public static string DeviceKind(string device) => device.StartsWith("cuda:", StringComparison.Ordinal) ? "cuda" : device;
+
+    /// <summary>
     /// Reads a configuration written by <see cref="ToJson"/>; <paramref name="outDir"/> becomes the
     /// output directory (the run may have been moved). Throws <see cref="ResumeException"/> naming
     /// the file and field on anything unexpected.

@@ -638,13 +638,16 @@ public sealed class RunSession : IDisposable
 
     private Loaded Load(string path)
     {
+        // Every listed file intact first, then the configuration, then what this configuration
+        // writes beyond every run's files: an intact checkpoint of a configuration that traces the
+        // reconnection otherwise (another device) was set aside as damaged for lacking the trace.
         var required = new List<string> { WeightsFile, SortedInitialFile, OptimizerFile, StateFile, ConfigFile };
         bool traced = _options.Checkpoints.TraceReconnectionFor(_options.Device);
-        if (traced && _options.Reconnect) required.Add(TrafficFile);
         if (CheckpointStore.Verify(path, required) is { } problem) throw new ResumeException(problem);
         string configPath = Path.Combine(path, ConfigFile);
         string? mismatch = ConfigMismatch(File.ReadAllText(configPath), _configJson, $"'{configPath}'");
         if (mismatch is not null) throw new ConfiguredDifferently($"was written by a run configured differently ({mismatch})");
+        if (traced && _options.Reconnect && CheckpointStore.Unlisted(path, [TrafficFile]) is { } untraced) throw new ResumeException(untraced);
         var state = RunState.FromJson(File.ReadAllText(Path.Combine(path, StateFile)), Path.Combine(path, StateFile));
 
         var weights = ReadExpecting(Path.Combine(path, WeightsFile), _model.Parameters.Select(p => (p.Name, p.Shape)).Concat(_model.State.Select(s => (s.Name, new Shape(s.Length)))));
@@ -719,6 +722,8 @@ public sealed class RunSession : IDisposable
         {
             if (FlagsOfOneCommand.Contains(key)) continue;
             if (!a.ContainsKey(key) && LaterFlags.TryGetValue(key, out bool absent) && value?.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False && value.GetValue<bool>() == absent) continue;
+            if (key == "device" && a[key]?.GetValueKind() == System.Text.Json.JsonValueKind.String && value?.GetValueKind() == System.Text.Json.JsonValueKind.String
+                && RunConfiguration.DeviceKind(a[key]!.GetValue<string>()) == RunConfiguration.DeviceKind(value.GetValue<string>())) continue;
             if (!JsonNode.DeepEquals(a[key], value))
                 return $"field '{key}' is {a[key]?.ToJsonString() ?? "missing"} in {where}, {value?.ToJsonString() ?? "null"} in this run's configuration";
         }

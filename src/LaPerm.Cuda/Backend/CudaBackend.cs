@@ -107,7 +107,8 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>"cuda" or "emu".</summary>
     public string Name => _device.Kind;
 
-    public string Description => $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
+    /// <summary>What runs the ops: the GPU (its number when not GPU 0, as on a machine with several), cuBLAS, cuDNN, the variants.</summary>
+    public string Description => (_device.GpuOrdinal is int gpu and > 0 ? $"GPU {gpu}: " : "") + $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
         + (_cudnnUnavailable is null ? "" : $" ({_cudnnUnavailable})")
         + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "")
         + (ReconnectVariant == ReconnectVariant.Auto ? "" : $", reconnection variant {(int)ReconnectVariant} ({ReconnectVariant})")

@@ -38,7 +38,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         _driver.Init();
         int count = _driver.DeviceCount();
         if (ordinal < 0 || ordinal >= count)
-            throw new ArgumentOutOfRangeException(nameof(ordinal), $"GPU {ordinal} requested, the driver reports {count} GPU(s)");
+            throw new InvalidOperationException($"GPU {ordinal} was asked for and the driver reports {count} GPU{(count == 1 ? "" : "s")} (numbered from 0; laperm info lists them).");
         _device = _driver.DeviceGet(ordinal);
         Ordinal = ordinal;
         // The PTX would fail to load at the first kernel, with the driver's code alone: say why now.

@@ -321,6 +321,61 @@ public sealed class ResumeTests
     }
 
     /// <summary>
+    /// Which GPU a run ran on is where it ran, not what it computed: a checkpoint recorded on
+    /// cuda:1 resumes on cuda (GPU 0) or cuda:2, and matches no run on another kind of device.
+    /// </summary>
+    [Theory]
+    [InlineData("cuda", true)]
+    [InlineData("cuda:2", true)]
+    [InlineData("emu", false)]
+    [InlineData("cpu", false)]
+    public void ACheckpointOfOneGpuResumesOnAnotherButNotOnAnotherKindOfDevice(string device, bool resumes)
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(RunFixture.Options(dir) with
+        {
+            Device = "cuda:1", Epochs = 1, Checkpoints = RunFixture.Options(dir).Checkpoints with { StopAfterStep = 4 },
+        }));
+        var resume = RunFixture.Options(dir) with { Device = device, Epochs = 1, Checkpoints = RunFixture.Options(dir).Checkpoints with { Resume = true } };
+        if (resumes)
+        {
+            var log = new StringWriter();
+            Assert.Equal(8, RunFixture.Train(resume, log).Steps);
+            Assert.Contains(CheckpointStore.NameOf(4), log.ToString(), StringComparison.Ordinal);
+        }
+        else
+        {
+            var e = Assert.Throws<ResumeException>(() => RunSession.Open(resume, new ModelDefinition(RunFixture.Spec), TextWriter.Null));
+            Assert.Matches($@"field 'device' is ""cuda:1"" in '[^']*config\.json', ""{device}"" in this run's configuration", e.Message);
+        }
+    }
+
+    /// <summary>
+    /// A run that traces the reconnection (the cpu's default) resumes only from a checkpoint that
+    /// holds the trace: one whose manifest lacks it is set aside as damaged, and the older one resumes.
+    /// </summary>
+    [Fact]
+    public void ATracedRunsCheckpointWithoutTheTraceIsRejectedForAnOlderOne()
+    {
+        using var fx = new RunFixture();
+        string dir = fx.Dir("run");
+        var options = RunFixture.Options(dir) with { Epochs = 2 };
+        Assert.Throws<TrainingStoppedException>(() => RunFixture.Train(options with { Checkpoints = options.Checkpoints with { StopAfterStep = 8 } }));
+        string newest = Path.Combine(dir, "checkpoints", CheckpointStore.NameOf(8));
+        string manifestPath = Path.Combine(newest, "manifest.json");
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
+        Assert.True(manifest["files"]!.AsObject().Remove(RunSession.TrafficFile), "the cpu run's checkpoint lists the trace");
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+        File.Delete(Path.Combine(newest, RunSession.TrafficFile));
+
+        var log = new StringWriter();
+        Assert.Equal(16, RunFixture.Train(options with { Checkpoints = options.Checkpoints with { Resume = true } }, log).Steps);
+        Assert.Contains($"its manifest does not list '{RunSession.TrafficFile}'", log.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"resuming from '{Path.Combine(dir, "checkpoints", CheckpointStore.NameOf(4))}'", log.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Data with another number of training images gives epochs of another length: the resume
     /// continued (with a warning) and wrote checkpoints whose step contradicted their epoch and
     /// batch, which the next resume then set aside as damaged. It is refused before anything is cut.
