@@ -241,13 +241,20 @@ public sealed class LibraryDiscoveryTests
     public void AGpuOlderThanThePtxIsUnsupportedAndSaysWhy()
     {
         var t4 = new GpuInfo(0, "Tesla T4", 40, 1L << 34, 7, 5, 1_590_000);
-        Assert.Equal("GPU 0 (Tesla T4) has compute capability 7.5, and the kernels are PTX for 8.0, which runs on 8.0 and newer (CUDA_VISIBLE_DEVICES chooses another GPU)", t4.UnsupportedReason);
+        Assert.Equal("GPU 0 (Tesla T4) has compute capability 7.5, and the kernels are PTX for 8.0, which runs on 8.0 and newer (--device cuda:N chooses another GPU)", t4.UnsupportedReason);
         Assert.Null(new GpuInfo(0, "NVIDIA A100", 108, 1L << 34, 8, 0).UnsupportedReason);
         Assert.Null(new GpuInfo(1, "NVIDIA H200", 132, 1L << 34, 9, 0).UnsupportedReason);
         var report = new CudaInfoReport(null, "12.8", "libcuda.so.1", [t4],
             new LibraryInfo("cuBLAS", null, null, "missing"), new LibraryInfo("cuDNN", null, null, "missing"), [], "none",
             new LibraryInfo("Emulator", null, null, "missing"), [], false);
         Assert.Contains("GPU 0: Tesla T4, 40 SMs, 16.0 GiB, compute capability 7.5, FP32 peak 8.1 TFLOP/s (40 SMs x 64 lanes x 2 x 1590 MHz) (too old for the kernels: PTX for 8.0)", report.ToText());
+        // --device cuda (auto too) opens GPU 0, --device cuda:N GPU N: each has its own answer.
+        Assert.Equal(t4.UnsupportedReason, report.GpuUnusableReason);
+        Assert.Equal(t4.UnsupportedReason, report.GpuUnusableReasonFor(0));
+        Assert.Equal("GPU 1 was asked for and the driver reports 1 GPU (numbered from 0; laperm info lists them)", report.GpuUnusableReasonFor(1));
+        var two = report with { Gpus = [t4, new GpuInfo(1, "NVIDIA H200", 132, 1L << 34, 9, 0)] };
+        Assert.Null(two.GpuUnusableReasonFor(1));
+        Assert.Equal("GPU 2 was asked for and the driver reports 2 GPUs (numbered from 0; laperm info lists them)", two.GpuUnusableReasonFor(2));
     }
 
     [Fact]
