@@ -7,8 +7,11 @@
 #ifndef LAPERM_STANDIN_H
 #define LAPERM_STANDIN_H
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 
 #define LAPERM_STANDIN_EXPORT __attribute__((visibility("default")))
@@ -25,5 +28,19 @@ LAPERM_STANDIN_EXPORT int laperm_standin_check_device_range(std::uint64_t pointe
 /* 0 when the calling thread has a current, live context (what the runtime API, and so cuBLAS,
  * needs), else a CUresult. */
 LAPERM_STANDIN_EXPORT int laperm_standin_check_context(void);
+
+/* How the library stand-ins (cuBLAS's GEMMs, cuDNN's convolutions) sum: in double, rounded once
+ * (default: the exact result), or with LAPERM_STANDIN_SUMS=float as one float FMA chain in order,
+ * as a GPU kernel's per-thread accumulator does: a second rounding, otherwise than the CPU's, to
+ * hold the GPU equivalence bounds against. Read at each call. */
+inline bool laperm_standin_float_sums() {
+    const char* value = std::getenv("LAPERM_STANDIN_SUMS");
+    return value != nullptr && std::strcmp(value, "float") == 0;
+}
+
+/* sum += x * y, exactly in double or as one float FMA (the sum then always holds a float). */
+inline void laperm_standin_madd(double& sum, float x, float y, bool float_sums) {
+    sum = float_sums ? double(std::fma(x, y, float(sum))) : sum + double(x) * double(y);
+}
 
 #endif /* LAPERM_STANDIN_H */

@@ -5,8 +5,9 @@
 // stream order and are captured into graphs like any cuBLAS kernel), computed on the host with
 // TF32 inputs only when the math mode or compute type asks for it. With beta = 0, C is not read.
 // The sums are not a model of cuBLAS's rounding (which depends on the kernel its heuristics pick:
-// one FMA chain over k, or split-K partials): they run in double and round once, so the stand-in
-// checks the runtime's calls and their order, and a real GPU checks cuBLAS's accuracy.
+// one FMA chain over k, or split-K partials): they run in double and round once, or with
+// LAPERM_STANDIN_SUMS=float as one float FMA chain over k (standin.h), so the stand-in checks the
+// runtime's calls and their order, and a real GPU checks cuBLAS's accuracy.
 #include "standin.h"
 
 #include <algorithm>
@@ -72,6 +73,7 @@ struct Gemm {
     long long stride_a = 0, stride_b = 0, stride_c = 0;
     int batch = 1;
     bool round_tf32 = false;
+    bool float_sums = laperm_standin_float_sums();
 };
 
 int check(const Gemm& g) {
@@ -106,7 +108,7 @@ void run(const Gemm& g) {
                     for (int l = 0; l < g.k; l++) {
                         float x = g.transa == 0 ? a[i + std::size_t(l) * g.lda] : a[l + std::size_t(i) * g.lda];
                         float y = g.transb == 0 ? b[l + std::size_t(j) * g.ldb] : b[j + std::size_t(l) * g.ldb];
-                        sum += double(in(x)) * double(in(y));
+                        laperm_standin_madd(sum, in(x), in(y), g.float_sums);
                     }
                 float& out = c[i + std::size_t(j) * g.ldc];
                 out = g.beta == 0.0f ? float(g.alpha * sum) : float(g.alpha * sum + double(g.beta) * out);

@@ -21,8 +21,9 @@
 //     refused while the stream captures, as on a GPU);
 //   - alpha and beta blend as cuDNN's do: with beta = 0 the output is not read (poison cannot leak);
 //   - cudnnDestroy synchronises the context, as cuDNN's does.
-// The sums run in double and round once: this is no model of cuDNN's rounding or of its speed,
-// only of its interface; a GPU checks the rest.
+// The convolutions' sums run in double and round once, or with LAPERM_STANDIN_SUMS=float as float
+// FMA chains (standin.h); pooling and batch-norm sum in double: this is no model of cuDNN's
+// rounding or of its speed, only of its interface; a GPU checks the rest.
 #include "standin.h"
 
 #include <algorithm>
@@ -283,6 +284,7 @@ struct ConvArgs {
     std::uint64_t x, w, y;   // y: the output or dy; which one is written depends on the direction
     std::uint64_t workspace;
     long long workspace_size;
+    bool float_sums = laperm_standin_float_sums();
 };
 
 // The filter tap (r, s) the input offset (i, j) meets: flipped in CONVOLUTION mode.
@@ -315,7 +317,7 @@ void run_convolution(const ConvArgs& a) {
         std::vector<double> sums(std::size_t(p.y.n) * p.y.c * p.y.h * p.y.w, 0.0);
         each([&](int n, int k, int c, int oh, int ow, int r, int s, int ih, int iw) {
             auto [fr, fs] = tap(r, s);
-            sums[((std::size_t(n) * p.y.c + k) * p.y.h + oh) * p.y.w + ow] += double(x[p.x.at(n, c, ih, iw)]) * double(w[p.w.at(k, c, fr, fs)]);
+            laperm_standin_madd(sums[((std::size_t(n) * p.y.c + k) * p.y.h + oh) * p.y.w + ow], x[p.x.at(n, c, ih, iw)], w[p.w.at(k, c, fr, fs)], a.float_sums);
         });
         float* out = data(a.y);
         for (int n = 0; n < p.y.n; n++)
@@ -329,7 +331,7 @@ void run_convolution(const ConvArgs& a) {
         std::vector<double> sums(std::size_t(p.x.n) * p.x.c * p.x.h * p.x.w, 0.0);
         each([&](int n, int k, int c, int oh, int ow, int r, int s, int ih, int iw) {
             auto [fr, fs] = tap(r, s);
-            sums[((std::size_t(n) * p.x.c + c) * p.x.h + ih) * p.x.w + iw] += double(y[p.y.at(n, k, oh, ow)]) * double(w[p.w.at(k, c, fr, fs)]);
+            laperm_standin_madd(sums[((std::size_t(n) * p.x.c + c) * p.x.h + ih) * p.x.w + iw], y[p.y.at(n, k, oh, ow)], w[p.w.at(k, c, fr, fs)], a.float_sums);
         });
         float* dx = data(a.x);
         for (int n = 0; n < p.x.n; n++)
@@ -343,7 +345,7 @@ void run_convolution(const ConvArgs& a) {
         std::vector<double> sums(std::size_t(p.w.k) * p.w.c * p.w.h * p.w.w, 0.0);
         each([&](int n, int k, int c, int oh, int ow, int r, int s, int ih, int iw) {
             auto [fr, fs] = tap(r, s);
-            sums[((std::size_t(k) * p.w.c + c) * p.w.h + fr) * p.w.w + fs] += double(x[p.x.at(n, c, ih, iw)]) * double(y[p.y.at(n, k, oh, ow)]);
+            laperm_standin_madd(sums[((std::size_t(k) * p.w.c + c) * p.w.h + fr) * p.w.w + fs], x[p.x.at(n, c, ih, iw)], y[p.y.at(n, k, oh, ow)], a.float_sums);
         });
         float* dw = data(a.w);
         for (int k = 0; k < p.w.k; k++)

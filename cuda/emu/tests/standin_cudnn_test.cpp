@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -180,6 +181,33 @@ int main() {
     cudnnConvolutionForward(handle, &one, x_desc, (void*)x, w_desc, (void*)wt, true_conv, 0, nullptr, 0, &zero, y_desc, (void*)y);
     cuStreamSynchronize(stream);
     expect(worst(download(y, expected.size()), flipped) < 1e-6, "CUDNN_CONVOLUTION mode flips the filter");
+
+    // LAPERM_STANDIN_SUMS=float: each output one float FMA chain over (c, r, s), bit for bit.
+    {
+        std::vector<float> chain(expected.size(), 0.0f);
+        for (int in = 0; in < N; in++)
+            for (int k = 0; k < K; k++)
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        float& sum = chain[((in * K + k) * OH + oh) * OW + ow];
+                        for (int ic = 0; ic < C; ic++)
+                            for (int r = 0; r < R; r++)
+                                for (int s = 0; s < R; s++) {
+                                    int ih = oh * S - P + r, iw = ow * S - P + s;
+                                    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                        sum = std::fma(xv[((in * C + ic) * H + ih) * W + iw], wv[((k * C + ic) * R + r) * R + s], sum);
+                                }
+                    }
+        setenv("LAPERM_STANDIN_SUMS", "float", 1);
+        cudnnConvolutionForward(handle, &one, x_desc, (void*)x, w_desc, (void*)wt, conv, 0, nullptr, 0, &zero, y_desc, (void*)y);
+        unsetenv("LAPERM_STANDIN_SUMS");
+        cuStreamSynchronize(stream);
+        std::vector<float> got = download(y, expected.size());
+        expect(std::memcmp(got.data(), chain.data(), got.size() * 4) == 0, "LAPERM_STANDIN_SUMS=float sums as one float FMA chain");
+        double differs = 0;
+        for (std::size_t i = 0; i < got.size(); i++) differs += got[i] != float(expected[i]);
+        expect(differs > 0, "which rounds otherwise than the exact sum somewhere");
+    }
 
     // Backward data of a 1x1 filter with stride 1 is dy times the filter's weight, per channel.
     {
