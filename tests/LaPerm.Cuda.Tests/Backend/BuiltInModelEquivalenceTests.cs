@@ -17,12 +17,13 @@ namespace LaPerm.Cuda.Tests.Backend;
 /// bias right before batch-norm: its computed gradient is rounding noise of norm ~1e-8 on both).
 /// Measured on emu: at most 9e-7 relative over all nine models. A wrong or missing op moves a
 /// gradient by far more. Where the model amplifies a rounding (batch-norm over 4 images), the bound
-/// is <see cref="SensitivityMargin"/> times the CPU's own sensitivity instead: the distance between
-/// the CPU's gradients and its gradients with every weight one ulp up or down. The emulator's GEMM
-/// is the CPU's, bit for bit; a GPU's cuBLAS rounds otherwise, and so does the stand-in driver's
-/// (exact sums, rounded once), which lands from the CPU at 0.6 to 2.5 times that sensitivity on
-/// every parameter of the nine models (up to 1.2e-4 relative on conv4, where the 1e-5 bound alone
-/// would fail any GEMM that does not reproduce the CPU's order of sums).</item>
+/// is <see cref="SensitivityMargin"/> times the CPU's own sensitivity instead: the largest distance
+/// between the CPU's gradients (and loss) and its gradients with every weight one ulp up or down,
+/// over <see cref="NudgeSeeds"/>. The emulator's GEMM is the CPU's, bit for bit; a GPU's cuBLAS
+/// rounds otherwise, and so does the stand-in driver's (exact sums rounded once, or float FMA
+/// chains), which lands from the CPU at 0.6 to 2.5 times one perturbation's sensitivity on every
+/// parameter of the nine models (up to 2.6e-4 relative on conv13, where the 1e-5 bound alone would
+/// fail any GEMM that does not reproduce the CPU's order of sums).</item>
 /// <item>A few LaPerm steps on a tiny slice: the same number of syncs, every synchronised row a
 /// bit-exact permutation of its initial row on both backends (--verify-invariants at every sync),
 /// and the float agreement of <see cref="TrainingEquivalenceTests"/> (at most 2 % of the weights
@@ -54,6 +55,14 @@ public abstract class BuiltInModelEquivalenceTests
     /// comment): a device whose GEMMs round otherwise than the CPU's lands about 1x from it.
     /// </summary>
     public const double SensitivityMargin = 10;
+
+    /// <summary>
+    /// The perturbations the sensitivity is the largest response to (each a seed of random ulp
+    /// signs). One was too few: where a model amplifies roundings chaotically its response is a
+    /// random draw, and a GEMM summing as one float FMA chain (the stand-in's LAPERM_STANDIN_SUMS=float)
+    /// moved conv4's test loss 16 times as far as the one perturbation had moved the CPU's.
+    /// </summary>
+    private static readonly int[] NudgeSeeds = [31, 47, 59];
 
     protected abstract CudaBackend Open();
 
@@ -90,7 +99,7 @@ public abstract class BuiltInModelEquivalenceTests
         _ => false,
     });
 
-    private static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, ModelSpec spec, bool nudge = false)
+    private static (Dictionary<string, float[]> Weights, TrainingSummary Summary) Train(IBackend backend, ModelSpec spec, int? nudgeSeed = null)
     {
         bool mnist = spec.Input[0] == 1, batchNorm = HasBatchNorm(spec.Layers);
         var options = new TrainingOptions
@@ -101,12 +110,12 @@ public abstract class BuiltInModelEquivalenceTests
             Reconnect = true, VerifyInvariants = true, Augment = mnist ? "mnist" : "cifar",
             Optimizer = OptimizerKind.Sgd, LearningRate = 0.005f,
         };
-        if (!nudge) return Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value);
+        if (nudgeSeed is not int seed) return Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value);
         // The nudged run reconnects permutations of the nudged values: each is mapped back to the
         // value it was nudged from, so "in another place" means what it means for the device.
         var originals = new Dictionary<string, Dictionary<float, float>>();
         var run = Compare.Train(backend, options, spec, mnist ? Mnist.Value : Cifar.Value,
-            n => originals = NudgeByOneUlp(backend, n));
+            n => originals = NudgeByOneUlp(backend, n, seed));
         foreach (var (name, values) in run.Weights)
             if (originals.TryGetValue(name, out var original))
                 for (int i = 0; i < values.Length; i++)
@@ -114,11 +123,11 @@ public abstract class BuiltInModelEquivalenceTests
         return run;
     }
 
-    // Every weight one ulp up or down (seeded): a perturbation of the size of one rounding.
-    // Returns, per parameter, each nudged value's value before.
-    private static Dictionary<string, Dictionary<float, float>> NudgeByOneUlp(IBackend backend, Network network)
+    // Every weight one ulp up or down (signs drawn from the seed): a perturbation of the size of
+    // one rounding. Returns, per parameter, each nudged value's value before.
+    private static Dictionary<string, Dictionary<float, float>> NudgeByOneUlp(IBackend backend, Network network, int seed)
     {
-        var signs = new Random(31);
+        var signs = new Random(seed);
         var originals = new Dictionary<string, Dictionary<float, float>>();
         foreach (var p in network.Parameters)
         {
@@ -136,11 +145,11 @@ public abstract class BuiltInModelEquivalenceTests
     }
 
     // One forward and backward pass from the same weights and batch on both backends.
-    private static (float Loss, Dictionary<string, float[]> Gradients) Gradients(IBackend backend, ModelSpec spec, bool nudge = false)
+    private static (float Loss, Dictionary<string, float[]> Gradients) Gradients(IBackend backend, ModelSpec spec, int? nudgeSeed = null)
     {
         using var network = new Network(new ModelDefinition(spec), backend);
         Initializer.Apply(network, InitOptions.HeUniform, 11);
-        if (nudge) _ = NudgeByOneUlp(backend, network);
+        if (nudgeSeed is int seed) _ = NudgeByOneUlp(backend, network, seed);
         using var pass = network.GetPass(Batch);
         var rng = new Random(23);
         backend.Upload<float>([.. Enumerable.Range(0, pass.Input.Length).Select(_ => (float)rng.NextDouble())], pass.Input);
@@ -160,8 +169,10 @@ public abstract class BuiltInModelEquivalenceTests
         using var device = Open();
         using var cpu = new CpuBackend(2);
         var expected = Gradients(cpu, spec);
-        var nudged = Gradients(cpu, spec, nudge: true);
         var actual = Gradients(device, spec);
+        // Computed only where a fixed bound does not hold: the bound is the larger of the two, so
+        // the verdict is the same, and the emulator (the CPU's GEMM) rarely needs the extra runs.
+        var nudged = new Lazy<List<(float Loss, Dictionary<string, float[]> Gradients)>>(() => [.. NudgeSeeds.Select(seed => Gradients(cpu, spec, seed))]);
         double worst = 0;
         var outside = new List<string>();
         static double Distance(float[] a, float[] b)
@@ -173,18 +184,25 @@ public abstract class BuiltInModelEquivalenceTests
         foreach (var (name, g) in expected.Gradients)
         {
             var h = actual.Gradients[name];
-            double error = Distance(g, h), norm = Distance(g, new float[g.Length]), sensitivity = Distance(g, nudged.Gradients[name]);
+            double error = Distance(g, h), norm = Distance(g, new float[g.Length]), scale = Math.Max(norm, 1e-30);
             if (norm > 1e-4) worst = Math.Max(worst, error / norm);
-            TestContext.Current.TestOutputHelper?.WriteLine(
-                $"{model} {name}: error {error:G3}, norm {norm:G3}, relative {error / Math.Max(norm, 1e-30):G3}, one-ulp sensitivity {sensitivity / Math.Max(norm, 1e-30):G3}");
+            bool withinFixed = error <= GradientRelativeTolerance * norm + GradientAbsoluteTolerance;
+            double? sensitivity = withinFixed ? null : nudged.Value.Max(n => Distance(g, n.Gradients[name]));
+            TestContext.Current.TestOutputHelper?.WriteLine($"{model} {name}: error {error:G3}, norm {norm:G3}, relative {error / scale:G3}, "
+                + (sensitivity is double s ? $"one-ulp sensitivity {s / scale:G3}" : "within the fixed bound"));
             // Every parameter is compared before the verdict, so a failure names all that are off.
-            double relative = Math.Max(GradientRelativeTolerance, SensitivityMargin * sensitivity / Math.Max(norm, 1e-30));
+            double relative = Math.Max(GradientRelativeTolerance, SensitivityMargin * (sensitivity ?? 0) / scale);
             if (!(error <= relative * norm + GradientAbsoluteTolerance))
                 outside.Add($"{name}: gradient differs from the CPU's by {error:G3} in L2 norm (gradient norm {norm:G3}, bound {relative:G3} relative)");
         }
         Assert.True(outside.Count == 0, $"{model} {string.Join("; ", outside)}");
-        TestContext.Current.TestOutputHelper?.WriteLine($"{model}: loss {expected.Loss} vs {actual.Loss}, worst relative gradient error {worst:G3}");
-        Assert.Equal(expected.Loss, actual.Loss, GradientRelativeTolerance * Math.Abs(expected.Loss));
+        // The loss, the forward pass's output, widens as the gradients do (conv13's moved 1.3e-5
+        // relative under float FMA-chain sums).
+        double lossError = Math.Abs((double)actual.Loss - expected.Loss), lossBound = GradientRelativeTolerance * Math.Abs(expected.Loss);
+        double? lossSensitivity = lossError <= lossBound ? null : nudged.Value.Max(n => Math.Abs((double)n.Loss - expected.Loss));
+        TestContext.Current.TestOutputHelper?.WriteLine($"{model}: loss {expected.Loss} vs {actual.Loss}, "
+            + (lossSensitivity is double ls ? $"one-ulp loss sensitivity {ls:G3}, " : "") + $"worst relative gradient error {worst:G3}");
+        Assert.Equal(expected.Loss, actual.Loss, Math.Max(lossBound, SensitivityMargin * (lossSensitivity ?? 0)));
         Assert.Null(device.CudnnUnavailableReason);   // a cuDNN variant ran on cuDNN, not on our kernels after a silent switch
     }
 
@@ -194,24 +212,31 @@ public abstract class BuiltInModelEquivalenceTests
         using var device = Open();
         using var cpu = new CpuBackend(2);
         var expected = Train(cpu, spec);
-        var nudged = Train(cpu, spec, nudge: true);
         var actual = Train(device, spec);
         Assert.Equal(expected.Summary.Syncs, actual.Summary.Syncs);
         Assert.True(actual.Summary.Syncs >= 2, $"{model}: expected at least two syncs, got {actual.Summary.Syncs}");
         Assert.True(double.IsFinite(actual.Summary.FinalTestLoss), $"{model}: test loss {actual.Summary.FinalTestLoss} on the device");
         Assert.Null(device.CudnnUnavailableReason);
         var (differing, total) = Compare.DifferingBits(expected.Weights, actual.Weights);
-        var (differingNudged, _) = Compare.DifferingBits(expected.Weights, nudged.Weights);
-        double loss = expected.Summary.FinalTestLoss;
-        double lossShiftNudged = Math.Abs(nudged.Summary.FinalTestLoss - loss);
+        double loss = expected.Summary.FinalTestLoss, lossShift = Math.Abs(actual.Summary.FinalTestLoss - loss);
+        double fixedFraction = TrainingEquivalenceTests.SwappedFraction, fixedLoss = TrainingEquivalenceTests.LossTolerance * Math.Abs(loss);
+        string line = $"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {loss} vs {actual.Summary.FinalTestLoss}";
+        if (differing <= fixedFraction * total && lossShift <= fixedLoss)
+        {
+            TestContext.Current.TestOutputHelper?.WriteLine($"{line}: within the fixed bounds");
+            return;
+        }
+        // Beyond the fixed bounds: the CPU's own response to perturbations of one rounding (see the gradients).
+        var nudged = NudgeSeeds.Select(seed => Train(cpu, spec, seed)).ToList();
+        long differingNudged = nudged.Max(n => Compare.DifferingBits(expected.Weights, n.Weights).Differing);
+        double lossShiftNudged = nudged.Max(n => Math.Abs(n.Summary.FinalTestLoss - loss));
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{model}: {differing} of {total} weights differ after {actual.Summary.Syncs} syncs, test loss {loss} vs {actual.Summary.FinalTestLoss}; " +
-            $"the CPU from initial weights one ulp off: {differingNudged} differ, test loss {nudged.Summary.FinalTestLoss}");
-        double allowedFraction = Math.Max(TrainingEquivalenceTests.SwappedFraction, SensitivityMargin * differingNudged / (double)total);
+            $"{line}; the CPU from initial weights one ulp off ({NudgeSeeds.Length} ways): up to {differingNudged} differ, test losses "
+            + string.Join(", ", nudged.Select(n => n.Summary.FinalTestLoss)));
+        double allowedFraction = Math.Max(fixedFraction, SensitivityMargin * differingNudged / (double)total);
         Assert.True(differing <= allowedFraction * total,
-            $"{model}: {differing} of {total} weights differ after reconnection (allowed {allowedFraction:P2}; {differingNudged} on the CPU from initial weights one ulp off)");
-        Assert.Equal(loss, actual.Summary.FinalTestLoss,
-            Math.Max(TrainingEquivalenceTests.LossTolerance * Math.Abs(loss), SensitivityMargin * lossShiftNudged));
+            $"{model}: {differing} of {total} weights differ after reconnection (allowed {allowedFraction:P2}; up to {differingNudged} on the CPU from initial weights one ulp off)");
+        Assert.Equal(loss, actual.Summary.FinalTestLoss, Math.Max(fixedLoss, SensitivityMargin * lossShiftNudged));
     }
 }
 
