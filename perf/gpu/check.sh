@@ -754,6 +754,35 @@ part_train_cuda() {
   else set_status "fail" "cuda exit code $cuda_rc$(timed_out $cuda_rc && echo ' (time limit)')$cpu_note"; fi
 }
 
+# Where a CUDA training step faults, if it does: the first GPU run (2026-11-29, H200) saw every
+# training step end in CUDA_ERROR_ILLEGAL_ADDRESS, with graphs or not, while the kernels' own
+# cross-check passed. A tiny f2 run with CUDA_LAUNCH_BLOCKING=1 and --no-graphs names the faulting
+# launch (each launch waits); when it faults, compute-sanitizer's memcheck names the kernel, the
+# thread and the address (cuBLAS's kernels included, which our launch journal does not see).
+part_cuda_fault() {
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if ! laperm_has_verb train; then set_status "not available" "no \`laperm train\` verb in this build"; return; fi
+  local args=(train --device cuda --model f2 --epochs 1 --limit-train 64 --limit-test 32 --batch 32 --no-graphs --quiet)
+  local rc
+  ( export CUDA_LAUNCH_BLOCKING=1; run_limited "$LAPERM" "${args[@]}" --out "$PART_DIR/run1" ) > "$PART_DIR/blocking.txt" 2>&1
+  rc=$?
+  add_md "\`CUDA_LAUNCH_BLOCKING=1 laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/blocking.txt" 8
+  if (( rc == 0 )); then set_status "pass" "no fault with each launch waited for (f2, no graphs)"; return; fi
+  local named; named=$(grep -oE 'the last was [^;(]*' "$PART_DIR/blocking.txt" | head -1)
+  local sanitizer=""
+  for sanitizer in "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/bin/compute-sanitizer ""; do [[ -n "$sanitizer" && -x "$sanitizer" ]] && break; done
+  if [[ -n "$sanitizer" ]]; then
+    run_limited "$sanitizer" --tool memcheck --print-limit 8 "$LAPERM" "${args[@]}" --out "$PART_DIR/run2" > "$PART_DIR/memcheck.txt" 2>&1
+    add_md "" "\`compute-sanitizer --tool memcheck --print-limit 8 laperm ${args[*]}\` (exit code $?), its first error reports:"
+    grep -vE '^=========     (Host Frame|Saved host backtrace)' "$PART_DIR/memcheck.txt" | head -60 > "$PART_DIR/memcheck-head.txt"
+    add_md_block "$PART_DIR/memcheck-head.txt" 60
+    local kernel; kernel=$(grep -m1 -oE 'at [A-Za-z_0-9:<>]+\+0x[0-9a-f]+ in ' "$PART_DIR/memcheck.txt" | head -1)
+    [[ -n "$kernel" ]] && named="$named; memcheck: $kernel"
+  fi
+  rm -rf "$PART_DIR/run1" "$PART_DIR/run2"
+  set_status "fail" "exit $rc with each launch waited for: ${named:-see the part}"
+}
+
 # The issue's convergence number: conv7-mnist (the published setup, batch 50, k 1200, augmented)
 # on CUDA until the test accuracy of a synchronised model first reaches 99.5 %, then stop.
 # The part's time limit bounds it; a run cut short still reports its best evaluation so far.
@@ -1012,6 +1041,7 @@ main() {
   run_part bench-train-cuda      130 part_bench_train_cuda  "laperm bench train on CUDA (f2, lenet300, conv7 at batch 128; conv7 at 50; resnet50c at 128; conv7 and resnet50c with cuDNN; eager f2 and conv7; v1 batch-norm resnet50c; bench sync)"
   run_part bench-reconnect-cuda  60  part_bench_reconnect   "laperm bench reconnect, all variants, on CUDA"
   run_part torch-reconnect       60  part_torch_reconnect   "PyTorch reconnection baseline (perf/baselines/reconnect_torch.py)"
+  run_part cuda-fault            60  part_cuda_fault        "Where a CUDA training step faults: f2 with each launch waited for, then compute-sanitizer memcheck"
   run_part gpu-tests             200 part_gpu_tests         "Every Gpu-trait test (skips count as failures on a GPU)"
   run_part conv7-target          150 part_conv7_target      "conv7-mnist on CUDA until a synchronised model reaches 99.5 % test accuracy"
   run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
