@@ -80,8 +80,11 @@ static int narrow_shared_bytes(int n)
 }
 static bool narrow_fits(int n, const Limits& l) { return n <= 8192 && narrow_shared_bytes(n) <= l.maxSharedBytes; }
 
+// As ReconnectPlanner.AutoPath: the staged bucket kernel wherever it fits (measured on an H200,
+// 2026-11-29: the best single choice over the four shape sets).
 static Path auto_path(int n, const Limits& l)
 {
+    if (staged_fits(n, l)) return Path::BlockStaged;
     if (n <= 32) return Path::Warp32;
     if (bucket_fits(n, l)) return Path::BlockBucket;
     if (n <= 64) return Path::Warp64;

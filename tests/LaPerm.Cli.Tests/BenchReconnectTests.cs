@@ -30,7 +30,7 @@ public sealed class BenchReconnectTests
         Assert.True(lines.Count >= 7, stdout.ToString());
         Assert.All(lines, l => Assert.Contains("mismatches 0", l, StringComparison.Ordinal));
         // Each line says which paths its launches (one per size class) took.
-        Assert.Contains(lines, l => l.Contains("variant 0 ", StringComparison.Ordinal) && l.EndsWith("[BlockBucket x3]", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("variant 0 ", StringComparison.Ordinal) && l.EndsWith("[BlockBucketStaged x2]", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("variant 2 ", StringComparison.Ordinal) && l.EndsWith("[Warp64, Warp128, BlockRadix]", StringComparison.Ordinal));
     }
 

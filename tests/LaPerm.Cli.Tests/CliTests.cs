@@ -1157,7 +1157,7 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("reconnection variant", dispatcher.Stdout, StringComparison.Ordinal);
         Assert.StartsWith("host emulator", dispatcher.Backend, StringComparison.Ordinal);
         // summary.json's backend also names the paths the launches took (one per size class).
-        Assert.EndsWith("our kernels only, reconnection [BlockBucket x3]", dispatcher.Backend, StringComparison.Ordinal);
+        Assert.EndsWith("our kernels only, reconnection [BlockBucketStaged x2]", dispatcher.Backend, StringComparison.Ordinal);
         foreach (var (variant, name, paths) in new[] { ("1", "TwoPass", "TwoPass x3"), ("8", "BlockBucketNarrow", "BlockBucketNarrow x2") })
         {
             var forced = Train($"variant-{variant}", "--reconnect-variant", variant);

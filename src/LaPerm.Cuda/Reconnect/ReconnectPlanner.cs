@@ -10,7 +10,7 @@ namespace LaPerm.Cuda.Reconnect;
 /// </summary>
 public enum ReconnectVariant
 {
-    /// <summary>The dispatcher: warp per row up to 32 elements, bucket rank up to 8192, block radix while a row fits a block, chunked beyond.</summary>
+    /// <summary>The dispatcher: staged bucket rank up to 8192 elements (the bucket rank where its shared memory does not fit, warp per row up to 128), block radix while a row fits a block, chunked beyond.</summary>
     Auto = 0,
     /// <summary>Two-pass baseline: block bitonic argsort into a global index buffer, then a scatter kernel.</summary>
     TwoPass = 1,
@@ -24,9 +24,9 @@ public enum ReconnectVariant
     Chunked = 5,
     /// <summary>Block per row up to 8192 elements, bucket rank (linear value buckets, exact rank inside a bucket); crowded rows fall back to radix in the same block.</summary>
     BlockBucket = 6,
-    /// <summary>As <see cref="BlockBucket"/> with 512-thread blocks above 2048 elements and sorted0 staged in shared memory (not yet measured on a GPU).</summary>
+    /// <summary>As <see cref="BlockBucket"/> with 512-thread blocks above 2048 elements and sorted0 staged in shared memory.</summary>
     BlockBucketStaged = 7,
-    /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): as many rows in flight per SM as shared memory allows (32 up to 256 elements, 14 up to 1024) instead of 8 (not yet measured on a GPU).</summary>
+    /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): as many rows in flight per SM as shared memory allows (32 up to 256 elements, 14 up to 1024) instead of 8.</summary>
     BlockBucketNarrow = 8,
 }
 
@@ -182,10 +182,15 @@ public static class ReconnectPlanner
     }
 
     // Measured on an H200 (perf/results): the bucket rank beat the block radix 2.5x on ResNet-50
-    // and on every model set; the warp kernel stays for rows of at most 32 (one element per
-    // lane); the radix covers rows between 8192 and the shared-memory limit, chunks beyond.
+    // and on every model set; then (2026-11-29-h200-check) the staged bucket kernel beat the plain
+    // one on every set, rows of at most 32 included: ResNet-50 ImageNet 542.8 us against 782.5,
+    // conv13 435.6 against 769.4, conv7 29.4 against 38.1 (with warp rows), resnet50c 29.2 against
+    // 38.2. The narrow variant was faster still on the two large sets (511.9, 384.9 us) and 2x
+    // slower on the small ones (60.3, 41.3 us), so staged is the one choice good on all four. The
+    // radix covers rows between 8192 and the shared-memory limit, chunks beyond.
     private static ReconnectPath AutoPath(int n, ReconnectLimits limits) =>
-        n <= 32 ? ReconnectPath.Warp32
+        StagedFits(n, limits) ? ReconnectPath.BlockBucketStaged
+        : n <= 32 ? ReconnectPath.Warp32
         : BucketFits(n, limits) ? ReconnectPath.BlockBucket
         : n <= 64 ? ReconnectPath.Warp64
         : n <= 128 ? ReconnectPath.Warp128

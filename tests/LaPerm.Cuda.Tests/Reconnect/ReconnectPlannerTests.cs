@@ -8,13 +8,13 @@ public sealed class ReconnectPlannerTests
     private static readonly ReconnectLimits Hopper = new(232448);
 
     [Theory]
-    [InlineData(1, ReconnectPath.Warp32)]
-    [InlineData(32, ReconnectPath.Warp32)]
-    [InlineData(33, ReconnectPath.BlockBucket)]
-    [InlineData(128, ReconnectPath.BlockBucket)]
-    [InlineData(129, ReconnectPath.BlockBucket)]
-    [InlineData(4608, ReconnectPath.BlockBucket)]
-    [InlineData(8192, ReconnectPath.BlockBucket)]
+    [InlineData(1, ReconnectPath.BlockBucketStaged)]
+    [InlineData(32, ReconnectPath.BlockBucketStaged)]
+    [InlineData(33, ReconnectPath.BlockBucketStaged)]
+    [InlineData(128, ReconnectPath.BlockBucketStaged)]
+    [InlineData(129, ReconnectPath.BlockBucketStaged)]
+    [InlineData(4608, ReconnectPath.BlockBucketStaged)]
+    [InlineData(8192, ReconnectPath.BlockBucketStaged)]
     [InlineData(8193, ReconnectPath.BlockRadix)]
     [InlineData(18000, ReconnectPath.BlockRadix)]
     [InlineData(30000, ReconnectPath.Chunked)]
@@ -33,7 +33,9 @@ public sealed class ReconnectPlannerTests
         Assert.Equal(ReconnectPath.Warp64, ReconnectPlanner.ChoosePath(ReconnectVariant.Warp, 40, small));
         Assert.Equal(ReconnectPath.Warp128, ReconnectPlanner.ChoosePath(ReconnectVariant.Warp, 128, small));
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucket, 7, small));
-        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 2000, small));
+        // The dispatcher: staged where its shared memory fits, else the plain bucket kernel.
+        Assert.Equal(ReconnectPath.BlockBucketStaged, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 2000, small));
+        Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3000, small));
         Assert.Equal(ReconnectPath.BlockBucket, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3402, small));
         Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.Auto, 3403, small));
         Assert.Equal(ReconnectPath.BlockBucketStaged, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketStaged, 2048, small));
@@ -78,9 +80,10 @@ public sealed class ReconnectPlannerTests
             covered += launch.TensorCount;
         }
         Assert.Equal(shapes.Length, covered);
-        // a and f (9 and 10 long) share the warp32 launch; 40 is bucket class 64, 300 and 500 share class 512.
-        Assert.Equal(4, plan.Launches.Count);
-        Assert.Equal([ReconnectPath.Warp32, ReconnectPath.BlockBucket, ReconnectPath.BlockBucket, ReconnectPath.Chunked], plan.Launches.Select(l => l.Path));
+        // 9, 10 and 40 long share the staged class 256 (its smallest), 300 and 500 share class 512.
+        Assert.Equal(3, plan.Launches.Count);
+        Assert.Equal([ReconnectPath.BlockBucketStaged, ReconnectPath.BlockBucketStaged, ReconnectPath.Chunked], plan.Launches.Select(l => l.Path));
+        Assert.Equal([3, 2, 1], plan.Launches.Select(l => l.TensorCount));
     }
 
     [Fact]
