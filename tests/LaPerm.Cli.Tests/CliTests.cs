@@ -1221,6 +1221,6 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) emu variant 3 \[BlockBitonic\]: .* ms per full sync", stdout);
         (code, stdout, stderr) = Run("bench", "sync", "--model", "f1", "--samples", "1", "--device", "emu");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) emu \[BlockBucket\]: .* ms per full sync", stdout);
+        Assert.Matches(@"bench sync f1 \(7,840 weights in 10 rows: every kernel, bias and batch-norm tensor\) emu \[BlockBucketStaged\]: .* ms per full sync", stdout);
     }
 }
