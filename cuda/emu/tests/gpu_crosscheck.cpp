@@ -139,6 +139,15 @@ struct Case {
     std::vector<std::vector<unsigned char>> buffers;  // initial contents
     std::vector<Arg> args;
     std::vector<bool> approximate;  // per buffer: compare as floats with a tolerance (fast-math rows)
+    // Device addresses inside a buffer (a record of pointers, as gather_batch_v1's DataSetRecord):
+    // each run writes buffer `target`'s address at byte `offset` of buffer `buffer`; the compare
+    // puts the case's own bytes back there first (the two devices' addresses differ).
+    struct Pointer {
+        int buffer;
+        std::size_t offset;
+        int target;
+    };
+    std::vector<Pointer> pointers = {};
 };
 
 Arg buf(int b) { return Arg{Arg::Buffer, b}; }
@@ -179,6 +188,10 @@ std::vector<double> doubles(std::size_t n, double lo, double hi) {
 
 std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
     std::vector<std::vector<unsigned char>> b = c.buffers;
+    for (const Case::Pointer& p : c.pointers) {
+        const void* address = b[p.target].data();
+        std::memcpy(b[p.buffer].data() + p.offset, &address, sizeof address);
+    }
     for (auto& x : b) laperm_emu_register_buffer(x.data(), x.size());
     std::vector<void*> ptrs(c.args.size());
     std::vector<void*> args(c.args.size());
@@ -207,10 +220,10 @@ std::vector<std::vector<unsigned char>> run_emu(const Case& c) {
 std::vector<std::vector<unsigned char>> run_gpu(const Case& c) {
     void* f = function(c.ptx, c.kernel);
     std::vector<CUdeviceptr> d(c.buffers.size());
-    for (std::size_t i = 0; i < d.size(); ++i) {
-        CU(drv.cuMemAlloc_v2(&d[i], c.buffers[i].size()));
-        CU(drv.cuMemcpyHtoD_v2(d[i], c.buffers[i].data(), c.buffers[i].size()));
-    }
+    for (std::size_t i = 0; i < d.size(); ++i) CU(drv.cuMemAlloc_v2(&d[i], c.buffers[i].size()));
+    std::vector<std::vector<unsigned char>> initial = c.buffers;
+    for (const Case::Pointer& p : c.pointers) std::memcpy(initial[p.buffer].data() + p.offset, &d[p.target], sizeof(CUdeviceptr));
+    for (std::size_t i = 0; i < d.size(); ++i) CU(drv.cuMemcpyHtoD_v2(d[i], initial[i].data(), initial[i].size()));
     std::vector<CUdeviceptr> ptrs(c.args.size());
     std::vector<void*> args(c.args.size());
     for (std::size_t i = 0; i < c.args.size(); ++i) {
@@ -243,6 +256,8 @@ std::vector<std::vector<unsigned char>> run_gpu(const Case& c) {
 int compare(const Case& c) {
     auto emu = run_emu(c);
     auto gpu = run_gpu(c);
+    for (const Case::Pointer& p : c.pointers)
+        for (auto* run : {&emu, &gpu}) std::memcpy((*run)[p.buffer].data() + p.offset, c.buffers[p.buffer].data() + p.offset, 8);
     int mismatches = 0;
     for (std::size_t b = 0; b < emu.size(); ++b) {
         const bool approx = b < c.approximate.size() && c.approximate[b];
@@ -374,6 +389,38 @@ std::vector<Case> build_cases() {
         const long long length = (long long)images * ch * plane;
         cases.push_back({"bias.ptx", "bias_add_v1", {1, 1, 1}, {64, 1, 1}, 0, {bytes(floats(length, -1, 1)), bytes(floats(ch, -1, 1))},
                          {i64(length), divisor(ch), divisor(plane), buf(0), buf(1)}, {}});
+    }
+    {
+        // The batch gather (data.cu): a data set of 100 random 1x28x28 images on the device,
+        // reached through its DataSetRecord; the step block's batch of 32 starts at position 64 of
+        // epoch 3's order. Plain and augmented (rotation, zoom, shift, flip). Thread 0 finds each
+        // image's record and publishes it through shared memory: the launch clang 14 miscompiled
+        // (the other threads read the record before the barrier; laperm/device.cuh has the story).
+        const int count = 100, height = 28, width = 28, batch = 32;
+        std::vector<unsigned char> record(48, 0);   // images, labels (device addresses), count, channels, height, width
+        const int shape[4] = {count, 1, height, width};
+        std::memcpy(record.data() + 16, shape, sizeof shape);
+        std::vector<unsigned char> images(count * height * width), labels(count);
+        for (auto& x : images) x = (unsigned char)ints(1, 0, 255)[0];
+        for (auto& x : labels) x = (unsigned char)ints(1, 0, 9)[0];
+        struct {
+            long long step = 77;
+            int epoch = 3, batch_start = 64, batch_size = batch;
+            float learning_rate = 0.001f;
+            long long adam_t = 77;
+        } scalars;
+        std::vector<unsigned char> step_block(sizeof scalars);
+        std::memcpy(step_block.data(), &scalars, sizeof scalars);
+        for (bool augment : {false, true}) {
+            Case gather{"data.ptx", "gather_batch_v1", {batch, 1, 1}, {256, 1, 1}, 0,
+                        {record, images, labels, step_block, poison(batch * height * width * 4), poison(batch * 4)},
+                        {buf(0), i64(0x0123456789ABCDEFll), buf(3), i32(-1), i64(0x5DEECE66Dll), f32(augment ? 15.0f : 0.0f),
+                         f32(augment ? 0.1f : 0.0f), f32(augment ? 0.1f * width : 0.0f), f32(augment ? 0.1f * height : 0.0f),
+                         i32(augment ? 1 : 0), buf(4), buf(5)},
+                        {}};
+            gather.pointers = {{0, 0, 1}, {0, 8, 2}};
+            cases.push_back(std::move(gather));
+        }
     }
     const std::string t = "test_kernels.ptx";
     cases.push_back({t, "test_divergent_barrier", {3, 1, 1}, {256, 1, 1}, 0, {poison(3 * 256 * 4)}, {i32(17), buf(0)}, {}});

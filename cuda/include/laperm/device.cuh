@@ -123,11 +123,22 @@ LP_D unsigned lp_warp_id() {
     return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) / 32u;
 }
 
-// ---- barriers (__syncthreads is a clang builtin) ----
-LP_D int __syncthreads_count(int p) { return __nvvm_bar0_popc(p); }
-LP_D int __syncthreads_and(int p) { return __nvvm_bar0_and(p); }
-LP_D int __syncthreads_or(int p) { return __nvvm_bar0_or(p); }
-LP_D void __syncwarp(unsigned mask = LP_FULL_MASK) { __nvvm_bar_warp_sync(mask); }
+// ---- barriers ----
+// clang's optimiser moves shared-memory loads across its barrier builtins: its GlobalsAA takes
+// it that an intrinsic cannot write an internal global whose address is never taken, which is
+// what every kernel-scope __shared__ variable is, so GVN forwards or hoists a load of one above
+// the barrier. gather_batch_v1 was compiled so (clang 14): every thread but 0 read s_record
+// BEFORE the bar.sync, i.e. whatever an earlier kernel left in shared memory, and on an H200 read
+// image bytes 781 GB past the data set. The emulator and nvcc never showed it. An empty asm with
+// a memory clobber is an opaque call that may write any memory, so one on each side of every
+// barrier keeps each shared access on its own side. (PtxBarrierTests checks every kernel's PTX for it.)
+#define LP_COMPILER_FENCE() asm volatile("" ::: "memory")
+LP_D void lp_syncthreads() { LP_COMPILER_FENCE(); __syncthreads(); LP_COMPILER_FENCE(); }
+#define __syncthreads() lp_syncthreads()
+LP_D int __syncthreads_count(int p) { LP_COMPILER_FENCE(); int r = __nvvm_bar0_popc(p); LP_COMPILER_FENCE(); return r; }
+LP_D int __syncthreads_and(int p) { LP_COMPILER_FENCE(); int r = __nvvm_bar0_and(p); LP_COMPILER_FENCE(); return r; }
+LP_D int __syncthreads_or(int p) { LP_COMPILER_FENCE(); int r = __nvvm_bar0_or(p); LP_COMPILER_FENCE(); return r; }
+LP_D void __syncwarp(unsigned mask = LP_FULL_MASK) { LP_COMPILER_FENCE(); __nvvm_bar_warp_sync(mask); LP_COMPILER_FENCE(); }
 LP_D void __threadfence() { __nvvm_membar_gl(); }
 LP_D void __threadfence_block() { __nvvm_membar_cta(); }
 
