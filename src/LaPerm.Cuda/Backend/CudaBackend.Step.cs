@@ -36,12 +36,31 @@ public sealed partial class CudaBackend
         _device.Runtime.Memset32(_guard.Pointer, 0, _guard.ByteLength / 4, Stream.Handle);
     }
 
+    /// <summary>
+    /// How many steps the host may queue ahead of the device. Enough to keep the GPU busy while the
+    /// host enqueues the next step (a graph replay is one call), few enough that a stop (Ctrl-C,
+    /// SIGTERM, a target reached) waits for at most these steps, not for the thousand or so a
+    /// driver's queue holds: minutes for a large model, hours on the stand-in.
+    /// </summary>
+    internal const int StepsAhead = 3;
+
+    /// <summary>Recorded as each step begins; BeginStep waits for the one StepsAhead steps back.</summary>
+    private DeviceEvent[]? _stepStarts;
+    private long _stepsBegun;
+
     public void BeginStep(in StepScalars scalars)
     {
         Begin();
+        _stepStarts ??= [.. Enumerable.Range(0, StepsAhead).Select(_ => _device.CreateEvent())];
+        var start = _stepStarts[_stepsBegun % StepsAhead];
+        // The steps before the one begun StepsAhead steps ago are done on the device before this one
+        // is queued. Never while capturing: a wait is not stream work.
+        if (_stepsBegun >= StepsAhead && !_capturing) start.Synchronize();
         _stepScalars = scalars;
         _kernels.StepBegin.Launch(1, 1, 0, Stream, StepBlock.Pointer, Guard.Pointer,
             scalars.Step, scalars.Epoch, scalars.BatchStart, scalars.BatchSize, scalars.LearningRate, scalars.AdamT);
+        if (!_capturing) start.Record(Stream);
+        _stepsBegun++;
     }
 
     public void GuardLoss(Tensor<float> lossAndCorrect, bool skipStep)

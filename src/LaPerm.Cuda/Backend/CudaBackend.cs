@@ -528,6 +528,7 @@ public sealed partial class CudaBackend : IBackend
         _sgd.Table?.Dispose();
         _stepBlock?.Dispose();
         _guard?.Dispose();
+        foreach (var start in _stepStarts ?? []) start.Dispose();
         _perExample?.Dispose();
         _channelPartials?.Dispose();
         _product?.Dispose();

@@ -288,7 +288,11 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         NoCaptureActive("waiting for an event");
         _fault?.ThrowIfFaulted("emulated cuEventSynchronize");
         _eventQueriesLeft.Remove(handle);
+        EventWaits.Add(handle);
     }
+
+    /// <summary>Every event waited for, in order (a test sees when the host would have waited for a GPU).</summary>
+    internal List<nint> EventWaits { get; } = [];
 
     public bool QueryEvent(nint handle)
     {
