@@ -81,7 +81,8 @@ static int narrow_shared_bytes(int n)
 static bool narrow_fits(int n, const Limits& l) { return n <= 8192 && narrow_shared_bytes(n) <= l.maxSharedBytes; }
 
 // As ReconnectPlanner.AutoPath: the staged bucket kernel wherever it fits (measured on an H200,
-// 2026-11-29: the best single choice over the four shape sets).
+// 2026-11-29: the best single choice over the four shape sets); make_plan then gives crowded
+// classes to the narrow kernel (narrow_pays).
 static Path auto_path(int n, const Limits& l)
 {
     if (staged_fits(n, l)) return Path::BlockStaged;
@@ -91,6 +92,13 @@ static Path auto_path(int n, const Limits& l)
     if (n <= 128) return Path::Warp128;
     if (radix_fits(n, l)) return Path::BlockRadix;
     return Path::Chunked;
+}
+
+// As ReconnectPlanner.NarrowPays: the classes where the narrow kernel beat the staged one on an
+// H200, given to it when they hold rows enough to fill the GPU several times over.
+static bool narrow_pays(int staged_class_elements, long long rows)
+{
+    return staged_class_elements == 256 ? rows >= 8192 : staged_class_elements == 8192 && rows >= 1024;
 }
 
 static Path warp_path(int n, const Limits& l)
@@ -135,6 +143,14 @@ static Plan make_plan(int variant, const std::vector<Shape>& shapes, const Limit
                    : (p == Path::BlockStaged || p == Path::BlockNarrow) ? staged_class(shapes[i].length)
                    : next_pow2(p == Path::Chunked ? std::min(shapes[i].length, chunk) : shapes[i].length);
         items.push_back({i, p, bucket});
+    }
+    if (variant == 0) {
+        std::map<int, long long> rows_per_class;
+        for (const Item& it : items)
+            if (it.path == Path::BlockStaged) rows_per_class[it.bucket] += shapes[it.shape].rows;
+        for (Item& it : items)
+            if (it.path == Path::BlockStaged && narrow_pays(it.bucket, rows_per_class[it.bucket]) && narrow_fits(shapes[it.shape].length, l))
+                it.path = Path::BlockNarrow;
     }
     std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
         return a.path != b.path ? a.path < b.path : a.bucket < b.bucket; });

@@ -186,8 +186,9 @@ public static class ReconnectPlanner
     // one on every set, rows of at most 32 included: ResNet-50 ImageNet 542.8 us against 782.5,
     // conv13 435.6 against 769.4, conv7 29.4 against 38.1 (with warp rows), resnet50c 29.2 against
     // 38.2. The narrow variant was faster still on the two large sets (511.9, 384.9 us) and 2x
-    // slower on the small ones (60.3, 41.3 us), so staged is the one choice good on all four. The
-    // radix covers rows between 8192 and the shared-memory limit, chunks beyond.
+    // slower on the small ones (60.3, 41.3 us), so staged is the choice by row length; Plan then
+    // gives the classes where narrow won, when crowded, to narrow (NarrowPays). The radix covers
+    // rows between 8192 and the shared-memory limit, chunks beyond.
     private static ReconnectPath AutoPath(int n, ReconnectLimits limits) =>
         StagedFits(n, limits) ? ReconnectPath.BlockBucketStaged
         : n <= 32 ? ReconnectPath.Warp32
@@ -196,6 +197,35 @@ public static class ReconnectPlanner
         : n <= 128 ? ReconnectPath.Warp128
         : RadixFits(n, limits) ? ReconnectPath.BlockRadix
         : ReconnectPath.Chunked;
+
+    /// <summary>
+    /// Whether the dispatcher gives a staged class with this many rows to the narrow kernel instead.
+    /// Per class, on an H200 (Nsight Compute durations, ResNet-50 ImageNet, 2026-11-29-h200-check):
+    /// narrow beat staged at class 256 over 10,174 rows (30.8 against 60.4 us) and at class 8192
+    /// over 1,536 rows (162.6 against 216.0 us; staged's 95 registers leave one 512-thread block per
+    /// SM); staged won classes 1024 to 4096 and tied at 512. With few rows per class (conv7,
+    /// resnet50c: at most a few hundred) narrow was 2x slower overall, its fewer threads per row
+    /// being latency; so it takes a class only with rows enough to fill the GPU several times over.
+    /// </summary>
+    public static bool NarrowPays(int stagedClass, long rows) => stagedClass switch
+    {
+        256 => rows >= 8192,
+        8192 => rows >= 1024,
+        _ => false,
+    };
+
+    private static void PreferNarrowForCrowdedClasses(List<(int Shape, ReconnectPath Path, int Bucket)> items, IReadOnlyList<ReconnectShape> shapes,
+        ReconnectLimits limits)
+    {
+        var rowsPerClass = items.Where(x => x.Path == ReconnectPath.BlockBucketStaged).GroupBy(x => x.Bucket)
+            .ToDictionary(g => g.Key, g => g.Sum(x => (long)shapes[x.Shape].Rows));
+        for (int i = 0; i < items.Count; i++)
+        {
+            var (shape, path, bucket) = items[i];
+            if (path == ReconnectPath.BlockBucketStaged && NarrowPays(bucket, rowsPerClass[bucket]) && NarrowFits(shapes[shape].RowLength, limits))
+                items[i] = (shape, ReconnectPath.BlockBucketNarrow, bucket);
+        }
+    }
 
     public static ReconnectPlan Plan(ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits)
     {
@@ -219,6 +249,7 @@ public static class ReconnectPlanner
             };
             items.Add((i, path, bucket));
         }
+        if (variant == ReconnectVariant.Auto) PreferNarrowForCrowdedClasses(items, shapes, limits);
         // Stable: tensors of one class keep their model order.
         var ordered = items.Select((item, index) => (item, index))
             .OrderBy(x => x.item.Path).ThenBy(x => x.item.Bucket).ThenBy(x => x.index).Select(x => x.item).ToList();

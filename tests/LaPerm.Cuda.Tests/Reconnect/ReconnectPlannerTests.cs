@@ -87,6 +87,35 @@ public sealed class ReconnectPlannerTests
     }
 
     [Fact]
+    public void DispatcherGivesCrowdedClassesToTheNarrowKernel()
+    {
+        // Class 256 needs 8192 rows in all, class 8192 needs 1024; the rows of one class add up over its tensors.
+        static ReconnectPath[] Paths(params ReconnectShape[] shapes) =>
+            [.. ReconnectPlanner.Plan(ReconnectVariant.Auto, shapes, Hopper).Launches.Select(l => l.Path)];
+        Assert.Equal([ReconnectPath.BlockBucketStaged], Paths(new ReconnectShape("a", 8191, 200)));
+        Assert.Equal([ReconnectPath.BlockBucketNarrow], Paths(new ReconnectShape("a", 8192, 200)));
+        Assert.Equal([ReconnectPath.BlockBucketNarrow], Paths(new ReconnectShape("a", 4096, 200), new ReconnectShape("b", 4096, 7)));
+        Assert.Equal([ReconnectPath.BlockBucketStaged], Paths(new ReconnectShape("a", 1023, 4608)));
+        Assert.Equal([ReconnectPath.BlockBucketNarrow], Paths(new ReconnectShape("a", 512, 4608), new ReconnectShape("b", 512, 8000)));
+        Assert.Equal([ReconnectPath.BlockBucketStaged], Paths(new ReconnectShape("a", 100000, 1000)));   // staged won class 1024
+        // The measured sets: ResNet-50 ImageNet's classes 256 (10,174 rows) and 8192 (1,536) go
+        // narrow, conv13's 8192 (2,560) too; conv7's and resnet50c's classes stay staged.
+        static ReconnectPath[] SetPaths(IReadOnlyList<ReconnectShape> shapes) =>
+            [.. ReconnectPlanner.Plan(ReconnectVariant.Auto, shapes, Hopper).Launches.Select(l => l.Path)];
+        var resnet = ReconnectPlanner.Plan(ReconnectVariant.Auto, ReconnectShapes.ResNet50ImageNet(), Hopper).Launches;
+        Assert.Equal([(256, ReconnectPath.BlockBucketNarrow), (8192, ReconnectPath.BlockBucketNarrow)],
+            resnet.Where(l => l.Path == ReconnectPath.BlockBucketNarrow).Select(l => (ReconnectPlanner.StagedClass(l.MaxRowLength), l.Path)));
+        Assert.Equal(10174, resnet.Single(l => l.Path == ReconnectPath.BlockBucketNarrow && l.MaxRowLength <= 256).Rows);
+        Assert.Equal(4, resnet.Count(l => l.Path == ReconnectPath.BlockBucketStaged));
+        Assert.Equal(1, SetPaths(ReconnectShapes.Conv13()).Count(p => p == ReconnectPath.BlockBucketNarrow));
+        Assert.DoesNotContain(ReconnectPath.BlockBucketNarrow, SetPaths(ReconnectShapes.Conv7()));
+        Assert.DoesNotContain(ReconnectPath.BlockBucketNarrow, SetPaths(ReconnectShapes.Parse("resnet50c")));
+        // A forced variant is never changed.
+        Assert.Equal([ReconnectPath.BlockBucketStaged],
+            ReconnectPlanner.Plan(ReconnectVariant.BlockBucketStaged, [new("a", 9000, 200)], Hopper).Launches.Select(l => l.Path));
+    }
+
+    [Fact]
     public void ChunkedPlanAssignsDisjointScratchAndChunkPrefixes()
     {
         var limits = new ReconnectLimits(4096); // chunks of 512
