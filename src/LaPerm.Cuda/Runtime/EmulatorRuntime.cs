@@ -291,6 +291,9 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         EventWaits.Add(handle);
     }
 
+    /// <summary>Sees each launch (captured ones too): the kernel and its 4- and 8-byte arguments as words (larger ones 0).</summary>
+    internal Action<string, ulong[]>? LaunchObserver { get; set; }
+
     /// <summary>Every event waited for, in order (a test sees when the host would have waited for a GPU).</summary>
     internal List<nint> EventWaits { get; } = [];
 
@@ -345,6 +348,13 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
             if (sizes[i] >= 0 && sizes[i] != argSizes[i])
                 throw new CudaException("laperm_emu_launch", 1, "CUDA_ERROR_INVALID_VALUE",
                     $"kernel {name}: parameter {i} is {sizes[i]} bytes, the launch passed {argSizes[i]}", $"kernel {name}");
+        if (LaunchObserver is { } observe)
+        {
+            var values = new ulong[argCount];
+            for (int i = 0; i < argCount; i++)
+                values[i] = argSizes[i] switch { 8 => *(ulong*)args[i], 4 => *(uint*)args[i], _ => 0 };
+            observe(name, values);
+        }
         var capture = Capture(stream);
         if (capture is null)
         {

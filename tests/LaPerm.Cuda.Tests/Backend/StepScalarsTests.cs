@@ -83,7 +83,7 @@ public sealed partial class StepScalarsTests
         }
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "cuda", "include", "laperm", "step.cuh"))) return dir.FullName;
