@@ -754,6 +754,45 @@ part_train_cuda() {
   else set_status "fail" "cuda exit code $cuda_rc$(timed_out $cuda_rc && echo ' (time limit)')$cpu_note"; fi
 }
 
+# The kernels built by nvcc on this machine and loaded by the same runtime (LAPERM_PTX_DIR),
+# against clang's embedded PTX that the other parts run: the nvcc harness ran the bucket kernels
+# 1.3x faster than our clang PTX (2026-11-29), and clang 14 once miscompiled a barrier. The same
+# nvcc command line as CMakeLists.txt's nvcc branch, one process per file; then the GPU
+# cross-check, training throughput and reconnection on nvcc's PTX.
+PTX_NVCC_TRAIN="f2:128 conv7:50 resnet50c:128"
+part_ptx_nvcc() {
+  if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
+  if ! command -v nvcc >/dev/null 2>&1; then set_status "not available" "no nvcc on PATH"; return; fi
+  if ! ls "$ROOT"/cuda/kernels/*.cu >/dev/null 2>&1; then set_status "not available" "the bundle carries no cuda/kernels sources"; return; fi
+  local dir="$PART_DIR/ptx"; mkdir -p "$dir"
+  ls "$ROOT"/cuda/kernels/*.cu | xargs -P "$(nproc)" -I{} sh -c \
+    'nvcc -ptx -arch=compute_80 -O3 -std=c++17 -fmad=false -ftz=false -prec-div=true -prec-sqrt=true -lineinfo -I"$1/cuda/include" "$2" -o "$3/$(basename "$2" .cu).ptx" || echo "nvcc failed on $(basename "$2")"' \
+    _ "$ROOT" {} "$dir" > "$PART_DIR/nvcc.txt" 2>&1
+  local built; built=$(ls "$dir"/*.ptx 2>/dev/null | wc -l)
+  add_md "nvcc $(nvcc --version | grep -o 'release [0-9.]*' | head -1): $built PTX file(s) from cuda/kernels (the CMake nvcc flags):"; add_md_block "$PART_DIR/nvcc.txt" 20
+  if grep -q "nvcc failed" "$PART_DIR/nvcc.txt"; then set_status "fail" "$(grep -m1 'nvcc failed' "$PART_DIR/nvcc.txt")"; return; fi
+  export LAPERM_PTX_DIR="$dir"
+  local cross="" recon="" rc
+  if [[ -x "$ROOT/build/gpucheck/laperm_gpu_crosscheck" ]]; then
+    (cd "$ROOT/build/gpucheck" && timeout --foreground 60 ./laperm_gpu_crosscheck "$dir" ptx) > "$PART_DIR/crosscheck.txt" 2>&1
+    rc=$?
+    add_md "\`laperm_gpu_crosscheck <nvcc ptx>\` (exit code $rc):"; add_md_block "$PART_DIR/crosscheck.txt" 12
+    cross="crosscheck $( ((rc == 0)) && echo identical || echo "exit $rc")"
+  fi
+  local json="$PART_DIR/bench-reconnect.json"
+  run_limited "$LAPERM" bench reconnect --variant all --shapes resnet50-imagenet --device cuda --json "$json" > "$PART_DIR/reconnect.txt" 2>&1
+  rc=$?
+  add_md "\`LAPERM_PTX_DIR=<nvcc ptx> laperm bench reconnect --variant all --shapes resnet50-imagenet --device cuda\` (exit code $rc):"
+  add_md_block "$PART_DIR/reconnect.txt" 14
+  recon="reconnect $(summarize_reconnect_json "$json" 2>/dev/null || echo "exit $rc")"
+  bench_train cuda "$PTX_NVCC_TRAIN"
+  unset LAPERM_PTX_DIR
+  local train_status train_summary; train_status=$(cat "$PART_DIR/status"); train_summary=$(cat "$PART_DIR/summary")
+  local all="nvcc: ${cross:+$cross; }$recon; $train_summary"
+  if [[ $train_status == pass && $cross != *exit* ]] && (( rc == 0 )); then set_status "pass" "$all"
+  else set_status "fail" "$all"; fi
+}
+
 # Where a CUDA training step faults, if it does: the first GPU run (2026-11-29, H200) saw every
 # training step end in CUDA_ERROR_ILLEGAL_ADDRESS, with graphs or not, while the kernels' own
 # cross-check passed. A tiny f2 run with CUDA_LAUNCH_BLOCKING=1 and --no-graphs names the faulting
@@ -897,7 +936,7 @@ self_test() {
   else
     grep -q '^## Summary' "$report" || problems+=("report.md has no summary table")
     local part
-    for part in gpu-versions device-rates gpu-tests emu-crosscheck bench-reconnect-cuda reconnect-harness ncu-reconnect torch-reconnect torch-train-gpu bench-train-cuda conv7-target train-cuda; do
+    for part in gpu-versions device-rates gpu-tests emu-crosscheck ptx-nvcc bench-reconnect-cuda reconnect-harness ncu-reconnect torch-reconnect torch-train-gpu bench-train-cuda conv7-target train-cuda; do
       grep -qE "^\| $part \| not available \|" "$report" || problems+=("part $part is not reported as 'not available'")
     done
     grep -qE '^\| [a-z0-9-]+ \| fail \|' "$report" && problems+=("a part failed: $(grep -E '^\| [a-z0-9-]+ \| fail \|' "$report" | head -3 | tr '\n' ' ')")
@@ -1047,6 +1086,7 @@ main() {
   run_part device-rates          60  part_device_rates      "Device copy bandwidth and SGEMM rate (PyTorch, CUDA events)"
   run_part train-cuda            90  part_train_cuda        "A short real training on CUDA (f2, 8192 images, 1 epoch, k 16), then on CPU"
   run_part emu-crosscheck        130 part_emu_crosscheck    "Every kernel launch on the GPU and in the emulator, compared word for word (build/gpucheck/run.sh)"
+  run_part ptx-nvcc              120 part_ptx_nvcc          "The kernels built by nvcc here (LAPERM_PTX_DIR): cross-check, reconnection, training throughput"
   # Before the CPU reference and the harness (which any machine, or the parts above, give):
   # the only view of why the bucket kernels miss the floor target.
   run_part ncu-reconnect         75  part_ncu_reconnect     "Nsight Compute on the bucket reconnection kernels (variants 8, 7, 6; ResNet-50 ImageNet)"

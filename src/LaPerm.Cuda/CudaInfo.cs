@@ -176,7 +176,7 @@ public static class CudaInfo
         var emulatorInfo = new LibraryInfo("Emulator", emulator?.Library.Path,
             emulator?.Sanitizers is { Length: > 0 } sanitizers ? $"built with sanitizer: {sanitizers}" : null, emulator is null ? emulatorProblem : null);
 
-        PtxCatalog ptx = PtxCatalog.Embedded;
+        PtxCatalog ptx = PtxCatalog.Active;
         return new CudaInfoReport(reason, driverVersion, driverPath, gpus, cublasInfo, cudnnInfo, ptx.Files, ptx.Problem,
             emulatorInfo, emulator?.KernelNames ?? [], Nvtx.Enabled);
     }

@@ -110,6 +110,7 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>What runs the ops: the GPU (its number when not GPU 0, as on a machine with several), cuBLAS, cuDNN, the variants.</summary>
     public string Description => (_device.GpuOrdinal is int gpu and > 0 ? $"GPU {gpu}: " : "") + $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
         + (_cudnnUnavailable is null ? "" : $" ({_cudnnUnavailable})")
+        + (PtxCatalog.Active.Source is { } ptx ? $", {ptx}" : "")
         + (_channelReduction == ChannelReduction.PerChannel ? ", per-channel reductions v1 (one block per channel)" : "")
         + (ReconnectVariant == ReconnectVariant.Auto ? "" : $", reconnection variant {(int)ReconnectVariant} ({ReconnectVariant})")
         + (ReconnectPaths is null ? "" : ReconnectVariant == ReconnectVariant.Auto ? $", reconnection [{ReconnectPaths}]" : $" [{ReconnectPaths}]");

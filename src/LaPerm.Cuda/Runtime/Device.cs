@@ -84,8 +84,9 @@ public sealed class Device : IDisposable
     /// </summary>
     public DeviceModule LoadModule(string ptxFileName)
     {
-        PtxFile? file = PtxCatalog.Embedded.Find(ptxFileName);
-        byte[] ptx = file is null ? [] : PtxCatalog.Embedded.ReadPtx(file.FileName);
+        PtxCatalog catalog = PtxCatalog.Active;
+        PtxFile? file = catalog.Find(ptxFileName);
+        byte[] ptx = file is null ? [] : catalog.ReadPtx(file.FileName);
         IReadOnlyList<string> kernels = file?.Kernels ?? [];
         return new DeviceModule(this, ptxFileName, Runtime.LoadModule(ptxFileName, ptx, kernels));
     }

@@ -16,17 +16,77 @@ public sealed class PtxCatalog
     private const string Prefix = "LaPerm.Cuda.Ptx.";
     private const string ManifestResource = Prefix + "manifest.json";
 
+    /// <summary>
+    /// LAPERM_PTX_DIR=DIR: the runtime loads the same files from DIR instead of the embedded ones,
+    /// e.g. PTX that nvcc built on the GPU machine, to compare compilers side by side with the
+    /// same runtime (perf/gpu/check.sh's ptx-nvcc part).
+    /// </summary>
+    public const string DirectoryVariable = "LAPERM_PTX_DIR";
+
     private readonly Assembly _assembly;
 
-    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem)
+    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem, string? directory = null)
     {
         _assembly = assembly;
         Files = files;
         Problem = problem;
+        Directory = directory;
     }
 
     /// <summary>The catalog of this assembly (read once; the resources never change).</summary>
     public static PtxCatalog Embedded { get; } = Load(typeof(PtxCatalog).Assembly);
+
+    /// <summary>What the runtime loads: with <see cref="DirectoryVariable"/> set, the embedded files read from that directory; else <see cref="Embedded"/>.</summary>
+    public static PtxCatalog Active =>
+        Environment.GetEnvironmentVariable(DirectoryVariable) is { Length: > 0 } directory ? FromDirectory(directory, Embedded) : Embedded;
+
+    /// <summary>The directory the files are read from; null for the embedded PTX.</summary>
+    public string? Directory { get; }
+
+    /// <summary>"PTX from LAPERM_PTX_DIR (nvcc 13.0, compute_80)" for a directory's files (no path: it goes into reports); null for the embedded PTX.</summary>
+    public string? Source => Directory is null ? null
+        : $"PTX from {DirectoryVariable} ({string.Join("; ", Files.Select(f => f.Compiler.Replace(", " + DirectoryVariable, "", StringComparison.Ordinal)).Distinct())})";
+
+    /// <summary>
+    /// The embedded catalog's files and kernels, read from <paramref name="directory"/>, each with
+    /// the compiler its header names. A file missing there is named in <see cref="Problem"/> (and
+    /// loading it fails, naming the path): a half-replaced set would compare nothing.
+    /// </summary>
+    public static PtxCatalog FromDirectory(string directory, PtxCatalog embedded)
+    {
+        ArgumentNullException.ThrowIfNull(embedded);
+        var files = new List<PtxFile>();
+        var missing = new List<string>();
+        foreach (PtxFile file in embedded.Files)
+        {
+            string path = Path.Combine(directory, file.FileName);
+            if (!File.Exists(path))
+            {
+                missing.Add(file.FileName);
+                files.Add(file with { Compiler = "missing" });
+                continue;
+            }
+            files.Add(file with { Compiler = $"{CompilerOf(File.ReadLines(path).Take(40))}, {DirectoryVariable}" });
+        }
+        string? problem = embedded.Files.Count == 0 ? embedded.Problem
+            : missing.Count > 0 ? $"{DirectoryVariable}={directory} lacks {string.Join(", ", missing)}" : null;
+        return new PtxCatalog(embedded._assembly, files, problem, directory);
+    }
+
+    /// <summary>"nvcc 13.0, sm_90" or "clang (LLVM NVPTX), sm_80" from a PTX file's first lines.</summary>
+    public static string CompilerOf(IEnumerable<string> headerLines)
+    {
+        string? compiler = null, target = null;
+        foreach (string line in headerLines)
+        {
+            if (line.Contains("Cuda compilation tools, release ", StringComparison.Ordinal))
+                compiler = "nvcc " + line[(line.IndexOf("release ", StringComparison.Ordinal) + 8)..].Split(',')[0].Trim();
+            else if (line.Contains("LLVM NVPTX", StringComparison.Ordinal)) compiler ??= "clang (LLVM NVPTX)";
+            else if (line.Contains("NVIDIA NVVM", StringComparison.Ordinal)) compiler ??= "nvcc";
+            else if (line.TrimStart().StartsWith(".target ", StringComparison.Ordinal)) target = line.Trim()[8..].Split(',')[0].Trim();
+        }
+        return (compiler ?? "unknown compiler") + (target is null ? "" : $", {target}");
+    }
 
     public IReadOnlyList<PtxFile> Files { get; }
 
@@ -37,6 +97,12 @@ public sealed class PtxCatalog
 
     public byte[] ReadPtx(string fileName)
     {
+        if (Directory is not null)
+        {
+            string path = Path.Combine(Directory, fileName);
+            return File.Exists(path) ? File.ReadAllBytes(path)
+                : throw new FileNotFoundException($"{DirectoryVariable}={Directory} has no {fileName} (the kernels of the embedded {fileName} are expected there)", path);
+        }
         using var stream = _assembly.GetManifestResourceStream(Prefix + fileName)
             ?? throw new FileNotFoundException($"PTX resource {Prefix + fileName} is not embedded in {_assembly.GetName().Name}");
         var bytes = new byte[stream.Length];
