@@ -112,6 +112,11 @@ public sealed class StandInDriverTests : IDisposable
         Assert.DoesNotContain("GPU 1:", stdout, StringComparison.Ordinal);
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
         Assert.Equal(8, (int)summary["steps"]!);
+        Assert.Equal("cuda", (string?)summary["device"]);   // where it ended
+        string whole = Path.Combine(_root, "gpu1-whole");
+        (code, _, stderr) = await RunAsync([.. Train("cuda:1", whole), "--limit-train", "64"], gpus: 2);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Equal("cuda:1", (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(whole, "summary.json")))!["device"]);
 
         // Another kind of device is still another configuration.
         (code, _, stderr) = await RunAsync(["train", "--resume", dir, "--device", "cpu"], gpus: 2);

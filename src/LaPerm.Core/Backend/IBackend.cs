@@ -21,7 +21,7 @@ namespace LaPerm.Core.Backend;
 /// </summary>
 public interface IBackend : IDisposable
 {
-    /// <summary>"cpu", "cuda" or "emu".</summary>
+    /// <summary>"cpu", "cuda" ("cuda:N" on GPU N > 0) or "emu": the device as --device names it.</summary>
     string Name { get; }
 
     /// <summary>One line describing the device (CPU model and threads, GPU name, ...).</summary>

@@ -104,8 +104,8 @@ public sealed partial class CudaBackend : IBackend
         }
     }
 
-    /// <summary>"cuda" or "emu".</summary>
-    public string Name => _device.Kind;
+    /// <summary>"cuda" ("cuda:N" on GPU N > 0, as --device names it) or "emu".</summary>
+    public string Name => _device.GpuOrdinal is int gpu and > 0 ? $"cuda:{gpu}" : _device.Kind;
 
     /// <summary>What runs the ops: the GPU (its number when not GPU 0, as on a machine with several), cuBLAS, cuDNN, the variants.</summary>
     public string Description => (_device.GpuOrdinal is int gpu and > 0 ? $"GPU {gpu}: " : "") + $"{_device.Name}, {_gemm.Description}, {DescribeCudnn(_cudnnScope)}"
