@@ -25,12 +25,13 @@ public sealed class PtxCatalog
 
     private readonly Assembly _assembly;
 
-    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem, string? directory = null)
+    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem, string? directory = null, string? source = null)
     {
         _assembly = assembly;
         Files = files;
         Problem = problem;
         Directory = directory;
+        Source = source;
     }
 
     /// <summary>The catalog of this assembly (read once; the resources never change).</summary>
@@ -44,8 +45,7 @@ public sealed class PtxCatalog
     public string? Directory { get; }
 
     /// <summary>"PTX from LAPERM_PTX_DIR (nvcc 13.0, compute_80)" for a directory's files (no path: it goes into reports); null for the embedded PTX.</summary>
-    public string? Source => Directory is null ? null
-        : $"PTX from {DirectoryVariable} ({string.Join("; ", Files.Select(f => f.Compiler.Replace(", " + DirectoryVariable, "", StringComparison.Ordinal)).Distinct())})";
+    public string? Source { get; }
 
     /// <summary>
     /// The embedded catalog's files and kernels, read from <paramref name="directory"/>, each with
@@ -57,20 +57,19 @@ public sealed class PtxCatalog
         ArgumentNullException.ThrowIfNull(embedded);
         var files = new List<PtxFile>();
         var missing = new List<string>();
+        var compilers = new List<string>();
         foreach (PtxFile file in embedded.Files)
         {
             string path = Path.Combine(directory, file.FileName);
-            if (!File.Exists(path))
-            {
-                missing.Add(file.FileName);
-                files.Add(file with { Compiler = "missing" });
-                continue;
-            }
-            files.Add(file with { Compiler = $"{CompilerOf(File.ReadLines(path).Take(40))}, {DirectoryVariable}" });
+            string compiler = File.Exists(path) ? CompilerOf(File.ReadLines(path).Take(40)) : "missing";
+            if (compiler == "missing") missing.Add(file.FileName);
+            compilers.Add(compiler);
+            files.Add(file with { Compiler = $"{compiler}, {DirectoryVariable}" });
         }
         string? problem = embedded.Files.Count == 0 ? embedded.Problem
             : missing.Count > 0 ? $"{DirectoryVariable}={directory} lacks {string.Join(", ", missing)}" : null;
-        return new PtxCatalog(embedded._assembly, files, problem, directory);
+        string source = $"PTX from {DirectoryVariable} ({string.Join("; ", compilers.Distinct())})";
+        return new PtxCatalog(embedded._assembly, files, problem, directory, source);
     }
 
     /// <summary>"nvcc 13.0, sm_90" or "clang (LLVM NVPTX), sm_80" from a PTX file's first lines.</summary>
