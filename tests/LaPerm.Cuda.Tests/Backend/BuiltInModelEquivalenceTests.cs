@@ -66,10 +66,10 @@ public abstract class BuiltInModelEquivalenceTests
 
     protected abstract CudaBackend Open();
 
-    private static readonly Lazy<DataSplit> Mnist = new(() => DataSource.Load("mnist", TrainImages, TestImages));
+    internal static readonly Lazy<DataSplit> Mnist = new(() => DataSource.Load("mnist", TrainImages, TestImages));
 
     // Random CIFAR-shaped bytes: the check is about the ops, not about learning CIFAR-10.
-    private static readonly Lazy<DataSplit> Cifar = new(() =>
+    internal static readonly Lazy<DataSplit> Cifar = new(() =>
     {
         var rng = new Random(19);
         Dataset Make(string name, int count)

@@ -60,30 +60,12 @@ public sealed partial class EmuRestrictArgumentTests
             Augment = mnist ? "mnist" : "cifar",
             Optimizer = optimizer == "adam" ? OptimizerKind.Adam : OptimizerKind.Sgd, LearningRate = 0.01f,
         };
-        Compare.Train(backend, options, spec, mnist ? Data.Mnist.Value : Data.Cifar.Value);
+        // The equivalence tests' slices: 12 MNIST images, or 12 of random CIFAR-shaped bytes.
+        Compare.Train(backend, options, spec, mnist ? BuiltInModelEquivalenceTests.Mnist.Value : BuiltInModelEquivalenceTests.Cifar.Value);
         Assert.Contains("gather_batch_v1", seen);
         Assert.Contains(optimizer == "adam" ? "adam_multi_v2" : "sgd_momentum_multi_v1", seen);
         Assert.True(seen.Count > 8, $"only {seen.Count} kernels ran: {string.Join(", ", seen)}");
         Assert.True(problems.Count == 0, string.Join('\n', problems.Distinct()));
-    }
-
-    private static class Data
-    {
-        public static readonly Lazy<DataSplit> Mnist = new(() => DataSource.Load("mnist", 12, 8));
-
-        // Random CIFAR-shaped bytes: the check is about the launches, not about learning.
-        public static readonly Lazy<DataSplit> Cifar = new(() =>
-        {
-            var rng = new Random(23);
-            Dataset Make(string name, int count)
-            {
-                var images = new byte[count * 3 * 32 * 32];
-                rng.NextBytes(images);
-                byte[] labels = [.. Enumerable.Range(0, count).Select(_ => (byte)rng.Next(10))];
-                return new Dataset(name, images, labels, 3, 32, 32, 10);
-            }
-            return new DataSplit(Make("train", 12), Make("test", 8));
-        });
     }
 
     [Fact]
