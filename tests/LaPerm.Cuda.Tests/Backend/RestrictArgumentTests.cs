@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using LaPerm.Core.Data;
 using LaPerm.Core.LaPerm;
 using LaPerm.Core.Model;
 using LaPerm.Core.Training;
