@@ -806,7 +806,25 @@ part_cuda_fault() {
   ( export CUDA_LAUNCH_BLOCKING=1; run_limited "$LAPERM" "${args[@]}" --out "$PART_DIR/run1" ) > "$PART_DIR/blocking.txt" 2>&1
   rc=$?
   add_md "\`CUDA_LAUNCH_BLOCKING=1 laperm ${args[*]}\` (exit code $rc):"; add_md_block "$PART_DIR/blocking.txt" 8
-  if (( rc == 0 )); then set_status "pass" "no fault with each launch waited for (f2, no graphs)"; return; fi
+  if (( rc == 0 )); then
+    # The first GPU run's full conv7-mnist run (graphs, augmentation, the whole data set) died of
+    # SIGSEGV within a second: the same few steps again, and under gdb for a native backtrace if
+    # the process dies of a signal.
+    local conv=(train --preset conv7-mnist --device cuda --stop-after 40 --quiet)
+    run_limited "$LAPERM" "${conv[@]}" --out "$PART_DIR/run3" > "$PART_DIR/conv7.txt" 2>&1
+    local conv_rc=$?
+    add_md "\`laperm ${conv[*]}\` (exit code $conv_rc):"; add_md_block "$PART_DIR/conv7.txt" 8
+    if (( conv_rc > 128 && conv_rc != 137 )) && command -v gdb >/dev/null 2>&1; then
+      rm -rf "$PART_DIR/run3"
+      run_limited gdb -batch -ex run -ex bt -ex 'info sharedlibrary' --args "$LAPERM" "${conv[@]}" --out "$PART_DIR/run3" > "$PART_DIR/gdb.txt" 2>&1
+      add_md "" "The same under gdb (its backtrace):"; grep -A30 -m1 '^Thread .* received signal\|^Program received signal' "$PART_DIR/gdb.txt" > "$PART_DIR/gdb-head.txt"
+      add_md_block "$PART_DIR/gdb-head.txt" 40
+    fi
+    rm -rf "$PART_DIR/run1" "$PART_DIR/run3"
+    if (( conv_rc == 0 )); then set_status "pass" "no fault with each launch waited for (f2, no graphs); conv7-mnist's first 40 steps run"
+    else set_status "fail" "f2 runs with each launch waited for, conv7-mnist (40 steps) exits $conv_rc: $(tail -1 "$PART_DIR/conv7.txt" | cut -c1-90)"; fi
+    return
+  fi
   local named; named=$(grep -oE 'the last was [^;(]*' "$PART_DIR/blocking.txt" | head -1)
   local sanitizer=""
   for sanitizer in "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/bin/compute-sanitizer ""; do [[ -n "$sanitizer" && -x "$sanitizer" ]] && break; done
