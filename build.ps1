@@ -77,6 +77,19 @@ function Invoke-Native {
     return $LASTEXITCODE
 }
 
+function Invoke-NativeCaptured {
+    # As Invoke-Native, also keeping its lines (stderr too): returns @{ Lines; Code }.
+    param([Parameter(Mandatory)] [string] $File, [string[]] $Arguments = @())
+    Write-Host "> $File $($Arguments -join ' ')"
+    $lines = [System.Collections.Generic.List[string]]::new()
+    & $File @Arguments 2>&1 | ForEach-Object {
+        $text = "$_"
+        $lines.Add($text)
+        Write-Host $text
+    }
+    return [pscustomobject]@{ Lines = $lines; Code = $LASTEXITCODE }
+}
+
 function Invoke-Build {
     Write-Step "dotnet build -c $Configuration"
     return (Invoke-Native 'dotnet' @('build', 'LaPerm.Native.sln', '-c', $Configuration, '-nologo'))
@@ -164,16 +177,9 @@ function Invoke-CTest {
         return $null
     }
     Write-Step "ctest ($Label)"
-    $ctestArgs = @('--test-dir', $BuildDir, '--output-on-failure', '--timeout', '300')
-    Write-Host "> ctest $($ctestArgs -join ' ')"
-    $output = [System.Collections.Generic.List[string]]::new()
-    & ctest @ctestArgs 2>&1 | ForEach-Object {
-        $text = "$_"
-        $output.Add($text)
-        Write-Host $text
-    }
-    $code = $LASTEXITCODE
-    $summary = Get-CTestSummary -Lines $output
+    $run = Invoke-NativeCaptured 'ctest' @('--test-dir', $BuildDir, '--output-on-failure', '--timeout', '300')
+    $code = $run.Code
+    $summary = Get-CTestSummary -Lines $run.Lines
     if ($null -eq $summary) {
         Write-Host "ctest printed no summary (exit code $code): counted as one failure"
         return [pscustomobject]@{ Total = 1; Failed = 1; Skipped = 0; Passed = 0 }
@@ -370,17 +376,10 @@ function Invoke-Test {
     }
 
     Write-Step "dotnet test -c $Configuration"
-    $testArgs = @('test', '--solution', 'LaPerm.Native.sln', '-c', $Configuration, '--no-build',
-                  '--no-ansi', '--no-progress')
-    Write-Host "> dotnet $($testArgs -join ' ')"
-    $output = [System.Collections.Generic.List[string]]::new()
-    & dotnet @testArgs 2>&1 | ForEach-Object {
-        $text = "$_"
-        $output.Add($text)
-        Write-Host $text
-    }
-    $testCode = $LASTEXITCODE
-    $summary = Get-TestRunSummary -Lines $output
+    $run = Invoke-NativeCaptured 'dotnet' @('test', '--solution', 'LaPerm.Native.sln', '-c', $Configuration, '--no-build',
+                                            '--no-ansi', '--no-progress')
+    $testCode = $run.Code
+    $summary = Get-TestRunSummary -Lines $run.Lines
     $passed += $summary.Succeeded
     $failed += $summary.Failed + $summary.Errors
     $skipped += $summary.Skipped
