@@ -1,18 +1,24 @@
 # Writes ptx/manifest.json (cmake -P). Inputs (-D): PTX_FILES and EMU_KERNELS ("|"-separated),
-# TOOL, TOOL_VERSION, ARCH, REASON, OUT.
+# TOOL, TOOL_VERSION, ARCH, REASON, OUT; PTXAS_LOGS (one ptxas -v report per PTX file, same order,
+# or empty), PTXAS_VERSION and PTXAS_ARCH when the build assembled the PTX.
 #
 # {
 #   "available": true,                  false when no PTX compiler was found
 #   "reason": null,                     or one sentence saying why PTX is unavailable
 #   "compiler": "clang", "compilerVersion": "Debian clang version 14.0.6", "arch": "sm_80",
+#   "assembler": "ptxas release 11.8, V11.8.89 for sm_90",   null when the PTX was not assembled
 #   "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"],
-#                "staticSharedBytes": { "axpy_v1": 0, ... } }, ... ]
+#                "staticSharedBytes": { "axpy_v1": 0, ... },
+#                "registers": { "axpy_v1": 10, ... },        with an assembler only
+#                "spillStoreBytes": { "axpy_v1": 0, ... } }, ... ]   with an assembler only
 # }
 # staticSharedBytes counts the __shared__ variables declared inside each kernel's body
-# (function-local statics carry the kernel's name in their mangled PTX name).
+# (LapermPtxScan.cmake).
 # Fails if the PTX entry points and the kernels registered in the emulator differ.
+include(${CMAKE_CURRENT_LIST_DIR}/LapermPtxScan.cmake)
 string(REPLACE "|" ";" PTX_FILES "${PTX_FILES}")
 string(REPLACE "|" ";" EMU_KERNELS "${EMU_KERNELS}")
+string(REPLACE "|" ";" PTXAS_LOGS "${PTXAS_LOGS}")
 
 function(json_string value out)
   string(REPLACE "\\" "\\\\" value "${value}")
@@ -22,34 +28,46 @@ endfunction()
 
 set(all_entries "")
 set(files_json "")
+set(index 0)
 foreach(ptx IN LISTS PTX_FILES)
   get_filename_component(file_name ${ptx} NAME)
   file(READ ${ptx} text)
-  string(REGEX MATCHALL "\\.entry[ \t]+[A-Za-z_$][A-Za-z0-9_$]*" entries "${text}")
-  string(REGEX MATCHALL "\\.shared[^\n;]*_ZZ[0-9]+[A-Za-z_][A-Za-z0-9_]*E[A-Za-z0-9_]*\\[[0-9]+\\]" shared_decls "${text}")
+  set(log "")
+  if(PTXAS_LOGS)
+    list(GET PTXAS_LOGS ${index} log_file)
+    file(READ ${log_file} log)
+  endif()
+  math(EXPR index "${index} + 1")
+  laperm_ptx_entries("${text}" entries)
   set(kernels_json "")
   set(shared_json "")
-  foreach(e IN LISTS entries)
-    string(REGEX REPLACE "\\.entry[ \t]+" "" name "${e}")
+  set(registers_json "")
+  set(spill_json "")
+  foreach(name IN LISTS entries)
     list(APPEND all_entries ${name})
-    string(LENGTH "${name}" len)
-    set(bytes 0)
-    foreach(d IN LISTS shared_decls)
-      if(d MATCHES "_ZZ${len}${name}E[A-Za-z0-9_]*\\[([0-9]+)\\]")
-        math(EXPR bytes "${bytes} + ${CMAKE_MATCH_1}")
-      endif()
-    endforeach()
+    laperm_ptx_static_shared("${text}" ${name} bytes)
     if(kernels_json)
       string(APPEND kernels_json ", ")
       string(APPEND shared_json ", ")
+      string(APPEND registers_json ", ")
+      string(APPEND spill_json ", ")
     endif()
     string(APPEND kernels_json "\"${name}\"")
     string(APPEND shared_json "\"${name}\": ${bytes}")
+    if(log)
+      laperm_ptxas_usage("${log}" ${name} usage)
+      string(APPEND registers_json "\"${name}\": ${usage_REGISTERS}")
+      string(APPEND spill_json "\"${name}\": ${usage_SPILL}")
+    endif()
   endforeach()
   if(files_json)
     string(APPEND files_json ",\n")
   endif()
-  string(APPEND files_json "    { \"file\": \"${file_name}\", \"kernels\": [${kernels_json}], \"staticSharedBytes\": { ${shared_json} } }")
+  set(assembled "")
+  if(log)
+    set(assembled ", \"registers\": { ${registers_json} }, \"spillStoreBytes\": { ${spill_json} }")
+  endif()
+  string(APPEND files_json "    { \"file\": \"${file_name}\", \"kernels\": [${kernels_json}], \"staticSharedBytes\": { ${shared_json} }${assembled} }")
 endforeach()
 
 if(TOOL)
@@ -64,15 +82,20 @@ if(TOOL)
   json_string("${TOOL}" compiler)
   json_string("${TOOL_VERSION}" compiler_version)
   json_string("sm_${ARCH}" arch)
+  set(assembler null)
+  if(PTXAS_LOGS)
+    json_string("ptxas ${PTXAS_VERSION} for sm_${PTXAS_ARCH}" assembler)
+  endif()
 else()
   set(available false)
   json_string("${REASON}" reason)
   set(compiler null)
   set(compiler_version null)
   set(arch null)
+  set(assembler null)
 endif()
 
-set(json "{\n  \"available\": ${available},\n  \"reason\": ${reason},\n  \"compiler\": ${compiler},\n  \"compilerVersion\": ${compiler_version},\n  \"arch\": ${arch},\n  \"files\": [\n${files_json}\n  ]\n}\n")
+set(json "{\n  \"available\": ${available},\n  \"reason\": ${reason},\n  \"compiler\": ${compiler},\n  \"compilerVersion\": ${compiler_version},\n  \"arch\": ${arch},\n  \"assembler\": ${assembler},\n  \"files\": [\n${files_json}\n  ]\n}\n")
 # Atomic: write a temporary file, then rename.
 file(WRITE ${OUT}.tmp "${json}")
 file(RENAME ${OUT}.tmp ${OUT})

@@ -1,35 +1,42 @@
 # Writes the emulator's table of what the PTX fixes per kernel (cmake -P):
-#  - static shared memory: a __shared__ variable declared in a kernel's body is a module-level
-#    .shared symbol whose mangled name carries the kernel's name (_ZZ<len><kernel>E<len><var>);
-#  - the most threads a block may have: .maxntid X, Y, Z (from __launch_bounds__) between the
-#    entry's parameter list and its body; 0 when the kernel has none.
-# A GPU refuses a launch over either; the emulator refuses it the same way.
-# Inputs (-D): PTX_FILES ("|"-separated, may be empty), OUT.
+#  - static shared memory: the __shared__ variables declared in its body (LapermPtxScan.cmake);
+#  - the most threads a block may have: .maxntid (from __launch_bounds__); 0 when it has none;
+#  - registers per thread, from ptxas's report when the build assembled the PTX (0: unknown).
+# A GPU refuses a launch over any of them; the emulator refuses it the same way. Where ptxas
+# reported, its static shared bytes must equal the PTX reading: a parser that misreads a
+# declaration fails the build rather than letting the emulator allow what a GPU refuses.
+# Inputs (-D): PTX_FILES ("|"-separated, may be empty), PTXAS_LOGS (one per PTX file, same
+# order, or empty), OUT.
+include(${CMAKE_CURRENT_LIST_DIR}/LapermPtxScan.cmake)
 string(REPLACE "|" ";" PTX_FILES "${PTX_FILES}")
+string(REPLACE "|" ";" PTXAS_LOGS "${PTXAS_LOGS}")
 set(rows "")
+set(index 0)
 foreach(ptx IN LISTS PTX_FILES)
   file(READ ${ptx} text)
-  string(REGEX MATCHALL "\\.entry[ \t]+[A-Za-z_$][A-Za-z0-9_$]*" entries "${text}")
-  string(REGEX MATCHALL "\\.shared[^\n;]*_ZZ[0-9]+[A-Za-z_][A-Za-z0-9_]*E[A-Za-z0-9_]*\\[[0-9]+\\]" decls "${text}")
-  foreach(e IN LISTS entries)
-    string(REGEX REPLACE "\\.entry[ \t]+" "" name "${e}")
-    string(LENGTH "${name}" len)
-    set(bytes 0)
-    foreach(d IN LISTS decls)
-      if(d MATCHES "_ZZ${len}${name}E[A-Za-z0-9_]*\\[([0-9]+)\\]")
-        math(EXPR bytes "${bytes} + ${CMAKE_MATCH_1}")
+  set(log "")
+  if(PTXAS_LOGS)
+    list(GET PTXAS_LOGS ${index} log_file)
+    file(READ ${log_file} log)
+  endif()
+  math(EXPR index "${index} + 1")
+  laperm_ptx_entries("${text}" entries)
+  foreach(name IN LISTS entries)
+    laperm_ptx_static_shared("${text}" ${name} bytes)
+    laperm_ptx_max_threads("${text}" ${name} max_threads)
+    set(registers 0)
+    if(log)
+      laperm_ptxas_usage("${log}" ${name} usage)
+      if(usage_REGISTERS STREQUAL "")
+        message(FATAL_ERROR "ptxas's report on ${ptx} (${log_file}) does not name the kernel ${name}")
       endif()
-    endforeach()
-    # The directives between ".entry name(...)" and the body's "{".
-    set(max_threads 0)
-    string(FIND "${text}" "${e}(" at)
-    string(SUBSTRING "${text}" ${at} -1 rest)
-    string(FIND "${rest}" "{" body)
-    string(SUBSTRING "${rest}" 0 ${body} head)
-    if(head MATCHES "\\.maxntid[ \t]+([0-9]+),[ \t]*([0-9]+),[ \t]*([0-9]+)")
-      math(EXPR max_threads "${CMAKE_MATCH_1} * ${CMAKE_MATCH_2} * ${CMAKE_MATCH_3}")
+      if(NOT usage_SMEM EQUAL bytes)
+        message(FATAL_ERROR "${name}: ptxas allocates ${usage_SMEM} bytes of static shared memory, the PTX reading "
+                            "(LapermPtxScan.cmake) counts ${bytes}: the reading misses a declaration")
+      endif()
+      set(registers ${usage_REGISTERS})
     endif()
-    string(APPEND rows "    {\"${name}\", ${bytes}u, ${max_threads}u},\n")
+    string(APPEND rows "    {\"${name}\", ${bytes}u, ${max_threads}u, ${registers}u},\n")
   endforeach()
 endforeach()
 file(WRITE ${OUT}.tmp "// Generated from the PTX by cuda/cmake/LapermPtxLimits.cmake: do not edit.
@@ -37,7 +44,7 @@ file(WRITE ${OUT}.tmp "// Generated from the PTX by cuda/cmake/LapermPtxLimits.c
 
 namespace lp_emu {
 const PtxKernelLimits ptx_kernel_limits[] = {
-${rows}    {nullptr, 0u, 0u},
+${rows}    {nullptr, 0u, 0u, 0u},
 };
 }  // namespace lp_emu
 ")

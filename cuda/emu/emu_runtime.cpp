@@ -128,6 +128,14 @@ inline void fill_bytes(unsigned char* p, std::size_t n, unsigned char value) { s
 constexpr unsigned kDefaultSharedLimit = 48u * 1024u;  // static + dynamic per block without opt-in
 constexpr unsigned kMaxSharedOptIn = 227u * 1024u;     // sm_90 per-block maximum with opt-in
 constexpr unsigned kMaxThreadsPerBlock = 1024;
+// The register file a block may use (sm_50 to sm_90): 64 Ki 32-bit registers, given out per
+// warp in units of 256, i.e. a thread's count rounded up to a multiple of 8, times 32 lanes.
+constexpr unsigned kRegistersPerBlock = 64u * 1024u;
+constexpr std::uint64_t block_registers(std::uint64_t threads, unsigned registers_per_thread) {
+    const std::uint64_t warps = (threads + 31) / 32;
+    const std::uint64_t per_warp = (std::uint64_t{registers_per_thread} * 32 + 255) / 256 * 256;
+    return warps * per_warp;
+}
 constexpr std::size_t kDefaultStackBytes = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------
@@ -195,6 +203,7 @@ struct KernelEntry {
     KernelInfo info;
     int static_shared = -1;                // bytes, from the PTX; -1 when unknown
     unsigned max_threads = 0;              // per block, from the PTX's .maxntid; 0 when none or unknown
+    unsigned registers = 0;                // per thread, from ptxas's report; 0 when unknown
     std::atomic<unsigned> max_dynamic_shared{0};  // 0: not opted in (static + dynamic <= 48 KiB)
 };
 
@@ -228,6 +237,7 @@ KernelEntry* find_kernel(const char* name) {
             if (it == registry().by_name.end()) continue;
             it->second->static_shared = static_cast<int>(s->static_shared_bytes);
             it->second->max_threads = s->max_threads;
+            it->second->registers = s->registers;
         }
         return true;
     }();
@@ -1214,6 +1224,15 @@ LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsi
     return 0;
 }
 
+LAPERM_EMU_EXPORT int laperm_emu_kernel_registers(const char* kernel) {
+    const KernelEntry* k = find_kernel(kernel);
+    if (k == nullptr) {
+        fail_call(format("no kernel named '%s' in the emulator", kernel ? kernel : "(null)"));
+        return -1;
+    }
+    return static_cast<int>(k->registers);
+}
+
 LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel) {
     const KernelEntry* k = find_kernel(kernel);
     if (k == nullptr) {
@@ -1246,6 +1265,13 @@ LAPERM_EMU_EXPORT int laperm_emu_launch(const char* kernel, unsigned gridX, unsi
             return fail_call(format("kernel '%s': block (%u,%u,%u) has %llu threads; its __launch_bounds__ allow at most %u "
                                     "(a GPU refuses the launch)",
                                     name, blockX, blockY, blockZ, static_cast<unsigned long long>(threads), k->max_threads));
+        if (k->registers != 0 && block_registers(threads, k->registers) > kRegistersPerBlock)
+            return fail_call(format("kernel '%s': block (%u,%u,%u) has %llu threads of %u registers (ptxas, sm_90), "
+                                    "%llu registers as a GPU allocates them; a block gets at most %u (a GPU refuses the "
+                                    "launch: too many resources requested)",
+                                    name, blockX, blockY, blockZ, static_cast<unsigned long long>(threads), k->registers,
+                                    static_cast<unsigned long long>(block_registers(threads, k->registers)),
+                                    kRegistersPerBlock));
         if (gridX > 0x7fffffffu || gridY > 65535u || gridZ > 65535u)
             return fail_call(format("kernel '%s': grid (%u,%u,%u) exceeds the CUDA limits (2^31-1, 65535, 65535)",
                                     name, gridX, gridY, gridZ));

@@ -52,6 +52,12 @@ LAPERM_EMU_EXPORT int laperm_emu_set_max_dynamic_shared(const char* kernel, unsi
  * unknown (no PTX was built on this machine: only dynamic shared memory is checked then). */
 LAPERM_EMU_EXPORT int laperm_emu_kernel_static_shared(const char* kernel);
 
+/* Registers per thread of a kernel as ptxas assembled its PTX for sm_90 at build time; 0 when
+ * the build had no ptxas (launches are then not checked against the register file), -1 for an
+ * unknown kernel. A launch whose block needs more than 64 Ki registers (per warp, in units of
+ * 256) is refused, as a GPU refuses it. */
+LAPERM_EMU_EXPORT int laperm_emu_kernel_registers(const char* kernel);
+
 /* Device buffers: [base, base + bytes). Overlapping registrations are refused. */
 LAPERM_EMU_EXPORT int laperm_emu_register_buffer(void* base, size_t bytes);
 LAPERM_EMU_EXPORT int laperm_emu_unregister_buffer(void* base);

@@ -291,6 +291,34 @@ void dynamic_shared_and_limits() {
     rc = launch("reconnect_bucket_narrow_256", 1, 1, 1, 32, 1, 1, 0);  // within the bound: stops at its missing arguments
     e = laperm_emu_last_error();
     LP_CHECK(rc != 0 && !contains(e, "__launch_bounds__") && contains(e, "args[0]"), "32 threads: '%s'", e.c_str());
+    // Scalars count too: gather_batch_v1's int s_record and float s_map[6] (split into six scalars).
+    LP_CHECK(laperm_emu_kernel_static_shared("gather_batch_v1") == 28, "static shared of gather_batch_v1: %d",
+             laperm_emu_kernel_static_shared("gather_batch_v1"));
+#endif
+#if LAPERM_TEST_PTXAS_BUILT
+    // Registers from ptxas: every kernel has its count, and the kernel with the most is refused a
+    // block one warp larger than the register file holds, but not the block one warp smaller.
+    const char* heaviest = nullptr;
+    int most = 0;
+    for (int i = 0; i < laperm_emu_kernel_count(); ++i) {
+        const char* kernel = laperm_emu_kernel_name(i);
+        if (std::string(kernel).rfind("test_", 0) == 0) continue;  // this file's kernels have no PTX
+        const int registers = laperm_emu_kernel_registers(kernel);
+        LP_CHECK(registers > 0, "registers of %s from ptxas: %d", kernel, registers);
+        if (registers > most) { most = registers; heaviest = kernel; }
+    }
+    if (heaviest != nullptr && most > 64) {  // at most 64 per thread, even 1024 threads fit
+        const unsigned per_warp = (static_cast<unsigned>(most) * 32 + 255) / 256 * 256;
+        const unsigned fitting = 65536 / per_warp * 32;
+        rc = launch(heaviest, 1, 1, 1, fitting + 32, 1, 1, 0);
+        e = laperm_emu_last_error();
+        LP_CHECK(rc != 0 && contains(e, heaviest) && contains(e, "registers") && contains(e, "refuses"),
+                 "%s (%d registers) with %u threads: '%s'", heaviest, most, fitting + 32, e.c_str());
+        rc = launch(heaviest, 1, 1, 1, fitting, 1, 1, 0);  // fits: stops at its missing arguments
+        e = laperm_emu_last_error();
+        LP_CHECK(rc != 0 && !contains(e, "registers") && contains(e, "args[0]"), "%s with %u threads: '%s'", heaviest,
+                 fitting, e.c_str());
+    }
 #endif
 }
 
