@@ -63,7 +63,8 @@ public sealed record CudaInfoReport(
     string? PtxProblem,
     LibraryInfo Emulator,
     IReadOnlyList<string> EmulatorKernels,
-    bool NvtxAttached)
+    bool NvtxAttached,
+    string? PtxAssembler = null)
 {
     public bool CudaAvailable => CudaUnavailableReason is null;
 
@@ -101,7 +102,9 @@ public sealed record CudaInfoReport(
             text.AppendLine($"PTX kernels: none ({PtxProblem})");
         else
         {
-            text.AppendLine($"PTX kernels: {PtxFiles.Sum(f => f.Kernels.Count)} in {PtxFiles.Count} file(s){(PtxProblem is null ? "" : $" ({PtxProblem})")}");
+            text.AppendLine($"PTX kernels: {PtxFiles.Sum(f => f.Kernels.Count)} in {PtxFiles.Count} file(s)"
+                + (PtxAssembler is null ? "" : $", assembled at build time by {PtxAssembler}")
+                + (PtxProblem is null ? "" : $" ({PtxProblem})"));
             foreach (PtxFile file in PtxFiles)
                 text.AppendLine($"  {file.FileName} [{file.Compiler}]: {string.Join(", ", file.Kernels)}");
         }
@@ -178,7 +181,7 @@ public static class CudaInfo
 
         PtxCatalog ptx = PtxCatalog.Active;
         return new CudaInfoReport(reason, driverVersion, driverPath, gpus, cublasInfo, cudnnInfo, ptx.Files, ptx.Problem,
-            emulatorInfo, emulator?.KernelNames ?? [], Nvtx.Enabled);
+            emulatorInfo, emulator?.KernelNames ?? [], Nvtx.Enabled, ptx.Assembler);
     }
 
     /// <summary>

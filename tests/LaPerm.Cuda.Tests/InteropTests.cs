@@ -212,9 +212,10 @@ public sealed class LibraryDiscoveryTests
             new LibraryInfo("cuBLAS", "/x/libcublas.so.13", "13.0.2", null),
             new LibraryInfo("cuDNN", null, null, "libcudnn.so.9 not found"),
             [new PtxFile("axpy.ptx", ["axpy_v1"], "clang 14.0.6")], null,
-            new LibraryInfo("Emulator", "/x/liblaperm_emu.so", null, null), ["axpy_v1"], false);
+            new LibraryInfo("Emulator", "/x/liblaperm_emu.so", null, null), ["axpy_v1"], false, "ptxas release 11.8, V11.8.89 for sm_90");
         string text = report.ToText();
         Assert.Contains("CUDA driver 13.0", text);
+        Assert.Contains("PTX kernels: 1 in 1 file(s), assembled at build time by ptxas release 11.8, V11.8.89 for sm_90" + Environment.NewLine, text);
         Assert.Contains("GPU 0: NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB, compute capability 9.0, FP32 peak 66.9 TFLOP/s (132 SMs x 128 lanes x 2 x 1980 MHz)", text);
         // A compute capability this build does not know has no peak rather than a guessed one.
         Assert.Contains("GPU 1: A future GPU, 100 SMs, 79.6 GiB, compute capability 99.0" + Environment.NewLine, text);
@@ -317,6 +318,24 @@ public sealed class PtxCatalogTests
             foreach (string kernel in file.Kernels)
                 Assert.Contains($".entry {kernel}", text);
         }
+    }
+
+    /// <summary>
+    /// Where the build could find ptxas (.ci/fetch-ptxas's, LAPERM_PTXAS, PATH), it assembled every
+    /// file for sm_90 and the manifest says so; the emulator then knows each kernel's registers.
+    /// </summary>
+    [Fact]
+    public void EmbeddedCatalogWasAssembledWherePtxasIsAvailable()
+    {
+        string root = Backend.StepScalarsTests.RepositoryRoot();
+        string? ptxas = new[] { Environment.GetEnvironmentVariable("LAPERM_PTXAS"), Path.Combine(root, ".tools", "ptxas", "ptxas") }
+            .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Where(d => d.Length > 0).Select(d => Path.Combine(d, "ptxas")))
+            .FirstOrDefault(p => !string.IsNullOrEmpty(p) && p != "none" && File.Exists(p));
+        if (ptxas is null) Assert.Skip("no ptxas here (.ci/fetch-ptxas fetches one): the build left the PTX unassembled");
+        PtxCatalog catalog = PtxCatalog.Embedded;
+        Assert.NotEmpty(catalog.Files);
+        Assert.NotNull(catalog.Assembler);
+        Assert.Matches(@"^ptxas release \d+\.\d+, V[\d.]+ for sm_90$", catalog.Assembler);
     }
 }
 

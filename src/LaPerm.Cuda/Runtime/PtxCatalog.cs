@@ -25,13 +25,15 @@ public sealed class PtxCatalog
 
     private readonly Assembly _assembly;
 
-    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem, string? directory = null, string? source = null)
+    private PtxCatalog(Assembly assembly, IReadOnlyList<PtxFile> files, string? problem, string? directory = null, string? source = null,
+        string? assembler = null)
     {
         _assembly = assembly;
         Files = files;
         Problem = problem;
         Directory = directory;
         Source = source;
+        Assembler = assembler;
     }
 
     /// <summary>The catalog of this assembly (read once; the resources never change).</summary>
@@ -40,6 +42,13 @@ public sealed class PtxCatalog
     /// <summary>What the runtime loads: with <see cref="DirectoryVariable"/> set, the embedded files read from that directory; else <see cref="Embedded"/>.</summary>
     public static PtxCatalog Active =>
         Environment.GetEnvironmentVariable(DirectoryVariable) is { Length: > 0 } directory ? FromDirectory(directory, Embedded) : Embedded;
+
+    /// <summary>
+    /// "ptxas release 11.8, V11.8.89 for sm_90" when the native build assembled every file with
+    /// ptxas (so none is PTX a GPU's driver refuses); null when it had no ptxas, and for a
+    /// directory's files (nothing is known of them).
+    /// </summary>
+    public string? Assembler { get; }
 
     /// <summary>The directory the files are read from; null for the embedded PTX.</summary>
     public string? Directory { get; }
@@ -128,7 +137,9 @@ public sealed class PtxCatalog
                 string reason = root.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : "the native build compiled no PTX";
                 return new PtxCatalog(assembly, [], reason.TrimEnd('.'));
             }
-            return new PtxCatalog(assembly, Parse(root), null);
+            string? assembler = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("assembler", out var a)
+                && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
+            return new PtxCatalog(assembly, Parse(root), null, assembler: assembler);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
         {
