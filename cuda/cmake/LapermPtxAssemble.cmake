@@ -9,6 +9,11 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "ptxas (sm_${ARCH}) rejects ${PTX}, as a GPU's driver would when it loads it "
                       "(exit code ${rc}):\n${out}${err}")
 endif()
+# Warnings do not fail the build (another toolkit's ptxas may add its own), but are shown.
+string(REGEX MATCHALL "[^\n]*[Ww]arning[^\n]*" warnings "${out}${err}")
+foreach(w IN LISTS warnings)
+  message(WARNING "${PTX}: ${w}")
+endforeach()
 # Atomic: a half-written report must not pass for a whole one.
 file(WRITE ${OUT}.tmp "${out}${err}")
 file(RENAME ${OUT}.tmp ${OUT})
