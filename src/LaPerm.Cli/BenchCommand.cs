@@ -22,7 +22,9 @@ internal static class BenchCommand
             uses the v1 batch-norm and bias-gradient kernels (one block per channel), for comparison.
             Below each line: the step's dense and convolution multiply-adds as GFLOP/s and, on the cpu,
             as a share of the FMA peak of as many threads (measured then: a loop of nothing but FMAs);
-            on cuda, of the card's FP32 peak (SMs x lanes x 2 x clock, as laperm info prints it).
+            on cuda, of the card's FP32 peak (SMs x lanes x 2 x clock, as laperm info prints it); for a
+            captured step, its graph's nodes (on cuda with the step's time per node: a few microseconds
+            per node means the replay is bound by launching its nodes rather than by their work).
 
         """;
 
@@ -98,6 +100,8 @@ internal static class BenchCommand
                 stdout.WriteLine(string.Create(inv,
                     $"bench train {model.Name,-10} batch {batch} {Where(backend, threads)}{(bench.Graphs ? " graphs" : "")}: {median,9:F0} images/s (median of {windows} x {steps} steps; windows {string.Join(" ", all.Select(x => x.ToString("F0", inv)))})"));
                 if (Arithmetic(model, backend, threads, median, ref fmaPeak) is { } arithmetic) stdout.WriteLine(arithmetic);
+                if (bench.GraphNodes is int nodes)
+                    stdout.WriteLine(GraphLine(nodes, backend.Name == "emu" ? null : batch / median * 1e6));
                 if (bench.CaptureFailure is { } failure)
                     stdout.WriteLine($"  eager, not graphs: capturing the step failed ({failure})");
                 Backends.ReportCudnnRefusals(backend, stdout);
@@ -153,6 +157,15 @@ internal static class BenchCommand
     }
 
     /// <summary>"threads N cpu", or just the device: --threads sizes the CPU backend only (cuda and emu ignore it).</summary>
+    /// <summary>
+    /// "  graph: 57 nodes per step (...), 2.4 us of the step per node": with the step's time, how
+    /// near a replay is to being bound by launching nodes rather than by their work (a GPU runs a
+    /// graph's tiny kernels at a few microseconds each); null on the emulator, whose times mean nothing.
+    /// </summary>
+    internal static string GraphLine(int nodes, double? stepMicroseconds) =>
+        $"  graph: {nodes} nodes per step (kernel launches, ours and the libraries', copies and memsets)"
+        + (stepMicroseconds is double us && nodes > 0 ? string.Create(CultureInfo.InvariantCulture, $", {us / nodes:F1} us of the step per node") : "");
+
     private static string Where(IBackend backend, int threads) => backend.Name == "cpu" ? $"threads {threads} cpu" : backend.Name;
 
     /// <summary>" variant N" when a GPU backend runs one reconnection variant rather than the dispatcher.</summary>

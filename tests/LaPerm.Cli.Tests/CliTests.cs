@@ -54,6 +54,7 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"logical cores\), \d+ threads?, ", summary.GetProperty("backend").GetString());   // the backend's description
         Assert.DoesNotContain("\\u002B", File.ReadAllText(Path.Combine(outDir, "summary.json")), StringComparison.Ordinal);   // "AVX2+FMA", not "AVX2\u002BFMA"
         Assert.False(summary.GetProperty("graphs").GetBoolean()); // the cpu backend runs ops as they come
+        Assert.Equal(JsonValueKind.Null, summary.GetProperty("graph_nodes").ValueKind);
         Assert.Equal(16, summary.GetProperty("steps").GetInt64());
         Assert.Equal(4, summary.GetProperty("syncs").GetInt32());
         double final = summary.GetProperty("final_test_accuracy").GetDouble();
@@ -1062,6 +1063,11 @@ public sealed class CliTests : IDisposable
         Assert.False(eager.GetProperty("graphs").GetBoolean());
         Assert.Equal(5, captured.GetProperty("steps").GetInt64());
         Assert.Equal(eager.GetProperty("final_weights_sha256").GetString(), captured.GetProperty("final_weights_sha256").GetString());
+        // 80 images at batch 16: five steps of 16, a sync every 2: one step graph and the reconnection's.
+        var nodes = captured.GetProperty("graph_nodes").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
+        Assert.Equal(["reconnection", "step_batch_16"], nodes.Keys.Order());
+        Assert.InRange(nodes["step_batch_16"], 11, 200);
+        Assert.Equal(JsonValueKind.Null, eager.GetProperty("graph_nodes").ValueKind);
     }
 
     [Fact]
@@ -1200,6 +1206,17 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("cuDNN refused", stdout, StringComparison.Ordinal);
         // The emulator's timings are not a GPU's: no arithmetic rate is made of them.
         Assert.DoesNotContain("arithmetic:", stdout, StringComparison.Ordinal);
+        // The step graph's nodes, without a time per node on the emulator.
+        Assert.Matches(@"\n  graph: [1-9][0-9]+ nodes per step \(kernel launches, ours and the libraries', copies and memsets\)\r?\n", stdout);
+        Assert.DoesNotContain("us of the step per node", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheGraphLineGivesTheStepTimePerNodeWhereTheTimeMeansSomething()
+    {
+        Assert.Equal("  graph: 40 nodes per step (kernel launches, ours and the libraries', copies and memsets), 2.5 us of the step per node",
+            BenchCommand.GraphLine(40, 100.0));
+        Assert.Equal("  graph: 40 nodes per step (kernel launches, ours and the libraries', copies and memsets)", BenchCommand.GraphLine(40, null));
     }
 
     [Fact]

@@ -1037,6 +1037,28 @@ API int cuStreamEndCapture(void* handle, void** graph) {
     return kSuccess;
 }
 
+// Every recorded operation is one node (a real graph adds no others for what we capture: kernels,
+// copies, memsets). With nodes, up to *count handles are written (the operations' addresses), the
+// rest of the array set to null, and *count becomes how many were written.
+API int cuGraphGetNodes(void* graph, void** nodes, std::size_t* count) {
+    Lock lock(driver().mutex);
+    if (int r = enter(); r != kSuccess) return r;
+    auto it = driver().graphs.find(static_cast<Graph*>(graph));
+    if (count == nullptr) return kInvalidValue;
+    if (it == driver().graphs.end()) return kInvalidHandle;
+    auto& operations = it->second->operations;
+    if (nodes == nullptr) {
+        *count = operations.size();
+        return kSuccess;
+    }
+    const std::size_t capacity = *count;
+    std::size_t written = 0;
+    for (; written < capacity && written < operations.size(); ++written) nodes[written] = &operations[written];
+    for (std::size_t i = written; i < capacity; ++i) nodes[i] = nullptr;
+    *count = written;
+    return kSuccess;
+}
+
 API int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long flags) {
     Lock lock(driver().mutex);
     if (int r = enter(); r != kSuccess) return r;

@@ -370,6 +370,12 @@ public interface ICapturedOps : IDisposable
 
     /// <summary>Enqueues the captured ops again, with the arguments they had when captured.</summary>
     void Replay();
+
+    /// <summary>
+    /// The graph's nodes as the driver counts them: every kernel launch (the backend's and its
+    /// libraries'), copy and memset captured. What a replay launches; for reading a profile.
+    /// </summary>
+    int Nodes { get; }
 }
 
 /// <summary>

@@ -34,6 +34,12 @@ public sealed class StepGraphs(IBackend backend, bool enabled, IStepTracer? trac
     /// <summary>The keys whose capture failed, with the reason: they run eagerly.</summary>
     public IReadOnlyDictionary<int, string> Failures => _failures;
 
+    /// <summary>The node count of <paramref name="key"/>'s captured graph; null before its capture, and for eager runs.</summary>
+    public int? Nodes(int key) => _captured.TryGetValue(key, out var graph) ? graph.Nodes : null;
+
+    /// <summary>Each captured key's node count, in key order.</summary>
+    public IReadOnlyList<(int Key, int Nodes)> NodeCounts => [.. _captured.OrderBy(c => c.Key).Select(c => (c.Key, c.Value.Nodes))];
+
     /// <summary>Whether <paramref name="key"/>'s runs are replays (false: eager, by choice or after a failed capture).</summary>
     public bool Replays(int key) => Enabled && !_failures.ContainsKey(key);
 

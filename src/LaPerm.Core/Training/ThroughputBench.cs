@@ -62,6 +62,9 @@ public sealed class TrainStepBench : IDisposable
     /// <summary>Whether the steps run as captured graphs (false with graphs off, or after a failed capture: <see cref="CaptureFailure"/>).</summary>
     public bool Graphs => _graphs.Replays(Batch);
 
+    /// <summary>The nodes of the step's graph once captured (after <see cref="Measure"/>'s warm-up); null when eager.</summary>
+    public int? GraphNodes => _graphs.Nodes(Batch);
+
     /// <summary>Why the step could not be captured (it then ran eagerly); null when it was, or graphs are off.</summary>
     public string? CaptureFailure => _graphs.Failures.GetValueOrDefault(Batch);
 

@@ -39,6 +39,9 @@ public sealed record TrainingSummary(string Model, string Data, string Device, s
     /// <summary>How many graphs were captured: one per batch size and one for the reconnection, more when one went stale.</summary>
     public int GraphCaptures { get; init; }
 
+    /// <summary>The captured graphs' node counts ("step_batch_128", "reconnection"): what each replay launches.</summary>
+    public IReadOnlyDictionary<string, int> GraphNodes { get; init; } = new Dictionary<string, int>();
+
     /// <summary>When the run first reached <see cref="TrainingOptions.TargetAccuracy"/> (null: no target, or not reached).</summary>
     public TargetReached? Target { get; init; }
 
@@ -429,6 +432,7 @@ public sealed class Trainer
                 FinalWeightsSha256 = finalSha, Momentum = o.Optimizer == OptimizerKind.Sgd ? o.Momentum : null, Graphs = useGraphs && graphs.Failures.Count == 0, Target = target, GraphCaptures = graphs.Captures,
                 Backend = _backend.Description, SkippedSteps = guard.SkippedSteps, EpochsTrained = Math.Round((double)step / stepsPerEpoch, 4),
                 GraphFailures = [.. graphs.Failures.Select(f => $"{DescribeGraphKey(f.Key)}: {f.Value}")],
+                GraphNodes = graphs.NodeCounts.ToDictionary(c => c.Key == ReconnectKey ? "reconnection" : $"step_batch_{c.Key}", c => c.Nodes),
             };
         if (outDir is not null) AtomicFile.WriteAllText(Path.Combine(outDir, RunSession.SummaryFile), SummaryJson(summary));
         return summary;
@@ -450,6 +454,7 @@ public sealed class Trainer
         ["augment"] = s.Augment, ["train_size"] = s.TrainSize, ["test_size"] = s.TestSize, ["reconnected_tensors"] = s.ReconnectedTensors,
         ["final_weights_sha256"] = s.FinalWeightsSha256, ["graphs"] = s.Graphs,
         ["graph_captures"] = s.GraphCaptures,
+        ["graph_nodes"] = s.GraphNodes.Count == 0 ? null : s.GraphNodes,
         ["graph_failures"] = s.GraphFailures.Count == 0 ? null : s.GraphFailures,
         ["skipped_steps"] = s.SkippedSteps,
         ["target_accuracy"] = s.Target?.Accuracy, ["steps_to_target"] = s.Target?.Step, ["epochs_to_target"] = s.Target?.Epochs,

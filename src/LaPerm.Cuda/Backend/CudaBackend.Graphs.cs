@@ -44,7 +44,7 @@ public sealed partial class CudaBackend
         }
         _capturing = false;
         using DeviceGraph graph = Stream.EndCapture();
-        var captured = new CapturedOps(this, graph.Instantiate(), _bufferGeneration, _device.WorkspaceGeneration);
+        var captured = new CapturedOps(this, graph.Instantiate(), _bufferGeneration, _device.WorkspaceGeneration, graph.NodeCount);
         _captureUnfinished = false;
         return captured;
     }
@@ -63,8 +63,11 @@ public sealed partial class CudaBackend
         catch (Exception e) when (e is Interop.CudaException or InvalidOperationException) { }   // invalidated: nothing to keep
     }
 
-    private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation, long workspaceGeneration) : ICapturedOps
+    private sealed class CapturedOps(CudaBackend backend, GraphExecutable executable, long generation, long workspaceGeneration, int nodes)
+        : ICapturedOps
     {
+        public int Nodes => nodes;
+
         // The workspace belongs to the device (every backend on it shares it), the rest to the backend.
         public bool IsValid => !backend.IsDisposed && backend._bufferGeneration == generation
             && backend._device.WorkspaceGeneration == workspaceGeneration;

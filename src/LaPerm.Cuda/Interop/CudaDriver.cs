@@ -80,6 +80,7 @@ public sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<nint, nint, int> _cuGraphLaunch;
     private readonly delegate* unmanaged<nint, nint, GraphExecUpdateResultInfo*, int> _cuGraphExecUpdate;
     private readonly delegate* unmanaged<nint, int> _cuGraphDestroy;
+    private readonly delegate* unmanaged<nint, nint*, nuint*, int> _cuGraphGetNodes;
     private readonly delegate* unmanaged<nint, int> _cuGraphExecDestroy;
     private readonly delegate* unmanaged<int> _cuProfilerStart;
     private readonly delegate* unmanaged<int> _cuProfilerStop;
@@ -142,6 +143,7 @@ public sealed unsafe class CudaDriver
         _cuGraphLaunch = (delegate* unmanaged<nint, nint, int>)Export(h, "cuGraphLaunch");
         _cuGraphExecUpdate = (delegate* unmanaged<nint, nint, GraphExecUpdateResultInfo*, int>)Export(h, "cuGraphExecUpdate_v2");
         _cuGraphDestroy = (delegate* unmanaged<nint, int>)Export(h, "cuGraphDestroy");
+        _cuGraphGetNodes = (delegate* unmanaged<nint, nint*, nuint*, int>)Export(h, "cuGraphGetNodes");
         _cuGraphExecDestroy = (delegate* unmanaged<nint, int>)Export(h, "cuGraphExecDestroy");
         _cuProfilerStart = (delegate* unmanaged<int>)Export(h, "cuProfilerStart");
         _cuProfilerStop = (delegate* unmanaged<int>)Export(h, "cuProfilerStop");
@@ -446,6 +448,14 @@ public sealed unsafe class CudaDriver
     }
 
     public void GraphDestroy(nint graph) => Check(_cuGraphDestroy(graph), "cuGraphDestroy");
+
+    /// <summary>The graph's node count (cuGraphGetNodes with no array: kernels, copies, memsets, event nodes).</summary>
+    public int GraphNodeCount(nint graph)
+    {
+        nuint count = 0;
+        Check(_cuGraphGetNodes(graph, null, &count), "cuGraphGetNodes");
+        return checked((int)count);
+    }
 
     public void GraphExecDestroy(nint exec) => Check(_cuGraphExecDestroy(exec), "cuGraphExecDestroy");
 

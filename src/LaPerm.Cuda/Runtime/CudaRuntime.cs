@@ -262,6 +262,7 @@ internal sealed unsafe class CudaRuntime : IDeviceRuntime
         if (updated) _execContents[exec] = _graphContents.GetValueOrDefault(graph, "CUDA graph replay");
         return updated;
     }
+    public int GraphNodeCount(nint graph) => _driver.GraphNodeCount(graph);
     public void DestroyGraph(nint graph)
     {
         _graphContents.Remove(graph);

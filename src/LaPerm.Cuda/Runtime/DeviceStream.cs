@@ -117,6 +117,9 @@ public sealed class DeviceGraph : IDisposable
 
     public GraphExecutable Instantiate() => new(_device, _device.Runtime.Instantiate(Handle));
 
+    /// <summary>Its nodes: each kernel launch (ours and cuBLAS's/cuDNN's), copy and memset captured.</summary>
+    public int NodeCount => _device.Runtime.GraphNodeCount(Handle);
+
     public void Dispose()
     {
         if (_disposed) return;

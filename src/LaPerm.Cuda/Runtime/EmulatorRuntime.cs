@@ -480,6 +480,7 @@ internal sealed unsafe class EmulatorRuntime : IDeviceRuntime
         return true;
     }
 
+    public int GraphNodeCount(nint graph) => _graphs[graph].Count;
     public void DestroyGraph(nint graph) => _graphs.Remove(graph);
     public void DestroyGraphExec(nint exec) => _executables.Remove(exec);
 

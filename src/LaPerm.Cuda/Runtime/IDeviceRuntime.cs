@@ -65,6 +65,8 @@ internal unsafe interface IDeviceRuntime : IDisposable
     void LaunchGraph(nint exec, nint stream);
     bool UpdateGraph(nint exec, nint graph);
     void DestroyGraph(nint graph);
+    /// <summary>How many nodes a captured graph has: each kernel launch (ours and the libraries'), copy and memset is one.</summary>
+    int GraphNodeCount(nint graph);
     void DestroyGraphExec(nint exec);
 
     /// <summary>Row-major C[m,n] = alpha op(A) op(B) + beta C (IBackend.Gemm's semantics), batched by stride.</summary>

@@ -57,6 +57,12 @@ public abstract class StepGraphTests
         // One graph per batch size (24, and the last batch's 8) and one for the reconnection; the
         // evaluation after every sync must not make them stale (a capture per step is no graph).
         Assert.Equal(3, captured.Summary.GraphCaptures);
+        Assert.Equal(["reconnection", "step_batch_24", "step_batch_8"], captured.Summary.GraphNodes.Keys.Order());
+        // A step is a few dozen launches; the reconnection of every tensor is one launch per size class.
+        Assert.All(captured.Summary.GraphNodes.Where(g => g.Key.StartsWith("step", StringComparison.Ordinal)),
+            g => Assert.True(g.Value > 10, $"{g.Key}: {g.Value} nodes"));
+        Assert.InRange(captured.Summary.GraphNodes["reconnection"], 1, 3);
+        Assert.Empty(eager.Summary.GraphNodes);
         Assert.Equal(eager.Weights.Keys, captured.Weights.Keys);
         foreach (var (name, values) in eager.Weights) Compare.BitEqual(values, captured.Weights[name], $"{optimizer} {name}");
         Assert.Equal(BitConverter.DoubleToInt64Bits(eager.Summary.FinalTestLoss), BitConverter.DoubleToInt64Bits(captured.Summary.FinalTestLoss));
@@ -221,6 +227,39 @@ public abstract class StepGraphTests
         backend.Synchronize();
         Compare.BitEqual(Compare.Get(cpu, onCpu[0]), Compare.Get(backend, onDevice[0]), "w after one eager update");
         foreach (var t in onDevice.Concat(onCpu)) t.Dispose();
+    }
+
+    /// <summary>
+    /// A graph's nodes are the launches it captured, as the driver counts them: two scalings and
+    /// the one multi-tensor Adam launch that the two updates become.
+    /// </summary>
+    [Fact]
+    public void AGraphHasANodeForEachLaunchItCaptured()
+    {
+        using var backend = Open();
+        var rng = new Random(5);
+        var y = Compare.Put(backend, Compare.Random(rng, 300), 300);
+        Tensor<float>[] Quad() => [.. Enumerable.Range(0, 4).Select(_ => Compare.Put(backend, Compare.Random(rng, 16).Select(MathF.Abs).ToArray(), 16))];
+        var a = Quad();
+        var b = Quad();
+        backend.BeginStep(new StepScalars(1, 0, 0, 1, 1e-3f, 1));
+        void Ops()
+        {
+            backend.Scale(0.5f, y);
+            foreach (var t in new[] { a, b }) backend.AdamUpdate(AdamParameters.Keras, t[0], t[1], t[2], t[3]);
+            backend.Scale(2f, y);
+        }
+        Ops();   // the warm-up
+        backend.Synchronize();
+        backend.BeginCapture();
+        Ops();
+        using (var captured = backend.EndCapture())
+            Assert.Equal(3, captured.Nodes);
+        backend.BeginCapture();
+        backend.Scale(0.5f, y);
+        using (var captured = backend.EndCapture())
+            Assert.Equal(1, captured.Nodes);
+        foreach (var t in a.Concat(b).Append(y)) t.Dispose();
     }
 
     /// <summary>
