@@ -52,6 +52,17 @@ function(laperm_ptx_max_threads text kernel out)
   set(${out} ${threads} PARENT_SCOPE)
 endfunction()
 
+# laperm_ptxas_report(<reports> <index> <out>): the text of the index-th ptxas report in the list
+# (one per PTX file, in the same order); empty when the list is (the PTX was not assembled).
+function(laperm_ptxas_report reports index out)
+  set(text "")
+  if(reports)
+    list(GET reports ${index} file)
+    file(READ ${file} text)
+  endif()
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
 # laperm_ptxas_usage(<log> <kernel> <prefix>): from `ptxas -v`'s report, the kernel's registers
 # per thread, static shared bytes and spill stores, into <prefix>_REGISTERS, <prefix>_SMEM and
 # <prefix>_SPILL (empty when the report does not name the kernel). A kernel's lines run from
