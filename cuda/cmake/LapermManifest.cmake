@@ -9,6 +9,7 @@
 #   "assembler": "ptxas release 11.8, V11.8.89 for sm_90",   null when the PTX was not assembled
 #   "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"],
 #                "staticSharedBytes": { "axpy_v1": 0, ... },
+#                "maxThreads": { "axpy_v1": 0, ... },         __launch_bounds__ (0: none)
 #                "registers": { "axpy_v1": 10, ... },        with an assembler only
 #                "spillStoreBytes": { "axpy_v1": 0, ... } }, ... ]   with an assembler only
 # }
@@ -37,19 +38,23 @@ foreach(ptx IN LISTS PTX_FILES)
   laperm_ptx_entries("${text}" entries)
   set(kernels_json "")
   set(shared_json "")
+  set(threads_json "")
   set(registers_json "")
   set(spill_json "")
   foreach(name IN LISTS entries)
     list(APPEND all_entries ${name})
     laperm_ptx_static_shared("${text}" ${name} bytes)
+    laperm_ptx_max_threads("${text}" ${name} max_threads)
     if(kernels_json)
       string(APPEND kernels_json ", ")
       string(APPEND shared_json ", ")
+      string(APPEND threads_json ", ")
       string(APPEND registers_json ", ")
       string(APPEND spill_json ", ")
     endif()
     string(APPEND kernels_json "\"${name}\"")
     string(APPEND shared_json "\"${name}\": ${bytes}")
+    string(APPEND threads_json "\"${name}\": ${max_threads}")
     if(log)
       laperm_ptxas_usage("${log}" ${name} usage)
       if(usage_REGISTERS STREQUAL "")   # not in the report (LapermPtxLimits.cmake fails the build on it)
@@ -67,7 +72,7 @@ foreach(ptx IN LISTS PTX_FILES)
   if(log)
     set(assembled ", \"registers\": { ${registers_json} }, \"spillStoreBytes\": { ${spill_json} }")
   endif()
-  string(APPEND files_json "    { \"file\": \"${file_name}\", \"kernels\": [${kernels_json}], \"staticSharedBytes\": { ${shared_json} }${assembled} }")
+  string(APPEND files_json "    { \"file\": \"${file_name}\", \"kernels\": [${kernels_json}], \"staticSharedBytes\": { ${shared_json} }, \"maxThreads\": { ${threads_json} }${assembled} }")
 endforeach()
 
 if(TOOL)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using LaPerm.Cuda.Interop;
 using LaPerm.Cuda.Runtime;
@@ -125,6 +126,32 @@ public static class CudaInfo
 {
     /// <summary>The report as text, one fact per line; on a machine without a GPU the first line says why.</summary>
     public static string Describe() => Collect().ToText();
+
+    /// <summary>
+    /// One line per PTX kernel: its file, registers per thread and spilled bytes (ptxas's, when the
+    /// build assembled the PTX), static shared memory and launch bounds; `laperm info --kernels`.
+    /// </summary>
+    public static string KernelTable(PtxCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var text = new StringBuilder();
+        if (catalog.Files.Count == 0)
+            return $"PTX kernels: none ({catalog.Problem}){Environment.NewLine}";
+        text.AppendLine(catalog.Assembler is { } assembler
+            ? $"PTX kernels (registers and spilled bytes: {assembler}):"
+            : catalog.Directory is not null
+                ? $"PTX kernels, {catalog.Source} (registers unknown: the build assembled the embedded files):"
+                : "PTX kernels (registers unknown: the build found no ptxas to assemble them):");
+        var rows = catalog.Files.SelectMany(f => f.Kernels.Select(k => (Kernel: k, File: f.FileName, R: f.Resources.GetValueOrDefault(k)))).ToList();
+        int width = Math.Max("kernel".Length, rows.Max(r => r.Kernel.Length));
+        int fileWidth = Math.Max("file".Length, rows.Max(r => r.File.Length));
+        static string Or(int? value, string suffix = "") => value is int v ? v.ToString(CultureInfo.InvariantCulture) + suffix : "-";
+        text.AppendLine($"  {"kernel".PadRight(width)}  {"file".PadRight(fileWidth)}  regs    spill  static smem  bounds");
+        foreach (var (kernel, file, r) in rows)
+            text.AppendLine($"  {kernel.PadRight(width)}  {file.PadRight(fileWidth)}  {Or(r?.Registers),4}  {Or(r?.SpillStoreBytes, " B"),7}  "
+                + $"{Or(r?.StaticSharedBytes, " B"),11}  {(r is null ? "-" : r.MaxThreads == 0 ? "none" : r.MaxThreads.ToString(CultureInfo.InvariantCulture)),6}");
+        return text.ToString();
+    }
 
     /// <summary>Probes the driver, GPUs, cuBLAS, cuDNN, the embedded PTX and the emulator. Never throws.</summary>
     public static CudaInfoReport Collect()

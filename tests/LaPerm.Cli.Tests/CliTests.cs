@@ -598,6 +598,7 @@ public sealed class CliTests : IDisposable
     [InlineData("unknown model 'resnet9' (did you mean resnet8 or resnet14?); expected one of", "train", "--model", "resnet9")]
     [InlineData("unknown model 'resnet6005' (did you mean resnet6002?); expected one of", "models", "resnet6005")]
     [InlineData("'--bogus' is not an option of 'laperm train' (see", "train", "--bogus")]
+    [InlineData("'--kernel' is not an option of 'laperm info' (it takes --kernels)", "info", "--kernels", "--kernel")]
     // A resnetD of millions of layers was built until memory ran out.
     [InlineData("unknown model 'resnet2000000000'", "models", "resnet2000000000")]
     [InlineData("resnetD (D = 6n+2, 1 <= n <= 1000: 8, 14, 20, ..., 6002)", "train", "--model", "resnet6008")]
@@ -606,6 +607,17 @@ public sealed class CliTests : IDisposable
         var (code, _, stderr) = Run(args);
         Assert.Equal(CommandLine.UserError, code);
         Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InfoWithKernelsAddsALinePerKernel()
+    {
+        var (code, stdout, stderr) = Run("info", "--kernels");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("cpu:", stdout, StringComparison.Ordinal);
+        Assert.Matches(@"\n  kernel +file +regs +spill +static smem +bounds\r?\n", stdout);
+        Assert.Matches(@"\n  reconnect_warp32 +reconnect\.ptx ", stdout);
+        Assert.DoesNotContain("regs", Run("info").Out, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -285,8 +285,11 @@ public sealed class PtxCatalogTests
     {
         var json = JsonDocument.Parse("""
             { "available": true, "compiler": "clang", "compilerVersion": "clang 14.0.6", "arch": "sm_80",
-              "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"] },
-                         { "file": "ptx/scan.ptx", "kernels": ["scan_v1"], "compiler": "nvcc 13.0" } ] }
+              "files": [ { "file": "axpy.ptx", "kernels": ["axpy_v1", "axpy_v2"],
+                           "staticSharedBytes": { "axpy_v1": 0, "axpy_v2": 2048 }, "maxThreads": { "axpy_v1": 0, "axpy_v2": 512 },
+                           "registers": { "axpy_v1": 10, "axpy_v2": 80 }, "spillStoreBytes": { "axpy_v1": 0, "axpy_v2": 56 } },
+                         { "file": "ptx/scan.ptx", "kernels": ["scan_v1"], "compiler": "nvcc 13.0",
+                           "staticSharedBytes": { "scan_v1": 128 }, "maxThreads": { "scan_v1": 1024 } } ] }
             """);
         var files = PtxCatalog.Parse(json.RootElement);
         Assert.Equal(2, files.Count);
@@ -294,6 +297,9 @@ public sealed class PtxCatalogTests
         Assert.Equal("clang 14.0.6, sm_80", files[0].Compiler);
         Assert.Equal("scan.ptx", files[1].FileName);
         Assert.Equal("nvcc 13.0", files[1].Compiler);
+        Assert.Equal(new PtxKernelResources(0, 0, 10, 0), files[0].Resources["axpy_v1"]);
+        Assert.Equal(new PtxKernelResources(2048, 512, 80, 56), files[0].Resources["axpy_v2"]);
+        Assert.Equal(new PtxKernelResources(128, 1024, null, null), files[1].Resources["scan_v1"]);   // not assembled
     }
 
     [Fact]
@@ -318,6 +324,33 @@ public sealed class PtxCatalogTests
             foreach (string kernel in file.Kernels)
                 Assert.Contains($".entry {kernel}", text);
         }
+    }
+
+    /// <summary>
+    /// `laperm info --kernels`: a line per kernel with what the build read of it, registers only
+    /// where ptxas assembled the PTX; a directory's files (LAPERM_PTX_DIR) are not the build's.
+    /// </summary>
+    [Fact]
+    public void KernelTableListsEveryKernelWithItsResources()
+    {
+        PtxCatalog catalog = PtxCatalog.Embedded;
+        if (catalog.Files.Count == 0) return;   // EmbeddedCatalogIsConsistent says whether that is allowed here
+        string[] lines = CudaInfo.KernelTable(catalog).Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(catalog.Files.Sum(f => f.Kernels.Count) + 2, lines.Length);
+        string Row(string kernel) => Assert.Single(lines, l => l.StartsWith($"  {kernel} ", StringComparison.Ordinal));
+        // gather_batch_v1: an int and six floats of static shared memory; narrow_256: 32 threads at most.
+        Assert.Matches(@"^  gather_batch_v1 +data\.ptx +(\d+|-) +(\d+ B|-) +28 B +none$", Row("gather_batch_v1"));
+        Assert.Matches(@" 32$", Row("reconnect_bucket_narrow_256"));
+        if (catalog.Assembler is null)
+            Assert.Contains("registers unknown", lines[0]);
+        else
+        {
+            Assert.Contains(catalog.Assembler, lines[0]);
+            Assert.Matches(@"^  gather_batch_v1 +data\.ptx +[1-9]\d* +\d+ B ", Row("gather_batch_v1"));
+        }
+        foreach (PtxFile file in catalog.Files)
+            foreach (string kernel in file.Kernels)
+                Assert.Contains(file.FileName, Row(kernel));
     }
 
     /// <summary>
@@ -374,6 +407,11 @@ public sealed class PtxDirectoryTests
             var missing = Assert.Throws<FileNotFoundException>(() => catalog.ReadPtx(second.FileName));
             Assert.Contains($"has no {second.FileName}", missing.Message);
             Assert.StartsWith("PTX from LAPERM_PTX_DIR (nvcc 13.0, sm_90; missing; ", catalog.Source);
+            // What the build read of its own files says nothing of these.
+            string table = CudaInfo.KernelTable(catalog);
+            Assert.StartsWith($"PTX kernels, {catalog.Source} (registers unknown", table);
+            Assert.All(table.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries).Skip(2),
+                line => Assert.Matches(@" +- +- +- +-$", line));
             Assert.Null(embedded.Source);
         }
         finally

@@ -4,7 +4,18 @@ using System.Text.Json;
 namespace LaPerm.Cuda.Runtime;
 
 /// <summary>One embedded PTX file: its kernels and the compiler that produced it.</summary>
-public sealed record PtxFile(string FileName, IReadOnlyList<string> Kernels, string Compiler);
+public sealed record PtxFile(string FileName, IReadOnlyList<string> Kernels, string Compiler)
+{
+    /// <summary>What the native build read of each kernel (the manifest's); empty when unknown (a directory's files).</summary>
+    public IReadOnlyDictionary<string, PtxKernelResources> Resources { get; init; } = new Dictionary<string, PtxKernelResources>();
+}
+
+/// <summary>
+/// What a kernel's PTX fixes: static shared memory, the most threads a block may have
+/// (__launch_bounds__; 0 when none) and, when the build assembled the PTX with ptxas, its
+/// registers per thread and spilled bytes for the architecture it assembled for.
+/// </summary>
+public sealed record PtxKernelResources(int StaticSharedBytes, int MaxThreads, int? Registers, int? SpillStoreBytes);
 
 /// <summary>
 /// The PTX embedded in this assembly by the native build: resources named
@@ -73,7 +84,7 @@ public sealed class PtxCatalog
             string compiler = File.Exists(path) ? CompilerOf(File.ReadLines(path).Take(40)) : "missing";
             if (compiler == "missing") missing.Add(file.FileName);
             compilers.Add(compiler);
-            files.Add(file with { Compiler = $"{compiler}, {DirectoryVariable}" });
+            files.Add(file with { Compiler = $"{compiler}, {DirectoryVariable}", Resources = new Dictionary<string, PtxKernelResources>() });
         }
         string? problem = embedded.Files.Count == 0 ? embedded.Problem
             : missing.Count > 0 ? $"{DirectoryVariable}={directory} lacks {string.Join(", ", missing)}" : null;
@@ -163,9 +174,22 @@ public sealed class PtxCatalog
                 ? k.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetProperty("name").GetString()!).ToList()
                 : [];
             string compiler = First(entry, "compiler") is { } ce ? Describe(ce) : sharedCompiler ?? "unknown compiler";
-            files.Add(new PtxFile(Path.GetFileName(file), kernels, compiler));
+            files.Add(new PtxFile(Path.GetFileName(file), kernels, compiler) { Resources = ResourcesOf(entry, kernels) });
         }
         return files;
+    }
+
+    /// <summary>Per kernel, from the entry's "staticSharedBytes", "maxThreads", "registers" and "spillStoreBytes" objects (absent ones unknown).</summary>
+    private static Dictionary<string, PtxKernelResources> ResourcesOf(JsonElement entry, IReadOnlyList<string> kernels)
+    {
+        int? Number(string property, string kernel) =>
+            entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty(property, out var map) && map.ValueKind == JsonValueKind.Object
+            && map.TryGetProperty(kernel, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetInt32() : null;
+        var resources = new Dictionary<string, PtxKernelResources>();
+        foreach (string kernel in kernels)
+            if (Number("staticSharedBytes", kernel) is int shared)
+                resources[kernel] = new PtxKernelResources(shared, Number("maxThreads", kernel) ?? 0, Number("registers", kernel), Number("spillStoreBytes", kernel));
+        return resources;
     }
 
     /// <summary>"Debian clang version 14.0.6, sm_80" from compiler / compilerVersion / arch.</summary>
