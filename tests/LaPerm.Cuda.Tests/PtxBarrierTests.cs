@@ -9,7 +9,8 @@ namespace LaPerm.Cuda.Tests;
 /// threads read what an earlier kernel left in shared memory (gather_batch_v1 faulted on an H200
 /// that way; the emulator runs host code and cannot see it). The check: no kernel loads a shared
 /// variable by name, one that the kernel also stores, on a path from the kernel's entry that
-/// passes no barrier. Such a load can only see another kernel's data.
+/// passes no barrier (such a load can only see another kernel's data), nor between the same two
+/// barriers as a store of it (it may run before the store it should see).
 /// </summary>
 public sealed partial class PtxBarrierTests
 {
@@ -93,6 +94,47 @@ public sealed partial class PtxBarrierTests
         Assert.Equal("looped", finding.Kernel);
     }
 
+    // A loop whose every round thread 0 publishes s and the others read it: a barrier ahead of the
+    // loop, so no load is reachable from the entry; {0} is the others' branch.
+    private const string PublishingLoop = """
+        .visible .entry rounds(
+            .param .u64 rounds_param_0
+        )
+        {{
+            .shared .align 4 .u32 _ZZ6roundsE1s;
+            mov.u32 	%r1, %tid.x;
+            mov.u32 	%r4, 0;
+            bar.sync 	0;
+        LBB2_1:
+            setp.ne.s32 	%p1, %r1, 0;
+            @%p1 bra 	LBB2_3;
+            st.shared.u32 	[_ZZ6roundsE1s], %r4;
+            bra.uni 	LBB2_4;
+        LBB2_3:
+        {0}
+        LBB2_4:
+            bar.sync 	0;
+        {1}
+            add.s32 	%r4, %r4, %r3;
+            bar.sync 	0;
+            setp.lt.s32 	%p2, %r4, 100;
+            @%p2 bra 	LBB2_1;
+            ret;
+        }}
+        """;
+
+    [Fact]
+    public void FindsALoadHoistedAboveItsBarrierInsideALoop()
+    {
+        // Hoisted: the others load s before the barrier, beside thread 0's store of it.
+        string hoisted = string.Format(PublishingLoop, "    ld.shared.u32 	%r3, [_ZZ6roundsE1s];", "");
+        var finding = Assert.Single(SharedLoadsBeforeBarrier(hoisted));
+        Assert.Equal("rounds", finding.Kernel);
+        Assert.Contains("ld.shared.u32 	%r3", finding.Instruction);
+        // As written: the load after the barrier, the next round's store after the one that ends it.
+        Assert.Empty(SharedLoadsBeforeBarrier(string.Format(PublishingLoop, "", "    ld.shared.u32 	%r3, [_ZZ6roundsE1s];")));
+    }
+
     [Fact]
     public void NoEmbeddedKernelLoadsSharedMemoryBeforeItsBarrier()
     {
@@ -112,7 +154,14 @@ public sealed partial class PtxBarrierTests
 
     public sealed record Finding(string Kernel, string Instruction);
 
-    /// <summary>Every by-name ld.shared of a variable the kernel also stores, reachable from the entry without a barrier.</summary>
+    /// <summary>
+    /// Every by-name ld.shared of a variable the kernel also stores that can read another kernel's
+    /// or another phase's data: (1) reachable from the entry without a barrier; (2) in the same
+    /// barrier interval (the code reachable from the entry or from one barrier without crossing
+    /// another) as a store of that variable. A variable one thread publishes must be stored and
+    /// loaded on different sides of a barrier; a load moved above its barrier, also inside a loop
+    /// (from one iteration's barrier to the store of the next), shares the store's interval.
+    /// </summary>
     public static List<Finding> SharedLoadsBeforeBarrier(string ptx)
     {
         var findings = new List<Finding>();
@@ -127,21 +176,41 @@ public sealed partial class PtxBarrierTests
             var labels = new Dictionary<string, int>();
             for (int b = 0; b < blocks.Count; b++)
                 if (blocks[b][0].EndsWith(':')) labels[blocks[b][0][..^1]] = b;
-            var seen = new HashSet<int>();
-            var pending = new Stack<int>([0]);
-            while (pending.Count > 0)
+            var found = new HashSet<string>();
+            void Add(string line)
             {
-                int b = pending.Pop();
-                if (!seen.Add(b)) continue;
-                bool barrier = false;
-                foreach (string line in blocks[b])
+                if (found.Add(line)) findings.Add(new Finding(kernel, line));
+            }
+            // The intervals start at the entry and after every barrier.
+            var starts = new List<(int Block, int Line)> { (0, 0) };
+            for (int b = 0; b < blocks.Count; b++)
+                for (int i = 0; i < blocks[b].Count; i++)
+                    if (Barrier().IsMatch(blocks[b][i])) starts.Add((b, i + 1));
+            foreach (var (startBlock, startLine) in starts)
+            {
+                var loads = new List<(string Variable, string Line)>();
+                var stores = new HashSet<string>();
+                var seen = new HashSet<int>();
+                var pending = new Stack<(int Block, int Line)>([(startBlock, startLine)]);
+                while (pending.Count > 0)
                 {
-                    if (Barrier().IsMatch(line)) { barrier = true; break; }
-                    var load = SharedLoad().Match(line);
-                    if (load.Success && stored.Contains(load.Groups[1].Value)) findings.Add(new Finding(kernel, line));
+                    var (b, from) = pending.Pop();
+                    if (from == 0 && !seen.Add(b)) continue;
+                    bool barrier = false;
+                    for (int i = from; i < blocks[b].Count; i++)
+                    {
+                        string line = blocks[b][i];
+                        if (Barrier().IsMatch(line)) { barrier = true; break; }
+                        if (SharedLoad().Match(line) is { Success: true } load && stored.Contains(load.Groups[1].Value))
+                            loads.Add((load.Groups[1].Value, line));
+                        if (SharedStore().Match(line) is { Success: true } store) stores.Add(store.Groups[1].Value);
+                    }
+                    if (barrier) continue;
+                    foreach (int next in Successors(blocks, b, labels)) pending.Push((next, 0));
                 }
-                if (barrier) continue;
-                foreach (int next in Successors(blocks, b, labels)) pending.Push(next);
+                bool fromEntry = startBlock == 0 && startLine == 0;
+                foreach (var (variable, line) in loads)
+                    if (fromEntry || stores.Contains(variable)) Add(line);
             }
         }
         return findings;
