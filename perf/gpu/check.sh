@@ -772,7 +772,24 @@ part_ptx_nvcc() {
   add_md "nvcc $(nvcc --version | grep -o 'release [0-9.]*' | head -1): $built PTX file(s) from cuda/kernels (the CMake nvcc flags):"; add_md_block "$PART_DIR/nvcc.txt" 20
   if grep -q "nvcc failed" "$PART_DIR/nvcc.txt"; then set_status "fail" "$(grep -m1 'nvcc failed' "$PART_DIR/nvcc.txt")"; return; fi
   export LAPERM_PTX_DIR="$dir"
-  local cross="" recon="" rc
+  local cross="" recon="" barrier="" rc
+  # The static check of PtxBarrierTests on nvcc's PTX (LAPERM_PTX_DIR): no shared-memory load
+  # ahead of the barrier that publishes it (the miscompile clang 14 made in gather_batch_v1).
+  local tests_exe; tests_exe=$(find_test_executables | grep -m1 'Cuda\.Tests$')
+  if [[ -n "$tests_exe" && -n "$DOTNET_OK" ]]; then
+    local test_name=LaPerm.Cuda.Tests.PtxBarrierTests.NoEmbeddedKernelLoadsSharedMemoryBeforeItsBarrier
+    if timeout 30 "$tests_exe" --help 2>&1 </dev/null | grep -q -- '--filter-trait'; then
+      timeout --foreground 60 "$tests_exe" --filter-method "$test_name" --no-ansi > "$PART_DIR/barrier.txt" 2>&1 </dev/null
+    else
+      timeout --foreground 60 "$tests_exe" -method "$test_name" -noColor -noLogo > "$PART_DIR/barrier.txt" 2>&1 </dev/null
+    fi
+    rc=$?
+    add_md "\`LAPERM_PTX_DIR=<nvcc ptx> $(basename "$tests_exe") -method PtxBarrierTests.NoEmbeddedKernelLoadsSharedMemoryBeforeItsBarrier\` (exit code $rc):"
+    add_md_block "$PART_DIR/barrier.txt" 12
+    # A test that no longer has this name would run nothing and exit 0: one test must have run.
+    if (( rc == 0 )) && ! grep -qiE 'total: 1\b' "$PART_DIR/barrier.txt"; then rc=1; fi
+    barrier="barrier check $( ((rc == 0)) && echo pass || echo "exit $rc")"
+  fi
   if [[ -x "$ROOT/build/gpucheck/laperm_gpu_crosscheck" ]]; then
     (cd "$ROOT/build/gpucheck" && timeout --foreground 60 ./laperm_gpu_crosscheck "$dir" ptx) > "$PART_DIR/crosscheck.txt" 2>&1
     rc=$?
@@ -788,8 +805,8 @@ part_ptx_nvcc() {
   bench_train cuda "$PTX_NVCC_TRAIN"
   unset LAPERM_PTX_DIR
   local train_status train_summary; train_status=$(cat "$PART_DIR/status"); train_summary=$(cat "$PART_DIR/summary")
-  local all="nvcc: ${cross:+$cross; }$recon; $train_summary"
-  if [[ $train_status == pass && $cross != *exit* ]] && (( rc == 0 )); then set_status "pass" "$all"
+  local all="nvcc: ${cross:+$cross; }${barrier:+$barrier; }$recon; $train_summary"
+  if [[ $train_status == pass && $cross != *exit* && $barrier != *exit* ]] && (( rc == 0 )); then set_status "pass" "$all"
   else set_status "fail" "$all"; fi
 }
 
