@@ -1,4 +1,14 @@
 # Finds the compiler that turns cuda/kernels/*.cu into PTX.
+
+# The command-line flags of each compiler for a kernel file (followed by -I<include> <src> -o
+# <ptx>): the build's PTX, the test kernels' and ctest's nvcc check use these alone.
+# nvcc: -fmad=false: no contraction, so results match the emulator and the CPU bit for bit; IEEE
+# division, square root and denormals spelled out rather than left to nvcc's defaults.
+set(LAPERM_NVCC_FLAGS -ptx -arch=compute_${LAPERM_PTX_ARCH} -O3 -std=c++17 -fmad=false -ftz=false -prec-div=true
+    -prec-sqrt=true -lineinfo)
+# clang: CUDA to PTX without the CUDA SDK; -ffp-contract=off for the same reason as -fmad=false.
+set(LAPERM_CLANG_PTX_FLAGS -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_${LAPERM_PTX_ARCH} -O3 -S
+    -std=c++17 -ffp-contract=off -Xclang -target-feature -Xclang +ptx75 -Wall -Werror=return-type)
 # Sets LAPERM_PTX_TOOL (nvcc, clang or empty), LAPERM_PTX_EXE, LAPERM_PTX_VERSION and, when
 # empty, LAPERM_PTX_REASON (one sentence saying why no PTX is built).
 function(laperm_probe_clang exe out_ok out_log)
@@ -119,5 +129,24 @@ macro(laperm_find_ptxas)
     message(STATUS "LaPerm PTX assembler: ptxas ${LAPERM_PTXAS_VERSION} (sm_${LAPERM_PTXAS_ARCH})")
   else()
     message(STATUS "LaPerm PTX not assembled: ${LAPERM_PTXAS_REASON}")
+  endif()
+endmacro()
+
+# Finds an nvcc for ctest's nvcc check where the build's PTX compiler is clang (with nvcc as the
+# PTX compiler the build itself is the check). Sets LAPERM_NVCC_CHECK_EXE (empty: no check).
+# Looks at -DLAPERM_NVCC_CHECK=<path> (none: off), the environment's LAPERM_NVCC_CHECK, and
+# .tools/nvcc (where .ci/fetch-nvcc puts one).
+macro(laperm_find_nvcc_check)
+  set(LAPERM_NVCC_CHECK_EXE "")
+  set(_lp_nvcc "${LAPERM_NVCC_CHECK}")
+  if(NOT _lp_nvcc AND DEFINED ENV{LAPERM_NVCC_CHECK})
+    set(_lp_nvcc "$ENV{LAPERM_NVCC_CHECK}")
+  endif()
+  if(NOT _lp_nvcc)
+    set(_lp_nvcc ${CMAKE_SOURCE_DIR}/.tools/nvcc/usr/lib/nvidia-cuda-toolkit/bin/nvcc)
+  endif()
+  if(LAPERM_PTX_TOOL STREQUAL "clang" AND NOT _lp_nvcc STREQUAL "none" AND EXISTS "${_lp_nvcc}")
+    set(LAPERM_NVCC_CHECK_EXE "${_lp_nvcc}")
+    message(STATUS "LaPerm nvcc check (ctest ptx_nvcc_*): ${LAPERM_NVCC_CHECK_EXE}")
   endif()
 endmacro()
