@@ -27,6 +27,7 @@ int cuMemcpyHtoD_v2(std::uint64_t, const void*, std::size_t);
 int cuMemcpyDtoH_v2(void*, std::uint64_t, std::size_t);
 int cuMemcpyHtoDAsync_v2(std::uint64_t, const void*, std::size_t, void*);
 int cuMemcpyDtoHAsync_v2(void*, std::uint64_t, std::size_t, void*);
+int cuMemcpyDtoDAsync_v2(std::uint64_t, std::uint64_t, std::size_t, void*);
 int cuStreamCreate(void**, unsigned);
 int cuStreamSynchronize(void*);
 int cuEventCreate(void**, unsigned);
@@ -39,6 +40,7 @@ int cuStreamBeginCapture_v2(void*, int);
 int cuStreamEndCapture(void*, void**);
 int cuGraphInstantiateWithFlags(void**, void*, unsigned long long);
 int cuGraphLaunch(void*, void*);
+int cuGraphGetNodes(void*, void**, std::size_t*);
 struct UpdateInfo { int result; void* node; void* from; };
 int cuGraphExecUpdate_v2(void*, void*, UpdateInfo*);
 }
@@ -167,6 +169,25 @@ int main(int argc, char** argv) {
     cuStreamEndCapture(stream, &other);
     UpdateInfo info{-1, nullptr, nullptr};
     expect(cuGraphExecUpdate_v2(exec, other, &info) == 910 && info.result == 4, "an update to another kernel is CU_GRAPH_EXEC_UPDATE_ERROR_FUNCTION_CHANGED");
+
+    // A graph's nodes: one per captured operation; with an array, as many as fit, the rest null.
+    cuStreamBeginCapture_v2(stream, 1);
+    cuLaunchKernel(axpy, (n + 255) / 256, 1, 1, 256, 1, 1, 0, stream, args, nullptr);
+    cuMemcpyDtoDAsync_v2(x, y, n * 4, stream);
+    cuLaunchKernel(axpy2, (n + 255) / 256, 1, 1, 256, 1, 1, 0, stream, args, nullptr);
+    void* three = nullptr;
+    cuStreamEndCapture(stream, &three);
+    std::size_t count_nodes = 0;
+    expect(cuGraphGetNodes(three, nullptr, &count_nodes) == 0 && count_nodes == 3, "a graph of two launches and a copy has 3 nodes");
+    void* nodes[5] = {&count_nodes, &count_nodes, &count_nodes, &count_nodes, &count_nodes};
+    count_nodes = 2;
+    expect(cuGraphGetNodes(three, nodes, &count_nodes) == 0 && count_nodes == 2 && nodes[0] && nodes[1] && nodes[0] != nodes[1]
+               && nodes[2] == &count_nodes, "an array of 2 gets the first 2 nodes");
+    count_nodes = 5;
+    expect(cuGraphGetNodes(three, nodes, &count_nodes) == 0 && count_nodes == 3 && nodes[2] && !nodes[3] && !nodes[4],
+           "an array of 5 gets 3 nodes and 2 nulls");
+    expect(cuGraphGetNodes(three, nullptr, nullptr) == 1, "no count is CUDA_ERROR_INVALID_VALUE");
+    expect(cuGraphGetNodes(&count_nodes, nullptr, &count_nodes) == 400, "an unknown graph is CUDA_ERROR_INVALID_HANDLE");
 
     // Last: a kernel fault sticks (every later call fails with it, as on a GPU).
     std::uint64_t outside = reinterpret_cast<std::uintptr_t>(out.data());   // host memory, not a device buffer
