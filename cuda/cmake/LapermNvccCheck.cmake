@@ -1,6 +1,6 @@
 # ctest ptx_nvcc_<file> (cmake -P): one kernel file compiled by nvcc as a CUDA toolkit's user
 # builds it (the build's own nvcc flags), beside the PTX the build made with clang from the same
-# file: the same entry points and the same static shared memory per kernel; and, where ptxas is
+# file: the same entry points, static shared memory and launch bounds per kernel; and, where ptxas is
 # found, nvcc's PTX assembled for sm_<ARCH> with ptxas's shared memory equal to that reading.
 # Inputs (-D): NVCC, CCBIN (host compiler for nvcc, may be empty), FLAGS ("|"-separated), INCLUDE,
 # SOURCE, REFERENCE (clang's PTX of SOURCE), PTXAS (may be empty), ARCH, OUT (nvcc's PTX).
@@ -44,6 +44,11 @@ foreach(kernel IN LISTS nvcc_entries)
   laperm_ptx_static_shared("${clang_ptx}" ${kernel} clang_bytes)
   if(NOT nvcc_bytes EQUAL clang_bytes)
     message(FATAL_ERROR "${kernel}: ${nvcc_bytes} bytes of static shared memory in nvcc's PTX, ${clang_bytes} in clang's")
+  endif()
+  laperm_ptx_max_threads("${nvcc_ptx}" ${kernel} nvcc_threads)
+  laperm_ptx_max_threads("${clang_ptx}" ${kernel} clang_threads)
+  if(NOT nvcc_threads EQUAL clang_threads)
+    message(FATAL_ERROR "${kernel}: launch bounds of ${nvcc_threads} threads in nvcc's PTX, ${clang_threads} in clang's")
   endif()
   set(line "${kernel}: ${nvcc_bytes} B static shared")
   if(report)
