@@ -86,15 +86,22 @@ endmacro()
 # file for a real architecture at build time (optional: the build stands without it). Sets
 # LAPERM_PTXAS_EXE and LAPERM_PTXAS_VERSION, or LAPERM_PTXAS_REASON (why the PTX goes unassembled).
 # Looks at -DLAPERM_PTXAS=<path> (none: off), the environment's LAPERM_PTXAS, nvcc's directory,
-# CUDA_PATH/CUDA_HOME, PATH, /usr/local/cuda/bin and .tools/ptxas/ (where .ci/run puts one).
+# CUDA_PATH/CUDA_HOME, PATH, /usr/local/cuda/bin and .tools/ptxas/ (where .ci/fetch-ptxas puts one).
+
+# laperm_setting(<name> <out>): a setting given as -D<name>=..., or else in the environment.
+function(laperm_setting name out)
+  set(value "${${name}}")
+  if(NOT value AND DEFINED ENV{${name}})
+    set(value "$ENV{${name}}")
+  endif()
+  set(${out} "${value}" PARENT_SCOPE)
+endfunction()
+
 macro(laperm_find_ptxas)
   set(LAPERM_PTXAS_EXE "")
   set(LAPERM_PTXAS_VERSION "")
   set(LAPERM_PTXAS_REASON "")
-  set(_lp_ptxas "${LAPERM_PTXAS}")
-  if(NOT _lp_ptxas AND DEFINED ENV{LAPERM_PTXAS})
-    set(_lp_ptxas "$ENV{LAPERM_PTXAS}")
-  endif()
+  laperm_setting(LAPERM_PTXAS _lp_ptxas)
   if(NOT LAPERM_PTX_TOOL)
     set(LAPERM_PTXAS_REASON "no PTX is built")
   elseif(_lp_ptxas STREQUAL "none")
@@ -138,10 +145,7 @@ endmacro()
 # .tools/nvcc (where .ci/fetch-nvcc puts one).
 macro(laperm_find_nvcc_check)
   set(LAPERM_NVCC_CHECK_EXE "")
-  set(_lp_nvcc "${LAPERM_NVCC_CHECK}")
-  if(NOT _lp_nvcc AND DEFINED ENV{LAPERM_NVCC_CHECK})
-    set(_lp_nvcc "$ENV{LAPERM_NVCC_CHECK}")
-  endif()
+  laperm_setting(LAPERM_NVCC_CHECK _lp_nvcc)
   if(NOT _lp_nvcc)
     set(_lp_nvcc ${CMAKE_SOURCE_DIR}/.tools/nvcc/usr/lib/nvidia-cuda-toolkit/bin/nvcc)
   endif()
