@@ -392,6 +392,13 @@ struct Thread {
     int barrier_line = 0;
     int stack = -1;  // index into Worker::stacks while the fiber has started and not finished
     void* fake_stack = nullptr;  // AddressSanitizer's, kept while the fiber is switched out
+    // lp_copy_async_4's copies, written to shared memory only at lp_copy_async_wait_all: the
+    // latest a GPU may complete them, so a read that does not wait sees the old bytes.
+    struct PendingCopy {
+        void* dst;
+        std::uint32_t bytes;
+    };
+    std::vector<PendingCopy> copies;
 };
 
 // The order in which the scheduler resumes runnable fibers and runs blocks
@@ -657,6 +664,10 @@ Thread* take_next_fresh_thread(Worker& w) {
     for (;;) {
         Thread& t = *w.running;
         launch.kernel->info.invoke(launch.args);
+        if (!t.copies.empty())
+            abort_thread(w, t, format("%s exits with %zu asynchronous copies (lp_copy_async_4) not waited for: call "
+                                      "lp_copy_async_wait_all() before their shared memory is read",
+                                      thread_name(t.view).c_str(), t.copies.size()));
         t.state = State::Done;
         ++w.block->done;
         // The next thread of the round, if it has not started, runs on this fiber at once, as
@@ -790,6 +801,7 @@ __attribute__((noipa)) std::string run_block(Worker& w, const Launch& launch, ui
         t.view.linear = i;
         t.state = State::Ready;
         t.stack = -1;
+        t.copies.clear();
     }
     // Stacks are handed out when a thread first runs and taken back when it ends, so a kernel
     // without barriers runs every thread on the same (cache-hot) stack. A block that ended in
@@ -1155,6 +1167,20 @@ LP_EMU_API std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, 
     for (unsigned l = 0; l < 32; ++l)
         if (mask & (1u << l)) lanes[l].state = State::Ready;
     return t.result;
+}
+
+LP_EMU_API void copy_async(void* dst, const void* src, int bytes) {
+    Worker& w = worker();
+    if (bytes != 4) abort_thread(w, *w.running, format("asynchronous copy of %d bytes; only 4 are supported", bytes));
+    std::uint32_t value;
+    std::memcpy(&value, src, sizeof value);  // the source is read at the call: it must be valid now
+    w.running->copies.push_back(Thread::PendingCopy{dst, value});
+}
+
+LP_EMU_API void copy_async_wait_all() {
+    Thread& t = *worker().running;
+    for (const Thread::PendingCopy& c : t.copies) std::memcpy(c.dst, &c.bytes, sizeof c.bytes);
+    t.copies.clear();
 }
 
 // A launch without dynamic shared memory leaves the pointer of an earlier launch (or none) in

@@ -23,6 +23,7 @@
 //   reconnect_bucket_i1 .. _i32                    variant 6 (block per row, bucket rank, registers)
 //   reconnect_bucket_staged_256 .. _8192           variant 7 (variant 6, 512 threads above 2048, sorted0 in smem)
 //   reconnect_bucket_narrow_256 .. _8192           variant 8 (variant 7's kernel, 16 elements per thread, 32..512 threads)
+//   reconnect_bucket_sized_i8, _i12, _i16          variant 9 (variant 7's kernel, blocks sized to the row)
 #include <laperm/device.cuh>
 
 struct ReconnectTensor
@@ -269,8 +270,10 @@ RC_UNROLL
 }
 
 // Exclusive prefix sum, in place, of count entries (count a multiple of blockDim.x).
-// warpTotals holds 32 entries. Callers synchronise before and after.
-__device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* warpTotals)
+// warpTotals holds 32 entries. Callers synchronise before and after. Variant 9 inlines the
+// body (rc_block_exclusive_scan_inline): a call keeps a caller's live registers (the row's
+// values) across the ABI's boundary, which ptxas pays in stack stores under launch bounds.
+__device__ __forceinline__ void rc_block_exclusive_scan_inline(unsigned* data, int count, unsigned* warpTotals)
 {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int per = count / blockDim.x;
@@ -307,6 +310,11 @@ RC_UNROLL
         mine[i] = running;
         running += c;
     }
+}
+
+__device__ void rc_block_exclusive_scan(unsigned* data, int count, unsigned* warpTotals)
+{
+    rc_block_exclusive_scan_inline(data, count, warpTotals);
 }
 
 // One row by the whole block; smem holds rc_radix_shared_words(n, warps) words.
@@ -406,24 +414,39 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
 // Loads a row into registers (ITEMS per thread, strided by THREADS; padding reads as 0.0f)
 // and reduces the min and max of its finite values over the block: the value range the
 // bucket kernels divide into buckets. Also zeroes the bucket counts. range: 32 floats of
-// shared memory (per-warp min in 0..15, max in 16..31). With STAGE, the row's sorted0 is
+// shared memory (per-warp min in 0..15, max in 16..31). With a STAGE, the row's sorted0 is
 // copied to shared memory (stage) in the same pass: every load of both rows is issued
 // before the first use of any, so the row costs one global-memory round trip, not two
 // (sorted0 staged after the scan waited for a second one with the block's work done).
-// The barrier at the end covers the staged copy too.
-template <int THREADS, int ITEMS, bool STAGE>
+// RC_STAGE_REGISTERS loads sorted0 into registers and stores it; RC_STAGE_ASYNC copies it
+// with cp.async, global to shared without a register (ITEMS fewer live registers at the
+// loads, the point of variant 9). The barrier at the end covers the staged copy too.
+#define RC_STAGE_NONE 0
+#define RC_STAGE_REGISTERS 1
+#define RC_STAGE_ASYNC 2
+template <int THREADS, int ITEMS, int STAGE>
 __device__ __forceinline__ void rc_load_row_range(const float* w, const float* s0, float* stage, int n, int buckets,
                                                   unsigned* counts, float* range, float (&v)[ITEMS], float& lo, float& hi)
 {
+    const int threads = THREADS > 0 ? THREADS : (int)blockDim.x;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     lo = INFINITY; hi = -INFINITY;
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
     {
-        const int j = tid + k * THREADS;
+        const int j = tid + k * threads;
         v[k] = j < n ? w[j] : 0.0f;
     }
-    if constexpr (STAGE)
+    if constexpr (STAGE == RC_STAGE_ASYNC)
+    {
+RC_UNROLL
+        for (int k = 0; k < ITEMS; k++)
+        {
+            const int j = tid + k * threads;
+            if (j < n) lp_copy_async_4(stage + j, s0 + j);
+        }
+    }
+    if constexpr (STAGE == RC_STAGE_REGISTERS)
     {
         // Registers first, then shared memory: stores between the loads would make the
         // compiler wait for each load in turn (it cannot prove stage and s0 apart).
@@ -431,23 +454,23 @@ RC_UNROLL
 RC_UNROLL
         for (int k = 0; k < ITEMS; k++)
         {
-            const int j = tid + k * THREADS;
+            const int j = tid + k * threads;
             s[k] = j < n ? s0[j] : 0.0f;
         }
 RC_UNROLL
         for (int k = 0; k < ITEMS; k++)
         {
-            const int j = tid + k * THREADS;
+            const int j = tid + k * threads;
             if (j < n) stage[j] = s[k];
         }
     }
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
     {
-        const int j = tid + k * THREADS;
+        const int j = tid + k * threads;
         if (j < n && isfinite(v[k])) { lo = fminf(lo, v[k]); hi = fmaxf(hi, v[k]); }
     }
-    for (int i = tid; i < buckets; i += THREADS) counts[i] = 0;
+    for (int i = tid; i < buckets; i += threads) counts[i] = 0;
 RC_UNROLL
     for (int d = 16; d > 0; d >>= 1)
     {
@@ -455,9 +478,10 @@ RC_UNROLL
         hi = fmaxf(hi, __shfl_xor_sync(RC_FULL_MASK, hi, d));
     }
     if (lane == 0) { range[warp] = lo; range[16 + warp] = hi; }
+    if constexpr (STAGE == RC_STAGE_ASYNC) lp_copy_async_wait_all();
     __syncthreads();
     lo = range[0]; hi = range[16];
-    for (int i = 1; i < THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    for (int i = 1; i < threads / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
 }
 
 template <int ITEMS>
@@ -480,7 +504,7 @@ __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int
 
     float v[ITEMS];
     float lo, hi;
-    rc_load_row_range<RC_BUCKET_THREADS, ITEMS, false>(w, s0, nullptr, n, buckets, counts, range, v, lo, hi);
+    rc_load_row_range<RC_BUCKET_THREADS, ITEMS, RC_STAGE_NONE>(w, s0, nullptr, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
@@ -596,7 +620,8 @@ extern "C" __global__ void reconnect_bucket_i32(const ReconnectTensor* table, in
 template <int THREADS, int ITEMS>
 __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
 {
-    const int buckets = THREADS * ITEMS / 2 > THREADS ? THREADS * ITEMS / 2 : THREADS; // a multiple of THREADS
+    const int threads = THREADS > 0 ? THREADS : (int)blockDim.x;          // THREADS 0: any whole warps (variant 9)
+    const int buckets = threads * ITEMS / 2 > threads ? threads * ITEMS / 2 : threads; // a multiple of threads
     const int row = blockIdx.x;
     if (row >= totalRows) return;
     const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
@@ -614,7 +639,7 @@ __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* tab
 
     float v[ITEMS];
     float lo, hi;
-    rc_load_row_range<THREADS, ITEMS, true>(w, s0, vals, n, buckets, counts, range, v, lo, hi);
+    rc_load_row_range<THREADS, ITEMS, RC_STAGE_REGISTERS>(w, s0, vals, n, buckets, counts, range, v, lo, hi);
     const float span = hi - lo;
     const float scale = span > 0.0f ? (float)buckets / span : 0.0f;
 
@@ -622,7 +647,7 @@ __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* tab
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
     {
-        const int j = tid + k * THREADS;
+        const int j = tid + k * threads;
         where[k] = 0;
         if (j < n)
         {
@@ -641,7 +666,7 @@ RC_UNROLL
     }
     __syncthreads();
     int crowded = 0;
-    for (int i = tid; i < buckets; i += THREADS) crowded |= counts[i] > RC_BUCKET_LIMIT;
+    for (int i = tid; i < buckets; i += threads) crowded |= counts[i] > RC_BUCKET_LIMIT;
     if (__syncthreads_or(crowded))
     {
         rc_block_radix_row(w, s0, n, smem);
@@ -652,14 +677,14 @@ RC_UNROLL
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
     {
-        const int j = tid + k * THREADS;
+        const int j = tid + k * threads;
         if (j < n) placed[counts[where[k] >> 16] + (where[k] & 0xffffu)] = rc_composite(v[k], j);
     }
     __syncthreads();
 RC_UNROLL
     for (int k = 0; k < ITEMS; k++)
     {
-        const int j = tid + k * THREADS;
+        const int j = tid + k * threads;
         if (j < n)
         {
             const unsigned long long c = rc_composite(v[k], j);
@@ -760,6 +785,137 @@ extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_narrow_819
 {
     LP_DYNAMIC_SHARED(unsigned, rc_narrow_smem);
     rc_bucket_staged_rows<512, 16>(table, tensorCount, totalRows, rc_narrow_smem);
+}
+
+// ---------------------------------------------------------------------------------------
+// Variant 9: variant 7's algorithm in blocks sized to the row: ITEMS elements per thread (8,
+// 12 or 16) and as many whole warps as the row needs (ReconnectPlanner.SizedBlock picks the
+// ITEMS with the fewest idle slots; ties to more threads). Why: the power-of-two classes of
+// variants 7 and 8 leave 44 % of their slots idle on every 3x3 convolution's rows (576, 1152,
+// 2304, 4608 = 9 * 2^k elements: 44 % of ResNet-50's weights), and idle slots still cost
+// buckets, registers and threads. On the H200 (2026-11-29-h200-check, Nsight Compute) every
+// bucket kernel was held to a few rows per SM by registers or shared memory, and the
+// configuration with more resident threads won each class.
+// Registers: a thread keeps only its values across the barriers, plus one byte per element for
+// its slot in the bucket (a slot is used only when no bucket holds more than RC_BUCKET_LIMIT <
+// 255), not variant 7's bucket-and-slot word: the bucket is recomputed from the value with the
+// row's lo and scale, which every phase reads back from shared memory (so the compiler cannot
+// keep the first computation alive instead). The launch bounds cap registers so that the
+// blocks shared memory admits fit the register file too (two 512-thread blocks at 64; the
+// 4608-element rows take 384 threads x 12, three blocks of 65 KB at 56).
+// Shared memory: max(4*(B + 64) + 12n, radix fallback) bytes, B = threads * ITEMS / 2.
+// ---------------------------------------------------------------------------------------
+struct RcSizedRange { float lo, scale; int threads, pad; };
+
+__device__ __forceinline__ int rc_sized_bucket(float value, RcSizedRange r, int buckets)
+{
+    if (!isfinite(value)) return (__float_as_uint(value) & 0x80000000u) ? 0 : buckets - 1;
+    const float f = (value - r.lo) * r.scale;   // >= 0; inf or NaN only when the span overflowed
+    return f < (float)buckets ? (int)f : buckets - 1;
+}
+
+template <int ITEMS>
+__device__ __forceinline__ void rc_bucket_sized_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
+{
+    const int threads = blockDim.x;                // whole warps, at most 512
+    const int buckets = threads * ITEMS / 2;       // a multiple of threads
+    const int row = blockIdx.x;
+    if (row >= totalRows) return;
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const int n = t->rowLength;
+    const long long rowStart = (long long)(row - t->firstRow) * n;
+    float* w = t->w + rowStart;
+    const float* s0 = t->sorted0 + rowStart;
+    const int tid = threadIdx.x;
+
+    unsigned* counts = smem;                       // [buckets]
+    unsigned* warpTotals = counts + buckets;       // [32]
+    float* range = (float*)(warpTotals + 32);      // [32]: per-warp min (0..15), max (16..31)
+    RcSizedRange* shared = (RcSizedRange*)(range + 32); // [1]
+    unsigned long long* placed = (unsigned long long*)(range + 36); // [n], 8-byte aligned
+    float* vals = (float*)(placed + n);            // [n] sorted0 of the row
+
+    float v[ITEMS];
+    float lo, hi;
+    rc_load_row_range<0, ITEMS, RC_STAGE_ASYNC>(w, s0, vals, n, buckets, counts, range, v, lo, hi);
+    if (tid == 0)
+    {
+        const float span = hi - lo;
+        *shared = RcSizedRange{lo, span > 0.0f ? (float)buckets / span : 0.0f, threads, 0};
+    }
+    __syncthreads();
+
+    unsigned slots[(ITEMS + 3) / 4];               // byte k & 3 of slots[k / 4]: element k's slot
+    {
+        const RcSizedRange r = *shared;
+RC_UNROLL
+        for (int k = 0; k < (ITEMS + 3) / 4; k++) slots[k] = 0;
+RC_UNROLL
+        for (int k = 0; k < ITEMS; k++)
+        {
+            const int j = tid + k * r.threads;
+            if (j < n)
+            {
+                const unsigned slot = atomicAdd(&counts[rc_sized_bucket(v[k], r, buckets)], 1u);
+                slots[k / 4] |= (slot < 255u ? slot : 255u) << (8 * (k % 4));
+            }
+        }
+    }
+    __syncthreads();
+    int crowded = 0;
+    for (int i = tid; i < buckets; i += threads) crowded |= counts[i] > RC_BUCKET_LIMIT;
+    if (__syncthreads_or(crowded))
+    {
+        rc_block_radix_row(w, s0, n, smem);        // w is untouched so far
+        return;
+    }
+    rc_block_exclusive_scan_inline(counts, buckets, warpTotals);
+    __syncthreads();
+    {
+        const RcSizedRange r = *shared;
+RC_UNROLL
+        for (int k = 0; k < ITEMS; k++)
+        {
+            const int j = tid + k * r.threads;
+            const unsigned slot = (slots[k / 4] >> (8 * (k % 4))) & 0xffu;
+            if (j < n) placed[counts[rc_sized_bucket(v[k], r, buckets)] + slot] = rc_composite(v[k], j);
+        }
+    }
+    __syncthreads();
+    const RcSizedRange r = *shared;
+RC_UNROLL
+    for (int k = 0; k < ITEMS; k++)
+    {
+        const int j = tid + k * r.threads;
+        if (j < n)
+        {
+            const unsigned long long c = rc_composite(v[k], j);
+            const int b = rc_sized_bucket(v[k], r, buckets);
+            const int begin = (int)counts[b];
+            const int end = b + 1 < buckets ? (int)counts[b + 1] : n;
+            int rank = begin;
+            for (int i = begin; i < end; i++) rank += placed[i] < c;
+            w[j] = vals[rank];
+        }
+    }
+}
+
+extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_sized_i8(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_sized_smem);
+    rc_bucket_sized_rows<8>(table, tensorCount, totalRows, rc_sized_smem);
+}
+
+extern "C" __global__ __launch_bounds__(384, 3) void reconnect_bucket_sized_i12(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_sized_smem);
+    rc_bucket_sized_rows<12>(table, tensorCount, totalRows, rc_sized_smem);
+}
+
+extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_sized_i16(const ReconnectTensor* table, int tensorCount, int totalRows)
+{
+    LP_DYNAMIC_SHARED(unsigned, rc_sized_smem);
+    rc_bucket_sized_rows<16>(table, tensorCount, totalRows, rc_sized_smem);
 }
 
 // ---------------------------------------------------------------------------------------

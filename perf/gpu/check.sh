@@ -583,8 +583,9 @@ part_reconnect_harness() {
 
 part_ncu_reconnect() {
   # Why the bucket kernels sit at ~6x the floor: Nsight Compute on one launch per size class of
-  # variants 8, 7 and 6 (the newest first: a tight budget drops the measured ones) on the
-  # ImageNet ResNet-50 set (the first launches are the bench's verification pass: one per class).
+  # variants 9, 8 and 7 (the newest first: a tight budget drops the measured ones) on the
+  # ImageNet ResNet-50 set (the first launches are the bench's verification pass: one per class;
+  # 6 classes for 7 and 8, 8 block shapes for 9).
   # Clocks are left alone (--clock-control none). Each run gets an equal share of the time left,
   # since a run cut by its limit writes no CSV.
   if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
@@ -592,7 +593,8 @@ part_ncu_reconnect() {
   if [[ -z "$PYTHON_ANY" ]]; then set_status "not available" "no python3 to read ncu's CSV"; return; fi
   if ! laperm_has_verb bench reconnect; then set_status "not available" "no \`laperm bench reconnect\` verb in this build"; return; fi
   local variant rc=0 csvs=() runs_left=3
-  for variant in 8 7 6; do
+  for variant in 9 8 7; do
+    local launches=6; (( variant == 9 )) && launches=8
     local csv="$PART_DIR/ncu-variant$variant.csv" log="$PART_DIR/ncu-variant$variant.log"
     local share=$(( $(part_seconds_left) / runs_left )); runs_left=$(( runs_left - 1 ))
     (( share < 10 )) && break
@@ -602,14 +604,14 @@ part_ncu_reconnect() {
     # errors (a file of their own: two writers appending to one file can overwrite each other).
     # Whichever file holds the CSV's header row is read.
     timeout --kill-after=10 "$share" ncu --clock-control none --target-processes all --log-file "$log" \
-      --kernel-name regex:reconnect_bucket --launch-count 6 \
+      --kernel-name regex:reconnect_bucket --launch-count "$launches" \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details \
       "$LAPERM" bench reconnect --variant "$variant" --shapes resnet50-imagenet --device cuda --samples 1 > "$csv" 2>> "$log.stderr"
     local r=$?
     (( r == 0 )) || rc=$r
     if grep -q '"ID"' "$csv" 2>/dev/null; then csvs+=("$csv"); elif grep -q '"ID"' "$log" 2>/dev/null; then csvs+=("$log"); fi
   done
-  add_md "\`ncu --clock-control none --kernel-name regex:reconnect_bucket --launch-count 6 --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details laperm bench reconnect --variant V --shapes resnet50-imagenet --device cuda --samples 1\` for V = 8, 7, 6 (exit code $rc; one row per profiled launch, the first launch of each size class):"
+  add_md "\`ncu --clock-control none --kernel-name regex:reconnect_bucket --launch-count N --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --csv --page details laperm bench reconnect --variant V --shapes resnet50-imagenet --device cuda --samples 1\` for V = 9 (N 8), 8, 7 (N 6) (exit code $rc; one row per profiled launch, the first launch of each size class):"
   if (( ${#csvs[@]} > 0 )); then
     "$PYTHON_ANY" - "${csvs[@]}" > "$PART_DIR/table.md" 2>> "$PART_DIR/log" <<'PYEOF'
 import csv, io, re, sys
@@ -638,7 +640,7 @@ PYEOF
   local lines; lines=$(grep -c '^| [678] |' "$PART_DIR/table.md" 2>/dev/null)
   if grep -qiE 'ERR_NVGPUCTRPERM|LibraryNotLoaded|Failed to initialize the profiler|permission' "$PART_DIR"/ncu-variant*.log* 2>/dev/null && (( ${lines:-0} == 0 )); then
     set_status "not available" "ncu cannot read the counters here: $(grep -hiE 'ERR_|LibraryNotLoaded|Failed|permission' "$PART_DIR"/ncu-variant*.log* | head -1 | cut -c1-100)"
-  elif (( ${lines:-0} > 0 && rc == 0 )); then set_status "pass" "$lines kernel launches profiled (variants 8, 7, 6)"
+  elif (( ${lines:-0} > 0 && rc == 0 )); then set_status "pass" "$lines kernel launches profiled (variants 9, 8, 7)"
   else set_status "fail" "exit code $rc$(timed_out $rc && echo ' (time limit)'); ${lines:-0} launches in the table; $(tail -1 "$PART_DIR"/ncu-variant*.log 2>/dev/null | tail -1 | cut -c1-80)"; fi
 }
 
@@ -1124,7 +1126,7 @@ main() {
   run_part ptx-nvcc              120 part_ptx_nvcc          "The kernels built by nvcc here (LAPERM_PTX_DIR): cross-check, reconnection, training throughput"
   # Before the CPU reference and the harness (which any machine, or the parts above, give):
   # the only view of why the bucket kernels miss the floor target.
-  run_part ncu-reconnect         75  part_ncu_reconnect     "Nsight Compute on the bucket reconnection kernels (variants 8, 7, 6; ResNet-50 ImageNet)"
+  run_part ncu-reconnect         75  part_ncu_reconnect     "Nsight Compute on the bucket reconnection kernels (variants 9, 8, 7; ResNet-50 ImageNet)"
   run_part bench-train-cpu       90  part_bench_train_cpu   "laperm bench train and bench sync on CPU with every core, for reference"
   # Last: the standalone harness repeats what bench-reconnect-cuda and torch-reconnect
   # measure, so it only gets the budget that is left.

@@ -76,7 +76,7 @@ internal static class TrainCommand
                                (convolution, pooling, batch-norm); the rest on our kernels (default: none)
         --channel-reduction chunked|per-channel  GPU batch-norm and bias gradient: chunked over the
                                whole GPU (v2, default) or one block per channel (v1, for comparison)
-        --reconnect-variant N  GPU reconnection kernels: 0 the dispatcher (default), 1..8 one variant
+        --reconnect-variant N  GPU reconnection kernels: 0 the dispatcher (default), 1..9 one variant
                                (`laperm bench reconnect`); every variant gives the same bits
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)

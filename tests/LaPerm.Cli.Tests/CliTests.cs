@@ -1159,7 +1159,8 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void EveryReconnectVariantTrainsToTheSameFinalWeights()
     {
-        // f2's rows (784, 128 and 64 long) go through the warp, bucket and block kernels.
+        // f2's rows (784, 128 and 64 long) go through the warp, bucket and block kernels; variant 9 sizes
+        // 784 as 128 threads x 8 and 128 and 64 as 32 x 8.
         string[] common = ["train", "--device", "emu", "--model", "f2", "--limit-train", "48", "--limit-test", "16", "--epochs", "1",
             "--batch", "16", "--k", "1", "--seed", "9", "--threads", "2", "--quiet"];
         (string Stdout, string? Sha, string Backend) Train(string name, params string[] extra)
@@ -1176,7 +1177,8 @@ public sealed class CliTests : IDisposable
         Assert.StartsWith("host emulator", dispatcher.Backend, StringComparison.Ordinal);
         // summary.json's backend also names the paths the launches took (one per size class).
         Assert.EndsWith("our kernels only, reconnection [BlockBucketStaged x2]", dispatcher.Backend, StringComparison.Ordinal);
-        foreach (var (variant, name, paths) in new[] { ("1", "TwoPass", "TwoPass x3"), ("8", "BlockBucketNarrow", "BlockBucketNarrow x2") })
+        foreach (var (variant, name, paths) in new[] { ("1", "TwoPass", "TwoPass x3"), ("8", "BlockBucketNarrow", "BlockBucketNarrow x2"),
+                     ("9", "BlockBucketSized", "BlockBucketSized x2") })
         {
             var forced = Train($"variant-{variant}", "--reconnect-variant", variant);
             Assert.Contains($"reconnection variant {variant} ({name})", forced.Stdout, StringComparison.Ordinal);

@@ -17,6 +17,7 @@ LP_EMU_REGISTER(test_ids)
 LP_EMU_REGISTER(test_atomics)
 LP_EMU_REGISTER(test_syncthreads_reductions)
 LP_EMU_REGISTER(test_dynamic_shared)
+LP_EMU_REGISTER(test_copy_async)
 LP_EMU_REGISTER(test_bits_math)
 LP_EMU_REGISTER(test_bad_early_exit)
 LP_EMU_REGISTER(test_bad_shuffle_exit)
@@ -244,6 +245,22 @@ void dynamic_shared_and_limits() {
     if (launch_ok("test_dynamic_shared", 2, block, block * sizeof(float), in.ptr(), out.ptr()))
         for (unsigned t = 0; t < block; ++t)
             LP_CHECK(out[block + t] == in[2 * block - 1 - t], "reverse after a failed block %u", t);
+
+    // Asynchronous copies land at the issuing thread's wait: before it the slot holds what the
+    // thread wrote, after it and a barrier every thread sees every copy. Without the wait the
+    // thread's exit is an error naming the count.
+    {
+        DeviceBuffer<float> copied(block * 2);
+        if (launch_ok("test_copy_async", 1, block, block * sizeof(float), in.ptr(), copied.ptr(), 1))
+            for (unsigned t = 0; t < block; ++t) {
+                LP_CHECK(copied[2 * t] == -1.0f, "copy %u visible before its wait: %g", t, copied[2 * t]);
+                LP_CHECK(copied[2 * t + 1] == in[block - 1 - t], "copy %u after the wait: %g != %g", t, copied[2 * t + 1], in[block - 1 - t]);
+            }
+        rc = launch("test_copy_async", 1, 1, 1, block, 1, 1, block * sizeof(float), in.ptr(), copied.ptr(), 0);
+        e = laperm_emu_last_error();
+        LP_CHECK(rc != 0 && contains(e, "test_copy_async") && contains(e, "exits with 1 asynchronous copies") &&
+                     contains(e, "lp_copy_async_wait_all"), "copy not waited for: rc %d, '%s'", rc, e.c_str());
+    }
 
     // No dynamic shared memory at all for a kernel that uses it (the host forgot the size).
     rc = launch("test_dynamic_shared", 1, 1, 1, block, 1, 1, 0, in.ptr(), out.ptr());

@@ -117,6 +117,20 @@ extern "C" __global__ void test_dynamic_shared(const float* in, float* out) {
     out[blockIdx.x * blockDim.x + t] = tile[blockDim.x - 1 - t];
 }
 
+// Asynchronous copies: each thread poisons its slot, copies in[t] over it with cp.async, reads
+// its slot before waiting (the emulator lands a copy only at the wait, the latest a GPU may), then
+// waits (when wait != 0) and after a barrier reads its mirror thread's slot.
+extern "C" __global__ void test_copy_async(const float* in, float* out, int wait) {
+    LP_DYNAMIC_SHARED(float, tile);
+    const unsigned t = threadIdx.x;
+    tile[t] = -1.0f;
+    lp_copy_async_4(tile + t, in + t);
+    out[2 * t] = tile[t];
+    if (wait != 0) lp_copy_async_wait_all();
+    __syncthreads();
+    out[2 * t + 1] = tile[blockDim.x - 1 - t];
+}
+
 // Bits and math.
 extern "C" __global__ void test_bits_math(const float* x, unsigned* bits, float* math) {
     const unsigned t = threadIdx.x;

@@ -27,6 +27,11 @@
 //   atomics       atomicAdd (int, unsigned, unsigned long long, float), atomicMax/atomicMin (int,
 //                 unsigned), atomicCAS (int, unsigned, unsigned long long), atomicExch (int,
 //                 unsigned, float); return the old value.
+//   async copy    lp_copy_async_4(shared_dst, global_src): 4 bytes from global to shared memory
+//                 without a register (cp.async, sm_80+); lp_copy_async_wait_all() waits for this
+//                 thread's copies. Others see them after a barrier that follows the wait. The
+//                 emulator writes each copy only at the wait, and a thread that exits with a
+//                 copy not waited for is an error.
 //   shared        static: `__shared__ float tile[256];` (inside or outside a kernel)
 //                 dynamic: `LP_DYNAMIC_SHARED(float, smem);` then smem[i] (16-byte aligned;
 //                 every kernel's dynamic shared memory starts at the same address).
@@ -59,6 +64,12 @@
 #define LP_WARP_SIZE 32
 #define LP_FULL_MASK 0xffffffffu
 
+// cp.async for nvcc and clang (sm_80+): the copy's destination is a shared-window address, the source a global one.
+#define LP_COPY_ASYNC_4_ASM(dst, src)                                                              \
+    asm volatile("{\n\t.reg .u64 lp_dst;\n\tcvta.to.shared.u64 lp_dst, %0;\n\t"                      \
+                 "cp.async.ca.shared.global [lp_dst], [%1], 4;\n\t}" ::"l"(dst), "l"(src) : "memory")
+#define LP_COPY_ASYNC_WAIT_ALL_ASM() asm volatile("cp.async.wait_all;" ::: "memory")
+
 // =====================================================================================
 // 1. nvcc
 // =====================================================================================
@@ -84,6 +95,8 @@ __device__ __forceinline__ unsigned lp_warp_id() {
     return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) / 32u;
 }
 __device__ __forceinline__ double lp_sqrt_rn(double x) { return __dsqrt_rn(x); }
+__device__ __forceinline__ void lp_copy_async_4(void* shared_dst, const void* global_src) { LP_COPY_ASYNC_4_ASM(shared_dst, global_src); }
+__device__ __forceinline__ void lp_copy_async_wait_all() { LP_COPY_ASYNC_WAIT_ALL_ASM(); }
 
 // =====================================================================================
 // 2. clang CUDA (device only, -nocudainc -nocudalib)
@@ -141,6 +154,8 @@ LP_D int __syncthreads_or(int p) { LP_COMPILER_FENCE(); int r = __nvvm_bar0_or(p
 LP_D void __syncwarp(unsigned mask = LP_FULL_MASK) { LP_COMPILER_FENCE(); __nvvm_bar_warp_sync(mask); LP_COMPILER_FENCE(); }
 LP_D void __threadfence() { __nvvm_membar_gl(); }
 LP_D void __threadfence_block() { __nvvm_membar_cta(); }
+LP_D void lp_copy_async_4(void* shared_dst, const void* global_src) { LP_COPY_ASYNC_4_ASM(shared_dst, global_src); }
+LP_D void lp_copy_async_wait_all() { LP_COPY_ASYNC_WAIT_ALL_ASM(); }
 
 // ---- bit casts ----
 LP_D unsigned __float_as_uint(float x) { return __builtin_bit_cast(unsigned, x); }
@@ -331,6 +346,8 @@ enum class BarrierOp : int { Plain, Count, And, Or };
 LP_EMU_API int barrier(BarrierOp op, int predicate, const char* file, int line);
 LP_EMU_API std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int b, int c);
 LP_EMU_API unsigned char* dynamic_shared();
+LP_EMU_API void copy_async(void* dst, const void* src, int bytes);
+LP_EMU_API void copy_async_wait_all();
 
 template <class T>
 inline T shuffle(WarpOp op, unsigned mask, T value, int b, int width, int clamp) {
@@ -366,6 +383,8 @@ inline unsigned lp_warp_id() { return ::lp_emu::current_thread()->linear / 32u; 
 inline void __syncwarp(unsigned mask = LP_FULL_MASK) { ::lp_emu::warp_op(::lp_emu::WarpOp::Sync, mask, 0, 0, 0); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void lp_copy_async_4(void* shared_dst, const void* global_src) { ::lp_emu::copy_async(shared_dst, global_src, 4); }
+inline void lp_copy_async_wait_all() { ::lp_emu::copy_async_wait_all(); }
 
 // ---- warp shuffles and votes ----
 template <class T> inline T __shfl_sync(unsigned m, T v, int src, int w = 32) {

@@ -27,9 +27,10 @@ public sealed class ReconnectKernels : IDisposable
         Bucket = [.. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => _module.GetKernel($"reconnect_bucket_i{items}"))];
         BucketStaged = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_staged_{size}"))];
         BucketNarrow = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_narrow_{size}"))];
+        BucketSized = [.. ReconnectPlanner.SizedKernels.Select(k => _module.GetKernel($"reconnect_bucket_sized_i{k.Items}"))];
         // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
         if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
-            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket).Concat(BucketStaged).Concat(BucketNarrow))
+            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket).Concat(BucketStaged).Concat(BucketNarrow).Concat(BucketSized))
                 k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
     }
 
@@ -53,6 +54,9 @@ public sealed class ReconnectKernels : IDisposable
 
     /// <summary>reconnect_bucket_narrow_256 .. _8192, indexed by log2(class / 256).</summary>
     internal Kernel[] BucketNarrow { get; }
+
+    /// <summary>reconnect_bucket_sized_i8, _i12, _i16, in the order of <see cref="ReconnectPlanner.SizedKernels"/>.</summary>
+    internal Kernel[] BucketSized { get; }
 
     public void Dispose() => _module.Dispose();
 }
@@ -199,6 +203,12 @@ public sealed class DeviceReconnector : IDisposable
                     Kernel[] classes = l.Path == ReconnectPath.BlockBucketStaged ? _kernels.BucketStaged : _kernels.BucketNarrow;
                     classes[System.Numerics.BitOperations.Log2((uint)(ReconnectPlanner.StagedClass(l.MaxRowLength) / 256))]
                         .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    break;
+                case ReconnectPath.BlockBucketSized:
+                    int items = ReconnectPlanner.SizedBlock(l.MaxRowLength).Items;
+                    int kernel = 0;
+                    while (ReconnectPlanner.SizedKernels[kernel].Items != items) kernel++;
+                    _kernels.BucketSized[kernel].Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.TwoPass:
                     _kernels.ArgsortRows.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);

@@ -7,7 +7,7 @@ using LaPerm.Cuda.Runtime;
 namespace LaPerm.Cuda.Reconnect;
 
 /// <summary>
-/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..8.
+/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..9.
 /// <paramref name="Shapes"/>: a set name (conv7, resnet50c, conv13, resnet50-imagenet) or
 /// ROWS:LENGTH[,ROWS:LENGTH...]; several separated by ';'. <paramref name="Device"/>: cuda or emu.
 /// </summary>

@@ -28,10 +28,12 @@ public enum ReconnectVariant
     BlockBucketStaged = 7,
     /// <summary>The staged bucket kernel in narrow blocks (16 elements per thread, 32 threads up to 512 elements ... 512 up to 8192): as many rows in flight per SM as shared memory allows (32 up to 256 elements, 14 up to 1024) instead of 8.</summary>
     BlockBucketNarrow = 8,
+    /// <summary>The staged bucket rank in blocks sized to the row: 8, 12 or 16 elements per thread (the fewest idle slots) and whole warps, sorted0 copied with cp.async; for the 9 * 2^k rows of 3x3 convolutions that the power-of-two classes fill to 56 %.</summary>
+    BlockBucketSized = 9,
 }
 
 /// <summary>Which kernel(s) reconnect a row.</summary>
-public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockBucketStaged, BlockBucketNarrow, TwoPass, Chunked }
+public enum ReconnectPath { Warp32, Warp64, Warp128, BlockBitonic, BlockRadix, BlockBucket, BlockBucketStaged, BlockBucketNarrow, BlockBucketSized, TwoPass, Chunked }
 
 /// <summary>What the planner needs to know about the device: the dynamic shared memory one block may use.</summary>
 public sealed record ReconnectLimits(int MaxSharedBytesPerBlock)
@@ -87,7 +89,7 @@ public sealed record ReconnectPlan(ReconnectVariant Variant, IReadOnlyList<int> 
 
 /// <summary>
 /// Chooses a path per row length and groups tensors into size classes (path, next power of two
-/// of the row length), one launch per class. Pure: no device needed.
+/// of the row length; for variant 9 its block shape), one launch per class. Pure: no device needed.
 /// </summary>
 public static class ReconnectPlanner
 {
@@ -154,6 +156,44 @@ public static class ReconnectPlanner
 
     public static bool NarrowFits(int n, ReconnectLimits limits) => n <= 8192 && NarrowSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
 
+    /// <summary>The sized kernels, reconnect_bucket_sized_i{Items}, and the most threads their launch bounds allow.</summary>
+    public static IReadOnlyList<(int Items, int MaxThreads)> SizedKernels { get; } = [(8, 512), (12, 384), (16, 512)];
+
+    /// <summary>The longest row a sized block holds (16 elements x 512 threads).</summary>
+    public const int SizedMaxRowLength = 8192;
+
+    /// <summary>
+    /// Variant 9's block for a row: the sized kernel with the fewest idle slots (elements per thread
+    /// x whole warps), ties to fewer elements per thread (more threads). 4608 elements: 384 threads x 12;
+    /// 2304: 288 x 8; 1152: 96 x 12; 256: 32 x 8.
+    /// </summary>
+    public static (int Items, int Threads) SizedBlock(int rowLength)
+    {
+        if (rowLength < 1 || rowLength > SizedMaxRowLength)
+            throw new ArgumentOutOfRangeException(nameof(rowLength), $"a sized block holds 1..{SizedMaxRowLength} elements, got {rowLength}");
+        (int Items, int Threads) best = (0, 0);
+        long bestSlots = long.MaxValue;
+        foreach (var (items, maxThreads) in SizedKernels)
+        {
+            int warps = (rowLength + 32 * items - 1) / (32 * items);
+            long slots = 32L * warps * items;
+            if (32 * warps <= maxThreads && slots < bestSlots) (best, bestSlots) = ((items, 32 * warps), slots);
+        }
+        return best;
+    }
+
+    /// <summary>A sized block as one number (items in the high half, threads in the low), the planner's class of a row.</summary>
+    private static int SizedKey(int rowLength) => SizedBlock(rowLength) is var (items, threads) ? items << 16 | threads : 0;
+
+    /// <summary>Counters (threads x items / 2), scan slots, row range, placed composites and staged sorted0, or the radix fallback's needs if larger.</summary>
+    public static int SizedSharedBytes(int rowLength)
+    {
+        var (items, threads) = SizedBlock(rowLength);
+        return Math.Max(4 * (threads * items / 2 + 68) + 12 * rowLength, RadixSharedBytes(rowLength, threads));
+    }
+
+    public static bool SizedFits(int n, ReconnectLimits limits) => n <= SizedMaxRowLength && SizedSharedBytes(n) <= limits.MaxSharedBytesPerBlock;
+
     public static bool BitonicFits(int n, ReconnectLimits limits) => 12L * n <= limits.MaxSharedBytesPerBlock;
 
     public static bool ArgsortFits(int n, ReconnectLimits limits) => 8L * n <= limits.MaxSharedBytesPerBlock;
@@ -177,7 +217,10 @@ public static class ReconnectPlanner
                 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
             ReconnectVariant.BlockBucketNarrow => NarrowFits(rowLength, limits) ? ReconnectPath.BlockBucketNarrow
                 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
-            _ => throw new ArgumentOutOfRangeException(nameof(variant), $"reconnect variant {(int)variant} is unknown; expected 0..8"),
+            ReconnectVariant.BlockBucketSized => SizedFits(rowLength, limits) ? ReconnectPath.BlockBucketSized
+                : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
+            _ => throw new ArgumentOutOfRangeException(nameof(variant),
+                $"reconnect variant {(int)variant} is unknown; expected 0..{(int)Enum.GetValues<ReconnectVariant>().Max()}"),
         };
     }
 
@@ -245,6 +288,7 @@ public static class ReconnectPlanner
                 ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
                 ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(s.RowLength, chunk)),
                 ReconnectPath.BlockBucketStaged or ReconnectPath.BlockBucketNarrow => StagedClass(s.RowLength),
+                ReconnectPath.BlockBucketSized => SizedKey(s.RowLength),
                 _ => NextPowerOfTwo(s.RowLength),
             };
             items.Add((i, path, bucket));
@@ -288,6 +332,7 @@ public static class ReconnectPlanner
                 ReconnectPath.BlockBucket => (BucketThreads, BucketSharedBytes(maxLength)),
                 ReconnectPath.BlockBucketStaged => (StagedThreads(maxLength), StagedSharedBytes(maxLength)),
                 ReconnectPath.BlockBucketNarrow => (NarrowThreads(maxLength), NarrowSharedBytes(maxLength)),
+                ReconnectPath.BlockBucketSized => (SizedBlock(maxLength).Threads, SizedSharedBytes(maxLength)),
                 ReconnectPath.TwoPass => (Math.Clamp(NextPowerOfTwo(maxLength) / 2, 32, 512), 8 * maxLength),
                 _ => (Math.Clamp(NextPowerOfTwo(Math.Min(maxLength, chunk)) / 2, 32, 1024), 8 * Math.Min(maxLength, chunk)),
             };

@@ -199,12 +199,55 @@ public sealed class ReconnectPlannerTests
         Assert.InRange(length, 1, threads * (ReconnectPlanner.StagedClass(length) == 256 ? 8 : 16));
     }
 
+    [Theory]
+    [InlineData(1, 8, 32)]
+    [InlineData(256, 8, 32)]
+    [InlineData(257, 12, 32)]      // 384 slots in one warp beat 512 in two
+    [InlineData(576, 8, 96)]       // 768 slots either way: the more threads
+    [InlineData(1152, 12, 96)]
+    [InlineData(2304, 8, 288)]
+    [InlineData(4096, 8, 512)]
+    [InlineData(4097, 12, 352)]
+    [InlineData(4608, 12, 384)]
+    [InlineData(4609, 16, 320)]    // past the 12-item kernel's 384 threads
+    [InlineData(8192, 16, 512)]
+    public void SizedBlocksLeaveTheFewestIdleSlots(int length, int items, int threads)
+    {
+        Assert.Equal((items, threads), ReconnectPlanner.SizedBlock(length));
+        // No kernel within its launch bounds holds the row in fewer slots.
+        foreach (var (i, maxThreads) in ReconnectPlanner.SizedKernels)
+        {
+            int warps = (length + 32 * i - 1) / (32 * i);
+            if (32 * warps <= maxThreads) Assert.True(32 * warps * i >= items * threads, $"{i} x {32 * warps} holds {length} in fewer slots");
+        }
+        ReconnectPlan plan = ReconnectPlanner.Plan(ReconnectVariant.BlockBucketSized, [new ReconnectShape("t", 3, length)], Hopper);
+        ReconnectLaunch launch = Assert.Single(plan.Launches);
+        Assert.Equal((ReconnectPath.BlockBucketSized, threads), (launch.Path, launch.Threads));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReconnectPlanner.SizedBlock(8193));
+    }
+
+    [Fact]
+    public void SizedVariantGroupsRowsByBlockShape()
+    {
+        // 2304 and 2300 share 288 x 8; 1152 is 96 x 12; 9000 is past the sized kernels (radix on Hopper).
+        ReconnectShape[] shapes = [new("a", 4, 2304), new("b", 2, 1152), new("c", 3, 2300), new("d", 1, 9000)];
+        ReconnectPlan plan = ReconnectPlanner.Plan(ReconnectVariant.BlockBucketSized, shapes, Hopper);
+        Assert.Equal([(ReconnectPath.BlockRadix, 256, 1), (ReconnectPath.BlockBucketSized, 288, 7), (ReconnectPath.BlockBucketSized, 96, 2)],
+            plan.Launches.Select(l => (l.Path, l.Threads, l.Rows)));
+        // Shared memory: counters for threads x items / 2 buckets, 68 words and 12 bytes per element
+        // (32,528), or the radix fallback's 256 counters per warp and 32 words, 12 bytes per element
+        // (36,992), whichever is more.
+        Assert.Equal(Math.Max(4 * (288 * 8 / 2 + 68), 4 * (256 * 9 + 32)) + 12 * 2304, plan.Launches[1].SharedBytes);
+        Assert.Equal(ReconnectPath.Chunked, ReconnectPlanner.ChoosePath(ReconnectVariant.BlockBucketSized, 4608, ReconnectLimits.Default));
+    }
+
     [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(9, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(10, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
         Assert.Equal([ReconnectVariant.BlockBucketNarrow], ReconnectBench.ParseVariants("8"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("9"));
+        Assert.Equal([ReconnectVariant.BlockBucketSized], ReconnectBench.ParseVariants("9"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("10"));
     }
 }
