@@ -40,13 +40,15 @@ internal static class BenchCommand
 
     private const string ReconnectHelp = """
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|cuda:N|emu]
-                               [--samples N] [--json FILE]
+                               [--samples N] [--json FILE] [--plan]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
             copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).
             S: conv7 (default), resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones
             form one set). N samples per line, default 15.
             On emu it verifies only (keep the shapes small); auto (default) is cuda when usable, else emu.
+            --plan runs nothing: per variant and set, each launch on an H100/H200 (kernel, blocks, threads,
+            shared memory, ptxas's registers) and the blocks per SM an occupancy model gives it.
 
         """;
 
@@ -175,7 +177,8 @@ internal static class BenchCommand
 
     private static int RunReconnect(string[] args, TextWriter stdout)
     {
-        var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string>(), "bench reconnect");
+        var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string> { "--plan" }, "bench reconnect");
+        if (a.Has("--plan")) return PlanReconnect(a, stdout);
         string device = a.String("--device") ?? "auto";
         if (device is not ("emu" or "auto") && Backends.GpuOrdinal(device) is null)
             throw new UsageException($"--device of 'laperm bench reconnect' expects cuda, cuda:N (GPU N), emu or auto, got '{device}'.");
@@ -218,6 +221,26 @@ internal static class BenchCommand
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             // A bad --variant or --shapes (the message names the flag), or a library the device lacks.
+            throw new UsageException($"bench reconnect: {e.Message}");
+        }
+    }
+
+    /// <summary>--plan: the launches and their modelled occupancy on an H100/H200; nothing runs, so no device is needed.</summary>
+    private static int PlanReconnect(Arguments a, TextWriter stdout)
+    {
+        string[] runOnly = [.. new[] { "--device", "--samples", "--json" }.Where(a.Has)];
+        if (runOnly.Length > 0)
+            throw new UsageException($"bench reconnect --plan runs nothing: {string.Join(", ", runOnly)} {(runOnly.Length == 1 ? "does" : "do")} not apply.");
+        try
+        {
+            var variants = LaPerm.Cuda.Reconnect.ReconnectBench.ParseVariants(a.String("--variant") ?? "all");
+            var sets = ShapeSets(a.String("--shapes") ?? "conv7").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(set => (set, LaPerm.Cuda.Reconnect.ReconnectShapes.Parse(set))).ToList();
+            LaPerm.Cuda.Reconnect.ReconnectPlanReport.Write(stdout, variants, sets, LaPerm.Cuda.Runtime.PtxCatalog.Active);
+            return 0;
+        }
+        catch (ArgumentException e)
+        {
             throw new UsageException($"bench reconnect: {e.Message}");
         }
     }

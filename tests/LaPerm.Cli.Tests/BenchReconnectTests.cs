@@ -35,6 +35,37 @@ public sealed class BenchReconnectTests
     }
 
     [Fact]
+    public void PlanShowsEachLaunchOnHopperWithItsOccupancyAndRunsNothing()
+    {
+        var stdout = new StringWriter();
+        int code = CommandLine.Run(["bench", "reconnect", "--plan", "--variant", "9", "--shapes", "3:4608,2:256"], stdout, TextWriter.Null);
+        Assert.Equal(0, code);
+        string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("plan for sm_90 (H100/H200: 232448 B of shared memory per block)", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("plan 3:4608,2:256", lines[1], StringComparison.Ordinal);
+        Assert.Contains("variant 9 BlockBucketSized", lines[1], StringComparison.Ordinal);
+        Assert.Contains("launches  2", lines[1], StringComparison.Ordinal);
+        // 4608 elements: 384 threads x 12; shared memory is the radix fallback's (256 counters per
+        // warp and 32 words, 12,416 B, over the bucket path's 9,488) plus 12 bytes per element.
+        string wide = Assert.Single(lines, l => l.Contains("reconnect_bucket_sized_i12", StringComparison.Ordinal));
+        Assert.Contains("blocks       3  rows <=  4608  threads  384  shared   67712 B", wide, StringComparison.Ordinal);
+        string narrow = Assert.Single(lines, l => l.Contains("reconnect_bucket_sized_i8", StringComparison.Ordinal));
+        Assert.Contains("blocks       2  rows <=   256  threads   32", narrow, StringComparison.Ordinal);
+        // Three 67.7 KB blocks fit 228 KB of shared memory, four do not; registers (when the build
+        // ran ptxas) may bind first.
+        Assert.Matches(@"blocks/SM  [1-3] \(", wide);
+        var resources = LaPerm.Cuda.Runtime.PtxCatalog.Active.Files.Single(f => f.FileName == "reconnect.ptx").Resources;
+        if (resources.GetValueOrDefault("reconnect_bucket_sized_i12")?.Registers is int registers)
+            Assert.Contains($"registers {registers,3}", wide, StringComparison.Ordinal);
+        else
+            Assert.Contains("registers   ?", wide, StringComparison.Ordinal);
+
+        var stderr = new StringWriter();
+        Assert.Equal(2, CommandLine.Run(["bench", "reconnect", "--plan", "--device", "emu", "--json", "x.json"], TextWriter.Null, stderr));
+        Assert.Contains("bench reconnect --plan runs nothing: --device, --json do not apply.", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void WithoutAGpuTheDefaultDeviceVerifiesOnTheEmulator()
     {
         // The default was cuda, so on a machine without a GPU the bare command only failed.

@@ -15,49 +15,34 @@ public sealed class ReconnectKernels : IDisposable
         Device = device;
         Limits = limits;
         _module = device.LoadModule("reconnect.ptx");
-        Warp32 = _module.GetKernel("reconnect_warp32");
-        Warp64 = _module.GetKernel("reconnect_warp64");
-        Warp128 = _module.GetKernel("reconnect_warp128");
-        BlockBitonic = _module.GetKernel("reconnect_block_bitonic");
-        BlockRadix = _module.GetKernel("reconnect_block_radix");
-        ArgsortRows = _module.GetKernel("reconnect_argsort_rows");
-        ScatterRows = _module.GetKernel("reconnect_scatter_rows");
-        ChunkSort = _module.GetKernel("reconnect_chunk_sort");
-        ChunkMerge = _module.GetKernel("reconnect_chunk_merge");
-        Bucket = [.. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => _module.GetKernel($"reconnect_bucket_i{items}"))];
-        BucketStaged = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_staged_{size}"))];
-        BucketNarrow = [.. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => _module.GetKernel($"reconnect_bucket_narrow_{size}"))];
-        BucketSized = [.. ReconnectPlanner.SizedKernels.Select(k => _module.GetKernel($"reconnect_bucket_sized_i{k.Items}"))];
-        // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block).
+        // Every kernel of the file, by name (ReconnectPlanner.KernelName says which a launch runs).
+        string[] names = [
+            "reconnect_warp32", "reconnect_warp64", "reconnect_warp128", "reconnect_block_bitonic", "reconnect_block_radix",
+            "reconnect_argsort_rows", "reconnect_scatter_rows", "reconnect_chunk_sort", "reconnect_chunk_merge",
+            .. new[] { 1, 2, 4, 8, 16, 32 }.Select(items => $"reconnect_bucket_i{items}"),
+            .. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => $"reconnect_bucket_staged_{size}"),
+            .. new[] { 256, 512, 1024, 2048, 4096, 8192 }.Select(size => $"reconnect_bucket_narrow_{size}"),
+            .. ReconnectPlanner.SizedKernels.Select(k => $"reconnect_bucket_sized_i{k.Items}"),
+        ];
+        _byName = names.ToDictionary(name => name, _module.GetKernel, StringComparer.Ordinal);
+        // Above 48 KB a kernel must opt in before launch (Hopper allows 227 KB per block); the
+        // warp kernels and the row passes use none.
         if (limits.MaxSharedBytesPerBlock > ReconnectLimits.Default.MaxSharedBytesPerBlock)
-            foreach (Kernel k in new[] { BlockBitonic, BlockRadix, ArgsortRows, ChunkSort }.Concat(Bucket).Concat(BucketStaged).Concat(BucketNarrow).Concat(BucketSized))
-                k.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
+            foreach (var (name, kernel) in _byName)
+                if (name is not ("reconnect_warp32" or "reconnect_warp64" or "reconnect_warp128" or "reconnect_scatter_rows" or "reconnect_chunk_merge"))
+                    kernel.SetMaxDynamicSharedBytes(limits.MaxSharedBytesPerBlock);
     }
+
+    private readonly Dictionary<string, Kernel> _byName;
+
+    /// <summary>The names of the kernels loaded (those <see cref="ReconnectPlanner.KernelName"/> gives, and the row passes).</summary>
+    public IReadOnlyCollection<string> KernelNames => _byName.Keys;
+
+    /// <summary>The kernel of that name (reconnect.ptx's).</summary>
+    internal Kernel this[string name] => _byName[name];
 
     public Device Device { get; }
     public ReconnectLimits Limits { get; }
-    internal Kernel Warp32 { get; }
-    internal Kernel Warp64 { get; }
-    internal Kernel Warp128 { get; }
-    internal Kernel BlockBitonic { get; }
-    internal Kernel BlockRadix { get; }
-    internal Kernel ArgsortRows { get; }
-    internal Kernel ScatterRows { get; }
-    internal Kernel ChunkSort { get; }
-    internal Kernel ChunkMerge { get; }
-
-    /// <summary>reconnect_bucket_i1 .. _i32, indexed by log2 of the elements per thread.</summary>
-    internal Kernel[] Bucket { get; }
-
-    /// <summary>reconnect_bucket_staged_256 .. _8192, indexed by log2(class / 256).</summary>
-    internal Kernel[] BucketStaged { get; }
-
-    /// <summary>reconnect_bucket_narrow_256 .. _8192, indexed by log2(class / 256).</summary>
-    internal Kernel[] BucketNarrow { get; }
-
-    /// <summary>reconnect_bucket_sized_i8, _i12, _i16, in the order of <see cref="ReconnectPlanner.SizedKernels"/>.</summary>
-    internal Kernel[] BucketSized { get; }
-
     public void Dispose() => _module.Dispose();
 }
 
@@ -82,6 +67,7 @@ public sealed class DeviceReconnector : IDisposable
     private readonly DeviceBuffer<ulong> _scratch;
     private readonly DeviceReconnectTarget[] _targets;
     private readonly long[] _sortedOffset;
+    private readonly Kernel[] _launchKernels; // per launch of the plan, its (first) kernel
 
     /// <param name="sortedInitialRows">Every target's rows sorted by <see cref="Reconnection.SortRow"/>, concatenated in target order.</param>
     public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant,
@@ -104,6 +90,7 @@ public sealed class DeviceReconnector : IDisposable
             throw new ArgumentException($"sortedInitialRows has {sortedInitialRows.Length} elements, the targets hold {total}");
 
         Plan = ReconnectPlanner.Plan(variant, [.. targets.Select(t => new ReconnectShape(t.Name, t.Rows, t.RowLength))], kernels.Limits);
+        _launchKernels = [.. Plan.Launches.Select(l => kernels[ReconnectPlanner.KernelName(l)])];
         Elements = total;
         var sortedOffset = new long[targets.Count];
         for (int i = 1; i < targets.Count; i++) sortedOffset[i] = sortedOffset[i - 1] + targets[i - 1].Elements;
@@ -175,48 +162,30 @@ public sealed class DeviceReconnector : IDisposable
     {
         ArgumentNullException.ThrowIfNull(stream);
         ulong scratch = _scratch.Pointer;
-        foreach (ReconnectLaunch l in Plan.Launches)
+        for (int i = 0; i < Plan.Launches.Count; i++)
         {
+            ReconnectLaunch l = Plan.Launches[i];
             ulong table = _table.PointerAt(l.TableStart);
             int n = l.TensorCount;
+            Kernel kernel = _launchKernels[i];
             switch (l.Path)
             {
                 case ReconnectPath.Warp32:
                 case ReconnectPath.Warp64:
                 case ReconnectPath.Warp128:
-                    Kernel warp = l.Path == ReconnectPath.Warp32 ? _kernels.Warp32 : l.Path == ReconnectPath.Warp64 ? _kernels.Warp64 : _kernels.Warp128;
                     int rowsPerBlock = ReconnectPlanner.WarpKernelThreads / 32;
-                    warp.Launch((l.Rows + rowsPerBlock - 1) / rowsPerBlock, ReconnectPlanner.WarpKernelThreads, 0, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.BlockBitonic:
-                    _kernels.BlockBitonic.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.BlockRadix:
-                    _kernels.BlockRadix.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.BlockBucket:
-                    _kernels.Bucket[System.Numerics.BitOperations.Log2((uint)ReconnectPlanner.BucketItems(l.MaxRowLength))]
-                        .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.BlockBucketStaged:
-                case ReconnectPath.BlockBucketNarrow:
-                    Kernel[] classes = l.Path == ReconnectPath.BlockBucketStaged ? _kernels.BucketStaged : _kernels.BucketNarrow;
-                    classes[System.Numerics.BitOperations.Log2((uint)(ReconnectPlanner.StagedClass(l.MaxRowLength) / 256))]
-                        .Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.BlockBucketSized:
-                    int items = ReconnectPlanner.SizedBlock(l.MaxRowLength).Items;
-                    int kernel = 0;
-                    while (ReconnectPlanner.SizedKernels[kernel].Items != items) kernel++;
-                    _kernels.BucketSized[kernel].Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                    kernel.Launch((l.Rows + rowsPerBlock - 1) / rowsPerBlock, ReconnectPlanner.WarpKernelThreads, 0, stream, table, n, l.Rows);
                     break;
                 case ReconnectPath.TwoPass:
-                    _kernels.ArgsortRows.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);
-                    _kernels.ScatterRows.Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, scratch);
+                    kernel.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);
+                    _kernels["reconnect_scatter_rows"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, scratch);
                     break;
                 case ReconnectPath.Chunked:
-                    _kernels.ChunkSort.Launch(l.Chunks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Chunks, l.Chunk, scratch);
-                    _kernels.ChunkMerge.Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, l.Chunk, scratch);
+                    kernel.Launch(l.Chunks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Chunks, l.Chunk, scratch);
+                    _kernels["reconnect_chunk_merge"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, l.Chunk, scratch);
+                    break;
+                default: // a block per row: bitonic, radix and the bucket kernels
+                    kernel.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
                     break;
             }
         }

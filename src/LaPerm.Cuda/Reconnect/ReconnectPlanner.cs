@@ -270,6 +270,30 @@ public static class ReconnectPlanner
         }
     }
 
+    /// <summary>
+    /// The kernel a launch runs (for the two-kernel paths, the first: the sort; its companion,
+    /// reconnect_scatter_rows or reconnect_chunk_merge, is a plain row pass).
+    /// </summary>
+    public static string KernelName(ReconnectLaunch launch)
+    {
+        ArgumentNullException.ThrowIfNull(launch);
+        return launch.Path switch
+        {
+            ReconnectPath.Warp32 => "reconnect_warp32",
+            ReconnectPath.Warp64 => "reconnect_warp64",
+            ReconnectPath.Warp128 => "reconnect_warp128",
+            ReconnectPath.BlockBitonic => "reconnect_block_bitonic",
+            ReconnectPath.BlockRadix => "reconnect_block_radix",
+            ReconnectPath.BlockBucket => $"reconnect_bucket_i{BucketItems(launch.MaxRowLength)}",
+            ReconnectPath.BlockBucketStaged => $"reconnect_bucket_staged_{StagedClass(launch.MaxRowLength)}",
+            ReconnectPath.BlockBucketNarrow => $"reconnect_bucket_narrow_{StagedClass(launch.MaxRowLength)}",
+            ReconnectPath.BlockBucketSized => $"reconnect_bucket_sized_i{SizedBlock(launch.MaxRowLength).Items}",
+            ReconnectPath.TwoPass => "reconnect_argsort_rows",
+            ReconnectPath.Chunked => "reconnect_chunk_sort",
+            _ => throw new ArgumentOutOfRangeException(nameof(launch), $"unknown path {launch.Path}"),
+        };
+    }
+
     public static ReconnectPlan Plan(ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits)
     {
         ArgumentNullException.ThrowIfNull(shapes);

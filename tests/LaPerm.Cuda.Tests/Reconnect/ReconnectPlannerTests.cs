@@ -242,6 +242,24 @@ public sealed class ReconnectPlannerTests
     }
 
     [Fact]
+    public void EveryLaunchOfEveryVariantNamesAKernelOfTheEmbeddedPtx()
+    {
+        var kernels = LaPerm.Cuda.Runtime.PtxCatalog.Embedded.Files.Single(f => f.FileName == "reconnect.ptx").Kernels.ToHashSet();
+        var seen = new HashSet<string>();
+        foreach (ReconnectVariant variant in Enum.GetValues<ReconnectVariant>())
+            foreach (var limits in new[] { Hopper, ReconnectLimits.Default })
+                foreach (var shapes in new[] { ReconnectShapes.ResNet50ImageNet(), ReconnectShapes.Conv13(), ReconnectShapes.Parse("7:20,3:60,2:100,1:6000,2:9000,1:40000") })
+                    foreach (ReconnectLaunch l in ReconnectPlanner.Plan(variant, shapes, limits).Launches)
+                    {
+                        string name = ReconnectPlanner.KernelName(l);
+                        Assert.True(kernels.Contains(name), $"variant {variant}: {name} is not in reconnect.ptx");
+                        seen.Add(name);
+                    }
+        // Every sorting kernel is some launch's (the two row passes follow their sorts).
+        Assert.Equal(kernels.Except(["reconnect_scatter_rows", "reconnect_chunk_merge"]).Order(), seen.Order());
+    }
+
+    [Fact]
     public void VariantSpecsParse()
     {
         Assert.Equal(10, ReconnectBench.ParseVariants("all").Count);
