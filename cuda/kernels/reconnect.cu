@@ -47,8 +47,12 @@ struct ReconnectTensor
 // compiler does not know the pragma.
 #if defined(__CUDACC__) || defined(__CUDA__)
 #define RC_UNROLL _Pragma("unroll")
+#define RC_UNROLL_2 _Pragma("unroll 2")
+#define RC_NO_UNROLL _Pragma("unroll 1")
 #else
 #define RC_UNROLL
+#define RC_UNROLL_2
+#define RC_NO_UNROLL
 #endif
 #define RC_SENTINEL 0xffffffffffffffffull
 
@@ -271,14 +275,19 @@ RC_UNROLL
 
 // Exclusive prefix sum, in place, of count entries (count a multiple of blockDim.x).
 // warpTotals holds 32 entries. Callers synchronise before and after. Variant 9 inlines the
-// body (rc_block_exclusive_scan_inline): a call keeps a caller's live registers (the row's
-// values) across the ABI's boundary, which ptxas pays in stack stores under launch bounds.
+// body (rc_block_exclusive_scan_inline) with PER, the entries per thread, fixed: a call keeps a
+// caller's live registers (the row's values) across the ABI's boundary, which ptxas pays in
+// stack stores under launch bounds. With PER 0 (count / blockDim.x at run time) the loops are
+// unrolled twice, not the compiler's 32 times: 32 loads in flight were every bucket kernel's
+// register peak (through the radix fallback; variant 8's kernels spilled 56 bytes for it).
+template <int PER = 0>
 __device__ __forceinline__ void rc_block_exclusive_scan_inline(unsigned* data, int count, unsigned* warpTotals)
 {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int per = count / blockDim.x;
+    const int per = PER > 0 ? PER : (int)(count / blockDim.x);
     unsigned* mine = data + tid * per;
     unsigned sum = 0;
+RC_UNROLL_2
     for (int i = 0; i < per; i++) sum += mine[i];
     unsigned inclusive = sum;
 RC_UNROLL
@@ -304,6 +313,7 @@ RC_UNROLL
     }
     __syncthreads();
     unsigned running = warpTotals[warp] + inclusive - sum;
+RC_UNROLL_2
     for (int i = 0; i < per; i++)
     {
         unsigned c = mine[i];
@@ -481,7 +491,17 @@ RC_UNROLL
     if constexpr (STAGE == RC_STAGE_ASYNC) lp_copy_async_wait_all();
     __syncthreads();
     lo = range[0]; hi = range[16];
-    for (int i = 1; i < threads / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    if constexpr (THREADS > 0)
+    {
+        for (int i = 1; i < THREADS / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    }
+    else
+    {
+        // Up to 16 warps, how many unknown here: unrolled, the loop loads all 32 values at once
+        // (variant 9's register peak).
+RC_NO_UNROLL
+        for (int i = 1; i < threads / 32; i++) { lo = fminf(lo, range[i]); hi = fmaxf(hi, range[16 + i]); }
+    }
 }
 
 template <int ITEMS>
@@ -801,8 +821,10 @@ extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_narrow_819
 // 255), not variant 7's bucket-and-slot word: the bucket is recomputed from the value with the
 // row's lo and scale, which every phase reads back from shared memory (so the compiler cannot
 // keep the first computation alive instead). The launch bounds cap registers so that the
-// blocks shared memory admits fit the register file too (two 512-thread blocks at 64; the
-// 4608-element rows take 384 threads x 12, three blocks of 65 KB at 56).
+// blocks shared memory admits fit the register file too: i8 at 40 (ptxas 11.8 spills 16 bytes;
+// 6 blocks of 256 threads per SM, 75 % occupancy, where 64 registers held variants 7 and 8 to
+// 4 and 50 %), i12 at 56 (the 4608-element rows: 384 threads, three blocks of 66 KB per SM),
+// i16 at 64. `laperm bench reconnect --plan` shows each launch's blocks per SM.
 // Shared memory: max(4*(B + 64) + 12n, radix fallback) bytes, B = threads * ITEMS / 2.
 // ---------------------------------------------------------------------------------------
 struct RcSizedRange { float lo, scale; int threads, pad; };
@@ -869,7 +891,7 @@ RC_UNROLL
         rc_block_radix_row(w, s0, n, smem);        // w is untouched so far
         return;
     }
-    rc_block_exclusive_scan_inline(counts, buckets, warpTotals);
+    rc_block_exclusive_scan_inline<ITEMS / 2>(counts, buckets, warpTotals);
     __syncthreads();
     {
         const RcSizedRange r = *shared;
@@ -900,7 +922,7 @@ RC_UNROLL
     }
 }
 
-extern "C" __global__ __launch_bounds__(512, 2) void reconnect_bucket_sized_i8(const ReconnectTensor* table, int tensorCount, int totalRows)
+extern "C" __global__ __launch_bounds__(512, 3) void reconnect_bucket_sized_i8(const ReconnectTensor* table, int tensorCount, int totalRows)
 {
     LP_DYNAMIC_SHARED(unsigned, rc_sized_smem);
     rc_bucket_sized_rows<8>(table, tensorCount, totalRows, rc_sized_smem);
