@@ -80,6 +80,24 @@ __device__ __forceinline__ int rc_find_tensor(const ReconnectTensor* table, int 
     return lo;
 }
 
+// The row a block (or a warp) reconnects: its tensor (for the two-pass paths' scratch offset),
+// where the row starts in it, its weights and sorted initial values, and its length.
+struct RcRow
+{
+    const ReconnectTensor* tensor;
+    long long start;
+    float* w;
+    const float* s0;
+    int n;
+};
+
+__device__ __forceinline__ RcRow rc_row(const ReconnectTensor* table, int tensorCount, int row)
+{
+    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
+    const long long start = (long long)(row - t->firstRow) * t->rowLength;
+    return RcRow{t, start, t->w + start, t->sorted0 + start, t->rowLength};
+}
+
 __device__ __forceinline__ unsigned long long rc_shfl_xor64(unsigned long long v, int laneMask)
 {
     unsigned lo = __shfl_xor_sync(RC_FULL_MASK, (unsigned)v, laneMask);
@@ -105,11 +123,10 @@ __device__ __forceinline__ void rc_warp_rows(const ReconnectTensor* table, int t
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= totalRows) return; // uniform per warp: every lane of a warp has the same row
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
 
     unsigned long long v[K];
 RC_UNROLL
@@ -234,11 +251,10 @@ extern "C" __global__ __launch_bounds__(512) void reconnect_block_bitonic(const 
     LP_DYNAMIC_SHARED(unsigned long long, rc_bitonic_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
     unsigned long long* keys = rc_bitonic_smem;
     float* vals = (float*)(keys + n);
     const int tid = threadIdx.x, threads = blockDim.x;
@@ -399,10 +415,8 @@ extern "C" __global__ void reconnect_block_radix(const ReconnectTensor* table, i
     LP_DYNAMIC_SHARED(unsigned, rc_radix_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    rc_block_radix_row(t->w + rowStart, t->sorted0 + rowStart, n, rc_radix_smem);
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    rc_block_radix_row(r0.w, r0.s0, r0.n, rc_radix_smem);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -510,11 +524,10 @@ __device__ __forceinline__ void rc_bucket_rows(const ReconnectTensor* table, int
     const int buckets = ITEMS == 1 ? RC_BUCKET_THREADS : 128 * ITEMS; // a multiple of the block size
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
     const int tid = threadIdx.x;
 
     unsigned* counts = smem;                       // [buckets]
@@ -640,15 +653,14 @@ extern "C" __global__ void reconnect_bucket_i32(const ReconnectTensor* table, in
 template <int THREADS, int ITEMS>
 __device__ __forceinline__ void rc_bucket_staged_rows(const ReconnectTensor* table, int tensorCount, int totalRows, unsigned* smem)
 {
-    const int threads = THREADS > 0 ? THREADS : (int)blockDim.x;          // THREADS 0: any whole warps (variant 9)
+    constexpr int threads = THREADS;
     const int buckets = threads * ITEMS / 2 > threads ? threads * ITEMS / 2 : threads; // a multiple of threads
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
     const int tid = threadIdx.x;
 
     unsigned* counts = smem;                       // [buckets]
@@ -843,11 +855,10 @@ __device__ __forceinline__ void rc_bucket_sized_rows(const ReconnectTensor* tabl
     const int buckets = threads * ITEMS / 2;       // a multiple of threads
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
     const int tid = threadIdx.x;
 
     unsigned* counts = smem;                       // [buckets]
@@ -990,12 +1001,11 @@ extern "C" __global__ void reconnect_chunk_merge(const ReconnectTensor* table, i
 {
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
-    const unsigned long long* sorted = scratch + t->scratchOffset + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
+    const unsigned long long* sorted = scratch + r0.tensor->scratchOffset + r0.start;
     const int tid = threadIdx.x, threads = blockDim.x;
 
     if (n <= chunk)
@@ -1025,11 +1035,10 @@ extern "C" __global__ __launch_bounds__(512) void reconnect_argsort_rows(const R
     LP_DYNAMIC_SHARED(unsigned long long, rc_argsort_smem);
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    const float* w = t->w + rowStart;
-    unsigned* order = (unsigned*)(scratch + t->scratchOffset) + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    const float* w = r0.w;
+    unsigned* order = (unsigned*)(scratch + r0.tensor->scratchOffset) + r0.start;
     const int tid = threadIdx.x, threads = blockDim.x;
 
     for (int i = tid; i < n; i += threads) rc_argsort_smem[i] = rc_composite(w[i], i);
@@ -1043,11 +1052,10 @@ extern "C" __global__ void reconnect_scatter_rows(const ReconnectTensor* table, 
 {
     const int row = blockIdx.x;
     if (row >= totalRows) return;
-    const ReconnectTensor* t = table + rc_find_tensor(table, tensorCount, row, false);
-    const int n = t->rowLength;
-    const long long rowStart = (long long)(row - t->firstRow) * n;
-    float* w = t->w + rowStart;
-    const float* s0 = t->sorted0 + rowStart;
-    const unsigned* order = (const unsigned*)(scratch + t->scratchOffset) + rowStart;
+    const RcRow r0 = rc_row(table, tensorCount, row);
+    const int n = r0.n;
+    float* w = r0.w;
+    const float* s0 = r0.s0;
+    const unsigned* order = (const unsigned*)(scratch + r0.tensor->scratchOffset) + r0.start;
     for (int i = threadIdx.x; i < n; i += blockDim.x) w[order[i]] = s0[i];
 }
