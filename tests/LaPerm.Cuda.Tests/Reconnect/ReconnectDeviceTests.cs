@@ -174,6 +174,7 @@ public sealed class ReconnectEmulatorTests
     [InlineData(6)]
     [InlineData(7)]
     [InlineData(8)]
+    [InlineData(9)]
     public void BucketPathMatchesSyncRowOnSpreadValuesWithSpecials(int variant)
     {
         using Device device = ReconnectCheck.OpenOrSkip("emu");
@@ -182,8 +183,10 @@ public sealed class ReconnectEmulatorTests
         // Values near the float range: the bucket span overflows to infinity and must stay monotone.
         ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, [new("huge", 2, 700)], seed: 700 + variant,
             draw: rng => rng.Next(2) == 0 ? (float)(rng.NextDouble() * 2 - 1) * 3e38f : Spread(rng));
-        // The largest classes up to 8192 (Hopper-sized shared memory; the emulator has no limit).
-        ReconnectCheck.Run(device, new ReconnectLimits(232448), (ReconnectVariant)variant, [new("c4096", 1, 4096), new("c8192", 1, 8192), new("c5000", 1, 5000)],
+        // The largest classes up to 8192 (Hopper-sized shared memory; the emulator has no limit);
+        // for variant 9: 512 x 8, 384 x 12 (4608), 320 x 16 (5000) and 512 x 16.
+        ReconnectCheck.Run(device, new ReconnectLimits(232448), (ReconnectVariant)variant,
+            [new("c4096", 1, 4096), new("c8192", 1, 8192), new("c5000", 1, 5000), new("c4608", 1, 4608)],
             seed: 900 + variant, draw: Spread);
         // Only non-finite values and one finite value.
         ReconnectCheck.Run(device, ReconnectLimits.Default, (ReconnectVariant)variant, [new("nonfinite", 2, 300)], seed: 800 + variant,
