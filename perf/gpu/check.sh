@@ -497,6 +497,26 @@ print("; ".join(parts))
 EOF
 }
 
+# Per size class (launch) of the ImageNet ResNet-50 set, each variant's median time alone (the
+# bench's launch_times): what a dispatcher that picks per class is chosen from. Nothing without
+# timed launches (emu, or a build whose bench does not time them).
+reconnect_launch_table() {
+  [[ -n "$PYTHON_ANY" && -s "$1" ]] || return 1
+  "$PYTHON_ANY" - "$1" "$2" <<'EOF'
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r.get("shapes") == sys.argv[2] and r.get("launch_times")]
+if not rows:
+    sys.exit(1)
+print(f"Each launch of {sys.argv[2]} timed alone (median µs; kernel, rows, longest row, threads):")
+print()
+print("| variant | launch | rows | longest row | threads | µs |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    for l in r["launch_times"]:
+        print(f"| {r['variant']} | {l['kernel']} | {l['rows']:,} | {l['max_row_length']:,} | {l['threads']} | {l['median_microseconds']:.1f} |")
+EOF
+}
+
 part_bench_reconnect() {
   if (( ! HAS_GPU )); then set_status "not available" "$GPU_REASON"; return; fi
   if ! laperm_has_verb bench reconnect; then set_status "not available" "no \`laperm bench reconnect\` verb in this build"; return; fi
@@ -506,6 +526,7 @@ part_bench_reconnect() {
   add_md "\`laperm bench reconnect --variant all --shapes \"$RECONNECT_SHAPES\" --device cuda --json bench-reconnect.json\` (exit code $rc; every line verified bit for bit against the CPU reference, then timed; the JSON is this part's raw JSON):"
   add_md_block "$PART_DIR/out.txt" 60
   [[ -s "$json" ]] && cp "$json" "$PART_DIR/raw.json"
+  local table; table=$(reconnect_launch_table "$json" resnet50-imagenet 2>/dev/null) && add_md "$table"
   local summary; summary=$(summarize_reconnect_json "$json" 2>/dev/null) || summary=$(tail -1 "$PART_DIR/out.txt" | cut -c1-110)
   if (( rc == 0 )); then set_status "pass" "$summary"
   elif device_missing "$PART_DIR/out.txt"; then set_status "not available" "$(tail -1 "$PART_DIR/out.txt" | cut -c1-110)"

@@ -40,13 +40,14 @@ internal static class BenchCommand
 
     private const string ReconnectHelp = """
         laperm bench reconnect [--variant all|N] [--shapes S[,S...]] [--device auto|cuda|cuda:N|emu]
-                               [--samples N] [--json FILE] [--plan]
+                               [--samples N] [--json FILE] [--per-launch] [--plan]
             the reconnection kernels, one line per variant and shape set: median time (device events,
             inputs rotated past L2), elements/s, GB/s against the 12 B/element floor, % of the measured
             copy bandwidth, mismatches against the CPU reference (must be 0; exit code 3 otherwise).
             S: conv7 (default), resnet50c, conv13, resnet50-imagenet, or ROWS:LENGTH (consecutive ones
             form one set). N samples per line, default 15.
             On emu it verifies only (keep the shapes small); auto (default) is cuda when usable, else emu.
+            --per-launch: on cuda, each launch (size class) timed alone under its line (always in the JSON).
             --plan runs nothing: per variant and set, each launch on an H100/H200 (kernel, blocks, threads,
             shared memory, ptxas's registers) and the blocks per SM an occupancy model gives it.
 
@@ -177,7 +178,7 @@ internal static class BenchCommand
 
     private static int RunReconnect(string[] args, TextWriter stdout)
     {
-        var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string> { "--plan" }, "bench reconnect");
+        var a = new Arguments(args, new HashSet<string> { "--variant", "--shapes", "--device", "--samples", "--json" }, new HashSet<string> { "--plan", "--per-launch" }, "bench reconnect");
         if (a.Has("--plan")) return PlanReconnect(a, stdout);
         string device = a.String("--device") ?? "auto";
         if (device is not ("emu" or "auto") && Backends.GpuOrdinal(device) is null)
@@ -212,7 +213,8 @@ internal static class BenchCommand
             Shapes: shapes,
             Device: device,
             Samples: a.Int("--samples", 1) ?? 15,
-            JsonPath: a.String("--json"));
+            JsonPath: a.String("--json"),
+            PerLaunch: a.Has("--per-launch"));
         try
         {
             // A mismatch is a reconnection that is not bit-exact: the LaPerm invariant is broken.
@@ -228,7 +230,7 @@ internal static class BenchCommand
     /// <summary>--plan: the launches and their modelled occupancy on an H100/H200; nothing runs, so no device is needed.</summary>
     private static int PlanReconnect(Arguments a, TextWriter stdout)
     {
-        string[] runOnly = [.. new[] { "--device", "--samples", "--json" }.Where(a.Has)];
+        string[] runOnly = [.. new[] { "--device", "--samples", "--json", "--per-launch" }.Where(a.Has)];
         if (runOnly.Length > 0)
             throw new UsageException($"bench reconnect --plan runs nothing: {string.Join(", ", runOnly)} {(runOnly.Length == 1 ? "does" : "do")} not apply.");
         try

@@ -70,6 +70,28 @@ public sealed class StandInDriverTests : IDisposable
     }
 
     [Fact]
+    public async Task BenchReconnectOnTheGpuPathTimesEachLaunch()
+    {
+        // Rows of 300 and 1152: variant 9 runs them as 32 x 12 and 96 x 12, two launches, each
+        // timed alone under the line and in the JSON (the stand-in's events time the emulator).
+        string json = Path.Combine(_root, "bench.json");
+        Directory.CreateDirectory(_root);
+        var (code, stdout, stderr) = await RunAsync(["bench", "reconnect", "--device", "cuda", "--variant", "9", "--shapes", "3:300,2:1152",
+            "--samples", "2", "--per-launch", "--json", json]);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        int line = Array.FindIndex(lines, l => l.StartsWith("reconnect 3:300,2:1152", StringComparison.Ordinal));
+        Assert.True(line >= 0, stdout);
+        Assert.Contains("median", lines[line], StringComparison.Ordinal);
+        Assert.Contains("mismatches 0", lines[line], StringComparison.Ordinal);
+        Assert.Matches(@"^  launch reconnect_bucket_sized_i12 +rows +3  <= +300  threads +32  median +[0-9.]+ us", lines[line + 1]);
+        Assert.Matches(@"^  launch reconnect_bucket_sized_i12 +rows +2  <=  1152  threads +96  median +[0-9.]+ us", lines[line + 2]);
+        var launches = JsonNode.Parse(File.ReadAllText(json))![0]!["launch_times"]!.AsArray();
+        Assert.Equal([300, 1152], launches.Select(l => (int)l!["max_row_length"]!));
+        Assert.All(launches, l => Assert.True((double)l!["median_microseconds"]! > 0, l!.ToJsonString()));
+    }
+
+    [Fact]
     public async Task AGpuOlderThanTheKernelsIsNoUsableGpuForAutoAndRefusedForCuda()
     {
         // bench reconnect's auto took such a GPU for usable and then failed where the device opened.

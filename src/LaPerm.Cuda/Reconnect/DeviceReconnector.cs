@@ -161,13 +161,21 @@ public sealed class DeviceReconnector : IDisposable
     public void Enqueue(DeviceStream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        for (int i = 0; i < Plan.Launches.Count; i++) EnqueueLaunch(i, stream);
+    }
+
+    /// <summary>Enqueues launch <paramref name="index"/> of <see cref="Plan"/> alone (a size class: the bench times each).</summary>
+    public void EnqueueLaunch(int index, DeviceStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if ((uint)index >= (uint)Plan.Launches.Count)
+            throw new ArgumentOutOfRangeException(nameof(index), $"launch {index} does not exist; the plan has {Plan.Launches.Count}");
         ulong scratch = _scratch.Pointer;
-        for (int i = 0; i < Plan.Launches.Count; i++)
         {
-            ReconnectLaunch l = Plan.Launches[i];
+            ReconnectLaunch l = Plan.Launches[index];
             ulong table = _table.PointerAt(l.TableStart);
             int n = l.TensorCount;
-            Kernel kernel = _launchKernels[i];
+            Kernel kernel = _launchKernels[index];
             switch (l.Path)
             {
                 case ReconnectPath.Warp32:

@@ -8,15 +8,24 @@ namespace LaPerm.Cuda.Reconnect;
 
 /// <summary>
 /// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..9.
+/// <paramref name="PerLaunch"/>: on cuda, each launch's time under its line too (the JSON always has them).
 /// <paramref name="Shapes"/>: a set name (conv7, resnet50c, conv13, resnet50-imagenet) or
 /// ROWS:LENGTH[,ROWS:LENGTH...]; several separated by ';'. <paramref name="Device"/>: cuda or emu.
 /// </summary>
 public sealed record ReconnectBenchOptions(string Variant = "all", string Shapes = "conv7", string Device = "cuda",
-    int Samples = 15, string? JsonPath = null, int Seed = 1234);
+    int Samples = 15, string? JsonPath = null, int Seed = 1234, bool PerLaunch = false);
 
-/// <summary>One line of the bench: a variant on a shape set.</summary>
+/// <summary>One line of the bench: a variant on a shape set; on cuda also each launch's median time.</summary>
 public sealed record ReconnectBenchResult(string Shapes, int Variant, long Elements, int Launches, long Mismatches,
-    double? MedianMicroseconds, double? EffectiveGBPerSecond, double? CopyGBPerSecond, string Paths = "");
+    double? MedianMicroseconds, double? EffectiveGBPerSecond, double? CopyGBPerSecond, string Paths = "",
+    IReadOnlyList<ReconnectLaunchTime>? LaunchTimes = null);
+
+/// <summary>
+/// One launch (a size class) of a variant's plan timed alone: its kernel, rows, longest row,
+/// threads and median time. Each launch runs on every copy of the weights in turn, as the line
+/// does, but a small class's copies may stay in L2 between samples where the whole set does not.
+/// </summary>
+public sealed record ReconnectLaunchTime(string Kernel, int Rows, int MaxRowLength, int Threads, double MedianMicroseconds);
 
 /// <summary>
 /// Benchmarks the reconnection variants: every line verified bit for bit against
@@ -98,6 +107,8 @@ public sealed class ReconnectBench
                         ReconnectBenchResult result = MeasureOne(device, spec, variant, inputs, weights, reconnectors, options.Samples, copyGBs);
                         results.Add(result);
                         output.WriteLine(Format(result));
+                        if (options.PerLaunch)
+                            foreach (string line in FormatLaunches(result)) output.WriteLine(line);
                         progress?.Invoke(results);
                     }
                     finally
@@ -143,7 +154,49 @@ public sealed class ReconnectBench
         }
         double seconds = TrainStepBench.Median(perPass) * 1e-3;
         return new ReconnectBenchResult(spec, (int)variant, inputs.Elements, launches, mismatches,
-            seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs, paths);
+            seconds * 1e6, 12.0 * inputs.Elements / seconds / 1e9, copyGBs, paths, MeasureLaunches(device, reconnectors, samples));
+    }
+
+    /// <summary>Each launch of the plan alone, over every copy, median of <paramref name="samples"/> (device events between launches).</summary>
+    private static List<ReconnectLaunchTime> MeasureLaunches(Device device, List<DeviceReconnector> reconnectors, int samples)
+    {
+        ReconnectPlan plan = reconnectors[0].Plan;
+        var marks = new DeviceEvent[plan.Launches.Count + 1];
+        try
+        {
+            for (int i = 0; i < marks.Length; i++) marks[i] = device.CreateEvent();
+            var perLaunch = new double[plan.Launches.Count][];
+            for (int i = 0; i < perLaunch.Length; i++) perLaunch[i] = new double[samples];
+            for (int s = 0; s < samples; s++)
+            {
+                for (int i = 0; i < plan.Launches.Count; i++)
+                {
+                    marks[i].Record(device.Stream);
+                    foreach (DeviceReconnector r in reconnectors) r.EnqueueLaunch(i, device.Stream);
+                }
+                marks[^1].Record(device.Stream);
+                for (int i = 0; i < plan.Launches.Count; i++)
+                    perLaunch[i][s] = marks[i + 1].ElapsedMillisecondsSince(marks[i]) * 1e3 / reconnectors.Count;
+            }
+            return [.. plan.Launches.Select((l, i) => new ReconnectLaunchTime(ReconnectPlanner.KernelName(l), l.Rows, l.MaxRowLength,
+                l.Path is ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 ? ReconnectPlanner.WarpKernelThreads : l.Threads,
+                TrainStepBench.Median(perLaunch[i])))];
+        }
+        finally
+        {
+            foreach (DeviceEvent? e in marks) e?.Dispose();
+        }
+    }
+
+    /// <summary>The per-launch lines under a timed line (<c>--per-launch</c>): kernel, rows, longest row, threads, median, share of the line.</summary>
+    public static IEnumerable<string> FormatLaunches(ReconnectBenchResult r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        if (r.LaunchTimes is null) yield break;
+        double total = r.LaunchTimes.Sum(l => l.MedianMicroseconds);
+        foreach (ReconnectLaunchTime l in r.LaunchTimes)
+            yield return string.Format(CultureInfo.InvariantCulture, "  launch {0,-30} rows {1,7}  <= {2,5}  threads {3,4}  median {4,9:F1} us  {5,5:F1}% of the launches",
+                l.Kernel, l.Rows, l.MaxRowLength, l.Threads, l.MedianMicroseconds, total > 0 ? 100 * l.MedianMicroseconds / total : 0);
     }
 
     private static double MeasureCopyBandwidth(Device device, int samples)
