@@ -77,7 +77,8 @@ internal static class TrainCommand
         --channel-reduction chunked|per-channel  GPU batch-norm and bias gradient: chunked over the
                                whole GPU (v2, default) or one block per channel (v1, for comparison)
         --reconnect-variant N  GPU reconnection kernels: 0 the dispatcher (default), 1..9 one variant
-                               (`laperm bench reconnect`); every variant gives the same bits
+                               (`laperm bench reconnect`), 10 each size class's fastest of 7, 8 and 9,
+                               timed on the GPU at start; every variant gives the same bits
         --no-graphs            cuda/emu: run each step's ops one by one instead of replaying the step
                                captured as a CUDA graph (same results, bit for bit; for comparison)
         --quiet                no progress lines (the header, warnings and the closing line stay)

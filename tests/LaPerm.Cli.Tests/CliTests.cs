@@ -904,7 +904,7 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--cudnn", "yes")]
     [InlineData("train", "--cudnn", "conv,conv")]
     [InlineData("train", "--cudnn", "conv,")]
-    [InlineData("train", "--reconnect-variant", "10")]
+    [InlineData("train", "--reconnect-variant", "11")]
     [InlineData("bench", "train", "--model", "f1", "--reconnect-variant", "1")]
     [InlineData("eval", "--weights", "missing.safetensors")]
     [InlineData("frobnicate")]

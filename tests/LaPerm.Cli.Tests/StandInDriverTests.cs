@@ -92,6 +92,20 @@ public sealed class StandInDriverTests : IDisposable
     }
 
     [Fact]
+    public async Task TunedReconnectionTimesItsClassesOnTheGpuPathAndStaysExact()
+    {
+        // Variant 10 times variants 7, 8 and 9 on each staged class (here 256 and 2048; the
+        // stand-in's events time the emulator, so any may win) and must still match the CPU.
+        var (code, stdout, stderr) = await RunAsync(["bench", "reconnect", "--device", "cuda", "--variant", "10", "--shapes", "3:200,2:1152,4:64",
+            "--samples", "1"]);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        string line = Assert.Single(stdout.Split('\n'), l => l.StartsWith("reconnect ", StringComparison.Ordinal));
+        Assert.Contains("variant 10 Tuned", line, StringComparison.Ordinal);
+        Assert.Contains("mismatches 0", line, StringComparison.Ordinal);
+        Assert.Matches(@"\[(BlockBucket(Staged|Narrow|Sized)( x\d)?(, )?)+\]$", line);
+    }
+
+    [Fact]
     public async Task AGpuOlderThanTheKernelsIsNoUsableGpuForAutoAndRefusedForCuda()
     {
         // bench reconnect's auto took such a GPU for usable and then failed where the device opened.

@@ -70,8 +70,9 @@ public sealed class DeviceReconnector : IDisposable
     private readonly Kernel[] _launchKernels; // per launch of the plan, its (first) kernel
 
     /// <param name="sortedInitialRows">Every target's rows sorted by <see cref="Reconnection.SortRow"/>, concatenated in target order.</param>
+    /// <param name="tunedClasses">For <see cref="ReconnectVariant.Tuned"/>: each staged class's variant (<see cref="ReconnectTuner.Measure"/>).</param>
     public DeviceReconnector(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant,
-        ReadOnlySpan<float> sortedInitialRows)
+        ReadOnlySpan<float> sortedInitialRows, IReadOnlyDictionary<int, ReconnectVariant>? tunedClasses = null)
     {
         ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(targets);
@@ -89,7 +90,7 @@ public sealed class DeviceReconnector : IDisposable
         if (sortedInitialRows.Length != total)
             throw new ArgumentException($"sortedInitialRows has {sortedInitialRows.Length} elements, the targets hold {total}");
 
-        Plan = ReconnectPlanner.Plan(variant, [.. targets.Select(t => new ReconnectShape(t.Name, t.Rows, t.RowLength))], kernels.Limits);
+        Plan = ReconnectPlanner.Plan(variant, Shapes(targets), kernels.Limits, tunedClasses);
         _launchKernels = [.. Plan.Launches.Select(l => kernels[ReconnectPlanner.KernelName(l)])];
         Elements = total;
         var sortedOffset = new long[targets.Count];
@@ -126,8 +127,20 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>
+    /// <summary>The targets' shapes, as the planner takes them.</summary>
+    public static IReadOnlyList<ReconnectShape> Shapes(IReadOnlyList<DeviceReconnectTarget> targets)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        return [.. targets.Select(t => new ReconnectShape(t.Name, t.Rows, t.RowLength))];
+    }
+
+    /// <summary>
+    /// A reconnector whose sorted initial rows are the targets' current weights, sorted. With
+    /// <see cref="ReconnectVariant.Tuned"/> the classes are timed first (<see cref="ReconnectTuner.Measure"/>, on buffers of its own).
+    /// </summary>
     public static DeviceReconnector FromInitialWeights(ReconnectKernels kernels, IReadOnlyList<DeviceReconnectTarget> targets, ReconnectVariant variant)
     {
+        ArgumentNullException.ThrowIfNull(kernels);
         ArgumentNullException.ThrowIfNull(targets);
         var sorted = new float[targets.Sum(t => t.Elements)];
         long at = 0;
@@ -139,7 +152,8 @@ public sealed class DeviceReconnector : IDisposable
                 Reconnection.SortRow(initial.AsSpan(r * t.RowLength, t.RowLength), sorted.AsSpan((int)(at + (long)r * t.RowLength), t.RowLength));
             at += t.Elements;
         }
-        return new DeviceReconnector(kernels, targets, variant, sorted);
+        var tuned = variant == ReconnectVariant.Tuned ? ReconnectTuner.Measure(kernels, Shapes(targets)) : null;
+        return new DeviceReconnector(kernels, targets, variant, sorted, tuned);
     }
 
     public ReconnectPlan Plan { get; }

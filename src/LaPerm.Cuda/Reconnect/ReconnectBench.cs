@@ -7,7 +7,7 @@ using LaPerm.Cuda.Runtime;
 namespace LaPerm.Cuda.Reconnect;
 
 /// <summary>
-/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..9.
+/// Options of <c>laperm bench reconnect</c>. <paramref name="Variant"/>: "all" or 0..10.
 /// <paramref name="PerLaunch"/>: on cuda, each launch's time under its line too (the JSON always has them).
 /// <paramref name="Shapes"/>: a set name (conv7, resnet50c, conv13, resnet50-imagenet) or
 /// ROWS:LENGTH[,ROWS:LENGTH...]; several separated by ';'. <paramref name="Device"/>: cuda or emu.
@@ -102,8 +102,10 @@ public sealed class ReconnectBench
                     var reconnectors = new List<DeviceReconnector>(copies);
                     try
                     {
+                        // Tuned: the classes are timed once, on the tuner's own buffers, for every copy.
+                        var tuned = variant == ReconnectVariant.Tuned ? ReconnectTuner.Measure(kernels, shapes) : null;
                         foreach (DeviceBuffer<float> w in weights)
-                            reconnectors.Add(new DeviceReconnector(kernels, inputs.Targets(w), variant, inputs.Sorted0));
+                            reconnectors.Add(new DeviceReconnector(kernels, inputs.Targets(w), variant, inputs.Sorted0, tuned));
                         ReconnectBenchResult result = MeasureOne(device, spec, variant, inputs, weights, reconnectors, options.Samples, copyGBs);
                         results.Add(result);
                         output.WriteLine(Format(result));

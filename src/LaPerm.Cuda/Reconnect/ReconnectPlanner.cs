@@ -30,6 +30,8 @@ public enum ReconnectVariant
     BlockBucketNarrow = 8,
     /// <summary>The staged bucket rank in blocks sized to the row: 8, 12 or 16 elements per thread (the fewest idle slots) and whole warps, sorted0 copied with cp.async; for the 9 * 2^k rows of 3x3 convolutions that the power-of-two classes fill to 56 %.</summary>
     BlockBucketSized = 9,
+    /// <summary>The dispatcher's plan, but each of its staged size classes takes the fastest of variants 7, 8 and 9 for its rows, timed on the device when the reconnector is built (<see cref="ReconnectTuner"/>); where nothing is timed (the emulator), the dispatcher's choice.</summary>
+    Tuned = 10,
 }
 
 /// <summary>Which kernel(s) reconnect a row.</summary>
@@ -204,7 +206,7 @@ public static class ReconnectPlanner
         if (rowLength < 1) throw new ArgumentOutOfRangeException(nameof(rowLength), $"row length must be at least 1, got {rowLength}");
         return variant switch
         {
-            ReconnectVariant.Auto => AutoPath(rowLength, limits),
+            ReconnectVariant.Auto or ReconnectVariant.Tuned => AutoPath(rowLength, limits),
             ReconnectVariant.Warp => rowLength <= 32 ? ReconnectPath.Warp32 : rowLength <= 64 ? ReconnectPath.Warp64
                 : rowLength <= 128 ? ReconnectPath.Warp128 : RadixFits(rowLength, limits) ? ReconnectPath.BlockRadix : ReconnectPath.Chunked,
             ReconnectVariant.TwoPass => ArgsortFits(rowLength, limits) ? ReconnectPath.TwoPass : ReconnectPath.Chunked,
@@ -294,7 +296,32 @@ public static class ReconnectPlanner
         };
     }
 
-    public static ReconnectPlan Plan(ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits)
+    /// <summary>The variants a tuned plan times for each of the dispatcher's staged classes.</summary>
+    public static IReadOnlyList<ReconnectVariant> TunedCandidates { get; } =
+        [ReconnectVariant.BlockBucketStaged, ReconnectVariant.BlockBucketNarrow, ReconnectVariant.BlockBucketSized];
+
+    /// <summary>The dispatcher's staged classes (<see cref="StagedClass"/>) and the shapes in each: what a tuned plan chooses a variant for.</summary>
+    public static IReadOnlyDictionary<int, IReadOnlyList<int>> TunedClasses(IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(shapes);
+        ArgumentNullException.ThrowIfNull(limits);
+        return Enumerable.Range(0, shapes.Count).Where(i => AutoPath(shapes[i].RowLength, limits) == ReconnectPath.BlockBucketStaged)
+            .GroupBy(i => StagedClass(shapes[i].RowLength)).OrderBy(g => g.Key)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<int>)[.. g]);
+    }
+
+    private static int BucketOf(ReconnectPath path, int rowLength, int chunk) => path switch
+    {
+        ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
+        ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(rowLength, chunk)),
+        ReconnectPath.BlockBucketStaged or ReconnectPath.BlockBucketNarrow => StagedClass(rowLength),
+        ReconnectPath.BlockBucketSized => SizedKey(rowLength),
+        _ => NextPowerOfTwo(rowLength),
+    };
+
+    /// <param name="tunedClasses">For <see cref="ReconnectVariant.Tuned"/>: the variant each staged class takes (<see cref="ReconnectTuner"/>); a class not in it keeps the dispatcher's path.</param>
+    public static ReconnectPlan Plan(ReconnectVariant variant, IReadOnlyList<ReconnectShape> shapes, ReconnectLimits limits,
+        IReadOnlyDictionary<int, ReconnectVariant>? tunedClasses = null)
     {
         ArgumentNullException.ThrowIfNull(shapes);
         ArgumentNullException.ThrowIfNull(limits);
@@ -307,17 +334,19 @@ public static class ReconnectPlanner
             if (s.Rows < 1 || s.RowLength < 1)
                 throw new ArgumentException($"tensor '{s.Name}' has {s.Rows} rows of {s.RowLength}; both must be at least 1");
             ReconnectPath path = ChoosePath(variant, s.RowLength, limits);
-            int bucket = path switch
-            {
-                ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => 0,
-                ReconnectPath.Chunked => NextPowerOfTwo(Math.Min(s.RowLength, chunk)),
-                ReconnectPath.BlockBucketStaged or ReconnectPath.BlockBucketNarrow => StagedClass(s.RowLength),
-                ReconnectPath.BlockBucketSized => SizedKey(s.RowLength),
-                _ => NextPowerOfTwo(s.RowLength),
-            };
-            items.Add((i, path, bucket));
+            items.Add((i, path, BucketOf(path, s.RowLength, chunk)));
         }
-        if (variant == ReconnectVariant.Auto) PreferNarrowForCrowdedClasses(items, shapes, limits);
+        if (variant is ReconnectVariant.Auto or ReconnectVariant.Tuned) PreferNarrowForCrowdedClasses(items, shapes, limits);
+        if (variant == ReconnectVariant.Tuned && tunedClasses is not null)
+            for (int i = 0; i < items.Count; i++)
+            {
+                var (shape, path, bucket) = items[i];
+                if (path is ReconnectPath.BlockBucketStaged or ReconnectPath.BlockBucketNarrow && tunedClasses.TryGetValue(bucket, out ReconnectVariant chosen))
+                {
+                    ReconnectPath tuned = ChoosePath(chosen, shapes[shape].RowLength, limits);
+                    items[i] = (shape, tuned, BucketOf(tuned, shapes[shape].RowLength, chunk));
+                }
+            }
         // Stable: tensors of one class keep their model order.
         var ordered = items.Select((item, index) => (item, index))
             .OrderBy(x => x.item.Path).ThenBy(x => x.item.Bucket).ThenBy(x => x.index).Select(x => x.item).ToList();

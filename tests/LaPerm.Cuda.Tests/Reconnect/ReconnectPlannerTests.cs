@@ -260,12 +260,55 @@ public sealed class ReconnectPlannerTests
     }
 
     [Fact]
+    public void TunedPlanIsTheDispatchersWithEachTimedClassOnItsChosenVariant()
+    {
+        IReadOnlyList<ReconnectShape> resnet = ReconnectShapes.ResNet50ImageNet();
+        var classes = ReconnectPlanner.TunedClasses(resnet, Hopper);
+        Assert.Equal([256, 512, 1024, 2048, 4096, 8192], classes.Keys);
+        Assert.Equal(10174, classes[256].Sum(i => resnet[i].Rows));
+        Assert.All(classes, c => Assert.All(c.Value, i => Assert.Equal(c.Key, ReconnectPlanner.StagedClass(resnet[i].RowLength))));
+        // Nothing timed (the emulator): exactly the dispatcher's plan.
+        static string[] Shape(ReconnectPlan p) => [.. p.Launches.Select(l => $"{ReconnectPlanner.KernelName(l)} {l.Rows} {l.Threads} {l.SharedBytes}")];
+        ReconnectPlan auto = ReconnectPlanner.Plan(ReconnectVariant.Auto, resnet, Hopper);
+        Assert.Equal(Shape(auto), Shape(ReconnectPlanner.Plan(ReconnectVariant.Tuned, resnet, Hopper)));
+        Assert.Equal(Shape(auto), Shape(ReconnectPlanner.Plan(ReconnectVariant.Tuned, resnet, Hopper, new Dictionary<int, ReconnectVariant>())));
+        // Class 8192 timed fastest as variant 9, class 256 as 7 (the dispatcher gives it to 8): those
+        // change, the rest stay the dispatcher's.
+        var chosen = new Dictionary<int, ReconnectVariant> { [8192] = ReconnectVariant.BlockBucketSized, [256] = ReconnectVariant.BlockBucketStaged };
+        string[] tuned = Shape(ReconnectPlanner.Plan(ReconnectVariant.Tuned, resnet, Hopper, chosen));
+        Assert.Contains("reconnect_bucket_sized_i12 1536 384 67712", tuned);
+        Assert.Contains(tuned, l => l.StartsWith("reconnect_bucket_staged_256 10174 256 ", StringComparison.Ordinal));
+        Assert.Equal(Shape(auto).Where(l => !l.Contains("_256 ", StringComparison.Ordinal) && !l.Contains("_8192 ", StringComparison.Ordinal)),
+            tuned.Where(l => !l.Contains("sized", StringComparison.Ordinal) && !l.Contains("_256 ", StringComparison.Ordinal)));
+        // A map is for the tuned variant only.
+        Assert.Equal(Shape(auto), Shape(ReconnectPlanner.Plan(ReconnectVariant.Auto, resnet, Hopper, chosen)));
+    }
+
+    [Fact]
+    public void TunerTakesEachClassesFastestCandidate()
+    {
+        ReconnectShape[] shapes = [new("a", 40, 256), new("b", 30, 200), new("c", 8, 4608), new("d", 2, 30000)];
+        var timed = new List<(ReconnectVariant, int)>();
+        // Variant 9 is fastest on the 4608 rows, 8 on the short rows; 7 ties 8 there (the first, 7, stays).
+        var choice = ReconnectTuner.Choose(shapes, Hopper, (v, subset) =>
+        {
+            timed.Add((v, subset.Sum(s => s.Rows)));
+            return subset[0].RowLength == 4608 ? (v == ReconnectVariant.BlockBucketSized ? 1 : 2) : (v == ReconnectVariant.BlockBucketSized ? 3 : 1);
+        });
+        Assert.Equal(new Dictionary<int, ReconnectVariant> { [256] = ReconnectVariant.BlockBucketStaged, [8192] = ReconnectVariant.BlockBucketSized }, choice);
+        // Each class once per candidate, with all of its rows (a and b share class 256); the 30,000-long rows are no staged class.
+        Assert.Equal([(ReconnectVariant.BlockBucketStaged, 70), (ReconnectVariant.BlockBucketNarrow, 70), (ReconnectVariant.BlockBucketSized, 70),
+            (ReconnectVariant.BlockBucketStaged, 8), (ReconnectVariant.BlockBucketNarrow, 8), (ReconnectVariant.BlockBucketSized, 8)], timed);
+    }
+
+    [Fact]
     public void VariantSpecsParse()
     {
-        Assert.Equal(10, ReconnectBench.ParseVariants("all").Count);
+        Assert.Equal(11, ReconnectBench.ParseVariants("all").Count);
         Assert.Equal([ReconnectVariant.BlockRadix], ReconnectBench.ParseVariants("4"));
         Assert.Equal([ReconnectVariant.BlockBucketNarrow], ReconnectBench.ParseVariants("8"));
         Assert.Equal([ReconnectVariant.BlockBucketSized], ReconnectBench.ParseVariants("9"));
-        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("10"));
+        Assert.Equal([ReconnectVariant.Tuned], ReconnectBench.ParseVariants("10"));
+        Assert.Throws<ArgumentException>(() => ReconnectBench.ParseVariants("11"));
     }
 }
