@@ -127,6 +127,20 @@ public sealed class DeviceReconnector : IDisposable
     }
 
     /// <summary>Downloads the targets' current weights (taken as the initial ones), sorts each row on the host and builds the reconnector.</summary>
+    /// <summary>One target per shape, laid out one after another from the start of <paramref name="weights"/> (the bench's and the tuner's buffers).</summary>
+    public static List<DeviceReconnectTarget> TargetsOver(IReadOnlyList<ReconnectShape> shapes, DeviceBuffer<float> weights)
+    {
+        ArgumentNullException.ThrowIfNull(shapes);
+        var targets = new List<DeviceReconnectTarget>(shapes.Count);
+        long offset = 0;
+        foreach (ReconnectShape s in shapes)
+        {
+            targets.Add(new DeviceReconnectTarget(s.Name, weights, offset, s.Rows, s.RowLength));
+            offset += s.Elements;
+        }
+        return targets;
+    }
+
     /// <summary>The targets' shapes, as the planner takes them.</summary>
     public static IReadOnlyList<ReconnectShape> Shapes(IReadOnlyList<DeviceReconnectTarget> targets)
     {
@@ -185,31 +199,23 @@ public sealed class DeviceReconnector : IDisposable
         if ((uint)index >= (uint)Plan.Launches.Count)
             throw new ArgumentOutOfRangeException(nameof(index), $"launch {index} does not exist; the plan has {Plan.Launches.Count}");
         ulong scratch = _scratch.Pointer;
+        ReconnectLaunch l = Plan.Launches[index];
+        ulong table = _table.PointerAt(l.TableStart);
+        int n = l.TensorCount;
+        Kernel kernel = _launchKernels[index];
+        switch (l.Path)
         {
-            ReconnectLaunch l = Plan.Launches[index];
-            ulong table = _table.PointerAt(l.TableStart);
-            int n = l.TensorCount;
-            Kernel kernel = _launchKernels[index];
-            switch (l.Path)
-            {
-                case ReconnectPath.Warp32:
-                case ReconnectPath.Warp64:
-                case ReconnectPath.Warp128:
-                    int rowsPerBlock = ReconnectPlanner.WarpKernelThreads / 32;
-                    kernel.Launch((l.Rows + rowsPerBlock - 1) / rowsPerBlock, ReconnectPlanner.WarpKernelThreads, 0, stream, table, n, l.Rows);
-                    break;
-                case ReconnectPath.TwoPass:
-                    kernel.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);
-                    _kernels["reconnect_scatter_rows"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, scratch);
-                    break;
-                case ReconnectPath.Chunked:
-                    kernel.Launch(l.Chunks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Chunks, l.Chunk, scratch);
-                    _kernels["reconnect_chunk_merge"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, l.Chunk, scratch);
-                    break;
-                default: // a block per row: bitonic, radix and the bucket kernels
-                    kernel.Launch(l.Rows, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
-                    break;
-            }
+            case ReconnectPath.TwoPass:
+                kernel.Launch(l.Blocks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows, scratch);
+                _kernels["reconnect_scatter_rows"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, scratch);
+                break;
+            case ReconnectPath.Chunked:
+                kernel.Launch(l.Blocks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Chunks, l.Chunk, scratch);
+                _kernels["reconnect_chunk_merge"].Launch(l.Rows, ReconnectPlanner.RowPassThreads, 0, stream, table, n, l.Rows, l.Chunk, scratch);
+                break;
+            default: // a block per row (bitonic, radix, the bucket kernels) or per warp's row (warp kernels)
+                kernel.Launch(l.Blocks, l.Threads, (uint)l.SharedBytes, stream, table, n, l.Rows);
+                break;
         }
     }
 

@@ -180,8 +180,7 @@ public sealed class ReconnectBench
                 for (int i = 0; i < plan.Launches.Count; i++)
                     perLaunch[i][s] = marks[i + 1].ElapsedMillisecondsSince(marks[i]) * 1e3 / reconnectors.Count;
             }
-            return [.. plan.Launches.Select((l, i) => new ReconnectLaunchTime(ReconnectPlanner.KernelName(l), l.Rows, l.MaxRowLength,
-                l.Path is ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 ? ReconnectPlanner.WarpKernelThreads : l.Threads,
+            return [.. plan.Launches.Select((l, i) => new ReconnectLaunchTime(ReconnectPlanner.KernelName(l), l.Rows, l.MaxRowLength, l.Threads,
                 TrainStepBench.Median(perLaunch[i])))];
         }
         finally
@@ -255,17 +254,7 @@ internal sealed class BenchInputs
     public float[] Expected { get; }
     public long Elements => Current.LongLength;
 
-    public List<DeviceReconnectTarget> Targets(DeviceBuffer<float> weights)
-    {
-        var targets = new List<DeviceReconnectTarget>(Shapes.Count);
-        long offset = 0;
-        foreach (ReconnectShape s in Shapes)
-        {
-            targets.Add(new DeviceReconnectTarget(s.Name, weights, offset, s.Rows, s.RowLength));
-            offset += s.Elements;
-        }
-        return targets;
-    }
+    public List<DeviceReconnectTarget> Targets(DeviceBuffer<float> weights) => DeviceReconnector.TargetsOver(Shapes, weights);
 
     public static BenchInputs Create(IReadOnlyList<ReconnectShape> shapes, int seed)
     {

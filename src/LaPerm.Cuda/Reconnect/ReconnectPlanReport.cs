@@ -38,18 +38,11 @@ public static class ReconnectPlanReport
                 {
                     string kernel = ReconnectPlanner.KernelName(l);
                     PtxKernelResources? r = resources.GetValueOrDefault(kernel);
-                    int threads = l.Path is ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 ? ReconnectPlanner.WarpKernelThreads : l.Threads;
-                    int blocks = l.Path switch
-                    {
-                        ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => (l.Rows + 7) / 8,
-                        ReconnectPath.Chunked => l.Chunks,
-                        _ => l.Rows,
-                    };
                     int shared = l.SharedBytes + (r?.StaticSharedBytes ?? 0);
-                    KernelOccupancy o = KernelOccupancy.Of(SmResources.Hopper, threads, r?.Registers ?? 0, shared);
+                    KernelOccupancy o = KernelOccupancy.Of(SmResources.Hopper, l.Threads, r?.Registers ?? 0, shared);
                     string registers = r?.Registers is int n ? n.ToString(inv).PadLeft(3) : "  ?";
                     output.WriteLine(string.Create(inv,
-                        $"  {kernel,-30} blocks {blocks,7}  rows <= {l.MaxRowLength,5}  threads {threads,4}  shared {shared,7} B  registers {registers}  blocks/SM {o.BlocksPerSm,2} ({o.LimitedBy})  occupancy {100 * o.Fraction,3:F0} %"));
+                        $"  {kernel,-30} blocks {l.Blocks,7}  rows <= {l.MaxRowLength,5}  threads {l.Threads,4}  shared {shared,7} B  registers {registers}  blocks/SM {o.BlocksPerSm,2} ({o.LimitedBy})  occupancy {100 * o.Fraction,3:F0} %"));
                 }
             }
     }

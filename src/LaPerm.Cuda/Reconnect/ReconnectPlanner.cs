@@ -71,7 +71,16 @@ public struct ReconnectTensor
 
 /// <summary>One launch (or launch pair) over a contiguous range of the table: a size class.</summary>
 public sealed record ReconnectLaunch(ReconnectPath Path, int TableStart, int TensorCount, int Rows, int Chunks, int MaxRowLength,
-    int Threads, int SharedBytes, int Chunk);
+    int Threads, int SharedBytes, int Chunk)
+{
+    /// <summary>The grid of the launch's (first) kernel: a block per row, per chunk (chunked), or per warp's row (warp kernels).</summary>
+    public int Blocks => Path switch
+    {
+        ReconnectPath.Warp32 or ReconnectPath.Warp64 or ReconnectPath.Warp128 => (Rows + Threads / 32 - 1) / (Threads / 32),
+        ReconnectPath.Chunked => Chunks,
+        _ => Rows,
+    };
+}
 
 /// <summary>
 /// The plan for one set of tensors: table order (TableOrder[k] = index of the input shape in

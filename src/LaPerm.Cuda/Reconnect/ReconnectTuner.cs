@@ -41,14 +41,19 @@ public static class ReconnectTuner
     {
         ArgumentNullException.ThrowIfNull(kernels);
         if (kernels.Device.Kind != "cuda") return new Dictionary<int, ReconnectVariant>();
-        return Choose(shapes, kernels.Limits, (candidate, subset) => Time(kernels, candidate, subset));
+        // Choose passes one subset per class to every candidate: its values are made once.
+        var inputs = new Dictionary<IReadOnlyList<ReconnectShape>, (float[] Values, float[] Sorted)>(ReferenceEqualityComparer.Instance);
+        return Choose(shapes, kernels.Limits, (candidate, subset) =>
+        {
+            if (!inputs.TryGetValue(subset, out var made)) inputs[subset] = made = Inputs(subset);
+            return Time(kernels, candidate, subset, made.Values, made.Sorted);
+        });
     }
 
-    private static double Time(ReconnectKernels kernels, ReconnectVariant candidate, IReadOnlyList<ReconnectShape> shapes)
+    /// <summary>Values spread as initial weights are (uniform), and sorted rows of the same spread.</summary>
+    private static (float[] Values, float[] Sorted) Inputs(IReadOnlyList<ReconnectShape> shapes)
     {
-        Device device = kernels.Device;
         long elements = shapes.Sum(s => s.Elements);
-        // Values spread as initial weights are (uniform), and sorted rows of the same spread.
         var values = new float[elements];
         var sorted = new float[elements];
         var rng = new Random(12345);
@@ -60,16 +65,15 @@ public static class ReconnectTuner
                     values[at + i] = (float)(rng.NextDouble() * 2 - 1);
                     sorted[at + i] = -1f + 2f * i / s.RowLength;
                 }
-        using DeviceBuffer<float> weights = device.Allocate<float>(elements);
+        return (values, sorted);
+    }
+
+    private static double Time(ReconnectKernels kernels, ReconnectVariant candidate, IReadOnlyList<ReconnectShape> shapes, float[] values, float[] sorted)
+    {
+        Device device = kernels.Device;
+        using DeviceBuffer<float> weights = device.Allocate<float>(values.LongLength);
         weights.CopyFrom(values);
-        var targets = new List<DeviceReconnectTarget>(shapes.Count);
-        long offset = 0;
-        foreach (ReconnectShape s in shapes)
-        {
-            targets.Add(new DeviceReconnectTarget(s.Name, weights, offset, s.Rows, s.RowLength));
-            offset += s.Elements;
-        }
-        using var reconnector = new DeviceReconnector(kernels, targets, candidate, sorted);
+        using var reconnector = new DeviceReconnector(kernels, DeviceReconnector.TargetsOver(shapes, weights), candidate, sorted);
         using DeviceEvent start = device.CreateEvent();
         using DeviceEvent stop = device.CreateEvent();
         reconnector.Enqueue(device.Stream); // warm-up (and the module's first launch)
